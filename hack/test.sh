@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# The one test command (README and .ci/run both call it): lint, typecheck, then every *.test.ts.
+#   --unit   skip tests/e2e and tests/integration (fast inner loop)
+#   FILES…   run only these test files (lint and typecheck still run unless SKIP_CHECKS=1)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+unit=0
+files=()
+for a in "$@"; do
+  case "$a" in
+    --unit) unit=1 ;;
+    *) files+=("$a") ;;
+  esac
+done
+if [ "${SKIP_CHECKS:-0}" != 1 ]; then
+  echo "== lint"; npx biome ci .
+  echo "== typecheck"; npx tsc --noEmit -p tsconfig.json
+fi
+# Entry points run compiled JavaScript (dist/), so e2e tests need a fresh build.
+echo "== build"; npx tsc -p tsconfig.build.json
+if [ ${#files[@]} -eq 0 ]; then
+  dirs=(api apiserver client controller handler launcher virtctl images storage lib cmd)
+  [ "$unit" = 1 ] || dirs+=(tests)
+  existing=()
+  for d in "${dirs[@]}"; do [ -d "$d" ] && existing+=("$d"); done
+  mapfile -t files < <(find "${existing[@]}" -name '*.test.ts' -not -path '*/node_modules/*' | sort)
+fi
+echo "== test (${#files[@]} files)"
+exec node --import tsx --test --test-reporter=spec --test-concurrency="${TEST_CONCURRENCY:-1}" "${files[@]}"
