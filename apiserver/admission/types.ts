@@ -1,0 +1,53 @@
+// Admission plugins take and return AdmissionReview v1 (mutation as a JSON patch). In embedded mode the API server
+// calls them in process; on a cluster the same plugins are served as webhooks.
+import type { StatusCause } from "../../lib/errors.js";
+
+export interface GroupVersionKind {
+  group: string;
+  version: string;
+  kind: string;
+}
+export interface GroupVersionResource {
+  group: string;
+  version: string;
+  resource: string;
+}
+
+export interface AdmissionRequest {
+  uid: string;
+  kind: GroupVersionKind;
+  resource: GroupVersionResource;
+  subResource?: string;
+  name?: string;
+  namespace?: string;
+  operation: "CREATE" | "UPDATE" | "DELETE" | "CONNECT";
+  userInfo: { username: string; groups?: string[] };
+  object?: Record<string, unknown>;
+  oldObject?: Record<string, unknown>;
+  dryRun?: boolean;
+}
+
+export interface AdmissionResponse {
+  uid: string;
+  allowed: boolean;
+  status?: { code?: number; reason?: string; message?: string; details?: { causes?: StatusCause[] } };
+  patchType?: "JSONPatch";
+  /** base64 of a JSON patch (RFC 6902) */
+  patch?: string;
+  warnings?: string[];
+}
+
+export interface AdmissionReview {
+  apiVersion: "admission.k8s.io/v1";
+  kind: "AdmissionReview";
+  request?: AdmissionRequest;
+  response?: AdmissionResponse;
+}
+
+export interface AdmissionPlugin {
+  name: string;
+  type: "mutating" | "validating";
+  /** Which requests the plugin wants, as a webhook's rules would say. */
+  matches(req: AdmissionRequest): boolean;
+  review(review: AdmissionReview): AdmissionReview | Promise<AdmissionReview>;
+}
