@@ -1,19 +1,35 @@
 // kubevirt.io/v1 VirtualMachine, VirtualMachineInstanceReplicaSet, VirtualMachineInstanceMigration.
-import { type Static, Type } from "@sinclair/typebox";
-import { DataVolumeSpec, DataVolumeStatus } from "../../cdi/v1beta1/datavolume.js";
-import { Condition, LabelSelector, ObjectMeta, TypeMeta } from "../../meta/v1/object-meta.js";
+import type { Static } from "@sinclair/typebox";
+import { DataVolumeSpec } from "../../cdi/v1beta1/datavolume.js";
+import { LabelSelector, ObjectMeta, TypeMeta } from "../../meta/v1/object-meta.js";
 import { Bool, Embedded, Enum, Int32, Int64, ListOf, Str, StrMap, Struct, Time } from "../../meta/v1/schema.js";
-import { Disk, VirtualMachineInstanceTemplateSpec } from "./vmi.js";
+import {
+  ChangedBlockTrackingStatus,
+  Disk,
+  KubevirtCondition,
+  MigrationState,
+  StorageMigratedVolumeInfo,
+  VirtualMachineInstanceTemplateSpec,
+} from "./vmi.js";
 
 export const RUN_STRATEGIES = ["Always", "Halted", "Manual", "RerunOnFailure", "Once", "WaitAsReceiver"] as const;
 export const RunStrategy = Enum(RUN_STRATEGIES);
 export type RunStrategy = Static<typeof RunStrategy>;
 
 export const DataVolumeTemplateSpec = Embedded(
-  Struct({ apiVersion: Str, kind: Str, metadata: ObjectMeta, spec: DataVolumeSpec, status: DataVolumeStatus }, [
-    "spec",
-  ]),
+  Struct(
+    {
+      apiVersion: Str,
+      kind: Str,
+      metadata: ObjectMeta,
+      spec: DataVolumeSpec,
+      /** DataVolumeTemplateDummyStatus: kept only for compatibility with an old API. */
+      status: Struct({}, [], { nullable: true }),
+    },
+    ["spec"],
+  ),
 );
+export type DataVolumeTemplateSpec = Static<typeof DataVolumeTemplateSpec>;
 
 const Matcher = {
   name: Str,
@@ -22,20 +38,14 @@ const Matcher = {
   inferFromVolume: Str,
   inferFromVolumeFailurePolicy: Str,
 };
-export const InstancetypeMatcher = Struct({ ...Matcher, matchExpressionsFromInstancetype: Bool });
+export const InstancetypeMatcher = Struct(Matcher);
 export const PreferenceMatcher = Struct(Matcher);
 
 export const VirtualMachineSpec = Struct(
   {
     running: Bool,
     runStrategy: RunStrategy,
-    instancetype: Struct({
-      name: Str,
-      kind: Str,
-      revisionName: Str,
-      inferFromVolume: Str,
-      inferFromVolumeFailurePolicy: Str,
-    }),
+    instancetype: InstancetypeMatcher,
     preference: PreferenceMatcher,
     template: VirtualMachineInstanceTemplateSpec,
     dataVolumeTemplates: ListOf(DataVolumeTemplateSpec),
@@ -72,21 +82,36 @@ export const StateChangeRequest = Struct({ action: Enum(["Start", "Stop"] as con
 ]);
 export type StateChangeRequest = Static<typeof StateChangeRequest>;
 
+const StatusRef = Struct({
+  name: Str,
+  kind: Str,
+  controllerRevisionRef: Struct({ name: Str }),
+  inferFromVolume: Str,
+  inferFromVolumeFailurePolicy: Str,
+});
+
 export const VirtualMachineStatus = Struct({
   snapshotInProgress: Str,
   restoreInProgress: Str,
   created: Bool,
   ready: Bool,
   printableStatus: PrintableStatus,
-  conditions: ListOf(Condition),
+  conditions: ListOf(KubevirtCondition),
   stateChangeRequests: ListOf(StateChangeRequest),
   volumeRequests: ListOf(
     Struct({
-      addVolumeOptions: Struct({ name: Str, disk: Disk, volumeSource: Type.Any(), dryRun: ListOf(Str) }, [
-        "name",
-        "disk",
-        "volumeSource",
-      ]),
+      addVolumeOptions: Struct(
+        {
+          name: Str,
+          disk: Disk,
+          volumeSource: Struct({
+            dataVolume: Struct({ name: Str, hotpluggable: Bool }, ["name"]),
+            persistentVolumeClaim: Struct({ claimName: Str, readOnly: Bool, hotpluggable: Bool }, ["claimName"]),
+          }),
+          dryRun: ListOf(Str),
+        },
+        ["name", "disk", "volumeSource"],
+      ),
       removeVolumeOptions: Struct({ name: Str, dryRun: ListOf(Str) }, ["name"]),
     }),
   ),
@@ -99,10 +124,10 @@ export const VirtualMachineStatus = Struct({
   observedGeneration: Int64,
   desiredGeneration: Int64,
   runStrategy: RunStrategy,
-  volumeUpdateState: Type.Any(),
-  instancetypeRef: Type.Any(),
-  preferenceRef: Type.Any(),
-  changedBlockTracking: Type.Any(),
+  volumeUpdateState: Struct({ volumeMigrationState: Struct({ migratedVolumes: ListOf(StorageMigratedVolumeInfo) }) }),
+  instancetypeRef: StatusRef,
+  preferenceRef: StatusRef,
+  changedBlockTracking: ChangedBlockTrackingStatus,
 });
 export type VirtualMachineStatus = Static<typeof VirtualMachineStatus>;
 
@@ -118,7 +143,7 @@ export const VirtualMachineInstanceReplicaSetSpec = Struct(
 export const VirtualMachineInstanceReplicaSetStatus = Struct({
   replicas: Int32,
   readyReplicas: Int32,
-  conditions: ListOf(Condition),
+  conditions: ListOf(KubevirtCondition),
   labelSelector: Str,
 });
 export const VirtualMachineInstanceReplicaSet = Struct(
@@ -154,9 +179,9 @@ export const VirtualMachineInstanceMigrationSpec = Struct({
 });
 export const VirtualMachineInstanceMigrationStatus = Struct({
   phase: MigrationPhase,
-  conditions: ListOf(Condition),
-  phaseTransitionTimestamps: ListOf(Struct({ phase: MigrationPhase, phaseTransitionTimestamp: Time })),
-  migrationState: Type.Any(),
+  conditions: ListOf(KubevirtCondition),
+  phaseTransitionTimestamps: ListOf(Struct({ phase: Str, phaseTransitionTimestamp: Time })),
+  migrationState: MigrationState,
   synchronizationAddresses: ListOf(Str),
 });
 export const VirtualMachineInstanceMigration = Struct(

@@ -1,19 +1,19 @@
 // kubevirt.io/v1 VirtualMachineInstance: hand-written and closed, with KubeVirt's field names
 // (staging/src/kubevirt.io/api/core/v1/schema.go and types.go). testdata/ holds KubeVirt's OpenAPI field paths and
 // a test checks every one of them exists here.
-import { type Static, Type } from "@sinclair/typebox";
+import type { Static } from "@sinclair/typebox";
 import {
   Affinity,
+  DownwardAPIVolumeFile,
   ExecAction,
   HTTPGetAction,
   LocalObjectReference,
   PodDNSConfig,
-  ResourceClaim,
   TCPSocketAction,
   Toleration,
   TopologySpreadConstraint,
 } from "../../core/v1/common.js";
-import { Condition, ObjectMeta, TypeMeta } from "../../meta/v1/object-meta.js";
+import { ObjectMeta, TypeMeta } from "../../meta/v1/object-meta.js";
 import {
   Bool,
   Empty,
@@ -160,6 +160,7 @@ export const Interface = Struct(
     passtBinding: Empty(),
     binding: Struct({ name: Str }, ["name"]),
     ports: ListOf(Port),
+    portRanges: ListOf(Struct({ protocol: Str, start: Int32, end: Int32 }, ["protocol", "start", "end"])),
     macAddress: Str,
     bootOrder: Int32,
     pciAddress: Str,
@@ -186,7 +187,8 @@ export const GPU = Struct(
   {
     name: Str,
     deviceName: Str,
-    claimRequest: Struct({ claimName: Str, requestName: Str }),
+    claimName: Str,
+    requestName: Str,
     virtualGPUOptions: Struct({
       display: Struct({ enabled: Bool, ramFB: FeatureState }),
     }),
@@ -194,10 +196,7 @@ export const GPU = Struct(
   },
   ["name"],
 );
-export const HostDevice = Struct(
-  { name: Str, deviceName: Str, claimRequest: Struct({ claimName: Str, requestName: Str }), tag: Str },
-  ["name"],
-);
+export const HostDevice = Struct({ name: Str, deviceName: Str, claimName: Str, requestName: Str, tag: Str }, ["name"]);
 export const SoundDevice = Struct({ name: Str, model: Str }, ["name"]);
 export const Devices = Struct({
   useVirtioTransitional: Bool,
@@ -212,6 +211,7 @@ export const Devices = Struct({
   autoattachMemBalloon: Bool,
   autoattachInputDevice: Bool,
   autoattachVSOCK: Bool,
+  logSerialConsole: Bool,
   rng: Empty(),
   blockMultiQueue: Bool,
   networkInterfaceMultiqueue: Bool,
@@ -260,7 +260,7 @@ export type DomainSpec = Static<typeof DomainSpec>;
 const SecretRef = LocalObjectReference;
 export const CloudInitNoCloud = Struct({
   userDataBase64: Str,
-  userDataSecretRef: SecretRef,
+  secretRef: SecretRef,
   userData: Str,
   networkDataBase64: Str,
   networkDataSecretRef: SecretRef,
@@ -285,7 +285,8 @@ export const Volume = Struct(
     dataVolume: Struct({ name: Str, hotpluggable: Bool }, ["name"]),
     configMap: Struct({ name: Str, optional: Bool, volumeLabel: Str }),
     secret: Struct({ secretName: Str, optional: Bool, volumeLabel: Str }),
-    downwardAPI: Struct({ fields: ListOf(Type.Any()), volumeLabel: Str }),
+    downwardAPI: Struct({ fields: ListOf(DownwardAPIVolumeFile), volumeLabel: Str }),
+    containerPath: Struct({ path: Str, readOnly: Bool }, ["path"]),
     serviceAccount: Struct({ serviceAccountName: Str }),
     downwardMetrics: Empty(),
     memoryDump: Struct({ claimName: Str, readOnly: Bool, hotpluggable: Bool }, ["claimName"]),
@@ -299,6 +300,7 @@ export const Network = Struct(
     name: Str,
     pod: Struct({ vmNetworkCIDR: Str, vmIPv6NetworkCIDR: Str }),
     multus: Struct({ networkName: Str, default: Bool }, ["networkName"]),
+    resourceClaim: Struct({ claimName: Str, requestName: Str }),
   },
   ["name"],
 );
@@ -361,7 +363,9 @@ export const VirtualMachineInstanceSpec = Struct(
     dnsConfig: PodDNSConfig,
     accessCredentials: ListOf(AccessCredential),
     architecture: Str,
-    resourceClaims: ListOf(ResourceClaim),
+    resourceClaims: ListOf(Struct({ name: Str, resourceClaimName: Str, resourceClaimTemplateName: Str }, ["name"])),
+    serviceAccountName: Str,
+    utilityVolumes: ListOf(Struct({ name: Str, claimName: Str, readOnly: Bool, type: Str }, ["name", "claimName"])),
   },
   ["domain"],
 );
@@ -410,8 +414,78 @@ export const VmiNetworkInterface = Struct({
 });
 export type VmiNetworkInterface = Static<typeof VmiNetworkInterface>;
 
-export const PhaseTransitionTimestamp = Struct({ phase: VmiPhase, phaseTransitionTimestamp: Time });
+export const PhaseTransitionTimestamp = Struct({ phase: Str, phaseTransitionTimestamp: Time });
 
+/** KubeVirt's condition shape (VirtualMachineInstanceCondition, VirtualMachineCondition, ...). */
+export const KubevirtCondition = Struct(
+  {
+    type: Str,
+    status: Enum(["True", "False", "Unknown"] as const),
+    lastProbeTime: Time,
+    lastTransitionTime: Time,
+    reason: Str,
+    message: Str,
+  },
+  ["type", "status"],
+);
+
+export const PersistentVolumeClaimInfo = Struct({
+  claimName: Str,
+  accessModes: ListOf(Str),
+  volumeMode: Str,
+  capacity: QuantityMap,
+  requests: QuantityMap,
+  preallocated: Bool,
+  filesystemOverhead: Str,
+});
+export const StorageMigratedVolumeInfo = Struct(
+  { volumeName: Str, sourcePVCInfo: PersistentVolumeClaimInfo, destinationPVCInfo: PersistentVolumeClaimInfo },
+  ["volumeName"],
+);
+
+export const MigrationConfigurationOptions = Struct({
+  nodeDrainTaintKey: Str,
+  parallelOutboundMigrationsPerNode: Int64,
+  parallelMigrationsPerCluster: Int64,
+  allowAutoConverge: Bool,
+  bandwidthPerMigration: Quantity,
+  completionTimeoutPerGiB: Int64,
+  progressTimeout: Int64,
+  unsafeMigrationOverride: Bool,
+  allowPostCopy: Bool,
+  disableTLS: Bool,
+  network: Str,
+  matchSELinuxLevelOnMigration: Bool,
+  allowWorkloadDisruption: Bool,
+  maxDowntimeMs: Int64,
+  utilityVolumesTimeout: Int64,
+  experimental: Struct({
+    compression: Str,
+    downtimeTuning: Struct({ initialMs: Int64, startAfterIteration: Int64, steps: Int32, cooldownSeconds: Int32 }),
+    stallDetector: Struct({
+      completionTimeoutFactor: Quantity,
+      ewmaAlpha: Quantity,
+      patienceWindowDecayFactor: Quantity,
+      precopyPossibleFactor: Quantity,
+      searchLocalMinima: Bool,
+      stallMargin: Int64,
+      stallProgressTimeout: Int64,
+      switchoverTimeout: Int64,
+    }),
+  }),
+});
+
+const MigrationEndpointState = {
+  domainName: Str,
+  domainNamespace: Str,
+  migrationUID: Str,
+  node: Str,
+  persistentStatePVCName: Str,
+  pod: Str,
+  selinuxContext: Str,
+  syncAddress: Str,
+  virtualMachineInstanceUID: Str,
+};
 export const MigrationState = Struct({
   startTimestamp: Time,
   endTimestamp: Time,
@@ -422,6 +496,7 @@ export const MigrationState = Struct({
   targetNode: Str,
   targetPod: Str,
   targetAttachmentPodUID: Str,
+  targetMemoryOverhead: Quantity,
   sourceNode: Str,
   sourcePod: Str,
   completed: Bool,
@@ -432,15 +507,25 @@ export const MigrationState = Struct({
   migrationUid: Str,
   mode: Str,
   migrationPolicyName: Str,
-  migrationConfiguration: Type.Any(),
+  migrationConfiguration: MigrationConfigurationOptions,
   targetCPUSet: ListOf(Int32),
   targetNodeTopology: Str,
   sourcePersistentStatePVCName: Str,
   targetPersistentStatePVCName: Str,
-  sourceState: Type.Any(),
-  targetState: Type.Any(),
+  sourceState: Struct({ ...MigrationEndpointState, nodeSelectors: StrMap }),
+  targetState: Struct({
+    ...MigrationEndpointState,
+    attachmentPodUID: Str,
+    cpuSet: ListOf(Int32),
+    directMigrationNodePorts: MapOf(Int32),
+    domainDetected: Bool,
+    domainReadyTimestamp: Time,
+    nodeAddress: Str,
+    nodeTopology: Str,
+  }),
   migrationNetworkType: Str,
 });
+export type MigrationState = Static<typeof MigrationState>;
 
 export const VolumeStatus = Struct(
   {
@@ -449,7 +534,7 @@ export const VolumeStatus = Struct(
     phase: Str,
     reason: Str,
     message: Str,
-    persistentVolumeClaimInfo: Type.Any(),
+    persistentVolumeClaimInfo: PersistentVolumeClaimInfo,
     hotplugVolume: Struct({ attachPodName: Str, attachPodUID: Str }),
     size: Int64,
     memoryDumpVolume: Struct({ startTimestamp: Time, endTimestamp: Time, claimName: Str, targetFileName: Str }),
@@ -458,10 +543,28 @@ export const VolumeStatus = Struct(
   ["name", "target"],
 );
 
+export const ChangedBlockTrackingStatus = Struct(
+  {
+    state: Str,
+    backupStatus: Struct({
+      backupName: Str,
+      checkpointName: Str,
+      backupMsg: Str,
+      completed: Bool,
+      failed: Bool,
+      quiesceStatus: Str,
+      startTimestamp: Time,
+      endTimestamp: Time,
+      volumes: ListOf(Struct({ volumeName: Str }, ["volumeName"])),
+    }),
+  },
+  ["state"],
+);
+
 export const VirtualMachineInstanceStatus = Struct({
   nodeName: Str,
   reason: Str,
-  conditions: ListOf(Condition),
+  conditions: ListOf(KubevirtCondition),
   phase: VmiPhase,
   phaseTransitionTimestamps: ListOf(PhaseTransitionTimestamp),
   interfaces: ListOf(VmiNetworkInterface),
@@ -483,19 +586,18 @@ export const VirtualMachineInstanceStatus = Struct({
   evacuationNodeName: Str,
   activePods: StrMap,
   volumeStatus: ListOf(VolumeStatus),
-  kernelBootStatus: Type.Any(),
+  kernelBootStatus: Struct({ kernelInfo: Struct({ checksum: Int64 }), initrdInfo: Struct({ checksum: Int64 }) }),
   fsFreezeStatus: Str,
   topologyHints: Struct({ tscFrequency: Int64 }),
   virtualMachineRevisionName: Str,
   runtimeUser: Int64,
-  VSOCKCID: Int32,
+  VSOCKCID: Int64,
   selinuxContext: Str,
   machine: Machine,
   currentCPUTopology: Struct({ cores: Int32, sockets: Int32, threads: Int32 }),
-  memory: Struct({ guestAtBoot: Quantity, guestCurrent: Quantity, guestRequested: Quantity }),
-  migratedVolumes: ListOf(Type.Any()),
-  deviceStatus: Type.Any(),
-  changedBlockTracking: Type.Any(),
+  memory: Struct({ guestAtBoot: Quantity, guestCurrent: Quantity, guestRequested: Quantity, memoryOverhead: Quantity }),
+  migratedVolumes: ListOf(StorageMigratedVolumeInfo),
+  changedBlockTracking: ChangedBlockTrackingStatus,
 });
 export type VirtualMachineInstanceStatus = Static<typeof VirtualMachineInstanceStatus>;
 
