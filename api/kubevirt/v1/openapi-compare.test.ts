@@ -24,13 +24,20 @@ function kindOf(s: Schema): string {
 
 function compare(ref: string, ours: Schema, path: string, problems: string[], seen: Set<string>): void {
   if (ref.startsWith("[]")) {
-    if (ours.type !== "array") return void problems.push(`${path}: KubeVirt has an array, ours is ${kindOf(ours)}`);
-    return compare(ref.slice(2), ours.items as Schema, `${path}[]`, problems, seen);
+    if (ours.type !== "array") {
+      problems.push(`${path}: KubeVirt has an array, ours is ${kindOf(ours)}`);
+      return;
+    }
+    compare(ref.slice(2), ours.items as Schema, `${path}[]`, problems, seen);
+    return;
   }
   if (ref.startsWith("map:")) {
-    if (ours.type !== "object" || typeof ours.additionalProperties !== "object")
-      return void problems.push(`${path}: KubeVirt has a map, ours is ${kindOf(ours)}`);
-    return compare(ref.slice(4), ours.additionalProperties as Schema, `${path}{}`, problems, seen);
+    if (ours.type !== "object" || typeof ours.additionalProperties !== "object") {
+      problems.push(`${path}: KubeVirt has a map, ours is ${kindOf(ours)}`);
+      return;
+    }
+    compare(ref.slice(4), ours.additionalProperties as Schema, `${path}{}`, problems, seen);
+    return;
   }
   const scalar: Record<string, string> = { string: "string", integer: "integer", boolean: "boolean", number: "number" };
   if (scalar[ref]) {
@@ -54,7 +61,10 @@ function compare(ref: string, ours: Schema, path: string, problems: string[], se
     if (ours.type !== "object") problems.push(`${path}: KubeVirt has ${ref}, ours is ${kindOf(ours)}`);
     return;
   }
-  if (ours.type !== "object") return void problems.push(`${path}: KubeVirt has ${ref}, ours is ${kindOf(ours)}`);
+  if (ours.type !== "object") {
+    problems.push(`${path}: KubeVirt has ${ref}, ours is ${kindOf(ours)}`);
+    return;
+  }
   const key = `${ref}@${path}`;
   if (seen.has(key)) return;
   seen.add(key);
