@@ -1,0 +1,10 @@
+// The API types and schemas of every kind tsvirt serves. Imports nothing outside api/ (and lib/).
+export * from "./cdi/v1beta1/datavolume.js";
+export * from "./core/v1/common.js";
+export * from "./core/v1/kinds.js";
+export * from "./core/v1/pod.js";
+export * from "./kubevirt/v1/vm.js";
+export * from "./kubevirt/v1/vmi.js";
+export * from "./meta/v1/crd.js";
+export * from "./meta/v1/object-meta.js";
+export * from "./meta/v1/schema.js";
