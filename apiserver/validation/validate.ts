@@ -1,10 +1,16 @@
 // Schema validation as kube-apiserver does it for custom resources: prune unknown fields (reporting their paths for
-// fieldValidation=Strict|Warn), drop nulls where the schema is not nullable, then validate types, required fields,
-// enums and patterns with ajv (compiled once per schema) and turn every error into a StatusCause with a dotted
-// field path. Understands x-kubernetes-preserve-unknown-fields, -int-or-string and -embedded-resource.
+// fieldValidation=Strict|Warn), drop nulls where the schema is not nullable, then check types, required fields,
+// enums, patterns and formats, turning each problem into a StatusCause with a dotted field path.
+// Understands x-kubernetes-preserve-unknown-fields, -int-or-string and -embedded-resource.
+//
+// Two engines, one result: schemas that use only the structural subset our API schemas use (type, properties,
+// additionalProperties, items, required, enum, pattern, format, nullable, int-or-string) are checked in the same
+// single walk that prunes them; that needs no compilation, which matters because ajv takes 1-3 s to compile one
+// of the large KubeVirt schemas on this machine. A schema using anything else (minimum, maxLength, oneOf, ... as
+// user-created CRDs may) is compiled once with ajv and cached.
 import { Ajv, type ErrorObject, type ValidateFunction } from "ajv";
 import addFormatsModule from "ajv-formats";
-import { QUANTITY_PATTERN } from "../../api/index.js";
+import { ObjectMeta, QUANTITY_PATTERN } from "../../api/index.js";
 import { badRequest, pointerToField, type StatusCause, type StatusError } from "../../lib/errors.js";
 
 export type FieldValidation = "Strict" | "Warn" | "Ignore";
@@ -24,8 +30,11 @@ export interface ValidationResult<T = Record<string, unknown>> {
   causes: StatusCause[];
 }
 
+// ---------------------------------------------------------------------------------------------------------------
+// ajv, for schemas beyond the structural subset
+
 const addFormats = addFormatsModule as unknown as (ajv: Ajv) => Ajv;
-const ajv = new Ajv({ allErrors: true, strict: false, validateFormats: true });
+const ajv = new Ajv({ allErrors: true, strict: false, validateSchema: false, code: { optimize: false } });
 addFormats(ajv);
 for (const kw of [
   "x-kubernetes-preserve-unknown-fields",
@@ -39,42 +48,178 @@ for (const kw of [
   ajv.addKeyword({ keyword: kw });
 }
 
-const compiled = new WeakMap<object, ValidateFunction>();
-function compile(schema: Schema): ValidateFunction {
-  let fn = compiled.get(schema);
-  if (!fn) {
-    fn = ajv.compile(schema);
-    compiled.set(schema, fn);
-  }
-  return fn;
+const SUBSET = new Set([
+  "type",
+  "properties",
+  "additionalProperties",
+  "items",
+  "required",
+  "enum",
+  "pattern",
+  "format",
+  "nullable",
+  "description",
+  "default",
+  "title",
+  "example",
+  "anyOf", // only in the int-or-string shape, checked below
+  "x-kubernetes-preserve-unknown-fields",
+  "x-kubernetes-int-or-string",
+  "x-kubernetes-embedded-resource",
+  "x-kubernetes-list-type",
+  "x-kubernetes-list-map-keys",
+  "x-kubernetes-map-type",
+  "x-kubernetes-validations", // CEL: not evaluated (by either engine)
+]);
+
+function inSubset(s: unknown): boolean {
+  if (!s || typeof s !== "object") return true;
+  const o = s as Schema;
+  for (const k of Object.keys(o)) if (!SUBSET.has(k)) return false;
+  if (o.anyOf && o["x-kubernetes-int-or-string"] !== true) return false;
+  for (const sub of Object.values((o.properties ?? {}) as Record<string, unknown>)) if (!inSubset(sub)) return false;
+  if (typeof o.additionalProperties === "object" && !inSubset(o.additionalProperties)) return false;
+  return inSubset(o.items);
 }
+
+interface Engine {
+  ajv?: ValidateFunction;
+}
+const engines = new WeakMap<object, Engine>();
+function engineFor(schema: Schema): Engine {
+  let e = engines.get(schema);
+  if (!e) {
+    e = inSubset(schema) ? {} : { ajv: ajv.compile(schema) };
+    engines.set(schema, e);
+  }
+  return e;
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// the walk: prune + (subset) validate
 
 function isPlainObject(v: unknown): v is Record<string, unknown> {
   return typeof v === "object" && v !== null && !Array.isArray(v);
 }
-
 function join(path: string, key: string): string {
   return path ? `${path}.${key}` : key;
 }
+function show(v: unknown): string {
+  return JSON.stringify(v ?? null);
+}
 
 const EMBEDDED_KEYS = new Set(["apiVersion", "kind", "metadata"]);
+const RFC3339 = /^\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}:\d{2}(\.\d+)?([Zz]|[+-]\d{2}:\d{2})$/;
+const patterns = new Map<string, RegExp>();
+function regex(p: string): RegExp {
+  let r = patterns.get(p);
+  if (!r) {
+    r = new RegExp(p, "u");
+    patterns.set(p, r);
+  }
+  return r;
+}
+
+interface Walk {
+  unknown: string[];
+  causes: StatusCause[] | undefined; // undefined: ajv validates afterwards
+}
+
+function typeOk(type: unknown, v: unknown): boolean {
+  switch (type) {
+    case "object":
+      return isPlainObject(v);
+    case "array":
+      return Array.isArray(v);
+    case "string":
+      return typeof v === "string";
+    case "integer":
+      return typeof v === "number" && Number.isInteger(v);
+    case "number":
+      return typeof v === "number" && Number.isFinite(v);
+    case "boolean":
+      return typeof v === "boolean";
+    default:
+      return true;
+  }
+}
+
+function check(schema: Schema, value: unknown, path: string, w: Walk): boolean {
+  const causes = w.causes;
+  if (!causes) return true;
+  const intOrString = schema["x-kubernetes-int-or-string"] === true;
+  if (intOrString) {
+    if (!(typeof value === "string" || (typeof value === "number" && Number.isInteger(value)))) {
+      causes.push({
+        type: "FieldValueTypeInvalid",
+        field: path,
+        message: `Invalid value: ${show(value)}: ${path} in body must be of type integer or string: ${show(value)}`,
+      });
+      return false;
+    }
+  } else if (schema.type && !typeOk(schema.type, value)) {
+    const got = Array.isArray(value) ? "array" : typeof value === "number" ? "number" : typeof value;
+    causes.push({
+      type: "FieldValueTypeInvalid",
+      field: path,
+      message: `Invalid value: ${show(got === "object" || got === "array" ? got : value)}: ${path} in body must be of type ${String(schema.type)}: ${show(got)}`,
+    });
+    return false;
+  }
+  if (Array.isArray(schema.enum) && !schema.enum.some((e) => e === value)) {
+    causes.push({
+      type: "FieldValueNotSupported",
+      field: path,
+      message: `Unsupported value: ${show(value)}: supported values: ${schema.enum.map(show).join(", ")}`,
+    });
+  }
+  if (typeof value === "string" && typeof schema.pattern === "string" && !regex(schema.pattern).test(value)) {
+    causes.push({
+      type: "FieldValueInvalid",
+      field: path,
+      message:
+        schema.pattern === QUANTITY_PATTERN
+          ? `Invalid value: ${show(value)}: quantities must match the regular expression '${QUANTITY_PATTERN}'`
+          : `Invalid value: ${show(value)}: ${path} in body should match '${schema.pattern}'`,
+    });
+  }
+  if (
+    schema.format === "date-time" &&
+    typeof value === "string" &&
+    !(RFC3339.test(value) && !Number.isNaN(Date.parse(value)))
+  ) {
+    causes.push({
+      type: "FieldValueInvalid",
+      field: path,
+      message: `Invalid value: ${show(value)}: ${path} in body must be of type date-time: ${show(value)}`,
+    });
+  }
+  if (schema.format === "int32" && typeof value === "number" && (value > 2147483647 || value < -2147483648)) {
+    causes.push({ type: "FieldValueInvalid", field: path, message: `Invalid value: ${value}: must fit in int32` });
+  }
+  return true;
+}
 
 /** Returns the pruned value, or undefined when the value is to be dropped (a null the schema does not allow). */
-function prune(schema: Schema, value: unknown, path: string, unknown: string[]): unknown {
+function walk(schema: Schema, value: unknown, path: string, w: Walk): unknown {
   if (value === null) return schema.nullable === true ? null : undefined;
-  if (schema.anyOf || schema.oneOf || schema.allOf) return value;
+  if (!check(schema, value, path, w)) return value;
+  if (schema.anyOf || schema["x-kubernetes-int-or-string"]) return value;
   const preserve = schema["x-kubernetes-preserve-unknown-fields"] === true;
   if (Array.isArray(value)) {
     const items = schema.items as Schema | undefined;
     if (!items) return value;
     return value.map((v, i) => {
-      const out = prune(items, v, `${path}[${i}]`, unknown);
+      const out = walk(items, v, `${path}[${i}]`, w);
       return out === undefined ? null : out;
     });
   }
   if (!isPlainObject(value)) return value;
   const props = schema.properties as Record<string, Schema> | undefined;
   const additional = schema.additionalProperties as Schema | boolean | undefined;
+  // Structural-schema semantics: an object schema knows only its properties unless it preserves unknown fields
+  // or has additionalProperties; a schema with no type and no properties (preserve-unknown-fields only) takes
+  // anything.
   if (!props && additional === undefined && schema.type !== "object") return value;
   const embedded = schema["x-kubernetes-embedded-resource"] === true;
   const out: Record<string, unknown> = {};
@@ -82,21 +227,36 @@ function prune(schema: Schema, value: unknown, path: string, unknown: string[]):
     const sub = props?.[key];
     const p = join(path, key);
     let next: unknown;
-    if (sub) next = prune(sub, v, p, unknown);
-    else if (isPlainObject(additional)) next = prune(additional, v, p, unknown);
+    if (sub) next = walk(sub, v, p, w);
+    else if (isPlainObject(additional)) next = walk(additional, v, p, w);
     else if (additional === true || preserve || (embedded && EMBEDDED_KEYS.has(key))) next = v;
-    else if (!props && additional === undefined) next = v;
     else {
-      unknown.push(p);
+      w.unknown.push(p);
       continue;
     }
     if (next !== undefined) out[key] = next;
   }
+  if (w.causes && Array.isArray(schema.required)) {
+    for (const r of schema.required as string[]) {
+      if (!(r in out)) w.causes.push({ type: "FieldValueRequired", field: join(path, r), message: "Required value" });
+    }
+  }
   return out;
 }
 
-function show(v: unknown): string {
-  return typeof v === "string" ? JSON.stringify(v) : JSON.stringify(v ?? null);
+// A CRD's schema leaves root metadata as `{type: object}`; kube-apiserver still decodes it as ObjectMeta, so
+// unknown metadata fields are reported and types checked. Same here.
+const withMeta = new WeakMap<object, Schema>();
+function withObjectMeta(schema: Schema): Schema {
+  const props = schema.properties as Record<string, Schema> | undefined;
+  const meta = props?.metadata;
+  if (!props || !meta || meta.properties) return schema;
+  let out = withMeta.get(schema);
+  if (!out) {
+    out = { ...schema, properties: { ...props, metadata: ObjectMeta as unknown as Schema } };
+    withMeta.set(schema, out);
+  }
+  return out;
 }
 
 function valueAt(root: unknown, pointer: string): unknown {
@@ -109,77 +269,36 @@ function valueAt(root: unknown, pointer: string): unknown {
   return cur;
 }
 
-function toCauses(errors: readonly ErrorObject[], root: unknown): StatusCause[] {
-  // Group by instance path: an int-or-string failure yields type, pattern and anyOf errors for one field.
-  const byPath = new Map<string, ErrorObject[]>();
-  for (const e of errors) {
-    const key = e.keyword === "required" ? `${e.instancePath}/${String(e.params.missingProperty)}` : e.instancePath;
-    const list = byPath.get(key) ?? [];
-    list.push(e);
-    byPath.set(key, list);
-  }
+function ajvCauses(errors: readonly ErrorObject[], root: unknown): StatusCause[] {
   const causes: StatusCause[] = [];
-  for (const [pointer, errs] of byPath) {
+  const seen = new Set<string>();
+  for (const e of errors) {
+    if (e.keyword === "anyOf" || e.keyword === "oneOf") continue;
+    const pointer = e.keyword === "required" ? `${e.instancePath}/${String(e.params.missingProperty)}` : e.instancePath;
     const field = pointerToField(pointer);
+    const key = `${field}\u0000${e.keyword}`;
+    if (seen.has(key)) continue;
+    seen.add(key);
     const value = valueAt(root, pointer);
-    const pick =
-      errs.find((e) => e.keyword === "required") ??
-      errs.find((e) => e.keyword === "pattern") ??
-      errs.find((e) => e.keyword === "enum") ??
-      errs.find((e) => e.keyword === "anyOf") ??
-      errs[0];
-    if (!pick) continue;
-    switch (pick.keyword) {
-      case "required":
-        causes.push({ type: "FieldValueRequired", field, message: "Required value" });
-        break;
-      case "pattern":
-        causes.push({
-          type: "FieldValueInvalid",
-          field,
-          message:
-            pick.params.pattern === QUANTITY_PATTERN
-              ? `Invalid value: ${show(value)}: quantities must match the regular expression '${QUANTITY_PATTERN}'`
-              : `Invalid value: ${show(value)}: ${field} in body should match '${String(pick.params.pattern)}'`,
-        });
-        break;
-      case "enum": {
-        const allowed = (pick.params.allowedValues as unknown[]).map(show).join(", ");
-        causes.push({
-          type: "FieldValueNotSupported",
-          field,
-          message: `Unsupported value: ${show(value)}: supported values: ${allowed}`,
-        });
-        break;
-      }
-      case "anyOf":
-        causes.push({
-          type: "FieldValueTypeInvalid",
-          field,
-          message: `Invalid value: ${show(value)}: ${field} in body must be of type integer or string`,
-        });
-        break;
-      case "type":
-        causes.push({
-          type: "FieldValueTypeInvalid",
-          field,
-          message: `Invalid value: ${show(value)}: ${field} in body must be of type ${String(pick.params.type)}: ${show(value)}`,
-        });
-        break;
-      case "const":
-        causes.push({
-          type: "FieldValueNotSupported",
-          field,
-          message: `Unsupported value: ${show(value)}: supported values: ${show(pick.params.allowedValue)}`,
-        });
-        break;
-      default:
-        causes.push({
-          type: "FieldValueInvalid",
-          field,
-          message: `Invalid value: ${show(value)}: ${pick.message ?? ""}`,
-        });
-    }
+    if (e.keyword === "required") causes.push({ type: "FieldValueRequired", field, message: "Required value" });
+    else if (e.keyword === "enum")
+      causes.push({
+        type: "FieldValueNotSupported",
+        field,
+        message: `Unsupported value: ${show(value)}: supported values: ${(e.params.allowedValues as unknown[]).map(show).join(", ")}`,
+      });
+    else if (e.keyword === "type")
+      causes.push({
+        type: "FieldValueTypeInvalid",
+        field,
+        message: `Invalid value: ${show(value)}: ${field} in body must be of type ${String(e.params.type)}`,
+      });
+    else
+      causes.push({
+        type: "FieldValueInvalid",
+        field,
+        message: `Invalid value: ${show(value)}: ${field} in body ${e.message ?? ""}`,
+      });
   }
   return causes;
 }
@@ -194,12 +313,14 @@ export function validateObject<T = Record<string, unknown>>(
   options: ValidateOptions = {},
 ): ValidationResult<T> {
   void options;
-  const unknownFields: string[] = [];
-  const pruned = prune(schema as Schema, obj, "", unknownFields);
+  const root = withObjectMeta(schema as Schema);
+  const engine = engineFor(root);
+  const w: Walk = { unknown: [], causes: engine.ajv ? undefined : [] };
+  const pruned = walk(root, obj, "", w);
   const object = (pruned === undefined ? {} : pruned) as T;
-  const fn = compile(schema as Schema);
-  const causes = fn(object) ? [] : toCauses(fn.errors ?? [], object);
-  return { object, unknownFields, causes };
+  let causes = w.causes ?? [];
+  if (engine.ajv && !engine.ajv(object)) causes = ajvCauses(engine.ajv.errors ?? [], object);
+  return { object, unknownFields: w.unknown, causes };
 }
 
 /** kube-apiserver's 400 for fieldValidation=Strict: `strict decoding error: unknown field "spec.foo", ...`. */

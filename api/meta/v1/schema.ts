@@ -50,7 +50,8 @@ export const QUANTITY_PATTERN =
 
 /** resource.Quantity: an integer or a string in quantity syntax ("128Mi", "1.5", "100m"). */
 export const Quantity = Type.Unsafe<string | number>({
-  anyOf: [{ type: "integer" }, { type: "string", pattern: QUANTITY_PATTERN }],
+  anyOf: [{ type: "integer" }, { type: "string" }],
+  pattern: QUANTITY_PATTERN,
   "x-kubernetes-int-or-string": true,
 });
 export const QuantityMap = MapOf(Quantity);
