@@ -10,6 +10,7 @@ export {
   fieldsOf,
   isNoop,
   type ListMapKeys,
+  lastAppliedAnnotation,
   type ManagedFieldsEntry,
   type ManagedResult,
   type UpdateOptions,

@@ -340,7 +340,13 @@ describe("applyServerSide", () => {
     delete la.spec;
     la.metadata.labels = undefined as never;
     delete la.metadata.labels;
-    (la.metadata as { annotations?: Record<string, string> }).annotations = { [lastApplied]: "{...}" };
+    // kubectl sends the value kube-apiserver already wrote there (both encode the applied configuration).
+    const synced = (live.metadata as { annotations?: Record<string, string> }).annotations?.[lastApplied];
+    assert.equal(
+      synced,
+      '{"apiVersion":"kubevirt.io/v1","kind":"VirtualMachine","metadata":{"labels":{"app":"demo"},"name":"testvm","namespace":"default"},"spec":{"runStrategy":"Halted"}}\n',
+    );
+    (la.metadata as { annotations?: Record<string, string> }).annotations = { [lastApplied]: synced! };
     live = applyServerSide({ live, applied: la, manager: "kubectl-last-applied", now: t1, force: false }).object as Obj;
     // 3. JSON patch replacing managedFields (CSA's fields now belong to kubectl) with the resourceVersion precondition.
     const kubectlSet = FieldSet.fromFieldsV1(entry(live, "kubectl").fieldsV1).union(
@@ -363,6 +369,68 @@ describe("applyServerSide", () => {
     conflict(
       () => applyServerSide({ live, applied: vm({ runStrategy: "Always" }), manager: "other", now: t1 }),
       'Apply failed with 1 conflict: conflict with "kubectl": .spec.runStrategy',
+      [".spec.runStrategy"],
+    );
+  });
+});
+
+describe("applyServerSide: kube-apiserver's client-side → server-side apply upgrade", () => {
+  const la = "kubectl.kubernetes.io/last-applied-configuration";
+  function csaCreated(): Obj {
+    const config = vm({ runStrategy: "Halted" });
+    const body = structuredClone(config) as Obj & { metadata: { annotations?: Record<string, string> } };
+    body.metadata.annotations = { [la]: JSON.stringify(config) };
+    return stored(body);
+  }
+
+  it("kubectl may change fields the last-applied annotation still describes, and the annotation follows", () => {
+    const r = applyServerSide({
+      live: csaCreated(),
+      applied: vm({ runStrategy: "Always" }, { app: "demo2" }),
+      manager: "kubectl",
+      now: t1,
+    });
+    const o = r.object as Obj & { metadata: { annotations: Record<string, string> } };
+    assert.equal(o.spec?.runStrategy, "Always");
+    assert.deepEqual(o.metadata.labels, { app: "demo2" });
+    assert.deepEqual(JSON.parse(o.metadata.annotations[la]!), vm({ runStrategy: "Always" }, { app: "demo2" }));
+    assert.equal(
+      FieldSet.fromFieldsV1(entry(o, "kubectl-client-side-apply").fieldsV1).has(["f:spec", "f:runStrategy"]),
+      false,
+    );
+  });
+
+  it("any other manager still conflicts", () => {
+    conflict(
+      () =>
+        applyServerSide({
+          live: csaCreated(),
+          applied: vm({ runStrategy: "Always" }, { app: "demo2" }),
+          manager: "other",
+          now: t1,
+        }),
+      'Apply failed with 2 conflicts: conflicts with "kubectl-client-side-apply" using kubevirt.io/v1:\n- .metadata.labels.app\n- .spec.runStrategy',
+      [".metadata.labels.app", ".spec.runStrategy"],
+    );
+  });
+
+  it("a field changed since the last client-side apply still conflicts for kubectl", () => {
+    let live = csaCreated();
+    live = updateManagedFields({
+      before: live,
+      after: applyMergePatch(live, { spec: { runStrategy: "Manual" } }),
+      manager: "kubectl-client-side-apply",
+      now: t1,
+    }).object as Obj;
+    conflict(
+      () =>
+        applyServerSide({
+          live,
+          applied: vm({ runStrategy: "Always" }, { app: "demo2" }),
+          manager: "kubectl",
+          now: t1,
+        }),
+      'Apply failed with 1 conflict: conflict with "kubectl-client-side-apply" using kubevirt.io/v1: .spec.runStrategy',
       [".spec.runStrategy"],
     );
   });

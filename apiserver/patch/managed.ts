@@ -449,6 +449,78 @@ function conflictError(conflicts: { manager: Manager; paths: string[][] }[]): Er
   return statusError(409, "Conflict", message, { causes });
 }
 
+export const lastAppliedAnnotation = "kubectl.kubernetes.io/last-applied-configuration";
+
+function lastAppliedOf(obj: JsonObject): string | undefined {
+  const a = isObject(obj.metadata) ? obj.metadata.annotations : undefined;
+  const v = isObject(a) ? a[lastAppliedAnnotation] : undefined;
+  return typeof v === "string" && v !== "" ? v : undefined;
+}
+
+/**
+ * kube-apiserver's upgrade path from client-side to server-side apply (lastAppliedManager): for the manager
+ * "kubectl", a conflict is forgiven on a field the live object's last-applied annotation sets to its live value.
+ */
+function withoutLastAppliedConflicts(
+  ctx: Ctx,
+  live: JsonObject,
+  conflicts: { manager: Manager; paths: string[][] }[],
+): { manager: Manager; paths: string[][] }[] {
+  const raw = lastAppliedOf(live);
+  if (!raw) return conflicts;
+  let lastApplied: unknown;
+  try {
+    lastApplied = JSON.parse(raw);
+  } catch {
+    return conflicts;
+  }
+  if (!isObject(lastApplied) || lastApplied.apiVersion !== live.apiVersion) return conflicts;
+  const allowed = new FieldSet();
+  toSet(ctx, lastApplied, [], [], allowed);
+  const c: Comparison = { added: new FieldSet(), modified: new FieldSet(), removed: new FieldSet() };
+  compare(ctx, lastApplied, live, [], [], c);
+  const ok = allowed.difference(c.modified).difference(c.added).difference(c.removed);
+  return conflicts
+    .map((x) => ({ manager: x.manager, paths: x.paths.filter((p) => !ok.has(p)) }))
+    .filter((x) => x.paths.length > 0);
+}
+
+/** JSON as Go's encoding/json writes a map: keys sorted, HTML characters escaped. */
+function goJson(v: unknown): string {
+  if (Array.isArray(v)) return `[${v.map(goJson).join(",")}]`;
+  if (isObject(v)) {
+    return `{${Object.keys(v)
+      .sort()
+      .map((k) => `${JSON.stringify(k)}:${goJson(v[k])}`)
+      .join(",")}}`;
+  }
+  if (typeof v === "string") {
+    return JSON.stringify(v)
+      .replace(/</g, "\\u003c")
+      .replace(/>/g, "\\u003e")
+      .replace(/&/g, "\\u0026")
+      .replace(/\u2028/g, "\\u2028")
+      .replace(/\u2029/g, "\\u2029");
+  }
+  return JSON.stringify(v);
+}
+
+/** kube-apiserver's lastAppliedUpdater: an apply by "kubectl" keeps an existing last-applied annotation in sync. */
+function syncLastApplied(obj: JsonObject, applied: JsonObject): void {
+  if (!lastAppliedOf(obj)) return;
+  const copy = clone(applied);
+  if (isObject(copy.metadata) && isObject(copy.metadata.annotations)) {
+    delete copy.metadata.annotations[lastAppliedAnnotation];
+    if (Object.keys(copy.metadata.annotations).length === 0) delete copy.metadata.annotations;
+  }
+  const annotations = (obj.metadata as JsonObject).annotations as JsonObject;
+  // runtime.Encode ends the document with a newline, as kubectl's own client-side annotation does.
+  annotations[lastAppliedAnnotation] = `${goJson(copy)}\n`;
+  let size = 0;
+  for (const [k, v] of Object.entries(annotations)) size += Buffer.byteLength(k) + Buffer.byteLength(String(v));
+  if (size > 256 * 1024) delete annotations[lastAppliedAnnotation];
+}
+
 export interface ApplyOptions {
   /** The stored object, or undefined when the apply creates it. */
   live: unknown;
@@ -513,7 +585,10 @@ export function applyServerSide(opts: ApplyOptions): ManagedResult {
     const overlap = m.set.intersection(changedSet);
     if (!overlap.empty) conflicts.push({ manager: m, paths: overlap.paths() });
   }
-  if (conflicts.length && !opts.force) throw conflictError(conflicts);
+  if (conflicts.length && !opts.force) {
+    const remaining = opts.manager === "kubectl" ? withoutLastAppliedConflicts(ctx, liveObj, conflicts) : conflicts;
+    if (remaining.length) throw conflictError(remaining);
+  }
   for (const m of others) m.set = m.set.difference(changedSet).difference(c.removed);
 
   const changed = !deepEqual(liveObj, merged);
@@ -525,6 +600,7 @@ export function applyServerSide(opts: ApplyOptions): ManagedResult {
     time: changed || !mine ? now : (mine.time ?? now),
   };
   if (opts.subresource) entry.subresource = opts.subresource;
+  if (opts.manager === "kubectl") syncLastApplied(merged, applied);
   const entries = encode([...others, entry]);
   setManagedFields(merged, entries);
   return { object: merged, managedFields: entries, changed: !isNoop(opts.live, merged) };
