@@ -26,8 +26,8 @@ export interface FaultProxy {
   blobs: Map<string, BlobCount>;
   /** Total body bytes of blob GETs sent to clients. */
   blobBytes(): number;
-  /** Called as blob bytes stream to the client (digest, bytes so far). */
-  onBlobBytes: ((digest: string, sent: number) => void) | undefined;
+  /** Called as blob bytes stream to the client (digest, bytes so far); returning true cuts the connection there. */
+  onBlobBytes: ((digest: string, sent: number) => boolean | undefined) | undefined;
   reset(): void;
   close(): Promise<void>;
 }
@@ -104,7 +104,10 @@ export async function startFaultProxy(upstream: string): Promise<FaultProxy> {
             ures.pause();
             res.once("drain", () => ures.resume());
           }
-          if (count && digest) proxy.onBlobBytes?.(digest, sent);
+          if (count && digest && proxy.onBlobBytes?.(digest, sent) === true) {
+            ures.destroy();
+            res.destroy();
+          }
         });
         ures.on("end", () => res.end());
         ures.on("error", () => res.destroy());
