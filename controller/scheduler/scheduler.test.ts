@@ -21,7 +21,11 @@ describe("scheduler", () => {
     await h.drain();
     assert.equal(podOf(h, "p1").spec.nodeName, "node02");
     const bind = h.client.actions.find((a) => a.verb === "createSubresource" && a.subresource === "binding");
-    assert.deepEqual((bind?.object as { target: unknown }).target, { apiVersion: "v1", kind: "Node", name: "node02" });
+    assert.deepEqual((bind?.object as { target: unknown } | undefined)?.target, {
+      apiVersion: "v1",
+      kind: "Node",
+      name: "node02",
+    });
     assert.ok((await h.eventReasons()).includes("Scheduled"));
   });
 
