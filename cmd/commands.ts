@@ -1,6 +1,7 @@
 // Subcommand registry for `tsvirt`. Each entry lives in its own file under cmd/ and imports its component lazily.
 import type { Command } from "commander";
 import { registerController } from "./controller.js";
+import { registerLauncher } from "./launcher.js";
 
 export function registerCommands(program: Command): void {
   registerController(program);
@@ -13,4 +14,5 @@ export function registerCommands(program: Command): void {
     .allowExcessArguments()
     .argument("[args...]")
     .action(async (args: string[]) => (await import("./image.js")).runImage(args));
+  registerLauncher(_program);
 }
