@@ -20,6 +20,20 @@ const objectMetaFields = new Set([
   "managedFields",
 ]);
 
+/** Removes unknown ObjectMeta fields, returning their paths (`metadata.bar`). */
+export function pruneUnknownMeta(obj: Record<string, unknown>): string[] {
+  const unknown: string[] = [];
+  if (isPlainObject(obj.metadata)) {
+    for (const k of Object.keys(obj.metadata)) {
+      if (!objectMetaFields.has(k)) {
+        unknown.push(`metadata.${k}`);
+        delete obj.metadata[k];
+      }
+    }
+  }
+  return unknown;
+}
+
 /** Removes fields the schema does not know, returning their paths (`spec.foo`, `metadata.bar`). */
 export function pruneUnknown(obj: Record<string, unknown>, schema: JSONSchemaProps | undefined): string[] {
   const unknown: string[] = [];

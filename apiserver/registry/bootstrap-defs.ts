@@ -1,5 +1,6 @@
 // Served kinds until the schemas engineer's `builtinDefinitions()` / `kubevirtCrds()` land: CRD-shaped definitions
 // with permissive schemas (closed at the top level, open below spec/status) and KubeVirt's printer columns.
+import * as api from "../../api/index.js";
 import type {
   CrdVersion,
   CustomResourceDefinition,
@@ -44,7 +45,7 @@ export function permissiveSchema(kind: string, top: string[], open: boolean): JS
       type: "string",
       description: "Kind is a string value representing the REST resource this object represents.",
     },
-    metadata: { type: "object" },
+    metadata: { type: "object", "x-kubernetes-preserve-unknown-fields": true },
   };
   for (const t of top) {
     properties[t] =
@@ -63,14 +64,38 @@ export function permissiveSchema(kind: string, top: string[], open: boolean): JS
   return schema;
 }
 
+/** The project's typed schemas (api/), where they exist; the rest stay permissive until api/ covers them. */
+function typedSchema(kind: string): JSONSchemaProps | undefined {
+  const schemas: Record<string, unknown> = {
+    VirtualMachine: api.VirtualMachine,
+    VirtualMachineInstance: api.VirtualMachineInstance,
+    VirtualMachineInstanceReplicaSet: api.VirtualMachineInstanceReplicaSet,
+    VirtualMachineInstanceMigration: api.VirtualMachineInstanceMigration,
+    DataVolume: api.DataVolume,
+    Pod: api.Pod,
+    Node: api.Node,
+    Namespace: api.Namespace,
+    PersistentVolumeClaim: api.PersistentVolumeClaim,
+    PersistentVolume: api.PersistentVolume,
+    ConfigMap: api.ConfigMap,
+    Secret: api.Secret,
+    ServiceAccount: api.ServiceAccount,
+    Service: api.Service,
+    Event: api.Event,
+  };
+  const s = schemas[kind];
+  return s ? (JSON.parse(JSON.stringify(s)) as JSONSchemaProps) : undefined;
+}
+
 export function def(o: DefOpts): ResourceDefinition {
   const singular = o.kind.toLowerCase();
+  const typed = typedSchema(o.kind);
   const versions: CrdVersion[] = o.versions.map((v, i) => {
     const ver: CrdVersion = {
       name: v,
       served: true,
       storage: i === 0,
-      schema: { openAPIV3Schema: permissiveSchema(o.kind, o.top ?? ["spec", "status"], o.open ?? false) },
+      schema: { openAPIV3Schema: typed ?? permissiveSchema(o.kind, o.top ?? ["spec", "status"], o.open ?? false) },
     };
     if (o.status || o.scale) {
       ver.subresources = {};

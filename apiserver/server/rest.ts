@@ -27,7 +27,7 @@ import {
   deepEqual,
   isPlainObject,
 } from "../lite/patch.js";
-import { pruneUnknown } from "../lite/prune.js";
+import { pruneUnknownMeta } from "../lite/prune.js";
 import {
   type FieldRequirement,
   type LabelRequirement,
@@ -38,6 +38,7 @@ import {
 } from "../lite/selectors.js";
 import type { Registry, ServedResource } from "../registry/resources.js";
 import { type Obj, type Store, StoreError } from "../storage/store.js";
+import { strictDecodingError, unknownFieldWarnings, validateObject } from "../validation/index.js";
 import {
   type DeleteOptions,
   field,
@@ -285,13 +286,23 @@ export class Rest {
   // ---------- validation helpers
 
   #prune(r: ServedResource, version: string, o: KObj, fv: WriteOptions["fieldValidation"]): string[] {
-    const unknown = pruneUnknown(o as Rec, r.schema(version));
-    if (unknown.length === 0 || fv === "Ignore") return [];
-    if (fv === "Strict") {
-      const msg = unknown.map((u) => `unknown field "${u}"`).join(", ");
-      throw badRequest(`strict decoding error: ${msg}`);
+    // metadata is ObjectMeta for every kind (a CRD's schema cannot change it); the rest follows the kind's schema
+    const unknown = pruneUnknownMeta(o as Rec);
+    const schema = r.schema(version);
+    if (schema) {
+      const { metadata, ...body } = o;
+      const res = validateObject(schema, body, { fieldValidation: fv });
+      for (const k of Object.keys(o)) if (k !== "metadata") delete o[k];
+      Object.assign(o, res.object, { metadata });
+      unknown.push(...res.unknownFields);
+      const causes = res.causes.filter((c) => !c.field?.startsWith("metadata"));
+      if (causes.length && !(unknown.length && fv === "Strict")) {
+        throw invalid({ group: r.group, kind: r.kind }, o.metadata.name ?? o.metadata.generateName ?? "", causes);
+      }
     }
-    return unknown.map((u) => `unknown field "${u}"`);
+    if (unknown.length === 0 || fv === "Ignore") return [];
+    if (fv === "Strict") throw strictDecodingError(unknown);
+    return unknownFieldWarnings(unknown);
   }
 
   #validateMeta(r: ServedResource, o: KObj): void {
