@@ -255,6 +255,7 @@ export class HttpApi {
     return {
       dryRun: dry.length > 0,
       fieldManager: fm ?? clientOf(req.headers["user-agent"]),
+      fieldManagerExplicit: !!fm,
       fieldValidation: fv,
       force: force === "true",
       user: "system:admin",

@@ -290,10 +290,10 @@ export class Rest {
     const unknown = pruneUnknownMeta(o as Rec);
     const schema = r.schema(version);
     if (schema) {
-      const { metadata, ...body } = o;
+      const { metadata, apiVersion, kind, ...body } = o;
       const res = validateObject(schema, body, { fieldValidation: fv });
-      for (const k of Object.keys(o)) if (k !== "metadata") delete o[k];
-      Object.assign(o, res.object, { metadata });
+      for (const k of Object.keys(o)) delete o[k];
+      Object.assign(o, { apiVersion, kind }, res.object, { metadata });
       unknown.push(...res.unknownFields);
       const causes = res.causes.filter((c) => !c.field?.startsWith("metadata"));
       if (causes.length && !(unknown.length && fv === "Strict")) {
@@ -684,7 +684,7 @@ export class Rest {
     body: Buffer,
     opts: WriteOptions,
   ): Promise<WriteResult> {
-    if (!opts.fieldManager || opts.fieldManager === "*explicitly-empty*") {
+    if (!opts.fieldManagerExplicit) {
       throw badRequest(
         'PatchOptions.meta.k8s.io "" is invalid: fieldManager: Required value: is required for apply patch',
       );

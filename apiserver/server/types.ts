@@ -65,6 +65,8 @@ export interface DeleteOptions {
 export interface WriteOptions {
   dryRun: boolean;
   fieldManager: string;
+  /** the fieldManager query parameter was given (server-side apply requires it) */
+  fieldManagerExplicit?: boolean;
   fieldValidation: "Strict" | "Warn" | "Ignore";
   force?: boolean;
   user: string;
