@@ -154,7 +154,7 @@ describe("discovery and metadata endpoints", () => {
       "/api/v1/namespaces/{namespace}/pods/{name}"
     ]?.patch;
     assert.ok(
-      Object.keys((podPatch?.requestBody as { content: Record<string, unknown> }).content).includes(
+      Object.keys((podPatch?.requestBody as { content: Record<string, unknown> } | undefined)?.content ?? {}).includes(
         "application/strategic-merge-patch+json",
       ),
     );
@@ -257,7 +257,7 @@ describe("CRUD semantics", () => {
     const jp = await call("PATCH", `${VMS}/p1`, [{ op: "add", path: "/metadata/labels/j", value: "1" }], {
       "content-type": "application/json-patch+json",
     });
-    assert.equal(md(jp.body).labels && (md(jp.body).labels as Record<string, string>).j, "1");
+    assert.equal((md(jp.body).labels as Record<string, string> | undefined)?.j, "1");
     const bad = await call("PATCH", `${VMS}/p1`, [{ op: "test", path: "/spec/runStrategy", value: "X" }], {
       "content-type": "application/json-patch+json",
     });
