@@ -5,6 +5,10 @@ import { registerLauncher } from "./launcher.js";
 
 export function registerCommands(program: Command): void {
   registerController(program);
+import { registerApi } from "./api.js";
+
+export function registerCommands(program: Command): void {
+  registerApi(program);
   // Components add their subcommands here (api, controller, handler, launcher, up, image).
   program
     .command("image")
