@@ -90,6 +90,17 @@ export class PodRunner {
     return this.entries.get(podUid)?.domain;
   }
 
+  /** The running (or last) launcher pod of a VMI on this node. */
+  podForVmi(vmiUid: string): string | undefined {
+    let found: string | undefined;
+    for (const [uid, e] of this.entries) {
+      if (e.record.vmiUid !== vmiUid) continue;
+      found = uid;
+      if (!e.exit) return uid;
+    }
+    return found;
+  }
+
   ipOf(podUid: string): string | undefined {
     return this.entries.get(podUid)?.record.ip;
   }
