@@ -8,7 +8,9 @@ import { WebSocket } from "ws";
 import { startServer } from "./server.js";
 
 describe("handler HTTP endpoint", () => {
-  it("serves pods/log (tail, follow) and bridges the console WebSocket to the launcher's console socket", { timeout: 30_000 }, async (t) => {
+  it("serves pods/log (tail, follow) and bridges the console WebSocket to the launcher's console socket", {
+    timeout: 30_000,
+  }, async (t) => {
     const dir = await mkdtemp(join(tmpdir(), "tsvirt-srv-"));
     t.after(() => rm(dir, { recursive: true, force: true }));
     await writeFile(join(dir, "launcher.log"), "one\ntwo\nthree\n");
