@@ -1,15 +1,16 @@
 // Subcommand registry for `tsvirt`. Each entry lives in its own file under cmd/ and imports its component lazily.
 import type { Command } from "commander";
+import { registerApi } from "./api.js";
 import { registerController } from "./controller.js";
 import { registerLauncher } from "./launcher.js";
 
 export function registerCommands(program: Command): void {
-  registerController(program);
-import { registerApi } from "./api.js";
-
-export function registerCommands(program: Command): void {
   registerApi(program);
-  // Components add their subcommands here (api, controller, handler, launcher, up, image).
+
+  registerController(program);
+
+  registerLauncher(program);
+
   program
     .command("image")
     .description("build, push and pull containerDisk images (tsvirt image --help)")
@@ -18,5 +19,4 @@ export function registerCommands(program: Command): void {
     .allowExcessArguments()
     .argument("[args...]")
     .action(async (args: string[]) => (await import("./image.js")).runImage(args));
-  registerLauncher(_program);
 }

@@ -6,6 +6,8 @@ export * from "./hypervisor/index.js";
 export { runLauncher, useKvm } from "./launcher.js";
 export { acpiEnabled, domainName, minimalDomainXml, quantityBytes } from "./minimal-domain.js";
 export {
+  childPids,
+  descendants,
   EXIT_LOCKED,
   type PodOptions,
   type PodPaths,
@@ -13,8 +15,6 @@ export {
   podPaths,
   type SpawnedPod,
   spawnLauncherPod,
-  childPids,
-  descendants,
   terminatePod,
   validUid,
 } from "./pod.js";
