@@ -17,3 +17,5 @@ export * from "./meta/v1/object-meta.js";
 export * from "./meta/v1/schema.js";
 export * from "./pool/v1beta1/pool.js";
 export * from "./snapshot/v1beta1/snapshot.js";
+export * from "./kubevirt/v1/unimplemented.js";
+export * from "./meta/v1/quantity.js";
