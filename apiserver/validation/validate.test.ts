@@ -102,7 +102,7 @@ test("type errors, missing required fields, enums and bad quantities become caus
 });
 
 test("nulls are dropped where the schema is not nullable; int-or-string accepts both", () => {
-  const r = validateObject<Record<string, any>>(VirtualMachineInstance, {
+  const r = validateObject<{ metadata: object; spec: object }>(VirtualMachineInstance, {
     metadata: { name: "v", creationTimestamp: null, labels: null },
     spec: { domain: { devices: {}, memory: { guest: 1073741824 } }, volumes: null },
   });

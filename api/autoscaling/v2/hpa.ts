@@ -25,6 +25,6 @@ export const HorizontalPodAutoscaler = Struct(
       conditions: ListOf(Condition),
     }),
   },
-  ["metadata"],
+  [],
 );
 export type HorizontalPodAutoscaler = Static<typeof HorizontalPodAutoscaler>;

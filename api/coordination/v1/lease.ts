@@ -16,6 +16,6 @@ export const Lease = Struct(
       preferredHolder: Str,
     }),
   },
-  ["metadata"],
+  [],
 );
 export type Lease = Static<typeof Lease>;

@@ -57,7 +57,7 @@ export const NodeStatus = Struct({
   features: Preserve(),
   declaredFeatures: ListOf(Str),
 });
-export const Node = Struct({ ...TypeMeta, spec: NodeSpec, status: NodeStatus }, ["metadata"]);
+export const Node = Struct({ ...TypeMeta, spec: NodeSpec, status: NodeStatus });
 export type Node = Static<typeof Node>;
 export type NodeStatus = Static<typeof NodeStatus>;
 
@@ -67,7 +67,7 @@ export const Namespace = Struct(
     spec: Struct({ finalizers: ListOf(Str) }),
     status: Struct({ phase: Enum(["Active", "Terminating"] as const), conditions: ListOf(Condition) }),
   },
-  ["metadata"],
+  [],
 );
 export type Namespace = Static<typeof Namespace>;
 
@@ -83,7 +83,7 @@ export const PersistentVolumeClaimStatus = Struct({
 });
 export const PersistentVolumeClaim = Struct(
   { ...TypeMeta, spec: PersistentVolumeClaimSpec, status: PersistentVolumeClaimStatus },
-  ["metadata"],
+  [],
 );
 export type PersistentVolumeClaim = Static<typeof PersistentVolumeClaim>;
 
@@ -108,11 +108,11 @@ export const PersistentVolume = Struct(
     spec: PersistentVolumeSpec,
     status: Struct({ phase: Str, message: Str, reason: Str, lastPhaseTransitionTime: Time }),
   },
-  ["metadata"],
+  [],
 );
 export type PersistentVolume = Static<typeof PersistentVolume>;
 
-export const ConfigMap = Struct({ ...TypeMeta, immutable: Bool, data: StrMap, binaryData: StrMap }, ["metadata"]);
+export const ConfigMap = Struct({ ...TypeMeta, immutable: Bool, data: StrMap, binaryData: StrMap });
 export type ConfigMap = Static<typeof ConfigMap>;
 
 export const Secret = Struct({ ...TypeMeta, immutable: Bool, data: StrMap, stringData: StrMap, type: Str }, [
@@ -127,7 +127,7 @@ export const ServiceAccount = Struct(
     imagePullSecrets: ListOf(LocalObjectReference),
     automountServiceAccountToken: Bool,
   },
-  ["metadata"],
+  [],
 );
 export type ServiceAccount = Static<typeof ServiceAccount>;
 
@@ -163,7 +163,7 @@ export const Service = Struct(
     spec: ServiceSpec,
     status: Struct({ loadBalancer: Struct({ ingress: ListOf(Preserve()) }), conditions: ListOf(Condition) }),
   },
-  ["metadata"],
+  [],
 );
 export type Service = Static<typeof Service>;
 
@@ -186,6 +186,6 @@ export const Event = Struct(
     reportingComponent: Str,
     reportingInstance: Str,
   },
-  ["metadata", "involvedObject"],
+  ["involvedObject"],
 );
 export type Event = Static<typeof Event>;

@@ -242,7 +242,7 @@ export const ContainerStatus = Struct(
     allocatedResourcesStatus: ListOf(Preserve()),
     stopSignal: Str,
   },
-  ["name", "ready", "restartCount", "image", "imageID"],
+  ["name"],
 );
 export type ContainerStatus = Static<typeof ContainerStatus>;
 
@@ -267,7 +267,7 @@ export const PodStatus = Struct({
 });
 export type PodStatus = Static<typeof PodStatus>;
 
-export const Pod = Struct({ ...TypeMeta, spec: PodSpec, status: PodStatus }, ["metadata"]);
+export const Pod = Struct({ ...TypeMeta, spec: PodSpec, status: PodStatus });
 export type Pod = Static<typeof Pod>;
 
 /** Binding (pods/binding): the only way to set spec.nodeName. */

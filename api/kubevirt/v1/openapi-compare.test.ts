@@ -4,6 +4,7 @@ import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
 import { test } from "node:test";
 import {
+  Disk,
   VirtualMachine,
   VirtualMachineInstance,
   VirtualMachineInstanceMigration,
@@ -22,7 +23,9 @@ function kindOf(s: Schema): string {
   return String(s.type ?? "any");
 }
 
+let compared = 0;
 function compare(ref: string, ours: Schema, path: string, problems: string[], seen: Set<string>): void {
+  compared++;
   if (ref.startsWith("[]")) {
     if (ours.type !== "array") {
       problems.push(`${path}: KubeVirt has an array, ours is ${kindOf(ours)}`);
@@ -45,6 +48,11 @@ function compare(ref: string, ours: Schema, path: string, problems: string[], se
     // An enum string, a date-time string or a literal is still a string.
     if (k !== scalar[ref] && !(ref === "number" && k === "integer"))
       problems.push(`${path}: KubeVirt type ${ref}, ours is ${k}`);
+    return;
+  }
+  if (ref === "int-or-string") {
+    if (kindOf(ours) !== "int-or-string")
+      problems.push(`${path}: KubeVirt has a number or a name, ours is ${kindOf(ours)}`);
     return;
   }
   if (ref === "io.k8s.apimachinery.pkg.api.resource.Quantity") {
@@ -103,9 +111,25 @@ for (const [ref, schema] of roots) {
   });
 }
 
+test("the comparison really walks KubeVirt's field tree (VM, VMI, VMIRS, VMIM)", () => {
+  assert.ok(compared >= 2500, `compared ${compared} field paths`);
+});
+
 test("the KubeVirt excerpt is not trivially small", () => {
   let paths = 0;
   for (const d of Object.values(data.definitions)) paths += Object.keys(d.properties).length;
-  assert.ok(Object.keys(data.definitions).length >= 170, "definitions");
+  assert.ok(Object.keys(data.definitions).length >= 200, "definitions");
   assert.ok(paths >= 600, `field count ${paths}`);
+});
+
+test("the comparison reports a missing KubeVirt field and a field KubeVirt lacks", () => {
+  const disk = JSON.parse(JSON.stringify(Disk)) as Schema & { properties: Record<string, unknown> };
+  delete disk.properties.serial;
+  disk.properties.madeUp = { type: "string" };
+  const problems: string[] = [];
+  compare("v1.Disk", disk, "disk", problems, new Set());
+  assert.deepEqual(problems, [
+    "disk.serial: missing (KubeVirt v1.Disk.serial)",
+    "disk.madeUp: not in KubeVirt's v1.Disk",
+  ]);
 });
