@@ -436,6 +436,44 @@ describe("applyServerSide: kube-apiserver's client-side → server-side apply up
   });
 });
 
+describe("field management leaves its inputs alone", () => {
+  it("neither updateManagedFields nor applyServerSide mutates before/after/live/applied", () => {
+    const live = stored(vm({ runStrategy: "Halted", ...devices("root", "data") }, { app: "a", tier: "t" }));
+    const after = applyMergePatch<Obj>(live, { spec: { runStrategy: "Always" } });
+    const snapshot = structuredClone({ live, after });
+    updateManagedFields({ before: live, after, manager: "m", now: t1 });
+    const applied = vm({ runStrategy: "Always", ...devices("root") }, { app: "a" });
+    const appliedCopy = structuredClone(applied);
+    let o = applyServerSide({
+      live,
+      applied: vm({ runStrategy: "Halted", ...devices("root", "data") }, { app: "a", tier: "t" }),
+      manager: "k",
+      now: t1,
+    }).object;
+    const oCopy = structuredClone(o);
+    o = applyServerSide({ live: o, applied, manager: "k", force: true, now: t1 }).object;
+    assert.deepEqual({ live, after }, snapshot);
+    assert.deepEqual(applied, appliedCopy);
+    assert.notDeepEqual(o, oCopy);
+  });
+
+  it("an explicit apiVersion names the entry (status writes carry no apiVersion of their own)", () => {
+    const live = stored(vm({ runStrategy: "Halted" }));
+    const r = applyServerSide({
+      live,
+      applied: { status: { ready: true } },
+      manager: "ctl",
+      subresource: "status",
+      apiVersion: "kubevirt.io/v1",
+      now: t1,
+    });
+    const e = entry(r.object as Obj, "ctl");
+    assert.equal(e.apiVersion, "kubevirt.io/v1");
+    assert.equal(e.subresource, "status");
+    assert.deepEqual(e.fieldsV1, { "f:status": { "f:ready": {} } });
+  });
+});
+
 describe("isNoop", () => {
   const base = stored(vm({ runStrategy: "Halted" }));
   it("ignores resourceVersion and managedFields timestamps", () => {
