@@ -292,6 +292,24 @@ describe("applyServerSide", () => {
     assert.deepEqual(o.metadata.labels, { app: "a", team: "x" });
   });
 
+  it("a map the applier owned as a member ('.') stays while its fields are still applied", () => {
+    // After kubectl's CSA→SSA migration the Apply entry owns f:spec with "." (inherited from the Update entry).
+    const live = applyServerSide({
+      live: undefined,
+      applied: vm({ runStrategy: "Always" }),
+      manager: "kubectl",
+      now: t0,
+    }).object as Obj;
+    const e = entry(live, "kubectl");
+    e.fieldsV1 = { "f:metadata": { "f:labels": { ".": {}, "f:app": {} } }, "f:spec": { ".": {}, "f:runStrategy": {} } };
+    const again = applyServerSide({ live, applied: vm({ runStrategy: "Always" }), manager: "kubectl", now: t1 })
+      .object as Obj;
+    assert.deepEqual(again.spec, { runStrategy: "Always" });
+    assert.deepEqual(again.metadata.labels, { app: "demo" });
+    const emptied = applyServerSide({ live, applied: vm({}, {}), manager: "kubectl", now: t1 }).object as Obj;
+    assert.equal(emptied.spec, undefined, "nothing else owns spec: it goes with its last field");
+  });
+
   it("disks merge by name: an applier adding a disk keeps the other manager's", () => {
     let o = applyServerSide({ live: undefined, applied: vm(devices("root")), manager: "a", now: t0 }).object as Obj;
     o = applyServerSide({ live: o, applied: vm(devices("hotplug"), {}), manager: "b", now: t1 }).object as Obj;

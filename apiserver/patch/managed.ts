@@ -292,11 +292,27 @@ function namesOf(pes: readonly string[]): string[] {
   return pes.filter((pe) => pe.startsWith("f:")).map((pe) => pe.slice(2));
 }
 
-/** Can a whole list item go? Only when every field in it is a key field or was applied last time and is unowned now. */
-function itemRemovable(ctx: Ctx, item: JsonObject, path: string[], orphans: FieldSet): boolean {
-  const keys = Object.keys(JSON.parse(path[path.length - 1]!.slice(2)) as object);
+/**
+ * Can a whole map, list or list item go? Only when every field inside it is one its list-map keys name or was
+ * applied last time and is unowned now (structured-merge-diff removes it, then adds back what is still owned).
+ */
+function containerRemovable(ctx: Ctx, value: Json, path: string[], orphans: FieldSet): boolean {
+  const last = path[path.length - 1]!;
+  const keys = last.startsWith("k:") ? Object.keys(JSON.parse(last.slice(2)) as object) : [];
+  const names = namesOf(path);
   const inside = new FieldSet();
-  toSet(ctx, item, namesOf(path), [], inside);
+  if (isObject(value)) {
+    toSet(ctx, value, names, [], inside);
+  } else if (Array.isArray(value)) {
+    const lk = listKind(ctx, names, value);
+    if (lk.kind === "atomic") return true;
+    for (const [pe, item] of itemsByPE(value, lk)) {
+      inside.insert([pe]);
+      if (isObject(item)) toSet(ctx, item, names, [pe], inside);
+    }
+  } else {
+    return true;
+  }
   return inside.paths().every((m) => (m.length === 1 && keys.includes(m[0]!.slice(2))) || orphans.has([...path, ...m]));
 }
 
@@ -323,7 +339,7 @@ function prune(ctx: Ctx, obj: JsonObject, orphans: FieldSet): void {
       const keys = Object.keys(JSON.parse(parentPE.slice(2)) as object);
       if (keys.includes(last.slice(2))) continue;
     }
-    if (last.startsWith("k:") && isObject(child.value) && !itemRemovable(ctx, child.value, path, orphans)) continue;
+    if (!containerRemovable(ctx, child.value!, path, orphans)) continue;
     removeChild(parent, last);
   }
   const meta = obj.metadata;
