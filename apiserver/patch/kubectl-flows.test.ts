@@ -299,6 +299,23 @@ describe("kubectl against the patch and field-management libraries", () => {
     assert.equal((live().data as JsonObject).a, "6");
     assert.equal((live().data as JsonObject).b, "3", "b stays: kubectl still owns it");
 
+    // A field only client-side apply owns: the conflict names it with its API version, as kube-apiserver does.
+    const other = join(dir, "other.json");
+    await writeFile(
+      other,
+      JSON.stringify({ apiVersion: "v1", kind: "ConfigMap", metadata: { name: "csa" }, data: { x: "1" } }),
+    );
+    await run(["apply", "-f", other]);
+    await writeFile(
+      other,
+      JSON.stringify({ apiVersion: "v1", kind: "ConfigMap", metadata: { name: "csa" }, data: { x: "2" } }),
+    );
+    const c2 = await run(["apply", "--server-side", "--field-manager=other", "-f", other], 1);
+    assert.match(
+      c2.stderr,
+      /Apply failed with 1 conflict: conflict with "kubectl-client-side-apply" using v1: \.data\.x/,
+    );
+
     await run(["patch", "cm", "demo", "-p", '{"data":{"c":"7"}}']);
     assert.equal((live().data as JsonObject).c, "7");
     const noop = await run(["patch", "cm", "demo", "--type", "merge", "-p", '{"data":{"c":"7"}}']);
