@@ -121,3 +121,46 @@ describe("LabelSelector objects", () => {
     assert.equal(parseLabelSelector(s).toString(), s);
   });
 });
+
+describe("fuzz: random selector strings parse or fail with a 400", () => {
+  it("3,000 strings over the selector alphabet", () => {
+    const alphabet = [
+      "a",
+      "b",
+      "=",
+      "==",
+      "!=",
+      "!",
+      "(",
+      ")",
+      ",",
+      " ",
+      "in",
+      "notin",
+      "x/y",
+      ".",
+      "-",
+      "_",
+      ">",
+      "<",
+      "1",
+      "é",
+      "\\",
+    ];
+    let s = 7;
+    const r = (n: number) => {
+      s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
+      return s % n;
+    };
+    for (let i = 0; i < 3000; i++) {
+      const text = Array.from({ length: r(12) }, () => alphabet[r(alphabet.length)]).join("");
+      try {
+        const sel = parseLabelSelector(text);
+        sel.matches({ a: "b" });
+        assert.doesNotThrow(() => parseLabelSelector(sel.toString()), `round trip of ${JSON.stringify(text)}`);
+      } catch (e) {
+        assert.ok(e instanceof StatusError && e.code === 400, `${JSON.stringify(text)}: ${String(e)}`);
+      }
+    }
+  });
+});

@@ -66,6 +66,11 @@ function parentOf(doc: Json, tokens: string[], pointer: string, what: string): [
     }
     cur = next;
   }
+  if (cur === null || typeof cur !== "object") {
+    throw new OpError(
+      `${what} operation does not apply: doc is missing path: ${JSON.stringify(pointer)}: missing value`,
+    );
+  }
   return [cur as Container, tokens[tokens.length - 1]!];
 }
 

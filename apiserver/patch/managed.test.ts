@@ -292,6 +292,24 @@ describe("applyServerSide", () => {
     assert.deepEqual(o.metadata.labels, { app: "a", team: "x" });
   });
 
+  it("a map the applier owned as a member ('.') stays while its fields are still applied", () => {
+    // After kubectl's CSA→SSA migration the Apply entry owns f:spec with "." (inherited from the Update entry).
+    const live = applyServerSide({
+      live: undefined,
+      applied: vm({ runStrategy: "Always" }),
+      manager: "kubectl",
+      now: t0,
+    }).object as Obj;
+    const e = entry(live, "kubectl");
+    e.fieldsV1 = { "f:metadata": { "f:labels": { ".": {}, "f:app": {} } }, "f:spec": { ".": {}, "f:runStrategy": {} } };
+    const again = applyServerSide({ live, applied: vm({ runStrategy: "Always" }), manager: "kubectl", now: t1 })
+      .object as Obj;
+    assert.deepEqual(again.spec, { runStrategy: "Always" });
+    assert.deepEqual(again.metadata.labels, { app: "demo" });
+    const emptied = applyServerSide({ live, applied: vm({}, {}), manager: "kubectl", now: t1 }).object as Obj;
+    assert.equal(emptied.spec, undefined, "nothing else owns spec: it goes with its last field");
+  });
+
   it("disks merge by name: an applier adding a disk keeps the other manager's", () => {
     let o = applyServerSide({ live: undefined, applied: vm(devices("root")), manager: "a", now: t0 }).object as Obj;
     o = applyServerSide({ live: o, applied: vm(devices("hotplug"), {}), manager: "b", now: t1 }).object as Obj;
@@ -433,6 +451,44 @@ describe("applyServerSide: kube-apiserver's client-side → server-side apply up
       'Apply failed with 1 conflict: conflict with "kubectl-client-side-apply" using kubevirt.io/v1: .spec.runStrategy',
       [".spec.runStrategy"],
     );
+  });
+});
+
+describe("field management leaves its inputs alone", () => {
+  it("neither updateManagedFields nor applyServerSide mutates before/after/live/applied", () => {
+    const live = stored(vm({ runStrategy: "Halted", ...devices("root", "data") }, { app: "a", tier: "t" }));
+    const after = applyMergePatch<Obj>(live, { spec: { runStrategy: "Always" } });
+    const snapshot = structuredClone({ live, after });
+    updateManagedFields({ before: live, after, manager: "m", now: t1 });
+    const applied = vm({ runStrategy: "Always", ...devices("root") }, { app: "a" });
+    const appliedCopy = structuredClone(applied);
+    let o = applyServerSide({
+      live,
+      applied: vm({ runStrategy: "Halted", ...devices("root", "data") }, { app: "a", tier: "t" }),
+      manager: "k",
+      now: t1,
+    }).object;
+    const oCopy = structuredClone(o);
+    o = applyServerSide({ live: o, applied, manager: "k", force: true, now: t1 }).object;
+    assert.deepEqual({ live, after }, snapshot);
+    assert.deepEqual(applied, appliedCopy);
+    assert.notDeepEqual(o, oCopy);
+  });
+
+  it("an explicit apiVersion names the entry (status writes carry no apiVersion of their own)", () => {
+    const live = stored(vm({ runStrategy: "Halted" }));
+    const r = applyServerSide({
+      live,
+      applied: { status: { ready: true } },
+      manager: "ctl",
+      subresource: "status",
+      apiVersion: "kubevirt.io/v1",
+      now: t1,
+    });
+    const e = entry(r.object as Obj, "ctl");
+    assert.equal(e.apiVersion, "kubevirt.io/v1");
+    assert.equal(e.subresource, "status");
+    assert.deepEqual(e.fieldsV1, { "f:status": { "f:ready": {} } });
   });
 });
 

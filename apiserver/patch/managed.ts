@@ -292,11 +292,27 @@ function namesOf(pes: readonly string[]): string[] {
   return pes.filter((pe) => pe.startsWith("f:")).map((pe) => pe.slice(2));
 }
 
-/** Can a whole list item go? Only when every field in it is a key field or was applied last time and is unowned now. */
-function itemRemovable(ctx: Ctx, item: JsonObject, path: string[], orphans: FieldSet): boolean {
-  const keys = Object.keys(JSON.parse(path[path.length - 1]!.slice(2)) as object);
+/**
+ * Can a whole map, list or list item go? Only when every field inside it is one its list-map keys name or was
+ * applied last time and is unowned now (structured-merge-diff removes it, then adds back what is still owned).
+ */
+function containerRemovable(ctx: Ctx, value: Json, path: string[], orphans: FieldSet): boolean {
+  const last = path[path.length - 1]!;
+  const keys = last.startsWith("k:") ? Object.keys(JSON.parse(last.slice(2)) as object) : [];
+  const names = namesOf(path);
   const inside = new FieldSet();
-  toSet(ctx, item, namesOf(path), [], inside);
+  if (isObject(value)) {
+    toSet(ctx, value, names, [], inside);
+  } else if (Array.isArray(value)) {
+    const lk = listKind(ctx, names, value);
+    if (lk.kind === "atomic") return true;
+    for (const [pe, item] of itemsByPE(value, lk)) {
+      inside.insert([pe]);
+      if (isObject(item)) toSet(ctx, item, names, [pe], inside);
+    }
+  } else {
+    return true;
+  }
   return inside.paths().every((m) => (m.length === 1 && keys.includes(m[0]!.slice(2))) || orphans.has([...path, ...m]));
 }
 
@@ -323,7 +339,7 @@ function prune(ctx: Ctx, obj: JsonObject, orphans: FieldSet): void {
       const keys = Object.keys(JSON.parse(parentPE.slice(2)) as object);
       if (keys.includes(last.slice(2))) continue;
     }
-    if (last.startsWith("k:") && isObject(child.value) && !itemRemovable(ctx, child.value, path, orphans)) continue;
+    if (!containerRemovable(ctx, child.value!, path, orphans)) continue;
     removeChild(parent, last);
   }
   const meta = obj.metadata;
@@ -536,6 +552,8 @@ export interface ApplyOptions {
   subresource?: string;
   /** Field-name paths this endpoint does not manage (e.g. `[["status"]]` on a main resource with a status subresource). */
   ignoredFields?: readonly (readonly string[])[];
+  /** The entry's apiVersion; defaults to the applied object's, then the live object's. */
+  apiVersion?: string;
 }
 
 export interface ManagedResult<T = JsonObject> {
@@ -618,6 +636,8 @@ export interface UpdateOptions {
   subresource?: string;
   listMapKeys?: ListMapKeys;
   ignoredFields?: readonly (readonly string[])[];
+  /** The entry's apiVersion; defaults to the new object's, then the old object's. */
+  apiVersion?: string;
 }
 
 function isResetManagedFields(v: unknown): boolean {
@@ -632,7 +652,8 @@ function isResetManagedFields(v: unknown): boolean {
  */
 export function updateManagedFields(opts: UpdateOptions): ManagedResult {
   const ctx: Ctx = { keys: opts.listMapKeys ?? defaultListMapKeys, ignored: opts.ignoredFields ?? [] };
-  const beforeObj = withoutManagedFields(opts.before);
+  // managedFields are never compared (they are in the stripped list), so no copies are needed to leave them out.
+  const beforeObj: JsonObject = isObject(opts.before) ? opts.before : {};
   const afterRaw = isObject(opts.after) ? opts.after : {};
   const requested = managedFieldsOf(afterRaw);
   let managers: Manager[];
@@ -642,7 +663,7 @@ export function updateManagedFields(opts: UpdateOptions): ManagedResult {
     const fromBody = decode(requested);
     managers = fromBody?.some((m) => !m.set.empty) ? fromBody : (decode(managedFieldsOf(opts.before)) ?? []);
   }
-  const afterObj = withoutManagedFields(afterRaw);
+  const afterObj: JsonObject = { ...afterRaw, metadata: isObject(afterRaw.metadata) ? { ...afterRaw.metadata } : {} };
   const apiVersion =
     typeof afterObj.apiVersion === "string"
       ? afterObj.apiVersion
@@ -676,26 +697,45 @@ export function updateManagedFields(opts: UpdateOptions): ManagedResult {
   return { object: afterObj, managedFields: entries, changed: !isNoop(opts.before, afterObj) };
 }
 
-function normalizeForNoop(obj: unknown): unknown {
-  if (!isObject(obj)) return obj;
-  const o = clone(obj);
-  const meta = o.metadata;
-  if (isObject(meta)) {
-    delete meta.resourceVersion;
-    if (Array.isArray(meta.managedFields)) {
-      meta.managedFields = meta.managedFields.map((e) => {
-        if (!isObject(e)) return e;
-        const { time: _t, ...rest } = e;
-        return rest;
-      });
+function entriesEqualIgnoringTime(a: unknown, b: unknown): boolean {
+  if (!Array.isArray(a) || !Array.isArray(b)) return deepEqual(a, b);
+  if (a.length !== b.length) return false;
+  for (let i = 0; i < a.length; i++) {
+    const x = a[i];
+    const y = b[i];
+    if (!isObject(x) || !isObject(y)) {
+      if (!deepEqual(x, y)) return false;
+      continue;
+    }
+    for (const k of new Set([...Object.keys(x), ...Object.keys(y)])) {
+      if (k !== "time" && !deepEqual(x[k], y[k])) return false;
     }
   }
-  return o;
+  return true;
 }
 
 /** True when two versions differ at most in resourceVersion and managedFields timestamps: the write is a no-op. */
 export function isNoop(before: unknown, after: unknown): boolean {
-  return deepEqual(normalizeForNoop(before), normalizeForNoop(after));
+  if (!isObject(before) || !isObject(after)) return deepEqual(before, after);
+  for (const k of new Set([...Object.keys(before), ...Object.keys(after)])) {
+    if (k !== "metadata") {
+      if (!deepEqual(before[k], after[k])) return false;
+      continue;
+    }
+    const bm = before.metadata;
+    const am = after.metadata;
+    if (!isObject(bm) || !isObject(am)) {
+      if (!deepEqual(bm, am)) return false;
+      continue;
+    }
+    for (const mk of new Set([...Object.keys(bm), ...Object.keys(am)])) {
+      if (mk === "resourceVersion") continue;
+      if (mk === "managedFields") {
+        if (!entriesEqualIgnoringTime(bm[mk], am[mk])) return false;
+      } else if (!deepEqual(bm[mk], am[mk])) return false;
+    }
+  }
+  return true;
 }
 
 /** The FieldsV1 set of one manager entry, for callers and tests (`{"f:metadata":{"f:labels":{"f:app":{}}}}`). */

@@ -40,12 +40,12 @@ describe("applyStrategicMergePatch on built-in kinds", () => {
       },
     ],
     [
-      "a new container is appended",
+      "a new element goes before the server-only ones (apimachinery mergeSortedSlice order)",
       { spec: { containers: [{ name: "new", image: "n" }] } },
       (o) =>
         assert.deepEqual(
           o.spec.containers.map((c) => c.name),
-          ["compute", "sidecar", "new"],
+          ["new", "compute", "sidecar"],
         ),
     ],
     [
@@ -77,8 +77,8 @@ describe("applyStrategicMergePatch on built-in kinds", () => {
       { spec: { containers: [{ name: "compute", env: [{ name: "B", value: "2" }] }] } },
       (o) =>
         assert.deepEqual(o.spec.containers[0]!.env, [
-          { name: "A", value: "1" },
           { name: "B", value: "2" },
+          { name: "A", value: "1" },
         ]),
     ],
     [
@@ -107,7 +107,7 @@ describe("applyStrategicMergePatch on built-in kinds", () => {
       (o) =>
         assert.deepEqual(
           o.metadata.ownerReferences.map((r) => r.uid),
-          ["u1", "u2"],
+          ["u2", "u1"],
         ),
     ],
     [
@@ -152,6 +152,41 @@ describe("applyStrategicMergePatch on built-in kinds", () => {
       "$retainKeys on a volume drops the other source",
       { spec: { volumes: [{ name: "disk0", $retainKeys: ["name", "hostPath"], hostPath: { path: "/x" } }] } },
       (o) => assert.deepEqual(o.spec.volumes, [{ name: "disk0", hostPath: { path: "/x" } }]),
+    ],
+    [
+      "a patch naming an existing element keeps the live order",
+      { spec: { containers: [{ name: "sidecar", image: "side:2" }] } },
+      (o) =>
+        assert.deepEqual(
+          o.spec.containers.map((c) => [c.name, c.image]),
+          [
+            ["compute", "img:1"],
+            ["sidecar", "side:2"],
+          ],
+        ),
+    ],
+    [
+      "$setElementOrder alone reorders",
+      { spec: { "$setElementOrder/containers": [{ name: "sidecar" }, { name: "compute" }] } },
+      (o) =>
+        assert.deepEqual(
+          o.spec.containers.map((c) => c.name),
+          ["sidecar", "compute"],
+        ),
+    ],
+    [
+      "kubectl apply's patch: $setElementOrder with a new element in the middle",
+      {
+        spec: {
+          "$setElementOrder/containers": [{ name: "compute" }, { name: "mid" }, { name: "sidecar" }],
+          containers: [{ name: "mid", image: "m" }],
+        },
+      },
+      (o) =>
+        assert.deepEqual(
+          o.spec.containers.map((c) => c.name),
+          ["compute", "mid", "sidecar"],
+        ),
     ],
     ["null deletes a field", { metadata: { labels: { app: null } } }, (o) => assert.deepEqual(o.metadata.labels, {})],
     [

@@ -63,7 +63,7 @@ class Smp {
       for (const k of retain as string[]) if (Object.hasOwn(result, k)) kept[k] = result[k]!;
       result = kept;
     }
-    const orders: [string, Json][] = [];
+    const orders = new Map<string, Json[]>();
     for (const [k, v] of Object.entries(patch)) {
       if (k.startsWith(deleteDirective)) {
         const field = k.slice(deleteDirective.length);
@@ -72,7 +72,7 @@ class Smp {
         if (Array.isArray(cur)) result[field] = cur.filter((x) => !v.some((d) => deepEqual(d, x)));
       } else if (k.startsWith(orderDirective)) {
         if (!Array.isArray(v)) throw badRequest(`invalid patch: ${k} must be a list`);
-        orders.push([k.slice(orderDirective.length), v]);
+        orders.set(k.slice(orderDirective.length), v);
       }
     }
     for (const [k, v] of Object.entries(patch)) {
@@ -86,33 +86,35 @@ class Smp {
         else result[k] = merged;
       } else if (Array.isArray(v)) {
         const meta = this.lookup(childPath);
-        if (hasStrategy(meta, "merge")) result[k] = this.mergeList(result[k], v, meta!, childPath);
+        if (hasStrategy(meta, "merge")) result[k] = this.mergeList(result[k], v, meta!, childPath, orders.get(k));
         else result[k] = strip(v);
       } else {
         result[k] = v;
       }
     }
+    // A `$setElementOrder` without a patch list for its field only reorders the live list.
     for (const [field, order] of orders) {
       const cur = result[field];
-      if (Array.isArray(cur))
-        result[field] = this.reorder(cur, order as Json[], this.lookup([...path, field])?.mergeKey);
+      if (Object.hasOwn(patch, field) || !Array.isArray(cur)) continue;
+      const meta = this.lookup([...path, field]);
+      if (hasStrategy(meta, "merge")) result[field] = this.order(cur, cur, order, meta?.mergeKey);
     }
     return result;
   }
 
-  mergeList(original: Json | undefined, patch: Json[], meta: PatchMeta, path: string[]): Json[] {
+  mergeList(original: Json | undefined, patch: Json[], meta: PatchMeta, path: string[], setOrder?: Json[]): Json[] {
     const orig = Array.isArray(original) ? clone(original) : [];
     if (patch.some((x) => isObject(x) && x.$patch === "replace" && Object.keys(x).length === 1)) {
       return strip(patch) as Json[];
     }
-    if (patch.length === 0) return orig;
+    if (patch.length === 0 && !setOrder) return orig;
     const key = meta.mergeKey;
     if (!key || patch.every((x) => !isObject(x))) {
       if (patch.some((x) => isObject(x) || Array.isArray(x)))
         throw badRequest("invalid patch: a list of primitives holds an object");
       const out = [...orig];
       for (const x of patch) if (!out.some((y) => deepEqual(x, y))) out.push(x);
-      return out;
+      return this.order(out, orig, setOrder ?? patch, undefined);
     }
     let out: Json[] = orig;
     for (const item of patch) {
@@ -131,20 +133,37 @@ class Smp {
       if (i >= 0) out[i] = merged;
       else out.push(merged);
     }
-    return out;
+    return this.order(out, Array.isArray(original) ? original : [], setOrder ?? patch, key);
   }
 
-  /** `$setElementOrder`: listed elements first, in that order; the rest keep their relative order after them. */
-  reorder(list: Json[], order: Json[], key: string | undefined): Json[] {
-    const rank = (x: Json): number =>
-      order.findIndex((o) => (key && isObject(o) && isObject(x) ? deepEqual(o[key], x[key]) : deepEqual(o, x)));
-    const ranked = list.map((x, i) => ({ x, i, r: rank(x) }));
-    ranked.sort((a, b) => {
-      const ra = a.r < 0 ? Number.MAX_SAFE_INTEGER : a.r;
-      const rb = b.r < 0 ? Number.MAX_SAFE_INTEGER : b.r;
-      return ra - rb || a.i - b.i;
-    });
-    return ranked.map((e) => e.x);
+  /**
+   * kube's element order after a merge: the elements the patch (or its `$setElementOrder`) names come in that
+   * order; the server-only elements keep their live order and are interleaved by their live positions.
+   */
+  order(merged: Json[], live: Json[], patchOrder: Json[], key: string | undefined): Json[] {
+    const same = (a: Json, b: Json): boolean =>
+      key ? isObject(a) && isObject(b) && deepEqual(a[key], b[key]) : deepEqual(a, b);
+    const indexIn = (list: Json[], x: Json) => list.findIndex((y) => same(x, y));
+    const named = patchOrder.filter((x) => !(isObject(x) && x.$patch === "delete"));
+    const inPatch: Json[] = [];
+    const serverOnly: Json[] = [];
+    for (const x of merged) (indexIn(named, x) >= 0 ? inPatch : serverOnly).push(x);
+    inPatch.sort((a, b) => indexIn(named, a) - indexIn(named, b));
+    serverOnly.sort((a, b) => indexIn(live, a) - indexIn(live, b));
+    const out: Json[] = [];
+    let i = 0;
+    let j = 0;
+    while (i < serverOnly.length || j < inPatch.length) {
+      if (j >= inPatch.length) out.push(serverOnly[i++]!);
+      else if (i >= serverOnly.length) out.push(inPatch[j++]!);
+      else {
+        const li = indexIn(live, serverOnly[i]!);
+        const ri = indexIn(live, inPatch[j]!);
+        if (li >= 0 && ri >= 0 && li < ri) out.push(serverOnly[i++]!);
+        else out.push(inPatch[j++]!);
+      }
+    }
+    return out;
   }
 }
 
