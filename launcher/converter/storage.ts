@@ -135,6 +135,9 @@ export const disks: Configure = (input, dom) => {
       d.lun?.readonly === true ||
       (device === "cdrom" && d.cdrom?.readonly !== false) ||
       vol.persistentVolumeClaim?.readOnly === true;
+    if (readonly && device === "disk" && bus === "sata") {
+      invalidField(input, `${field}.disk.readonly`, "a read-only disk cannot use the sata bus (libvirt refuses it)");
+    }
     const disk: Disk = {
       device,
       source: p.type === "overlay" ? { type: "file", file: p.path } : toSource(p),
