@@ -25,13 +25,41 @@ export async function openLayer(path: string): Promise<{ stream: Readable; compr
   }
   const compression = detectCompression(head);
   const src = createReadStream(path, { highWaterMark: 1 << 20 });
-  if (compression === "none") return { stream: src, compression };
+  return { stream: decodeAs(src, compression), compression };
+}
+
+function decodeAs(src: Readable, compression: Compression): Readable {
+  if (compression === "none") return src;
   if (compression === "gzip") {
     const out = new PassThrough({ highWaterMark: 1 << 20 });
-    pipeline(src, createGunzip({ chunkSize: 1 << 18 }), out, () => {});
-    return { stream: out, compression };
+    pipeline(src, createGunzip({ chunkSize: 1 << 20 }), out, () => {});
+    return out;
   }
-  return { stream: zstdDecode(src), compression };
+  return zstdDecode(src);
+}
+
+/** Decodes a layer arriving as a stream (e.g. while it downloads), detecting the compression from its first bytes. */
+export function decodeLayerStream(src: Readable): Readable {
+  const out = new PassThrough({ highWaterMark: 1 << 20 });
+  let started = false;
+  const first = (): void => {
+    const head = src.read() as Buffer | null;
+    if (head === null) {
+      if (!started) src.once("readable", first);
+      return;
+    }
+    started = true;
+    src.unshift(head);
+    pipeline(decodeAs(src, detectCompression(head)), out, (err) => {
+      if (err) out.destroy(err);
+    });
+  };
+  src.once("error", (e) => out.destroy(e));
+  src.once("end", () => {
+    if (!started) out.end();
+  });
+  first();
+  return out;
 }
 
 /** Decodes a zstd stream with the `zstd` binary (`zstd -d -c -q`). A non-zero exit errors the output stream. */

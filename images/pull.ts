@@ -4,6 +4,7 @@ import { createHash } from "node:crypto";
 import { createWriteStream } from "node:fs";
 import { mkdir, rename, rm, truncate } from "node:fs/promises";
 import { join } from "node:path";
+import { PassThrough, type Writable } from "node:stream";
 import { pipeline } from "node:stream/promises";
 import type { Logger } from "../lib/log.js";
 import { nullLogger } from "../lib/log.js";
@@ -16,13 +17,13 @@ import {
   RegistryClient,
   type RegistryCredential,
 } from "./client.js";
-import { openLayer } from "./decompress.js";
+import { decodeLayerStream, openLayer } from "./decompress.js";
 import { errImagePull, type PullAttempt, RegistryError, toRegistryError, tripsBreaker } from "./errors.js";
 import type { TlsOptions } from "./http.js";
 import { type DiskFormat, diskInfo } from "./qemu-img.js";
 import { formatReference, type ImageReference, parseReference } from "./reference.js";
 import { emptyRegistriesConfig, type ImageSource, type RegistriesConfig, resolveSources } from "./registries-conf.js";
-import { extractDiskFiles } from "./tar.js";
+import { type ExtractedFile, extractDiskFiles } from "./tar.js";
 
 export type PullPolicy = "Always" | "IfNotPresent" | "Never";
 
@@ -185,6 +186,7 @@ async function doPull(
   let total = 0;
   let done = 0;
   let usedSource: string | undefined;
+  let preExtracted: PreExtracted | undefined;
 
   const tryOne = async (src: ImageSource): Promise<boolean> => {
     const label = `${src.registry}/${src.repository}`;
@@ -208,13 +210,52 @@ async function doPull(
         for (const b of blobs) if (!(await cache.hasBlob(b.digest))) total += b.size;
       }
       cache.active.set(pinned.digest, (cache.active.get(pinned.digest) ?? 0) + 1);
+      const layers = pinned.manifest.layers;
+      // A one-layer image (the containerDisk layout) is extracted while it downloads; the result is used only
+      // once the blob's digest has been verified.
+      let streaming: StreamExtraction | undefined;
+      const only = layers.length === 1 ? layers[0]! : undefined;
+      if (
+        only &&
+        !preExtracted &&
+        !(await cache.hasBlob(only.digest)) &&
+        !cache.partials.has(only.digest) &&
+        !cache.blobFlights.has(only.digest)
+      ) {
+        streaming = startStreamExtraction(cache);
+      }
       try {
-        for (const b of [pinned.manifest.config, ...pinned.manifest.layers]) {
-          downloaded += await ensureBlob(cache, client, src.repository, b, o.signal, (n) => {
-            done += n;
-            o.onProgress({ ref: refStr, phase: "downloading", source: label, completedBytes: done, totalBytes: total });
-          });
+        for (const b of [pinned.manifest.config, ...layers]) {
+          downloaded += await ensureBlob(
+            cache,
+            client,
+            src.repository,
+            b,
+            o.signal,
+            (n) => {
+              done += n;
+              o.onProgress({
+                ref: refStr,
+                phase: "downloading",
+                source: label,
+                completedBytes: done,
+                totalBytes: total,
+              });
+            },
+            b === only ? streaming?.input : undefined,
+          );
         }
+        if (streaming) {
+          if (!streaming.input.writableEnded) streaming.input.destroy();
+          preExtracted = await streaming.result.catch(() => undefined);
+        }
+      } catch (e) {
+        if (streaming) {
+          streaming.input.destroy();
+          const r = await streaming.result.catch(() => undefined);
+          if (r) await rm(r.staging, { recursive: true, force: true });
+        }
+        throw e;
       } finally {
         const n = (cache.active.get(pinned.digest) ?? 1) - 1;
         if (n <= 0) cache.active.delete(pinned.digest);
@@ -268,7 +309,7 @@ async function doPull(
   o.onProgress({ ref: refStr, phase: "extracting", source: usedSource ?? "", completedBytes: done, totalBytes: total });
   let disk: CachedDisk;
   try {
-    disk = await extractOnce(cache, man);
+    disk = await extractOnce(cache, man, preExtracted);
   } catch (e) {
     throw errImagePull(refStr, [
       ...attempts,
@@ -304,6 +345,7 @@ async function ensureBlob(
   desc: Descriptor,
   signal: AbortSignal,
   onBytes: (n: number) => void,
+  tee?: Writable,
 ): Promise<number> {
   for (;;) {
     if (await cache.hasBlob(desc.digest)) return 0;
@@ -312,10 +354,18 @@ async function ensureBlob(
     await other.catch(() => {}); // someone else's registry failing is not ours; look again
   }
   let n = 0;
-  const p = downloadBlob(cache, client, repository, desc, signal, (k) => {
-    n += k;
-    onBytes(k);
-  });
+  const p = downloadBlob(
+    cache,
+    client,
+    repository,
+    desc,
+    signal,
+    (k) => {
+      n += k;
+      onBytes(k);
+    },
+    tee,
+  );
   cache.blobFlights.set(desc.digest, p);
   try {
     await p;
@@ -332,6 +382,7 @@ async function downloadBlob(
   desc: Descriptor,
   signal: AbortSignal,
   onBytes: (n: number) => void,
+  tee?: Writable,
 ): Promise<void> {
   const what = `blob ${client.registry}/${repository}@${desc.digest.slice(0, 19)}`;
   let part = cache.partials.get(desc.digest);
@@ -345,6 +396,7 @@ async function downloadBlob(
     part.hash = createHash("sha256");
     part.bytes = 0;
   };
+  if (tee && part.bytes > 0) tee.destroy(); // a streaming extraction needs the blob from its first byte
   const res = await client.openBlob(repository, desc.digest, part.bytes, signal);
   if (part.bytes > 0) {
     const cr = /^bytes (\d+)-/.exec(String(res.headers["content-range"] ?? ""));
@@ -352,6 +404,7 @@ async function downloadBlob(
   }
   const hash = part.hash;
   const partRef = part;
+  const feed = tee && !tee.destroyed ? tee : undefined;
   try {
     await pipeline(
       res.body,
@@ -362,12 +415,25 @@ async function downloadBlob(
             throw new RegistryError("digestMismatch", `${what}: more bytes than the ${desc.size} announced`);
           hash.update(c);
           onBytes(c.length);
+          if (feed && !feed.destroyed && !feed.write(c)) {
+            await new Promise<void>((r) => {
+              const done = (): void => {
+                feed.off("drain", done);
+                feed.off("close", done);
+                r();
+              };
+              feed.on("drain", done);
+              feed.on("close", done);
+            });
+          }
           yield c;
         }
       },
       createWriteStream(part.path, { flags: "a", highWaterMark: 1 << 20 }),
     );
+    feed?.end();
   } catch (e) {
+    feed?.destroy(e as Error);
     if (e instanceof RegistryError && e.kind === "digestMismatch") {
       cache.partials.delete(desc.digest);
       await rm(part.path, { force: true });
@@ -387,28 +453,69 @@ async function downloadBlob(
   await cache.commitBlob(desc.digest, part.path);
 }
 
+interface PreExtracted {
+  staging: string;
+  found: ExtractedFile[];
+}
+
+interface StreamExtraction {
+  input: PassThrough;
+  result: Promise<PreExtracted>;
+}
+
+/** Extracts a layer from the bytes written to `input` as they arrive, into a staging directory. */
+function startStreamExtraction(cache: ImageCache): StreamExtraction {
+  const staging = cache.tempPath("disk");
+  const files = join(staging, "files");
+  const input = new PassThrough({ highWaterMark: 4 << 20 });
+  const result = (async () => {
+    try {
+      await mkdir(files, { recursive: true });
+      const found = await extractDiskFiles(decodeLayerStream(input) as AsyncIterable<Buffer>, files);
+      if (!input.writableEnded) throw new Error("layer stream did not complete");
+      return { staging, found };
+    } catch (e) {
+      await rm(staging, { recursive: true, force: true });
+      throw e;
+    } finally {
+      input.destroy(); // whatever follows the tar's end is not needed; the download stops feeding us
+    }
+  })();
+  result.catch(() => {});
+  return { input, result };
+}
+
 /** Extracts the disk of a manifest (once per digest per process) into the cache. */
-async function extractOnce(cache: ImageCache, man: FetchedManifest): Promise<CachedDisk> {
+async function extractOnce(
+  cache: ImageCache,
+  man: FetchedManifest,
+  pre: PreExtracted | undefined,
+): Promise<CachedDisk> {
   const have = await cache.getDisk(man.digest);
-  if (have) return have;
+  if (have) {
+    if (pre) await rm(pre.staging, { recursive: true, force: true });
+    return have;
+  }
   let p = cache.extractFlights.get(man.digest);
   if (!p) {
-    p = extract(cache, man).finally(() => cache.extractFlights.delete(man.digest));
+    p = extract(cache, man, pre).finally(() => cache.extractFlights.delete(man.digest));
     cache.extractFlights.set(man.digest, p);
-  }
+  } else if (pre) await rm(pre.staging, { recursive: true, force: true });
   return p;
 }
 
-async function extract(cache: ImageCache, man: FetchedManifest): Promise<CachedDisk> {
-  const staging = cache.tempPath("disk");
+async function extract(cache: ImageCache, man: FetchedManifest, pre: PreExtracted | undefined): Promise<CachedDisk> {
+  const staging = pre?.staging ?? cache.tempPath("disk");
   const files = join(staging, "files");
-  await mkdir(files, { recursive: true });
   try {
-    let found: { name: string; path: string; size: number }[] = [];
-    for (const layer of man.manifest.layers) {
-      const { stream } = await openLayer(cache.blobPath(layer.digest));
-      const got = await extractDiskFiles(stream as AsyncIterable<Buffer>, files);
-      found = [...found.filter((f) => !got.some((g) => g.name === f.name)), ...got];
+    let found: ExtractedFile[] = pre?.found ?? [];
+    if (!pre) {
+      await mkdir(files, { recursive: true });
+      for (const layer of man.manifest.layers) {
+        const { stream } = await openLayer(cache.blobPath(layer.digest));
+        const got = await extractDiskFiles(stream as AsyncIterable<Buffer>, files);
+        found = [...found.filter((f) => !got.some((g) => g.name === f.name)), ...got];
+      }
     }
     if (found.length !== 1) {
       throw new RegistryError(

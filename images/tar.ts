@@ -1,9 +1,12 @@
 // A streaming tar reader that takes only regular files under `disk/` (everything else is skipped, nothing is ever
 // written outside the target directory), and a minimal deterministic ustar writer for building images.
-import { constants } from "node:fs";
+
+import { once } from "node:events";
+import { constants, createWriteStream } from "node:fs";
 import { mkdir, open, unlink } from "node:fs/promises";
 import { join } from "node:path";
 import { Readable } from "node:stream";
+import { finished } from "node:stream/promises";
 
 export type TarEntryType = "file" | "dir" | "symlink" | "hardlink" | "chardev" | "blockdev" | "fifo" | "other";
 
@@ -213,16 +216,21 @@ export async function extractDiskFiles(input: AsyncIterable<Buffer>, targetDir: 
       constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW,
       0o644,
     );
+    // A write stream keeps writes in flight while the next bytes are read and decoded.
+    const ws = createWriteStream("", { fd: fh, highWaterMark: 4 << 20 });
+    let n = 0;
     try {
-      let n = 0;
       await data(async (b) => {
         n += b.length;
-        await fh.write(b);
+        if (!ws.write(b)) await once(ws, "drain");
       });
-      files.set(base, { name: base, path, size: n });
-    } finally {
-      await fh.close();
+      ws.end();
+      await finished(ws);
+    } catch (e) {
+      ws.destroy();
+      throw e;
     }
+    files.set(base, { name: base, path, size: n });
   });
   return [...files.values()];
 }

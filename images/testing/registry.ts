@@ -1,7 +1,7 @@
 // Test harness: a real Debian `docker-registry` (Docker Distribution 2.8) on 127.0.0.1 with its own config and
 // storage directory, started and stopped by the test. Not used outside tests.
 import { type ChildProcess, spawn } from "node:child_process";
-import { mkdtemp, readdir, rm, writeFile } from "node:fs/promises";
+import { mkdir, mkdtemp, readdir, rm, writeFile } from "node:fs/promises";
 import net from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -56,6 +56,7 @@ async function waitReady(port: number, child: ChildProcess, timeoutMs: number): 
 /** Starts a registry on a free loopback port with a fresh storage directory. */
 export async function startRegistry(opts: { dir?: string } = {}): Promise<TestRegistry> {
   const base = opts.dir ?? (await mkdtemp(join(tmpdir(), "tsvirt-registry-")));
+  await mkdir(base, { recursive: true });
   const storageDir = join(base, "storage");
   const port = await freePort();
   const config = [
