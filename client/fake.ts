@@ -39,7 +39,8 @@ export type Verb =
   | "delete"
   | "watch"
   | "createSubresource"
-  | "putSubresource";
+  | "putSubresource"
+  | "getPath";
 
 export interface Action {
   verb: Verb;
@@ -367,6 +368,12 @@ export class FakeClient implements Client {
       return { kind: "Status", status: "Success", code: 201 } as T;
     }
     return {} as T;
+  }
+
+  async getPath<T>(path: string): Promise<T> {
+    const r = this.react({ verb: "getPath", resource: path, namespace: undefined });
+    if (r) return r as T;
+    throw statusError(404, "NotFound", "the server could not find the requested resource");
   }
 
   async putSubresource(

@@ -84,6 +84,8 @@ export interface Client {
     subresource: string,
     body: unknown,
   ): Promise<T>;
+  /** GET a non-resource path (/version, /apis/subresources.kubevirt.io/v1/version ...). */
+  getPath<T>(path: string): Promise<T>;
   /** PUT to an aggregated subresource (subresources.kubevirt.io: start, stop, pause ...); resolves on 2xx. */
   putSubresource(
     ref: ResourceRef,

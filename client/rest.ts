@@ -166,6 +166,10 @@ export class RestClient implements Client {
     });
   }
 
+  getPath<T>(path: string): Promise<T> {
+    return this.request<T>("GET", path);
+  }
+
   get<T extends KObject>(ref: ResourceRef, namespace: string | undefined, name: string): Promise<T> {
     return this.request<T>("GET", objectPath(ref, namespace, name));
   }

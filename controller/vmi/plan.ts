@@ -40,7 +40,7 @@ export function podIsRunning(pod: Pod): boolean {
 function withPhase(status: VmiStatus, phase: VmiPhase, now: string): VmiStatus {
   if (status.phase === phase) return status;
   const ts = [...(status.phaseTransitionTimestamps ?? [])];
-  ts.push({ phase, phaseTransitionTimestamp: now });
+  if (ts[ts.length - 1]?.phase !== phase) ts.push({ phase, phaseTransitionTimestamp: now });
   return { ...status, phase, phaseTransitionTimestamps: ts };
 }
 
