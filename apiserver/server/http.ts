@@ -217,6 +217,7 @@ export class HttpApi {
   }
 
   #decode(req: IncomingMessage, body: Buffer): unknown {
+    checkNesting(body);
     const ct = (req.headers["content-type"] ?? "application/json").split(";")[0]?.trim().toLowerCase() ?? "";
     if (ct === "application/vnd.kubernetes.protobuf") return decodeProtobufBody(body);
     const text = body.toString("utf8");
@@ -416,6 +417,8 @@ export class HttpApi {
     };
     switch (method) {
       case "GET": {
+        // a GET carries no meaningful body; drain it so the connection stays in sync
+        req.resume();
         if (name === undefined) {
           const watch = q.get("watch");
           if (watch === "true" || watch === "1") {
@@ -472,6 +475,7 @@ export class HttpApi {
         if (sub === "binding" || sub === "log" || sub === "finalize")
           throw methodNotAllowed("the server does not allow this method on the requested resource");
         const body = await this.#readBody(req);
+        checkNesting(body);
         const ct = String(req.headers["content-type"] ?? "");
         if (ct.startsWith("application/apply-patch")) labels.verb = "APPLY";
         const opts = this.#writeOptions(q, req);
@@ -647,6 +651,42 @@ export class HttpApi {
     req.on("close", end);
     res.on("close", end);
     res.on("error", end);
+  }
+}
+
+/** Deepest nesting a request body may have; JSON and YAML parsers (and everything after them) recurse. */
+export const MAX_NESTING = 200;
+
+/**
+ * Rejects bodies nested deeper than MAX_NESTING before any parser sees them: counts brackets outside
+ * double-quoted strings, and YAML block indentation.
+ */
+export function checkNesting(body: Buffer): void {
+  let depth = 0;
+  let inStr = false;
+  let lineStart = true;
+  let indent = 0;
+  for (let i = 0; i < body.length; i++) {
+    const c = body[i] as number;
+    if (inStr) {
+      if (c === 0x5c) i++;
+      else if (c === 0x22) inStr = false;
+      continue;
+    }
+    if (lineStart) {
+      if (c === 0x20) {
+        indent++;
+        if (indent > MAX_NESTING * 4) throw badRequest(`the request body is nested too deeply (limit ${MAX_NESTING})`);
+        continue;
+      }
+      lineStart = false;
+      indent = 0;
+    }
+    if (c === 0x0a) lineStart = true;
+    else if (c === 0x22) inStr = true;
+    else if (c === 0x5b || c === 0x7b) {
+      if (++depth > MAX_NESTING) throw badRequest(`the request body is nested too deeply (limit ${MAX_NESTING})`);
+    } else if (c === 0x5d || c === 0x7d) depth--;
   }
 }
 

@@ -209,7 +209,10 @@ export async function startApiServer(opts: ApiServerOptions = {}): Promise<ApiSe
   server.requestTimeout = 0;
   server.maxHeadersCount = 200;
   server.on("clientError", (_e, socket) => {
-    if (socket.writable) {
+    // bytes that do not parse as a request: answer 400 unless a response is already streaming on this socket
+    // (then the stream cannot be resynchronized and the connection is dropped)
+    const busy = (socket as unknown as { _httpMessage?: unknown })._httpMessage;
+    if (socket.writable && !busy) {
       const body = JSON.stringify({
         kind: "Status",
         apiVersion: "v1",
