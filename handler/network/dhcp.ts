@@ -122,6 +122,19 @@ export async function ensureDhcp(netns: string, c: DhcpConfig, opts: EnsureDhcpO
     }
     child.unref();
     await writeFile(pidPath(c.dir), `${pid}\n`);
+    // nsenter enters the namespace, then execs udhcpd: wait until the process is the server in the pod namespace.
+    let exited = false;
+    child.once("exit", () => {
+      exited = true;
+    });
+    const deadline = Date.now() + 10_000;
+    while ((await findDhcp(c.dir, netns)) === undefined) {
+      if (exited || Date.now() > deadline) {
+        const log = await readFile(join(c.dir, "udhcpd.log"), "utf8").catch(() => "");
+        throw new Error(`udhcpd did not start in ${netns}: ${log.trim().split("\n").slice(-3).join("; ")}`);
+      }
+      await new Promise((r) => setTimeout(r, 10));
+    }
     return pid;
   } finally {
     closeSync(log);
