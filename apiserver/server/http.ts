@@ -3,6 +3,7 @@
 
 import { timingSafeEqual } from "node:crypto";
 import type { IncomingMessage, ServerResponse } from "node:http";
+import type { Duplex } from "node:stream";
 import YAML from "yaml";
 import {
   badRequest,
@@ -47,6 +48,15 @@ export interface HttpOptions {
   bookmarkIntervalMs: number;
   maxWatchSeconds: number;
   ready: () => boolean;
+  /** virt-api's subresources (subresources.kubevirt.io), mounted once the server knows its own URL */
+  subresources?: () => SubresourceMount | undefined;
+}
+
+/** What the HTTP layer needs from apiserver/subresources (kept structural: that module uses only the typed client). */
+export interface SubresourceMount {
+  handles(pathname: string): boolean;
+  handleRequest(req: IncomingMessage, res: ServerResponse): Promise<void>;
+  handleUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer): Promise<void>;
 }
 
 export const VERSION_INFO = {
@@ -158,6 +168,30 @@ export class HttpApi {
     res.on("finish", done);
     res.on("close", done);
     this.#route(req, res, labels).catch((e: unknown) => this.#fail(res, e));
+  };
+
+  /** WebSocket upgrades: console and VNC streams of virt-api's subresources. */
+  handleUpgrade = (req: IncomingMessage, socket: Duplex, head: Buffer): void => {
+    const reject = (code: number, reason: string, message: string): void => {
+      const body = JSON.stringify(statusError(code, reason, message).status);
+      socket.end(
+        `HTTP/1.1 ${code} ${reason}\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`,
+      );
+    };
+    socket.on("error", () => socket.destroy());
+    if (!this.#authorized(req)) return reject(401, "Unauthorized", "Unauthorized");
+    let pathname: string;
+    try {
+      pathname = new URL(req.url ?? "/", "http://localhost").pathname;
+    } catch {
+      return reject(400, "BadRequest", "malformed request URL");
+    }
+    const sub = this.#o.subresources?.();
+    if (!sub?.handles(pathname)) return reject(404, "NotFound", "the server could not find the requested resource");
+    sub.handleUpgrade(req, socket, head).catch((e: unknown) => {
+      this.#o.log.error("upgrade failed", { err: e });
+      socket.destroy();
+    });
   };
 
   #fail(res: ServerResponse, e: unknown): void {
@@ -290,6 +324,13 @@ export class HttpApi {
     if (!this.#authorized(req)) {
       req.resume();
       throw unauthorized();
+    }
+    const sub = this.#o.subresources?.();
+    if (sub?.handles(url.pathname)) {
+      labels.group = "subresources.kubevirt.io";
+      labels.resource = segs[5] ?? "";
+      labels.subresource = segs[7] ?? "";
+      return await sub.handleRequest(req, res);
     }
     if (head === "metrics" && segs.length === 1) {
       return sendBody(

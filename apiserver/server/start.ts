@@ -9,13 +9,15 @@ import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import YAML from "yaml";
 import type { ResourceDefinition } from "../../api/meta/v1/crd.js";
+import { RestClient } from "../../client/index.js";
 import { createLogger, type Logger } from "../../lib/log.js";
 import type { AdmissionPlugin } from "../admission/types.js";
 import { bootstrapBuiltinDefinitions, bootstrapKubevirtDefinitions } from "../registry/bootstrap-defs.js";
 import { Registry } from "../registry/resources.js";
 import { Store } from "../storage/store.js";
+import { createSubresourceApi } from "../subresources/index.js";
 import { Controllers } from "./controllers.js";
-import { HttpApi } from "./http.js";
+import { HttpApi, type SubresourceMount } from "./http.js";
 import { Metrics } from "./metrics.js";
 import { OpenApiCache } from "./openapi.js";
 import { Rest, SYSTEM_NAMESPACES } from "./rest.js";
@@ -197,7 +199,9 @@ export async function startApiServer(opts: ApiServerOptions = {}): Promise<ApiSe
     bookmarkIntervalMs: opts.bookmarkIntervalMs ?? 5000,
     maxWatchSeconds: opts.maxWatchSeconds ?? 1800,
     ready: () => ready,
+    subresources: () => subresources,
   });
+  let subresources: SubresourceMount | undefined;
   const server = tls
     ? https.createServer(
         { cert: readFileSync(opts.tlsCertFile as string), key: readFileSync(opts.tlsKeyFile as string) },
@@ -235,10 +239,23 @@ export async function startApiServer(opts: ApiServerOptions = {}): Promise<ApiSe
     });
   });
   controllers.start();
-  ready = true;
   const addr = server.address() as AddressInfo;
   const urlHost = addr.family === "IPv6" ? `[${addr.address}]` : addr.address;
   const url = `${tls ? "https" : "http"}://${urlHost}:${addr.port}`;
+  // virt-api's subresources talk to the API through the typed client, as they do on a cluster.
+  const selfHost = addr.family === "IPv6" ? "[::1]" : "127.0.0.1";
+  subresources = createSubresourceApi({
+    client: new RestClient({
+      server: `${tls ? "https" : "http"}://${addr.address === "0.0.0.0" || addr.address === "::" ? selfHost : urlHost}:${addr.port}`,
+      namespace: "default",
+      ...(token ? { token } : {}),
+      insecureSkipTLSVerify: true,
+      userAgent: "virt-api",
+    }),
+    logger: log,
+  });
+  server.on("upgrade", api.handleUpgrade);
+  ready = true;
   let kubeconfigPath: string | undefined;
   if (opts.dataDir) {
     kubeconfigPath = join(resolve(opts.dataDir), "kubeconfig");

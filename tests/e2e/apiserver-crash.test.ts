@@ -20,7 +20,9 @@ async function post(url: string, name: string): Promise<number | undefined> {
   }
 }
 
-test("kill -9 during a write burst loses no acknowledged write and never reuses a resourceVersion", { timeout: 180_000 }, async (t) => {
+test("kill -9 during a write burst loses no acknowledged write and never reuses a resourceVersion", {
+  timeout: 180_000,
+}, async (t) => {
   const dir = tempDir("tsvirt-crash-");
   let api = await startApiProcess(dir);
   t.after(async () => {
@@ -53,9 +55,12 @@ test("kill -9 during a write burst loses no acknowledged write and never reuses 
     const maxAcked = Math.max(...rvs);
     api = await startApiProcess(dir, api.port);
     // every acknowledged write is there, exactly as acknowledged
-    const list = (await (await fetch(api.url + CM)).json()) as { items: { metadata: { name: string; resourceVersion: string } }[] };
+    const list = (await (await fetch(api.url + CM)).json()) as {
+      items: { metadata: { name: string; resourceVersion: string } }[];
+    };
     const stored = new Map(list.items.map((i) => [i.metadata.name, Number(i.metadata.resourceVersion)]));
-    for (const [name, rv] of acked) assert.equal(stored.get(name), rv, `acknowledged write ${name}@${rv} after restart`);
+    for (const [name, rv] of acked)
+      assert.equal(stored.get(name), rv, `acknowledged write ${name}@${rv} after restart`);
     // the next write gets a revision above every one handed out before the crash
     const next = await post(api.url, `after-${round}`);
     assert.ok(next !== undefined && next > maxAcked, `next resourceVersion ${next} must exceed ${maxAcked}`);
