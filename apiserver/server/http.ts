@@ -179,15 +179,22 @@ export class HttpApi {
       );
     };
     socket.on("error", () => socket.destroy());
-    if (!this.#authorized(req)) return reject(401, "Unauthorized", "Unauthorized");
+    if (!this.#authorized(req)) {
+      reject(401, "Unauthorized", "Unauthorized");
+      return;
+    }
     let pathname: string;
     try {
       pathname = new URL(req.url ?? "/", "http://localhost").pathname;
     } catch {
-      return reject(400, "BadRequest", "malformed request URL");
+      reject(400, "BadRequest", "malformed request URL");
+      return;
     }
     const sub = this.#o.subresources?.();
-    if (!sub?.handles(pathname)) return reject(404, "NotFound", "the server could not find the requested resource");
+    if (!sub?.handles(pathname)) {
+      reject(404, "NotFound", "the server could not find the requested resource");
+      return;
+    }
     sub.handleUpgrade(req, socket, head).catch((e: unknown) => {
       this.#o.log.error("upgrade failed", { err: e });
       socket.destroy();
