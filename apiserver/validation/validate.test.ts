@@ -148,3 +148,40 @@ test("validating a VirtualMachine needs no slow compilation", () => {
   for (const crd of CRDS) validateObject(crd.spec.versions[0]?.schema?.openAPIV3Schema as object, {});
   assert.ok(performance.now() - t0 < 2000, `took ${performance.now() - t0} ms`);
 });
+
+test("keys named like Object.prototype members are unknown fields, never schema lookups", () => {
+  const body = JSON.parse(
+    '{"metadata":{"name":"v"},"spec":{"constructor":1,"__proto__":{"x":1},"domain":{"devices":{"toString":"x"}}}}',
+  );
+  const r = validateObject<{ spec: Record<string, unknown> }>(VirtualMachineInstance, body);
+  assert.deepEqual(r.unknownFields.sort(), ["spec.__proto__", "spec.constructor", "spec.domain.devices.toString"]);
+  assert.equal(Object.getPrototypeOf(r.object.spec), Object.prototype);
+  assert.equal(Object.hasOwn(r.object.spec, "constructor"), false);
+});
+
+test("random bodies never throw", () => {
+  const samples: unknown[] = [null, 1, "x", [], [1, 2], { spec: [] }, { spec: { domain: [] } }, { metadata: 5 }];
+  let seed = 7;
+  const rnd = () => {
+    seed = (seed * 1103515245 + 12345) % 2147483648;
+    return seed / 2147483648;
+  };
+  const values = () => [null, true, 3, -1.5, "s", "12Mi", [], {}, [{}], { name: 1 }][Math.floor(rnd() * 10)];
+  for (let i = 0; i < 300; i++) {
+    const o: Record<string, unknown> = {
+      spec: { domain: { devices: { disks: [{ name: values(), disk: values() }] } } },
+    };
+    (o.spec as Record<string, unknown>)[["volumes", "networks", "domain", "x"][i % 4] as string] = values();
+    samples.push(o);
+  }
+  for (const s of samples) {
+    for (const schema of [
+      VirtualMachineInstance,
+      VirtualMachine,
+      CRDS[0]?.spec.versions[0]?.schema?.openAPIV3Schema as object,
+    ]) {
+      const r = validateObject(schema, s);
+      assert.ok(Array.isArray(r.causes));
+    }
+  }
+});
