@@ -2,7 +2,13 @@ import assert from "node:assert/strict";
 import { readdirSync, readFileSync } from "node:fs";
 import { test } from "node:test";
 import { parseAllDocuments } from "yaml";
-import { kubevirtCrds, Pod, VirtualMachine, VirtualMachineInstance } from "../../api/index.js";
+import {
+  CustomResourceDefinitionSchema,
+  kubevirtCrds,
+  Pod,
+  VirtualMachine,
+  VirtualMachineInstance,
+} from "../../api/index.js";
 import { isStatusError } from "../../lib/errors.js";
 import { strictDecodingError, unknownFieldWarnings, validateObject } from "./index.js";
 
@@ -184,4 +190,38 @@ test("random bodies never throw", () => {
       assert.ok(Array.isArray(r.causes));
     }
   }
+});
+
+test("x-kubernetes-preserve-unknown-fields keeps arbitrary content; embedded resources accept apiVersion/kind/metadata", () => {
+  const crd = {
+    metadata: { name: "foos.example.com" },
+    spec: {
+      group: "example.com",
+      names: { plural: "foos", kind: "Foo" },
+      scope: "Namespaced",
+      versions: [
+        {
+          name: "v1",
+          served: true,
+          storage: true,
+          schema: { openAPIV3Schema: { type: "object", properties: { spec: { type: "object", "x-anything": 1 } } } },
+        },
+      ],
+    },
+  };
+  const r = validateObject(CustomResourceDefinitionSchema, crd, { fieldValidation: "Strict" });
+  assert.deepEqual(r.unknownFields, []);
+  assert.deepEqual(r.causes, []);
+  assert.deepEqual(r.object, crd);
+
+  const schema = {
+    type: "object",
+    properties: {
+      template: { type: "object", "x-kubernetes-embedded-resource": true, properties: { spec: { type: "object" } } },
+    },
+  };
+  const e = validateObject(schema, {
+    template: { apiVersion: "v1", kind: "ConfigMap", metadata: { name: "x" }, spec: {}, extra: 1 },
+  });
+  assert.deepEqual(e.unknownFields, ["template.extra"]);
 });
