@@ -32,15 +32,21 @@ function compare(type: string, ours: Schema, path: string, problems: string[], s
   if (open(ours)) return;
   const arr = /^Array<(.+)>$/.exec(type);
   if (arr) {
-    if (ours.type !== "array")
-      return void problems.push(`${path}: Kubernetes has an array, ours is ${String(ours.type)}`);
-    return compare(arr[1] as string, ours.items as Schema, `${path}[]`, problems, seen);
+    if (ours.type !== "array") {
+      problems.push(`${path}: Kubernetes has an array, ours is ${String(ours.type)}`);
+      return;
+    }
+    compare(arr[1] as string, ours.items as Schema, `${path}[]`, problems, seen);
+    return;
   }
   const map = /^\{ \[key: string\]: (.+); \}$/.exec(type);
   if (map) {
-    if (typeof ours.additionalProperties !== "object")
-      return void problems.push(`${path}: Kubernetes has a map, ours is not`);
-    return compare(map[1] as string, ours.additionalProperties as Schema, `${path}{}`, problems, seen);
+    if (typeof ours.additionalProperties !== "object") {
+      problems.push(`${path}: Kubernetes has a map, ours is not`);
+      return;
+    }
+    compare(map[1] as string, ours.additionalProperties as Schema, `${path}{}`, problems, seen);
+    return;
   }
   if (type === "string" || type === "Date" || type === "V1MicroTime") {
     // strings, times and quantities (client-node types resource.Quantity as string)
@@ -62,9 +68,14 @@ function compare(type: string, ours: Schema, path: string, problems: string[], s
   }
   if (type === "any" || type === "object") return;
   const model = models[type]?.getAttributeTypeMap?.();
-  if (!model) return void problems.push(`${path}: unknown client-node model ${type}`);
-  if (ours.type !== "object")
-    return void problems.push(`${path}: Kubernetes has ${type}, ours is ${String(ours.type)}`);
+  if (!model) {
+    problems.push(`${path}: unknown client-node model ${type}`);
+    return;
+  }
+  if (ours.type !== "object") {
+    problems.push(`${path}: Kubernetes has ${type}, ours is ${String(ours.type)}`);
+    return;
+  }
   const key = `${type}@${path}`;
   if (seen.has(key)) return;
   seen.add(key);
