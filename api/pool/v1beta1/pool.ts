@@ -43,5 +43,6 @@ export const VirtualMachinePoolStatus = Struct({
 export const VirtualMachinePool = Struct(
   { ...TypeMeta, spec: VirtualMachinePoolSpec, status: VirtualMachinePoolStatus },
   ["spec"],
+  { description: "Keeps spec.replicas VirtualMachines, made from spec.virtualMachineTemplate." },
 );
 export type VirtualMachinePool = Static<typeof VirtualMachinePool>;
