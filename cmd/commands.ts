@@ -1,6 +1,22 @@
 // Subcommand registry for `tsvirt`. Each entry lives in its own file under cmd/ and imports its component lazily.
 import type { Command } from "commander";
+import { registerApi } from "./api.js";
+import { registerController } from "./controller.js";
+import { registerLauncher } from "./launcher.js";
 
-export function registerCommands(_program: Command): void {
-  // Components add their subcommands here (api, controller, handler, launcher, up, image).
+export function registerCommands(program: Command): void {
+  registerApi(program);
+
+  registerController(program);
+
+  registerLauncher(program);
+
+  program
+    .command("image")
+    .description("build, push and pull containerDisk images (tsvirt image --help)")
+    .helpOption(false)
+    .allowUnknownOption()
+    .allowExcessArguments()
+    .argument("[args...]")
+    .action(async (args: string[]) => (await import("./image.js")).runImage(args));
 }
