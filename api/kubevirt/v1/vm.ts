@@ -131,7 +131,14 @@ export const VirtualMachineStatus = Struct({
 });
 export type VirtualMachineStatus = Static<typeof VirtualMachineStatus>;
 
-export const VirtualMachine = Struct({ ...TypeMeta, spec: VirtualMachineSpec, status: VirtualMachineStatus }, ["spec"]);
+export const VirtualMachine = Struct(
+  { ...TypeMeta, spec: VirtualMachineSpec, status: VirtualMachineStatus },
+  ["spec"],
+  {
+    description:
+      "A virtual machine that outlives its runs: spec.runStrategy decides when a VirtualMachineInstance is created from spec.template.",
+  },
+);
 export type VirtualMachine = Static<typeof VirtualMachine>;
 
 // ---- VirtualMachineInstanceReplicaSet ----
@@ -149,6 +156,7 @@ export const VirtualMachineInstanceReplicaSetStatus = Struct({
 export const VirtualMachineInstanceReplicaSet = Struct(
   { ...TypeMeta, spec: VirtualMachineInstanceReplicaSetSpec, status: VirtualMachineInstanceReplicaSetStatus },
   ["spec"],
+  { description: "Keeps spec.replicas identical VirtualMachineInstances, made from spec.template, running." },
 );
 export type VirtualMachineInstanceReplicaSet = Static<typeof VirtualMachineInstanceReplicaSet>;
 
@@ -187,5 +195,8 @@ export const VirtualMachineInstanceMigrationStatus = Struct({
 export const VirtualMachineInstanceMigration = Struct(
   { ...TypeMeta, spec: VirtualMachineInstanceMigrationSpec, status: VirtualMachineInstanceMigrationStatus },
   ["spec"],
+  {
+    description: "A request to move the running VirtualMachineInstance spec.vmiName to another node (live migration).",
+  },
 );
 export type VirtualMachineInstanceMigration = Static<typeof VirtualMachineInstanceMigration>;

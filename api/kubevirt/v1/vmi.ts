@@ -604,6 +604,7 @@ export type VirtualMachineInstanceStatus = Static<typeof VirtualMachineInstanceS
 export const VirtualMachineInstance = Struct(
   { ...TypeMeta, spec: VirtualMachineInstanceSpec, status: VirtualMachineInstanceStatus },
   ["spec"],
+  { description: "One run of a virtual machine: scheduled to a node and executed there by its launcher." },
 );
 export type VirtualMachineInstance = Static<typeof VirtualMachineInstance>;
 
