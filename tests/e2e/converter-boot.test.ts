@@ -12,7 +12,7 @@ import { promisify } from "node:util";
 import { parse } from "yaml";
 import type { VirtualMachineInstance } from "../../api/index.js";
 import { exampleVmis, preparedContext, testdataDir } from "../../launcher/converter/fixtures.js";
-import { buildNoCloudIso, noCloudFiles, vmiToDomainXml } from "../../launcher/converter/index.js";
+import { executePreparation, planPreparation, vmiToDomainXml } from "../../launcher/converter/index.js";
 import { ensureGuest, kvmUsable } from "../guest/index.js";
 import { haveLibvirt, startLibvirtd } from "../guest/libvirt.js";
 
@@ -120,24 +120,20 @@ test("golden domain boot-all: a disk on every bus, a NoCloud cdrom and a tap NIC
     const goldenXml = readFileSync(join(testdataDir(), "golden", "boot-all.xml"), "utf8");
     assert.equal(xml, goldenXml.split(GOLDEN_POD).join(root), "the converted domain is the golden one");
   }
-  // The node's and launcher's preparations, done here by hand.
-  const v = ctx.volumes;
-  const cd = v.containerdisk;
-  const data = v.data;
-  const scratch = v.scratch;
-  const ci = v.cloudinit;
+  // The node's part by hand (the containerDisk base image, the PVC's file); the launcher's part with the planner.
+  const cd = ctx.volumes.containerdisk;
+  const data = ctx.volumes.data;
   assert.ok(cd?.type === "overlay" && cd.backing.type === "file" && data?.type === "file");
-  assert.ok(scratch?.type === "file" && ci?.type === "file");
-  for (const p of [cd.path, cd.backing.path, data.path, scratch.path, ci.path, ctx.serialSocket]) {
-    mkdirSync(dirname(p), { recursive: true });
-  }
+  mkdirSync(dirname(cd.backing.path), { recursive: true });
+  mkdirSync(dirname(data.path), { recursive: true });
   copyFileSync(guest.qcow2, cd.backing.path);
-  await run("qemu-img", ["create", "-q", "-f", "qcow2", "-b", cd.backing.path, "-F", "qcow2", cd.path]);
   await run("qemu-img", ["create", "-q", "-f", "raw", data.path, "32M"]);
-  await run("qemu-img", ["create", "-q", "-f", "qcow2", scratch.path, "64M"]);
-  const ciVol = (vmi.spec.volumes ?? []).find((x) => x.name === "cloudinit");
-  assert.ok(ciVol);
-  await buildNoCloudIso(noCloudFiles(vmi, ciVol), ci.path);
+  const steps = planPreparation(vmi, ctx);
+  assert.deepEqual(
+    steps.filter((s) => s.kind !== "mkdir").map((s) => s.kind),
+    ["overlay", "emptyDisk", "noCloudIso"],
+  );
+  await executePreparation(steps);
   const file = join(root, "domain.xml");
   writeFileSync(file, xml);
 
