@@ -5,7 +5,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, it } from "node:test";
 import { promisify } from "node:util";
-import { contextFor, executePreparation, planPreparation } from "./prepare.js";
+import { contextFor, executePreparation, nodeFactsFromPrepared, planPreparation } from "./prepare.js";
 import { newVmi } from "./testutil.js";
 
 const run = promisify(execFile);
@@ -133,5 +133,33 @@ describe("executePreparation", { skip: haveTools ? false : "qemu-img or xorriso 
     const before = (await info(join(dir, "pod", "disks", "cd", "overlay.qcow2")))["actual-size"];
     await executePreparation(steps);
     assert.equal((await info(join(dir, "pod", "disks", "cd", "overlay.qcow2")))["actual-size"], before);
+  });
+});
+
+describe("nodeFactsFromPrepared", () => {
+  it("maps a Sync request's prepared paths to node facts", () => {
+    const vmi = vmiWithVolumes();
+    const f = nodeFactsFromPrepared(
+      vmi,
+      {
+        baseImages: { cd: "/img/cd/disk.img" },
+        volumePaths: { pvc: "/pvc/disk.img", blk: "/dev/blk", cm: "/node/cm.iso", host: "/h/host.img" },
+        blockVolumes: ["blk"],
+        taps: { default: "tap0" },
+        kernelBoot: { kernel: "/k/vmlinux", initrd: undefined },
+      },
+      { kvm: true, baseFormats: { cd: "raw" } },
+    );
+    assert.deepEqual(f.containerDisks, { cd: { path: "/img/cd/disk.img", format: "raw" } });
+    assert.deepEqual(f.claims, {
+      pvc: { type: "file", path: "/pvc/disk.img" },
+      blk: { type: "block", path: "/dev/blk" },
+      host: { type: "file", path: "/h/host.img" },
+    });
+    assert.deepEqual(f.isos, { cm: "/node/cm.iso" });
+    assert.deepEqual(f.kernelBoot, { kernel: "/k/vmlinux" });
+    const ctx = contextFor(vmi, "/pod", f);
+    assert.deepEqual(ctx.volumes.host, { type: "file", path: "/h/host.img", format: "raw" });
+    assert.equal(ctx.kvm, true);
   });
 });

@@ -2,7 +2,7 @@
 // (qemu-img and xorriso through execFile; never a shell). Crash-only: every step is idempotent and atomic.
 import { execFile } from "node:child_process";
 import { existsSync } from "node:fs";
-import { mkdir, rename, rm } from "node:fs/promises";
+import { chown, mkdir, rename, rm } from "node:fs/promises";
 import { dirname, join } from "node:path";
 import { promisify } from "node:util";
 import type { VirtualMachineInstance } from "../../api/index.js";
@@ -77,8 +77,13 @@ export function contextFor(vmi: VirtualMachineInstance, podDir: string, facts: N
         if (iso) volumes[v.name] = { type: "file", path: iso, format: "raw" };
         break;
       }
+      case "hostDisk": {
+        const c = facts.claims?.[v.name];
+        if (c) volumes[v.name] = c.type === "file" ? { type: "file", path: c.path, format: "raw" } : c;
+        break; // else the converter takes the VMI's path
+      }
       default:
-        break; // hostDisk: the converter takes the VMI's path
+        break;
     }
   }
   const interfaces: Record<string, { tap: string }> = {};
@@ -94,6 +99,49 @@ export function contextFor(vmi: VirtualMachineInstance, podDir: string, facts: N
   };
   if (facts.kernelBoot) ctx.kernelBoot = facts.kernelBoot;
   return ctx;
+}
+
+/** The node's preparations as the launcher's Sync request carries them (launcher/protocol.ts NodePrepared). */
+export interface PreparedByNode {
+  baseImages?: Readonly<Record<string, string>>;
+  kernelBoot?: { kernel: string; initrd?: string | undefined };
+  volumePaths?: Readonly<Record<string, string>>;
+  blockVolumes?: readonly string[];
+  taps?: Readonly<Record<string, string>>;
+}
+
+/**
+ * NodeFacts from a Sync request's `prepared`. Base image formats come from the caller (e.g. `qemu-img info`);
+ * a base image without one is taken as qcow2. Volumes in `volumePaths` are claims (PVC, dataVolume, ephemeral's
+ * PVC, hostDisk) unless they are config volumes, which are ISOs.
+ */
+export function nodeFactsFromPrepared(
+  vmi: VirtualMachineInstance,
+  prepared: PreparedByNode | undefined,
+  opts: { kvm: boolean; baseFormats?: Readonly<Record<string, "raw" | "qcow2">> },
+): NodeFacts {
+  const containerDisks: Record<string, { path: string; format: "raw" | "qcow2" }> = {};
+  for (const [name, path] of Object.entries(prepared?.baseImages ?? {})) {
+    containerDisks[name] = { path, format: opts.baseFormats?.[name] ?? "qcow2" };
+  }
+  const claims: Record<string, { type: "file"; path: string } | { type: "block"; path: string }> = {};
+  const isos: Record<string, string> = {};
+  const block = new Set(prepared?.blockVolumes ?? []);
+  const isoKinds = new Set(["configMap", "secret", "serviceAccount", "downwardAPI", "sysprep"]);
+  for (const [name, path] of Object.entries(prepared?.volumePaths ?? {})) {
+    const vol = (vmi.spec.volumes ?? []).find((v) => v.name === name);
+    const kind = vol ? volumeKind(vol) : undefined;
+    if (kind && isoKinds.has(kind)) isos[name] = path;
+    else claims[name] = block.has(name) ? { type: "block", path } : { type: "file", path };
+  }
+  const facts: NodeFacts = { kvm: opts.kvm, containerDisks, claims, isos, taps: { ...(prepared?.taps ?? {}) } };
+  if (prepared?.kernelBoot) {
+    facts.kernelBoot =
+      prepared.kernelBoot.initrd !== undefined
+        ? { kernel: prepared.kernelBoot.kernel, initrd: prepared.kernelBoot.initrd }
+        : { kernel: prepared.kernelBoot.kernel };
+  }
+  return facts;
 }
 
 export type PrepareStep =
@@ -147,11 +195,18 @@ export function planPreparation(
  * Runs the steps. Overlays and empty disks are created once (a restarted launcher keeps the guest's writes);
  * ISOs are rebuilt (their content follows the VMI). Every file appears atomically (temp name + rename).
  */
-export async function executePreparation(steps: readonly PrepareStep[]): Promise<void> {
+export async function executePreparation(
+  steps: readonly PrepareStep[],
+  opts: { owner?: { uid: number; gid: number } } = {},
+): Promise<void> {
+  const own = async (p: string): Promise<void> => {
+    if (opts.owner) await chown(p, opts.owner.uid, opts.owner.gid);
+  };
   for (const s of steps) {
     switch (s.kind) {
       case "mkdir":
         await mkdir(s.path, { recursive: true });
+        await own(s.path);
         break;
       case "overlay":
         if (!existsSync(s.path)) {
@@ -166,6 +221,7 @@ export async function executePreparation(steps: readonly PrepareStep[]): Promise
             s.backingFormat,
             `${s.path}.tmp`,
           ]);
+          await own(`${s.path}.tmp`);
           await rename(`${s.path}.tmp`, s.path);
         }
         break;
@@ -175,12 +231,14 @@ export async function executePreparation(steps: readonly PrepareStep[]): Promise
           const fmt = s.kind === "emptyDisk" ? "qcow2" : "raw";
           await mkdir(dirname(s.path), { recursive: true });
           await run("qemu-img", ["create", "-q", "-f", fmt, `${s.path}.tmp`, String(s.bytes)]);
+          await own(`${s.path}.tmp`);
           await rename(`${s.path}.tmp`, s.path);
         }
         break;
       case "noCloudIso":
         await rm(`${s.path}.tmp`, { force: true });
         await buildNoCloudIso(s.files, s.path);
+        await own(s.path);
         break;
     }
   }
