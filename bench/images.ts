@@ -4,7 +4,7 @@
 import { execFile, fork } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { mkdtemp, rm, writeFile } from "node:fs/promises";
-import { tmpdir } from "node:os";
+import { cpus, loadavg, tmpdir } from "node:os";
 import { join } from "node:path";
 import { promisify } from "node:util";
 import { buildContainerDisk, pullContainerDisk, pushImage, RegistryHealth } from "../images/index.js";
