@@ -1,8 +1,16 @@
 // Subcommand registry for `tsvirt`. Each entry lives in its own file under cmd/ and imports its component lazily.
 import type { Command } from "commander";
+import { registerApi } from "./api.js";
+import { registerController } from "./controller.js";
+import { registerLauncher } from "./launcher.js";
 
 export function registerCommands(program: Command): void {
-  // Components add their subcommands here (api, controller, handler, launcher, up, image).
+  registerApi(program);
+
+  registerController(program);
+
+  registerLauncher(program);
+
   program
     .command("image")
     .description("build, push and pull containerDisk images (tsvirt image --help)")

@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 // virtctl: KubeVirt's CLI verbs against the API named by the kubeconfig, like kubectl.
-import { Command } from "commander";
+import { buildProgram, processContext } from "../virtctl/index.js";
 
-const program = new Command("virtctl").description("KubeVirt's virtctl, for tsvirt").version("0.1.0");
+const program = buildProgram(processContext()).version("0.1.0", "--client-version");
 await program.parseAsync(process.argv);

@@ -18,6 +18,7 @@ export interface CrdVersion {
   served: boolean;
   storage: boolean;
   deprecated?: boolean;
+  deprecationWarning?: string;
   schema?: { openAPIV3Schema: JSONSchemaProps };
   subresources?: {
     status?: Record<string, never>;
@@ -61,4 +62,21 @@ export interface ResourceDefinition {
   extraSubresources?: string[];
   /** Field selectors beyond metadata.name/metadata.namespace and the CRD's selectableFields (built-in kinds). */
   fieldSelectors?: string[];
+  /**
+   * Table columns for kinds whose cells are computed (pods' READY "1/2", STATUS, RESTARTS; nodes' STATUS, ROLES).
+   * When present the server uses this list INSTEAD of the CRD's additionalPrinterColumns, and it is the complete
+   * list, including the leading Name column (format "name"). Each cell returns the raw value; the server formats
+   * it by `type` exactly as for additionalPrinterColumns (a "date" cell returns an RFC 3339 timestamp and is shown
+   * as an age such as "5m"; undefined/null shows as "<none>" for strings). priority 1 = shown only with -o wide.
+   */
+  columns?: TableColumn[];
+}
+
+export interface TableColumn {
+  name: string;
+  type: PrinterColumn["type"];
+  format?: string;
+  priority?: number;
+  description?: string;
+  cell: (obj: Record<string, unknown>) => unknown;
 }

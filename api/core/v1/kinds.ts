@@ -1,0 +1,191 @@
+// core/v1 kinds other than Pod: Node, Namespace, PersistentVolumeClaim, PersistentVolume, ConfigMap, Secret,
+// ServiceAccount, Service, Event. Hand-written and closed.
+import type { Static } from "@sinclair/typebox";
+import { Condition, TypeMeta } from "../../meta/v1/object-meta.js";
+import {
+  Bool,
+  Enum,
+  Int32,
+  Int64,
+  IntOrString,
+  ListOf,
+  Preserve,
+  QuantityMap,
+  Str,
+  StrMap,
+  Struct,
+  Time,
+} from "../../meta/v1/schema.js";
+import { LocalObjectReference, NodeSelector, ObjectReference, PersistentVolumeClaimSpec, Taint } from "./common.js";
+
+export const NodeAddress = Struct({ type: Str, address: Str }, ["type", "address"]);
+export const NodeSpec = Struct({
+  podCIDR: Str,
+  podCIDRs: ListOf(Str),
+  providerID: Str,
+  unschedulable: Bool,
+  taints: ListOf(Taint),
+  configSource: Preserve(),
+  externalID: Str,
+});
+export const NodeSystemInfo = Struct({
+  machineID: Str,
+  systemUUID: Str,
+  bootID: Str,
+  kernelVersion: Str,
+  osImage: Str,
+  containerRuntimeVersion: Str,
+  kubeletVersion: Str,
+  kubeProxyVersion: Str,
+  operatingSystem: Str,
+  architecture: Str,
+  swap: Preserve(),
+});
+export const NodeStatus = Struct({
+  capacity: QuantityMap,
+  allocatable: QuantityMap,
+  phase: Str,
+  conditions: ListOf(Condition),
+  addresses: ListOf(NodeAddress),
+  daemonEndpoints: Struct({ kubeletEndpoint: Struct({ Port: Int32 }, ["Port"]) }),
+  nodeInfo: NodeSystemInfo,
+  images: ListOf(Struct({ names: ListOf(Str), sizeBytes: Int64 })),
+  volumesInUse: ListOf(Str),
+  volumesAttached: ListOf(Struct({ name: Str, devicePath: Str }, ["name", "devicePath"])),
+  config: Preserve(),
+  runtimeHandlers: ListOf(Preserve()),
+  features: Preserve(),
+  declaredFeatures: ListOf(Str),
+});
+export const Node = Struct({ ...TypeMeta, spec: NodeSpec, status: NodeStatus });
+export type Node = Static<typeof Node>;
+export type NodeStatus = Static<typeof NodeStatus>;
+
+export const Namespace = Struct(
+  {
+    ...TypeMeta,
+    spec: Struct({ finalizers: ListOf(Str) }),
+    status: Struct({ phase: Enum(["Active", "Terminating"] as const), conditions: ListOf(Condition) }),
+  },
+  [],
+);
+export type Namespace = Static<typeof Namespace>;
+
+export const PersistentVolumeClaimStatus = Struct({
+  phase: Enum(["Pending", "Bound", "Lost"] as const),
+  accessModes: ListOf(Str),
+  capacity: QuantityMap,
+  conditions: ListOf(Condition),
+  allocatedResources: QuantityMap,
+  allocatedResourceStatuses: StrMap,
+  currentVolumeAttributesClassName: Str,
+  modifyVolumeStatus: Preserve(),
+});
+export const PersistentVolumeClaim = Struct(
+  { ...TypeMeta, spec: PersistentVolumeClaimSpec, status: PersistentVolumeClaimStatus },
+  [],
+);
+export type PersistentVolumeClaim = Static<typeof PersistentVolumeClaim>;
+
+export const PersistentVolumeSpec = Struct({
+  capacity: QuantityMap,
+  accessModes: ListOf(Str),
+  claimRef: ObjectReference,
+  persistentVolumeReclaimPolicy: Str,
+  storageClassName: Str,
+  mountOptions: ListOf(Str),
+  volumeMode: Str,
+  nodeAffinity: Struct({ required: NodeSelector }),
+  volumeAttributesClassName: Str,
+  hostPath: Struct({ path: Str, type: Str }, ["path"]),
+  local: Struct({ path: Str, fsType: Str }, ["path"]),
+  nfs: Struct({ server: Str, path: Str, readOnly: Bool }, ["server", "path"]),
+  csi: Preserve(),
+});
+export const PersistentVolume = Struct(
+  {
+    ...TypeMeta,
+    spec: PersistentVolumeSpec,
+    status: Struct({ phase: Str, message: Str, reason: Str, lastPhaseTransitionTime: Time }),
+  },
+  [],
+);
+export type PersistentVolume = Static<typeof PersistentVolume>;
+
+export const ConfigMap = Struct({ ...TypeMeta, immutable: Bool, data: StrMap, binaryData: StrMap });
+export type ConfigMap = Static<typeof ConfigMap>;
+
+export const Secret = Struct({ ...TypeMeta, immutable: Bool, data: StrMap, stringData: StrMap, type: Str }, [
+  "metadata",
+]);
+export type Secret = Static<typeof Secret>;
+
+export const ServiceAccount = Struct(
+  {
+    ...TypeMeta,
+    secrets: ListOf(ObjectReference),
+    imagePullSecrets: ListOf(LocalObjectReference),
+    automountServiceAccountToken: Bool,
+  },
+  [],
+);
+export type ServiceAccount = Static<typeof ServiceAccount>;
+
+export const ServicePort = Struct(
+  { name: Str, protocol: Str, appProtocol: Str, port: Int32, targetPort: IntOrString, nodePort: Int32 },
+  ["port"],
+);
+export const ServiceSpec = Struct({
+  ports: ListOf(ServicePort),
+  selector: StrMap,
+  clusterIP: Str,
+  clusterIPs: ListOf(Str),
+  type: Str,
+  externalIPs: ListOf(Str),
+  sessionAffinity: Str,
+  loadBalancerIP: Str,
+  loadBalancerSourceRanges: ListOf(Str),
+  externalName: Str,
+  externalTrafficPolicy: Str,
+  healthCheckNodePort: Int32,
+  publishNotReadyAddresses: Bool,
+  sessionAffinityConfig: Struct({ clientIP: Struct({ timeoutSeconds: Int32 }) }),
+  ipFamilies: ListOf(Str),
+  ipFamilyPolicy: Str,
+  allocateLoadBalancerNodePorts: Bool,
+  loadBalancerClass: Str,
+  internalTrafficPolicy: Str,
+  trafficDistribution: Str,
+});
+export const Service = Struct(
+  {
+    ...TypeMeta,
+    spec: ServiceSpec,
+    status: Struct({ loadBalancer: Struct({ ingress: ListOf(Preserve()) }), conditions: ListOf(Condition) }),
+  },
+  [],
+);
+export type Service = Static<typeof Service>;
+
+export const EventSource = Struct({ component: Str, host: Str });
+export const Event = Struct(
+  {
+    ...TypeMeta,
+    involvedObject: ObjectReference,
+    reason: Str,
+    message: Str,
+    source: EventSource,
+    firstTimestamp: Time,
+    lastTimestamp: Time,
+    count: Int32,
+    type: Str,
+    eventTime: Time,
+    series: Struct({ count: Int32, lastObservedTime: Time }),
+    action: Str,
+    related: ObjectReference,
+    reportingComponent: Str,
+    reportingInstance: Str,
+  },
+  ["involvedObject"],
+);
+export type Event = Static<typeof Event>;

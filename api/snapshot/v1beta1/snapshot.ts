@@ -1,0 +1,103 @@
+// snapshot.kubevirt.io/v1beta1 VirtualMachineSnapshot, VirtualMachineSnapshotContent, VirtualMachineRestore.
+// Specs closed at the level KubeVirt's API uses; the embedded VM copy in a snapshot content is kept as sent.
+import type { Static } from "@sinclair/typebox";
+import { TypedLocalObjectReference } from "../../core/v1/common.js";
+import { KubevirtCondition } from "../../kubevirt/v1/vmi.js";
+import { TypeMeta } from "../../meta/v1/object-meta.js";
+import { Bool, Enum, ListOf, Preserve, Str, Struct, Time } from "../../meta/v1/schema.js";
+
+export const SnapshotError = Struct({ time: Time, message: Str });
+
+export const SNAPSHOT_PHASES = ["", "InProgress", "Succeeded", "Failed", "Deleting", "Unknown"] as const;
+
+export const VirtualMachineSnapshot = Struct(
+  {
+    ...TypeMeta,
+    spec: Struct({ source: TypedLocalObjectReference, deletionPolicy: Str, failureDeadline: Str }, ["source"]),
+    status: Struct({
+      sourceUID: Str,
+      virtualMachineSnapshotContentName: Str,
+      creationTime: Time,
+      phase: Enum(SNAPSHOT_PHASES),
+      readyToUse: Bool,
+      error: SnapshotError,
+      conditions: ListOf(KubevirtCondition),
+      indications: ListOf(Str),
+      sourceIndications: ListOf(Struct({ indication: Str, message: Str })),
+      snapshotVolumes: Struct({ includedVolumes: ListOf(Str), excludedVolumes: ListOf(Str) }),
+    }),
+  },
+  ["spec"],
+);
+export type VirtualMachineSnapshot = Static<typeof VirtualMachineSnapshot>;
+
+export const VolumeBackup = Struct(
+  {
+    volumeName: Str,
+    persistentVolumeClaim: Struct({ metadata: Preserve(), spec: Preserve() }),
+    volumeSnapshotName: Str,
+  },
+  ["volumeName", "persistentVolumeClaim"],
+);
+
+export const VirtualMachineSnapshotContent = Struct(
+  {
+    ...TypeMeta,
+    spec: Struct(
+      {
+        source: Struct({ virtualMachine: Preserve("A copy of the VirtualMachine at snapshot time") }),
+        virtualMachineSnapshotName: Str,
+        volumeBackups: ListOf(VolumeBackup),
+      },
+      ["source"],
+    ),
+    status: Struct({
+      creationTime: Time,
+      readyToUse: Bool,
+      error: SnapshotError,
+      volumeSnapshotStatus: ListOf(
+        Struct({ volumeSnapshotName: Str, creationTime: Time, readyToUse: Bool, error: SnapshotError }, [
+          "volumeSnapshotName",
+        ]),
+      ),
+      sourceVolumeBackups: ListOf(Preserve()),
+    }),
+  },
+  ["spec"],
+);
+export type VirtualMachineSnapshotContent = Static<typeof VirtualMachineSnapshotContent>;
+
+export const VirtualMachineRestore = Struct(
+  {
+    ...TypeMeta,
+    spec: Struct(
+      {
+        target: TypedLocalObjectReference,
+        virtualMachineSnapshotName: Str,
+        patches: ListOf(Str),
+        targetReadinessPolicy: Str,
+        volumeRestorePolicy: Str,
+        volumeOwnershipPolicy: Str,
+        volumeRestoreOverrides: ListOf(
+          Struct({ volumeName: Str, restoreName: Str, labels: Preserve(), annotations: Preserve() }),
+        ),
+      },
+      ["target", "virtualMachineSnapshotName"],
+    ),
+    status: Struct({
+      restores: ListOf(
+        Struct({ volumeName: Str, persistentVolumeClaim: Str, volumeSnapshotName: Str, dataVolumeName: Str }, [
+          "volumeName",
+          "persistentVolumeClaim",
+          "volumeSnapshotName",
+        ]),
+      ),
+      restoreTime: Time,
+      deletedDataVolumes: ListOf(Str),
+      complete: Bool,
+      conditions: ListOf(KubevirtCondition),
+    }),
+  },
+  ["spec"],
+);
+export type VirtualMachineRestore = Static<typeof VirtualMachineRestore>;

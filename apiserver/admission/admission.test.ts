@@ -1,0 +1,273 @@
+import assert from "node:assert/strict";
+import { readdirSync, readFileSync } from "node:fs";
+import { test } from "node:test";
+import { parseAllDocuments } from "yaml";
+import { kubevirtCrds } from "../../api/index.js";
+import { isStatusError, type StatusError } from "../../lib/errors.js";
+import { validateObject } from "../validation/index.js";
+import {
+  type AdmissionRequest,
+  admissionPlugins,
+  applyJsonPatch,
+  MIGRATION_FINALIZER,
+  MIGRATION_VMI_LABEL,
+  runAdmission,
+  VMI_FINALIZER,
+} from "./index.js";
+
+type Obj = Record<string, unknown>;
+const CRDS = kubevirtCrds();
+const examplesDir = new URL("../../api/testdata/kubevirt-examples/", import.meta.url);
+
+function examples(): { file: string; obj: Obj }[] {
+  const out: { file: string; obj: Obj }[] = [];
+  for (const file of readdirSync(examplesDir).filter((f) => f.endsWith(".yaml"))) {
+    for (const doc of parseAllDocuments(readFileSync(new URL(file, examplesDir), "utf8"))) {
+      const obj = doc.toJS() as Obj | null;
+      if (obj) out.push({ file, obj });
+    }
+  }
+  return out;
+}
+
+function request(obj: Obj, operation: AdmissionRequest["operation"] = "CREATE", oldObject?: Obj): AdmissionRequest {
+  const crd = CRDS.find((c) => c.spec.names.kind === obj.kind);
+  assert.ok(crd, String(obj.kind));
+  const meta = (obj.metadata ?? {}) as { name?: string; namespace?: string };
+  return {
+    uid: "u1",
+    kind: { group: crd.spec.group, version: "v1", kind: String(obj.kind) },
+    resource: { group: crd.spec.group, version: "v1", resource: crd.spec.names.plural },
+    operation,
+    name: meta.name,
+    namespace: meta.namespace ?? "default",
+    userInfo: { username: "alice" },
+    object: obj,
+    ...(oldObject ? { oldObject } : {}),
+  };
+}
+
+const vmiMigratable = { metadata: { name: "vmi-migratable", namespace: "default" }, status: { phase: "Running" } };
+const plugins = admissionPlugins({
+  getVmi: (ns, name) => (ns === "default" && name === "vmi-migratable" ? vmiMigratable : undefined),
+  now: () => "2026-01-01T00:00:00Z",
+  uuid: () => "00000000-0000-4000-8000-000000000001",
+});
+
+async function rejected(p: Promise<unknown>): Promise<StatusError> {
+  try {
+    await p;
+  } catch (e) {
+    assert.ok(isStatusError(e), String(e));
+    return e;
+  }
+  assert.fail("expected the request to be denied");
+}
+
+test("every KubeVirt example passes admission, and the defaulted object still validates with no unknown field", async () => {
+  for (const { file, obj } of examples()) {
+    const { object, warnings } = await runAdmission(plugins, request(obj));
+    assert.deepEqual(warnings, [], file);
+    const crd = CRDS.find((c) => c.spec.names.kind === obj.kind);
+    const r = validateObject(crd?.spec.versions[0]?.schema?.openAPIV3Schema as object, object, {
+      fieldValidation: "Strict",
+    });
+    assert.deepEqual(r.unknownFields, [], file);
+    assert.deepEqual(r.causes, [], file);
+  }
+});
+
+test("VMI creation defaults: q35, pod network + masquerade, disk bus, finalizer, Pending phase", async () => {
+  const vmi = {
+    apiVersion: "kubevirt.io/v1",
+    kind: "VirtualMachineInstance",
+    metadata: { name: "v1" },
+    spec: {
+      domain: {
+        resources: { requests: { memory: "128Mi" } },
+        devices: { disks: [{ name: "root" }, { name: "iso", cdrom: {} }] },
+      },
+      volumes: [
+        { name: "root", containerDisk: { image: "registry:5000/cirros:devel" } },
+        { name: "iso", containerDisk: { image: "busybox" } },
+        { name: "cloudinit", cloudInitNoCloud: { userData: "#cloud-config" } },
+      ],
+    },
+  };
+  const { object } = await runAdmission(plugins, request(vmi));
+  const o = object as any;
+  assert.deepEqual(o.metadata.finalizers, [VMI_FINALIZER]);
+  assert.equal(o.status.phase, "Pending");
+  assert.deepEqual(o.status.phaseTransitionTimestamps, [
+    { phase: "Pending", phaseTransitionTimestamp: "2026-01-01T00:00:00Z" },
+  ]);
+  assert.equal(o.spec.domain.machine.type, "q35");
+  assert.deepEqual(o.spec.domain.devices.interfaces, [{ name: "default", masquerade: {} }]);
+  assert.deepEqual(o.spec.networks, [{ name: "default", pod: {} }]);
+  assert.deepEqual(o.spec.domain.devices.disks, [
+    { name: "root", disk: { bus: "virtio" } },
+    { name: "iso", cdrom: { bus: "sata", readonly: true, tray: "closed" } },
+    { name: "cloudinit", disk: { bus: "virtio" } },
+  ]);
+  assert.equal(o.spec.domain.memory.guest, "128Mi");
+  assert.deepEqual(o.spec.domain.cpu, { sockets: 1, cores: 1, threads: 1 });
+  assert.equal(o.spec.terminationGracePeriodSeconds, 30);
+  assert.equal(o.spec.volumes[0].containerDisk.imagePullPolicy, "IfNotPresent");
+  assert.equal(o.spec.volumes[1].containerDisk.imagePullPolicy, "Always");
+  assert.equal(o.spec.domain.firmware.uuid, "00000000-0000-4000-8000-000000000001");
+  // no pod interface when the user opts out
+  const off = structuredClone(vmi) as any;
+  off.spec.domain.devices.autoattachPodInterface = false;
+  const r2 = (await runAdmission(plugins, request(off))).object as any;
+  assert.equal(r2.spec.networks, undefined);
+  assert.equal(r2.spec.domain.devices.interfaces, undefined);
+});
+
+test("VM defaults runStrategy to Halted only when neither running nor runStrategy is set", async () => {
+  const vm = (extra: Obj) => ({
+    apiVersion: "kubevirt.io/v1",
+    kind: "VirtualMachine",
+    metadata: { name: "vm1" },
+    spec: { ...extra, template: { spec: { domain: { devices: {} } } } },
+  });
+  assert.equal(((await runAdmission(plugins, request(vm({})))).object as any).spec.runStrategy, "Halted");
+  const running = (await runAdmission(plugins, request(vm({ running: true })))).object as any;
+  assert.equal(running.spec.runStrategy, undefined);
+  assert.equal(running.spec.running, true);
+  assert.equal(running.spec.template.spec.domain.machine.type, "q35");
+});
+
+test("running with runStrategy, a disk without a volume and a bad quantity are 422 with one cause per field", async () => {
+  const vm = {
+    apiVersion: "kubevirt.io/v1",
+    kind: "VirtualMachine",
+    metadata: { name: "bad" },
+    spec: {
+      running: true,
+      runStrategy: "Always",
+      template: {
+        spec: {
+          domain: { resources: { requests: { memory: "12x" } }, devices: { disks: [{ name: "nope", disk: {} }] } },
+          volumes: [{ name: "root", containerDisk: { image: "i" } }],
+        },
+      },
+    },
+  };
+  const err = await rejected(runAdmission(plugins, request(vm)));
+  assert.equal(err.status.code, 422);
+  assert.equal(err.status.reason, "Invalid");
+  assert.match(err.status.message, /^admission webhook "virtualmachine-validator\.kubevirt\.io" denied the request: /);
+  assert.deepEqual(
+    err.status.details?.causes?.map((c) => c.field),
+    [
+      "spec.running",
+      "spec.template.spec.domain.devices.disks[0].name",
+      "spec.template.spec.domain.resources.requests.memory",
+    ],
+  );
+  assert.equal(err.status.details?.kind, "VirtualMachine");
+  assert.equal(err.status.details?.name, "bad");
+});
+
+test("a volume used by two disks and duplicate volume names are rejected", async () => {
+  const vmi = {
+    apiVersion: "kubevirt.io/v1",
+    kind: "VirtualMachineInstance",
+    metadata: { name: "dup" },
+    spec: {
+      domain: { devices: { disks: [{ name: "a" }, { name: "a" }] } },
+      volumes: [
+        { name: "a", emptyDisk: { capacity: "1Gi" } },
+        { name: "a", emptyDisk: { capacity: "1Gi" } },
+      ],
+    },
+  };
+  const err = await rejected(runAdmission(plugins, request(vmi)));
+  assert.deepEqual(
+    err.status.details?.causes?.map((c) => [c.type, c.field]),
+    [
+      ["FieldValueDuplicate", "spec.volumes[1].name"],
+      ["FieldValueDuplicate", "spec.domain.devices.disks[1].name"],
+    ],
+  );
+});
+
+test("a migration must name an existing VMI; an accepted one is labelled and finalized", async () => {
+  const m = (vmiName: string) => ({
+    apiVersion: "kubevirt.io/v1",
+    kind: "VirtualMachineInstanceMigration",
+    metadata: { name: "mig" },
+    spec: { vmiName },
+  });
+  const err = await rejected(runAdmission(plugins, request(m("ghost"))));
+  assert.equal(err.status.code, 422);
+  assert.equal(err.status.details?.causes?.[0]?.field, "spec.vmiName");
+  const ok = (await runAdmission(plugins, request(m("vmi-migratable")))).object as any;
+  assert.deepEqual(ok.metadata.finalizers, [MIGRATION_FINALIZER]);
+  assert.equal(ok.metadata.labels[MIGRATION_VMI_LABEL], "vmi-migratable");
+});
+
+test("a VMI's spec is immutable after creation; status and metadata updates pass", async () => {
+  const created = (
+    await runAdmission(
+      plugins,
+      request({
+        apiVersion: "kubevirt.io/v1",
+        kind: "VirtualMachineInstance",
+        metadata: { name: "imm" },
+        spec: { domain: { devices: {} } },
+      }),
+    )
+  ).object as any;
+  const statusOnly = structuredClone(created);
+  statusOnly.status.phase = "Scheduling";
+  statusOnly.metadata.labels = { a: "b" };
+  await runAdmission(plugins, request(statusOnly, "UPDATE", created));
+  const changed = structuredClone(created);
+  changed.spec.domain.machine.type = "pc";
+  const err = await rejected(runAdmission(plugins, request(changed, "UPDATE", created)));
+  assert.equal(err.status.code, 422);
+  assert.equal(err.status.details?.causes?.[0]?.field, "spec");
+  assert.match(err.status.message, /update of VMI object is restricted/);
+});
+
+test("fields accepted but not implemented yet come back as warnings naming them", async () => {
+  const vmi = {
+    apiVersion: "kubevirt.io/v1",
+    kind: "VirtualMachineInstance",
+    metadata: { name: "gpu" },
+    spec: {
+      domain: {
+        devices: { gpus: [{ name: "g", deviceName: "nvidia.com/x" }] },
+        memory: { hugepages: { pageSize: "2Mi" } },
+      },
+    },
+  };
+  const { warnings } = await runAdmission(plugins, request(vmi));
+  assert.deepEqual(warnings, [
+    "spec.domain.devices.gpus: accepted but not implemented by tsvirt yet",
+    "spec.domain.memory.hugepages: accepted but not implemented by tsvirt yet",
+  ]);
+});
+
+test("JSON patch: add, replace, remove, test, move, copy", () => {
+  const doc = { a: { b: [1, 2] }, c: 1 };
+  const out = applyJsonPatch(doc, [
+    { op: "add", path: "/a/b/-", value: 3 },
+    { op: "replace", path: "/c", value: 2 },
+    { op: "test", path: "/c", value: 2 },
+    { op: "copy", from: "/c", path: "/d" },
+    { op: "move", from: "/d", path: "/e" },
+    { op: "remove", path: "/a/b/0" },
+  ]);
+  assert.deepEqual(out, { a: { b: [2, 3] }, c: 2, e: 2 });
+  assert.deepEqual(doc, { a: { b: [1, 2] }, c: 1 }, "input untouched");
+  assert.throws(
+    () => applyJsonPatch(doc, [{ op: "test", path: "/c", value: 9 }]),
+    (e: unknown) => isStatusError(e),
+  );
+  assert.throws(
+    () => applyJsonPatch(doc, [{ op: "replace", path: "/zz", value: 1 }]),
+    (e: unknown) => isStatusError(e),
+  );
+});

@@ -1,0 +1,13 @@
+export { applyJsonPatch, decodePatch, encodePatch, type PatchOp } from "./json-patch.js";
+export {
+  admissionPlugins,
+  defaultVmiSpec,
+  type KubevirtAdmissionOptions,
+  MIGRATION_FINALIZER,
+  MIGRATION_VMI_LABEL,
+  VMI_FINALIZER,
+  validateVmiSpec,
+  validateVmSpec,
+} from "./kubevirt.js";
+export { type AdmissionResult, runAdmission } from "./run.js";
+export type * from "./types.js";

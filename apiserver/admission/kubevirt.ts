@@ -1,0 +1,534 @@
+// KubeVirt's admission webhooks as in-process AdmissionPlugins (pkg/virt-api/webhooks): defaulting (mutating) and
+// semantic validation (validating) for VirtualMachineInstances, VirtualMachines, ReplicaSets, pools and migrations.
+// Each takes and returns an AdmissionReview v1; mutations are base64 JSON patches. Plugin names are KubeVirt's
+// webhook names.
+import { randomUUID } from "node:crypto";
+import { parseQuantity, unimplementedFields } from "../../api/index.js";
+import type { StatusCause } from "../../lib/errors.js";
+import { encodePatch, type PatchOp } from "./json-patch.js";
+import type { AdmissionPlugin, AdmissionRequest, AdmissionResponse, AdmissionReview } from "./types.js";
+
+// biome-ignore lint/suspicious/noExplicitAny: admission reads arbitrary, not yet trusted user JSON
+type Obj = Record<string, any>;
+
+export interface KubevirtAdmissionOptions {
+  /** Looks up a VMI (the migration validator needs it). On a cluster this is the typed client. */
+  getVmi?: (namespace: string, name: string) => Promise<Obj | undefined> | Obj | undefined;
+  /**
+   * Binding of the pod interface added when a VMI declares no interfaces and no networks.
+   * KubeVirt's cluster default is "bridge"; tsvirt's embedded mode implements masquerade.
+   * @default "masquerade"
+   */
+  defaultNetworkInterface?: "masquerade" | "bridge";
+  /** @default "q35" (KubeVirt's DefaultAMD64MachineType) */
+  machineType?: string;
+  /** @default 30 (KubeVirt's v1.DefaultGracePeriodSeconds) */
+  terminationGracePeriodSeconds?: number;
+  /** @default () => new Date().toISOString() */
+  now?: () => string;
+  /** Firmware UUID for new VMIs that have none. @default crypto.randomUUID */
+  uuid?: () => string;
+  /** Users allowed to change a VMI's spec after creation (KubeVirt lets its own controllers hotplug). @default [] */
+  vmiSpecUpdaters?: string[];
+}
+
+export const VMI_FINALIZER = "foregroundDeleteVirtualMachine";
+export const MIGRATION_FINALIZER = "kubevirt.io/migrationJobFinalize";
+export const MIGRATION_VMI_LABEL = "kubevirt.io/vmi-name";
+
+// ---------------------------------------------------------------------------------------------------------------
+// pure defaulting
+
+/** KubeVirt's VMI spec defaults (pkg/defaults SetDefaultVirtualMachineInstanceSpec + SetObjectDefaults). */
+export function defaultVmiSpec(spec: Obj, opts: KubevirtAdmissionOptions = {}): Obj {
+  const s: Obj = structuredClone(spec ?? {});
+  s.domain ??= {};
+  const d = s.domain;
+  d.devices ??= {};
+  s.architecture ||= "amd64";
+  d.machine ??= {};
+  d.machine.type ||= opts.machineType ?? "q35";
+  // guest memory from the memory request/limit
+  d.memory ??= {};
+  if (d.memory.guest === undefined) {
+    const mem = d.resources?.requests?.memory ?? d.resources?.limits?.memory;
+    if (mem !== undefined) d.memory.guest = mem;
+  }
+  if (Object.keys(d.memory).length === 0) delete d.memory;
+  // cpu request from the cpu limit
+  if (d.resources?.limits?.cpu !== undefined && d.resources?.requests?.cpu === undefined) {
+    d.resources.requests ??= {};
+    d.resources.requests.cpu = d.resources.limits.cpu;
+  }
+  // guest CPU topology: sockets from the cpu limit/request, else 1
+  d.cpu ??= {};
+  if (!d.cpu.cores && !d.cpu.sockets && !d.cpu.threads) {
+    const cpu = d.resources?.limits?.cpu ?? d.resources?.requests?.cpu;
+    const n = cpu === undefined ? 1 : Math.max(1, Math.floor(parseQuantity(cpu) ?? 1));
+    d.cpu.sockets = n;
+    d.cpu.cores = 1;
+    d.cpu.threads = 1;
+  }
+  // containerDisk pull policy
+  for (const v of s.volumes ?? []) {
+    const cd = v?.containerDisk;
+    if (cd && !cd.imagePullPolicy) {
+      const img = String(cd.image ?? "");
+      cd.imagePullPolicy = img.endsWith(":latest") || !/[:@]/.test(img) ? "Always" : "IfNotPresent";
+    }
+  }
+  // the pod network and its interface, when nothing is declared
+  const autoattach = d.devices.autoattachPodInterface;
+  if (autoattach !== false && !(s.networks?.length > 0) && !(d.devices.interfaces?.length > 0)) {
+    const binding = opts.defaultNetworkInterface ?? "masquerade";
+    d.devices.interfaces = [{ name: "default", [binding]: {} }];
+    s.networks = [{ name: "default", pod: {} }];
+  }
+  // a disk for every volume that has none (storage/vmispec SetDefaultVolumeDisk)
+  const names = new Set<string>([
+    ...(d.devices.disks ?? []).map((x: Obj) => x?.name),
+    ...(d.devices.filesystems ?? []).map((x: Obj) => x?.name),
+  ]);
+  for (const v of s.volumes ?? []) {
+    if (v?.name && !names.has(v.name)) {
+      d.devices.disks ??= [];
+      d.devices.disks.push({ name: v.name });
+      names.add(v.name);
+    }
+  }
+  // disk device type and bus
+  for (const disk of d.devices.disks ?? []) {
+    if (!disk || typeof disk !== "object") continue;
+    if (!disk.disk && !disk.cdrom && !disk.lun) disk.disk = {};
+    if (disk.disk && !disk.disk.bus) disk.disk.bus = "virtio";
+    if (disk.cdrom) {
+      disk.cdrom.bus ||= "sata";
+      disk.cdrom.readonly ??= true;
+      disk.cdrom.tray ||= "closed";
+    }
+    if (disk.lun && !disk.lun.bus) disk.lun.bus = "scsi";
+  }
+  for (const input of d.devices.inputs ?? []) {
+    input.bus ||= "usb";
+    input.type ||= "tablet";
+  }
+  d.features ??= {};
+  d.firmware ??= {};
+  d.firmware.uuid ||= (opts.uuid ?? randomUUID)();
+  s.terminationGracePeriodSeconds ??= opts.terminationGracePeriodSeconds ?? 30;
+  return s;
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// pure validation
+
+function dup(field: string, value: unknown): StatusCause {
+  return { type: "FieldValueDuplicate", field, message: `${field}: Duplicate value: ${JSON.stringify(value)}` };
+}
+function invalid(field: string, message: string): StatusCause {
+  return { type: "FieldValueInvalid", field, message };
+}
+
+const VOLUME_SOURCES = [
+  "hostDisk",
+  "persistentVolumeClaim",
+  "cloudInitNoCloud",
+  "cloudInitConfigDrive",
+  "sysprep",
+  "containerDisk",
+  "ephemeral",
+  "emptyDisk",
+  "dataVolume",
+  "configMap",
+  "secret",
+  "downwardAPI",
+  "serviceAccount",
+  "downwardMetrics",
+  "memoryDump",
+  "containerPath",
+];
+
+function checkQuantity(value: unknown, field: string, causes: StatusCause[], positive = false): void {
+  if (value === undefined || value === null) return;
+  const n = parseQuantity(value as string | number);
+  if (n === undefined) causes.push(invalid(field, `${field}: quantities must match the regular expression`));
+  else if (positive && n <= 0) causes.push(invalid(field, `${field}: must be greater than zero`));
+}
+
+/** KubeVirt's semantic checks of a VMI spec (vmi-create-admitter ValidateVirtualMachineInstanceSpec, subset). */
+export function validateVmiSpec(spec: Obj | undefined, path = "spec"): StatusCause[] {
+  const causes: StatusCause[] = [];
+  if (!spec || typeof spec !== "object") return causes;
+  const devices: Obj = spec.domain?.devices ?? {};
+  const volumes: Obj[] = Array.isArray(spec.volumes) ? spec.volumes : [];
+  const disks: Obj[] = Array.isArray(devices.disks) ? devices.disks : [];
+  const filesystems: Obj[] = Array.isArray(devices.filesystems) ? devices.filesystems : [];
+  const interfaces: Obj[] = Array.isArray(devices.interfaces) ? devices.interfaces : [];
+  const networks: Obj[] = Array.isArray(spec.networks) ? spec.networks : [];
+
+  const volumeNames = new Set<string>();
+  volumes.forEach((v, i) => {
+    const p = `${path}.volumes[${i}]`;
+    if (volumeNames.has(v?.name)) causes.push(dup(`${p}.name`, v.name));
+    volumeNames.add(v?.name);
+    const sources = VOLUME_SOURCES.filter((k) => v?.[k] !== undefined && v?.[k] !== null);
+    if (sources.length === 0)
+      causes.push({ type: "FieldValueRequired", field: p, message: `${p} must have exactly one source type set` });
+    else if (sources.length > 1)
+      causes.push(invalid(p, `${p} must have exactly one source type set, found ${sources.join(", ")}`));
+    checkQuantity(v?.emptyDisk?.capacity, `${p}.emptyDisk.capacity`, causes, true);
+    checkQuantity(v?.hostDisk?.capacity, `${p}.hostDisk.capacity`, causes, true);
+  });
+
+  const diskNames = new Set<string>();
+  const bootOrders = new Map<number, string>();
+  disks.forEach((disk, i) => {
+    const p = `${path}.domain.devices.disks[${i}]`;
+    if (diskNames.has(disk?.name)) causes.push(dup(`${p}.name`, disk.name));
+    diskNames.add(disk?.name);
+    if (disk?.name !== undefined && !volumeNames.has(disk.name))
+      causes.push(invalid(`${p}.name`, `${p}.name '${disk.name}' not found.`));
+    const targets = ["disk", "lun", "cdrom"].filter((k) => disk?.[k] !== undefined && disk?.[k] !== null);
+    if (targets.length > 1) causes.push(invalid(p, `${p} can only have a single target type defined`));
+    if (disk?.bootOrder !== undefined) {
+      if (disk.bootOrder < 1) causes.push(invalid(`${p}.bootOrder`, `${p}.bootOrder must have a value >= 1`));
+      else if (bootOrders.has(disk.bootOrder))
+        causes.push(invalid(`${p}.bootOrder`, `Boot order for ${p}.bootOrder already set for a different device.`));
+      bootOrders.set(disk.bootOrder, p);
+    }
+  });
+  filesystems.forEach((fs, i) => {
+    const p = `${path}.domain.devices.filesystems[${i}]`;
+    if (diskNames.has(fs?.name)) causes.push(dup(`${p}.name`, fs.name));
+    if (fs?.name !== undefined && !volumeNames.has(fs.name))
+      causes.push(invalid(`${p}.name`, `${p}.name '${fs.name}' not found.`));
+  });
+
+  const networkNames = new Set<string>();
+  let podNetworks = 0;
+  networks.forEach((n, i) => {
+    const p = `${path}.networks[${i}]`;
+    if (networkNames.has(n?.name)) causes.push(dup(`${p}.name`, n.name));
+    networkNames.add(n?.name);
+    const kinds = ["pod", "multus", "resourceClaim"].filter((k) => n?.[k] !== undefined && n?.[k] !== null);
+    if (kinds.length !== 1) causes.push(invalid(p, `${p} should have only one network type`));
+    if (n?.pod) podNetworks++;
+  });
+  if (podNetworks > 1)
+    causes.push(
+      invalid(`${path}.networks`, `more than one interface is connected to a pod network in ${path}.networks`),
+    );
+  const ifaceNames = new Set<string>();
+  interfaces.forEach((iface, i) => {
+    const p = `${path}.domain.devices.interfaces[${i}]`;
+    if (ifaceNames.has(iface?.name)) causes.push(dup(`${p}.name`, iface.name));
+    ifaceNames.add(iface?.name);
+    if (iface?.name !== undefined && !networkNames.has(iface.name))
+      causes.push(invalid(`${p}.name`, `${p}.name '${iface.name}' not found.`));
+    (iface?.ports ?? []).forEach((port: Obj, j: number) => {
+      if (!(port?.port >= 1 && port.port <= 65535))
+        causes.push(invalid(`${p}.ports[${j}].port`, `${p}.ports[${j}].port is out of range.`));
+    });
+  });
+  networks.forEach((n, i) => {
+    if (n?.name !== undefined && !ifaceNames.has(n.name) && interfaces.length > 0)
+      causes.push(invalid(`${path}.networks[${i}].name`, `${path}.networks[${i}].name '${n.name}' not found.`));
+  });
+
+  const dom: Obj = spec.domain ?? {};
+  checkQuantity(dom.memory?.guest, `${path}.domain.memory.guest`, causes, true);
+  for (const kind of ["requests", "limits"]) {
+    for (const [k, v] of Object.entries((dom.resources?.[kind] ?? {}) as Obj)) {
+      checkQuantity(v, `${path}.domain.resources.${kind}.${k}`, causes);
+    }
+  }
+  const req = parseQuantity(dom.resources?.requests?.memory ?? "");
+  const lim = parseQuantity(dom.resources?.limits?.memory ?? "");
+  if (req !== undefined && lim !== undefined && req > lim)
+    causes.push(
+      invalid(
+        `${path}.domain.resources.requests.memory`,
+        `${path}.domain.resources.requests.memory '${dom.resources.requests.memory}' is greater than ${path}.domain.resources.limits.memory '${dom.resources.limits.memory}'`,
+      ),
+    );
+  if (typeof spec.terminationGracePeriodSeconds === "number" && spec.terminationGracePeriodSeconds < 0)
+    causes.push(invalid(`${path}.terminationGracePeriodSeconds`, `${path}.terminationGracePeriodSeconds must be >= 0`));
+  return causes;
+}
+
+/** KubeVirt's VM checks: running/runStrategy exclusive, dataVolumeTemplates, and the template's VMI spec. */
+export function validateVmSpec(spec: Obj | undefined, path = "spec"): StatusCause[] {
+  const causes: StatusCause[] = [];
+  if (!spec) return causes;
+  if (
+    spec.running !== undefined &&
+    spec.running !== null &&
+    spec.runStrategy !== undefined &&
+    spec.runStrategy !== null
+  )
+    causes.push(
+      invalid(
+        `${path}.running`,
+        `${path}.running and ${path}.runStrategy are mutually exclusive. Note that ${path}.running is deprecated, please use ${path}.runStrategy instead`,
+      ),
+    );
+  const dvNames = new Set<string>();
+  (spec.dataVolumeTemplates ?? []).forEach((dv: Obj, i: number) => {
+    const p = `${path}.dataVolumeTemplates[${i}]`;
+    const name = dv?.metadata?.name;
+    if (!name)
+      causes.push({
+        type: "FieldValueRequired",
+        field: `${p}.metadata.name`,
+        message: `${p}.metadata.name is required`,
+      });
+    else if (dvNames.has(name)) causes.push(dup(`${p}.metadata.name`, name));
+    dvNames.add(name);
+  });
+  causes.push(...validateVmiSpec(spec.template?.spec, `${path}.template.spec`));
+  return causes;
+}
+
+function selectorMatches(selector: Obj | undefined, labels: Obj | undefined): boolean {
+  const l = labels ?? {};
+  for (const [k, v] of Object.entries((selector?.matchLabels ?? {}) as Obj)) if (l[k] !== v) return false;
+  for (const e of (selector?.matchExpressions ?? []) as Obj[]) {
+    const has = e.key in l;
+    const vals: string[] = e.values ?? [];
+    if (e.operator === "In" && !(has && vals.includes(l[e.key]))) return false;
+    if (e.operator === "NotIn" && has && vals.includes(l[e.key])) return false;
+    if (e.operator === "Exists" && !has) return false;
+    if (e.operator === "DoesNotExist" && has) return false;
+  }
+  return true;
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// plugin plumbing
+
+interface Outcome {
+  patch?: PatchOp[];
+  causes?: StatusCause[];
+  warnings?: string[];
+}
+
+function respond(req: AdmissionRequest, out: Outcome): AdmissionResponse {
+  const res: AdmissionResponse = { uid: req.uid, allowed: true };
+  if (out.causes && out.causes.length > 0) {
+    res.allowed = false;
+    res.status = {
+      code: 422,
+      reason: "Invalid",
+      message: out.causes.map((c) => c.message ?? c.field ?? "").join(", "),
+      details: { causes: out.causes },
+    };
+  }
+  if (res.allowed && out.patch && out.patch.length > 0) {
+    res.patchType = "JSONPatch";
+    res.patch = encodePatch(out.patch);
+  }
+  if (out.warnings && out.warnings.length > 0) res.warnings = out.warnings;
+  return res;
+}
+
+function plugin(
+  name: string,
+  type: "mutating" | "validating",
+  match: { group: string; resources: string[]; operations: AdmissionRequest["operation"][] },
+  handle: (req: AdmissionRequest) => Outcome | Promise<Outcome>,
+): AdmissionPlugin {
+  return {
+    name,
+    type,
+    matches: (req) =>
+      req.resource.group === match.group &&
+      match.resources.includes(req.resource.resource) &&
+      match.operations.includes(req.operation) &&
+      (req.subResource ?? "") === "",
+    async review(review: AdmissionReview): Promise<AdmissionReview> {
+      const req = review.request;
+      if (!req) throw new TypeError("Cannot review an AdmissionReview without a request");
+      return { apiVersion: "admission.k8s.io/v1", kind: "AdmissionReview", response: respond(req, await handle(req)) };
+    },
+  };
+}
+
+function warningsFor(vmiSpec: unknown, prefix: string): string[] {
+  return unimplementedFields(vmiSpec, prefix).map((f) => `${f}: accepted but not implemented by tsvirt yet`);
+}
+
+/** KubeVirt's webhooks, mutating ones first, as tsvirt runs them in process. */
+export function admissionPlugins(opts: KubevirtAdmissionOptions = {}): AdmissionPlugin[] {
+  const now = opts.now ?? (() => new Date().toISOString());
+  const kv = "kubevirt.io";
+  return [
+    plugin(
+      "virtualmachineinstances-mutator.kubevirt.io",
+      "mutating",
+      { group: kv, resources: ["virtualmachineinstances"], operations: ["CREATE"] },
+      (req) => {
+        const vmi = (req.object ?? {}) as Obj;
+        const metadata: Obj = structuredClone(vmi.metadata ?? {});
+        const finalizers: string[] = metadata.finalizers ?? [];
+        if (!finalizers.includes(VMI_FINALIZER)) metadata.finalizers = [...finalizers, VMI_FINALIZER];
+        const spec = defaultVmiSpec(vmi.spec ?? {}, opts);
+        const status: Obj = structuredClone(vmi.status ?? {});
+        const ts = now();
+        status.phase = "Pending";
+        status.phaseTransitionTimestamps = [
+          ...(status.phaseTransitionTimestamps ?? []),
+          { phase: "Pending", phaseTransitionTimestamp: ts },
+        ];
+        if (spec.domain?.memory?.guest !== undefined && !status.memory) {
+          const g = spec.domain.memory.guest;
+          status.memory = { guestAtBoot: g, guestCurrent: g, guestRequested: g };
+        }
+        if (spec.domain?.cpu && !status.currentCPUTopology) {
+          const { sockets, cores, threads } = spec.domain.cpu;
+          status.currentCPUTopology = { sockets, cores, threads };
+        }
+        return {
+          patch: [
+            { op: "add", path: "/metadata", value: metadata },
+            { op: "add", path: "/spec", value: spec },
+            { op: "add", path: "/status", value: status },
+          ],
+        };
+      },
+    ),
+    plugin(
+      "virtualmachines-mutator.kubevirt.io",
+      "mutating",
+      { group: kv, resources: ["virtualmachines"], operations: ["CREATE", "UPDATE"] },
+      (req) => {
+        const vm = (req.object ?? {}) as Obj;
+        const spec: Obj = structuredClone(vm.spec ?? {});
+        if (
+          (spec.running === undefined || spec.running === null) &&
+          (spec.runStrategy === undefined || spec.runStrategy === null)
+        )
+          spec.runStrategy = "Halted";
+        if (spec.template?.spec?.domain) {
+          const t = spec.template.spec;
+          t.architecture ||= "amd64";
+          t.domain.machine ??= {};
+          t.domain.machine.type ||= opts.machineType ?? "q35";
+        }
+        return { patch: [{ op: "add", path: "/spec", value: spec }] };
+      },
+    ),
+    plugin(
+      "migration-create-mutator.kubevirt.io",
+      "mutating",
+      { group: kv, resources: ["virtualmachineinstancemigrations"], operations: ["CREATE"] },
+      (req) => {
+        const m = (req.object ?? {}) as Obj;
+        const metadata: Obj = structuredClone(m.metadata ?? {});
+        const finalizers: string[] = metadata.finalizers ?? [];
+        if (!finalizers.includes(MIGRATION_FINALIZER)) metadata.finalizers = [...finalizers, MIGRATION_FINALIZER];
+        const vmiName = m.spec?.vmiName;
+        if (vmiName)
+          metadata.labels = {
+            ...(metadata.labels ?? {}),
+            [MIGRATION_VMI_LABEL]: metadata.labels?.[MIGRATION_VMI_LABEL] ?? vmiName,
+          };
+        return { patch: [{ op: "add", path: "/metadata", value: metadata }] };
+      },
+    ),
+    plugin(
+      "virtualmachineinstances-create-validator.kubevirt.io",
+      "validating",
+      { group: kv, resources: ["virtualmachineinstances"], operations: ["CREATE"] },
+      (req) => {
+        const spec = (req.object as Obj | undefined)?.spec;
+        return { causes: validateVmiSpec(spec, "spec"), warnings: warningsFor(spec, "spec") };
+      },
+    ),
+    plugin(
+      "virtualmachineinstances-update-validator.kubevirt.io",
+      "validating",
+      { group: kv, resources: ["virtualmachineinstances"], operations: ["UPDATE"] },
+      (req) => {
+        const next = (req.object as Obj | undefined)?.spec;
+        const prev = (req.oldObject as Obj | undefined)?.spec;
+        if (JSON.stringify(canonical(next)) === JSON.stringify(canonical(prev))) return {};
+        if ((opts.vmiSpecUpdaters ?? []).includes(req.userInfo.username)) return {};
+        return {
+          causes: [{ type: "FieldValueNotSupported", field: "spec", message: "update of VMI object is restricted" }],
+        };
+      },
+    ),
+    plugin(
+      "virtualmachine-validator.kubevirt.io",
+      "validating",
+      { group: kv, resources: ["virtualmachines"], operations: ["CREATE", "UPDATE"] },
+      (req) => {
+        const spec = (req.object as Obj | undefined)?.spec;
+        return {
+          causes: validateVmSpec(spec, "spec"),
+          warnings: warningsFor(spec?.template?.spec, "spec.template.spec"),
+        };
+      },
+    ),
+    plugin(
+      "virtualmachinereplicaset-validator.kubevirt.io",
+      "validating",
+      { group: kv, resources: ["virtualmachineinstancereplicasets"], operations: ["CREATE", "UPDATE"] },
+      (req) => {
+        const spec = (req.object as Obj | undefined)?.spec ?? {};
+        const causes = validateVmiSpec(spec.template?.spec, "spec.template.spec");
+        if (spec.selector && !selectorMatches(spec.selector, spec.template?.metadata?.labels))
+          causes.push(invalid("spec.selector", "selector does not match labels."));
+        return { causes, warnings: warningsFor(spec.template?.spec, "spec.template.spec") };
+      },
+    ),
+    plugin(
+      "virtualmachinepool-validator.kubevirt.io",
+      "validating",
+      { group: "pool.kubevirt.io", resources: ["virtualmachinepools"], operations: ["CREATE", "UPDATE"] },
+      (req) => {
+        const spec = (req.object as Obj | undefined)?.spec ?? {};
+        const vmSpec = spec.virtualMachineTemplate?.spec;
+        const causes = validateVmSpec(vmSpec, "spec.virtualMachineTemplate.spec");
+        if (spec.selector && !selectorMatches(spec.selector, spec.virtualMachineTemplate?.metadata?.labels))
+          causes.push(invalid("spec.selector", "selector does not match labels."));
+        return {
+          causes,
+          warnings: warningsFor(vmSpec?.template?.spec, "spec.virtualMachineTemplate.spec.template.spec"),
+        };
+      },
+    ),
+    plugin(
+      "migration-create-validator.kubevirt.io",
+      "validating",
+      { group: kv, resources: ["virtualmachineinstancemigrations"], operations: ["CREATE"] },
+      async (req) => {
+        const m = (req.object ?? {}) as Obj;
+        const vmiName = m.spec?.vmiName;
+        if (!vmiName)
+          return {
+            causes: [{ type: "FieldValueRequired", field: "spec.vmiName", message: "spec.vmiName is required" }],
+          };
+        if (!opts.getVmi) return {};
+        const ns = req.namespace ?? m.metadata?.namespace ?? "default";
+        const vmi = await opts.getVmi(ns, vmiName);
+        if (!vmi) return { causes: [invalid("spec.vmiName", `the VMI "${ns}/${vmiName}" does not exist`)] };
+        if (vmi.status?.phase === "Succeeded" || vmi.status?.phase === "Failed")
+          return {
+            causes: [invalid("spec.vmiName", `Cannot migrate VMI "${vmiName}": it is in phase ${vmi.status.phase}`)],
+          };
+        return {};
+      },
+    ),
+  ];
+}
+
+function canonical(v: unknown): unknown {
+  if (Array.isArray(v)) return v.map(canonical);
+  if (v && typeof v === "object") {
+    const out: Obj = {};
+    for (const k of Object.keys(v).sort()) out[k] = canonical((v as Obj)[k]);
+    return out;
+  }
+  return v;
+}

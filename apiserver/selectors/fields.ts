@@ -1,0 +1,234 @@
+// Field selectors (`?fieldSelector=metadata.name=x,status.phase!=Running`) as kube-apiserver parses them: terms split on
+// unescaped commas, operators `!=`, `==`, `=`, values unescaped (`\,` `\=` `\\`). Only the fields the caller allows
+// are accepted; any other is a 400 with the message a real cluster gives, so nothing comes to depend on a field
+// selector that a cluster would refuse.
+
+import { badRequest } from "../../lib/errors.js";
+
+export type FieldOperator = "=" | "!=";
+
+export interface FieldTerm {
+  readonly field: string;
+  readonly operator: FieldOperator;
+  readonly value: string;
+}
+
+/** Reads one selectable field from an object; `undefined` counts as "" (as a missing key in apimachinery's fields.Set). */
+export type FieldGetter = (obj: unknown) => string | number | boolean | undefined | null;
+
+export interface FieldSelector {
+  readonly terms: readonly FieldTerm[];
+  readonly empty: boolean;
+  matches(obj: unknown): boolean;
+  /** The value this selector pins `field` to with `=`, if any (e.g. `metadata.name` for a single-object watch). */
+  requiresExact(field: string): string | undefined;
+  toString(): string;
+}
+
+export interface FieldSelectorOptions {
+  /** The message for a field that is not selectable. Defaults to the one CRDs and most kinds give. */
+  unknownFieldMessage?: (field: string) => string;
+}
+
+/** `"<field>" is not a known field selector: only "metadata.name", "metadata.namespace"` (runtime.DefaultMetaV1FieldSelectorConversion). */
+export function defaultUnknownFieldMessage(field: string): string {
+  return `"${field}" is not a known field selector: only "metadata.name", "metadata.namespace"`;
+}
+
+/** `field label not supported: <field>` — what core kinds with their own conversion (pods, nodes, events, ...) say. */
+export function coreUnknownFieldMessage(field: string): string {
+  return `field label not supported: ${field}`;
+}
+
+function splitTerms(s: string): string[] {
+  const out: string[] = [];
+  let start = 0;
+  for (let i = 0; i < s.length; i++) {
+    if (s[i] === "\\") {
+      i++;
+      continue;
+    }
+    if (s[i] === ",") {
+      out.push(s.slice(start, i));
+      start = i + 1;
+    }
+  }
+  out.push(s.slice(start));
+  return out;
+}
+
+const termOperators = ["!=", "==", "="] as const;
+
+function splitTerm(term: string): [string, (typeof termOperators)[number], string] | undefined {
+  for (let i = 0; i < term.length; i++) {
+    if (term[i] === "\\") {
+      i++;
+      continue;
+    }
+    for (const op of termOperators) {
+      if (term.startsWith(op, i)) return [term.slice(0, i), op, term.slice(i + op.length)];
+    }
+  }
+  return undefined;
+}
+
+function unescapeValue(v: string): string {
+  if (!v.includes("\\") && !v.includes(",") && !v.includes("=")) return v;
+  let out = "";
+  for (let i = 0; i < v.length; i++) {
+    const c = v[i]!;
+    if (c === "\\") {
+      const n = v[i + 1];
+      if (n === "\\" || n === "," || n === "=") {
+        out += n;
+        i++;
+        continue;
+      }
+      throw badRequest(`invalid field selector: invalid escape sequence: ${v.slice(i, i + 2)}`);
+    }
+    if (c === "," || c === "=") throw badRequest(`invalid field selector: unescaped character ${JSON.stringify(c)}`);
+    out += c;
+  }
+  return out;
+}
+
+function escapeValue(v: string): string {
+  return v.replace(/\\/g, "\\\\").replace(/,/g, "\\,").replace(/=/g, "\\=");
+}
+
+/** Parses without checking field names (apimachinery fields.ParseSelector). Syntax errors are 400 BadRequest. */
+export function parseFieldSelectorTerms(s: string | undefined | null): FieldTerm[] {
+  if (s == null || s === "") return [];
+  const parts = splitTerms(s).sort();
+  const terms: FieldTerm[] = [];
+  for (const part of parts) {
+    if (part === "") continue;
+    const split = splitTerm(part);
+    if (!split) throw badRequest(`invalid selector: '${s}'; can't understand '${part}'`);
+    const [field, op, raw] = split;
+    terms.push({ field, operator: op === "!=" ? "!=" : "=", value: unescapeValue(raw) });
+  }
+  return terms;
+}
+
+function stringify(v: string | number | boolean | undefined | null): string {
+  return v == null ? "" : String(v);
+}
+
+/**
+ * Parses a field selector against the fields a kind allows. `fields` maps each selectable field to its getter
+ * (see `metaFieldGetters`, `pathGetter`). An unknown field is a 400 BadRequest.
+ */
+export function parseFieldSelector(
+  s: string | undefined | null,
+  fields: Readonly<Record<string, FieldGetter>>,
+  opts: FieldSelectorOptions = {},
+): FieldSelector {
+  const terms = parseFieldSelectorTerms(s);
+  const unknown = opts.unknownFieldMessage ?? defaultUnknownFieldMessage;
+  for (const t of terms) {
+    if (!Object.hasOwn(fields, t.field)) throw badRequest(unknown(t.field));
+  }
+  const compiled = terms.map((t) => ({ t, get: fields[t.field]! }));
+  return {
+    terms,
+    empty: terms.length === 0,
+    matches: (obj) => compiled.every(({ t, get }) => (stringify(get(obj)) === t.value) === (t.operator === "=")),
+    requiresExact: (field) => terms.find((t) => t.field === field && t.operator === "=")?.value,
+    toString: () => terms.map((t) => `${t.field}${t.operator}${escapeValue(t.value)}`).join(","),
+  };
+}
+
+/** Reads a dotted path (`spec.nodeName`, or a CRD selectableFields jsonPath such as `.spec.color`). */
+export function pathGetter(path: string): FieldGetter {
+  const segs = path.replace(/^\./, "").split(".");
+  return (obj) => {
+    let cur: unknown = obj;
+    for (const s of segs) {
+      if (cur === null || typeof cur !== "object" || Array.isArray(cur)) return undefined;
+      cur = (cur as Record<string, unknown>)[s];
+    }
+    if (typeof cur === "string" || typeof cur === "number" || typeof cur === "boolean") return cur;
+    return undefined;
+  };
+}
+
+/** The two fields every kind allows. */
+export const metaFieldGetters: Readonly<Record<string, FieldGetter>> = Object.freeze({
+  "metadata.name": pathGetter("metadata.name"),
+  "metadata.namespace": pathGetter("metadata.namespace"),
+});
+
+/** Getters for a list of dotted paths plus the metadata pair (e.g. a CRD's `selectableFields[].jsonPath`). */
+export function fieldGetters(paths: readonly string[]): Record<string, FieldGetter> {
+  const out: Record<string, FieldGetter> = { ...metaFieldGetters };
+  for (const p of paths) out[p.replace(/^\./, "")] = pathGetter(p);
+  return out;
+}
+
+export interface KindFieldSelectors {
+  fields: Readonly<Record<string, FieldGetter>>;
+  unknownFieldMessage: (field: string) => string;
+}
+
+const podIPs: FieldGetter = (obj) => {
+  // Selecting on status.podIPs compares against the pod's primary IP.
+  const ips = (obj as { status?: { podIPs?: { ip?: string }[] } })?.status?.podIPs;
+  return ips?.[0]?.ip;
+};
+
+const eventSource: FieldGetter = (obj) => {
+  const e = obj as { source?: { component?: string }; reportingController?: string };
+  return e?.source?.component || e?.reportingController;
+};
+
+/**
+ * The field selectors core kinds accept on a real cluster (k8s.io/kubernetes pkg/apis/core/v1 conversion), keyed by
+ * resource (plural). Kinds not listed accept only `metaFieldGetters` with `defaultUnknownFieldMessage`.
+ */
+export const coreFieldSelectors: Readonly<Record<string, KindFieldSelectors>> = Object.freeze({
+  pods: {
+    fields: {
+      ...fieldGetters([
+        "spec.nodeName",
+        "spec.restartPolicy",
+        "spec.schedulerName",
+        "spec.serviceAccountName",
+        "status.phase",
+        "status.podIP",
+        "status.nominatedNodeName",
+      ]),
+      "spec.hostNetwork": (obj) => (obj as { spec?: { hostNetwork?: boolean } })?.spec?.hostNetwork === true,
+      "status.podIPs": podIPs,
+    },
+    unknownFieldMessage: coreUnknownFieldMessage,
+  },
+  events: {
+    fields: {
+      ...fieldGetters([
+        "involvedObject.kind",
+        "involvedObject.namespace",
+        "involvedObject.name",
+        "involvedObject.uid",
+        "involvedObject.apiVersion",
+        "involvedObject.resourceVersion",
+        "involvedObject.fieldPath",
+        "reason",
+        "reportingComponent",
+        "type",
+      ]),
+      source: eventSource,
+    },
+    unknownFieldMessage: coreUnknownFieldMessage,
+  },
+  nodes: {
+    fields: {
+      ...metaFieldGetters,
+      "spec.unschedulable": (obj) => (obj as { spec?: { unschedulable?: boolean } })?.spec?.unschedulable === true,
+    },
+    unknownFieldMessage: coreUnknownFieldMessage,
+  },
+  namespaces: { fields: fieldGetters(["status.phase"]), unknownFieldMessage: coreUnknownFieldMessage },
+  secrets: { fields: fieldGetters(["type"]), unknownFieldMessage: coreUnknownFieldMessage },
+  replicationcontrollers: { fields: fieldGetters(["status.replicas"]), unknownFieldMessage: coreUnknownFieldMessage },
+});

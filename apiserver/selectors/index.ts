@@ -1,0 +1,36 @@
+// Label and field selectors for the API server. The label-selector core lives in lib/ (controllers and the scheduler
+// use it too); field selectors are API-server only.
+export {
+  everything,
+  type LabelOperator,
+  type LabelRequirement,
+  type LabelSelector,
+  type LabelSelectorObject,
+  type LabelSelectorRequirementObject,
+  type Labels,
+  labelSelectorFromObject,
+  labelSelectorMatches,
+  labelSelectorToString,
+  labelValueErrors,
+  nothing,
+  parseLabelSelector,
+  qualifiedNameErrors,
+  requirementMatches,
+  selectorFromRequirements,
+} from "../../lib/selectors.js";
+export {
+  coreFieldSelectors,
+  coreUnknownFieldMessage,
+  defaultUnknownFieldMessage,
+  type FieldGetter,
+  type FieldOperator,
+  type FieldSelector,
+  type FieldSelectorOptions,
+  type FieldTerm,
+  fieldGetters,
+  type KindFieldSelectors,
+  metaFieldGetters,
+  parseFieldSelector,
+  parseFieldSelectorTerms,
+  pathGetter,
+} from "./fields.js";

@@ -1,0 +1,8 @@
+export {
+  type FieldValidation,
+  strictDecodingError,
+  unknownFieldWarnings,
+  type ValidateOptions,
+  type ValidationResult,
+  validateObject,
+} from "./validate.js";

@@ -1,0 +1,257 @@
+// virt-controller's wiring: shared informers (VMs, VMIs, pods, nodes), one work queue per reconciler, event handlers
+// that map a changed object to the keys it affects, and worker loops. Nothing here decides anything; the reconcilers do.
+
+import {
+  type Client,
+  Informer,
+  type KObject,
+  keyOf,
+  type Node,
+  ownerUidIndex,
+  type Pod,
+  resources,
+  type VirtualMachine,
+  type VirtualMachineInstance,
+} from "../client/index.js";
+import { createLogger, type Logger } from "../lib/log.js";
+import { processNextItem, runWorkers, WorkQueue } from "../lib/workqueue/index.js";
+import { EventRecorder, type Recorder } from "./events/index.js";
+import { Expectations } from "./expectations.js";
+import { type PodCidrDeps, reconcileNodeCidr } from "./node/podcidr.js";
+import {
+  NODE_INDEX,
+  needsScheduling,
+  nodeNameIndex,
+  reconcilePodScheduling,
+  type SchedulerDeps,
+} from "./scheduler/scheduler.js";
+import { reconcileVm, type VmDeps } from "./vm/vm.js";
+import { OWNER_INDEX, reconcileVmi, type VmiDeps } from "./vmi/vmi.js";
+
+export interface ControllerOptions {
+  client: Client;
+  log?: Logger;
+  now?: () => Date;
+  recorder?: Recorder;
+  /** Worker loops per queue (VM and VMI). Default 3. */
+  threads?: number;
+  /** Run the built-in scheduler (embedded mode). Default true. */
+  scheduler?: boolean;
+  /** Allocate Node spec.podCIDR. Default true. */
+  podCidr?: boolean;
+}
+
+function controllerKey(o: KObject, kind: string): string | undefined {
+  const ref = o.metadata.ownerReferences?.find((r) => r.controller && r.kind === kind);
+  if (!ref) return undefined;
+  return o.metadata.namespace ? `${o.metadata.namespace}/${ref.name}` : ref.name;
+}
+
+export class VirtController {
+  readonly vms: Informer<VirtualMachine>;
+  readonly vmis: Informer<VirtualMachineInstance>;
+  readonly pods: Informer<Pod>;
+  readonly nodes: Informer<Node>;
+  readonly vmQueue = new WorkQueue<string>();
+  readonly vmiQueue = new WorkQueue<string>();
+  readonly podQueue = new WorkQueue<string>();
+  readonly nodeQueue = new WorkQueue<string>();
+  readonly vmDeps: VmDeps;
+  readonly vmiDeps: VmiDeps;
+  readonly schedulerDeps: SchedulerDeps;
+  readonly podCidrDeps: PodCidrDeps;
+  readonly recorder: Recorder;
+  private readonly log: Logger;
+  private readonly opts: ControllerOptions;
+  private workers: Promise<unknown>[] = [];
+
+  constructor(opts: ControllerOptions) {
+    this.opts = opts;
+    const client = opts.client;
+    this.log = opts.log ?? createLogger({ component: "virt-controller" });
+    const now = opts.now ?? (() => new Date());
+    this.recorder = opts.recorder ?? new EventRecorder(client, "virt-controller", this.log, now);
+    this.vms = new Informer<VirtualMachine>(client, resources.vms, { log: this.log });
+    this.vmis = new Informer<VirtualMachineInstance>(client, resources.vmis, { log: this.log });
+    this.pods = new Informer<Pod>(client, resources.pods, {
+      log: this.log,
+      indexers: { [OWNER_INDEX]: ownerUidIndex, [NODE_INDEX]: nodeNameIndex },
+    });
+    this.nodes = new Informer<Node>(client, resources.nodes, { log: this.log });
+    const vmExp = new Expectations();
+    const vmiExp = new Expectations();
+    this.vmDeps = {
+      client,
+      vms: this.vms,
+      vmis: this.vmis,
+      expectations: vmExp,
+      recorder: this.recorder,
+      log: this.log,
+      now,
+    };
+    this.vmiDeps = {
+      client,
+      vmis: this.vmis,
+      pods: this.pods,
+      expectations: vmiExp,
+      recorder: this.recorder,
+      log: this.log,
+      now,
+    };
+    this.schedulerDeps = {
+      client,
+      pods: this.pods,
+      nodes: this.nodes,
+      recorder: this.recorder,
+      log: this.log.child({ controller: "scheduler" }),
+      now,
+      assumed: new Map(),
+    };
+    this.podCidrDeps = { client, nodes: this.nodes, recorder: this.recorder, log: this.log, pending: new Map() };
+
+    this.vms.addEventHandler({
+      onAdd: (vm) => this.vmQueue.add(keyOf(vm)),
+      onUpdate: (_o, vm) => this.vmQueue.add(keyOf(vm)),
+      onDelete: (vm) => this.vmQueue.add(keyOf(vm)),
+    });
+    this.vmis.addEventHandler({
+      onAdd: (vmi) => {
+        const vmKey = controllerKey(vmi, "VirtualMachine");
+        if (vmKey) {
+          vmExp.creationObserved(vmKey);
+          this.vmQueue.add(vmKey);
+        }
+        this.vmiQueue.add(keyOf(vmi));
+      },
+      onUpdate: (_o, vmi) => {
+        const vmKey = controllerKey(vmi, "VirtualMachine");
+        if (vmKey) this.vmQueue.add(vmKey);
+        this.vmiQueue.add(keyOf(vmi));
+      },
+      onDelete: (vmi) => {
+        const vmKey = controllerKey(vmi, "VirtualMachine");
+        if (vmKey) {
+          vmExp.deletionObserved(vmKey);
+          this.vmQueue.add(vmKey);
+        }
+        this.vmiQueue.add(keyOf(vmi));
+      },
+    });
+    this.pods.addEventHandler({
+      onAdd: (pod) => {
+        const vmiKey = controllerKey(pod, "VirtualMachineInstance");
+        if (vmiKey) {
+          vmiExp.creationObserved(vmiKey);
+          this.vmiQueue.add(vmiKey);
+        }
+        if (needsScheduling(pod)) this.podQueue.add(keyOf(pod));
+      },
+      onUpdate: (old, pod) => {
+        const vmiKey = controllerKey(pod, "VirtualMachineInstance");
+        if (vmiKey) this.vmiQueue.add(vmiKey);
+        if (pod.spec.nodeName) this.schedulerDeps.assumed.delete(pod.metadata.uid ?? "");
+        if (needsScheduling(pod)) this.podQueue.add(keyOf(pod));
+        const freed = (p: Pod) => p.status?.phase === "Succeeded" || p.status?.phase === "Failed";
+        if (pod.spec.nodeName && freed(pod) && !freed(old)) this.requeuePending();
+      },
+      onDelete: (pod) => {
+        const vmiKey = controllerKey(pod, "VirtualMachineInstance");
+        if (vmiKey) {
+          vmiExp.deletionObserved(vmiKey);
+          this.vmiQueue.add(vmiKey);
+        }
+        this.schedulerDeps.assumed.delete(pod.metadata.uid ?? "");
+        if (pod.spec.nodeName) this.requeuePending();
+      },
+    });
+    this.nodes.addEventHandler({
+      onAdd: (n) => {
+        this.nodeQueue.add(keyOf(n));
+        this.requeuePending();
+      },
+      onUpdate: (o, n) => {
+        if (!n.spec?.podCIDR) this.nodeQueue.add(keyOf(n));
+        if (
+          JSON.stringify([o.spec, o.metadata.labels, o.status?.allocatable, readyOf(o)]) !==
+          JSON.stringify([n.spec, n.metadata.labels, n.status?.allocatable, readyOf(n)])
+        ) {
+          this.requeuePending();
+        }
+      },
+    });
+  }
+
+  /** Re-queues every pod waiting for a node (something that may make it fit has changed). */
+  private requeuePending(): void {
+    if (this.opts.scheduler === false) return;
+    for (const p of this.pods.list()) if (needsScheduling(p)) this.podQueue.add(keyOf(p));
+  }
+
+  private readonly onError = (queue: string) => (key: string, err: unknown) =>
+    this.log.warn("Reconcile failed, re-enqueuing", { queue, key, err: String(err) });
+
+  /** Step functions for tests: process exactly one queued key. */
+  stepVm(): Promise<boolean> {
+    return processNextItem(this.vmQueue, (k) => reconcileVm(this.vmDeps, k), this.onError("vm"));
+  }
+  stepVmi(): Promise<boolean> {
+    return processNextItem(this.vmiQueue, (k) => reconcileVmi(this.vmiDeps, k), this.onError("vmi"));
+  }
+  stepScheduler(): Promise<boolean> {
+    return processNextItem(
+      this.podQueue,
+      (k) => reconcilePodScheduling(this.schedulerDeps, k),
+      this.onError("scheduler"),
+    );
+  }
+  stepNode(): Promise<boolean> {
+    return processNextItem(this.nodeQueue, (k) => reconcileNodeCidr(this.podCidrDeps, k), this.onError("node"));
+  }
+
+  startInformers(): void {
+    this.vms.start();
+    this.vmis.start();
+    this.pods.start();
+    this.nodes.start();
+  }
+
+  async waitForSync(): Promise<void> {
+    await Promise.all([
+      this.vms.waitForSync(),
+      this.vmis.waitForSync(),
+      this.pods.waitForSync(),
+      this.nodes.waitForSync(),
+    ]);
+  }
+
+  /** Starts informers, waits for their first sync, then runs the workers in the background. */
+  async start(): Promise<void> {
+    this.startInformers();
+    await this.waitForSync();
+    const threads = this.opts.threads ?? 3;
+    this.workers.push(runWorkers(this.vmQueue, threads, (k) => reconcileVm(this.vmDeps, k), this.onError("vm")));
+    this.workers.push(runWorkers(this.vmiQueue, threads, (k) => reconcileVmi(this.vmiDeps, k), this.onError("vmi")));
+    if (this.opts.scheduler !== false) {
+      this.workers.push(
+        runWorkers(this.podQueue, 1, (k) => reconcilePodScheduling(this.schedulerDeps, k), this.onError("scheduler")),
+      );
+    }
+    if (this.opts.podCidr !== false) {
+      this.workers.push(
+        runWorkers(this.nodeQueue, 1, (k) => reconcileNodeCidr(this.podCidrDeps, k), this.onError("node")),
+      );
+    }
+    this.log.info("virt-controller started", { threads });
+  }
+
+  async stop(): Promise<void> {
+    for (const q of [this.vmQueue, this.vmiQueue, this.podQueue, this.nodeQueue]) q.shutdown();
+    await Promise.all([this.vms.stop(), this.vmis.stop(), this.pods.stop(), this.nodes.stop()]);
+    await Promise.all(this.workers);
+    this.workers = [];
+  }
+}
+
+function readyOf(n: Node): string | undefined {
+  return n.status?.conditions?.find((c) => c.type === "Ready")?.status;
+}

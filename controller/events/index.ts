@@ -1,0 +1,1 @@
+export { EventRecorder, type EventType, nullRecorder, Reasons, type Recorder } from "./recorder.js";

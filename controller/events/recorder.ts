@@ -1,0 +1,114 @@
+// An event recorder: Kubernetes core/v1 Events with KubeVirt's reasons. A repeat of the same (object, type, reason,
+// message) within the cache's life bumps `count` and `lastTimestamp` of the existing Event instead of creating one.
+// Writes are queued and serialized; a failure is logged and never reaches the reconcile that recorded the event.
+
+import { type Client, type Event, type KObject, resources } from "../../client/index.js";
+import { isNotFound } from "../../lib/errors.js";
+import type { Logger } from "../../lib/log.js";
+
+export type EventType = "Normal" | "Warning";
+
+/** KubeVirt's reasons, as virt-controller and virt-handler record them. */
+export const Reasons = {
+  SuccessfulCreate: "SuccessfulCreate",
+  FailedCreate: "FailedCreate",
+  SuccessfulDelete: "SuccessfulDelete",
+  FailedDelete: "FailedDelete",
+  FailedScheduling: "FailedScheduling",
+  Scheduled: "Scheduled",
+  Started: "Started",
+  ShuttingDown: "ShuttingDown",
+  Stopped: "Stopped",
+  FailedPodCIDRAllocation: "CIDRNotAvailable",
+} as const;
+
+export interface Recorder {
+  event(obj: KObject, type: EventType, reason: string, message: string): void;
+}
+
+interface Seen {
+  name: string;
+  namespace: string;
+  count: number;
+}
+
+const MAX_CACHE = 4096;
+
+export class EventRecorder implements Recorder {
+  private chain: Promise<void> = Promise.resolve();
+  private readonly seen = new Map<string, Seen>();
+  private seq = 0;
+
+  constructor(
+    private readonly client: Client,
+    private readonly component: string,
+    private readonly log: Logger,
+    private readonly now: () => Date = () => new Date(),
+    private readonly host = "",
+  ) {}
+
+  event(obj: KObject, type: EventType, reason: string, message: string): void {
+    const ts = this.now()
+      .toISOString()
+      .replace(/\.\d+Z$/, "Z");
+    this.chain = this.chain.then(() =>
+      this.write(obj, type, reason, message, ts).catch((err) =>
+        this.log.warn("could not record event", { err: String(err), reason, object: obj.metadata.name }),
+      ),
+    );
+  }
+
+  /** Resolves once every queued event has been written (or given up on). */
+  flush(): Promise<void> {
+    return this.chain;
+  }
+
+  private async write(obj: KObject, type: EventType, reason: string, message: string, ts: string): Promise<void> {
+    const namespace = obj.metadata.namespace || "default";
+    const key = [obj.metadata.uid, obj.metadata.namespace, obj.metadata.name, type, reason, message].join("\u0000");
+    const prev = this.seen.get(key);
+    if (prev) {
+      try {
+        await this.client.patch<Event>(resources.events, prev.namespace, prev.name, "merge", {
+          count: prev.count + 1,
+          lastTimestamp: ts,
+        });
+        prev.count++;
+        return;
+      } catch (err) {
+        if (!isNotFound(err)) throw err;
+        this.seen.delete(key);
+      }
+    }
+    const name = `${obj.metadata.name}.${(Date.now() * 1000 + (this.seq++ % 1000)).toString(16)}`;
+    const ev: Event = {
+      metadata: { name, namespace },
+      involvedObject: {
+        ...(obj.apiVersion ? { apiVersion: obj.apiVersion } : {}),
+        ...(obj.kind ? { kind: obj.kind } : {}),
+        ...(obj.metadata.namespace ? { namespace: obj.metadata.namespace } : {}),
+        ...(obj.metadata.name ? { name: obj.metadata.name } : {}),
+        ...(obj.metadata.uid ? { uid: obj.metadata.uid } : {}),
+        ...(obj.metadata.resourceVersion ? { resourceVersion: obj.metadata.resourceVersion } : {}),
+      },
+      reason,
+      message,
+      type,
+      source: { component: this.component, ...(this.host ? { host: this.host } : {}) },
+      firstTimestamp: ts,
+      lastTimestamp: ts,
+      count: 1,
+      reportingComponent: this.component,
+      reportingInstance: this.host || this.component,
+    };
+    await this.client.create(resources.events, namespace, ev);
+    if (this.seen.size >= MAX_CACHE) {
+      const oldest = this.seen.keys().next().value;
+      if (oldest !== undefined) this.seen.delete(oldest);
+    }
+    this.seen.set(key, { name, namespace, count: 1 });
+  }
+}
+
+/** Records nothing; for tests that do not look at events. */
+export const nullRecorder: Recorder = { event: () => {} };

@@ -1,0 +1,32 @@
+// virt-controller's public surface. Other components (virt-api's subresources) use the lifecycle helpers.
+export { type ControllerOptions, VirtController } from "./app.js";
+export { getCondition, removeCondition, setCondition, timestamp } from "./conditions.js";
+export { EventRecorder, type EventType, nullRecorder, Reasons, type Recorder } from "./events/index.js";
+export { Expectations } from "./expectations.js";
+export {
+  isFinal,
+  type LifecyclePatch,
+  type LifecyclePlan,
+  planRestart,
+  planStart,
+  planStop,
+  runStrategyOf,
+  type StartOptions,
+  type StopOptions,
+} from "./lifecycle/index.js";
+export { cidrIndex, nextFree } from "./node/podcidr.js";
+export { bytes, formatBytes, millicores, parseQuantity } from "./quantity.js";
+export { defaultPredicates, type Predicate, type ScheduleResult, schedule } from "./scheduler/predicates.js";
+export { computeVmStatus, planVm, printableStatus, vmiFromTemplate } from "./vm/plan.js";
+export { planVmi, podIsRunning, VMI_FINALIZER } from "./vmi/plan.js";
+export {
+  guestMemory,
+  LABEL_CREATED_BY,
+  LABEL_NODE_NAME,
+  LABEL_SCHEDULABLE,
+  launcherResources,
+  memoryOverhead,
+  READINESS_GATE,
+  renderLauncherPod,
+  vcpus,
+} from "./vmi/pod.js";

@@ -1,0 +1,11 @@
+export {
+  isFinal,
+  type LifecyclePatch,
+  type LifecyclePlan,
+  planRestart,
+  planStart,
+  planStop,
+  runStrategyOf,
+  type StartOptions,
+  type StopOptions,
+} from "./runstrategy.js";

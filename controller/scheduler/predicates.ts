@@ -1,0 +1,196 @@
+// The built-in scheduler's filters and scores, pure: each predicate says why a node does not fit a pod (a reason in
+// kube-scheduler's wording) or undefined when it fits. Node selector, required node affinity, taints/tolerations,
+// cordoned and not-ready nodes, and resources counted from every pod bound to the node (terminating ones included).
+
+import {
+  type Condition,
+  matchesSelector,
+  type Node,
+  type NodeSelectorRequirement,
+  type NodeSelectorTerm,
+  type Pod,
+  type Taint,
+  type Toleration,
+} from "../../client/index.js";
+import { bytes, millicores } from "../quantity.js";
+
+export interface NodeUsage {
+  cpuMillis: number;
+  memoryBytes: number;
+  pods: number;
+}
+
+export interface FitContext {
+  usage: NodeUsage;
+}
+
+export type Predicate = (pod: Pod, node: Node, ctx: FitContext) => string[] | undefined;
+
+export function podRequests(pod: Pod): { cpuMillis: number; memoryBytes: number } {
+  let cpuMillis = 0;
+  let memoryBytes = 0;
+  for (const c of pod.spec.containers) {
+    cpuMillis += millicores(c.resources?.requests?.cpu);
+    memoryBytes += bytes(c.resources?.requests?.memory);
+  }
+  return { cpuMillis, memoryBytes };
+}
+
+/** Sums requests of the pods bound to the node that still hold resources (not Succeeded/Failed). */
+export function usageOf(pods: Iterable<Pod>): NodeUsage {
+  const u: NodeUsage = { cpuMillis: 0, memoryBytes: 0, pods: 0 };
+  for (const p of pods) {
+    if (p.status?.phase === "Succeeded" || p.status?.phase === "Failed") continue;
+    const r = podRequests(p);
+    u.cpuMillis += r.cpuMillis;
+    u.memoryBytes += r.memoryBytes;
+    u.pods++;
+  }
+  return u;
+}
+
+function condition(node: Node, type: string): Condition | undefined {
+  return node.status?.conditions?.find((c) => c.type === type);
+}
+
+export const nodeReady: Predicate = (_pod, node) =>
+  condition(node, "Ready")?.status === "True"
+    ? undefined
+    : ["node(s) had untolerated taint {node.kubernetes.io/not-ready: }"];
+
+export const nodeUnschedulable: Predicate = (pod, node) => {
+  if (!node.spec?.unschedulable) return undefined;
+  const tolerated = (pod.spec.tolerations ?? []).some(
+    (t) => t.key === "node.kubernetes.io/unschedulable" && (t.operator === "Exists" || t.operator === undefined),
+  );
+  return tolerated ? undefined : ["node(s) were unschedulable"];
+};
+
+function requirementMatches(r: NodeSelectorRequirement, labels: Record<string, string>): boolean {
+  const v = labels[r.key];
+  const has = Object.hasOwn(labels, r.key);
+  switch (r.operator) {
+    case "In":
+      return has && (r.values ?? []).includes(v!);
+    case "NotIn":
+      return !has || !(r.values ?? []).includes(v!);
+    case "Exists":
+      return has;
+    case "DoesNotExist":
+      return !has;
+    case "Gt":
+      return has && Number(v) > Number(r.values?.[0]);
+    case "Lt":
+      return has && Number(v) < Number(r.values?.[0]);
+  }
+  return false;
+}
+
+export function termMatches(term: NodeSelectorTerm, node: Node): boolean {
+  const labels = node.metadata.labels ?? {};
+  const fields: Record<string, string> = { "metadata.name": node.metadata.name ?? "" };
+  const exprs = term.matchExpressions ?? [];
+  const fieldExprs = term.matchFields ?? [];
+  if (exprs.length === 0 && fieldExprs.length === 0) return false;
+  return exprs.every((r) => requirementMatches(r, labels)) && fieldExprs.every((r) => requirementMatches(r, fields));
+}
+
+export const nodeAffinity: Predicate = (pod, node) => {
+  const sel = pod.spec.nodeSelector ?? {};
+  const selOk = matchesSelector(
+    node.metadata.labels,
+    Object.entries(sel).map(([key, v]) => ({ key, op: "=" as const, values: [v] })),
+  );
+  const terms = pod.spec.affinity?.nodeAffinity?.requiredDuringSchedulingIgnoredDuringExecution?.nodeSelectorTerms;
+  const affOk = !terms || terms.length === 0 || terms.some((t) => termMatches(t, node));
+  return selOk && affOk ? undefined : ["node(s) didn't match Pod's node affinity/selector"];
+};
+
+export function tolerates(tols: readonly Toleration[], taint: Taint): boolean {
+  return tols.some((t) => {
+    if (t.effect && t.effect !== taint.effect) return false;
+    if (t.key === undefined || t.key === "") return t.operator === "Exists";
+    if (t.key !== taint.key) return false;
+    return t.operator === "Exists" || (t.value ?? "") === (taint.value ?? "");
+  });
+}
+
+export const taintToleration: Predicate = (pod, node) => {
+  const tols = pod.spec.tolerations ?? [];
+  const bad = (node.spec?.taints ?? []).find(
+    (t) => (t.effect === "NoSchedule" || t.effect === "NoExecute") && !tolerates(tols, t),
+  );
+  return bad ? [`node(s) had untolerated taint {${bad.key}: ${bad.value ?? ""}}`] : undefined;
+};
+
+export const resourcesFit: Predicate = (pod, node, ctx) => {
+  const alloc = node.status?.allocatable ?? node.status?.capacity ?? {};
+  const req = podRequests(pod);
+  const out: string[] = [];
+  if (alloc.pods !== undefined && ctx.usage.pods + 1 > Number(alloc.pods)) out.push("Too many pods");
+  if (req.cpuMillis > 0 && ctx.usage.cpuMillis + req.cpuMillis > millicores(alloc.cpu)) out.push("Insufficient cpu");
+  if (req.memoryBytes > 0 && ctx.usage.memoryBytes + req.memoryBytes > bytes(alloc.memory))
+    out.push("Insufficient memory");
+  return out.length > 0 ? out : undefined;
+};
+
+/** Filters in kube-scheduler's order; the first failing predicate's reasons are reported for a node. */
+export const defaultPredicates: readonly Predicate[] = [
+  nodeUnschedulable,
+  nodeReady,
+  nodeAffinity,
+  taintToleration,
+  resourcesFit,
+];
+
+/** Least-allocated score in [0, 100] plus preferred node-affinity weights. */
+export function score(pod: Pod, node: Node, ctx: FitContext): number {
+  const alloc = node.status?.allocatable ?? node.status?.capacity ?? {};
+  const req = podRequests(pod);
+  const cpu = millicores(alloc.cpu);
+  const mem = bytes(alloc.memory);
+  const free = (cap: number, used: number) => (cap > 0 ? Math.max(0, (cap - used) / cap) : 0);
+  let s = 50 * (free(cpu, ctx.usage.cpuMillis + req.cpuMillis) + free(mem, ctx.usage.memoryBytes + req.memoryBytes));
+  for (const p of pod.spec.affinity?.nodeAffinity?.preferredDuringSchedulingIgnoredDuringExecution ?? []) {
+    if (termMatches(p.preference, node)) s += p.weight;
+  }
+  return s;
+}
+
+export type ScheduleResult = { fit: true; node: string } | { fit: false; message: string };
+
+/**
+ * Picks the best node for the pod, or explains why none fits in kube-scheduler's words:
+ * "0/3 nodes are available: 1 Insufficient memory, 2 node(s) didn't match Pod's node affinity/selector."
+ */
+export function schedule(
+  pod: Pod,
+  nodes: readonly Node[],
+  usage: (node: string) => NodeUsage,
+  predicates: readonly Predicate[] = defaultPredicates,
+): ScheduleResult {
+  if (nodes.length === 0) return { fit: false, message: "no nodes available to schedule pods" };
+  const reasons = new Map<string, number>();
+  let best: { name: string; score: number } | undefined;
+  for (const node of nodes) {
+    const ctx: FitContext = { usage: usage(node.metadata.name ?? "") };
+    let failed: string[] | undefined;
+    for (const p of predicates) {
+      failed = p(pod, node, ctx);
+      if (failed) break;
+    }
+    if (failed) {
+      for (const r of failed) reasons.set(r, (reasons.get(r) ?? 0) + 1);
+      continue;
+    }
+    const s = score(pod, node, ctx);
+    if (!best || s > best.score || (s === best.score && (node.metadata.name ?? "") < best.name)) {
+      best = { name: node.metadata.name ?? "", score: s };
+    }
+  }
+  if (best) return { fit: true, node: best.name };
+  const parts = [...reasons.entries()]
+    .map(([r, n]) => `${n} ${r}`)
+    .sort((a, b) => a.split(" ").slice(1).join(" ").localeCompare(b.split(" ").slice(1).join(" ")));
+  return { fit: false, message: `0/${nodes.length} nodes are available: ${parts.join(", ")}.` };
+}

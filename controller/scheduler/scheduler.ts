@@ -1,0 +1,103 @@
+// The built-in scheduler (embedded mode; on a cluster kube-scheduler does this): binds each pending pod through
+// pods/binding to the best node that fits, or marks it PodScheduled=False/Unschedulable with kube's message.
+// Pods it has just bound are "assumed" on their node until the cache shows the binding, so a burst of pods never
+// overcommits a node because of cache lag.
+
+import { type Client, type Informer, type Node, type Pod, resources } from "../../client/index.js";
+import { isConflict, isNotFound } from "../../lib/errors.js";
+import { forObject, type Logger } from "../../lib/log.js";
+import type { ReconcileResult } from "../../lib/workqueue/index.js";
+import { setCondition, timestamp } from "../conditions.js";
+import { Reasons, type Recorder } from "../events/index.js";
+import { type NodeUsage, type Predicate, schedule, usageOf } from "./predicates.js";
+
+export const NODE_INDEX = "nodeName";
+export const DEFAULT_SCHEDULER = "default-scheduler";
+/** Retry interval for unschedulable pods, besides the retries node and pod changes trigger. */
+export const UNSCHEDULABLE_RETRY_MS = 15_000;
+
+export interface SchedulerDeps {
+  client: Client;
+  /** All pods, indexed by spec.nodeName under NODE_INDEX. */
+  pods: Informer<Pod>;
+  nodes: Informer<Node>;
+  recorder: Recorder;
+  log: Logger;
+  now: () => Date;
+  /** pod uid → node, for bindings the cache has not shown yet. */
+  assumed: Map<string, { node: string; pod: Pod }>;
+  predicates?: readonly Predicate[];
+}
+
+export function nodeNameIndex(pod: Pod): string[] {
+  return pod.spec.nodeName ? [pod.spec.nodeName] : [];
+}
+
+export function needsScheduling(pod: Pod): boolean {
+  return (
+    !pod.spec.nodeName &&
+    !pod.metadata.deletionTimestamp &&
+    pod.status?.phase !== "Succeeded" &&
+    pod.status?.phase !== "Failed" &&
+    (pod.spec.schedulerName === undefined || pod.spec.schedulerName === DEFAULT_SCHEDULER)
+  );
+}
+
+function nodeUsage(deps: SchedulerDeps, node: string): NodeUsage {
+  const bound = deps.pods.byIndex(NODE_INDEX, node);
+  const uids = new Set(bound.map((p) => p.metadata.uid));
+  const extra = [...deps.assumed.values()]
+    .filter((a) => a.node === node && !uids.has(a.pod.metadata.uid))
+    .map((a) => a.pod);
+  return usageOf([...bound, ...extra]);
+}
+
+export async function reconcilePodScheduling(deps: SchedulerDeps, key: string): Promise<ReconcileResult> {
+  const pod = deps.pods.get(key);
+  if (!pod || !needsScheduling(pod)) return {};
+  if (deps.assumed.has(pod.metadata.uid ?? "")) return {};
+  const log = forObject(deps.log, pod);
+  const result = schedule(pod, deps.nodes.list(), (n) => nodeUsage(deps, n), deps.predicates);
+  if (result.fit) {
+    deps.assumed.set(pod.metadata.uid!, { node: result.node, pod });
+    try {
+      await deps.client.createSubresource(resources.pods, pod.metadata.namespace, pod.metadata.name!, "binding", {
+        apiVersion: "v1",
+        kind: "Binding",
+        metadata: { name: pod.metadata.name, namespace: pod.metadata.namespace, uid: pod.metadata.uid },
+        target: { apiVersion: "v1", kind: "Node", name: result.node },
+      });
+    } catch (err) {
+      deps.assumed.delete(pod.metadata.uid!);
+      if (isNotFound(err) || isConflict(err)) return {};
+      throw err;
+    }
+    log.info("Bound pod", { node: result.node });
+    deps.recorder.event(
+      pod,
+      "Normal",
+      Reasons.Scheduled,
+      `Successfully assigned ${pod.metadata.namespace}/${pod.metadata.name} to ${result.node}`,
+    );
+    return {};
+  }
+  const cur = pod.status?.conditions?.find((c) => c.type === "PodScheduled");
+  if (cur?.status !== "False" || cur.reason !== "Unschedulable" || cur.message !== result.message) {
+    const conditions = setCondition(
+      pod.status?.conditions,
+      { type: "PodScheduled", status: "False", reason: "Unschedulable", message: result.message, lastProbeTime: null },
+      timestamp(deps.now()),
+    );
+    try {
+      await deps.client.updateStatus(resources.pods, {
+        ...pod,
+        status: { ...pod.status, phase: pod.status?.phase ?? "Pending", conditions },
+      });
+    } catch (err) {
+      if (!isNotFound(err) && !isConflict(err)) throw err;
+    }
+    deps.recorder.event(pod, "Warning", Reasons.FailedScheduling, result.message);
+    log.info("Pod unschedulable", { message: result.message });
+  }
+  return { requeueAfterMs: UNSCHEDULABLE_RETRY_MS };
+}

@@ -1,0 +1,110 @@
+import assert from "node:assert/strict";
+import { describe, it } from "node:test";
+import type {
+  Condition,
+  PrintableStatus,
+  StateChangeRequest,
+  VirtualMachineInstance,
+  VmiPhase,
+} from "../../client/index.js";
+import { newVm, newVmi, withRunStrategy } from "../testing/factories.js";
+import { computeVmStatus, planVm, printableStatus } from "./plan.js";
+
+function vmi(
+  phase: VmiPhase,
+  conds: Condition[] = [],
+  extra: Partial<VirtualMachineInstance["metadata"]> = {},
+): VirtualMachineInstance {
+  const v = newVmi("testvm");
+  v.metadata = { ...v.metadata, uid: "u1", ...extra };
+  v.status = { phase, conditions: conds };
+  return v;
+}
+
+describe("printableStatus precedence", () => {
+  const deletingVm = newVm("testvm", withRunStrategy("Always"));
+  deletingVm.metadata.deletionTimestamp = "2026-01-01T00:00:00Z";
+  const cases: [
+    string,
+    PrintableStatus,
+    ReturnType<typeof newVm>,
+    VirtualMachineInstance | undefined,
+    StateChangeRequest[],
+  ][] = [
+    ["VM deleting", "Terminating", deletingVm, vmi("Running"), []],
+    [
+      "VMI deleting",
+      "Stopping",
+      newVm("testvm", withRunStrategy("Always")),
+      vmi("Running", [], { deletionTimestamp: "x" }),
+      [],
+    ],
+    [
+      "Stop request",
+      "Stopping",
+      newVm("testvm", withRunStrategy("Manual")),
+      vmi("Running"),
+      [{ action: "Stop", uid: "u1" }],
+    ],
+    ["Halted with a live VMI", "Stopping", newVm("testvm"), vmi("Running"), []],
+    [
+      "migrating",
+      "Migrating",
+      newVm("testvm", withRunStrategy("Always")),
+      { ...vmi("Running"), status: { phase: "Running", migrationState: { completed: false } } },
+      [],
+    ],
+    [
+      "paused",
+      "Paused",
+      newVm("testvm", withRunStrategy("Always")),
+      vmi("Running", [{ type: "Paused", status: "True" }]),
+      [],
+    ],
+    ["running", "Running", newVm("testvm", withRunStrategy("Always")), vmi("Running"), []],
+    [
+      "unschedulable",
+      "ErrorUnschedulable",
+      newVm("testvm", withRunStrategy("Always")),
+      vmi("Scheduling", [{ type: "PodScheduled", status: "False", reason: "Unschedulable" }]),
+      [],
+    ],
+    [
+      "image pull",
+      "ErrImagePull",
+      newVm("testvm", withRunStrategy("Always")),
+      vmi("Scheduled", [{ type: "Ready", status: "False", reason: "ErrImagePull" }]),
+      [],
+    ],
+    [
+      "image back-off",
+      "ImagePullBackOff",
+      newVm("testvm", withRunStrategy("Always")),
+      vmi("Scheduled", [{ type: "Ready", status: "False", reason: "ImagePullBackOff" }]),
+      [],
+    ],
+    ["starting", "Starting", newVm("testvm", withRunStrategy("Always")), vmi("Scheduling"), []],
+    ["no VMI", "Stopped", newVm("testvm"), undefined, []],
+    ["final VMI", "Stopped", newVm("testvm", withRunStrategy("Once")), vmi("Succeeded"), []],
+    ["receiver", "WaitingForReceiver", newVm("testvm", withRunStrategy("WaitAsReceiver")), undefined, []],
+  ];
+  for (const [name, want, vm, v, reqs] of cases) {
+    it(`${name} → ${want}`, () => {
+      assert.equal(printableStatus(vm, v, reqs, vm.spec.runStrategy ?? "Halted"), want);
+    });
+  }
+});
+
+describe("computeVmStatus", () => {
+  it("mirrors the VMI's Ready condition and keeps lastTransitionTime while it does not change", () => {
+    const vm = newVm("testvm", withRunStrategy("Always"));
+    const v = vmi("Running", [{ type: "Ready", status: "True" }]);
+    const s1 = computeVmStatus(vm, v, planVm(vm, v), "2026-01-01T00:00:00Z");
+    assert.equal(s1.ready, true);
+    assert.equal(s1.created, true);
+    const r1 = s1.conditions?.find((c) => c.type === "Ready");
+    assert.deepEqual(r1, { type: "Ready", status: "True", lastTransitionTime: "2026-01-01T00:00:00Z" });
+    const s2 = computeVmStatus({ ...vm, status: s1 }, v, planVm(vm, v), "2026-01-01T00:05:00Z");
+    assert.deepEqual(s2, s1, "no change, so no write");
+  });
+});

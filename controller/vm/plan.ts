@@ -1,0 +1,208 @@
+// The VM controller's thinking, pure: what to do with the VMI (create / delete / nothing) under the run strategy and
+// the pending state-change requests, the VMI to create from the template, and the VM status that results.
+
+import type {
+  Condition,
+  PrintableStatus,
+  RunStrategy,
+  StateChangeRequest,
+  VirtualMachine,
+  VirtualMachineInstance,
+  VirtualMachineStatus,
+} from "../../client/index.js";
+import { getCondition, setCondition } from "../conditions.js";
+import { isFinal, runStrategyOf } from "../lifecycle/index.js";
+
+export type VmAction = "create" | "delete" | "none";
+
+export interface VmPlan {
+  action: VmAction;
+  /** stateChangeRequests left after this round. */
+  requests: StateChangeRequest[];
+  runStrategy: RunStrategy;
+  /** Create the VMI paused (a Start request with startPaused). */
+  startPaused: boolean;
+  why: string;
+}
+
+function deleting(vmi: VirtualMachineInstance | undefined): boolean {
+  return vmi?.metadata.deletionTimestamp !== undefined;
+}
+
+/** Decides the VMI action for one reconcile; `vmi` is the VM's own VMI (same name, controlled by it) if any. */
+export function planVm(vm: VirtualMachine, vmi: VirtualMachineInstance | undefined): VmPlan {
+  const runStrategy = runStrategyOf(vm);
+  let requests = [...(vm.status?.stateChangeRequests ?? [])];
+  // A Stop request is satisfied once the VMI it names (or any VMI, if it names none) is gone.
+  const head = requests[0];
+  if (head?.action === "Stop" && (vmi === undefined || (head.uid !== undefined && head.uid !== vmi.metadata.uid))) {
+    requests = requests.slice(1);
+  }
+  // A Start request is satisfied once a live VMI exists (a crash between creating it and writing status).
+  if (requests[0]?.action === "Start" && vmi && !isFinal(vmi) && !deleting(vmi)) requests = requests.slice(1);
+  const plan = (action: VmAction, why: string, consumeStart = false): VmPlan => {
+    let startPaused = false;
+    let reqs = requests;
+    if (consumeStart && reqs[0]?.action === "Start") {
+      startPaused = reqs[0].data?.startPaused === "true";
+      reqs = reqs.slice(1);
+    }
+    return { action, requests: reqs, runStrategy, startPaused, why };
+  };
+  const first = requests[0];
+
+  if (vm.metadata.deletionTimestamp) {
+    return vmi && !deleting(vmi) ? plan("delete", "VM is being deleted") : plan("none", "VM is being deleted");
+  }
+  if (first?.action === "Stop" && vmi) {
+    return deleting(vmi) ? plan("none", "stop request: VMI terminating") : plan("delete", "stop request");
+  }
+  const firstTime = vm.status?.runStrategy !== runStrategy;
+  switch (runStrategy) {
+    case "Halted":
+      return vmi && !deleting(vmi) ? plan("delete", "runStrategy Halted") : plan("none", "halted");
+    case "Always":
+      if (!vmi) return plan("create", "runStrategy Always", true);
+      if (isFinal(vmi) && !deleting(vmi)) return plan("delete", `VMI ${vmi.status?.phase}: restart (Always)`);
+      return plan("none", "running");
+    case "RerunOnFailure":
+      if (!vmi) {
+        if (first?.action === "Start") return plan("create", "start request", true);
+        return firstTime ? plan("create", "runStrategy RerunOnFailure") : plan("none", "stopped");
+      }
+      if (vmi.status?.phase === "Failed" && !deleting(vmi)) {
+        return {
+          ...plan("delete", "VMI Failed: rerun (RerunOnFailure)"),
+          requests: [...requests, { action: "Start" }],
+        };
+      }
+      return plan("none", vmi.status?.phase === "Succeeded" ? "VMI Succeeded: not rerun" : "running");
+    case "Manual":
+      if (!vmi && first?.action === "Start") return plan("create", "start request", true);
+      return plan("none", vmi ? "running" : "stopped");
+    case "Once":
+      if (!vmi && firstTime) return plan("create", "runStrategy Once");
+      return plan("none", vmi ? "ran once" : "stopped");
+    case "WaitAsReceiver":
+      return plan("none", "waiting for an incoming migration");
+  }
+}
+
+/** The VMI the VM controller creates: named as the VM, from its template, controlled by it. */
+export function vmiFromTemplate(vm: VirtualMachine, startPaused: boolean): VirtualMachineInstance {
+  const t = vm.spec.template;
+  const spec = structuredClone(t.spec);
+  if (startPaused) spec.startStrategy = "Paused";
+  const vmi: VirtualMachineInstance = {
+    apiVersion: "kubevirt.io/v1",
+    kind: "VirtualMachineInstance",
+    metadata: {
+      name: vm.metadata.name!,
+      namespace: vm.metadata.namespace!,
+      labels: { ...(t.metadata?.labels ?? {}) },
+      annotations: { ...(t.metadata?.annotations ?? {}) },
+      ownerReferences: [
+        {
+          apiVersion: "kubevirt.io/v1",
+          kind: "VirtualMachine",
+          name: vm.metadata.name!,
+          uid: vm.metadata.uid!,
+          controller: true,
+          blockOwnerDeletion: true,
+        },
+      ],
+    },
+    spec,
+  };
+  if (vm.metadata.generation !== undefined) {
+    vmi.metadata.annotations!["kubevirt.io/vm-generation"] = String(vm.metadata.generation);
+  }
+  return vmi;
+}
+
+function hasReason(vmi: VirtualMachineInstance, reason: string): boolean {
+  return (vmi.status?.conditions ?? []).some((c) => c.status !== "True" && c.reason === reason);
+}
+
+/** status.printableStatus in KubeVirt's precedence order (kubevirt-api.md §1.5); first match wins. */
+export function printableStatus(
+  vm: VirtualMachine,
+  vmi: VirtualMachineInstance | undefined,
+  requests: readonly StateChangeRequest[],
+  runStrategy: RunStrategy,
+): PrintableStatus {
+  const active = vmi !== undefined && !isFinal(vmi);
+  if (vm.metadata.deletionTimestamp) return "Terminating";
+  if (active && (deleting(vmi) || requests[0]?.action === "Stop" || runStrategy === "Halted")) return "Stopping";
+  if (
+    active &&
+    vmi.status?.migrationState &&
+    !vmi.status.migrationState.completed &&
+    !vmi.status.migrationState.failed
+  ) {
+    return "Migrating";
+  }
+  if (active && getCondition(vmi.status?.conditions, "Paused")?.status === "True") return "Paused";
+  if (active && vmi.status?.phase === "Running") return "Running";
+  if (active) {
+    const sched = getCondition(vmi.status?.conditions, "PodScheduled");
+    if (sched?.status === "False" && sched.reason === "Unschedulable") return "ErrorUnschedulable";
+    if (hasReason(vmi, "ErrImagePull")) return "ErrImagePull";
+    if (hasReason(vmi, "ImagePullBackOff")) return "ImagePullBackOff";
+    return "Starting";
+  }
+  if (runStrategy === "WaitAsReceiver") return "WaitingForReceiver";
+  return "Stopped";
+}
+
+/** The VM status after this round: printable status, created/ready, Ready/Paused mirrored from the VMI. */
+export function computeVmStatus(
+  vm: VirtualMachine,
+  vmi: VirtualMachineInstance | undefined,
+  plan: Pick<VmPlan, "requests" | "runStrategy">,
+  now: string,
+): VirtualMachineStatus {
+  const cur = vm.status ?? {};
+  const status: VirtualMachineStatus = { ...cur };
+  const active = vmi !== undefined && !isFinal(vmi);
+  status.printableStatus = printableStatus(vm, vmi, plan.requests, plan.runStrategy);
+  status.runStrategy = plan.runStrategy;
+  if (plan.requests.length > 0) status.stateChangeRequests = plan.requests;
+  else delete status.stateChangeRequests;
+  const vmiReady = getCondition(vmi?.status?.conditions, "Ready");
+  const ready = active && vmiReady?.status === "True";
+  if (vmi) status.created = true;
+  else delete status.created;
+  if (ready) status.ready = true;
+  else delete status.ready;
+  let conds: Condition[] = [...(cur.conditions ?? [])];
+  if (!vmi) {
+    conds = setCondition(
+      conds,
+      { type: "Ready", status: "False", reason: "VMINotExists", message: "VMI does not exist" },
+      now,
+    );
+  } else if (!active) {
+    conds = setCondition(
+      conds,
+      { type: "Ready", status: "False", reason: "VMINotExists", message: "VMI is in a final phase" },
+      now,
+    );
+  } else if (vmiReady) {
+    const mirrored: Condition = { type: "Ready", status: vmiReady.status };
+    if (vmiReady.reason) mirrored.reason = vmiReady.reason;
+    if (vmiReady.message) mirrored.message = vmiReady.message;
+    conds = setCondition(conds, mirrored, now);
+  } else {
+    conds = setCondition(
+      conds,
+      { type: "Ready", status: "False", reason: "PodNotReady", message: "VMI is not ready yet" },
+      now,
+    );
+  }
+  const paused = active ? getCondition(vmi.status?.conditions, "Paused") : undefined;
+  conds = paused ? setCondition(conds, { ...paused }, now) : conds.filter((c) => c.type !== "Paused");
+  status.conditions = conds;
+  if (vm.metadata.generation !== undefined) status.observedGeneration = vm.metadata.generation;
+  return status;
+}

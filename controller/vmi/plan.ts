@@ -1,0 +1,164 @@
+// The VMI controller's thinking, pure: given a VMI and its launcher pods, which pod to create or delete, the VMI
+// phase (Pending → Scheduling → Scheduled; Failed when the pod fails or vanishes), nodeName, conditions, whether
+// the finalizer can go, and the pod readiness-gate condition to sync. From Running on, virt-handler owns VMI status.
+
+import type { Condition, Pod, VirtualMachineInstance, VmiPhase, VmiStatus } from "../../client/index.js";
+import { getCondition, setCondition } from "../conditions.js";
+import { READINESS_GATE } from "./pod.js";
+
+export const VMI_FINALIZER = "foregroundDeleteVirtualMachine";
+
+export interface VmiPlan {
+  createPod: boolean;
+  deletePods: Pod[];
+  status: VmiStatus;
+  /** Value for the label kubevirt.io/nodeName (set once Scheduled). */
+  nodeName?: string;
+  removeFinalizer: boolean;
+  /** The readiness-gate condition the launcher pod should carry, when it differs from what it has. */
+  podGate?: { pod: Pod; condition: Condition };
+  events: { type: "Normal" | "Warning"; reason: string; message: string }[];
+}
+
+function isTerminal(pod: Pod): boolean {
+  return pod.status?.phase === "Succeeded" || pod.status?.phase === "Failed";
+}
+
+function isFinalPhase(p: VmiPhase | undefined): boolean {
+  return p === "Succeeded" || p === "Failed";
+}
+
+/** Bound and running: phase Running and, when the runner reports containers, the compute container ready. */
+export function podIsRunning(pod: Pod): boolean {
+  if (!pod.spec.nodeName || pod.status?.phase !== "Running") return false;
+  const cr = getCondition(pod.status.conditions, "ContainersReady");
+  if (cr) return cr.status === "True";
+  const compute = pod.status.containerStatuses?.find((c) => c.name === "compute");
+  return compute ? compute.ready : true;
+}
+
+function withPhase(status: VmiStatus, phase: VmiPhase, now: string): VmiStatus {
+  if (status.phase === phase) return status;
+  const ts = [...(status.phaseTransitionTimestamps ?? [])];
+  if (ts[ts.length - 1]?.phase !== phase) ts.push({ phase, phaseTransitionTimestamp: now });
+  return { ...status, phase, phaseTransitionTimestamps: ts };
+}
+
+/** Plans one round. `pods` are the VMI's launcher pods (owner reference to its uid). */
+export function planVmi(vmi: VirtualMachineInstance, pods: Pod[], now: string): VmiPlan {
+  const plan: VmiPlan = {
+    createPod: false,
+    deletePods: [],
+    status: { ...(vmi.status ?? {}) },
+    removeFinalizer: false,
+    events: [],
+  };
+  const phase: VmiPhase = vmi.status?.phase ?? "";
+  const live = pods.filter((p) => !p.metadata.deletionTimestamp);
+  const final = isFinalPhase(phase);
+
+  // Deleted or finished: its pods go; once none is left the finalizer goes too.
+  if (vmi.metadata.deletionTimestamp || final) {
+    plan.deletePods = live.filter((p) => vmi.metadata.deletionTimestamp || !isTerminal(p) || final);
+    if (vmi.metadata.deletionTimestamp && !final && pods.length === 0) {
+      plan.status = { ...withPhase(plan.status, "Failed", now), reason: plan.status.reason ?? "Deleted" };
+    }
+    plan.removeFinalizer = pods.length === 0 && (vmi.metadata.finalizers ?? []).includes(VMI_FINALIZER);
+    return plan;
+  }
+
+  // The newest live pod is the launcher; a second one (a crash between create and cache) would be deleted.
+  const sorted = [...pods].sort((a, b) =>
+    (b.metadata.creationTimestamp ?? "").localeCompare(a.metadata.creationTimestamp ?? ""),
+  );
+  const pod = sorted.find((p) => !p.metadata.deletionTimestamp) ?? sorted[0];
+  if (live.length > 1) plan.deletePods = live.filter((p) => p !== pod);
+
+  if (!plan.status.phaseTransitionTimestamps?.some((t) => t.phase === "Pending")) {
+    const pending = vmi.metadata.creationTimestamp ?? now;
+    plan.status = {
+      ...plan.status,
+      phaseTransitionTimestamps: [
+        { phase: "Pending", phaseTransitionTimestamp: pending },
+        ...(plan.status.phaseTransitionTimestamps ?? []),
+      ],
+    };
+  }
+
+  switch (phase) {
+    case "":
+    case "Pending":
+    case "Scheduling": {
+      if (!pod) {
+        if (phase === "Scheduling") {
+          plan.status = { ...withPhase(plan.status, "Failed", now), reason: "PodNotExists" };
+          plan.events.push({
+            type: "Warning",
+            reason: "FailedCreate",
+            message: "The virt-launcher pod disappeared before the VMI was scheduled",
+          });
+          return plan;
+        }
+        // Scheduling means "the launcher pod exists": written only once the create succeeded.
+        plan.createPod = true;
+        plan.status = withPhase(withPhase(plan.status, "Pending", now), "Scheduling", now);
+        return plan;
+      }
+      if (isTerminal(pod) || pod.metadata.deletionTimestamp) {
+        plan.status = {
+          ...withPhase(plan.status, "Failed", now),
+          reason: pod.metadata.deletionTimestamp ? "PodTerminating" : "PodFailed",
+        };
+        return plan;
+      }
+      plan.status = withPhase(plan.status, "Scheduling", now);
+      const sched = getCondition(pod.status?.conditions, "PodScheduled");
+      if (sched && !pod.spec.nodeName) {
+        const c: Condition = { type: "PodScheduled", status: sched.status };
+        if (sched.reason) c.reason = sched.reason;
+        if (sched.message) c.message = sched.message;
+        plan.status.conditions = setCondition(plan.status.conditions, c, now);
+      }
+      if (podIsRunning(pod)) {
+        plan.status = withPhase(plan.status, "Scheduled", now);
+        plan.status.nodeName = pod.spec.nodeName!;
+        plan.status.conditions = (plan.status.conditions ?? []).filter((c) => c.type !== "PodScheduled");
+        plan.nodeName = pod.spec.nodeName!;
+      }
+      break;
+    }
+    case "Scheduled":
+    case "Running":
+    case "Unknown": {
+      if (!pod) {
+        plan.status = { ...withPhase(plan.status, "Failed", now), reason: "PodNotExists" };
+        plan.events.push({ type: "Warning", reason: "Stopped", message: "The virt-launcher pod no longer exists" });
+        return plan;
+      }
+      if (pod.status?.phase === "Failed") {
+        plan.status = { ...withPhase(plan.status, "Failed", now), reason: "PodFailed" };
+        plan.events.push({
+          type: "Warning",
+          reason: "Stopped",
+          message: `The virt-launcher pod failed: ${pod.status.reason ?? pod.status.message ?? "unknown reason"}`,
+        });
+        return plan;
+      }
+      if (pod.spec.nodeName && vmi.metadata.labels?.["kubevirt.io/nodeName"] === undefined)
+        plan.nodeName = pod.spec.nodeName;
+      break;
+    }
+    default:
+      break;
+  }
+
+  if (pod?.spec.nodeName && !isTerminal(pod) && !pod.metadata.deletionTimestamp) {
+    const paused = getCondition(vmi.status?.conditions, "Paused")?.status === "True";
+    const want: Condition = paused
+      ? { type: READINESS_GATE, status: "False", reason: "PausedByUser" }
+      : { type: READINESS_GATE, status: "True" };
+    const have = getCondition(pod.status?.conditions, READINESS_GATE);
+    if (!have || have.status !== want.status) plan.podGate = { pod, condition: want };
+  }
+  return plan;
+}

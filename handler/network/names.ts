@@ -1,0 +1,61 @@
+// Names of namespaces and links of the pod network, all validated: nothing user-supplied reaches `ip` unchecked.
+
+/** Node names: DNS-1123 labels, short enough for a network namespace name. */
+const NODE_NAME = /^[a-z0-9]([a-z0-9-]{0,48}[a-z0-9])?$/;
+/** Kubernetes uids as the API server generates them (RFC 4122 text form), or plain lowercase hex. */
+const UID = /^[0-9a-f]{8}(-?[0-9a-f]{4}){3}-?[0-9a-f]{12}$/;
+/** Interface names as we pass them to `ip`: at most 15 bytes of [a-z0-9-]. */
+const IFNAME = /^[a-z0-9][a-z0-9-]{0,14}$/;
+
+export function validateNodeName(node: string): string {
+  if (!NODE_NAME.test(node))
+    throw new Error(`invalid node name "${node}": must be a DNS-1123 label of at most 50 characters`);
+  return node;
+}
+
+export function validateUid(uid: string): string {
+  if (!UID.test(uid)) throw new Error(`invalid pod uid "${uid}"`);
+  return uid;
+}
+
+export function validateIfName(name: string): string {
+  if (!IFNAME.test(name)) throw new Error(`invalid interface name "${name}"`);
+  return name;
+}
+
+/** The per-node network namespace holding the node bridge and the host ends of the pods' veths. */
+export function nodeNetns(node: string): string {
+  return `tsvirt-${validateNodeName(node)}`;
+}
+
+function uidHex(uid: string): string {
+  return validateUid(uid).replaceAll("-", "");
+}
+
+/** A launcher pod's network namespace, named by the pod uid's first 12 hex digits. */
+export function podNetns(uid: string): string {
+  return `tsvirt-pod-${uidHex(uid).slice(0, 12)}`;
+}
+
+/** The node-side end of a pod's veth (lives in the node namespace). */
+export function podVeth(uid: string): string {
+  return `veth${uidHex(uid).slice(0, 11)}`;
+}
+
+export const NODE_BRIDGE = "tsvbr0";
+/** Inside the pod: its end of the veth carries the pod IP. */
+export const POD_IFACE = "eth0";
+/** Masquerade binding, as KubeVirt names it: the in-pod bridge and the tap QEMU opens. */
+export const MASQ_BRIDGE = "k6t-eth0";
+export const MASQ_TAP = "tap0";
+export const MASQ_GATEWAY = "10.0.2.1";
+export const MASQ_GUEST = "10.0.2.2";
+export const MASQ_PREFIX = 24;
+/** The uplink veth between the host and a node namespace (only with --uplink). */
+export function uplinkHostVeth(node: string): string {
+  // Short and unique per node: a hash of the node name keeps it within 15 bytes.
+  let h = 2166136261;
+  for (const ch of validateNodeName(node)) h = Math.imul(h ^ ch.charCodeAt(0), 16777619) >>> 0;
+  return `tsvu${h.toString(16).padStart(8, "0")}`;
+}
+export const UPLINK_NODE_IFACE = "uplink0";

@@ -1,0 +1,196 @@
+// Real network namespaces (root): a node namespace, two launcher pods with the masquerade binding, and a "guest"
+// namespace behind each pod's k6t-eth0 that gets its address from the pod's DHCP server as a VM's NIC would.
+// All traffic stays inside namespaces this test creates.
+import assert from "node:assert/strict";
+import { execFile } from "node:child_process";
+import { randomUUID } from "node:crypto";
+import { chmod, mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { describe, it } from "node:test";
+import { findDhcp } from "./dhcp.js";
+import { inNetns, runCommand } from "./exec.js";
+import { MASQ_BRIDGE, nodeNetns, podNetns } from "./names.js";
+import { PodNetwork } from "./pod-network.js";
+
+async function which(bin: string): Promise<boolean> {
+  return (await runCommand(["sh", "-c", 'command -v "$1" >/dev/null', "sh", bin])).code === 0;
+}
+
+async function missingPrereq(): Promise<string | undefined> {
+  if (process.getuid?.() !== 0) return "needs root for network namespaces";
+  for (const bin of ["ip", "busybox", "nsenter", "iptables"]) if (!(await which(bin))) return `${bin} not installed`;
+  return undefined;
+}
+
+async function sh(argv: string[]): Promise<string> {
+  const r = await runCommand(argv);
+  if (r.code !== 0) throw new Error(`${argv.join(" ")}: ${r.stderr}`);
+  return r.stdout;
+}
+
+async function ping(fromNs: string, ip: string): Promise<boolean> {
+  return (await runCommand(inNetns(fromNs, ["busybox", "ping", "-c", "1", "-W", "2", ip]))).code === 0;
+}
+
+async function netnsList(): Promise<string[]> {
+  return (await sh(["ip", "netns", "list"])).split("\n").map((l) => l.split(" ")[0] ?? "");
+}
+
+/** A VM's NIC stand-in: a namespace with a veth whose other end is a port of the pod's k6t-eth0. */
+async function makeGuest(podNs: string, guestNs: string, dir: string): Promise<Record<string, string>> {
+  await sh(["ip", "netns", "add", guestNs]);
+  await sh(["ip", "-n", podNs, "link", "add", "gveth", "type", "veth", "peer", "name", "eth0", "netns", guestNs]);
+  await sh(["ip", "-n", podNs, "link", "set", "gveth", "master", MASQ_BRIDGE, "up"]);
+  await sh(["ip", "-n", guestNs, "link", "set", "lo", "up"]);
+  await sh(["ip", "-n", guestNs, "link", "set", "eth0", "up"]);
+  // udhcpc's event script: record the lease and configure the interface, as a guest's DHCP client does.
+  const out = join(dir, `${guestNs}.lease`);
+  const script = join(dir, `${guestNs}.sh`);
+  await writeFile(
+    script,
+    [
+      "#!/bin/sh",
+      'case "$1" in bound|renew)',
+      `  echo "ip=$ip subnet=$subnet router=$router" > ${out}`,
+      '  busybox ifconfig "$interface" "$ip" netmask "$subnet" up',
+      '  busybox route add default gw "$router"',
+      ";;",
+      "esac",
+      "",
+    ].join("\n"),
+  );
+  await chmod(script, 0o755);
+  await new Promise<void>((resolve, reject) =>
+    execFile(
+      "nsenter",
+      [
+        `--net=/run/netns/${guestNs}`,
+        "--",
+        "busybox",
+        "udhcpc",
+        "-i",
+        "eth0",
+        "-f",
+        "-q",
+        "-n",
+        "-t",
+        "20",
+        "-T",
+        "1",
+        "-s",
+        script,
+      ],
+      { timeout: 60_000 },
+      (err, _o, stderr) => (err ? reject(new Error(`udhcpc: ${stderr}`)) : resolve()),
+    ),
+  );
+  const fields: Record<string, string> = {};
+  for (const kv of (await readFile(out, "utf8")).trim().split(" ")) {
+    const [k, v] = kv.split("=");
+    if (k && v) fields[k] = v;
+  }
+  return fields;
+}
+
+describe("pod network in real namespaces", async () => {
+  const skip = await missingPrereq();
+  it("connects two pods on the node bridge; guests get 10.0.2.2 by DHCP and are reachable on the pod IP", {
+    skip,
+    timeout: 180_000,
+  }, async (t) => {
+    const dataDir = await mkdtemp(join(tmpdir(), "tsvirt-net-"));
+    const node = `t${process.pid}`;
+    const net = new PodNetwork({ node, podCIDR: "10.97.0.0/24", dataDir });
+    const uidA = randomUUID();
+    const uidB = randomUUID();
+    const guestA = `tsvt-guest-a-${process.pid}`;
+    const guestB = `tsvt-guest-b-${process.pid}`;
+    t.after(async () => {
+      for (const g of [guestA, guestB]) await runCommand(["ip", "netns", "del", g]);
+      await net.teardownPod(uidA).catch(() => {});
+      await net.teardownPod(uidB).catch(() => {});
+      await net.teardownNode().catch(() => {});
+      await rm(dataDir, { recursive: true, force: true });
+    });
+
+    const a = await net.setupPod(uidA);
+    const b = await net.setupPod(uidB);
+    assert.equal(a.ip, "10.97.0.2");
+    assert.equal(b.ip, "10.97.0.3");
+    assert.equal(a.gateway, "10.97.0.1");
+    assert.equal(a.tap, "tap0");
+    // The pod end carries the pod IP; the node bridge is in the node namespace, not the host's.
+    assert.match(await sh(["ip", "-n", a.netns, "-4", "addr", "show", "eth0"]), /inet 10\.97\.0\.2\/24/);
+    assert.match(await sh(["ip", "-n", nodeNetns(node), "-4", "addr", "show", "tsvbr0"]), /inet 10\.97\.0\.1\/24/);
+    assert.equal((await runCommand(["ip", "link", "show", "tsvbr0"])).code !== 0, true);
+    assert.match(await sh(["ip", "-n", a.netns, "link", "show", "tap0"]), /master k6t-eth0/);
+
+    // Setup is idempotent: same IP, same DHCP server.
+    const dhcpPid = await findDhcp(join(dataDir, "network", "pods", uidA), a.netns);
+    assert.ok(dhcpPid);
+    const again = await net.setupPod(uidA);
+    assert.equal(again.ip, a.ip);
+    assert.equal(await findDhcp(join(dataDir, "network", "pods", uidA), a.netns), dhcpPid);
+
+    // Pod to node bridge, before any guest exists.
+    assert.ok(await ping(a.netns, a.gateway), "pod A reaches its gateway");
+    // The pod IP is DNATed to the guest: nobody answers until a guest is attached.
+    assert.equal(await ping(a.netns, b.ip), false, "no guest behind pod B yet");
+
+    const leaseB = await makeGuest(b.netns, guestB, dataDir);
+    assert.deepEqual(leaseB, { ip: "10.0.2.2", subnet: "255.255.255.0", router: "10.0.2.1" });
+    const leaseA = await makeGuest(a.netns, guestA, dataDir);
+    assert.equal(leaseA.ip, "10.0.2.2");
+
+    assert.ok(await ping(a.netns, b.ip), "pod A reaches guest B on pod B's IP");
+    assert.ok(await ping(guestB, a.ip), "guest B reaches guest A on pod A's IP (SNAT out of B, DNAT into A)");
+    assert.ok(await ping(guestA, a.gateway), "guest A reaches the node bridge");
+  });
+
+  it("converges after a crash mid-setup and tears down a half-made pod", { skip, timeout: 120_000 }, async (t) => {
+    const dataDir = await mkdtemp(join(tmpdir(), "tsvirt-net-"));
+    const node = `u${process.pid}`;
+    const net = new PodNetwork({ node, podCIDR: "10.98.0.0/24", dataDir });
+    const uid = randomUUID();
+    const half = randomUUID();
+    t.after(async () => {
+      await net.teardownPod(uid).catch(() => {});
+      await net.teardownPod(half).catch(() => {});
+      await net.teardownNode().catch(() => {});
+      await rm(dataDir, { recursive: true, force: true });
+    });
+    const p = await net.setupPod(uid);
+    const podDir = join(dataDir, "network", "pods", uid);
+    const pid = await findDhcp(podDir, p.netns);
+    assert.ok(pid);
+    // Simulate the damage a kill -9 can leave: DHCP server gone, veth gone.
+    process.kill(pid, "SIGKILL");
+    await sh(["ip", "-n", nodeNetns(node), "link", "del", `veth${uid.replaceAll("-", "").slice(0, 11)}`]);
+    const q = await net.setupPod(uid);
+    assert.equal(q.ip, p.ip);
+    assert.match(
+      await sh(["ip", "-n", q.netns, "-4", "addr", "show", "eth0"]),
+      new RegExp(`inet ${q.ip.replaceAll(".", "\\.")}/24`),
+    );
+    const pid2 = await findDhcp(podDir, q.netns);
+    assert.ok(pid2 && pid2 !== pid);
+    assert.ok(await ping(q.netns, q.gateway));
+
+    // A half-made pod: only its IP and namespace exist.
+    await net.ipam.allocate(half);
+    await sh(["ip", "netns", "add", podNetns(half)]);
+    await net.teardownPod(half);
+    await net.teardownPod(half);
+    assert.equal(await net.ipam.lookup(half), undefined);
+
+    await net.teardownPod(uid);
+    await net.teardownPod(uid);
+    await net.teardownNode();
+    const left = await netnsList();
+    for (const ns of [podNetns(uid), podNetns(half), nodeNetns(node)])
+      assert.ok(!left.includes(ns), `${ns} left behind`);
+    assert.equal((await net.ipam.list()).size, 0);
+    assert.equal(await findDhcp(podDir, q.netns), undefined);
+  });
+});

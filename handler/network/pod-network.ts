@@ -1,0 +1,294 @@
+// The Kubernetes-style pod network of one node, on one machine:
+//   host ── (only with --uplink) ── node namespace "tsvirt-<node>": bridge tsvbr0 = first IP of spec.podCIDR
+//                                      └─ veth<uid> ══ eth0 (pod IP) in the pod namespace "tsvirt-pod-<uid12>"
+//                                                     k6t-eth0 (10.0.2.1/24) + tap0 for QEMU, udhcpd → 10.0.2.2
+// Inbound traffic to the pod IP is DNATed to the guest (10.0.2.2); the guest's outbound traffic is SNATed to the
+// pod IP, as KubeVirt's masquerade binding does. Every step is idempotent, so re-running setup after a kill -9
+// converges, and teardown works on a half-made pod.
+import { mkdir, readdir, rm } from "node:fs/promises";
+import { join } from "node:path";
+import { type Cidr, formatCidr, formatIpv4, gatewayOf, parseCidr } from "./cidr.js";
+import { ensureDhcp, stopDhcp } from "./dhcp.js";
+import { CommandError, inNetns, type RunCommand, runCommand } from "./exec.js";
+import { HostLocalIpam } from "./ipam.js";
+import {
+  MASQ_BRIDGE,
+  MASQ_GATEWAY,
+  MASQ_GUEST,
+  MASQ_PREFIX,
+  MASQ_TAP,
+  NODE_BRIDGE,
+  nodeNetns,
+  POD_IFACE,
+  podNetns,
+  podVeth,
+  UPLINK_NODE_IFACE,
+  uplinkHostVeth,
+  validateIfName,
+  validateUid,
+} from "./names.js";
+
+export interface PodNetworkOptions {
+  node: string;
+  /** The node's spec.podCIDR, e.g. "10.244.0.0/24". */
+  podCIDR: string;
+  /** Node data dir; network state lives under DIR/network (no whitespace in the path). */
+  dataDir: string;
+  /** Opt-in outbound access beyond the node through this host interface. Off unless given. */
+  uplink?: string;
+  /** A /30 for the host ↔ node-namespace uplink link (default 100.64.<n>.0/30 derived from the node name). */
+  uplinkCidr?: string;
+  dns?: readonly string[];
+  run?: RunCommand;
+  busybox?: string;
+}
+
+export interface PodAttachment {
+  uid: string;
+  netns: string;
+  /** argv prefix that runs a program inside the pod's network namespace (the pod runner starts the launcher so). */
+  execPrefix: string[];
+  ip: string;
+  gateway: string;
+  prefix: number;
+  tap: string;
+  guestIp: string;
+}
+
+export interface NatRule {
+  table: "nat" | "filter";
+  chain: string;
+  spec: string[];
+}
+
+/** The in-pod NAT rules of the masquerade binding (pure). */
+export function masqueradeRules(podIp: string): NatRule[] {
+  return [
+    { table: "nat", chain: "PREROUTING", spec: ["-i", POD_IFACE, "-j", "DNAT", "--to-destination", MASQ_GUEST] },
+    {
+      table: "nat",
+      chain: "POSTROUTING",
+      spec: ["-s", `${MASQ_GUEST}/32`, "-o", POD_IFACE, "-j", "SNAT", "--to-source", podIp],
+    },
+  ];
+}
+
+const EXISTS = /File exists|Device or resource busy/;
+const MISSING = /No such file|Cannot find device|does not exist|No such device|Cannot open network namespace/;
+
+export class PodNetwork {
+  readonly node: string;
+  readonly cidr: Cidr;
+  readonly nodeNs: string;
+  readonly gateway: string;
+  readonly ipam: HostLocalIpam;
+  private readonly dir: string;
+  private readonly run: RunCommand;
+  private readonly busybox: string;
+  private readonly opts: PodNetworkOptions;
+
+  constructor(opts: PodNetworkOptions) {
+    if (/\s/.test(opts.dataDir)) throw new Error(`data dir "${opts.dataDir}" must not contain whitespace`);
+    this.opts = opts;
+    this.node = opts.node;
+    this.nodeNs = nodeNetns(opts.node);
+    this.cidr = parseCidr(opts.podCIDR);
+    this.gateway = gatewayOf(this.cidr);
+    this.dir = join(opts.dataDir, "network");
+    this.ipam = new HostLocalIpam(join(this.dir, "ipam"), this.cidr);
+    this.run = opts.run ?? runCommand;
+    this.busybox = opts.busybox ?? "busybox";
+    if (opts.uplink !== undefined) validateIfName(opts.uplink);
+  }
+
+  private async must(argv: string[], tolerate?: RegExp): Promise<void> {
+    const r = await this.run(argv);
+    if (r.code === 0) return;
+    if (tolerate?.test(r.stderr)) return;
+    throw new CommandError(argv, r);
+  }
+
+  private async ok(argv: string[]): Promise<boolean> {
+    return (await this.run(argv)).code === 0;
+  }
+
+  private async ensureRule(netns: string, rule: NatRule): Promise<void> {
+    const base = ["iptables", "-w", "5", "-t", rule.table];
+    if (await this.ok(inNetns(netns, [...base, "-C", rule.chain, ...rule.spec]))) return;
+    await this.must(inNetns(netns, [...base, "-A", rule.chain, ...rule.spec]));
+  }
+
+  private async sysctl(netns: string, key: string, value: string): Promise<void> {
+    await this.must(inNetns(netns, [this.busybox, "sysctl", "-w", `${key}=${value}`]));
+  }
+
+  private podDir(uid: string): string {
+    return join(this.dir, "pods", validateUid(uid));
+  }
+
+  /** The node namespace and bridge (and the uplink when asked for). Idempotent. */
+  async ensureNode(): Promise<void> {
+    const ns = this.nodeNs;
+    await this.must(["ip", "netns", "add", ns], EXISTS);
+    await this.must(["ip", "-n", ns, "link", "set", "lo", "up"]);
+    await this.must(["ip", "-n", ns, "link", "add", NODE_BRIDGE, "type", "bridge"], EXISTS);
+    await this.must(["ip", "-n", ns, "addr", "replace", `${this.gateway}/${this.cidr.prefix}`, "dev", NODE_BRIDGE]);
+    await this.must(["ip", "-n", ns, "link", "set", NODE_BRIDGE, "up"]);
+    if (this.opts.uplink !== undefined) await this.ensureUplink(this.opts.uplink);
+  }
+
+  private uplinkAddrs(): { host: string; node: string; prefix: number } {
+    if (this.opts.uplinkCidr) {
+      const c = parseCidr(this.opts.uplinkCidr);
+      return { host: formatIpv4(c.network + 1), node: formatIpv4(c.network + 2), prefix: c.prefix };
+    }
+    const h = Number.parseInt(uplinkHostVeth(this.node).slice(4, 6), 16);
+    return { host: `100.64.${h}.1`, node: `100.64.${h}.2`, prefix: 30 };
+  }
+
+  /** Host side of the opt-in uplink: a veth into the node namespace, forwarding and NAT out of IFACE. */
+  private async ensureUplink(iface: string): Promise<void> {
+    const ns = this.nodeNs;
+    const hostVeth = uplinkHostVeth(this.node);
+    const a = this.uplinkAddrs();
+    await this.must(
+      ["ip", "link", "add", hostVeth, "type", "veth", "peer", "name", UPLINK_NODE_IFACE, "netns", ns],
+      EXISTS,
+    );
+    await this.must(["ip", "addr", "replace", `${a.host}/${a.prefix}`, "dev", hostVeth]);
+    await this.must(["ip", "link", "set", hostVeth, "up"]);
+    await this.must(["ip", "-n", ns, "addr", "replace", `${a.node}/${a.prefix}`, "dev", UPLINK_NODE_IFACE]);
+    await this.must(["ip", "-n", ns, "link", "set", UPLINK_NODE_IFACE, "up"]);
+    await this.must(["ip", "-n", ns, "route", "replace", "default", "via", a.host]);
+    await this.sysctl(ns, "net.ipv4.ip_forward", "1");
+    await this.ensureRule(ns, {
+      table: "nat",
+      chain: "POSTROUTING",
+      spec: ["-s", formatCidr(this.cidr), "-o", UPLINK_NODE_IFACE, "-j", "MASQUERADE"],
+    });
+    await this.must(["sysctl", "-w", "net.ipv4.ip_forward=1"]);
+    const hostRules: NatRule[] = [
+      { table: "nat", chain: "POSTROUTING", spec: ["-s", `${a.node}/32`, "-o", iface, "-j", "MASQUERADE"] },
+      { table: "filter", chain: "FORWARD", spec: ["-i", hostVeth, "-o", iface, "-j", "ACCEPT"] },
+      {
+        table: "filter",
+        chain: "FORWARD",
+        spec: ["-i", iface, "-o", hostVeth, "-m", "state", "--state", "RELATED,ESTABLISHED", "-j", "ACCEPT"],
+      },
+    ];
+    for (const r of hostRules) {
+      const base = ["iptables", "-w", "5", "-t", r.table];
+      if (!(await this.ok([...base, "-C", r.chain, ...r.spec]))) await this.must([...base, "-A", r.chain, ...r.spec]);
+    }
+  }
+
+  /** Removes the node namespace (and the uplink). Pods must be torn down first. Idempotent. */
+  async teardownNode(): Promise<void> {
+    if (this.opts.uplink !== undefined) {
+      const hostVeth = uplinkHostVeth(this.node);
+      const a = this.uplinkAddrs();
+      await this.must(["ip", "link", "del", hostVeth], MISSING);
+      for (const [table, chain, spec] of [
+        ["nat", "POSTROUTING", ["-s", `${a.node}/32`, "-o", this.opts.uplink, "-j", "MASQUERADE"]],
+        ["filter", "FORWARD", ["-i", hostVeth, "-o", this.opts.uplink, "-j", "ACCEPT"]],
+        [
+          "filter",
+          "FORWARD",
+          ["-i", this.opts.uplink, "-o", hostVeth, "-m", "state", "--state", "RELATED,ESTABLISHED", "-j", "ACCEPT"],
+        ],
+      ] as const) {
+        await this.run(["iptables", "-w", "5", "-t", table, "-D", chain, ...spec]);
+      }
+    }
+    await this.must(["ip", "netns", "del", this.nodeNs], MISSING);
+  }
+
+  /** Allocates the pod IP and builds the pod namespace with its masquerade binding and DHCP. Idempotent. */
+  async setupPod(uid: string, opts: { hostname?: string } = {}): Promise<PodAttachment> {
+    validateUid(uid);
+    const ns = podNetns(uid);
+    const veth = podVeth(uid);
+    const ip = await this.ipam.allocate(uid);
+    await this.ensureNode();
+    await this.must(["ip", "netns", "add", ns], EXISTS);
+    await this.must(["ip", "-n", ns, "link", "set", "lo", "up"]);
+    // The veth is made in one step with its peer already in the pod namespace; if a crash left only the node end
+    // (or a stale one), start over.
+    if (!(await this.ok(["ip", "-n", ns, "link", "show", POD_IFACE]))) {
+      await this.must(["ip", "-n", this.nodeNs, "link", "del", veth], MISSING);
+      await this.must([
+        "ip",
+        "-n",
+        this.nodeNs,
+        "link",
+        "add",
+        veth,
+        "type",
+        "veth",
+        "peer",
+        "name",
+        POD_IFACE,
+        "netns",
+        ns,
+      ]);
+    }
+    await this.must(["ip", "-n", this.nodeNs, "link", "set", veth, "master", NODE_BRIDGE, "up"]);
+    await this.must(["ip", "-n", ns, "addr", "replace", `${ip}/${this.cidr.prefix}`, "dev", POD_IFACE]);
+    await this.must(["ip", "-n", ns, "link", "set", POD_IFACE, "up"]);
+    await this.must(["ip", "-n", ns, "route", "replace", "default", "via", this.gateway, "dev", POD_IFACE]);
+    // Masquerade binding.
+    await this.must(["ip", "-n", ns, "link", "add", MASQ_BRIDGE, "type", "bridge"], EXISTS);
+    await this.must(["ip", "-n", ns, "addr", "replace", `${MASQ_GATEWAY}/${MASQ_PREFIX}`, "dev", MASQ_BRIDGE]);
+    await this.must(["ip", "-n", ns, "link", "set", MASQ_BRIDGE, "up"]);
+    await this.must(["ip", "-n", ns, "tuntap", "add", "dev", MASQ_TAP, "mode", "tap"], EXISTS);
+    await this.must(["ip", "-n", ns, "link", "set", MASQ_TAP, "master", MASQ_BRIDGE, "up"]);
+    await this.sysctl(ns, "net.ipv4.ip_forward", "1");
+    for (const rule of masqueradeRules(ip)) await this.ensureRule(ns, rule);
+    const dir = this.podDir(uid);
+    await mkdir(dir, { recursive: true });
+    const dhcp: Parameters<typeof ensureDhcp>[1] = { dir };
+    if (opts.hostname !== undefined) dhcp.hostname = opts.hostname;
+    if (this.opts.dns !== undefined) dhcp.dns = this.opts.dns;
+    await ensureDhcp(ns, dhcp, { busybox: this.busybox });
+    return {
+      uid,
+      netns: ns,
+      execPrefix: inNetns(ns, []),
+      ip,
+      gateway: this.gateway,
+      prefix: this.cidr.prefix,
+      tap: MASQ_TAP,
+      guestIp: MASQ_GUEST,
+    };
+  }
+
+  /** Stops the DHCP server, deletes the pod namespace and its veth, and releases the IP. Idempotent. */
+  async teardownPod(uid: string): Promise<void> {
+    validateUid(uid);
+    const ns = podNetns(uid);
+    const dir = this.podDir(uid);
+    await stopDhcp(dir, ns);
+    await this.must(["ip", "netns", "del", ns], MISSING);
+    await this.must(["ip", "-n", this.nodeNs, "link", "del", podVeth(uid)], MISSING);
+    await rm(dir, { recursive: true, force: true });
+    await this.ipam.release(uid);
+  }
+
+  /** Pod uids with network state on disk (an allocated IP or a pod dir): for garbage collection after a crash. */
+  async knownPods(): Promise<string[]> {
+    const uids = new Set((await this.ipam.list()).values());
+    try {
+      for (const d of await readdir(join(this.dir, "pods"))) uids.add(d);
+    } catch {
+      // none yet
+    }
+    return [...uids].filter((u) => {
+      try {
+        validateUid(u);
+        return true;
+      } catch {
+        return false;
+      }
+    });
+  }
+}

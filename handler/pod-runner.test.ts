@@ -1,0 +1,188 @@
+// The pod runner against an in-memory API, with real network namespaces and real (stand-in) launcher processes:
+// a node process that idles until SIGTERM, dialled through a fake LauncherConnection. Needs root.
+import assert from "node:assert/strict";
+import { randomUUID } from "node:crypto";
+import { mkdtemp, readFile, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { describe, it } from "node:test";
+import { COMPUTE_CONTAINER, UNPAUSED_GATE } from "./launcher-pod.js";
+import { PodNetwork, podNetns, runCommand } from "./network/index.js";
+import { PodRunner } from "./pod-runner.js";
+import type { LauncherConnection } from "./ports.js";
+import { refs } from "./ports.js";
+import { pidsInNetns, podDirOf, readPodRecord } from "./processes.js";
+import { FakeApi } from "./testing.js";
+import type { Pod } from "./types.js";
+
+const NODE = `pr${process.pid}`;
+
+function launcherPod(name: string, vmiUid: string): Pod {
+  return {
+    apiVersion: "v1",
+    kind: "Pod",
+    metadata: {
+      name,
+      namespace: "default",
+      uid: randomUUID(),
+      labels: { "kubevirt.io": "virt-launcher", "kubevirt.io/created-by": vmiUid },
+      ownerReferences: [
+        { apiVersion: "kubevirt.io/v1", kind: "VirtualMachineInstance", name: "vm1", uid: vmiUid, controller: true },
+      ],
+    },
+    spec: {
+      nodeName: NODE,
+      restartPolicy: "Never",
+      containers: [{ name: COMPUTE_CONTAINER, image: "registry.example/virt-launcher:v1", command: ["/bin/evil"] }],
+      readinessGates: [{ conditionType: UNPAUSED_GATE }],
+    },
+  };
+}
+
+const fakeConn = (): LauncherConnection => ({
+  ping: async () => {},
+  sync: async () => {},
+  watch: () => ({ stop() {}, done: Promise.resolve() }),
+  shutdown: async () => {},
+  close() {},
+});
+
+async function isRoot(): Promise<string | undefined> {
+  if (process.getuid?.() !== 0) return "needs root for network namespaces";
+  if ((await runCommand(["ip", "-V"])).code !== 0) return "ip not installed";
+  if ((await runCommand(["busybox", "true"])).code !== 0) return "busybox not installed";
+  return undefined;
+}
+
+describe("pod runner", async () => {
+  const skip = await isRoot();
+  it("runs launcher pods only, reports them, survives its own restart, and deletes them with grace 0", {
+    skip,
+    timeout: 120_000,
+  }, async (t) => {
+    const dataDir = await mkdtemp(join(tmpdir(), "tsvirt-pr-"));
+    const api = new FakeApi();
+    const net = new PodNetwork({ node: NODE, podCIDR: "10.96.5.0/24", dataDir });
+    const mk = () =>
+      new PodRunner({
+        node: NODE,
+        hostIP: "127.0.0.1",
+        dataDir,
+        api,
+        network: () => net,
+        getPod: (uid) => [...api.objects.values()].find((o) => o.metadata.uid === uid) as Pod | undefined,
+        dial: async () => fakeConn(),
+        // A stand-in launcher: idles until SIGTERM. Its command line names the pod dir, as the real one does.
+        launcherArgv: (_vmiUid, podDir) => [
+          process.execPath,
+          "-e",
+          "process.on('SIGTERM',()=>process.exit(0));setInterval(()=>{},1000);console.log('launcher up')",
+          "--",
+          podDir,
+        ],
+      });
+    let runner = mk();
+    const vmiUid = randomUUID();
+    const pod = api.put(refs.pods, launcherPod("virt-launcher-vm1-abcde", vmiUid));
+    const other = api.put(refs.pods, {
+      ...launcherPod("nginx", randomUUID()),
+      metadata: { name: "nginx", namespace: "default", uid: randomUUID() },
+    });
+    const uid = pod.metadata.uid ?? "";
+    t.after(async () => {
+      runner.close();
+      for (const p of await pidsInNetns(podNetns(uid))) process.kill(p, "SIGKILL");
+      await net.teardownPod(uid).catch(() => {});
+      await net.teardownNode().catch(() => {});
+      await rm(dataDir, { recursive: true, force: true });
+    });
+
+    await runner.trigger(other.metadata.uid ?? "");
+    const failed = api.peek<Pod>(refs.pods, "default", "nginx");
+    assert.equal(failed?.status?.phase, "Failed");
+    assert.equal(failed?.status?.reason, "Unsupported");
+
+    await runner.trigger(uid);
+    let got = api.peek<Pod>(refs.pods, "default", pod.metadata.name ?? "");
+    assert.equal(got?.status?.phase, "Running");
+    assert.equal(got?.status?.podIP, "10.96.5.2");
+    assert.equal(got?.status?.conditions?.find((c) => c.type === "Ready")?.status, "True");
+    assert.equal(got?.status?.conditions?.find((c) => c.type === UNPAUSED_GATE)?.status, "True");
+    const podDir = podDirOf(dataDir, uid);
+    const rec = await readPodRecord(podDir);
+    assert.ok(rec);
+    // The launcher runs inside the pod's network namespace, and never the pod spec's command.
+    assert.deepEqual(await pidsInNetns(podNetns(uid)).then((p) => p.includes(rec.pid)), true);
+    const cmdline = await readFile(`/proc/${rec.pid}/cmdline`, "utf8");
+    assert.ok(!cmdline.includes("/bin/evil"));
+
+    // A restarted runner re-attaches: same process, no new status write.
+    runner.close();
+    const writesBefore = api.writes.length;
+    runner = mk();
+    await runner.trigger(uid);
+    assert.equal((await readPodRecord(podDir))?.pid, rec.pid);
+    assert.equal(api.writes.length, writesBefore, "no status write when nothing changed");
+
+    // Deletion: the runner stops the launcher and deletes the pod with grace 0.
+    got = api.peek<Pod>(refs.pods, "default", pod.metadata.name ?? "");
+    assert.ok(got);
+    got.metadata.deletionTimestamp = new Date().toISOString();
+    got.metadata.deletionGracePeriodSeconds = 5;
+    api.put(refs.pods, got);
+    await runner.trigger(uid);
+    const del = api.writes.find((w) => w.verb === "delete");
+    assert.deepEqual(del?.opts, { gracePeriodSeconds: 0, preconditions: { uid } });
+    assert.equal(api.peek(refs.pods, "default", pod.metadata.name ?? ""), undefined);
+    assert.deepEqual(await pidsInNetns(podNetns(uid)), []);
+    const netns = (await runCommand(["ip", "netns", "list"])).stdout;
+    assert.ok(!netns.includes(podNetns(uid)));
+    assert.equal(await net.ipam.lookup(uid), undefined);
+  });
+
+  it("reports a launcher that exits as a failed pod and never restarts it", { skip, timeout: 120_000 }, async (t) => {
+    const dataDir = await mkdtemp(join(tmpdir(), "tsvirt-pr-"));
+    const api = new FakeApi();
+    const net = new PodNetwork({ node: NODE, podCIDR: "10.96.6.0/24", dataDir });
+    const runner = new PodRunner({
+      node: NODE,
+      hostIP: "127.0.0.1",
+      dataDir,
+      api,
+      network: () => net,
+      getPod: (uid) => [...api.objects.values()].find((o) => o.metadata.uid === uid) as Pod | undefined,
+      dial: async () => fakeConn(),
+      launcherArgv: (_v, podDir) => [process.execPath, "-e", "setInterval(()=>{},1000)", "--", podDir],
+    });
+    const pod = api.put(refs.pods, launcherPod("virt-launcher-vm2-xyzab", randomUUID()));
+    const uid = pod.metadata.uid ?? "";
+    t.after(async () => {
+      runner.close();
+      await net.teardownPod(uid).catch(() => {});
+      await net.teardownNode().catch(() => {});
+      await rm(dataDir, { recursive: true, force: true });
+    });
+    // The handler's event loop is always alive (watches, its HTTP server); the test keeps it alive the same way.
+    const keepAlive = setInterval(() => {}, 1000);
+    t.after(() => clearInterval(keepAlive));
+    const changed = new Promise<void>((resolve) => {
+      api.onChange = (_r, o) => {
+        if ((o as Pod).status?.phase === "Failed") resolve();
+      };
+    });
+    await runner.trigger(uid);
+    const rec = await readPodRecord(podDirOf(dataDir, uid));
+    assert.ok(rec);
+    process.kill(rec.pid, "SIGKILL");
+    await changed;
+    await runner.idle();
+    const got = api.peek<Pod>(refs.pods, "default", pod.metadata.name ?? "");
+    assert.equal(got?.status?.phase, "Failed");
+    assert.equal(got?.status?.containerStatuses?.[0]?.state?.terminated?.exitCode, 137);
+    assert.equal(got?.status?.podIP, "10.96.6.2");
+    // Network freed, nothing restarted.
+    assert.deepEqual(await pidsInNetns(podNetns(uid)), []);
+    await runner.trigger(uid);
+    assert.equal((await readPodRecord(podDirOf(dataDir, uid)))?.pid, rec.pid);
+  });
+});

@@ -1,0 +1,322 @@
+// The embedded pod runner (kubelet's job in embedded mode): runs the launcher pods bound to this node as local
+// processes, reports their status, and removes them when they are deleted. Level-triggered: every trigger re-reads
+// the pod from the cache and converges; a restarted runner re-attaches to launchers that are still running.
+import { rm } from "node:fs/promises";
+import { isDeepStrictEqual } from "node:util";
+import { isStatusError } from "../lib/errors.js";
+import { type Logger, nullLogger } from "../lib/log.js";
+import { KeyedRunner } from "./keyed.js";
+import { classifyPod, computePodStatus, type PodRuntime } from "./launcher-pod.js";
+import { type PodAttachment, type PodNetwork, podNetns } from "./network/index.js";
+import { type ApiClient, type LauncherConnection, type LauncherDialer, refs } from "./ports.js";
+import {
+  isLauncherAlive,
+  killNetns,
+  type PodRecord,
+  podDirOf,
+  readExitRecord,
+  readPodRecord,
+  spawnLauncher,
+  stopLauncher,
+} from "./processes.js";
+import type { DomainStatus, Pod } from "./types.js";
+
+export interface PodRunnerOptions {
+  node: string;
+  hostIP: string;
+  dataDir: string;
+  api: ApiClient;
+  /** Returns the node's pod network once the node has a podCIDR (undefined: not yet). */
+  network: () => PodNetwork | undefined;
+  /** Reads the latest cached pod by uid. */
+  getPod: (uid: string) => Pod | undefined;
+  dial: LauncherDialer;
+  /** The launcher's command line, built here from the VMI uid and pod dir only (never from the pod spec). */
+  launcherArgv: (vmiUid: string, podDir: string) => string[];
+  /** How long a started launcher may take to answer Ping. */
+  readyTimeoutMs?: number;
+  log?: Logger;
+  now?: () => string;
+  /** Called with the domain state the launcher streams (for VMI sync). */
+  onDomain?: (vmiUid: string, podUid: string, d: DomainStatus | undefined) => void;
+  /** Called when a launcher connection is established (for VMI sync). */
+  onLauncher?: (vmiUid: string, podUid: string) => void;
+}
+
+interface Entry {
+  record: PodRecord;
+  podDir: string;
+  conn?: LauncherConnection;
+  watch?: { stop(): void };
+  answering: boolean;
+  domain?: DomainStatus;
+  exit?: { exitCode: number; finishedAt: string; reason: string };
+  connecting?: Promise<void>;
+}
+
+export class PodRunner {
+  private readonly o: PodRunnerOptions;
+  private readonly entries = new Map<string, Entry>();
+  private readonly keyed: KeyedRunner;
+  private readonly log: Logger;
+  private stopped = false;
+
+  constructor(o: PodRunnerOptions) {
+    this.o = o;
+    this.log = (o.log ?? nullLogger).child({ component: "pod-runner", node: o.node });
+    this.keyed = new KeyedRunner((key, err) => this.log.warn("pod sync failed", { podUid: key, err }));
+  }
+
+  private now(): string {
+    return this.o.now ? this.o.now() : new Date().toISOString();
+  }
+
+  /** Schedule a sync of the pod with this uid (add/update/delete events, timers). */
+  trigger(uid: string): Promise<void> {
+    if (this.stopped) return Promise.resolve();
+    return this.keyed.trigger(uid, () => this.sync(uid));
+  }
+
+  idle(): Promise<void> {
+    return this.keyed.idle();
+  }
+
+  connection(podUid: string): LauncherConnection | undefined {
+    const e = this.entries.get(podUid);
+    return e?.answering ? e.conn : undefined;
+  }
+
+  domainOf(podUid: string): DomainStatus | undefined {
+    return this.entries.get(podUid)?.domain;
+  }
+
+  /** The running (or last) launcher pod of a VMI on this node. */
+  podForVmi(vmiUid: string): string | undefined {
+    let found: string | undefined;
+    for (const [uid, e] of this.entries) {
+      if (e.record.vmiUid !== vmiUid) continue;
+      found = uid;
+      if (!e.exit) return uid;
+    }
+    return found;
+  }
+
+  ipOf(podUid: string): string | undefined {
+    return this.entries.get(podUid)?.record.ip;
+  }
+
+  /** Detach from every launcher without stopping it (handler shutdown: launchers keep running). */
+  close(): void {
+    this.stopped = true;
+    for (const e of this.entries.values()) {
+      e.watch?.stop();
+      e.conn?.close();
+    }
+  }
+
+  private async sync(uid: string): Promise<void> {
+    const pod = this.o.getPod(uid);
+    const podDir = podDirOf(this.o.dataDir, uid);
+    if (!pod) {
+      // Gone from the API (deleted with grace 0, by us or anyone): make sure nothing of it is left on the node.
+      await this.cleanup(uid, podDir, 0);
+      return;
+    }
+    if (pod.spec.nodeName !== this.o.node) return;
+    const cls = classifyPod(pod);
+    if (pod.metadata.deletionTimestamp) {
+      const grace = (pod.metadata.deletionGracePeriodSeconds ?? pod.spec.terminationGracePeriodSeconds ?? 30) * 1000;
+      await this.cleanup(uid, podDir, grace);
+      await this.o.api
+        .delete(refs.pods, pod.metadata.namespace, pod.metadata.name ?? "", {
+          gracePeriodSeconds: 0,
+          preconditions: { uid },
+        })
+        .catch((e: unknown) => {
+          if (!(isStatusError(e) && (e.code === 404 || e.code === 409))) throw e;
+        });
+      this.log.info("pod deleted", { namespace: pod.metadata.namespace, name: pod.metadata.name, podUid: uid });
+      return;
+    }
+    if (cls.kind === "unsupported") {
+      await this.report(pod, { state: "unsupported", message: cls.message });
+      return;
+    }
+    const phase = pod.status?.phase;
+    if (phase === "Succeeded" || phase === "Failed") {
+      // Terminal: a launcher pod is never restarted. Free its processes and network.
+      await this.cleanup(uid, podDir, 0, true);
+      return;
+    }
+    let entry = this.entries.get(uid);
+    if (!entry) {
+      const record = await readPodRecord(podDir);
+      if (record && record.podUid === uid) {
+        entry = { record, podDir, answering: false };
+        this.entries.set(uid, entry);
+        if (!(await isLauncherAlive(record, podDir))) {
+          const exit = await readExitRecord(podDir);
+          entry.exit = exit
+            ? { ...exit, reason: exit.exitCode === 0 ? "Completed" : "Error" }
+            : { exitCode: 137, finishedAt: this.now(), reason: "Error" };
+        } else {
+          this.log.info("re-attaching to running launcher", { podUid: uid, pid: record.pid });
+          this.watchLiveness(uid, entry);
+        }
+      } else if (phase === "Running") {
+        // The API says it ran here, but nothing of it is left on this node: it is gone, not to be restarted.
+        await this.report(pod, { state: "exited", finishedAt: this.now(), exitCode: 137, reason: "Error" });
+        return;
+      } else {
+        entry = await this.start(pod, cls.vmiUid, podDir);
+        if (!entry) return;
+      }
+    }
+    if (entry.exit) {
+      const rt: PodRuntime = { state: "exited", ...entry.exit, startedAt: entry.record.startedAt };
+      if (entry.record.ip) rt.ip = entry.record.ip;
+      await this.report(pod, rt);
+      await this.cleanup(uid, podDir, 0, true);
+      return;
+    }
+    if (!entry.conn) await this.connect(uid, entry, cls.vmiUid);
+    const paused = entry.domain?.state === "Paused";
+    await this.report(pod, {
+      state: "running",
+      ip: entry.record.ip,
+      startedAt: entry.record.startedAt,
+      answering: entry.answering,
+      unpaused: !paused,
+    });
+  }
+
+  private async start(pod: Pod, vmiUid: string, podDir: string): Promise<Entry | undefined> {
+    const uid = pod.metadata.uid ?? "";
+    const net = this.o.network();
+    if (net === undefined) {
+      this.log.info("waiting for the node's podCIDR before starting pods", { podUid: uid });
+      return undefined;
+    }
+    let att: PodAttachment;
+    try {
+      att = await net.setupPod(uid, { hostname: vmiName(pod) });
+    } catch (e) {
+      await this.report(pod, { state: "start-failed", message: `pod network: ${(e as Error).message}` });
+      throw e;
+    }
+    const spawned = await spawnLauncher(
+      podDir,
+      {
+        podUid: uid,
+        vmiUid,
+        namespace: pod.metadata.namespace ?? "",
+        name: pod.metadata.name ?? "",
+        netns: att.netns,
+        ip: att.ip,
+      },
+      this.o.launcherArgv(vmiUid, podDir),
+    );
+    this.log.info("launcher started", { podUid: uid, vmiUid, pid: spawned.record.pid, ip: att.ip });
+    const entry: Entry = { record: spawned.record, podDir, answering: false };
+    this.entries.set(uid, entry);
+    void spawned.exited?.then((x) => {
+      entry.exit = { exitCode: x.exitCode, finishedAt: x.finishedAt, reason: x.exitCode === 0 ? "Completed" : "Error" };
+      entry.answering = false;
+      this.log.info("launcher exited", { podUid: uid, exitCode: x.exitCode, signal: x.signal });
+      void this.trigger(uid);
+    });
+    return entry;
+  }
+
+  /** For a re-attached launcher (not our child): notice its exit. */
+  private watchLiveness(uid: string, entry: Entry): void {
+    const timer = setInterval(() => {
+      if (this.stopped) return clearInterval(timer);
+      isLauncherAlive(entry.record, entry.podDir).then(
+        async (alive) => {
+          if (alive || entry.exit) return;
+          clearInterval(timer);
+          const exit = await readExitRecord(entry.podDir);
+          entry.exit = exit
+            ? { ...exit, reason: exit.exitCode === 0 ? "Completed" : "Error" }
+            : { exitCode: 0, finishedAt: this.now(), reason: "Completed" };
+          entry.answering = false;
+          void this.trigger(uid);
+        },
+        () => {},
+      );
+    }, 1_000);
+    timer.unref();
+  }
+
+  private async connect(uid: string, entry: Entry, vmiUid: string): Promise<void> {
+    if (entry.connecting) return entry.connecting;
+    entry.connecting = (async () => {
+      const deadline = Date.now() + (this.o.readyTimeoutMs ?? 120_000);
+      let lastErr: unknown;
+      while (!this.stopped && !entry.exit && Date.now() < deadline) {
+        try {
+          const conn = await this.o.dial(entry.podDir);
+          await conn.ping();
+          entry.conn = conn;
+          entry.answering = true;
+          let first = true;
+          entry.watch = conn.watch((d) => {
+            const wasPaused = entry.domain?.state === "Paused";
+            entry.domain = d;
+            this.o.onDomain?.(vmiUid, uid, d);
+            if (!first && wasPaused !== (d?.state === "Paused")) void this.trigger(uid);
+            first = false;
+          });
+          this.o.onLauncher?.(vmiUid, uid);
+          return;
+        } catch (e) {
+          lastErr = e;
+          await new Promise((r) => setTimeout(r, 100));
+        }
+      }
+      if (!entry.exit && !this.stopped) throw new Error(`launcher did not answer Ping: ${(lastErr as Error)?.message}`);
+    })().finally(() => {
+      entry.connecting = undefined;
+    });
+    return entry.connecting;
+  }
+
+  private async report(pod: Pod, rt: PodRuntime): Promise<void> {
+    const status = computePodStatus(pod, rt, this.o.hostIP, this.now());
+    if (isDeepStrictEqual(status, pod.status)) return;
+    await this.o.api.updateStatus(refs.pods, { ...pod, status });
+  }
+
+  /** Stops the launcher (if any), kills what is left in the pod's namespace, tears down its network. Idempotent. */
+  private async cleanup(uid: string, podDir: string, graceMs: number, keepRecord = false): Promise<void> {
+    const entry = this.entries.get(uid);
+    entry?.watch?.stop();
+    entry?.conn?.close();
+    if (entry) {
+      entry.conn = undefined;
+      entry.answering = false;
+    }
+    const record = entry?.record ?? (await readPodRecord(podDir));
+    if (record) await stopLauncher(record, podDir, graceMs);
+    const net = this.o.network();
+    if (net) {
+      await killNetns(podNetns(uid));
+      await net.teardownPod(uid);
+    }
+    if (!keepRecord) {
+      this.entries.delete(uid);
+      await rm(podDir, { recursive: true, force: true });
+    }
+  }
+
+  /** Pods with state on this node (for garbage collection of pods the API no longer has). */
+  knownPods(): string[] {
+    return [...this.entries.keys()];
+  }
+}
+
+function vmiName(pod: Pod): string | undefined {
+  const n = pod.metadata.ownerReferences?.find((o) => o.kind === "VirtualMachineInstance")?.name;
+  return n && /^[a-z0-9.-]{1,63}$/.test(n) ? n : undefined;
+}

@@ -1,0 +1,69 @@
+// What the node agent needs from the rest of the system, as narrow interfaces: the API (a subset of client/'s
+// Client, so client/'s RestClient and FakeClient fit), the launcher's socket API, and the image puller.
+import type { DomainStatus, KObject, VirtualMachineInstance } from "./types.js";
+
+export interface ResourceRef {
+  group: string;
+  version: string;
+  resource: string;
+  namespaced: boolean;
+  kind: string;
+}
+
+export const refs = {
+  pods: { group: "", version: "v1", resource: "pods", namespaced: true, kind: "Pod" },
+  nodes: { group: "", version: "v1", resource: "nodes", namespaced: false, kind: "Node" },
+  leases: { group: "coordination.k8s.io", version: "v1", resource: "leases", namespaced: true, kind: "Lease" },
+  vmis: {
+    group: "kubevirt.io",
+    version: "v1",
+    resource: "virtualmachineinstances",
+    namespaced: true,
+    kind: "VirtualMachineInstance",
+  },
+} as const satisfies Record<string, ResourceRef>;
+
+export interface ApiClient {
+  get<T extends KObject>(ref: ResourceRef, namespace: string | undefined, name: string): Promise<T>;
+  create<T extends KObject>(ref: ResourceRef, namespace: string | undefined, obj: T): Promise<T>;
+  update<T extends KObject>(ref: ResourceRef, obj: T): Promise<T>;
+  updateStatus<T extends KObject>(ref: ResourceRef, obj: T): Promise<T>;
+  delete(
+    ref: ResourceRef,
+    namespace: string | undefined,
+    name: string,
+    opts?: { gracePeriodSeconds?: number; preconditions?: { uid?: string } },
+  ): Promise<void>;
+}
+
+/** What the node prepared for the VMI, sent with Sync. */
+export interface PreparedVmi {
+  /** containerDisk volume name → path of the pulled, pinned base image on the node. */
+  baseImages: Record<string, string>;
+  /** Pod-network interface name → tap device in the pod's network namespace. */
+  taps: Record<string, string>;
+}
+
+export interface LauncherConnection {
+  ping(): Promise<void>;
+  sync(vmi: VirtualMachineInstance, prepared: PreparedVmi): Promise<void>;
+  /** Streams the domain state; the first call carries the current one (undefined: no domain). */
+  watch(onStatus: (d: DomainStatus | undefined) => void): { stop(): void; done: Promise<void> };
+  shutdown(gracePeriodSeconds: number): Promise<void>;
+  close(): void;
+}
+
+export type LauncherDialer = (podDir: string) => Promise<LauncherConnection>;
+
+export interface PulledImage {
+  /** Path of the base disk image on the node. */
+  path: string;
+  digest: string;
+}
+
+export interface ImagePuller {
+  /** Pulls (or finds cached) and pins the image for the VMI; rejects with a message naming every registry tried. */
+  pull(image: string, vmiUid: string): Promise<PulledImage>;
+  /** Unpins all images pinned for the VMI. */
+  release(vmiUid: string): Promise<void>;
+}

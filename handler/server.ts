@@ -1,0 +1,182 @@
+// The node agent's HTTP endpoint, published in its Node (status.addresses InternalIP +
+// status.daemonEndpoints.kubeletEndpoint.Port), which the API server proxies to:
+//   GET /containerLogs/{namespace}/{pod}/{container}?follow=&tailLines=&limitBytes=   (kubelet's path: pods/log)
+//   GET /v1/namespaces/{namespace}/virtualmachineinstances/{name}/console            (WebSocket, plain.kubevirt.io)
+//   GET /healthz
+import { createReadStream } from "node:fs";
+import { open, stat } from "node:fs/promises";
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
+import { connect } from "node:net";
+import { join } from "node:path";
+import { WebSocketServer } from "ws";
+import { type Logger, nullLogger } from "../lib/log.js";
+import { logPath } from "./processes.js";
+
+export interface ServerOptions {
+  host: string;
+  port: number;
+  /** Pod dir of a pod (by namespace/name) that runs or ran on this node. */
+  podDir: (namespace: string, name: string) => string | undefined;
+  /** Pod dir of the running launcher of a VMI (by namespace/name). */
+  vmiPodDir: (namespace: string, name: string) => string | undefined;
+  log?: Logger;
+}
+
+const SEG = "([a-z0-9][a-z0-9.-]{0,252})";
+const LOGS = new RegExp(`^/containerLogs/${SEG}/${SEG}/${SEG}$`);
+const CONSOLE = new RegExp(`^/v1/namespaces/${SEG}/virtualmachineinstances/${SEG}/console$`);
+
+function status(res: ServerResponse, code: number, reason: string, message: string): void {
+  res.writeHead(code, { "content-type": "application/json" });
+  res.end(JSON.stringify({ kind: "Status", apiVersion: "v1", metadata: {}, status: "Failure", message, reason, code }));
+}
+
+async function tailStart(path: string, tailLines: number | undefined): Promise<number> {
+  if (tailLines === undefined) return 0;
+  const size = (await stat(path)).size;
+  if (tailLines === 0) return size;
+  const fh = await open(path, "r");
+  try {
+    const chunk = Math.min(size, 1 << 20);
+    const buf = Buffer.alloc(chunk);
+    await fh.read(buf, 0, chunk, size - chunk);
+    let pos = chunk;
+    let lines = 0;
+    if (pos > 0 && buf[pos - 1] === 10) pos--;
+    while (pos > 0) {
+      if (buf[pos - 1] === 10 && ++lines === tailLines) break;
+      pos--;
+    }
+    return size - chunk + pos;
+  } finally {
+    await fh.close();
+  }
+}
+
+async function serveLogs(req: IncomingMessage, res: ServerResponse, url: URL, dir: string): Promise<void> {
+  const path = logPath(dir);
+  try {
+    await stat(path);
+  } catch {
+    res.writeHead(200, { "content-type": "text/plain" });
+    res.end();
+    return;
+  }
+  const tl = url.searchParams.get("tailLines");
+  const lim = url.searchParams.get("limitBytes");
+  const follow = url.searchParams.get("follow") === "true";
+  let pos = await tailStart(path, tl !== null && /^\d+$/.test(tl) ? Number(tl) : undefined);
+  let remaining = lim !== null && /^\d+$/.test(lim) ? Number(lim) : Number.POSITIVE_INFINITY;
+  res.writeHead(200, { "content-type": "text/plain", "transfer-encoding": "chunked" });
+  res.flushHeaders();
+  const pump = async (): Promise<void> => {
+    const size = (await stat(path).catch(() => ({ size: pos }))).size;
+    if (size <= pos || remaining <= 0) return;
+    const end = Math.min(size, pos + remaining) - 1;
+    await new Promise<void>((resolve, reject) => {
+      const s = createReadStream(path, { start: pos, end });
+      s.on("data", (d) => res.write(d));
+      s.on("end", resolve);
+      s.on("error", reject);
+    });
+    remaining -= end + 1 - pos;
+    pos = end + 1;
+  };
+  await pump();
+  if (!follow || remaining <= 0) {
+    res.end();
+    return;
+  }
+  // Follow: poll the file's size (the launcher writes it from another process; fs.watch misses appends on some fs).
+  let closed = false;
+  req.on("close", () => {
+    closed = true;
+  });
+  while (!closed && remaining > 0) {
+    await new Promise((r) => setTimeout(r, 250));
+    try {
+      await stat(dir);
+    } catch {
+      break;
+    }
+    await pump();
+  }
+  res.end();
+}
+
+export function startServer(o: ServerOptions): Promise<{ server: Server; port: number; close(): Promise<void> }> {
+  const log = (o.log ?? nullLogger).child({ component: "handler-server" });
+  const wss = new WebSocketServer({
+    noServer: true,
+    handleProtocols: (protocols) => (protocols.has("plain.kubevirt.io") ? "plain.kubevirt.io" : false),
+  });
+  const server = createServer((req, res) => {
+    const url = new URL(req.url ?? "/", "http://node");
+    if (req.method !== "GET") return status(res, 405, "MethodNotAllowed", "only GET is served here");
+    if (url.pathname === "/healthz") {
+      res.writeHead(200, { "content-type": "text/plain" });
+      res.end("ok");
+      return;
+    }
+    const m = LOGS.exec(url.pathname);
+    if (m) {
+      const [, ns, pod] = m as unknown as [string, string, string, string];
+      const dir = o.podDir(ns, pod);
+      if (!dir) return status(res, 404, "NotFound", `pod "${pod}" not found on this node`);
+      serveLogs(req, res, url, dir).catch((err: unknown) => {
+        log.warn("log streaming failed", { err });
+        res.destroy();
+      });
+      return;
+    }
+    status(res, 404, "NotFound", `no handler for ${url.pathname}`);
+  });
+  server.on("upgrade", (req, socket, head) => {
+    const url = new URL(req.url ?? "/", "http://node");
+    const m = CONSOLE.exec(url.pathname);
+    const dir = m ? o.vmiPodDir(m[1] ?? "", m[2] ?? "") : undefined;
+    if (!m || !dir) {
+      socket.end("HTTP/1.1 404 Not Found\r\ncontent-length: 0\r\n\r\n");
+      return;
+    }
+    const serial = connect(join(dir, "sockets", "console.sock"));
+    serial.once("error", (err) => {
+      log.warn("console socket unavailable", { err });
+      if (!socket.destroyed) socket.end("HTTP/1.1 503 Service Unavailable\r\ncontent-length: 0\r\n\r\n");
+    });
+    serial.once("connect", () => {
+      wss.handleUpgrade(req, socket, head, (ws) => {
+        serial.removeAllListeners("error");
+        serial.on("data", (d) => ws.send(d, { binary: true }));
+        ws.on("message", (d: Buffer) => serial.write(d));
+        const ping = setInterval(() => ws.ping(), 15_000);
+        const end = (): void => {
+          clearInterval(ping);
+          serial.destroy();
+          ws.close();
+        };
+        ws.on("close", end);
+        ws.on("error", end);
+        serial.on("close", end);
+        serial.on("error", end);
+      });
+    });
+  });
+  return new Promise((resolve, reject) => {
+    server.once("error", reject);
+    server.listen(o.port, o.host, () => {
+      const addr = server.address();
+      const port = typeof addr === "object" && addr ? addr.port : o.port;
+      resolve({
+        server,
+        port,
+        close: () =>
+          new Promise<void>((r) => {
+            for (const c of wss.clients) c.terminate();
+            server.closeAllConnections();
+            server.close(() => r());
+          }),
+      });
+    });
+  });
+}

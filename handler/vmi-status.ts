@@ -1,0 +1,117 @@
+// The VMI status the node agent writes, from Running on (pure). Inputs are what the handler observed: the domain
+// state the launcher reports (already mapped to a phase), the pod's readiness and IP, and image-pull trouble.
+// Returns undefined when the status would not change, so the handler writes as rarely as possible.
+import { isDeepStrictEqual } from "node:util";
+import type { Condition, DomainStatus, VirtualMachineInstance, VmiPhase, VmiStatus } from "./types.js";
+
+export type PullTrouble = { reason: "ErrImagePull" | "ImagePullBackOff"; message: string };
+
+export interface VmiObservation {
+  nodeName: string;
+  /** The launcher pod's IP (masquerade: the guest is behind NAT on it). */
+  podIP?: string;
+  domain?: DomainStatus;
+  /** Phase for the domain state, from handler/phase.ts; undefined while no domain was reported yet. */
+  phase?: VmiPhase;
+  podReady: boolean;
+  pull?: PullTrouble;
+  now: string;
+}
+
+const ORDER: Record<string, number> = {
+  "": 0,
+  Pending: 1,
+  Scheduling: 2,
+  Scheduled: 3,
+  Running: 4,
+  Succeeded: 5,
+  Failed: 5,
+};
+
+function isFinal(p: VmiPhase | undefined): boolean {
+  return p === "Succeeded" || p === "Failed";
+}
+
+function setCondition(list: Condition[], c: Condition, now: string): Condition[] {
+  const prev = list.find((x) => x.type === c.type);
+  const lastTransitionTime =
+    prev && prev.status === c.status && prev.lastTransitionTime ? prev.lastTransitionTime : now;
+  const next: Condition = { ...c, lastProbeTime: null, lastTransitionTime };
+  return prev ? list.map((x) => (x.type === c.type ? next : x)) : [...list, next];
+}
+
+function dropCondition(list: Condition[], type: string): Condition[] {
+  return list.filter((c) => c.type !== type);
+}
+
+/** The pod network's interface name: the VMI's pod network, else KubeVirt's default "default". */
+export function podInterfaceName(vmi: VirtualMachineInstance): string {
+  const net = vmi.spec.networks?.find((n) => n.pod !== undefined);
+  return net?.name ?? "default";
+}
+
+export function computeVmiStatus(vmi: VirtualMachineInstance, obs: VmiObservation): VmiStatus | undefined {
+  const old: VmiStatus = vmi.status ?? {};
+  let phase: VmiPhase = old.phase ?? "";
+  // Never regress: a final phase stays; Running is not undone by a late report of an earlier state.
+  if (obs.phase !== undefined && !isFinal(phase) && (ORDER[obs.phase] ?? 0) >= (ORDER[phase] ?? 0)) phase = obs.phase;
+  const next: VmiStatus = { ...old };
+  let conditions = [...(old.conditions ?? [])];
+  const running = phase === "Running";
+  if (phase !== old.phase && (ORDER[phase] ?? 0) >= ORDER.Running!) {
+    next.phase = phase;
+    next.phaseTransitionTimestamps = [
+      ...(old.phaseTransitionTimestamps ?? []),
+      { phase, phaseTransitionTimestamp: obs.now },
+    ];
+    if (phase === "Failed" && obs.domain) next.reason = obs.domain.reason;
+  }
+  if ((ORDER[phase] ?? 0) >= ORDER.Running!) {
+    next.nodeName = obs.nodeName;
+    if (obs.podIP) {
+      const name = podInterfaceName(vmi);
+      const rest = (old.interfaces ?? []).filter((i) => i.name !== name);
+      const prev = (old.interfaces ?? []).find((i) => i.name === name) ?? {};
+      next.interfaces = [
+        { ...prev, name, ipAddress: obs.podIP, ipAddresses: [obs.podIP], infoSource: "domain" },
+        ...rest,
+      ];
+    }
+    const paused = obs.domain?.state === "Paused";
+    if (paused) {
+      conditions = setCondition(
+        conditions,
+        { type: "Paused", status: "True", reason: "PausedByUser", message: "VMI was paused by user" },
+        obs.now,
+      );
+    } else {
+      conditions = dropCondition(conditions, "Paused");
+    }
+    const ready = running && obs.podReady && !paused;
+    conditions = setCondition(
+      conditions,
+      ready
+        ? { type: "Ready", status: "True" }
+        : {
+            type: "Ready",
+            status: "False",
+            reason: paused ? "PodNotReady" : isFinal(phase) ? "PodTerminating" : "PodNotReady",
+          },
+      obs.now,
+    );
+  } else if (obs.pull) {
+    conditions = setCondition(
+      conditions,
+      { type: "Ready", status: "False", reason: obs.pull.reason, message: obs.pull.message },
+      obs.now,
+    );
+  } else {
+    // Pull trouble cleared (or none yet) before the domain runs: leave the controller's conditions alone, but
+    // remove a pull failure we reported earlier.
+    const r = conditions.find((c) => c.type === "Ready");
+    if (r && (r.reason === "ErrImagePull" || r.reason === "ImagePullBackOff"))
+      conditions = dropCondition(conditions, "Ready");
+  }
+  if (conditions.length > 0 || old.conditions !== undefined) next.conditions = conditions;
+  return isDeepStrictEqual(next, old) ? undefined : next;
+}

@@ -1,0 +1,217 @@
+// VMI sync: for each VMI scheduled to this node, pull its containerDisks, send it to its launcher (Sync), follow the
+// launcher's domain state, and write the VMI's status from Running on — only when it changes. On VMI deletion the
+// launcher shuts the guest down within terminationGracePeriodSeconds, then destroys it.
+import { isStatusError } from "../lib/errors.js";
+import { type Logger, nullLogger } from "../lib/log.js";
+import { KeyedRunner } from "./keyed.js";
+import { MASQ_TAP } from "./network/index.js";
+import type { ApiClient, ImagePuller, LauncherConnection, PreparedVmi } from "./ports.js";
+import { refs } from "./ports.js";
+import type { DomainStatus, Pod, VirtualMachineInstance, VmiPhase } from "./types.js";
+import { computeVmiStatus, type PullTrouble, podInterfaceName } from "./vmi-status.js";
+
+export type PhaseMapper = (domain: DomainStatus | undefined, vmi: VirtualMachineInstance) => VmiPhase | undefined;
+
+export interface LauncherView {
+  podForVmi(vmiUid: string): string | undefined;
+  connection(podUid: string): LauncherConnection | undefined;
+  domainOf(podUid: string): DomainStatus | undefined;
+  ipOf(podUid: string): string | undefined;
+}
+
+export interface VmiSyncOptions {
+  node: string;
+  api: ApiClient;
+  launchers: LauncherView;
+  puller: ImagePuller;
+  getVmi: (uid: string) => VirtualMachineInstance | undefined;
+  getPod: (uid: string) => Pod | undefined;
+  mapPhase: PhaseMapper;
+  /** Image pull back-off: first delay and cap (kubelet: 10 s, 300 s). */
+  backoffMs?: { initial: number; max: number };
+  log?: Logger;
+  now?: () => string;
+}
+
+interface PullState {
+  failures: number;
+  message: string;
+  retryAt: number;
+  inBackoff: boolean;
+  timer?: NodeJS.Timeout;
+}
+
+interface VmiState {
+  synced?: string;
+  shutdownSent?: boolean;
+  pull?: PullState;
+  baseImages?: Record<string, string>;
+}
+
+export class VmiSync {
+  private readonly o: VmiSyncOptions;
+  private readonly keyed: KeyedRunner;
+  private readonly state = new Map<string, VmiState>();
+  private readonly log: Logger;
+  private closed = false;
+
+  constructor(o: VmiSyncOptions) {
+    this.o = o;
+    this.log = (o.log ?? nullLogger).child({ component: "vmi-sync", node: o.node });
+    this.keyed = new KeyedRunner((key, err) => this.log.warn("VMI sync failed", { vmiUid: key, err }));
+  }
+
+  trigger(vmiUid: string): Promise<void> {
+    if (this.closed) return Promise.resolve();
+    return this.keyed.trigger(vmiUid, () => this.sync(vmiUid));
+  }
+
+  idle(): Promise<void> {
+    return this.keyed.idle();
+  }
+
+  close(): void {
+    this.closed = true;
+    for (const s of this.state.values()) if (s.pull?.timer) clearTimeout(s.pull.timer);
+  }
+
+  private now(): string {
+    return this.o.now ? this.o.now() : new Date().toISOString();
+  }
+
+  private st(uid: string): VmiState {
+    let s = this.state.get(uid);
+    if (!s) {
+      s = {};
+      this.state.set(uid, s);
+    }
+    return s;
+  }
+
+  private async sync(vmiUid: string): Promise<void> {
+    const vmi = this.o.getVmi(vmiUid);
+    const podUid = this.o.launchers.podForVmi(vmiUid);
+    const conn = podUid ? this.o.launchers.connection(podUid) : undefined;
+    const s = this.st(vmiUid);
+    if (!vmi || vmi.metadata.deletionTimestamp) {
+      if (conn && !s.shutdownSent) {
+        s.shutdownSent = true;
+        const grace = vmi?.spec.terminationGracePeriodSeconds ?? 30;
+        this.log.info("shutting down", { vmiUid, gracePeriodSeconds: grace });
+        await conn.shutdown(grace);
+      }
+      if (!vmi) {
+        if (s.pull?.timer) clearTimeout(s.pull.timer);
+        this.state.delete(vmiUid);
+        await this.o.puller.release(vmiUid).catch(() => {});
+        return;
+      }
+    }
+    const phase = vmi.status?.phase;
+    if (phase === "Succeeded" || phase === "Failed") {
+      await this.o.puller.release(vmiUid).catch(() => {});
+      return;
+    }
+    if (phase !== "Scheduled" && phase !== "Running") return;
+    if (vmi.status?.nodeName && vmi.status.nodeName !== this.o.node) return;
+    const pod = podUid ? this.o.getPod(podUid) : undefined;
+    let pull: PullTrouble | undefined;
+    if (conn && !vmi.metadata.deletionTimestamp && s.synced !== vmi.metadata.uid) {
+      const images = await this.pullImages(vmi, s);
+      if (images.ok) {
+        const prepared: PreparedVmi = { baseImages: images.paths, taps: { [podInterfaceName(vmi)]: MASQ_TAP } };
+        await conn.sync(vmi, prepared);
+        s.synced = vmi.metadata.uid;
+        this.log.info("sent to launcher", { vmiUid });
+      } else {
+        pull = images.trouble;
+      }
+    }
+    const domain = podUid ? this.o.launchers.domainOf(podUid) : undefined;
+    const podIP = podUid ? this.o.launchers.ipOf(podUid) : undefined;
+    const podReady = pod?.status?.conditions?.find((c) => c.type === "Ready")?.status === "True";
+    const obs: Parameters<typeof computeVmiStatus>[1] = { nodeName: this.o.node, podReady, now: this.now() };
+    if (podIP) obs.podIP = podIP;
+    if (domain) obs.domain = domain;
+    const mapped = this.o.mapPhase(domain, vmi);
+    if (mapped) obs.phase = mapped;
+    if (pull) obs.pull = pull;
+    const status = computeVmiStatus(vmi, obs);
+    if (!status) return;
+    try {
+      await this.o.api.update(refs.vmis, { ...vmi, status });
+    } catch (e) {
+      // A newer VMI is on its way through the informer; its event triggers the next sync.
+      if (isStatusError(e) && (e.code === 409 || e.code === 404)) return;
+      throw e;
+    }
+  }
+
+  private async pullImages(
+    vmi: VirtualMachineInstance,
+    s: VmiState,
+  ): Promise<{ ok: true; paths: Record<string, string> } | { ok: false; trouble: PullTrouble }> {
+    if (s.baseImages) return { ok: true, paths: s.baseImages };
+    const uid = vmi.metadata.uid ?? "";
+    if (s.pull && Date.now() < s.pull.retryAt) {
+      // Waiting out the back-off: report it as kubelet does.
+      if (!s.pull.inBackoff) s.pull.inBackoff = true;
+      return {
+        ok: false,
+        trouble: { reason: "ImagePullBackOff", message: `Back-off pulling image: ${s.pull.message}` },
+      };
+    }
+    const paths: Record<string, string> = {};
+    try {
+      for (const v of vmi.spec.volumes ?? []) {
+        if (!v.containerDisk) continue;
+        const pulled = await this.o.puller.pull(v.containerDisk.image, uid);
+        paths[v.name] = pulled.path;
+      }
+    } catch (e) {
+      const failures = (s.pull?.failures ?? 0) + 1;
+      const b = this.o.backoffMs ?? { initial: 10_000, max: 300_000 };
+      const delay = Math.min(b.max, b.initial * 2 ** (failures - 1));
+      if (s.pull?.timer) clearTimeout(s.pull.timer);
+      const message = (e as Error).message;
+      s.pull = { failures, message, retryAt: Date.now() + delay, inBackoff: false };
+      // Show ErrImagePull now; switch to ImagePullBackOff shortly (kubelet's next sync), retry when the delay ends.
+      const backoffTimer = setTimeout(() => void this.trigger(uid), Math.min(delay, 1_000));
+      backoffTimer.unref();
+      s.pull.timer = setTimeout(() => void this.trigger(uid), delay);
+      s.pull.timer.unref();
+      this.log.warn("image pull failed", { vmiUid: uid, failures, retryInMs: delay, err: message });
+      return { ok: false, trouble: { reason: "ErrImagePull", message } };
+    }
+    if (s.pull?.timer) clearTimeout(s.pull.timer);
+    delete s.pull;
+    s.baseImages = paths;
+    return { ok: true, paths };
+  }
+}
+
+/**
+ * Interim phase mapping until handler/phase.ts (the launcher engineer's) lands: KubeVirt's rules reduced to the
+ * states our launcher reports.
+ */
+export const interimPhase: PhaseMapper = (d) => {
+  if (!d) return undefined;
+  switch (d.state) {
+    case "Running":
+    case "Paused":
+    case "Blocked":
+    case "PMSuspended":
+    case "ShuttingDown":
+      return "Running";
+    case "Shutoff":
+      return d.reason === "Crashed" || d.reason === "Failed"
+        ? "Failed"
+        : d.reason === "Unknown"
+          ? undefined
+          : "Succeeded";
+    case "Crashed":
+      return "Failed";
+    default:
+      return undefined;
+  }
+};

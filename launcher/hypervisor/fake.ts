@@ -1,0 +1,131 @@
+// An in-memory Hypervisor for unit tests: domains keyed by name, lifecycle events pushed synchronously-after-call.
+import { XMLParser } from "fast-xml-parser";
+import { notFound, statusError } from "../../lib/errors.js";
+import {
+  type DomainEvent,
+  type DomainStats,
+  type DomainStatus,
+  type Hypervisor,
+  isActive,
+  notSupported,
+  shutdownWithGrace,
+  type Unsubscribe,
+} from "./types.js";
+
+interface FakeDomain {
+  xml: string;
+  status: DomainStatus;
+}
+
+export interface FakeOptions {
+  /** Whether the guest powers off on the ACPI button (default true). */
+  honorsAcpi?: boolean;
+}
+
+export class FakeHypervisor implements Hypervisor {
+  readonly domains = new Map<string, FakeDomain>();
+  readonly calls: string[] = [];
+  private readonly listeners = new Set<(e: DomainEvent) => void>();
+  honorsAcpi: boolean;
+
+  constructor(opts: FakeOptions = {}) {
+    this.honorsAcpi = opts.honorsAcpi ?? true;
+  }
+
+  private get(name: string): FakeDomain {
+    const d = this.domains.get(name);
+    if (!d) throw notFound({ group: "", resource: "domains" }, name);
+    return d;
+  }
+
+  /** Change a domain's state as libvirt would, and push the event (tests call it to simulate QEMU's fate). */
+  setState(name: string, status: DomainStatus, event = "Changed"): void {
+    const d = this.get(name);
+    d.status = status;
+    queueMicrotask(() => {
+      for (const l of this.listeners) l({ domain: name, event, detail: 0, status });
+    });
+  }
+
+  async define(xml: string): Promise<string> {
+    this.calls.push("define");
+    const doc = new XMLParser().parse(xml) as { domain?: { name?: string } };
+    const name = doc.domain?.name;
+    if (!name) throw statusError(400, "BadRequest", "domain XML has no name");
+    const old = this.domains.get(name);
+    this.domains.set(name, { xml, status: old?.status ?? { state: "Shutoff", reason: "Unknown" } });
+    return name;
+  }
+  async start(name: string): Promise<void> {
+    this.calls.push("start");
+    const d = this.get(name);
+    if (isActive(d.status)) throw statusError(409, "Conflict", "domain is already running");
+    this.setState(name, { state: "Running", reason: "Booted" }, "Started");
+  }
+  shutdown(name: string, opts: { gracePeriodMs?: number } = {}): Promise<DomainStatus> {
+    return shutdownWithGrace(
+      this,
+      name,
+      async () => {
+        this.calls.push("shutdown");
+        const d = this.get(name);
+        if (!isActive(d.status)) throw statusError(409, "Conflict", "domain is not running");
+        if (this.honorsAcpi) this.setState(name, { state: "Shutoff", reason: "Shutdown" }, "Stopped");
+      },
+      opts.gracePeriodMs,
+    );
+  }
+  async destroy(name: string): Promise<void> {
+    this.calls.push("destroy");
+    this.get(name);
+    this.setState(name, { state: "Shutoff", reason: "Destroyed" }, "Stopped");
+  }
+  async pause(name: string): Promise<void> {
+    this.calls.push("pause");
+    this.setState(name, { state: "Paused", reason: "User" }, "Suspended");
+  }
+  async resume(name: string): Promise<void> {
+    this.calls.push("resume");
+    this.setState(name, { state: "Running", reason: "Unpaused" }, "Resumed");
+  }
+  async reset(name: string): Promise<void> {
+    this.calls.push("reset");
+    this.get(name);
+  }
+  async reboot(name: string): Promise<void> {
+    this.calls.push("reboot");
+    this.get(name);
+  }
+  async undefine(name: string): Promise<void> {
+    this.calls.push("undefine");
+    this.get(name);
+    this.domains.delete(name);
+  }
+  async state(name: string): Promise<DomainStatus | undefined> {
+    return this.domains.get(name)?.status;
+  }
+  async xml(name: string): Promise<string> {
+    return this.get(name).xml;
+  }
+  async stats(name: string): Promise<DomainStats> {
+    const d = this.get(name);
+    return { state: d.status.state, maxMemoryKiB: 131072, memoryKiB: 131072, vcpus: 1, cpuTimeNs: 0 };
+  }
+  events(listener: (e: DomainEvent) => void): Unsubscribe {
+    this.listeners.add(listener);
+    return () => this.listeners.delete(listener);
+  }
+  attachDevice(): Promise<void> {
+    return Promise.reject(notSupported("Device hotplug"));
+  }
+  detachDevice(): Promise<void> {
+    return Promise.reject(notSupported("Device hotplug"));
+  }
+  migrate(): Promise<void> {
+    return Promise.reject(notSupported("Live migration"));
+  }
+  snapshot(): Promise<void> {
+    return Promise.reject(notSupported("Snapshots"));
+  }
+  async close(): Promise<void> {}
+}

@@ -1,0 +1,13 @@
+export {
+  bindInstanceDirs,
+  instanceLayout,
+  prepareInstance,
+  type RunningDaemon,
+  saveGoldenCache,
+  startDaemon,
+} from "./daemon.js";
+export { FakeHypervisor } from "./fake.js";
+export { LibvirtHypervisor } from "./libvirt.js";
+export { LibvirtError, RemoteConnection } from "./rpc.js";
+export * from "./types.js";
+export { parseDomstate, VirshHypervisor } from "./virsh.js";

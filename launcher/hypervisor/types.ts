@@ -1,0 +1,222 @@
+// The hypervisor layer's contract (KubeVirt's virtwrap/cli Connection, reduced to what the launcher drives).
+// One real implementation speaks libvirt's remote protocol (libvirt.ts); virsh.ts is the execFile baseline; the
+// FakeHypervisor (fake.ts) serves unit tests.
+import { type StatusError, statusError } from "../../lib/errors.js";
+
+/** libvirt's virDomainState, named as KubeVirt's api.LifeCycle does. */
+export type LifeCycle =
+  | "NoState"
+  | "Running"
+  | "Blocked"
+  | "Paused"
+  | "ShuttingDown"
+  | "Shutoff"
+  | "Crashed"
+  | "PMSuspended";
+
+/** libvirt's state and its reason (KubeVirt's api.StateChangeReason names: "Booted", "User", "Shutdown", ...). */
+export interface DomainStatus {
+  state: LifeCycle;
+  reason: string;
+}
+
+export interface DomainStats {
+  state: LifeCycle;
+  maxMemoryKiB: number;
+  memoryKiB: number;
+  vcpus: number;
+  cpuTimeNs: number;
+}
+
+/** A lifecycle event as libvirt pushes it, with the state read right after it. */
+export interface DomainEvent {
+  domain: string;
+  event: string;
+  detail: number;
+  status: DomainStatus;
+}
+
+export type Unsubscribe = () => void;
+
+export interface Hypervisor {
+  /** Define (or redefine) a persistent domain; returns its name. */
+  define(xml: string): Promise<string>;
+  start(name: string): Promise<void>;
+  /** ACPI power button; with a grace period, wait for shutoff and destroy once it has passed. */
+  shutdown(name: string, opts?: { gracePeriodMs?: number }): Promise<DomainStatus>;
+  destroy(name: string): Promise<void>;
+  pause(name: string): Promise<void>;
+  resume(name: string): Promise<void>;
+  reset(name: string): Promise<void>;
+  /** Guest-cooperative reboot (ACPI). */
+  reboot(name: string): Promise<void>;
+  undefine(name: string): Promise<void>;
+  /** undefined when no such domain is defined. */
+  state(name: string): Promise<DomainStatus | undefined>;
+  xml(name: string): Promise<string>;
+  stats(name: string): Promise<DomainStats>;
+  events(listener: (e: DomainEvent) => void): Unsubscribe;
+  attachDevice(name: string, xml: string): Promise<void>;
+  detachDevice(name: string, xml: string): Promise<void>;
+  migrate(name: string, destinationUri: string): Promise<void>;
+  snapshot(name: string, snapshotName: string): Promise<void>;
+  close(): Promise<void>;
+}
+
+export function notSupported(what: string): StatusError {
+  return statusError(501, "NotSupported", `${what} is not supported yet by the launcher`);
+}
+
+const states: readonly LifeCycle[] = [
+  "NoState",
+  "Running",
+  "Blocked",
+  "Paused",
+  "ShuttingDown",
+  "Shutoff",
+  "Crashed",
+  "PMSuspended",
+];
+
+// Reason tables, indexed by libvirt's enum values (include/libvirt/libvirt-domain.h), named as KubeVirt names them.
+const reasons: Record<LifeCycle, readonly string[]> = {
+  NoState: ["Unknown"],
+  Running: [
+    "Unknown",
+    "Booted",
+    "Migrated",
+    "Restored",
+    "FromSnapshot",
+    "Unpaused",
+    "MigrationCanceled",
+    "SaveCanceled",
+    "Wakeup",
+    "Crashed",
+    "Postcopy",
+    "PostcopyFailed",
+  ],
+  Blocked: ["Unknown"],
+  Paused: [
+    "Unknown",
+    "User",
+    "Migration",
+    "Save",
+    "Dump",
+    "IOError",
+    "Watchdog",
+    "FromSnapshot",
+    "ShuttingDown",
+    "Snapshot",
+    "Crashed",
+    "StartingUp",
+    "Postcopy",
+    "PostcopyFailed",
+    "APIError",
+  ],
+  ShuttingDown: ["Unknown", "User"],
+  Shutoff: ["Unknown", "Shutdown", "Destroyed", "Crashed", "Migrated", "Saved", "Failed", "FromSnapshot", "Daemon"],
+  Crashed: ["Unknown", "Panicked"],
+  PMSuspended: ["Unknown"],
+};
+
+/** Decode libvirt's numeric (state, reason) pair. */
+export function decodeState(state: number, reason: number): DomainStatus {
+  const s = states[state] ?? "NoState";
+  return { state: s, reason: reasons[s][reason] ?? "Unknown" };
+}
+
+/** Encode a DomainStatus back to libvirt's numbers (the fake and tests use it). */
+export function encodeState(st: DomainStatus): [number, number] {
+  const s = states.indexOf(st.state);
+  const r = reasons[st.state].indexOf(st.reason);
+  return [Math.max(s, 0), Math.max(r, 0)];
+}
+
+const eventNames = [
+  "Defined",
+  "Undefined",
+  "Started",
+  "Suspended",
+  "Resumed",
+  "Stopped",
+  "Shutdown",
+  "PMSuspended",
+  "Crashed",
+];
+
+export function lifecycleEventName(n: number): string {
+  return eventNames[n] ?? `Event${n}`;
+}
+
+export function isActive(st: DomainStatus | undefined): boolean {
+  return st !== undefined && st.state !== "Shutoff" && st.state !== "Crashed" && st.state !== "NoState";
+}
+
+/**
+ * Wait until `name` leaves the active states or the deadline passes: resolves with the last status.
+ * Driven by pushed events; `poll` is only the initial read and a re-read after each event.
+ */
+export function waitInactive(hv: Hypervisor, name: string, timeoutMs: number): Promise<DomainStatus | undefined> {
+  return new Promise((resolve, reject) => {
+    let done = false;
+    const finish = (st: DomainStatus | undefined): void => {
+      if (done) return;
+      done = true;
+      clearTimeout(timer);
+      off();
+      resolve(st);
+    };
+    const off = hv.events((e) => {
+      if (e.domain === name && !isActive(e.status)) finish(e.status);
+    });
+    const timer = setTimeout(() => {
+      hv.state(name).then(finish, (err: unknown) => {
+        done = true;
+        off();
+        reject(err);
+      });
+    }, timeoutMs);
+    hv.state(name).then(
+      (st) => {
+        if (!isActive(st)) finish(st);
+      },
+      (err: unknown) => {
+        if (done) return;
+        done = true;
+        clearTimeout(timer);
+        off();
+        reject(err);
+      },
+    );
+  });
+}
+
+/** Shared implementation of shutdown-with-grace on top of the primitive calls. */
+export async function shutdownWithGrace(
+  hv: Hypervisor,
+  name: string,
+  acpiShutdown: () => Promise<void>,
+  gracePeriodMs: number | undefined,
+): Promise<DomainStatus> {
+  const before = await hv.state(name);
+  if (!isActive(before)) return before ?? { state: "NoState", reason: "Unknown" };
+  if (gracePeriodMs === undefined) {
+    await acpiShutdown();
+    return (await hv.state(name)) ?? { state: "NoState", reason: "Unknown" };
+  }
+  const waiting = waitInactive(hv, name, gracePeriodMs);
+  try {
+    await acpiShutdown();
+  } catch (err) {
+    // The guest may have stopped between the read and the call: that is success, anything else is not.
+    const st = await waiting;
+    if (isActive(st)) throw err;
+    return st ?? { state: "Shutoff", reason: "Unknown" };
+  }
+  const st = await waiting;
+  if (isActive(st)) {
+    await hv.destroy(name);
+    return (await hv.state(name)) ?? { state: "Shutoff", reason: "Destroyed" };
+  }
+  return st ?? { state: "Shutoff", reason: "Unknown" };
+}

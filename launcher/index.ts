@@ -1,0 +1,22 @@
+// virt-launcher: one per VMI. Public surface for the node agent (client, protocol schemas, pod spawning) and for
+// cmd/launcher.ts (runLauncher).
+export { LauncherClient, launcherError } from "./client.js";
+export { ConsoleProxy } from "./console.js";
+export * from "./hypervisor/index.js";
+export { runLauncher, useKvm } from "./launcher.js";
+export { acpiEnabled, domainName, minimalDomainXml, quantityBytes } from "./minimal-domain.js";
+export {
+  childPids,
+  descendants,
+  EXIT_LOCKED,
+  type PodOptions,
+  type PodPaths,
+  podCommand,
+  podPaths,
+  type SpawnedPod,
+  spawnLauncherPod,
+  terminatePod,
+  validUid,
+} from "./pod.js";
+export * from "./protocol.js";
+export { type DomainBuilder, LauncherCore, serveCommands } from "./server.js";

@@ -1,0 +1,216 @@
+// The launcher process (inside its pod): private libvirtd, remote-protocol connection, serial console proxy,
+// command socket. Crash-only: it keeps no state that a restart of the whole pod would not rebuild.
+import { type ChildProcess, execFile } from "node:child_process";
+import { accessSync, constants, existsSync } from "node:fs";
+import { chown, mkdir, readFile, rm } from "node:fs/promises";
+import path from "node:path";
+import { invalid } from "../lib/errors.js";
+import { createLogger, type Logger } from "../lib/log.js";
+import { ConsoleProxy } from "./console.js";
+import {
+  bindInstanceDirs,
+  LibvirtHypervisor,
+  prepareInstance,
+  saveGoldenCache,
+  startDaemon,
+} from "./hypervisor/index.js";
+import { type DomainDisk, minimalDomainXml } from "./minimal-domain.js";
+import { podPaths, validUid } from "./pod.js";
+import type { NodePrepared } from "./protocol.js";
+import { type DomainBuilder, LauncherCore, serveCommands } from "./server.js";
+
+export interface LauncherOptions {
+  uid: string;
+  podDir: string;
+  nodeDir?: string;
+  accel?: string;
+}
+
+// biome-ignore lint/suspicious/noExplicitAny: a VMI arrives as untyped JSON
+type Vmi = any;
+
+function run(cmd: string, args: string[]): Promise<string> {
+  return new Promise((resolve, reject) => {
+    execFile(cmd, args, { timeout: 60_000 }, (err, out, stderr) =>
+      err ? reject(new Error(`${cmd}: ${stderr.trim() || err.message}`)) : resolve(out),
+    );
+  });
+}
+
+/** KVM when /dev/kvm is usable and not the paravirtual kvm-pvm (which cannot run q35 guests reliably). */
+export function useKvm(accel: string | undefined): boolean {
+  if (accel === "kvm") return true;
+  if (accel === "tcg") return false;
+  try {
+    accessSync("/dev/kvm", constants.R_OK | constants.W_OK);
+  } catch {
+    return false;
+  }
+  return !existsSync("/sys/module/kvm_pvm");
+}
+
+async function qemuUser(): Promise<{ name: string; uid: number; gid: number }> {
+  const passwd = await readFile("/etc/passwd", "utf8").catch(() => "");
+  const line = passwd.split("\n").find((l) => l.startsWith("libvirt-qemu:"));
+  if (!line) return { name: "root", uid: 0, gid: 0 };
+  const f = line.split(":");
+  return { name: "libvirt-qemu", uid: Number(f[2]), gid: Number(f[3]) };
+}
+
+/** The I/O shell around the pure XML writer: overlays over the node's base images, paths for other volumes. */
+export function makeBuilder(o: {
+  qemuDir: string;
+  kvm: boolean;
+  serialSocket: string;
+  owner: { uid: number; gid: number };
+}): DomainBuilder {
+  return async (vmi: Vmi, prepared: NodePrepared | undefined) => {
+    const volumes: Array<Record<string, Vmi>> = vmi?.spec?.volumes ?? [];
+    const disks: DomainDisk[] = [];
+    const causes = [];
+    for (const [i, v] of volumes.entries()) {
+      const name = String(v.name ?? "");
+      const field = `spec.volumes[${i}]`;
+      if (!/^[A-Za-z0-9][A-Za-z0-9._-]*$/.test(name)) {
+        causes.push({ type: "FieldValueInvalid", field: `${field}.name`, message: "invalid volume name" });
+        continue;
+      }
+      if (v.containerDisk) {
+        const base = prepared?.baseImages?.[name];
+        if (!base) {
+          causes.push({
+            type: "FieldValueRequired",
+            field: `${field}.containerDisk`,
+            message: "node prepared no base image",
+          });
+          continue;
+        }
+        const info = JSON.parse(await run("qemu-img", ["info", "--output=json", "-U", base])) as { format?: string };
+        const overlay = path.join(o.qemuDir, `${name}.qcow2`);
+        await rm(overlay, { force: true });
+        await run("qemu-img", ["create", "-q", "-f", "qcow2", "-F", info.format ?? "qcow2", "-b", base, overlay]);
+        await chown(overlay, o.owner.uid, o.owner.gid);
+        disks.push({ name, path: overlay, format: "qcow2" });
+      } else if (prepared?.volumePaths?.[name]) {
+        const p = prepared.volumePaths[name];
+        disks.push({ name, path: p, format: "raw", block: prepared.blockVolumes?.includes(name) ?? false });
+      } else {
+        const kind = Object.keys(v).find((k) => k !== "name") ?? "unknown";
+        causes.push({
+          type: "FieldValueNotSupported",
+          field: `${field}.${kind}`,
+          message: `volume type ${kind} is not supported yet`,
+        });
+      }
+    }
+    if (causes.length) {
+      throw invalid(
+        { group: "kubevirt.io", kind: "VirtualMachineInstance" },
+        String(vmi?.metadata?.name ?? ""),
+        causes,
+      );
+    }
+    return minimalDomainXml(vmi, {
+      kvm: o.kvm,
+      serialSocket: o.serialSocket,
+      disks,
+      kernel: prepared?.kernelBoot,
+      taps: prepared?.taps ?? {},
+    });
+  };
+}
+
+function stopProcess(p: ChildProcess, timeoutMs: number): Promise<void> {
+  if (p.exitCode !== null || p.signalCode !== null) return Promise.resolve();
+  return new Promise((resolve) => {
+    const t = setTimeout(() => {
+      p.kill("SIGKILL");
+    }, timeoutMs);
+    p.once("exit", () => {
+      clearTimeout(t);
+      resolve();
+    });
+    p.kill("SIGTERM");
+  });
+}
+
+export async function runLauncher(
+  o: LauncherOptions,
+  log: Logger = createLogger({ component: "virt-launcher" }),
+): Promise<void> {
+  if (!validUid(o.uid)) throw new Error(`invalid VMI uid "${o.uid}"`);
+  log = log.child({ uid: o.uid });
+  const paths = podPaths(path.resolve(o.podDir));
+  const nodeDir = o.nodeDir ?? "/var/lib/tsvirt";
+  const golden = path.join(nodeDir, "libvirt-capabilities");
+  const t0 = performance.now();
+  const owner = await qemuUser();
+  await mkdir(paths.socketsDir, { recursive: true });
+  await mkdir(paths.qemuDir, { recursive: true });
+  await chown(paths.qemuDir, owner.uid, owner.gid);
+  await mkdir(nodeDir, { recursive: true });
+
+  const layout = await prepareInstance(paths.libvirtDir, { qemuUser: owner.name }, golden);
+  await bindInstanceDirs(layout);
+  const daemon = await startDaemon(layout, { log });
+  if (await saveGoldenCache(layout, golden)) log.info("saved the node's golden QEMU capability cache", { dir: golden });
+
+  let exiting = false;
+  const exit = (code: number): never => process.exit(code);
+  daemon.proc.on("exit", (code, sig) => {
+    if (exiting) return;
+    log.error("libvirtd died: the pod ends", { code, signal: sig });
+    exit(1);
+  });
+
+  const hv = await LibvirtHypervisor.connect(layout.socket);
+  hv.conn.onClose(() => {
+    if (exiting) return;
+    log.error("lost the libvirt connection: the pod ends");
+    exit(1);
+  });
+
+  const serialSocket = path.join(paths.qemuDir, "serial0");
+  const console = new ConsoleProxy({
+    serialSocket,
+    listenPath: paths.consoleSocket,
+    logFile: paths.serialLog,
+    log,
+  });
+  await console.listen();
+
+  const core = new LauncherCore({
+    uid: o.uid,
+    hv,
+    build: makeBuilder({ qemuDir: paths.qemuDir, kvm: useKvm(o.accel), serialSocket, owner }),
+    onStarted: () => {
+      console.attach().catch((e: unknown) => log.warn("serial console attach failed", { err: e }));
+    },
+    log,
+  });
+  const server = await serveCommands(core, paths.commandSocket, log);
+  log.info("launcher ready", {
+    readyMs: Math.round(performance.now() - t0),
+    daemonReadyMs: Math.round(daemon.readyMs),
+  });
+
+  const terminate = async (sig: string): Promise<void> => {
+    if (exiting) return;
+    exiting = true;
+    log.info("terminating: shutting the guest down", { signal: sig });
+    try {
+      const st = await core.terminate();
+      log.info("guest stopped", { state: st?.state, reason: st?.reason });
+    } catch (e) {
+      log.warn("graceful shutdown failed", { err: e });
+    }
+    core.close();
+    server.close();
+    await console.close();
+    await hv.close().catch(() => {});
+    await stopProcess(daemon.proc, 5000);
+    exit(0);
+  };
+  process.on("SIGTERM", () => void terminate("SIGTERM"));
+  process.on("SIGINT", () => void terminate("SIGINT"));
+}

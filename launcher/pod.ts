@@ -1,0 +1,162 @@
+// A launcher pod: one process tree that dies as a whole, as a container does. `unshare` gives it its own PID and
+// mount namespaces; its first process is a tiny init (bash, with a fixed script: user data only ever arrives as
+// positional arguments) that takes the per-VMI lock, reaps orphans (libvirt's QEMU capability probes daemonize),
+// forwards SIGTERM to the launcher and exits when the launcher does, whereupon the kernel kills every process left
+// in the namespace (libvirtd, QEMU). Its stdout/stderr go to the pod's log file, never to a pipe of its parent.
+import { spawn } from "node:child_process";
+import { closeSync, mkdirSync, openSync, readFileSync } from "node:fs";
+import path from "node:path";
+
+/** Exit status of a pod whose VMI already has a live launcher. */
+export const EXIT_LOCKED = 75;
+
+/**
+ * The pod init. $1 = lock file; the rest is the launcher's argv. The lock (flock on fd 9) is inherited by every
+ * process of the pod, so it is released by the kernel only when the whole tree is gone, however it died.
+ */
+export const POD_INIT = [
+  'exec 9>>"$1" || exit 1',
+  `flock -n 9 || { echo "another launcher holds $1" >&2; exit ${EXIT_LOCKED}; }`,
+  "shift",
+  "trap 'kill -TERM \"$c\" 2>/dev/null' TERM INT HUP",
+  '"$@" & c=$!',
+  'while :; do wait "$c"; rc=$?; kill -0 "$c" 2>/dev/null || exit "$rc"; done',
+].join("\n");
+
+const UID_RE = /^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$/;
+
+export function validUid(uid: string): boolean {
+  return UID_RE.test(uid);
+}
+
+export interface PodPaths {
+  podDir: string;
+  socketsDir: string;
+  commandSocket: string;
+  consoleSocket: string;
+  logFile: string;
+  serialLog: string;
+  /** The private libvirt instance (bound over /etc/libvirt, /run/libvirt, ...). */
+  libvirtDir: string;
+  /** Owned by QEMU's user: its serial socket and the overlays it writes. */
+  qemuDir: string;
+}
+
+export function podPaths(podDir: string): PodPaths {
+  const socketsDir = path.join(podDir, "sockets");
+  return {
+    podDir,
+    socketsDir,
+    commandSocket: path.join(socketsDir, "launcher.sock"),
+    consoleSocket: path.join(socketsDir, "console.sock"),
+    logFile: path.join(podDir, "launcher.log"),
+    serialLog: path.join(podDir, "serial.log"),
+    libvirtDir: path.join(podDir, "lv"),
+    qemuDir: path.join(podDir, "qemu"),
+  };
+}
+
+export interface PodOptions {
+  uid: string;
+  podDir: string;
+  /** Directory of per-uid lock files (one launcher per VMI uid on this node). */
+  lockDir: string;
+  /** Node data directory: the golden QEMU capability cache lives here. */
+  nodeDir?: string;
+  /** "auto" | "kvm" | "tcg" */
+  accel?: string;
+  /** The compiled CLI (dist/cmd/tsvirt.js). */
+  tsvirtJs: string;
+  nodeBinary?: string;
+}
+
+/** The argv that starts a launcher pod (also used by `tsvirt launcher` when started outside a pod). */
+export function podCommand(o: PodOptions): { command: string; args: string[]; env: NodeJS.ProcessEnv } {
+  if (!validUid(o.uid)) throw new Error(`invalid VMI uid "${o.uid}"`);
+  const paths = podPaths(o.podDir);
+  if (paths.commandSocket.length >= 100) throw new Error(`pod dir too long for unix sockets: ${o.podDir}`);
+  const launcherArgv = [
+    o.nodeBinary ?? process.execPath,
+    o.tsvirtJs,
+    "launcher",
+    "--uid",
+    o.uid,
+    "--pod-dir",
+    o.podDir,
+  ];
+  if (o.nodeDir) launcherArgv.push("--node-dir", o.nodeDir);
+  if (o.accel) launcherArgv.push("--accel", o.accel);
+  return {
+    command: "unshare",
+    args: [
+      "--pid",
+      "--fork",
+      "--kill-child=SIGKILL",
+      "--mount-proc",
+      "--propagation",
+      "private",
+      "--",
+      "bash",
+      "-c",
+      POD_INIT,
+      "tsvirt-pod",
+      path.join(o.lockDir, `${o.uid}.lock`),
+      ...launcherArgv,
+    ],
+    env: { ...process.env, TSVIRT_LAUNCHER_POD: "1" },
+  };
+}
+
+export interface SpawnedPod {
+  /** The pid of `unshare`, the pod's outermost process (kill it and the whole pod dies). */
+  pid: number;
+  paths: PodPaths;
+}
+
+/** Start a launcher pod detached from the caller: its own session, output to the pod's log file. */
+export function spawnLauncherPod(o: PodOptions): SpawnedPod {
+  const paths = podPaths(o.podDir);
+  mkdirSync(paths.socketsDir, { recursive: true });
+  mkdirSync(o.lockDir, { recursive: true });
+  const cmd = podCommand(o);
+  const fd = openSync(paths.logFile, "a");
+  try {
+    const child = spawn(cmd.command, cmd.args, { detached: true, stdio: ["ignore", fd, fd], env: cmd.env });
+    child.unref();
+    if (child.pid === undefined) throw new Error("failed to spawn the launcher pod");
+    return { pid: child.pid, paths };
+  } finally {
+    closeSync(fd);
+  }
+}
+
+/** The pids of a process's children (Linux /proc). */
+export function childPids(pid: number): number[] {
+  try {
+    return readFileSync(`/proc/${pid}/task/${pid}/children`, "utf8").trim().split(/\s+/).filter(Boolean).map(Number);
+  } catch {
+    return [];
+  }
+}
+
+/** Every descendant of `pid` (host pids), depth first. */
+export function descendants(pid: number): number[] {
+  const out: number[] = [];
+  for (const c of childPids(pid)) out.push(c, ...descendants(c));
+  return out;
+}
+
+/**
+ * Ask a pod to stop gracefully: SIGTERM to its init (unshare itself ignores SIGTERM), which forwards it to the
+ * launcher; the launcher shuts the guest down (grace period, then destroy) and exits, and the pod ends.
+ */
+export function terminatePod(unsharePid: number): boolean {
+  const init = childPids(unsharePid)[0];
+  if (init === undefined) return false;
+  try {
+    process.kill(init, "SIGTERM");
+    return true;
+  } catch {
+    return false;
+  }
+}

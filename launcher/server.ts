@@ -1,0 +1,341 @@
+// The launcher's command server: one domain per launcher, driven through the Hypervisor interface, answering the
+// node agent over a unix socket with newline-delimited JSON (protocol.ts). All libvirt work is serialized.
+import { rm } from "node:fs/promises";
+import net from "node:net";
+import { Value } from "@sinclair/typebox/value";
+import { isStatusError, statusError } from "../lib/errors.js";
+import type { Logger } from "../lib/log.js";
+import { nullLogger } from "../lib/log.js";
+import { type DomainStatus, type Hypervisor, isActive } from "./hypervisor/index.js";
+import { acpiEnabled, domainName } from "./minimal-domain.js";
+import {
+  type DomainInfo,
+  type MethodName,
+  PROTOCOL_VERSION,
+  RequestSchema,
+  type Response,
+  ShutdownParamsSchema,
+  type SyncParams,
+  SyncParamsSchema,
+} from "./protocol.js";
+
+// biome-ignore lint/suspicious/noExplicitAny: a VMI arrives as untyped JSON
+type Vmi = any;
+
+/** Turns a VMI plus what the node prepared into domain XML (creating overlays etc. on the way): the I/O shell. */
+export type DomainBuilder = (vmi: Vmi, prepared: SyncParams["prepared"]) => Promise<string>;
+
+export interface LauncherCoreOptions {
+  uid: string;
+  hv: Hypervisor;
+  build: DomainBuilder;
+  /** Called after each start of the domain (e.g. to attach the serial console). */
+  onStarted?: () => void;
+  log?: Logger;
+}
+
+const MAX_LINE = 16 * 1024 * 1024;
+const DEFAULT_GRACE_SECONDS = 30; // KubeVirt's v1.DefaultGracePeriodSeconds
+
+function badParams(method: string, params: unknown, schema: Parameters<typeof Value.Errors>[0]): never {
+  const first = [...Value.Errors(schema, params)][0];
+  throw statusError(
+    400,
+    "BadRequest",
+    `Invalid params for ${method}: ${first ? `${first.path || "/"} ${first.message}` : "wrong shape"}`,
+  );
+}
+
+export class LauncherCore {
+  private name: string | undefined;
+  private vmi: Vmi;
+  private status: DomainStatus | undefined;
+  private lastEvent: string | undefined;
+  private started = false;
+  private queue: Promise<unknown> = Promise.resolve();
+  private readonly watchers = new Set<(info: DomainInfo) => void>();
+  private graceTimer: NodeJS.Timeout | undefined;
+  private readonly log: Logger;
+  private readonly offEvents: () => void;
+
+  constructor(private readonly opts: LauncherCoreOptions) {
+    this.log = opts.log ?? nullLogger;
+    this.offEvents = opts.hv.events((e) => {
+      if (e.domain !== this.name) return;
+      this.status = e.status;
+      this.lastEvent = e.event;
+      if (!isActive(e.status)) this.clearGrace();
+      this.log.info("domain event", { event: e.event, state: e.status.state, reason: e.status.reason });
+      this.publish();
+    });
+  }
+
+  info(): DomainInfo {
+    const i: DomainInfo = {
+      name: this.name ?? "",
+      uid: this.opts.uid,
+      acpi: this.vmi ? acpiEnabled(this.vmi) : true,
+    };
+    if (this.status) i.status = this.status;
+    if (this.lastEvent) i.lastEvent = this.lastEvent;
+    return i;
+  }
+
+  watch(fn: (info: DomainInfo) => void): () => void {
+    this.watchers.add(fn);
+    fn(this.info());
+    return () => this.watchers.delete(fn);
+  }
+
+  private publish(): void {
+    const i = this.info();
+    for (const w of this.watchers) w(i);
+  }
+
+  /** Run `fn` after every earlier libvirt operation (one domain, one writer). */
+  private serial<T>(fn: () => Promise<T>): Promise<T> {
+    const p = this.queue.then(fn, fn);
+    this.queue = p.catch(() => {});
+    return p;
+  }
+
+  private requireDomain(): string {
+    if (!this.name) throw statusError(404, "NotFound", "no domain has been synced to this launcher yet");
+    return this.name;
+  }
+
+  private async refresh(): Promise<void> {
+    if (!this.name) return;
+    this.status = await this.opts.hv.state(this.name);
+  }
+
+  sync(params: unknown): Promise<DomainInfo> {
+    if (!Value.Check(SyncParamsSchema, params)) badParams("Sync", params, SyncParamsSchema);
+    const p = params as SyncParams;
+    const vmi = p.vmi as Vmi;
+    const uid = vmi?.metadata?.uid;
+    if (uid !== this.opts.uid) {
+      throw statusError(
+        409,
+        "UIDMismatch",
+        `VMI uid "${String(uid)}" does not belong to this launcher (uid "${this.opts.uid}")`,
+      );
+    }
+    return this.serial(async () => {
+      const name = domainName(vmi);
+      if (this.name && this.name !== name) {
+        throw statusError(409, "Conflict", `launcher already runs domain "${this.name}"`);
+      }
+      this.name = name;
+      this.vmi = vmi;
+      await this.refresh();
+      if (isActive(this.status)) return this.info();
+      if (this.started) {
+        // A VMI never boots twice: once its domain has stopped, Sync only reports.
+        return this.info();
+      }
+      const xml = await this.opts.build(vmi, p.prepared);
+      await this.opts.hv.define(xml);
+      this.started = true;
+      await this.opts.hv.start(name);
+      this.opts.onStarted?.();
+      await this.refresh();
+      this.log.info("domain started", { domain: name });
+      this.publish();
+      return this.info();
+    });
+  }
+
+  private gracePeriodMs(params: unknown): number {
+    if (params !== undefined && !Value.Check(ShutdownParamsSchema, params)) {
+      badParams("Shutdown", params, ShutdownParamsSchema);
+    }
+    const fromParams = (params as { gracePeriodSeconds?: number } | undefined)?.gracePeriodSeconds;
+    const fromVmi = this.vmi?.spec?.terminationGracePeriodSeconds;
+    const s = fromParams ?? (typeof fromVmi === "number" ? fromVmi : DEFAULT_GRACE_SECONDS);
+    return s * 1000;
+  }
+
+  private clearGrace(): void {
+    if (this.graceTimer) clearTimeout(this.graceTimer);
+    this.graceTimer = undefined;
+  }
+
+  /** ACPI shutdown now; destroy once the grace period has passed if the guest is still up. Answers at once. */
+  shutdown(params: unknown): Promise<DomainInfo> {
+    const graceMs = this.gracePeriodMs(params);
+    return this.serial(async () => {
+      const name = this.requireDomain();
+      await this.refresh();
+      if (!isActive(this.status)) return this.info();
+      if (acpiEnabled(this.vmi) && graceMs > 0) {
+        await this.opts.hv.shutdown(name);
+        if (!this.graceTimer) {
+          this.graceTimer = setTimeout(() => {
+            this.graceTimer = undefined;
+            this.serial(async () => {
+              await this.refresh();
+              if (isActive(this.status)) {
+                this.log.info("grace period expired: destroying the domain", { domain: name });
+                await this.opts.hv.destroy(name);
+              }
+            }).catch((e: unknown) => this.log.warn("destroy after grace period failed", { err: e }));
+          }, graceMs);
+          this.graceTimer.unref();
+        }
+      } else {
+        await this.opts.hv.destroy(name);
+      }
+      await this.refresh();
+      return this.info();
+    });
+  }
+
+  /** SIGTERM: shut down and wait (at most the grace period), then destroy. Resolves once the domain is off. */
+  async terminate(graceSeconds?: number): Promise<DomainStatus | undefined> {
+    return this.serial(async () => {
+      if (!this.name) return undefined;
+      await this.refresh();
+      if (!isActive(this.status)) return this.status;
+      const graceMs = graceSeconds !== undefined ? graceSeconds * 1000 : this.gracePeriodMs(undefined);
+      if (acpiEnabled(this.vmi) && graceMs > 0) {
+        this.status = await this.opts.hv.shutdown(this.name, { gracePeriodMs: graceMs });
+      } else {
+        await this.opts.hv.destroy(this.name);
+        await this.refresh();
+      }
+      return this.status;
+    });
+  }
+
+  private simple(op: (hv: Hypervisor, name: string) => Promise<void>, needActive = true): Promise<DomainInfo> {
+    return this.serial(async () => {
+      const name = this.requireDomain();
+      await this.refresh();
+      if (needActive && !isActive(this.status)) {
+        throw statusError(409, "Conflict", `domain "${name}" is not running`);
+      }
+      await op(this.opts.hv, name);
+      await this.refresh();
+      return this.info();
+    });
+  }
+
+  async handle(method: MethodName, params: unknown): Promise<unknown> {
+    switch (method) {
+      case "Ping":
+        return { version: PROTOCOL_VERSION, uid: this.opts.uid, pid: process.pid };
+      case "Sync":
+        return this.sync(params);
+      case "Shutdown":
+        return this.shutdown(params);
+      case "Kill":
+        return this.simple(async (hv, n) => hv.destroy(n));
+      case "Pause":
+        return this.simple(async (hv, n) => {
+          if (this.status?.state !== "Paused") await hv.pause(n);
+        });
+      case "Unpause":
+        return this.simple(async (hv, n) => {
+          if (this.status?.state === "Paused") await hv.resume(n);
+        });
+      case "Reset":
+        return this.simple((hv, n) => hv.reset(n));
+      case "SoftReboot":
+        return this.simple((hv, n) => hv.reboot(n));
+      case "GetDomain": {
+        const name = this.name;
+        if (!name) return { domain: this.info() };
+        return this.serial(async () => {
+          await this.refresh();
+          return { domain: this.info(), xml: await this.opts.hv.xml(name) };
+        });
+      }
+      case "GetDomainStats":
+        return this.serial(async () => this.opts.hv.stats(this.requireDomain()));
+      case "Watch":
+        throw statusError(400, "BadRequest", "Watch is a stream: use the socket server");
+    }
+  }
+
+  close(): void {
+    this.clearGrace();
+    this.offEvents();
+    this.watchers.clear();
+  }
+}
+
+function errorBody(e: unknown): { reason: string; message: string } {
+  if (isStatusError(e)) return { reason: e.reason, message: e.message };
+  return { reason: "InternalError", message: e instanceof Error ? e.message : String(e) };
+}
+
+/** Serve the core on a unix socket. Resolves once listening; the returned server is closed by the caller. */
+export async function serveCommands(
+  core: LauncherCore,
+  socketPath: string,
+  log: Logger = nullLogger,
+): Promise<net.Server> {
+  await rm(socketPath, { force: true });
+  const server = net.createServer((sock) => {
+    let buf = "";
+    const unwatch: Array<() => void> = [];
+    const send = (r: Response): void => {
+      if (!sock.destroyed) sock.write(`${JSON.stringify(r)}\n`);
+    };
+    sock.setEncoding("utf8");
+    sock.on("data", (chunk: string) => {
+      buf += chunk;
+      if (buf.length > MAX_LINE) {
+        sock.destroy();
+        return;
+      }
+      let nl = buf.indexOf("\n");
+      while (nl >= 0) {
+        const line = buf.slice(0, nl).trim();
+        buf = buf.slice(nl + 1);
+        nl = buf.indexOf("\n");
+        if (!line) continue;
+        let msg: unknown;
+        try {
+          msg = JSON.parse(line);
+        } catch {
+          send({ id: 0, error: { reason: "BadRequest", message: "request is not valid JSON" } });
+          continue;
+        }
+        if (!Value.Check(RequestSchema, msg)) {
+          const id = typeof (msg as { id?: unknown })?.id === "number" ? (msg as { id: number }).id : 0;
+          send({
+            id,
+            error: { reason: "BadRequest", message: "request must be {id: integer, method: known name, params?}" },
+          });
+          continue;
+        }
+        const { id, method, params } = msg;
+        if (method === "Watch") {
+          unwatch.push(core.watch((domain) => send({ id, event: { type: "Domain", domain } })));
+          continue;
+        }
+        core.handle(method, params).then(
+          (result) => send({ id, result }),
+          (e: unknown) => {
+            if (!isStatusError(e)) log.warn("request failed", { method, err: e });
+            send({ id, error: errorBody(e) });
+          },
+        );
+      }
+    });
+    sock.on("error", () => {});
+    sock.on("close", () => {
+      for (const u of unwatch) u();
+    });
+  });
+  await new Promise<void>((resolve, reject) => {
+    server.once("error", reject);
+    server.listen(socketPath, () => {
+      server.off("error", reject);
+      resolve();
+    });
+  });
+  return server;
+}

@@ -1,0 +1,105 @@
+// A golden domain boots: KubeVirt's vmi-ephemeral example, converted for a pod dir, is exactly the golden XML
+// (modulo the pod dir); with the test guest's bootable qcow2 as its containerDisk base image, a private libvirtd
+// starts it, the ready marker arrives on the serial unix socket, `echo` round-trips, and an ACPI shutdown powers it off.
+import assert from "node:assert/strict";
+import { execFile } from "node:child_process";
+import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { connect, type Socket } from "node:net";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { test } from "node:test";
+import { promisify } from "node:util";
+import { exampleVmis, preparedContext, testdataDir } from "../../launcher/converter/fixtures.js";
+import { vmiToDomainXml } from "../../launcher/converter/index.js";
+import { ensureGuest, kvmUsable } from "../guest/index.js";
+import { haveLibvirt, startLibvirtd } from "../guest/libvirt.js";
+
+const run = promisify(execFile);
+const GOLDEN_POD = "/var/run/tsvirt/pods/6a1c5f32";
+const TIMEOUT = 180_000;
+
+async function until<T>(what: string, fn: () => Promise<T | undefined>, ms = TIMEOUT): Promise<T> {
+  const deadline = Date.now() + ms;
+  for (;;) {
+    const v = await fn().catch(() => undefined);
+    if (v !== undefined) return v;
+    if (Date.now() > deadline) throw new Error(`timed out: ${what}`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
+function serialReader(sock: Socket): { text: () => string; wait: (re: RegExp) => Promise<RegExpMatchArray> } {
+  let text = "";
+  let wake: (() => void) | undefined;
+  sock.setEncoding("utf8");
+  sock.on("data", (d: string) => {
+    text += d;
+    wake?.();
+  });
+  return {
+    text: () => text,
+    wait: async (re) => {
+      const deadline = Date.now() + TIMEOUT;
+      for (;;) {
+        const m = text.match(re);
+        if (m) return m;
+        if (Date.now() > deadline) throw new Error(`timed out waiting for ${re}; serial:\n${text.slice(-2000)}`);
+        await new Promise<void>((r) => {
+          wake = r;
+          setTimeout(r, 1000);
+        });
+      }
+    },
+  };
+}
+
+test("golden domain vmi-ephemeral boots the test guest under a private libvirtd", {
+  skip: haveLibvirt() ?? false,
+  timeout: 400_000,
+}, async (t) => {
+  const guest = await ensureGuest();
+  const ex = exampleVmis().find((e) => e.file === "vmi-ephemeral");
+  assert.ok(ex);
+  const root = mkdtempSync(join(tmpdir(), "tsvirt-e2e-"));
+  t.after(() => rmSync(root, { recursive: true, force: true }));
+  const ctx = preparedContext(ex.vmi, root, { kvm: kvmUsable() });
+  const xml = vmiToDomainXml(ex.vmi, ctx);
+  if (!ctx.kvm) {
+    const goldenXml = readFileSync(join(testdataDir(), "golden", "vmi-ephemeral.xml"), "utf8");
+    assert.equal(xml, goldenXml.split(GOLDEN_POD).join(root), "the converted domain is the golden one");
+  }
+  // What the node would prepare: the containerDisk base image, a qcow2 overlay over it, the sockets dir.
+  const cd = ctx.volumes.containerdisk;
+  assert.ok(cd && cd.type === "overlay" && cd.backing.type === "file");
+  mkdirSync(join(root, "images", "containerdisk"), { recursive: true });
+  mkdirSync(join(root, "disks", "containerdisk"), { recursive: true });
+  mkdirSync(join(root, "sockets"), { recursive: true });
+  copyFileSync(guest.qcow2, cd.backing.path);
+  await run("qemu-img", ["create", "-q", "-f", "qcow2", "-b", cd.backing.path, "-F", "qcow2", cd.path]);
+  const file = join(root, "domain.xml");
+  writeFileSync(file, xml);
+
+  const lv = await startLibvirtd(join(root, "libvirt"));
+  t.after(() => lv.stop());
+  await lv.virsh("define", file);
+  await lv.virsh("start", "default_vmi-ephemeral");
+  const sock = await until("serial socket", async () => {
+    return await new Promise<Socket | undefined>((resolve) => {
+      const s = connect(ctx.serialSocket);
+      s.once("connect", () => resolve(s));
+      s.once("error", () => resolve(undefined));
+    });
+  });
+  t.after(() => sock.destroy());
+  const serial = serialReader(sock);
+  const ready = await serial.wait(new RegExp(`${guest.marker} kernel=\\S+ disks=(\\S+)`));
+  assert.ok((ready[1] ?? "").split(",").includes("vda"), `the containerDisk is vda: ${ready[1]}`);
+  sock.write('echo conv""erter-ok\n');
+  await serial.wait(/\nconverter-ok\r?\n/);
+  assert.match(await lv.virsh("domstate", "default_vmi-ephemeral"), /running/);
+  await lv.virsh("shutdown", "default_vmi-ephemeral");
+  await until("shut off after ACPI shutdown", async () =>
+    /shut off/.test(await lv.virsh("domstate", "--reason", "default_vmi-ephemeral")) ? true : undefined,
+  );
+  assert.match(await lv.virsh("domstate", "--reason", "default_vmi-ephemeral"), /shut off \(shutdown\)/);
+});

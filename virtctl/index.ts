@@ -1,0 +1,47 @@
+// virtctl's command tree. cmd/virtctl.ts wires it to the process; tests build it with a fake session and io.
+import { Command } from "commander";
+import { type ConsoleStreams, registerConsole } from "./console.js";
+import { processIo, restSession, type VerbContext } from "./context.js";
+import { registerCreate } from "./create-vm.js";
+import { registerPause } from "./pause.js";
+import { registerRestart } from "./restart.js";
+import { registerSoftReboot } from "./soft-reboot.js";
+import { registerStart } from "./start.js";
+import { registerStop } from "./stop.js";
+import { registerUnpause } from "./unpause.js";
+import { registerVersion } from "./version.js";
+
+export { consoleSession, consoleUrl } from "./console.js";
+export type { GlobalOptions, Io, Session, SessionFactory, VerbContext } from "./context.js";
+export { createVm } from "./create-vm.js";
+
+export function buildProgram(ctx: VerbContext, streams?: () => ConsoleStreams): Command {
+  const program = new Command("virtctl")
+    .description("virtctl controls virtual machine related operations on your kubernetes cluster.")
+    .option("--kubeconfig <path>", "path to the kubeconfig file to use for CLI requests")
+    .option("-n, --namespace <ns>", "the namespace scope for this CLI request")
+    .option("--context <name>", "the name of the kubeconfig context to use")
+    .option("-s, --server <url>", "the address and port of the Kubernetes API server")
+    .showSuggestionAfterError()
+    .configureOutput({ writeOut: (s) => ctx.io.out(s), writeErr: (s) => ctx.io.err(s) });
+  registerStart(program, ctx);
+  registerStop(program, ctx);
+  registerRestart(program, ctx);
+  registerPause(program, ctx);
+  registerUnpause(program, ctx);
+  registerSoftReboot(program, ctx);
+  registerConsole(program, ctx, streams ?? (() => ({ stdin: process.stdin, stdout: process.stdout, io: ctx.io })));
+  registerCreate(program, ctx);
+  registerVersion(program, ctx);
+  return program;
+}
+
+export function processContext(): VerbContext {
+  return {
+    io: processIo,
+    session: restSession,
+    exit: (code) => {
+      process.exitCode = code;
+    },
+  };
+}
