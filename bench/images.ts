@@ -4,7 +4,7 @@
 import { execFile, fork } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { mkdtemp, rm, writeFile } from "node:fs/promises";
-import { tmpdir } from "node:os";
+import { cpus, loadavg, tmpdir } from "node:os";
 import { join } from "node:path";
 import { promisify } from "node:util";
 import { buildContainerDisk, pullContainerDisk, pushImage, RegistryHealth } from "../images/index.js";
@@ -63,6 +63,11 @@ try {
   const ref = `${proxy.host}/bench/disk:v1`;
   await pushImage(built.manifestDigest, [ref], { cacheDir: join(work, "build") });
   const layerBytes = built.manifest.layers[0]!.size;
+  const load = (): string =>
+    loadavg()
+      .map((x) => x.toFixed(1))
+      .join(" ");
+  console.log(`machine: ${cpus().length} cores, load average ${load()} at start`);
   console.log(
     `image: ${SIZE_MB} MiB random raw disk, layer ${(layerBytes / 1048576).toFixed(1)} MiB (gzip), ${RUNS} alternating runs`,
   );
@@ -127,6 +132,7 @@ try {
   console.log(
     `cached_pull_ms   ${r1(cached_pull_ms)} ms   vs cold pull ${r1(pull_ms)} ms   ratio ${r3(cached_pull_ms / pull_ms)} (target < 100 ms)`,
   );
+  console.log(`load average ${load()} at end (figures are medians of alternating runs)`);
   console.log(
     `cached pull      ${median(cachedBytes)} blob bytes, ${median(cachedRequests)} requests (target: 0 bytes)`,
   );

@@ -246,12 +246,13 @@ async function doPull(
           );
         }
         if (streaming) {
-          if (!streaming.input.writableEnded) streaming.input.destroy();
+          if (!streaming.input.writableEnded) streaming.input.destroy(new Error("layer was not streamed"));
           preExtracted = await streaming.result.catch(() => undefined);
         }
       } catch (e) {
         if (streaming) {
-          streaming.input.destroy();
+          // destroy with an error: a stream destroyed after end() would leave its readers waiting
+          streaming.input.destroy(new Error("download failed"));
           const r = await streaming.result.catch(() => undefined);
           if (r) await rm(r.staging, { recursive: true, force: true });
         }
@@ -396,7 +397,7 @@ async function downloadBlob(
     part.hash = createHash("sha256");
     part.bytes = 0;
   };
-  if (tee && part.bytes > 0) tee.destroy(); // a streaming extraction needs the blob from its first byte
+  if (tee && part.bytes > 0) tee.destroy(new Error("resumed download")); // a streaming extraction needs the blob from its first byte
   const res = await client.openBlob(repository, desc.digest, part.bytes, signal);
   if (part.bytes > 0) {
     const cr = /^bytes (\d+)-/.exec(String(res.headers["content-range"] ?? ""));
@@ -468,6 +469,7 @@ function startStreamExtraction(cache: ImageCache): StreamExtraction {
   const staging = cache.tempPath("disk");
   const files = join(staging, "files");
   const input = new PassThrough({ highWaterMark: 4 << 20 });
+  input.on("error", () => {}); // its readers see the error; the writer checks `destroyed`
   const result = (async () => {
     try {
       await mkdir(files, { recursive: true });
@@ -478,7 +480,8 @@ function startStreamExtraction(cache: ImageCache): StreamExtraction {
       await rm(staging, { recursive: true, force: true });
       throw e;
     } finally {
-      input.destroy(); // whatever follows the tar's end is not needed; the download stops feeding us
+      // Whatever follows the tar's end is not needed: the download stops feeding us, the decoder is torn down.
+      input.destroy(new Error("extraction finished"));
     }
   })();
   result.catch(() => {});

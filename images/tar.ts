@@ -218,6 +218,7 @@ export async function extractDiskFiles(input: AsyncIterable<Buffer>, targetDir: 
     );
     // A write stream keeps writes in flight while the next bytes are read and decoded.
     const ws = createWriteStream("", { fd: fh, highWaterMark: 4 << 20 });
+    ws.on("error", () => {}); // surfaced by once(drain) / finished(); after destroy() only pending writes fail
     let n = 0;
     try {
       await data(async (b) => {

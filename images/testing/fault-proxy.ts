@@ -2,6 +2,7 @@
 // requests and body bytes per blob digest and can answer 500, hang, cut a blob mid-body, or call a hook when a
 // blob has streamed N bytes (e.g. to SIGKILL the registry behind it).
 import http from "node:http";
+import https from "node:https";
 import type { AddressInfo } from "node:net";
 
 export type FaultMode =
@@ -10,6 +11,16 @@ export type FaultMode =
   | { mode: "hang" }
   | { mode: "cutBlob"; afterBytes: number }
   | { mode: "down" };
+
+/** Registry auth the proxy enforces in front of the (auth-less) registry. */
+export type ProxyAuth =
+  | { kind: "bearer"; user?: string; password?: string; token: string }
+  | { kind: "basic"; user: string; password: string };
+
+export interface ProxyOptions {
+  /** Serve HTTPS with this key and certificate (PEM). */
+  tls?: { key: string; cert: string };
+}
 
 export interface BlobCount {
   requests: number;
@@ -26,13 +37,21 @@ export interface FaultProxy {
   blobs: Map<string, BlobCount>;
   /** Total body bytes of blob GETs sent to clients. */
   blobBytes(): number;
+  /** Auth to demand (undefined: none). */
+  auth: ProxyAuth | undefined;
+  /** Token requests served (bearer auth). */
+  tokenRequests: number;
+  /** Authorization headers seen on blob GETs (to check credentials are not sent to a redirect target). */
+  blobAuthHeaders: string[];
+  /** Answer blob GETs with a 307 redirect to this base URL (e.g. another proxy), like blob storage does. */
+  redirectBlobsTo: string | undefined;
   /** Called as blob bytes stream to the client (digest, bytes so far); returning true cuts the connection there. */
   onBlobBytes: ((digest: string, sent: number) => boolean | undefined) | undefined;
   reset(): void;
   close(): Promise<void>;
 }
 
-export async function startFaultProxy(upstream: string): Promise<FaultProxy> {
+export async function startFaultProxy(upstream: string, opts: ProxyOptions = {}): Promise<FaultProxy> {
   const [uhost, uport] = upstream.split(":");
   const hung = new Set<http.ServerResponse>();
   const proxy: FaultProxy = {
@@ -43,9 +62,15 @@ export async function startFaultProxy(upstream: string): Promise<FaultProxy> {
     blobs: new Map(),
     blobBytes: () => [...proxy.blobs.values()].reduce((s, b) => s + b.bytes, 0),
     onBlobBytes: undefined,
+    auth: undefined,
+    tokenRequests: 0,
+    blobAuthHeaders: [],
+    redirectBlobsTo: undefined,
     reset() {
       proxy.requests = 0;
+      proxy.tokenRequests = 0;
       proxy.blobs.clear();
+      proxy.blobAuthHeaders = [];
     },
     close: () =>
       new Promise<void>((r) => {
@@ -54,12 +79,44 @@ export async function startFaultProxy(upstream: string): Promise<FaultProxy> {
         server.close(() => r());
       }),
   };
-  const server = http.createServer((req, res) => {
+  const handler = (req: http.IncomingMessage, res: http.ServerResponse): void => {
     proxy.requests++;
+    const scheme = opts.tls ? "https" : "http";
+    const a = proxy.auth;
+    const authz = req.headers.authorization ?? "";
+    const basicOk = (user: string | undefined, password: string | undefined): boolean =>
+      user === undefined || authz === `Basic ${Buffer.from(`${user}:${password ?? ""}`).toString("base64")}`;
+    if (a?.kind === "bearer" && (req.url ?? "").startsWith("/token")) {
+      proxy.tokenRequests++;
+      if (!basicOk(a.user, a.password)) {
+        res.writeHead(401, { "content-type": "application/json" }).end('{"errors":[{"code":"UNAUTHORIZED"}]}');
+        return;
+      }
+      res.writeHead(200, { "content-type": "application/json" }).end(JSON.stringify({ token: a.token }));
+      return;
+    }
+    if (a && (req.url ?? "").startsWith("/v2/")) {
+      const ok = a.kind === "bearer" ? authz === `Bearer ${a.token}` : basicOk(a.user, a.password);
+      if (!ok) {
+        const repo = /^\/v2\/(.+?)\/(?:manifests|blobs)\//.exec(req.url ?? "")?.[1];
+        const challenge =
+          a.kind === "bearer"
+            ? `Bearer realm="${scheme}://${proxy.host}/token",service="tsvirt-test"${repo ? `,scope="repository:${repo}:pull"` : ""}`
+            : 'Basic realm="tsvirt-test"';
+        res.writeHead(401, { "www-authenticate": challenge, "content-type": "application/json" });
+        res.end('{"errors":[{"code":"UNAUTHORIZED"}]}');
+        return;
+      }
+    }
     const m = /\/blobs\/(sha256:[a-f0-9]{64})$/.exec((req.url ?? "").split("?")[0] ?? "");
     const digest = req.method === "GET" ? m?.[1] : undefined;
     let count: BlobCount | undefined;
     if (digest) {
+      proxy.blobAuthHeaders.push(authz);
+      if (proxy.redirectBlobsTo) {
+        res.writeHead(307, { location: `${proxy.redirectBlobsTo}${req.url}` }).end();
+        return;
+      }
       count = proxy.blobs.get(digest) ?? { requests: 0, bytes: 0 };
       count.requests++;
       proxy.blobs.set(digest, count);
@@ -79,13 +136,15 @@ export async function startFaultProxy(upstream: string): Promise<FaultProxy> {
       res.on("close", () => hung.delete(res));
       return;
     }
+    const upHeaders: http.OutgoingHttpHeaders = { ...req.headers, host: upstream };
+    delete upHeaders.authorization; // the registry behind us has no auth of its own
     const up = http.request(
       {
         host: uhost,
         port: Number(uport),
         method: req.method,
         path: req.url,
-        headers: { ...req.headers, host: upstream },
+        headers: upHeaders,
       },
       (ures) => {
         res.writeHead(ures.statusCode ?? 502, ures.headers);
@@ -119,7 +178,10 @@ export async function startFaultProxy(upstream: string): Promise<FaultProxy> {
       else res.destroy();
     });
     req.pipe(up);
-  });
+  };
+  const server = opts.tls
+    ? https.createServer({ key: opts.tls.key, cert: opts.tls.cert }, handler)
+    : http.createServer(handler);
   server.keepAliveTimeout = 1000;
   await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
   proxy.port = (server.address() as AddressInfo).port;
