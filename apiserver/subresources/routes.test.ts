@@ -6,7 +6,10 @@ const base = "/apis/subresources.kubevirt.io/v1";
 
 describe("subresource routes", () => {
   const cases: [string, unknown][] = [
-    [`${base}/namespaces/default/virtualmachines/vm1/start`, { kind: "vm", namespace: "default", name: "vm1", verb: "start" }],
+    [
+      `${base}/namespaces/default/virtualmachines/vm1/start`,
+      { kind: "vm", namespace: "default", name: "vm1", verb: "start" },
+    ],
     [
       "/apis/subresources.kubevirt.io/v1alpha3/namespaces/ns/virtualmachines/a.b/stop",
       { kind: "vm", namespace: "ns", name: "a.b", verb: "stop" },
