@@ -2,6 +2,7 @@
 import type { Command } from "commander";
 import { registerApi } from "./api.js";
 import { registerController } from "./controller.js";
+import { registerHandler } from "./handler.js";
 import { registerLauncher } from "./launcher.js";
 
 export function registerCommands(program: Command): void {
@@ -10,6 +11,8 @@ export function registerCommands(program: Command): void {
   registerController(program);
 
   registerLauncher(program);
+
+  registerHandler(program);
 
   program
     .command("image")
