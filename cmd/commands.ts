@@ -4,6 +4,7 @@ import { registerApi } from "./api.js";
 import { registerController } from "./controller.js";
 import { registerHandler } from "./handler.js";
 import { registerLauncher } from "./launcher.js";
+import { registerUp } from "./up.js";
 
 export function registerCommands(program: Command): void {
   registerApi(program);
@@ -13,6 +14,8 @@ export function registerCommands(program: Command): void {
   registerLauncher(program);
 
   registerHandler(program);
+
+  registerUp(program);
 
   program
     .command("image")
