@@ -163,26 +163,30 @@ export class ImageCache {
 
   // --- pins ----------------------------------------------------------------------------------------------------
 
-  /** Marks the image `manifestDigest` in use by the VMI `uid` (on disk: survives restarts). */
+  /** Marks the image `manifestDigest` in use by the VMI `uid` (on disk: survives restarts). A VMI may pin several. */
   async pin(uid: string, manifestDigest: string): Promise<void> {
     if (!UID_RE.test(uid)) throw new Error(`invalid pin owner "${uid}"`);
-    hexOf(manifestDigest);
+    const hex = hexOf(manifestDigest);
     await this.init();
-    await atomicWrite(join(this.root, "pins"), this.tmpDir, uid, manifestDigest);
+    await mkdir(join(this.root, "pins", uid), { recursive: true });
+    await atomicWrite(join(this.root, "pins", uid), this.tmpDir, hex, manifestDigest);
   }
 
-  async unpin(uid: string): Promise<void> {
+  /** Drops the VMI's pin of one image, or of all its images when `manifestDigest` is omitted (idempotent). */
+  async unpin(uid: string, manifestDigest?: string): Promise<void> {
     if (!UID_RE.test(uid)) throw new Error(`invalid pin owner "${uid}"`);
-    await unlink(join(this.root, "pins", uid)).catch(enoent);
+    if (manifestDigest === undefined) await rm(join(this.root, "pins", uid), { recursive: true, force: true });
+    else await unlink(join(this.root, "pins", uid, hexOf(manifestDigest))).catch(enoent);
   }
 
-  /** All pins: VMI uid → manifest digest. */
-  async pins(): Promise<Map<string, string>> {
-    const out = new Map<string, string>();
-    const names = (await readdir(join(this.root, "pins")).catch(enoent)) ?? [];
-    for (const n of names) {
-      const d = (await readFile(join(this.root, "pins", n), "utf8").catch(enoent))?.trim();
-      if (d && isDigest(d)) out.set(n, d);
+  /** All pins: VMI uid → manifest digests. */
+  async pins(): Promise<Map<string, string[]>> {
+    const out = new Map<string, string[]>();
+    const uids = (await readdir(join(this.root, "pins")).catch(enoent)) ?? [];
+    for (const uid of uids) {
+      const hexes = (await readdir(join(this.root, "pins", uid)).catch(() => undefined)) ?? [];
+      const digests = hexes.map((h) => `sha256:${h}`).filter(isDigest);
+      if (digests.length) out.set(uid, digests);
     }
     return out;
   }
@@ -202,7 +206,7 @@ export class ImageCache {
       if (st && now - st.mtimeMs > (opts.tmpMaxAgeMs ?? 3_600_000))
         await rm(join(this.tmpDir, n), { recursive: true, force: true });
     }
-    const protectedDigests = new Set([...(await this.pins()).values(), ...this.active.keys()]);
+    const protectedDigests = new Set([...[...(await this.pins()).values()].flat(), ...this.active.keys()]);
     interface Img {
       digest: string;
       lastUsed: number;

@@ -3,6 +3,8 @@
 
 /** The node cache: pin/unpin by VMI uid (on disk, survives restarts), LRU GC that never drops pinned images. */
 export type { CachedDisk, DiskMeta } from "./cache.js";
+/** The node agent's image port: pull+pin per VMI, release all of a VMI's pins. */
+export { type NodeImagePuller, type NodeImagePullerOptions, nodeImagePuller } from "./node-puller.js";
 /** Pull a containerDisk into the node cache: `{manifestDigest, diskPath, format, virtualSize}`; ErrImagePull on failure. */
 export {
   defaultPullPolicy,
@@ -20,13 +22,13 @@ import { ImageCache } from "./cache.js";
 
 export { ImageCache };
 
-/** Pin the image `manifestDigest` for the VMI `uid` in the cache at `cacheDir`. */
+/** Pin the image `manifestDigest` for the VMI `uid` in the cache at `cacheDir` (a VMI may pin several). */
 export async function pinImage(cacheDir: string, uid: string, manifestDigest: string): Promise<void> {
   await ImageCache.open(cacheDir).pin(uid, manifestDigest);
 }
-/** Drop the VMI `uid`'s pin (idempotent). */
-export async function unpinImage(cacheDir: string, uid: string): Promise<void> {
-  await ImageCache.open(cacheDir).unpin(uid);
+/** Drop the VMI `uid`'s pin of one image, or of all its images (idempotent). */
+export async function unpinImage(cacheDir: string, uid: string, manifestDigest?: string): Promise<void> {
+  await ImageCache.open(cacheDir).unpin(uid, manifestDigest);
 }
 /** Size-bounded LRU garbage collection of the cache (pinned and in-progress images are kept). */
 export async function gcImages(cacheDir: string, maxBytes: number): Promise<{ removed: string[]; bytes: number }> {

@@ -2,7 +2,7 @@
 // cache and safe extraction. The node agent's entry point (it knows nothing of the API).
 import { createHash } from "node:crypto";
 import { createWriteStream } from "node:fs";
-import { mkdir, rename, rm, truncate } from "node:fs/promises";
+import { mkdir, rename, rm, stat, truncate } from "node:fs/promises";
 import { join } from "node:path";
 import { PassThrough, type Writable } from "node:stream";
 import { pipeline } from "node:stream/promises";
@@ -107,20 +107,17 @@ export async function pullContainerDisk(ref: string, opts: PullOptions): Promise
   const policy = opts.pullPolicy ?? defaultPullPolicy(parsed);
   const key = `${cache.root}\n${formatReference(parsed)}\n${policy}`;
   let f = flights.get(key);
-  if (!f) {
+  if (!f || f.ac.signal.aborted) {
+    // (an aborted flight is still winding down: a new caller starts afresh instead of sharing its fate)
     const ac = new AbortController();
     const listeners = new Set<(p: PullProgress) => void>();
     const onProgress = (p: PullProgress): void => {
       for (const l of listeners) l(p);
     };
-    const flight: Flight = {
-      ac,
-      waiters: 0,
-      listeners,
-      promise: doPull(parsed, ref, policy, cache, { ...opts, signal: ac.signal, onProgress }).finally(() =>
-        flights.delete(key),
-      ),
-    };
+    const flight: Flight = { ac, waiters: 0, listeners, promise: Promise.resolve() as unknown as Promise<PulledDisk> };
+    flight.promise = doPull(parsed, ref, policy, cache, { ...opts, signal: ac.signal, onProgress }).finally(() => {
+      if (flights.get(key) === flight) flights.delete(key);
+    });
     flight.promise.catch(() => {});
     flights.set(key, flight);
     f = flight;
@@ -406,6 +403,7 @@ async function downloadBlob(
   const hash = part.hash;
   const partRef = part;
   const feed = tee && !tee.destroyed ? tee : undefined;
+  const ws = createWriteStream(part.path, { flags: "a", highWaterMark: 1 << 20 });
   try {
     await pipeline(
       res.body,
@@ -430,12 +428,16 @@ async function downloadBlob(
           yield c;
         }
       },
-      createWriteStream(part.path, { flags: "a", highWaterMark: 1 << 20 }),
+      ws,
     );
     feed?.end();
   } catch (e) {
     feed?.destroy(e as Error);
-    if (e instanceof RegistryError && e.kind === "digestMismatch") {
+    // Bytes counted and hashed but still buffered in the write stream were dropped with it: a partial is kept
+    // for resuming only when the file holds exactly the bytes the hash covers.
+    if (!ws.closed) await new Promise<void>((r) => ws.once("close", () => r()));
+    const size = (await stat(part.path).catch(() => undefined))?.size;
+    if ((e instanceof RegistryError && e.kind === "digestMismatch") || size !== part.bytes) {
       cache.partials.delete(desc.digest);
       await rm(part.path, { force: true });
     }
@@ -445,7 +447,8 @@ async function downloadBlob(
     throw new RegistryError("unreachable", `${what}: connection closed after ${part.bytes} of ${desc.size} bytes`);
   const got = `sha256:${hash.digest("hex")}`;
   cache.partials.delete(desc.digest);
-  if (got !== desc.digest) {
+  const onDisk = (await stat(part.path).catch(() => undefined))?.size;
+  if (got !== desc.digest || onDisk !== desc.size) {
     await rm(part.path, { force: true });
     // A resumed blob mixes two registries' bytes: the fault may be the first one's; retry this one whole, once.
     if (resumed) return downloadBlob(cache, client, repository, desc, signal, onBytes);

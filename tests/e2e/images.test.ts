@@ -11,9 +11,9 @@ import { promisify } from "node:util";
 import {
   buildContainerDisk,
   createOverlay,
+  nodeImagePuller,
   type PullOptions,
   parseRegistriesConf,
-  pinImage,
   pullContainerDisk,
   pushImage,
   RegistryHealth,
@@ -194,21 +194,23 @@ describe("containerDisk images against real registries", { skip, timeout: 600_00
   });
 
   it("after A failed, the next pull skips A until its back-off ends, then probes A again", async () => {
-    const health = new RegistryHealth({ baseMs: 1500 });
+    let now = 1_000_000; // the breaker's clock, moved by the test (no sleeping)
+    const health = new RegistryHealth({ baseMs: 30_000, now: () => now });
     pA.fault = { mode: "status", status: 500 };
     const first = await pullContainerDisk("images.test/vm/disk:v1", { ...(await opts()), health });
     assert.equal(first.source, srcB());
     assert.ok(pA.requests >= 1);
     pA.fault = { mode: "pass" };
     pA.reset();
+    now += 29_000;
     const second = await pullContainerDisk("images.test/vm/disk:v1", { ...(await opts()), health });
     assert.equal(second.source, srcB());
     assert.equal(pA.requests, 0, "A is skipped while in back-off");
-    const wait = health.remainingMs(pA.host);
-    assert.ok(wait > 0);
-    await new Promise((r) => setTimeout(r, wait + 10));
+    assert.equal(health.remainingMs(pA.host), 1_000);
+    now += 1_000;
     const third = await pullContainerDisk("images.test/vm/disk:v1", { ...(await opts()), health });
     assert.equal(third.source, srcA(), "A is probed again and used once healthy");
+    assert.ok(pA.requests >= 1);
     assert.equal(health.state(pA.host).state, "closed");
   });
 
@@ -335,24 +337,46 @@ describe("containerDisk images against real registries", { skip, timeout: 600_00
     assert.match(read, /read 1048576\/1048576 bytes/);
   });
 
-  it("pins survive a restart: GC in a new process keeps the pinned image and drops the other", async () => {
+  it("pins survive a restart: GC in a new process keeps every pinned image until its last VMI releases it", async () => {
     const o = await opts();
-    const x = await pullContainerDisk("images.test/vm/disk:v1", o);
-    const built = await buildContainerDisk(join(work, "disk.qcow2"), { cacheDir: join(work, "b1") });
-    await pushImage(built.manifestDigest, [`${B.host}/vm/other:v1`], { cacheDir: join(work, "b1") });
-    const y = await pullContainerDisk("images.test/vm/other:v1", o);
-    await pinImage(o.cacheDir, "0b5c1e0e-vmi-uid", x.manifestDigest);
+    const puller = nodeImagePuller({ cacheDir: o.cacheDir, registries: () => parseRegistriesConf(confText) });
+    const other = join(work, "other.qcow2");
+    await writeFile(join(work, "other.raw"), randomBytes(256 * 1024));
+    await run("qemu-img", ["convert", "-q", "-f", "raw", "-O", "qcow2", join(work, "other.raw"), other]);
+    const built = await buildContainerDisk(other, { cacheDir: join(work, "b-other") });
+    await pushImage(built.manifestDigest, [`${B.host}/vm/other:v1`], { cacheDir: join(work, "b-other") });
+    const x = await puller.pull("images.test/vm/disk:v1", "vmi-uid-1");
+    const y = await puller.pull("images.test/vm/other:v1", "vmi-uid-1"); // one VMI, two containerDisks
+    await puller.pull("images.test/vm/disk:v1", "vmi-uid-2"); // a second VMI on the same base
     const gc = async () =>
       JSON.parse(
         (await run(process.execPath, [TSVIRT, "image", "gc", "--cache-dir", o.cacheDir, "--max-bytes", "0"])).stdout,
       );
-    const first = await gc();
-    assert.deepEqual(first.removed, [y.manifestDigest]);
-    assert.ok((await stat(x.diskPath)).isFile());
-    await assert.rejects(stat(y.diskPath), { code: "ENOENT" });
-    await unpinImage(o.cacheDir, "0b5c1e0e-vmi-uid");
-    assert.deepEqual((await gc()).removed, [x.manifestDigest]);
-    await assert.rejects(stat(x.diskPath), { code: "ENOENT" });
+    assert.deepEqual((await gc()).removed, [], "everything is pinned");
+    await puller.release("vmi-uid-1");
+    assert.deepEqual((await gc()).removed, [y.digest], "only the image no VMI uses any more");
+    assert.ok((await stat(x.path)).isFile());
+    await assert.rejects(stat(y.path), { code: "ENOENT" });
+    await unpinImage(o.cacheDir, "vmi-uid-2", x.digest);
+    assert.deepEqual((await gc()).removed, [x.digest]);
+    await assert.rejects(stat(x.path), { code: "ENOENT" });
+    await assert.rejects(puller.pull("images.test/vm/disk:v1", "../escape"), /invalid pin owner/);
+  });
+
+  it("an aborted pull stops, keeps nothing unverified, and a later pull completes", async () => {
+    const o = await opts();
+    const ac = new AbortController();
+    pA.onBlobBytes = (d, sent) => {
+      if (d === layer && sent >= 1024 * 1024) ac.abort();
+      return false;
+    };
+    await assert.rejects(pullContainerDisk("images.test/vm/disk:v1", { ...o, signal: ac.signal }), {
+      name: "AbortError",
+    });
+    pA.onBlobBytes = undefined;
+    await assert.rejects(stat(join(o.cacheDir, "blobs", "sha256", layer.slice(7))), { code: "ENOENT" });
+    const res = await pullContainerDisk("images.test/vm/disk:v1", o);
+    assert.deepEqual(await readFile(res.diskPath), rawBytes);
   });
 
   it("tsvirt image build/push/pull work from the command line, with progress lines off a terminal", async () => {
