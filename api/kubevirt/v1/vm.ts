@@ -2,7 +2,19 @@
 import type { Static } from "@sinclair/typebox";
 import { DataVolumeSpec } from "../../cdi/v1beta1/datavolume.js";
 import { LabelSelector, ObjectMeta, TypeMeta } from "../../meta/v1/object-meta.js";
-import { Bool, Embedded, Enum, Int32, Int64, ListOf, Str, StrMap, Struct, Time } from "../../meta/v1/schema.js";
+import {
+  Bool,
+  Describe,
+  Embedded,
+  Enum,
+  Int32,
+  Int64,
+  ListOf,
+  Str,
+  StrMap,
+  Struct,
+  Time,
+} from "../../meta/v1/schema.js";
 import {
   ChangedBlockTrackingStatus,
   Disk,
@@ -43,12 +55,21 @@ export const PreferenceMatcher = Struct(Matcher);
 
 export const VirtualMachineSpec = Struct(
   {
-    running: Bool,
-    runStrategy: RunStrategy,
+    running: Describe(
+      Bool,
+      "Deprecated: true means runStrategy Always, false means Halted. Exclusive with runStrategy.",
+    ),
+    runStrategy: Describe(
+      RunStrategy,
+      "When a VirtualMachineInstance should run: Always, Halted (the default), Manual, RerunOnFailure, Once, WaitAsReceiver.",
+    ),
     instancetype: InstancetypeMatcher,
     preference: PreferenceMatcher,
-    template: VirtualMachineInstanceTemplateSpec,
-    dataVolumeTemplates: ListOf(DataVolumeTemplateSpec),
+    template: Describe(VirtualMachineInstanceTemplateSpec, "The VirtualMachineInstance created when the VM runs."),
+    dataVolumeTemplates: Describe(
+      ListOf(DataVolumeTemplateSpec),
+      "DataVolumes created with the VM and deleted with it; volumes refer to them by name.",
+    ),
     updateVolumesStrategy: Str,
   },
   ["template"],
