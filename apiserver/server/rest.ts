@@ -17,7 +17,8 @@ import {
   unsupportedMediaType,
 } from "../../lib/errors.js";
 import type { Logger } from "../../lib/log.js";
-import type { AdmissionPlugin, AdmissionRequest, AdmissionReview } from "../admission/types.js";
+import { runAdmission } from "../admission/index.js";
+import type { AdmissionPlugin, AdmissionRequest } from "../admission/types.js";
 import { serverSideApply, updateManagedFields } from "../lite/managed-fields.js";
 import {
   applyJsonPatch,
@@ -243,44 +244,11 @@ export class Rest {
     const ns = obj?.metadata.namespace ?? old?.metadata.namespace;
     if (ns) req.namespace = ns;
     if (opts.subresource) req.subResource = opts.subresource;
-    let cur = obj;
-    const ordered = [
-      ...this.admission.filter((p) => p.type === "mutating"),
-      ...this.admission.filter((p) => p.type === "validating"),
-    ];
-    for (const p of ordered) {
-      const thisReq: AdmissionRequest = { ...req };
-      if (cur) thisReq.object = cur as Rec;
-      if (old) thisReq.oldObject = old as Rec;
-      if (!p.matches(thisReq)) continue;
-      const review: AdmissionReview = { apiVersion: "admission.k8s.io/v1", kind: "AdmissionReview", request: thisReq };
-      const out = await p.review(review);
-      const resp = out.response;
-      if (!resp) throw statusError(500, "InternalError", `admission plugin ${p.name} returned no response`);
-      if (resp.warnings) warnings.push(...resp.warnings);
-      if (!resp.allowed) {
-        const code = resp.status?.code ?? 400;
-        const reason = resp.status?.reason ?? (code === 422 ? "Invalid" : code === 403 ? "Forbidden" : "BadRequest");
-        const message = resp.status?.message ?? `admission webhook "${p.name}" denied the request`;
-        const details: { name?: string; group: string; kind: string; causes?: StatusCause[] } = {
-          group: r.group,
-          kind: r.kind,
-        };
-        if (name) details.name = name;
-        if (resp.status?.details?.causes) details.causes = resp.status.details.causes;
-        throw statusError(code, reason, message, details);
-      }
-      if (resp.patch && p.type === "mutating" && cur) {
-        let ops: unknown;
-        try {
-          ops = JSON.parse(Buffer.from(resp.patch, "base64").toString("utf8"));
-        } catch {
-          throw statusError(500, "InternalError", `admission plugin ${p.name} returned an undecodable patch`);
-        }
-        cur = applyJsonPatch(cur, ops) as KObj;
-      }
-    }
-    return { object: cur, warnings };
+    if (obj) req.object = obj as Rec;
+    if (old) req.oldObject = old as Rec;
+    const res = await runAdmission(this.admission, req);
+    warnings.push(...res.warnings);
+    return { object: res.object as KObj | undefined, warnings };
   }
 
   // ---------- validation helpers
