@@ -29,15 +29,15 @@ import {
   isPlainObject,
 } from "../lite/patch.js";
 import { pruneUnknownMeta } from "../lite/prune.js";
+import type { Registry, ServedResource } from "../registry/resources.js";
 import {
-  type FieldRequirement,
-  type LabelRequirement,
-  matchFields,
-  matchLabels,
+  coreFieldSelectors,
+  type FieldSelector,
+  fieldGetters,
+  type LabelSelector,
   parseFieldSelector,
   parseLabelSelector,
-} from "../lite/selectors.js";
-import type { Registry, ServedResource } from "../registry/resources.js";
+} from "../selectors/index.js";
 import { type Obj, type Store, StoreError } from "../storage/store.js";
 import { strictDecodingError, unknownFieldWarnings, validateObject } from "../validation/index.js";
 import {
@@ -73,8 +73,8 @@ export interface ListResult {
 }
 
 export interface Selectors {
-  labels: LabelRequirement[];
-  fields: FieldRequirement[];
+  labels: LabelSelector;
+  fields: FieldSelector;
 }
 
 function gr(r: ServedResource): { group: string; resource: string } {
@@ -140,16 +140,18 @@ export class Rest {
   // ---------- selectors
 
   parseSelectors(r: ServedResource, q: URLSearchParams): Selectors {
-    const labels = parseLabelSelector(q.get("labelSelector") ?? "");
-    const fields = parseFieldSelector(
-      q.get("fieldSelector") ?? "",
-      (f) => f === "metadata.name" || f === "metadata.namespace" || r.fieldSelectors.has(f),
-    );
+    const labels = parseLabelSelector(q.get("labelSelector"));
+    // exactly the field selectors a real cluster accepts: metadata.name/namespace, the documented core ones,
+    // a CRD's selectableFields; anything else is a 400
+    const core = r.group === "" ? coreFieldSelectors[r.plural] : undefined;
+    const fields = core
+      ? parseFieldSelector(q.get("fieldSelector"), core.fields, { unknownFieldMessage: core.unknownFieldMessage })
+      : parseFieldSelector(q.get("fieldSelector"), fieldGetters([...r.fieldSelectors]));
     return { labels, fields };
   }
 
   matches(o: Obj, sel: Selectors): boolean {
-    return matchLabels(sel.labels, meta(o).labels) && matchFields(sel.fields, o);
+    return sel.labels.matches((meta(o).labels ?? {}) as Record<string, string>) && sel.fields.matches(o);
   }
 
   // ---------- reads
