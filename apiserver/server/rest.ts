@@ -19,16 +19,15 @@ import {
 import type { Logger } from "../../lib/log.js";
 import { runAdmission } from "../admission/index.js";
 import type { AdmissionPlugin, AdmissionRequest } from "../admission/types.js";
-import { serverSideApply, updateManagedFields } from "../lite/managed-fields.js";
+import { deepClone, deepEqual, isPlainObject } from "../lite/patch.js";
+import { pruneUnknownMeta } from "../lite/prune.js";
 import {
   applyJsonPatch,
   applyMergePatch,
+  applyServerSide,
   applyStrategicMergePatch,
-  deepClone,
-  deepEqual,
-  isPlainObject,
-} from "../lite/patch.js";
-import { pruneUnknownMeta } from "../lite/prune.js";
+  updateManagedFields as libUpdateManagedFields,
+} from "../patch/index.js";
 import type { Registry, ServedResource } from "../registry/resources.js";
 import {
   coreFieldSelectors,
@@ -104,6 +103,42 @@ function specPart(o: KObj): Rec {
 function withoutManagedFields(o: KObj): KObj {
   const { managedFields: _mf, ...md } = o.metadata;
   return { ...o, metadata: md };
+}
+
+/** managedFields for a non-apply write (apiserver/patch): sets next.metadata.managedFields in place. */
+function updateManagedFields(
+  before: Rec | undefined,
+  after: Rec,
+  o: { manager: string; apiVersion: string; subresource?: string; ignoreStatus?: boolean },
+): void {
+  const res = libUpdateManagedFields({
+    before,
+    after,
+    manager: o.manager,
+    apiVersion: o.apiVersion,
+    ...(o.subresource ? { subresource: o.subresource } : {}),
+    ...(o.ignoreStatus ? { ignoredFields: [["status"]] } : {}),
+  });
+  const md = rec(after.metadata);
+  if (res.managedFields.length) md.managedFields = res.managedFields;
+  else delete md.managedFields;
+  after.metadata = md;
+}
+
+function serverSideApply(
+  live: Rec | undefined,
+  applied: Rec,
+  o: { manager: string; force: boolean; apiVersion: string; subresource?: string; ignoreStatus?: boolean },
+): Rec {
+  const res = applyServerSide({
+    live,
+    applied,
+    manager: o.manager,
+    force: o.force,
+    ...(o.subresource ? { subresource: o.subresource } : {}),
+    ...(o.ignoreStatus ? { ignoredFields: [["status"]] } : {}),
+  });
+  return res.object as Rec;
 }
 
 function generateName(prefix: string): string {
@@ -412,7 +447,11 @@ export class Rest {
     const obj = adm.object ?? o;
     warnings.push(...adm.warnings);
     if (!managedFieldsDone)
-      updateManagedFields(undefined, obj as Rec, { manager: opts.fieldManager, apiVersion: apiVersionOf(r, version) });
+      updateManagedFields(undefined, obj as Rec, {
+        manager: opts.fieldManager,
+        apiVersion: apiVersionOf(r, version),
+        ignoreStatus: r.status,
+      });
     if (opts.dryRun) return { object: obj, code: 201, warnings };
     for (let attempt = 0; ; attempt++) {
       try {
@@ -691,10 +730,16 @@ export class Rest {
         "the object has been modified; please apply your changes to the latest version and try again",
       );
     }
-    const applyOpts = { manager: opts.fieldManager, force: !!opts.force, apiVersion: apiVersionOf(r, version) };
+    const applyOpts = {
+      manager: opts.fieldManager,
+      force: !!opts.force,
+      apiVersion: apiVersionOf(r, version),
+      ignoreStatus: r.status,
+    };
+    const appliedCfg = { ...cfgBody, apiVersion: apiVersionOf(r, version), kind: r.kind } as Rec;
     if (!live) {
       if (sub) throw notFound(gr(r), name);
-      const created = serverSideApply(undefined, cfgBody as Rec, applyOpts) as KObj;
+      const created = serverSideApply(undefined, appliedCfg, applyOpts) as KObj;
       created.apiVersion = apiVersionOf(r, r.storageVersion);
       created.kind = r.kind;
       created.metadata.name = name;
@@ -703,14 +748,15 @@ export class Rest {
     const view = atVersion(deepClone(live), r, version);
     let next: KObj;
     if (sub === "status") {
-      const applied = serverSideApply(view as Rec, { status: rec(cfgBody).status ?? {} } as Rec, {
-        ...applyOpts,
-        subresource: "status",
-      }) as KObj;
+      const applied = serverSideApply(
+        view as Rec,
+        { apiVersion: appliedCfg.apiVersion, kind: r.kind, metadata: { name }, status: rec(cfgBody).status ?? {} },
+        { ...applyOpts, subresource: "status", ignoreStatus: false },
+      ) as KObj;
       next = { ...deepClone(live), status: applied.status };
       next.metadata.managedFields = applied.metadata.managedFields;
     } else {
-      next = serverSideApply(view as Rec, cfgBody as Rec, applyOpts) as KObj;
+      next = serverSideApply(view as Rec, appliedCfg, applyOpts) as KObj;
       next.apiVersion = apiVersionOf(r, r.storageVersion);
       next.kind = r.kind;
       if (r.status) {
@@ -786,7 +832,7 @@ export class Rest {
       updateManagedFields(cur as Rec, obj as Rec, {
         manager: opts.fieldManager,
         apiVersion: apiVersionOf(r, version),
-        ...(sub ? { subresource: sub } : {}),
+        ...(sub ? { subresource: sub } : { ignoreStatus: r.status }),
       });
     }
     const finalize =
