@@ -539,6 +539,9 @@ export class HttpApi {
         const opts = deleteOptionsFrom(body, q);
         if (name === undefined) {
           labels.verb = "DELETECOLLECTION";
+          if (r.key === "/namespaces") {
+            throw methodNotAllowed("the server does not allow this method on the requested resource");
+          }
           const items = await rest.deleteCollection(r, version, rt.ns, q, opts, "system:admin");
           const av = apiVersionOf(r, version);
           return sendJson(res, 200, {
