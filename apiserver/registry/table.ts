@@ -172,6 +172,43 @@ export interface ColumnDefinition {
   priority: number;
 }
 
+function formatCell(type: string, v: unknown, nowMs: number): unknown {
+  if (v === undefined || v === null) return null;
+  if (type === "date" && typeof v === "string") {
+    const t = Date.parse(v);
+    return Number.isNaN(t) ? v : humanDuration(nowMs - t);
+  }
+  if (type === "string" && typeof v === "object") return JSON.stringify(v);
+  return v;
+}
+
+/** Columns a built-in definition computes in code (ResourceDefinition.columns: the complete list, Name first). */
+function definedColumns(
+  r: ServedResource,
+): { defs: ColumnDefinition[]; cells: (o: Obj, now: number) => unknown[] } | undefined {
+  const cols = r.def.columns;
+  if (!cols || cols.length === 0) return undefined;
+  return {
+    defs: cols.map((c) => ({
+      name: c.name,
+      type: c.type,
+      format: c.format ?? "",
+      description: c.description ?? "",
+      priority: c.priority ?? 0,
+    })),
+    cells: (o, now) =>
+      cols.map((c) => {
+        let v: unknown;
+        try {
+          v = c.cell(o);
+        } catch {
+          v = undefined;
+        }
+        return formatCell(c.type, v, now);
+      }),
+  };
+}
+
 export function tableColumns(r: ServedResource, version: string): { defs: ColumnDefinition[]; cols: PrinterColumn[] } {
   let cols = r.columns(version);
   if (cols.length === 0) cols = [{ name: "Age", type: "date", jsonPath: ".metadata.creationTimestamp" }];
@@ -230,15 +267,17 @@ export function buildTable(
   listMeta: Obj,
   opts: { includeObject?: string; noHeaders?: boolean } = {},
 ): Obj {
-  const { defs, cols } = tableColumns(r, version);
+  const defined = definedColumns(r);
+  const { defs, cols } = defined ? { defs: defined.defs, cols: [] } : tableColumns(r, version);
   const now = Date.now();
+  const cellsOf = (o: Obj): unknown[] => (defined ? defined.cells(o, now) : tableCells(r, cols, o, now));
   const table: Obj = {
     kind: "Table",
     apiVersion: "meta.k8s.io/v1",
     metadata: listMeta,
     columnDefinitions: opts.noHeaders ? null : defs,
     rows: items.map((o) => {
-      const row: Obj = { cells: tableCells(r, cols, o, now) };
+      const row: Obj = { cells: cellsOf(o) };
       if (opts.includeObject === "None") return row;
       row.object = opts.includeObject === "Object" ? o : partialObjectMetadata(o);
       return row;

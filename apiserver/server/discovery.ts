@@ -4,7 +4,10 @@ import type { Registry, ServedResource } from "../registry/resources.js";
 const VERBS = ["create", "delete", "deletecollection", "get", "list", "patch", "update", "watch"];
 
 function verbsOf(r: ServedResource): string[] {
-  return r.virtual ? ["create"] : VERBS;
+  if (r.virtual) return ["create"];
+  // as in Kubernetes, namespaces cannot be deleted as a collection
+  if (r.key === "/namespaces") return VERBS.filter((v) => v !== "deletecollection");
+  return VERBS;
 }
 
 interface SubInfo {

@@ -272,7 +272,15 @@ function send(method: string, p: string, headers: Record<string, string>, b: Buf
   });
 }
 
+/** Good requests, in a namespace the random requests never name (a fuzzed deletecollection could empty "default"). */
 async function goodSuite(tag: string): Promise<void> {
+  const ns = await send(
+    "POST",
+    "/api/v1/namespaces",
+    { "content-type": "application/json" },
+    Buffer.from('{"metadata":{"name":"fuzz-good"}}'),
+  );
+  assert.ok(ns.status === 201 || ns.status === 409, ns.body);
   const name = `good-${tag}`;
   const obj = {
     apiVersion: "kubevirt.io/v1",
@@ -282,28 +290,28 @@ async function goodSuite(tag: string): Promise<void> {
   };
   const c = await send(
     "POST",
-    "/apis/kubevirt.io/v1/namespaces/default/virtualmachines",
+    "/apis/kubevirt.io/v1/namespaces/fuzz-good/virtualmachines",
     { "content-type": "application/json" },
     Buffer.from(JSON.stringify(obj)),
   );
   assert.equal(c.status, 201, c.body);
-  const g = await send("GET", `/apis/kubevirt.io/v1/namespaces/default/virtualmachines/${name}`, {}, undefined);
+  const g = await send("GET", `/apis/kubevirt.io/v1/namespaces/fuzz-good/virtualmachines/${name}`, {}, undefined);
   assert.equal(g.status, 200);
   const p = await send(
     "PATCH",
-    `/apis/kubevirt.io/v1/namespaces/default/virtualmachines/${name}`,
+    `/apis/kubevirt.io/v1/namespaces/fuzz-good/virtualmachines/${name}`,
     { "content-type": "application/merge-patch+json" },
     Buffer.from('{"metadata":{"labels":{"ok":"1"}}}'),
   );
   assert.equal(p.status, 200);
   const l = await send(
     "GET",
-    "/apis/kubevirt.io/v1/namespaces/default/virtualmachines?labelSelector=ok%3D1",
+    "/apis/kubevirt.io/v1/namespaces/fuzz-good/virtualmachines?labelSelector=ok%3D1",
     {},
     undefined,
   );
   assert.ok((JSON.parse(l.body) as { items: unknown[] }).items.length >= 1);
-  const d = await send("DELETE", `/apis/kubevirt.io/v1/namespaces/default/virtualmachines/${name}`, {}, undefined);
+  const d = await send("DELETE", `/apis/kubevirt.io/v1/namespaces/fuzz-good/virtualmachines/${name}`, {}, undefined);
   assert.equal(d.status, 200);
 }
 

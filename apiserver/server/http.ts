@@ -18,7 +18,7 @@ import {
 } from "../../lib/errors.js";
 import type { Logger } from "../../lib/log.js";
 import { isPlainObject } from "../lite/patch.js";
-import { decodeProtobufBody } from "../lite/protobuf.js";
+import { decodeProtobuf } from "../protobuf/index.js";
 import type { ServedResource } from "../registry/resources.js";
 import { buildTable, partialObjectMetadata } from "../registry/table.js";
 import type { StoreEvent } from "../storage/store.js";
@@ -260,7 +260,7 @@ export class HttpApi {
   #decode(req: IncomingMessage, body: Buffer): unknown {
     checkNesting(body);
     const ct = (req.headers["content-type"] ?? "application/json").split(";")[0]?.trim().toLowerCase() ?? "";
-    if (ct === "application/vnd.kubernetes.protobuf") return decodeProtobufBody(body);
+    if (ct === "application/vnd.kubernetes.protobuf") return decodeProtobuf(body).object;
     const text = body.toString("utf8");
     if (ct === "application/yaml" || ct === "application/apply-patch+yaml") {
       try {
@@ -539,6 +539,9 @@ export class HttpApi {
         const opts = deleteOptionsFrom(body, q);
         if (name === undefined) {
           labels.verb = "DELETECOLLECTION";
+          if (r.key === "/namespaces") {
+            throw methodNotAllowed("the server does not allow this method on the requested resource");
+          }
           const items = await rest.deleteCollection(r, version, rt.ns, q, opts, "system:admin");
           const av = apiVersionOf(r, version);
           return sendJson(res, 200, {

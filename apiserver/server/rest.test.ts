@@ -358,6 +358,42 @@ describe("CRUD semantics", () => {
   });
 });
 
+describe("admission", () => {
+  test("KubeVirt's validation answers 422 Invalid with one cause per field path", async () => {
+    const both = vm("adm-both");
+    (both.spec as Record<string, unknown>).running = true;
+    const r1 = await call("POST", VMS, both);
+    assert.equal(r1.status, 422, JSON.stringify(r1.body));
+    assert.equal(r1.body.reason, "Invalid");
+    const noVolume = vm("adm-disk");
+    const tmpl = (noVolume.spec as { template: { spec: { domain: { devices: Record<string, unknown> } } } }).template;
+    tmpl.spec.domain.devices.disks = [{ name: "missing", disk: { bus: "virtio" } }];
+    const r2 = await call("POST", VMS, noVolume);
+    assert.equal(r2.status, 422);
+    const causes = ((r2.body.details as { causes?: { field?: string }[] }).causes ?? []).map((c) => c.field);
+    assert.ok(
+      causes.some((f) => f?.includes("disks[0]")),
+      JSON.stringify(causes),
+    );
+    const badQty = vm("adm-qty");
+    (badQty.spec as { template: { spec: { domain: Record<string, unknown> } } }).template.spec.domain.resources = {
+      requests: { memory: "lots" },
+    };
+    const r3 = await call("POST", VMS, badQty);
+    assert.equal(r3.status, 422);
+  });
+
+  test("VMI creation gets KubeVirt's defaults: finalizer and phase Pending", async () => {
+    const c = await call("POST", "/apis/kubevirt.io/v1/namespaces/default/virtualmachineinstances", {
+      metadata: { name: "adm-vmi" },
+      spec: { domain: { devices: {}, resources: { requests: { memory: "64Mi" } } } },
+    });
+    assert.equal(c.status, 201, JSON.stringify(c.body));
+    assert.ok((md(c.body).finalizers as string[]).includes("foregroundDeleteVirtualMachine"));
+    assert.equal((c.body.status as Record<string, unknown>).phase, "Pending");
+  });
+});
+
 describe("watch", () => {
   test("resumes from a resourceVersion, filters by field selector, ends on timeoutSeconds", async () => {
     const c = await call("POST", VMS, vm("w1"));
@@ -463,12 +499,11 @@ describe("deletion", () => {
         controller: true,
         blockOwnerDeletion: true,
       };
-      const child = await call("POST", "/apis/kubevirt.io/v1/namespaces/default/virtualmachineinstances", {
+      const child = await call("POST", "/api/v1/namespaces/default/configmaps", {
         metadata: { name: `child-${policy.toLowerCase()}`, ownerReferences: [ref] },
-        spec: { domain: { devices: {} } },
       });
       assert.equal(child.status, 201, JSON.stringify(child.body));
-      const childPath = `/apis/kubevirt.io/v1/namespaces/default/virtualmachineinstances/child-${policy.toLowerCase()}`;
+      const childPath = `/api/v1/namespaces/default/configmaps/child-${policy.toLowerCase()}`;
       const del = await call("DELETE", `${VMS}/own-${policy.toLowerCase()}`, { propagationPolicy: policy });
       assert.equal(del.status, 200);
       if (policy === "Orphan") {

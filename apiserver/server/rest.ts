@@ -17,26 +17,26 @@ import {
   unsupportedMediaType,
 } from "../../lib/errors.js";
 import type { Logger } from "../../lib/log.js";
-import type { AdmissionPlugin, AdmissionRequest, AdmissionReview } from "../admission/types.js";
-import { serverSideApply, updateManagedFields } from "../lite/managed-fields.js";
+import { runAdmission } from "../admission/index.js";
+import type { AdmissionPlugin, AdmissionRequest } from "../admission/types.js";
+import { deepClone, deepEqual, isPlainObject } from "../lite/patch.js";
+import { pruneUnknownMeta } from "../lite/prune.js";
 import {
   applyJsonPatch,
   applyMergePatch,
+  applyServerSide,
   applyStrategicMergePatch,
-  deepClone,
-  deepEqual,
-  isPlainObject,
-} from "../lite/patch.js";
-import { pruneUnknownMeta } from "../lite/prune.js";
+  updateManagedFields as libUpdateManagedFields,
+} from "../patch/index.js";
+import type { Registry, ServedResource } from "../registry/resources.js";
 import {
-  type FieldRequirement,
-  type LabelRequirement,
-  matchFields,
-  matchLabels,
+  coreFieldSelectors,
+  type FieldSelector,
+  fieldGetters,
+  type LabelSelector,
   parseFieldSelector,
   parseLabelSelector,
-} from "../lite/selectors.js";
-import type { Registry, ServedResource } from "../registry/resources.js";
+} from "../selectors/index.js";
 import { type Obj, type Store, StoreError } from "../storage/store.js";
 import { strictDecodingError, unknownFieldWarnings, validateObject } from "../validation/index.js";
 import {
@@ -72,8 +72,8 @@ export interface ListResult {
 }
 
 export interface Selectors {
-  labels: LabelRequirement[];
-  fields: FieldRequirement[];
+  labels: LabelSelector;
+  fields: FieldSelector;
 }
 
 function gr(r: ServedResource): { group: string; resource: string } {
@@ -103,6 +103,42 @@ function specPart(o: KObj): Rec {
 function withoutManagedFields(o: KObj): KObj {
   const { managedFields: _mf, ...md } = o.metadata;
   return { ...o, metadata: md };
+}
+
+/** managedFields for a non-apply write (apiserver/patch): sets next.metadata.managedFields in place. */
+function updateManagedFields(
+  before: Rec | undefined,
+  after: Rec,
+  o: { manager: string; apiVersion: string; subresource?: string; ignoreStatus?: boolean },
+): void {
+  const res = libUpdateManagedFields({
+    before,
+    after,
+    manager: o.manager,
+    apiVersion: o.apiVersion,
+    ...(o.subresource ? { subresource: o.subresource } : {}),
+    ...(o.ignoreStatus ? { ignoredFields: [["status"]] } : {}),
+  });
+  const md = rec(after.metadata);
+  if (res.managedFields.length) md.managedFields = res.managedFields;
+  else delete md.managedFields;
+  after.metadata = md;
+}
+
+function serverSideApply(
+  live: Rec | undefined,
+  applied: Rec,
+  o: { manager: string; force: boolean; apiVersion: string; subresource?: string; ignoreStatus?: boolean },
+): Rec {
+  const res = applyServerSide({
+    live,
+    applied,
+    manager: o.manager,
+    force: o.force,
+    ...(o.subresource ? { subresource: o.subresource } : {}),
+    ...(o.ignoreStatus ? { ignoredFields: [["status"]] } : {}),
+  });
+  return res.object as Rec;
 }
 
 function generateName(prefix: string): string {
@@ -139,16 +175,18 @@ export class Rest {
   // ---------- selectors
 
   parseSelectors(r: ServedResource, q: URLSearchParams): Selectors {
-    const labels = parseLabelSelector(q.get("labelSelector") ?? "");
-    const fields = parseFieldSelector(
-      q.get("fieldSelector") ?? "",
-      (f) => f === "metadata.name" || f === "metadata.namespace" || r.fieldSelectors.has(f),
-    );
+    const labels = parseLabelSelector(q.get("labelSelector"));
+    // exactly the field selectors a real cluster accepts: metadata.name/namespace, the documented core ones,
+    // a CRD's selectableFields; anything else is a 400
+    const core = r.group === "" ? coreFieldSelectors[r.plural] : undefined;
+    const fields = core
+      ? parseFieldSelector(q.get("fieldSelector"), core.fields, { unknownFieldMessage: core.unknownFieldMessage })
+      : parseFieldSelector(q.get("fieldSelector"), fieldGetters([...r.fieldSelectors]));
     return { labels, fields };
   }
 
   matches(o: Obj, sel: Selectors): boolean {
-    return matchLabels(sel.labels, meta(o).labels) && matchFields(sel.fields, o);
+    return sel.labels.matches((meta(o).labels ?? {}) as Record<string, string>) && sel.fields.matches(o);
   }
 
   // ---------- reads
@@ -243,44 +281,11 @@ export class Rest {
     const ns = obj?.metadata.namespace ?? old?.metadata.namespace;
     if (ns) req.namespace = ns;
     if (opts.subresource) req.subResource = opts.subresource;
-    let cur = obj;
-    const ordered = [
-      ...this.admission.filter((p) => p.type === "mutating"),
-      ...this.admission.filter((p) => p.type === "validating"),
-    ];
-    for (const p of ordered) {
-      const thisReq: AdmissionRequest = { ...req };
-      if (cur) thisReq.object = cur as Rec;
-      if (old) thisReq.oldObject = old as Rec;
-      if (!p.matches(thisReq)) continue;
-      const review: AdmissionReview = { apiVersion: "admission.k8s.io/v1", kind: "AdmissionReview", request: thisReq };
-      const out = await p.review(review);
-      const resp = out.response;
-      if (!resp) throw statusError(500, "InternalError", `admission plugin ${p.name} returned no response`);
-      if (resp.warnings) warnings.push(...resp.warnings);
-      if (!resp.allowed) {
-        const code = resp.status?.code ?? 400;
-        const reason = resp.status?.reason ?? (code === 422 ? "Invalid" : code === 403 ? "Forbidden" : "BadRequest");
-        const message = resp.status?.message ?? `admission webhook "${p.name}" denied the request`;
-        const details: { name?: string; group: string; kind: string; causes?: StatusCause[] } = {
-          group: r.group,
-          kind: r.kind,
-        };
-        if (name) details.name = name;
-        if (resp.status?.details?.causes) details.causes = resp.status.details.causes;
-        throw statusError(code, reason, message, details);
-      }
-      if (resp.patch && p.type === "mutating" && cur) {
-        let ops: unknown;
-        try {
-          ops = JSON.parse(Buffer.from(resp.patch, "base64").toString("utf8"));
-        } catch {
-          throw statusError(500, "InternalError", `admission plugin ${p.name} returned an undecodable patch`);
-        }
-        cur = applyJsonPatch(cur, ops) as KObj;
-      }
-    }
-    return { object: cur, warnings };
+    if (obj) req.object = obj as Rec;
+    if (old) req.oldObject = old as Rec;
+    const res = await runAdmission(this.admission, req);
+    warnings.push(...res.warnings);
+    return { object: res.object as KObj | undefined, warnings };
   }
 
   // ---------- validation helpers
@@ -442,7 +447,11 @@ export class Rest {
     const obj = adm.object ?? o;
     warnings.push(...adm.warnings);
     if (!managedFieldsDone)
-      updateManagedFields(undefined, obj as Rec, { manager: opts.fieldManager, apiVersion: apiVersionOf(r, version) });
+      updateManagedFields(undefined, obj as Rec, {
+        manager: opts.fieldManager,
+        apiVersion: apiVersionOf(r, version),
+        ignoreStatus: r.status,
+      });
     if (opts.dryRun) return { object: obj, code: 201, warnings };
     for (let attempt = 0; ; attempt++) {
       try {
@@ -721,10 +730,16 @@ export class Rest {
         "the object has been modified; please apply your changes to the latest version and try again",
       );
     }
-    const applyOpts = { manager: opts.fieldManager, force: !!opts.force, apiVersion: apiVersionOf(r, version) };
+    const applyOpts = {
+      manager: opts.fieldManager,
+      force: !!opts.force,
+      apiVersion: apiVersionOf(r, version),
+      ignoreStatus: r.status,
+    };
+    const appliedCfg = { ...cfgBody, apiVersion: apiVersionOf(r, version), kind: r.kind } as Rec;
     if (!live) {
       if (sub) throw notFound(gr(r), name);
-      const created = serverSideApply(undefined, cfgBody as Rec, applyOpts) as KObj;
+      const created = serverSideApply(undefined, appliedCfg, applyOpts) as KObj;
       created.apiVersion = apiVersionOf(r, r.storageVersion);
       created.kind = r.kind;
       created.metadata.name = name;
@@ -733,14 +748,15 @@ export class Rest {
     const view = atVersion(deepClone(live), r, version);
     let next: KObj;
     if (sub === "status") {
-      const applied = serverSideApply(view as Rec, { status: rec(cfgBody).status ?? {} } as Rec, {
-        ...applyOpts,
-        subresource: "status",
-      }) as KObj;
+      const applied = serverSideApply(
+        view as Rec,
+        { apiVersion: appliedCfg.apiVersion, kind: r.kind, metadata: { name }, status: rec(cfgBody).status ?? {} },
+        { ...applyOpts, subresource: "status", ignoreStatus: false },
+      ) as KObj;
       next = { ...deepClone(live), status: applied.status };
       next.metadata.managedFields = applied.metadata.managedFields;
     } else {
-      next = serverSideApply(view as Rec, cfgBody as Rec, applyOpts) as KObj;
+      next = serverSideApply(view as Rec, appliedCfg, applyOpts) as KObj;
       next.apiVersion = apiVersionOf(r, r.storageVersion);
       next.kind = r.kind;
       if (r.status) {
@@ -816,7 +832,7 @@ export class Rest {
       updateManagedFields(cur as Rec, obj as Rec, {
         manager: opts.fieldManager,
         apiVersion: apiVersionOf(r, version),
-        ...(sub ? { subresource: sub } : {}),
+        ...(sub ? { subresource: sub } : { ignoreStatus: r.status }),
       });
     }
     const finalize =

@@ -8,11 +8,11 @@ import type { AddressInfo } from "node:net";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import YAML from "yaml";
-import type { ResourceDefinition } from "../../api/meta/v1/crd.js";
+import { builtinDefinitions, kubevirtCrds, type ResourceDefinition } from "../../api/index.js";
 import { RestClient } from "../../client/index.js";
 import { createLogger, type Logger } from "../../lib/log.js";
+import { admissionPlugins } from "../admission/index.js";
 import type { AdmissionPlugin } from "../admission/types.js";
-import { bootstrapBuiltinDefinitions, bootstrapKubevirtDefinitions } from "../registry/bootstrap-defs.js";
 import { Registry } from "../registry/resources.js";
 import { Store } from "../storage/store.js";
 import { createSubresourceApi } from "../subresources/index.js";
@@ -140,7 +140,12 @@ export async function startApiServer(opts: ApiServerOptions = {}): Promise<ApiSe
     ...(dbPath ? { path: dbPath } : {}),
     ...(opts.synchronous ? { synchronous: opts.synchronous } : {}),
   });
-  const registry = new Registry([...bootstrapBuiltinDefinitions(), ...bootstrapKubevirtDefinitions()]);
+  // every served kind from its CRD-shaped definition: the built-in kinds and KubeVirt's CRDs from api/ (the same
+  // CRDs are generated into deploy/crds, which is loaded too when present)
+  const registry = new Registry([
+    ...builtinDefinitions(),
+    ...kubevirtCrds().map((crd): ResourceDefinition => ({ crd, builtin: false })),
+  ]);
   for (const d of loadDeployCrds(log)) registry.add(d);
   for (const d of opts.definitions ?? []) registry.add(d);
   const builtinKeys = new Set(registry.all().map((r) => r.key));
@@ -156,11 +161,15 @@ export async function startApiServer(opts: ApiServerOptions = {}): Promise<ApiSe
     }
     for (const r of registry.all()) if (!builtinKeys.has(r.key) && !seen.has(r.key)) registry.remove(r.group, r.plural);
   };
+  // KubeVirt's admission (validation and defaulting), called in process as webhooks would be on a cluster
+  const admission =
+    opts.admission ??
+    admissionPlugins({ getVmi: (ns, name) => store.get("kubevirt.io/virtualmachineinstances", ns, name) });
   const rest = new Rest({
     store,
     registry,
     log,
-    ...(opts.admission ? { admission: opts.admission } : {}),
+    admission,
     onCrdChange: syncCrds,
   });
   syncCrds();
