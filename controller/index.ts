@@ -16,8 +16,9 @@ export {
 } from "./lifecycle/index.js";
 export { cidrIndex, nextFree } from "./node/podcidr.js";
 export { bytes, formatBytes, millicores, parseQuantity } from "./quantity.js";
+export { claimVmis, computeRsStatus, planReplicaSet, selectorMatches, selectorString } from "./replicaset/plan.js";
 export { defaultPredicates, type Predicate, type ScheduleResult, schedule } from "./scheduler/predicates.js";
-export { computeVmStatus, planVm, printableStatus, vmiFromTemplate } from "./vm/plan.js";
+export { computeVmStatus, crashLoopDelaySeconds, planVm, printableStatus, vmiFromTemplate } from "./vm/plan.js";
 export { planVmi, podIsRunning, VMI_FINALIZER } from "./vmi/plan.js";
 export {
   guestMemory,

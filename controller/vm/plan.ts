@@ -23,6 +23,59 @@ export interface VmPlan {
   /** Create the VMI paused (a Start request with startPaused). */
   startPaused: boolean;
   why: string;
+  /** The Start request this round consumed, if any. */
+  consumed?: StateChangeRequest;
+  /** status.startFailure after this round (crash-loop back-off); undefined clears it. */
+  startFailure?: NonNullable<VirtualMachineStatus["startFailure"]>;
+  /** Set while a start is held back by the crash-loop back-off: come back then. */
+  requeueAfterMs?: number;
+}
+
+/** KubeVirt's crash-loop back-off (vm.go calculateStartBackoffTime): max(10, 300/30)·n² + rand(0..delay/2), ≤ 300 s. */
+export const MAX_CRASH_LOOP_BACKOFF_S = 300;
+export function crashLoopDelaySeconds(failCount: number, random: number): number {
+  const base = Math.max(10, MAX_CRASH_LOOP_BACKOFF_S / 30) * failCount * failCount;
+  return Math.min(MAX_CRASH_LOOP_BACKOFF_S, base + Math.floor(random * (base / 2)));
+}
+
+export interface PlanClock {
+  nowMs: number;
+  /** In [0, 1): the jitter of the back-off. */
+  random: number;
+}
+
+/** planVmCore plus the crash-loop back-off: a failed VMI's restart waits, and the wait grows with each failure. */
+export function planVm(
+  vm: VirtualMachine,
+  vmi: VirtualMachineInstance | undefined,
+  clock: PlanClock = { nowMs: Date.now(), random: Math.random() },
+): VmPlan {
+  const p = planVmCore(vm, vmi);
+  let sf = vm.status?.startFailure;
+  if (p.runStrategy !== "Always" && p.runStrategy !== "RerunOnFailure") sf = undefined;
+  if (vmi?.status?.phase === "Running") sf = undefined;
+  const restartingFailed = p.action === "delete" && vmi?.status?.phase === "Failed" && /restart|rerun/.test(p.why);
+  if (restartingFailed && vmi?.metadata.uid !== sf?.lastFailedVMIUID) {
+    const n = (sf?.consecutiveFailCount ?? 0) + 1;
+    const delay = crashLoopDelaySeconds(n, clock.random);
+    sf = {
+      consecutiveFailCount: n,
+      lastFailedVMIUID: vmi?.metadata.uid ?? "",
+      retryAfterTimestamp: new Date(clock.nowMs + delay * 1000).toISOString().replace(/\.\d+Z$/, "Z"),
+    };
+  }
+  const out: VmPlan = { ...p };
+  if (sf) out.startFailure = sf;
+  else delete out.startFailure;
+  const until = sf?.retryAfterTimestamp ? Date.parse(sf.retryAfterTimestamp) : Number.NaN;
+  if (p.action === "create" && until > clock.nowMs) {
+    out.action = "none";
+    out.why = "crash-loop back-off";
+    out.requeueAfterMs = until - clock.nowMs;
+    out.startPaused = false;
+    if (p.consumed) out.requests = [p.consumed, ...p.requests];
+  }
+  return out;
 }
 
 function deleting(vmi: VirtualMachineInstance | undefined): boolean {
@@ -30,7 +83,7 @@ function deleting(vmi: VirtualMachineInstance | undefined): boolean {
 }
 
 /** Decides the VMI action for one reconcile; `vmi` is the VM's own VMI (same name, controlled by it) if any. */
-export function planVm(vm: VirtualMachine, vmi: VirtualMachineInstance | undefined): VmPlan {
+function planVmCore(vm: VirtualMachine, vmi: VirtualMachineInstance | undefined): VmPlan {
   const runStrategy = runStrategyOf(vm);
   let requests = [...(vm.status?.stateChangeRequests ?? [])];
   // A Stop request is satisfied once the VMI it names (or any VMI, if it names none) is gone.
@@ -43,11 +96,15 @@ export function planVm(vm: VirtualMachine, vmi: VirtualMachineInstance | undefin
   const plan = (action: VmAction, why: string, consumeStart = false): VmPlan => {
     let startPaused = false;
     let reqs = requests;
+    let consumed: StateChangeRequest | undefined;
     if (consumeStart && reqs[0]?.action === "Start") {
-      startPaused = reqs[0].data?.startPaused === "true";
+      consumed = reqs[0];
+      startPaused = consumed.data?.startPaused === "true";
       reqs = reqs.slice(1);
     }
-    return { action, requests: reqs, runStrategy, startPaused, why };
+    const out: VmPlan = { action, requests: reqs, runStrategy, startPaused, why };
+    if (consumed) out.consumed = consumed;
+    return out;
   };
   const first = requests[0];
 
@@ -130,6 +187,7 @@ export function printableStatus(
   vmi: VirtualMachineInstance | undefined,
   requests: readonly StateChangeRequest[],
   runStrategy: RunStrategy,
+  crashLoop = false,
 ): PrintableStatus {
   const active = vmi !== undefined && !isFinal(vmi);
   if (vm.metadata.deletionTimestamp) return "Terminating";
@@ -151,6 +209,7 @@ export function printableStatus(
     if (hasReason(vmi, "ImagePullBackOff")) return "ImagePullBackOff";
     return "Starting";
   }
+  if (crashLoop) return "CrashLoopBackOff";
   if (runStrategy === "WaitAsReceiver") return "WaitingForReceiver";
   return "Stopped";
 }
@@ -159,13 +218,15 @@ export function printableStatus(
 export function computeVmStatus(
   vm: VirtualMachine,
   vmi: VirtualMachineInstance | undefined,
-  plan: Pick<VmPlan, "requests" | "runStrategy">,
+  plan: Pick<VmPlan, "requests" | "runStrategy" | "startFailure" | "requeueAfterMs">,
   now: string,
 ): VirtualMachineStatus {
   const cur = vm.status ?? {};
   const status: VirtualMachineStatus = { ...cur };
   const active = vmi !== undefined && !isFinal(vmi);
-  status.printableStatus = printableStatus(vm, vmi, plan.requests, plan.runStrategy);
+  status.printableStatus = printableStatus(vm, vmi, plan.requests, plan.runStrategy, plan.requeueAfterMs !== undefined);
+  if (plan.startFailure) status.startFailure = plan.startFailure;
+  else delete status.startFailure;
   status.runStrategy = plan.runStrategy;
   if (plan.requests.length > 0) status.stateChangeRequests = plan.requests;
   else delete status.stateChangeRequests;

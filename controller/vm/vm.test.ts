@@ -124,6 +124,10 @@ describe("VM controller", () => {
     const first = getVmi(h)!;
     await setVmiPhase(h, "Failed");
     await h.drain();
+    assert.equal(getVm(h).status?.printableStatus, "CrashLoopBackOff");
+    h.ctrl.vmDeps.now = () => new Date(Date.now() + 20_000); // past the first back-off
+    h.ctrl.vmQueue.add("default/testvm");
+    await h.drain();
     const second = getVmi(h)!;
     assert.notEqual(second.metadata.uid, first.metadata.uid, "rerun after failure");
     await setVmiPhase(h, "Succeeded");
@@ -172,5 +176,46 @@ describe("VM controller", () => {
     h.ctrl.vmQueue.add("default/testvm");
     await h.drain();
     assert.ok(getVmi(h));
+  });
+});
+
+describe("VM controller crash-loop back-off", () => {
+  it("holds back the restart of a failed VMI with KubeVirt's growing delay, shown as CrashLoopBackOff", async (t) => {
+    const h = await startHarness([{ ref: resources.vms, objs: [newVm("testvm", withRunStrategy("Always"))] }]);
+    t.after(() => h.stop());
+    let offset = 0;
+    h.ctrl.vmDeps.now = () => new Date(Date.now() + offset);
+    await h.drain();
+    const first = getVmi(h)!;
+    await setVmiPhase(h, "Failed");
+    await h.drain();
+    assert.equal(getVmi(h), undefined, "the failed VMI is gone and no new one yet");
+    const vm = getVm(h);
+    assert.equal(vm.status?.printableStatus, "CrashLoopBackOff");
+    assert.equal(vm.status?.startFailure?.consecutiveFailCount, 1);
+    assert.equal(vm.status?.startFailure?.lastFailedVMIUID, first.metadata.uid);
+    const wait = Date.parse(vm.status!.startFailure!.retryAfterTimestamp!) - Date.now();
+    assert.ok(wait > 8_000 && wait <= 16_000, `first delay 10-15 s, got ${wait} ms`);
+    assert.equal(h.ctrl.vmQueue.delayedLen(), 1, "requeued for the end of the back-off");
+    offset = 20_000;
+    h.ctrl.vmQueue.add("default/testvm");
+    await h.drain();
+    const second = getVmi(h)!;
+    assert.notEqual(second.metadata.uid, first.metadata.uid);
+    await setVmiPhase(h, "Failed");
+    await h.drain();
+    const sf = getVm(h).status?.startFailure;
+    assert.equal(sf?.consecutiveFailCount, 2);
+    const wait2 = Date.parse(sf!.retryAfterTimestamp!) - (Date.now() + offset);
+    assert.ok(wait2 > 38_000 && wait2 <= 61_000, `second delay 40-60 s, got ${wait2} ms`);
+  });
+
+  it("the delay formula: max(10, 300/30)·n² + jitter up to half, capped at 300 s", async () => {
+    const { crashLoopDelaySeconds } = await import("./plan.js");
+    assert.deepEqual(
+      [1, 2, 3, 5, 6].map((n) => crashLoopDelaySeconds(n, 0)),
+      [10, 40, 90, 250, 300],
+    );
+    assert.equal(crashLoopDelaySeconds(2, 0.999), 59);
   });
 });

@@ -46,7 +46,7 @@ export async function reconcileVm(deps: VmDeps, key: string): Promise<ReconcileR
   if (!deps.expectations.satisfied(key)) return { requeueAfterMs: 5_000 };
   const log = forObject(deps.log, vm);
   let vmi = ownVmi(vm, deps.vmis);
-  const plan = planVm(vm, vmi);
+  const plan = planVm(vm, vmi, { nowMs: deps.now().getTime(), random: Math.random() });
   let failure: unknown;
 
   if (plan.action === "create") {
@@ -110,5 +110,5 @@ export async function reconcileVm(deps: VmDeps, key: string): Promise<ReconcileR
     }
   }
   if (failure) throw failure;
-  return {};
+  return plan.requeueAfterMs !== undefined ? { requeueAfterMs: plan.requeueAfterMs } : {};
 }
