@@ -4,7 +4,6 @@ export { LauncherClient, launcherError } from "./client.js";
 export { ConsoleProxy } from "./console.js";
 export * from "./hypervisor/index.js";
 export { runLauncher, useKvm } from "./launcher.js";
-export { acpiEnabled, domainName, minimalDomainXml, quantityBytes } from "./minimal-domain.js";
 export {
   childPids,
   descendants,
@@ -18,5 +17,6 @@ export {
   terminatePod,
   validUid,
 } from "./pod.js";
+export { type BuilderOptions, makeBuilder } from "./prepare.js";
 export * from "./protocol.js";
-export { type DomainBuilder, LauncherCore, serveCommands } from "./server.js";
+export { acpiEnabled, type DomainBuilder, domainName, LauncherCore, serveCommands } from "./server.js";
