@@ -108,10 +108,12 @@ async function directBoot(guest: Guest, argv: string[], dir: string): Promise<nu
       continue;
     }
     let v = a;
-    if (v.startsWith("socket,id=charmonitor"))
-      v = `socket,id=charmonitor,path=${path.join(dir, "mon.sock")},server=on,wait=off`;
-    if (v.startsWith("socket,id=charserial0")) v = `socket,id=charserial0,path=${serial},server=on,wait=off`;
-    v = v.replace(/"filename":"[^"]*\.qcow2"/, `"filename":"${overlay}"`);
+    // sockets libvirt opened itself and passed as fds → plain paths QEMU binds
+    const sockId = /^socket,id=([A-Za-z0-9_-]+),fd=\d+,/.exec(v)?.[1];
+    if (sockId)
+      v = `socket,id=${sockId},path=${sockId === "charserial0" ? serial : path.join(dir, `${sockId}.sock`)},server=on,wait=off`;
+    if (v.startsWith("vnc=unix:")) v = v.replace(/^vnc=unix:[^,]*/, `vnc=unix:${path.join(dir, "vnc")}`);
+    v = v.replace(/"filename":"[^"]*overlay\.qcow2"/, `"filename":"${overlay}"`);
     out.push(v);
   }
   const t0 = performance.now();
