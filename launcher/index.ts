@@ -1,6 +1,6 @@
 // virt-launcher: one per VMI. Public surface for the node agent (client, protocol schemas, pod spawning) and for
 // cmd/launcher.ts (runLauncher).
-export { LauncherClient, launcherError } from "./client.js";
+export { dialLauncher, LauncherClient, launcherError } from "./client.js";
 export { ConsoleProxy } from "./console.js";
 export * from "./hypervisor/index.js";
 export { runLauncher, useKvm } from "./launcher.js";

@@ -146,8 +146,8 @@ export class LauncherCore {
       }
       const xml = await this.opts.build(vmi, p.prepared);
       await this.opts.hv.define(xml);
-      this.started = true;
       await this.opts.hv.start(name);
+      this.started = true;
       this.opts.onStarted?.();
       await this.refresh();
       this.log.info("domain started", { domain: name });
