@@ -39,6 +39,10 @@ describe("virt-launcher (real libvirt + QEMU)", { skip: skip ?? false }, () => {
       p.client.close();
       p.kill();
     }
+    for (const p of pods) {
+      await waitFor("the pod to end", () => !alive(p.pid) || undefined, 10_000).catch(() => {});
+      await rm(p.paths.podDir, { recursive: true, force: true });
+    }
     await rm(nodeDir, { recursive: true, force: true });
   });
 
