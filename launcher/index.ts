@@ -1,10 +1,9 @@
 // virt-launcher: one per VMI. Public surface for the node agent (client, protocol schemas, pod spawning) and for
 // cmd/launcher.ts (runLauncher).
-export { LauncherClient, launcherError } from "./client.js";
+export { dialLauncher, LauncherClient, launcherError } from "./client.js";
 export { ConsoleProxy } from "./console.js";
 export * from "./hypervisor/index.js";
 export { runLauncher, useKvm } from "./launcher.js";
-export { acpiEnabled, domainName, minimalDomainXml, quantityBytes } from "./minimal-domain.js";
 export {
   childPids,
   descendants,
@@ -18,5 +17,6 @@ export {
   terminatePod,
   validUid,
 } from "./pod.js";
+export { type BuilderOptions, makeBuilder } from "./prepare.js";
 export * from "./protocol.js";
-export { type DomainBuilder, LauncherCore, serveCommands } from "./server.js";
+export { acpiEnabled, type DomainBuilder, domainName, LauncherCore, serveCommands } from "./server.js";

@@ -1,10 +1,9 @@
 // The launcher process (inside its pod): private libvirtd, remote-protocol connection, serial console proxy,
 // command socket. Crash-only: it keeps no state that a restart of the whole pod would not rebuild.
-import { type ChildProcess, execFile } from "node:child_process";
+import type { ChildProcess } from "node:child_process";
 import { accessSync, constants, existsSync } from "node:fs";
-import { chown, mkdir, readFile, rm } from "node:fs/promises";
+import { chown, mkdir, readFile } from "node:fs/promises";
 import path from "node:path";
-import { invalid } from "../lib/errors.js";
 import { createLogger, type Logger } from "../lib/log.js";
 import { ConsoleProxy } from "./console.js";
 import {
@@ -14,27 +13,15 @@ import {
   saveGoldenCache,
   startDaemon,
 } from "./hypervisor/index.js";
-import { type DomainDisk, minimalDomainXml } from "./minimal-domain.js";
 import { podPaths, validUid } from "./pod.js";
-import type { NodePrepared } from "./protocol.js";
-import { type DomainBuilder, LauncherCore, serveCommands } from "./server.js";
+import { makeBuilder } from "./prepare.js";
+import { LauncherCore, serveCommands } from "./server.js";
 
 export interface LauncherOptions {
   uid: string;
   podDir: string;
   nodeDir?: string;
   accel?: string;
-}
-
-// biome-ignore lint/suspicious/noExplicitAny: a VMI arrives as untyped JSON
-type Vmi = any;
-
-function run(cmd: string, args: string[]): Promise<string> {
-  return new Promise((resolve, reject) => {
-    execFile(cmd, args, { timeout: 60_000 }, (err, out, stderr) =>
-      err ? reject(new Error(`${cmd}: ${stderr.trim() || err.message}`)) : resolve(out),
-    );
-  });
 }
 
 /** KVM when /dev/kvm is usable and not the paravirtual kvm-pvm (which cannot run q35 guests reliably). */
@@ -55,69 +42,6 @@ async function qemuUser(): Promise<{ name: string; uid: number; gid: number }> {
   if (!line) return { name: "root", uid: 0, gid: 0 };
   const f = line.split(":");
   return { name: "libvirt-qemu", uid: Number(f[2]), gid: Number(f[3]) };
-}
-
-/** The I/O shell around the pure XML writer: overlays over the node's base images, paths for other volumes. */
-export function makeBuilder(o: {
-  qemuDir: string;
-  kvm: boolean;
-  serialSocket: string;
-  owner: { uid: number; gid: number };
-}): DomainBuilder {
-  return async (vmi: Vmi, prepared: NodePrepared | undefined) => {
-    const volumes: Array<Record<string, Vmi>> = vmi?.spec?.volumes ?? [];
-    const disks: DomainDisk[] = [];
-    const causes = [];
-    for (const [i, v] of volumes.entries()) {
-      const name = String(v.name ?? "");
-      const field = `spec.volumes[${i}]`;
-      if (!/^[A-Za-z0-9][A-Za-z0-9._-]*$/.test(name)) {
-        causes.push({ type: "FieldValueInvalid", field: `${field}.name`, message: "invalid volume name" });
-        continue;
-      }
-      if (v.containerDisk) {
-        const base = prepared?.baseImages?.[name];
-        if (!base) {
-          causes.push({
-            type: "FieldValueRequired",
-            field: `${field}.containerDisk`,
-            message: "node prepared no base image",
-          });
-          continue;
-        }
-        const info = JSON.parse(await run("qemu-img", ["info", "--output=json", "-U", base])) as { format?: string };
-        const overlay = path.join(o.qemuDir, `${name}.qcow2`);
-        await rm(overlay, { force: true });
-        await run("qemu-img", ["create", "-q", "-f", "qcow2", "-F", info.format ?? "qcow2", "-b", base, overlay]);
-        await chown(overlay, o.owner.uid, o.owner.gid);
-        disks.push({ name, path: overlay, format: "qcow2" });
-      } else if (prepared?.volumePaths?.[name]) {
-        const p = prepared.volumePaths[name];
-        disks.push({ name, path: p, format: "raw", block: prepared.blockVolumes?.includes(name) ?? false });
-      } else {
-        const kind = Object.keys(v).find((k) => k !== "name") ?? "unknown";
-        causes.push({
-          type: "FieldValueNotSupported",
-          field: `${field}.${kind}`,
-          message: `volume type ${kind} is not supported yet`,
-        });
-      }
-    }
-    if (causes.length) {
-      throw invalid(
-        { group: "kubevirt.io", kind: "VirtualMachineInstance" },
-        String(vmi?.metadata?.name ?? ""),
-        causes,
-      );
-    }
-    return minimalDomainXml(vmi, {
-      kvm: o.kvm,
-      serialSocket: o.serialSocket,
-      disks,
-      kernel: prepared?.kernelBoot,
-      taps: prepared?.taps ?? {},
-    });
-  };
 }
 
 function stopProcess(p: ChildProcess, timeoutMs: number): Promise<void> {

@@ -6,8 +6,8 @@ import { Value } from "@sinclair/typebox/value";
 import { isStatusError, statusError } from "../lib/errors.js";
 import type { Logger } from "../lib/log.js";
 import { nullLogger } from "../lib/log.js";
+import { domainName as convDomainName } from "./converter/index.js";
 import { type DomainStatus, type Hypervisor, isActive } from "./hypervisor/index.js";
-import { acpiEnabled, domainName } from "./minimal-domain.js";
 import {
   type DomainInfo,
   type MethodName,
@@ -35,6 +35,16 @@ export interface LauncherCoreOptions {
 }
 
 const MAX_LINE = 16 * 1024 * 1024;
+
+/** KubeVirt names a VMI's domain {namespace}_{name}. */
+export function domainName(vmi: Vmi): string {
+  return convDomainName(vmi?.metadata?.namespace, String(vmi?.metadata?.name ?? ""));
+}
+
+/** ACPI is on unless the VMI turns it off (spec.domain.features.acpi.enabled: false). */
+export function acpiEnabled(vmi: Vmi): boolean {
+  return vmi?.spec?.domain?.features?.acpi?.enabled !== false;
+}
 const DEFAULT_GRACE_SECONDS = 30; // KubeVirt's v1.DefaultGracePeriodSeconds
 
 function badParams(method: string, params: unknown, schema: Parameters<typeof Value.Errors>[0]): never {
@@ -136,8 +146,8 @@ export class LauncherCore {
       }
       const xml = await this.opts.build(vmi, p.prepared);
       await this.opts.hv.define(xml);
-      this.started = true;
       await this.opts.hv.start(name);
+      this.started = true;
       this.opts.onStarted?.();
       await this.refresh();
       this.log.info("domain started", { domain: name });

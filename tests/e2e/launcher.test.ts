@@ -39,6 +39,10 @@ describe("virt-launcher (real libvirt + QEMU)", { skip: skip ?? false }, () => {
       p.client.close();
       p.kill();
     }
+    for (const p of pods) {
+      await waitFor("the pod to end", () => !alive(p.pid) || undefined, 10_000).catch(() => {});
+      await rm(p.paths.podDir, { recursive: true, force: true });
+    }
     await rm(nodeDir, { recursive: true, force: true });
   });
 
@@ -80,8 +84,8 @@ describe("virt-launcher (real libvirt + QEMU)", { skip: skip ?? false }, () => {
       assert.deepEqual(paused.status, { state: "Paused", reason: "User" });
       assert.equal(phaseFor({ domain: paused.status, current: "Running", acpi: true }), "Running");
       await new Promise((r) => setTimeout(r, 1500)); // the observation window
+      const unpausedAt = performance.now(); // the window ends when Unpause is sent: output may precede its answer
       const unpaused = await pod.client.call("Unpause");
-      const unpausedAt = performance.now();
       assert.deepEqual(unpaused.status, { state: "Running", reason: "Unpaused" });
       const late = con.chunks.filter((c) => c.at >= pausedAt - 1000 && c.at < unpausedAt + 200);
       assert.equal(
