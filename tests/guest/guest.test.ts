@@ -98,9 +98,14 @@ test("test guest: kernel boot prints the ready marker, answers on ttyS0, heartbe
   skip: haveQemu ? false : `${QEMU} not installed`,
   timeout: 300_000,
 }, async (t) => {
+  // Cleanups run last-registered first (the VM and daemon stop before their directory goes).
+  const cleanup: (() => unknown)[] = [];
+  t.after(async () => {
+    for (const f of cleanup.reverse()) await f();
+  });
   const g = await ensureGuest();
   const dir = mkdtempSync(join(tmpdir(), "tsvirt-guest-"));
-  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  cleanup.push(() => rmSync(dir, { recursive: true, force: true }));
   const qmpPath = join(dir, "qmp.sock");
   const vm = qemu([
     ...["-kernel", g.vmlinux, "-initrd", g.initrd],
@@ -111,7 +116,7 @@ test("test guest: kernel boot prints the ready marker, answers on ttyS0, heartbe
     ...["-netdev", "user,id=n0,restrict=on", "-device", "virtio-net-pci,netdev=n0"],
     ...["-serial", "stdio", "-monitor", "none", "-qmp", `unix:${qmpPath},server=on,wait=off`],
   ]);
-  t.after(() => vm.proc.kill("SIGKILL"));
+  cleanup.push(() => vm.proc.kill("SIGKILL"));
   const ready = await vm.serial.wait(new RegExp(`${g.marker} kernel=(\\S+) disks=(\\S+)\\r?\\n`));
   assert.equal(ready[1], g.kernelVersion);
   const disks = (ready[2] ?? "").split(",");
@@ -132,13 +137,18 @@ test("test guest: the bootable qcow2 boots from its disk alone (SeaBIOS + SYSLIN
   skip: haveQemu ? false : `${QEMU} not installed`,
   timeout: 300_000,
 }, async (t) => {
+  // Cleanups run last-registered first (the VM and daemon stop before their directory goes).
+  const cleanup: (() => unknown)[] = [];
+  t.after(async () => {
+    for (const f of cleanup.reverse()) await f();
+  });
   const g = await ensureGuest();
   const vm = qemu([
     ...["-drive", `file=${g.qcow2},if=none,id=d0,snapshot=on,format=qcow2`],
     ...["-device", "virtio-blk-pci,drive=d0,bootindex=1"],
     ...["-serial", "stdio", "-monitor", "none", "-nic", "none"],
   ]);
-  t.after(() => vm.proc.kill("SIGKILL"));
+  cleanup.push(() => vm.proc.kill("SIGKILL"));
   const ready = await vm.serial.wait(new RegExp(`${g.marker} kernel=\\S+ disks=(\\S+)\\r?\\n`));
   assert.ok((ready[1] ?? "").split(",").includes("vda"));
   vm.proc.stdin?.write('echo round""trip-ok\n');
