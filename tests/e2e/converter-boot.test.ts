@@ -18,7 +18,7 @@ import { haveLibvirt, startLibvirtd } from "../guest/libvirt.js";
 
 const run = promisify(execFile);
 const GOLDEN_POD = "/var/run/tsvirt/pods/6a1c5f32";
-const TIMEOUT = 180_000;
+const TIMEOUT = 300_000; // generous: TCG boots slowly on a loaded 2-core machine
 
 async function until<T>(what: string, fn: () => Promise<T | undefined>, ms = TIMEOUT): Promise<T> {
   const deadline = Date.now() + ms;
@@ -57,7 +57,7 @@ function serialReader(sock: Socket): { text: () => string; wait: (re: RegExp) =>
 
 test("golden domain vmi-ephemeral boots the test guest under a private libvirtd", {
   skip: haveLibvirt() ?? false,
-  timeout: 400_000,
+  timeout: 600_000,
 }, async (t) => {
   // Cleanups run last-registered first (the VM and daemon stop before their directory goes).
   const cleanup: (() => unknown)[] = [];
@@ -113,7 +113,7 @@ test("golden domain vmi-ephemeral boots the test guest under a private libvirtd"
 
 test("golden domain boot-all: a disk on every bus, a NoCloud cdrom and a tap NIC, seen by the guest", {
   skip: haveLibvirt() ?? false,
-  timeout: 400_000,
+  timeout: 600_000,
 }, async (t) => {
   // Cleanups run last-registered first (the VM and daemon stop before their directory goes).
   const cleanup: (() => unknown)[] = [];
@@ -182,7 +182,7 @@ test("golden domain boot-all: a disk on every bus, a NoCloud cdrom and a tap NIC
 
 test("golden domain kernelboot: kernelBoot with the guest's vmlinux; a guest panic (pvpanic) ends it as crashed", {
   skip: haveLibvirt() ?? false,
-  timeout: 400_000,
+  timeout: 600_000,
 }, async (t) => {
   const cleanup: (() => unknown)[] = [];
   t.after(async () => {
