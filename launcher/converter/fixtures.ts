@@ -108,5 +108,8 @@ export function preparedContext(
   (vmi.spec.domain.devices.interfaces ?? []).forEach((i, n) => {
     taps[i.name] = `tap${n}`;
   });
+  if (vmi.spec.domain.firmware?.kernelBoot?.container) {
+    facts.kernelBoot = { kernel: join(root, "kernel", "vmlinux"), initrd: join(root, "kernel", "initrd.gz") };
+  }
   return contextFor(vmi, root, facts);
 }

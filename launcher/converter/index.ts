@@ -12,6 +12,7 @@ export {
   type PreparedByNode,
   type PrepareStep,
   planPreparation,
+  prepareAndConvert,
 } from "./prepare.js";
 export { parseQuantity } from "./quantity.js";
 export { diskLetters, parsePciAddress, volumeKind } from "./storage.js";

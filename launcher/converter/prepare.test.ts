@@ -5,7 +5,14 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, it } from "node:test";
 import { promisify } from "node:util";
-import { contextFor, executePreparation, nodeFactsFromPrepared, planPreparation } from "./prepare.js";
+import { isStatusError } from "../../lib/errors.js";
+import {
+  contextFor,
+  executePreparation,
+  nodeFactsFromPrepared,
+  planPreparation,
+  prepareAndConvert,
+} from "./prepare.js";
 import { newVmi } from "./testutil.js";
 
 const run = promisify(execFile);
@@ -161,5 +168,35 @@ describe("nodeFactsFromPrepared", () => {
     const ctx = contextFor(vmi, "/pod", f);
     assert.deepEqual(ctx.volumes.host, { type: "file", path: "/h/host.img", format: "raw" });
     assert.equal(ctx.kvm, true);
+  });
+});
+
+describe("prepareAndConvert", { skip: haveTools ? false : "qemu-img or xorriso not installed" }, () => {
+  it("detects the base format, creates the overlay, returns the domain XML", async (t) => {
+    const dir = mkdtempSync(join(tmpdir(), "tsvirt-pac-"));
+    t.after(() => rmSync(dir, { recursive: true, force: true }));
+    const base = join(dir, "base.img");
+    await run("qemu-img", ["create", "-q", "-f", "raw", base, "16M"]);
+    const vmi = newVmi({
+      domain: { memory: { guest: "64Mi" }, devices: { disks: [{ name: "cd" }] } },
+      volumes: [{ name: "cd", containerDisk: { image: "x" } }],
+    });
+    const pod = join(dir, "pod");
+    const xml = await prepareAndConvert(vmi, { baseImages: { cd: base } }, { podDir: pod, kvm: false });
+    assert.match(xml, /<backingStore type="file">\s*<format type="raw"\/>/);
+    assert.ok(existsSync(join(pod, "disks", "cd", "overlay.qcow2")));
+  });
+  it("creates nothing for a VMI it cannot convert", async (t) => {
+    const dir = mkdtempSync(join(tmpdir(), "tsvirt-pac-"));
+    t.after(() => rmSync(dir, { recursive: true, force: true }));
+    const vmi = newVmi({
+      domain: { memory: { guest: "64Mi" }, devices: { disks: [{ name: "e" }], tpm: {} } },
+      volumes: [{ name: "e", emptyDisk: { capacity: "8Mi" } }],
+    });
+    await assert.rejects(
+      prepareAndConvert(vmi, {}, { podDir: join(dir, "pod"), kvm: false }),
+      (e: unknown) => isStatusError(e) && e.status.code === 422,
+    );
+    assert.equal(existsSync(join(dir, "pod")), false);
   });
 });

@@ -8,6 +8,7 @@ import { promisify } from "node:util";
 import type { VirtualMachineInstance } from "../../api/index.js";
 import { buildNoCloudIso, type CloudInitSecrets, type NoCloudFiles, noCloudFiles } from "./cloudinit.js";
 import { type ConverterContext, type PreparedVolume, podPaths } from "./context.js";
+import { vmiToDomainXml } from "./convert.js";
 import { parseQuantity } from "./quantity.js";
 import { volumeKind } from "./storage.js";
 
@@ -242,4 +243,35 @@ export async function executePreparation(
         break;
     }
   }
+}
+
+/**
+ * The launcher's whole "Sync → domain XML" step: detects the base images' formats (`qemu-img info`), builds the
+ * context for `podDir`, creates overlays / empty disks / the NoCloud ISO (owned by QEMU's user if given), and
+ * converts. Throws the converter's 422 StatusError for anything it cannot honour. Usable as a DomainBuilder.
+ */
+export async function prepareAndConvert(
+  vmi: VirtualMachineInstance,
+  prepared: PreparedByNode | undefined,
+  opts: {
+    podDir: string;
+    kvm: boolean;
+    owner?: { uid: number; gid: number };
+    secrets?: Readonly<Record<string, CloudInitSecrets>>;
+    /** Extra context (socket paths, EFI files, hotplug ports, emulator); applied over the defaults. */
+    context?: Partial<ConverterContext>;
+  },
+): Promise<string> {
+  const baseFormats: Record<string, "raw" | "qcow2"> = {};
+  for (const [name, path] of Object.entries(prepared?.baseImages ?? {})) {
+    const { stdout } = await run("qemu-img", ["info", "-U", "--output=json", path]);
+    const format = (JSON.parse(stdout) as { format?: string }).format;
+    baseFormats[name] = format === "raw" ? "raw" : "qcow2";
+  }
+  const facts = nodeFactsFromPrepared(vmi, prepared, { kvm: opts.kvm, baseFormats });
+  const ctx = { ...contextFor(vmi, opts.podDir, facts), ...opts.context };
+  // Convert first (pure): a VMI we cannot honour creates no files.
+  const xml = vmiToDomainXml(vmi, ctx);
+  await executePreparation(planPreparation(vmi, ctx, opts.secrets), opts.owner ? { owner: opts.owner } : {});
+  return xml;
 }

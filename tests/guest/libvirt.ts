@@ -33,7 +33,7 @@ export async function startLibvirtd(
   dir: string,
   opts: { netns?: boolean; timeoutMs?: number } = {},
 ): Promise<PrivateLibvirtd> {
-  const timeoutMs = opts.timeoutMs ?? 60_000;
+  const timeoutMs = opts.timeoutMs ?? 180_000;
   const script = join(import.meta.dirname, "libvirtd.sh");
   let stderr = "";
   const proc: ChildProcess = spawn(
