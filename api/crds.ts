@@ -7,7 +7,13 @@ import { stringify } from "yaml";
 import { DataVolume } from "./cdi/v1beta1/datavolume.js";
 import { VirtualMachine, VirtualMachineInstanceMigration, VirtualMachineInstanceReplicaSet } from "./kubevirt/v1/vm.js";
 import { VirtualMachineInstance } from "./kubevirt/v1/vmi.js";
-import type { CrdVersion, CustomResourceDefinition, JSONSchemaProps, PrinterColumn } from "./meta/v1/crd.js";
+import type {
+  CrdVersion,
+  CustomResourceDefinition,
+  JSONSchemaProps,
+  PrinterColumn,
+  ResourceDefinition,
+} from "./meta/v1/crd.js";
 import { VirtualMachinePool } from "./pool/v1beta1/pool.js";
 import {
   VirtualMachineRestore,
@@ -295,6 +301,11 @@ function toCrd(k: KindSpec): CustomResourceDefinition {
 /** The CRDs of every kubevirt (and CDI) kind tsvirt serves. */
 export function kubevirtCrds(): CustomResourceDefinition[] {
   return KINDS.map(toCrd);
+}
+
+/** kubevirtCrds() as registry entries (custom kinds: merge/JSON patch and apply, no strategic merge). */
+export function kubevirtDefinitions(): ResourceDefinition[] {
+  return kubevirtCrds().map((crd) => ({ crd, builtin: false }));
 }
 
 /** The generated deploy/crds files: one CRD per file, `<plural>.<group>.yaml`. */

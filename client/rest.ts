@@ -134,8 +134,21 @@ export class RestClient implements Client {
     };
   }
 
-  /** One request; resolves with the parsed JSON body of a 2xx answer, rejects with a StatusError otherwise. */
-  request<T>(method: string, path: string, opts: RequestOptions = {}): Promise<T> {
+  /**
+   * One request; resolves with the parsed JSON body of a 2xx answer, rejects with a StatusError otherwise. A request
+   * that fails with ECONNRESET/EPIPE on a reused keep-alive socket (the server closed it while idle; the request never
+   * reached it) is sent once more on a fresh connection, as Node's documentation advises.
+   */
+  async request<T>(method: string, path: string, opts: RequestOptions = {}): Promise<T> {
+    try {
+      return await this.once<T>(method, path, opts);
+    } catch (err) {
+      if (!(err instanceof StaleSocketError)) throw err;
+      return this.once<T>(method, path, opts);
+    }
+  }
+
+  private once<T>(method: string, path: string, opts: RequestOptions): Promise<T> {
     const payload = opts.rawBody ?? (opts.body === undefined ? undefined : JSON.stringify(opts.body));
     const headers: Record<string, string> = {};
     if (payload !== undefined) {
@@ -159,7 +172,11 @@ export class RestClient implements Client {
           }
         });
       });
-      req.on("error", (err) => reject(connectionError(this.config.server, err)));
+      req.on("error", (err: NodeJS.ErrnoException) => {
+        if (req.reusedSocket && (err.code === "ECONNRESET" || err.code === "EPIPE"))
+          reject(new StaleSocketError(err.message));
+        else reject(connectionError(this.config.server, err));
+      });
       if (opts.timeoutMs) req.setTimeout(opts.timeoutMs, () => req.destroy(new Error("request timed out")));
       if (payload !== undefined) req.write(payload);
       req.end();
@@ -312,6 +329,8 @@ export class RestClient implements Client {
     };
   }
 }
+
+class StaleSocketError extends Error {}
 
 function connectionError(server: string, err: Error): Error {
   const e = new Error(`cannot reach the API server at ${server}: ${err.message}`);

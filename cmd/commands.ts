@@ -2,7 +2,9 @@
 import type { Command } from "commander";
 import { registerApi } from "./api.js";
 import { registerController } from "./controller.js";
+import { registerHandler } from "./handler.js";
 import { registerLauncher } from "./launcher.js";
+import { registerUp } from "./up.js";
 
 export function registerCommands(program: Command): void {
   registerApi(program);
@@ -10,6 +12,10 @@ export function registerCommands(program: Command): void {
   registerController(program);
 
   registerLauncher(program);
+
+  registerHandler(program);
+
+  registerUp(program);
 
   program
     .command("image")

@@ -12,12 +12,15 @@ import {
   resources,
   type VirtualMachine,
   type VirtualMachineInstance,
+  type VirtualMachineInstanceReplicaSet,
 } from "../client/index.js";
 import { createLogger, type Logger } from "../lib/log.js";
 import { processNextItem, runWorkers, WorkQueue } from "../lib/workqueue/index.js";
 import { EventRecorder, type Recorder } from "./events/index.js";
 import { Expectations } from "./expectations.js";
 import { type PodCidrDeps, reconcileNodeCidr } from "./node/podcidr.js";
+import { selectorMatches } from "./replicaset/plan.js";
+import { type RsDeps, reconcileReplicaSet } from "./replicaset/replicaset.js";
 import {
   NODE_INDEX,
   needsScheduling,
@@ -52,6 +55,9 @@ export class VirtController {
   readonly vmis: Informer<VirtualMachineInstance>;
   readonly pods: Informer<Pod>;
   readonly nodes: Informer<Node>;
+  readonly replicasets: Informer<VirtualMachineInstanceReplicaSet>;
+  readonly rsQueue = new WorkQueue<string>();
+  readonly rsDeps: RsDeps;
   readonly vmQueue = new WorkQueue<string>();
   readonly vmiQueue = new WorkQueue<string>();
   readonly podQueue = new WorkQueue<string>();
@@ -78,8 +84,10 @@ export class VirtController {
       indexers: { [OWNER_INDEX]: ownerUidIndex, [NODE_INDEX]: nodeNameIndex },
     });
     this.nodes = new Informer<Node>(client, resources.nodes, { log: this.log });
+    this.replicasets = new Informer<VirtualMachineInstanceReplicaSet>(client, resources.vmirs, { log: this.log });
     const vmExp = new Expectations();
     const vmiExp = new Expectations();
+    const rsExp = new Expectations();
     this.vmDeps = {
       client,
       vms: this.vms,
@@ -107,12 +115,47 @@ export class VirtController {
       now,
       assumed: new Map(),
     };
+    this.rsDeps = {
+      client,
+      replicasets: this.replicasets,
+      vmis: this.vmis,
+      expectations: rsExp,
+      recorder: this.recorder,
+      log: this.log,
+      now,
+    };
     this.podCidrDeps = { client, nodes: this.nodes, recorder: this.recorder, log: this.log, pending: new Map() };
 
     this.vms.addEventHandler({
       onAdd: (vm) => this.vmQueue.add(keyOf(vm)),
       onUpdate: (_o, vm) => this.vmQueue.add(keyOf(vm)),
       onDelete: (vm) => this.vmQueue.add(keyOf(vm)),
+    });
+    this.replicasets.addEventHandler({
+      onAdd: (rs) => this.rsQueue.add(keyOf(rs)),
+      onUpdate: (_o, rs) => this.rsQueue.add(keyOf(rs)),
+      onDelete: (rs) => this.rsQueue.add(keyOf(rs)),
+    });
+    // A VMI event concerns its controlling ReplicaSet, or, for an orphan, every ReplicaSet whose selector matches it.
+    const rsFor = (vmi: VirtualMachineInstance, observed?: "add" | "del") => {
+      const key = controllerKey(vmi, "VirtualMachineInstanceReplicaSet");
+      if (key) {
+        if (observed === "add") rsExp.creationObserved(key);
+        if (observed === "del") rsExp.deletionObserved(key);
+        this.rsQueue.add(key);
+      } else if (!vmi.metadata.ownerReferences?.some((r) => r.controller)) {
+        for (const rs of this.replicasets.list(vmi.metadata.namespace)) {
+          if (selectorMatches(rs.spec.selector, vmi.metadata.labels)) this.rsQueue.add(keyOf(rs));
+        }
+      }
+    };
+    this.vmis.addEventHandler({
+      onAdd: (v) => rsFor(v, "add"),
+      onUpdate: (o, v) => {
+        rsFor(o);
+        rsFor(v);
+      },
+      onDelete: (v) => rsFor(v, "del"),
     });
     this.vmis.addEventHandler({
       onAdd: (vmi) => {
@@ -204,6 +247,9 @@ export class VirtController {
       this.onError("scheduler"),
     );
   }
+  stepReplicaSet(): Promise<boolean> {
+    return processNextItem(this.rsQueue, (k) => reconcileReplicaSet(this.rsDeps, k), this.onError("replicaset"));
+  }
   stepNode(): Promise<boolean> {
     return processNextItem(this.nodeQueue, (k) => reconcileNodeCidr(this.podCidrDeps, k), this.onError("node"));
   }
@@ -213,6 +259,7 @@ export class VirtController {
     this.vmis.start();
     this.pods.start();
     this.nodes.start();
+    this.replicasets.start();
   }
 
   async waitForSync(): Promise<void> {
@@ -231,6 +278,9 @@ export class VirtController {
     const threads = this.opts.threads ?? 3;
     this.workers.push(runWorkers(this.vmQueue, threads, (k) => reconcileVm(this.vmDeps, k), this.onError("vm")));
     this.workers.push(runWorkers(this.vmiQueue, threads, (k) => reconcileVmi(this.vmiDeps, k), this.onError("vmi")));
+    this.workers.push(
+      runWorkers(this.rsQueue, threads, (k) => reconcileReplicaSet(this.rsDeps, k), this.onError("replicaset")),
+    );
     if (this.opts.scheduler !== false) {
       this.workers.push(
         runWorkers(this.podQueue, 1, (k) => reconcilePodScheduling(this.schedulerDeps, k), this.onError("scheduler")),
@@ -245,8 +295,14 @@ export class VirtController {
   }
 
   async stop(): Promise<void> {
-    for (const q of [this.vmQueue, this.vmiQueue, this.podQueue, this.nodeQueue]) q.shutdown();
-    await Promise.all([this.vms.stop(), this.vmis.stop(), this.pods.stop(), this.nodes.stop()]);
+    for (const q of [this.vmQueue, this.vmiQueue, this.podQueue, this.nodeQueue, this.rsQueue]) q.shutdown();
+    await Promise.all([
+      this.vms.stop(),
+      this.vmis.stop(),
+      this.pods.stop(),
+      this.nodes.stop(),
+      this.replicasets.stop(),
+    ]);
     await Promise.all(this.workers);
     this.workers = [];
   }

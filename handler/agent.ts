@@ -3,11 +3,12 @@
 // node's own object gives the podCIDR for the pod network. Launchers outlive this process.
 import { readdir } from "node:fs/promises";
 import { join } from "node:path";
+import { statusError } from "../lib/errors.js";
 import { type Logger, nullLogger } from "../lib/log.js";
 import { PodNetwork } from "./network/index.js";
 import { machineInfo, NodeAgent } from "./node-agent.js";
 import { PodRunner } from "./pod-runner.js";
-import type { ApiClient, ImagePuller, LauncherDialer } from "./ports.js";
+import type { ApiClient, ImagePuller, LauncherDialer, LauncherVerb } from "./ports.js";
 import { podDirOf, readPodRecord } from "./processes.js";
 import { startServer } from "./server.js";
 import type { KObject, Node, Pod, VirtualMachineInstance } from "./types.js";
@@ -44,7 +45,8 @@ export interface HandlerOptions {
   caches: { pods: CacheLike<Pod>; vmis: CacheLike<VirtualMachineInstance>; node: CacheLike<Node> };
   dial: LauncherDialer;
   puller: ImagePuller;
-  launcherArgv: (vmiUid: string, podDir: string) => string[];
+  launcherCommand: (vmiUid: string, podDir: string) => { argv: string[]; env?: NodeJS.ProcessEnv };
+  terminate?: (pid: number) => void;
   mapPhase: PhaseMapper;
   /** Address the API server reaches this agent on (and the pods' hostIP). */
   address: string;
@@ -78,7 +80,8 @@ export async function runHandler(o: HandlerOptions): Promise<RunningHandler> {
     network: () => network,
     getPod: (uid) => pods.get(uid),
     dial: o.dial,
-    launcherArgv: o.launcherArgv,
+    launcherCommand: o.launcherCommand,
+    ...(o.terminate ? { terminate: o.terminate } : {}),
     log,
     onDomain: (vmiUid) => void vmiSync.trigger(vmiUid),
     onLauncher: (vmiUid) => void vmiSync.trigger(vmiUid),
@@ -104,6 +107,21 @@ export async function runHandler(o: HandlerOptions): Promise<RunningHandler> {
     podDir: (ns, name) => {
       const p = byNsName(pods, ns, name);
       return p?.metadata.uid ? podDirOf(o.dataDir, p.metadata.uid) : undefined;
+    },
+    vmiCommand: async (ns, name, verb) => {
+      const v = byNsName(vmis, ns, name);
+      const podUid = v?.metadata.uid ? runner.podForVmi(v.metadata.uid) : undefined;
+      const conn = podUid ? runner.connection(podUid) : undefined;
+      if (!conn) throw statusError(409, "Conflict", `VMI "${name}" has no running launcher on node ${o.node}`);
+      const m: Record<string, LauncherVerb> = {
+        pause: "Pause",
+        unpause: "Unpause",
+        softreboot: "SoftReboot",
+        reset: "Reset",
+      };
+      const launcherVerb = m[verb];
+      if (!launcherVerb) throw statusError(404, "NotFound", `unknown verb ${verb}`);
+      await conn.command(launcherVerb);
     },
     vmiPodDir: (ns, name) => {
       const v = byNsName(vmis, ns, name);

@@ -47,6 +47,17 @@ export interface NodeAgentOptions {
   log?: Logger;
 }
 
+/** Re-reads and retries on 409 Conflict (someone else wrote the object meanwhile), like client-go's RetryOnConflict. */
+export async function retryOnConflict<T>(fn: () => Promise<T>, attempts = 5): Promise<T> {
+  for (let i = 1; ; i++) {
+    try {
+      return await fn();
+    } catch (e) {
+      if (!(isStatusError(e) && e.code === 409) || i >= attempts) throw e;
+    }
+  }
+}
+
 export class NodeAgent {
   private readonly o: NodeAgentOptions;
   private readonly log: Logger;
@@ -60,33 +71,29 @@ export class NodeAgent {
   /** Creates the Node if missing, then publishes labels, heartbeat and status. Returns the Node as stored. */
   async register(): Promise<Node> {
     const now = new Date().toISOString();
-    let node: Node;
     try {
-      node = await this.o.api.get<Node>(refs.nodes, undefined, this.o.node);
+      await this.o.api.get<Node>(refs.nodes, undefined, this.o.node);
     } catch (e) {
       if (!(isStatusError(e) && e.code === 404)) throw e;
       try {
-        node = await this.o.api.create<Node>(refs.nodes, undefined, newNode(this.o.node, this.o.machine, now));
+        await this.o.api.create<Node>(refs.nodes, undefined, newNode(this.o.node, this.o.machine, now));
         this.log.info("node registered");
       } catch (e2) {
         if (!(isStatusError(e2) && e2.code === 409)) throw e2;
-        node = await this.o.api.get<Node>(refs.nodes, undefined, this.o.node);
       }
     }
-    node = await this.o.api.update<Node>(refs.nodes, withAgentMetadata(node, this.o.node, this.o.machine, now));
-    node = await this.o.api.updateStatus<Node>(refs.nodes, {
-      ...node,
-      status: nodeStatus(node, this.o.machine, now, this.o.reservation),
-    });
+    const fresh = await this.heartbeat();
     await this.renewLease();
-    return node;
+    return fresh;
   }
 
   async renewLease(): Promise<void> {
     const now = new Date().toISOString();
     try {
-      const cur = await this.o.api.get<Lease>(refs.leases, NODE_LEASE_NAMESPACE, this.o.node);
-      await this.o.api.update<Lease>(refs.leases, nodeLease(this.o.node, now, cur));
+      await retryOnConflict(async () => {
+        const cur = await this.o.api.get<Lease>(refs.leases, NODE_LEASE_NAMESPACE, this.o.node);
+        await this.o.api.update<Lease>(refs.leases, nodeLease(this.o.node, now, cur));
+      });
     } catch (e) {
       if (!(isStatusError(e) && e.code === 404)) throw e;
       await this.o.api.create<Lease>(refs.leases, NODE_LEASE_NAMESPACE, nodeLease(this.o.node, now));
@@ -96,11 +103,18 @@ export class NodeAgent {
   /** A fresh heartbeat: the annotation, then Ready's lastHeartbeatTime. */
   async heartbeat(): Promise<Node> {
     const now = new Date().toISOString();
-    let node = await this.o.api.get<Node>(refs.nodes, undefined, this.o.node);
-    node = await this.o.api.update<Node>(refs.nodes, withAgentMetadata(node, this.o.node, this.o.machine, now));
-    return this.o.api.updateStatus<Node>(refs.nodes, {
-      ...node,
-      status: nodeStatus(node, this.o.machine, now, this.o.reservation),
+    const node = await retryOnConflict(async () => {
+      const cur = await this.o.api.get<Node>(refs.nodes, undefined, this.o.node);
+      return this.o.api.update<Node>(refs.nodes, withAgentMetadata(cur, this.o.node, this.o.machine, now));
+    });
+    let first = true;
+    return retryOnConflict(async () => {
+      const cur = first ? node : await this.o.api.get<Node>(refs.nodes, undefined, this.o.node);
+      first = false;
+      return this.o.api.updateStatus<Node>(refs.nodes, {
+        ...cur,
+        status: nodeStatus(cur, this.o.machine, now, this.o.reservation),
+      });
     });
   }
 

@@ -42,8 +42,9 @@ function launcherPod(name: string, vmiUid: string): Pod {
 const fakeConn = (): LauncherConnection => ({
   ping: async () => {},
   sync: async () => {},
-  watch: () => ({ stop() {}, done: Promise.resolve() }),
+  watch: () => ({ stop() {}, done: new Promise<void>(() => {}) }),
   shutdown: async () => {},
+  command: async () => {},
   close() {},
 });
 
@@ -73,13 +74,15 @@ describe("pod runner", async () => {
         getPod: (uid) => [...api.objects.values()].find((o) => o.metadata.uid === uid) as Pod | undefined,
         dial: async () => fakeConn(),
         // A stand-in launcher: idles until SIGTERM. Its command line names the pod dir, as the real one does.
-        launcherArgv: (_vmiUid, podDir) => [
-          process.execPath,
-          "-e",
-          "process.on('SIGTERM',()=>process.exit(0));setInterval(()=>{},1000);console.log('launcher up')",
-          "--",
-          podDir,
-        ],
+        launcherCommand: (_vmiUid, podDir) => ({
+          argv: [
+            process.execPath,
+            "-e",
+            "process.on('SIGTERM',()=>process.exit(0));setInterval(()=>{},1000);console.log('launcher up')",
+            "--",
+            podDir,
+          ],
+        }),
       });
     let runner = mk();
     const vmiUid = randomUUID();
@@ -152,7 +155,7 @@ describe("pod runner", async () => {
       network: () => net,
       getPod: (uid) => [...api.objects.values()].find((o) => o.metadata.uid === uid) as Pod | undefined,
       dial: async () => fakeConn(),
-      launcherArgv: (_v, podDir) => [process.execPath, "-e", "setInterval(()=>{},1000)", "--", podDir],
+      launcherCommand: (_v, podDir) => ({ argv: [process.execPath, "-e", "setInterval(()=>{},1000)", "--", podDir] }),
     });
     const pod = api.put(refs.pods, launcherPod("virt-launcher-vm2-xyzab", randomUUID()));
     const uid = pod.metadata.uid ?? "";

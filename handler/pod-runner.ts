@@ -32,7 +32,9 @@ export interface PodRunnerOptions {
   getPod: (uid: string) => Pod | undefined;
   dial: LauncherDialer;
   /** The launcher's command line, built here from the VMI uid and pod dir only (never from the pod spec). */
-  launcherArgv: (vmiUid: string, podDir: string) => string[];
+  launcherCommand: (vmiUid: string, podDir: string) => { argv: string[]; env?: NodeJS.ProcessEnv };
+  /** Asks a launcher pod to stop gracefully (default: SIGTERM to its first process). */
+  terminate?: (pid: number) => void;
   /** How long a started launcher may take to answer Ping. */
   readyTimeoutMs?: number;
   log?: Logger;
@@ -204,6 +206,7 @@ export class PodRunner {
       await this.report(pod, { state: "start-failed", message: `pod network: ${(e as Error).message}` });
       throw e;
     }
+    const cmd = this.o.launcherCommand(vmiUid, podDir);
     const spawned = await spawnLauncher(
       podDir,
       {
@@ -214,7 +217,8 @@ export class PodRunner {
         netns: att.netns,
         ip: att.ip,
       },
-      this.o.launcherArgv(vmiUid, podDir),
+      cmd.argv,
+      cmd.env,
     );
     this.log.info("launcher started", { podUid: uid, vmiUid, pid: spawned.record.pid, ip: att.ip });
     const entry: Entry = { record: spawned.record, podDir, answering: false };
@@ -261,12 +265,22 @@ export class PodRunner {
           entry.conn = conn;
           entry.answering = true;
           let first = true;
-          entry.watch = conn.watch((d) => {
+          const w = conn.watch((d) => {
             const wasPaused = entry.domain?.state === "Paused";
             entry.domain = d;
             this.o.onDomain?.(vmiUid, uid, d);
             if (!first && wasPaused !== (d?.state === "Paused")) void this.trigger(uid);
             first = false;
+          });
+          entry.watch = w;
+          void w.done.finally(() => {
+            // The launcher closed the connection (it exited, or is exiting): reconnect on the next sync if alive.
+            if (entry.conn !== conn) return;
+            entry.conn = undefined;
+            entry.watch = undefined;
+            entry.answering = false;
+            conn.close();
+            if (!this.stopped) void this.trigger(uid);
           });
           this.o.onLauncher?.(vmiUid, uid);
           return;
@@ -285,7 +299,13 @@ export class PodRunner {
   private async report(pod: Pod, rt: PodRuntime): Promise<void> {
     const status = computePodStatus(pod, rt, this.o.hostIP, this.now());
     if (isDeepStrictEqual(status, pod.status)) return;
-    await this.o.api.updateStatus(refs.pods, { ...pod, status });
+    try {
+      await this.o.api.updateStatus(refs.pods, { ...pod, status });
+    } catch (e) {
+      // A newer pod is on its way through the cache; its event triggers the next sync.
+      if (isStatusError(e) && (e.code === 409 || e.code === 404)) return;
+      throw e;
+    }
   }
 
   /** Stops the launcher (if any), kills what is left in the pod's namespace, tears down its network. Idempotent. */
@@ -298,7 +318,7 @@ export class PodRunner {
       entry.answering = false;
     }
     const record = entry?.record ?? (await readPodRecord(podDir));
-    if (record) await stopLauncher(record, podDir, graceMs);
+    if (record) await stopLauncher(record, podDir, graceMs, this.o.terminate);
     const net = this.o.network();
     if (net) {
       await killNetns(podNetns(uid));

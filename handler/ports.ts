@@ -50,8 +50,12 @@ export interface LauncherConnection {
   /** Streams the domain state; the first call carries the current one (undefined: no domain). */
   watch(onStatus: (d: DomainStatus | undefined) => void): { stop(): void; done: Promise<void> };
   shutdown(gracePeriodSeconds: number): Promise<void>;
+  /** Running-VM verbs forwarded from virt-api's subresources. */
+  command(verb: LauncherVerb): Promise<void>;
   close(): void;
 }
+
+export type LauncherVerb = "Pause" | "Unpause" | "Reset" | "SoftReboot";
 
 export type LauncherDialer = (podDir: string) => Promise<LauncherConnection>;
 

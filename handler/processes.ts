@@ -105,13 +105,14 @@ export async function spawnLauncher(
   podDir: string,
   meta: Omit<PodRecord, "pid" | "startedAt">,
   argv: readonly string[],
+  env?: NodeJS.ProcessEnv,
 ): Promise<SpawnedLauncher> {
   await mkdir(podDir, { recursive: true });
   const log = openSync(logPath(podDir), "a");
   let child: ReturnType<typeof spawn>;
   try {
     const [file, ...args] = inNetns(meta.netns, argv) as [string, ...string[]];
-    child = spawn(file, args, { detached: true, stdio: ["ignore", log, log], cwd: podDir });
+    child = spawn(file, args, { detached: true, stdio: ["ignore", log, log], cwd: podDir, env: env ?? process.env });
   } finally {
     closeSync(log);
   }
@@ -169,9 +170,14 @@ async function waitGone(check: () => Promise<boolean>, timeoutMs: number): Promi
  * Stops a launcher pod: SIGTERM to the launcher (it shuts its guest down within its grace period and exits), then,
  * after `graceMs`, SIGKILL to every process still in the pod's network namespace.
  */
-export async function stopLauncher(rec: PodRecord, podDir: string, graceMs: number): Promise<void> {
+export async function stopLauncher(
+  rec: PodRecord,
+  podDir: string,
+  graceMs: number,
+  terminate: (pid: number) => void = (pid) => trySignal(pid, "SIGTERM"),
+): Promise<void> {
   if (await isLauncherAlive(rec, podDir)) {
-    trySignal(rec.pid, "SIGTERM");
+    terminate(rec.pid);
     await waitGone(() => isLauncherAlive(rec, podDir), graceMs);
   }
   await killNetns(rec.netns);

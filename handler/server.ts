@@ -2,6 +2,7 @@
 // status.daemonEndpoints.kubeletEndpoint.Port), which the API server proxies to:
 //   GET /containerLogs/{namespace}/{pod}/{container}?follow=&tailLines=&limitBytes=   (kubelet's path: pods/log)
 //   GET /v1/namespaces/{namespace}/virtualmachineinstances/{name}/console            (WebSocket, plain.kubevirt.io)
+//   PUT /v1/namespaces/{namespace}/virtualmachineinstances/{name}/{pause|unpause|softreboot|reset}   (virt-api's verbs)
 //   GET /healthz
 import { createReadStream } from "node:fs";
 import { open, stat } from "node:fs/promises";
@@ -17,6 +18,8 @@ export interface ServerOptions {
   port: number;
   /** Pod dir of a pod (by namespace/name) that runs or ran on this node. */
   podDir: (namespace: string, name: string) => string | undefined;
+  /** Runs a running-VM verb on the VMI's launcher; rejects with a StatusError. */
+  vmiCommand?: (namespace: string, name: string, verb: string) => Promise<void>;
   /** Pod dir of the running launcher of a VMI (by namespace/name). */
   vmiPodDir: (namespace: string, name: string) => string | undefined;
   log?: Logger;
@@ -24,6 +27,7 @@ export interface ServerOptions {
 
 const SEG = "([a-z0-9][a-z0-9.-]{0,252})";
 const LOGS = new RegExp(`^/containerLogs/${SEG}/${SEG}/${SEG}$`);
+const VERB = new RegExp(`^/v1/namespaces/${SEG}/virtualmachineinstances/${SEG}/(pause|unpause|softreboot|reset)$`);
 const CONSOLE = new RegExp(`^/v1/namespaces/${SEG}/virtualmachineinstances/${SEG}/console$`);
 
 function status(res: ServerResponse, code: number, reason: string, message: string): void {
@@ -112,6 +116,21 @@ export function startServer(o: ServerOptions): Promise<{ server: Server; port: n
   });
   const server = createServer((req, res) => {
     const url = new URL(req.url ?? "/", "http://node");
+    const verb = VERB.exec(url.pathname);
+    if (verb && req.method === "PUT" && o.vmiCommand) {
+      req.resume();
+      o.vmiCommand(verb[1] ?? "", verb[2] ?? "", verb[3] ?? "").then(
+        () => {
+          res.writeHead(202);
+          res.end();
+        },
+        (e: unknown) => {
+          const s = (e as { status?: { code?: number; reason?: string } }).status;
+          status(res, s?.code ?? 500, s?.reason ?? "InternalError", (e as Error).message);
+        },
+      );
+      return;
+    }
     if (req.method !== "GET") return status(res, 405, "MethodNotAllowed", "only GET is served here");
     if (url.pathname === "/healthz") {
       res.writeHead(200, { "content-type": "text/plain" });

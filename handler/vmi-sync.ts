@@ -93,12 +93,21 @@ export class VmiSync {
     const podUid = this.o.launchers.podForVmi(vmiUid);
     const conn = podUid ? this.o.launchers.connection(podUid) : undefined;
     const s = this.st(vmiUid);
+    if (!vmi && conn && podUid && !(await this.vmiGone(vmiUid, podUid))) {
+      // Not (yet) in this node's cache — the controller labels it with the node only once it is Scheduled.
+      return;
+    }
     if (!vmi || vmi.metadata.deletionTimestamp) {
       if (conn && !s.shutdownSent) {
         s.shutdownSent = true;
         const grace = vmi?.spec.terminationGracePeriodSeconds ?? 30;
         this.log.info("shutting down", { vmiUid, gracePeriodSeconds: grace });
-        await conn.shutdown(grace);
+        try {
+          await conn.shutdown(grace);
+        } catch (e) {
+          // No domain yet (nothing to stop) or the launcher is going away: the pod's end finishes the job.
+          this.log.info("shutdown not needed or not possible", { vmiUid, err: (e as Error).message });
+        }
       }
       if (!vmi) {
         if (s.pull?.timer) clearTimeout(s.pull.timer);
@@ -143,6 +152,20 @@ export class VmiSync {
     } catch (e) {
       // A newer VMI is on its way through the informer; its event triggers the next sync.
       if (isStatusError(e) && (e.code === 409 || e.code === 404)) return;
+      throw e;
+    }
+  }
+
+  /** True when the API confirms the VMI is gone (404, or a new VMI of the same name). */
+  private async vmiGone(vmiUid: string, podUid: string): Promise<boolean> {
+    const pod = this.o.getPod(podUid);
+    const owner = pod?.metadata.ownerReferences?.find((r) => r.kind === "VirtualMachineInstance" && r.uid === vmiUid);
+    if (!pod || !owner) return false;
+    try {
+      const cur = await this.o.api.get<VirtualMachineInstance>(refs.vmis, pod.metadata.namespace, owner.name);
+      return cur.metadata.uid !== vmiUid;
+    } catch (e) {
+      if (isStatusError(e) && e.code === 404) return true;
       throw e;
     }
   }

@@ -32,7 +32,7 @@ export interface LabelSelector {
   /** Labels of an object (`metadata.labels`), possibly absent. */
   matches(labels: Labels): boolean;
   readonly empty: boolean;
-  /** `false` for a selector that can match nothing (a LabelSelector object that is null-ish in a "match nothing" context). */
+  /** The canonical string form (requirements sorted by key), usable as `?labelSelector=`; `<none>` for `nothing`. */
   toString(): string;
 }
 

@@ -271,3 +271,24 @@ test("JSON patch: add, replace, remove, test, move, copy", () => {
     (e: unknown) => isStatusError(e),
   );
 });
+
+test("malformed objects never crash admission: defaulting steps aside, validation answers with a Status", async () => {
+  const weird: unknown[] = [
+    { spec: "x" },
+    { spec: { domain: "x", volumes: "y" } },
+    { spec: { domain: { memory: "1Gi", devices: { disks: [null, 3, "d"] } }, volumes: [null, 1] } },
+    { spec: { domain: { devices: { interfaces: [{}], disks: [{}] } }, networks: [{}] } },
+    { metadata: "m", spec: { template: 5 } },
+  ];
+  for (const kind of ["VirtualMachineInstance", "VirtualMachine", "VirtualMachineInstanceReplicaSet"]) {
+    for (const w of weird) {
+      const obj = { apiVersion: "kubevirt.io/v1", kind, ...(w as Obj) };
+      try {
+        await runAdmission(plugins, request(obj));
+      } catch (e) {
+        assert.ok(isStatusError(e), `${kind} ${JSON.stringify(w)}: ${String(e)}`);
+        assert.ok(e.status.code === 400 || e.status.code === 422);
+      }
+    }
+  }
+});

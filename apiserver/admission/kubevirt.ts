@@ -348,7 +348,28 @@ function plugin(
     async review(review: AdmissionReview): Promise<AdmissionReview> {
       const req = review.request;
       if (!req) throw new TypeError("Cannot review an AdmissionReview without a request");
-      return { apiVersion: "admission.k8s.io/v1", kind: "AdmissionReview", response: respond(req, await handle(req)) };
+      let out: Outcome;
+      try {
+        out = await handle(req);
+      } catch (e) {
+        // Malformed input the schema let through (or no schema ran): defaulting steps aside, validation says no.
+        if (type === "mutating") out = {};
+        else
+          return {
+            apiVersion: "admission.k8s.io/v1",
+            kind: "AdmissionReview",
+            response: {
+              uid: req.uid,
+              allowed: false,
+              status: {
+                code: 400,
+                reason: "BadRequest",
+                message: `cannot validate the object: ${(e as Error).message}`,
+              },
+            },
+          };
+      }
+      return { apiVersion: "admission.k8s.io/v1", kind: "AdmissionReview", response: respond(req, out) };
     },
   };
 }

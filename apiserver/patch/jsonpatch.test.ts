@@ -102,7 +102,20 @@ describe("applyJsonPatch failures map to kube-apiserver's status codes (never 50
       "Invalid",
       /^testing value \/spec\/running failed: test failed$/,
     ],
-    ["test of a missing path", [{ op: "test", path: "/spec/nope", value: 1 }], 422, "Invalid", /test failed/],
+    [
+      "test of a missing path",
+      [{ op: "test", path: "/spec/nope", value: 1 }],
+      422,
+      "Invalid",
+      /^testing value \/spec\/nope failed: test failed$/,
+    ],
+    [
+      "test below a missing parent",
+      [{ op: "test", path: "/nope/x", value: 1 }],
+      422,
+      "Invalid",
+      /^test operation does not apply: is missing path: \/nope\/x: missing value$/,
+    ],
     [
       "replace of a missing key",
       [{ op: "replace", path: "/spec/nope", value: 1 }],

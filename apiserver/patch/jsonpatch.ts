@@ -75,8 +75,12 @@ function parentOf(doc: Json, tokens: string[], pointer: string, what: string): [
 }
 
 function get(doc: Json, pointer: string): Json | undefined {
+  return getTokens(doc, parsePointer(pointer));
+}
+
+function getTokens(doc: Json, tokens: readonly string[]): Json | undefined {
   let cur: Json | undefined = doc;
-  for (const t of parsePointer(pointer)) {
+  for (const t of tokens) {
     if (Array.isArray(cur)) {
       if (!/^(0|[1-9][0-9]*)$/.test(t)) return undefined;
       cur = cur[Number(t)];
@@ -190,6 +194,13 @@ export function applyJsonPatch<T = unknown>(target: unknown, ops: unknown): T {
           break;
         }
         case "test": {
+          const tokens = parsePointer(op.path);
+          if (tokens.length > 0) {
+            const parent = getTokens(doc, tokens.slice(0, -1));
+            if (parent === undefined || parent === null || typeof parent !== "object") {
+              throw new OpError(`test operation does not apply: is missing path: ${op.path}: missing value`);
+            }
+          }
           const have = get(doc, op.path);
           const want = op.value === undefined ? null : op.value;
           const ok = have === undefined ? want === null : deepEqual(have, want);

@@ -23,33 +23,50 @@ import {
 } from "./index.js";
 
 type Obj = JsonObject & { metadata: JsonObject };
-const gr = { group: "", resource: "configmaps" };
-const cmPath = "/api/v1/namespaces/{namespace}/configmaps/{name}";
 
-function openapiV1() {
-  const patchTypes = [
-    "application/json-patch+json",
-    "application/merge-patch+json",
-    "application/strategic-merge-patch+json",
-    "application/apply-patch+yaml",
-  ];
-  const gvk = { group: "", version: "v1", kind: "ConfigMap" };
-  const ref = { $ref: "#/components/schemas/io.k8s.api.core.v1.ConfigMap" };
-  const params = [
-    { name: "dryRun", in: "query", schema: { type: "string" } },
-    { name: "fieldManager", in: "query", schema: { type: "string" } },
-    { name: "fieldValidation", in: "query", schema: { type: "string" } },
-    { name: "force", in: "query", schema: { type: "boolean" } },
-  ];
+interface Kind {
+  group: string;
+  version: string;
+  kind: string;
+  resource: string;
+  shortName: string;
+  /** Built-in kinds take strategic merge patches; custom resources do not (kubectl then sends merge patches). */
+  builtin: boolean;
+}
+
+const kinds: Kind[] = [
+  { group: "", version: "v1", kind: "ConfigMap", resource: "configmaps", shortName: "cm", builtin: true },
+  {
+    group: "kubevirt.io",
+    version: "v1",
+    kind: "VirtualMachine",
+    resource: "virtualmachines",
+    shortName: "vm",
+    builtin: false,
+  },
+];
+
+const gvPath = (k: Kind) => (k.group ? `apis/${k.group}/${k.version}` : `api/${k.version}`);
+const gvString = (k: Kind) => (k.group ? `${k.group}/${k.version}` : k.version);
+
+function openapiFor(k: Kind) {
+  const patchTypes = ["application/json-patch+json", "application/merge-patch+json", "application/apply-patch+yaml"];
+  if (k.builtin) patchTypes.push("application/strategic-merge-patch+json");
+  const gvk = { group: k.group, version: k.version, kind: k.kind };
+  const schemaName = `${k.group || "core"}.${k.version}.${k.kind}`;
+  const ref = { $ref: `#/components/schemas/${schemaName}` };
+  const params = ["dryRun", "fieldManager", "fieldValidation", "force"].map((name) => ({
+    name,
+    in: "query",
+    schema: { type: "string" },
+  }));
+  const ok = { "200": { content: { "application/json": { schema: ref } } } };
   return {
     openapi: "3.0.0",
     info: { title: "Kubernetes", version: "v1.32.4" },
     paths: {
-      [cmPath]: {
-        get: {
-          "x-kubernetes-group-version-kind": gvk,
-          responses: { "200": { content: { "application/json": { schema: ref } } } },
-        },
+      [`/${gvPath(k)}/namespaces/{namespace}/${k.resource}/{name}`]: {
+        get: { "x-kubernetes-group-version-kind": gvk, responses: ok },
         patch: {
           "x-kubernetes-group-version-kind": gvk,
           "x-kubernetes-action": "patch",
@@ -58,30 +75,25 @@ function openapiV1() {
             content: Object.fromEntries(patchTypes.map((t) => [t, { schema: { type: "object" } }])),
             required: true,
           },
-          responses: { "200": { content: { "application/json": { schema: ref } } } },
+          responses: ok,
         },
       },
-      "/api/v1/namespaces/{namespace}/configmaps": {
+      [`/${gvPath(k)}/namespaces/{namespace}/${k.resource}`]: {
         post: {
           "x-kubernetes-group-version-kind": gvk,
-          "x-kubernetes-action": "post",
           parameters: params,
           requestBody: { content: { "*/*": { schema: ref } } },
-          responses: { "201": { content: { "application/json": { schema: ref } } } },
+          responses: ok,
         },
       },
     },
     components: {
       schemas: {
-        "io.k8s.api.core.v1.ConfigMap": {
+        [schemaName]: {
           type: "object",
           "x-kubernetes-group-version-kind": [gvk],
-          properties: {
-            apiVersion: { type: "string" },
-            kind: { type: "string" },
-            metadata: { type: "object", "x-kubernetes-preserve-unknown-fields": true },
-            data: { type: "object", additionalProperties: { type: "string" } },
-          },
+          "x-kubernetes-preserve-unknown-fields": true,
+          properties: { apiVersion: { type: "string" }, kind: { type: "string" }, metadata: { type: "object" } },
         },
       },
     },
@@ -91,10 +103,16 @@ function openapiV1() {
 class Store {
   objects = new Map<string, Obj>();
   rv = 10;
+  constructor(readonly kind: Kind) {}
+
+  get gr() {
+    return { group: this.kind.group, resource: this.kind.resource };
+  }
 
   create(body: Obj, manager: string): Obj {
     const name = String(body.metadata.name);
-    if (this.objects.has(name)) throw statusError(409, "AlreadyExists", `configmaps "${name}" already exists`);
+    if (this.objects.has(name))
+      throw statusError(409, "AlreadyExists", `${this.kind.resource} "${name}" already exists`);
     const obj = {
       ...body,
       metadata: {
@@ -122,7 +140,14 @@ class Store {
       this.objects.set(name, obj);
       return { obj, created: false };
     }
-    if (!cur) throw notFound(gr, name);
+    if (contentType === "application/strategic-merge-patch+json" && !this.kind.builtin) {
+      throw statusError(
+        415,
+        "UnsupportedMediaType",
+        `${contentType} is not supported by ${gvString(this.kind)}, Kind=${this.kind.kind}`,
+      );
+    }
+    if (!cur) throw notFound(this.gr, name);
     const patch = JSON.parse(body);
     const patched = (
       contentType === "application/json-patch+json"
@@ -133,7 +158,7 @@ class Store {
     ) as Obj;
     if (resourceVersionPrecondition(cur, patched)) {
       throw conflict(
-        gr,
+        this.gr,
         name,
         "the object has been modified; please apply your changes to the latest version and try again",
       );
@@ -152,7 +177,7 @@ function send(w: ServerResponse, code: number, body: unknown): void {
   w.end(text);
 }
 
-async function startServer(store: Store) {
+async function startServer(stores: Store[]) {
   const docs: Record<string, unknown> = {
     "/version": { major: "1", minor: "32", gitVersion: "v1.32.4", platform: "linux/amd64" },
     "/api": {
@@ -160,24 +185,40 @@ async function startServer(store: Store) {
       versions: ["v1"],
       serverAddressByClientCIDRs: [{ clientCIDR: "0.0.0.0/0", serverAddress: "127.0.0.1:0" }],
     },
-    "/apis": { kind: "APIGroupList", apiVersion: "v1", groups: [] },
-    "/api/v1": {
+    "/apis": {
+      kind: "APIGroupList",
+      apiVersion: "v1",
+      groups: kinds
+        .filter((k) => k.group)
+        .map((k) => ({
+          name: k.group,
+          versions: [{ groupVersion: gvString(k), version: k.version }],
+          preferredVersion: { groupVersion: gvString(k), version: k.version },
+        })),
+    },
+    "/openapi/v3": {
+      paths: Object.fromEntries(
+        kinds.map((k) => [gvPath(k), { serverRelativeURL: `/openapi/v3/${gvPath(k)}?hash=0123` }]),
+      ),
+    },
+  };
+  for (const k of kinds) {
+    docs[`/${gvPath(k)}`] = {
       kind: "APIResourceList",
-      groupVersion: "v1",
+      groupVersion: gvString(k),
       resources: [
         {
-          name: "configmaps",
-          singularName: "configmap",
+          name: k.resource,
+          singularName: k.kind.toLowerCase(),
           namespaced: true,
-          kind: "ConfigMap",
+          kind: k.kind,
           verbs: ["create", "get", "list", "patch", "update", "delete"],
-          shortNames: ["cm"],
+          shortNames: [k.shortName],
         },
       ],
-    },
-    "/openapi/v3": { paths: { "api/v1": { serverRelativeURL: "/openapi/v3/api/v1?hash=0123" } } },
-    "/openapi/v3/api/v1": openapiV1(),
-  };
+    };
+    docs[`/openapi/v3/${gvPath(k)}`] = openapiFor(k);
+  }
   const handle = (req: IncomingMessage, body: string, w: ServerResponse) => {
     const url = new URL(req.url ?? "/", "http://x");
     if (process.env.KFLOWS_DEBUG)
@@ -185,22 +226,21 @@ async function startServer(store: Store) {
     const path = url.pathname;
     try {
       if (req.method === "GET" && Object.hasOwn(docs, path)) return send(w, 200, docs[path]);
-      const m = /^\/api\/v1\/namespaces\/default\/configmaps(?:\/([^/]+))?$/.exec(path);
-      if (!m) return send(w, 404, notFound({ group: "", resource: path }, path).status);
+      const store = stores.find((st) => path.startsWith(`/${gvPath(st.kind)}/namespaces/default/${st.kind.resource}`));
+      const m =
+        store &&
+        new RegExp(`^/${gvPath(store.kind)}/namespaces/default/${store.kind.resource}(?:/([^/]+))?$`).exec(path);
+      if (!store || !m) return send(w, 404, notFound({ group: "", resource: path }, path).status);
       const name = m[1];
-      if (req.method === "POST" && !name)
-        return send(w, 201, store.create(JSON.parse(body), url.searchParams.get("fieldManager") ?? "unknown"));
+      const manager = url.searchParams.get("fieldManager") ?? "unknown";
+      if (req.method === "POST" && !name) return send(w, 201, store.create(JSON.parse(body), manager));
       if (req.method === "GET" && name) {
         const o = store.objects.get(name);
-        return o ? send(w, 200, o) : send(w, 404, notFound(gr, name).status);
+        return o ? send(w, 200, o) : send(w, 404, notFound(store.gr, name).status);
       }
       if (req.method === "PATCH" && name) {
-        const { obj, created } = store.patch(
-          name,
-          (req.headers["content-type"] ?? "").split(";")[0]!,
-          body,
-          url.searchParams,
-        );
+        const ct = (req.headers["content-type"] ?? "").split(";")[0]!;
+        const { obj, created } = store.patch(name, ct, body, url.searchParams);
         return send(w, created ? 201 : 200, obj);
       }
       send(w, 405, statusError(405, "MethodNotAllowed", "not allowed").status);
@@ -252,8 +292,9 @@ describe("kubectl against the patch and field-management libraries", () => {
       t.skip("kubectl is not installed");
       return;
     }
-    const store = new Store();
-    const server = await startServer(store);
+    const store = new Store(kinds[0]!);
+    const vms = new Store(kinds[1]!);
+    const server = await startServer([store, vms]);
     const dir = await mkdtemp(join(tmpdir(), "tsvirt-kflows-"));
     t.after(async () => {
       await server.close();
@@ -328,5 +369,39 @@ describe("kubectl against the patch and field-management libraries", () => {
     await run(["label", "cm", "demo", "team=virt"]);
     assert.deepEqual((live().metadata.labels as JsonObject).team, "virt");
     assert.ok(managers().includes("kubectl-label/Update"), managers().join());
+
+    // A custom resource: client-side apply sends merge patches, and conflicts name kubevirt.io/v1.
+    const vmFile = join(dir, "vm.json");
+    const vm = (runStrategy: string, labels: Record<string, string>) =>
+      JSON.stringify({
+        apiVersion: "kubevirt.io/v1",
+        kind: "VirtualMachine",
+        metadata: { name: "testvm", labels },
+        spec: {
+          runStrategy,
+          template: { spec: { domain: { devices: { disks: [{ name: "root", disk: { bus: "virtio" } }] } } } },
+        },
+      });
+    const liveVm = () => vms.objects.get("testvm")!;
+    await writeFile(vmFile, vm("Halted", { app: "demo" }));
+    assert.match((await run(["apply", "-f", vmFile])).stdout, /virtualmachine.kubevirt.io\/testvm created/);
+    await writeFile(vmFile, vm("Always", { app: "demo2" }));
+    assert.match((await run(["apply", "-f", vmFile])).stdout, /virtualmachine.kubevirt.io\/testvm configured/);
+    assert.equal((liveVm().spec as JsonObject).runStrategy, "Always");
+    await writeFile(vmFile, vm("Manual", { app: "demo2" }));
+    const vc = await run(["apply", "--server-side", "--field-manager=other", "-f", vmFile], 1);
+    assert.match(
+      vc.stderr,
+      /Apply failed with 1 conflict: conflict with "kubectl-client-side-apply" using kubevirt.io\/v1: \.spec\.runStrategy/,
+    );
+    assert.match(
+      (await run(["apply", "--server-side", "-f", vmFile])).stdout,
+      /virtualmachine.kubevirt.io\/testvm serverside-applied/,
+    );
+    assert.equal((liveVm().spec as JsonObject).runStrategy, "Manual");
+    const p415 = await run(["patch", "vm", "testvm", "-p", '{"spec":{"runStrategy":"Halted"}}'], 1);
+    assert.match(p415.stderr, /strategic-merge-patch\+json is not supported/);
+    await run(["patch", "vm", "testvm", "--type", "merge", "-p", '{"spec":{"runStrategy":"Halted"}}']);
+    assert.equal((liveVm().spec as JsonObject).runStrategy, "Halted");
   });
 });

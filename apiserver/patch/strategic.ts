@@ -219,6 +219,13 @@ export function builtinPatchMeta(path: readonly string[]): PatchMeta | undefined
       return byName;
     case "hostAliases":
       return { strategy: "merge", mergeKey: "ip" };
+    case "podIPs":
+    case "hostIPs":
+      return parent === "status" ? { strategy: "merge", mergeKey: "ip" } : undefined;
+    case "resourceClaims":
+      return parent === "spec" ? { strategy: "merge,retainKeys", mergeKey: "name" } : undefined;
+    case "topologySpreadConstraints":
+      return { strategy: "merge", mergeKey: "topologyKey" };
     case "conditions":
       return parent === "status" ? { strategy: "merge", mergeKey: "type" } : undefined;
     case "addresses":

@@ -60,6 +60,7 @@ const documents: Record<string, unknown> = {
     res("configmaps", "ConfigMap", true, crud, ["cm"]),
     res("secrets", "Secret", true, crud),
     res("serviceaccounts", "ServiceAccount", true, crud, ["sa"]),
+    res("services", "Service", true, crud, ["svc"]),
   ]),
   "/apis/authorization.k8s.io/v1": resourceList("authorization.k8s.io/v1", [
     res("selfsubjectaccessreviews", "SelfSubjectAccessReview", false, ["create"]),
@@ -96,6 +97,7 @@ function answer(req: IncomingMessage, body: Buffer, w: ServerResponse) {
       configmaps: "ConfigMap",
       secrets: "Secret",
       serviceaccounts: "ServiceAccount",
+      services: "Service",
     };
     const resource = path.split("/").pop() ?? "";
     const kind = kinds[resource];

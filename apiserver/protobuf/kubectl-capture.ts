@@ -29,6 +29,24 @@ export const protobufCommands: readonly { file: string; args: readonly string[];
     path: "/api/v1/namespaces/default/serviceaccounts",
   },
   {
+    file: "service.pb",
+    args: ["create", "service", "nodeport", "np", "--tcp=5678:8080", "--node-port=30080"],
+    path: "/api/v1/namespaces/default/services",
+  },
+  {
+    file: "secret-docker-registry.pb",
+    args: [
+      "create",
+      "secret",
+      "docker-registry",
+      "d",
+      "--docker-server=r.example",
+      "--docker-username=u",
+      "--docker-password=p",
+    ],
+    path: "/api/v1/namespaces/default/secrets",
+  },
+  {
     file: "selfsubjectaccessreview.pb",
     args: ["auth", "can-i", "get", "vm"],
     path: "/apis/authorization.k8s.io/v1/selfsubjectaccessreviews",

@@ -9,6 +9,7 @@ type Scalar = "string" | "bytes" | "bool" | "int32" | "int64";
 export type FieldSpec =
   | { name: string; type: Scalar; repeated?: boolean }
   | { name: string; type: "time" }
+  | { name: string; type: "intOrString" }
   | { name: string; type: "message"; message: MessageSpec; repeated?: boolean }
   | { name: string; type: "map"; value: "string" | "bytes" };
 
@@ -100,6 +101,14 @@ export function decodeMessage(buf: Uint8Array, spec: MessageSpec): Record<string
         if (t) out[f.name] = t;
         break;
       }
+      case "intOrString": {
+        // k8s.io/apimachinery/pkg/util/intstr: type 1 (0 = Int, 1 = String), intVal 2, strVal 3.
+        const m = readMessage(bytes(values.at(-1)!));
+        const t = m.get(1)?.at(-1);
+        if (t && int64(t) === 1) out[f.name] = m.get(3) ? str(m.get(3)!.at(-1)!) : "";
+        else out[f.name] = m.get(2) ? int32(m.get(2)!.at(-1)!) : 0;
+        break;
+      }
       case "message": {
         if (f.repeated) out[f.name] = values.map((v) => decodeMessage(bytes(v), f.message));
         else out[f.name] = decodeMessage(bytes(values.at(-1)!), f.message);
@@ -148,6 +157,7 @@ const keepZero = new Set([
   "immutable",
   "automountServiceAccountToken",
   "controller",
+  "allocateLoadBalancerNodePorts",
   "blockOwnerDeletion",
   "allowed",
   "denied",
@@ -253,6 +263,44 @@ export const ServiceAccount: MessageSpec = {
   4: { name: "automountServiceAccountToken", type: "bool" },
 };
 
+const ServicePort: MessageSpec = {
+  1: { name: "name", type: "string" },
+  2: { name: "protocol", type: "string" },
+  3: { name: "port", type: "int32" },
+  4: { name: "targetPort", type: "intOrString" },
+  5: { name: "nodePort", type: "int32" },
+  6: { name: "appProtocol", type: "string" },
+};
+
+export const Service: MessageSpec = {
+  1: meta,
+  2: {
+    name: "spec",
+    type: "message",
+    message: {
+      1: { name: "ports", type: "message", message: ServicePort, repeated: true },
+      2: { name: "selector", type: "map", value: "string" },
+      3: { name: "clusterIP", type: "string" },
+      4: { name: "type", type: "string" },
+      5: { name: "externalIPs", type: "string", repeated: true },
+      7: { name: "sessionAffinity", type: "string" },
+      8: { name: "loadBalancerIP", type: "string" },
+      9: { name: "loadBalancerSourceRanges", type: "string", repeated: true },
+      10: { name: "externalName", type: "string" },
+      11: { name: "externalTrafficPolicy", type: "string" },
+      12: { name: "healthCheckNodePort", type: "int32" },
+      13: { name: "publishNotReadyAddresses", type: "bool" },
+      17: { name: "ipFamilyPolicy", type: "string" },
+      18: { name: "clusterIPs", type: "string", repeated: true },
+      19: { name: "ipFamilies", type: "string", repeated: true },
+      20: { name: "allocateLoadBalancerNodePorts", type: "bool" },
+      21: { name: "loadBalancerClass", type: "string" },
+      22: { name: "internalTrafficPolicy", type: "string" },
+    },
+  },
+  3: { name: "status", type: "message", message: { 1: { name: "loadBalancer", type: "message", message: {} } } },
+};
+
 // ---- k8s.io/api/authorization/v1 ----
 
 const LabelSelectorRequirement: MessageSpec = {
@@ -311,5 +359,6 @@ export const protobufMessages: Readonly<Record<string, MessageSpec>> = {
   "v1/ConfigMap": ConfigMap,
   "v1/Secret": Secret,
   "v1/ServiceAccount": ServiceAccount,
+  "v1/Service": Service,
   "authorization.k8s.io/v1/SelfSubjectAccessReview": SelfSubjectAccessReview,
 };

@@ -21,6 +21,30 @@ const expected: Record<string, unknown> = {
     data: { k: Buffer.from("v").toString("base64") },
   },
   "serviceaccount.pb": { apiVersion: "v1", kind: "ServiceAccount", metadata: { name: "sa" } },
+  "service.pb": {
+    apiVersion: "v1",
+    kind: "Service",
+    metadata: { name: "np", labels: { app: "np" } },
+    spec: {
+      ports: [{ name: "5678-8080", protocol: "TCP", port: 5678, targetPort: 8080, nodePort: 30080 }],
+      selector: { app: "np" },
+      type: "NodePort",
+    },
+    status: { loadBalancer: {} },
+  },
+  "secret-docker-registry.pb": {
+    apiVersion: "v1",
+    kind: "Secret",
+    metadata: { name: "d" },
+    data: {
+      ".dockerconfigjson": Buffer.from(
+        JSON.stringify({
+          auths: { "r.example": { username: "u", password: "p", auth: Buffer.from("u:p").toString("base64") } },
+        }),
+      ).toString("base64"),
+    },
+    type: "kubernetes.io/dockerconfigjson",
+  },
   "selfsubjectaccessreview.pb": {
     apiVersion: "authorization.k8s.io/v1",
     kind: "SelfSubjectAccessReview",
@@ -221,6 +245,49 @@ describe("protobuf messages, field by field", () => {
         secrets: [{ name: "tok", namespace: "ns1" }],
         imagePullSecrets: [{ name: "pull" }],
         automountServiceAccountToken: false,
+      },
+    ],
+    [
+      "Service with a named targetPort, external IPs and a LoadBalancer class",
+      envelope("v1", "Service", [
+        [1, [[1, "svc"]]],
+        [
+          2,
+          [
+            [
+              1,
+              [
+                [1, "http"],
+                [3, 80],
+                [
+                  4,
+                  [
+                    [1, 1],
+                    [3, "web"],
+                  ],
+                ],
+                [6, "kubernetes.io/h2c"],
+              ],
+            ],
+            [5, "10.0.0.1"],
+            [5, "10.0.0.2"],
+            [4, "LoadBalancer"],
+            [20, false],
+            [21, "example.com/lb"],
+          ],
+        ],
+      ]),
+      {
+        apiVersion: "v1",
+        kind: "Service",
+        metadata: { name: "svc" },
+        spec: {
+          ports: [{ name: "http", port: 80, targetPort: "web", appProtocol: "kubernetes.io/h2c" }],
+          externalIPs: ["10.0.0.1", "10.0.0.2"],
+          type: "LoadBalancer",
+          allocateLoadBalancerNodePorts: false,
+          loadBalancerClass: "example.com/lb",
+        },
       },
     ],
     [

@@ -1,7 +1,13 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import { StatusError } from "../../lib/errors.js";
-import { coreFieldSelectors, fieldGetters, metaFieldGetters, parseFieldSelector } from "./index.js";
+import {
+  coreFieldSelectors,
+  fieldGetters,
+  metaFieldGetters,
+  parseFieldSelector,
+  unknownFieldMessageFor,
+} from "./index.js";
 
 const pod = {
   metadata: { name: "virt-launcher-a", namespace: "default" },
@@ -81,6 +87,30 @@ describe("field selectors", () => {
     const event = { involvedObject: { kind: "VirtualMachine", uid: "u1", name: "testvm", namespace: "default" } };
     assert.equal(sel.matches(event), true);
     assert.equal(sel.matches({ ...event, involvedObject: { ...event.involvedObject, uid: "u2" } }), false);
+  });
+
+  it("accepts the selectable field names a registry keeps (a Set), with the kind's message", () => {
+    const names = new Set(["spec.nodeName", "status.phase", "spec.hostNetwork", "source"]);
+    const pods = parseFieldSelector("spec.nodeName=node1,spec.hostNetwork=false", names, {
+      unknownFieldMessage: unknownFieldMessageFor("", "pods"),
+    });
+    assert.equal(pods.matches(pod), true);
+    assert.equal(parseFieldSelector("source=kubelet", names).matches({ source: { component: "kubelet" } }), true);
+    expect400(
+      () => parseFieldSelector("spec.x=1", names, { unknownFieldMessage: unknownFieldMessageFor("", "pods") }),
+      "field label not supported: spec.x",
+    );
+    expect400(
+      () =>
+        parseFieldSelector("spec.x=1", [], {
+          unknownFieldMessage: unknownFieldMessageFor("kubevirt.io", "virtualmachines"),
+        }),
+      '"spec.x" is not a known field selector: only "metadata.name", "metadata.namespace"',
+    );
+    expect400(
+      () => parseFieldSelector("spec.x=1", [], { unknownFieldMessage: unknownFieldMessageFor("", "configmaps") }),
+      '"spec.x" is not a known field selector: only "metadata.name", "metadata.namespace"',
+    );
   });
 
   it("syntax errors are 400", () => {

@@ -115,15 +115,33 @@ function stringify(v: string | number | boolean | undefined | null): string {
   return v == null ? "" : String(v);
 }
 
+function isIterable(v: unknown): v is Iterable<string> {
+  return (
+    v !== null && typeof v === "object" && typeof (v as { [Symbol.iterator]?: unknown })[Symbol.iterator] === "function"
+  );
+}
+
+/** Getters for field names: the metadata pair, the core kinds' special fields (`source`, booleans), else by path. */
+function gettersForNames(names: Iterable<string>): Record<string, FieldGetter> {
+  const out: Record<string, FieldGetter> = { ...metaFieldGetters };
+  for (const n of names) {
+    const field = n.replace(/^\./, "");
+    out[field] = specialGetters[field] ?? pathGetter(field);
+  }
+  return out;
+}
+
 /**
- * Parses a field selector against the fields a kind allows. `fields` maps each selectable field to its getter
+ * Parses a field selector against the fields a kind allows: either getters by field name, or just the names
+ * (`metadata.name`/`metadata.namespace` are always allowed; CRD `selectableFields` jsonPaths may keep their dot). `fields` maps each selectable field to its getter
  * (see `metaFieldGetters`, `pathGetter`). An unknown field is a 400 BadRequest.
  */
 export function parseFieldSelector(
   s: string | undefined | null,
-  fields: Readonly<Record<string, FieldGetter>>,
+  fields: Readonly<Record<string, FieldGetter>> | Iterable<string>,
   opts: FieldSelectorOptions = {},
 ): FieldSelector {
+  if (isIterable(fields)) fields = gettersForNames(fields);
   const terms = parseFieldSelectorTerms(s);
   const unknown = opts.unknownFieldMessage ?? defaultUnknownFieldMessage;
   for (const t of terms) {
@@ -232,3 +250,24 @@ export const coreFieldSelectors: Readonly<Record<string, KindFieldSelectors>> = 
   secrets: { fields: fieldGetters(["type"]), unknownFieldMessage: coreUnknownFieldMessage },
   replicationcontrollers: { fields: fieldGetters(["status.replicas"]), unknownFieldMessage: coreUnknownFieldMessage },
 });
+
+const specialGetters: Record<string, FieldGetter> = (() => {
+  const out: Record<string, FieldGetter> = {};
+  for (const kind of Object.values(coreFieldSelectors)) {
+    for (const [k, g] of Object.entries(kind.fields)) if (!(k in out)) out[k] = g;
+  }
+  return out;
+})();
+
+const coreKindsWithOwnConversion = new Set(Object.keys(coreFieldSelectors));
+
+/**
+ * The message kube-apiserver gives for a field it does not select on: core kinds with their own conversion (pods,
+ * nodes, events, namespaces, secrets, replicationcontrollers) say `field label not supported: <f>`, everything else
+ * (other core kinds, every custom resource) the default conversion's `"<f>" is not a known field selector: ...`.
+ */
+export function unknownFieldMessageFor(group: string, resource: string): (field: string) => string {
+  return group === "" && coreKindsWithOwnConversion.has(resource)
+    ? coreUnknownFieldMessage
+    : defaultUnknownFieldMessage;
+}

@@ -33,4 +33,5 @@ export {
   parseFieldSelector,
   parseFieldSelectorTerms,
   pathGetter,
+  unknownFieldMessageFor,
 } from "./fields.js";

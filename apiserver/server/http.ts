@@ -612,6 +612,7 @@ export class HttpApi {
       "Cache-Control": "no-cache, private",
       "Transfer-Encoding": "chunked",
     });
+    res.flushHeaders();
     req.socket.setKeepAlive(true, 30_000);
     req.socket.setNoDelay(true);
     let closed = false;
@@ -696,7 +697,7 @@ export class HttpApi {
       timers[0] = setTimeout(tick, this.#o.bookmarkIntervalMs);
     }
     timers.push(setTimeout(end, timeout * 1000));
-    req.on("close", end);
+    // (not req "close": since Node 16 it fires once the request body is consumed, not when the client goes away)
     res.on("close", end);
     res.on("error", end);
   }

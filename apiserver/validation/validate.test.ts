@@ -2,7 +2,13 @@ import assert from "node:assert/strict";
 import { readdirSync, readFileSync } from "node:fs";
 import { test } from "node:test";
 import { parseAllDocuments } from "yaml";
-import { kubevirtCrds, Pod, VirtualMachine, VirtualMachineInstance } from "../../api/index.js";
+import {
+  CustomResourceDefinitionSchema,
+  kubevirtCrds,
+  Pod,
+  VirtualMachine,
+  VirtualMachineInstance,
+} from "../../api/index.js";
 import { isStatusError } from "../../lib/errors.js";
 import { strictDecodingError, unknownFieldWarnings, validateObject } from "./index.js";
 
@@ -147,4 +153,75 @@ test("validating a VirtualMachine needs no slow compilation", () => {
   const t0 = performance.now();
   for (const crd of CRDS) validateObject(crd.spec.versions[0]?.schema?.openAPIV3Schema as object, {});
   assert.ok(performance.now() - t0 < 2000, `took ${performance.now() - t0} ms`);
+});
+
+test("keys named like Object.prototype members are unknown fields, never schema lookups", () => {
+  const body = JSON.parse(
+    '{"metadata":{"name":"v"},"spec":{"constructor":1,"__proto__":{"x":1},"domain":{"devices":{"toString":"x"}}}}',
+  );
+  const r = validateObject<{ spec: Record<string, unknown> }>(VirtualMachineInstance, body);
+  assert.deepEqual(r.unknownFields.sort(), ["spec.__proto__", "spec.constructor", "spec.domain.devices.toString"]);
+  assert.equal(Object.getPrototypeOf(r.object.spec), Object.prototype);
+  assert.equal(Object.hasOwn(r.object.spec, "constructor"), false);
+});
+
+test("random bodies never throw", () => {
+  const samples: unknown[] = [null, 1, "x", [], [1, 2], { spec: [] }, { spec: { domain: [] } }, { metadata: 5 }];
+  let seed = 7;
+  const rnd = () => {
+    seed = (seed * 1103515245 + 12345) % 2147483648;
+    return seed / 2147483648;
+  };
+  const values = () => [null, true, 3, -1.5, "s", "12Mi", [], {}, [{}], { name: 1 }][Math.floor(rnd() * 10)];
+  for (let i = 0; i < 300; i++) {
+    const o: Record<string, unknown> = {
+      spec: { domain: { devices: { disks: [{ name: values(), disk: values() }] } } },
+    };
+    (o.spec as Record<string, unknown>)[["volumes", "networks", "domain", "x"][i % 4] as string] = values();
+    samples.push(o);
+  }
+  for (const s of samples) {
+    for (const schema of [
+      VirtualMachineInstance,
+      VirtualMachine,
+      CRDS[0]?.spec.versions[0]?.schema?.openAPIV3Schema as object,
+    ]) {
+      const r = validateObject(schema, s);
+      assert.ok(Array.isArray(r.causes));
+    }
+  }
+});
+
+test("x-kubernetes-preserve-unknown-fields keeps arbitrary content; embedded resources accept apiVersion/kind/metadata", () => {
+  const crd = {
+    metadata: { name: "foos.example.com" },
+    spec: {
+      group: "example.com",
+      names: { plural: "foos", kind: "Foo" },
+      scope: "Namespaced",
+      versions: [
+        {
+          name: "v1",
+          served: true,
+          storage: true,
+          schema: { openAPIV3Schema: { type: "object", properties: { spec: { type: "object", "x-anything": 1 } } } },
+        },
+      ],
+    },
+  };
+  const r = validateObject(CustomResourceDefinitionSchema, crd, { fieldValidation: "Strict" });
+  assert.deepEqual(r.unknownFields, []);
+  assert.deepEqual(r.causes, []);
+  assert.deepEqual(r.object, crd);
+
+  const schema = {
+    type: "object",
+    properties: {
+      template: { type: "object", "x-kubernetes-embedded-resource": true, properties: { spec: { type: "object" } } },
+    },
+  };
+  const e = validateObject(schema, {
+    template: { apiVersion: "v1", kind: "ConfigMap", metadata: { name: "x" }, spec: {}, extra: 1 },
+  });
+  assert.deepEqual(e.unknownFields, ["template.extra"]);
 });

@@ -89,7 +89,15 @@ const engines = new WeakMap<object, Engine>();
 function engineFor(schema: Schema): Engine {
   let e = engines.get(schema);
   if (!e) {
-    e = inSubset(schema) ? {} : { ajv: ajv.compile(schema) };
+    e = {};
+    if (!inSubset(schema)) {
+      try {
+        e = { ajv: ajv.compile(schema) };
+      } catch {
+        // A schema ajv cannot compile (a user CRD with an odd keyword): the structural walk still applies.
+        e = {};
+      }
+    }
     engines.set(schema, e);
   }
   return e;
@@ -111,10 +119,18 @@ function show(v: unknown): string {
 const EMBEDDED_KEYS = new Set(["apiVersion", "kind", "metadata"]);
 const RFC3339 = /^\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}:\d{2}(\.\d+)?([Zz]|[+-]\d{2}:\d{2})$/;
 const patterns = new Map<string, RegExp>();
-function regex(p: string): RegExp {
+function regex(p: string): RegExp | undefined {
   let r = patterns.get(p);
   if (!r) {
-    r = new RegExp(p, "u");
+    try {
+      r = new RegExp(p, "u");
+    } catch {
+      try {
+        r = new RegExp(p);
+      } catch {
+        return undefined; // a pattern JavaScript cannot compile constrains nothing here
+      }
+    }
     patterns.set(p, r);
   }
   return r;
@@ -173,7 +189,7 @@ function check(schema: Schema, value: unknown, path: string, w: Walk): boolean {
       message: `Unsupported value: ${show(value)}: supported values: ${schema.enum.map(show).join(", ")}`,
     });
   }
-  if (typeof value === "string" && typeof schema.pattern === "string" && !regex(schema.pattern).test(value)) {
+  if (typeof value === "string" && typeof schema.pattern === "string" && regex(schema.pattern)?.test(value) === false) {
     causes.push({
       type: "FieldValueInvalid",
       field: path,
@@ -224,11 +240,15 @@ function walk(schema: Schema, value: unknown, path: string, w: Walk): unknown {
   const embedded = schema["x-kubernetes-embedded-resource"] === true;
   const out: Record<string, unknown> = {};
   for (const [key, v] of Object.entries(value)) {
-    const sub = props?.[key];
+    // own properties only: "constructor" or "__proto__" in a body are unknown fields, not Object.prototype's
+    const sub = props && Object.hasOwn(props, key) && key !== "__proto__" ? props[key] : undefined;
     const p = join(path, key);
     let next: unknown;
     if (sub) next = walk(sub, v, p, w);
-    else if (isPlainObject(additional)) next = walk(additional, v, p, w);
+    else if (key === "__proto__") {
+      w.unknown.push(p);
+      continue;
+    } else if (isPlainObject(additional)) next = walk(additional, v, p, w);
     else if (additional === true || preserve || (embedded && EMBEDDED_KEYS.has(key))) next = v;
     else {
       w.unknown.push(p);
@@ -238,7 +258,8 @@ function walk(schema: Schema, value: unknown, path: string, w: Walk): unknown {
   }
   if (w.causes && Array.isArray(schema.required)) {
     for (const r of schema.required as string[]) {
-      if (!(r in out)) w.causes.push({ type: "FieldValueRequired", field: join(path, r), message: "Required value" });
+      if (!Object.hasOwn(out, r))
+        w.causes.push({ type: "FieldValueRequired", field: join(path, r), message: "Required value" });
     }
   }
   return out;

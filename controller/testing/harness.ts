@@ -35,7 +35,7 @@ export async function startHarness(
   const ctrl = new VirtController({ client: api, log: nullLogger, recorder });
   ctrl.startInformers();
   await ctrl.waitForSync();
-  for (let i = 0; i < 100 && client.watcherCount() < 4; i++) await new Promise((r) => setImmediate(r));
+  for (let i = 0; i < 100 && client.watcherCount() < 5; i++) await new Promise((r) => setImmediate(r));
   const drain = async (max = 200): Promise<number> => {
     let steps = 0;
     for (; steps < max; steps++) {
@@ -43,6 +43,7 @@ export async function startHarness(
       else if (ctrl.vmiQueue.len() > 0) await ctrl.stepVmi();
       else if (ctrl.podQueue.len() > 0) await ctrl.stepScheduler();
       else if (ctrl.nodeQueue.len() > 0) await ctrl.stepNode();
+      else if (ctrl.rsQueue.len() > 0) await ctrl.stepReplicaSet();
       else break;
     }
     if (steps >= max) throw new Error("queues did not drain");

@@ -41,6 +41,10 @@ describe("converter golden domains", () => {
       golden(file, vmiToDomainXml(vmi, preparedContext(vmi, POD)));
     });
   }
+  it("boot-all VMI (TCG)", () => {
+    const vmi = parse(readFileSync(join(testdataDir(), "boot-all.vmi.yaml"), "utf8")) as VirtualMachineInstance;
+    golden("boot-all", vmiToDomainXml(vmi, preparedContext(vmi, POD)));
+  });
   it("full VMI (TCG)", () => golden("full-tcg", vmiToDomainXml(fullVmi(), fullContext(false))));
   it("full VMI (KVM)", () => golden("full-kvm", vmiToDomainXml(fullVmi(), fullContext(true))));
   it("is deterministic", () => {

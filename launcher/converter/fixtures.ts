@@ -5,8 +5,9 @@ import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { parseAllDocuments } from "yaml";
 import type { VirtualMachineInstance } from "../../api/index.js";
-import type { ConverterContext, PreparedVolume } from "./context.js";
+import type { ConverterContext } from "./context.js";
 import { podPaths } from "./context.js";
+import { contextFor, type NodeFacts } from "./prepare.js";
 import { volumeKind } from "./storage.js";
 
 export const TESTDATA = join(dirname(fileURLToPath(import.meta.url)), "testdata");
@@ -72,65 +73,40 @@ export function preparedContext(
   root: string,
   opts: { kvm?: boolean; block?: ReadonlySet<string>; baseImage?: string; baseFormat?: "raw" | "qcow2" } = {},
 ): ConverterContext {
+  const containerDisks: Record<string, { path: string; format: "raw" | "qcow2" }> = {};
+  const claims: Record<string, { type: "file"; path: string } | { type: "block"; path: string }> = {};
+  const isos: Record<string, string> = {};
+  const taps: Record<string, string> = {};
+  const facts: NodeFacts = { kvm: opts.kvm ?? false, containerDisks, claims, isos, taps };
   const paths = podPaths(root);
-  const volumes: Record<string, PreparedVolume> = {};
   for (const v of vmi.spec.volumes ?? []) {
-    const kind = volumeKind(v);
-    const file = paths.disk(v.name);
-    switch (kind) {
+    switch (volumeKind(v)) {
       case "containerDisk":
-        volumes[v.name] = {
-          type: "overlay",
-          path: join(root, "disks", v.name, "overlay.qcow2"),
-          backing: {
-            type: "file",
-            path: opts.baseImage ?? join(root, "images", v.name, "disk.qcow2"),
-            format: opts.baseFormat ?? "qcow2",
-          },
+        containerDisks[v.name] = {
+          path: opts.baseImage ?? join(root, "images", v.name, "disk.qcow2"),
+          format: opts.baseFormat ?? "qcow2",
         };
         break;
       case "ephemeral":
-        volumes[v.name] = {
-          type: "overlay",
-          path: join(root, "disks", v.name, "overlay.qcow2"),
-          backing: { type: "file", path: file, format: "raw" },
-        };
-        break;
       case "persistentVolumeClaim":
       case "dataVolume":
-        volumes[v.name] = opts.block?.has(v.name)
+        claims[v.name] = opts.block?.has(v.name)
           ? { type: "block", path: join("/dev", `tsvirt-${v.name}`) }
-          : { type: "file", path: file, format: "raw" };
-        break;
-      case "emptyDisk":
-        volumes[v.name] = { type: "file", path: join(root, "disks", v.name, "empty.qcow2"), format: "qcow2" };
-        break;
-      case "cloudInitNoCloud":
-      case "cloudInitConfigDrive":
-        volumes[v.name] = { type: "file", path: paths.cloudInitIso(v.name), format: "raw" };
+          : { type: "file", path: paths.disk(v.name) };
         break;
       case "configMap":
       case "secret":
       case "serviceAccount":
       case "downwardAPI":
       case "sysprep":
-        volumes[v.name] = { type: "file", path: join(root, "disks", v.name, `${v.name}.iso`), format: "raw" };
+        isos[v.name] = join(root, "disks", v.name, `${v.name}.iso`);
         break;
       default:
         break;
     }
   }
-  const interfaces: Record<string, { tap: string }> = {};
   (vmi.spec.domain.devices.interfaces ?? []).forEach((i, n) => {
-    interfaces[i.name] = { tap: `tap${n}` };
+    taps[i.name] = `tap${n}`;
   });
-  return {
-    arch: "x86_64",
-    kvm: opts.kvm ?? false,
-    volumes,
-    interfaces,
-    serialSocket: paths.serialSocket,
-    serialLog: paths.serialLog,
-    vncSocket: paths.vncSocket,
-  };
+  return contextFor(vmi, root, facts);
 }

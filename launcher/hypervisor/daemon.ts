@@ -150,7 +150,8 @@ export async function startDaemon(
 ): Promise<RunningDaemon> {
   const t0 = performance.now();
   await rm(l.socket, { force: true });
-  const proc = spawn("libvirtd", [], {
+  // libvirtd's default pid file is /run/libvirtd.pid, outside the bound dirs: give each instance its own.
+  const proc = spawn("libvirtd", ["--pid-file", path.join(l.dir, "run", "libvirtd.pid")], {
     stdio: ["ignore", opts.logFd ?? "inherit", opts.logFd ?? "inherit"],
     env: { ...process.env, LIBVIRT_DRIVER_DIR: l.driverDir },
   });

@@ -6,11 +6,13 @@ import { execFile } from "node:child_process";
 import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { connect, type Socket } from "node:net";
 import { tmpdir } from "node:os";
-import { join } from "node:path";
+import { dirname, join } from "node:path";
 import { test } from "node:test";
 import { promisify } from "node:util";
+import { parse } from "yaml";
+import type { VirtualMachineInstance } from "../../api/index.js";
 import { exampleVmis, preparedContext, testdataDir } from "../../launcher/converter/fixtures.js";
-import { vmiToDomainXml } from "../../launcher/converter/index.js";
+import { executePreparation, planPreparation, vmiToDomainXml } from "../../launcher/converter/index.js";
 import { ensureGuest, kvmUsable } from "../guest/index.js";
 import { haveLibvirt, startLibvirtd } from "../guest/libvirt.js";
 
@@ -92,7 +94,7 @@ test("golden domain vmi-ephemeral boots the test guest under a private libvirtd"
   });
   t.after(() => sock.destroy());
   const serial = serialReader(sock);
-  const ready = await serial.wait(new RegExp(`${guest.marker} kernel=\\S+ disks=(\\S+)`));
+  const ready = await serial.wait(new RegExp(`${guest.marker} kernel=\\S+ disks=(\\S+)\\r?\\n`));
   assert.ok((ready[1] ?? "").split(",").includes("vda"), `the containerDisk is vda: ${ready[1]}`);
   sock.write('echo conv""erter-ok\n');
   await serial.wait(/\nconverter-ok\r?\n/);
@@ -102,4 +104,68 @@ test("golden domain vmi-ephemeral boots the test guest under a private libvirtd"
     /shut off/.test(await lv.virsh("domstate", "--reason", "default_vmi-ephemeral")) ? true : undefined,
   );
   assert.match(await lv.virsh("domstate", "--reason", "default_vmi-ephemeral"), /shut off \(shutdown\)/);
+});
+
+test("golden domain boot-all: a disk on every bus, a NoCloud cdrom and a tap NIC, seen by the guest", {
+  skip: haveLibvirt() ?? false,
+  timeout: 400_000,
+}, async (t) => {
+  const guest = await ensureGuest();
+  const vmi = parse(readFileSync(join(testdataDir(), "boot-all.vmi.yaml"), "utf8")) as VirtualMachineInstance;
+  const root = mkdtempSync(join(tmpdir(), "tsvirt-e2e-"));
+  t.after(() => rmSync(root, { recursive: true, force: true }));
+  const ctx = preparedContext(vmi, root, { kvm: kvmUsable() });
+  const xml = vmiToDomainXml(vmi, ctx);
+  if (!ctx.kvm) {
+    const goldenXml = readFileSync(join(testdataDir(), "golden", "boot-all.xml"), "utf8");
+    assert.equal(xml, goldenXml.split(GOLDEN_POD).join(root), "the converted domain is the golden one");
+  }
+  // The node's part by hand (the containerDisk base image, the PVC's file); the launcher's part with the planner.
+  const cd = ctx.volumes.containerdisk;
+  const data = ctx.volumes.data;
+  assert.ok(cd?.type === "overlay" && cd.backing.type === "file" && data?.type === "file");
+  mkdirSync(dirname(cd.backing.path), { recursive: true });
+  mkdirSync(dirname(data.path), { recursive: true });
+  copyFileSync(guest.qcow2, cd.backing.path);
+  await run("qemu-img", ["create", "-q", "-f", "raw", data.path, "32M"]);
+  const steps = planPreparation(vmi, ctx);
+  assert.deepEqual(
+    steps.filter((s) => s.kind !== "mkdir").map((s) => s.kind),
+    ["overlay", "emptyDisk", "noCloudIso"],
+  );
+  await executePreparation(steps);
+  const file = join(root, "domain.xml");
+  writeFileSync(file, xml);
+
+  const lv = await startLibvirtd(join(root, "libvirt"), { netns: true });
+  t.after(() => lv.stop());
+  // The tap the node would create, inside the daemon's own network namespace (nothing reaches the host's network).
+  await lv.nsenter("ip", "tuntap", "add", "dev", "tap0", "mode", "tap");
+  await lv.nsenter("ip", "link", "set", "tap0", "up");
+  await lv.virsh("define", file);
+  await lv.virsh("start", "e2e_boot-all");
+  const sock = await until("serial socket", async () => {
+    return await new Promise<Socket | undefined>((resolve) => {
+      const s = connect(ctx.serialSocket);
+      s.once("connect", () => resolve(s));
+      s.once("error", () => resolve(undefined));
+    });
+  });
+  t.after(() => sock.destroy());
+  const serial = serialReader(sock);
+  const ready = await serial.wait(new RegExp(`${guest.marker} kernel=\\S+ disks=(\\S+)\\r?\\n`));
+  const seen = (ready[1] ?? "").split(",");
+  assert.ok(seen.includes("vda"), `virtio disk: ${ready[1]}`);
+  assert.ok(seen.includes("sr0"), `cdrom: ${ready[1]}`);
+  assert.equal(seen.filter((d) => /^sd[a-z]+$/.test(d)).length, 2, `sata + scsi disks: ${ready[1]}`);
+  sock.write(
+    'cat /sys/class/net/eth0/address; mount -t iso9660 -o ro /dev/sr0 /mnt && cat /mnt/meta-data; echo do""ne\n',
+  );
+  await serial.wait(/\ndone\r?\n/);
+  assert.match(serial.text(), /02:00:00:00:00:42/);
+  assert.match(serial.text(), /instance-id: boot-all\.e2e/);
+  await lv.virsh("shutdown", "e2e_boot-all");
+  await until("shut off after ACPI shutdown", async () =>
+    /shut off/.test(await lv.virsh("domstate", "e2e_boot-all")) ? true : undefined,
+  );
 });

@@ -112,7 +112,7 @@ test("test guest: kernel boot prints the ready marker, answers on ttyS0, heartbe
     ...["-serial", "stdio", "-monitor", "none", "-qmp", `unix:${qmpPath},server=on,wait=off`],
   ]);
   t.after(() => vm.proc.kill("SIGKILL"));
-  const ready = await vm.serial.wait(new RegExp(`${g.marker} kernel=(\\S+) disks=(\\S+)`));
+  const ready = await vm.serial.wait(new RegExp(`${g.marker} kernel=(\\S+) disks=(\\S+)\\r?\\n`));
   assert.equal(ready[1], g.kernelVersion);
   const disks = (ready[2] ?? "").split(",");
   assert.ok(disks.includes("vda"), `virtio-blk disk seen: ${ready[2]}`);
@@ -139,7 +139,7 @@ test("test guest: the bootable qcow2 boots from its disk alone (SeaBIOS + SYSLIN
     ...["-serial", "stdio", "-monitor", "none", "-nic", "none"],
   ]);
   t.after(() => vm.proc.kill("SIGKILL"));
-  const ready = await vm.serial.wait(new RegExp(`${g.marker} kernel=\\S+ disks=(\\S+)`));
+  const ready = await vm.serial.wait(new RegExp(`${g.marker} kernel=\\S+ disks=(\\S+)\\r?\\n`));
   assert.ok((ready[1] ?? "").split(",").includes("vda"));
   vm.proc.stdin?.write('echo round""trip-ok\n');
   await vm.serial.wait(/\nroundtrip-ok\r?\n/);

@@ -11,6 +11,8 @@ export interface PrivateLibvirtd {
   uri: string;
   dir: string;
   virsh(...args: string[]): Promise<string>;
+  /** Runs a program inside the daemon's network namespace (netns mode). */
+  nsenter(...argv: string[]): Promise<string>;
   /** Destroys every running domain, stops the daemon, and kills any QEMU it leaves behind. */
   stop(): Promise<void>;
 }
@@ -23,12 +25,24 @@ export function haveLibvirt(): string | undefined {
   return undefined;
 }
 
-export async function startLibvirtd(dir: string, timeoutMs = 60_000): Promise<PrivateLibvirtd> {
+/**
+ * Starts the daemon in its own mount namespace (and, with `netns`, its own network namespace: QEMU's taps then
+ * live there, isolated from the host's network). `nsenter(...)` runs a command in that network namespace.
+ */
+export async function startLibvirtd(
+  dir: string,
+  opts: { netns?: boolean; timeoutMs?: number } = {},
+): Promise<PrivateLibvirtd> {
+  const timeoutMs = opts.timeoutMs ?? 60_000;
   const script = join(import.meta.dirname, "libvirtd.sh");
   let stderr = "";
-  const proc: ChildProcess = spawn("unshare", ["-m", "--propagation", "private", "bash", script, dir, randomUUID()], {
-    stdio: ["ignore", "ignore", "pipe"],
-  });
+  const proc: ChildProcess = spawn(
+    "unshare",
+    ["-m", ...(opts.netns ? ["-n"] : []), "--propagation", "private", "bash", script, dir, randomUUID()],
+    {
+      stdio: ["ignore", "ignore", "pipe"],
+    },
+  );
   proc.stderr?.on("data", (d: Buffer) => {
     stderr = (stderr + d.toString()).slice(-4000);
   });
@@ -75,5 +89,9 @@ export async function startLibvirtd(dir: string, timeoutMs = 60_000): Promise<Pr
       await new Promise((r) => setTimeout(r, 100));
     }
   }
-  return { uri, dir, virsh, stop };
+  const nsenter = async (...argv: string[]): Promise<string> => {
+    const { stdout } = await run("nsenter", ["-t", String(proc.pid), "-n", "--", ...argv], { timeout: 30_000 });
+    return stdout;
+  };
+  return { uri, dir, virsh, nsenter, stop };
 }

@@ -34,4 +34,4 @@ mount --bind "$d/lib" /var/lib/libvirt
 mount --bind "$d/cache" /var/cache/libvirt
 mount --bind "$d/log" /var/log/libvirt
 export LIBVIRT_DRIVER_DIR="$d/drivers"
-exec libvirtd
+exec libvirtd -p "$d/libvirtd.pid"

@@ -54,51 +54,58 @@ function fakeNodeAgent(client: RestClient, node: string) {
       },
     });
     while (!stopped) {
-      const pods = await client.list<Pod>(resources.pods, undefined, { fieldSelector: `spec.nodeName=${node}` });
-      for (const p of pods.items) {
-        if (p.metadata.deletionTimestamp) {
-          await client
-            .delete(resources.pods, p.metadata.namespace, p.metadata.name!, { gracePeriodSeconds: 0 })
-            .catch(() => {});
-        } else if (p.status?.phase !== "Running") {
-          await client
-            .updateStatus(resources.pods, {
-              ...p,
-              status: {
-                ...p.status,
-                phase: "Running",
-                podIP: "10.244.0.5",
-                conditions: [...(p.status?.conditions ?? []), { type: "ContainersReady", status: "True" }],
-              },
-            })
-            .catch(() => {});
-        }
-      }
-      const vmis = await client.list<VirtualMachineInstance>(resources.vmis, undefined, {
-        labelSelector: `kubevirt.io/nodeName=${node}`,
-      });
-      for (const v of vmis.items) {
-        if (v.status?.phase === "Scheduled" && !v.metadata.deletionTimestamp) {
-          const ts = [
-            ...(v.status.phaseTransitionTimestamps ?? []),
-            { phase: "Running" as const, phaseTransitionTimestamp: new Date().toISOString() },
-          ];
-          await client
-            .update(resources.vmis, {
-              ...v,
-              status: {
-                ...v.status,
-                phase: "Running",
-                phaseTransitionTimestamps: ts,
-                conditions: [{ type: "Ready", status: "True" }],
-              },
-            })
-            .catch(() => {});
-        }
+      try {
+        await step();
+      } catch {
+        /* a transient API error: try again next round */
       }
       await new Promise((r) => setTimeout(r, 50));
     }
   })();
+  async function step(): Promise<void> {
+    const pods = await client.list<Pod>(resources.pods, undefined, { fieldSelector: `spec.nodeName=${node}` });
+    for (const p of pods.items) {
+      if (p.metadata.deletionTimestamp) {
+        await client
+          .delete(resources.pods, p.metadata.namespace, p.metadata.name!, { gracePeriodSeconds: 0 })
+          .catch(() => {});
+      } else if (p.status?.phase !== "Running") {
+        await client
+          .updateStatus(resources.pods, {
+            ...p,
+            status: {
+              ...p.status,
+              phase: "Running",
+              podIP: "10.244.0.5",
+              conditions: [...(p.status?.conditions ?? []), { type: "ContainersReady", status: "True" }],
+            },
+          })
+          .catch(() => {});
+      }
+    }
+    const vmis = await client.list<VirtualMachineInstance>(resources.vmis, undefined, {
+      labelSelector: `kubevirt.io/nodeName=${node}`,
+    });
+    for (const v of vmis.items) {
+      if (v.status?.phase === "Scheduled" && !v.metadata.deletionTimestamp) {
+        const ts = [
+          ...(v.status.phaseTransitionTimestamps ?? []),
+          { phase: "Running" as const, phaseTransitionTimestamp: new Date().toISOString() },
+        ];
+        await client
+          .update(resources.vmis, {
+            ...v,
+            status: {
+              ...v.status,
+              phase: "Running",
+              phaseTransitionTimestamps: ts,
+              conditions: [{ type: "Ready", status: "True" }],
+            },
+          })
+          .catch(() => {});
+      }
+    }
+  }
   return {
     stop: async () => {
       stopped = true;

@@ -1,6 +1,7 @@
 // autoscaling/v2 HorizontalPodAutoscaler (targets VMIRS/pools through their /scale subresource).
 import type { Static } from "@sinclair/typebox";
-import { Condition, TypeMeta } from "../../meta/v1/object-meta.js";
+import { NamespaceCondition } from "../../core/v1/kinds.js";
+import { TypeMeta } from "../../meta/v1/object-meta.js";
 import { Int32, Int64, ListOf, Preserve, Str, Struct, Time } from "../../meta/v1/schema.js";
 
 export const HorizontalPodAutoscaler = Struct(
@@ -22,7 +23,7 @@ export const HorizontalPodAutoscaler = Struct(
       currentReplicas: Int32,
       desiredReplicas: Int32,
       currentMetrics: ListOf(Preserve()),
-      conditions: ListOf(Condition),
+      conditions: ListOf(NamespaceCondition),
     }),
   },
   [],

@@ -19,7 +19,7 @@ export const DataVolumeSource = Struct({
   pvc: Struct({ namespace: Str, name: Str }, ["namespace", "name"]),
   upload: Struct({}),
   blank: Struct({}),
-  imageio: Struct({ url: Str, diskId: Str, ...CertRefs, insecureSkipVerify: Bool }, ["url"]),
+  imageio: Struct({ url: Str, diskId: Str, ...CertRefs, insecureSkipVerify: Bool }, ["url", "diskId"]),
   vddk: Struct({
     url: Str,
     uuid: Str,

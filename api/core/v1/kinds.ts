@@ -1,7 +1,7 @@
 // core/v1 kinds other than Pod: Node, Namespace, PersistentVolumeClaim, PersistentVolume, ConfigMap, Secret,
 // ServiceAccount, Service, Event. Hand-written and closed.
 import type { Static } from "@sinclair/typebox";
-import { Condition, TypeMeta } from "../../meta/v1/object-meta.js";
+import { ConditionStatus, TypeMeta } from "../../meta/v1/object-meta.js";
 import {
   Bool,
   Enum,
@@ -17,6 +17,13 @@ import {
   Time,
 } from "../../meta/v1/schema.js";
 import { LocalObjectReference, NodeSelector, ObjectReference, PersistentVolumeClaimSpec, Taint } from "./common.js";
+
+const conditionBase = { type: Str, status: ConditionStatus, lastTransitionTime: Time, reason: Str, message: Str };
+/** NodeCondition, NamespaceCondition, PersistentVolumeClaimCondition and metav1.Condition differ in their times. */
+export const NodeCondition = Struct({ ...conditionBase, lastHeartbeatTime: Time }, ["type", "status"]);
+export const NamespaceCondition = Struct(conditionBase, ["type", "status"]);
+export const PersistentVolumeClaimCondition = Struct({ ...conditionBase, lastProbeTime: Time }, ["type", "status"]);
+export const MetaV1Condition = Struct({ ...conditionBase, observedGeneration: Int64 }, ["type", "status"]);
 
 export const NodeAddress = Struct({ type: Str, address: Str }, ["type", "address"]);
 export const NodeSpec = Struct({
@@ -45,7 +52,7 @@ export const NodeStatus = Struct({
   capacity: QuantityMap,
   allocatable: QuantityMap,
   phase: Str,
-  conditions: ListOf(Condition),
+  conditions: ListOf(NodeCondition),
   addresses: ListOf(NodeAddress),
   daemonEndpoints: Struct({ kubeletEndpoint: Struct({ Port: Int32 }, ["Port"]) }),
   nodeInfo: NodeSystemInfo,
@@ -55,7 +62,6 @@ export const NodeStatus = Struct({
   config: Preserve(),
   runtimeHandlers: ListOf(Preserve()),
   features: Preserve(),
-  declaredFeatures: ListOf(Str),
 });
 export const Node = Struct({ ...TypeMeta, spec: NodeSpec, status: NodeStatus });
 export type Node = Static<typeof Node>;
@@ -65,7 +71,7 @@ export const Namespace = Struct(
   {
     ...TypeMeta,
     spec: Struct({ finalizers: ListOf(Str) }),
-    status: Struct({ phase: Enum(["Active", "Terminating"] as const), conditions: ListOf(Condition) }),
+    status: Struct({ phase: Enum(["Active", "Terminating"] as const), conditions: ListOf(NamespaceCondition) }),
   },
   [],
 );
@@ -75,7 +81,7 @@ export const PersistentVolumeClaimStatus = Struct({
   phase: Enum(["Pending", "Bound", "Lost"] as const),
   accessModes: ListOf(Str),
   capacity: QuantityMap,
-  conditions: ListOf(Condition),
+  conditions: ListOf(PersistentVolumeClaimCondition),
   allocatedResources: QuantityMap,
   allocatedResourceStatuses: StrMap,
   currentVolumeAttributesClassName: Str,
@@ -101,6 +107,25 @@ export const PersistentVolumeSpec = Struct({
   local: Struct({ path: Str, fsType: Str }, ["path"]),
   nfs: Struct({ server: Str, path: Str, readOnly: Bool }, ["server", "path"]),
   csi: Preserve(),
+  // other in-tree volume sources: accepted and kept as sent
+  awsElasticBlockStore: Preserve(),
+  azureDisk: Preserve(),
+  azureFile: Preserve(),
+  cephfs: Preserve(),
+  cinder: Preserve(),
+  fc: Preserve(),
+  flexVolume: Preserve(),
+  flocker: Preserve(),
+  gcePersistentDisk: Preserve(),
+  glusterfs: Preserve(),
+  iscsi: Preserve(),
+  photonPersistentDisk: Preserve(),
+  portworxVolume: Preserve(),
+  quobyte: Preserve(),
+  rbd: Preserve(),
+  scaleIO: Preserve(),
+  storageos: Preserve(),
+  vsphereVolume: Preserve(),
 });
 export const PersistentVolume = Struct(
   {
@@ -161,7 +186,7 @@ export const Service = Struct(
   {
     ...TypeMeta,
     spec: ServiceSpec,
-    status: Struct({ loadBalancer: Struct({ ingress: ListOf(Preserve()) }), conditions: ListOf(Condition) }),
+    status: Struct({ loadBalancer: Struct({ ingress: ListOf(Preserve()) }), conditions: ListOf(MetaV1Condition) }),
   },
   [],
 );

@@ -2,7 +2,19 @@
 import type { Static } from "@sinclair/typebox";
 import { DataVolumeSpec } from "../../cdi/v1beta1/datavolume.js";
 import { LabelSelector, ObjectMeta, TypeMeta } from "../../meta/v1/object-meta.js";
-import { Bool, Embedded, Enum, Int32, Int64, ListOf, Str, StrMap, Struct, Time } from "../../meta/v1/schema.js";
+import {
+  Bool,
+  Describe,
+  Embedded,
+  Enum,
+  Int32,
+  Int64,
+  ListOf,
+  Str,
+  StrMap,
+  Struct,
+  Time,
+} from "../../meta/v1/schema.js";
 import {
   ChangedBlockTrackingStatus,
   Disk,
@@ -43,12 +55,21 @@ export const PreferenceMatcher = Struct(Matcher);
 
 export const VirtualMachineSpec = Struct(
   {
-    running: Bool,
-    runStrategy: RunStrategy,
+    running: Describe(
+      Bool,
+      "Deprecated: true means runStrategy Always, false means Halted. Exclusive with runStrategy.",
+    ),
+    runStrategy: Describe(
+      RunStrategy,
+      "When a VirtualMachineInstance should run: Always, Halted (the default), Manual, RerunOnFailure, Once, WaitAsReceiver.",
+    ),
     instancetype: InstancetypeMatcher,
     preference: PreferenceMatcher,
-    template: VirtualMachineInstanceTemplateSpec,
-    dataVolumeTemplates: ListOf(DataVolumeTemplateSpec),
+    template: Describe(VirtualMachineInstanceTemplateSpec, "The VirtualMachineInstance created when the VM runs."),
+    dataVolumeTemplates: Describe(
+      ListOf(DataVolumeTemplateSpec),
+      "DataVolumes created with the VM and deleted with it; volumes refer to them by name.",
+    ),
     updateVolumesStrategy: Str,
   },
   ["template"],
@@ -131,7 +152,14 @@ export const VirtualMachineStatus = Struct({
 });
 export type VirtualMachineStatus = Static<typeof VirtualMachineStatus>;
 
-export const VirtualMachine = Struct({ ...TypeMeta, spec: VirtualMachineSpec, status: VirtualMachineStatus }, ["spec"]);
+export const VirtualMachine = Struct(
+  { ...TypeMeta, spec: VirtualMachineSpec, status: VirtualMachineStatus },
+  ["spec"],
+  {
+    description:
+      "A virtual machine that outlives its runs: spec.runStrategy decides when a VirtualMachineInstance is created from spec.template.",
+  },
+);
 export type VirtualMachine = Static<typeof VirtualMachine>;
 
 // ---- VirtualMachineInstanceReplicaSet ----
@@ -149,6 +177,7 @@ export const VirtualMachineInstanceReplicaSetStatus = Struct({
 export const VirtualMachineInstanceReplicaSet = Struct(
   { ...TypeMeta, spec: VirtualMachineInstanceReplicaSetSpec, status: VirtualMachineInstanceReplicaSetStatus },
   ["spec"],
+  { description: "Keeps spec.replicas identical VirtualMachineInstances, made from spec.template, running." },
 );
 export type VirtualMachineInstanceReplicaSet = Static<typeof VirtualMachineInstanceReplicaSet>;
 
@@ -187,5 +216,8 @@ export const VirtualMachineInstanceMigrationStatus = Struct({
 export const VirtualMachineInstanceMigration = Struct(
   { ...TypeMeta, spec: VirtualMachineInstanceMigrationSpec, status: VirtualMachineInstanceMigrationStatus },
   ["spec"],
+  {
+    description: "A request to move the running VirtualMachineInstance spec.vmiName to another node (live migration).",
+  },
 );
 export type VirtualMachineInstanceMigration = Static<typeof VirtualMachineInstanceMigration>;

@@ -16,6 +16,7 @@ import {
 import { ObjectMeta, TypeMeta } from "../../meta/v1/object-meta.js";
 import {
   Bool,
+  Describe,
   Empty,
   Enum,
   Int32,
@@ -344,7 +345,7 @@ export const EvictionStrategy = Enum(["None", "LiveMigrate", "LiveMigrateIfPossi
 export const VirtualMachineInstanceSpec = Struct(
   {
     priorityClassName: Str,
-    domain: DomainSpec,
+    domain: Describe(DomainSpec, "The virtual hardware: CPU, memory, machine type, firmware, devices."),
     nodeSelector: StrMap,
     affinity: Affinity,
     schedulerName: Str,
@@ -352,13 +353,16 @@ export const VirtualMachineInstanceSpec = Struct(
     topologySpreadConstraints: ListOf(TopologySpreadConstraint),
     evictionStrategy: EvictionStrategy,
     startStrategy: Str,
-    terminationGracePeriodSeconds: Int64,
-    volumes: ListOf(Volume),
+    terminationGracePeriodSeconds: Describe(
+      Int64,
+      "Seconds the guest gets to shut down after an ACPI shutdown request before it is powered off.",
+    ),
+    volumes: Describe(ListOf(Volume), "Sources of disk content; each disk names one volume."),
     livenessProbe: VmiProbe,
     readinessProbe: VmiProbe,
     hostname: Str,
     subdomain: Str,
-    networks: ListOf(Network),
+    networks: Describe(ListOf(Network), "Networks the interfaces connect to; each interface names one network."),
     dnsPolicy: Str,
     dnsConfig: PodDNSConfig,
     accessCredentials: ListOf(AccessCredential),
@@ -604,6 +608,7 @@ export type VirtualMachineInstanceStatus = Static<typeof VirtualMachineInstanceS
 export const VirtualMachineInstance = Struct(
   { ...TypeMeta, spec: VirtualMachineInstanceSpec, status: VirtualMachineInstanceStatus },
   ["spec"],
+  { description: "One run of a virtual machine: scheduled to a node and executed there by its launcher." },
 );
 export type VirtualMachineInstance = Static<typeof VirtualMachineInstance>;
 

@@ -81,3 +81,8 @@ export const AnyJson = Type.Unsafe<unknown>({ "x-kubernetes-preserve-unknown-fie
 export function Embedded<T extends TSchema>(schema: T): T {
   return { ...schema, "x-kubernetes-embedded-resource": true } as T;
 }
+
+/** A copy of `schema` carrying a description (shown by `kubectl explain`); shared schema constants stay untouched. */
+export function Describe<T extends TSchema>(schema: T, description: string): T {
+  return { ...schema, description } as T;
+}

@@ -1,22 +1,36 @@
-// pool.kubevirt.io/v1beta1 VirtualMachinePool: spec closed at the level KubeVirt's examples use; the VM template is
-// the full hand-written VirtualMachineSpec.
+// pool.kubevirt.io/v1beta1 VirtualMachinePool: hand-written and closed like KubeVirt's OpenAPI; the VM template is
+// the full VirtualMachineSpec.
 import type { Static } from "@sinclair/typebox";
+import { NodeSelectorRequirement } from "../../core/v1/common.js";
 import { VirtualMachineSpec } from "../../kubevirt/v1/vm.js";
 import { KubevirtCondition } from "../../kubevirt/v1/vmi.js";
 import { LabelSelector, ObjectMeta, TypeMeta } from "../../meta/v1/object-meta.js";
-import { Bool, Int32, Int64, IntOrString, ListOf, Preserve, Str, Struct } from "../../meta/v1/schema.js";
+import { Bool, Empty, Int32, Int64, IntOrString, ListOf, Str, Struct } from "../../meta/v1/schema.js";
+
+const SelectionPolicy = Struct({
+  selectors: Struct({ labelSelector: LabelSelector, nodeSelectorRequirementMatcher: ListOf(NodeSelectorRequirement) }),
+  sortPolicy: Str,
+});
 
 export const VirtualMachinePoolSpec = Struct(
   {
     replicas: Int32,
     selector: LabelSelector,
-    virtualMachineTemplate: Struct({ metadata: ObjectMeta, spec: VirtualMachineSpec }, ["spec"]),
+    virtualMachineTemplate: Struct({ metadata: ObjectMeta, spec: VirtualMachineSpec }),
     paused: Bool,
     maxUnavailable: IntOrString,
     nameGeneration: Struct({ appendIndexToConfigMapRefs: Bool, appendIndexToSecretRefs: Bool }),
-    updateStrategy: Preserve("Not interpreted by tsvirt yet"),
-    scaleInStrategy: Preserve("Not interpreted by tsvirt yet"),
-    autohealing: Preserve("Not interpreted by tsvirt yet"),
+    autohealing: Struct({ minFailingToStartDuration: Str, startUpFailureThreshold: Int64 }),
+    scaleInStrategy: Struct({
+      opportunistic: Struct({ statePreservation: Str }),
+      proactive: Struct({ selectionPolicy: SelectionPolicy, statePreservation: Str }),
+      unmanaged: Empty(),
+    }),
+    updateStrategy: Struct({
+      opportunistic: Empty(),
+      proactive: Struct({ selectionPolicy: SelectionPolicy }),
+      unmanaged: Empty(),
+    }),
   },
   ["selector", "virtualMachineTemplate"],
 );
@@ -25,10 +39,10 @@ export const VirtualMachinePoolStatus = Struct({
   readyReplicas: Int32,
   conditions: ListOf(KubevirtCondition),
   labelSelector: Str,
-  observedGeneration: Int64,
 });
 export const VirtualMachinePool = Struct(
   { ...TypeMeta, spec: VirtualMachinePoolSpec, status: VirtualMachinePoolStatus },
   ["spec"],
+  { description: "Keeps spec.replicas VirtualMachines, made from spec.virtualMachineTemplate." },
 );
 export type VirtualMachinePool = Static<typeof VirtualMachinePool>;

@@ -1,10 +1,11 @@
 // snapshot.kubevirt.io/v1beta1 VirtualMachineSnapshot, VirtualMachineSnapshotContent, VirtualMachineRestore.
-// Specs closed at the level KubeVirt's API uses; the embedded VM copy in a snapshot content is kept as sent.
+// Hand-written and closed like KubeVirt's OpenAPI (compared in api/kubevirt/v1/openapi-compare.test.ts).
 import type { Static } from "@sinclair/typebox";
-import { TypedLocalObjectReference } from "../../core/v1/common.js";
+import { PersistentVolumeClaimSpec, TypedLocalObjectReference } from "../../core/v1/common.js";
+import { VirtualMachineSpec, VirtualMachineStatus } from "../../kubevirt/v1/vm.js";
 import { KubevirtCondition } from "../../kubevirt/v1/vmi.js";
-import { TypeMeta } from "../../meta/v1/object-meta.js";
-import { Bool, Enum, ListOf, Preserve, Str, Struct, Time } from "../../meta/v1/schema.js";
+import { ObjectMeta, TypeMeta } from "../../meta/v1/object-meta.js";
+import { Bool, Enum, ListOf, Str, StrMap, Struct, Time } from "../../meta/v1/schema.js";
 
 export const SnapshotError = Struct({ time: Time, message: Str });
 
@@ -23,7 +24,7 @@ export const VirtualMachineSnapshot = Struct(
       error: SnapshotError,
       conditions: ListOf(KubevirtCondition),
       indications: ListOf(Str),
-      sourceIndications: ListOf(Struct({ indication: Str, message: Str })),
+      sourceIndications: ListOf(Struct({ indication: Str, message: Str }, ["indication", "message"])),
       snapshotVolumes: Struct({ includedVolumes: ListOf(Str), excludedVolumes: ListOf(Str) }),
     }),
   },
@@ -34,7 +35,7 @@ export type VirtualMachineSnapshot = Static<typeof VirtualMachineSnapshot>;
 export const VolumeBackup = Struct(
   {
     volumeName: Str,
-    persistentVolumeClaim: Struct({ metadata: Preserve(), spec: Preserve() }),
+    persistentVolumeClaim: Struct({ metadata: ObjectMeta, spec: PersistentVolumeClaimSpec }),
     volumeSnapshotName: Str,
   },
   ["volumeName", "persistentVolumeClaim"],
@@ -45,7 +46,9 @@ export const VirtualMachineSnapshotContent = Struct(
     ...TypeMeta,
     spec: Struct(
       {
-        source: Struct({ virtualMachine: Preserve("A copy of the VirtualMachine at snapshot time") }),
+        source: Struct({
+          virtualMachine: Struct({ metadata: ObjectMeta, spec: VirtualMachineSpec, status: VirtualMachineStatus }),
+        }),
         virtualMachineSnapshotName: Str,
         volumeBackups: ListOf(VolumeBackup),
       },
@@ -60,7 +63,6 @@ export const VirtualMachineSnapshotContent = Struct(
           "volumeSnapshotName",
         ]),
       ),
-      sourceVolumeBackups: ListOf(Preserve()),
     }),
   },
   ["spec"],
@@ -79,7 +81,7 @@ export const VirtualMachineRestore = Struct(
         volumeRestorePolicy: Str,
         volumeOwnershipPolicy: Str,
         volumeRestoreOverrides: ListOf(
-          Struct({ volumeName: Str, restoreName: Str, labels: Preserve(), annotations: Preserve() }),
+          Struct({ volumeName: Str, restoreName: Str, labels: StrMap, annotations: StrMap }),
         ),
       },
       ["target", "virtualMachineSnapshotName"],

@@ -1,0 +1,28 @@
+import assert from "node:assert/strict";
+import { test } from "node:test";
+import { UNIMPLEMENTED_VMI_FIELDS, unimplementedFields } from "./unimplemented.js";
+
+test("unimplementedFields() names each set field with its full path, list items indexed", () => {
+  const spec = {
+    domain: {
+      devices: {
+        gpus: [{ name: "g" }],
+        interfaces: [
+          { name: "default", masquerade: {} },
+          { name: "x", sriov: {} },
+        ],
+        disks: [],
+      },
+      cpu: { dedicatedCpuPlacement: false },
+    },
+    networks: [{ name: "default", pod: {} }],
+    livenessProbe: { tcpSocket: { port: 22 } },
+  };
+  assert.deepEqual(unimplementedFields(spec, "spec.template.spec"), [
+    "spec.template.spec.domain.devices.gpus",
+    "spec.template.spec.domain.devices.interfaces[1].sriov",
+    "spec.template.spec.livenessProbe",
+  ]);
+  assert.deepEqual(unimplementedFields({ domain: { devices: {} } }), []);
+  assert.ok(UNIMPLEMENTED_VMI_FIELDS.length > 20);
+});

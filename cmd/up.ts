@@ -1,0 +1,99 @@
+// `tsvirt up --listen HOST:PORT --data-dir DIR [--nodes N] [--uplink IFACE]`: the embedded all-in-one. Supervises
+// `tsvirt api`, `tsvirt controller` and one `tsvirt handler` per node as separate processes (pids in DIR/run/, logs
+// in DIR/logs/, DIR/kubeconfig for kubectl and virtctl), restarting any that exits. Launchers belong to their node's
+// handler and survive restarts of every one of these. Ctrl+C stops the VMs gracefully, then everything.
+import { fileURLToPath } from "node:url";
+import type { Command } from "commander";
+
+interface Opts {
+  listen: string;
+  dataDir: string;
+  nodes: string;
+  uplink?: string;
+  accel?: string;
+}
+
+export function nodeNames(n: number): string[] {
+  return Array.from({ length: n }, (_, i) => `node${String(i + 1).padStart(2, "0")}`);
+}
+
+export function registerUp(program: Command): void {
+  program
+    .command("up")
+    .description("run tsvirt on this machine: API server, controller and node agents, supervised")
+    .option("--listen <host:port>", "API server address", "127.0.0.1:6443")
+    .option("--data-dir <dir>", "state directory (run/, logs/, kubeconfig, nodes/)", "/var/lib/tsvirt")
+    .option("--nodes <n>", "number of node agents (each with its own network namespace)", "1")
+    .option("--uplink <iface>", "give pods outbound access through this host interface (off by default)")
+    .option("--accel <mode>", "launcher acceleration: auto | kvm | tcg")
+    .action(async (o: Opts) => {
+      const { resolve, join } = await import("node:path");
+      const { readdir } = await import("node:fs/promises");
+      const { existsSync } = await import("node:fs");
+      const { Supervisor, alive } = await import("../lib/supervisor.js");
+      const { createLogger } = await import("../lib/log.js");
+      const { readPodRecord } = await import("../handler/index.js");
+      const { terminatePod } = await import("../launcher/index.js");
+      const log = createLogger({ component: "tsvirt-up" });
+      const n = Number(o.nodes);
+      if (!Number.isInteger(n) || n < 1 || n > 16) throw new Error("--nodes must be between 1 and 16");
+      const dir = resolve(o.dataDir);
+      const tsvirtJs = fileURLToPath(new URL("./tsvirt.js", import.meta.url));
+      const node = process.execPath;
+      const kubeconfig = join(dir, "kubeconfig");
+      const sup = new Supervisor({ runDir: join(dir, "run"), logDir: join(dir, "logs"), log });
+      const env = o.accel ? { ...process.env, TSVIRT_ACCEL: o.accel } : process.env;
+
+      await sup.start({ name: "api", argv: [node, tsvirtJs, "api", "--listen", o.listen, "--data-dir", dir] });
+      // Wait until the API answers (bounded), so the others start against a serving API.
+      const deadline = Date.now() + 120_000;
+      for (;;) {
+        const ok = existsSync(kubeconfig)
+          ? await fetch(`http://${o.listen}/readyz`).then(
+              (r) => r.ok,
+              () => false,
+            )
+          : false;
+        if (ok) break;
+        if (Date.now() > deadline)
+          throw new Error(`the API server did not become ready; see ${join(dir, "logs", "api.log")}`);
+        await new Promise((r) => setTimeout(r, 100));
+      }
+      await sup.start({ name: "controller", argv: [node, tsvirtJs, "controller", "--kubeconfig", kubeconfig] });
+      const names = nodeNames(n);
+      for (const name of names) {
+        const argv = [node, tsvirtJs, "handler", "--node", name, "--kubeconfig", kubeconfig];
+        argv.push("--data-dir", join(dir, "nodes", name));
+        if (o.uplink) argv.push("--uplink", o.uplink);
+        await sup.start({ name: `handler-${name}`, argv, env });
+      }
+      process.stdout.write(
+        `tsvirt is up: ${n} node(s), API at http://${o.listen}\n  export KUBECONFIG=${kubeconfig}\n  logs: ${join(dir, "logs")}\n`,
+      );
+
+      let stopping = false;
+      const stop = async (sig: string): Promise<void> => {
+        if (stopping) return;
+        stopping = true;
+        log.info("stopping: VMs first, then the control plane", { signal: sig });
+        await sup.stop("controller");
+        // Every launcher pod of every node: graceful stop (the launcher shuts its guest down, then exits).
+        const pods: { pid: number; podDir: string }[] = [];
+        for (const name of names) {
+          const podsDir = join(dir, "nodes", name, "pods");
+          for (const d of await readdir(podsDir).catch(() => [] as string[])) {
+            const rec = await readPodRecord(join(podsDir, d));
+            if (rec && alive(rec.pid)) pods.push({ pid: rec.pid, podDir: join(podsDir, d) });
+          }
+        }
+        for (const p of pods) terminatePod(p.pid);
+        const until = Date.now() + 120_000;
+        while (pods.some((p) => alive(p.pid)) && Date.now() < until) await new Promise((r) => setTimeout(r, 200));
+        log.info("VMs stopped", { count: pods.length });
+        await sup.stopAll(names.map((x) => `handler-${x}`).concat("api"));
+        process.exit(0);
+      };
+      process.on("SIGINT", () => void stop("SIGINT"));
+      process.on("SIGTERM", () => void stop("SIGTERM"));
+    });
+}

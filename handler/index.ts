@@ -1,0 +1,18 @@
+// virt-handler, the node agent: pod runner (embedded mode), pod network, VMI sync, node registration, and the
+// endpoint the API server proxies pods/log and console to.
+export { imagePuller, launcherCommand, launcherDialer, terminateLauncherPod } from "./adapters.js";
+export {
+  type CacheLike,
+  type HandlerOptions,
+  NODE_NAME_LABEL,
+  type RunningHandler,
+  runHandler,
+  selectorsFor,
+} from "./agent.js";
+export { classifyPod, computePodStatus, UNPAUSED_GATE } from "./launcher-pod.js";
+export * as network from "./network/index.js";
+export { HEARTBEAT_ANNOTATION, SCHEDULABLE_LABEL } from "./node-status.js";
+export type { ApiClient, ImagePuller, LauncherConnection, LauncherDialer, PreparedVmi } from "./ports.js";
+export { pidsInNetns, podDirOf, readPodRecord } from "./processes.js";
+export { computeVmiStatus } from "./vmi-status.js";
+export { interimPhase as mapPhase, type PhaseMapper } from "./vmi-sync.js";

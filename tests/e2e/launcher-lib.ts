@@ -1,0 +1,189 @@
+// Helpers for the launcher e2e suites: start real launcher pods (compiled JavaScript), talk to their sockets,
+// read their serial consoles, find their processes.
+import { existsSync, readFileSync } from "node:fs";
+import { mkdir, rm } from "node:fs/promises";
+import net from "node:net";
+import path from "node:path";
+import { fileURLToPath } from "node:url";
+import {
+  childPids,
+  type DomainInfo,
+  descendants,
+  LauncherClient,
+  type SpawnedPod,
+  spawnLauncherPod,
+} from "../../launcher/index.js";
+
+export const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..", "..");
+export const tsvirtJs = path.join(repoRoot, "dist", "cmd", "tsvirt.js");
+
+export function missingBinaries(): string | undefined {
+  for (const b of ["/usr/sbin/libvirtd", "/usr/bin/qemu-system-x86_64", "/usr/bin/qemu-img", "/usr/bin/unshare"]) {
+    if (!existsSync(b)) return `${b} is not installed`;
+  }
+  return undefined;
+}
+
+/** A short base dir: every socket path must stay under 100 bytes. */
+export const baseDir = "/tmp/tsv-e2e";
+
+let seq = 0;
+export function newUid(): string {
+  return `e2e-${process.pid}-${Date.now().toString(36)}-${seq++}`;
+}
+
+export interface Pod extends SpawnedPod {
+  uid: string;
+  client: LauncherClient;
+  /** Stop it however it is: SIGKILL to unshare (the kernel then kills the whole namespace). */
+  kill(): void;
+}
+
+export async function waitFor<T>(
+  what: string,
+  fn: () => T | undefined | Promise<T | undefined>,
+  timeoutMs: number,
+): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const v = await fn();
+    if (v !== undefined && v !== false) return v as T;
+    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
+export async function startPod(nodeDir: string): Promise<Pod> {
+  const uid = newUid();
+  const podDir = path.join(baseDir, uid.slice(-12));
+  await rm(podDir, { recursive: true, force: true });
+  await mkdir(podDir, { recursive: true });
+  const pod = spawnLauncherPod({
+    uid,
+    podDir,
+    lockDir: path.join(baseDir, "locks"),
+    nodeDir,
+    accel: process.env.TSVIRT_ACCEL ?? "auto",
+    tsvirtJs,
+  });
+  const kill = (): void => {
+    try {
+      process.kill(pod.pid, "SIGKILL");
+    } catch {
+      // already gone
+    }
+  };
+  try {
+    const client = await waitFor(
+      "the launcher's command socket",
+      async () =>
+        existsSync(pod.paths.commandSocket)
+          ? await LauncherClient.connect(pod.paths.commandSocket).catch(() => undefined)
+          : undefined,
+      60_000,
+    );
+    return { ...pod, uid, client, kill };
+  } catch (e) {
+    const log = existsSync(pod.paths.logFile) ? readFileSync(pod.paths.logFile, "utf8").slice(-2000) : "";
+    kill();
+    throw new Error(`${String(e)}\nlauncher log:\n${log}`);
+  }
+}
+
+export function vmiFor(uid: string, name: string, spec: Record<string, unknown>): Record<string, unknown> {
+  return {
+    apiVersion: "kubevirt.io/v1",
+    kind: "VirtualMachineInstance",
+    metadata: { name, namespace: "default", uid },
+    spec: { domain: { resources: { requests: { memory: "256Mi" } }, devices: {} }, ...spec },
+  };
+}
+
+/** A client of the launcher's console socket that keeps everything it received, with arrival times. */
+export class Console {
+  readonly chunks: Array<{ at: number; data: string }> = [];
+  private constructor(private readonly sock: net.Socket) {
+    sock.on("data", (d: Buffer) => this.chunks.push({ at: performance.now(), data: d.toString("latin1") }));
+    sock.on("error", () => {});
+  }
+  static connect(p: string): Promise<Console> {
+    return new Promise((resolve, reject) => {
+      const s = net.createConnection(p);
+      s.once("connect", () => resolve(new Console(s)));
+      s.once("error", reject);
+    });
+  }
+  get text(): string {
+    return this.chunks.map((c) => c.data).join("");
+  }
+  bytesBetween(from: number, to: number): string {
+    return this.chunks
+      .filter((c) => c.at >= from && c.at < to)
+      .map((c) => c.data)
+      .join("");
+  }
+  send(s: string): void {
+    this.sock.write(s);
+  }
+  waitFor(re: RegExp, timeoutMs: number, fromIndex = 0): Promise<RegExpExecArray> {
+    return waitFor(`console output ${re}`, () => re.exec(this.text.slice(fromIndex)) ?? undefined, timeoutMs);
+  }
+  close(): void {
+    this.sock.destroy();
+  }
+}
+
+export function nextState(
+  client: LauncherClient,
+  pred: (d: DomainInfo) => boolean,
+  timeoutMs: number,
+): Promise<DomainInfo> {
+  return new Promise((resolve, reject) => {
+    const t = setTimeout(() => {
+      stop();
+      reject(new Error(`timed out after ${timeoutMs} ms waiting for a domain state`));
+    }, timeoutMs);
+    const stop = client.watch((d) => {
+      if (pred(d)) {
+        clearTimeout(t);
+        stop();
+        resolve(d);
+      }
+    });
+  });
+}
+
+export function comm(pid: number): string {
+  try {
+    return readFileSync(`/proc/${pid}/comm`, "utf8").trim();
+  } catch {
+    return "";
+  }
+}
+
+/** Host pids of the pod's processes by name: libvirtd, qemu-system-x86, node, bash. */
+export function podProcesses(unsharePid: number): Record<string, number[]> {
+  const out: Record<string, number[]> = {};
+  for (const p of descendants(unsharePid)) {
+    const c = comm(p);
+    const list = out[c] ?? [];
+    list.push(p);
+    out[c] = list;
+  }
+  return out;
+}
+
+/** The launcher (node) process of a pod, as a host pid. */
+export function launcherPid(unsharePid: number): number | undefined {
+  const init = childPids(unsharePid)[0];
+  return init === undefined ? undefined : childPids(init).find((p) => comm(p) === "node");
+}
+
+export function alive(pid: number): boolean {
+  try {
+    const st = readFileSync(`/proc/${pid}/stat`, "utf8");
+    return !/^\d+ \(.*\) Z/.test(st);
+  } catch {
+    return false;
+  }
+}
