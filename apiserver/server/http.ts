@@ -605,10 +605,22 @@ export class HttpApi {
       return rest.matches(o, sel);
     };
     const line = (type: string, o: KObj): string => {
-      const object = table
-        ? buildTable(r, version, [o], { resourceVersion: o.metadata.resourceVersion ?? "" }, tOpts)
-        : { ...o, apiVersion: av };
-      return `${JSON.stringify({ type, object })}\n`;
+      if (table) {
+        const object = buildTable(r, version, [o], { resourceVersion: o.metadata.resourceVersion ?? "" }, tOpts);
+        return `${JSON.stringify({ type, object })}\n`;
+      }
+      // one live event reaches every watcher with the same object: serialize it once per type and apiVersion
+      const key = `${type} ${av}`;
+      let cache = encodedEvents.get(o);
+      const hit = cache?.get(key);
+      if (hit !== undefined) return hit;
+      const text = `${JSON.stringify({ type, object: { ...o, apiVersion: av } })}\n`;
+      if (!cache) {
+        cache = new Map();
+        encodedEvents.set(o, cache);
+      }
+      cache.set(key, text);
+      return text;
     };
     res.writeHead(200, {
       "Content-Type": "application/json",
@@ -705,6 +717,9 @@ export class HttpApi {
     res.on("error", end);
   }
 }
+
+/** Serialized watch lines per event object (shared by every watcher of that event; collected with the object). */
+const encodedEvents = new WeakMap<object, Map<string, string>>();
 
 /** Deepest nesting a request body may have; JSON and YAML parsers (and everything after them) recurse. */
 export const MAX_NESTING = 200;

@@ -429,6 +429,19 @@ describe("watch", () => {
     assert.ok(bm.some((e) => e.type === "BOOKMARK"));
   });
 
+  test("a watch on an empty collection answers at once and streams later writes", async () => {
+    await call("POST", "/api/v1/namespaces", { metadata: { name: "wempty" } });
+    const path = "/api/v1/namespaces/wempty/configmaps";
+    // whether the write lands before the watch starts (initial ADDED) or after (live ADDED), one event arrives
+    const events = watchEvents(`${path}?watch=true&resourceVersion=0&timeoutSeconds=5`, 1);
+    await call("POST", path, { metadata: { name: "late" } });
+    const ev = await events;
+    assert.deepEqual(
+      ev.map((e) => `${e.type}:${md(e.object as Record<string, unknown>).name}`),
+      ["ADDED:late"],
+    );
+  });
+
   test("a compacted resourceVersion gets an ERROR 410 event and the stream closes", async () => {
     const s = await startApiServer({ memory: true, logger: nullLogger, historySeconds: 0, resyncMs: 50 });
     try {
