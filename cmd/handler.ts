@@ -37,6 +37,9 @@ export function registerHandler(program: Command): void {
       const { resolve, join } = await import("node:path");
       const log = createLogger({ component: "virt-handler", node: o.node });
       const dataDir = resolve(o.dataDir);
+      // QEMU runs as libvirt-qemu: it must be able to reach the pod directories below the data dir.
+      const { mkdir } = await import("node:fs/promises");
+      await mkdir(dataDir, { recursive: true, mode: 0o755 });
       const client = new RestClient({
         ...loadConfig(o.kubeconfig ? { kubeconfig: o.kubeconfig } : {}),
         userAgent: "virt-handler",

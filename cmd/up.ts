@@ -11,10 +11,11 @@ interface Opts {
   nodes: string;
   uplink?: string;
   accel?: string;
+  nodePrefix: string;
 }
 
-export function nodeNames(n: number): string[] {
-  return Array.from({ length: n }, (_, i) => `node${String(i + 1).padStart(2, "0")}`);
+export function nodeNames(n: number, prefix = "node"): string[] {
+  return Array.from({ length: n }, (_, i) => `${prefix}${String(i + 1).padStart(2, "0")}`);
 }
 
 export function registerUp(program: Command): void {
@@ -26,13 +27,14 @@ export function registerUp(program: Command): void {
     .option("--nodes <n>", "number of node agents (each with its own network namespace)", "1")
     .option("--uplink <iface>", "give pods outbound access through this host interface (off by default)")
     .option("--accel <mode>", "launcher acceleration: auto | kvm | tcg")
+    .option("--node-prefix <prefix>", "node names are PREFIX01, PREFIX02, ...", "node")
     .action(async (o: Opts) => {
       const { resolve, join } = await import("node:path");
       const { readdir } = await import("node:fs/promises");
       const { existsSync } = await import("node:fs");
       const { Supervisor, alive } = await import("../lib/supervisor.js");
       const { createLogger } = await import("../lib/log.js");
-      const { readPodRecord } = await import("../handler/index.js");
+      const { killNetns, network, readPodRecord } = await import("../handler/index.js");
       const { terminatePod } = await import("../launcher/index.js");
       const log = createLogger({ component: "tsvirt-up" });
       const n = Number(o.nodes);
@@ -60,7 +62,8 @@ export function registerUp(program: Command): void {
         await new Promise((r) => setTimeout(r, 100));
       }
       await sup.start({ name: "controller", argv: [node, tsvirtJs, "controller", "--kubeconfig", kubeconfig] });
-      const names = nodeNames(n);
+      if (!/^[a-z][a-z0-9-]{0,20}$/.test(o.nodePrefix)) throw new Error("--node-prefix must be a short DNS label");
+      const names = nodeNames(n, o.nodePrefix);
       for (const name of names) {
         const argv = [node, tsvirtJs, "handler", "--node", name, "--kubeconfig", kubeconfig];
         argv.push("--data-dir", join(dir, "nodes", name));
@@ -79,10 +82,12 @@ export function registerUp(program: Command): void {
         await sup.stop("controller");
         // Every launcher pod of every node: graceful stop (the launcher shuts its guest down, then exits).
         const pods: { pid: number; podDir: string }[] = [];
+        const netnses: string[] = [];
         for (const name of names) {
           const podsDir = join(dir, "nodes", name, "pods");
           for (const d of await readdir(podsDir).catch(() => [] as string[])) {
             const rec = await readPodRecord(join(podsDir, d));
+            if (rec) netnses.push(rec.netns);
             if (rec && alive(rec.pid)) pods.push({ pid: rec.pid, podDir: join(podsDir, d) });
           }
         }
@@ -91,6 +96,13 @@ export function registerUp(program: Command): void {
         while (pods.some((p) => alive(p.pid)) && Date.now() < until) await new Promise((r) => setTimeout(r, 200));
         log.info("VMs stopped", { count: pods.length });
         await sup.stopAll(names.map((x) => `handler-${x}`).concat("api"));
+        // Leave no pod processes (DHCP servers) or namespaces behind; the next start re-creates what it needs.
+        for (const ns of [...netnses, ...names.map((x) => network.nodeNetns(x))].filter((x) =>
+          x.startsWith("tsvirt-"),
+        )) {
+          await killNetns(ns);
+          await network.runCommand(["ip", "netns", "del", ns]);
+        }
         process.exit(0);
       };
       process.on("SIGINT", () => void stop("SIGINT"));

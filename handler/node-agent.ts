@@ -14,7 +14,7 @@ import {
   withAgentMetadata,
 } from "./node-status.js";
 import { type ApiClient, refs } from "./ports.js";
-import type { Lease, Node } from "./types.js";
+import { type Lease, type Node, nowRfc3339 } from "./types.js";
 
 export function machineInfo(address: string, port: number, version: string): MachineInfo {
   let osImage = "Linux";
@@ -70,7 +70,7 @@ export class NodeAgent {
 
   /** Creates the Node if missing, then publishes labels, heartbeat and status. Returns the Node as stored. */
   async register(): Promise<Node> {
-    const now = new Date().toISOString();
+    const now = nowRfc3339();
     try {
       await this.o.api.get<Node>(refs.nodes, undefined, this.o.node);
     } catch (e) {
@@ -88,7 +88,7 @@ export class NodeAgent {
   }
 
   async renewLease(): Promise<void> {
-    const now = new Date().toISOString();
+    const now = nowRfc3339();
     try {
       await retryOnConflict(async () => {
         const cur = await this.o.api.get<Lease>(refs.leases, NODE_LEASE_NAMESPACE, this.o.node);
@@ -102,7 +102,7 @@ export class NodeAgent {
 
   /** A fresh heartbeat: the annotation, then Ready's lastHeartbeatTime. */
   async heartbeat(): Promise<Node> {
-    const now = new Date().toISOString();
+    const now = nowRfc3339();
     const node = await retryOnConflict(async () => {
       const cur = await this.o.api.get<Node>(refs.nodes, undefined, this.o.node);
       return this.o.api.update<Node>(refs.nodes, withAgentMetadata(cur, this.o.node, this.o.machine, now));

@@ -144,5 +144,6 @@ export function nodeLease(name: string, now: string, existing?: Lease): Lease {
 
 /** Lease times are MicroTime: RFC 3339 with microseconds. */
 export function toMicroTime(iso: string): string {
+  if (/Z$/.test(iso) && !iso.includes(".")) return iso.replace(/Z$/, ".000000Z");
   return iso.replace(/\.(\d{3})Z$/, ".$1000Z");
 }

@@ -19,7 +19,7 @@ import {
   spawnLauncher,
   stopLauncher,
 } from "./processes.js";
-import type { DomainStatus, Pod } from "./types.js";
+import { type DomainStatus, nowRfc3339, type Pod } from "./types.js";
 
 export interface PodRunnerOptions {
   node: string;
@@ -66,11 +66,15 @@ export class PodRunner {
   constructor(o: PodRunnerOptions) {
     this.o = o;
     this.log = (o.log ?? nullLogger).child({ component: "pod-runner", node: o.node });
-    this.keyed = new KeyedRunner((key, err) => this.log.warn("pod sync failed", { podUid: key, err }));
+    this.keyed = new KeyedRunner((key, err) => {
+      this.log.warn("pod sync failed; retrying", { podUid: key, err });
+      const t = setTimeout(() => void this.trigger(key), 2_000);
+      t.unref();
+    });
   }
 
   private now(): string {
-    return this.o.now ? this.o.now() : new Date().toISOString();
+    return this.o.now ? this.o.now() : nowRfc3339();
   }
 
   /** Schedule a sync of the pod with this uid (add/update/delete events, timers). */

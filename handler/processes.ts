@@ -6,6 +6,7 @@ import { closeSync, openSync } from "node:fs";
 import { mkdir, readdir, readFile, readlink, rename, stat, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { inNetns } from "./network/index.js";
+import { nowRfc3339 } from "./types.js";
 
 export interface PodRecord {
   podUid: string;
@@ -122,13 +123,13 @@ export async function spawnLauncher(
     throw new Error(`cannot start the launcher: ${err.message}`);
   }
   child.unref();
-  const record: PodRecord = { ...meta, pid, startedAt: new Date().toISOString() };
+  const record: PodRecord = { ...meta, pid, startedAt: nowRfc3339() };
   await writeJson(join(podDir, "pod.json"), record);
   const exited = new Promise<ExitRecord>((resolve) => {
     child.once("exit", (code, signal) => {
       const rec: ExitRecord = {
         exitCode: code ?? (signal ? 128 + (signalNumbers[signal] ?? 1) : 1),
-        finishedAt: new Date().toISOString(),
+        finishedAt: nowRfc3339(),
       };
       if (signal) rec.signal = signal;
       writeJson(join(podDir, "exit.json"), rec).then(

@@ -152,3 +152,8 @@ export interface DomainStatus {
   state: "NoState" | "Running" | "Blocked" | "Paused" | "ShuttingDown" | "Shutoff" | "Crashed" | "PMSuspended";
   reason: string;
 }
+
+/** metav1.Time: RFC 3339 with second precision, as Kubernetes serializes it. */
+export function nowRfc3339(d: Date = new Date()): string {
+  return d.toISOString().replace(/\.\d{3}Z$/, "Z");
+}

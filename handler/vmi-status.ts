@@ -15,6 +15,8 @@ export interface VmiObservation {
   phase?: VmiPhase;
   podReady: boolean;
   pull?: PullTrouble;
+  /** The launcher refused the VMI (KubeVirt: Synchronized=False, reason SyncFailed). */
+  syncError?: string;
   now: string;
 }
 
@@ -111,6 +113,15 @@ export function computeVmiStatus(vmi: VirtualMachineInstance, obs: VmiObservatio
     const r = conditions.find((c) => c.type === "Ready");
     if (r && (r.reason === "ErrImagePull" || r.reason === "ImagePullBackOff"))
       conditions = dropCondition(conditions, "Ready");
+  }
+  if (obs.syncError && !running) {
+    conditions = setCondition(
+      conditions,
+      { type: "Synchronized", status: "False", reason: "SyncFailed", message: obs.syncError },
+      obs.now,
+    );
+  } else {
+    conditions = dropCondition(conditions, "Synchronized");
   }
   if (conditions.length > 0 || old.conditions !== undefined) next.conditions = conditions;
   return isDeepStrictEqual(next, old) ? undefined : next;

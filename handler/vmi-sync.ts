@@ -7,7 +7,7 @@ import { KeyedRunner } from "./keyed.js";
 import { MASQ_TAP } from "./network/index.js";
 import type { ApiClient, ImagePuller, LauncherConnection, PreparedVmi } from "./ports.js";
 import { refs } from "./ports.js";
-import type { DomainStatus, Pod, VirtualMachineInstance, VmiPhase } from "./types.js";
+import { type DomainStatus, nowRfc3339, type Pod, type VirtualMachineInstance, type VmiPhase } from "./types.js";
 import { computeVmiStatus, type PullTrouble, podInterfaceName } from "./vmi-status.js";
 
 export type PhaseMapper = (domain: DomainStatus | undefined, vmi: VirtualMachineInstance) => VmiPhase | undefined;
@@ -46,6 +46,7 @@ interface VmiState {
   shutdownSent?: boolean;
   pull?: PullState;
   baseImages?: Record<string, string>;
+  syncError?: string;
 }
 
 export class VmiSync {
@@ -58,7 +59,11 @@ export class VmiSync {
   constructor(o: VmiSyncOptions) {
     this.o = o;
     this.log = (o.log ?? nullLogger).child({ component: "vmi-sync", node: o.node });
-    this.keyed = new KeyedRunner((key, err) => this.log.warn("VMI sync failed", { vmiUid: key, err }));
+    this.keyed = new KeyedRunner((key, err) => {
+      this.log.warn("VMI sync failed; retrying", { vmiUid: key, err });
+      const t = setTimeout(() => void this.trigger(key), 2_000);
+      t.unref();
+    });
   }
 
   trigger(vmiUid: string): Promise<void> {
@@ -76,7 +81,7 @@ export class VmiSync {
   }
 
   private now(): string {
-    return this.o.now ? this.o.now() : new Date().toISOString();
+    return this.o.now ? this.o.now() : nowRfc3339();
   }
 
   private st(uid: string): VmiState {
@@ -129,9 +134,17 @@ export class VmiSync {
       const images = await this.pullImages(vmi, s);
       if (images.ok) {
         const prepared: PreparedVmi = { baseImages: images.paths, taps: { [podInterfaceName(vmi)]: MASQ_TAP } };
-        await conn.sync(vmi, prepared);
-        s.synced = vmi.metadata.uid;
-        this.log.info("sent to launcher", { vmiUid });
+        try {
+          await conn.sync(vmi, prepared);
+          s.synced = vmi.metadata.uid;
+          delete s.syncError;
+          this.log.info("sent to launcher", { vmiUid });
+        } catch (e) {
+          s.syncError = (e as Error).message;
+          this.log.warn("Sync failed", { vmiUid, err: s.syncError });
+          const t = setTimeout(() => void this.trigger(vmiUid), 5_000);
+          t.unref();
+        }
       } else {
         pull = images.trouble;
       }
@@ -145,6 +158,7 @@ export class VmiSync {
     const mapped = this.o.mapPhase(domain, vmi);
     if (mapped) obs.phase = mapped;
     if (pull) obs.pull = pull;
+    if (s.syncError) obs.syncError = s.syncError;
     const status = computeVmiStatus(vmi, obs);
     if (!status) return;
     try {
