@@ -72,7 +72,10 @@ export class NodeLifecycleController {
     // VMIs fail before their pods go, so the VMI's reason is NodeUnresponsive rather than a vanished pod.
     const order = { markUnknown: 0, unschedulable: 1, failVmi: 2, deletePod: 3 } as const;
     actions.sort((a, b) => order[a.kind] - order[b.kind]);
+    const unfailed = new Set<string>();
     for (const a of actions) {
+      // A pod goes only once its node's VMIs are Failed, so their reason stays NodeUnresponsive.
+      if (a.kind === "deletePod" && unfailed.has(a.node)) continue;
       try {
         await this.apply(a, now);
       } catch (e) {
@@ -107,7 +110,7 @@ export class NodeLifecycleController {
         await retryOnConflict(async () => {
           const v = await c.get<VirtualMachineInstance>(resources.vmis, a.namespace, a.name);
           const phase = v.status?.phase;
-          if (v.status?.nodeName !== a.node || phase === "Failed" || phase === "Succeeded") return;
+          if (phase === "Failed" || phase === "Succeeded") return;
           const ts = [
             ...(v.status?.phaseTransitionTimestamps ?? []),
             { phase: "Failed" as const, phaseTransitionTimestamp: now.toISOString() },

@@ -80,9 +80,20 @@ export function planNodeLifecycle(world: NodeWorld, now: Date, cfg: NodeLifecycl
     const since = ready?.status === "Unknown" ? ms(ready.lastTransitionTime) : t;
     // Still silent after the transition (the check above) and the grace has run out: give the node's work up.
     if (Number.isNaN(since) || t - since < cfg.podEvictionTimeoutMs || beat > since) continue;
+    // A VMI is on the node by its status.nodeName, or (still Scheduling) by its launcher pod bound there.
+    const owners = new Set(
+      world.pods
+        .filter((p) => p.spec.nodeName === name)
+        .flatMap((p) =>
+          (p.metadata.ownerReferences ?? [])
+            .filter((r) => r.kind === "VirtualMachineInstance")
+            .map((r) => `${p.metadata.namespace}/${r.uid}`),
+        ),
+    );
     for (const vmi of world.vmis) {
       const phase = vmi.status?.phase;
-      if (vmi.status?.nodeName !== name || phase === "Failed" || phase === "Succeeded") continue;
+      const here = vmi.status?.nodeName === name || owners.has(`${vmi.metadata.namespace}/${vmi.metadata.uid}`);
+      if (!here || phase === "Failed" || phase === "Succeeded") continue;
       out.push({
         kind: "failVmi",
         namespace: vmi.metadata.namespace ?? "default",
