@@ -3,6 +3,7 @@ export { type ControllerOptions, VirtController } from "./app.js";
 export { getCondition, removeCondition, setCondition, timestamp } from "./conditions.js";
 export { EventRecorder, type EventType, nullRecorder, Reasons, type Recorder } from "./events/index.js";
 export { Expectations } from "./expectations.js";
+export { type ElectorHooks, LEADER_DEFAULTS, type LeaderConfig, LeaderElector, loadIdentity } from "./leader/index.js";
 export {
   isFinal,
   type LifecyclePatch,
@@ -15,6 +16,12 @@ export {
   type StopOptions,
 } from "./lifecycle/index.js";
 export { cidrIndex, nextFree } from "./node/podcidr.js";
+export {
+  NODE_LIFECYCLE_DEFAULTS,
+  type NodeLifecycleConfig,
+  NodeLifecycleController,
+  planNodeLifecycle,
+} from "./nodelifecycle/index.js";
 export { bytes, formatBytes, millicores, parseQuantity } from "./quantity.js";
 export { claimVmis, computeRsStatus, planReplicaSet, selectorMatches, selectorString } from "./replicaset/plan.js";
 export { defaultPredicates, type Predicate, type ScheduleResult, schedule } from "./scheduler/predicates.js";
