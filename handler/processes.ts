@@ -138,6 +138,16 @@ export async function spawnLauncher(
       );
     });
   });
+  // nsenter enters the namespace, then execs the launcher: wait (bounded) until it runs there, so a re-attach
+  // right after a start recognises it.
+  let gone = false;
+  void exited.then(() => {
+    gone = true;
+  });
+  const deadline = Date.now() + 10_000;
+  while (!gone && Date.now() < deadline && !(await isLauncherAlive(record, podDir))) {
+    await new Promise((r) => setTimeout(r, 10));
+  }
   return { record, exited };
 }
 
