@@ -65,7 +65,9 @@ export function mergeConditions(
     const prev = old?.find((o) => o.type === c.type);
     const lastTransitionTime =
       prev && prev.status === c.status && prev.lastTransitionTime ? prev.lastTransitionTime : now;
-    const out: Condition = { ...c, lastProbeTime: null, lastTransitionTime };
+    // No lastProbeTime: the API server drops nulls, and a field it drops makes every later compare unequal (an extra write).
+    const { lastProbeTime: _probe, ...rest } = c;
+    const out: Condition = { ...rest, lastTransitionTime };
     return out;
   });
 }

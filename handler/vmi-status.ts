@@ -38,7 +38,9 @@ function setCondition(list: Condition[], c: Condition, now: string): Condition[]
   const prev = list.find((x) => x.type === c.type);
   const lastTransitionTime =
     prev && prev.status === c.status && prev.lastTransitionTime ? prev.lastTransitionTime : now;
-  const next: Condition = { ...c, lastProbeTime: null, lastTransitionTime };
+  // No lastProbeTime: the API server drops nulls, so setting one would make every compare unequal (an extra write).
+  const { lastProbeTime: _probe, ...rest } = c;
+  const next: Condition = { ...rest, lastTransitionTime };
   return prev ? list.map((x) => (x.type === c.type ? next : x)) : [...list, next];
 }
 

@@ -122,9 +122,8 @@ describe("fake node agent (bench:scale)", () => {
         l.includes('resource="virtualmachineinstances"') &&
         /code="2/.test(l),
     );
-    // The real handler's rule (write when the computed status is not deep-equal to the stored one) costs one extra
-    // no-op PUT after each change, because the API server drops the `lastProbeTime: null` the pure functions set;
-    // a 409 against the controller's readiness-gate write can add one more. Bounded, never a loop:
+    // The real handler's rule: write when the computed status is not deep-equal to the stored one. A 409 against the
+    // controller's readiness-gate write can add one more. Bounded, never a loop:
     assert.ok(podStatusPuts >= N && podStatusPuts <= 3 * N, `pods/status PUTs ${podStatusPuts} for ${N} VMIs`);
     assert.ok(vmiPuts >= N && vmiPuts <= 2 * N, `VMI PUTs ${vmiPuts} for ${N} VMIs`);
     assert.equal(
