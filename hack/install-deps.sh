@@ -42,5 +42,8 @@ for svc in libvirtd virtlogd docker-registry; do
   if command -v service >/dev/null 2>&1; then $SUDO service "$svc" stop >/dev/null 2>&1 || true; fi
 done
 
-if [ -f package-lock.json ]; then npm ci --no-audit --no-fund --loglevel=error; else npm install --no-audit --no-fund --loglevel=error; fi
+# npm deps: a fresh `npm ci` only when node_modules is missing or older than the lockfile (it wipes node_modules).
+if [ ! -f node_modules/.package-lock.json ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
+  npm ci --no-audit --no-fund --loglevel=error
+fi
 echo "install-deps: ok (qemu: $(qemu-system-x86_64 --version | head -1 | awk '{print $4}'), libvirt: $(libvirtd --version | awk '{print $3}'))"

@@ -12,6 +12,8 @@ for a in "$@"; do
     *) files+=("$a") ;;
   esac
 done
+# On a fresh machine this one command also installs what the tests need (a no-op once installed).
+if [ "${SKIP_INSTALL:-0}" != 1 ] && [ "${SKIP_CHECKS:-0}" != 1 ]; then bash hack/install-deps.sh; fi
 if [ "${SKIP_CHECKS:-0}" != 1 ]; then
   echo "== lint"; npx biome ci .
   echo "== typecheck"; npx tsc --noEmit -p tsconfig.json
