@@ -5,11 +5,14 @@ import { execFile } from "node:child_process";
 import { existsSync, readdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { test } from "node:test";
+import { fileURLToPath } from "node:url";
 import { promisify } from "node:util";
 import { type ApiProcess, removeDir, startApiProcess, tempDir } from "../../apiserver/testutil.js";
 
 const run = promisify(execFile);
-const examples = process.env.KUBEVIRT_EXAMPLES ?? "/work/shared/examples/kubevirt";
+// shared/ sits beside the project root (in CI: a copy beside the clone).
+const examples =
+  process.env.KUBEVIRT_EXAMPLES ?? fileURLToPath(new URL("../../../shared/examples/kubevirt", import.meta.url));
 
 async function hasKubectl(): Promise<boolean> {
   try {

@@ -3,11 +3,13 @@ import assert from "node:assert/strict";
 import { execFile } from "node:child_process";
 import { existsSync } from "node:fs";
 import { test } from "node:test";
+import { fileURLToPath } from "node:url";
 import { promisify } from "node:util";
 import { removeDir, startApiProcess, tempDir } from "../../apiserver/testutil.js";
 
 const run = promisify(execFile);
-const probe = "/work/shared/conformance/kubectl-probe.sh";
+// shared/ sits beside the project root (in CI: a copy beside the clone).
+const probe = fileURLToPath(new URL("../../../shared/conformance/kubectl-probe.sh", import.meta.url));
 
 async function which(bin: string): Promise<boolean> {
   try {

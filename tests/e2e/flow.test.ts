@@ -2,10 +2,12 @@
 // QEMU (TCG), a real docker-registry on loopback, stock kubectl and our virtctl. Asserts what a user checks.
 import assert from "node:assert/strict";
 import { type ChildProcess, execFile, spawn } from "node:child_process";
+import { existsSync } from "node:fs";
 import { chmod, mkdtemp, readdir, readFile, readlink, rm, stat } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, it } from "node:test";
+import { fileURLToPath } from "node:url";
 import { podNetns } from "../../handler/network/index.js";
 import { freePort, hasDockerRegistry, startRegistry } from "../../images/testing/registry.js";
 import { ensureGuest } from "../guest/index.js";
@@ -13,6 +15,9 @@ import { ensureGuest } from "../guest/index.js";
 const ROOT = join(import.meta.dirname, "..", "..");
 const TSVIRT = join(ROOT, "dist", "cmd", "tsvirt.js");
 const VIRTCTL = join(ROOT, "dist", "cmd", "virtctl.js");
+
+// shared/ sits beside the project root (in CI: a copy beside the clone).
+const PROBE = fileURLToPath(new URL("../../../shared/conformance/kubectl-probe.sh", import.meta.url));
 
 function run(file: string, args: string[], env: NodeJS.ProcessEnv = process.env, timeout = 120_000): Promise<string> {
   return new Promise((resolve, reject) =>
@@ -225,6 +230,17 @@ describe("creation flow through tsvirt up", async () => {
     // The launcher (and so QEMU) runs in the pod's network namespace, not the host's.
     assert.notEqual(await readlink(`/proc/${qemu[0]}/ns/net`), await readlink("/proc/self/ns/net"));
     assert.match(await kubectl("logs", pod.metadata.name), /virt-launcher/);
+
+    // The stock-kubectl conformance probe against `tsvirt up`, its `kubectl logs` step on this running launcher pod.
+    if (existsSync(PROBE)) {
+      const out = await run(
+        "bash",
+        [PROBE, env.KUBECONFIG],
+        { ...env, PROBE_LOG_POD: `default/${pod.metadata.name}` },
+        300_000,
+      );
+      assert.match(out, /probe: 57 passed, 0 failed/);
+    } else t.diagnostic(`probe script not found at ${PROBE}: step skipped`);
 
     // The console: the ready marker, an echo, and the address the guest got by DHCP.
     const con = spawn(process.execPath, [VIRTCTL, "console", "vm1"], { env, stdio: ["pipe", "pipe", "pipe"] });
