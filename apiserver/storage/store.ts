@@ -78,6 +78,9 @@ export class Store {
   #compacted: number;
   #subs = new Set<(e: StoreEvent) => void>();
   #st: ReturnType<Store["prepare"]>;
+  // built once: better-sqlite3's transaction() allocates four wrappers per call
+  readonly #txCreate: (resource: string, obj: Obj) => StoreEvent;
+  readonly #txUpdate: (resource: string, obj: Obj, expectedRv: number) => StoreEvent;
 
   constructor(opts: StoreOptions = {}) {
     const path = opts.path ?? ":memory:";
@@ -101,6 +104,8 @@ export class Store {
       INSERT OR IGNORE INTO meta (k, v) VALUES ('rev', 1), ('compacted', 0);
     `);
     this.#st = this.prepare();
+    this.#txCreate = this.db.transaction((resource: string, obj: Obj) => this.#createTx(resource, obj));
+    this.#txUpdate = this.db.transaction((resource: string, obj: Obj, rv: number) => this.#updateTx(resource, obj, rv));
     this.#rev = (this.#st.getMeta.get("rev") as { v: number }).v;
     this.#compacted = (this.#st.getMeta.get("compacted") as { v: number }).v;
   }
@@ -201,24 +206,26 @@ export class Store {
 
   /** Creates; the object's metadata.resourceVersion is set to the new revision. Throws StoreError("exists"). */
   create(resource: string, obj: Obj): Obj {
+    const ev = this.#txCreate(resource, obj);
+    this.#emit(ev);
+    return obj;
+  }
+
+  #createTx(resource: string, obj: Obj): StoreEvent {
     const md = obj.metadata ?? {};
     const ns = md.namespace ?? "";
     const name = md.name ?? "";
-    const ev = this.db.transaction((): StoreEvent => {
-      const cur = this.#st.get.get(resource, ns, name) as Row | undefined;
-      if (cur) throw new StoreError("exists", cur.rv);
-      const rev = this.#rev + 1;
-      md.resourceVersion = String(rev);
-      const data = JSON.stringify(obj);
-      this.#st.insert.run(resource, ns, name, md.uid ?? "", rev, data);
-      this.#writeOwners(resource, ns, name, obj);
-      this.#st.event.run(rev, resource, ns, name, "ADDED", Date.now(), data);
-      this.#st.setMeta.run(rev, "rev");
-      this.#rev = rev;
-      return { type: "ADDED", rv: rev, resource, namespace: ns, name, object: obj };
-    })();
-    this.#emit(ev);
-    return obj;
+    const cur = this.#st.get.get(resource, ns, name) as Row | undefined;
+    if (cur) throw new StoreError("exists", cur.rv);
+    const rev = this.#rev + 1;
+    md.resourceVersion = String(rev);
+    const data = JSON.stringify(obj);
+    this.#st.insert.run(resource, ns, name, md.uid ?? "", rev, data);
+    this.#writeOwners(resource, ns, name, obj);
+    this.#st.event.run(rev, resource, ns, name, "ADDED", Date.now(), data);
+    this.#st.setMeta.run(rev, "rev");
+    this.#rev = rev;
+    return { type: "ADDED", rv: rev, resource, namespace: ns, name, object: obj };
   }
 
   /**
@@ -226,28 +233,28 @@ export class Store {
    * Throws StoreError("notfound") or StoreError("conflict").
    */
   update(resource: string, obj: Obj, expectedRv: number): Obj {
+    const ev = this.#txUpdate(resource, obj, expectedRv);
+    this.#emit(ev);
+    return obj;
+  }
+
+  #updateTx(resource: string, obj: Obj, expectedRv: number): StoreEvent {
     const md = obj.metadata ?? {};
     const ns = md.namespace ?? "";
     const name = md.name ?? "";
-    let prev: Obj | undefined;
-    const ev = this.db.transaction((): StoreEvent => {
-      const cur = this.#st.get.get(resource, ns, name) as Row | undefined;
-      if (!cur) throw new StoreError("notfound");
-      if (cur.rv !== expectedRv) throw new StoreError("conflict", cur.rv);
-      prev = JSON.parse(cur.data) as Obj;
-      const rev = this.#rev + 1;
-      md.resourceVersion = String(rev);
-      const data = JSON.stringify(obj);
-      this.#st.update.run(rev, data, md.uid ?? "", resource, ns, name);
-      this.#writeOwners(resource, ns, name, obj);
-      this.#st.event.run(rev, resource, ns, name, "MODIFIED", Date.now(), data);
-      this.#st.setMeta.run(rev, "rev");
-      this.#rev = rev;
-      return { type: "MODIFIED", rv: rev, resource, namespace: ns, name, object: obj };
-    })();
-    if (prev) ev.prev = prev;
-    this.#emit(ev);
-    return obj;
+    const cur = this.#st.get.get(resource, ns, name) as Row | undefined;
+    if (!cur) throw new StoreError("notfound");
+    if (cur.rv !== expectedRv) throw new StoreError("conflict", cur.rv);
+    const prev = JSON.parse(cur.data) as Obj;
+    const rev = this.#rev + 1;
+    md.resourceVersion = String(rev);
+    const data = JSON.stringify(obj);
+    this.#st.update.run(rev, data, md.uid ?? "", resource, ns, name);
+    this.#writeOwners(resource, ns, name, obj);
+    this.#st.event.run(rev, resource, ns, name, "MODIFIED", Date.now(), data);
+    this.#st.setMeta.run(rev, "rev");
+    this.#rev = rev;
+    return { type: "MODIFIED", rv: rev, resource, namespace: ns, name, object: obj, prev };
   }
 
   /** Deletes if the stored revision is still `expectedRv`. The DELETED event carries the last state at a new revision. */
