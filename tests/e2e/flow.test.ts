@@ -314,5 +314,44 @@ describe("creation flow through tsvirt up", async () => {
     }
     await kubectl("delete", "vm", "vm1", "--wait=true", "--timeout=60s");
     assert.equal((await kubectl("get", "vm,vmi,pods", "-o", "name")).trim(), "");
+
+    // An image present in no registry: ErrImagePull, then ImagePullBackOff, each naming the registry tried; pushing
+    // the image makes the VM start (the node agent retries when its back-off ends).
+    const missingImage = `${reg.host}/tsvirt/missing:e2e`;
+    const vm2 = structuredClone(manifest);
+    vm2.metadata.name = "vm2";
+    vm2.spec.runStrategy = "Always";
+    vm2.spec.template.spec.volumes = [{ name: "containerdisk", containerDisk: { image: missingImage } }];
+    const watch = spawn(
+      "kubectl",
+      ["get", "vm", "-w", "-o", "jsonpath={.metadata.name}={.status.printableStatus}{'\\n'}"],
+      { env },
+    );
+    t.after(() => watch.kill("SIGKILL"));
+    const seen = { text: "" };
+    watch.stdout.on("data", (d: Buffer) => {
+      seen.text += d.toString();
+    });
+    const apply2 = spawn("kubectl", ["apply", "-f", "-"], { env });
+    apply2.stdin.end(JSON.stringify(vm2));
+    await new Promise<void>((r, j) =>
+      apply2.once("exit", (c) => (c === 0 ? r() : j(new Error(`kubectl apply: ${c}`)))),
+    );
+    await waitOutput(seen, watch, /vm2=ErrImagePull[\s\S]*vm2=ImagePullBackOff/, 120_000);
+    const ready = await kubectl("get", "vmi", "vm2", "-o", 'jsonpath={.status.conditions[?(@.type=="Ready")].message}');
+    assert.ok(ready.includes(reg.host), `the pull failure names the registry tried: ${ready}`);
+    await run(process.execPath, [
+      TSVIRT,
+      "image",
+      "build",
+      "--cache-dir",
+      join(dir, "build-cache"),
+      "--disk",
+      guest.qcow2,
+      "--push",
+      missingImage,
+    ]);
+    await waitFor("vmi/vm2", "{.status.phase}", "Running", 300_000);
+    await kubectl("delete", "vm", "vm2", "--wait=true", "--timeout=120s");
   });
 });
