@@ -1,8 +1,9 @@
 // The Node object this agent registers and keeps fresh (pure), with KubeVirt's schedulable label and heartbeat.
+
+import { HEARTBEAT_ANNOTATION, SCHEDULABLE_LABEL } from "../api/index.js";
 import type { Condition, Lease, Node } from "./types.js";
 
-export const SCHEDULABLE_LABEL = "kubevirt.io/schedulable";
-export const HEARTBEAT_ANNOTATION = "kubevirt.io/heartbeat";
+export { HEARTBEAT_ANNOTATION, SCHEDULABLE_LABEL };
 export const NODE_LEASE_NAMESPACE = "kube-node-lease";
 export const LEASE_DURATION_SECONDS = 40;
 

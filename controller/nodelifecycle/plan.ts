@@ -3,10 +3,11 @@
 //   1. silent for monitorGracePeriod → Ready=Unknown (NodeStatusUnknown) and kubevirt.io/schedulable=false;
 //   2. Ready=Unknown for podEvictionTimeout and still silent → its VMIs fail (NodeUnresponsive) and its pods are
 //      deleted. A node whose heartbeats resume before then keeps its VMs (its agent sets Ready=True again).
+
+import { HEARTBEAT_ANNOTATION, SCHEDULABLE_LABEL } from "../../api/index.js";
 import type { Condition, Lease, Node, Pod, VirtualMachineInstance } from "../../client/index.js";
 
-export const SCHEDULABLE_LABEL = "kubevirt.io/schedulable";
-export const HEARTBEAT_ANNOTATION = "kubevirt.io/heartbeat";
+export { HEARTBEAT_ANNOTATION, SCHEDULABLE_LABEL };
 export const NODE_LEASE_NAMESPACE = "kube-node-lease";
 export const NODE_STATUS_UNKNOWN = "NodeStatusUnknown";
 export const NODE_STATUS_UNKNOWN_MESSAGE = "Kubelet stopped posting node status.";

@@ -12,7 +12,10 @@ export const READINESS_GATE = "kubevirt.io/virtual-machine-unpaused";
 export const LABEL_APP = "kubevirt.io";
 export const LABEL_CREATED_BY = "kubevirt.io/created-by";
 export const LABEL_NODE_NAME = "kubevirt.io/nodeName";
-export const LABEL_SCHEDULABLE = "kubevirt.io/schedulable";
+
+import { SCHEDULABLE_LABEL } from "../../api/index.js";
+
+export const LABEL_SCHEDULABLE = SCHEDULABLE_LABEL;
 export const ANNOTATION_DOMAIN = "kubevirt.io/domain";
 
 const Mi = 2 ** 20;
