@@ -1,0 +1,332 @@
+// The shared end-to-end harness: a real `tsvirt up` (API server, controller, node agents as separate processes),
+// a real docker-registry on loopback holding the test guest as a containerDisk, stock kubectl and our virtctl.
+// Every wait is bounded and polls state a user could observe; nothing here sleeps in place of synchronization.
+import assert from "node:assert/strict";
+import { type ChildProcess, execFile, spawn } from "node:child_process";
+import { chmod, mkdtemp, readdir, readFile, readlink, rm, stat } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import type { TestContext } from "node:test";
+import { fileURLToPath } from "node:url";
+import { freePort, hasDockerRegistry, startRegistry, type TestRegistry } from "../../images/testing/registry.js";
+import { ensureGuest, type Guest } from "../guest/index.js";
+
+export const ROOT = join(import.meta.dirname, "..", "..");
+export const TSVIRT = join(ROOT, "dist", "cmd", "tsvirt.js");
+export const VIRTCTL = join(ROOT, "dist", "cmd", "virtctl.js");
+/** shared/ sits beside the project root (in CI: a copy beside the clone). */
+export const PROBE = fileURLToPath(new URL("../../../shared/conformance/kubectl-probe.sh", import.meta.url));
+
+export function run(file: string, args: string[], env: NodeJS.ProcessEnv = process.env, timeout = 120_000) {
+  return new Promise<string>((resolve, reject) =>
+    execFile(file, args, { env, timeout, maxBuffer: 16 << 20 }, (err, stdout, stderr) =>
+      err ? reject(new Error(`${file} ${args.join(" ")}: ${stderr || err.message}`)) : resolve(stdout),
+    ),
+  );
+}
+
+async function have(bin: string): Promise<boolean> {
+  return run("sh", ["-c", 'command -v "$1"', "sh", bin]).then(
+    () => true,
+    () => false,
+  );
+}
+
+/** Why the end-to-end suites cannot run here, or undefined when they can. */
+export async function missingPrereqs(): Promise<string | undefined> {
+  if (process.getuid?.() !== 0) return "needs root (network namespaces, libvirtd)";
+  for (const b of ["qemu-system-x86_64", "libvirtd", "kubectl", "ip", "busybox", "unshare"]) {
+    if (!(await have(b))) return `${b} not installed`;
+  }
+  if (!(await hasDockerRegistry())) return "docker-registry not installed";
+  return undefined;
+}
+
+export const delay = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/** Text seen so far on a child's stdout (and stderr when asked). */
+export interface Output {
+  text: string;
+}
+
+export function collect(child: ChildProcess, stderr = false): Output {
+  const out: Output = { text: "" };
+  child.stdout?.on("data", (d: Buffer) => {
+    out.text += d.toString();
+  });
+  if (stderr)
+    child.stderr?.on("data", (d: Buffer) => {
+      out.text += d.toString();
+    });
+  return out;
+}
+
+/** Waits (bounded) until `re` matches the text seen so far on the child's stdout. */
+export function waitOutput(buf: Output, child: ChildProcess, re: RegExp, timeoutMs: number): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const check = (): boolean => {
+      const m = re.exec(buf.text);
+      if (!m) return false;
+      clearTimeout(timer);
+      child.stdout?.off("data", onData);
+      child.stderr?.off("data", onData);
+      resolve(m[0]);
+      return true;
+    };
+    const onData = (): void => {
+      // Let collect()'s listener append first.
+      setImmediate(check);
+    };
+    const timer = setTimeout(() => {
+      child.stdout?.off("data", onData);
+      child.stderr?.off("data", onData);
+      reject(new Error(`timed out waiting for ${re}; got:\n${buf.text.slice(-2000)}`));
+    }, timeoutMs);
+    child.stdout?.on("data", onData);
+    child.stderr?.on("data", onData);
+    check();
+  });
+}
+
+/** Polls `probe` (bounded) until it returns a value other than undefined. */
+export async function until<T>(what: string, timeoutMs: number, probe: () => Promise<T | undefined>, everyMs = 250) {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const v = await probe().catch(() => undefined);
+    if (v !== undefined) return v;
+    assert.ok(Date.now() < deadline, `timed out after ${timeoutMs} ms waiting for ${what}`);
+    await delay(everyMs);
+  }
+}
+
+/** The network-namespace link of a named netns, as /proc/PID/ns/net shows it. */
+export async function netnsLink(name: string): Promise<string> {
+  return `net:[${(await stat(`/run/netns/${name}`)).ino}]`;
+}
+
+/** QEMU processes of a VMI: its uid in the command line, or (when given) running in the pod's network namespace. */
+export async function qemuFor(uid: string, netns = ""): Promise<number[]> {
+  const out: number[] = [];
+  for (const d of await readdir("/proc")) {
+    if (!/^\d+$/.test(d)) continue;
+    const cmd = await readFile(`/proc/${d}/cmdline`, "utf8").catch(() => "");
+    if (!cmd.includes("qemu-system")) continue;
+    const ns = netns === "" ? "" : await readlink(`/proc/${d}/ns/net`).catch(() => "");
+    if (cmd.includes(uid) || (netns !== "" && ns === netns)) out.push(Number(d));
+  }
+  return out;
+}
+
+/** A `virtctl console` session. */
+export interface Console {
+  readonly child: ChildProcess;
+  readonly out: Output;
+  send(text: string): void;
+  expect(re: RegExp, timeoutMs?: number): Promise<string>;
+  close(): void;
+}
+
+export interface VmOptions {
+  runStrategy?: string;
+  memory?: string;
+  cpu?: string;
+  image?: string;
+  nodeSelector?: Record<string, string>;
+  labels?: Record<string, string>;
+  namespace?: string;
+}
+
+export interface Cluster {
+  readonly dir: string;
+  readonly port: number;
+  readonly env: NodeJS.ProcessEnv;
+  /** DIR/kubeconfig, for kubectl and virtctl. */
+  readonly kubeconfig: string;
+  /** Node names, in order (PREFIX01, PREFIX02, ...). */
+  readonly nodes: string[];
+  readonly guest: Guest;
+  readonly registry: TestRegistry;
+  /** The guest as a containerDisk in the loopback registry. */
+  readonly image: string;
+  /** `tsvirt up`'s combined output so far. */
+  readonly upOut: Output;
+  readonly up: ChildProcess;
+  kubectl(...args: string[]): Promise<string>;
+  virtctl(...args: string[]): Promise<string>;
+  /** `kubectl apply -f -` of one object. */
+  apply(obj: unknown): Promise<void>;
+  /** `kubectl get -o json`, parsed. */
+  getJson<T = Record<string, unknown>>(...args: string[]): Promise<T>;
+  /** Polls `kubectl get OBJ -o jsonpath=PATH` until it prints `want` (bounded). */
+  waitFor(obj: string, jsonpath: string, want: string | RegExp, timeoutMs: number): Promise<string>;
+  /** A VirtualMachine running the test guest. */
+  vm(name: string, opts?: VmOptions): Record<string, unknown>;
+  console(vmi: string, namespace?: string): Console;
+  /** Pid of a supervised component from DIR/run (api, controller, handler-NODE). */
+  pid(component: string): Promise<number>;
+  /** Pushes the guest under another reference (e.g. an image first missing). */
+  pushGuest(ref: string): Promise<void>;
+}
+
+export interface ClusterOptions {
+  nodes?: number;
+  /** Extra `tsvirt up` arguments. */
+  args?: string[];
+  /** Name for the temp dir and the node prefix (short, lowercase). */
+  name?: string;
+}
+
+/**
+ * Starts a registry holding the guest and a `tsvirt up` with `nodes` node agents; waits until every node is Ready.
+ * Everything is torn down by `t.after` (SIGINT to the supervisor: VMs stopped gracefully, then every process).
+ */
+export async function startCluster(t: TestContext, opts: ClusterOptions = {}): Promise<Cluster> {
+  const n = opts.nodes ?? 1;
+  const name = opts.name ?? "e2e";
+  const guest = await ensureGuest();
+  const dir = await mkdtemp(join(tmpdir(), `tsv-${name}-`));
+  await chmod(dir, 0o755); // QEMU runs as libvirt-qemu and must reach the pod's disks below it
+  const registry = await startRegistry();
+  t.after(() => registry.stop());
+  const image = `${registry.host}/tsvirt/guest:e2e`;
+  const pushGuest = async (ref: string): Promise<void> => {
+    await run(process.execPath, [
+      TSVIRT,
+      "image",
+      "build",
+      "--cache-dir",
+      join(dir, "build-cache"),
+      "--disk",
+      guest.qcow2,
+      "--push",
+      ref,
+    ]);
+  };
+  await pushGuest(image);
+
+  const port = await freePort();
+  // Node names stay unique per test process: bridges and namespaces are named after them.
+  const prefix = `${name.replace(/[^a-z]/g, "").slice(0, 4) || "e"}${process.pid % 100000}n`;
+  const nodes = Array.from({ length: n }, (_, i) => `${prefix}${String(i + 1).padStart(2, "0")}`);
+  const up = spawn(
+    process.execPath,
+    [
+      TSVIRT,
+      "up",
+      "--listen",
+      `127.0.0.1:${port}`,
+      "--data-dir",
+      dir,
+      "--node-prefix",
+      prefix,
+      "--nodes",
+      String(n),
+      ...(opts.args ?? []),
+    ],
+    { stdio: ["ignore", "pipe", "pipe"] },
+  );
+  const upOut = collect(up, true);
+  const upExited = new Promise<void>((r) => up.once("exit", () => r()));
+  t.after(async () => {
+    await run("cp", ["-r", join(dir, "logs"), join(tmpdir(), `tsv-${name}-last-logs`)]).catch(() => "");
+    if (up.exitCode === null && up.signalCode === null) {
+      up.kill("SIGINT");
+      await upExited;
+    }
+    await rm(dir, { recursive: true, force: true });
+  });
+
+  const kubeconfig = join(dir, "kubeconfig");
+  const env = { ...process.env, KUBECONFIG: kubeconfig };
+  const kubectl = (...args: string[]) => run("kubectl", args, env);
+  const virtctl = (...args: string[]) => run(process.execPath, [VIRTCTL, ...args], env);
+  await waitOutput(upOut, up, /tsvirt is up/, 120_000);
+  for (const node of nodes) {
+    // kubectl wait needs the object to exist: wait for the node agent's registration first.
+    await until(`node ${node} registered`, 120_000, () => kubectl("get", "node", node).then(() => true));
+    await kubectl("wait", "--for=condition=Ready", `node/${node}`, "--timeout=120s");
+  }
+
+  const cluster: Cluster = {
+    dir,
+    port,
+    env,
+    kubeconfig,
+    nodes,
+    guest,
+    registry,
+    image,
+    upOut,
+    up,
+    kubectl,
+    virtctl,
+    pushGuest,
+    async apply(obj) {
+      const p = spawn("kubectl", ["apply", "-f", "-"], { env, stdio: ["pipe", "pipe", "pipe"] });
+      const err = collect(p, true);
+      p.stdin.end(JSON.stringify(obj));
+      const code = await new Promise<number | null>((r) => p.once("exit", r));
+      assert.equal(code, 0, `kubectl apply: ${err.text}`);
+    },
+    async getJson<T>(...args: string[]) {
+      return JSON.parse(await kubectl("get", ...args, "-o", "json")) as T;
+    },
+    async waitFor(obj, jsonpath, want, timeoutMs) {
+      let last = "";
+      return until(
+        `${obj} ${jsonpath} = ${want} (last: ${last})`,
+        timeoutMs,
+        async () => {
+          last = await kubectl("get", obj, "-o", `jsonpath=${jsonpath}`).catch((e: Error) => e.message);
+          return (typeof want === "string" ? last === want : want.test(last)) ? last : undefined;
+        },
+        300,
+      );
+    },
+    vm(vmName, o = {}) {
+      return {
+        apiVersion: "kubevirt.io/v1",
+        kind: "VirtualMachine",
+        metadata: { name: vmName, namespace: o.namespace ?? "default" },
+        spec: {
+          runStrategy: o.runStrategy ?? "Halted",
+          template: {
+            metadata: { labels: { "kubevirt.io/vm": vmName, ...o.labels } },
+            spec: {
+              ...(o.nodeSelector ? { nodeSelector: o.nodeSelector } : {}),
+              domain: {
+                ...(o.cpu ? { cpu: { cores: Number(o.cpu) } } : {}),
+                devices: {
+                  disks: [{ name: "containerdisk", disk: { bus: "virtio" } }],
+                  interfaces: [{ name: "default", masquerade: {} }],
+                },
+                resources: { requests: { memory: o.memory ?? "128Mi" } },
+              },
+              networks: [{ name: "default", pod: {} }],
+              volumes: [{ name: "containerdisk", containerDisk: { image: o.image ?? image } }],
+            },
+          },
+        },
+      };
+    },
+    console(vmi, namespace = "default") {
+      const child = spawn(process.execPath, [VIRTCTL, "console", vmi, "-n", namespace], {
+        env,
+        stdio: ["pipe", "pipe", "pipe"],
+      });
+      const out = collect(child);
+      t.after(() => child.kill("SIGKILL"));
+      return {
+        child,
+        out,
+        send: (text) => child.stdin?.write(text),
+        expect: (re, timeoutMs = 120_000) => waitOutput(out, child, re, timeoutMs),
+        close: () => child.kill("SIGKILL"),
+      };
+    },
+    async pid(component) {
+      return Number((await readFile(join(dir, "run", `${component}.pid`), "utf8")).trim());
+    },
+  };
+  return cluster;
+}
