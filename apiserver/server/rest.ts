@@ -283,7 +283,8 @@ export class Rest {
     if (opts.subresource) req.subResource = opts.subresource;
     if (obj) req.object = obj as Rec;
     if (old) req.oldObject = old as Rec;
-    const res = await runAdmission(this.admission, req);
+    // the object is this request's own copy: built-in plugins mutate it in place
+    const res = await runAdmission(this.admission, req, { mutateInPlace: true });
     warnings.push(...res.warnings);
     return { object: res.object as KObj | undefined, warnings };
   }
