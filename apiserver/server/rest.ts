@@ -170,7 +170,14 @@ export class Rest {
     this.log = o.log;
     this.admission = o.admission ?? [];
     this.onCrdChange = o.onCrdChange;
+    // every namespace write reaches the store's subscribers (after its commit, before any other code runs)
+    this.store.subscribe((e) => {
+      if (e.resource === "/namespaces") this.#namespaces.delete(e.name);
+    });
   }
+
+  /** Namespace name → whether it exists and whether it is terminating; filled on lookup, dropped on every write. */
+  readonly #namespaces = new Map<string, { exists: boolean; terminating: boolean }>();
 
   // ---------- selectors
 
@@ -195,6 +202,13 @@ export class Rest {
     const o = this.store.get(r.key, r.namespaced ? ns : "", name);
     if (!o) throw notFound(gr(r), name);
     return o as KObj;
+  }
+
+  /** The stored JSON text of an object (NotFound if absent). */
+  getText(r: ServedResource, ns: string, name: string): string {
+    const t = this.store.getText(r.key, r.namespaced ? ns : "", name);
+    if (t === undefined) throw notFound(gr(r), name);
+    return t;
   }
 
   list(r: ServedResource, ns: string | undefined, q: URLSearchParams): ListResult {
@@ -247,9 +261,15 @@ export class Rest {
   #checkNamespace(r: ServedResource, ns: string, creating: boolean): void {
     if (!r.namespaced) return;
     if (!ns) throw badRequest("the namespace of the object must be set for a namespaced resource");
-    const nsObj = this.store.get("/namespaces", "", ns) as KObj | undefined;
-    if (!nsObj) throw notFound({ group: "", resource: "namespaces" }, ns);
-    if (creating && nsObj.metadata.deletionTimestamp) {
+    let state = this.#namespaces.get(ns);
+    if (!state) {
+      const nsObj = this.store.get("/namespaces", "", ns) as KObj | undefined;
+      state = { exists: !!nsObj, terminating: !!nsObj?.metadata.deletionTimestamp };
+      if (this.#namespaces.size >= 10_000) this.#namespaces.clear();
+      this.#namespaces.set(ns, state);
+    }
+    if (!state.exists) throw notFound({ group: "", resource: "namespaces" }, ns);
+    if (creating && state.terminating) {
       throw forbidden(
         `${r.plural}${r.group ? `.${r.group}` : ""} is forbidden: unable to create new content in namespace ${ns} because it is being terminated`,
       );

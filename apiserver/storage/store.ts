@@ -70,6 +70,30 @@ export interface ListOptions {
   limit?: number;
 }
 
+/** A MODIFIED event; its previous state is parsed only when a reader asks for it (watches with selectors). */
+class ModifiedEvent implements StoreEvent {
+  readonly type = "MODIFIED";
+  readonly rv: number;
+  readonly resource: string;
+  readonly namespace: string;
+  readonly name: string;
+  readonly object: Obj;
+  readonly #prevText: string;
+  #prev: Obj | undefined;
+  constructor(rv: number, resource: string, namespace: string, name: string, object: Obj, prevText: string) {
+    this.rv = rv;
+    this.resource = resource;
+    this.namespace = namespace;
+    this.name = name;
+    this.object = object;
+    this.#prevText = prevText;
+  }
+  get prev(): Obj {
+    this.#prev ??= JSON.parse(this.#prevText) as Obj;
+    return this.#prev;
+  }
+}
+
 /** One write waiting for the group commit. `run` executes inside the batch's transaction. */
 interface QueuedWrite {
   run: () => StoreEvent;
@@ -107,6 +131,8 @@ export class Store {
   readonly #txBatch: (batch: readonly QueuedWrite[], out: (StoreEvent | unknown)[]) => void;
   /** writes waiting for the next group commit */
   #queue: QueuedWrite[] = [];
+  /** object → the JSON text written for it (see serialized()) */
+  readonly #texts = new WeakMap<object, string>();
   #flushScheduled = false;
   #batches = 0;
   #batchedWrites = 0;
@@ -201,6 +227,19 @@ export class Store {
     return row ? (JSON.parse(row.data) as Obj) : undefined;
   }
 
+  /** The stored JSON text of an object, unparsed. */
+  getText(resource: string, namespace: string, name: string): string | undefined {
+    return (this.#st.get.get(resource, namespace, name) as Row | undefined)?.data;
+  }
+
+  /**
+   * The JSON text the store wrote (or logged) for this very object, if it is one the store handed out with a write
+   * or an event: readers serialize it once, not again. (Objects from the store are not changed after the fact.)
+   */
+  serialized(obj: object): string | undefined {
+    return this.#texts.get(obj);
+  }
+
   getByUid(uid: string): { resource: string; object: Obj } | undefined {
     const row = this.#st.byUid.get(uid) as (Row & { res: string }) | undefined;
     return row ? { resource: row.res, object: JSON.parse(row.data) as Obj } : undefined;
@@ -261,16 +300,25 @@ export class Store {
     const md = obj.metadata ?? {};
     const ns = md.namespace ?? "";
     const name = md.name ?? "";
-    const cur = this.#st.get.get(resource, ns, name) as Row | undefined;
-    if (cur) throw new StoreError("exists", cur.rv);
     const rev = this.#rev + 1;
     md.resourceVersion = String(rev);
     const data = JSON.stringify(obj);
-    this.#st.insert.run(resource, ns, name, md.uid ?? "", rev, data);
-    this.#writeOwners(resource, ns, name, obj);
+    try {
+      this.#st.insert.run(resource, ns, name, md.uid ?? "", rev, data);
+    } catch (e) {
+      // the primary key (res, ns, name) is the existence check
+      if ((e as { code?: string }).code === "SQLITE_CONSTRAINT_PRIMARYKEY") {
+        const cur = this.#st.get.get(resource, ns, name) as Row | undefined;
+        throw new StoreError("exists", cur?.rv ?? 0);
+      }
+      throw e;
+    }
+    // a new object has no owner rows yet (delete removes them)
+    this.#writeOwners(resource, ns, name, obj, false);
     this.#st.event.run(rev, resource, ns, name, "ADDED", Date.now(), data);
     this.#st.setMeta.run(rev, "rev");
     this.#rev = rev;
+    this.#texts.set(obj, data);
     return { type: "ADDED", rv: rev, resource, namespace: ns, name, object: obj };
   }
 
@@ -291,16 +339,16 @@ export class Store {
     const cur = this.#st.get.get(resource, ns, name) as Row | undefined;
     if (!cur) throw new StoreError("notfound");
     if (cur.rv !== expectedRv) throw new StoreError("conflict", cur.rv);
-    const prev = JSON.parse(cur.data) as Obj;
     const rev = this.#rev + 1;
     md.resourceVersion = String(rev);
     const data = JSON.stringify(obj);
     this.#st.update.run(rev, data, md.uid ?? "", resource, ns, name);
-    this.#writeOwners(resource, ns, name, obj);
+    this.#writeOwners(resource, ns, name, obj, cur.data.includes('"ownerReferences"'));
     this.#st.event.run(rev, resource, ns, name, "MODIFIED", Date.now(), data);
     this.#st.setMeta.run(rev, "rev");
     this.#rev = rev;
-    return { type: "MODIFIED", rv: rev, resource, namespace: ns, name, object: obj, prev };
+    this.#texts.set(obj, data);
+    return new ModifiedEvent(rev, resource, ns, name, obj, cur.data);
   }
 
   /** Deletes if the stored revision is still `expectedRv`. The DELETED event carries the last state at a new revision. */
@@ -320,9 +368,11 @@ export class Store {
     if (last.metadata) last.metadata.resourceVersion = String(rev);
     this.#st.del.run(resource, namespace, name);
     this.#st.ownersDel.run(resource, namespace, name);
-    this.#st.event.run(rev, resource, namespace, name, "DELETED", Date.now(), JSON.stringify(last));
+    const data = JSON.stringify(last);
+    this.#st.event.run(rev, resource, namespace, name, "DELETED", Date.now(), data);
     this.#st.setMeta.run(rev, "rev");
     this.#rev = rev;
+    this.#texts.set(last, data);
     return { type: "DELETED", rv: rev, resource, namespace, name, object: last };
   }
 
@@ -390,8 +440,9 @@ export class Store {
     }
   }
 
-  #writeOwners(resource: string, ns: string, name: string, obj: Obj): void {
-    this.#st.ownersDel.run(resource, ns, name);
+  /** Keeps the owners index in step; `hadOwners` false skips clearing rows the object cannot have. */
+  #writeOwners(resource: string, ns: string, name: string, obj: Obj, hadOwners: boolean): void {
+    if (hadOwners) this.#st.ownersDel.run(resource, ns, name);
     const refs = (obj.metadata as { ownerReferences?: { uid?: unknown }[] } | undefined)?.ownerReferences;
     if (!Array.isArray(refs)) return;
     for (const r of refs)
@@ -400,14 +451,11 @@ export class Store {
 
   /** Logged events of one resource with revision > rv, in order. */
   eventsSince(resource: string, rv: number): StoreEvent[] {
-    return (this.#st.eventsSince.all(resource, rv) as EventRow[]).map((r) => ({
-      type: r.type,
-      rv: r.rv,
-      resource: r.res,
-      namespace: r.ns,
-      name: r.name,
-      object: JSON.parse(r.data) as Obj,
-    }));
+    return (this.#st.eventsSince.all(resource, rv) as EventRow[]).map((r) => {
+      const object = JSON.parse(r.data) as Obj;
+      this.#texts.set(object, r.data);
+      return { type: r.type, rv: r.rv, resource: r.res, namespace: r.ns, name: r.name, object };
+    });
   }
 
   /** Drops logged events written before `beforeMs` (epoch ms). Watches from below the new floor get 410 Expired. */
