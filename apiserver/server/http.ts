@@ -457,13 +457,15 @@ export class HttpApi {
     const ns = rt.ns ?? "";
     const accept = String(req.headers.accept ?? "");
     const reply = (w: WriteResult): void => {
-      if (w.object.kind === "Status" || w.object.kind === "Scale" || r.virtual)
-        return sendJson(res, w.code, w.object, warningHeaders(w.warnings));
+      if (w.object.kind === "Status" || w.object.kind === "Scale" || r.virtual) {
+        sendJson(res, w.code, w.object, warningHeaders(w.warnings));
+        return;
+      }
       // the object as just written: its JSON text is the store's, when the request's apiVersion is the stored one
       const text = wantsTable(accept) ? undefined : rest.store.serialized(w.object);
       if (text !== undefined && w.object.apiVersion === apiVersionOf(r, version))
-        return sendBody(res, w.code, "application/json", text, warningHeaders(w.warnings));
-      sendJson(res, w.code, this.#encode(r, version, w.object, accept, q), warningHeaders(w.warnings));
+        sendBody(res, w.code, "application/json", text, warningHeaders(w.warnings));
+      else sendJson(res, w.code, this.#encode(r, version, w.object, accept, q), warningHeaders(w.warnings));
     };
     switch (method) {
       case "GET": {
