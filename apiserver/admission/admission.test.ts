@@ -292,3 +292,26 @@ test("malformed objects never crash admission: defaulting steps aside, validatio
     }
   }
 });
+
+test("in process and as webhooks the plugins decide alike; only an owner's object is mutated in place", async () => {
+  // the same plugins without their in-process interface: called through AdmissionReview + base64 JSON patch
+  const webhooks = plugins.map(({ admit: _admit, ...p }) => p);
+  const vmi = {
+    apiVersion: "kubevirt.io/v1",
+    kind: "VirtualMachineInstance",
+    metadata: { name: "v", finalizers: ["x"] },
+    spec: { domain: { devices: {}, resources: { requests: { memory: "64Mi" } } } },
+  };
+  const cases = [...examples().map((e) => e.obj), vmi];
+  for (const obj of cases) {
+    const before = structuredClone(obj);
+    const inProcess = await runAdmission(plugins, request(obj));
+    assert.deepEqual(obj, before, "the caller's object stays as it was");
+    const viaReview = await runAdmission(webhooks, request(structuredClone(obj)));
+    assert.deepEqual(inProcess, viaReview, String(obj.kind));
+    const owned = structuredClone(obj);
+    const inPlace = await runAdmission(plugins, request(owned), { mutateInPlace: true });
+    assert.deepEqual(inPlace, inProcess);
+    assert.equal(inPlace.object, owned, "mutated in place, no copy");
+  }
+});

@@ -1,4 +1,4 @@
-export { applyJsonPatch, decodePatch, encodePatch, type PatchOp } from "./json-patch.js";
+export { applyJsonPatch, applyJsonPatchInPlace, decodePatch, encodePatch, type PatchOp } from "./json-patch.js";
 export {
   admissionPlugins,
   defaultVmiSpec,
@@ -9,5 +9,5 @@ export {
   validateVmiSpec,
   validateVmSpec,
 } from "./kubevirt.js";
-export { type AdmissionResult, runAdmission } from "./run.js";
+export { type AdmissionResult, type RunAdmissionOptions, runAdmission } from "./run.js";
 export type * from "./types.js";

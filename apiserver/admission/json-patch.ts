@@ -66,12 +66,20 @@ function remove(doc: unknown, pointer: string): unknown {
 
 /** Applies a JSON patch to a deep copy of `doc` and returns the result. */
 export function applyJsonPatch<T>(doc: T, patch: readonly PatchOp[]): T {
-  let out: unknown = structuredClone(doc);
+  return applyJsonPatchInPlace(structuredClone(doc), patch, true);
+}
+
+/**
+ * Applies a JSON patch to `doc` itself and returns the result (the new root when a patch replaces it). The
+ * values of add/replace operations are taken as they are unless `cloneValues`: the caller hands them over.
+ */
+export function applyJsonPatchInPlace<T>(doc: T, patch: readonly PatchOp[], cloneValues = false): T {
+  let out: unknown = doc;
   for (const op of patch) {
     switch (op.op) {
       case "add":
       case "replace":
-        out = put(out, op.path, structuredClone(op.value), op.op);
+        out = put(out, op.path, cloneValues ? structuredClone(op.value) : op.value, op.op);
         break;
       case "remove":
         out = remove(out, op.path);

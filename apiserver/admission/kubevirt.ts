@@ -6,7 +6,13 @@ import { randomUUID } from "node:crypto";
 import { parseQuantity, unimplementedFields } from "../../api/index.js";
 import type { StatusCause } from "../../lib/errors.js";
 import { encodePatch, type PatchOp } from "./json-patch.js";
-import type { AdmissionPlugin, AdmissionRequest, AdmissionResponse, AdmissionReview } from "./types.js";
+import type {
+  AdmissionDecision,
+  AdmissionPlugin,
+  AdmissionRequest,
+  AdmissionResponse,
+  AdmissionReview,
+} from "./types.js";
 
 // biome-ignore lint/suspicious/noExplicitAny: admission reads arbitrary, not yet trusted user JSON
 type Obj = Record<string, any>;
@@ -312,7 +318,7 @@ interface Outcome {
   warnings?: string[];
 }
 
-function respond(req: AdmissionRequest, out: Outcome): AdmissionResponse {
+function respond(req: AdmissionRequest, out: Outcome): AdmissionDecision {
   const res: AdmissionResponse = { uid: req.uid, allowed: true };
   if (out.causes && out.causes.length > 0) {
     res.allowed = false;
@@ -323,12 +329,9 @@ function respond(req: AdmissionRequest, out: Outcome): AdmissionResponse {
       details: { causes: out.causes },
     };
   }
-  if (res.allowed && out.patch && out.patch.length > 0) {
-    res.patchType = "JSONPatch";
-    res.patch = encodePatch(out.patch);
-  }
   if (out.warnings && out.warnings.length > 0) res.warnings = out.warnings;
-  return res;
+  if (res.allowed && out.patch && out.patch.length > 0) return { response: res, patch: out.patch };
+  return { response: res };
 }
 
 function plugin(
@@ -337,6 +340,25 @@ function plugin(
   match: { group: string; resources: string[]; operations: AdmissionRequest["operation"][] },
   handle: (req: AdmissionRequest) => Outcome | Promise<Outcome>,
 ): AdmissionPlugin {
+  // one decision for both interfaces: in process (typed patch) and as a webhook (AdmissionReview, base64 patch)
+  const admit = async (req: AdmissionRequest): Promise<AdmissionDecision> => {
+    let out: Outcome;
+    try {
+      out = await handle(req);
+    } catch (e) {
+      // Malformed input the schema let through (or no schema ran): defaulting steps aside, validation says no.
+      if (type === "mutating") out = {};
+      else
+        return {
+          response: {
+            uid: req.uid,
+            allowed: false,
+            status: { code: 400, reason: "BadRequest", message: `cannot validate the object: ${(e as Error).message}` },
+          },
+        };
+    }
+    return respond(req, out);
+  };
   return {
     name,
     type,
@@ -345,31 +367,17 @@ function plugin(
       match.resources.includes(req.resource.resource) &&
       match.operations.includes(req.operation) &&
       (req.subResource ?? "") === "",
+    admit,
     async review(review: AdmissionReview): Promise<AdmissionReview> {
       const req = review.request;
       if (!req) throw new TypeError("Cannot review an AdmissionReview without a request");
-      let out: Outcome;
-      try {
-        out = await handle(req);
-      } catch (e) {
-        // Malformed input the schema let through (or no schema ran): defaulting steps aside, validation says no.
-        if (type === "mutating") out = {};
-        else
-          return {
-            apiVersion: "admission.k8s.io/v1",
-            kind: "AdmissionReview",
-            response: {
-              uid: req.uid,
-              allowed: false,
-              status: {
-                code: 400,
-                reason: "BadRequest",
-                message: `cannot validate the object: ${(e as Error).message}`,
-              },
-            },
-          };
+      const d = await admit(req);
+      const response: AdmissionResponse = { ...d.response };
+      if (d.patch) {
+        response.patchType = "JSONPatch";
+        response.patch = encodePatch(d.patch);
       }
-      return { apiVersion: "admission.k8s.io/v1", kind: "AdmissionReview", response: respond(req, out) };
+      return { apiVersion: "admission.k8s.io/v1", kind: "AdmissionReview", response };
     },
   };
 }

@@ -4,8 +4,16 @@
 // cause per field path when the plugin gave causes.
 import { randomUUID } from "node:crypto";
 import { type StatusCause, type StatusError, statusError } from "../../lib/errors.js";
-import { applyJsonPatch, decodePatch } from "./json-patch.js";
+import { applyJsonPatchInPlace, decodePatch, type PatchOp } from "./json-patch.js";
 import type { AdmissionPlugin, AdmissionRequest, AdmissionResponse } from "./types.js";
+
+export interface RunAdmissionOptions {
+  /**
+   * The caller owns request.object and lets mutations change it in place (the API server's own copy of the
+   * request body). Otherwise the object is copied once before the first mutation and the caller's stays as it was.
+   */
+  mutateInPlace?: boolean;
+}
 
 export interface AdmissionResult {
   /** The object after all mutations (undefined for DELETE/CONNECT without an object). */
@@ -29,34 +37,60 @@ function denial(plugin: AdmissionPlugin, req: AdmissionRequest, res: AdmissionRe
   });
 }
 
-/** Applies the matching mutating plugins, then the matching validating ones. Throws StatusError on denial. */
+/**
+ * Applies the matching mutating plugins, then the matching validating ones. Throws StatusError on denial.
+ * Built-in plugins are called through their in-process interface (admit); others through review(), as webhooks.
+ */
 export async function runAdmission(
   plugins: readonly AdmissionPlugin[],
   request: AdmissionRequest,
+  opts: RunAdmissionOptions = {},
 ): Promise<AdmissionResult> {
-  let req: AdmissionRequest = { ...request, uid: request.uid || randomUUID() };
+  const req: AdmissionRequest = { ...request, uid: request.uid || randomUUID() };
   const warnings: string[] = [];
-  const ordered = [...plugins.filter((p) => p.type === "mutating"), ...plugins.filter((p) => p.type === "validating")];
-  for (const plugin of ordered) {
-    if (!plugin.matches(req)) continue;
-    const review = await plugin.review({ apiVersion: "admission.k8s.io/v1", kind: "AdmissionReview", request: req });
-    const res = review.response;
-    if (!res)
-      throw statusError(
-        500,
-        "InternalError",
-        `Internal error occurred: admission webhook "${plugin.name}" returned no response`,
-      );
-    if (res.warnings) warnings.push(...res.warnings);
-    if (!res.allowed) throw denial(plugin, req, res);
-    if (res.patch) {
-      if (plugin.type !== "mutating")
+  let owned = !!opts.mutateInPlace;
+  for (const type of ["mutating", "validating"] as const) {
+    for (const plugin of plugins) {
+      if (plugin.type !== type || !plugin.matches(req)) continue;
+      let res: AdmissionResponse | undefined;
+      let patch: PatchOp[] | undefined;
+      if (plugin.admit) {
+        const d = await plugin.admit(req);
+        res = d.response;
+        patch = d.patch;
+      } else {
+        const review = await plugin.review({
+          apiVersion: "admission.k8s.io/v1",
+          kind: "AdmissionReview",
+          request: req,
+        });
+        res = review.response;
+        if (res?.patch) patch = decodePatch(res.patch);
+      }
+      if (!res)
         throw statusError(
           500,
           "InternalError",
-          `Internal error occurred: validating webhook "${plugin.name}" returned a patch`,
+          `Internal error occurred: admission webhook "${plugin.name}" returned no response`,
         );
-      if (req.object) req = { ...req, object: applyJsonPatch(req.object, decodePatch(res.patch)) };
+      if (res.warnings) warnings.push(...res.warnings);
+      if (!res.allowed) throw denial(plugin, req, res);
+      if (patch && patch.length > 0) {
+        if (plugin.type !== "mutating")
+          throw statusError(
+            500,
+            "InternalError",
+            `Internal error occurred: validating webhook "${plugin.name}" returned a patch`,
+          );
+        if (req.object) {
+          if (!owned) {
+            req.object = structuredClone(req.object);
+            owned = true;
+          }
+          // values decoded from a webhook's patch are fresh; a built-in plugin's are handed over
+          req.object = applyJsonPatchInPlace(req.object, patch);
+        }
+      }
     }
   }
   return { object: req.object, warnings };

@@ -1,6 +1,7 @@
 // Admission plugins take and return AdmissionReview v1 (mutation as a JSON patch). In embedded mode the API server
 // calls them in process; on a cluster the same plugins are served as webhooks.
 import type { StatusCause } from "../../lib/errors.js";
+import type { PatchOp } from "./json-patch.js";
 
 export interface GroupVersionKind {
   group: string;
@@ -44,10 +45,25 @@ export interface AdmissionReview {
   response?: AdmissionResponse;
 }
 
+/**
+ * A built-in plugin's decision in process: the response it would send, with its mutation as typed JSON patch
+ * operations rather than a base64 string. The operations' values belong to the caller once returned.
+ */
+export interface AdmissionDecision {
+  response: AdmissionResponse;
+  patch?: PatchOp[];
+}
+
 export interface AdmissionPlugin {
   name: string;
   type: "mutating" | "validating";
   /** Which requests the plugin wants, as a webhook's rules would say. */
   matches(req: AdmissionRequest): boolean;
+  /** The webhook interface: AdmissionReview in, AdmissionReview out (mutation as a base64 JSON patch). */
   review(review: AdmissionReview): AdmissionReview | Promise<AdmissionReview>;
+  /**
+   * The in-process interface of built-in plugins: the same decision as review(), without the AdmissionReview
+   * envelope, base64 and JSON round trip. External webhooks leave it out and are called through review().
+   */
+  admit?(req: AdmissionRequest): AdmissionDecision | Promise<AdmissionDecision>;
 }

@@ -457,11 +457,15 @@ export class HttpApi {
     const ns = rt.ns ?? "";
     const accept = String(req.headers.accept ?? "");
     const reply = (w: WriteResult): void => {
-      const obj =
-        w.object.kind === "Status" || w.object.kind === "Scale" || r.virtual
-          ? w.object
-          : this.#encode(r, version, w.object, accept, q);
-      sendJson(res, w.code, obj, warningHeaders(w.warnings));
+      if (w.object.kind === "Status" || w.object.kind === "Scale" || r.virtual) {
+        sendJson(res, w.code, w.object, warningHeaders(w.warnings));
+        return;
+      }
+      // the object as just written: its JSON text is the store's, when the request's apiVersion is the stored one
+      const text = wantsTable(accept) ? undefined : rest.store.serialized(w.object);
+      if (text !== undefined && w.object.apiVersion === apiVersionOf(r, version))
+        sendBody(res, w.code, "application/json", text, warningHeaders(w.warnings));
+      else sendJson(res, w.code, this.#encode(r, version, w.object, accept, q), warningHeaders(w.warnings));
     };
     switch (method) {
       case "GET": {
@@ -488,6 +492,12 @@ export class HttpApi {
         if (sub === "log") return proxyPodLog(rest, ns, name, q, req, res);
         if (sub === "binding" || sub === "finalize")
           throw methodNotAllowed("the server does not allow this method on the requested resource");
+        if (!sub && !wantsTable(accept)) {
+          // the stored text as it is, when it already starts with the requested apiVersion
+          const text = rest.getText(r, ns, name);
+          if (text?.startsWith(`{"apiVersion":${JSON.stringify(apiVersionOf(r, version))},`))
+            return sendBody(res, 200, "application/json", text);
+        }
         const o = sub ? rest.getSubresource(r, version, ns, name, sub) : rest.getObject(r, ns, name);
         if (o.kind === "Scale") return sendJson(res, 200, o);
         return sendJson(res, 200, this.#encode(r, version, o, accept, q));
@@ -599,6 +609,9 @@ export class HttpApi {
     const initial = q.get("sendInitialEvents") === "true";
     const nsFilter = r.namespaced ? rt.ns : undefined;
     const av = apiVersionOf(r, version);
+    const store = rest.store;
+    // without selectors an update cannot move an object in or out of the watch (its namespace never changes)
+    const selective = !!(q.get("labelSelector") || q.get("fieldSelector"));
     const match = (o: KObj | undefined): boolean => {
       if (!o) return false;
       if (nsFilter !== undefined && o.metadata.namespace !== nsFilter) return false;
@@ -610,11 +623,16 @@ export class HttpApi {
         return `${JSON.stringify({ type, object })}\n`;
       }
       // one live event reaches every watcher with the same object: serialize it once per type and apiVersion
+      // (from the store's own text when the apiVersion is the stored one)
       const key = `${type} ${av}`;
       let cache = encodedEvents.get(o);
       const hit = cache?.get(key);
       if (hit !== undefined) return hit;
-      const text = `${JSON.stringify({ type, object: { ...o, apiVersion: av } })}\n`;
+      const stored = o.apiVersion === av ? store.serialized(o) : undefined;
+      const text =
+        stored !== undefined
+          ? `{"type":${JSON.stringify(type)},"object":${stored}}\n`
+          : `${JSON.stringify({ type, object: { ...o, apiVersion: av } })}\n`;
       if (!cache) {
         cache = new Map();
         encodedEvents.set(o, cache);
@@ -653,7 +671,6 @@ export class HttpApi {
       write(`${JSON.stringify({ type: "ERROR", object: status })}\n`);
       end();
     };
-    const store = rest.store;
     if (rvParam === "" || rvParam === "0" || initial) {
       const { items, resourceVersion } = rest.list(
         r,
@@ -692,7 +709,7 @@ export class HttpApi {
       last = e.rv;
       const o = e.object as KObj;
       const now = match(o);
-      if (e.type === "MODIFIED" && e.prev) {
+      if (selective && e.type === "MODIFIED" && e.prev) {
         const before = match(e.prev as KObj);
         if (before && now) write(line("MODIFIED", o));
         else if (!before && now) write(line("ADDED", o));

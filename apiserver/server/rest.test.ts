@@ -189,6 +189,47 @@ describe("CRUD semantics", () => {
     assert.equal(mismatch.status, 400);
   });
 
+  test("every read and write answers in the apiVersion it was asked in, whatever the stored text", async () => {
+    const A3 = "/apis/kubevirt.io/v1alpha3/namespaces/default/virtualmachines";
+    const { apiVersion: _a, kind: _k, ...rest } = vm("ver1");
+    const created = await call("POST", VMS, { ...rest, kind: "VirtualMachine", apiVersion: "kubevirt.io/v1" });
+    assert.equal(created.status, 201);
+    assert.equal(created.body.apiVersion, "kubevirt.io/v1");
+    const rv = String(md(created.body).resourceVersion);
+    const asV1 = await call("GET", `${VMS}/ver1`);
+    const asA3 = await call("GET", `${A3}/ver1`);
+    assert.equal(asV1.body.apiVersion, "kubevirt.io/v1");
+    assert.equal(asA3.body.apiVersion, "kubevirt.io/v1alpha3");
+    assert.deepEqual({ ...asA3.body, apiVersion: "kubevirt.io/v1" }, asV1.body);
+    assert.deepEqual(asV1.body, created.body);
+    const viaA3 = await call("POST", A3, { ...vm("ver2"), apiVersion: "kubevirt.io/v1alpha3" });
+    assert.equal(viaA3.status, 201);
+    assert.equal(viaA3.body.apiVersion, "kubevirt.io/v1alpha3");
+    assert.equal((await call("GET", `${VMS}/ver2`)).body.apiVersion, "kubevirt.io/v1");
+    const patched = await call(
+      "PATCH",
+      `${A3}/ver1`,
+      { metadata: { labels: { v: "1" } } },
+      {
+        "content-type": "application/merge-patch+json",
+      },
+    );
+    assert.equal(patched.body.apiVersion, "kubevirt.io/v1alpha3");
+    for (const [base, av] of [
+      [A3, "kubevirt.io/v1alpha3"],
+      [VMS, "kubevirt.io/v1"],
+    ] as const) {
+      const events = await watchEvents(
+        `${base}?watch=true&resourceVersion=${rv}&fieldSelector=metadata.name%3Dver1`,
+        1,
+      );
+      assert.equal(events[0]?.type, "MODIFIED");
+      const o = events[0]?.object as Record<string, unknown>;
+      assert.equal(o.apiVersion, av);
+      assert.deepEqual((md(o).labels as Record<string, string>).v, "1");
+    }
+  });
+
   test("generateName gives a unique name", async () => {
     const body = vm("");
     (body.metadata as Record<string, unknown>).name = undefined;
@@ -554,6 +595,10 @@ describe("deletion", () => {
       { "content-type": "application/merge-patch+json" },
     );
     await waitGone("/api/v1/namespaces/nsdel");
+    // the server's view of the namespace follows every write: gone, then back
+    assert.equal((await call("POST", "/api/v1/namespaces/nsdel/configmaps", { metadata: { name: "c" } })).status, 404);
+    await call("POST", "/api/v1/namespaces", { metadata: { name: "nsdel" } });
+    assert.equal((await call("POST", "/api/v1/namespaces/nsdel/configmaps", { metadata: { name: "c" } })).status, 201);
     assert.equal((await call("DELETE", "/api/v1/namespaces/default")).status, 403);
   });
 });

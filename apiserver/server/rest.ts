@@ -170,7 +170,14 @@ export class Rest {
     this.log = o.log;
     this.admission = o.admission ?? [];
     this.onCrdChange = o.onCrdChange;
+    // every namespace write reaches the store's subscribers (after its commit, before any other code runs)
+    this.store.subscribe((e) => {
+      if (e.resource === "/namespaces") this.#namespaces.delete(e.name);
+    });
   }
+
+  /** Namespace name → whether it exists and whether it is terminating; filled on lookup, dropped on every write. */
+  readonly #namespaces = new Map<string, { exists: boolean; terminating: boolean }>();
 
   // ---------- selectors
 
@@ -195,6 +202,13 @@ export class Rest {
     const o = this.store.get(r.key, r.namespaced ? ns : "", name);
     if (!o) throw notFound(gr(r), name);
     return o as KObj;
+  }
+
+  /** The stored JSON text of an object (NotFound if absent). */
+  getText(r: ServedResource, ns: string, name: string): string {
+    const t = this.store.getText(r.key, r.namespaced ? ns : "", name);
+    if (t === undefined) throw notFound(gr(r), name);
+    return t;
   }
 
   list(r: ServedResource, ns: string | undefined, q: URLSearchParams): ListResult {
@@ -247,9 +261,15 @@ export class Rest {
   #checkNamespace(r: ServedResource, ns: string, creating: boolean): void {
     if (!r.namespaced) return;
     if (!ns) throw badRequest("the namespace of the object must be set for a namespaced resource");
-    const nsObj = this.store.get("/namespaces", "", ns) as KObj | undefined;
-    if (!nsObj) throw notFound({ group: "", resource: "namespaces" }, ns);
-    if (creating && nsObj.metadata.deletionTimestamp) {
+    let state = this.#namespaces.get(ns);
+    if (!state) {
+      const nsObj = this.store.get("/namespaces", "", ns) as KObj | undefined;
+      state = { exists: !!nsObj, terminating: !!nsObj?.metadata.deletionTimestamp };
+      if (this.#namespaces.size >= 10_000) this.#namespaces.clear();
+      this.#namespaces.set(ns, state);
+    }
+    if (!state.exists) throw notFound({ group: "", resource: "namespaces" }, ns);
+    if (creating && state.terminating) {
       throw forbidden(
         `${r.plural}${r.group ? `.${r.group}` : ""} is forbidden: unable to create new content in namespace ${ns} because it is being terminated`,
       );
@@ -283,7 +303,8 @@ export class Rest {
     if (opts.subresource) req.subResource = opts.subresource;
     if (obj) req.object = obj as Rec;
     if (old) req.oldObject = old as Rec;
-    const res = await runAdmission(this.admission, req);
+    // the object is this request's own copy: built-in plugins mutate it in place
+    const res = await runAdmission(this.admission, req, { mutateInPlace: true });
     warnings.push(...res.warnings);
     return { object: res.object as KObj | undefined, warnings };
   }
@@ -455,7 +476,7 @@ export class Rest {
     if (opts.dryRun) return { object: obj, code: 201, warnings };
     for (let attempt = 0; ; attempt++) {
       try {
-        const stored = this.store.create(r.key, obj) as KObj;
+        const stored = (await this.store.createAsync(r.key, obj)) as KObj;
         if (r.kind === "CustomResourceDefinition") this.onCrdChange?.();
         return { object: stored, code: 201, warnings };
       } catch (e) {
@@ -559,7 +580,25 @@ export class Rest {
 
   // ---------- update / patch
 
+  /**
+   * PUT. A compare-and-swap conflict with a concurrent write that the client did not ask to guard against (no
+   * resourceVersion, or one that was current when read) re-reads and tries again, as kube-apiserver's
+   * GuaranteedUpdate does: the result is that of the write arriving just after the other one. A stale
+   * resourceVersion the client sent is still a 409 (the re-read sees it).
+   */
   async update(
+    r: ServedResource,
+    version: string,
+    ns: string,
+    name: string,
+    sub: string | undefined,
+    body: unknown,
+    opts: WriteOptions,
+  ): Promise<WriteResult> {
+    return retryOnCas(() => this.#update(r, version, ns, name, sub, body, opts));
+  }
+
+  async #update(
     r: ServedResource,
     version: string,
     ns: string,
@@ -614,7 +653,21 @@ export class Rest {
     return this.#commitUpdate(r, version, cur, next, opts, sub, false);
   }
 
+  /** PATCH (every patch type); retried on a compare-and-swap conflict like update(). */
   async patch(
+    r: ServedResource,
+    version: string,
+    ns: string,
+    name: string,
+    sub: string | undefined,
+    contentType: string,
+    body: Buffer,
+    opts: WriteOptions,
+  ): Promise<WriteResult> {
+    return retryOnCas(() => this.#patch(r, version, ns, name, sub, contentType, body, opts));
+  }
+
+  async #patch(
     r: ServedResource,
     version: string,
     ns: string,
@@ -842,10 +895,10 @@ export class Rest {
       !this.#gracefulPod(r, obj);
     if (opts.dryRun) return { object: obj, code: 200, warnings };
     if (finalize) {
-      const stored = this.#storeUpdate(r, obj, cur);
-      return { object: this.#storeDelete(r, stored), code: 200, warnings };
+      const stored = await this.#storeUpdate(r, obj, cur);
+      return { object: await this.#storeDelete(r, stored), code: 200, warnings };
     }
-    const stored = this.#storeUpdate(r, obj, cur);
+    const stored = await this.#storeUpdate(r, obj, cur);
     if (r.kind === "CustomResourceDefinition") this.onCrdChange?.();
     return { object: stored, code: 200, warnings };
   }
@@ -906,40 +959,32 @@ export class Rest {
     }
   }
 
-  #storeUpdate(r: ServedResource, obj: KObj, cur: KObj): KObj {
+  async #storeUpdate(r: ServedResource, obj: KObj, cur: KObj): Promise<KObj> {
     try {
-      return this.store.update(r.key, obj, Number(cur.metadata.resourceVersion)) as KObj;
+      return (await this.store.updateAsync(r.key, obj, Number(cur.metadata.resourceVersion))) as KObj;
     } catch (e) {
       if (e instanceof StoreError) {
         if (e.code === "notfound") throw notFound(gr(r), cur.metadata.name ?? "");
-        throw conflict(
-          gr(r),
-          cur.metadata.name ?? "",
-          "the object has been modified; please apply your changes to the latest version and try again",
-        );
+        throw casConflict(gr(r), cur.metadata.name ?? "");
       }
       throw e;
     }
   }
 
-  #storeDelete(r: ServedResource, cur: KObj): KObj {
+  async #storeDelete(r: ServedResource, cur: KObj): Promise<KObj> {
     try {
-      const last = this.store.delete(
+      const last = (await this.store.deleteAsync(
         r.key,
         cur.metadata.namespace ?? "",
         cur.metadata.name ?? "",
         Number(cur.metadata.resourceVersion),
-      ) as KObj;
+      )) as KObj;
       if (r.kind === "CustomResourceDefinition") this.onCrdChange?.();
       return last;
     } catch (e) {
       if (e instanceof StoreError) {
         if (e.code === "notfound") throw notFound(gr(r), cur.metadata.name ?? "");
-        throw conflict(
-          gr(r),
-          cur.metadata.name ?? "",
-          "the object has been modified; please apply your changes to the latest version and try again",
-        );
+        throw casConflict(gr(r), cur.metadata.name ?? "");
       }
       throw e;
     }
@@ -1046,7 +1091,7 @@ export class Rest {
       apiVersion: "v1",
       subresource: "binding",
     });
-    this.#storeUpdate(r, next, cur);
+    await this.#storeUpdate(r, next, cur);
     return {
       object: { apiVersion: "v1", kind: "Status", metadata: {}, status: "Success", code: 201 } as unknown as KObj,
       code: 201,
@@ -1056,7 +1101,19 @@ export class Rest {
 
   // ---------- delete
 
+  /** DELETE; retried on a compare-and-swap conflict like update() (preconditions are checked again each time). */
   async delete(
+    r: ServedResource,
+    version: string,
+    ns: string,
+    name: string,
+    o: DeleteOptions,
+    user: string,
+  ): Promise<WriteResult> {
+    return retryOnCas(() => this.#delete(r, version, ns, name, o, user));
+  }
+
+  async #delete(
     r: ServedResource,
     version: string,
     ns: string,
@@ -1107,7 +1164,7 @@ export class Rest {
         next.status = { ...rec(next.status), phase: "Terminating" };
       }
       if (dry) return { object: next, code: 200, warnings: [] };
-      const stored = cur.metadata.deletionTimestamp ? cur : this.#storeUpdate(r, next, cur);
+      const stored = cur.metadata.deletionTimestamp ? cur : await this.#storeUpdate(r, next, cur);
       return { object: stored, code: 200, warnings: [] };
     }
     // pods bound to a node and not terminal: graceful deletion, finished by the node agent with grace 0
@@ -1123,7 +1180,7 @@ export class Rest {
         md.deletionTimestamp = nowRfc3339(Date.now() + grace * 1000);
         md.deletionGracePeriodSeconds = grace;
         if (dry) return { object: next, code: 200, warnings: [] };
-        return { object: this.#storeUpdate(r, next, cur), code: 200, warnings: [] };
+        return { object: await this.#storeUpdate(r, next, cur), code: 200, warnings: [] };
       }
       if (grace === 0 && md.deletionGracePeriodSeconds !== undefined) md.deletionGracePeriodSeconds = 0;
     }
@@ -1141,16 +1198,16 @@ export class Rest {
       }
       if (dry) return { object: next, code: 200, warnings: [] };
       if (deepEqual(next, cur)) return { object: cur, code: 200, warnings: [] };
-      const stored = this.#storeUpdate(r, next, cur);
+      const stored = await this.#storeUpdate(r, next, cur);
       return { object: stored, code: 200, warnings: [] };
     }
     if (dry) return { object: cur, code: 200, warnings: [] };
     if (md.deletionGracePeriodSeconds === 0 && cur.metadata.deletionGracePeriodSeconds !== 0 && r.key === "/pods") {
       // record the forced grace period in the last state the DELETED event carries
-      const stored = this.#storeUpdate(r, next, cur);
-      return { object: this.#storeDelete(r, stored), code: 200, warnings: [] };
+      const stored = await this.#storeUpdate(r, next, cur);
+      return { object: await this.#storeDelete(r, stored), code: 200, warnings: [] };
     }
-    return { object: this.#storeDelete(r, cur), code: 200, warnings: [] };
+    return { object: await this.#storeDelete(r, cur), code: 200, warnings: [] };
   }
 
   async deleteCollection(
@@ -1253,6 +1310,31 @@ export class Rest {
   static crdToDefinition(o: Obj): ResourceDefinition {
     const crd = deepClone(o) as unknown as CustomResourceDefinition;
     return { crd, builtin: false };
+  }
+}
+
+/** 409s raised by the store's compare-and-swap (not by a client's precondition): update/patch retry these. */
+const casConflicts = new WeakSet<object>();
+
+function casConflict(g: { group: string; resource: string }, name: string): Error {
+  const e = conflict(
+    g,
+    name,
+    "the object has been modified; please apply your changes to the latest version and try again",
+  );
+  casConflicts.add(e);
+  return e;
+}
+
+const CAS_ATTEMPTS = 5;
+
+async function retryOnCas<T>(write: () => Promise<T>): Promise<T> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await write();
+    } catch (e) {
+      if (attempt >= CAS_ATTEMPTS || !(e instanceof Object) || !casConflicts.has(e)) throw e;
+    }
   }
 }
 

@@ -10,6 +10,13 @@
 //
 // The revision counter lives in the `meta` table and is bumped in the same transaction as the write it numbers, so
 // after any restart the next revision is above every revision ever acknowledged. Dry runs never take a revision.
+//
+// Group commit: the request path writes through createAsync/updateAsync/deleteAsync. Every such write queued during
+// one turn of the event loop commits in ONE SQLite transaction at the next check phase (setImmediate). Each write
+// keeps its own compare-and-swap check (run inside that transaction, so it sees the writes queued before it) and its
+// own revision; a write whose check fails rolls back to its own savepoint and fails alone. The promises settle only
+// after COMMIT returned, and the batch's events are emitted in revision order right after the commit, so no write
+// is acknowledged or seen by a watcher before it is durable. BEGIN/COMMIT and the WAL append are paid once per batch.
 import Database from "better-sqlite3";
 
 export type Obj = Record<string, unknown> & {
@@ -41,6 +48,14 @@ export class StoreError extends Error {
   }
 }
 
+/** A write of a group commit that failed on its own (its savepoint was rolled back). */
+class BatchFailure {
+  readonly error: unknown;
+  constructor(error: unknown) {
+    this.error = error;
+  }
+}
+
 export interface StoreOptions {
   /** SQLite file; omitted or ":memory:" for an in-memory store (tests) */
   path?: string;
@@ -53,6 +68,37 @@ export interface ListOptions {
   /** exclusive start key "namespace/name" */
   after?: string;
   limit?: number;
+}
+
+/** A MODIFIED event; its previous state is parsed only when a reader asks for it (watches with selectors). */
+class ModifiedEvent implements StoreEvent {
+  readonly type = "MODIFIED";
+  readonly rv: number;
+  readonly resource: string;
+  readonly namespace: string;
+  readonly name: string;
+  readonly object: Obj;
+  readonly #prevText: string;
+  #prev: Obj | undefined;
+  constructor(rv: number, resource: string, namespace: string, name: string, object: Obj, prevText: string) {
+    this.rv = rv;
+    this.resource = resource;
+    this.namespace = namespace;
+    this.name = name;
+    this.object = object;
+    this.#prevText = prevText;
+  }
+  get prev(): Obj {
+    this.#prev ??= JSON.parse(this.#prevText) as Obj;
+    return this.#prev;
+  }
+}
+
+/** One write waiting for the group commit. `run` executes inside the batch's transaction. */
+interface QueuedWrite {
+  run: () => StoreEvent;
+  resolve: (e: StoreEvent) => void;
+  reject: (e: unknown) => void;
 }
 
 interface Row {
@@ -81,6 +127,15 @@ export class Store {
   // built once: better-sqlite3's transaction() allocates four wrappers per call
   readonly #txCreate: (resource: string, obj: Obj) => StoreEvent;
   readonly #txUpdate: (resource: string, obj: Obj, expectedRv: number) => StoreEvent;
+  readonly #txDelete: (resource: string, namespace: string, name: string, expectedRv: number) => StoreEvent;
+  readonly #txBatch: (batch: readonly QueuedWrite[], out: (StoreEvent | unknown)[]) => void;
+  /** writes waiting for the next group commit */
+  #queue: QueuedWrite[] = [];
+  /** object → the JSON text written for it (see serialized()) */
+  readonly #texts = new WeakMap<object, string>();
+  #flushScheduled = false;
+  #batches = 0;
+  #batchedWrites = 0;
 
   constructor(opts: StoreOptions = {}) {
     const path = opts.path ?? ":memory:";
@@ -106,6 +161,23 @@ export class Store {
     this.#st = this.prepare();
     this.#txCreate = this.db.transaction((resource: string, obj: Obj) => this.#createTx(resource, obj));
     this.#txUpdate = this.db.transaction((resource: string, obj: Obj, rv: number) => this.#updateTx(resource, obj, rv));
+    this.#txDelete = this.db.transaction((resource: string, ns: string, name: string, rv: number) =>
+      this.#deleteTx(resource, ns, name, rv),
+    );
+    // Each write runs through its own nested transaction (a SAVEPOINT inside the batch's BEGIN ... COMMIT), so a
+    // failed check or statement undoes only that write; its error is recorded and the batch goes on.
+    // Some errors (SQLITE_FULL, SQLITE_IOERR, ...) make SQLite roll the whole transaction back by itself: then the
+    // batch is over (a later write must not run, let alone autocommit on its own) and every write in it fails.
+    this.#txBatch = this.db.transaction((batch: readonly QueuedWrite[], out: (StoreEvent | unknown)[]) => {
+      for (const w of batch) {
+        try {
+          out.push(w.run());
+        } catch (e) {
+          if (!this.db.inTransaction) throw e;
+          out.push(new BatchFailure(e));
+        }
+      }
+    });
     this.#rev = (this.#st.getMeta.get("rev") as { v: number }).v;
     this.#compacted = (this.#st.getMeta.get("compacted") as { v: number }).v;
   }
@@ -153,6 +225,19 @@ export class Store {
   get(resource: string, namespace: string, name: string): Obj | undefined {
     const row = this.#st.get.get(resource, namespace, name) as Row | undefined;
     return row ? (JSON.parse(row.data) as Obj) : undefined;
+  }
+
+  /** The stored JSON text of an object, unparsed. */
+  getText(resource: string, namespace: string, name: string): string | undefined {
+    return (this.#st.get.get(resource, namespace, name) as Row | undefined)?.data;
+  }
+
+  /**
+   * The JSON text the store wrote (or logged) for this very object, if it is one the store handed out with a write
+   * or an event: readers serialize it once, not again. (Objects from the store are not changed after the fact.)
+   */
+  serialized(obj: object): string | undefined {
+    return this.#texts.get(obj);
   }
 
   getByUid(uid: string): { resource: string; object: Obj } | undefined {
@@ -215,16 +300,25 @@ export class Store {
     const md = obj.metadata ?? {};
     const ns = md.namespace ?? "";
     const name = md.name ?? "";
-    const cur = this.#st.get.get(resource, ns, name) as Row | undefined;
-    if (cur) throw new StoreError("exists", cur.rv);
     const rev = this.#rev + 1;
     md.resourceVersion = String(rev);
     const data = JSON.stringify(obj);
-    this.#st.insert.run(resource, ns, name, md.uid ?? "", rev, data);
-    this.#writeOwners(resource, ns, name, obj);
+    try {
+      this.#st.insert.run(resource, ns, name, md.uid ?? "", rev, data);
+    } catch (e) {
+      // the primary key (res, ns, name) is the existence check
+      if ((e as { code?: string }).code === "SQLITE_CONSTRAINT_PRIMARYKEY") {
+        const cur = this.#st.get.get(resource, ns, name) as Row | undefined;
+        throw new StoreError("exists", cur?.rv ?? 0);
+      }
+      throw e;
+    }
+    // a new object has no owner rows yet (delete removes them)
+    this.#writeOwners(resource, ns, name, obj, false);
     this.#st.event.run(rev, resource, ns, name, "ADDED", Date.now(), data);
     this.#st.setMeta.run(rev, "rev");
     this.#rev = rev;
+    this.#texts.set(obj, data);
     return { type: "ADDED", rv: rev, resource, namespace: ns, name, object: obj };
   }
 
@@ -245,41 +339,110 @@ export class Store {
     const cur = this.#st.get.get(resource, ns, name) as Row | undefined;
     if (!cur) throw new StoreError("notfound");
     if (cur.rv !== expectedRv) throw new StoreError("conflict", cur.rv);
-    const prev = JSON.parse(cur.data) as Obj;
     const rev = this.#rev + 1;
     md.resourceVersion = String(rev);
     const data = JSON.stringify(obj);
     this.#st.update.run(rev, data, md.uid ?? "", resource, ns, name);
-    this.#writeOwners(resource, ns, name, obj);
+    this.#writeOwners(resource, ns, name, obj, cur.data.includes('"ownerReferences"'));
     this.#st.event.run(rev, resource, ns, name, "MODIFIED", Date.now(), data);
     this.#st.setMeta.run(rev, "rev");
     this.#rev = rev;
-    return { type: "MODIFIED", rv: rev, resource, namespace: ns, name, object: obj, prev };
+    this.#texts.set(obj, data);
+    return new ModifiedEvent(rev, resource, ns, name, obj, cur.data);
   }
 
   /** Deletes if the stored revision is still `expectedRv`. The DELETED event carries the last state at a new revision. */
   delete(resource: string, namespace: string, name: string, expectedRv: number): Obj {
-    const ev = this.db.transaction((): StoreEvent => {
-      const cur = this.#st.get.get(resource, namespace, name) as Row | undefined;
-      if (!cur) throw new StoreError("notfound");
-      if (cur.rv !== expectedRv) throw new StoreError("conflict", cur.rv);
-      const last = JSON.parse(cur.data) as Obj;
-      const rev = this.#rev + 1;
-      // The DELETED event carries the object's last state with the deletion's revision, as etcd-backed servers do.
-      if (last.metadata) last.metadata.resourceVersion = String(rev);
-      this.#st.del.run(resource, namespace, name);
-      this.#st.ownersDel.run(resource, namespace, name);
-      this.#st.event.run(rev, resource, namespace, name, "DELETED", Date.now(), JSON.stringify(last));
-      this.#st.setMeta.run(rev, "rev");
-      this.#rev = rev;
-      return { type: "DELETED", rv: rev, resource, namespace, name, object: last };
-    })();
+    const ev = this.#txDelete(resource, namespace, name, expectedRv);
     this.#emit(ev);
     return ev.object;
   }
 
-  #writeOwners(resource: string, ns: string, name: string, obj: Obj): void {
-    this.#st.ownersDel.run(resource, ns, name);
+  #deleteTx(resource: string, namespace: string, name: string, expectedRv: number): StoreEvent {
+    const cur = this.#st.get.get(resource, namespace, name) as Row | undefined;
+    if (!cur) throw new StoreError("notfound");
+    if (cur.rv !== expectedRv) throw new StoreError("conflict", cur.rv);
+    const last = JSON.parse(cur.data) as Obj;
+    const rev = this.#rev + 1;
+    // The DELETED event carries the object's last state with the deletion's revision, as etcd-backed servers do.
+    if (last.metadata) last.metadata.resourceVersion = String(rev);
+    this.#st.del.run(resource, namespace, name);
+    this.#st.ownersDel.run(resource, namespace, name);
+    const data = JSON.stringify(last);
+    this.#st.event.run(rev, resource, namespace, name, "DELETED", Date.now(), data);
+    this.#st.setMeta.run(rev, "rev");
+    this.#rev = rev;
+    this.#texts.set(last, data);
+    return { type: "DELETED", rv: rev, resource, namespace, name, object: last };
+  }
+
+  // ---------- group commit
+
+  /** create(), committed with the other writes of this event-loop turn; settles after COMMIT. */
+  createAsync(resource: string, obj: Obj): Promise<Obj> {
+    return this.#enqueue(() => this.#txCreate(resource, obj)).then(() => obj);
+  }
+
+  /** update(), committed with the other writes of this event-loop turn; settles after COMMIT. */
+  updateAsync(resource: string, obj: Obj, expectedRv: number): Promise<Obj> {
+    return this.#enqueue(() => this.#txUpdate(resource, obj, expectedRv)).then(() => obj);
+  }
+
+  /** delete(), committed with the other writes of this event-loop turn; settles after COMMIT. */
+  deleteAsync(resource: string, namespace: string, name: string, expectedRv: number): Promise<Obj> {
+    return this.#enqueue(() => this.#txDelete(resource, namespace, name, expectedRv)).then((e) => e.object);
+  }
+
+  /** Group commits so far and the writes they carried (tests, metrics). */
+  get groupCommits(): { batches: number; writes: number } {
+    return { batches: this.#batches, writes: this.#batchedWrites };
+  }
+
+  #enqueue(run: () => StoreEvent): Promise<StoreEvent> {
+    if (!this.db.open) return Promise.reject(new Error("store: closed"));
+    return new Promise<StoreEvent>((resolve, reject) => {
+      this.#queue.push({ run, resolve, reject });
+      if (!this.#flushScheduled) {
+        this.#flushScheduled = true;
+        setImmediate(() => this.#flush());
+      }
+    });
+  }
+
+  /** Commits every queued write in one transaction, then emits their events in revision order and settles them. */
+  #flush(): void {
+    this.#flushScheduled = false;
+    const batch = this.#queue;
+    if (batch.length === 0) return;
+    this.#queue = [];
+    if (!this.db.open) {
+      for (const w of batch) w.reject(new Error("store: closed"));
+      return;
+    }
+    const rev0 = this.#rev;
+    const out: (StoreEvent | unknown)[] = [];
+    try {
+      this.#txBatch(batch, out);
+    } catch (e) {
+      // COMMIT (or BEGIN) failed: nothing of the batch is stored and no revision of it was handed out
+      this.#rev = rev0;
+      for (const w of batch) w.reject(e);
+      return;
+    }
+    this.#batches++;
+    this.#batchedWrites += batch.length;
+    for (const r of out) if (!(r instanceof BatchFailure)) this.#emit(r as StoreEvent);
+    for (let i = 0; i < batch.length; i++) {
+      const r = out[i];
+      const w = batch[i] as QueuedWrite;
+      if (r instanceof BatchFailure) w.reject(r.error);
+      else w.resolve(r as StoreEvent);
+    }
+  }
+
+  /** Keeps the owners index in step; `hadOwners` false skips clearing rows the object cannot have. */
+  #writeOwners(resource: string, ns: string, name: string, obj: Obj, hadOwners: boolean): void {
+    if (hadOwners) this.#st.ownersDel.run(resource, ns, name);
     const refs = (obj.metadata as { ownerReferences?: { uid?: unknown }[] } | undefined)?.ownerReferences;
     if (!Array.isArray(refs)) return;
     for (const r of refs)
@@ -288,14 +451,11 @@ export class Store {
 
   /** Logged events of one resource with revision > rv, in order. */
   eventsSince(resource: string, rv: number): StoreEvent[] {
-    return (this.#st.eventsSince.all(resource, rv) as EventRow[]).map((r) => ({
-      type: r.type,
-      rv: r.rv,
-      resource: r.res,
-      namespace: r.ns,
-      name: r.name,
-      object: JSON.parse(r.data) as Obj,
-    }));
+    return (this.#st.eventsSince.all(resource, rv) as EventRow[]).map((r) => {
+      const object = JSON.parse(r.data) as Obj;
+      this.#texts.set(object, r.data);
+      return { type: r.type, rv: r.rv, resource: r.res, namespace: r.ns, name: r.name, object };
+    });
   }
 
   /** Drops logged events written before `beforeMs` (epoch ms). Watches from below the new floor get 410 Expired. */
@@ -327,6 +487,8 @@ export class Store {
   }
 
   close(): void {
+    // writes already queued are committed (their callers wait for them); later ones are refused
+    if (this.db.open) this.#flush();
     this.#subs.clear();
     if (this.db.open) this.db.close();
   }
