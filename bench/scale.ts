@@ -114,19 +114,23 @@ async function quiesce(url: string): Promise<void> {
   }
 }
 
-const MEM_SETTLE_MS = Number(process.env.BENCH_MEM_SETTLE_MS ?? 10_000);
+const MEM_SETTLE_MS = Number(process.env.BENCH_MEM_SETTLE_MS ?? 15_000);
 const MEM_SAMPLES = Number(process.env.BENCH_MEM_SAMPLES ?? 5);
 
 /**
- * Memory of each process after a forced GC, made stable: first an idle settle (V8 gives back grown young-generation
- * and free pages only once its memory reducer runs after a quiet spell), then MEM_SAMPLES forced-GC readings 2 s
- * apart; per process the median RSS and the median heap used.
+ * Memory of each process after a forced GC, made stable: first a settle of MEM_SETTLE_MS with a forced GC every
+ * second (V8 shrinks its young generation and gives free pages back only after several GCs that find little alive;
+ * one GC alone leaves the burst's peak in RSS), then MEM_SAMPLES forced-GC readings 1 s apart; per process the
+ * median RSS and the median heap used.
  */
 async function sampleMem(ps: ChildProcess[]): Promise<Mem[]> {
-  await new Promise((r) => setTimeout(r, MEM_SETTLE_MS));
+  for (let t = 0; t < MEM_SETTLE_MS; t += 1_000) {
+    await Promise.all(ps.map(memAfterGc));
+    await new Promise((r) => setTimeout(r, 1_000));
+  }
   const samples: Mem[][] = ps.map(() => []);
   for (let i = 0; i < MEM_SAMPLES; i++) {
-    if (i > 0) await new Promise((r) => setTimeout(r, 2_000));
+    if (i > 0) await new Promise((r) => setTimeout(r, 1_000));
     const got = await Promise.all(ps.map(memAfterGc));
     for (const [j, m] of got.entries()) samples[j]?.push(m);
   }
@@ -206,7 +210,7 @@ interface Burst {
   wallMs: number;
   writes: number;
   mutating: number;
-  /** Mutating requests per VMI by client, verb, resource and subresource (code 2xx and others apart). */
+  /** Requests per VMI by client, verb, resource and subresource (code 2xx and others apart), reads included. */
   breakdown: [string, number][];
   /** Median and p95 of each stage of a VMI's path, as this bench's watches see it. */
   stages: [string, number, number][];
@@ -303,7 +307,7 @@ async function burst(client: RestClient, url: string, ns: string, n: number): Pr
     writes: delta(m0, m1, isPutPatchPodVmi) / n,
     mutating: delta(m0, m1, isMutating) / n,
     breakdown: [...m1.keys()]
-      .filter(isMutating)
+      .filter((l) => COMPONENTS.test(l))
       .map((k): [string, number] => [
         k.replace(/group="[^"]*",|subresource="",/g, ""),
         ((m1.get(k) ?? 0) - (m0.get(k) ?? 0)) / n,
