@@ -4,15 +4,18 @@
 // HTTP to the API like virt-handler. Bursts of 100 (BENCH_RUNS times, median) and 1,000 VMIs created directly
 // (90Mi, 100m). Latency: from just before each VMI's POST to the moment the bench's watch sees phase Running.
 // Writes: apiserver_request_total deltas. Memory: summed RSS of the three processes after a forced GC (SIGUSR2 →
-// bench/scale/gc-hook.mjs, loaded only into these processes) at 0 and at 1,000 Running VMIs. Last line: one JSON.
+// bench/scale/gc-hook.mjs, loaded only into these processes) at 0 and at 1,000 Running VMIs, each the median of several
+// samples after an idle settle; heap used is printed beside it. Stage medians trace where a VMI's time goes.
+// Last line: one JSON.
 import { type ChildProcess, spawn } from "node:child_process";
-import { existsSync, readFileSync } from "node:fs";
+import { closeSync, existsSync, openSync, readFileSync, renameSync, rmSync, writeFileSync } from "node:fs";
 import { cpus, loadavg } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { freePort, removeDir, tempDir, tsvirtBin, waitReady } from "../apiserver/testutil.js";
 import { type Node, type Pod, RestClient, resources, type VirtualMachineInstance } from "../client/index.js";
 
+const TRACE = Boolean(process.env.BENCH_TRACE);
 const RUNS = Number(process.env.BENCH_RUNS ?? 3);
 const RUNS_1000 = Number(process.env.BENCH_RUNS_1000 ?? 1);
 const NODES = 10;
@@ -28,17 +31,21 @@ const procs: ChildProcess[] = [];
 const gcDir = tempDir("tsvirt-bench-gc-");
 const dataDir = tempDir("tsvirt-bench-scale-");
 
+const PROF_DIR = process.env.BENCH_CPU_PROF_DIR;
+
 function launch(name: string, args: string[]): ChildProcess {
-  const p = spawn(process.execPath, ["--expose-gc", "--import", hook, ...args], {
-    stdio: ["ignore", "ignore", "pipe"],
+  // BENCH_CPU_PROF_DIR=dir writes a V8 CPU profile of each process there on exit (for finding where time goes).
+  const prof = PROF_DIR ? ["--cpu-prof", "--cpu-prof-dir", join(PROF_DIR, name)] : [];
+  // Logs go to a file, not a pipe: a pipe to this (busy) process would block the measured processes' log writes.
+  const logFile = join(gcDir, `${name}.log`);
+  const fd = openSync(logFile, "w");
+  const p = spawn(process.execPath, [...prof, "--expose-gc", "--import", hook, ...args], {
+    stdio: ["ignore", "ignore", fd],
     env: { ...process.env, TSVIRT_BENCH_GC_DIR: gcDir },
   });
-  let tail = "";
-  p.stderr?.on("data", (c: Buffer) => {
-    tail = (tail + c.toString()).slice(-4000);
-  });
+  closeSync(fd);
   p.once("exit", (code, sig) => {
-    if (!stopping) console.error(`${name} exited (${code ?? sig}): ${tail.slice(-1500)}`);
+    if (!stopping) console.error(`${name} exited (${code ?? sig}): ${readFileSync(logFile, "utf8").slice(-1500)}`);
   });
   procs.push(p);
   return p;
@@ -73,17 +80,82 @@ function cpuSeconds(p: ChildProcess): number {
   }
 }
 
-async function rssAfterGc(p: ChildProcess): Promise<number> {
+interface Mem {
+  rss: number;
+  heapUsed: number;
+}
+
+async function memAfterGc(p: ChildProcess): Promise<Mem> {
   const file = join(gcDir, `${p.pid}.rss`);
   const before = existsSync(file) ? readFileSync(file, "utf8") : "";
   p.kill("SIGUSR2");
   const end = Date.now() + 30_000;
   for (;;) {
     const now = existsSync(file) ? readFileSync(file, "utf8") : "";
-    if (now && now !== before) return Number(now.trim().split(" ")[1]);
+    if (now && now !== before) {
+      const f = now.trim().split(" ").map(Number);
+      return { rss: f[1] ?? Number.NaN, heapUsed: f[2] ?? Number.NaN };
+    }
     if (Date.now() > end) throw new Error(`no GC answer from pid ${p.pid}`);
     await new Promise((r) => setTimeout(r, 50));
   }
+}
+
+/** Waits until no pod, VMI or event is written for 3 s (trailing event writes and status syncs done). */
+async function quiesce(url: string): Promise<void> {
+  const busy = (l: string) => isMutating(l) && /resource="(pods|virtualmachineinstances|events)"/.test(l);
+  const end = Date.now() + 120_000;
+  let m0 = await metrics(url);
+  while (Date.now() < end) {
+    await new Promise((r) => setTimeout(r, 3_000));
+    const m1 = await metrics(url);
+    if (delta(m0, m1, busy) === 0) return;
+    m0 = m1;
+  }
+}
+
+const MEM_SETTLE_MS = Number(process.env.BENCH_MEM_SETTLE_MS ?? 15_000);
+const MEM_SAMPLES = Number(process.env.BENCH_MEM_SAMPLES ?? 5);
+
+/**
+ * Memory of each process after a forced GC, made stable: first a settle of MEM_SETTLE_MS with a forced GC every
+ * second (V8 shrinks its young generation and gives free pages back only after several GCs that find little alive;
+ * one GC alone leaves the burst's peak in RSS), then MEM_SAMPLES forced-GC readings 1 s apart; per process the
+ * median RSS and the median heap used.
+ */
+async function sampleMem(ps: ChildProcess[]): Promise<Mem[]> {
+  for (let t = 0; t < MEM_SETTLE_MS; t += 1_000) {
+    await Promise.all(ps.map(memAfterGc));
+    await new Promise((r) => setTimeout(r, 1_000));
+  }
+  const samples: Mem[][] = ps.map(() => []);
+  for (let i = 0; i < MEM_SAMPLES; i++) {
+    if (i > 0) await new Promise((r) => setTimeout(r, 1_000));
+    const got = await Promise.all(ps.map(memAfterGc));
+    for (const [j, m] of got.entries()) samples[j]?.push(m);
+  }
+  if (process.env.BENCH_MEM_VERBOSE)
+    console.log(
+      `    memory samples (RSS/heap used MiB): ${samples.map((xs) => xs.map((m) => `${mib(m.rss)}/${mib(m.heapUsed)}`).join(" ")).join("  |  ")}`,
+    );
+  return samples.map((xs) => ({ rss: median(xs.map((m) => m.rss)), heapUsed: median(xs.map((m) => m.heapUsed)) }));
+}
+
+/** Writes a heap snapshot of each process into $BENCH_HEAP_SNAPSHOT_DIR (for finding what holds memory). */
+async function heapSnapshots(ps: ChildProcess[], names: string[]): Promise<void> {
+  const out = process.env.BENCH_HEAP_SNAPSHOT_DIR ?? "";
+  writeFileSync(join(gcDir, "snapshot"), "");
+  for (const [i, p] of ps.entries()) {
+    await memAfterGc(p);
+    renameSync(join(gcDir, `${p.pid}.heapsnapshot`), join(out, `${names[i]}.heapsnapshot`));
+    const [rss, heap] = readFileSync(join(gcDir, `${p.pid}.after-snapshot`), "utf8")
+      .trim()
+      .split(" ");
+    console.log(
+      `    ${names[i]} heap snapshot written; after it RSS ${mib(Number(rss))}, heap used ${mib(Number(heap))} MiB`,
+    );
+  }
+  rmSync(join(gcDir, "snapshot"));
 }
 
 function pct(xs: number[], p: number): number {
@@ -138,9 +210,25 @@ interface Burst {
   wallMs: number;
   writes: number;
   mutating: number;
-  /** Mutating requests per VMI by client, verb, resource and subresource (code 2xx and others apart). */
+  /** Requests per VMI by client, verb, resource and subresource (code 2xx and others apart), reads included. */
   breakdown: [string, number][];
+  /** Median and p95 of each stage of a VMI's path, as this bench's watches see it. */
+  stages: [string, number, number][];
 }
+
+/** The stages of one VMI's path, each the moment the bench first saw it (performance.now()). */
+const STAGES = [
+  ["sent", "POST VMI sent"],
+  ["created", "POST VMI answered"],
+  ["podCreated", "launcher pod seen"],
+  ["bound", "pod bound (spec.nodeName)"],
+  ["podRunning", "pod Running (fake node)"],
+  ["scheduled", "VMI Scheduled (controller)"],
+  ["running", "VMI Running (fake node)"],
+] as const;
+type Stage = (typeof STAGES)[number][0];
+const POD_STAGES: readonly Stage[] = ["podCreated", "bound", "podRunning"];
+const stages = STAGES.filter(([st]) => TRACE || !POD_STAGES.includes(st));
 
 async function burst(client: RestClient, url: string, ns: string, n: number): Promise<Burst> {
   await client
@@ -148,6 +236,15 @@ async function burst(client: RestClient, url: string, ns: string, n: number): Pr
     .catch(() => {});
   const sent = new Map<string, number>();
   const running = new Map<string, number>();
+  const seen = new Map<string, Partial<Record<Stage, number>>>();
+  const mark = (name: string, st: Stage) => {
+    let r = seen.get(name);
+    if (!r) {
+      r = {};
+      seen.set(name, r);
+    }
+    if (r[st] === undefined) r[st] = performance.now();
+  };
   let allRunning: () => void = () => {};
   const done = new Promise<void>((r) => {
     allRunning = r;
@@ -155,15 +252,29 @@ async function burst(client: RestClient, url: string, ns: string, n: number): Pr
   const watch = client.watch<VirtualMachineInstance>(resources.vmis, ns, {}, (ev) => {
     const v = ev.object;
     const name = v?.metadata?.name;
+    if (name && v.status?.phase === "Scheduled") mark(name, "scheduled");
     if (!name || v.status?.phase !== "Running" || running.has(name)) return;
+    mark(name, "running");
     running.set(name, performance.now());
     if (running.size === n) allRunning();
   });
+  // BENCH_TRACE=1: a second watch (pods) times the middle stages; off by default as it adds API load.
+  const podWatch = TRACE
+    ? client.watch<Pod>(resources.pods, ns, {}, (ev) => {
+        const p = ev.object;
+        const vmi = p?.metadata?.ownerReferences?.find((r) => r.kind === "VirtualMachineInstance")?.name;
+        if (!vmi || ev.type === "DELETED") return;
+        mark(vmi, "podCreated");
+        if (p.spec?.nodeName) mark(vmi, "bound");
+        if (p.status?.phase === "Running") mark(vmi, "podRunning");
+      })
+    : undefined;
   const m0 = await metrics(url);
   const t0 = performance.now();
   const names = Array.from({ length: n }, (_, i) => `vmi-${String(i).padStart(4, "0")}`);
   await pool(names, CONCURRENCY, async (name) => {
     sent.set(name, performance.now());
+    mark(name, "sent");
     await client.create<VirtualMachineInstance>(resources.vmis, ns, {
       apiVersion: "kubevirt.io/v1",
       kind: "VirtualMachineInstance",
@@ -176,12 +287,14 @@ async function burst(client: RestClient, url: string, ns: string, n: number): Pr
         volumes: [{ name: "containerdisk", containerDisk: { image: "quay.io/kubevirt/cirros-container-disk-demo" } }],
       },
     } as VirtualMachineInstance);
+    mark(name, "created");
   });
   const timeout = setTimeout(() => allRunning(), 600_000);
   await done;
   clearTimeout(timeout);
   const wallMs = performance.now() - t0;
   watch.stop();
+  podWatch?.stop();
   if (running.size < n) throw new Error(`only ${running.size}/${n} VMIs Running after 600 s`);
   // Let trailing writes (no-op status PUTs, readiness-gate syncs) land before counting.
   await new Promise((r) => setTimeout(r, 2_000));
@@ -194,13 +307,18 @@ async function burst(client: RestClient, url: string, ns: string, n: number): Pr
     writes: delta(m0, m1, isPutPatchPodVmi) / n,
     mutating: delta(m0, m1, isMutating) / n,
     breakdown: [...m1.keys()]
-      .filter(isMutating)
+      .filter((l) => COMPONENTS.test(l))
       .map((k): [string, number] => [
         k.replace(/group="[^"]*",|subresource="",/g, ""),
         ((m1.get(k) ?? 0) - (m0.get(k) ?? 0)) / n,
       ])
       .filter(([, v]) => v > 0.005)
       .sort((a, b) => b[1] - a[1]),
+    stages: stages.slice(1).map(([st, label], i) => {
+      const [prev, prevLabel] = stages[i] ?? STAGES[0];
+      const d = [...seen.values()].map((r) => (r[st] ?? Number.NaN) - (r[prev] ?? Number.NaN)).filter(Number.isFinite);
+      return [`${prevLabel} → ${label}`, median(d), pct(d, 95)];
+    }),
   };
 }
 
@@ -220,6 +338,7 @@ async function drain(client: RestClient, ns: string): Promise<void> {
 
 const ratio = (x: number, base: number) => `${(x / base).toFixed(3)}x`;
 const fmt = (ms: number) => `${Math.round(ms)} ms`;
+const mib = (b: number | undefined) => ((b ?? 0) / 1048576).toFixed(1);
 
 async function main(): Promise<void> {
   console.log(
@@ -252,7 +371,7 @@ async function main(): Promise<void> {
       120_000,
     );
     const three = [api, ctrl, nodes];
-    const rss0 = await Promise.all(three.map(rssAfterGc));
+    const mem0 = await sampleMem(three);
     const b100: Burst[] = [];
     for (let i = 0; i < RUNS; i++) {
       const b = await burst(client, url, `scale-100-${i}`, 100);
@@ -260,11 +379,14 @@ async function main(): Promise<void> {
         `  burst 100 run ${i + 1}: p50 ${fmt(b.p50)} p95 ${fmt(b.p95)} all Running in ${fmt(b.wallMs)}; ` +
           `PUT/PATCH pods+VMIs per VMI ${b.writes.toFixed(2)}, all mutating ${b.mutating.toFixed(2)}`,
       );
+      if (TRACE)
+        for (const [k, p50, p95] of b.stages)
+          console.log(`      ${fmt(p50).padStart(8)} / ${fmt(p95).padStart(8)}  ${k}`);
       b100.push(b);
       await drain(client, `scale-100-${i}`);
     }
     const b1000: Burst[] = [];
-    let rss1: number[] = rss0;
+    let mem1: Mem[] = mem0;
     for (let i = 0; i < RUNS_1000; i++) {
       const cpu0 = three.map(cpuSeconds);
       const b = await burst(client, url, `scale-1000-${i}`, 1000);
@@ -277,13 +399,24 @@ async function main(): Promise<void> {
           `PUT/PATCH pods+VMIs per VMI ${b.writes.toFixed(2)}, all mutating ${b.mutating.toFixed(2)}`,
       );
       for (const [k, v] of b.breakdown) console.log(`    ${v.toFixed(2)} per VMI  ${k}`);
+      console.log("    stages (median / p95, as the bench's watches see them):");
+      for (const [k, p50, p95] of b.stages)
+        console.log(`      ${fmt(p50).padStart(8)} / ${fmt(p95).padStart(8)}  ${k}`);
       b1000.push(b);
-      if (i === 0) rss1 = await Promise.all(three.map(rssAfterGc));
+      if (i === 0) {
+        await quiesce(url);
+        mem1 = await sampleMem(three);
+      }
+      if (i === 0 && process.env.BENCH_HEAP_SNAPSHOT_DIR)
+        await heapSnapshots(three, ["api", "controller", "fake-nodes"]);
       if (i < RUNS_1000 - 1) await drain(client, `scale-1000-${i}`);
     }
     const names = ["api", "controller", "fake node agents"];
-    const kb = (rss1.reduce((a, b) => a + b, 0) - rss0.reduce((a, b) => a + b, 0)) / 1024 / 1000;
-    const ctrlKb = ((rss1[1] ?? 0) - (rss0[1] ?? 0)) / 1024 / 1000;
+    const sum = (ms: Mem[], f: keyof Mem) => ms.reduce((a, m) => a + m[f], 0);
+    const kb = (sum(mem1, "rss") - sum(mem0, "rss")) / 1024 / 1000;
+    const heapKb = (sum(mem1, "heapUsed") - sum(mem0, "heapUsed")) / 1024 / 1000;
+    const ctrlKb = ((mem1[1]?.rss ?? 0) - (mem0[1]?.rss ?? 0)) / 1024 / 1000;
+    const ctrlHeapKb = ((mem1[1]?.heapUsed ?? 0) - (mem0[1]?.heapUsed ?? 0)) / 1024 / 1000;
     const r = {
       p50_100: median(b100.map((b) => b.p50)),
       p95_100: median(b100.map((b) => b.p95)),
@@ -306,12 +439,15 @@ async function main(): Promise<void> {
     );
     for (let i = 0; i < 3; i++)
       console.log(
-        `  RSS after GC ${names[i]}: ${((rss0[i] ?? 0) / 1048576).toFixed(1)} MiB at 0 (fresh, nodes registered) → ${((rss1[i] ?? 0) / 1048576).toFixed(1)} MiB at 1,000 Running`,
+        `  after GC ${names[i]}: RSS ${mib(mem0[i]?.rss)} → ${mib(mem1[i]?.rss)} MiB, heap used ${mib(mem0[i]?.heapUsed)} → ${mib(mem1[i]?.heapUsed)} MiB (0 → 1,000 Running)`,
       );
     console.log(
       `  kb_per_vmi (sum of 3) ${kb.toFixed(1)} KB vs KubeVirt controller ≈ 173 KB: ${ratio(kb, KUBEVIRT.kbPerVmi)}`,
     );
     console.log(`  controller alone ${ctrlKb.toFixed(1)} KB per VMI vs ≈ 173 KB: ${ratio(ctrlKb, KUBEVIRT.kbPerVmi)}`);
+    console.log(
+      `  heap used per VMI (sum of 3) ${heapKb.toFixed(1)} KB, controller alone ${ctrlHeapKb.toFixed(1)} KB (live JS objects; RSS also holds V8 and malloc slack)`,
+    );
     console.log(
       `  targets: p95 < 3 s at 100 ${r.p95_100 < 3000 ? "met" : "MISSED"}; p95 < 15 s at 1,000 ${r.p95_1000 < 15_000 ? "met" : "MISSED"}; ≤ 50 KB per VMI ${kb <= 50 ? "met" : "MISSED"}`,
     );

@@ -53,6 +53,7 @@ export function registerController(program: Command): void {
         log: log.child({ controller: "nodelifecycle" }),
         recorder: ctrl.recorder,
         periodMs: sec(opts.nodeMonitorPeriod, 5_000),
+        cache: { nodes: ctrl.nodes, pods: ctrl.pods, vmis: ctrl.vmis },
         config: {
           monitorGracePeriodMs: sec(opts.nodeMonitorGracePeriod, 40_000),
           podEvictionTimeoutMs: sec(opts.podEvictionTimeout, 300_000),

@@ -36,8 +36,12 @@ export interface ControllerOptions {
   log?: Logger;
   now?: () => Date;
   recorder?: Recorder;
-  /** Worker loops per queue (VM and VMI). Default 3. */
+  /** Worker loops per queue (VM, ReplicaSet). Default 3 (KubeVirt's defaultControllerThreads). */
   threads?: number;
+  /** Worker loops of the VMI queue. Default 10 (KubeVirt's defaultVMIControllerThreads). */
+  vmiThreads?: number;
+  /** Scheduler workers, i.e. bindings in flight at once (each decides and reserves synchronously). Default 8. */
+  schedulerThreads?: number;
   /** Run the built-in scheduler (embedded mode). Default true. */
   scheduler?: boolean;
   /** Allocate Node spec.podCIDR. Default true. */
@@ -277,13 +281,19 @@ export class VirtController {
     await this.waitForSync();
     const threads = this.opts.threads ?? 3;
     this.workers.push(runWorkers(this.vmQueue, threads, (k) => reconcileVm(this.vmDeps, k), this.onError("vm")));
-    this.workers.push(runWorkers(this.vmiQueue, threads, (k) => reconcileVmi(this.vmiDeps, k), this.onError("vmi")));
+    const vmiThreads = this.opts.vmiThreads ?? 10;
+    this.workers.push(runWorkers(this.vmiQueue, vmiThreads, (k) => reconcileVmi(this.vmiDeps, k), this.onError("vmi")));
     this.workers.push(
       runWorkers(this.rsQueue, threads, (k) => reconcileReplicaSet(this.rsDeps, k), this.onError("replicaset")),
     );
     if (this.opts.scheduler !== false) {
       this.workers.push(
-        runWorkers(this.podQueue, 1, (k) => reconcilePodScheduling(this.schedulerDeps, k), this.onError("scheduler")),
+        runWorkers(
+          this.podQueue,
+          this.opts.schedulerThreads ?? 8,
+          (k) => reconcilePodScheduling(this.schedulerDeps, k),
+          this.onError("scheduler"),
+        ),
       );
     }
     if (this.opts.podCidr !== false) {
@@ -291,7 +301,11 @@ export class VirtController {
         runWorkers(this.nodeQueue, 1, (k) => reconcileNodeCidr(this.podCidrDeps, k), this.onError("node")),
       );
     }
-    this.log.info("virt-controller started", { threads });
+    this.log.info("virt-controller started", {
+      threads,
+      vmiThreads,
+      schedulerThreads: this.opts.schedulerThreads ?? 8,
+    });
   }
 
   async stop(): Promise<void> {

@@ -51,9 +51,11 @@ export class EventRecorder implements Recorder {
     const ts = this.now()
       .toISOString()
       .replace(/\.\d+Z$/, "Z");
+    // Only the reference is kept while the event waits its turn, never the whole object (a burst queues thousands).
+    const ref = refOf(obj);
     this.chain = this.chain.then(() =>
-      this.write(obj, type, reason, message, ts).catch((err) =>
-        this.log.warn("could not record event", { err: String(err), reason, object: obj.metadata.name }),
+      this.write(ref, type, reason, message, ts).catch((err) =>
+        this.log.warn("could not record event", { err: String(err), reason, object: ref.name }),
       ),
     );
   }
@@ -63,9 +65,9 @@ export class EventRecorder implements Recorder {
     return this.chain;
   }
 
-  private async write(obj: KObject, type: EventType, reason: string, message: string, ts: string): Promise<void> {
-    const namespace = obj.metadata.namespace || "default";
-    const key = [obj.metadata.uid, obj.metadata.namespace, obj.metadata.name, type, reason, message].join("\u0000");
+  private async write(ref: ObjectRef, type: EventType, reason: string, message: string, ts: string): Promise<void> {
+    const namespace = ref.namespace || "default";
+    const key = [ref.uid, ref.namespace, ref.name, type, reason, message].join("\u0000");
     const prev = this.seen.get(key);
     if (prev) {
       try {
@@ -80,17 +82,10 @@ export class EventRecorder implements Recorder {
         this.seen.delete(key);
       }
     }
-    const name = `${obj.metadata.name}.${(Date.now() * 1000 + (this.seq++ % 1000)).toString(16)}`;
+    const name = `${ref.name}.${(Date.now() * 1000 + (this.seq++ % 1000)).toString(16)}`;
     const ev: Event = {
       metadata: { name, namespace },
-      involvedObject: {
-        ...(obj.apiVersion ? { apiVersion: obj.apiVersion } : {}),
-        ...(obj.kind ? { kind: obj.kind } : {}),
-        ...(obj.metadata.namespace ? { namespace: obj.metadata.namespace } : {}),
-        ...(obj.metadata.name ? { name: obj.metadata.name } : {}),
-        ...(obj.metadata.uid ? { uid: obj.metadata.uid } : {}),
-        ...(obj.metadata.resourceVersion ? { resourceVersion: obj.metadata.resourceVersion } : {}),
-      },
+      involvedObject: ref,
       reason,
       message,
       type,
@@ -108,6 +103,19 @@ export class EventRecorder implements Recorder {
     }
     this.seen.set(key, { name, namespace, count: 1 });
   }
+}
+
+type ObjectRef = Event["involvedObject"];
+
+function refOf(obj: KObject): ObjectRef {
+  return {
+    ...(obj.apiVersion ? { apiVersion: obj.apiVersion } : {}),
+    ...(obj.kind ? { kind: obj.kind } : {}),
+    ...(obj.metadata.namespace ? { namespace: obj.metadata.namespace } : {}),
+    ...(obj.metadata.name ? { name: obj.metadata.name } : {}),
+    ...(obj.metadata.uid ? { uid: obj.metadata.uid } : {}),
+    ...(obj.metadata.resourceVersion ? { resourceVersion: obj.metadata.resourceVersion } : {}),
+  };
 }
 
 /** Records nothing; for tests that do not look at events. */

@@ -1,8 +1,11 @@
-// The thin shell over planNodeLifecycle: every monitor period, list Nodes, node Leases, pods and VMIs, plan, apply.
-// Listing (rather than informers) keeps it crash-only and stateless: every decision rests on timestamps stored in
-// the API, so a restarted or newly elected controller continues where the last one stopped.
+// The thin shell over planNodeLifecycle: every monitor period, read Nodes, node Leases, pods and VMIs, plan, apply.
+// It keeps no state of its own: every decision rests on timestamps stored in the API, so a restarted or newly elected
+// controller continues where the last one stopped. Inside virt-controller it reads nodes, pods and VMIs from the
+// shared informers' caches (as KubeVirt's node controller does): listing every pod and VMI every 5 s cost the API
+// server and this process a full serialization of the cluster per period (at 1,000 VMIs, ~20 MB of garbage each).
 import {
   type Client,
+  type Informer,
   type Lease,
   type Node,
   type Pod,
@@ -30,6 +33,8 @@ export interface NodeLifecycleOptions {
   config?: Partial<NodeLifecycleConfig>;
   /** How often to look. Default 5 s. */
   periodMs?: number;
+  /** Synced informers to read nodes, pods and VMIs from instead of listing them each period. */
+  cache?: { nodes: Informer<Node>; pods: Informer<Pod>; vmis: Informer<VirtualMachineInstance> };
 }
 
 async function retryOnConflict<T>(fn: () => Promise<T>): Promise<T> {
@@ -57,18 +62,15 @@ export class NodeLifecycleController {
   /** One pass: read the world, plan, apply. Returns the actions taken. */
   async step(): Promise<NodeAction[]> {
     const c = this.o.client;
+    const cache = this.o.cache;
     const [nodes, leases, pods, vmis] = await Promise.all([
-      c.list<Node>(resources.nodes, undefined),
-      c.list<Lease>(resources.leases, NODE_LEASE_NAMESPACE),
-      c.list<Pod>(resources.pods, undefined),
-      c.list<VirtualMachineInstance>(resources.vmis, undefined),
+      cache ? cache.nodes.list() : c.list<Node>(resources.nodes, undefined).then((l) => l.items),
+      c.list<Lease>(resources.leases, NODE_LEASE_NAMESPACE).then((l) => l.items),
+      cache ? cache.pods.list() : c.list<Pod>(resources.pods, undefined).then((l) => l.items),
+      cache ? cache.vmis.list() : c.list<VirtualMachineInstance>(resources.vmis, undefined).then((l) => l.items),
     ]);
     const now = this.now();
-    const actions = planNodeLifecycle(
-      { nodes: nodes.items, leases: leases.items, pods: pods.items, vmis: vmis.items },
-      now,
-      this.cfg,
-    );
+    const actions = planNodeLifecycle({ nodes, leases, pods, vmis }, now, this.cfg);
     // VMIs fail before their pods go, so the VMI's reason is NodeUnresponsive rather than a vanished pod.
     const order = { markUnknown: 0, unschedulable: 1, failVmi: 2, deletePod: 3 } as const;
     actions.sort((a, b) => order[a.kind] - order[b.kind]);

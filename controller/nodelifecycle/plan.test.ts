@@ -2,6 +2,7 @@ import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import {
   FakeClient,
+  Informer,
   type Lease,
   type Node,
   type Pod,
@@ -142,5 +143,39 @@ describe("NodeLifecycleController (FakeClient, fake clock)", () => {
     const v = c.peek<VirtualMachineInstance>(resources.vmis, "default", "v");
     assert.equal(v?.status?.phase, "Failed");
     assert.equal(v?.status?.reason, "NodeUnresponsive");
+  });
+
+  it("inside virt-controller it reads nodes, pods and VMIs from the informers, listing only the node leases", async (t) => {
+    const c = new FakeClient();
+    const now = T0 + 60_000;
+    c.now = () => new Date(now);
+    c.seed(resources.nodes, node("True", 0));
+    c.seed(resources.leases, lease(0));
+    c.seed(resources.pods, pod);
+    c.seed(resources.vmis, vmi);
+    const nodes = new Informer<Node>(c, resources.nodes);
+    const pods = new Informer<Pod>(c, resources.pods);
+    const vmis = new Informer<VirtualMachineInstance>(c, resources.vmis);
+    for (const i of [nodes, pods, vmis]) i.start();
+    t.after(() => Promise.all([nodes.stop(), pods.stop(), vmis.stop()]));
+    await Promise.all([nodes.waitForSync(), pods.waitForSync(), vmis.waitForSync()]);
+    c.clearActions();
+    const ctl = new NodeLifecycleController({
+      client: c,
+      log: nullLogger,
+      now: () => new Date(now),
+      config: cfg,
+      cache: { nodes, pods, vmis },
+    });
+    const acts = await ctl.step();
+    assert.deepEqual(
+      c.actions.filter((a) => a.verb === "list").map((a) => a.resource),
+      ["leases"],
+    );
+    assert.deepEqual(
+      acts.map((a) => a.kind),
+      ["markUnknown", "unschedulable"],
+      "the same decisions as from lists",
+    );
   });
 });

@@ -37,11 +37,11 @@ export function podRequests(pod: Pod): { cpuMillis: number; memoryBytes: number 
 }
 
 /** Sums requests of the pods bound to the node that still hold resources (not Succeeded/Failed). */
-export function usageOf(pods: Iterable<Pod>): NodeUsage {
+export function usageOf(pods: Iterable<Pod>, requests: typeof podRequests = podRequests): NodeUsage {
   const u: NodeUsage = { cpuMillis: 0, memoryBytes: 0, pods: 0 };
   for (const p of pods) {
     if (p.status?.phase === "Succeeded" || p.status?.phase === "Failed") continue;
-    const r = podRequests(p);
+    const r = requests(p);
     u.cpuMillis += r.cpuMillis;
     u.memoryBytes += r.memoryBytes;
     u.pods++;

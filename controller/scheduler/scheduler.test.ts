@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
-import { type Event, type Pod, resources } from "../../client/index.js";
+import { type Client, type Event, type FakeClient, type Pod, resources } from "../../client/index.js";
 import { newNode, newPod } from "../testing/factories.js";
 import { startHarness } from "../testing/harness.js";
 import { schedule, taintToleration, usageOf } from "./predicates.js";
@@ -75,6 +75,58 @@ describe("scheduler", () => {
     await h.drain();
     const bound = h.client.all<Pod>(resources.pods).filter((p) => p.spec.nodeName === "node01");
     assert.equal(bound.length, 4);
+  });
+
+  it("binds concurrently: workers decide while bindings are in flight and still never overcommit", async (t) => {
+    let release: () => void = () => {};
+    const gate = new Promise<void>((r) => {
+      release = r;
+    });
+    let inFlight = 0;
+    let maxInFlight = 0;
+    // A slow API: every pods/binding request waits at the gate until all six workers have decided.
+    const slowBinding = (c: FakeClient): Client =>
+      new Proxy(c, {
+        get(target, prop, recv) {
+          const v = Reflect.get(target, prop, recv);
+          if (prop !== "createSubresource" || typeof v !== "function")
+            return typeof v === "function" ? v.bind(target) : v;
+          return async (...args: Parameters<FakeClient["createSubresource"]>) => {
+            inFlight++;
+            maxInFlight = Math.max(maxInFlight, inFlight);
+            await gate;
+            inFlight--;
+            return target.createSubresource(...args);
+          };
+        },
+      });
+    const h = await startHarness(
+      [
+        {
+          ref: resources.nodes,
+          objs: [newNode("node01", { memory: "4Gi", cpu: "1" }), newNode("node02", { memory: "1Gi", cpu: "1" })],
+        },
+      ],
+      slowBinding,
+    );
+    t.after(() => h.stop());
+    for (let i = 0; i < 6; i++)
+      await h.client.create(resources.pods, "default", newPod(`p${i}`, { memory: "1Gi", cpu: "100m" }));
+    assert.equal(h.ctrl.podQueue.len(), 6);
+    // Six workers take one pod each; none has finished binding when the last one decides.
+    const steps = Array.from({ length: 6 }, () => h.ctrl.stepScheduler());
+    for (let i = 0; i < 100 && inFlight < 5; i++) await new Promise((r) => setImmediate(r));
+    assert.equal(inFlight, 5, "five bindings in flight at once (4 on node01, 1 on node02); the sixth did not fit");
+    release();
+    await Promise.all(steps);
+    await h.drain();
+    const pods = h.client.all<Pod>(resources.pods);
+    assert.equal(pods.filter((p) => p.spec.nodeName === "node01").length, 4);
+    assert.equal(pods.filter((p) => p.spec.nodeName === "node02").length, 1);
+    const left = pods.filter((p) => !p.spec.nodeName);
+    assert.equal(left.length, 1);
+    assert.equal(left[0]?.status?.conditions?.find((c) => c.type === "PodScheduled")?.reason, "Unschedulable");
+    assert.equal(maxInFlight, 5);
   });
 
   it("skips cordoned and not-ready nodes; respects taints and tolerations", () => {

@@ -1,7 +1,9 @@
 // The built-in scheduler (embedded mode; on a cluster kube-scheduler does this): binds each pending pod through
 // pods/binding to the best node that fits, or marks it PodScheduled=False/Unschedulable with kube's message.
 // Pods it has just bound are "assumed" on their node until the cache shows the binding, so a burst of pods never
-// overcommits a node because of cache lag.
+// overcommits a node because of cache lag. Several workers bind at once (kube-scheduler's asynchronous binding cycle):
+// the decision (pure `schedule`) and the reservation in `assumed` happen in one synchronous step before the binding
+// request is sent, so concurrent workers always see each other's reservations.
 
 import { type Client, type Informer, type Node, type Pod, resources } from "../../client/index.js";
 import { isConflict, isNotFound } from "../../lib/errors.js";
@@ -9,7 +11,7 @@ import { forObject, type Logger } from "../../lib/log.js";
 import type { ReconcileResult } from "../../lib/workqueue/index.js";
 import { setCondition, timestamp } from "../conditions.js";
 import { Reasons, type Recorder } from "../events/index.js";
-import { type NodeUsage, type Predicate, schedule, usageOf } from "./predicates.js";
+import { type NodeUsage, type Predicate, podRequests, schedule, usageOf } from "./predicates.js";
 
 export const NODE_INDEX = "nodeName";
 export const DEFAULT_SCHEDULER = "default-scheduler";
@@ -43,13 +45,32 @@ export function needsScheduling(pod: Pod): boolean {
   );
 }
 
-function nodeUsage(deps: SchedulerDeps, node: string): NodeUsage {
-  const bound = deps.pods.byIndex(NODE_INDEX, node);
-  const uids = new Set(bound.map((p) => p.metadata.uid));
-  const extra = [...deps.assumed.values()]
-    .filter((a) => a.node === node && !uids.has(a.pod.metadata.uid))
-    .map((a) => a.pod);
-  return usageOf([...bound, ...extra]);
+/** A pod's requests, parsed once per cached object (informer objects are replaced, never changed, on update). */
+const requestsMemo = new WeakMap<Pod, ReturnType<typeof podRequests>>();
+function requestsOf(pod: Pod): ReturnType<typeof podRequests> {
+  let r = requestsMemo.get(pod);
+  if (!r) {
+    r = podRequests(pod);
+    requestsMemo.set(pod, r);
+  }
+  return r;
+}
+
+/** The usage of every node: pods the cache shows bound there, plus pods assumed there that it does not show yet. */
+function usageByNode(deps: SchedulerDeps): (node: string) => NodeUsage {
+  const assumedOn = new Map<string, Pod[]>();
+  for (const a of deps.assumed.values()) {
+    const l = assumedOn.get(a.node);
+    if (l) l.push(a.pod);
+    else assumedOn.set(a.node, [a.pod]);
+  }
+  return (node) => {
+    const bound = deps.pods.byIndex(NODE_INDEX, node);
+    const extra = assumedOn.get(node);
+    if (!extra) return usageOf(bound, requestsOf);
+    const uids = new Set(bound.map((p) => p.metadata.uid));
+    return usageOf([...bound, ...extra.filter((p) => !uids.has(p.metadata.uid))], requestsOf);
+  };
 }
 
 export async function reconcilePodScheduling(deps: SchedulerDeps, key: string): Promise<ReconcileResult> {
@@ -57,7 +78,7 @@ export async function reconcilePodScheduling(deps: SchedulerDeps, key: string): 
   if (!pod || !needsScheduling(pod)) return {};
   if (deps.assumed.has(pod.metadata.uid ?? "")) return {};
   const log = forObject(deps.log, pod);
-  const result = schedule(pod, deps.nodes.list(), (n) => nodeUsage(deps, n), deps.predicates);
+  const result = schedule(pod, deps.nodes.list(), usageByNode(deps), deps.predicates);
   if (result.fit) {
     deps.assumed.set(pod.metadata.uid!, { node: result.node, pod });
     try {
