@@ -10,8 +10,9 @@ import { mkdir, readFile, rm } from "node:fs/promises";
 import net from "node:net";
 import path from "node:path";
 import { LibvirtHypervisor, VirshHypervisor } from "../launcher/index.js";
-import { Console, type Pod, podProcesses, startPod, vmiFor, waitFor } from "../tests/e2e/launcher-lib.js";
+import { type Pod, podProcesses, startPod, waitFor } from "../tests/e2e/launcher-lib.js";
 import { ensureGuest, type Guest } from "../tests/guest/index.js";
+import { daemonReadyMs, launcherBoot } from "./launcher-boot.js";
 
 const RUNS = Number(process.env.BENCH_RUNS ?? 5);
 const CALLS = Number(process.env.BENCH_CALLS ?? 30);
@@ -31,40 +32,6 @@ function run(cmd: string, args: string[]): Promise<string> {
       e ? reject(new Error(err || e.message)) : resolve(out),
     ),
   );
-}
-
-function diskVmi(uid: string, name: string): Record<string, unknown> {
-  return vmiFor(uid, name, {
-    domain: {
-      resources: { requests: { memory: "256Mi" } },
-      devices: { disks: [{ name: "containerdisk", disk: { bus: "virtio" } }] },
-    },
-    volumes: [{ name: "containerdisk", containerDisk: { image: "bench/guest:latest" } }],
-  });
-}
-
-function daemonReadyMs(pod: Pod): number {
-  for (const line of readFileSync(pod.paths.logFile, "utf8").split("\n")) {
-    if (!line.startsWith("{")) continue;
-    const j = JSON.parse(line) as { msg?: string; readyMs?: number };
-    if (j.msg === "libvirtd ready" && typeof j.readyMs === "number") return j.readyMs;
-  }
-  throw new Error(`no "libvirtd ready" line in ${pod.paths.logFile}`);
-}
-
-/** (a): spawn → marker. Returns the pod (still running) and the time. */
-async function launcherBoot(guest: Guest, nodeDir: string, name: string): Promise<{ pod: Pod; ms: number }> {
-  const t0 = performance.now();
-  const pod = await startPod(nodeDir);
-  await pod.client.call("Sync", {
-    vmi: diskVmi(pod.uid, name),
-    prepared: { baseImages: { containerdisk: guest.qcow2 } },
-  });
-  const con = await Console.connect(pod.paths.consoleSocket); // replays what came before
-  await con.waitFor(new RegExp(guest.marker), 300_000);
-  const ms = (con.chunks.find((c) => c.data.includes("READY"))?.at ?? performance.now()) - t0;
-  con.close();
-  return { pod, ms };
 }
 
 /** The argv libvirt generated for the running domain, from its per-domain QEMU log. */

@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
-import type { VmiPhase } from "../api/index.js";
-import { type DomainState, isFinal, phaseFor } from "./phase.js";
+import { acpiShutdown, type DomainState, isFinal, type PhaseVmi, phaseFor, vmiPhaseFor } from "./phase.js";
+import type { VmiPhase } from "./types.js";
 
 interface Case {
   name: string;
@@ -49,5 +49,31 @@ describe("phaseFor", () => {
       (["Pending", "Scheduled", "Running", "Succeeded", "Failed", "Unknown"] as VmiPhase[]).filter(isFinal),
       ["Succeeded", "Failed"],
     );
+  });
+});
+
+describe("vmiPhaseFor", () => {
+  const vmi = (spec: PhaseVmi["spec"], phase: VmiPhase = "Running"): PhaseVmi => ({ spec, status: { phase } });
+  const destroyed: DomainState = { state: "Shutoff", reason: "Destroyed" };
+  const acpiCases: { name: string; spec: PhaseVmi["spec"]; want: boolean }[] = [
+    { name: "defaults: ACPI on, default grace", spec: {}, want: true },
+    { name: "grace period 0 (destroyed at once)", spec: { terminationGracePeriodSeconds: 0 }, want: false },
+    { name: "grace period 30", spec: { terminationGracePeriodSeconds: 30 }, want: true },
+    { name: "ACPI disabled", spec: { domain: { features: { acpi: { enabled: false } } } }, want: false },
+    { name: "ACPI enabled explicitly", spec: { domain: { features: { acpi: { enabled: true } } } }, want: true },
+  ];
+  for (const c of acpiCases) {
+    it(`ACPI shutdown: ${c.name}`, () => {
+      assert.equal(acpiShutdown(vmi(c.spec)), c.want);
+      assert.equal(vmiPhaseFor(destroyed, vmi(c.spec)), c.want ? "Failed" : "Succeeded");
+    });
+  }
+  it("keeps the VMI's phase when the domain says nothing new", () => {
+    assert.equal(vmiPhaseFor(undefined, vmi({}, "Scheduled")), "Scheduled");
+    assert.equal(vmiPhaseFor({ state: "Shutoff", reason: "Unknown" }, vmi({}, "Scheduled")), "Scheduled");
+    assert.equal(vmiPhaseFor(undefined, { spec: {} }), "");
+  });
+  it("a booted domain makes a Scheduled VMI Running", () => {
+    assert.equal(vmiPhaseFor({ state: "Running", reason: "Booted" }, vmi({}, "Scheduled")), "Running");
   });
 });

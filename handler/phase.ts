@@ -1,6 +1,6 @@
 // libvirt domain state + reason (as the launcher reports it) → VMI phase, with KubeVirt's rules
 // (virt-handler/vm.go calculateVmPhaseForStatusReason). Pure: no retries, no clocks.
-import type { VmiPhase } from "../api/index.js";
+import type { VmiPhase } from "./types.js";
 
 export type DomainLifeCycle =
   | "NoState"
@@ -70,6 +70,27 @@ export function phaseFor(input: PhaseInput): VmiPhase {
     default:
       return assertNever(domain.state);
   }
+}
+
+/** The VMI fields the phase rules read (structural: the node agent's VMI and api/'s both fit). */
+export interface PhaseVmi {
+  spec: { terminationGracePeriodSeconds?: number; domain?: { features?: unknown; [k: string]: unknown } };
+  status?: { phase?: VmiPhase; [k: string]: unknown };
+}
+
+/**
+ * KubeVirt's isACPIEnabled: the guest was asked to shut down (so a Destroyed domain means the grace period ran out)
+ * when the domain has ACPI (spec.domain.features.acpi.enabled is not false) and the grace period is not 0.
+ */
+export function acpiShutdown(vmi: PhaseVmi): boolean {
+  if (vmi.spec.terminationGracePeriodSeconds === 0) return false;
+  const features = vmi.spec.domain?.features as { acpi?: { enabled?: boolean } } | undefined;
+  return features?.acpi?.enabled !== false;
+}
+
+/** The VMI's phase for the domain its launcher reports (phaseFor with the VMI's current phase and ACPI). */
+export function vmiPhaseFor(domain: DomainState | undefined, vmi: PhaseVmi): VmiPhase {
+  return phaseFor({ domain, current: vmi.status?.phase ?? "", acpi: acpiShutdown(vmi) });
 }
 
 /** Whether the VMI has reached a final phase (no domain of it will run again). */

@@ -10,6 +10,7 @@ import { refs } from "./ports.js";
 import { type DomainStatus, nowRfc3339, type Pod, type VirtualMachineInstance, type VmiPhase } from "./types.js";
 import { computeVmiStatus, type PullTrouble, podInterfaceName } from "./vmi-status.js";
 
+/** Domain state → VMI phase (handler/phase.ts's vmiPhaseFor; injectable for tests). */
 export type PhaseMapper = (domain: DomainStatus | undefined, vmi: VirtualMachineInstance) => VmiPhase | undefined;
 
 export interface LauncherView {
@@ -226,29 +227,3 @@ export class VmiSync {
     return { ok: true, paths };
   }
 }
-
-/**
- * Interim phase mapping until handler/phase.ts (the launcher engineer's) lands: KubeVirt's rules reduced to the
- * states our launcher reports.
- */
-export const interimPhase: PhaseMapper = (d) => {
-  if (!d) return undefined;
-  switch (d.state) {
-    case "Running":
-    case "Paused":
-    case "Blocked":
-    case "PMSuspended":
-    case "ShuttingDown":
-      return "Running";
-    case "Shutoff":
-      return d.reason === "Crashed" || d.reason === "Failed"
-        ? "Failed"
-        : d.reason === "Unknown"
-          ? undefined
-          : "Succeeded";
-    case "Crashed":
-      return "Failed";
-    default:
-      return undefined;
-  }
-};

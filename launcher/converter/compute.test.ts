@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
-import { clock, cpu, features, lifecycle, memory, metadata, osAndFirmware } from "./compute.js";
+import { clock, cpu, features, lifecycle, memory, metadata, osAndFirmware, vmiUidOemString } from "./compute.js";
 import { apply, newContext, newVmi } from "./testutil.js";
 
 describe("metadata", () => {
@@ -188,6 +188,21 @@ describe("osAndFirmware", () => {
     assert.equal(dom.os.machine, "q35");
     assert.equal(dom.os.smbiosSysinfo, true);
     assert.deepEqual(fields, []);
+  });
+  it("names the VMI uid in an SMBIOS OEM string; the firmware UUID stays the domain UUID", () => {
+    const vmi = newVmi({ domain: { firmware: { uuid: "0f1e2d3c-4b5a-4978-8695-a4b3c2d1e0f9" } } });
+    const ctx = newContext();
+    const { dom } = apply(osAndFirmware, vmi, ctx, (d) => metadata({ vmi, ctx, problems: [] }, d));
+    assert.equal(dom.uuid, "0f1e2d3c-4b5a-4978-8695-a4b3c2d1e0f9");
+    assert.deepEqual(dom.sysinfo?.oemStrings, ["kubevirt.io/vmi-uid=11111111-2222-4333-8444-555555555555"]);
+    assert.equal(dom.sysinfo?.system.find((e) => e.name === "uuid")?.value, "0f1e2d3c-4b5a-4978-8695-a4b3c2d1e0f9");
+  });
+  it("no OEM string without a uid", () => {
+    assert.equal(vmiUidOemString(undefined), undefined);
+    assert.equal(vmiUidOemString(""), undefined);
+    const vmi = newVmi();
+    vmi.metadata = { ...vmi.metadata, uid: undefined };
+    assert.equal(apply(osAndFirmware, vmi).dom.sysinfo?.oemStrings, undefined);
   });
   it("EFI auto-selection with secure boot (default) turns on SMM", () => {
     const { dom } = apply(osAndFirmware, newVmi({ domain: { firmware: { bootloader: { efi: {} } } } }));

@@ -119,6 +119,18 @@ function parseMachine(input: ConvertInput): string {
   return t;
 }
 
+/** The OEM-string key naming the VMI on the node: QEMU's argv carries it, so its process is found by VMI uid. */
+export const VMI_UID_OEM_KEY = "kubevirt.io/vmi-uid";
+
+/**
+ * `kubevirt.io/vmi-uid=<uid>` as an SMBIOS type 11 OEM string, or undefined without a uid. The domain UUID stays the
+ * firmware UUID (stable across VM restarts); this string changes with each VMI and the guest may ignore it.
+ */
+export function vmiUidOemString(uid: string | undefined): string | undefined {
+  if (uid === undefined || uid === "") return undefined;
+  return `${VMI_UID_OEM_KEY}=${uid}`;
+}
+
 /** q35 machine, BIOS/EFI, kernelBoot, SMBIOS sysinfo (KubeVirt's os.go and sysinfo.go). */
 export const osAndFirmware: Configure = (input, dom) => {
   const { vmi, ctx } = input;
@@ -178,7 +190,10 @@ export const osAndFirmware: Configure = (input, dom) => {
     const v = ch[k];
     if (v !== undefined) chassis.push({ name: k, value: v });
   }
-  return { ...dom, os, features, sysinfo: { system, chassis } };
+  const sysinfo: NonNullable<Domain["sysinfo"]> = { system, chassis };
+  const oem = vmiUidOemString(vmi.metadata?.uid);
+  if (oem !== undefined) sysinfo.oemStrings = [oem];
+  return { ...dom, os, features, sysinfo };
 };
 
 const onOff = (enabled: boolean | undefined): OnOff => (enabled === false ? "off" : "on");

@@ -54,6 +54,8 @@ export interface Os {
 export interface SysInfo {
   system: { name: "uuid" | "serial" | "manufacturer" | "family" | "product" | "sku" | "version"; value: string }[];
   chassis: { name: "manufacturer" | "version" | "serial" | "asset" | "sku"; value: string }[];
+  /** SMBIOS type 11 OEM strings (QEMU: `-smbios type=11,value=…`). */
+  oemStrings?: string[];
 }
 
 export type OnOff = "on" | "off";

@@ -288,7 +288,17 @@ function sysinfo(s: SysInfo): XmlNode {
   return el(
     "sysinfo",
     [["type", "smbios"]],
-    [el("system", [], entries(s.system)), s.chassis.length > 0 && el("chassis", [], entries(s.chassis))],
+    [
+      el("system", [], entries(s.system)),
+      s.chassis.length > 0 && el("chassis", [], entries(s.chassis)),
+      s.oemStrings !== undefined &&
+        s.oemStrings.length > 0 &&
+        el(
+          "oemStrings",
+          [],
+          s.oemStrings.map((v) => el("entry", [], [], v)),
+        ),
+    ],
   );
 }
 

@@ -3,7 +3,7 @@
 import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
 import { existsSync } from "node:fs";
-import { readlink } from "node:fs/promises";
+import { readFile, readlink } from "node:fs/promises";
 import { describe, it } from "node:test";
 import { podNetns } from "../../handler/network/index.js";
 import {
@@ -65,11 +65,18 @@ describe("creation flow through tsvirt up", async () => {
       pod.status.podIP.split(".").slice(0, 3).join("."),
       nodeObj.spec.podCIDR.split(".").slice(0, 3).join("."),
     );
-    const netns = await netnsLink(podNetns(pod.metadata.uid));
-    const qemu = await qemuFor(vmi.metadata.uid, netns);
-    assert.equal(qemu.length, 1, "one QEMU for the VMI");
+    // QEMU names its VMI: the uid is an SMBIOS OEM string on its command line.
+    const qemu = await qemuFor(vmi.metadata.uid);
+    assert.equal(qemu.length, 1, "one QEMU found by the VMI uid in its command line");
+    const argv = (await readFile(`/proc/${qemu[0]}/cmdline`, "utf8")).split("\0");
+    assert.ok(
+      argv.includes(`type=11,value=kubevirt.io/vmi-uid=${vmi.metadata.uid}`),
+      `QEMU's -smbios type=11 names the VMI: ${argv.filter((a) => a.startsWith("type=11")).join(" ")}`,
+    );
     // The launcher (and so QEMU) runs in the pod's network namespace, not the host's.
-    assert.notEqual(await readlink(`/proc/${qemu[0]}/ns/net`), await readlink("/proc/self/ns/net"));
+    const netns = await netnsLink(podNetns(pod.metadata.uid));
+    assert.equal(await readlink(`/proc/${qemu[0]}/ns/net`), netns, "QEMU runs in the launcher pod's netns");
+    assert.notEqual(netns, await readlink("/proc/self/ns/net"));
     assert.match(await kubectl("logs", pod.metadata.name), /virt-launcher/);
 
     // The stock-kubectl conformance probe against `tsvirt up`, its `kubectl logs` step on this running launcher pod.
@@ -119,7 +126,7 @@ describe("creation flow through tsvirt up", async () => {
       c2.close();
       return ok;
     });
-    assert.deepEqual(await qemuFor(vmi.metadata.uid, netns), qemu, "same QEMU after the handler restart");
+    assert.deepEqual(await qemuFor(vmi.metadata.uid), qemu, "same QEMU after the handler restart");
     const after = JSON.parse(await kubectl("get", "vmi", "vm1", "-o", "json")) as typeof vmi;
     assert.equal(after.metadata.uid, vmi.metadata.uid);
     assert.deepEqual(
@@ -131,8 +138,8 @@ describe("creation flow through tsvirt up", async () => {
     await virtctl("stop", "vm1");
     await waitFor("vm/vm1", "{.status.printableStatus}", "Stopped", 120_000);
     await kubectl("wait", "--for=delete", `pod/${pod.metadata.name}`, "--timeout=120s");
-    await until("no QEMU left for the VMI", 30_000, async () =>
-      (await qemuFor(vmi.metadata.uid, netns)).length === 0 ? true : undefined,
+    await until("no QEMU left with the VMI uid in its command line", 30_000, async () =>
+      (await qemuFor(vmi.metadata.uid)).length === 0 ? true : undefined,
     );
     await kubectl("delete", "vm", "vm1", "--wait=true", "--timeout=60s");
     assert.equal((await kubectl("get", "vm,vmi,pods", "-o", "name")).trim(), "");

@@ -1,0 +1,123 @@
+import assert from "node:assert/strict";
+import { describe, it } from "node:test";
+import { mapPhase } from "./index.js";
+import type { LauncherConnection, PreparedVmi } from "./ports.js";
+import { refs } from "./ports.js";
+import { FakeApi } from "./testing.js";
+import type { DomainStatus, Pod, VirtualMachineInstance } from "./types.js";
+import { VmiSync } from "./vmi-sync.js";
+
+const VMI_UID = "11111111-2222-4333-8444-555555555555";
+const POD_UID = "99999999-2222-4333-8444-555555555555";
+const NOW = "2026-11-25T10:00:00Z";
+
+function vmi(spec: Partial<VirtualMachineInstance["spec"]> = {}): VirtualMachineInstance {
+  return {
+    apiVersion: "kubevirt.io/v1",
+    kind: "VirtualMachineInstance",
+    metadata: { name: "vm1", namespace: "default", uid: VMI_UID, labels: { "kubevirt.io/nodeName": "n1" } },
+    spec: { volumes: [{ name: "containerdisk", containerDisk: { image: "reg/guest:1" } }], ...spec },
+    status: {
+      phase: "Scheduled",
+      nodeName: "n1",
+      phaseTransitionTimestamps: [{ phase: "Scheduled", phaseTransitionTimestamp: NOW }],
+    },
+  };
+}
+
+const pod: Pod = {
+  metadata: { name: "virt-launcher-vm1-abcde", namespace: "default", uid: POD_UID },
+  spec: { nodeName: "n1", containers: [{ name: "compute", image: "x" }] },
+  status: { phase: "Running", conditions: [{ type: "Ready", status: "True" }] },
+};
+
+/** A VmiSync over a fake API and one fake launcher whose domain state the test sets. */
+function setup(spec: Partial<VirtualMachineInstance["spec"]> = {}) {
+  const api = new FakeApi();
+  api.put(refs.vmis, vmi(spec));
+  const synced: PreparedVmi[] = [];
+  let domain: DomainStatus | undefined;
+  const conn = {
+    sync: async (_v: VirtualMachineInstance, p: PreparedVmi) => {
+      synced.push(p);
+    },
+  } as unknown as LauncherConnection;
+  const sync = new VmiSync({
+    node: "n1",
+    api,
+    launchers: {
+      podForVmi: (u) => (u === VMI_UID ? POD_UID : undefined),
+      connection: () => conn,
+      domainOf: () => domain,
+      ipOf: () => "10.244.0.5",
+    },
+    puller: { pull: async () => ({ path: "/images/guest.qcow2", digest: "sha256:x" }), release: async () => {} },
+    getVmi: () => api.peek<VirtualMachineInstance>(refs.vmis, "default", "vm1"),
+    getPod: () => pod,
+    mapPhase,
+    now: () => NOW,
+  });
+  const phase = () => api.peek<VirtualMachineInstance>(refs.vmis, "default", "vm1")?.status?.phase;
+  return {
+    api,
+    synced,
+    phase,
+    async report(d: DomainStatus | undefined) {
+      domain = d;
+      await sync.trigger(VMI_UID);
+    },
+  };
+}
+
+describe("VmiSync (phase from handler/phase.ts)", () => {
+  it("sends the VMI with its pulled disk once, then writes Running once", async () => {
+    const s = setup();
+    await s.report(undefined);
+    assert.deepEqual(s.synced, [{ baseImages: { containerdisk: "/images/guest.qcow2" }, taps: { default: "tap0" } }]);
+    assert.equal(s.phase(), "Scheduled");
+    assert.equal(s.api.writes.length, 0, "no domain yet: nothing to write");
+    await s.report({ state: "Running", reason: "Booted" });
+    assert.equal(s.phase(), "Running");
+    const v = s.api.peek<VirtualMachineInstance>(refs.vmis, "default", "vm1");
+    assert.equal(v?.status?.interfaces?.[0]?.ipAddress, "10.244.0.5");
+    assert.equal(v?.status?.conditions?.find((c) => c.type === "Ready")?.status, "True");
+    const writes = s.api.writes.length;
+    await s.report({ state: "Running", reason: "Booted" });
+    await s.report({ state: "Paused", reason: "User" });
+    assert.equal(s.phase(), "Running", "paused is still Running");
+    await s.report({ state: "Running", reason: "Unpaused" });
+    assert.equal(s.synced.length, 1, "Sync sent once");
+    assert.equal(s.api.writes.length, writes + 2, "one write for Paused, one for its end; none for a repeat");
+  });
+
+  const stops: { name: string; spec: Partial<VirtualMachineInstance["spec"]>; domain: DomainStatus; want: string }[] = [
+    { name: "guest shut down", spec: {}, domain: { state: "Shutoff", reason: "Shutdown" }, want: "Succeeded" },
+    { name: "QEMU crashed", spec: {}, domain: { state: "Shutoff", reason: "Crashed" }, want: "Failed" },
+    {
+      name: "destroyed after the grace period (ACPI)",
+      spec: {},
+      domain: { state: "Shutoff", reason: "Destroyed" },
+      want: "Failed",
+    },
+    {
+      name: "destroyed with grace period 0",
+      spec: { terminationGracePeriodSeconds: 0 },
+      domain: { state: "Shutoff", reason: "Destroyed" },
+      want: "Succeeded",
+    },
+    {
+      name: "defined, not started yet",
+      spec: {},
+      domain: { state: "Shutoff", reason: "Unknown" },
+      want: "Running",
+    },
+  ];
+  for (const c of stops) {
+    it(`Running, then ${c.name} → ${c.want}`, async () => {
+      const s = setup(c.spec);
+      await s.report({ state: "Running", reason: "Booted" });
+      await s.report(c.domain);
+      assert.equal(s.phase(), c.want);
+    });
+  }
+});
