@@ -3,6 +3,7 @@
 // and restart. One cluster and one VM; the reboots are seen on the serial console and in the guest's boot_id.
 import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
+import { readFile } from "node:fs/promises";
 import { connect } from "node:net";
 import { describe, it } from "node:test";
 import { podNetns } from "../../handler/network/index.js";
@@ -43,6 +44,11 @@ async function bootId(con: Console, tag: string): Promise<string> {
 
 async function vmiOf(c: Cluster): Promise<Vmi> {
   return c.getJson<Vmi>("vmi", VM);
+}
+
+/** Whether a pid is (still) a QEMU process. */
+async function isQemu(pid: number): Promise<boolean> {
+  return (await readFile(`/proc/${pid}/cmdline`, "utf8").catch(() => "")).includes("qemu-system");
 }
 
 const cond = (v: Vmi, type: string) => v.status.conditions?.find((x) => x.type === type);
@@ -181,8 +187,9 @@ describe("running-VM verbs through tsvirt up", async () => {
         const v = await vmiOf(c);
         return v.metadata.uid !== uid && v.status.phase === "Running" ? v : undefined;
       });
+      // By pid: the kernel reuses a freed namespace's inode number, so the new pod's namespace may look like the old.
       await until("the old QEMU gone", 120_000, async () =>
-        (await qemuFor(uid, netns)).length === 0 ? true : undefined,
+        (await Promise.all(qemu.map(isQemu))).some(Boolean) ? undefined : true,
       );
       const pod2 = JSON.parse(
         await kubectl(
