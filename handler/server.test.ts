@@ -4,8 +4,9 @@ import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, it } from "node:test";
-import { WebSocket } from "ws";
-import { startServer } from "./server.js";
+import { createWebSocketStream, WebSocket } from "ws";
+import { fakeRfbServer, rfbHandshake } from "../tests/lib/rfb.js";
+import { startServer, streamSocket } from "./server.js";
 
 describe("handler HTTP endpoint", () => {
   it("serves pods/log (tail, follow) and bridges the console WebSocket to the launcher's console socket", {
@@ -64,5 +65,57 @@ describe("handler HTTP endpoint", () => {
     const echoed = new Promise<string>((r) => ws.once("message", (d: Buffer) => r(d.toString())));
     ws.send(Buffer.from("echo hi\n"));
     assert.equal(await echoed, "ECHO HI\n");
+  });
+
+  it("bridges the vnc WebSocket to QEMU's VNC socket in the pod's qemu dir; 404 and 503 carry a Status", {
+    timeout: 30_000,
+  }, async (t) => {
+    const dir = await mkdtemp(join(tmpdir(), "tsvirt-srv-"));
+    t.after(() => rm(dir, { recursive: true, force: true }));
+    await mkdir(join(dir, "qemu"));
+    const srv = await startServer({
+      host: "127.0.0.1",
+      port: 0,
+      podDir: () => undefined,
+      vmiPodDir: (ns, name) => (ns === "default" && name === "vm1" ? dir : undefined),
+    });
+    t.after(() => srv.close());
+    const url = (name: string) =>
+      `ws://127.0.0.1:${srv.port}/v1/namespaces/default/virtualmachineinstances/${name}/vnc`;
+    const refused = (name: string) =>
+      new Promise<{ code: number; body: { kind: string; message: string } }>((resolve, reject) => {
+        const ws = new WebSocket(url(name), ["plain.kubevirt.io"]);
+        ws.once("open", () => reject(new Error("upgrade accepted")));
+        ws.once("unexpected-response", (_req, res) => {
+          let text = "";
+          res.on("data", (d: Buffer) => {
+            text += d.toString();
+          });
+          res.on("end", () => resolve({ code: res.statusCode ?? 0, body: JSON.parse(text) }));
+        });
+        ws.once("error", () => {});
+      });
+
+    const nf = await refused("nope");
+    assert.equal(nf.code, 404);
+    assert.equal(nf.body.kind, "Status");
+    assert.match(nf.body.message, /nope/);
+    // The VMI runs here but QEMU's VNC socket is not there (yet): 503, not an open stream that closes at once.
+    const na = await refused("vm1");
+    assert.equal(na.code, 503);
+    assert.match(na.body.message, /vnc of this VMI is not available/);
+
+    // A fake QEMU VNC server on the socket the converter names in the domain's <graphics>.
+    assert.equal(streamSocket(dir, "vnc"), join(dir, "qemu", "vnc"));
+    const vnc = createServer((c) => void fakeRfbServer(c, "QEMU (default_vm1)").catch(() => c.destroy()));
+    await new Promise<void>((r) => vnc.listen(streamSocket(dir, "vnc"), r));
+    t.after(() => vnc.close());
+    const ws = new WebSocket(url("vm1"), ["plain.kubevirt.io"]);
+    t.after(() => ws.terminate());
+    // The stream reads from the start: QEMU's banner can come in the same packet as the 101.
+    const stream = createWebSocketStream(ws);
+    const init = await rfbHandshake(stream, 10_000);
+    assert.equal(ws.protocol, "plain.kubevirt.io");
+    assert.deepEqual(init, { version: "RFB 003.008\n", width: 640, height: 480, name: "QEMU (default_vm1)" });
   });
 });

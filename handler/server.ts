@@ -1,17 +1,16 @@
 // The node agent's HTTP endpoint, published in its Node (status.addresses InternalIP +
 // status.daemonEndpoints.kubeletEndpoint.Port), which the API server proxies to:
 //   GET /containerLogs/{namespace}/{pod}/{container}?follow=&tailLines=&limitBytes=   (kubelet's path: pods/log)
-//   GET /v1/namespaces/{namespace}/virtualmachineinstances/{name}/console            (WebSocket, plain.kubevirt.io)
+//   GET /v1/namespaces/{namespace}/virtualmachineinstances/{name}/{console|vnc}      (WebSocket, plain.kubevirt.io)
 //   PUT /v1/namespaces/{namespace}/virtualmachineinstances/{name}/{pause|unpause|softreboot|reset}   (virt-api's verbs)
 //   GET /healthz
 import { createReadStream } from "node:fs";
 import { open, stat } from "node:fs/promises";
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
-import { connect } from "node:net";
 import { join } from "node:path";
-import { WebSocketServer } from "ws";
 import { type Logger, nullLogger } from "../lib/log.js";
 import { logPath } from "./processes.js";
+import { bridgeUnixSocket, refuseNotFound, streamServer } from "./stream.js";
 
 export interface ServerOptions {
   host: string;
@@ -28,7 +27,15 @@ export interface ServerOptions {
 const SEG = "([a-z0-9][a-z0-9.-]{0,252})";
 const LOGS = new RegExp(`^/containerLogs/${SEG}/${SEG}/${SEG}$`);
 const VERB = new RegExp(`^/v1/namespaces/${SEG}/virtualmachineinstances/${SEG}/(pause|unpause|softreboot|reset)$`);
-const CONSOLE = new RegExp(`^/v1/namespaces/${SEG}/virtualmachineinstances/${SEG}/console$`);
+const STREAM = new RegExp(`^/v1/namespaces/${SEG}/virtualmachineinstances/${SEG}/(console|vnc)$`);
+
+/**
+ * The unix socket in a launcher pod's directory that serves a stream: the launcher's console proxy, or QEMU's VNC
+ * socket (launcher/prepare.ts puts it in the pod's qemu dir; the converter names it in the domain's <graphics>).
+ */
+export function streamSocket(podDir: string, kind: "console" | "vnc"): string {
+  return kind === "console" ? join(podDir, "sockets", "console.sock") : join(podDir, "qemu", "vnc");
+}
 
 function status(res: ServerResponse, code: number, reason: string, message: string): void {
   res.writeHead(code, { "content-type": "application/json" });
@@ -110,10 +117,7 @@ async function serveLogs(req: IncomingMessage, res: ServerResponse, url: URL, di
 
 export function startServer(o: ServerOptions): Promise<{ server: Server; port: number; close(): Promise<void> }> {
   const log = (o.log ?? nullLogger).child({ component: "handler-server" });
-  const wss = new WebSocketServer({
-    noServer: true,
-    handleProtocols: (protocols) => (protocols.has("plain.kubevirt.io") ? "plain.kubevirt.io" : false),
-  });
+  const wss = streamServer();
   const server = createServer((req, res) => {
     const url = new URL(req.url ?? "/", "http://node");
     const verb = VERB.exec(url.pathname);
@@ -151,35 +155,14 @@ export function startServer(o: ServerOptions): Promise<{ server: Server; port: n
     status(res, 404, "NotFound", `no handler for ${url.pathname}`);
   });
   server.on("upgrade", (req, socket, head) => {
+    socket.on("error", () => socket.destroy());
     const url = new URL(req.url ?? "/", "http://node");
-    const m = CONSOLE.exec(url.pathname);
-    const dir = m ? o.vmiPodDir(m[1] ?? "", m[2] ?? "") : undefined;
-    if (!m || !dir) {
-      socket.end("HTTP/1.1 404 Not Found\r\ncontent-length: 0\r\n\r\n");
-      return;
-    }
-    const serial = connect(join(dir, "sockets", "console.sock"));
-    serial.once("error", (err) => {
-      log.warn("console socket unavailable", { err });
-      if (!socket.destroyed) socket.end("HTTP/1.1 503 Service Unavailable\r\ncontent-length: 0\r\n\r\n");
-    });
-    serial.once("connect", () => {
-      wss.handleUpgrade(req, socket, head, (ws) => {
-        serial.removeAllListeners("error");
-        serial.on("data", (d) => ws.send(d, { binary: true }));
-        ws.on("message", (d: Buffer) => serial.write(d));
-        const ping = setInterval(() => ws.ping(), 15_000);
-        const end = (): void => {
-          clearInterval(ping);
-          serial.destroy();
-          ws.close();
-        };
-        ws.on("close", end);
-        ws.on("error", end);
-        serial.on("close", end);
-        serial.on("error", end);
-      });
-    });
+    const m = STREAM.exec(url.pathname);
+    if (!m) return refuseNotFound(socket, `no handler for ${url.pathname}`);
+    const [, ns, name, kind] = m as unknown as [string, string, string, "console" | "vnc"];
+    const dir = o.vmiPodDir(ns, name);
+    if (!dir) return refuseNotFound(socket, `VMI "${name}" has no running launcher on this node`);
+    void bridgeUnixSocket(wss, req, socket, head, streamSocket(dir, kind), kind, log);
   });
   return new Promise((resolve, reject) => {
     server.once("error", reject);

@@ -13,9 +13,14 @@ export const CONSOLE_SUBPROTOCOL = "plain.kubevirt.io";
 export const ESCAPE_BYTE = 0x1d; // Ctrl+]
 export const PING_INTERVAL_MS = 15_000;
 
-export function consoleUrl(cfg: ClientConfig, ns: string, name: string): string {
+/** The WebSocket URL of a VMI stream subresource (console, vnc). */
+export function streamUrl(cfg: ClientConfig, ns: string, name: string, stream: "console" | "vnc"): string {
   const base = cfg.server.replace(/^http/, "ws").replace(/\/+$/, "");
-  return `${base}/apis/subresources.kubevirt.io/v1/namespaces/${encodeURIComponent(ns)}/virtualmachineinstances/${encodeURIComponent(name)}/console`;
+  return `${base}/apis/subresources.kubevirt.io/v1/namespaces/${encodeURIComponent(ns)}/virtualmachineinstances/${encodeURIComponent(name)}/${stream}`;
+}
+
+export function consoleUrl(cfg: ClientConfig, ns: string, name: string): string {
+  return streamUrl(cfg, ns, name, "console");
 }
 
 export interface ConsoleStreams {
@@ -24,8 +29,17 @@ export interface ConsoleStreams {
   io: Io;
 }
 
-/** Opens the socket; rejects with the server's StatusError when the upgrade is refused. */
-function connect(cfg: ClientConfig, url: string): Promise<WebSocket> {
+/** A message's bytes, whatever shape ws delivered them in. */
+export function messageBytes(data: Buffer | Buffer[] | ArrayBuffer): Buffer {
+  return Array.isArray(data) ? Buffer.concat(data) : Buffer.isBuffer(data) ? data : Buffer.from(data);
+}
+
+/**
+ * Opens a stream socket; rejects with the server's StatusError when the upgrade is refused. `onMessage` is attached
+ * before the upgrade completes: bytes the server sends at once (a banner, console history) can arrive in the same
+ * read as the 101 response and would be lost to a listener attached after `open`.
+ */
+export function dialStream(cfg: ClientConfig, url: string, onMessage?: (b: Buffer) => void): Promise<WebSocket> {
   return new Promise((resolve, reject) => {
     const headers: Record<string, string> = { "User-Agent": "virtctl" };
     if (cfg.token) headers.Authorization = `Bearer ${cfg.token}`;
@@ -37,6 +51,7 @@ function connect(cfg: ClientConfig, url: string): Promise<WebSocket> {
       rejectUnauthorized: !cfg.insecureSkipTLSVerify,
       handshakeTimeout: 30_000,
     });
+    if (onMessage) ws.on("message", (d: Buffer | Buffer[] | ArrayBuffer) => onMessage(messageBytes(d)));
     ws.once("open", () => resolve(ws));
     ws.once("unexpected-response", (_req, res) => {
       const chunks: Buffer[] = [];
@@ -66,7 +81,7 @@ export async function consoleSession(
   let waited = false;
   while (!ws) {
     try {
-      ws = await connect(cfg, url);
+      ws = await dialStream(cfg, url, (b) => s.stdout.write(b));
     } catch (err) {
       if (!retryable(err) || Date.now() >= deadline) throw err;
       if (!waited) s.io.err(`Waiting for the VMI ${name} to be ready: ${(err as Error).message}\n`);
@@ -106,10 +121,6 @@ export async function consoleSession(
     s.stdin.on("data", onData);
     s.stdin.on("end", onEnd);
     s.stdin.resume();
-    sock.on("message", (data: Buffer | Buffer[] | ArrayBuffer) => {
-      const b = Array.isArray(data) ? Buffer.concat(data) : Buffer.isBuffer(data) ? data : Buffer.from(data);
-      s.stdout.write(b);
-    });
     sock.on("close", () => {
       cleanup();
       resolve();

@@ -86,6 +86,15 @@ async function getOptional<T extends { metadata: { name?: string } }>(fn: () => 
   }
 }
 
+function agentConnected(vmi: VirtualMachineInstance): boolean {
+  return (vmi.status?.conditions ?? []).some((c) => c.type === "AgentConnected" && c.status === "True");
+}
+
+function acpiDisabled(vmi: VirtualMachineInstance): boolean {
+  const features = (vmi.spec?.domain as { features?: { acpi?: { enabled?: boolean } } } | undefined)?.features;
+  return features?.acpi?.enabled === false;
+}
+
 export function createSubresourceApi(opts: SubresourceOptions): SubresourceApi {
   const { client } = opts;
   const log = opts.logger ?? nullLogger;
@@ -208,6 +217,10 @@ export function createSubresourceApi(opts: SubresourceOptions): SubresourceApi {
     if (verb === "pause" && paused) throw conflict(vmiGR, name, "VMI is already paused");
     if (verb === "unpause" && !paused) throw conflict(vmiGR, name, "VMI is not paused");
     if (verb === "softreboot" && paused) throw conflict(vmiGR, name, "VMI is paused");
+    if (verb === "softreboot" && !agentConnected(vmi) && acpiDisabled(vmi)) {
+      // Without an agent the reboot goes through the ACPI power button (libvirt's ACPI reboot flag).
+      throw conflict(vmiGR, name, "VMI neither have the agent connected nor the ACPI feature enabled");
+    }
     if (isDryRun(body)) return undefined;
     const ep = await nodeOf(vmi);
     const path = `/v1/namespaces/${encodeURIComponent(ns)}/virtualmachineinstances/${encodeURIComponent(name)}/${verb}`;
