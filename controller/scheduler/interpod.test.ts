@@ -2,7 +2,7 @@ import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import type { Node, Pod, PodAffinityTerm } from "../../client/index.js";
 import { resources } from "../../client/index.js";
-import { newNode, newPod } from "../testing/factories.js";
+import { newNode, newPod, newVmi } from "../testing/factories.js";
 import { startHarness } from "../testing/harness.js";
 import { type ClusterPods, interPodFit, interPodState } from "./interpod.js";
 import { schedule, usageOf } from "./predicates.js";
@@ -341,5 +341,27 @@ describe("the scheduler applies pod anti-affinity to pods it has just bound", ()
     await h.client.create(resources.pods, "default", pod("p", {}, antiAffinity(term({ app: "x" }, HOST))));
     await h.drain();
     assert.equal(h.client.peek<Pod>(resources.pods, "default", "p")?.spec.nodeName, "a");
+  });
+});
+
+describe("VMIs select each other through their launcher pods", () => {
+  it("the launcher pod carries the VMI's labels and affinity; anti-affine VMIs land on different nodes", async (t) => {
+    const h = await startHarness([{ ref: resources.nodes, objs: [newNode("node01"), newNode("node02")] }]);
+    t.after(() => h.stop());
+    const aff = antiAffinity(term({ app: "db" }, HOST));
+    for (const name of ["db1", "db2"]) {
+      const vmi = newVmi(name);
+      vmi.metadata.labels = { app: "db" };
+      vmi.spec.affinity = structuredClone(aff);
+      await h.client.create(resources.vmis, "default", vmi);
+    }
+    await h.drain();
+    const pods = h.client.all<Pod>(resources.pods);
+    assert.equal(pods.length, 2);
+    for (const p of pods) {
+      assert.equal(p.metadata.labels?.app, "db");
+      assert.deepEqual(p.spec.affinity, aff);
+    }
+    assert.deepEqual(pods.map((p) => p.spec.nodeName).sort(), ["node01", "node02"]);
   });
 });
