@@ -22,9 +22,12 @@ import { type PodCidrDeps, reconcileNodeCidr } from "./node/podcidr.js";
 import { selectorMatches } from "./replicaset/plan.js";
 import { type RsDeps, reconcileReplicaSet } from "./replicaset/replicaset.js";
 import {
+  hasPodAffinity,
   NODE_INDEX,
   needsScheduling,
   nodeNameIndex,
+  POD_AFFINITY_INDEX,
+  podAffinityIndex,
   reconcilePodScheduling,
   type SchedulerDeps,
 } from "./scheduler/scheduler.js";
@@ -59,6 +62,8 @@ export class VirtController {
   readonly vmis: Informer<VirtualMachineInstance>;
   readonly pods: Informer<Pod>;
   readonly nodes: Informer<Node>;
+  /** Namespaces (their labels), for pod affinity terms with a namespaceSelector. */
+  readonly namespaces: Informer<KObject>;
   readonly replicasets: Informer<VirtualMachineInstanceReplicaSet>;
   readonly rsQueue = new WorkQueue<string>();
   readonly rsDeps: RsDeps;
@@ -85,9 +90,10 @@ export class VirtController {
     this.vmis = new Informer<VirtualMachineInstance>(client, resources.vmis, { log: this.log });
     this.pods = new Informer<Pod>(client, resources.pods, {
       log: this.log,
-      indexers: { [OWNER_INDEX]: ownerUidIndex, [NODE_INDEX]: nodeNameIndex },
+      indexers: { [OWNER_INDEX]: ownerUidIndex, [NODE_INDEX]: nodeNameIndex, [POD_AFFINITY_INDEX]: podAffinityIndex },
     });
     this.nodes = new Informer<Node>(client, resources.nodes, { log: this.log });
+    this.namespaces = new Informer<KObject>(client, resources.namespaces, { log: this.log });
     this.replicasets = new Informer<VirtualMachineInstanceReplicaSet>(client, resources.vmirs, { log: this.log });
     const vmExp = new Expectations();
     const vmiExp = new Expectations();
@@ -114,6 +120,7 @@ export class VirtController {
       client,
       pods: this.pods,
       nodes: this.nodes,
+      namespaces: this.namespaces,
       recorder: this.recorder,
       log: this.log.child({ controller: "scheduler" }),
       now,
@@ -200,6 +207,8 @@ export class VirtController {
         if (needsScheduling(pod)) this.podQueue.add(keyOf(pod));
         const freed = (p: Pod) => p.status?.phase === "Succeeded" || p.status?.phase === "Failed";
         if (pod.spec.nodeName && freed(pod) && !freed(old)) this.requeuePending();
+        // A pod just placed may be the one a pending pod's required pod affinity waits for.
+        if (pod.spec.nodeName && !old.spec.nodeName) this.requeuePending(hasPodAffinity);
       },
       onDelete: (pod) => {
         const vmiKey = controllerKey(pod, "VirtualMachineInstance");
@@ -229,9 +238,9 @@ export class VirtController {
   }
 
   /** Re-queues every pod waiting for a node (something that may make it fit has changed). */
-  private requeuePending(): void {
+  private requeuePending(only?: (p: Pod) => boolean): void {
     if (this.opts.scheduler === false) return;
-    for (const p of this.pods.list()) if (needsScheduling(p)) this.podQueue.add(keyOf(p));
+    for (const p of this.pods.list()) if (needsScheduling(p) && (!only || only(p))) this.podQueue.add(keyOf(p));
   }
 
   private readonly onError = (queue: string) => (key: string, err: unknown) =>
@@ -263,6 +272,7 @@ export class VirtController {
     this.vmis.start();
     this.pods.start();
     this.nodes.start();
+    this.namespaces.start();
     this.replicasets.start();
   }
 
@@ -272,6 +282,7 @@ export class VirtController {
       this.vmis.waitForSync(),
       this.pods.waitForSync(),
       this.nodes.waitForSync(),
+      this.namespaces.waitForSync(),
     ]);
   }
 
@@ -315,6 +326,7 @@ export class VirtController {
       this.vmis.stop(),
       this.pods.stop(),
       this.nodes.stop(),
+      this.namespaces.stop(),
       this.replicasets.stop(),
     ]);
     await Promise.all(this.workers);

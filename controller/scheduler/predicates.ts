@@ -1,6 +1,7 @@
 // The built-in scheduler's filters and scores, pure: each predicate says why a node does not fit a pod (a reason in
 // kube-scheduler's wording) or undefined when it fits. Node selector, required node affinity, taints/tolerations,
-// cordoned and not-ready nodes, and resources counted from every pod bound to the node (terminating ones included).
+// cordoned and not-ready nodes, and resources counted from every pod bound to the node (terminating ones included);
+// inter-pod affinity and anti-affinity (interpod.ts).
 
 import {
   type Condition,
@@ -13,6 +14,18 @@ import {
   type Toleration,
 } from "../../client/index.js";
 import { bytes, millicores } from "../quantity.js";
+import {
+  type ClusterPods,
+  EMPTY_CLUSTER,
+  type InterPodState,
+  interPodFit,
+  interPodRawScore,
+  interPodState,
+  normalizeScores,
+} from "./interpod.js";
+
+export type { ClusterPods, PlacedPod } from "./interpod.js";
+export { hasPodAffinity } from "./interpod.js";
 
 export interface NodeUsage {
   cpuMillis: number;
@@ -22,6 +35,8 @@ export interface NodeUsage {
 
 export interface FitContext {
   usage: NodeUsage;
+  /** The inter-pod rules' counts for this pod (schedule() computes them once; absent: an empty cluster). */
+  interPod?: InterPodState;
 }
 
 export type Predicate = (pod: Pod, node: Node, ctx: FitContext) => string[] | undefined;
@@ -134,6 +149,13 @@ export const resourcesFit: Predicate = (pod, node, ctx) => {
   return out.length > 0 ? out : undefined;
 };
 
+/** Required pod affinity and anti-affinity, and existing pods' required anti-affinity against this pod. */
+export const interPodAffinity: Predicate = (pod, node, ctx) => {
+  const state = ctx.interPod ?? interPodState(pod, new Map(), EMPTY_CLUSTER);
+  const reason = interPodFit(node, state);
+  return reason ? [reason] : undefined;
+};
+
 /** Filters in kube-scheduler's order; the first failing predicate's reasons are reported for a node. */
 export const defaultPredicates: readonly Predicate[] = [
   nodeUnschedulable,
@@ -141,7 +163,16 @@ export const defaultPredicates: readonly Predicate[] = [
   nodeAffinity,
   taintToleration,
   resourcesFit,
+  interPodAffinity,
 ];
+
+/** kube-scheduler's default weight of the InterPodAffinity score plugin. */
+export const INTER_POD_SCORE_WEIGHT = 2;
+
+export interface ScheduleOptions {
+  /** The pods already placed, for pod (anti-)affinity; absent: no pod is placed anywhere. */
+  cluster?: ClusterPods;
+}
 
 /** Least-allocated score in [0, 100] plus preferred node-affinity weights. */
 export function score(pod: Pod, node: Node, ctx: FitContext): number {
@@ -168,12 +199,18 @@ export function schedule(
   nodes: readonly Node[],
   usage: (node: string) => NodeUsage,
   predicates: readonly Predicate[] = defaultPredicates,
+  options: ScheduleOptions = {},
 ): ScheduleResult {
   if (nodes.length === 0) return { fit: false, message: "no nodes available to schedule pods" };
   const reasons = new Map<string, number>();
-  let best: { name: string; score: number } | undefined;
+  const interPod = interPodState(
+    pod,
+    new Map(nodes.map((n) => [n.metadata.name ?? "", n])),
+    options.cluster ?? EMPTY_CLUSTER,
+  );
+  const feasible: { name: string; score: number; raw: number }[] = [];
   for (const node of nodes) {
-    const ctx: FitContext = { usage: usage(node.metadata.name ?? "") };
+    const ctx: FitContext = { usage: usage(node.metadata.name ?? ""), interPod };
     let failed: string[] | undefined;
     for (const p of predicates) {
       failed = p(pod, node, ctx);
@@ -183,10 +220,18 @@ export function schedule(
       for (const r of failed) reasons.set(r, (reasons.get(r) ?? 0) + 1);
       continue;
     }
-    const s = score(pod, node, ctx);
-    if (!best || s > best.score || (s === best.score && (node.metadata.name ?? "") < best.name)) {
-      best = { name: node.metadata.name ?? "", score: s };
-    }
+    feasible.push({
+      name: node.metadata.name ?? "",
+      score: score(pod, node, ctx),
+      raw: interPodRawScore(node, interPod),
+    });
+  }
+  // Preferred inter-pod terms rank the feasible nodes (normalised among them, as kube does).
+  const inter = normalizeScores(feasible.map((f) => f.raw));
+  let best: { name: string; score: number } | undefined;
+  for (const [i, f] of feasible.entries()) {
+    const s = f.score + INTER_POD_SCORE_WEIGHT * (inter[i] ?? 0);
+    if (!best || s > best.score || (s === best.score && f.name < best.name)) best = { name: f.name, score: s };
   }
   if (best) return { fit: true, node: best.name };
   const parts = [...reasons.entries()]

@@ -5,15 +5,26 @@
 // the decision (pure `schedule`) and the reservation in `assumed` happen in one synchronous step before the binding
 // request is sent, so concurrent workers always see each other's reservations.
 
-import { type Client, type Informer, type Node, type Pod, resources } from "../../client/index.js";
+import { type Client, type Informer, type KObject, type Node, type Pod, resources } from "../../client/index.js";
 import { isConflict, isNotFound } from "../../lib/errors.js";
 import { forObject, type Logger } from "../../lib/log.js";
 import type { ReconcileResult } from "../../lib/workqueue/index.js";
 import { setCondition, timestamp } from "../conditions.js";
 import { Reasons, type Recorder } from "../events/index.js";
-import { type NodeUsage, type Predicate, podRequests, schedule, usageOf } from "./predicates.js";
+import {
+  type ClusterPods,
+  hasPodAffinity,
+  type NodeUsage,
+  type PlacedPod,
+  type Predicate,
+  podRequests,
+  schedule,
+  usageOf,
+} from "./predicates.js";
 
 export const NODE_INDEX = "nodeName";
+/** Index of bound pods that carry pod (anti-)affinity terms (value "true"), for the symmetric rules. */
+export const POD_AFFINITY_INDEX = "podAffinity";
 export const DEFAULT_SCHEDULER = "default-scheduler";
 /** Retry interval for unschedulable pods, besides the retries node and pod changes trigger. */
 export const UNSCHEDULABLE_RETRY_MS = 15_000;
@@ -29,10 +40,43 @@ export interface SchedulerDeps {
   /** pod uid → node, for bindings the cache has not shown yet. */
   assumed: Map<string, { node: string; pod: Pod }>;
   predicates?: readonly Predicate[];
+  /** Namespaces, for pod affinity terms with a namespaceSelector (absent: namespaces have no labels). */
+  namespaces?: Informer<KObject>;
 }
 
 export function nodeNameIndex(pod: Pod): string[] {
   return pod.spec.nodeName ? [pod.spec.nodeName] : [];
+}
+
+export { hasPodAffinity };
+
+export function podAffinityIndex(pod: Pod): string[] {
+  return pod.spec.nodeName && hasPodAffinity(pod) ? ["true"] : [];
+}
+
+const holdsPlace = (p: Pod): boolean => p.status?.phase !== "Succeeded" && p.status?.phase !== "Failed";
+
+/** The placed pods as the inter-pod rules see them: bound pods from the cache plus assumed bindings. */
+export function clusterPods(deps: SchedulerDeps): ClusterPods {
+  const placed = (pods: Iterable<Pod>, onlyAffinity: boolean): PlacedPod[] => {
+    const out: PlacedPod[] = [];
+    const seen = new Set<string>();
+    for (const p of pods) {
+      if (!p.spec.nodeName || !holdsPlace(p)) continue;
+      seen.add(p.metadata.uid ?? "");
+      out.push({ pod: p, node: p.spec.nodeName });
+    }
+    for (const a of deps.assumed.values()) {
+      if (seen.has(a.pod.metadata.uid ?? "") || (onlyAffinity && !hasPodAffinity(a.pod))) continue;
+      out.push({ pod: a.pod, node: a.node });
+    }
+    return out;
+  };
+  return {
+    placed: () => placed(deps.pods.list(), false),
+    placedWithAffinity: () => placed(deps.pods.byIndex(POD_AFFINITY_INDEX, "true"), true),
+    namespaceLabels: (ns) => deps.namespaces?.get(ns)?.metadata.labels,
+  };
 }
 
 export function needsScheduling(pod: Pod): boolean {
@@ -78,7 +122,9 @@ export async function reconcilePodScheduling(deps: SchedulerDeps, key: string): 
   if (!pod || !needsScheduling(pod)) return {};
   if (deps.assumed.has(pod.metadata.uid ?? "")) return {};
   const log = forObject(deps.log, pod);
-  const result = schedule(pod, deps.nodes.list(), usageByNode(deps), deps.predicates);
+  const result = schedule(pod, deps.nodes.list(), usageByNode(deps), deps.predicates, {
+    cluster: clusterPods(deps),
+  });
   if (result.fit) {
     deps.assumed.set(pod.metadata.uid!, { node: result.node, pod });
     try {

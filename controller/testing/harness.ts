@@ -35,7 +35,7 @@ export async function startHarness(
   const ctrl = new VirtController({ client: api, log: nullLogger, recorder });
   ctrl.startInformers();
   await ctrl.waitForSync();
-  for (let i = 0; i < 100 && client.watcherCount() < 5; i++) await new Promise((r) => setImmediate(r));
+  for (let i = 0; i < 100 && client.watcherCount() < 6; i++) await new Promise((r) => setImmediate(r));
   const drain = async (max = 200): Promise<number> => {
     let steps = 0;
     for (; steps < max; steps++) {

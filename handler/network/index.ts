@@ -11,6 +11,7 @@ export {
   NODE_BRIDGE,
   nodeNetns,
   podNetns,
+  podVeth,
   validateNodeName,
   validateUid,
 } from "./names.js";
