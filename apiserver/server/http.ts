@@ -349,6 +349,12 @@ export class HttpApi {
           `apiserver_watch_count ${this.#watches.size}`,
           "# TYPE apiserver_storage_revision gauge",
           `apiserver_storage_revision ${this.#o.rest.store.revision}`,
+          "# HELP apiserver_storage_group_commits_total SQLite transactions that committed queued request writes.",
+          "# TYPE apiserver_storage_group_commits_total counter",
+          `apiserver_storage_group_commits_total ${this.#o.rest.store.groupCommits.batches}`,
+          "# HELP apiserver_storage_group_commit_writes_total Request writes committed by those transactions.",
+          "# TYPE apiserver_storage_group_commit_writes_total counter",
+          `apiserver_storage_group_commit_writes_total ${this.#o.rest.store.groupCommits.writes}`,
         ]),
       );
     }

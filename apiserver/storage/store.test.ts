@@ -1,10 +1,12 @@
 // The store's group commit: writes queued in one event-loop turn commit in one SQLite transaction, each with its
 // own compare-and-swap check and revision, acknowledged and emitted only after COMMIT.
 import assert from "node:assert/strict";
+import { statSync } from "node:fs";
 import { join } from "node:path";
 import { test } from "node:test";
 import Database from "better-sqlite3";
 import { removeDir, tempDir } from "../testutil.js";
+import { BACKSTOP_PAGES } from "./checkpointer.js";
 import { type Obj, Store, StoreError, type StoreEvent } from "./store.js";
 
 const R = "kubevirt.io/virtualmachines";
@@ -215,4 +217,28 @@ test("a write failing with SQLITE_FULL: every acknowledged write is stored with 
   // and the store goes on from there
   const next = await store.createAsync(R, vm("after"));
   assert.equal(rv(next), base + acked.length + 1);
+});
+
+test("commits do not checkpoint the WAL; the background checkpointer does, and nothing is lost", async (t) => {
+  const { store } = fileStore(t);
+  const dbFile = store.db.name;
+  // the writer's own automatic checkpoint is only a backstop, far above what this test writes
+  assert.equal(store.db.pragma("wal_autocheckpoint", { simple: true }), BACKSTOP_PAGES);
+  const sizeBefore = statSync(dbFile).size;
+  const big = "y".repeat(2000);
+  // ~1500 pages of WAL: past SQLite's default automatic checkpoint (1000 pages), far below the backstop
+  for (let b = 0; b < 30; b++)
+    await Promise.all(Array.from({ length: 50 }, (_, i) => store.createAsync(R, vm(`ck-${b}-${i}`, { data: big }))));
+  const deadline = Date.now() + 20_000;
+  while (statSync(dbFile).size < sizeBefore + 3 * 1024 * 1024) {
+    if (Date.now() > deadline) assert.fail(`the database file was never checkpointed (${statSync(dbFile).size} bytes)`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  // a second connection reads every object, whether from the WAL or the database file
+  const reader = new Database(dbFile, { readonly: true });
+  try {
+    assert.equal((reader.prepare("SELECT count(*) AS n FROM objects WHERE res = ?").get(R) as { n: number }).n, 1500);
+  } finally {
+    reader.close();
+  }
 });

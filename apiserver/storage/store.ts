@@ -18,6 +18,7 @@
 // after COMMIT returned, and the batch's events are emitted in revision order right after the commit, so no write
 // is acknowledged or seen by a watcher before it is durable. BEGIN/COMMIT and the WAL append are paid once per batch.
 import Database from "better-sqlite3";
+import { BACKSTOP_PAGES, Checkpointer } from "./checkpointer.js";
 
 export type Obj = Record<string, unknown> & {
   metadata?: Record<string, unknown> & { name?: string; namespace?: string; uid?: string; resourceVersion?: string };
@@ -61,6 +62,8 @@ export interface StoreOptions {
   path?: string;
   /** synchronous pragma; default NORMAL (see the header comment) */
   synchronous?: "OFF" | "NORMAL" | "FULL" | "EXTRA";
+  /** WAL checkpoints in a worker thread (checkpointer.ts) rather than inside commits; default true for files */
+  backgroundCheckpoints?: boolean;
 }
 
 export interface ListOptions {
@@ -134,6 +137,7 @@ export class Store {
   /** object → the JSON text written for it (see serialized()) */
   readonly #texts = new WeakMap<object, string>();
   #flushScheduled = false;
+  #checkpointer: Checkpointer | undefined;
   #batches = 0;
   #batchedWrites = 0;
 
@@ -141,6 +145,10 @@ export class Store {
     const path = opts.path ?? ":memory:";
     this.db = new Database(path);
     if (path !== ":memory:") this.db.pragma("journal_mode = WAL");
+    if (path !== ":memory:" && opts.backgroundCheckpoints !== false) {
+      this.db.pragma(`wal_autocheckpoint = ${BACKSTOP_PAGES}`);
+      this.#checkpointer = new Checkpointer(path);
+    }
     this.synchronous = opts.synchronous ?? "NORMAL";
     this.db.pragma(`synchronous = ${this.synchronous}`);
     this.db.pragma("busy_timeout = 5000");
@@ -489,6 +497,7 @@ export class Store {
   close(): void {
     // writes already queued are committed (their callers wait for them); later ones are refused
     if (this.db.open) this.#flush();
+    this.#checkpointer?.close();
     this.#subs.clear();
     if (this.db.open) this.db.close();
   }
