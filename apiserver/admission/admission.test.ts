@@ -135,6 +135,17 @@ test("VM defaults runStrategy to Halted only when neither running nor runStrateg
   assert.equal(running.spec.runStrategy, undefined);
   assert.equal(running.spec.running, true);
   assert.equal(running.spec.template.spec.domain.machine.type, "q35");
+  assert.equal(running.spec.template.spec.architecture, "amd64");
+  // set values stay; an empty machine gets its type; a VM without a spec gets one
+  const custom = vm({ runStrategy: "Always" }) as Obj & { spec: { template: { spec: Obj } } };
+  custom.spec.template.spec = { architecture: "arm64", domain: { machine: { type: "virt" } } };
+  const kept = (await runAdmission(plugins, request(custom))).object as any;
+  assert.deepEqual(kept.spec, custom.spec);
+  custom.spec.template.spec = { domain: { machine: {} } };
+  const typed = (await runAdmission(plugins, request(custom))).object as any;
+  assert.deepEqual(typed.spec.template.spec, { architecture: "amd64", domain: { machine: { type: "q35" } } });
+  const bare = (await runAdmission(plugins, request({ apiVersion: "kubevirt.io/v1", kind: "VirtualMachine" }))).object;
+  assert.deepEqual((bare as any).spec, { runStrategy: "Halted" });
 });
 
 test("running with runStrategy, a disk without a volume and a bad quantity are 422 with one cause per field", async () => {

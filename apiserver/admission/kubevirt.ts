@@ -430,20 +430,32 @@ export function admissionPlugins(opts: KubevirtAdmissionOptions = {}): Admission
       "mutating",
       { group: kv, resources: ["virtualmachines"], operations: ["CREATE", "UPDATE"] },
       (req) => {
+        // one operation per defaulted field (no copy of the spec): runStrategy, architecture, machine type
         const vm = (req.object ?? {}) as Obj;
-        const spec: Obj = structuredClone(vm.spec ?? {});
+        const spec = vm.spec as Obj | undefined | null;
+        if (spec === undefined || spec === null)
+          return { patch: [{ op: "add", path: "/spec", value: { runStrategy: "Halted" } }] };
+        if (!isRecord(spec)) return {};
+        const patch: PatchOp[] = [];
         if (
           (spec.running === undefined || spec.running === null) &&
           (spec.runStrategy === undefined || spec.runStrategy === null)
         )
-          spec.runStrategy = "Halted";
-        if (spec.template?.spec?.domain) {
-          const t = spec.template.spec;
-          t.architecture ||= "amd64";
-          t.domain.machine ??= {};
-          t.domain.machine.type ||= opts.machineType ?? "q35";
+          patch.push({ op: "add", path: "/spec/runStrategy", value: "Halted" });
+        const t = spec.template?.spec;
+        if (t?.domain) {
+          const machine = t.domain.machine;
+          // a malformed domain (the schema let it through): defaulting steps aside, as on a TypeError before
+          if (!isRecord(t) || !isRecord(t.domain) || (machine !== undefined && machine !== null && !isRecord(machine)))
+            return {};
+          const type = opts.machineType ?? "q35";
+          if (!t.architecture) patch.push({ op: "add", path: "/spec/template/spec/architecture", value: "amd64" });
+          if (machine === undefined || machine === null)
+            patch.push({ op: "add", path: "/spec/template/spec/domain/machine", value: { type } });
+          else if (!machine.type)
+            patch.push({ op: "add", path: "/spec/template/spec/domain/machine/type", value: type });
         }
-        return { patch: [{ op: "add", path: "/spec", value: spec }] };
+        return { patch };
       },
     ),
     plugin(
@@ -550,6 +562,10 @@ export function admissionPlugins(opts: KubevirtAdmissionOptions = {}): Admission
       },
     ),
   ];
+}
+
+function isRecord(v: unknown): v is Obj {
+  return typeof v === "object" && v !== null && !Array.isArray(v);
 }
 
 function canonical(v: unknown): unknown {

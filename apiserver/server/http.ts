@@ -516,7 +516,7 @@ export class HttpApi {
           if (r.namespaced && rt.ns === undefined)
             throw methodNotAllowed("POST requires a namespace in the path for a namespaced resource");
           if (rt.ns === undefined && isPlainObject(body) && r.namespaced) throw badRequest("namespace required");
-          return reply(await rest.create(r, version, ns, body, opts));
+          return reply(await rest.create(r, version, ns, body, opts, true));
         }
         if (sub === "binding") return reply(await rest.bind(ns, name, body, opts));
         throw methodNotAllowed("the server does not allow this method on the requested resource");

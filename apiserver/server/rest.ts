@@ -381,9 +381,10 @@ export class Rest {
     if (causes.length) throw invalid({ group: r.group, kind: r.kind }, name, causes);
   }
 
-  #decodeBody(r: ServedResource, version: string, body: unknown): KObj {
+  /** Checks and normalizes a body; copies it unless `owned` (the caller's fresh object, handed over). */
+  #decodeBody(r: ServedResource, version: string, body: unknown, owned = false): KObj {
     if (!isPlainObject(body)) throw badRequest("the request body must be a JSON object");
-    const o = deepClone(body) as KObj;
+    const o = (owned ? body : deepClone(body)) as KObj;
     if (o.metadata === undefined || o.metadata === null) o.metadata = {};
     if (!isPlainObject(o.metadata)) throw badRequest("metadata must be an object");
     if (o.kind !== undefined && o.kind !== r.kind) {
@@ -412,15 +413,17 @@ export class Rest {
 
   // ---------- create
 
+  /** POST. `bodyOwned`: the body is the caller's fresh object (a decoded request), used without a copy. */
   async create(
     r: ServedResource,
     version: string,
     ns: string,
     body: unknown,
     opts: WriteOptions,
+    bodyOwned = false,
   ): Promise<WriteResult> {
     if (r.virtual) return this.#accessReview(body);
-    const o = this.#decodeBody(r, version, body);
+    const o = this.#decodeBody(r, version, body, bodyOwned);
     return this.#create(r, version, ns, o, opts, false);
   }
 
@@ -699,7 +702,8 @@ export class Rest {
       return this.#updateScale(r, version, ns, name, patched, opts);
     }
     const cur = this.getObject(r, ns, name);
-    const view = atVersion(deepClone(cur), r, version);
+    // (each patch function copies its target: the view need not be copied first)
+    const view = atVersion(cur, r, version);
     let patched: unknown;
     if (ct === PATCH_TYPES.json) patched = applyJsonPatch(view, patch);
     else if (ct === PATCH_TYPES.merge) {
@@ -709,7 +713,7 @@ export class Rest {
       if (!isPlainObject(patch)) throw badRequest("a strategic merge patch must be a JSON object");
       patched = applyStrategicMergePatch(view, patch);
     }
-    const o = this.#decodeBody(r, version, patched);
+    const o = this.#decodeBody(r, version, patched, true); // the patch functions built it from copies
     if (o.metadata.resourceVersion !== undefined && o.metadata.resourceVersion !== cur.metadata.resourceVersion) {
       throw conflict(
         gr(r),

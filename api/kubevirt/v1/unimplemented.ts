@@ -46,30 +46,47 @@ export const UNIMPLEMENTED_VMI_FIELDS: readonly string[] = [
   "utilityVolumes",
 ];
 
-function present(value: unknown, parts: string[], path: string, out: string[]): void {
+// each path split once; walked without building strings or arrays until a field is found (admission runs this on
+// every VM, VMI, ReplicaSet and pool write)
+const SPLIT: readonly (readonly { key: string; list: boolean }[])[] = UNIMPLEMENTED_VMI_FIELDS.map((f) =>
+  f.split(".").map((p) => (p.endsWith("[]") ? { key: p.slice(0, -2), list: true } : { key: p, list: false })),
+);
+
+function present(
+  value: unknown,
+  parts: readonly { key: string; list: boolean }[],
+  i: number,
+  at: string[],
+  out: string[],
+  prefix: string,
+): void {
   if (value === undefined || value === null) return;
-  if (parts.length === 0) {
+  if (i === parts.length) {
     if (value === false || (Array.isArray(value) && value.length === 0)) return;
-    out.push(path);
-    return;
-  }
-  const [head, ...rest] = parts as [string, ...string[]];
-  if (head.endsWith("[]")) {
-    const key = head.slice(0, -2);
-    const list = (value as Record<string, unknown>)[key];
-    if (!Array.isArray(list)) return;
-    list.forEach((item, i) => {
-      present(item, rest, `${path}.${key}[${i}]`, out);
-    });
+    out.push(`${prefix}.${at.join(".")}`);
     return;
   }
   if (typeof value !== "object") return;
-  present((value as Record<string, unknown>)[head], rest, `${path}.${head}`, out);
+  const { key, list } = parts[i] as { key: string; list: boolean };
+  const child = (value as Record<string, unknown>)[key];
+  if (!list) {
+    at.push(key);
+    present(child, parts, i + 1, at, out, prefix);
+    at.pop();
+    return;
+  }
+  if (!Array.isArray(child)) return;
+  for (let j = 0; j < child.length; j++) {
+    at.push(`${key}[${j}]`);
+    present(child[j], parts, i + 1, at, out, prefix);
+    at.pop();
+  }
 }
 
 /** The unimplemented fields set in a VMI spec, as full paths under `prefix` (e.g. "spec.template.spec"). */
 export function unimplementedFields(vmiSpec: unknown, prefix = "spec"): string[] {
   const out: string[] = [];
-  for (const f of UNIMPLEMENTED_VMI_FIELDS) present(vmiSpec, f.split("."), prefix, out);
+  const at: string[] = [];
+  for (const parts of SPLIT) present(vmiSpec, parts, 0, at, out, prefix);
   return out;
 }
