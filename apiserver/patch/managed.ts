@@ -82,7 +82,11 @@ interface Ctx {
   ignored: readonly (readonly string[])[];
 }
 
+const STRIPPED_DEPTH = Math.max(...stripped.map((p) => p.length));
+
 function isIgnored(ctx: Ctx, names: readonly string[]): boolean {
+  // called for every field of every write: paths deeper than any ignored one are answered without a search
+  if (names.length > STRIPPED_DEPTH && ctx.ignored.every((p) => p.length < names.length)) return false;
   const match = (p: readonly string[]) => p.length === names.length && p.every((s, i) => s === names[i]);
   return stripped.some(match) || ctx.ignored.some(match);
 }
@@ -165,7 +169,10 @@ function kindOf(v: Json | undefined): "map" | "list" | "scalar" | "none" {
   return "scalar";
 }
 
-/** Which fields differ between two versions of an object (structured-merge-diff's Compare). */
+/**
+ * Which fields differ between two versions of an object (structured-merge-diff's Compare). `names` and `pes` are
+ * the path so far, extended and restored in place (this runs over every field of every write).
+ */
 function compare(
   ctx: Ctx,
   l: Json | undefined,
@@ -177,55 +184,75 @@ function compare(
   const lk = kindOf(l);
   const rk = kindOf(r);
   if (lk === "none" && rk === "none") return;
-  const leaf = () => {
-    if (lk === "none") c.added.insert(pes);
-    else if (rk === "none") c.removed.insert(pes);
-    else if (!deepEqual(l, r)) c.modified.insert(pes);
-  };
   const shape = lk === "none" ? rk : rk === "none" ? lk : lk === rk ? lk : "mixed";
-  // The object root and metadata always exist; every other map is a member when it appears or disappears.
-  const markSelf = () => {
-    if (pes.length === 0 || (pes.length === 1 && pes[0] === "f:metadata")) return;
-    if (lk === "none") c.added.insert(pes);
-    else if (rk === "none") c.removed.insert(pes);
-  };
   if (shape === "map") {
-    markSelf();
+    markSelf(lk, rk, pes, c);
     const lo = (l ?? {}) as JsonObject;
     const ro = (r ?? {}) as JsonObject;
-    for (const k of new Set([...Object.keys(lo), ...Object.keys(ro)])) {
-      const n = [...names, k];
-      if (isIgnored(ctx, n)) continue;
-      compare(ctx, lo[k], ro[k], n, [...pes, `f:${k}`], c);
-    }
+    for (const k of Object.keys(lo)) compareField(ctx, lo, ro, k, names, pes, c, true);
+    for (const k of Object.keys(ro)) if (!Object.hasOwn(lo, k)) compareField(ctx, lo, ro, k, names, pes, c, true);
     return;
   }
   if (shape === "list") {
     const kind = listKind(ctx, names, l, r);
     if (kind.kind === "atomic") {
-      leaf();
+      leaf(l, r, lk, rk, pes, c);
       return;
     }
-    markSelf();
+    markSelf(lk, rk, pes, c);
     const li = itemsByPE(l, kind);
     const ri = itemsByPE(r, kind);
-    for (const pe of new Set([...li.keys(), ...ri.keys()])) {
+    const item = (pe: string): void => {
       const a = li.get(pe);
       const b = ri.get(pe);
-      const p = [...pes, pe];
-      if (a === undefined) c.added.insert(p);
-      else if (b === undefined) c.removed.insert(p);
+      pes.push(pe);
+      if (a === undefined) c.added.insert(pes);
+      else if (b === undefined) c.removed.insert(pes);
       if (kind.kind === "map") {
         const ao = (a ?? {}) as JsonObject;
         const bo = (b ?? {}) as JsonObject;
-        for (const k of new Set([...Object.keys(ao), ...Object.keys(bo)])) {
-          compare(ctx, ao[k], bo[k], [...names, k], [...p, `f:${k}`], c);
-        }
+        for (const k of Object.keys(ao)) compareField(ctx, ao, bo, k, names, pes, c, false);
+        for (const k of Object.keys(bo)) if (!Object.hasOwn(ao, k)) compareField(ctx, ao, bo, k, names, pes, c, false);
       }
-    }
+      pes.pop();
+    };
+    for (const pe of li.keys()) item(pe);
+    for (const pe of ri.keys()) if (!li.has(pe)) item(pe);
     return;
   }
-  leaf();
+  leaf(l, r, lk, rk, pes, c);
+}
+
+function compareField(
+  ctx: Ctx,
+  lo: JsonObject,
+  ro: JsonObject,
+  k: string,
+  names: string[],
+  pes: string[],
+  c: Comparison,
+  checkIgnored: boolean,
+): void {
+  names.push(k);
+  if (!checkIgnored || !isIgnored(ctx, names)) {
+    pes.push(`f:${k}`);
+    compare(ctx, lo[k], ro[k], names, pes, c);
+    pes.pop();
+  }
+  names.pop();
+}
+
+function leaf(l: Json | undefined, r: Json | undefined, lk: string, rk: string, pes: string[], c: Comparison): void {
+  if (lk === "none") c.added.insert(pes);
+  else if (rk === "none") c.removed.insert(pes);
+  else if (!deepEqual(l, r)) c.modified.insert(pes);
+}
+
+/** The object root and metadata always exist; every other map or list is a member when it appears or disappears. */
+function markSelf(lk: string, rk: string, pes: string[], c: Comparison): void {
+  if (pes.length === 0 || (pes.length === 1 && pes[0] === "f:metadata")) return;
+  if (lk === "none") c.added.insert(pes);
+  else if (rk === "none") c.removed.insert(pes);
 }
 
 /** Merges an applied configuration into the live object (structured-merge-diff's Merge). */
