@@ -490,7 +490,10 @@ export class HttpApi {
           if (wantsTable(accept)) return sendJson(res, 200, buildTable(r, version, list.items, listMeta, tableOpts(q)));
           const av = apiVersionOf(r, version);
           // stringify items as stored, with the requested apiVersion
-          const parts = list.items.map((o) => JSON.stringify({ ...o, apiVersion: av }));
+          const parts = list.items.map(
+            (o) =>
+              (o.apiVersion === av ? rest.store.serialized(o) : undefined) ?? JSON.stringify({ ...o, apiVersion: av }),
+          );
           const head = JSON.stringify({ kind: r.listKind, apiVersion: av, metadata: listMeta });
           return sendBody(res, 200, "application/json", `${head.slice(0, -1)},"items":[${parts.join(",")}]}`);
         }

@@ -219,6 +219,10 @@ describe("CRUD semantics", () => {
       [A3, "kubevirt.io/v1alpha3"],
       [VMS, "kubevirt.io/v1"],
     ] as const) {
+      const list = await call("GET", base);
+      const items = list.body.items as Record<string, unknown>[];
+      assert.ok(items.some((o) => md(o).name === "ver1"));
+      assert.deepEqual([...new Set(items.map((o) => o.apiVersion))], [av]);
       const events = await watchEvents(
         `${base}?watch=true&resourceVersion=${rv}&fieldSelector=metadata.name%3Dver1`,
         1,

@@ -271,7 +271,11 @@ export class Store {
       }
       rows = this.#st.listAll.all(resource, ns, name, limit) as Row[];
     }
-    return rows.map((r) => JSON.parse(r.data) as Obj);
+    return rows.map((r) => {
+      const o = JSON.parse(r.data) as Obj;
+      this.#texts.set(o, r.data); // list answers and a watch's initial events send the stored text
+      return o;
+    });
   }
 
   count(resource: string): number {
