@@ -55,10 +55,13 @@ export async function waitReady(url: string, timeoutMs = 30_000): Promise<void> 
   }
 }
 
-/** Starts `node dist/cmd/tsvirt.js api` on a free loopback port and waits for /readyz. */
-export async function startApiProcess(dataDir: string, port?: number): Promise<ApiProcess> {
+/**
+ * Starts `node dist/cmd/tsvirt.js api` on a free loopback port and waits for /readyz. `bin` runs another build's
+ * entry point instead (benchmarks compare two builds in one run).
+ */
+export async function startApiProcess(dataDir: string, port?: number, bin = tsvirtBin): Promise<ApiProcess> {
   const p = port ?? (await freePort());
-  const proc = spawn(process.execPath, [tsvirtBin, "api", "--listen", `127.0.0.1:${p}`, "--data-dir", dataDir], {
+  const proc = spawn(process.execPath, [bin, "api", "--listen", `127.0.0.1:${p}`, "--data-dir", dataDir], {
     stdio: ["ignore", "ignore", "pipe"],
   });
   let err = "";

@@ -261,7 +261,10 @@ function fmt(n: number, d = 1): string {
 async function main(): Promise<void> {
   const dir = tempDir("tsvirt-bench-");
   try {
-    api = await startApiProcess(join(dir, "api"));
+    // BENCH_TSVIRT_BIN=/other/tree/dist/cmd/tsvirt.js measures another build's server with this same client
+    const bin = process.env.BENCH_TSVIRT_BIN;
+    api = await startApiProcess(join(dir, "api"), undefined, ...(bin ? [bin] : []));
+    if (bin) console.log(`server: ${bin}`);
     const synchronous = "NORMAL"; // the store's choice (apiserver/storage/store.ts)
     const raws: number[] = [];
     for (let r = 0; r < RUNS; r++) {
