@@ -103,6 +103,8 @@ function cpuSeconds(p: ChildProcess): number {
 interface Mem {
   rss: number;
   heapUsed: number;
+  /** V8 heap committed (used + free pages V8 keeps). */
+  heapTotal: number;
   /** Resident file-backed pages (binary, mapped files such as SQLite's WAL index), from /proc/PID/status. */
   rssFile: number;
 }
@@ -125,7 +127,12 @@ async function memAfterGc(p: ChildProcess): Promise<Mem> {
     const now = existsSync(file) ? readFileSync(file, "utf8") : "";
     if (now && now !== before) {
       const f = now.trim().split(" ").map(Number);
-      return { rss: f[1] ?? Number.NaN, heapUsed: f[2] ?? Number.NaN, rssFile: rssFileOf(p.pid) };
+      return {
+        rss: f[1] ?? Number.NaN,
+        heapUsed: f[2] ?? Number.NaN,
+        heapTotal: f[3] ?? Number.NaN,
+        rssFile: rssFileOf(p.pid),
+      };
     }
     if (Date.now() > end) throw new Error(`no GC answer from pid ${p.pid}`);
     await new Promise((r) => setTimeout(r, 50));
@@ -172,6 +179,7 @@ async function sampleMem(ps: ChildProcess[]): Promise<Mem[]> {
   return samples.map((xs) => ({
     rss: median(xs.map((m) => m.rss)),
     heapUsed: median(xs.map((m) => m.heapUsed)),
+    heapTotal: median(xs.map((m) => m.heapTotal)),
     rssFile: median(xs.map((m) => m.rssFile)),
   }));
 }
@@ -474,7 +482,7 @@ async function main(): Promise<void> {
     );
     for (let i = 0; i < 3; i++)
       console.log(
-        `  after GC ${names[i]}: RSS ${mib(mem0[i]?.rss)} → ${mib(mem1[i]?.rss)} MiB (file-backed ${mib(mem0[i]?.rssFile)} → ${mib(mem1[i]?.rssFile)}), heap used ${mib(mem0[i]?.heapUsed)} → ${mib(mem1[i]?.heapUsed)} MiB (0 → 1,000 Running)`,
+        `  after GC ${names[i]}: RSS ${mib(mem0[i]?.rss)} → ${mib(mem1[i]?.rss)} MiB (file-backed ${mib(mem0[i]?.rssFile)} → ${mib(mem1[i]?.rssFile)}), heap used ${mib(mem0[i]?.heapUsed)} → ${mib(mem1[i]?.heapUsed)} of ${mib(mem0[i]?.heapTotal)} → ${mib(mem1[i]?.heapTotal)} MiB (0 → 1,000 Running)`,
       );
     console.log(
       `  kb_per_vmi (sum of 3) ${kb.toFixed(1)} KB vs KubeVirt controller ≈ 173 KB: ${ratio(kb, KUBEVIRT.kbPerVmi)}`,
