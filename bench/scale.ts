@@ -8,10 +8,11 @@
 // samples after an idle settle; heap used is printed beside it. Stage medians trace where a VMI's time goes.
 // Last line: one JSON.
 import { type ChildProcess, spawn } from "node:child_process";
-import { closeSync, existsSync, openSync, readFileSync, renameSync, rmSync, writeFileSync } from "node:fs";
+import { closeSync, existsSync, mkdirSync, openSync, readFileSync, renameSync, rmSync, writeFileSync } from "node:fs";
 import { cpus, loadavg } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
+import ts from "typescript";
 import { freePort, removeDir, tempDir, tsvirtBin, waitReady } from "../apiserver/testutil.js";
 import { type Node, type Pod, RestClient, resources, type VirtualMachineInstance } from "../client/index.js";
 
@@ -22,7 +23,26 @@ const NODES = 10;
 const CONCURRENCY = 32;
 const root = join(fileURLToPath(import.meta.url), "..", "..");
 const hook = join(root, "bench", "scale", "gc-hook.mjs");
-const fakeMain = join(root, "tests", "lib", "fake-node", "main.ts");
+const fakeSrc = join(root, "tests", "lib", "fake-node");
+const fakeOut = join(root, "dist", "tests", "lib", "fake-node");
+
+/**
+ * The fake node agents run as plain compiled JavaScript beside the real components in dist/ (their imports of
+ * client/ and handler/ resolve to dist/), not under the tsx loader: tsx's loader thread and caches made the process's
+ * memory shrink during the run and hid the agents' real per-VMI growth.
+ */
+function compileFakeNode(): string {
+  mkdirSync(fakeOut, { recursive: true });
+  for (const f of ["fake-node", "main"]) {
+    const src = readFileSync(join(fakeSrc, `${f}.ts`), "utf8");
+    const out = ts.transpileModule(src, {
+      compilerOptions: { module: ts.ModuleKind.ESNext, target: ts.ScriptTarget.ES2022, verbatimModuleSyntax: true },
+      fileName: `${f}.ts`,
+    });
+    writeFileSync(join(fakeOut, `${f}.js`), out.outputText);
+  }
+  return join(fakeOut, "main.js");
+}
 // KubeVirt v1.8 perf job (reference §3.1): p50 ≈ 17–19 s, p95 ≈ 27–28 s for 100 VMIs; PATCH pods ≈ 2.2 + UPDATE VMIs
 // ≈ 5.5 + PATCH VMIs ≈ 0.7 per VMI; virt-controller ≈ 173 KB per VMI (100 → 8,000 VMIs).
 const KUBEVIRT = { p50: 18_000, p95: 27_500, kbPerVmi: 173, writesPerVmi: 8.4 };
@@ -83,6 +103,19 @@ function cpuSeconds(p: ChildProcess): number {
 interface Mem {
   rss: number;
   heapUsed: number;
+  /** V8 heap committed (used + free pages V8 keeps). */
+  heapTotal: number;
+  /** Resident file-backed pages (binary, mapped files such as SQLite's WAL index), from /proc/PID/status. */
+  rssFile: number;
+}
+
+function rssFileOf(pid: number | undefined): number {
+  try {
+    const m = /RssFile:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, "utf8"));
+    return Number(m?.[1] ?? Number.NaN) * 1024;
+  } catch {
+    return Number.NaN;
+  }
 }
 
 async function memAfterGc(p: ChildProcess): Promise<Mem> {
@@ -94,7 +127,12 @@ async function memAfterGc(p: ChildProcess): Promise<Mem> {
     const now = existsSync(file) ? readFileSync(file, "utf8") : "";
     if (now && now !== before) {
       const f = now.trim().split(" ").map(Number);
-      return { rss: f[1] ?? Number.NaN, heapUsed: f[2] ?? Number.NaN };
+      return {
+        rss: f[1] ?? Number.NaN,
+        heapUsed: f[2] ?? Number.NaN,
+        heapTotal: f[3] ?? Number.NaN,
+        rssFile: rssFileOf(p.pid),
+      };
     }
     if (Date.now() > end) throw new Error(`no GC answer from pid ${p.pid}`);
     await new Promise((r) => setTimeout(r, 50));
@@ -138,7 +176,12 @@ async function sampleMem(ps: ChildProcess[]): Promise<Mem[]> {
     console.log(
       `    memory samples (RSS/heap used MiB): ${samples.map((xs) => xs.map((m) => `${mib(m.rss)}/${mib(m.heapUsed)}`).join(" ")).join("  |  ")}`,
     );
-  return samples.map((xs) => ({ rss: median(xs.map((m) => m.rss)), heapUsed: median(xs.map((m) => m.heapUsed)) }));
+  return samples.map((xs) => ({
+    rss: median(xs.map((m) => m.rss)),
+    heapUsed: median(xs.map((m) => m.heapUsed)),
+    heapTotal: median(xs.map((m) => m.heapTotal)),
+    rssFile: median(xs.map((m) => m.rssFile)),
+  }));
 }
 
 /** Writes a heap snapshot of each process into $BENCH_HEAP_SNAPSHOT_DIR (for finding what holds memory). */
@@ -355,7 +398,7 @@ async function main(): Promise<void> {
   const api = launch("api", [tsvirtBin, "api", "--listen", `127.0.0.1:${port}`, "--data-dir", dataDir]);
   await waitReady(url, 60_000);
   const ctrl = launch("controller", [tsvirtBin, "controller", "--kubeconfig", join(dataDir, "kubeconfig")]);
-  const nodes = launch("fake-nodes", ["--import", "tsx", fakeMain, url, String(NODES)]);
+  const nodes = launch("fake-nodes", [compileFakeNode(), url, String(NODES)]);
   const client = new RestClient({ server: url, namespace: "default", userAgent: "scale-bench" });
   try {
     await waitUntil(
@@ -439,7 +482,7 @@ async function main(): Promise<void> {
     );
     for (let i = 0; i < 3; i++)
       console.log(
-        `  after GC ${names[i]}: RSS ${mib(mem0[i]?.rss)} → ${mib(mem1[i]?.rss)} MiB, heap used ${mib(mem0[i]?.heapUsed)} → ${mib(mem1[i]?.heapUsed)} MiB (0 → 1,000 Running)`,
+        `  after GC ${names[i]}: RSS ${mib(mem0[i]?.rss)} → ${mib(mem1[i]?.rss)} MiB (file-backed ${mib(mem0[i]?.rssFile)} → ${mib(mem1[i]?.rssFile)}), heap used ${mib(mem0[i]?.heapUsed)} → ${mib(mem1[i]?.heapUsed)} of ${mib(mem0[i]?.heapTotal)} → ${mib(mem1[i]?.heapTotal)} MiB (0 → 1,000 Running)`,
       );
     console.log(
       `  kb_per_vmi (sum of 3) ${kb.toFixed(1)} KB vs KubeVirt controller ≈ 173 KB: ${ratio(kb, KUBEVIRT.kbPerVmi)}`,
