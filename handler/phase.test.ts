@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
-import { acpiShutdown, type DomainState, isFinal, type PhaseVmi, phaseFor, vmiPhaseFor } from "./phase.js";
+import { acpiShutdown, type DomainState, isFinal, isPaused, type PhaseVmi, phaseFor, vmiPhaseFor } from "./phase.js";
 import type { VmiPhase } from "./types.js";
 
 interface Case {
@@ -75,5 +75,15 @@ describe("vmiPhaseFor", () => {
   });
   it("a booted domain makes a Scheduled VMI Running", () => {
     assert.equal(vmiPhaseFor({ state: "Running", reason: "Booted" }, vmi({}, "Scheduled")), "Running");
+  });
+});
+
+describe("isPaused", () => {
+  it("a user pause or an I/O error pause shows; the start-up pause and other states do not", () => {
+    assert.equal(isPaused({ state: "Paused", reason: "User" }), true);
+    assert.equal(isPaused({ state: "Paused", reason: "IOError" }), true);
+    assert.equal(isPaused({ state: "Paused", reason: "StartingUp" }), false);
+    assert.equal(isPaused({ state: "Running", reason: "Booted" }), false);
+    assert.equal(isPaused(undefined), false);
   });
 });

@@ -93,6 +93,16 @@ export function vmiPhaseFor(domain: DomainState | undefined, vmi: PhaseVmi): Vmi
   return phaseFor({ domain, current: vmi.status?.phase ?? "", acpi: acpiShutdown(vmi) });
 }
 
+/**
+ * Whether the domain is paused in a way the VMI and its pod show (Paused condition, unpaused readiness gate False):
+ * any Paused state except libvirt's StartingUp, the moment between QEMU's launch (-S) and its first `cont` that every
+ * start passes through. Counting it made the pod's gate and the VMI's Paused condition flip at each start, and the
+ * node agent and virt-controller then rewrote the pod's gate against each other until their caches agreed.
+ */
+export function isPaused(domain: DomainState | undefined): boolean {
+  return domain?.state === "Paused" && domain.reason !== "StartingUp";
+}
+
 /** Whether the VMI has reached a final phase (no domain of it will run again). */
 export function isFinal(phase: VmiPhase): boolean {
   return phase === "Succeeded" || phase === "Failed";

@@ -8,6 +8,7 @@ import { type Logger, nullLogger } from "../lib/log.js";
 import { KeyedRunner } from "./keyed.js";
 import { classifyPod, computePodStatus, type PodRuntime } from "./launcher-pod.js";
 import { type PodAttachment, type PodNetwork, podNetns } from "./network/index.js";
+import { isPaused } from "./phase.js";
 import { type ApiClient, type LauncherConnection, type LauncherDialer, refs } from "./ports.js";
 import {
   isLauncherAlive,
@@ -186,7 +187,7 @@ export class PodRunner {
       return;
     }
     if (!entry.conn) await this.connect(uid, entry, cls.vmiUid);
-    const paused = entry.domain?.state === "Paused";
+    const paused = isPaused(entry.domain);
     await this.report(pod, {
       state: "running",
       ip: entry.record.ip,
@@ -270,10 +271,10 @@ export class PodRunner {
           entry.answering = true;
           let first = true;
           const w = conn.watch((d) => {
-            const wasPaused = entry.domain?.state === "Paused";
+            const wasPaused = isPaused(entry.domain);
             entry.domain = d;
             this.o.onDomain?.(vmiUid, uid, d);
-            if (!first && wasPaused !== (d?.state === "Paused")) void this.trigger(uid);
+            if (!first && wasPaused !== isPaused(d)) void this.trigger(uid);
             first = false;
           });
           entry.watch = w;

@@ -2,6 +2,7 @@
 // state the launcher reports (already mapped to a phase), the pod's readiness and IP, and image-pull trouble.
 // Returns undefined when the status would not change, so the handler writes as rarely as possible.
 import { isDeepStrictEqual } from "node:util";
+import { isPaused } from "./phase.js";
 import type { Condition, DomainStatus, VirtualMachineInstance, VmiPhase, VmiStatus } from "./types.js";
 
 export type PullTrouble = { reason: "ErrImagePull" | "ImagePullBackOff"; message: string };
@@ -81,7 +82,7 @@ export function computeVmiStatus(vmi: VirtualMachineInstance, obs: VmiObservatio
         ...rest,
       ];
     }
-    const paused = obs.domain?.state === "Paused";
+    const paused = isPaused(obs.domain);
     if (paused) {
       conditions = setCondition(
         conditions,

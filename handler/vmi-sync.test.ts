@@ -90,6 +90,21 @@ describe("VmiSync (phase from handler/phase.ts)", () => {
     assert.equal(s.api.writes.length, writes + 2, "one write for Paused, one for its end; none for a repeat");
   });
 
+  it("the start-up pause (QEMU launched, not yet continued) writes Running without a Paused condition, once", async () => {
+    const s = setup();
+    await s.report({ state: "Paused", reason: "StartingUp" });
+    assert.equal(s.phase(), "Running");
+    const v = s.api.peek<VirtualMachineInstance>(refs.vmis, "default", "vm1");
+    assert.equal(
+      v?.status?.conditions?.find((c) => c.type === "Paused"),
+      undefined,
+    );
+    assert.equal(v?.status?.conditions?.find((c) => c.type === "Ready")?.status, "True");
+    const writes = s.api.writes.length;
+    await s.report({ state: "Running", reason: "Unpaused" });
+    assert.equal(s.api.writes.length, writes, "its end changes nothing");
+  });
+
   const stops: { name: string; spec: Partial<VirtualMachineInstance["spec"]>; domain: DomainStatus; want: string }[] = [
     { name: "guest shut down", spec: {}, domain: { state: "Shutoff", reason: "Shutdown" }, want: "Succeeded" },
     { name: "QEMU crashed", spec: {}, domain: { state: "Shutoff", reason: "Crashed" }, want: "Failed" },
