@@ -7,6 +7,7 @@ import { join } from "node:path";
 import { describe, it, type TestContext } from "node:test";
 import { createWebSocketStream, WebSocketServer } from "ws";
 import { fakeRfbServer, rfbHandshake } from "../tests/lib/rfb.js";
+import { runVirtctl } from "./testing.js";
 import { findViewer, vncSession } from "./vnc.js";
 
 const PATH = "/apis/subresources.kubevirt.io/v1/namespaces/vms/virtualmachineinstances/testvmi/vnc";
@@ -133,5 +134,16 @@ describe("virtctl vnc", () => {
       bin: join(dir, "vncviewer"),
       args: ["127.0.0.1::5901"],
     });
+  });
+});
+
+describe("virtctl vnc (command line)", () => {
+  it("is a virtctl verb; a bad --port is an error with exit 1", async () => {
+    const r = await runVirtctl(["vnc", "testvmi", "--proxy-only", "--port", "70000"]);
+    assert.equal(r.code, 1);
+    assert.match(r.err, /Error: invalid --port "70000": must be 0\.\.65535/);
+    const help = await runVirtctl(["--help"]);
+    assert.match(help.out, /vnc \[options\] <vmi>/);
+    assert.match(help.out, /reset <vmi>/);
   });
 });
