@@ -233,6 +233,12 @@ describe("ReplicaSets, unschedulable VMs and two nodes through tsvirt up --nodes
         after.some((v) => v.metadata.uid === healed.metadata.uid),
         "the replacement runs",
       );
+      // The replacement's guest really boots: its serial console shows the marker and answers.
+      const con = c.console(healed.metadata.name);
+      await con.expect(new RegExp(c.guest.marker), BOOT_MS);
+      con.send("\necho replica-$((6*7))\n");
+      await con.expect(/replica-42/, 60_000);
+      con.close();
       await c.waitFor(`vmirs/${name}`, "{.status.readyReplicas}", "2", 120_000);
       assert.deepEqual(
         [(await rsRow(c, name)).DESIRED, (await rsRow(c, name)).CURRENT, (await rsRow(c, name)).READY],
@@ -302,42 +308,64 @@ describe("ReplicaSets, unschedulable VMs and two nodes through tsvirt up --nodes
       for (const q of [q1, q2]) await qemuGone(q);
     });
 
-    await t.test("required pod anti-affinity on hostname spreads two VMs over the two nodes", async () => {
-      await c.apply(withAntiAffinity(c.vm("spread1", { runStrategy: "Always" }), "spread"));
-      await c.apply(withAntiAffinity(c.vm("spread2", { runStrategy: "Always" }), "spread"));
-      await c.waitFor("vmi/spread1", "{.status.phase}", "Running", BOOT_MS);
-      await c.waitFor("vmi/spread2", "{.status.phase}", "Running", BOOT_MS);
-      const [a, b] = await Promise.all(["spread1", "spread2"].map((v) => c.getJson<Vmi>("vmi", v)));
-      assert.deepEqual([a!.status?.nodeName, b!.status?.nodeName].sort(), [n1, n2].sort());
-      const pod = await launcherPod(c, a!);
-      assert.deepEqual(pod.spec.affinity, {
-        podAntiAffinity: {
-          requiredDuringSchedulingIgnoredDuringExecution: [
-            { labelSelector: { matchLabels: { app: "spread" } }, topologyKey: "kubernetes.io/hostname" },
-          ],
-        },
-      });
-      const qa = await oneQemu(c, a!);
-      const qb = await oneQemu(c, b!);
-      // A third has nowhere to go: ErrorUnschedulable with kube-scheduler's reason.
-      await c.apply(withAntiAffinity(c.vm("spread3", { runStrategy: "Always" }), "spread"));
-      await c.waitFor("vm/spread3", "{.status.printableStatus}", "ErrorUnschedulable", 120_000);
-      await c.waitFor(
-        "vmi/spread3",
-        '{.status.conditions[?(@.type=="PodScheduled")].message}',
-        // The pair's own anti-affinity repels it first (kube-scheduler checks existing pods' rules first).
-        "0/2 nodes are available: 2 node(s) didn't satisfy existing pods anti-affinity rules.",
-        60_000,
-      );
-      // One of the pair goes: the third takes its node.
-      const gone = a!.status?.nodeName;
-      await c.kubectl("delete", "vm", "spread1");
-      await qemuGone(qa);
-      await c.waitFor("vmi/spread3", "{.status.phase}", "Running", BOOT_MS);
-      assert.equal((await c.getJson<Vmi>("vmi", "spread3")).status?.nodeName, gone);
-      const q3 = await oneQemu(c, await c.getJson<Vmi>("vmi", "spread3"));
-      await c.kubectl("delete", "vm", "spread2", "spread3");
-      for (const q of [qb, q3]) await qemuGone(q);
-    });
+    await t.test(
+      "required pod anti-affinity spreads VMs over the two nodes; required affinity joins them",
+      async () => {
+        await c.apply(withAntiAffinity(c.vm("spread1", { runStrategy: "Always" }), "spread"));
+        await c.apply(withAntiAffinity(c.vm("spread2", { runStrategy: "Always" }), "spread"));
+        await c.waitFor("vmi/spread1", "{.status.phase}", "Running", BOOT_MS);
+        await c.waitFor("vmi/spread2", "{.status.phase}", "Running", BOOT_MS);
+        const [a, b] = await Promise.all(["spread1", "spread2"].map((v) => c.getJson<Vmi>("vmi", v)));
+        assert.deepEqual([a!.status?.nodeName, b!.status?.nodeName].sort(), [n1, n2].sort());
+        const pod = await launcherPod(c, a!);
+        assert.deepEqual(pod.spec.affinity, {
+          podAntiAffinity: {
+            requiredDuringSchedulingIgnoredDuringExecution: [
+              { labelSelector: { matchLabels: { app: "spread" } }, topologyKey: "kubernetes.io/hostname" },
+            ],
+          },
+        });
+        const qa = await oneQemu(c, a!);
+        const qb = await oneQemu(c, b!);
+        // A third has nowhere to go: ErrorUnschedulable with kube-scheduler's reason.
+        await c.apply(withAntiAffinity(c.vm("spread3", { runStrategy: "Always" }), "spread"));
+        await c.waitFor("vm/spread3", "{.status.printableStatus}", "ErrorUnschedulable", 120_000);
+        await c.waitFor(
+          "vmi/spread3",
+          '{.status.conditions[?(@.type=="PodScheduled")].message}',
+          // The pair's own anti-affinity repels it first (kube-scheduler checks existing pods' rules first).
+          "0/2 nodes are available: 2 node(s) didn't satisfy existing pods anti-affinity rules.",
+          60_000,
+        );
+        // One of the pair goes: the third takes its node.
+        const gone = a!.status?.nodeName;
+        await c.kubectl("delete", "vm", "spread1");
+        await qemuGone(qa);
+        await c.waitFor("vmi/spread3", "{.status.phase}", "Running", BOOT_MS);
+        assert.equal((await c.getJson<Vmi>("vmi", "spread3")).status?.nodeName, gone);
+        const q3 = await oneQemu(c, await c.getJson<Vmi>("vmi", "spread3"));
+        // Required pod affinity: a VM that must share spread2's node goes there.
+        const buddy = c.vm("buddy", { runStrategy: "Always" }) as {
+          spec: { template: { spec: Record<string, unknown> } };
+        };
+        buddy.spec.template.spec.affinity = {
+          podAffinity: {
+            requiredDuringSchedulingIgnoredDuringExecution: [
+              {
+                labelSelector: { matchLabels: { "kubevirt.io/vm": "spread2" } },
+                topologyKey: "kubernetes.io/hostname",
+              },
+            ],
+          },
+        };
+        await c.apply(buddy);
+        await c.waitFor("vmi/buddy", "{.status.phase}", "Running", BOOT_MS);
+        const bud = await c.getJson<Vmi>("vmi", "buddy");
+        assert.equal(bud.status?.nodeName, b!.status?.nodeName, "buddy shares spread2's node");
+        const qBuddy = await oneQemu(c, bud);
+        await c.kubectl("delete", "vm", "spread2", "spread3", "buddy");
+        for (const q of [qb, q3, qBuddy]) await qemuGone(q);
+      },
+    );
   });
 });
