@@ -184,12 +184,17 @@ export function phaseRegressions(events: readonly WatchEvent[]): string[] {
   return out;
 }
 
-const VM_RANK: Record<string, number> = { Stopped: 0, Starting: 1, Running: 2 };
+const VM_RANK: Record<string, number> = { Stopped: 0, CrashLoopBackOff: 0, Starting: 1, Running: 2 };
+
+const readyOf = (o: KObj): boolean =>
+  (o.status?.conditions ?? []).some((x: { type: string; status: string }) => x.type === "Ready" && x.status === "True");
 
 /**
- * VM printableStatus, in resourceVersion order with the VMI events of the same VM: until something disrupts the
- * VM (a VMI of it fails, finishes or is deleted, or a stop is requested), it only moves forward
- * (Stopped < Starting < Running), and it never shows Stopping, Paused or Migrating without a reason.
+ * VM status, in resourceVersion order with the VMI events of the same VM. Until something disrupts the VM (a VMI
+ * of it fails, finishes or is deleted, or a stop is requested): printableStatus only moves forward
+ * (Stopped < Starting < Running) and Ready, once True, stays True. Without a stop request, a VM that has started
+ * never shows Stopped again (runStrategy Always: it is restarting, KubeVirt shows CrashLoopBackOff or Starting),
+ * and never Stopping, Paused, Migrating or an error status.
  */
 export function vmStatusRegressions(vmEvents: readonly WatchEvent[], vmiEvents: readonly WatchEvent[]): string[] {
   const out: string[] = [];
@@ -197,6 +202,8 @@ export function vmStatusRegressions(vmEvents: readonly WatchEvent[], vmiEvents: 
     (a, b) => a.e.rv - b.e.rv,
   );
   let reached = 0;
+  let started = false;
+  let ready = false;
   let last = "";
   let stopping = false;
   for (const { e, vm } of all) {
@@ -204,6 +211,7 @@ export function vmStatusRegressions(vmEvents: readonly WatchEvent[], vmiEvents: 
       const ph = e.obj.status?.phase;
       if (e.type === "DELETED" || e.obj.metadata.deletionTimestamp || ph === "Failed" || ph === "Succeeded") {
         reached = 0;
+        ready = false;
       }
       continue;
     }
@@ -212,18 +220,46 @@ export function vmStatusRegressions(vmEvents: readonly WatchEvent[], vmiEvents: 
       continue;
     }
     if (e.obj.spec?.runStrategy === "Halted" || (e.obj.status?.stateChangeRequests ?? []).length > 0) stopping = true;
+    if (stopping) continue;
+    if (readyOf(e.obj)) ready = true;
+    else if (ready) {
+      out.push(`VM Ready went False with its VMI still running (rv ${e.rv})`);
+      ready = false;
+    }
     const ps: string = e.obj.status?.printableStatus ?? "";
     if (ps === "" || ps === last) continue;
     last = ps;
-    if (stopping) continue;
     const r = VM_RANK[ps];
     if (r === undefined) {
-      if (ps !== "CrashLoopBackOff") out.push(`VM printableStatus ${ps} with no stop requested (rv ${e.rv})`);
-      reached = 0;
+      out.push(`VM printableStatus ${ps} with no stop requested (rv ${e.rv})`);
       continue;
     }
-    if (r < reached) out.push(`VM printableStatus went back to ${ps} with no VMI failure (rv ${e.rv})`);
+    if (ps === "Stopped" && started && e.obj.spec?.runStrategy === "Always") {
+      out.push(`VM printableStatus Stopped while runStrategy Always restarts it (rv ${e.rv})`);
+    } else if (r < reached) out.push(`VM printableStatus went back to ${ps} with no VMI failure (rv ${e.rv})`);
+    if (r > 0) started = true;
     reached = Math.max(reached, r);
+  }
+  return out;
+}
+
+/** At no point two live launcher pods (not terminating, not finished) for one VMI. */
+export function duplicatePods(podEvents: readonly WatchEvent[]): string[] {
+  const out: string[] = [];
+  const live = new Map<string, KObj>();
+  for (const e of [...podEvents].sort((a, b) => a.rv - b.rv)) {
+    const o = e.obj;
+    const ph = o.status?.phase;
+    if (e.type === "DELETED" || o.metadata.deletionTimestamp || ph === "Succeeded" || ph === "Failed")
+      live.delete(o.metadata.uid);
+    else live.set(o.metadata.uid, o);
+    const byVmi = new Map<string, string[]>();
+    for (const p of live.values()) {
+      const v = p.metadata.labels?.["kubevirt.io/created-by"] ?? "";
+      byVmi.set(v, [...(byVmi.get(v) ?? []), p.metadata.name]);
+    }
+    for (const [v, names] of byVmi)
+      if (names.length > 1) out.push(`VMI ${v}: ${names.length} live launcher pods ${names} (rv ${e.rv})`);
   }
   return out;
 }
@@ -439,13 +475,15 @@ async function runCell(t: TestContext, c: Cluster, w: Watches, cell: Cell): Prom
       if (!live) assert.deepEqual(describeProcs(await podProcesses(u)), "", `nothing left of VMI ${u}`);
     }
 
-    const regress = phaseRegressions(cellVmis());
-    assert.deepEqual(regress, [], "no VMI phase regression");
     const vmEvents = w.vms.events.slice(mark.vm).filter((e) => e.obj.metadata.name === name);
-    const vmRegress = vmStatusRegressions(vmEvents, cellVmis());
-    assert.deepEqual(vmRegress, [], "no VM printableStatus regression");
+    const podEvents = w.pods.events
+      .slice(mark.pod)
+      .filter((e) => e.obj.metadata.labels?.["vm.kubevirt.io/name"] === name);
     t.diagnostic(`VM statuses: ${statusTrail(vmEvents)}`);
     t.diagnostic(`VMI phases: ${phaseTrail(cellVmis())}`);
+    assert.deepEqual(phaseRegressions(cellVmis()), [], "no VMI phase regression");
+    assert.deepEqual(vmStatusRegressions(vmEvents, cellVmis()), [], "no VM status regression");
+    assert.deepEqual(duplicatePods(podEvents), [], "never two live launcher pods for one VMI");
   } finally {
     await deleteVm(c, w, name, uidsSeen);
   }
@@ -533,17 +571,28 @@ async function deleteVm(c: Cluster, w: Watches, name: string, uids: () => string
     if (w.vmis.list((o) => o.metadata.name === name).length > 0) return undefined;
     if (w.pods.list((o) => o.metadata.labels?.["vm.kubevirt.io/name"] === name).length > 0) return undefined;
     for (const u of uids()) if ((await podProcesses(u)).length > 0) return undefined;
+    if ((await podDirProcesses(c.dir)).length > 0) return undefined;
     return true;
   });
   assert.equal((await c.kubectl("get", "vmi", "-l", `kubevirt.io/vm=${name}`, "-o", "name")).trim(), "");
   assert.equal((await c.kubectl("get", "pods", "-l", `vm.kubevirt.io/name=${name}`, "-o", "name")).trim(), "");
   for (const u of uids()) assert.equal(describeProcs(await podProcesses(u)), "", `no process left of VMI ${u}`);
+  // Cells run one at a time: with the VM gone, no process of the cluster may still use a pod directory (a
+  // launcher, libvirtd, QEMU or anything else that outlived its pod, whatever its uid).
+  assert.equal(describeProcs(await podDirProcesses(c.dir)), "", "no process left in any pod directory");
+}
+
+/** Processes whose command line names a pod directory of this cluster (DIR/nodes/NODE/pods/...). */
+async function podDirProcesses(dir: string): Promise<Proc[]> {
+  const mine = (a: string): boolean => a.includes(`${dir}/nodes/`) && /\/nodes\/[^/]+\/pods\//.test(a);
+  return (await processes()).filter((p) => p.argv.some(mine));
 }
 
 function statusTrail(events: readonly WatchEvent[]): string {
   const out: string[] = [];
   for (const e of events) {
-    const s = e.type === "DELETED" ? "(deleted)" : (e.obj.status?.printableStatus ?? "");
+    const ps = e.obj.status?.printableStatus ?? "";
+    const s = e.type === "DELETED" ? "(deleted)" : ps === "" ? "" : `${ps}${readyOf(e.obj) ? "/Ready" : ""}`;
     if (s !== "" && out[out.length - 1] !== s) out.push(s);
   }
   return out.join(" > ");
