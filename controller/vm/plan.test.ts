@@ -107,4 +107,22 @@ describe("computeVmStatus", () => {
     const s2 = computeVmStatus({ ...vm, status: s1 }, v, planVm(vm, v), "2026-01-01T00:05:00Z");
     assert.deepEqual(s2, s1, "no change, so no write");
   });
+
+  it("shows CrashLoopBackOff, not Stopped, from the round that sees the VMI fail (runStrategy Always)", () => {
+    const vm = newVm("testvm", withRunStrategy("Always"));
+    vm.status = { printableStatus: "Running", runStrategy: "Always" };
+    const failed = vmi("Failed");
+    const p = planVm(vm, failed, { nowMs: Date.parse("2026-01-01T00:00:00Z"), random: 0 });
+    assert.equal(p.action, "delete");
+    const s = computeVmStatus(vm, failed, p, "2026-01-01T00:00:00Z");
+    assert.equal(s.printableStatus, "CrashLoopBackOff");
+    assert.equal(s.startFailure?.consecutiveFailCount, 1);
+    // A VM stopped by its user shows Stopped even after a failure.
+    const halted = newVm("testvm");
+    halted.status = { startFailure: s.startFailure! };
+    assert.equal(
+      computeVmStatus(halted, failed, planVm(halted, failed), "2026-01-01T00:00:01Z").printableStatus,
+      "Stopped",
+    );
+  });
 });

@@ -222,9 +222,22 @@ export function computeVmStatus(
   now: string,
 ): VirtualMachineStatus {
   const cur = vm.status ?? {};
-  const status: VirtualMachineStatus = { ...cur };
   const active = vmi !== undefined && !isFinal(vmi);
-  status.printableStatus = printableStatus(vm, vmi, plan.requests, plan.runStrategy, plan.requeueAfterMs !== undefined);
+  const status: VirtualMachineStatus = { ...cur };
+  // KubeVirt (isVirtualMachineStatusCrashLoopBackOff): a VM that will restart its failed VMI shows CrashLoopBackOff
+  // from the round that notices the failure on, not a transient Stopped before the back-off is scheduled.
+  const willRestart =
+    plan.runStrategy === "Always"
+      ? !active
+      : plan.runStrategy === "RerunOnFailure" && vmi?.status?.phase !== "Succeeded";
+  const restarting = (plan.startFailure?.consecutiveFailCount ?? 0) > 0 && willRestart && !active;
+  status.printableStatus = printableStatus(
+    vm,
+    vmi,
+    plan.requests,
+    plan.runStrategy,
+    plan.requeueAfterMs !== undefined || restarting,
+  );
   if (plan.startFailure) status.startFailure = plan.startFailure;
   else delete status.startFailure;
   status.runStrategy = plan.runStrategy;
