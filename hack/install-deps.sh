@@ -43,7 +43,11 @@ for svc in libvirtd virtlogd docker-registry; do
 done
 
 # npm deps: a fresh `npm ci` only when node_modules is missing or older than the lockfile (it wipes node_modules).
-if [ ! -f node_modules/.package-lock.json ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
+# A node_modules that is a symlink is shared with other worktrees: `npm ci` would wipe it for all of them (a git
+# checkout or rebase makes package-lock.json look newer), so it is left alone.
+if [ -L node_modules ]; then
+  echo "install-deps: node_modules is a shared link ($(readlink node_modules)); not reinstalling"
+elif [ ! -f node_modules/.package-lock.json ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
   npm ci --no-audit --no-fund --loglevel=error
 fi
 echo "install-deps: ok (qemu: $(qemu-system-x86_64 --version | head -1 | awk '{print $4}'), libvirt: $(libvirtd --version | awk '{print $3}'))"
