@@ -4,13 +4,12 @@ import { type ConsoleStreams, registerConsole } from "./console.js";
 import { processIo, restSession, type VerbContext } from "./context.js";
 import { registerCreate } from "./create-vm.js";
 import { registerPause } from "./pause.js";
-import { registerReset } from "./reset.js";
 import { registerRestart } from "./restart.js";
-import { registerSoftReboot } from "./soft-reboot.js";
 import { registerStart } from "./start.js";
 import { registerStop } from "./stop.js";
 import { registerUnpause } from "./unpause.js";
 import { registerVersion } from "./version.js";
+import { registerVmiActions } from "./vmi-action.js";
 import { registerVnc } from "./vnc.js";
 
 export { consoleSession, consoleUrl } from "./console.js";
@@ -31,8 +30,7 @@ export function buildProgram(ctx: VerbContext, streams?: () => ConsoleStreams): 
   registerRestart(program, ctx);
   registerPause(program, ctx);
   registerUnpause(program, ctx);
-  registerSoftReboot(program, ctx);
-  registerReset(program, ctx);
+  registerVmiActions(program, ctx);
   registerConsole(program, ctx, streams ?? (() => ({ stdin: process.stdin, stdout: process.stdout, io: ctx.io })));
   registerVnc(program, ctx);
   registerCreate(program, ctx);
