@@ -152,6 +152,9 @@ export class Store {
     this.synchronous = opts.synchronous ?? "NORMAL";
     this.db.pragma(`synchronous = ${this.synchronous}`);
     this.db.pragma("busy_timeout = 5000");
+    // 4 MiB of page cache instead of SQLite's 16 MiB: 10k VMs take about 4 MiB on disk, and pages that miss it are
+    // read from the OS page cache in microseconds, so the larger cache mostly grew the server's RSS (bench:scale).
+    this.db.pragma("cache_size = -4000");
     this.db.exec(`
       CREATE TABLE IF NOT EXISTS meta (k TEXT PRIMARY KEY, v INTEGER NOT NULL);
       CREATE TABLE IF NOT EXISTS objects (res TEXT NOT NULL, ns TEXT NOT NULL, name TEXT NOT NULL, uid TEXT NOT NULL,
