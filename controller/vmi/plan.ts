@@ -152,7 +152,9 @@ export function planVmi(vmi: VirtualMachineInstance, pods: Pod[], now: string): 
       break;
   }
 
-  if (pod?.spec.nodeName && !isTerminal(pod) && !pod.metadata.deletionTimestamp) {
+  // The gate matters once the pod runs (it only gates readiness). Written no earlier: an embedded node agent reports
+  // Running with the gate already set, so a write while the pod is Pending would be one more write per VM start.
+  if (pod?.spec.nodeName && pod.status?.phase === "Running" && !pod.metadata.deletionTimestamp) {
     const paused = getCondition(vmi.status?.conditions, "Paused")?.status === "True";
     const want: Condition = paused
       ? { type: READINESS_GATE, status: "False", reason: "PausedByUser" }
