@@ -138,10 +138,14 @@ export function computePodStatus(pod: Pod, rt: PodRuntime, hostIP: string, now: 
         ],
       };
     case "running": {
+      // Readiness-gate conditions belong to whoever defines the gate (virt-controller for the unpaused gate, as in
+      // KubeVirt): the runner keeps what it finds, like kubelet. Only the first report seeds the unpaused gate from the
+      // domain, which saves virt-controller a write per VM start; two writers would overwrite each other.
       const gateConds: Condition[] = gates.map((g) => {
-        if (g === UNPAUSED_GATE) return cond(g, rt.unpaused, rt.unpaused ? undefined : "PausedByUser");
         const existing = old.conditions?.find((c) => c.type === g);
-        return existing ?? cond(g, false);
+        if (existing) return existing;
+        if (g === UNPAUSED_GATE) return cond(g, rt.unpaused, rt.unpaused ? undefined : "PausedByUser");
+        return cond(g, false);
       });
       const gatesOk = gateConds.every((c) => c.status === "True");
       const ready = rt.answering && gatesOk;

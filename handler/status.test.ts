@@ -65,9 +65,21 @@ describe("computePodStatus", () => {
     assert.equal(s.phase, "Running");
     assert.equal(s.podIP, "10.244.0.2");
     assert.equal(s.conditions?.find((c) => c.type === "Ready")?.status, "True");
-    const paused = computePodStatus({ ...p, status: s }, { ...run, unpaused: false }, "127.0.0.1", T1);
+    assert.equal(s.conditions?.find((c) => c.type === UNPAUSED_GATE)?.status, "True", "first report seeds the gate");
+    // After that the gate is virt-controller's: the runner keeps the condition it finds and derives Ready from it.
+    const gated = {
+      ...s,
+      conditions: s.conditions?.map((c) =>
+        c.type === UNPAUSED_GATE ? { ...c, status: "False", reason: "PausedByUser" } : c,
+      ),
+    };
+    const paused = computePodStatus({ ...p, status: gated }, { ...run, unpaused: false }, "127.0.0.1", T1);
     assert.equal(paused.conditions?.find((c) => c.type === "Ready")?.status, "False");
     assert.equal(paused.conditions?.find((c) => c.type === UNPAUSED_GATE)?.status, "False");
+    // A domain state that disagrees with the controller's gate does not overwrite it (one writer, no tug of war).
+    const stale = computePodStatus({ ...p, status: gated }, run, "127.0.0.1", T1);
+    assert.equal(stale.conditions?.find((c) => c.type === UNPAUSED_GATE)?.status, "False");
+    assert.equal(stale.conditions?.find((c) => c.type === "Ready")?.status, "False");
     // Unchanged conditions keep their transition time; so a recomputation at a later time equals the stored status.
     assert.deepEqual(computePodStatus({ ...p, status: s }, run, "127.0.0.1", T1), s);
   });
