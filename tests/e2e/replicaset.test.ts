@@ -7,9 +7,11 @@
 import assert from "node:assert/strict";
 import { existsSync, readFileSync } from "node:fs";
 import { readFile, readlink } from "node:fs/promises";
+import { join } from "node:path";
 import { describe, it } from "node:test";
 import { fileURLToPath } from "node:url";
 import { parse } from "yaml";
+import { podDirOf } from "../../handler/index.js";
 import { contains, NODE_BRIDGE, nodeNetns, parseCidr, podNetns, podVeth } from "../../handler/network/index.js";
 import { type Cluster, missingPrereqs, netnsLink, qemuFor, run, startCluster, until } from "../lib/up.js";
 
@@ -114,6 +116,33 @@ async function runningSet(c: Cluster, selector: string, n: number): Promise<(Vmi
   return Promise.all(set.map(async (v) => ({ ...v, qemu: await oneQemu(c, v) })));
 }
 
+/**
+ * The guest booted and answers on its serial console (`virtctl console`): the ready marker (the console replays
+ * what the guest printed before), then an echo round trip. A session that ends or stays silent is retried (bounded):
+ * the console may not be reachable at the very moment the VMI turns Running.
+ */
+async function guestAnswers(c: Cluster, vmi: string, tag: string): Promise<void> {
+  await until(
+    `${vmi}'s console answers`,
+    BOOT_MS,
+    async () => {
+      const con = c.console(vmi);
+      try {
+        const exited = new Promise<never>((_, reject) =>
+          con.child.once("exit", () => reject(new Error("virtctl console ended"))),
+        );
+        await Promise.race([con.expect(new RegExp(c.guest.marker), 60_000), exited]);
+        con.send(`\necho ${tag}-$((6*7))\n`);
+        await Promise.race([con.expect(new RegExp(`${tag}-42`), 30_000), exited]);
+        return true;
+      } finally {
+        con.close();
+      }
+    },
+    2000,
+  );
+}
+
 /** `kubectl get vmirs NAME`: KubeVirt's columns and their values. */
 async function rsRow(c: Cluster, name: string): Promise<Record<string, string>> {
   const [head = "", row = ""] = (await c.kubectl("get", "vmirs", name)).trim().split("\n");
@@ -139,6 +168,10 @@ async function assertPlacedOn(c: Cluster, name: string, node: string): Promise<n
   for (const other of c.nodes.filter((x) => x !== node)) {
     const o = await run("ip", ["-n", nodeNetns(other), "-o", "link", "show"]);
     assert.doesNotMatch(o, new RegExp(`\\b${podVeth(pod.metadata.uid)}@`));
+  }
+  // The pod's directory lives in this node agent's own data dir only.
+  for (const n of c.nodes) {
+    assert.equal(existsSync(podDirOf(join(c.dir, "nodes", n), pod.metadata.uid)), n === node, `pod dir on ${n}`);
   }
   // Its IP comes from this node's podCIDR.
   const nodeObj = await c.getJson<{ spec: { podCIDR: string } }>("node", node);
@@ -171,6 +204,11 @@ describe("ReplicaSets, unschedulable VMs and two nodes through tsvirt up --nodes
     // Distinct podCIDRs, one per node.
     const cidrs = await Promise.all(c.nodes.map((n) => c.waitFor(`node/${n}`, "{.spec.podCIDR}", /\//, 60_000)));
     assert.notEqual(cidrs[0], cidrs[1]);
+    // Each node agent stays in the host's network namespace; each node has its own namespace for its pods' bridge.
+    const hostNs = await readlink("/proc/self/ns/net");
+    for (const n of c.nodes) assert.equal(await readlink(`/proc/${await c.pid(`handler-${n}`)}/ns/net`), hostNs);
+    const nodeNs = await Promise.all(c.nodes.map((n) => netnsLink(nodeNetns(n))));
+    assert.notEqual(nodeNs[0], nodeNs[1]);
 
     await t.test("a VMI ReplicaSet: 3, scale to 1, scale to 2, a deleted VMI is replaced", async () => {
       const rs = replicaSetManifest(c.image);
@@ -234,11 +272,7 @@ describe("ReplicaSets, unschedulable VMs and two nodes through tsvirt up --nodes
         "the replacement runs",
       );
       // The replacement's guest really boots: its serial console shows the marker and answers.
-      const con = c.console(healed.metadata.name);
-      await con.expect(new RegExp(c.guest.marker), BOOT_MS);
-      con.send("\necho replica-$((6*7))\n");
-      await con.expect(/replica-42/, 60_000);
-      con.close();
+      await guestAnswers(c, healed.metadata.name, "replica");
       await c.waitFor(`vmirs/${name}`, "{.status.readyReplicas}", "2", 120_000);
       assert.deepEqual(
         [(await rsRow(c, name)).DESIRED, (await rsRow(c, name)).CURRENT, (await rsRow(c, name)).READY],
@@ -283,9 +317,7 @@ describe("ReplicaSets, unschedulable VMs and two nodes through tsvirt up --nodes
       const running = await c.getJson<Vmi>("vmi", "big");
       assert.notEqual(running.metadata.uid, vmi.metadata.uid, "a new VMI");
       const bigQemu = await oneQemu(c, running);
-      const con = c.console("big");
-      await con.expect(new RegExp(c.guest.marker), BOOT_MS);
-      con.close();
+      await guestAnswers(c, "big", "big");
       await c.kubectl("delete", "vm", "big");
       await qemuGone(bigQemu);
     });
@@ -298,11 +330,7 @@ describe("ReplicaSets, unschedulable VMs and two nodes through tsvirt up --nodes
       const q1 = await assertPlacedOn(c, "on1", n1);
       // Both guests really booted: their consoles (each proxied by its own node's agent) show the marker.
       for (const vm of ["on2", "on1"]) {
-        const con = c.console(vm);
-        await con.expect(new RegExp(c.guest.marker), BOOT_MS);
-        con.send(`\necho on-${vm}-$((6*7))\n`);
-        await con.expect(new RegExp(`on-${vm}-42`), 60_000);
-        con.close();
+        await guestAnswers(c, vm, `on-${vm}`);
       }
       await c.kubectl("delete", "vm", "on1", "on2");
       for (const q of [q1, q2]) await qemuGone(q);
