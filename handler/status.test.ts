@@ -70,7 +70,7 @@ describe("computePodStatus", () => {
     const gated = {
       ...s,
       conditions: s.conditions?.map((c) =>
-        c.type === UNPAUSED_GATE ? { ...c, status: "False", reason: "PausedByUser" } : c,
+        c.type === UNPAUSED_GATE ? { ...c, status: "False" as const, reason: "PausedByUser" } : c,
       ),
     };
     const paused = computePodStatus({ ...p, status: gated }, { ...run, unpaused: false }, "127.0.0.1", T1);
