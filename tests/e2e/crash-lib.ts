@@ -214,6 +214,7 @@ export function vmStatusRegressions(
   let stopping = false;
   let disrupted = false;
   for (const { e, vm } of all) {
+    // From the kill until its VMI is seen ending, the VM is going down: Ready may drop at any point.
     if (!disrupted && e.rv > disruptedAfter) {
       disrupted = true;
       reached = 0;
@@ -224,16 +225,18 @@ export function vmStatusRegressions(
       if (e.type === "DELETED" || e.obj.metadata.deletionTimestamp || ph === "Failed" || ph === "Succeeded") {
         reached = 0;
         ready = false;
+        if (disrupted) disruptedAfter = Number.POSITIVE_INFINITY;
       }
       continue;
     }
+    const goingDown = disrupted && disruptedAfter !== Number.POSITIVE_INFINITY;
     if (e.type === "DELETED" || e.obj.metadata.deletionTimestamp) {
       stopping = true;
       continue;
     }
     if (e.obj.spec?.runStrategy === "Halted" || (e.obj.status?.stateChangeRequests ?? []).length > 0) stopping = true;
     if (stopping) continue;
-    if (readyOf(e.obj)) ready = true;
+    if (readyOf(e.obj)) ready = !goingDown;
     else if (ready) {
       out.push(`VM Ready went False with its VMI still running (rv ${e.rv})`);
       ready = false;
