@@ -37,6 +37,7 @@ function setup(spec: Partial<VirtualMachineInstance["spec"]> = {}) {
   api.put(refs.vmis, vmi(spec));
   const synced: PreparedVmi[] = [];
   let domain: DomainStatus | undefined;
+  let attached = true;
   const conn = {
     sync: async (_v: VirtualMachineInstance, p: PreparedVmi) => {
       synced.push(p);
@@ -46,7 +47,7 @@ function setup(spec: Partial<VirtualMachineInstance["spec"]> = {}) {
     node: "n1",
     api,
     launchers: {
-      podForVmi: (u) => (u === VMI_UID ? POD_UID : undefined),
+      podForVmi: (u) => (u === VMI_UID && attached ? POD_UID : undefined),
       connection: () => conn,
       domainOf: () => domain,
       ipOf: () => "10.244.0.5",
@@ -62,6 +63,10 @@ function setup(spec: Partial<VirtualMachineInstance["spec"]> = {}) {
     api,
     synced,
     phase,
+    /** A restarted agent: no launcher re-attached yet. */
+    detach() {
+      attached = false;
+    },
     async report(d: DomainStatus | undefined) {
       domain = d;
       await sync.trigger(VMI_UID);
@@ -70,6 +75,22 @@ function setup(spec: Partial<VirtualMachineInstance["spec"]> = {}) {
 }
 
 describe("VmiSync (phase from handler/phase.ts)", () => {
+  it("a restarted agent writes nothing for a Running VMI until its launcher reports (Ready does not flip)", async () => {
+    const s = setup();
+    await s.report({ state: "Running", reason: "Booted" });
+    const ready = () =>
+      s.api
+        .peek<VirtualMachineInstance>(refs.vmis, "default", "vm1")
+        ?.status?.conditions?.find((c) => c.type === "Ready")?.status;
+    assert.equal(ready(), "True");
+    const writes = s.api.writes.length;
+    // The new agent: no launcher re-attached yet, so no pod, connection or domain state.
+    s.detach();
+    await s.report(undefined);
+    assert.equal(s.api.writes.length, writes, "no write before the launcher reports");
+    assert.equal(ready(), "True");
+  });
+
   it("sends the VMI with its pulled disk once, then writes Running once", async () => {
     const s = setup();
     await s.report(undefined);

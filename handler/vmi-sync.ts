@@ -151,6 +151,10 @@ export class VmiSync {
       }
     }
     const domain = podUid ? this.o.launchers.domainOf(podUid) : undefined;
+    // A Running VMI this agent has not heard from its launcher about yet (the agent just restarted and is
+    // re-attaching): nothing new is known, so nothing is written — Ready must not flip. A launcher that is really
+    // gone ends its pod, and the VMI controller fails the VMI.
+    if (!domain && vmi.status?.phase === "Running" && !vmi.metadata.deletionTimestamp) return;
     const podIP = podUid ? this.o.launchers.ipOf(podUid) : undefined;
     const podReady = pod?.status?.conditions?.find((c) => c.type === "Ready")?.status === "True";
     const obs: Parameters<typeof computeVmiStatus>[1] = { nodeName: this.o.node, podReady, now: this.now() };

@@ -62,6 +62,16 @@ describe("crash matrix checks", () => {
     );
     assert.equal(vmStatusRegressions([vm("Starting"), vm("Running", true), vm("Starting")], []).length, 2);
     assert.equal(vmStatusRegressions([vm("Running", true), vm("Running", false)], []).length, 1);
+    // After the launcher's kill (rv of the first event), Ready may drop before the VMI is seen failing.
+    const killed = [vm("Running", true), vm("Running", false)];
+    assert.deepEqual(vmStatusRegressions(killed, [], killed[0]!.rv), []);
+    // ... even when Ready (reported before the death was noticed) shows True once more after the kill.
+    const k2 = [vm("Running", false), vm("Running", true), vm("Running", false)];
+    assert.deepEqual(vmStatusRegressions(k2, [], k2[0]!.rv), []);
+    // Once the killed VMI has ended, a new one is held to the rule again.
+    const after = [vm("Running", true), vmi("Failed"), vm("Running", true), vm("Running", false)];
+    const vmsOnly = after.filter((e) => e.obj.metadata.uid === "vm");
+    assert.equal(vmStatusRegressions(vmsOnly, [after[1]!], after[0]!.rv - 1).length, 1);
     const bogusStop = [vm("Running", true), vmi("Failed"), vm("Stopped")];
     assert.equal(
       vmStatusRegressions(
