@@ -2,6 +2,7 @@
 // state the launcher reports (already mapped to a phase), the pod's readiness and IP, and image-pull trouble.
 // Returns undefined when the status would not change, so the handler writes as rarely as possible.
 import { isDeepStrictEqual } from "node:util";
+import { VMI_PHASE_RANK } from "../api/index.js";
 import { isPaused } from "./phase.js";
 import type { Condition, DomainStatus, VirtualMachineInstance, VmiPhase, VmiStatus } from "./types.js";
 
@@ -20,16 +21,6 @@ export interface VmiObservation {
   syncError?: string;
   now: string;
 }
-
-const ORDER: Record<string, number> = {
-  "": 0,
-  Pending: 1,
-  Scheduling: 2,
-  Scheduled: 3,
-  Running: 4,
-  Succeeded: 5,
-  Failed: 5,
-};
 
 function isFinal(p: VmiPhase | undefined): boolean {
   return p === "Succeeded" || p === "Failed";
@@ -59,11 +50,12 @@ export function computeVmiStatus(vmi: VirtualMachineInstance, obs: VmiObservatio
   const old: VmiStatus = vmi.status ?? {};
   let phase: VmiPhase = old.phase ?? "";
   // Never regress: a final phase stays; Running is not undone by a late report of an earlier state.
-  if (obs.phase !== undefined && !isFinal(phase) && (ORDER[obs.phase] ?? 0) >= (ORDER[phase] ?? 0)) phase = obs.phase;
+  if (obs.phase !== undefined && !isFinal(phase) && (VMI_PHASE_RANK[obs.phase] ?? 0) >= (VMI_PHASE_RANK[phase] ?? 0))
+    phase = obs.phase;
   const next: VmiStatus = { ...old };
   let conditions = [...(old.conditions ?? [])];
   const running = phase === "Running";
-  if (phase !== old.phase && (ORDER[phase] ?? 0) >= ORDER.Running!) {
+  if (phase !== old.phase && (VMI_PHASE_RANK[phase] ?? 0) >= VMI_PHASE_RANK.Running!) {
     next.phase = phase;
     next.phaseTransitionTimestamps = [
       ...(old.phaseTransitionTimestamps ?? []),
@@ -71,7 +63,7 @@ export function computeVmiStatus(vmi: VirtualMachineInstance, obs: VmiObservatio
     ];
     if (phase === "Failed" && obs.domain) next.reason = obs.domain.reason;
   }
-  if ((ORDER[phase] ?? 0) >= ORDER.Running!) {
+  if ((VMI_PHASE_RANK[phase] ?? 0) >= VMI_PHASE_RANK.Running!) {
     next.nodeName = obs.nodeName;
     if (obs.podIP) {
       const name = podInterfaceName(vmi);

@@ -6,6 +6,7 @@ import assert from "node:assert/strict";
 import { readdir, readFile } from "node:fs/promises";
 import { join } from "node:path";
 import { after, before, describe, it, type TestContext } from "node:test";
+import { VMI_PHASE_RANK } from "../../api/index.js";
 import { type Cluster, delay, missingPrereqs, qemuFor, startCluster, until } from "../lib/up.js";
 
 export type Component = "api" | "controller" | "handler" | "launcher";
@@ -150,16 +151,6 @@ export class ApiWatch {
   }
 }
 
-const PHASE_RANK: Record<string, number> = {
-  "": 0,
-  Pending: 1,
-  Scheduling: 2,
-  Scheduled: 3,
-  Running: 4,
-  Succeeded: 5,
-  Failed: 5,
-};
-
 /** Per VMI uid, in resourceVersion order: its phase never goes backwards, its phase history only grows. */
 export function phaseRegressions(events: readonly WatchEvent[]): string[] {
   const out: string[] = [];
@@ -173,8 +164,8 @@ export function phaseRegressions(events: readonly WatchEvent[]): string[] {
     );
     const prev = last.get(uid);
     if (prev) {
-      const a = PHASE_RANK[prev.phase] ?? -1;
-      const b = PHASE_RANK[phase] ?? -1;
+      const a = VMI_PHASE_RANK[prev.phase] ?? -1;
+      const b = VMI_PHASE_RANK[phase] ?? -1;
       if (b < a || (a === 5 && phase !== prev.phase))
         out.push(`VMI ${uid}: phase ${prev.phase} -> ${phase} (rv ${e.rv})`);
       if (prev.hist.some((h, i) => hist[i] !== h))
