@@ -1,41 +1,21 @@
 // The VMI ReplicaSet's thinking, pure: which VMIs it owns (adopting matching orphans, releasing owned ones that no
 // longer match), how many to create or which to delete (not-ready first, then the newest), and the status.
 
-import type {
-  Condition,
-  NodeSelectorRequirement,
-  VirtualMachineInstance,
-  VirtualMachineInstanceReplicaSet,
-} from "../../client/index.js";
+import type { Condition, VirtualMachineInstance, VirtualMachineInstanceReplicaSet } from "../../client/index.js";
+import { labelSelectorMatches } from "../../lib/selectors.js";
 import { getCondition, setCondition } from "../conditions.js";
 import { isFinal } from "../lifecycle/index.js";
 
 export type LabelSelector = VirtualMachineInstanceReplicaSet["spec"]["selector"];
 
-function requirementMatches(r: NodeSelectorRequirement, labels: Record<string, string>): boolean {
-  const has = Object.hasOwn(labels, r.key);
-  const v = labels[r.key];
-  switch (r.operator) {
-    case "In":
-      return has && (r.values ?? []).includes(v!);
-    case "NotIn":
-      return !has || !(r.values ?? []).includes(v!);
-    case "Exists":
-      return has;
-    case "DoesNotExist":
-      return !has;
-    default:
-      return false;
-  }
-}
-
 /** metav1.LabelSelector semantics; an empty selector matches nothing (as for ReplicaSets, to be safe). */
 export function selectorMatches(sel: LabelSelector | undefined, labels: Record<string, string> | undefined): boolean {
-  const l = labels ?? {};
-  const ml = Object.entries(sel?.matchLabels ?? {});
-  const me = sel?.matchExpressions ?? [];
-  if (ml.length === 0 && me.length === 0) return false;
-  return ml.every(([k, v]) => l[k] === v) && me.every((r) => requirementMatches(r, l));
+  if (Object.keys(sel?.matchLabels ?? {}).length === 0 && (sel?.matchExpressions ?? []).length === 0) return false;
+  try {
+    return labelSelectorMatches(sel, labels ?? {});
+  } catch {
+    return false; // an invalid selector selects nothing rather than failing the reconcile
+  }
 }
 
 /** The selector as a string, for status.labelSelector (the /scale subresource reports it). */
