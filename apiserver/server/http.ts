@@ -102,7 +102,9 @@ function sendBody(
     return;
   }
   res.writeHead(code, { "Content-Type": contentType, "Content-Length": Buffer.byteLength(body), ...headers });
-  res.end(body);
+  // Warning values are UTF-8 bytes spelled as latin1; with a string body Node would send the header block
+  // as UTF-8 too (it joins them into one write), encoding them twice.
+  res.end(headers.Warning !== undefined && typeof body === "string" ? Buffer.from(body) : body);
 }
 
 function sendJson(
@@ -114,9 +116,20 @@ function sendJson(
   sendBody(res, code, "application/json", JSON.stringify(obj), headers);
 }
 
+/**
+ * `Warning: 299 - "<text>"`, as kube-apiserver sends it: control characters become spaces and the text goes out
+ * as UTF-8 bytes (Node writes header strings as latin1, so the bytes are spelled as latin1 characters; a field
+ * name with non-ASCII characters would otherwise make the response fail).
+ */
+export function warningHeaderValue(text: string): string {
+  // biome-ignore lint/suspicious/noControlCharactersInRegex: control characters are what is removed
+  const clean = JSON.stringify(text.replace(/[\u0000-\u001f\u007f]/g, " "));
+  return Buffer.from(`299 - ${clean}`, "utf8").toString("latin1");
+}
+
 function warningHeaders(warnings: string[]): Record<string, string[]> {
   if (warnings.length === 0) return {};
-  return { Warning: warnings.map((w) => `299 - ${JSON.stringify(w.replace(/[\r\n]/g, " "))}`) };
+  return { Warning: warnings.map(warningHeaderValue) };
 }
 
 export class HttpApi {

@@ -357,6 +357,13 @@ describe("CRUD semantics", () => {
     assert.equal(warn.status, 201);
     assert.match(warn.headers.get("warning") ?? "", /unknown field \\?"spec.foo/);
     assert.equal((warn.body.spec as Record<string, unknown>).foo, undefined, "pruned, never stored");
+    // a field name outside printable ASCII is a warning too (sent as UTF-8, as kube-apiserver does), never a 500
+    const odd = vm("warn-utf8");
+    (odd.spec as Record<string, unknown>)["naïve✓\u007f"] = 1;
+    const oddWarn = await call("POST", `${VMS}?fieldValidation=Warn`, odd);
+    assert.equal(oddWarn.status, 201);
+    const text = Buffer.from(oddWarn.headers.get("warning") ?? "", "latin1").toString("utf8");
+    assert.match(text, /unknown field \\?"spec\.naïve✓ /);
   });
 
   test("list: label and field selectors, limit/continue, unsupported field selector is 400", async () => {
