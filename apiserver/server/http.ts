@@ -122,7 +122,6 @@ function sendJson(
  * name with non-ASCII characters would otherwise make the response fail).
  */
 export function warningHeaderValue(text: string): string {
-  // biome-ignore lint/suspicious/noControlCharactersInRegex: control characters are what is removed
   const clean = JSON.stringify(text.replace(/[\u0000-\u001f\u007f]/g, " "));
   return Buffer.from(`299 - ${clean}`, "utf8").toString("latin1");
 }
