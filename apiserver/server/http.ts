@@ -638,28 +638,30 @@ export class HttpApi {
       if (nsFilter !== undefined && o.metadata.namespace !== nsFilter) return false;
       return rest.matches(o, sel);
     };
-    const line = (type: string, o: KObj): string => {
+    // A line goes out as one pre-framed HTTP chunk written straight to the socket. One live event reaches every
+    // watcher with the same object, so its chunk is built once per type and apiVersion (from the store's own text
+    // when the apiVersion is the stored one) and the same bytes are handed to every socket.
+    const line = (type: string, o: KObj): Buffer => {
       if (table) {
         const object = buildTable(r, version, [o], { resourceVersion: o.metadata.resourceVersion ?? "" }, tOpts);
-        return `${JSON.stringify({ type, object })}\n`;
+        return chunk(`${JSON.stringify({ type, object })}\n`);
       }
-      // one live event reaches every watcher with the same object: serialize it once per type and apiVersion
-      // (from the store's own text when the apiVersion is the stored one)
-      const key = `${type} ${av}`;
+      const key = type === "ADDED" ? av : `${type} ${av}`;
       let cache = encodedEvents.get(o);
       const hit = cache?.get(key);
       if (hit !== undefined) return hit;
       const stored = o.apiVersion === av ? store.serialized(o) : undefined;
-      const text =
+      const framed = chunk(
         stored !== undefined
           ? `{"type":${JSON.stringify(type)},"object":${stored}}\n`
-          : `${JSON.stringify({ type, object: { ...o, apiVersion: av } })}\n`;
+          : `${JSON.stringify({ type, object: { ...o, apiVersion: av } })}\n`,
+      );
       if (!cache) {
         cache = new Map();
         encodedEvents.set(o, cache);
       }
-      cache.set(key, text);
-      return text;
+      cache.set(key, framed);
+      return framed;
     };
     res.writeHead(200, {
       "Content-Type": "application/json",
@@ -682,11 +684,12 @@ export class HttpApi {
       res.end();
     };
     this.#watches.add(end);
-    const write = (s: string): void => {
+    const socket = req.socket;
+    const write = (data: string | Buffer): void => {
       if (closed) return;
-      res.write(s);
+      socket.write(typeof data === "string" ? chunk(data) : data);
       // a consumer that stops reading must not grow our memory without bound: drop it, it will re-watch
-      if (res.writableLength > 32 * 1024 * 1024) end();
+      if (socket.writableLength > 32 * 1024 * 1024) end();
     };
     const sendStatusError = (status: Status): void => {
       write(`${JSON.stringify({ type: "ERROR", object: status })}\n`);
@@ -756,8 +759,19 @@ export class HttpApi {
   }
 }
 
-/** Serialized watch lines per event object (shared by every watcher of that event; collected with the object). */
-const encodedEvents = new WeakMap<object, Map<string, string>>();
+/** Framed watch lines per event object (shared by every watcher of that event; collected with the object). */
+const encodedEvents = new WeakMap<object, Map<string, Buffer>>();
+
+/** One HTTP/1.1 chunk (the watch response is chunked; its headers are flushed before the first line). */
+function chunk(text: string): Buffer {
+  const n = Buffer.byteLength(text);
+  const head = `${n.toString(16)}\r\n`;
+  const buf = Buffer.allocUnsafe(head.length + n + 2);
+  buf.write(head, 0, "latin1");
+  buf.write(text, head.length, "utf8");
+  buf.write("\r\n", head.length + n, "latin1");
+  return buf;
+}
 
 /** Deepest nesting a request body may have; JSON and YAML parsers (and everything after them) recurse. */
 export const MAX_NESTING = 200;
