@@ -570,7 +570,8 @@ export class HttpApi {
         const opts = deleteOptionsFrom(body, q);
         if (name === undefined) {
           labels.verb = "DELETECOLLECTION";
-          if (r.key === "/namespaces") {
+          // as kube-apiserver: no deletecollection of namespaces, and across namespaces only list and watch
+          if (r.key === "/namespaces" || (r.namespaced && rt.ns === undefined)) {
             throw methodNotAllowed("the server does not allow this method on the requested resource");
           }
           const items = await rest.deleteCollection(r, version, rt.ns, q, opts, "system:admin");

@@ -584,6 +584,26 @@ describe("deletion", () => {
     }
   });
 
+  test("deletecollection: in one namespace by label; across namespaces and of namespaces 405, as kube-apiserver", async () => {
+    for (const [n, grp] of [
+      ["dc1", "x"],
+      ["dc2", "x"],
+      ["dc3", "y"],
+    ])
+      await call("POST", "/api/v1/namespaces/default/configmaps", { metadata: { name: n, labels: { dc: grp } } });
+    const d = await call("DELETE", "/api/v1/namespaces/default/configmaps?labelSelector=dc%3Dx");
+    assert.equal(d.status, 200);
+    assert.deepEqual((d.body.items as Record<string, unknown>[]).map((i) => md(i).name).sort(), ["dc1", "dc2"]);
+    assert.equal((await call("GET", "/api/v1/namespaces/default/configmaps/dc1")).status, 404);
+    assert.equal((await call("GET", "/api/v1/namespaces/default/configmaps/dc3")).status, 200);
+    for (const p of ["/api/v1/configmaps", "/apis/kubevirt.io/v1/virtualmachines", "/api/v1/namespaces"]) {
+      const r = await call("DELETE", p);
+      assert.equal(r.status, 405, p);
+      assert.equal(r.body.reason, "MethodNotAllowed");
+    }
+    assert.equal((await call("GET", "/api/v1/namespaces/default/configmaps/dc3")).status, 200);
+  });
+
   test("namespace deletion empties the namespace first, then removes it", async () => {
     await call("POST", "/api/v1/namespaces", { metadata: { name: "nsdel" } });
     await call("POST", "/apis/kubevirt.io/v1/namespaces/nsdel/virtualmachines", vm("a", { finalizers: ["hold/it"] }));
