@@ -471,7 +471,8 @@ async function runCell(t: TestContext, c: Cluster, w: Watches, cell: Cell): Prom
       assert.equal((await c.kubectl("get", "vmi", "-l", `kubevirt.io/vm=${name}`, "-o", "name")).trim(), "");
       assert.equal((await c.kubectl("get", "pods", "-l", `vm.kubevirt.io/name=${name}`, "-o", "name")).trim(), "");
     } else {
-      await convergedRunning(t, c, w, name);
+      // (a killed launcher's VMI must be replaced: until then the watch caches still show it Running)
+      await convergedRunning(t, c, w, name, cell.component === "launcher" ? killedUid : undefined);
       // A launcher that died ends its pod: the VMI fails and the VM (runStrategy Always) gets a new one.
       const cur = vmisOf()[0]!.metadata.uid;
       if (cell.component === "launcher") assert.notEqual(cur, killedUid, "a new VMI replaces the failed one");
@@ -548,8 +549,17 @@ async function restarted(c: Cluster, component: string, oldPid: number, node: st
   }
 }
 
-/** Running and Ready, exactly one live VMI, one launcher pod, one launcher and one QEMU; old VMIs fully gone. */
-async function convergedRunning(t: TestContext, c: Cluster, w: Watches, name: string): Promise<void> {
+/**
+ * Running and Ready, exactly one live VMI, one launcher pod, one launcher and one QEMU; old VMIs fully gone.
+ * `replacedUid`: a VMI that must not be the live one (its launcher was killed).
+ */
+async function convergedRunning(
+  t: TestContext,
+  c: Cluster,
+  w: Watches,
+  name: string,
+  replacedUid?: string,
+): Promise<void> {
   const vmOf = (): KObj | undefined => w.vms.list((o) => o.metadata.name === name)[0];
   let why = "";
   await until(
@@ -565,6 +575,7 @@ async function convergedRunning(t: TestContext, c: Cluster, w: Watches, name: st
       why = `VM ${vm?.status?.printableStatus} Ready=${isReady(vm)}, ${vmis.length} VMI(s) (${vmis[0]?.status?.phase}), ${pods.length} pod(s), QEMU ${q}, launcher ${l}`;
       if (vm?.status?.printableStatus !== "Running" || !isReady(vm)) return undefined;
       if (vmis.length !== 1 || pods.length !== 1 || vmis[0]?.status?.phase !== "Running") return undefined;
+      if (replacedUid !== undefined && uid === replacedUid) return undefined;
       if (q.length !== 1 || l.length !== 1) return undefined;
       return true;
     },
