@@ -161,6 +161,32 @@ test("revisions continue above every acknowledged one after reopening; close() c
   }
 });
 
+test("after the event log is compacted to nothing, a reopened store still continues above the last revision", () => {
+  const dir = tempDir("tsvirt-store-");
+  try {
+    const path = join(dir, "state.db");
+    const s1 = new Store({ path });
+    s1.create(R, vm("a"));
+    const last = rv(s1.update(R, { ...vm("a"), spec: { x: 1 } }, 2));
+    s1.create("/configmaps", { metadata: { name: "c", namespace: "other", uid: "c" } });
+    s1.delete("/configmaps", "other", "c", last + 1);
+    const top = s1.revision;
+    assert.equal(s1.compact(Date.now() + 1000), top, "every event compacted");
+    s1.close();
+    const s2 = new Store({ path });
+    try {
+      assert.equal(s2.revision, top);
+      assert.equal(rv(s2.create(R, vm("b"))), top + 1);
+      assert.deepEqual([...s2.countInNamespace("ns")], [[R, 2]]);
+      assert.deepEqual([...s2.countInNamespace("other")], []);
+    } finally {
+      s2.close();
+    }
+  } finally {
+    removeDir(dir);
+  }
+});
+
 test("a batch that cannot write (database locked elsewhere) stores nothing and hands out no revision", async (t) => {
   const { store } = fileStore(t);
   const base = store.revision;

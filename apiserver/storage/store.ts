@@ -8,8 +8,10 @@
 // fsynced at checkpoints). So no acknowledged write is lost on kill -9, and a write costs no fsync.
 // synchronous=FULL would add one fsync per commit to also survive power loss, at several times the latency.
 //
-// The revision counter lives in the `meta` table and is bumped in the same transaction as the write it numbers, so
-// after any restart the next revision is above every revision ever acknowledged. Dry runs never take a revision.
+// Every revision is the key of the event row written in the same transaction as the write it numbers, so after any
+// restart the newest revision is the log's largest key, or the compaction floor once the log is empty (`meta`
+// keeps that floor): the next revision is above every revision ever acknowledged. Dry runs never take a revision.
+// (No counter row is rewritten per commit: each commit writes one page fewer.)
 //
 // Group commit: the request path writes through createAsync/updateAsync/deleteAsync. Every such write queued during
 // one turn of the event loop commits in ONE SQLite transaction at the next check phase (setImmediate). Each write
@@ -160,7 +162,7 @@ export class Store {
       CREATE TABLE IF NOT EXISTS objects (res TEXT NOT NULL, ns TEXT NOT NULL, name TEXT NOT NULL, uid TEXT NOT NULL,
         rv INTEGER NOT NULL, data TEXT NOT NULL, PRIMARY KEY (res, ns, name)) WITHOUT ROWID;
       CREATE INDEX IF NOT EXISTS objects_uid ON objects (uid);
-      CREATE INDEX IF NOT EXISTS objects_ns ON objects (ns);
+      DROP INDEX IF EXISTS objects_ns;
       CREATE TABLE IF NOT EXISTS events (rv INTEGER PRIMARY KEY, res TEXT NOT NULL, ns TEXT NOT NULL, name TEXT NOT NULL,
         type TEXT NOT NULL, ts INTEGER NOT NULL, data TEXT NOT NULL);
       CREATE INDEX IF NOT EXISTS events_res ON events (res, rv);
@@ -189,8 +191,10 @@ export class Store {
         }
       }
     });
-    this.#rev = (this.#st.getMeta.get("rev") as { v: number }).v;
     this.#compacted = (this.#st.getMeta.get("compacted") as { v: number }).v;
+    const logged = (this.#st.maxEvent.get() as { m: number | null }).m ?? 0;
+    // (`rev` in meta: where stores written before the log carried the revision left it)
+    this.#rev = Math.max(logged, this.#compacted, (this.#st.getMeta.get("rev") as { v: number }).v);
   }
 
   private prepare() {
@@ -216,7 +220,10 @@ export class Store {
       listNs: db.prepare(
         "SELECT ns, name, rv, data FROM objects WHERE res = ? AND ns = ? AND name > ? ORDER BY name LIMIT ?",
       ),
-      countNs: db.prepare("SELECT res, count(*) AS n FROM objects WHERE ns = ? GROUP BY res"),
+      // the resources present, one primary-key seek each (a skip scan)
+      nextRes: db.prepare("SELECT res FROM objects WHERE res > ? ORDER BY res LIMIT 1"),
+      countNs: db.prepare("SELECT count(*) AS n FROM objects WHERE res = ? AND ns = ?"),
+      maxEvent: db.prepare("SELECT max(rv) AS m FROM events"),
       eventsSince: db.prepare("SELECT rv, res, ns, name, type, data FROM events WHERE res = ? AND rv > ? ORDER BY rv"),
       compact: db.prepare("SELECT max(rv) AS m FROM events WHERE ts < ?"),
       compactDel: db.prepare("DELETE FROM events WHERE rv <= ?"),
@@ -287,8 +294,12 @@ export class Store {
 
   /** resource → number of objects in a namespace */
   countInNamespace(namespace: string): Map<string, number> {
-    const rows = this.#st.countNs.all(namespace) as { res: string; n: number }[];
-    return new Map(rows.map((r) => [r.res, r.n]));
+    const out = new Map<string, number>();
+    for (let r = this.#st.nextRes.get("") as { res: string } | undefined; r; r = this.#st.nextRes.get(r.res) as never) {
+      const n = (this.#st.countNs.get(r.res, namespace) as { n: number }).n;
+      if (n > 0) out.set(r.res, n);
+    }
+    return out;
   }
 
   dependents(ownerUid: string): { resource: string; namespace: string; name: string }[] {
@@ -331,7 +342,6 @@ export class Store {
     // a new object has no owner rows yet (delete removes them)
     this.#writeOwners(resource, ns, name, obj, false);
     this.#st.event.run(rev, resource, ns, name, "ADDED", Date.now(), data);
-    this.#st.setMeta.run(rev, "rev");
     this.#rev = rev;
     this.#texts.set(obj, data);
     return { type: "ADDED", rv: rev, resource, namespace: ns, name, object: obj };
@@ -360,7 +370,6 @@ export class Store {
     this.#st.update.run(rev, data, md.uid ?? "", resource, ns, name);
     this.#writeOwners(resource, ns, name, obj, cur.data.includes('"ownerReferences"'));
     this.#st.event.run(rev, resource, ns, name, "MODIFIED", Date.now(), data);
-    this.#st.setMeta.run(rev, "rev");
     this.#rev = rev;
     this.#texts.set(obj, data);
     return new ModifiedEvent(rev, resource, ns, name, obj, cur.data);
@@ -385,7 +394,6 @@ export class Store {
     this.#st.ownersDel.run(resource, namespace, name);
     const data = JSON.stringify(last);
     this.#st.event.run(rev, resource, namespace, name, "DELETED", Date.now(), data);
-    this.#st.setMeta.run(rev, "rev");
     this.#rev = rev;
     this.#texts.set(last, data);
     return { type: "DELETED", rv: rev, resource, namespace, name, object: last };
@@ -480,6 +488,7 @@ export class Store {
     this.db.transaction(() => {
       this.#st.compactDel.run(m);
       this.#st.setMeta.run(m, "compacted");
+      this.#st.setMeta.run(this.#rev, "rev");
     })();
     this.#compacted = m;
     return m;
