@@ -174,9 +174,9 @@ export class VmiSync {
       await this.o.api.update(refs.vmis, { ...vmi, status });
       if (final) s.finalWritten = true;
     } catch (e) {
-      // A newer VMI is on its way through the informer; its event triggers the next sync.
       if (!isStatusError(e) || (e.code !== 409 && e.code !== 404)) throw e;
-      // But a final phase must be recorded before the pod goes (the pod runner waits for it): retry on the latest.
+      // A newer VMI is on its way through the informer and its event triggers the next sync; but a final phase must
+      // be recorded before the pod goes (the pod runner waits for it), so that one is retried on the latest VMI.
       if (final && e.code === 409) await this.writeFinal(vmiUid, vmi, obs, s);
     }
   }
