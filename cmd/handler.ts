@@ -63,6 +63,7 @@ export function registerHandler(program: Command): void {
           ...(o.accel ? { accel: o.accel } : {}),
         }),
         terminate: h.terminateLauncherPod,
+        terminationLog: h.terminationLog,
         mapPhase: h.mapPhase,
         address: o.address,
         port: Number(o.port) || 0,

@@ -3,7 +3,7 @@
 import { mkdirSync } from "node:fs";
 import { join } from "node:path";
 import { type PullOptions, pinImage, pullContainerDisk, type RegistriesConfig, unpinImage } from "../images/index.js";
-import { LauncherClient, podCommand, podPaths, terminatePod } from "../launcher/index.js";
+import { LauncherClient, podCommand, podPaths, readTerminationLog, terminatePod } from "../launcher/index.js";
 import type { ImagePuller, LauncherConnection, LauncherDialer } from "./ports.js";
 
 export const launcherDialer: LauncherDialer = async (podDir) => {
@@ -24,7 +24,8 @@ export const launcherDialer: LauncherDialer = async (podDir) => {
       return { stop, done };
     },
     shutdown: async (gracePeriodSeconds) => {
-      await c.call("Shutdown", { gracePeriodSeconds });
+      // Answered at once (the launcher does not wait for the guest): bounded so a wedged launcher cannot hold VMI sync.
+      await c.call("Shutdown", { gracePeriodSeconds }, { timeoutMs: 30_000 });
     },
     command: async (verb) => {
       await c.call(verb, undefined, { timeoutMs: 60_000 });
@@ -56,6 +57,9 @@ export function launcherCommand(o: LauncherCommandOptions) {
     return { argv: [cmd.command, ...cmd.args], env: cmd.env };
   };
 }
+
+/** The domain's final state a launcher pod left behind (its termination log). */
+export const terminationLog = readTerminationLog;
 
 /** Graceful stop of a launcher pod: SIGTERM to the pod's init (unshare itself ignores it). */
 export function terminateLauncherPod(pid: number): void {

@@ -11,7 +11,7 @@ import { PodRunner } from "./pod-runner.js";
 import type { ApiClient, ImagePuller, LauncherDialer, LauncherVerb } from "./ports.js";
 import { podDirOf, readPodRecord } from "./processes.js";
 import { startServer } from "./server.js";
-import type { KObject, Node, Pod, VirtualMachineInstance } from "./types.js";
+import type { DomainStatus, KObject, Node, Pod, VirtualMachineInstance } from "./types.js";
 import { type PhaseMapper, VmiSync } from "./vmi-sync.js";
 
 /** The part of client/'s Informer the agent uses. */
@@ -47,6 +47,8 @@ export interface HandlerOptions {
   puller: ImagePuller;
   launcherCommand: (vmiUid: string, podDir: string) => { argv: string[]; env?: NodeJS.ProcessEnv };
   terminate?: (pid: number) => void;
+  /** Reads the domain's final state a launcher left in its pod directory (launcher/'s readTerminationLog). */
+  terminationLog?: (podDir: string) => Promise<DomainStatus | undefined>;
   mapPhase: PhaseMapper;
   /** Address the API server reaches this agent on (and the pods' hostIP). */
   address: string;
@@ -71,6 +73,10 @@ export async function runHandler(o: HandlerOptions): Promise<RunningHandler> {
   const vmis = new Map<string, VirtualMachineInstance>();
   let network: PodNetwork | undefined;
   let networkReady: Promise<void> | undefined;
+  let vmisSynced: () => void = () => {};
+  const vmiCacheSynced = new Promise<void>((resolve) => {
+    vmisSynced = resolve;
+  });
 
   const runner: PodRunner = new PodRunner({
     node: o.node,
@@ -85,6 +91,13 @@ export async function runHandler(o: HandlerOptions): Promise<RunningHandler> {
     log,
     onDomain: (vmiUid) => void vmiSync.trigger(vmiUid),
     onLauncher: (vmiUid) => void vmiSync.trigger(vmiUid),
+    ...(o.terminationLog ? { terminationLog: o.terminationLog } : {}),
+    beforeRemove: async (vmiUid) => {
+      // A restarted agent may meet a deleted pod before its VMI cache is filled.
+      await vmiCacheSynced;
+      await vmiSync.trigger(vmiUid);
+      return vmiSync.settled(vmiUid);
+    },
   });
   const vmiSync: VmiSync = new VmiSync({
     node: o.node,
@@ -213,6 +226,7 @@ export async function runHandler(o: HandlerOptions): Promise<RunningHandler> {
   o.caches.pods.start();
   o.caches.vmis.start();
   await Promise.all([o.caches.node.waitForSync(), o.caches.pods.waitForSync(), o.caches.vmis.waitForSync()]);
+  vmisSynced();
   await networkReady;
 
   // Pods whose state is on this node but which the API no longer has (deleted while the agent was down): clean up.

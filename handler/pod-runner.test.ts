@@ -6,14 +6,15 @@ import { mkdtemp, readFile, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, it } from "node:test";
+import { terminationLog } from "./adapters.js";
 import { COMPUTE_CONTAINER, UNPAUSED_GATE } from "./launcher-pod.js";
 import { PodNetwork, podNetns, runCommand } from "./network/index.js";
 import { PodRunner } from "./pod-runner.js";
 import type { LauncherConnection } from "./ports.js";
 import { refs } from "./ports.js";
-import { pidsInNetns, podDirOf, readPodRecord } from "./processes.js";
+import { isLauncherAlive, pidsInNetns, podDirOf, readPodRecord } from "./processes.js";
 import { FakeApi } from "./testing.js";
-import type { Pod } from "./types.js";
+import type { DomainStatus, Pod } from "./types.js";
 
 const NODE = `pr${process.pid}`;
 
@@ -188,4 +189,103 @@ describe("pod runner", async () => {
     await runner.trigger(uid);
     assert.equal((await readPodRecord(podDirOf(dataDir, uid)))?.pid, rec.pid);
   });
+
+  for (const restart of [false, true]) {
+    const title = restart
+      ? "a deleted pod whose launcher ended while the agent was down: the restarted agent still learns how it ended"
+      : "a deleted pod: its launcher ends first, then the VMI's final phase is recorded, then the pod goes";
+    it(title, { skip, timeout: 120_000 }, async (t) => {
+      const dataDir = await mkdtemp(join(tmpdir(), "tsvirt-pr-"));
+      const api = new FakeApi();
+      const net = new PodNetwork({ node: NODE, podCIDR: `10.96.${restart ? 8 : 7}.0/24`, dataDir });
+      const vmiUid = randomUUID();
+      const domains: (DomainStatus | undefined)[] = [];
+      const asked: { launcherAlive: boolean; podInApi: boolean }[] = [];
+      let rec: Awaited<ReturnType<typeof readPodRecord>>;
+      const pod = api.put(refs.pods, launcherPod(`virt-launcher-vm3-stop${restart ? "r" : "d"}`, vmiUid));
+      const uid = pod.metadata.uid ?? "";
+      const mk = () =>
+        new PodRunner({
+          node: NODE,
+          hostIP: "127.0.0.1",
+          dataDir,
+          api,
+          network: () => net,
+          getPod: (u) => [...api.objects.values()].find((o) => o.metadata.uid === u) as Pod | undefined,
+          dial: async () => fakeConn(),
+          // A stand-in launcher that, on SIGTERM, leaves the guest's end in its termination log and exits, as the
+          // real one does once its guest has powered off.
+          launcherCommand: (_v, podDir) => ({
+            argv: [
+              process.execPath,
+              "-e",
+              `process.on("SIGTERM",()=>{require("fs").writeFileSync(process.argv[1]+"/termination-log",'{"state":"Shutoff","reason":"Shutdown"}');process.exit(0)});setInterval(()=>{},1000);console.log("launcher up")`,
+              podDir,
+            ],
+          }),
+          terminationLog,
+          onDomain: (_v, _p, d) => domains.push(d),
+          beforeRemove: async (v) => {
+            assert.equal(v, vmiUid);
+            asked.push({
+              launcherAlive: rec ? await isLauncherAlive(rec, podDirOf(dataDir, uid)) : true,
+              podInApi: api.peek(refs.pods, "default", pod.metadata.name ?? "") !== undefined,
+            });
+            // The first time the VMI's final phase is not recorded yet (e.g. a write conflict): the removal waits.
+            return asked.length > 1;
+          },
+        });
+      let runner = mk();
+      t.after(async () => {
+        runner.close();
+        for (const p of await pidsInNetns(podNetns(uid))) process.kill(p, "SIGKILL");
+        await net.teardownPod(uid).catch(() => {});
+        await net.teardownNode().catch(() => {});
+        await rm(dataDir, { recursive: true, force: true });
+      });
+      const keepAlive = setInterval(() => {}, 1000);
+      t.after(() => clearInterval(keepAlive));
+      await runner.trigger(uid);
+      rec = await readPodRecord(podDirOf(dataDir, uid));
+      assert.ok(rec);
+      // Its SIGTERM handler is installed once it says so in its log.
+      for (let i = 0; i < 200; i++) {
+        if ((await readFile(join(podDirOf(dataDir, uid), "launcher.log"), "utf8").catch(() => "")).includes("up"))
+          break;
+        await new Promise((r) => setTimeout(r, 25));
+      }
+      if (restart) {
+        // The agent dies; the stop goes on without it (a SIGTERM it had sent), and the launcher ends.
+        runner.close();
+        process.kill(rec.pid, "SIGTERM");
+        for (let i = 0; i < 200 && (await isLauncherAlive(rec, podDirOf(dataDir, uid))); i++)
+          await new Promise((r) => setTimeout(r, 25));
+        assert.equal(await isLauncherAlive(rec, podDirOf(dataDir, uid)), false);
+        runner = mk();
+      }
+      const gone = new Promise<void>((resolve) => {
+        api.onChange = (_r, o, deleted) => {
+          if (deleted && o.metadata.uid === uid) resolve();
+        };
+      });
+      const got = api.peek<Pod>(refs.pods, "default", pod.metadata.name ?? "");
+      assert.ok(got);
+      got.metadata.deletionTimestamp = new Date().toISOString();
+      got.metadata.deletionGracePeriodSeconds = 45;
+      api.put(refs.pods, got);
+      await runner.trigger(uid);
+      await gone;
+      await runner.idle();
+      assert.deepEqual(
+        domains,
+        [{ state: "Shutoff", reason: "Shutdown" }],
+        "the domain's end, from the termination log",
+      );
+      assert.deepEqual(asked, [
+        { launcherAlive: false, podInApi: true },
+        { launcherAlive: false, podInApi: true },
+      ]);
+      assert.deepEqual(await pidsInNetns(podNetns(uid)), []);
+    });
+  }
 });

@@ -44,7 +44,17 @@ export interface PodRunnerOptions {
   onDomain?: (vmiUid: string, podUid: string, d: DomainStatus | undefined) => void;
   /** Called when a launcher connection is established (for VMI sync). */
   onLauncher?: (vmiUid: string, podUid: string) => void;
+  /** Reads the domain's final state a launcher left in its pod directory (launcher/'s readTerminationLog). */
+  terminationLog?: (podDir: string) => Promise<DomainStatus | undefined>;
+  /**
+   * Called once a deleted pod's launcher is gone, before the pod is deleted from the API: true once the VMI's final
+   * phase is recorded (or none is due). While false, the removal is retried (bounded).
+   */
+  beforeRemove?: (vmiUid: string, podUid: string) => Promise<boolean>;
 }
+
+/** Tries (2 s apart) to have the VMI's final phase recorded before a deleted pod is removed anyway. */
+const MAX_REMOVE_ATTEMPTS = 10;
 
 interface Entry {
   record: PodRecord;
@@ -55,6 +65,8 @@ interface Entry {
   domain?: DomainStatus;
   exit?: { exitCode: number; finishedAt: string; reason: string };
   connecting?: Promise<void>;
+  /** Deleted pod: removals held back so far, waiting for the VMI's final phase. */
+  removeAttempts?: number;
 }
 
 export class PodRunner {
@@ -133,7 +145,14 @@ export class PodRunner {
     const cls = classifyPod(pod);
     if (pod.metadata.deletionTimestamp) {
       const grace = (pod.metadata.deletionGracePeriodSeconds ?? pod.spec.terminationGracePeriodSeconds ?? 30) * 1000;
-      await this.cleanup(uid, podDir, grace);
+      const entry = await this.stopGracefully(uid, podDir, grace);
+      // The VMI's final phase goes to the API before its pod does: with the pod gone and the VMI not final, the VMI
+      // controller would take the stop for a pod loss (Failed).
+      if (entry && this.o.beforeRemove && !(await this.o.beforeRemove(entry.record.vmiUid, uid))) {
+        entry.removeAttempts = (entry.removeAttempts ?? 0) + 1;
+        if (entry.removeAttempts < MAX_REMOVE_ATTEMPTS) throw new Error("the VMI's final phase is not recorded yet");
+        this.log.warn("removing the pod without the VMI's final phase", { podUid: uid, vmiUid: entry.record.vmiUid });
+      }
       await this.o.api
         .delete(refs.pods, pod.metadata.namespace, pod.metadata.name ?? "", {
           gracePeriodSeconds: 0,
@@ -142,6 +161,7 @@ export class PodRunner {
         .catch((e: unknown) => {
           if (!(isStatusError(e) && (e.code === 404 || e.code === 409))) throw e;
         });
+      await this.cleanup(uid, podDir, 0);
       this.log.info("pod deleted", { namespace: pod.metadata.namespace, name: pod.metadata.name, podUid: uid });
       return;
     }
@@ -311,6 +331,29 @@ export class PodRunner {
       if (isStatusError(e) && (e.code === 409 || e.code === 404)) return;
       throw e;
     }
+  }
+
+  /**
+   * SIGTERM to the launcher, which shuts its guest down (joining the node agent's Shutdown, if that came first) and
+   * exits once the domain is off or its grace period ran out; SIGKILL after `graceMs`. The launcher connection stays
+   * open meanwhile, so the domain's last events still reach VMI sync; afterwards the domain's final state is the one
+   * the launcher left in its termination log (also for a launcher that ended while this agent was down).
+   */
+  private async stopGracefully(uid: string, podDir: string, graceMs: number): Promise<Entry | undefined> {
+    let entry = this.entries.get(uid);
+    if (!entry) {
+      const record = await readPodRecord(podDir);
+      if (!record || record.podUid !== uid) return undefined;
+      entry = { record, podDir, answering: false };
+      this.entries.set(uid, entry);
+    }
+    await stopLauncher(entry.record, podDir, graceMs, this.o.terminate);
+    const final = await this.o.terminationLog?.(podDir);
+    if (final && !isDeepStrictEqual(final, entry.domain)) {
+      entry.domain = final;
+      this.o.onDomain?.(entry.record.vmiUid, uid, final);
+    }
+    return entry;
   }
 
   /** Stops the launcher (if any), kills what is left in the pod's namespace, tears down its network. Idempotent. */

@@ -36,11 +36,16 @@ function setup(spec: Partial<VirtualMachineInstance["spec"]> = {}) {
   const api = new FakeApi();
   api.put(refs.vmis, vmi(spec));
   const synced: PreparedVmi[] = [];
+  const shutdowns: number[] = [];
   let domain: DomainStatus | undefined;
   let attached = true;
+  let connected = true;
   const conn = {
     sync: async (_v: VirtualMachineInstance, p: PreparedVmi) => {
       synced.push(p);
+    },
+    shutdown: async (grace: number) => {
+      shutdowns.push(grace);
     },
   } as unknown as LauncherConnection;
   const sync = new VmiSync({
@@ -48,7 +53,7 @@ function setup(spec: Partial<VirtualMachineInstance["spec"]> = {}) {
     api,
     launchers: {
       podForVmi: (u) => (u === VMI_UID && attached ? POD_UID : undefined),
-      connection: () => conn,
+      connection: () => (connected ? conn : undefined),
       domainOf: () => domain,
       ipOf: () => "10.244.0.5",
     },
@@ -61,8 +66,14 @@ function setup(spec: Partial<VirtualMachineInstance["spec"]> = {}) {
   const phase = () => api.peek<VirtualMachineInstance>(refs.vmis, "default", "vm1")?.status?.phase;
   return {
     api,
+    sync,
     synced,
+    shutdowns,
     phase,
+    /** The launcher has exited: its connection is gone, its last domain state stays known. */
+    launcherGone() {
+      connected = false;
+    },
     /** A restarted agent: no launcher re-attached yet. */
     detach() {
       attached = false;
@@ -156,4 +167,60 @@ describe("VmiSync (phase from handler/phase.ts)", () => {
       assert.equal(s.phase(), c.want);
     });
   }
+
+  /** The VMI as the API has it, with a deletionTimestamp (a stop or a delete). */
+  const deleting = (s: ReturnType<typeof setup>): VirtualMachineInstance => {
+    const v = s.api.peek<VirtualMachineInstance>(refs.vmis, "default", "vm1")!;
+    v.metadata.deletionTimestamp = NOW;
+    v.metadata.finalizers = ["foregroundDeleteVirtualMachine"];
+    return s.api.put(refs.vmis, v);
+  };
+
+  it("a deleted VMI: one Shutdown with its grace period; the guest's power-off makes it Succeeded", async () => {
+    const s = setup({ terminationGracePeriodSeconds: 30 });
+    await s.report({ state: "Running", reason: "Booted" });
+    deleting(s);
+    await s.report({ state: "Running", reason: "Booted" });
+    await s.report({ state: "ShuttingDown", reason: "User" });
+    assert.deepEqual(s.shutdowns, [30], "asked once");
+    assert.equal(s.sync.settled(VMI_UID), true, "nothing final to record yet: Running");
+    // The launcher has gone; the domain's end is what it reported last (or left in its termination log).
+    s.launcherGone();
+    await s.report({ state: "Shutoff", reason: "Shutdown" });
+    assert.equal(s.phase(), "Succeeded");
+    assert.equal(s.sync.settled(VMI_UID), true);
+  });
+
+  it("a final phase whose write meets a stale VMI is written on the latest one (before the pod may go)", async () => {
+    const s = setup();
+    await s.report({ state: "Running", reason: "Booted" });
+    deleting(s);
+    await s.report({ state: "Running", reason: "Booted" });
+    // The agent's cache lags one write behind the API (another writer added a label).
+    const stale = s.api.peek<VirtualMachineInstance>(refs.vmis, "default", "vm1")!;
+    const cur = s.api.peek<VirtualMachineInstance>(refs.vmis, "default", "vm1")!;
+    cur.metadata.labels = { ...cur.metadata.labels, other: "writer" };
+    s.api.put(refs.vmis, cur);
+    const sync = new VmiSync({
+      node: "n1",
+      api: s.api,
+      launchers: {
+        podForVmi: () => POD_UID,
+        connection: () => undefined,
+        domainOf: () => ({ state: "Shutoff", reason: "Shutdown" }),
+        ipOf: () => "10.244.0.5",
+      },
+      puller: { pull: async () => ({ path: "/x", digest: "sha256:x" }), release: async () => {} },
+      getVmi: () => stale,
+      getPod: () => pod,
+      mapPhase,
+      now: () => NOW,
+    });
+    assert.equal(sync.settled(VMI_UID), false, "Succeeded is due and not recorded");
+    await sync.trigger(VMI_UID);
+    const v = s.api.peek<VirtualMachineInstance>(refs.vmis, "default", "vm1");
+    assert.equal(v?.status?.phase, "Succeeded");
+    assert.equal(v?.metadata.labels?.other, "writer", "the other writer's change kept");
+    assert.equal(sync.settled(VMI_UID), true);
+  });
 });

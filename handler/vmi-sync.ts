@@ -5,6 +5,7 @@ import { isStatusError } from "../lib/errors.js";
 import { type Logger, nullLogger } from "../lib/log.js";
 import { KeyedRunner } from "./keyed.js";
 import { MASQ_TAP } from "./network/index.js";
+import { isFinal } from "./phase.js";
 import type { ApiClient, ImagePuller, LauncherConnection, PreparedVmi } from "./ports.js";
 import { refs } from "./ports.js";
 import { type DomainStatus, nowRfc3339, type Pod, type VirtualMachineInstance, type VmiPhase } from "./types.js";
@@ -45,6 +46,8 @@ interface PullState {
 interface VmiState {
   synced?: string;
   shutdownSent?: boolean;
+  /** A final phase (Succeeded, Failed) was written. */
+  finalWritten?: boolean;
   pull?: PullState;
   baseImages?: Record<string, string>;
   syncError?: string;
@@ -166,13 +169,51 @@ export class VmiSync {
     if (s.syncError) obs.syncError = s.syncError;
     const status = computeVmiStatus(vmi, obs);
     if (!status) return;
+    const final = isFinal(status.phase ?? "");
     try {
       await this.o.api.update(refs.vmis, { ...vmi, status });
+      if (final) s.finalWritten = true;
     } catch (e) {
-      // A newer VMI is on its way through the informer; its event triggers the next sync.
-      if (isStatusError(e) && (e.code === 409 || e.code === 404)) return;
-      throw e;
+      if (!isStatusError(e) || (e.code !== 409 && e.code !== 404)) throw e;
+      // A newer VMI is on its way through the informer and its event triggers the next sync; but a final phase must
+      // be recorded before the pod goes (the pod runner waits for it), so that one is retried on the latest VMI.
+      if (final && e.code === 409) await this.writeFinal(vmiUid, vmi, obs, s);
     }
+  }
+
+  private async writeFinal(
+    vmiUid: string,
+    vmi: VirtualMachineInstance,
+    obs: Parameters<typeof computeVmiStatus>[1],
+    s: VmiState,
+  ): Promise<void> {
+    try {
+      const cur = await this.o.api.get<VirtualMachineInstance>(
+        refs.vmis,
+        vmi.metadata.namespace,
+        vmi.metadata.name ?? "",
+      );
+      if (cur.metadata.uid !== vmiUid) return;
+      const status = computeVmiStatus(cur, obs);
+      if (status) await this.o.api.update(refs.vmis, { ...cur, status });
+      s.finalWritten = true;
+    } catch (e) {
+      if (!isStatusError(e) || (e.code !== 409 && e.code !== 404)) throw e;
+    }
+  }
+
+  /**
+   * Whether the VMI's final phase is recorded, or none is due from this agent: then its launcher pod may go. Asked by
+   * the pod runner before it removes a deleted pod whose launcher has ended.
+   */
+  settled(vmiUid: string): boolean {
+    const vmi = this.o.getVmi(vmiUid);
+    const phase = vmi?.status?.phase;
+    if (!vmi || isFinal(phase ?? "") || this.state.get(vmiUid)?.finalWritten) return true;
+    if (phase !== "Scheduled" && phase !== "Running") return true;
+    if (vmi.status?.nodeName && vmi.status.nodeName !== this.o.node) return true;
+    const podUid = this.o.launchers.podForVmi(vmiUid);
+    return !isFinal(this.o.mapPhase(podUid ? this.o.launchers.domainOf(podUid) : undefined, vmi) ?? "");
   }
 
   /** True when the API confirms the VMI is gone (404, or a new VMI of the same name). */

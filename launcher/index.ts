@@ -12,6 +12,7 @@ export {
   type PodPaths,
   podCommand,
   podPaths,
+  readTerminationLog,
   type SpawnedPod,
   spawnLauncherPod,
   terminatePod,
@@ -20,3 +21,4 @@ export {
 export { type BuilderOptions, makeBuilder } from "./prepare.js";
 export * from "./protocol.js";
 export { acpiEnabled, type DomainBuilder, domainName, LauncherCore, serveCommands } from "./server.js";
+export { planShutdown, type ShutdownInput, type ShutdownStep } from "./shutdown.js";

@@ -2,7 +2,7 @@
 // command socket. Crash-only: it keeps no state that a restart of the whole pod would not rebuild.
 import type { ChildProcess } from "node:child_process";
 import { accessSync, constants, existsSync } from "node:fs";
-import { chown, mkdir, readFile } from "node:fs/promises";
+import { chown, mkdir, readFile, writeFile } from "node:fs/promises";
 import path from "node:path";
 import { createLogger, type Logger } from "../lib/log.js";
 import { ConsoleProxy } from "./console.js";
@@ -125,6 +125,7 @@ export async function runLauncher(
     try {
       const st = await core.terminate();
       log.info("guest stopped", { state: st?.state, reason: st?.reason });
+      if (st) await writeFile(paths.terminationLog, `${JSON.stringify(st)}\n`);
     } catch (e) {
       log.warn("graceful shutdown failed", { err: e });
     }

@@ -5,7 +5,9 @@
 // in the namespace (libvirtd, QEMU). Its stdout/stderr go to the pod's log file, never to a pipe of its parent.
 import { spawn } from "node:child_process";
 import { closeSync, mkdirSync, openSync, readFileSync } from "node:fs";
+import { readFile } from "node:fs/promises";
 import path from "node:path";
+import type { DomainStatus, LifeCycle } from "./hypervisor/index.js";
 
 /** Exit status of a pod whose VMI already has a live launcher. */
 export const EXIT_LOCKED = 75;
@@ -40,6 +42,11 @@ export interface PodPaths {
   libvirtDir: string;
   /** Owned by QEMU's user: its serial socket and the overlays it writes. */
   qemuDir: string;
+  /**
+   * The domain's last state, written by a launcher that ends gracefully (Kubernetes' terminationMessagePath): the
+   * node agent reads it once the pod is gone, so it knows how the guest ended even after its own restart.
+   */
+  terminationLog: string;
 }
 
 export function podPaths(podDir: string): PodPaths {
@@ -53,6 +60,7 @@ export function podPaths(podDir: string): PodPaths {
     serialLog: path.join(podDir, "serial.log"),
     libvirtDir: path.join(podDir, "lv"),
     qemuDir: path.join(podDir, "qemu"),
+    terminationLog: path.join(podDir, "termination-log"),
   };
 }
 
@@ -160,3 +168,28 @@ export function terminatePod(unsharePid: number): boolean {
     return false;
   }
 }
+
+/** The domain's last state from a pod's termination log (undefined: none written, or unreadable). */
+export async function readTerminationLog(podDir: string): Promise<DomainStatus | undefined> {
+  try {
+    const v = JSON.parse(await readFile(podPaths(podDir).terminationLog, "utf8")) as {
+      state?: unknown;
+      reason?: unknown;
+    };
+    const state = LIFECYCLES.find((l) => l === v.state);
+    return state && typeof v.reason === "string" ? { state, reason: v.reason } : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+const LIFECYCLES: readonly LifeCycle[] = [
+  "NoState",
+  "Running",
+  "Blocked",
+  "Paused",
+  "ShuttingDown",
+  "Shutoff",
+  "Crashed",
+  "PMSuspended",
+];

@@ -134,6 +134,31 @@ describe("launcher command socket", () => {
     assert.deepEqual(st, { state: "Shutoff", reason: "Destroyed" });
   });
 
+  it("Shutdown, then SIGTERM: one shutdown (one ACPI press); terminate resolves once the guest powers off", async (t) => {
+    const { client, core, hv } = await setup(t, new FakeHypervisor({ honorsAcpi: false }));
+    await client.call("Sync", { vmi: newVmi() });
+    await client.call("Shutdown", { gracePeriodSeconds: 30 });
+    const terminated = core.terminate();
+    const off = nextMatching(client, (d) => d.status?.state === "Shutoff");
+    await client.call("Ping"); // the terminate's turn in the launcher's queue has come and gone
+    assert.deepEqual(
+      hv.calls.filter((c) => c === "shutdown" || c === "destroy"),
+      ["shutdown"],
+    );
+    // The guest handles the press (later than the fake's synchronous power-off would).
+    hv.setState("default_vm1", { state: "Shutoff", reason: "Shutdown" }, "Stopped");
+    assert.deepEqual(await terminated, { state: "Shutoff", reason: "Shutdown" });
+    assert.deepEqual((await off).status, { state: "Shutoff", reason: "Shutdown" });
+  });
+
+  it("SIGTERM with a shorter grace period brings the destroy of a shutdown under way closer", async (t) => {
+    const { client, core, hv } = await setup(t, new FakeHypervisor({ honorsAcpi: false }));
+    await client.call("Sync", { vmi: newVmi() });
+    await client.call("Shutdown", { gracePeriodSeconds: 600 });
+    assert.deepEqual(await core.terminate(1), { state: "Shutoff", reason: "Destroyed" });
+    assert.deepEqual(hv.calls.slice(-2), ["shutdown", "destroy"]);
+  });
+
   it("a stopped VMI does not boot again on Sync", async (t) => {
     const { client, hv } = await setup(t);
     await client.call("Sync", { vmi: newVmi() });

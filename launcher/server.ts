@@ -18,6 +18,7 @@ import {
   type SyncParams,
   SyncParamsSchema,
 } from "./protocol.js";
+import { planShutdown } from "./shutdown.js";
 
 // biome-ignore lint/suspicious/noExplicitAny: a VMI arrives as untyped JSON
 type Vmi = any;
@@ -47,6 +48,10 @@ export function acpiEnabled(vmi: Vmi): boolean {
 }
 const DEFAULT_GRACE_SECONDS = 30; // KubeVirt's v1.DefaultGracePeriodSeconds
 
+function assertNever(x: never): never {
+  throw new Error(`unexpected shutdown step ${JSON.stringify(x)}`);
+}
+
 function badParams(method: string, params: unknown, schema: Parameters<typeof Value.Errors>[0]): never {
   const first = [...Value.Errors(schema, params)][0];
   throw statusError(
@@ -65,6 +70,8 @@ export class LauncherCore {
   private queue: Promise<unknown> = Promise.resolve();
   private readonly watchers = new Set<(info: DomainInfo) => void>();
   private graceTimer: NodeJS.Timeout | undefined;
+  /** When the graceful shutdown under way destroys the domain (epoch ms); undefined when none is. */
+  private deadlineMs: number | undefined;
   private readonly log: Logger;
   private readonly offEvents: () => void;
 
@@ -169,52 +176,98 @@ export class LauncherCore {
   private clearGrace(): void {
     if (this.graceTimer) clearTimeout(this.graceTimer);
     this.graceTimer = undefined;
+    this.deadlineMs = undefined;
   }
 
-  /** ACPI shutdown now; destroy once the grace period has passed if the guest is still up. Answers at once. */
-  shutdown(params: unknown): Promise<DomainInfo> {
-    const graceMs = this.gracePeriodMs(params);
+  /**
+   * The one graceful shutdown (planShutdown): the first request presses the power button and arms the destroy
+   * deadline; a later one (Shutdown from the node agent, SIGTERM from the pod runner, in either order) joins it.
+   * Runs in the serial queue; answers at once, without waiting for the guest.
+   */
+  private beginShutdown(graceMs: number, requireDomain: boolean): Promise<DomainInfo | undefined> {
     return this.serial(async () => {
-      const name = this.requireDomain();
+      const name = requireDomain ? this.requireDomain() : this.name;
+      if (!name) return undefined;
       await this.refresh();
-      if (!isActive(this.status)) return this.info();
-      if (acpiEnabled(this.vmi) && graceMs > 0) {
-        await this.opts.hv.shutdown(name);
-        if (!this.graceTimer) {
-          this.graceTimer = setTimeout(() => {
-            this.graceTimer = undefined;
-            this.serial(async () => {
-              await this.refresh();
-              if (isActive(this.status)) {
-                this.log.info("grace period expired: destroying the domain", { domain: name });
-                await this.opts.hv.destroy(name);
-              }
-            }).catch((e: unknown) => this.log.warn("destroy after grace period failed", { err: e }));
-          }, graceMs);
-          this.graceTimer.unref();
-        }
-      } else {
-        await this.opts.hv.destroy(name);
+      const step = planShutdown({
+        active: isActive(this.status),
+        acpi: acpiEnabled(this.vmi),
+        graceMs,
+        nowMs: Date.now(),
+        deadlineMs: this.deadlineMs,
+      });
+      switch (step.action) {
+        case "none":
+          break;
+        case "destroy":
+          this.clearGrace();
+          await this.opts.hv.destroy(name);
+          break;
+        case "acpi":
+          this.log.info("shutting the guest down (ACPI)", { domain: name, gracePeriodMs: graceMs });
+          this.armGrace(name, step.deadlineMs);
+          try {
+            await this.opts.hv.shutdown(name);
+          } catch (e) {
+            // The guest may have stopped between the read and the call: that is success, anything else is not.
+            await this.refresh();
+            if (isActive(this.status)) throw e;
+          }
+          break;
+        case "wait":
+          if (step.deadlineMs !== this.deadlineMs) this.armGrace(name, step.deadlineMs);
+          break;
+        default:
+          return assertNever(step);
       }
       await this.refresh();
       return this.info();
     });
   }
 
-  /** SIGTERM: shut down and wait (at most the grace period), then destroy. Resolves once the domain is off. */
+  private armGrace(name: string, deadlineMs: number): void {
+    if (this.graceTimer) clearTimeout(this.graceTimer);
+    this.deadlineMs = deadlineMs;
+    this.graceTimer = setTimeout(
+      () => {
+        this.graceTimer = undefined;
+        this.serial(async () => {
+          await this.refresh();
+          if (isActive(this.status)) {
+            this.log.info("grace period expired: destroying the domain", { domain: name });
+            await this.opts.hv.destroy(name);
+          }
+        }).catch((e: unknown) => this.log.warn("destroy after grace period failed", { err: e }));
+      },
+      Math.max(0, deadlineMs - Date.now()),
+    );
+    this.graceTimer.unref();
+  }
+
+  /** ACPI shutdown now; destroy once the grace period has passed if the guest is still up. Answers at once. */
+  async shutdown(params: unknown): Promise<DomainInfo> {
+    return (await this.beginShutdown(this.gracePeriodMs(params), true)) ?? this.info();
+  }
+
+  /**
+   * SIGTERM: the same graceful shutdown (joining one already under way), then wait until the domain is off: shut
+   * down by the guest or destroyed at the deadline. Resolves with the final state (undefined: no domain).
+   */
   async terminate(graceSeconds?: number): Promise<DomainStatus | undefined> {
-    return this.serial(async () => {
-      if (!this.name) return undefined;
-      await this.refresh();
-      if (!isActive(this.status)) return this.status;
-      const graceMs = graceSeconds !== undefined ? graceSeconds * 1000 : this.gracePeriodMs(undefined);
-      if (acpiEnabled(this.vmi) && graceMs > 0) {
-        this.status = await this.opts.hv.shutdown(this.name, { gracePeriodMs: graceMs });
-      } else {
-        await this.opts.hv.destroy(this.name);
-        await this.refresh();
-      }
-      return this.status;
+    const graceMs = graceSeconds !== undefined ? graceSeconds * 1000 : this.gracePeriodMs(undefined);
+    const info = await this.beginShutdown(graceMs, false);
+    if (!info || !isActive(this.status)) return this.status;
+    return new Promise((resolve) => {
+      // Bounded: the deadline destroys the domain; should even that fail, the pod runner's SIGKILL ends the pod.
+      const bound = setTimeout(() => finish(this.status), Math.max(0, (this.deadlineMs ?? 0) - Date.now()) + 10_000);
+      const finish = (st: DomainStatus | undefined): void => {
+        clearTimeout(bound);
+        stop();
+        resolve(st);
+      };
+      const stop = this.watch((i) => {
+        if (!isActive(i.status)) queueMicrotask(() => finish(i.status));
+      });
     });
   }
 

@@ -1,7 +1,14 @@
 // The crash matrix's regression checks are pure functions of the watched events: each must catch what it claims.
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
-import { duplicatePods, type KObj, phaseRegressions, vmStatusRegressions, type WatchEvent } from "./crash-lib.js";
+import {
+  duplicatePods,
+  type KObj,
+  lastPhase,
+  phaseRegressions,
+  vmStatusRegressions,
+  type WatchEvent,
+} from "./crash-lib.js";
 
 let rv = 0;
 function ev(obj: Partial<KObj> & { uid?: string; name?: string }, type: WatchEvent["type"] = "MODIFIED"): WatchEvent {
@@ -26,6 +33,14 @@ const vm = (printableStatus: string, ready = false, runStrategy = "Always") =>
   });
 
 describe("crash matrix checks", () => {
+  it("a VMI's last phase is the one its deletion event carries", () => {
+    const gone = ev({ uid: "u1", status: { phase: "Succeeded" } }, "DELETED");
+    const events = [vmi("Running", "u1"), vmi("Running", "u2"), vmi("Succeeded", "u1"), gone];
+    assert.equal(lastPhase(events, "u1"), "Succeeded");
+    assert.equal(lastPhase(events, "u2"), "Running");
+    assert.equal(lastPhase(events, "u3"), "");
+  });
+
   it("VMI phases: forward is fine, backwards or a rewritten history is a regression", () => {
     assert.deepEqual(
       phaseRegressions([

@@ -470,6 +470,12 @@ async function runCell(t: TestContext, c: Cluster, w: Watches, cell: Cell): Prom
       assert.equal((await c.kubectl("get", "vm", name, "-o", "jsonpath={.status.printableStatus}")).trim(), "Stopped");
       assert.equal((await c.kubectl("get", "vmi", "-l", `kubevirt.io/vm=${name}`, "-o", "name")).trim(), "");
       assert.equal((await c.kubectl("get", "pods", "-l", `vm.kubevirt.io/name=${name}`, "-o", "name")).trim(), "");
+      // The guest shut down on the stop request: Succeeded, as in KubeVirt, whichever control-plane process died on
+      // the way. A killed launcher is a crash of the pod (Failed), unless the guest was already off.
+      const ended = lastPhase(cellVmis(), killedUid);
+      t.diagnostic(`VMI ${killedUid} ended ${ended}`);
+      if (cell.component === "launcher") assert.match(ended, /^(Succeeded|Failed)$/);
+      else assert.equal(ended, "Succeeded", "a VMI stopped gracefully ends Succeeded");
     } else {
       // (a killed launcher's VMI must be replaced: until then the watch caches still show it Running)
       await convergedRunning(t, c, w, name, cell.component === "launcher" ? killedUid : undefined);
@@ -621,6 +627,13 @@ async function deleteVm(c: Cluster, w: Watches, name: string, uids: () => string
 async function podDirProcesses(dir: string): Promise<Proc[]> {
   const mine = (a: string): boolean => a.includes(`${dir}/nodes/`) && /\/nodes\/[^/]+\/pods\//.test(a);
   return (await processes()).filter((p) => p.argv.some(mine));
+}
+
+/** The last phase a VMI showed (its deletion event carries its final state). */
+export function lastPhase(events: readonly WatchEvent[], uid: string): string {
+  let phase = "";
+  for (const e of events) if (e.obj.metadata.uid === uid && e.obj.status?.phase) phase = e.obj.status.phase;
+  return phase;
 }
 
 function statusTrail(events: readonly WatchEvent[]): string {

@@ -19,6 +19,21 @@ import {
   waitOutput,
 } from "../lib/up.js";
 
+/**
+ * Stop and delete of a booted guest: well within its 30 s grace period (measured under TCG: ~0.7 s from the request
+ * to VMI and pod gone). A guest still booting misses the one ACPI press and is destroyed after the grace period.
+ */
+const GRACEFUL_STOP_MS = 15_000;
+
+/** `kubectl get vmi NAME -w`: every phase the VMI shows, as UID=PHASE lines. */
+function vmiPhases(env: NodeJS.ProcessEnv, name: string, t: { after: (fn: () => void) => void }) {
+  const child = spawn("kubectl", ["get", "vmi", name, "-w", "-o", "jsonpath={.metadata.uid}={.status.phase}{'\\n'}"], {
+    env,
+  });
+  t.after(() => child.kill("SIGKILL"));
+  return { child, out: collect(child) };
+}
+
 describe("creation flow through tsvirt up", async () => {
   const skip = await missingPrereqs();
   it("apply, start, Running with the pod IP, console, handler kill -9, stop, delete", {
@@ -135,14 +150,45 @@ describe("creation flow through tsvirt up", async () => {
       "no status regression",
     );
 
+    // Stop: the guest answers the ACPI power button, so the VMI ends Succeeded, well within its 30 s grace period.
+    // (Through the agent restarted above: it knows the launcher only by re-attaching.)
+    const phases1 = vmiPhases(env, "vm1", t);
+    let started = Date.now();
     await virtctl("stop", "vm1");
     await waitFor("vm/vm1", "{.status.printableStatus}", "Stopped", 120_000);
     await kubectl("wait", "--for=delete", `pod/${pod.metadata.name}`, "--timeout=120s");
+    await kubectl("wait", "--for=delete", "vmi/vm1", "--timeout=60s");
+    const stopMs = Date.now() - started;
+    t.diagnostic(`virtctl stop → VM Stopped, VMI and pod gone: ${stopMs} ms`);
+    await waitOutput(phases1.out, phases1.child, new RegExp(`${vmi.metadata.uid}=(Succeeded|Failed)`), 30_000);
+    assert.match(phases1.out.text, new RegExp(`${vmi.metadata.uid}=Succeeded`), "a guest that shut down: Succeeded");
+    assert.doesNotMatch(phases1.out.text, /=Failed/);
+    assert.ok(stopMs < GRACEFUL_STOP_MS, `stop took ${stopMs} ms (grace period 30 s)`);
     await until("no QEMU left with the VMI uid in its command line", 30_000, async () =>
       (await qemuFor(vmi.metadata.uid)).length === 0 ? true : undefined,
     );
+
+    // Delete of a running VM: the same graceful shutdown, as prompt.
+    await virtctl("start", "vm1");
+    await waitFor("vmi/vm1", "{.status.phase}", "Running", 300_000);
+    const uid2 = (await kubectl("get", "vmi", "vm1", "-o", "jsonpath={.metadata.uid}")).trim();
+    const con2 = c.console("vm1");
+    await con2.expect(new RegExp(guest.marker), 300_000); // booted: its ACPI button is handled
+    con2.close();
+    const phases2 = vmiPhases(env, "vm1", t);
+    started = Date.now();
     await kubectl("delete", "vm", "vm1", "--wait=true", "--timeout=60s");
+    await kubectl("wait", "--for=delete", "vmi/vm1", "--timeout=60s");
+    const deleteMs = Date.now() - started;
+    t.diagnostic(`kubectl delete vm (running) → VM and VMI gone: ${deleteMs} ms`);
+    await waitOutput(phases2.out, phases2.child, new RegExp(`${uid2}=(Succeeded|Failed)`), 30_000);
+    assert.match(phases2.out.text, new RegExp(`${uid2}=Succeeded`), "a guest that shut down: Succeeded");
+    assert.ok(deleteMs < GRACEFUL_STOP_MS, `delete took ${deleteMs} ms (grace period 30 s)`);
+    await until("no launcher pod left", 60_000, async () =>
+      (await kubectl("get", "pods", "-o", "name")).trim() === "" ? true : undefined,
+    );
     assert.equal((await kubectl("get", "vm,vmi,pods", "-o", "name")).trim(), "");
+    assert.deepEqual(await qemuFor(uid2), []);
 
     // An image present in no registry: ErrImagePull, then ImagePullBackOff, each naming the registry tried; pushing
     // the image makes the VM start (the node agent retries when its back-off ends).
