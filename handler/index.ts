@@ -12,7 +12,7 @@ export {
 export { classifyPod, computePodStatus, UNPAUSED_GATE } from "./launcher-pod.js";
 export * as network from "./network/index.js";
 export { HEARTBEAT_ANNOTATION, SCHEDULABLE_LABEL } from "./node-status.js";
-export { vmiPhaseFor as mapPhase } from "./phase.js";
+export { isPaused, vmiPhaseFor as mapPhase } from "./phase.js";
 export type { ApiClient, ImagePuller, LauncherConnection, LauncherDialer, PreparedVmi } from "./ports.js";
 export { killNetns, pidsInNetns, podDirOf, readPodRecord } from "./processes.js";
 export { computeVmiStatus } from "./vmi-status.js";

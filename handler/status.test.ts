@@ -1,5 +1,6 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
+import { isDeepStrictEqual } from "node:util";
 import { classifyPod, computePodStatus, UNPAUSED_GATE } from "./launcher-pod.js";
 import {
   HEARTBEAT_ANNOTATION,
@@ -9,7 +10,8 @@ import {
   SCHEDULABLE_LABEL,
   withAgentMetadata,
 } from "./node-status.js";
-import type { Pod, VirtualMachineInstance } from "./types.js";
+import { isPaused, vmiPhaseFor } from "./phase.js";
+import type { DomainStatus, Pod, VirtualMachineInstance } from "./types.js";
 import { computeVmiStatus } from "./vmi-status.js";
 
 const VMI_UID = "11111111-2222-4333-8444-555555555555";
@@ -155,6 +157,67 @@ describe("computeVmiStatus", () => {
       false,
     );
   });
+});
+
+describe("a VM start, as the pod runner and the VMI sync see it", () => {
+  // What the launcher reports while a VM starts: it answers with no domain yet, QEMU is launched paused (-S, libvirt's
+  // Paused/StartingUp), then runs. The pod runner reports the pod on every change of what it sees (its unpaused view
+  // from isPaused, as pod-runner.ts does); the VMI sync writes the VMI from the domain and the pod in its cache, which
+  // may be one pod write behind. Ready — the pod's, hence the VMI's, hence the VM's — must never drop on the way:
+  // it did when the start-up pause counted as a pause (the runner set the gate False, then True again).
+  const start: (DomainStatus | undefined)[] = [
+    undefined,
+    { state: "Paused", reason: "StartingUp" },
+    { state: "Running", reason: "Booted" },
+    { state: "Running", reason: "Unpaused" },
+  ];
+  const readyOf = (conds: { type: string; status: string }[] | undefined): string =>
+    conds?.find((c) => c.type === "Ready")?.status ?? "-";
+  const dropped = (trail: string[]): boolean =>
+    trail.some((r, i) => r !== "True" && trail.slice(0, i).includes("True"));
+
+  for (const behind of [0, 1]) {
+    it(`keeps pod and VMI Ready once True (VMI sync's pod cache ${behind} write(s) behind)`, () => {
+      let p = pod();
+      const podWrites: Pod[] = [];
+      let v = vmi({
+        phase: "Scheduled",
+        nodeName: "n1",
+        phaseTransitionTimestamps: [{ phase: "Scheduled", phaseTransitionTimestamp: T0 }],
+      });
+      const podTrail: string[] = [];
+      const vmiTrail: string[] = [];
+      for (const [i, domain] of start.entries()) {
+        const now = `2026-11-25T10:00:0${i + 1}.000Z`;
+        const unpaused = !isPaused(domain);
+        const run = { state: "running" as const, ip: "10.244.0.2", startedAt: T0, answering: true, unpaused };
+        const st = computePodStatus(p, run, "127.0.0.1", now);
+        if (!isDeepStrictEqual(st, p.status)) {
+          p = { ...p, status: st };
+          podWrites.push(p);
+          podTrail.push(readyOf(st.conditions));
+        }
+        if (domain === undefined) continue; // no domain yet: the VMI sync writes nothing
+        // The VMI sync runs on the domain event (its pod cache maybe behind), then again on the pod's own event.
+        for (const cached of [podWrites[Math.max(0, podWrites.length - 1 - behind)], p]) {
+          const phase = vmiPhaseFor(domain, v);
+          const podReady = readyOf(cached?.status?.conditions) === "True";
+          const s = computeVmiStatus(v, { nodeName: "n1", podIP: "10.244.0.2", domain, phase, podReady, now });
+          if (!s) continue;
+          v = { ...v, status: s };
+          vmiTrail.push(readyOf(s.conditions));
+        }
+      }
+      assert.ok(!dropped(podTrail), `pod Ready went ${podTrail.join(" > ")}`);
+      assert.ok(!dropped(vmiTrail), `VMI Ready went ${vmiTrail.join(" > ")}`);
+      assert.equal(podWrites.length, 1, "the pod runner writes the pod once: the start-up pause changes nothing");
+      assert.deepEqual(vmiTrail, ["True"], "the VMI is written once, Running and Ready");
+      assert.equal(
+        v.status?.conditions?.some((c) => c.type === "Paused"),
+        false,
+      );
+    });
+  }
 });
 
 describe("node status", () => {

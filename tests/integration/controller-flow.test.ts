@@ -2,9 +2,11 @@
 // the pod runner and virt-handler: VM start → VMI → launcher pod → binding → Scheduled → Running; stop → all gone.
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
+import { isDeepStrictEqual } from "node:util";
 import { startApiServer } from "../../apiserver/index.js";
 import {
   type Event,
+  Informer,
   type Node,
   type Pod,
   RestClient,
@@ -13,6 +15,7 @@ import {
   type VirtualMachineInstance,
 } from "../../client/index.js";
 import { VirtController } from "../../controller/index.js";
+import { computePodStatus, computeVmiStatus, isPaused, mapPhase } from "../../handler/index.js";
 import { isNotFound } from "../../lib/errors.js";
 import { nullLogger } from "../../lib/log.js";
 
@@ -31,28 +34,26 @@ async function waitFor<T>(what: string, fn: () => Promise<T | undefined>, ms = 3
   }
 }
 
+/** Registers a Ready, schedulable node (status is a subresource: written explicitly too). */
+async function registerNode(client: RestClient, node: string): Promise<void> {
+  const status = {
+    capacity: { cpu: "4", memory: "8Gi", pods: "110" },
+    allocatable: { cpu: "4", memory: "8Gi", pods: "110" },
+    conditions: [{ type: "Ready", status: "True" as const, reason: "KubeletReady" }],
+  };
+  await client.create<Node>(resources.nodes, undefined, {
+    metadata: { name: node, labels: { "kubevirt.io/schedulable": "true", "kubernetes.io/hostname": node } },
+    status,
+  });
+  const n = await client.get<Node>(resources.nodes, undefined, node);
+  await client.updateStatus(resources.nodes, { ...n, status });
+}
+
 /** A fake node agent: registers a Ready node, runs pods bound to it, and reports VMIs Running once Scheduled. */
 function fakeNodeAgent(client: RestClient, node: string) {
   let stopped = false;
   const loop = (async () => {
-    await client.create<Node>(resources.nodes, undefined, {
-      metadata: { name: node, labels: { "kubevirt.io/schedulable": "true", "kubernetes.io/hostname": node } },
-      status: {
-        capacity: { cpu: "4", memory: "8Gi", pods: "110" },
-        allocatable: { cpu: "4", memory: "8Gi", pods: "110" },
-        conditions: [{ type: "Ready", status: "True", reason: "KubeletReady" }],
-      },
-    });
-    // Node status is a subresource: write it explicitly too.
-    const n = await client.get<Node>(resources.nodes, undefined, node);
-    await client.updateStatus(resources.nodes, {
-      ...n,
-      status: {
-        capacity: { cpu: "4", memory: "8Gi", pods: "110" },
-        allocatable: { cpu: "4", memory: "8Gi", pods: "110" },
-        conditions: [{ type: "Ready", status: "True", reason: "KubeletReady" }],
-      },
-    });
+    await registerNode(client, node);
     while (!stopped) {
       try {
         await step();
@@ -112,6 +113,85 @@ function fakeNodeAgent(client: RestClient, node: string) {
       await loop;
     },
   };
+}
+
+type HPod = Parameters<typeof computePodStatus>[0];
+type HVmi = Parameters<typeof computeVmiStatus>[0];
+type Domain = Parameters<typeof mapPhase>[0];
+
+/** What a launcher reports while its VM starts: no domain yet, QEMU launched paused (-S), then running. */
+const LIBVIRT_START: Domain[] = [
+  undefined,
+  { state: "Paused", reason: "StartingUp" },
+  { state: "Running", reason: "Booted" },
+];
+
+/**
+ * A node agent made of the real one's pure functions (handler/): the pod runner's computePodStatus with its unpaused
+ * view from isPaused, and the VMI sync's computeVmiStatus with mapPhase, each writing only what changed. Its launcher
+ * walks LIBVIRT_START, one state per round once it has the VMI, so every start passes libvirt's start-up pause.
+ */
+function startupPauseAgent(client: RestClient, node: string) {
+  let stopped = false;
+  const launcher = new Map<string, number>(); // VMI uid → index into LIBVIRT_START
+  const now = () => new Date().toISOString().replace(/\.\d+Z$/, "Z");
+  async function step(): Promise<void> {
+    const pods = await client.list<Pod>(resources.pods, undefined, { fieldSelector: `spec.nodeName=${node}` });
+    const vmis = await client.list<VirtualMachineInstance>(resources.vmis, undefined, {
+      labelSelector: `kubevirt.io/nodeName=${node}`,
+    });
+    for (const p of pods.items) {
+      const vmiUid = p.metadata.labels?.["kubevirt.io/created-by"] ?? "";
+      const unpaused = !isPaused(LIBVIRT_START[launcher.get(vmiUid) ?? 0]);
+      const run = { state: "running" as const, ip: "10.244.0.5", startedAt: "2026-11-25T10:00:00Z", answering: true };
+      const status = computePodStatus(p as unknown as HPod, { ...run, unpaused }, "127.0.0.1", now());
+      if (!isDeepStrictEqual(status, p.status))
+        await client.updateStatus(resources.pods, { ...p, status } as Pod).catch(() => {});
+    }
+    for (const v of vmis.items) {
+      const uid = v.metadata.uid ?? "";
+      if (v.metadata.deletionTimestamp || !["Scheduled", "Running"].includes(v.status?.phase ?? "")) continue;
+      const i = Math.min((launcher.get(uid) ?? 0) + 1, LIBVIRT_START.length - 1);
+      launcher.set(uid, i);
+      const domain = LIBVIRT_START[i];
+      const pod = pods.items.find((p) => p.metadata.labels?.["kubevirt.io/created-by"] === uid);
+      const podReady = pod?.status?.conditions?.find((c) => c.type === "Ready")?.status === "True";
+      const hvmi = v as unknown as HVmi;
+      const phase = mapPhase(domain, hvmi);
+      const obs = { nodeName: node, podIP: "10.244.0.5", podReady, now: now(), ...(phase ? { phase } : {}) };
+      const status = computeVmiStatus(hvmi, domain ? { ...obs, domain } : obs);
+      if (status) await client.update(resources.vmis, { ...v, status } as VirtualMachineInstance).catch(() => {});
+    }
+  }
+  let rounds = 0;
+  const loop = (async () => {
+    await registerNode(client, node);
+    while (!stopped) {
+      await step().catch(() => {});
+      rounds++;
+      await new Promise((r) => setTimeout(r, 50));
+    }
+  })();
+  return {
+    launcherState: (vmiUid: string) => LIBVIRT_START[launcher.get(vmiUid) ?? 0],
+    rounds: () => rounds,
+    stop: async () => {
+      stopped = true;
+      await loop;
+    },
+  };
+}
+
+/** Successful writes (PUT/PATCH) of pods and VMIs, from the API server's request counter. */
+async function podAndVmiWrites(url: string): Promise<number> {
+  let n = 0;
+  for (const line of (await (await fetch(`${url}/metrics`)).text()).split("\n")) {
+    const m = /^apiserver_request_total\{(.*)\} (\d+)$/.exec(line);
+    const l = m?.[1] ?? "";
+    if (/verb="(PUT|PATCH)"/.test(l) && /resource="(pods|virtualmachineinstances)"/.test(l) && /code="2/.test(l))
+      n += Number(m?.[2]);
+  }
+  return n;
 }
 
 describe("virt-controller against the embedded API server", () => {
@@ -234,5 +314,62 @@ describe("virt-controller against the embedded API server", () => {
       const v = await client.get<VirtualMachine>(resources.vms, "default", "big");
       return v.status?.printableStatus === "Running" ? v : undefined;
     });
+  });
+
+  it("a start through libvirt's start-up pause: VM Ready never drops once True, 4 pod/VMI writes", async (t) => {
+    const api = await startApiServer({ memory: true, logger: nullLogger });
+    t.after(() => api.close());
+    const client = new RestClient({ server: api.url, namespace: "default" });
+    t.after(() => client.close());
+    const agent = startupPauseAgent(client, "node01");
+    t.after(() => agent.stop());
+    // What `kubectl get vm -w` shows: every version of the VM, in order.
+    const vms = new Informer<VirtualMachine>(client, resources.vms, { namespace: "default" });
+    const ready: string[] = [];
+    const record = (vm: VirtualMachine) =>
+      ready.push(vm.status?.conditions?.find((c) => c.type === "Ready")?.status ?? "-");
+    vms.addEventHandler({ onAdd: record, onUpdate: (_o, vm) => record(vm) });
+    vms.start();
+    t.after(() => vms.stop());
+    const ctrl = new VirtController({ client, log: nullLogger });
+    await ctrl.start();
+    t.after(() => ctrl.stop());
+    await waitFor("node ready for pods", async () => {
+      const n = await client.get<Node>(resources.nodes, undefined, "node01");
+      return n.spec?.podCIDR ? n : undefined;
+    });
+    const before = await podAndVmiWrites(api.url);
+
+    await client.create<VirtualMachine>(resources.vms, "default", {
+      metadata: { name: "vm1", namespace: "default" },
+      spec: {
+        runStrategy: "Always",
+        template: { spec: { domain: { devices: {}, resources: { requests: { memory: "128Mi" } } } } },
+      },
+    });
+    const vmi = await waitFor("VM Running and Ready, its launcher past the start-up pause", async () => {
+      const vm = vms.get("default/vm1");
+      if (vm?.status?.printableStatus !== "Running" || !vm.status.ready) return undefined;
+      const v = await client.get<VirtualMachineInstance>(resources.vmis, "default", "vm1");
+      return agent.launcherState(v.metadata.uid ?? "")?.reason === "Booted" ? v : undefined;
+    });
+    // Five more rounds of the agent (and the controller's answers to them): a late write would show.
+    const until = agent.rounds() + 5;
+    await waitFor("five more agent rounds", async () => (agent.rounds() >= until ? true : undefined));
+    const first = ready.indexOf("True");
+    assert.ok(first >= 0, `VM Ready: ${ready.join(" > ")}`);
+    assert.deepEqual(
+      ready.slice(first).filter((r) => r !== "True"),
+      [],
+      `VM Ready: ${ready.join(" > ")}`,
+    );
+    assert.equal(
+      vmi.status?.conditions?.some((c) => c.type === "Paused"),
+      false,
+      "the start-up pause is no pause",
+    );
+    // The pod's status once (node agent), the VMI Scheduling and Scheduled (controller) and Running (node agent): the
+    // start-up pause adds no gate write and no Paused round trip.
+    assert.equal((await podAndVmiWrites(api.url)) - before, 4, "pod and VMI writes for one VM start");
   });
 });
