@@ -129,7 +129,7 @@ export async function reconcileVm(deps: VmDeps, key: string): Promise<ReconcileR
     } catch (err) {
       deps.expectations.deletionObserved(key);
       if (vm.metadata.deletionTimestamp && isConflict(err)) {
-        failure = err;
+        failure = err; // a stale cache: retried with a fresh one, no FailedDelete event
       } else if (!isNotFound(err)) {
         failure = err;
         deps.recorder.event(
