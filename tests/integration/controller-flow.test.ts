@@ -323,6 +323,26 @@ describe("virt-controller against the embedded API server", () => {
       assert.deepEqual(gone, ["virtualmachineinstances/del1", "virtualmachines/del1"]);
     });
 
+    it("propagationPolicy=Foreground: the garbage collector's finalizer and the controller's both hold the VM", async (t) => {
+      const { client, hold } = await running(t, "fg1");
+      hold.pods = true;
+      await client.delete(resources.vms, "default", "fg1", { propagationPolicy: "Foreground" });
+      const vm = await waitFor("Terminating", async () => {
+        const v = await client.get<VirtualMachine>(resources.vms, "default", "fg1");
+        return v.status?.printableStatus === "Terminating" ? v : undefined;
+      });
+      assert.deepEqual([...(vm.metadata.finalizers ?? [])].sort(), [
+        "foregroundDeletion",
+        "kubevirt.io/virtualMachineControllerFinalize",
+      ]);
+      assert.ok(
+        (await client.get<VirtualMachineInstance>(resources.vmis, "default", "fg1")).metadata.deletionTimestamp,
+      );
+      hold.pods = false;
+      await waitFor("VM gone", async () => ((await isGone(client, resources.vms, "fg1")) ? true : undefined));
+      assert.ok(await isGone(client, resources.vmis, "fg1"), "its VMI went first");
+    });
+
     it("propagationPolicy=Orphan: the VM goes at once, its VMI keeps running without an ownerReference", async (t) => {
       const { client, vmi } = await running(t, "orph1");
       await client.delete(resources.vms, "default", "orph1", { propagationPolicy: "Orphan" });
