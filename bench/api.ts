@@ -289,7 +289,11 @@ async function main(): Promise<void> {
       }
     }
     const watches: { p50: number; p99: number; delivered: number; expected: number }[] = [];
-    for (let r = 0; r < RUNS; r++) watches.push(await watchLatency(3));
+    for (let r = 0; r < RUNS; r++) {
+      const w = await watchLatency(3);
+      watches.push(w);
+      console.log(`  watch run ${r + 1}: p50 ${fmt(w.p50, 2)} ms  p99 ${fmt(w.p99, 2)} ms`);
+    }
     const watch = { p50: median(watches.map((w) => w.p50)), p99: median(watches.map((w) => w.p99)) };
     const last = watches[watches.length - 1];
     console.log(

@@ -271,6 +271,14 @@ export class FakeClient implements Client {
         `Precondition failed: UID in precondition: ${opts.preconditions.uid}, UID in object meta: ${cur.metadata.uid}`,
       );
     }
+    const rv = opts?.preconditions?.resourceVersion;
+    if (rv && rv !== cur.metadata.resourceVersion) {
+      throw conflict(
+        ref,
+        name,
+        `Precondition failed: ResourceVersion in precondition: ${rv}, ResourceVersion in object meta: ${cur.metadata.resourceVersion}`,
+      );
+    }
     if (opts?.dryRun) return;
     const boundPod =
       ref.resource === "pods" &&

@@ -90,7 +90,8 @@ export function applyJsonPatch<T>(doc: T, ops: JsonPatchOp[]): T {
         remove(op.path);
         break;
       case "test":
-        if (JSON.stringify(read(op.path)) !== JSON.stringify(op.value)) {
+        // a missing member tests equal to null, as the API server's (evanphx/json-patch) does
+        if (JSON.stringify(read(op.path) ?? null) !== JSON.stringify(op.value ?? null)) {
           throw new JsonPatchError(`test operation failed at "${op.path}"`);
         }
         break;

@@ -177,8 +177,9 @@ export class VirtController {
         }
         this.vmiQueue.add(keyOf(vmi));
       },
-      onUpdate: (_o, vmi) => {
-        const vmKey = controllerKey(vmi, "VirtualMachine");
+      onUpdate: (o, vmi) => {
+        // the old owner too: a VMI orphaned by its VM's deletion releases that VM's finalizer
+        const vmKey = controllerKey(vmi, "VirtualMachine") ?? controllerKey(o, "VirtualMachine");
         if (vmKey) this.vmQueue.add(vmKey);
         this.vmiQueue.add(keyOf(vmi));
       },

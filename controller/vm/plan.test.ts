@@ -8,7 +8,15 @@ import type {
   VmiPhase,
 } from "../../client/index.js";
 import { newVm, newVmi, withRunStrategy } from "../testing/factories.js";
-import { computeVmStatus, planVm, printableStatus } from "./plan.js";
+import {
+  computeVmStatus,
+  type FinalizerAction,
+  ORPHAN_FINALIZER,
+  planVm,
+  planVmFinalizer,
+  printableStatus,
+  VM_FINALIZER,
+} from "./plan.js";
 
 function vmi(
   phase: VmiPhase,
@@ -124,5 +132,41 @@ describe("computeVmStatus", () => {
       computeVmStatus(halted, failed, planVm(halted, failed), "2026-01-01T00:00:01Z").printableStatus,
       "Stopped",
     );
+  });
+});
+
+describe("planVmFinalizer (KubeVirt's vm.go sync)", () => {
+  const vmWith = (finalizers: string[] | undefined, deleting: boolean) => {
+    const vm = newVm("testvm", withRunStrategy("Always"));
+    if (finalizers) vm.metadata.finalizers = finalizers;
+    if (deleting) vm.metadata.deletionTimestamp = "2026-01-01T00:00:00Z";
+    return vm;
+  };
+  const cases: [string, FinalizerAction, string[] | undefined, boolean, VirtualMachineInstance | undefined][] = [
+    ["live VM without it: add", "add", undefined, false, undefined],
+    ["live VM with another finalizer: add", "add", ["example.com/keep"], false, vmi("Running")],
+    ["live VM with it: nothing", "none", [VM_FINALIZER], false, vmi("Running")],
+    ["deleted VM with a VMI: keep it while the VMI goes", "none", [VM_FINALIZER], true, vmi("Running")],
+    [
+      "deleted VM with a terminating VMI: keep it",
+      "none",
+      [VM_FINALIZER],
+      true,
+      vmi("Running", [], { deletionTimestamp: "x" }),
+    ],
+    ["deleted VM whose VMI is gone: remove", "remove", [VM_FINALIZER], true, undefined],
+    ["deleted VM orphaning its VMI: remove at once", "remove", [VM_FINALIZER, ORPHAN_FINALIZER], true, vmi("Running")],
+    ["deleted VM without it (never synced): nothing, it is not re-added", "none", undefined, true, undefined],
+  ];
+  for (const [name, want, fins, deleting, v] of cases) {
+    it(name, () => assert.equal(planVmFinalizer(vmWith(fins, deleting), v), want));
+  }
+
+  it("a deleted VM deletes its VMI, unless its dependents are orphaned", () => {
+    const vm = vmWith([VM_FINALIZER], true);
+    assert.equal(planVm(vm, vmi("Running")).action, "delete");
+    assert.equal(planVm(vm, vmi("Succeeded")).action, "delete", "a final VMI still goes");
+    assert.equal(planVm(vm, vmi("Running", [], { deletionTimestamp: "x" })).action, "none");
+    assert.equal(planVm(vmWith([VM_FINALIZER, ORPHAN_FINALIZER], true), vmi("Running")).action, "none");
   });
 });

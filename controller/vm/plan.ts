@@ -15,6 +15,25 @@ import { isFinal, runStrategyOf } from "../lifecycle/index.js";
 
 export type VmAction = "create" | "delete" | "none";
 
+/** virt-controller's finalizer on every VM it syncs: a deleted VM stays (Terminating) until its VMI is gone. */
+export const VM_FINALIZER = "kubevirt.io/virtualMachineControllerFinalize";
+/** The garbage collector's finalizer of a deletion with propagationPolicy=Orphan (Kubernetes' apiserver adds it). */
+export const ORPHAN_FINALIZER = "orphan";
+
+export type FinalizerAction = "add" | "remove" | "none";
+
+/**
+ * KubeVirt's vm.go sync: a live VM gets the finalizer; a deleted one keeps it until it has no VMI of its own, or at
+ * once when its dependents are orphaned (the VMI stays, the garbage collector drops its ownerReference).
+ */
+export function planVmFinalizer(vm: VirtualMachine, vmi: VirtualMachineInstance | undefined): FinalizerAction {
+  const finalizers = vm.metadata.finalizers ?? [];
+  const has = finalizers.includes(VM_FINALIZER);
+  if (!vm.metadata.deletionTimestamp) return has ? "none" : "add";
+  if (!has) return "none";
+  return vmi === undefined || finalizers.includes(ORPHAN_FINALIZER) ? "remove" : "none";
+}
+
 export interface VmPlan {
   action: VmAction;
   /** stateChangeRequests left after this round. */
@@ -109,6 +128,7 @@ function planVmCore(vm: VirtualMachine, vmi: VirtualMachineInstance | undefined)
   const first = requests[0];
 
   if (vm.metadata.deletionTimestamp) {
+    if ((vm.metadata.finalizers ?? []).includes(ORPHAN_FINALIZER)) return plan("none", "VM is being deleted: orphan");
     return vmi && !deleting(vmi) ? plan("delete", "VM is being deleted") : plan("none", "VM is being deleted");
   }
   if (first?.action === "Stop" && vmi) {

@@ -100,6 +100,78 @@ describe("VM controller", () => {
     assert.equal(getVm(h).status?.ready, undefined);
   });
 
+  it("finalizer: added in the VM's first round; a deleted VM is Terminating until its VMI is gone, then goes", async (t) => {
+    const h = await startHarness([{ ref: resources.vms, objs: [newVm("testvm", withRunStrategy("Always"))] }]);
+    t.after(() => h.stop());
+    let finalizerPatches = 0;
+    h.client.prependReactor("patch", "virtualmachines", () => {
+      finalizerPatches++;
+      return undefined;
+    });
+    await h.drain();
+    assert.deepEqual(getVm(h).metadata.finalizers, ["kubevirt.io/virtualMachineControllerFinalize"]);
+    assert.equal(finalizerPatches, 1, "one metadata write in the VM's life; status writes as before");
+    await setVmiPhase(h, "Running", true);
+    await h.drain();
+    const uid = getVmi(h)!.metadata.uid;
+
+    await h.client.delete(resources.vms, "default", "testvm");
+    assert.ok(getVm(h).metadata.deletionTimestamp, "the finalizer holds the VM");
+    await h.ctrl.stepVm();
+    assert.ok(getVmi(h)?.metadata.deletionTimestamp, "its VMI is being deleted");
+    assert.equal(getVm(h).status?.printableStatus, "Terminating");
+    await h.drain();
+    assert.equal(getVmi(h), undefined);
+    assert.equal(h.client.peek(resources.vms, "default", "testvm"), undefined, "VM gone once its VMI is");
+    assert.ok((await h.eventReasons()).includes("SuccessfulDelete"), `VMI ${uid} deleted by the VM controller`);
+  });
+
+  it("a deleted VM whose VMI was orphaned (ownerReference dropped) leaves the VMI alone and goes", async (t) => {
+    const h = await startHarness([{ ref: resources.vms, objs: [newVm("testvm", withRunStrategy("Always"))] }]);
+    t.after(() => h.stop());
+    await h.drain();
+    await setVmiPhase(h, "Running", true);
+    await h.drain();
+    // The embedded API server's Orphan deletion: ownerReferences dropped, then the deletionTimestamp set.
+    const vmi = getVmi(h)!;
+    await h.client.update(resources.vmis, { ...vmi, metadata: { ...vmi.metadata, ownerReferences: [] } });
+    await h.client.delete(resources.vms, "default", "testvm");
+    await h.drain();
+    assert.equal(h.client.peek(resources.vms, "default", "testvm"), undefined);
+    assert.equal(getVmi(h)?.metadata.deletionTimestamp, undefined, "the orphaned VMI runs on");
+    assert.equal(getVmi(h)?.metadata.uid, vmi.metadata.uid);
+  });
+
+  it("a deleted VM carrying Kubernetes' orphan finalizer releases its own at once and keeps the VMI", async (t) => {
+    const h = await startHarness([{ ref: resources.vms, objs: [newVm("testvm", withRunStrategy("Always"))] }]);
+    t.after(() => h.stop());
+    await h.drain();
+    const vm = getVm(h);
+    await h.client.update(resources.vms, {
+      ...vm,
+      metadata: { ...vm.metadata, finalizers: [...(vm.metadata.finalizers ?? []), "orphan"] },
+    });
+    await h.client.delete(resources.vms, "default", "testvm");
+    await h.drain();
+    assert.deepEqual(getVm(h).metadata.finalizers, ["orphan"], "the garbage collector's finalizer is its own");
+    assert.equal(getVmi(h)?.metadata.deletionTimestamp, undefined);
+  });
+
+  it("a VMI the cache shows stale (orphaned meanwhile) is not deleted: the resourceVersion precondition fails", async (t) => {
+    const h = await startHarness([{ ref: resources.vms, objs: [newVm("testvm", withRunStrategy("Always"))] }]);
+    t.after(() => h.stop());
+    await h.drain();
+    const vmi = getVmi(h)!;
+    let preconditions: unknown;
+    h.client.prependReactor("delete", "virtualmachineinstances", (a) => {
+      preconditions = (a.options as { preconditions?: unknown } | undefined)?.preconditions;
+      return undefined;
+    });
+    await h.client.delete(resources.vms, "default", "testvm");
+    await h.ctrl.stepVm();
+    assert.deepEqual(preconditions, { uid: vmi.metadata.uid, resourceVersion: vmi.metadata.resourceVersion });
+  });
+
   it("restart (Stop uid + Start requests) replaces the VMI with a new uid and clears the requests", async (t) => {
     const h = await startHarness([{ ref: resources.vms, objs: [newVm("testvm", withRunStrategy("Always"))] }]);
     t.after(() => h.stop());

@@ -9,6 +9,7 @@ import {
   Informer,
   type Node,
   type Pod,
+  type ResourceRef,
   RestClient,
   resources,
   type VirtualMachine,
@@ -49,8 +50,21 @@ async function registerNode(client: RestClient, node: string): Promise<void> {
   await client.updateStatus(resources.nodes, { ...n, status });
 }
 
-/** A fake node agent: registers a Ready node, runs pods bound to it, and reports VMIs Running once Scheduled. */
-function fakeNodeAgent(client: RestClient, node: string) {
+async function isGone(client: RestClient, ref: ResourceRef, name: string): Promise<boolean> {
+  try {
+    await client.get(ref, "default", name);
+    return false;
+  } catch (e) {
+    if (isNotFound(e)) return true;
+    throw e;
+  }
+}
+
+/**
+ * A fake node agent: registers a Ready node, runs pods bound to it, and reports VMIs Running once Scheduled. While
+ * `hold.pods` is set it leaves deleted pods alone (a guest still shutting down).
+ */
+function fakeNodeAgent(client: RestClient, node: string, hold = { pods: false }) {
   let stopped = false;
   const loop = (async () => {
     await registerNode(client, node);
@@ -67,6 +81,7 @@ function fakeNodeAgent(client: RestClient, node: string) {
     const pods = await client.list<Pod>(resources.pods, undefined, { fieldSelector: `spec.nodeName=${node}` });
     for (const p of pods.items) {
       if (p.metadata.deletionTimestamp) {
+        if (hold.pods) continue;
         await client
           .delete(resources.pods, p.metadata.namespace, p.metadata.name!, { gracePeriodSeconds: 0 })
           .catch(() => {});
@@ -371,5 +386,114 @@ describe("virt-controller against the embedded API server", () => {
     // The pod's status once (node agent), the VMI Scheduling and Scheduled (controller) and Running (node agent): the
     // start-up pause adds no gate write and no Paused round trip.
     assert.equal((await podAndVmiWrites(api.url)) - before, 4, "pod and VMI writes for one VM start");
+  });
+
+  describe("deleting a VM (the controller's finalizer)", () => {
+    async function running(t: { after: (fn: () => unknown) => void }, name: string) {
+      const api = await startApiServer({ memory: true, logger: nullLogger });
+      t.after(() => api.close());
+      const client = new RestClient({ server: api.url, namespace: "default" });
+      t.after(() => client.close());
+      const hold = { pods: false };
+      const agent = fakeNodeAgent(client, "node01", hold);
+      t.after(() => agent.stop());
+      const ctrl = new VirtController({ client, log: nullLogger });
+      await ctrl.start();
+      const ctrls = [ctrl];
+      t.after(() => Promise.all(ctrls.map((c) => c.stop())));
+      await client.create<VirtualMachine>(resources.vms, "default", {
+        metadata: { name, namespace: "default" },
+        spec: {
+          runStrategy: "Always",
+          template: { spec: { domain: { devices: {}, resources: { requests: { memory: "128Mi" } } } } },
+        },
+      });
+      const vm = await waitFor("Running", async () => {
+        const v = await client.get<VirtualMachine>(resources.vms, "default", name);
+        return v.status?.printableStatus === "Running" ? v : undefined;
+      });
+      assert.deepEqual(vm.metadata.finalizers, ["kubevirt.io/virtualMachineControllerFinalize"]);
+      const vmi = await client.get<VirtualMachineInstance>(resources.vmis, "default", name);
+      return { api, client, hold, ctrl, ctrls, vmi };
+    }
+
+    it("kubectl's default delete (Background) returns a VM that stays Terminating until its VMI is gone", async (t) => {
+      const { client, hold, ctrl, ctrls, vmi } = await running(t, "del1");
+      hold.pods = true;
+      await client.delete(resources.vms, "default", "del1", { propagationPolicy: "Background" });
+      // The VMI is being deleted and its launcher pod is shutting down (held): the VM is still there, Terminating.
+      await waitFor("launcher pod terminating", async () => {
+        const l = await client.list<Pod>(resources.pods, "default", {
+          labelSelector: `kubevirt.io/created-by=${vmi.metadata.uid}`,
+        });
+        return l.items[0]?.metadata.deletionTimestamp ? true : undefined;
+      });
+      const vmi2 = await client.get<VirtualMachineInstance>(resources.vmis, "default", "del1");
+      assert.ok(vmi2.metadata.deletionTimestamp, "VMI being deleted");
+      const terminating = await waitFor("Terminating", async () => {
+        const v = await client.get<VirtualMachine>(resources.vms, "default", "del1");
+        return v.status?.printableStatus === "Terminating" ? v : undefined;
+      });
+      assert.ok(terminating.metadata.deletionTimestamp);
+      assert.deepEqual(terminating.metadata.finalizers, ["kubevirt.io/virtualMachineControllerFinalize"]);
+
+      // A controller killed mid-deletion: the finalizer is in the API, a new one finishes the job.
+      await ctrl.stop();
+      const next = new VirtController({ client, log: nullLogger });
+      ctrls.push(next);
+      await next.start();
+      // Watch both objects go, in order: the VM's DELETED comes after the VMI's.
+      const gone: string[] = [];
+      const rv = (await client.list(resources.vms, "default")).metadata.resourceVersion ?? "0";
+      const watches = [resources.vms, resources.vmis].map((ref) =>
+        client.watch(ref, "default", { resourceVersion: rv }, (ev) => {
+          if (ev.type === "DELETED") gone.push(`${ref.resource}/${(ev.object as VirtualMachine).metadata.name}`);
+        }),
+      );
+      for (const w of watches) w.done.catch(() => {}); // ends with the server
+      t.after(() => {
+        for (const w of watches) w.stop();
+      });
+      hold.pods = false;
+      await waitFor("VM gone", async () => ((await isGone(client, resources.vms, "del1")) ? true : undefined));
+      await waitFor("both DELETED events", async () => (gone.length >= 2 ? true : undefined));
+      assert.deepEqual(gone, ["virtualmachineinstances/del1", "virtualmachines/del1"]);
+    });
+
+    it("propagationPolicy=Foreground: the garbage collector's finalizer and the controller's both hold the VM", async (t) => {
+      const { client, hold } = await running(t, "fg1");
+      hold.pods = true;
+      await client.delete(resources.vms, "default", "fg1", { propagationPolicy: "Foreground" });
+      const vm = await waitFor("Terminating", async () => {
+        const v = await client.get<VirtualMachine>(resources.vms, "default", "fg1");
+        return v.status?.printableStatus === "Terminating" ? v : undefined;
+      });
+      assert.deepEqual([...(vm.metadata.finalizers ?? [])].sort(), [
+        "foregroundDeletion",
+        "kubevirt.io/virtualMachineControllerFinalize",
+      ]);
+      assert.ok(
+        (await client.get<VirtualMachineInstance>(resources.vmis, "default", "fg1")).metadata.deletionTimestamp,
+      );
+      hold.pods = false;
+      await waitFor("VM gone", async () => ((await isGone(client, resources.vms, "fg1")) ? true : undefined));
+      assert.ok(await isGone(client, resources.vmis, "fg1"), "its VMI went first");
+    });
+
+    it("propagationPolicy=Orphan: the VM goes at once, its VMI keeps running without an ownerReference", async (t) => {
+      const { client, vmi } = await running(t, "orph1");
+      await client.delete(resources.vms, "default", "orph1", { propagationPolicy: "Orphan" });
+      await waitFor("VM gone", async () => ((await isGone(client, resources.vms, "orph1")) ? true : undefined));
+      const left = await client.get<VirtualMachineInstance>(resources.vmis, "default", "orph1");
+      assert.equal(left.metadata.uid, vmi.metadata.uid);
+      assert.equal(left.metadata.deletionTimestamp, undefined);
+      assert.equal(left.metadata.ownerReferences, undefined);
+      assert.equal(left.status?.phase, "Running");
+      const pods = await client.list<Pod>(resources.pods, "default", {
+        labelSelector: `kubevirt.io/created-by=${vmi.metadata.uid}`,
+      });
+      assert.equal(pods.items.length, 1);
+      assert.equal(pods.items[0]?.metadata.deletionTimestamp, undefined);
+    });
   });
 });
