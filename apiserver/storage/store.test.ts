@@ -187,6 +187,26 @@ test("after the event log is compacted to nothing, a reopened store still contin
   }
 });
 
+test("compaction drops exactly the events written before the cutoff", async () => {
+  const s = new Store();
+  try {
+    const old = [s.create(R, vm("a")), s.create(R, vm("b")), s.create(R, vm("c"))].map(rv);
+    await new Promise((r) => setTimeout(r, 5));
+    const cutoff = Date.now();
+    await new Promise((r) => setTimeout(r, 5));
+    s.create(R, vm("d"));
+    s.update(R, { ...vm("d"), spec: { x: 1 } }, s.revision);
+    assert.equal(s.compact(cutoff), Math.max(...old));
+    assert.deepEqual(
+      s.eventsSince(R, 0).map((e) => e.name),
+      ["d", "d"],
+    );
+    assert.equal(s.compact(cutoff), Math.max(...old), "nothing more to drop");
+  } finally {
+    s.close();
+  }
+});
+
 test("a batch that cannot write (database locked elsewhere) stores nothing and hands out no revision", async (t) => {
   const { store } = fileStore(t);
   const base = store.revision;
