@@ -7,7 +7,7 @@ import { spawn } from "node:child_process";
 import { closeSync, mkdirSync, openSync, readFileSync } from "node:fs";
 import { readFile } from "node:fs/promises";
 import path from "node:path";
-import type { DomainStatus, LifeCycle } from "./hypervisor/index.js";
+import { type DomainStatus, LIFECYCLES } from "./hypervisor/types.js";
 
 /** Exit status of a pod whose VMI already has a live launcher. */
 export const EXIT_LOCKED = 75;
@@ -182,14 +182,3 @@ export async function readTerminationLog(podDir: string): Promise<DomainStatus |
     return undefined;
   }
 }
-
-const LIFECYCLES: readonly LifeCycle[] = [
-  "NoState",
-  "Running",
-  "Blocked",
-  "Paused",
-  "ShuttingDown",
-  "Shutoff",
-  "Crashed",
-  "PMSuspended",
-];

@@ -3,16 +3,18 @@
 // FakeHypervisor (fake.ts) serves unit tests.
 import { type StatusError, statusError } from "../../lib/errors.js";
 
-/** libvirt's virDomainState, named as KubeVirt's api.LifeCycle does. */
-export type LifeCycle =
-  | "NoState"
-  | "Running"
-  | "Blocked"
-  | "Paused"
-  | "ShuttingDown"
-  | "Shutoff"
-  | "Crashed"
-  | "PMSuspended";
+/** libvirt's virDomainState values in libvirt's order (index = the number), named as KubeVirt's api.LifeCycle does. */
+export const LIFECYCLES = [
+  "NoState",
+  "Running",
+  "Blocked",
+  "Paused",
+  "ShuttingDown",
+  "Shutoff",
+  "Crashed",
+  "PMSuspended",
+] as const;
+export type LifeCycle = (typeof LIFECYCLES)[number];
 
 /** libvirt's state and its reason (KubeVirt's api.StateChangeReason names: "Booted", "User", "Shutdown", ...). */
 export interface DomainStatus {
@@ -67,17 +69,6 @@ export function notSupported(what: string): StatusError {
   return statusError(501, "NotSupported", `${what} is not supported yet by the launcher`);
 }
 
-const states: readonly LifeCycle[] = [
-  "NoState",
-  "Running",
-  "Blocked",
-  "Paused",
-  "ShuttingDown",
-  "Shutoff",
-  "Crashed",
-  "PMSuspended",
-];
-
 // Reason tables, indexed by libvirt's enum values (include/libvirt/libvirt-domain.h), named as KubeVirt names them.
 const reasons: Record<LifeCycle, readonly string[]> = {
   NoState: ["Unknown"],
@@ -121,13 +112,13 @@ const reasons: Record<LifeCycle, readonly string[]> = {
 
 /** Decode libvirt's numeric (state, reason) pair. */
 export function decodeState(state: number, reason: number): DomainStatus {
-  const s = states[state] ?? "NoState";
+  const s = LIFECYCLES[state] ?? "NoState";
   return { state: s, reason: reasons[s][reason] ?? "Unknown" };
 }
 
 /** Encode a DomainStatus back to libvirt's numbers (the fake and tests use it). */
 export function encodeState(st: DomainStatus): [number, number] {
-  const s = states.indexOf(st.state);
+  const s = LIFECYCLES.indexOf(st.state);
   const r = reasons[st.state].indexOf(st.reason);
   return [Math.max(s, 0), Math.max(r, 0)];
 }
