@@ -9,7 +9,7 @@ import { describe, it } from "node:test";
 import { terminationLog } from "./adapters.js";
 import { COMPUTE_CONTAINER, UNPAUSED_GATE } from "./launcher-pod.js";
 import { PodNetwork, podNetns, runCommand } from "./network/index.js";
-import { PodRunner } from "./pod-runner.js";
+import { PodRunner, type PodRunnerOptions } from "./pod-runner.js";
 import type { LauncherConnection } from "./ports.js";
 import { refs } from "./ports.js";
 import { isLauncherAlive, pidsInNetns, podDirOf, readPodRecord } from "./processes.js";
@@ -49,6 +49,28 @@ const fakeConn = (): LauncherConnection => ({
   close() {},
 });
 
+/** A pod runner on the fake API whose launcher is a stand-in node script (`script`; argv[1] is the pod dir). */
+function testRunner(
+  dataDir: string,
+  api: FakeApi,
+  net: PodNetwork,
+  script: string,
+  extra: Partial<PodRunnerOptions> = {},
+): PodRunner {
+  return new PodRunner({
+    node: NODE,
+    hostIP: "127.0.0.1",
+    dataDir,
+    api,
+    network: () => net,
+    getPod: (uid) => [...api.objects.values()].find((o) => o.metadata.uid === uid) as Pod | undefined,
+    dial: async () => fakeConn(),
+    // its command line names the pod dir, as the real launcher's does
+    launcherCommand: (_vmiUid, podDir) => ({ argv: [process.execPath, "-e", script, "--", podDir] }),
+    ...extra,
+  });
+}
+
 async function isRoot(): Promise<string | undefined> {
   if (process.getuid?.() !== 0) return "needs root for network namespaces";
   if ((await runCommand(["ip", "-V"])).code !== 0) return "ip not installed";
@@ -65,26 +87,14 @@ describe("pod runner", async () => {
     const dataDir = await mkdtemp(join(tmpdir(), "tsvirt-pr-"));
     const api = new FakeApi();
     const net = new PodNetwork({ node: NODE, podCIDR: "10.96.5.0/24", dataDir });
+    // A stand-in launcher: idles until SIGTERM.
     const mk = () =>
-      new PodRunner({
-        node: NODE,
-        hostIP: "127.0.0.1",
+      testRunner(
         dataDir,
         api,
-        network: () => net,
-        getPod: (uid) => [...api.objects.values()].find((o) => o.metadata.uid === uid) as Pod | undefined,
-        dial: async () => fakeConn(),
-        // A stand-in launcher: idles until SIGTERM. Its command line names the pod dir, as the real one does.
-        launcherCommand: (_vmiUid, podDir) => ({
-          argv: [
-            process.execPath,
-            "-e",
-            "process.on('SIGTERM',()=>process.exit(0));setInterval(()=>{},1000);console.log('launcher up')",
-            "--",
-            podDir,
-          ],
-        }),
-      });
+        net,
+        "process.on('SIGTERM',()=>process.exit(0));setInterval(()=>{},1000);console.log('launcher up')",
+      );
     let runner = mk();
     const vmiUid = randomUUID();
     const pod = api.put(refs.pods, launcherPod("virt-launcher-vm1-abcde", vmiUid));
@@ -148,16 +158,7 @@ describe("pod runner", async () => {
     const dataDir = await mkdtemp(join(tmpdir(), "tsvirt-pr-"));
     const api = new FakeApi();
     const net = new PodNetwork({ node: NODE, podCIDR: "10.96.6.0/24", dataDir });
-    const runner = new PodRunner({
-      node: NODE,
-      hostIP: "127.0.0.1",
-      dataDir,
-      api,
-      network: () => net,
-      getPod: (uid) => [...api.objects.values()].find((o) => o.metadata.uid === uid) as Pod | undefined,
-      dial: async () => fakeConn(),
-      launcherCommand: (_v, podDir) => ({ argv: [process.execPath, "-e", "setInterval(()=>{},1000)", "--", podDir] }),
-    });
+    const runner = testRunner(dataDir, api, net, "setInterval(()=>{},1000)");
     const pod = api.put(refs.pods, launcherPod("virt-launcher-vm2-xyzab", randomUUID()));
     const uid = pod.metadata.uid ?? "";
     t.after(async () => {
@@ -205,36 +206,27 @@ describe("pod runner", async () => {
       const pod = api.put(refs.pods, launcherPod(`virt-launcher-vm3-stop${restart ? "r" : "d"}`, vmiUid));
       const uid = pod.metadata.uid ?? "";
       const mk = () =>
-        new PodRunner({
-          node: NODE,
-          hostIP: "127.0.0.1",
+        // A stand-in launcher that, on SIGTERM, leaves the guest's end in its termination log and exits, as the
+        // real one does once its guest has powered off.
+        testRunner(
           dataDir,
           api,
-          network: () => net,
-          getPod: (u) => [...api.objects.values()].find((o) => o.metadata.uid === u) as Pod | undefined,
-          dial: async () => fakeConn(),
-          // A stand-in launcher that, on SIGTERM, leaves the guest's end in its termination log and exits, as the
-          // real one does once its guest has powered off.
-          launcherCommand: (_v, podDir) => ({
-            argv: [
-              process.execPath,
-              "-e",
-              `process.on("SIGTERM",()=>{require("fs").writeFileSync(process.argv[1]+"/termination-log",'{"state":"Shutoff","reason":"Shutdown"}');process.exit(0)});setInterval(()=>{},1000);console.log("launcher up")`,
-              podDir,
-            ],
-          }),
-          terminationLog,
-          onDomain: (_v, _p, d) => domains.push(d),
-          beforeRemove: async (v) => {
-            assert.equal(v, vmiUid);
-            asked.push({
-              launcherAlive: rec ? await isLauncherAlive(rec, podDirOf(dataDir, uid)) : true,
-              podInApi: api.peek(refs.pods, "default", pod.metadata.name ?? "") !== undefined,
-            });
-            // The first time the VMI's final phase is not recorded yet (e.g. a write conflict): the removal waits.
-            return asked.length > 1;
+          net,
+          `process.on("SIGTERM",()=>{require("fs").writeFileSync(process.argv[1]+"/termination-log",'{"state":"Shutoff","reason":"Shutdown"}');process.exit(0)});setInterval(()=>{},1000);console.log("launcher up")`,
+          {
+            terminationLog,
+            onDomain: (_v, _p, d) => domains.push(d),
+            beforeRemove: async (v) => {
+              assert.equal(v, vmiUid);
+              asked.push({
+                launcherAlive: rec ? await isLauncherAlive(rec, podDirOf(dataDir, uid)) : true,
+                podInApi: api.peek(refs.pods, "default", pod.metadata.name ?? "") !== undefined,
+              });
+              // The first time the VMI's final phase is not recorded yet (e.g. a write conflict): the removal waits.
+              return asked.length > 1;
+            },
           },
-        });
+        );
       let runner = mk();
       t.after(async () => {
         runner.close();
