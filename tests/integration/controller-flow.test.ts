@@ -50,6 +50,17 @@ async function registerNode(client: RestClient, node: string): Promise<void> {
   await client.updateStatus(resources.nodes, { ...n, status });
 }
 
+/** A VirtualMachine with runStrategy Always in "default". */
+async function createVm(client: RestClient, name: string, memory = "128Mi"): Promise<void> {
+  await client.create<VirtualMachine>(resources.vms, "default", {
+    metadata: { name, namespace: "default" },
+    spec: {
+      runStrategy: "Always",
+      template: { spec: { domain: { devices: {}, resources: { requests: { memory } } } } },
+    },
+  });
+}
+
 async function isGone(client: RestClient, ref: ResourceRef, name: string): Promise<boolean> {
   try {
     await client.get(ref, "default", name);
@@ -303,13 +314,7 @@ describe("virt-controller against the embedded API server", () => {
     const ctrl = new VirtController({ client, log: nullLogger });
     await ctrl.start();
     t.after(() => ctrl.stop());
-    await client.create<VirtualMachine>(resources.vms, "default", {
-      metadata: { name: "big", namespace: "default" },
-      spec: {
-        runStrategy: "Always",
-        template: { spec: { domain: { devices: {}, resources: { requests: { memory: "64Gi" } } } } },
-      },
-    });
+    await createVm(client, "big", "64Gi");
     const vm = await waitFor("ErrorUnschedulable", async () => {
       const v = await client.get<VirtualMachine>(resources.vms, "default", "big");
       return v.status?.printableStatus === "ErrorUnschedulable" ? v : undefined;
@@ -355,13 +360,7 @@ describe("virt-controller against the embedded API server", () => {
     });
     const before = await podAndVmiWrites(api.url);
 
-    await client.create<VirtualMachine>(resources.vms, "default", {
-      metadata: { name: "vm1", namespace: "default" },
-      spec: {
-        runStrategy: "Always",
-        template: { spec: { domain: { devices: {}, resources: { requests: { memory: "128Mi" } } } } },
-      },
-    });
+    await createVm(client, "vm1");
     const vmi = await waitFor("VM Running and Ready, its launcher past the start-up pause", async () => {
       const vm = vms.get("default/vm1");
       if (vm?.status?.printableStatus !== "Running" || !vm.status.ready) return undefined;
@@ -401,13 +400,7 @@ describe("virt-controller against the embedded API server", () => {
       await ctrl.start();
       const ctrls = [ctrl];
       t.after(() => Promise.all(ctrls.map((c) => c.stop())));
-      await client.create<VirtualMachine>(resources.vms, "default", {
-        metadata: { name, namespace: "default" },
-        spec: {
-          runStrategy: "Always",
-          template: { spec: { domain: { devices: {}, resources: { requests: { memory: "128Mi" } } } } },
-        },
-      });
+      await createVm(client, name);
       const vm = await waitFor("Running", async () => {
         const v = await client.get<VirtualMachine>(resources.vms, "default", name);
         return v.status?.printableStatus === "Running" ? v : undefined;
