@@ -8,7 +8,6 @@ import {
   type Hypervisor,
   isActive,
   notSupported,
-  shutdownWithGrace,
   type Unsubscribe,
 } from "./types.js";
 
@@ -62,18 +61,11 @@ export class FakeHypervisor implements Hypervisor {
     if (isActive(d.status)) throw statusError(409, "Conflict", "domain is already running");
     this.setState(name, { state: "Running", reason: "Booted" }, "Started");
   }
-  shutdown(name: string, opts: { gracePeriodMs?: number } = {}): Promise<DomainStatus> {
-    return shutdownWithGrace(
-      this,
-      name,
-      async () => {
-        this.calls.push("shutdown");
-        const d = this.get(name);
-        if (!isActive(d.status)) throw statusError(409, "Conflict", "domain is not running");
-        if (this.honorsAcpi) this.setState(name, { state: "Shutoff", reason: "Shutdown" }, "Stopped");
-      },
-      opts.gracePeriodMs,
-    );
+  async shutdown(name: string): Promise<void> {
+    this.calls.push("shutdown");
+    const d = this.get(name);
+    if (!isActive(d.status)) throw statusError(409, "Conflict", "domain is not running");
+    if (this.honorsAcpi) this.setState(name, { state: "Shutoff", reason: "Shutdown" }, "Stopped");
   }
   async destroy(name: string): Promise<void> {
     this.calls.push("destroy");

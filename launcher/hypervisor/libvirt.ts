@@ -9,7 +9,6 @@ import {
   type Hypervisor,
   lifecycleEventName,
   notSupported,
-  shutdownWithGrace,
   type Unsubscribe,
 } from "./types.js";
 import { XdrWriter } from "./xdr.js";
@@ -96,8 +95,8 @@ export class LibvirtHypervisor implements Hypervisor {
     return this.domCall(Proc.DomainCreate, name);
   }
 
-  shutdown(name: string, opts: { gracePeriodMs?: number } = {}): Promise<DomainStatus> {
-    return shutdownWithGrace(this, name, () => this.domCall(Proc.DomainShutdown, name), opts.gracePeriodMs);
+  shutdown(name: string): Promise<void> {
+    return this.domCall(Proc.DomainShutdown, name);
   }
 
   destroy(name: string): Promise<void> {

@@ -44,8 +44,8 @@ export interface Hypervisor {
   /** Define (or redefine) a persistent domain; returns its name. */
   define(xml: string): Promise<string>;
   start(name: string): Promise<void>;
-  /** ACPI power button; with a grace period, wait for shutoff and destroy once it has passed. */
-  shutdown(name: string, opts?: { gracePeriodMs?: number }): Promise<DomainStatus>;
+  /** ACPI power button (the grace period and the destroy after it are the launcher's: launcher/shutdown.ts). */
+  shutdown(name: string): Promise<void>;
   destroy(name: string): Promise<void>;
   pause(name: string): Promise<void>;
   resume(name: string): Promise<void>;
@@ -141,73 +141,4 @@ export function lifecycleEventName(n: number): string {
 
 export function isActive(st: DomainStatus | undefined): boolean {
   return st !== undefined && st.state !== "Shutoff" && st.state !== "Crashed" && st.state !== "NoState";
-}
-
-/**
- * Wait until `name` leaves the active states or the deadline passes: resolves with the last status.
- * Driven by pushed events; `poll` is only the initial read and a re-read after each event.
- */
-export function waitInactive(hv: Hypervisor, name: string, timeoutMs: number): Promise<DomainStatus | undefined> {
-  return new Promise((resolve, reject) => {
-    let done = false;
-    const finish = (st: DomainStatus | undefined): void => {
-      if (done) return;
-      done = true;
-      clearTimeout(timer);
-      off();
-      resolve(st);
-    };
-    const off = hv.events((e) => {
-      if (e.domain === name && !isActive(e.status)) finish(e.status);
-    });
-    const timer = setTimeout(() => {
-      hv.state(name).then(finish, (err: unknown) => {
-        done = true;
-        off();
-        reject(err);
-      });
-    }, timeoutMs);
-    hv.state(name).then(
-      (st) => {
-        if (!isActive(st)) finish(st);
-      },
-      (err: unknown) => {
-        if (done) return;
-        done = true;
-        clearTimeout(timer);
-        off();
-        reject(err);
-      },
-    );
-  });
-}
-
-/** Shared implementation of shutdown-with-grace on top of the primitive calls. */
-export async function shutdownWithGrace(
-  hv: Hypervisor,
-  name: string,
-  acpiShutdown: () => Promise<void>,
-  gracePeriodMs: number | undefined,
-): Promise<DomainStatus> {
-  const before = await hv.state(name);
-  if (!isActive(before)) return before ?? { state: "NoState", reason: "Unknown" };
-  if (gracePeriodMs === undefined) {
-    await acpiShutdown();
-    return (await hv.state(name)) ?? { state: "NoState", reason: "Unknown" };
-  }
-  const waiting = waitInactive(hv, name, gracePeriodMs);
-  try {
-    await acpiShutdown();
-  } catch (err) {
-    // The guest may have stopped between the read and the call: that is success, anything else is not.
-    const st = await waiting;
-    if (isActive(st)) throw err;
-    return st ?? { state: "Shutoff", reason: "Unknown" };
-  }
-  const st = await waiting;
-  if (isActive(st)) {
-    await hv.destroy(name);
-    return (await hv.state(name)) ?? { state: "Shutoff", reason: "Destroyed" };
-  }
-  return st ?? { state: "Shutoff", reason: "Unknown" };
 }

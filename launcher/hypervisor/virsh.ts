@@ -12,7 +12,6 @@ import {
   type Hypervisor,
   type LifeCycle,
   notSupported,
-  shutdownWithGrace,
   type Unsubscribe,
 } from "./types.js";
 
@@ -96,8 +95,8 @@ export class VirshHypervisor implements Hypervisor {
   async start(name: string): Promise<void> {
     await this.run("start", name);
   }
-  shutdown(name: string, opts: { gracePeriodMs?: number } = {}): Promise<DomainStatus> {
-    return shutdownWithGrace(this, name, async () => void (await this.run("shutdown", name)), opts.gracePeriodMs);
+  async shutdown(name: string): Promise<void> {
+    await this.run("shutdown", name);
   }
   async destroy(name: string): Promise<void> {
     await this.run("destroy", name);
