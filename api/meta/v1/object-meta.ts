@@ -71,15 +71,40 @@ export interface Condition<T extends string = string> {
   message?: string;
 }
 
-/** Returns a new condition list with `next` set; lastTransitionTime moves only when the status changes. */
-export function setCondition<T extends string>(
-  conds: readonly Condition<T>[],
-  next: Condition<T>,
-  now: string,
-): Condition<T>[] {
-  const old = conds.find((c) => c.type === next.type);
-  const lastTransitionTime = old && old.status === next.status ? (old.lastTransitionTime ?? now) : now;
-  return [...conds.filter((c) => c.type !== next.type), { ...next, lastTransitionTime }];
+/** The fields the condition helpers read; Pod, Node and KubeVirt conditions all have them. */
+interface ConditionLike {
+  type: string;
+  status: string;
+  lastTransitionTime?: string | null;
+  lastProbeTime?: string | null;
+}
+
+export function getCondition<C extends ConditionLike>(conds: readonly C[] | undefined, type: string): C | undefined {
+  return conds?.find((c) => c.type === type);
+}
+
+/**
+ * metav1's SetStatusCondition: a new list with `next` set in place (or appended); lastTransitionTime moves only when
+ * the status changes, and a lastProbeTime `next` does not carry is kept. Never mutates.
+ */
+export function setCondition<C extends ConditionLike>(conds: readonly C[] | undefined, next: C, now: string): C[] {
+  const list = conds ?? [];
+  const old = list.find((c) => c.type === next.type);
+  const lastTransitionTime = old && old.status === next.status && old.lastTransitionTime ? old.lastTransitionTime : now;
+  const c: C = { ...next, lastTransitionTime };
+  if (old && old.lastProbeTime !== undefined && c.lastProbeTime === undefined) c.lastProbeTime = old.lastProbeTime;
+  const i = list.findIndex((x) => x.type === next.type);
+  if (i < 0) return [...list, c];
+  return list.map((x, j) => (j === i ? c : x));
+}
+
+export function removeCondition<C extends ConditionLike>(conds: readonly C[] | undefined, type: string): C[] {
+  return (conds ?? []).filter((c) => c.type !== type);
+}
+
+/** metav1.Time as Kubernetes serializes it: RFC 3339 with second precision. */
+export function nowRfc3339(ms = Date.now()): string {
+  return new Date(ms).toISOString().replace(/\.\d+Z$/, "Z");
 }
 
 /** The fields every top-level object has (apiVersion and kind are filled in by the server when absent). */
