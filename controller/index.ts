@@ -26,7 +26,7 @@ export { bytes, formatBytes, millicores, parseQuantity } from "./quantity.js";
 export { claimVmis, computeRsStatus, planReplicaSet, selectorMatches, selectorString } from "./replicaset/plan.js";
 export { defaultPredicates, type Predicate, type ScheduleResult, schedule } from "./scheduler/predicates.js";
 export { computeVmStatus, crashLoopDelaySeconds, planVm, printableStatus, vmiFromTemplate } from "./vm/plan.js";
-export { planVmi, podIsRunning, VMI_FINALIZER } from "./vmi/plan.js";
+export { planVmi, podIsRunning } from "./vmi/plan.js";
 export {
   guestMemory,
   LABEL_CREATED_BY,

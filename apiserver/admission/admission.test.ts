@@ -2,7 +2,7 @@ import assert from "node:assert/strict";
 import { readdirSync, readFileSync } from "node:fs";
 import { test } from "node:test";
 import { parseAllDocuments } from "yaml";
-import { kubevirtCrds } from "../../api/index.js";
+import { kubevirtCrds, VMI_FINALIZER } from "../../api/index.js";
 import { isStatusError, type StatusError } from "../../lib/errors.js";
 import { validateObject } from "../validation/index.js";
 import {
@@ -12,7 +12,6 @@ import {
   MIGRATION_FINALIZER,
   MIGRATION_VMI_LABEL,
   runAdmission,
-  VMI_FINALIZER,
 } from "./index.js";
 
 type Obj = Record<string, unknown>;

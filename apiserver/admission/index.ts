@@ -5,7 +5,6 @@ export {
   type KubevirtAdmissionOptions,
   MIGRATION_FINALIZER,
   MIGRATION_VMI_LABEL,
-  VMI_FINALIZER,
   validateVmiSpec,
   validateVmSpec,
 } from "./kubevirt.js";

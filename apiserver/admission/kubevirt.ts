@@ -3,7 +3,7 @@
 // Each takes and returns an AdmissionReview v1; mutations are base64 JSON patches. Plugin names are KubeVirt's
 // webhook names.
 import { randomUUID } from "node:crypto";
-import { parseQuantity, unimplementedFields } from "../../api/index.js";
+import { parseQuantity, unimplementedFields, VMI_FINALIZER } from "../../api/index.js";
 import type { StatusCause } from "../../lib/errors.js";
 import { encodePatch, type PatchOp } from "./json-patch.js";
 import type {
@@ -38,7 +38,6 @@ export interface KubevirtAdmissionOptions {
   vmiSpecUpdaters?: string[];
 }
 
-export const VMI_FINALIZER = "foregroundDeleteVirtualMachine";
 export const MIGRATION_FINALIZER = "kubevirt.io/migrationJobFinalize";
 export const MIGRATION_VMI_LABEL = "kubevirt.io/vmi-name";
 

@@ -2,11 +2,10 @@
 // phase (Pending → Scheduling → Scheduled; Failed when the pod fails or vanishes), nodeName, conditions, whether
 // the finalizer can go, and the pod readiness-gate condition to sync. From Running on, virt-handler owns VMI status.
 
+import { VMI_FINALIZER } from "../../api/index.js";
 import type { Condition, Pod, VirtualMachineInstance, VmiPhase, VmiStatus } from "../../client/index.js";
 import { getCondition, setCondition } from "../conditions.js";
 import { READINESS_GATE } from "./pod.js";
-
-export const VMI_FINALIZER = "foregroundDeleteVirtualMachine";
 
 export interface VmiPlan {
   createPod: boolean;
