@@ -33,5 +33,4 @@ export {
   splitKey,
 } from "./resources.js";
 export { RestClient, toStatusError } from "./rest.js";
-export { matchesSelector, parseSelector, type Requirement, selectorFromLabels } from "./selector.js";
 export * from "./types.js";
