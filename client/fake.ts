@@ -8,15 +8,17 @@ import {
   conflict,
   expired,
   invalid as invalidError,
+  isStatusError,
   notFound,
   type StatusError,
   statusError,
 } from "../lib/errors.js";
+import { applyJsonPatch } from "../lib/jsonpatch.js";
+import { applyMergePatch } from "../lib/mergepatch.js";
 import { type FieldTerm, type LabelSelector, parseFieldSelectorTerms, parseLabelSelector } from "../lib/selectors.js";
 import type {
   Client,
   DeleteOptions,
-  JsonPatchOp,
   ListOptions,
   PatchOptions,
   PatchType,
@@ -25,7 +27,6 @@ import type {
   WatchOptions,
   WriteOptions,
 } from "./interface.js";
-import { applyJsonPatch, applyMergePatch, JsonPatchError } from "./patch.js";
 import { apiVersionOf, keyOf, type ResourceRef } from "./resources.js";
 import type { KList, KObject, Pod, WatchEvent, WatchEventType } from "./types.js";
 
@@ -245,11 +246,11 @@ export class FakeClient implements Client {
     if (!cur) throw notFound(ref, name);
     let next: KObject;
     try {
-      next = type === "json" ? applyJsonPatch(cur, patch as JsonPatchOp[]) : (applyMergePatch(cur, patch) as KObject);
+      next = type === "json" ? applyJsonPatch<KObject>(cur, patch) : applyMergePatch<KObject>(cur, patch);
     } catch (e) {
-      if (e instanceof JsonPatchError) {
-        if (e.message.startsWith("test operation failed")) throw conflict(ref, name, "the object has been modified");
-        throw statusError(422, "Invalid", e.message);
+      // a failed `test` guards a write: the fake answers it as the conflict it stands for
+      if (isStatusError(e) && e.status.details?.causes?.some((c) => c.message?.startsWith("testing value"))) {
+        throw conflict(ref, name, "the object has been modified");
       }
       throw e;
     }

@@ -1,4 +1,4 @@
-export { applyJsonPatch, applyJsonPatchInPlace, decodePatch, encodePatch, type PatchOp } from "./json-patch.js";
+export { decodePatch, encodePatch, type PatchOp } from "./json-patch.js";
 export {
   admissionPlugins,
   defaultVmiSpec,

@@ -1,4 +1,4 @@
-// JSON value helpers shared by the patch and field-management code.
+// JSON value helpers shared by the patch libraries (JSON patch, merge patch) and the API server's field management.
 
 export type Json = null | boolean | number | string | Json[] | { [k: string]: Json };
 export type JsonObject = { [k: string]: Json };
