@@ -16,8 +16,8 @@ import {
   unauthorized,
   unsupportedMediaType,
 } from "../../lib/errors.js";
+import { isObject as isPlainObject } from "../../lib/json.js";
 import type { Logger } from "../../lib/log.js";
-import { isPlainObject } from "../lite/patch.js";
 import { decodeProtobuf } from "../protobuf/index.js";
 import type { ServedResource } from "../registry/resources.js";
 import { buildTable, partialObjectMetadata } from "../registry/table.js";

@@ -16,11 +16,10 @@ import {
   statusError,
   unsupportedMediaType,
 } from "../../lib/errors.js";
+import { clone as deepClone, deepEqual, isObject as isPlainObject } from "../../lib/json.js";
 import type { Logger } from "../../lib/log.js";
 import { runAdmission } from "../admission/index.js";
 import type { AdmissionPlugin, AdmissionRequest } from "../admission/types.js";
-import { deepClone, deepEqual, isPlainObject } from "../lite/patch.js";
-import { pruneUnknownMeta } from "../lite/prune.js";
 import {
   applyJsonPatch,
   applyMergePatch,
@@ -38,7 +37,7 @@ import {
   parseLabelSelector,
 } from "../selectors/index.js";
 import { type Obj, type Store, StoreError } from "../storage/store.js";
-import { strictDecodingError, unknownFieldWarnings, validateObject } from "../validation/index.js";
+import { pruneUnknownMeta, strictDecodingError, unknownFieldWarnings, validateObject } from "../validation/index.js";
 import {
   type DeleteOptions,
   field,
