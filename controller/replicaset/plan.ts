@@ -98,7 +98,7 @@ export function vmiFromRsTemplate(rs: VirtualMachineInstanceReplicaSet): Virtual
         },
       ],
     },
-    spec: structuredClone(t.spec),
+    spec: structuredClone(t.spec!), // admission refuses a replica set without template.spec
   };
 }
 

@@ -168,7 +168,7 @@ function planVmCore(vm: VirtualMachine, vmi: VirtualMachineInstance | undefined)
 /** The VMI the VM controller creates: named as the VM, from its template, controlled by it. */
 export function vmiFromTemplate(vm: VirtualMachine, startPaused: boolean): VirtualMachineInstance {
   const t = vm.spec.template;
-  const spec = structuredClone(t.spec);
+  const spec = structuredClone(t.spec!); // admission refuses a VM without template.spec
   if (startPaused) spec.startStrategy = "Paused";
   const vmi: VirtualMachineInstance = {
     apiVersion: "kubevirt.io/v1",

@@ -33,7 +33,7 @@ export function podIsRunning(pod: Pod): boolean {
   const cr = getCondition(pod.status.conditions, "ContainersReady");
   if (cr) return cr.status === "True";
   const compute = pod.status.containerStatuses?.find((c) => c.name === "compute");
-  return compute ? compute.ready : true;
+  return compute ? compute.ready === true : true;
 }
 
 function withPhase(status: VmiStatus, phase: VmiPhase, now: string): VmiStatus {

@@ -42,6 +42,7 @@ export const ListMeta = Struct({ selfLink: Str, resourceVersion: Str, continue: 
 export type ListMeta = Static<typeof ListMeta>;
 
 export const LabelSelectorRequirement = Struct({ key: Str, operator: Str, values: ListOf(Str) }, ["key", "operator"]);
+export type LabelSelectorRequirement = Static<typeof LabelSelectorRequirement>;
 export const LabelSelector = Struct({ matchLabels: StrMap, matchExpressions: ListOf(LabelSelectorRequirement) });
 export type LabelSelector = Static<typeof LabelSelector>;
 
@@ -105,6 +106,32 @@ export function removeCondition<C extends ConditionLike>(conds: readonly C[] | u
 /** metav1.Time as Kubernetes serializes it: RFC 3339 with second precision. */
 export function nowRfc3339(ms = Date.now()): string {
   return new Date(ms).toISOString().replace(/\.\d+Z$/, "Z");
+}
+
+/** Any object as stored and served: TypeMeta plus ObjectMeta, which every object read from the API server has. */
+export interface KObject {
+  apiVersion?: string;
+  kind?: string;
+  metadata: ObjectMeta;
+}
+
+/** A stored object of any kind as generic code handles it: the envelope is known, the body is the kind's. */
+export type UnstructuredObject = KObject & { [k: string]: unknown };
+
+/** A list of objects (`PodList`, ...). */
+export interface KList<T = KObject> {
+  apiVersion?: string;
+  kind?: string;
+  metadata: ListMeta;
+  items: T[];
+}
+
+export type WatchEventType = "ADDED" | "MODIFIED" | "DELETED" | "BOOKMARK" | "ERROR";
+
+/** One event of a watch stream (metav1.WatchEvent). */
+export interface WatchEvent<T = KObject> {
+  type: WatchEventType;
+  object: T;
 }
 
 /** The fields every top-level object has (apiVersion and kind are filled in by the server when absent). */
