@@ -7,6 +7,23 @@ export function isObject(v: unknown): v is JsonObject {
   return v !== null && typeof v === "object" && !Array.isArray(v);
 }
 
+export type Rec = Record<string, unknown>;
+
+/** `v` when it is a plain object, else `{}`: a safe start for reading untrusted JSON. */
+export function rec(v: unknown): Rec {
+  return isObject(v) ? v : {};
+}
+
+/** `a.b.c` lookup through plain objects. */
+export function field(o: unknown, path: string): unknown {
+  let cur: unknown = o;
+  for (const seg of path.split(".")) {
+    if (!isObject(cur)) return undefined;
+    cur = cur[seg];
+  }
+  return cur;
+}
+
 /** A deep copy of a JSON value (much faster than structuredClone for API objects). */
 export function clone<T>(v: T): T {
   if (v === null || typeof v !== "object") return v;
