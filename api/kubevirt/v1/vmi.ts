@@ -433,6 +433,7 @@ export const KubevirtCondition = Struct(
   },
   ["type", "status"],
 );
+export type KubevirtCondition = Static<typeof KubevirtCondition>;
 
 export const PersistentVolumeClaimInfo = Struct({
   claimName: Str,
