@@ -115,6 +115,12 @@ export interface KObject {
   metadata: ObjectMeta;
 }
 
+/** metav1.NewControllerRef: the owner reference a controller puts on what it creates or adopts. */
+export function controllerRef(owner: KObject, apiVersion: string, kind: string): OwnerReference {
+  const { name = "", uid = "" } = owner.metadata;
+  return { apiVersion, kind, name, uid, controller: true, blockOwnerDeletion: true };
+}
+
 /** A stored object of any kind as generic code handles it: the envelope is known, the body is the kind's. */
 export type UnstructuredObject = KObject & { [k: string]: unknown };
 
