@@ -4,17 +4,7 @@ export { getCondition, removeCondition, setCondition, timestamp } from "./condit
 export { EventRecorder, type EventType, nullRecorder, Reasons, type Recorder } from "./events/index.js";
 export { Expectations } from "./expectations.js";
 export { type ElectorHooks, LEADER_DEFAULTS, type LeaderConfig, LeaderElector, loadIdentity } from "./leader/index.js";
-export {
-  isFinal,
-  type LifecyclePatch,
-  type LifecyclePlan,
-  planRestart,
-  planStart,
-  planStop,
-  runStrategyOf,
-  type StartOptions,
-  type StopOptions,
-} from "./lifecycle/index.js";
+export * from "./lifecycle/index.js";
 export { cidrIndex, nextFree } from "./node/podcidr.js";
 export {
   NODE_LIFECYCLE_DEFAULTS,
