@@ -1,0 +1,53 @@
+// How the node agent reaches pods. The agent runs in the host namespace, which has no route to any pod address (pod
+// traffic never touches the host's interfaces, and the host sends nothing to pod addresses). Its connections to
+// pods, on its own node or another, originate in its node namespace instead: a short-lived helper entered there
+// with nsenter carries the bytes between the agent's pipes and one TCP connection; the source address is the
+// node's gateway, which every other node routes back through the fabric.
+import { spawn } from "node:child_process";
+import { Duplex } from "node:stream";
+import { parseIpv4 } from "./cidr.js";
+import { inNetns } from "./exec.js";
+
+// The helper's program: connect, report "connected" on stderr, then relay until both directions end.
+const RELAY = [
+  'const s = require("node:net").connect({ host: process.argv[1], port: Number(process.argv[2]) });',
+  's.on("connect", () => process.stderr.write("connected\\n"));',
+  's.on("error", (e) => { process.stderr.write(e.message + "\\n"); process.exit(1); });',
+  "process.stdin.pipe(s);",
+  "s.pipe(process.stdout);",
+  's.on("close", () => process.exit(0));',
+].join("\n");
+
+/** A TCP connection to host:port made from inside `netns` (a node namespace). Resolves once connected. */
+export function connectFromNetns(netns: string, host: string, port: number, timeoutMs = 10_000): Promise<Duplex> {
+  parseIpv4(host);
+  if (!Number.isInteger(port) || port < 1 || port > 65535) throw new Error(`invalid port ${port}`);
+  const [file, ...args] = inNetns(netns, [process.execPath, "-e", RELAY, host, String(port)]) as [string, ...string[]];
+  const child = spawn(file, args, { stdio: ["pipe", "pipe", "pipe"] });
+  return new Promise((resolve, reject) => {
+    let err = "";
+    const timer = setTimeout(() => {
+      child.kill("SIGKILL");
+      reject(new Error(`connect to ${host}:${port} from ${netns}: timed out after ${timeoutMs} ms`));
+    }, timeoutMs);
+    const onData = (d: Buffer): void => {
+      err += d.toString();
+      if (!err.startsWith("connected\n")) return;
+      clearTimeout(timer);
+      child.stderr.off("data", onData);
+      const stream = Duplex.from({ readable: child.stdout, writable: child.stdin });
+      // Closing the stream ends the helper too.
+      stream.once("close", () => child.kill("SIGKILL"));
+      resolve(stream);
+    };
+    child.stderr.on("data", onData);
+    child.once("error", (e) => {
+      clearTimeout(timer);
+      reject(e);
+    });
+    child.once("exit", (code) => {
+      clearTimeout(timer);
+      reject(new Error(`connect to ${host}:${port} from ${netns}: exit ${code}: ${err.trim()}`));
+    });
+  });
+}
