@@ -3,7 +3,7 @@
 // pods, on its own node or another, originate in its node namespace instead: a short-lived helper entered there
 // with nsenter carries the bytes between the agent's pipes and one TCP connection; the source address is the
 // node's gateway, which every other node routes back through the fabric.
-import { spawn } from "node:child_process";
+import { type ChildProcessWithoutNullStreams, spawn } from "node:child_process";
 import { Duplex } from "node:stream";
 import { parseIpv4 } from "./cidr.js";
 import { inNetns } from "./exec.js";
@@ -17,6 +17,33 @@ const RELAY = [
   "s.pipe(process.stdout);",
   's.on("close", () => process.exit(0));',
 ].join("\n");
+
+/** The helper's pipes as one stream; destroying it ends the helper (and so the connection). */
+class HelperStream extends Duplex {
+  private readonly child: ChildProcessWithoutNullStreams;
+  constructor(child: ChildProcessWithoutNullStreams) {
+    super();
+    this.child = child;
+    child.stdout.on("data", (d: Buffer) => {
+      if (!this.push(d)) child.stdout.pause();
+    });
+    child.stdout.once("end", () => this.push(null));
+    child.stdin.on("error", (e) => this.destroy(e));
+  }
+  override _read(): void {
+    this.child.stdout.resume();
+  }
+  override _write(chunk: Buffer, _enc: BufferEncoding, cb: (err?: Error | null) => void): void {
+    this.child.stdin.write(chunk, cb);
+  }
+  override _final(cb: (err?: Error | null) => void): void {
+    this.child.stdin.end(cb);
+  }
+  override _destroy(err: Error | null, cb: (err?: Error | null) => void): void {
+    this.child.kill("SIGKILL");
+    cb(err);
+  }
+}
 
 /** A TCP connection to host:port made from inside `netns` (a node namespace). Resolves once connected. */
 export function connectFromNetns(netns: string, host: string, port: number, timeoutMs = 10_000): Promise<Duplex> {
@@ -35,10 +62,7 @@ export function connectFromNetns(netns: string, host: string, port: number, time
       if (!err.startsWith("connected\n")) return;
       clearTimeout(timer);
       child.stderr.off("data", onData);
-      const stream = Duplex.from({ readable: child.stdout, writable: child.stdin });
-      // Closing the stream ends the helper too.
-      stream.once("close", () => child.kill("SIGKILL"));
-      resolve(stream);
+      resolve(new HelperStream(child));
     };
     child.stderr.on("data", onData);
     child.once("error", (e) => {
