@@ -2,7 +2,7 @@
 // stand-in with a guest behind its masquerade binding on each, and a third node that exists only as a Node object.
 // All traffic stays inside namespaces this test creates; the host's links and routes are checked unchanged.
 import assert from "node:assert/strict";
-import { spawn } from "node:child_process";
+import type { ChildProcess } from "node:child_process";
 import { randomUUID } from "node:crypto";
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
@@ -13,7 +13,16 @@ import { inNetns, runCommand } from "./exec.js";
 import { deleteFabric, ensureFabric, FABRIC_PROTO } from "./fabric.js";
 import { fabricNetns, nodeNetns } from "./names.js";
 import { PodNetwork } from "./pod-network.js";
-import { hostNetworkState, makeGuest, missingNetnsPrereq, netnsList, ping, sh } from "./testing.js";
+import {
+  echoFrom,
+  hostNetworkState,
+  makeGuest,
+  missingNetnsPrereq,
+  netnsList,
+  ping,
+  sh,
+  startEchoServer,
+} from "./testing.js";
 
 async function fabricRoutes(nodeNs: string): Promise<string[]> {
   const out = await sh(["ip", "-n", nodeNs, "route", "show", "proto", FABRIC_PROTO]);
@@ -51,7 +60,7 @@ describe("cluster fabric in real namespaces", async () => {
     const uidB = randomUUID();
     const guestA = `tsvt-fguest-a-${process.pid}`;
     const guestB = `tsvt-fguest-b-${process.pid}`;
-    let server: ReturnType<typeof spawn> | undefined;
+    let server: ChildProcess | undefined;
     t.after(async () => {
       server?.kill("SIGKILL");
       for (const g of [guestA, guestB]) await runCommand(["ip", "netns", "del", g]);
@@ -87,32 +96,8 @@ describe("cluster fabric in real namespaces", async () => {
     assert.ok(await ping(a.netns, b.ip), "pod A reaches pod B");
 
     // The agent's own connections start in its node namespace: a TCP stream from node A to a server in pod B.
-    server = spawn(
-      "nsenter",
-      [
-        `--net=/run/netns/${guestB}`,
-        "--",
-        process.execPath,
-        "-e",
-        'require("node:net").createServer((s) => { s.write(s.remoteAddress + "\\n"); s.pipe(s); })' +
-          '.listen(7000, "0.0.0.0", () => console.log("listening"));',
-      ],
-      { stdio: ["ignore", "pipe", "inherit"] },
-    );
-    await new Promise<void>((resolve, reject) => {
-      server?.stdout?.once("data", () => resolve());
-      server?.once("exit", (c) => reject(new Error(`echo server exited ${c}`)));
-    });
-    const conn = await connectFromNetns(netA.nodeNs, b.ip, 7000);
-    let got = "";
-    conn.on("data", (d: Buffer) => {
-      got += d.toString();
-    });
-    conn.write("hello\n");
-    const deadline = Date.now() + 10_000;
-    while (!got.includes("hello\n") && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
-    conn.destroy();
-    // The server sees node A's gateway: the connection came from node A's namespace over the fabric.
+    server = await startEchoServer(guestB, 7000);
+    const got = await echoFrom(netA.nodeNs, b.ip, 7000, "hello");
     assert.equal(got, "10.95.0.1\nhello\n");
     await assert.rejects(connectFromNetns(netA.nodeNs, b.ip, 7001), /ECONNREFUSED/);
 

@@ -1,8 +1,9 @@
 // Helpers for tests of the pod network in real namespaces (root): prerequisites, commands, pings from inside a
 // namespace, a guest stand-in behind a pod's masquerade bridge, and a snapshot of the host's links and routes.
-import { execFile } from "node:child_process";
+import { type ChildProcess, execFile, spawn } from "node:child_process";
 import { chmod, readFile, writeFile } from "node:fs/promises";
 import { join } from "node:path";
+import { connectFromNetns } from "./dial.js";
 import { inNetns, runCommand } from "./exec.js";
 import { MASQ_BRIDGE } from "./names.js";
 
@@ -93,4 +94,40 @@ export async function makeGuest(podNs: string, guestNs: string, dir: string): Pr
     if (k && v) fields[k] = v;
   }
   return fields;
+}
+
+/** A TCP server in `netns` on 0.0.0.0:port that sends each client its address as it sees it, then echoes. */
+export async function startEchoServer(netns: string, port: number): Promise<ChildProcess> {
+  const server = spawn(
+    "nsenter",
+    [
+      `--net=/run/netns/${netns}`,
+      "--",
+      process.execPath,
+      "-e",
+      'require("node:net").createServer((s) => { s.write(s.remoteAddress + "\\n"); s.pipe(s); })' +
+        '.listen(Number(process.argv[1]), "0.0.0.0", () => console.log("listening"));',
+      String(port),
+    ],
+    { stdio: ["ignore", "pipe", "inherit"] },
+  );
+  await new Promise<void>((resolve, reject) => {
+    server.stdout?.once("data", () => resolve());
+    server.once("exit", (code) => reject(new Error(`echo server in ${netns} exited ${code}`)));
+  });
+  return server;
+}
+
+/** Sends `line` to an echo server over a connection made from `fromNs`; what came back (address, then the echo). */
+export async function echoFrom(fromNs: string, ip: string, port: number, line: string): Promise<string> {
+  const conn = await connectFromNetns(fromNs, ip, port);
+  let got = "";
+  conn.on("data", (d: Buffer) => {
+    got += d.toString();
+  });
+  conn.write(`${line}\n`);
+  const deadline = Date.now() + 10_000;
+  while (!got.includes(`${line}\n`) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+  conn.destroy();
+  return got;
 }
