@@ -133,24 +133,25 @@ export class PodNetwork {
   private nodeSetup: Promise<void> = Promise.resolve();
 
   /** The node namespace and bridge (and the fabric link and uplink when asked for). Idempotent. */
-  ensureNode(): Promise<void> {
+  ensureNode(opts: { fabric?: boolean } = {}): Promise<void> {
     // One at a time: pod setup and route sync both call this, and two link repairs at once would undo each other.
+    const fabric = opts.fabric ?? true;
     const next = this.nodeSetup.then(
-      () => this.setupNode(),
-      () => this.setupNode(),
+      () => this.setupNode(fabric),
+      () => this.setupNode(fabric),
     );
     this.nodeSetup = next.catch(() => {});
     return next;
   }
 
-  private async setupNode(): Promise<void> {
+  private async setupNode(withFabric: boolean): Promise<void> {
     const ns = this.nodeNs;
     await this.must(["ip", "netns", "add", ns], EXISTS);
     await this.must(["ip", "-n", ns, "link", "set", "lo", "up"]);
     await this.must(["ip", "-n", ns, "link", "add", NODE_BRIDGE, "type", "bridge"], EXISTS);
     await this.must(["ip", "-n", ns, "addr", "replace", `${this.gateway}/${this.cidr.prefix}`, "dev", NODE_BRIDGE]);
     await this.must(["ip", "-n", ns, "link", "set", NODE_BRIDGE, "up"]);
-    if (this.opts.fabric !== undefined) {
+    if (this.opts.fabric !== undefined && withFabric) {
       const fabricNs = this.opts.fabric;
       await ensureFabric(fabricNs, this.run);
       await attachNode({ fabricNs, node: this.node, nodeNs: ns, cidr: this.cidr }, this.run);
@@ -242,7 +243,8 @@ export class PodNetwork {
     const ns = podNetns(uid);
     const veth = podVeth(uid);
     const ip = await this.ipam.allocate(uid);
-    await this.ensureNode();
+    // The fabric link is the route sync's to keep (it runs at start and every 30 s): not on the pod's path.
+    await this.ensureNode({ fabric: false });
     await this.must(["ip", "netns", "add", ns], EXISTS);
     await this.must(["ip", "-n", ns, "link", "set", "lo", "up"]);
     // The veth is made in one step with its peer already in the pod namespace; if a crash left only the node end
