@@ -10,6 +10,7 @@ interface Opts {
   address: string;
   port: string;
   uplink?: string;
+  fabric?: string;
   registriesConf?: string;
   accel?: string;
 }
@@ -27,6 +28,7 @@ export function registerHandler(program: Command): void {
       "--uplink <iface>",
       "give pods outbound access beyond the node through this host interface (off by default)",
     )
+    .option("--fabric <netns>", "the cluster's fabric namespace, routing pods between nodes (tsvirt up sets it)")
     .option("--registries-conf <path>", "registry list (containers-registries.conf format)")
     .option("--accel <mode>", "launcher acceleration: auto | kvm | tcg", process.env.TSVIRT_ACCEL ?? "auto")
     .action(async (o: Opts) => {
@@ -68,6 +70,7 @@ export function registerHandler(program: Command): void {
         address: o.address,
         port: Number(o.port) || 0,
         ...(o.uplink ? { uplink: o.uplink } : {}),
+        ...(o.fabric ? { fabric: o.fabric } : {}),
         version: "v0.1.0",
         log,
       });

@@ -2,6 +2,8 @@
 // `tsvirt api`, `tsvirt controller` and one `tsvirt handler` per node as separate processes (pids in DIR/run/, logs
 // in DIR/logs/, DIR/kubeconfig for kubectl and virtctl), restarting any that exits. Launchers belong to their node's
 // handler and survive restarts of every one of these. Ctrl+C stops the VMs gracefully, then everything.
+// The nodes' pods reach each other through one fabric namespace per data dir (handler/network/fabric.ts), made here
+// before the node agents start and removed on exit with the node namespaces.
 import { fileURLToPath } from "node:url";
 import type { Command } from "commander";
 
@@ -64,8 +66,10 @@ export function registerUp(program: Command): void {
       await sup.start({ name: "controller", argv: [node, tsvirtJs, "controller", "--kubeconfig", kubeconfig] });
       if (!/^[a-z][a-z0-9-]{0,20}$/.test(o.nodePrefix)) throw new Error("--node-prefix must be a short DNS label");
       const names = nodeNames(n, o.nodePrefix);
+      const fabric = network.fabricNetns(dir);
+      await network.ensureFabric(fabric, network.runCommand);
       for (const name of names) {
-        const argv = [node, tsvirtJs, "handler", "--node", name, "--kubeconfig", kubeconfig];
+        const argv = [node, tsvirtJs, "handler", "--node", name, "--kubeconfig", kubeconfig, "--fabric", fabric];
         argv.push("--data-dir", join(dir, "nodes", name));
         if (o.uplink) argv.push("--uplink", o.uplink);
         await sup.start({ name: `handler-${name}`, argv, env });
@@ -103,6 +107,9 @@ export function registerUp(program: Command): void {
           await killNetns(ns);
           await network.runCommand(["ip", "netns", "del", ns]);
         }
+        await network.deleteFabric(fabric, network.runCommand).catch((err: unknown) => {
+          log.error("cannot remove the fabric namespace", { netns: fabric, err });
+        });
         process.exit(0);
       };
       process.on("SIGINT", () => void stop("SIGINT"));

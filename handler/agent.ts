@@ -1,11 +1,12 @@
 // virt-handler: wires the node agent's parts to the API's caches. Pods bound to this node (field selector
 // spec.nodeName, a core field) feed the pod runner; VMIs labelled kubevirt.io/nodeName=<node> feed VMI sync; the
-// node's own object gives the podCIDR for the pod network. Launchers outlive this process.
+// node's own object gives the podCIDR for the pod network; all Nodes' podCIDRs give the fabric routes to the other
+// nodes' pods. Launchers outlive this process.
 import { readdir } from "node:fs/promises";
 import { join } from "node:path";
 import { statusError } from "../lib/errors.js";
 import { type Logger, nullLogger } from "../lib/log.js";
-import { PodNetwork } from "./network/index.js";
+import { FabricRouteSync, PodNetwork } from "./network/index.js";
 import { machineInfo, NodeAgent } from "./node-agent.js";
 import { PodRunner } from "./pod-runner.js";
 import type { ApiClient, ImagePuller, LauncherDialer, LauncherVerb } from "./ports.js";
@@ -34,7 +35,8 @@ export function selectorsFor(node: string) {
   return {
     pods: { fieldSelector: `spec.nodeName=${node}` },
     vmis: { labelSelector: `${NODE_NAME_LABEL}=${node}` },
-    node: { fieldSelector: `metadata.name=${node}` },
+    // Every Node: their podCIDRs are the fabric's routes (this node's own object is picked out by name).
+    node: {},
   };
 }
 
@@ -43,6 +45,8 @@ export interface HandlerOptions {
   dataDir: string;
   api: ApiClient;
   caches: { pods: CacheLike<Pod>; vmis: CacheLike<VirtualMachineInstance>; node: CacheLike<Node> };
+  /** The cluster's fabric namespace (tsvirt up's --fabric): routes to other nodes' pods. None: this node only. */
+  fabric?: string;
   dial: LauncherDialer;
   puller: ImagePuller;
   launcherCommand: (vmiUid: string, podDir: string) => { argv: string[]; env?: NodeJS.ProcessEnv };
@@ -159,23 +163,38 @@ export async function runHandler(o: HandlerOptions): Promise<RunningHandler> {
   const ownerVmi = (p: Pod): string | undefined =>
     p.metadata.ownerReferences?.find((r) => r.kind === "VirtualMachineInstance")?.uid;
 
+  const routes = new FabricRouteSync({
+    network: () => network,
+    nodes: () => o.caches.node.list().map((n) => ({ name: n.metadata.name ?? "", podCIDR: n.spec?.podCIDR })),
+    log,
+  });
   o.caches.node.addEventHandler({
-    onAdd: (n) => onNode(n),
-    onUpdate: (_a, n) => onNode(n),
+    onAdd: (n) => {
+      onNode(n);
+      routes.trigger();
+    },
+    onUpdate: (a, n) => {
+      onNode(n);
+      if (a.spec?.podCIDR !== n.spec?.podCIDR) routes.trigger();
+    },
+    onDelete: () => routes.trigger(),
   });
   function onNode(n: Node): void {
+    if (n.metadata.name !== o.node) return;
     const cidr = n.spec?.podCIDR;
     if (!cidr) return;
     // The podCIDR is read once; pods keep their addresses for their lifetime.
     if (network || networkReady) return;
     const netOpts: ConstructorParameters<typeof PodNetwork>[0] = { node: o.node, podCIDR: cidr, dataDir: o.dataDir };
     if (o.uplink) netOpts.uplink = o.uplink;
+    if (o.fabric) netOpts.fabric = o.fabric;
     const net = new PodNetwork(netOpts);
     networkReady = net.ensureNode().then(
       () => {
         network = net;
         log.info("pod network ready", { podCIDR: cidr, netns: net.nodeNs });
         triggerAllPods();
+        routes.trigger();
       },
       (err: unknown) => {
         networkReady = undefined;
@@ -254,6 +273,7 @@ export async function runHandler(o: HandlerOptions): Promise<RunningHandler> {
       agent.stop();
       runner.close();
       vmiSync.close();
+      routes.close();
       await Promise.all([o.caches.node.stop(), o.caches.pods.stop(), o.caches.vmis.stop()]);
       await server.close();
     },

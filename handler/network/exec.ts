@@ -33,6 +33,18 @@ export class CommandError extends Error {
   }
 }
 
+/** `ip` errors that mean "already there" and "already gone": creating and deleting stay idempotent. */
+export const EXISTS = /File exists|Device or resource busy/;
+export const MISSING = /No such file|Cannot find device|does not exist|No such device|Cannot open network namespace/;
+
+/** Runs argv and throws a CommandError unless it succeeds (or fails with stderr matching `tolerate`). */
+export async function mustRun(run: RunCommand, argv: readonly string[], tolerate?: RegExp): Promise<void> {
+  const r = await run(argv);
+  if (r.code === 0) return;
+  if (tolerate?.test(r.stderr)) return;
+  throw new CommandError(argv, r);
+}
+
 /** argv prefix that runs a program inside a named network namespace (no mount-namespace changes, unlike `ip netns exec`). */
 export function inNetns(netns: string, argv: readonly string[]): string[] {
   return ["nsenter", `--net=/run/netns/${netns}`, "--", ...argv];

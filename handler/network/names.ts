@@ -51,11 +51,39 @@ export const MASQ_TAP = "tap0";
 export const MASQ_GATEWAY = "10.0.2.1";
 export const MASQ_GUEST = "10.0.2.2";
 export const MASQ_PREFIX = 24;
+/** 8 hex digits of FNV-1a: short, stable names within the 15 bytes of an interface name. */
+function hash8(s: string): string {
+  let h = 2166136261;
+  for (const ch of s) h = Math.imul(h ^ ch.charCodeAt(0), 16777619) >>> 0;
+  return h.toString(16).padStart(8, "0");
+}
+
 /** The uplink veth between the host and a node namespace (only with --uplink). */
 export function uplinkHostVeth(node: string): string {
-  // Short and unique per node: a hash of the node name keeps it within 15 bytes.
-  let h = 2166136261;
-  for (const ch of validateNodeName(node)) h = Math.imul(h ^ ch.charCodeAt(0), 16777619) >>> 0;
-  return `tsvu${h.toString(16).padStart(8, "0")}`;
+  return `tsvu${hash8(validateNodeName(node))}`;
 }
 export const UPLINK_NODE_IFACE = "uplink0";
+
+/**
+ * The cluster's fabric namespace: one per `tsvirt up` data dir, so two clusters on one machine never share one. The
+ * dot keeps it apart from every node namespace (node names are DNS labels, without dots).
+ */
+export function fabricNetns(clusterKey: string): string {
+  return `tsvirt-fabric.${hash8(clusterKey)}`;
+}
+
+const FABRIC_NETNS = /^tsvirt-fabric\.[a-z0-9-]{1,40}$/;
+
+export function validateFabricNetns(netns: string): string {
+  if (!FABRIC_NETNS.test(netns)) throw new Error(`invalid fabric namespace "${netns}": must match ${FABRIC_NETNS}`);
+  return netns;
+}
+
+/** The fabric's bridge (in the fabric namespace) and each node's link into it (in the node namespace). */
+export const FABRIC_BRIDGE = "tsvfab0";
+export const FABRIC_NODE_IFACE = "fabric0";
+
+/** The fabric-side end of a node's link (a port of the fabric bridge). */
+export function fabricPeer(node: string): string {
+  return `tsvf${hash8(validateNodeName(node))}`;
+}

@@ -2,103 +2,24 @@
 // namespace behind each pod's k6t-eth0 that gets its address from the pod's DHCP server as a VM's NIC would.
 // All traffic stays inside namespaces this test creates.
 import assert from "node:assert/strict";
-import { execFile } from "node:child_process";
 import { randomUUID } from "node:crypto";
-import { chmod, mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
+import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, it } from "node:test";
 import { findDhcp } from "./dhcp.js";
-import { inNetns, runCommand } from "./exec.js";
-import { MASQ_BRIDGE, nodeNetns, podNetns } from "./names.js";
+import { runCommand } from "./exec.js";
+import { nodeNetns, podNetns } from "./names.js";
 import { PodNetwork } from "./pod-network.js";
-
-async function which(bin: string): Promise<boolean> {
-  return (await runCommand(["sh", "-c", 'command -v "$1" >/dev/null', "sh", bin])).code === 0;
-}
-
-async function missingPrereq(): Promise<string | undefined> {
-  if (process.getuid?.() !== 0) return "needs root for network namespaces";
-  for (const bin of ["ip", "busybox", "nsenter", "iptables"]) if (!(await which(bin))) return `${bin} not installed`;
-  return undefined;
-}
-
-async function sh(argv: string[]): Promise<string> {
-  const r = await runCommand(argv);
-  if (r.code !== 0) throw new Error(`${argv.join(" ")}: ${r.stderr}`);
-  return r.stdout;
-}
-
-async function ping(fromNs: string, ip: string): Promise<boolean> {
-  return (await runCommand(inNetns(fromNs, ["busybox", "ping", "-c", "1", "-W", "2", ip]))).code === 0;
-}
-
-async function netnsList(): Promise<string[]> {
-  return (await sh(["ip", "netns", "list"])).split("\n").map((l) => l.split(" ")[0] ?? "");
-}
-
-/** A VM's NIC stand-in: a namespace with a veth whose other end is a port of the pod's k6t-eth0. */
-async function makeGuest(podNs: string, guestNs: string, dir: string): Promise<Record<string, string>> {
-  await sh(["ip", "netns", "add", guestNs]);
-  await sh(["ip", "-n", podNs, "link", "add", "gveth", "type", "veth", "peer", "name", "eth0", "netns", guestNs]);
-  await sh(["ip", "-n", podNs, "link", "set", "gveth", "master", MASQ_BRIDGE, "up"]);
-  await sh(["ip", "-n", guestNs, "link", "set", "lo", "up"]);
-  await sh(["ip", "-n", guestNs, "link", "set", "eth0", "up"]);
-  // udhcpc's event script: record the lease and configure the interface, as a guest's DHCP client does.
-  const out = join(dir, `${guestNs}.lease`);
-  const script = join(dir, `${guestNs}.sh`);
-  await writeFile(
-    script,
-    [
-      "#!/bin/sh",
-      'case "$1" in bound|renew)',
-      `  echo "ip=$ip subnet=$subnet router=$router" > ${out}`,
-      '  busybox ifconfig "$interface" "$ip" netmask "$subnet" up',
-      '  busybox route add default gw "$router"',
-      ";;",
-      "esac",
-      "",
-    ].join("\n"),
-  );
-  await chmod(script, 0o755);
-  await new Promise<void>((resolve, reject) =>
-    execFile(
-      "nsenter",
-      [
-        `--net=/run/netns/${guestNs}`,
-        "--",
-        "busybox",
-        "udhcpc",
-        "-i",
-        "eth0",
-        "-f",
-        "-q",
-        "-n",
-        "-t",
-        "20",
-        "-T",
-        "1",
-        "-s",
-        script,
-      ],
-      { timeout: 60_000 },
-      (err, _o, stderr) => (err ? reject(new Error(`udhcpc: ${stderr}`)) : resolve()),
-    ),
-  );
-  const fields: Record<string, string> = {};
-  for (const kv of (await readFile(out, "utf8")).trim().split(" ")) {
-    const [k, v] = kv.split("=");
-    if (k && v) fields[k] = v;
-  }
-  return fields;
-}
+import { makeGuest, missingNetnsPrereq, netnsList, ping, sh } from "./testing.js";
 
 describe("pod network in real namespaces", async () => {
-  const skip = await missingPrereq();
+  // A missing prerequisite fails the test with a line naming it; it never skips.
+  const missing = await missingNetnsPrereq();
   it("connects two pods on the node bridge; guests get 10.0.2.2 by DHCP and are reachable on the pod IP", {
-    skip,
     timeout: 180_000,
   }, async (t) => {
+    if (missing) assert.fail(missing);
     const dataDir = await mkdtemp(join(tmpdir(), "tsvirt-net-"));
     const node = `t${process.pid}`;
     const net = new PodNetwork({ node, podCIDR: "10.97.0.0/24", dataDir });
@@ -148,7 +69,8 @@ describe("pod network in real namespaces", async () => {
     assert.ok(await ping(guestA, a.gateway), "guest A reaches the node bridge");
   });
 
-  it("converges after a crash mid-setup and tears down a half-made pod", { skip, timeout: 120_000 }, async (t) => {
+  it("converges after a crash mid-setup and tears down a half-made pod", { timeout: 120_000 }, async (t) => {
+    if (missing) assert.fail(missing);
     const dataDir = await mkdtemp(join(tmpdir(), "tsvirt-net-"));
     const node = `u${process.pid}`;
     const net = new PodNetwork({ node, podCIDR: "10.98.0.0/24", dataDir });

@@ -1,5 +1,6 @@
 // The Kubernetes-style pod network of one node, on one machine:
 //   host ── (only with --uplink) ── node namespace "tsvirt-<node>": bridge tsvbr0 = first IP of spec.podCIDR
+//                                      ├─ fabric0 ══ the cluster's fabric namespace: other nodes' podCIDRs (fabric.ts)
 //                                      └─ veth<uid> ══ eth0 (pod IP) in the pod namespace "tsvirt-pod-<uid12>"
 //                                                     k6t-eth0 (10.0.2.1/24) + tap0 for QEMU, udhcpd → 10.0.2.2
 // Inbound traffic to the pod IP is DNATed to the guest (10.0.2.2); the guest's outbound traffic is SNATed to the
@@ -9,7 +10,8 @@ import { mkdir, readdir, rm } from "node:fs/promises";
 import { join } from "node:path";
 import { type Cidr, formatCidr, formatIpv4, gatewayOf, parseCidr } from "./cidr.js";
 import { ensureDhcp, stopDhcp } from "./dhcp.js";
-import { CommandError, inNetns, type RunCommand, runCommand } from "./exec.js";
+import { EXISTS, inNetns, MISSING, mustRun, type RunCommand, runCommand } from "./exec.js";
+import { attachNode, ensureFabric, type NodeCidr, planFabricRoutes, type RouteDiff, syncRoutes } from "./fabric.js";
 import { HostLocalIpam } from "./ipam.js";
 import {
   MASQ_BRIDGE,
@@ -24,6 +26,7 @@ import {
   podVeth,
   UPLINK_NODE_IFACE,
   uplinkHostVeth,
+  validateFabricNetns,
   validateIfName,
   validateUid,
 } from "./names.js";
@@ -38,6 +41,8 @@ export interface PodNetworkOptions {
   uplink?: string;
   /** A /30 for the host ↔ node-namespace uplink link (default 100.64.<n>.0/30 derived from the node name). */
   uplinkCidr?: string;
+  /** The cluster's fabric namespace (see fabric.ts): pod CIDRs of other nodes are routed through it. */
+  fabric?: string;
   dns?: readonly string[];
   run?: RunCommand;
   busybox?: string;
@@ -73,9 +78,6 @@ export function masqueradeRules(podIp: string): NatRule[] {
   ];
 }
 
-const EXISTS = /File exists|Device or resource busy/;
-const MISSING = /No such file|Cannot find device|does not exist|No such device|Cannot open network namespace/;
-
 export class PodNetwork {
   readonly node: string;
   readonly cidr: Cidr;
@@ -99,13 +101,15 @@ export class PodNetwork {
     this.run = opts.run ?? runCommand;
     this.busybox = opts.busybox ?? "busybox";
     if (opts.uplink !== undefined) validateIfName(opts.uplink);
+    if (opts.fabric !== undefined) validateFabricNetns(opts.fabric);
   }
 
-  private async must(argv: string[], tolerate?: RegExp): Promise<void> {
-    const r = await this.run(argv);
-    if (r.code === 0) return;
-    if (tolerate?.test(r.stderr)) return;
-    throw new CommandError(argv, r);
+  get fabric(): string | undefined {
+    return this.opts.fabric;
+  }
+
+  private must(argv: string[], tolerate?: RegExp): Promise<void> {
+    return mustRun(this.run, argv, tolerate);
   }
 
   private async ok(argv: string[]): Promise<boolean> {
@@ -126,15 +130,45 @@ export class PodNetwork {
     return join(this.dir, "pods", validateUid(uid));
   }
 
-  /** The node namespace and bridge (and the uplink when asked for). Idempotent. */
-  async ensureNode(): Promise<void> {
+  private nodeSetup: Promise<void> = Promise.resolve();
+
+  /** The node namespace and bridge (and the fabric link and uplink when asked for). Idempotent. */
+  ensureNode(opts: { fabric?: boolean } = {}): Promise<void> {
+    // One at a time: pod setup and route sync both call this, and two link repairs at once would undo each other.
+    const fabric = opts.fabric ?? true;
+    const next = this.nodeSetup.then(
+      () => this.setupNode(fabric),
+      () => this.setupNode(fabric),
+    );
+    this.nodeSetup = next.catch(() => {});
+    return next;
+  }
+
+  private async setupNode(withFabric: boolean): Promise<void> {
     const ns = this.nodeNs;
     await this.must(["ip", "netns", "add", ns], EXISTS);
     await this.must(["ip", "-n", ns, "link", "set", "lo", "up"]);
     await this.must(["ip", "-n", ns, "link", "add", NODE_BRIDGE, "type", "bridge"], EXISTS);
     await this.must(["ip", "-n", ns, "addr", "replace", `${this.gateway}/${this.cidr.prefix}`, "dev", NODE_BRIDGE]);
     await this.must(["ip", "-n", ns, "link", "set", NODE_BRIDGE, "up"]);
+    if (this.opts.fabric !== undefined && withFabric) {
+      const fabricNs = this.opts.fabric;
+      await ensureFabric(fabricNs, this.run);
+      await attachNode({ fabricNs, node: this.node, nodeNs: ns, cidr: this.cidr }, this.run);
+      await this.sysctl(ns, "net.ipv4.ip_forward", "1");
+    }
     if (this.opts.uplink !== undefined) await this.ensureUplink(this.opts.uplink);
+  }
+
+  /**
+   * Level-triggered: routes every other node's podCIDR (from the Node objects) through the fabric, removes routes of
+   * nodes that are gone, and re-links the node into the fabric if that link went missing. Needs `fabric`.
+   */
+  async syncRoutes(nodes: readonly NodeCidr[]): Promise<RouteDiff & { problems: string[] }> {
+    if (this.opts.fabric === undefined) throw new Error(`node ${this.node} has no fabric to route through`);
+    await this.ensureNode();
+    const plan = planFabricRoutes({ name: this.node, podCIDR: formatCidr(this.cidr) }, nodes);
+    return { ...(await syncRoutes(this.nodeNs, plan.routes, this.run)), problems: plan.problems };
   }
 
   private uplinkAddrs(): { host: string; node: string; prefix: number } {
@@ -209,7 +243,8 @@ export class PodNetwork {
     const ns = podNetns(uid);
     const veth = podVeth(uid);
     const ip = await this.ipam.allocate(uid);
-    await this.ensureNode();
+    // The fabric link is the route sync's to keep (it runs at start and every 30 s): not on the pod's path.
+    await this.ensureNode({ fabric: false });
     await this.must(["ip", "netns", "add", ns], EXISTS);
     await this.must(["ip", "-n", ns, "link", "set", "lo", "up"]);
     // The veth is made in one step with its peer already in the pod namespace; if a crash left only the node end
