@@ -33,6 +33,7 @@ export function registerHandler(program: Command): void {
       const { Informer, loadConfig, RestClient, resources } = await import("../client/index.js");
       const { createLogger } = await import("../lib/log.js");
       const h = await import("../handler/index.js");
+      const { EventRecorder } = await import("../controller/index.js");
       const { loadRegistriesConf } = await import("../images/index.js");
       const { resolve, join } = await import("node:path");
       const log = createLogger({ component: "virt-handler", node: o.node });
@@ -56,6 +57,7 @@ export function registerHandler(program: Command): void {
           node: new Informer(client, resources.nodes, { ...sel.node, log }),
         },
         dial: h.launcherDialer,
+        probe: h.probeLauncher,
         puller: h.imagePuller({ cacheDir: join(dataDir, "images"), ...(registries ? { registries } : {}) }),
         launcherCommand: h.launcherCommand({
           dataDir,
@@ -63,8 +65,8 @@ export function registerHandler(program: Command): void {
           ...(o.accel ? { accel: o.accel } : {}),
         }),
         terminate: h.terminateLauncherPod,
-        terminationLog: h.terminationLog,
         mapPhase: h.mapPhase,
+        recorder: new EventRecorder(client, "virt-handler", log, undefined, o.node),
         address: o.address,
         port: Number(o.port) || 0,
         ...(o.uplink ? { uplink: o.uplink } : {}),

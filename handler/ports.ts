@@ -1,6 +1,28 @@
 // What the node agent needs from the rest of the system, as narrow interfaces: the API (a subset of client/'s
-// Client, so client/'s RestClient and FakeClient fit), the launcher's socket API, and the image puller.
-import type { DomainStatus, KObject, VirtualMachineInstance } from "./types.js";
+// Client, so client/'s RestClient and FakeClient fit), an event recorder, the launcher's socket API, and the image
+// puller.
+import type {
+  Lease as ApiLease,
+  Node as ApiNode,
+  Pod as ApiPod,
+  VirtualMachineInstance as ApiVmi,
+  ObjectMeta,
+} from "../api/index.js";
+import type { DomainStatus } from "../launcher/index.js";
+
+/** Any object as the API serves it (with its metadata; client/'s objects fit). */
+export interface KObject {
+  apiVersion?: string;
+  kind?: string;
+  metadata: ObjectMeta;
+}
+
+/** An api/ kind as the API serves it: api/'s schemas leave metadata optional (a create may omit it), a stored one has it. */
+export type Stored<T> = T & { metadata: ObjectMeta };
+export type Pod = Stored<ApiPod>;
+export type Node = Stored<ApiNode>;
+export type Lease = Stored<ApiLease>;
+export type VirtualMachineInstance = Stored<ApiVmi>;
 
 export interface ResourceRef {
   group: string;
@@ -57,7 +79,13 @@ export interface LauncherConnection {
 
 export type LauncherVerb = "Pause" | "Unpause" | "Reset" | "SoftReboot";
 
-export type LauncherDialer = (podDir: string) => Promise<LauncherConnection>;
+/** Dials a launcher's command socket (launcher/'s commandSocketPath). */
+export type LauncherDialer = (socketPath: string) => Promise<LauncherConnection>;
+
+/** Records core/v1 Events about an object (controller/'s EventRecorder fits). */
+export interface EventRecorder {
+  event(obj: KObject, type: "Normal" | "Warning", reason: string, message: string): void;
+}
 
 export interface PulledImage {
   /** Path of the base disk image on the node. */

@@ -82,6 +82,11 @@ export function setCondition<T extends string>(
   return [...conds.filter((c) => c.type !== next.type), { ...next, lastTransitionTime }];
 }
 
+/** metav1.Time as Kubernetes serializes it: RFC 3339 with second precision. */
+export function nowRfc3339(ms = Date.now()): string {
+  return new Date(ms).toISOString().replace(/\.\d+Z$/, "Z");
+}
+
 /** The fields every top-level object has (apiVersion and kind are filled in by the server when absent). */
 export const TypeMeta = { apiVersion: Str, kind: Str, metadata: ObjectMeta };
 
