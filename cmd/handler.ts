@@ -12,6 +12,7 @@ interface Opts {
   uplink?: string;
   registriesConf?: string;
   accel?: string;
+  podRunner: boolean;
 }
 
 export function registerHandler(program: Command): void {
@@ -29,6 +30,7 @@ export function registerHandler(program: Command): void {
     )
     .option("--registries-conf <path>", "registry list (containers-registries.conf format)")
     .option("--accel <mode>", "launcher acceleration: auto | kvm | tcg", process.env.TSVIRT_ACCEL ?? "auto")
+    .option("--no-pod-runner", "a kubelet runs this node's pods: drive the launchers only, through their sockets")
     .action(async (o: Opts) => {
       const { Informer, loadConfig, RestClient, resources } = await import("../client/index.js");
       const { createLogger } = await import("../lib/log.js");
@@ -70,6 +72,7 @@ export function registerHandler(program: Command): void {
         address: o.address,
         port: Number(o.port) || 0,
         ...(o.uplink ? { uplink: o.uplink } : {}),
+        podRunner: o.podRunner,
         version: "v0.1.0",
         log,
       });

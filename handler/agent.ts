@@ -71,6 +71,11 @@ export interface HandlerOptions {
   listenHost?: string;
   port?: number;
   uplink?: string;
+  /**
+   * Embedded mode (default): this agent runs the launcher pods bound to its node and their pod network (kubelet's and
+   * CNI's jobs). False: a kubelet does; the agent only drives the launchers through their sockets.
+   */
+  podRunner?: boolean;
   version: string;
   resyncMs?: number;
   log?: Logger;
@@ -78,7 +83,8 @@ export interface HandlerOptions {
 
 export interface RunningHandler {
   port: number;
-  runner: PodRunner;
+  /** Undefined when a kubelet runs the pods. */
+  runner: PodRunner | undefined;
   vmiSync: VmiSync;
   close(): Promise<void>;
 }
@@ -93,23 +99,26 @@ export async function runHandler(o: HandlerOptions): Promise<RunningHandler> {
   let networkReady: Promise<void> | undefined;
   const keyOf = (ns: string | undefined, name: string | undefined): string => `${ns ?? ""}/${name ?? ""}`;
 
-  const runner = new PodRunner({
-    node: o.node,
-    hostIP: o.address,
-    dataDir: o.dataDir,
-    api: o.api,
-    network: () => network,
-    getPod: (uid) => pods.get(uid),
-    shapes: podShapes({
-      node: o.node,
-      dataDir: o.dataDir,
-      api: o.api,
-      launcherCommand: o.launcherCommand,
-      probe: o.probe,
-    }),
-    ...(o.terminate ? { terminate: o.terminate } : {}),
-    log,
-  });
+  const embedded = o.podRunner ?? true;
+  const runner = !embedded
+    ? undefined
+    : new PodRunner({
+        node: o.node,
+        hostIP: o.address,
+        dataDir: o.dataDir,
+        api: o.api,
+        network: () => network,
+        getPod: (uid) => pods.get(uid),
+        shapes: podShapes({
+          node: o.node,
+          dataDir: o.dataDir,
+          api: o.api,
+          launcherCommand: o.launcherCommand,
+          probe: o.probe,
+        }),
+        ...(o.terminate ? { terminate: o.terminate } : {}),
+        log,
+      });
   const launcherPods = (vmiUid: string): Pod[] =>
     [...pods.values()].filter(
       (p) => p.spec?.nodeName === o.node && p.metadata.ownerReferences?.some((r) => r.uid === vmiUid),
@@ -172,7 +181,7 @@ export async function runHandler(o: HandlerOptions): Promise<RunningHandler> {
   agent.start();
 
   const triggerAllPods = (): void => {
-    for (const uid of pods.keys()) void runner.trigger(uid);
+    if (runner) for (const uid of pods.keys()) void runner.trigger(uid);
   };
   /** The VMI sync key of a launcher pod's VMI. */
   const ownerVmi = (p: Pod): string | undefined => {
@@ -186,7 +195,7 @@ export async function runHandler(o: HandlerOptions): Promise<RunningHandler> {
   });
   function onNode(n: Node): void {
     const cidr = n.spec?.podCIDR;
-    if (!cidr) return;
+    if (!cidr || !embedded) return;
     // The podCIDR is read once; pods keep their addresses for their lifetime.
     if (network || networkReady) return;
     const netOpts: ConstructorParameters<typeof PodNetwork>[0] = { node: o.node, podCIDR: cidr, dataDir: o.dataDir };
@@ -209,7 +218,7 @@ export async function runHandler(o: HandlerOptions): Promise<RunningHandler> {
     if (!p.metadata.uid) return;
     if (deleted) pods.delete(p.metadata.uid);
     else pods.set(p.metadata.uid, p);
-    void runner.trigger(p.metadata.uid);
+    void runner?.trigger(p.metadata.uid);
     const v = ownerVmi(p);
     if (v) vmiSync.enqueue(v);
   };
@@ -242,7 +251,7 @@ export async function runHandler(o: HandlerOptions): Promise<RunningHandler> {
   try {
     for (const d of await readdir(join(o.dataDir, "pods"))) {
       const rec = await readPodRecord(join(o.dataDir, "pods", d));
-      if (rec && !pods.has(rec.podUid)) void runner.trigger(rec.podUid);
+      if (rec && !pods.has(rec.podUid)) void runner?.trigger(rec.podUid);
     }
   } catch {
     // no pods dir yet
@@ -261,7 +270,7 @@ export async function runHandler(o: HandlerOptions): Promise<RunningHandler> {
     async close() {
       clearInterval(resync);
       agent.stop();
-      runner.close();
+      runner?.close();
       vmiSync.close();
       await Promise.all([o.caches.node.stop(), o.caches.pods.stop(), o.caches.vmis.stop()]);
       await server.close();
