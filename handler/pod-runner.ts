@@ -173,7 +173,7 @@ export class PodRunner {
         entry.probeTimer = setTimeout(() => {
           entry.probeTimer = undefined;
           void this.trigger(uid);
-        }, this.o.probeIntervalMs ?? 250);
+        }, this.o.probeIntervalMs ?? 100);
         entry.probeTimer.unref();
       }
     }
