@@ -79,8 +79,6 @@ interface VmiState {
   shutdownSent?: boolean;
   /** The domain as the launcher last reported it (or left it in its termination message). */
   domain?: DomainStatus;
-  /** A final phase (Succeeded, Failed) was written. */
-  finalWritten?: boolean;
   pull?: PullState;
   baseImages?: Record<string, string>;
   /** The launcher, preparation or Sync failure the VMI shows (Synchronized=False, SyncFailed). */
@@ -178,10 +176,11 @@ export class VmiSync {
     }
     if (!vmi) {
       if (!s) return undefined;
-      // Not (yet) in this node's cache — the controller labels it with the node only once it is Scheduled.
-      if (s.launcher && !(await this.vmiGone(key, s.uid))) return undefined;
-      if (s.launcher && !s.shutdownSent) await this.shutdown(s, 30);
-      await this.forget(key, s, true);
+      const gone = await this.vmiGone(key, s.uid);
+      // Not in this node's cache, yet in the API (its cache lags, or it is no longer this node's): nothing to do.
+      if (!gone && s.launcher) return undefined;
+      if (gone && s.launcher && !s.shutdownSent) await this.shutdown(s, 30);
+      await this.forget(key, s, gone);
       return undefined;
     }
     const uid = vmi.metadata.uid ?? "";
@@ -262,26 +261,24 @@ export class VmiSync {
     const final = isFinal(status.phase ?? "");
     try {
       await this.o.api.update(refs.vmis, { ...vmi, status });
-      if (final) s.finalWritten = true;
     } catch (e) {
       if (!isStatusError(e) || (e.code !== 409 && e.code !== 404)) throw e;
       // A newer VMI is on its way through the informer and its event triggers the next round; but a final phase
       // must be recorded before the pod goes (its removal waits for it), so that one is retried on the latest VMI.
-      if (final && e.code === 409) await this.writeFinal(vmi, obs, s);
+      if (final && e.code === 409) await this.writeFinal(vmi, obs, s.uid);
     }
   }
 
-  private async writeFinal(vmi: VirtualMachineInstance, obs: VmiObservation, s: VmiState): Promise<void> {
+  private async writeFinal(vmi: VirtualMachineInstance, obs: VmiObservation, uid: string): Promise<void> {
     try {
       const cur = await this.o.api.get<VirtualMachineInstance>(
         refs.vmis,
         vmi.metadata.namespace,
         vmi.metadata.name ?? "",
       );
-      if (cur.metadata.uid !== s.uid) return;
+      if (cur.metadata.uid !== uid) return;
       const status = computeVmiStatus(cur, obs);
       if (status) await this.o.api.update(refs.vmis, { ...cur, status });
-      s.finalWritten = true;
     } catch (e) {
       if (!isStatusError(e) || (e.code !== 409 && e.code !== 404)) throw e;
     }
@@ -398,20 +395,6 @@ export class VmiSync {
       reason,
       message,
     );
-  }
-
-  /**
-   * Whether the VMI's final phase is recorded, or none is due from this agent (tests; the launcher pod's removal
-   * asks the API the same question).
-   */
-  settled(key: string): boolean {
-    const vmi = this.o.getVmi(key);
-    const phase = vmi?.status?.phase;
-    const s = this.state.get(key);
-    if (!vmi || isFinal(phase ?? "") || s?.finalWritten) return true;
-    if (phase !== "Scheduled" && phase !== "Running") return true;
-    if (vmi.status?.nodeName && vmi.status.nodeName !== this.o.node) return true;
-    return !isFinal(this.o.mapPhase(s?.domain, vmi) ?? "");
   }
 
   /** True when the API confirms the VMI is gone (404, or a new VMI of the same name). */
