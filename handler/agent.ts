@@ -3,9 +3,9 @@
 // launcher pods; VMIs labelled kubevirt.io/nodeName=<node> feed VMI sync, which dials each launcher at its socket
 // (<data dir>/sockets/<vmi uid>_sock) itself; the node's own object gives the podCIDR for the pod network.
 // Launchers outlive this process.
-import { readdir } from "node:fs/promises";
+import { readdir, rm } from "node:fs/promises";
 import { join } from "node:path";
-import { commandSocketPath } from "../launcher/index.js";
+import { commandSocketPath, commandSocketsDir } from "../launcher/index.js";
 import { statusError } from "../lib/errors.js";
 import { type Logger, nullLogger } from "../lib/log.js";
 import { PodNetwork } from "./network/index.js";
@@ -255,6 +255,14 @@ export async function runHandler(o: HandlerOptions): Promise<RunningHandler> {
     }
   } catch {
     // no pods dir yet
+  }
+
+  // Sockets of launchers whose VMI and pods the API no longer has (they ended while the agent was down).
+  const known = new Set([...vmis.values()].map((v) => v.metadata.uid));
+  for (const p of pods.values()) for (const r of p.metadata.ownerReferences ?? []) known.add(r.uid);
+  for (const f of await readdir(commandSocketsDir(o.dataDir)).catch(() => [] as string[])) {
+    const uid = /^(.+)_sock$/.exec(f)?.[1];
+    if (uid && !known.has(uid)) await rm(join(commandSocketsDir(o.dataDir), f), { force: true });
   }
 
   const resync = setInterval(() => {
