@@ -46,6 +46,25 @@ function launcherPod(): Pod {
   };
 }
 
+/** The launcher pod once its launcher ended, with its termination message, as a kubelet reports it. */
+function endedPod(exitCode: number, message: string): Pod {
+  const p = launcherPod();
+  p.status = {
+    phase: exitCode === 0 ? "Succeeded" : "Failed",
+    containerStatuses: [
+      {
+        name: "compute",
+        image: "x",
+        imageID: "",
+        ready: false,
+        restartCount: 0,
+        state: { terminated: { exitCode, reason: exitCode === 0 ? "Completed" : "Error", message } },
+      },
+    ],
+  };
+  return p;
+}
+
 /** A fake launcher behind the well-known socket: the test sets its domain and can close its connection. */
 class FakeLauncher {
   readonly synced: PreparedVmi[] = [];
@@ -250,23 +269,8 @@ describe("VmiSync: owns the launcher client at the well-known socket", () => {
     // The agent restarts while the launcher ends; the launcher's last words are in its pod's status.
     s.restart();
     s.launcher.drop();
-    const p = launcherPod();
+    const p = endedPod(0, '{"state":"Shutoff","reason":"Shutdown"}');
     p.metadata.deletionTimestamp = NOW;
-    p.status = {
-      phase: "Succeeded",
-      containerStatuses: [
-        {
-          name: "compute",
-          image: "x",
-          imageID: "",
-          ready: false,
-          restartCount: 0,
-          state: {
-            terminated: { exitCode: 0, reason: "Completed", message: '{"state":"Shutoff","reason":"Shutdown"}' },
-          },
-        },
-      ],
-    };
     s.setPod(p);
     await s.sync.reconcile(KEY);
     assert.equal(s.phase(), "Succeeded");
@@ -364,22 +368,7 @@ describe("VmiSync: failures say why", () => {
   it("a launcher pod that failed: its log's last words reach the VMI's condition and an event, even once the VMI is Failed", async () => {
     const s = setup();
     s.launcher.answering = false;
-    const p = launcherPod();
-    p.status = {
-      phase: "Failed",
-      containerStatuses: [
-        {
-          name: "compute",
-          image: "x",
-          imageID: "",
-          ready: false,
-          restartCount: 0,
-          state: {
-            terminated: { exitCode: 1, reason: "Error", message: "starting libvirtd\nlibvirtd died: no space" },
-          },
-        },
-      ],
-    };
+    const p = endedPod(1, "starting libvirtd\nlibvirtd died: no space");
     s.setPod(p);
     // The VMI controller has already failed the VMI on the pod's failure.
     const v = s.api.peek<VirtualMachineInstance>(refs.vmis, "default", "vm1")!;
