@@ -1,28 +1,11 @@
 // What the node agent needs from the rest of the system, as narrow interfaces: the API (a subset of client/'s
 // Client, so client/'s RestClient and FakeClient fit), an event recorder, the launcher's socket API, and the image
 // puller.
-import type {
-  Lease as ApiLease,
-  Node as ApiNode,
-  Pod as ApiPod,
-  VirtualMachineInstance as ApiVmi,
-  ObjectMeta,
-} from "../api/index.js";
+import type { KObject, VirtualMachineInstance } from "../client/index.js";
 import type { DomainStatus } from "../launcher/index.js";
 
-/** Any object as the API serves it (with its metadata; client/'s objects fit). */
-export interface KObject {
-  apiVersion?: string;
-  kind?: string;
-  metadata: ObjectMeta;
-}
-
-/** An api/ kind as the API serves it: api/'s schemas leave metadata optional (a create may omit it), a stored one has it. */
-export type Stored<T> = T & { metadata: ObjectMeta };
-export type Pod = Stored<ApiPod>;
-export type Node = Stored<ApiNode>;
-export type Lease = Stored<ApiLease>;
-export type VirtualMachineInstance = Stored<ApiVmi>;
+/** Objects as the API serves them (metadata always there): client/'s shapes of api/'s types. */
+export type { KObject, Lease, Node, Pod, VirtualMachineInstance } from "../client/index.js";
 
 export interface ResourceRef {
   group: string;

@@ -140,11 +140,6 @@ export interface WatchEvent<T = KObject> {
   object: T;
 }
 
-/** metav1.Time as Kubernetes serializes it: RFC 3339 with second precision. */
-export function nowRfc3339(ms = Date.now()): string {
-  return new Date(ms).toISOString().replace(/\.\d+Z$/, "Z");
-}
-
 /** The fields every top-level object has (apiVersion and kind are filled in by the server when absent). */
 export const TypeMeta = { apiVersion: Str, kind: Str, metadata: ObjectMeta };
 
