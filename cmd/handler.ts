@@ -13,6 +13,7 @@ interface Opts {
   fabric?: string;
   registriesConf?: string;
   accel?: string;
+  podRunner: boolean;
 }
 
 export function registerHandler(program: Command): void {
@@ -31,10 +32,12 @@ export function registerHandler(program: Command): void {
     .option("--fabric <netns>", "the cluster's fabric namespace, routing pods between nodes (tsvirt up sets it)")
     .option("--registries-conf <path>", "registry list (containers-registries.conf format)")
     .option("--accel <mode>", "launcher acceleration: auto | kvm | tcg", process.env.TSVIRT_ACCEL ?? "auto")
+    .option("--no-pod-runner", "a kubelet runs this node's pods: drive the launchers only, through their sockets")
     .action(async (o: Opts) => {
       const { Informer, loadConfig, RestClient, resources } = await import("../client/index.js");
       const { createLogger } = await import("../lib/log.js");
       const h = await import("../handler/index.js");
+      const { EventRecorder } = await import("../controller/index.js");
       const { loadRegistriesConf } = await import("../images/index.js");
       const { resolve, join } = await import("node:path");
       const log = createLogger({ component: "virt-handler", node: o.node });
@@ -58,6 +61,7 @@ export function registerHandler(program: Command): void {
           node: new Informer(client, resources.nodes, { ...sel.node, log }),
         },
         dial: h.launcherDialer,
+        probe: h.probeLauncher,
         puller: h.imagePuller({ cacheDir: join(dataDir, "images"), ...(registries ? { registries } : {}) }),
         launcherCommand: h.launcherCommand({
           dataDir,
@@ -65,12 +69,13 @@ export function registerHandler(program: Command): void {
           ...(o.accel ? { accel: o.accel } : {}),
         }),
         terminate: h.terminateLauncherPod,
-        terminationLog: h.terminationLog,
         mapPhase: h.mapPhase,
+        recorder: new EventRecorder(client, "virt-handler", log, undefined, o.node),
         address: o.address,
         port: Number(o.port) || 0,
         ...(o.uplink ? { uplink: o.uplink } : {}),
         ...(o.fabric ? { fabric: o.fabric } : {}),
+        podRunner: o.podRunner,
         version: "v0.1.0",
         log,
       });

@@ -8,7 +8,8 @@ import type { Command } from "commander";
 interface Opts {
   uid: string;
   podDir: string;
-  nodeDir?: string;
+  nodeDir: string;
+  socket?: string;
   lockDir?: string;
   accel?: string;
 }
@@ -19,16 +20,22 @@ export function registerLauncher(program: Command): void {
     .description("run one virt-launcher (private libvirtd + QEMU) for a VMI")
     .requiredOption("--uid <uid>", "the VMI's metadata.uid")
     .requiredOption("--pod-dir <dir>", "the pod's private directory (keep it short: sockets live under it)")
-    .option("--node-dir <dir>", "node data directory (golden QEMU capability cache)", "/var/lib/tsvirt")
+    .option(
+      "--node-dir <dir>",
+      "node data directory (golden QEMU capability cache, command sockets)",
+      "/var/lib/tsvirt",
+    )
+    .option("--socket <path>", "command socket to listen on (default: <node dir>/sockets/<uid>_sock)")
     .option("--lock-dir <dir>", "per-VMI lock files (outside a pod only)", "/run/tsvirt/launcher-locks")
     .option("--accel <mode>", "auto | kvm | tcg", process.env.TSVIRT_ACCEL ?? "auto")
     .action(async (o: Opts) => {
       if (process.env.TSVIRT_LAUNCHER_POD === "1" && process.ppid === 1) {
-        const { runLauncher } = await import("../launcher/index.js");
+        const { commandSocketPath, runLauncher } = await import("../launcher/index.js");
         await runLauncher({
           uid: o.uid,
           podDir: o.podDir,
-          ...(o.nodeDir ? { nodeDir: o.nodeDir } : {}),
+          commandSocket: o.socket ?? commandSocketPath(o.nodeDir, o.uid),
+          nodeDir: o.nodeDir,
           ...(o.accel ? { accel: o.accel } : {}),
         });
         return;
@@ -38,7 +45,7 @@ export function registerLauncher(program: Command): void {
         uid: o.uid,
         podDir: path.resolve(o.podDir),
         lockDir: o.lockDir ?? "/run/tsvirt/launcher-locks",
-        ...(o.nodeDir ? { nodeDir: o.nodeDir } : {}),
+        nodeDir: o.nodeDir,
         ...(o.accel ? { accel: o.accel } : {}),
         tsvirtJs: fileURLToPath(new URL("./tsvirt.js", import.meta.url)),
       });

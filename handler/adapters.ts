@@ -3,11 +3,11 @@
 import { mkdirSync } from "node:fs";
 import { join } from "node:path";
 import { type PullOptions, pinImage, pullContainerDisk, type RegistriesConfig, unpinImage } from "../images/index.js";
-import { LauncherClient, podCommand, podPaths, readTerminationLog, terminatePod } from "../launcher/index.js";
+import { commandSocketsDir, LauncherClient, podCommand, podPaths, terminatePod } from "../launcher/index.js";
 import type { ImagePuller, LauncherConnection, LauncherDialer } from "./ports.js";
 
-export const launcherDialer: LauncherDialer = async (podDir) => {
-  const c = await LauncherClient.connect(podPaths(podDir).commandSocket, 2_000);
+export const launcherDialer: LauncherDialer = async (socketPath) => {
+  const c = await LauncherClient.connect(socketPath, 2_000);
   const conn: LauncherConnection = {
     ping: async () => {
       await c.call("Ping", undefined, { timeoutMs: 5_000 });
@@ -35,6 +35,21 @@ export const launcherDialer: LauncherDialer = async (podDir) => {
   return conn;
 };
 
+/** The launcher pod's readiness probe: its command socket answers Ping. */
+export async function probeLauncher(socketPath: string): Promise<boolean> {
+  try {
+    const c = await LauncherClient.connect(socketPath, 1_000);
+    try {
+      await c.call("Ping", undefined, { timeoutMs: 2_000 });
+      return true;
+    } finally {
+      c.close();
+    }
+  } catch {
+    return false;
+  }
+}
+
 export interface LauncherCommandOptions {
   dataDir: string;
   tsvirtJs: string;
@@ -46,6 +61,7 @@ export function launcherCommand(o: LauncherCommandOptions) {
   return (vmiUid: string, podDir: string): { argv: string[]; env: NodeJS.ProcessEnv } => {
     mkdirSync(join(o.dataDir, "locks"), { recursive: true });
     mkdirSync(podPaths(podDir).socketsDir, { recursive: true });
+    mkdirSync(commandSocketsDir(o.dataDir), { recursive: true });
     const cmd = podCommand({
       uid: vmiUid,
       podDir,
@@ -57,9 +73,6 @@ export function launcherCommand(o: LauncherCommandOptions) {
     return { argv: [cmd.command, ...cmd.args], env: cmd.env };
   };
 }
-
-/** The domain's final state a launcher pod left behind (its termination log). */
-export const terminationLog = readTerminationLog;
 
 /** Graceful stop of a launcher pod: SIGTERM to the pod's init (unshare itself ignores it). */
 export function terminateLauncherPod(pid: number): void {

@@ -1,19 +1,31 @@
 // virt-handler: wires the node agent's parts to the API's caches. Pods bound to this node (field selector
-// spec.nodeName, a core field) feed the pod runner; VMIs labelled kubevirt.io/nodeName=<node> feed VMI sync; the
-// node's own object gives the podCIDR for the pod network; all Nodes' podCIDRs give the fabric routes to the other
-// nodes' pods. Launchers outlive this process.
-import { readdir } from "node:fs/promises";
+// spec.nodeName, a core field) feed the pod runner (embedded mode: kubelet's job) and tell VMI sync about its
+// launcher pods; VMIs labelled kubevirt.io/nodeName=<node> feed VMI sync, which dials each launcher at its socket
+// (<data dir>/sockets/<vmi uid>_sock) itself; the node's own object gives the podCIDR for the pod network; all
+// Nodes' podCIDRs give the fabric routes to the other nodes' pods. Launchers outlive this process.
+import { readdir, rm } from "node:fs/promises";
 import { join } from "node:path";
+import { commandSocketPath, commandSocketsDir } from "../launcher/index.js";
 import { statusError } from "../lib/errors.js";
 import { type Logger, nullLogger } from "../lib/log.js";
 import { FabricRouteSync, PodNetwork } from "./network/index.js";
 import { machineInfo, NodeAgent } from "./node-agent.js";
 import { PodRunner } from "./pod-runner.js";
-import type { ApiClient, ImagePuller, LauncherDialer, LauncherVerb } from "./ports.js";
+import { podShapes } from "./pod-shapes.js";
+import type {
+  ApiClient,
+  EventRecorder,
+  ImagePuller,
+  KObject,
+  LauncherDialer,
+  LauncherVerb,
+  Node,
+  Pod,
+  VirtualMachineInstance,
+} from "./ports.js";
 import { podDirOf, readPodRecord } from "./processes.js";
 import { startServer } from "./server.js";
-import type { DomainStatus, KObject, Node, Pod, VirtualMachineInstance } from "./types.js";
-import { type PhaseMapper, VmiSync } from "./vmi-sync.js";
+import { launcherPodOf, type PhaseMapper, VmiSync } from "./vmi-sync.js";
 
 /** The part of client/'s Informer the agent uses. */
 export interface CacheLike<T extends KObject> {
@@ -47,18 +59,26 @@ export interface HandlerOptions {
   caches: { pods: CacheLike<Pod>; vmis: CacheLike<VirtualMachineInstance>; node: CacheLike<Node> };
   /** The cluster's fabric namespace (tsvirt up's --fabric): routes to other nodes' pods. None: this node only. */
   fabric?: string;
+  /** Dials a launcher's command socket. */
   dial: LauncherDialer;
+  /** The launcher pod's readiness probe (its socket answers). */
+  probe: (socketPath: string) => Promise<boolean>;
   puller: ImagePuller;
   launcherCommand: (vmiUid: string, podDir: string) => { argv: string[]; env?: NodeJS.ProcessEnv };
   terminate?: (pid: number) => void;
-  /** Reads the domain's final state a launcher left in its pod directory (launcher/'s readTerminationLog). */
-  terminationLog?: (podDir: string) => Promise<DomainStatus | undefined>;
   mapPhase: PhaseMapper;
+  /** Where SyncFailed events go (controller/'s EventRecorder over the client). */
+  recorder?: EventRecorder;
   /** Address the API server reaches this agent on (and the pods' hostIP). */
   address: string;
   listenHost?: string;
   port?: number;
   uplink?: string;
+  /**
+   * Embedded mode (default): this agent runs the launcher pods bound to its node and their pod network (kubelet's and
+   * CNI's jobs). False: a kubelet does; the agent only drives the launchers through their sockets.
+   */
+  podRunner?: boolean;
   version: string;
   resyncMs?: number;
   log?: Logger;
@@ -66,57 +86,66 @@ export interface HandlerOptions {
 
 export interface RunningHandler {
   port: number;
-  runner: PodRunner;
+  /** Undefined when a kubelet runs the pods. */
+  runner: PodRunner | undefined;
   vmiSync: VmiSync;
   close(): Promise<void>;
 }
 
 export async function runHandler(o: HandlerOptions): Promise<RunningHandler> {
   const log = (o.log ?? nullLogger).child({ node: o.node });
+  // Refuse at start, not at the first VM: every launcher's socket path must fit a unix socket address.
+  commandSocketPath(o.dataDir, "00000000-0000-0000-0000-000000000000");
   const pods = new Map<string, Pod>();
   const vmis = new Map<string, VirtualMachineInstance>();
   let network: PodNetwork | undefined;
   let networkReady: Promise<void> | undefined;
-  let vmisSynced: () => void = () => {};
-  const vmiCacheSynced = new Promise<void>((resolve) => {
-    vmisSynced = resolve;
-  });
+  const keyOf = (ns: string | undefined, name: string | undefined): string => `${ns ?? ""}/${name ?? ""}`;
 
-  const runner: PodRunner = new PodRunner({
+  const embedded = o.podRunner ?? true;
+  const runner = !embedded
+    ? undefined
+    : new PodRunner({
+        node: o.node,
+        hostIP: o.address,
+        dataDir: o.dataDir,
+        api: o.api,
+        network: () => network,
+        getPod: (uid) => pods.get(uid),
+        shapes: podShapes({
+          node: o.node,
+          dataDir: o.dataDir,
+          api: o.api,
+          launcherCommand: o.launcherCommand,
+          probe: o.probe,
+        }),
+        ...(o.terminate ? { terminate: o.terminate } : {}),
+        log,
+      });
+  const launcherPods = (vmiUid: string): Pod[] =>
+    [...pods.values()].filter(
+      (p) => p.spec?.nodeName === o.node && p.metadata.ownerReferences?.some((r) => r.uid === vmiUid),
+    );
+  const vmiSync = new VmiSync({
     node: o.node,
-    hostIP: o.address,
-    dataDir: o.dataDir,
     api: o.api,
-    network: () => network,
-    getPod: (uid) => pods.get(uid),
     dial: o.dial,
-    launcherCommand: o.launcherCommand,
-    ...(o.terminate ? { terminate: o.terminate } : {}),
-    log,
-    onDomain: (vmiUid) => void vmiSync.trigger(vmiUid),
-    onLauncher: (vmiUid) => void vmiSync.trigger(vmiUid),
-    ...(o.terminationLog ? { terminationLog: o.terminationLog } : {}),
-    beforeRemove: async (vmiUid) => {
-      // A restarted agent may meet a deleted pod before its VMI cache is filled.
-      await vmiCacheSynced;
-      await vmiSync.trigger(vmiUid);
-      return vmiSync.settled(vmiUid);
-    },
-  });
-  const vmiSync: VmiSync = new VmiSync({
-    node: o.node,
-    api: o.api,
-    launchers: runner,
+    socketPath: (uid) => commandSocketPath(o.dataDir, uid),
     puller: o.puller,
-    getVmi: (uid) => vmis.get(uid),
-    getPod: (uid) => pods.get(uid),
+    getVmi: (key) => vmis.get(key),
+    podsOf: launcherPods,
     mapPhase: o.mapPhase,
+    ...(o.recorder ? { recorder: o.recorder } : {}),
     log,
   });
 
   const byNsName = <T extends KObject>(m: Map<string, T>, ns: string, name: string): T | undefined => {
     for (const x of m.values()) if (x.metadata.namespace === ns && x.metadata.name === name) return x;
     return undefined;
+  };
+  const podOfVmi = (ns: string, name: string): Pod | undefined => {
+    const uid = vmis.get(keyOf(ns, name))?.metadata.uid;
+    return uid ? launcherPodOf(launcherPods(uid)) : undefined;
   };
   const server = await startServer({
     host: o.listenHost ?? o.address,
@@ -126,9 +155,7 @@ export async function runHandler(o: HandlerOptions): Promise<RunningHandler> {
       return p?.metadata.uid ? podDirOf(o.dataDir, p.metadata.uid) : undefined;
     },
     vmiCommand: async (ns, name, verb) => {
-      const v = byNsName(vmis, ns, name);
-      const podUid = v?.metadata.uid ? runner.podForVmi(v.metadata.uid) : undefined;
-      const conn = podUid ? runner.connection(podUid) : undefined;
+      const conn = vmiSync.connection(keyOf(ns, name));
       if (!conn) throw statusError(409, "Conflict", `VMI "${name}" has no running launcher on node ${o.node}`);
       const m: Record<string, LauncherVerb> = {
         pause: "Pause",
@@ -141,8 +168,7 @@ export async function runHandler(o: HandlerOptions): Promise<RunningHandler> {
       await conn.command(launcherVerb);
     },
     vmiPodDir: (ns, name) => {
-      const v = byNsName(vmis, ns, name);
-      const podUid = v?.metadata.uid ? runner.podForVmi(v.metadata.uid) : undefined;
+      const podUid = podOfVmi(ns, name)?.metadata.uid;
       return podUid ? podDirOf(o.dataDir, podUid) : undefined;
     },
     log,
@@ -158,10 +184,13 @@ export async function runHandler(o: HandlerOptions): Promise<RunningHandler> {
   agent.start();
 
   const triggerAllPods = (): void => {
-    for (const uid of pods.keys()) void runner.trigger(uid);
+    if (runner) for (const uid of pods.keys()) void runner.trigger(uid);
   };
-  const ownerVmi = (p: Pod): string | undefined =>
-    p.metadata.ownerReferences?.find((r) => r.kind === "VirtualMachineInstance")?.uid;
+  /** The VMI sync key of a launcher pod's VMI. */
+  const ownerVmi = (p: Pod): string | undefined => {
+    const r = p.metadata.ownerReferences?.find((x) => x.kind === "VirtualMachineInstance");
+    return r ? keyOf(p.metadata.namespace, r.name) : undefined;
+  };
 
   const routes = new FabricRouteSync({
     network: () => network,
@@ -182,7 +211,7 @@ export async function runHandler(o: HandlerOptions): Promise<RunningHandler> {
   function onNode(n: Node): void {
     if (n.metadata.name !== o.node) return;
     const cidr = n.spec?.podCIDR;
-    if (!cidr) return;
+    if (!cidr || !embedded) return;
     // The podCIDR is read once; pods keep their addresses for their lifetime.
     if (network || networkReady) return;
     const netOpts: ConstructorParameters<typeof PodNetwork>[0] = { node: o.node, podCIDR: cidr, dataDir: o.dataDir };
@@ -203,64 +232,60 @@ export async function runHandler(o: HandlerOptions): Promise<RunningHandler> {
     );
   }
 
+  const onPod = (p: Pod, deleted: boolean): void => {
+    if (!p.metadata.uid) return;
+    if (deleted) pods.delete(p.metadata.uid);
+    else pods.set(p.metadata.uid, p);
+    void runner?.trigger(p.metadata.uid);
+    const v = ownerVmi(p);
+    if (v) vmiSync.enqueue(v);
+  };
   o.caches.pods.addEventHandler({
-    onAdd: (p) => {
-      if (!p.metadata.uid) return;
-      pods.set(p.metadata.uid, p);
-      void runner.trigger(p.metadata.uid);
-    },
-    onUpdate: (_old, p) => {
-      if (!p.metadata.uid) return;
-      pods.set(p.metadata.uid, p);
-      void runner.trigger(p.metadata.uid);
-      const v = ownerVmi(p);
-      if (v) void vmiSync.trigger(v);
-    },
-    onDelete: (p) => {
-      if (!p.metadata.uid) return;
-      pods.delete(p.metadata.uid);
-      void runner.trigger(p.metadata.uid);
-      const v = ownerVmi(p);
-      if (v) void vmiSync.trigger(v);
-    },
+    onAdd: (p) => onPod(p, false),
+    onUpdate: (_old, p) => onPod(p, false),
+    onDelete: (p) => onPod(p, true),
   });
+  const onVmi = (v: VirtualMachineInstance, deleted: boolean): void => {
+    const key = keyOf(v.metadata.namespace, v.metadata.name);
+    if (deleted) {
+      // A delete event of an older VMI of the same name must not drop a newer one.
+      if (vmis.get(key)?.metadata.uid === v.metadata.uid) vmis.delete(key);
+    } else vmis.set(key, v);
+    vmiSync.enqueue(key);
+  };
   o.caches.vmis.addEventHandler({
-    onAdd: (v) => {
-      if (!v.metadata.uid) return;
-      vmis.set(v.metadata.uid, v);
-      void vmiSync.trigger(v.metadata.uid);
-    },
-    onUpdate: (_old, v) => {
-      if (!v.metadata.uid) return;
-      vmis.set(v.metadata.uid, v);
-      void vmiSync.trigger(v.metadata.uid);
-    },
-    onDelete: (v) => {
-      if (!v.metadata.uid) return;
-      vmis.delete(v.metadata.uid);
-      void vmiSync.trigger(v.metadata.uid);
-    },
+    onAdd: (v) => onVmi(v, false),
+    onUpdate: (_old, v) => onVmi(v, false),
+    onDelete: (v) => onVmi(v, true),
   });
   o.caches.node.start();
   o.caches.pods.start();
   o.caches.vmis.start();
   await Promise.all([o.caches.node.waitForSync(), o.caches.pods.waitForSync(), o.caches.vmis.waitForSync()]);
-  vmisSynced();
+  vmiSync.start();
   await networkReady;
 
   // Pods whose state is on this node but which the API no longer has (deleted while the agent was down): clean up.
   try {
     for (const d of await readdir(join(o.dataDir, "pods"))) {
       const rec = await readPodRecord(join(o.dataDir, "pods", d));
-      if (rec && !pods.has(rec.podUid)) void runner.trigger(rec.podUid);
+      if (rec && !pods.has(rec.podUid)) void runner?.trigger(rec.podUid);
     }
   } catch {
     // no pods dir yet
   }
 
+  // Sockets of launchers whose VMI and pods the API no longer has (they ended while the agent was down).
+  const known = new Set([...vmis.values()].map((v) => v.metadata.uid));
+  for (const p of pods.values()) for (const r of p.metadata.ownerReferences ?? []) known.add(r.uid);
+  for (const f of await readdir(commandSocketsDir(o.dataDir)).catch(() => [] as string[])) {
+    const uid = /^(.+)_sock$/.exec(f)?.[1];
+    if (uid && !known.has(uid)) await rm(join(commandSocketsDir(o.dataDir), f), { force: true });
+  }
+
   const resync = setInterval(() => {
     triggerAllPods();
-    for (const uid of vmis.keys()) void vmiSync.trigger(uid);
+    for (const key of vmis.keys()) vmiSync.enqueue(key);
   }, o.resyncMs ?? 30_000);
   log.info("handler running", { port: server.port });
 
@@ -271,7 +296,7 @@ export async function runHandler(o: HandlerOptions): Promise<RunningHandler> {
     async close() {
       clearInterval(resync);
       agent.stop();
-      runner.close();
+      runner?.close();
       vmiSync.close();
       routes.close();
       await Promise.all([o.caches.node.stop(), o.caches.pods.stop(), o.caches.vmis.stop()]);

@@ -1,6 +1,7 @@
-// virt-handler, the node agent: pod runner (embedded mode), pod network, VMI sync, node registration, and the
-// endpoint the API server proxies pods/log and console to.
-export { imagePuller, launcherCommand, launcherDialer, terminateLauncherPod, terminationLog } from "./adapters.js";
+// virt-handler, the node agent: pod runner (embedded mode), pod network, VMI sync (owns the launcher clients, at
+// <data dir>/sockets/<vmi uid>_sock), node registration, and the endpoint the API server proxies pods/log and
+// console to.
+export { imagePuller, launcherCommand, launcherDialer, probeLauncher, terminateLauncherPod } from "./adapters.js";
 export {
   type CacheLike,
   type HandlerOptions,
@@ -13,7 +14,15 @@ export { classifyPod, computePodStatus, UNPAUSED_GATE } from "./launcher-pod.js"
 export * as network from "./network/index.js";
 export { HEARTBEAT_ANNOTATION, SCHEDULABLE_LABEL } from "./node-status.js";
 export { isPaused, vmiPhaseFor as mapPhase } from "./phase.js";
-export type { ApiClient, ImagePuller, LauncherConnection, LauncherDialer, PreparedVmi } from "./ports.js";
+export { launcherShape, type PodShape, podShapes } from "./pod-shapes.js";
+export type {
+  ApiClient,
+  EventRecorder,
+  ImagePuller,
+  LauncherConnection,
+  LauncherDialer,
+  PreparedVmi,
+} from "./ports.js";
 export { killNetns, pidsInNetns, podDirOf, readPodRecord } from "./processes.js";
 export { computeVmiStatus } from "./vmi-status.js";
-export type { PhaseMapper } from "./vmi-sync.js";
+export { type PhaseMapper, SYNC_FAILED } from "./vmi-sync.js";

@@ -1,6 +1,7 @@
 // Which pods the embedded pod runner will run: only launcher pods shaped as virt-controller makes them. The runner
 // builds the launcher's command line itself; a pod's command, args and image are never executed.
-import type { Condition, Pod } from "./types.js";
+import type { Condition } from "../api/index.js";
+import type { Pod } from "./ports.js";
 
 export const LAUNCHER_LABEL = "kubevirt.io";
 export const LAUNCHER_LABEL_VALUE = "virt-launcher";
@@ -13,7 +14,7 @@ export type PodClass =
   | { kind: "unsupported"; message: string };
 
 export function classifyPod(pod: Pod): PodClass {
-  const md = pod.metadata;
+  const md = pod.metadata ?? {};
   const unsupported = (why: string): PodClass => ({
     kind: "unsupported",
     message: `The embedded pod runner runs only virt-launcher pods: ${why}`,
@@ -29,7 +30,7 @@ export function classifyPod(pod: Pod): PodClass {
   if (owners.length !== 1 || owner === undefined) {
     return unsupported("it has no controller owner reference to a VirtualMachineInstance");
   }
-  if (!pod.spec.containers.some((c) => c.name === COMPUTE_CONTAINER)) {
+  if (!(pod.spec?.containers ?? []).some((c) => c.name === COMPUTE_CONTAINER)) {
     return unsupported(`it has no "${COMPUTE_CONTAINER}" container`);
   }
   const createdBy = md.labels?.[CREATED_BY_LABEL];
@@ -46,7 +47,16 @@ export type PodRuntime =
   | { state: "starting" }
   | { state: "start-failed"; message: string }
   | { state: "running"; ip: string; startedAt: string; answering: boolean; unpaused: boolean }
-  | { state: "exited"; ip?: string; startedAt?: string; finishedAt: string; exitCode: number; reason: string };
+  | {
+      state: "exited";
+      ip?: string;
+      startedAt?: string;
+      finishedAt: string;
+      exitCode: number;
+      reason: string;
+      /** The container's termination message (its terminationMessagePath, or its log's tail on error). */
+      message?: string;
+    };
 
 function cond(type: string, ok: boolean, reason?: string, message?: string): Condition {
   const c: Condition = { type, status: ok ? "True" : "False" };
@@ -75,10 +85,10 @@ export function mergeConditions(
 /** The pod status the runner reports for a runtime state (pure). Times of unchanged conditions are kept. */
 export function computePodStatus(pod: Pod, rt: PodRuntime, hostIP: string, now: string): Pod["status"] & object {
   const old = pod.status ?? {};
-  const gates = (pod.spec.readinessGates ?? []).map((g) => g.conditionType);
-  const containerName = pod.spec.containers[0]?.name ?? COMPUTE_CONTAINER;
-  const image =
-    pod.spec.containers.find((c) => c.name === COMPUTE_CONTAINER)?.image ?? pod.spec.containers[0]?.image ?? "";
+  const gates = (pod.spec?.readinessGates ?? []).map((g) => g.conditionType);
+  const containers = pod.spec?.containers ?? [];
+  const containerName = containers[0]?.name ?? COMPUTE_CONTAINER;
+  const image = containers.find((c) => c.name === COMPUTE_CONTAINER)?.image ?? containers[0]?.image ?? "";
   const startTime = old.startTime ?? now;
   const base = { hostIP, hostIPs: [{ ip: hostIP }], startTime };
   switch (rt.state) {
@@ -100,7 +110,7 @@ export function computePodStatus(pod: Pod, rt: PodRuntime, hostIP: string, now: 
           ],
           now,
         ),
-        containerStatuses: pod.spec.containers.map((c) => ({
+        containerStatuses: containers.map((c) => ({
           name: c.name,
           ready: false,
           restartCount: 0,
@@ -206,6 +216,7 @@ export function computePodStatus(pod: Pod, rt: PodRuntime, hostIP: string, now: 
               terminated: {
                 exitCode: rt.exitCode,
                 reason: rt.reason,
+                ...(rt.message ? { message: rt.message } : {}),
                 finishedAt: rt.finishedAt,
                 ...(rt.startedAt ? { startedAt: rt.startedAt } : {}),
               },

@@ -2,6 +2,7 @@
 // annotation fresh. spec.podCIDR belongs to the controller: the agent reads it, never writes it.
 import { readFileSync } from "node:fs";
 import { arch, cpus, hostname, release, totalmem } from "node:os";
+import { nowRfc3339 } from "../api/index.js";
 import { isStatusError } from "../lib/errors.js";
 import { type Logger, nullLogger } from "../lib/log.js";
 import {
@@ -13,8 +14,7 @@ import {
   type Reservation,
   withAgentMetadata,
 } from "./node-status.js";
-import { type ApiClient, refs } from "./ports.js";
-import { type Lease, type Node, nowRfc3339 } from "./types.js";
+import { type ApiClient, type Lease, type Node, refs } from "./ports.js";
 
 export function machineInfo(address: string, port: number, version: string): MachineInfo {
   let osImage = "Linux";

@@ -1,7 +1,9 @@
 // The Node object this agent registers and keeps fresh (pure), with KubeVirt's schedulable label and heartbeat.
 
 import { HEARTBEAT_ANNOTATION, SCHEDULABLE_LABEL } from "../api/index.js";
-import type { Condition, Lease, Node } from "./types.js";
+import type { Lease, Node } from "./ports.js";
+
+type NodeCondition = NonNullable<NonNullable<Node["status"]>["conditions"]>[number];
 
 export { HEARTBEAT_ANNOTATION, SCHEDULABLE_LABEL };
 export const NODE_LEASE_NAMESPACE = "kube-node-lease";
@@ -72,7 +74,7 @@ export function newNode(name: string, m: MachineInfo, now: string): Node {
   };
 }
 
-function readyCondition(old: readonly Condition[] | undefined, now: string): Condition[] {
+function readyCondition(old: readonly NodeCondition[] | undefined, now: string): NodeCondition[] {
   const prev = old?.find((c) => c.type === "Ready");
   const transition = prev?.status === "True" && prev.lastTransitionTime ? prev.lastTransitionTime : now;
   const others = (old ?? []).filter((c) => c.type !== "Ready");
@@ -123,8 +125,8 @@ export function withAgentMetadata(node: Node, name: string, m: MachineInfo, now:
     ...node,
     metadata: {
       ...node.metadata,
-      labels: { ...(node.metadata.labels ?? {}), ...nodeLabels(name, m) },
-      annotations: { ...(node.metadata.annotations ?? {}), [HEARTBEAT_ANNOTATION]: now },
+      labels: { ...(node.metadata?.labels ?? {}), ...nodeLabels(name, m) },
+      annotations: { ...(node.metadata?.annotations ?? {}), [HEARTBEAT_ANNOTATION]: now },
     },
   };
 }

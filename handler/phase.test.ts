@@ -1,7 +1,8 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
-import { acpiShutdown, type DomainState, isFinal, isPaused, type PhaseVmi, phaseFor, vmiPhaseFor } from "./phase.js";
-import type { VmiPhase } from "./types.js";
+import type { VmiPhase } from "../api/index.js";
+import type { DomainStatus as DomainState } from "../launcher/index.js";
+import { acpiShutdown, isFinal, isPaused, type PhaseVmi, phaseFor, vmiPhaseFor } from "./phase.js";
 
 interface Case {
   name: string;

@@ -1,21 +1,7 @@
 // libvirt domain state + reason (as the launcher reports it) → VMI phase, with KubeVirt's rules
 // (virt-handler/vm.go calculateVmPhaseForStatusReason). Pure: no retries, no clocks.
-import type { VmiPhase } from "./types.js";
-
-export type DomainLifeCycle =
-  | "NoState"
-  | "Running"
-  | "Blocked"
-  | "Paused"
-  | "ShuttingDown"
-  | "Shutoff"
-  | "Crashed"
-  | "PMSuspended";
-
-export interface DomainState {
-  state: DomainLifeCycle;
-  reason: string;
-}
+import type { VmiPhase } from "../api/index.js";
+import type { DomainStatus as DomainState } from "../launcher/index.js";
 
 export interface PhaseInput {
   /** The domain as the launcher last reported it; undefined when the launcher has none. */
@@ -104,6 +90,6 @@ export function isPaused(domain: DomainState | undefined): boolean {
 }
 
 /** Whether the VMI has reached a final phase (no domain of it will run again). */
-export function isFinal(phase: VmiPhase): boolean {
+export function isFinal(phase: VmiPhase | undefined): boolean {
   return phase === "Succeeded" || phase === "Failed";
 }

@@ -1,20 +1,19 @@
 // The pod runner against an in-memory API, with real network namespaces and real (stand-in) launcher processes:
-// a node process that idles until SIGTERM, dialled through a fake LauncherConnection. Needs root.
+// a node process that idles until SIGTERM, run as the launcher pod shape (pod-shapes.ts). Needs root.
 import assert from "node:assert/strict";
 import { randomUUID } from "node:crypto";
 import { mkdtemp, readFile, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, it } from "node:test";
-import { terminationLog } from "./adapters.js";
 import { COMPUTE_CONTAINER, UNPAUSED_GATE } from "./launcher-pod.js";
 import { PodNetwork, podNetns, runCommand } from "./network/index.js";
 import { PodRunner, type PodRunnerOptions } from "./pod-runner.js";
-import type { LauncherConnection } from "./ports.js";
+import { launcherShape } from "./pod-shapes.js";
+import type { Pod, VirtualMachineInstance } from "./ports.js";
 import { refs } from "./ports.js";
 import { isLauncherAlive, pidsInNetns, podDirOf, readPodRecord } from "./processes.js";
 import { FakeApi } from "./testing.js";
-import type { DomainStatus, Pod } from "./types.js";
 
 const NODE = `pr${process.pid}`;
 
@@ -40,15 +39,6 @@ function launcherPod(name: string, vmiUid: string): Pod {
   };
 }
 
-const fakeConn = (): LauncherConnection => ({
-  ping: async () => {},
-  sync: async () => {},
-  watch: () => ({ stop() {}, done: new Promise<void>(() => {}) }),
-  shutdown: async () => {},
-  command: async () => {},
-  close() {},
-});
-
 /** A pod runner on the fake API whose launcher is a stand-in node script (`script`; argv[1] is the pod dir). */
 function testRunner(
   dataDir: string,
@@ -64,9 +54,16 @@ function testRunner(
     api,
     network: () => net,
     getPod: (uid) => [...api.objects.values()].find((o) => o.metadata.uid === uid) as Pod | undefined,
-    dial: async () => fakeConn(),
-    // its command line names the pod dir, as the real launcher's does
-    launcherCommand: (_vmiUid, podDir) => ({ argv: [process.execPath, "-e", script, "--", podDir] }),
+    shapes: [
+      launcherShape({
+        node: NODE,
+        dataDir,
+        api,
+        // its command line names the pod dir, as the real launcher's does
+        launcherCommand: (_vmiUid, podDir) => ({ argv: [process.execPath, "-e", script, "--", podDir] }),
+        probe: async () => true,
+      }),
+    ],
     ...extra,
   });
 }
@@ -193,39 +190,29 @@ describe("pod runner", async () => {
 
   for (const restart of [false, true]) {
     const title = restart
-      ? "a deleted pod whose launcher ended while the agent was down: the restarted agent still learns how it ended"
-      : "a deleted pod: its launcher ends first, then the VMI's final phase is recorded, then the pod goes";
+      ? "a deleted pod whose launcher ended while the agent was down: the restarted agent still reports how it ended"
+      : "a deleted pod: its launcher ends first, its termination message is reported, the VMI's final phase is recorded, then the pod goes";
     it(title, { skip, timeout: 120_000 }, async (t) => {
       const dataDir = await mkdtemp(join(tmpdir(), "tsvirt-pr-"));
       const api = new FakeApi();
       const net = new PodNetwork({ node: NODE, podCIDR: `10.96.${restart ? 8 : 7}.0/24`, dataDir });
       const vmiUid = randomUUID();
-      const domains: (DomainStatus | undefined)[] = [];
-      const asked: { launcherAlive: boolean; podInApi: boolean }[] = [];
-      let rec: Awaited<ReturnType<typeof readPodRecord>>;
+      const vmi: VirtualMachineInstance = {
+        metadata: { name: "vm1", namespace: "default", uid: vmiUid },
+        spec: { domain: { devices: {} } },
+        status: { phase: "Running", nodeName: NODE },
+      };
+      api.put(refs.vmis, vmi);
       const pod = api.put(refs.pods, launcherPod(`virt-launcher-vm3-stop${restart ? "r" : "d"}`, vmiUid));
       const uid = pod.metadata.uid ?? "";
+      // A stand-in launcher that, on SIGTERM, leaves the guest's end in its termination log and exits, as the real
+      // one does once its guest has powered off.
       const mk = () =>
-        // A stand-in launcher that, on SIGTERM, leaves the guest's end in its termination log and exits, as the
-        // real one does once its guest has powered off.
         testRunner(
           dataDir,
           api,
           net,
           `process.on("SIGTERM",()=>{require("fs").writeFileSync(process.argv[1]+"/termination-log",'{"state":"Shutoff","reason":"Shutdown"}');process.exit(0)});setInterval(()=>{},1000);console.log("launcher up")`,
-          {
-            terminationLog,
-            onDomain: (_v, _p, d) => domains.push(d),
-            beforeRemove: async (v) => {
-              assert.equal(v, vmiUid);
-              asked.push({
-                launcherAlive: rec ? await isLauncherAlive(rec, podDirOf(dataDir, uid)) : true,
-                podInApi: api.peek(refs.pods, "default", pod.metadata.name ?? "") !== undefined,
-              });
-              // The first time the VMI's final phase is not recorded yet (e.g. a write conflict): the removal waits.
-              return asked.length > 1;
-            },
-          },
         );
       let runner = mk();
       t.after(async () => {
@@ -238,7 +225,7 @@ describe("pod runner", async () => {
       const keepAlive = setInterval(() => {}, 1000);
       t.after(() => clearInterval(keepAlive));
       await runner.trigger(uid);
-      rec = await readPodRecord(podDirOf(dataDir, uid));
+      const rec = await readPodRecord(podDirOf(dataDir, uid));
       assert.ok(rec);
       // Its SIGTERM handler is installed once it says so in its log.
       for (let i = 0; i < 200; i++) {
@@ -255,9 +242,16 @@ describe("pod runner", async () => {
         assert.equal(await isLauncherAlive(rec, podDirOf(dataDir, uid)), false);
         runner = mk();
       }
+      const reported: Pod[] = [];
+      let vmiFinalWhenRemoved: string | undefined;
       const gone = new Promise<void>((resolve) => {
         api.onChange = (_r, o, deleted) => {
-          if (deleted && o.metadata.uid === uid) resolve();
+          if (o.metadata.uid !== uid) return;
+          if (!deleted) reported.push(o as Pod);
+          if (deleted) {
+            vmiFinalWhenRemoved = api.peek<VirtualMachineInstance>(refs.vmis, "default", "vm1")?.status?.phase;
+            resolve();
+          }
         };
       });
       const got = api.peek<Pod>(refs.pods, "default", pod.metadata.name ?? "");
@@ -266,17 +260,21 @@ describe("pod runner", async () => {
       got.metadata.deletionGracePeriodSeconds = 45;
       api.put(refs.pods, got);
       await runner.trigger(uid);
+      // The terminated status with the termination message went to the API; the VMI is not final yet, so the pod
+      // stays (its removal is retried) until VMI sync records the end it read there.
+      const last = reported.at(-1);
+      assert.equal(last?.status?.phase, "Succeeded");
+      assert.equal(
+        last?.status?.containerStatuses?.[0]?.state?.terminated?.message,
+        '{"state":"Shutoff","reason":"Shutdown"}',
+      );
+      assert.ok(api.peek(refs.pods, "default", pod.metadata.name ?? ""), "held back while the VMI is not final");
+      const v = api.peek<VirtualMachineInstance>(refs.vmis, "default", "vm1")!;
+      v.status = { ...v.status, phase: "Succeeded" };
+      api.put(refs.vmis, v);
       await gone;
       await runner.idle();
-      assert.deepEqual(
-        domains,
-        [{ state: "Shutoff", reason: "Shutdown" }],
-        "the domain's end, from the termination log",
-      );
-      assert.deepEqual(asked, [
-        { launcherAlive: false, podInApi: true },
-        { launcherAlive: false, podInApi: true },
-      ]);
+      assert.equal(vmiFinalWhenRemoved, "Succeeded");
       assert.deepEqual(await pidsInNetns(podNetns(uid)), []);
     });
   }

@@ -1,15 +1,17 @@
-// The embedded pod runner (kubelet's job in embedded mode): runs the launcher pods bound to this node as local
-// processes, reports their status, and removes them when they are deleted. Level-triggered: every trigger re-reads
-// the pod from the cache and converges; a restarted runner re-attaches to launchers that are still running.
+// The embedded pod runner (kubelet's job in embedded mode): runs the pods bound to this node whose shape tsvirt
+// renders itself (pod-shapes.ts) as local processes, reports their status, and removes them when they are deleted.
+// It talks to no launcher beyond its readiness probe: VMI sync dials the launchers itself. Level-triggered: every
+// trigger re-reads the pod from the cache and converges; a restarted runner re-attaches to processes still running.
 import { rm } from "node:fs/promises";
 import { isDeepStrictEqual } from "node:util";
+import { nowRfc3339 } from "../api/index.js";
 import { isStatusError } from "../lib/errors.js";
 import { type Logger, nullLogger } from "../lib/log.js";
 import { KeyedRunner } from "./keyed.js";
-import { classifyPod, computePodStatus, type PodRuntime } from "./launcher-pod.js";
+import { computePodStatus, type PodRuntime } from "./launcher-pod.js";
 import { type PodAttachment, type PodNetwork, podNetns } from "./network/index.js";
-import { isPaused } from "./phase.js";
-import { type ApiClient, type LauncherConnection, type LauncherDialer, refs } from "./ports.js";
+import { type PodShape, shapeOf, terminationMessage } from "./pod-shapes.js";
+import { type ApiClient, type Pod, refs } from "./ports.js";
 import {
   isLauncherAlive,
   killNetns,
@@ -20,7 +22,6 @@ import {
   spawnLauncher,
   stopLauncher,
 } from "./processes.js";
-import { type DomainStatus, nowRfc3339, type Pod } from "./types.js";
 
 export interface PodRunnerOptions {
   node: string;
@@ -31,41 +32,27 @@ export interface PodRunnerOptions {
   network: () => PodNetwork | undefined;
   /** Reads the latest cached pod by uid. */
   getPod: (uid: string) => Pod | undefined;
-  dial: LauncherDialer;
-  /** The launcher's command line, built here from the VMI uid and pod dir only (never from the pod spec). */
-  launcherCommand: (vmiUid: string, podDir: string) => { argv: string[]; env?: NodeJS.ProcessEnv };
-  /** Asks a launcher pod to stop gracefully (default: SIGTERM to its first process). */
+  /** The pod shapes it runs (pod-shapes.ts podShapes): anything else is refused. */
+  shapes: readonly PodShape[];
+  /** Asks a pod to stop gracefully (default: SIGTERM to its first process). */
   terminate?: (pid: number) => void;
-  /** How long a started launcher may take to answer Ping. */
-  readyTimeoutMs?: number;
+  /** Readiness probe interval while a started pod is not ready yet. */
+  probeIntervalMs?: number;
   log?: Logger;
   now?: () => string;
-  /** Called with the domain state the launcher streams (for VMI sync). */
-  onDomain?: (vmiUid: string, podUid: string, d: DomainStatus | undefined) => void;
-  /** Called when a launcher connection is established (for VMI sync). */
-  onLauncher?: (vmiUid: string, podUid: string) => void;
-  /** Reads the domain's final state a launcher left in its pod directory (launcher/'s readTerminationLog). */
-  terminationLog?: (podDir: string) => Promise<DomainStatus | undefined>;
-  /**
-   * Called once a deleted pod's launcher is gone, before the pod is deleted from the API: true once the VMI's final
-   * phase is recorded (or none is due). While false, the removal is retried (bounded).
-   */
-  beforeRemove?: (vmiUid: string, podUid: string) => Promise<boolean>;
 }
 
-/** Tries (2 s apart) to have the VMI's final phase recorded before a deleted pod is removed anyway. */
+/** Tries (2 s apart) to have the owner's end recorded before a deleted pod is removed anyway. */
 const MAX_REMOVE_ATTEMPTS = 10;
 
 interface Entry {
   record: PodRecord;
   podDir: string;
-  conn?: LauncherConnection;
-  watch?: { stop(): void };
-  answering: boolean;
-  domain?: DomainStatus;
+  /** Readiness: probed until it first succeeds (a startup probe), then kept until the process ends. */
+  ready: boolean;
+  probeTimer?: NodeJS.Timeout;
   exit?: { exitCode: number; finishedAt: string; reason: string };
-  connecting?: Promise<void>;
-  /** Deleted pod: removals held back so far, waiting for the VMI's final phase. */
+  /** Deleted pod: removals held back so far, waiting for the owner's end to be recorded. */
   removeAttempts?: number;
 }
 
@@ -100,37 +87,10 @@ export class PodRunner {
     return this.keyed.idle();
   }
 
-  connection(podUid: string): LauncherConnection | undefined {
-    const e = this.entries.get(podUid);
-    return e?.answering ? e.conn : undefined;
-  }
-
-  domainOf(podUid: string): DomainStatus | undefined {
-    return this.entries.get(podUid)?.domain;
-  }
-
-  /** The running (or last) launcher pod of a VMI on this node. */
-  podForVmi(vmiUid: string): string | undefined {
-    let found: string | undefined;
-    for (const [uid, e] of this.entries) {
-      if (e.record.vmiUid !== vmiUid) continue;
-      found = uid;
-      if (!e.exit) return uid;
-    }
-    return found;
-  }
-
-  ipOf(podUid: string): string | undefined {
-    return this.entries.get(podUid)?.record.ip;
-  }
-
-  /** Detach from every launcher without stopping it (handler shutdown: launchers keep running). */
+  /** Stop without stopping any pod (handler shutdown: launchers keep running). */
   close(): void {
     this.stopped = true;
-    for (const e of this.entries.values()) {
-      e.watch?.stop();
-      e.conn?.close();
-    }
+    for (const e of this.entries.values()) if (e.probeTimer) clearTimeout(e.probeTimer);
   }
 
   private async sync(uid: string): Promise<void> {
@@ -141,20 +101,23 @@ export class PodRunner {
       await this.cleanup(uid, podDir, 0);
       return;
     }
-    if (pod.spec.nodeName !== this.o.node) return;
-    const cls = classifyPod(pod);
-    if (pod.metadata.deletionTimestamp) {
-      const grace = (pod.metadata.deletionGracePeriodSeconds ?? pod.spec.terminationGracePeriodSeconds ?? 30) * 1000;
+    if (pod.spec?.nodeName !== this.o.node) return;
+    const cls = shapeOf(this.o.shapes, pod);
+    if (pod.metadata?.deletionTimestamp) {
+      const grace = (pod.metadata?.deletionGracePeriodSeconds ?? pod.spec?.terminationGracePeriodSeconds ?? 30) * 1000;
       const entry = await this.stopGracefully(uid, podDir, grace);
-      // The VMI's final phase goes to the API before its pod does: with the pod gone and the VMI not final, the VMI
-      // controller would take the stop for a pod loss (Failed).
-      if (entry && this.o.beforeRemove && !(await this.o.beforeRemove(entry.record.vmiUid, uid))) {
-        entry.removeAttempts = (entry.removeAttempts ?? 0) + 1;
-        if (entry.removeAttempts < MAX_REMOVE_ATTEMPTS) throw new Error("the VMI's final phase is not recorded yet");
-        this.log.warn("removing the pod without the VMI's final phase", { podUid: uid, vmiUid: entry.record.vmiUid });
+      if (entry && cls.shape) {
+        // As kubelet: the terminated status (with the termination message) goes to the API before the pod goes.
+        const rt = await this.exited(entry, cls.shape);
+        await this.report(pod, rt);
+        if (cls.shape.beforeRemove && !(await cls.shape.beforeRemove(pod, cls.ownerUid, rt.message))) {
+          entry.removeAttempts = (entry.removeAttempts ?? 0) + 1;
+          if (entry.removeAttempts < MAX_REMOVE_ATTEMPTS) throw new Error("the owner's end is not recorded yet");
+          this.log.warn("removing the pod without its owner's end recorded", { podUid: uid, owner: cls.ownerUid });
+        }
       }
       await this.o.api
-        .delete(refs.pods, pod.metadata.namespace, pod.metadata.name ?? "", {
+        .delete(refs.pods, pod.metadata?.namespace, pod.metadata?.name ?? "", {
           gracePeriodSeconds: 0,
           preconditions: { uid },
         })
@@ -162,10 +125,10 @@ export class PodRunner {
           if (!(isStatusError(e) && (e.code === 404 || e.code === 409))) throw e;
         });
       await this.cleanup(uid, podDir, 0);
-      this.log.info("pod deleted", { namespace: pod.metadata.namespace, name: pod.metadata.name, podUid: uid });
+      this.log.info("pod deleted", { namespace: pod.metadata?.namespace, name: pod.metadata?.name, podUid: uid });
       return;
     }
-    if (cls.kind === "unsupported") {
+    if (!cls.shape) {
       await this.report(pod, { state: "unsupported", message: cls.message });
       return;
     }
@@ -179,7 +142,7 @@ export class PodRunner {
     if (!entry) {
       const record = await readPodRecord(podDir);
       if (record && record.podUid === uid) {
-        entry = { record, podDir, answering: false };
+        entry = { record, podDir, ready: false };
         this.entries.set(uid, entry);
         if (!(await isLauncherAlive(record, podDir))) {
           const exit = await readExitRecord(podDir);
@@ -195,30 +158,56 @@ export class PodRunner {
         await this.report(pod, { state: "exited", finishedAt: this.now(), exitCode: 137, reason: "Error" });
         return;
       } else {
-        entry = await this.start(pod, cls.vmiUid, podDir);
+        entry = await this.start(pod, cls.shape, cls.ownerUid, podDir);
         if (!entry) return;
       }
     }
     if (entry.exit) {
-      const rt: PodRuntime = { state: "exited", ...entry.exit, startedAt: entry.record.startedAt };
-      if (entry.record.ip) rt.ip = entry.record.ip;
-      await this.report(pod, rt);
+      await this.report(pod, await this.exited(entry, cls.shape));
       await this.cleanup(uid, podDir, 0, true);
       return;
     }
-    if (!entry.conn) await this.connect(uid, entry, cls.vmiUid);
-    const paused = isPaused(entry.domain);
+    if (!entry.ready) {
+      entry.ready = await cls.shape.ready(cls.ownerUid).catch(() => false);
+      if (!entry.ready && !entry.probeTimer && !this.stopped) {
+        entry.probeTimer = setTimeout(() => {
+          entry.probeTimer = undefined;
+          void this.trigger(uid);
+        }, this.o.probeIntervalMs ?? 100);
+        entry.probeTimer.unref();
+      }
+    }
+    // The unpaused readiness gate is virt-controller's; a first report seeds it True (a pod starts unpaused).
     await this.report(pod, {
       state: "running",
       ip: entry.record.ip,
       startedAt: entry.record.startedAt,
-      answering: entry.answering,
-      unpaused: !paused,
+      answering: entry.ready,
+      unpaused: true,
     });
   }
 
-  private async start(pod: Pod, vmiUid: string, podDir: string): Promise<Entry | undefined> {
-    const uid = pod.metadata.uid ?? "";
+  /** The terminated state of a pod whose process ended, with its termination message. */
+  private async exited(entry: Entry, shape: PodShape): Promise<PodRuntime & { state: "exited" }> {
+    const exit = entry.exit ??
+      (await readExitRecord(entry.podDir).then((x) =>
+        x ? { ...x, reason: x.exitCode === 0 ? "Completed" : "Error" } : undefined,
+      )) ?? { exitCode: 0, finishedAt: this.now(), reason: "Completed" };
+    const rt: PodRuntime & { state: "exited" } = {
+      state: "exited",
+      exitCode: exit.exitCode,
+      finishedAt: exit.finishedAt,
+      reason: exit.reason,
+      startedAt: entry.record.startedAt,
+    };
+    if (entry.record.ip) rt.ip = entry.record.ip;
+    const message = await terminationMessage(shape, entry.podDir, exit.exitCode);
+    if (message) rt.message = message;
+    return rt;
+  }
+
+  private async start(pod: Pod, shape: PodShape, vmiUid: string, podDir: string): Promise<Entry | undefined> {
+    const uid = pod.metadata?.uid ?? "";
     const net = this.o.network();
     if (net === undefined) {
       this.log.info("waiting for the node's podCIDR before starting pods", { podUid: uid });
@@ -231,26 +220,32 @@ export class PodRunner {
       await this.report(pod, { state: "start-failed", message: `pod network: ${(e as Error).message}` });
       throw e;
     }
-    const cmd = this.o.launcherCommand(vmiUid, podDir);
+    const cmd = shape.command(vmiUid, podDir);
     const spawned = await spawnLauncher(
       podDir,
       {
         podUid: uid,
         vmiUid,
-        namespace: pod.metadata.namespace ?? "",
-        name: pod.metadata.name ?? "",
+        namespace: pod.metadata?.namespace ?? "",
+        name: pod.metadata?.name ?? "",
         netns: att.netns,
         ip: att.ip,
       },
       cmd.argv,
       cmd.env,
     );
-    this.log.info("launcher started", { podUid: uid, vmiUid, pid: spawned.record.pid, ip: att.ip });
-    const entry: Entry = { record: spawned.record, podDir, answering: false };
+    this.log.info("pod started", {
+      podUid: uid,
+      shape: shape.name,
+      owner: vmiUid,
+      pid: spawned.record.pid,
+      ip: att.ip,
+    });
+    const entry: Entry = { record: spawned.record, podDir, ready: false };
     this.entries.set(uid, entry);
     void spawned.exited?.then((x) => {
       entry.exit = { exitCode: x.exitCode, finishedAt: x.finishedAt, reason: x.exitCode === 0 ? "Completed" : "Error" };
-      entry.answering = false;
+      entry.ready = false;
       this.log.info("launcher exited", { podUid: uid, exitCode: x.exitCode, signal: x.signal });
       void this.trigger(uid);
     });
@@ -269,56 +264,13 @@ export class PodRunner {
           entry.exit = exit
             ? { ...exit, reason: exit.exitCode === 0 ? "Completed" : "Error" }
             : { exitCode: 0, finishedAt: this.now(), reason: "Completed" };
-          entry.answering = false;
+          entry.ready = false;
           void this.trigger(uid);
         },
         () => {},
       );
     }, 1_000);
     timer.unref();
-  }
-
-  private async connect(uid: string, entry: Entry, vmiUid: string): Promise<void> {
-    if (entry.connecting) return entry.connecting;
-    entry.connecting = (async () => {
-      const deadline = Date.now() + (this.o.readyTimeoutMs ?? 120_000);
-      let lastErr: unknown;
-      while (!this.stopped && !entry.exit && Date.now() < deadline) {
-        try {
-          const conn = await this.o.dial(entry.podDir);
-          await conn.ping();
-          entry.conn = conn;
-          entry.answering = true;
-          let first = true;
-          const w = conn.watch((d) => {
-            const wasPaused = isPaused(entry.domain);
-            entry.domain = d;
-            this.o.onDomain?.(vmiUid, uid, d);
-            if (!first && wasPaused !== isPaused(d)) void this.trigger(uid);
-            first = false;
-          });
-          entry.watch = w;
-          void w.done.finally(() => {
-            // The launcher closed the connection (it exited, or is exiting): reconnect on the next sync if alive.
-            if (entry.conn !== conn) return;
-            entry.conn = undefined;
-            entry.watch = undefined;
-            entry.answering = false;
-            conn.close();
-            if (!this.stopped) void this.trigger(uid);
-          });
-          this.o.onLauncher?.(vmiUid, uid);
-          return;
-        } catch (e) {
-          lastErr = e;
-          await new Promise((r) => setTimeout(r, 100));
-        }
-      }
-      if (!entry.exit && !this.stopped) throw new Error(`launcher did not answer Ping: ${(lastErr as Error)?.message}`);
-    })().finally(() => {
-      entry.connecting = undefined;
-    });
-    return entry.connecting;
   }
 
   private async report(pod: Pod, rt: PodRuntime): Promise<void> {
@@ -334,37 +286,27 @@ export class PodRunner {
   }
 
   /**
-   * SIGTERM to the launcher, which shuts its guest down (joining the node agent's Shutdown, if that came first) and
-   * exits once the domain is off or its grace period ran out; SIGKILL after `graceMs`. The launcher connection stays
-   * open meanwhile, so the domain's last events still reach VMI sync; afterwards the domain's final state is the one
-   * the launcher left in its termination log (also for a launcher that ended while this agent was down).
+   * SIGTERM to the pod's process (a launcher shuts its guest down and exits once the domain is off or its grace period
+   * ran out); SIGKILL after `graceMs`. What it left in its termination message is reported afterwards (also for a
+   * process that ended while this agent was down).
    */
   private async stopGracefully(uid: string, podDir: string, graceMs: number): Promise<Entry | undefined> {
     let entry = this.entries.get(uid);
     if (!entry) {
       const record = await readPodRecord(podDir);
       if (!record || record.podUid !== uid) return undefined;
-      entry = { record, podDir, answering: false };
+      entry = { record, podDir, ready: false };
       this.entries.set(uid, entry);
     }
     await stopLauncher(entry.record, podDir, graceMs, this.o.terminate);
-    const final = await this.o.terminationLog?.(podDir);
-    if (final && !isDeepStrictEqual(final, entry.domain)) {
-      entry.domain = final;
-      this.o.onDomain?.(entry.record.vmiUid, uid, final);
-    }
     return entry;
   }
 
   /** Stops the launcher (if any), kills what is left in the pod's namespace, tears down its network. Idempotent. */
   private async cleanup(uid: string, podDir: string, graceMs: number, keepRecord = false): Promise<void> {
     const entry = this.entries.get(uid);
-    entry?.watch?.stop();
-    entry?.conn?.close();
-    if (entry) {
-      entry.conn = undefined;
-      entry.answering = false;
-    }
+    if (entry?.probeTimer) clearTimeout(entry.probeTimer);
+    if (entry) entry.ready = false;
     const record = entry?.record ?? (await readPodRecord(podDir));
     if (record) await stopLauncher(record, podDir, graceMs, this.o.terminate);
     const net = this.o.network();
@@ -385,6 +327,6 @@ export class PodRunner {
 }
 
 function vmiName(pod: Pod): string | undefined {
-  const n = pod.metadata.ownerReferences?.find((o) => o.kind === "VirtualMachineInstance")?.name;
+  const n = pod.metadata?.ownerReferences?.find((o) => o.kind === "VirtualMachineInstance")?.name;
   return n && /^[a-z0-9.-]{1,63}$/.test(n) ? n : undefined;
 }

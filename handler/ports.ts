@@ -1,6 +1,11 @@
 // What the node agent needs from the rest of the system, as narrow interfaces: the API (a subset of client/'s
-// Client, so client/'s RestClient and FakeClient fit), the launcher's socket API, and the image puller.
-import type { DomainStatus, KObject, VirtualMachineInstance } from "./types.js";
+// Client, so client/'s RestClient and FakeClient fit), an event recorder, the launcher's socket API, and the image
+// puller.
+import type { KObject, VirtualMachineInstance } from "../client/index.js";
+import type { DomainStatus } from "../launcher/index.js";
+
+/** Objects as the API serves them (metadata always there): client/'s shapes of api/'s types. */
+export type { KObject, Lease, Node, Pod, VirtualMachineInstance } from "../client/index.js";
 
 export interface ResourceRef {
   group: string;
@@ -57,7 +62,13 @@ export interface LauncherConnection {
 
 export type LauncherVerb = "Pause" | "Unpause" | "Reset" | "SoftReboot";
 
-export type LauncherDialer = (podDir: string) => Promise<LauncherConnection>;
+/** Dials a launcher's command socket (launcher/'s commandSocketPath). */
+export type LauncherDialer = (socketPath: string) => Promise<LauncherConnection>;
+
+/** Records core/v1 Events about an object (controller/'s EventRecorder fits). */
+export interface EventRecorder {
+  event(obj: KObject, type: "Normal" | "Warning", reason: string, message: string): void;
+}
 
 export interface PulledImage {
   /** Path of the base disk image on the node. */

@@ -5,8 +5,8 @@ import { spawn } from "node:child_process";
 import { closeSync, openSync } from "node:fs";
 import { mkdir, readdir, readFile, readlink, rename, stat, writeFile } from "node:fs/promises";
 import { join } from "node:path";
+import { nowRfc3339 } from "../api/index.js";
 import { inNetns } from "./network/index.js";
-import { nowRfc3339 } from "./types.js";
 
 export interface PodRecord {
   podUid: string;

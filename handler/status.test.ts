@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import { isDeepStrictEqual } from "node:util";
+import type { DomainStatus } from "../launcher/index.js";
 import { classifyPod, computePodStatus, UNPAUSED_GATE } from "./launcher-pod.js";
 import {
   HEARTBEAT_ANNOTATION,
@@ -11,7 +12,7 @@ import {
   withAgentMetadata,
 } from "./node-status.js";
 import { isPaused, vmiPhaseFor } from "./phase.js";
-import type { DomainStatus, Pod, VirtualMachineInstance } from "./types.js";
+import type { Pod, VirtualMachineInstance } from "./ports.js";
 import { computeVmiStatus } from "./vmi-status.js";
 
 const VMI_UID = "11111111-2222-4333-8444-555555555555";
@@ -99,7 +100,7 @@ describe("computePodStatus", () => {
 function vmi(status: VirtualMachineInstance["status"] = {}): VirtualMachineInstance {
   return {
     metadata: { name: "vm1", namespace: "default", uid: VMI_UID },
-    spec: { networks: [{ name: "default", pod: {} }] },
+    spec: { domain: { devices: {} }, networks: [{ name: "default", pod: {} }] },
     status,
   };
 }

@@ -1,7 +1,6 @@
 // Test helpers for the node agent's unit tests: an in-memory API fake that records writes.
 import { statusError } from "../lib/errors.js";
-import type { ApiClient, ResourceRef } from "./ports.js";
-import type { KObject } from "./types.js";
+import type { ApiClient, KObject, ResourceRef } from "./ports.js";
 
 export interface Write {
   verb: "create" | "update" | "updateStatus" | "delete";

@@ -2,9 +2,16 @@
 // state the launcher reports (already mapped to a phase), the pod's readiness and IP, and image-pull trouble.
 // Returns undefined when the status would not change, so the handler writes as rarely as possible.
 import { isDeepStrictEqual } from "node:util";
-import { VMI_PHASE_RANK } from "../api/index.js";
-import { isPaused } from "./phase.js";
-import type { Condition, DomainStatus, VirtualMachineInstance, VmiPhase, VmiStatus } from "./types.js";
+import {
+  type Condition,
+  setCondition,
+  type VirtualMachineInstance,
+  VMI_PHASE_RANK,
+  type VmiPhase,
+  type VirtualMachineInstanceStatus as VmiStatus,
+} from "../api/index.js";
+import type { DomainStatus } from "../launcher/index.js";
+import { isFinal, isPaused } from "./phase.js";
 
 export type PullTrouble = { reason: "ErrImagePull" | "ImagePullBackOff"; message: string };
 
@@ -20,20 +27,6 @@ export interface VmiObservation {
   /** The launcher refused the VMI (KubeVirt: Synchronized=False, reason SyncFailed). */
   syncError?: string;
   now: string;
-}
-
-function isFinal(p: VmiPhase | undefined): boolean {
-  return p === "Succeeded" || p === "Failed";
-}
-
-function setCondition(list: Condition[], c: Condition, now: string): Condition[] {
-  const prev = list.find((x) => x.type === c.type);
-  const lastTransitionTime =
-    prev && prev.status === c.status && prev.lastTransitionTime ? prev.lastTransitionTime : now;
-  // No lastProbeTime: the API server drops nulls, so setting one would make every compare unequal (an extra write).
-  const { lastProbeTime: _probe, ...rest } = c;
-  const next: Condition = { ...rest, lastTransitionTime };
-  return prev ? list.map((x) => (x.type === c.type ? next : x)) : [...list, next];
 }
 
 function dropCondition(list: Condition[], type: string): Condition[] {
@@ -53,7 +46,7 @@ export function computeVmiStatus(vmi: VirtualMachineInstance, obs: VmiObservatio
   if (obs.phase !== undefined && !isFinal(phase) && (VMI_PHASE_RANK[obs.phase] ?? 0) >= (VMI_PHASE_RANK[phase] ?? 0))
     phase = obs.phase;
   const next: VmiStatus = { ...old };
-  let conditions = [...(old.conditions ?? [])];
+  let conditions: Condition[] = [...(old.conditions ?? [])];
   const running = phase === "Running";
   if (phase !== old.phase && (VMI_PHASE_RANK[phase] ?? 0) >= VMI_PHASE_RANK.Running!) {
     next.phase = phase;

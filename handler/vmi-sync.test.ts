@@ -1,22 +1,28 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
+import type { DomainStatus } from "../launcher/index.js";
 import { mapPhase } from "./index.js";
-import type { LauncherConnection, PreparedVmi } from "./ports.js";
+import type { KObject, LauncherConnection, Pod, PreparedVmi, VirtualMachineInstance } from "./ports.js";
 import { refs } from "./ports.js";
 import { FakeApi } from "./testing.js";
-import type { DomainStatus, Pod, VirtualMachineInstance } from "./types.js";
-import { VmiSync } from "./vmi-sync.js";
+import { VmiSync, type VmiSyncOptions } from "./vmi-sync.js";
 
 const VMI_UID = "11111111-2222-4333-8444-555555555555";
 const POD_UID = "99999999-2222-4333-8444-555555555555";
 const NOW = "2026-11-25T10:00:00Z";
+const KEY = "default/vm1";
+const SOCKET = `/node/sockets/${VMI_UID}_sock`;
 
 function vmi(spec: Partial<VirtualMachineInstance["spec"]> = {}): VirtualMachineInstance {
   return {
     apiVersion: "kubevirt.io/v1",
     kind: "VirtualMachineInstance",
     metadata: { name: "vm1", namespace: "default", uid: VMI_UID, labels: { "kubevirt.io/nodeName": "n1" } },
-    spec: { volumes: [{ name: "containerdisk", containerDisk: { image: "reg/guest:1" } }], ...spec },
+    spec: {
+      domain: { devices: {} },
+      volumes: [{ name: "containerdisk", containerDisk: { image: "reg/guest:1" } }],
+      ...spec,
+    },
     status: {
       phase: "Scheduled",
       nodeName: "n1",
@@ -25,116 +31,198 @@ function vmi(spec: Partial<VirtualMachineInstance["spec"]> = {}): VirtualMachine
   };
 }
 
-const pod: Pod = {
-  metadata: { name: "virt-launcher-vm1-abcde", namespace: "default", uid: POD_UID },
-  spec: { nodeName: "n1", containers: [{ name: "compute", image: "x" }] },
-  status: { phase: "Running", conditions: [{ type: "Ready", status: "True" }] },
-};
+function launcherPod(): Pod {
+  return {
+    metadata: {
+      name: "virt-launcher-vm1-abcde",
+      namespace: "default",
+      uid: POD_UID,
+      ownerReferences: [
+        { apiVersion: "kubevirt.io/v1", kind: "VirtualMachineInstance", name: "vm1", uid: VMI_UID, controller: true },
+      ],
+    },
+    spec: { nodeName: "n1", containers: [{ name: "compute", image: "x" }] },
+    status: { phase: "Running", podIP: "10.244.0.5", conditions: [{ type: "Ready", status: "True" }] },
+  };
+}
 
-/** A VmiSync over a fake API and one fake launcher whose domain state the test sets. */
-function setup(spec: Partial<VirtualMachineInstance["spec"]> = {}) {
+/** The launcher pod once its launcher ended, with its termination message, as a kubelet reports it. */
+function endedPod(exitCode: number, message: string): Pod {
+  const p = launcherPod();
+  p.status = {
+    phase: exitCode === 0 ? "Succeeded" : "Failed",
+    containerStatuses: [
+      {
+        name: "compute",
+        image: "x",
+        imageID: "",
+        ready: false,
+        restartCount: 0,
+        state: { terminated: { exitCode, reason: exitCode === 0 ? "Completed" : "Error", message } },
+      },
+    ],
+  };
+  return p;
+}
+
+/** A fake launcher behind the well-known socket: the test sets its domain and can close its connection. */
+class FakeLauncher {
+  readonly synced: PreparedVmi[] = [];
+  readonly shutdowns: number[] = [];
+  readonly dials: string[] = [];
+  answering = true;
+  refuse?: string;
+  private onStatus?: (d: DomainStatus | undefined) => void;
+  private closeConn?: () => void;
+
+  dial = async (socket: string): Promise<LauncherConnection> => {
+    this.dials.push(socket);
+    if (!this.answering) throw new Error(`connect ENOENT ${socket}`);
+    let closed!: () => void;
+    const done = new Promise<void>((resolve) => {
+      closed = resolve;
+    });
+    this.closeConn = closed;
+    return {
+      ping: async () => {},
+      sync: async (_v, p) => {
+        if (this.refuse) throw new Error(this.refuse);
+        this.synced.push(p);
+      },
+      watch: (fn) => {
+        this.onStatus = fn;
+        return { stop() {}, done };
+      },
+      shutdown: async (grace) => {
+        this.shutdowns.push(grace);
+      },
+      command: async () => {},
+      close() {},
+    };
+  };
+
+  /** The launcher streams a domain state. */
+  emit(d: DomainStatus | undefined): void {
+    this.onStatus?.(d);
+  }
+
+  /** The launcher went away (its connection closed). */
+  drop(): void {
+    this.answering = false;
+    this.closeConn?.();
+  }
+}
+
+/** A VmiSync over the fake API, one fake launcher and a recorder that keeps the events. */
+function setup(spec: Partial<VirtualMachineInstance["spec"]> = {}, extra: Partial<VmiSyncOptions> = {}) {
   const api = new FakeApi();
   api.put(refs.vmis, vmi(spec));
-  const synced: PreparedVmi[] = [];
-  const shutdowns: number[] = [];
-  let domain: DomainStatus | undefined;
-  let attached = true;
-  let connected = true;
-  const conn = {
-    sync: async (_v: VirtualMachineInstance, p: PreparedVmi) => {
-      synced.push(p);
-    },
-    shutdown: async (grace: number) => {
-      shutdowns.push(grace);
-    },
-  } as unknown as LauncherConnection;
-  const sync = new VmiSync({
+  const launcher = new FakeLauncher();
+  const events: { obj: KObject; type: string; reason: string; message: string }[] = [];
+  let pod: Pod | undefined = launcherPod();
+  const opts: VmiSyncOptions = {
     node: "n1",
     api,
-    launchers: {
-      podForVmi: (u) => (u === VMI_UID && attached ? POD_UID : undefined),
-      connection: () => (connected ? conn : undefined),
-      domainOf: () => domain,
-      ipOf: () => "10.244.0.5",
-    },
+    dial: launcher.dial,
+    socketPath: (uid) => `/node/sockets/${uid}_sock`,
     puller: { pull: async () => ({ path: "/images/guest.qcow2", digest: "sha256:x" }), release: async () => {} },
-    getVmi: () => api.peek<VirtualMachineInstance>(refs.vmis, "default", "vm1"),
-    getPod: () => pod,
+    getVmi: (key) => (key === KEY ? api.peek<VirtualMachineInstance>(refs.vmis, "default", "vm1") : undefined),
+    podsOf: (uid) => (uid === VMI_UID && pod ? [pod] : []),
     mapPhase,
+    recorder: { event: (obj, type, reason, message) => events.push({ obj, type, reason, message }) },
     now: () => NOW,
-  });
-  const phase = () => api.peek<VirtualMachineInstance>(refs.vmis, "default", "vm1")?.status?.phase;
+    ...extra,
+  };
+  const mk = () => new VmiSync(opts);
+  let sync = mk();
+  const cur = () => api.peek<VirtualMachineInstance>(refs.vmis, "default", "vm1");
   return {
     api,
-    sync,
-    synced,
-    shutdowns,
-    phase,
-    /** The launcher has exited: its connection is gone, its last domain state stays known. */
-    launcherGone() {
-      connected = false;
+    launcher,
+    events,
+    get sync() {
+      return sync;
     },
-    /** A restarted agent: no launcher re-attached yet. */
-    detach() {
-      attached = false;
+    phase: () => cur()?.status?.phase,
+    cond: (type: string) => cur()?.status?.conditions?.find((c) => c.type === type),
+    setPod(p: Pod | undefined) {
+      pod = p;
     },
+    /** The agent restarts: a new VmiSync, nothing remembered. */
+    restart() {
+      sync.close();
+      sync = mk();
+    },
+    /** The launcher reports a domain state; the round its watch enqueues runs. */
     async report(d: DomainStatus | undefined) {
-      domain = d;
-      await sync.trigger(VMI_UID);
+      if (!sync.connection(KEY)) await sync.reconcile(KEY);
+      launcher.emit(d);
+      return sync.reconcile(KEY);
     },
   };
 }
 
-describe("VmiSync (phase from handler/phase.ts)", () => {
-  it("a restarted agent writes nothing for a Running VMI until its launcher reports (Ready does not flip)", async () => {
+describe("VmiSync: owns the launcher client at the well-known socket", () => {
+  it("dials <node dir>/sockets/<uid>_sock once, sends the VMI with its pulled disk once, writes Running once", async () => {
     const s = setup();
-    await s.report({ state: "Running", reason: "Booted" });
-    const ready = () =>
-      s.api
-        .peek<VirtualMachineInstance>(refs.vmis, "default", "vm1")
-        ?.status?.conditions?.find((c) => c.type === "Ready")?.status;
-    assert.equal(ready(), "True");
-    const writes = s.api.writes.length;
-    // The new agent: no launcher re-attached yet, so no pod, connection or domain state.
-    s.detach();
-    await s.report(undefined);
-    assert.equal(s.api.writes.length, writes, "no write before the launcher reports");
-    assert.equal(ready(), "True");
-  });
-
-  it("sends the VMI with its pulled disk once, then writes Running once", async () => {
-    const s = setup();
-    await s.report(undefined);
-    assert.deepEqual(s.synced, [{ baseImages: { containerdisk: "/images/guest.qcow2" }, taps: { default: "tap0" } }]);
+    await s.sync.reconcile(KEY);
+    assert.deepEqual(s.launcher.dials, [SOCKET]);
+    assert.deepEqual(s.launcher.synced, [
+      { baseImages: { containerdisk: "/images/guest.qcow2" }, taps: { default: "tap0" } },
+    ]);
     assert.equal(s.phase(), "Scheduled");
     assert.equal(s.api.writes.length, 0, "no domain yet: nothing to write");
     await s.report({ state: "Running", reason: "Booted" });
     assert.equal(s.phase(), "Running");
     const v = s.api.peek<VirtualMachineInstance>(refs.vmis, "default", "vm1");
-    assert.equal(v?.status?.interfaces?.[0]?.ipAddress, "10.244.0.5");
-    assert.equal(v?.status?.conditions?.find((c) => c.type === "Ready")?.status, "True");
+    assert.equal(v?.status?.interfaces?.[0]?.ipAddress, "10.244.0.5", "the pod IP, from the pod in the API");
+    assert.equal(s.cond("Ready")?.status, "True");
     const writes = s.api.writes.length;
     await s.report({ state: "Running", reason: "Booted" });
     await s.report({ state: "Paused", reason: "User" });
     assert.equal(s.phase(), "Running", "paused is still Running");
     await s.report({ state: "Running", reason: "Unpaused" });
-    assert.equal(s.synced.length, 1, "Sync sent once");
+    assert.equal(s.launcher.synced.length, 1, "Sync sent once");
+    assert.deepEqual(s.launcher.dials, [SOCKET], "one client per VMI");
     assert.equal(s.api.writes.length, writes + 2, "one write for Paused, one for its end; none for a repeat");
+    assert.ok(s.sync.connection(KEY), "virt-api's verbs reach the same client");
   });
 
-  it("the start-up pause (QEMU launched, not yet continued) writes Running without a Paused condition, once", async () => {
+  it("a launcher pod that is not Running yet is not dialled; one whose socket does not answer yet is retried", async () => {
     const s = setup();
-    await s.report({ state: "Paused", reason: "StartingUp" });
-    assert.equal(s.phase(), "Running");
-    const v = s.api.peek<VirtualMachineInstance>(refs.vmis, "default", "vm1");
-    assert.equal(
-      v?.status?.conditions?.find((c) => c.type === "Paused"),
-      undefined,
-    );
-    assert.equal(v?.status?.conditions?.find((c) => c.type === "Ready")?.status, "True");
+    s.setPod({ ...launcherPod(), status: { phase: "Pending" } });
+    assert.equal(await s.sync.reconcile(KEY), undefined);
+    assert.deepEqual(s.launcher.dials, []);
+    s.setPod(launcherPod());
+    s.launcher.answering = false;
+    const r = await s.sync.reconcile(KEY);
+    assert.ok(r?.requeueAfterMs !== undefined && r.requeueAfterMs <= 1_000, "requeued shortly");
+    assert.equal(s.cond("Synchronized"), undefined, "a launcher starting up is no failure");
+    s.launcher.answering = true;
+    await s.sync.reconcile(KEY);
+    assert.equal(s.launcher.synced.length, 1);
+  });
+
+  it("re-dials after the connection drops and after an agent restart; a restarted agent writes nothing until the launcher reports", async () => {
+    const s = setup();
+    await s.report({ state: "Running", reason: "Booted" });
+    assert.equal(s.cond("Ready")?.status, "True");
+    // The connection drops (e.g. the launcher is busy restarting its socket): the next round dials again.
+    s.launcher.drop();
+    await new Promise((r) => setImmediate(r));
+    s.launcher.answering = true;
+    await s.sync.reconcile(KEY);
+    assert.equal(s.launcher.dials.length, 2);
+    assert.equal(s.launcher.synced.length, 1, "the VMI is not sent twice");
+    // The agent restarts (kill -9): the new one dials the same socket; no write before the launcher reports.
     const writes = s.api.writes.length;
-    await s.report({ state: "Running", reason: "Unpaused" });
-    assert.equal(s.api.writes.length, writes, "its end changes nothing");
+    s.restart();
+    await s.sync.reconcile(KEY);
+    assert.deepEqual(s.launcher.dials.slice(-1), [SOCKET]);
+    assert.equal(s.api.writes.length, writes, "no write before the launcher reports");
+    assert.equal(s.cond("Ready")?.status, "True", "Ready does not flip");
+    await s.report({ state: "Running", reason: "Booted" });
+    assert.equal(s.api.writes.length, writes, "nothing changed");
   });
 
   const stops: { name: string; spec: Partial<VirtualMachineInstance["spec"]>; domain: DomainStatus; want: string }[] = [
@@ -152,12 +240,7 @@ describe("VmiSync (phase from handler/phase.ts)", () => {
       domain: { state: "Shutoff", reason: "Destroyed" },
       want: "Succeeded",
     },
-    {
-      name: "defined, not started yet",
-      spec: {},
-      domain: { state: "Shutoff", reason: "Unknown" },
-      want: "Running",
-    },
+    { name: "defined, not started yet", spec: {}, domain: { state: "Shutoff", reason: "Unknown" }, want: "Running" },
   ];
   for (const c of stops) {
     it(`Running, then ${c.name} → ${c.want}`, async () => {
@@ -176,19 +259,45 @@ describe("VmiSync (phase from handler/phase.ts)", () => {
     return s.api.put(refs.vmis, v);
   };
 
-  it("a deleted VMI: one Shutdown with its grace period; the guest's power-off makes it Succeeded", async () => {
+  it("a deleted VMI: one Shutdown with its grace period; the guest's end in the pod's termination message makes it Succeeded", async () => {
     const s = setup({ terminationGracePeriodSeconds: 30 });
     await s.report({ state: "Running", reason: "Booted" });
     deleting(s);
     await s.report({ state: "Running", reason: "Booted" });
     await s.report({ state: "ShuttingDown", reason: "User" });
-    assert.deepEqual(s.shutdowns, [30], "asked once");
-    assert.equal(s.sync.settled(VMI_UID), true, "nothing final to record yet: Running");
-    // The launcher has gone; the domain's end is what it reported last (or left in its termination log).
-    s.launcherGone();
-    await s.report({ state: "Shutoff", reason: "Shutdown" });
+    assert.deepEqual(s.launcher.shutdowns, [30], "asked once");
+    // The agent restarts while the launcher ends; the launcher's last words are in its pod's status.
+    s.restart();
+    s.launcher.drop();
+    const p = endedPod(0, '{"state":"Shutoff","reason":"Shutdown"}');
+    p.metadata.deletionTimestamp = NOW;
+    s.setPod(p);
+    await s.sync.reconcile(KEY);
     assert.equal(s.phase(), "Succeeded");
-    assert.equal(s.sync.settled(VMI_UID), true);
+  });
+
+  it("a VMI missing from the node's cache: its launcher is shut down only once the API confirms it gone", async () => {
+    let cached = true;
+    const s = setup({}, {});
+    const sync = new VmiSync({
+      node: "n1",
+      api: s.api,
+      dial: s.launcher.dial,
+      socketPath: () => SOCKET,
+      puller: { pull: async () => ({ path: "/x", digest: "sha256:x" }), release: async () => {} },
+      getVmi: () => (cached ? s.api.peek<VirtualMachineInstance>(refs.vmis, "default", "vm1") : undefined),
+      podsOf: () => [launcherPod()],
+      mapPhase,
+      now: () => NOW,
+    });
+    await sync.reconcile(KEY);
+    cached = false;
+    await sync.reconcile(KEY);
+    assert.deepEqual(s.launcher.shutdowns, [], "still in the API: the cache lags");
+    await s.api.delete(refs.vmis, "default", "vm1");
+    await sync.reconcile(KEY);
+    assert.deepEqual(s.launcher.shutdowns, [30], "gone: its guest is shut down");
+    assert.equal(sync.connection(KEY), undefined, "and its client dropped");
   });
 
   it("a final phase whose write meets a stale VMI is written on the latest one (before the pod may go)", async () => {
@@ -201,26 +310,116 @@ describe("VmiSync (phase from handler/phase.ts)", () => {
     const cur = s.api.peek<VirtualMachineInstance>(refs.vmis, "default", "vm1")!;
     cur.metadata.labels = { ...cur.metadata.labels, other: "writer" };
     s.api.put(refs.vmis, cur);
+    const launcher = new FakeLauncher();
     const sync = new VmiSync({
       node: "n1",
       api: s.api,
-      launchers: {
-        podForVmi: () => POD_UID,
-        connection: () => undefined,
-        domainOf: () => ({ state: "Shutoff", reason: "Shutdown" }),
-        ipOf: () => "10.244.0.5",
-      },
+      dial: launcher.dial,
+      socketPath: () => SOCKET,
       puller: { pull: async () => ({ path: "/x", digest: "sha256:x" }), release: async () => {} },
       getVmi: () => stale,
-      getPod: () => pod,
+      podsOf: () => [launcherPod()],
       mapPhase,
       now: () => NOW,
     });
-    assert.equal(sync.settled(VMI_UID), false, "Succeeded is due and not recorded");
-    await sync.trigger(VMI_UID);
+    await sync.reconcile(KEY);
+    launcher.emit({ state: "Shutoff", reason: "Shutdown" });
+    await sync.reconcile(KEY);
     const v = s.api.peek<VirtualMachineInstance>(refs.vmis, "default", "vm1");
     assert.equal(v?.status?.phase, "Succeeded");
     assert.equal(v?.metadata.labels?.other, "writer", "the other writer's change kept");
-    assert.equal(sync.settled(VMI_UID), true);
+  });
+});
+
+describe("VmiSync: failures say why", () => {
+  it("a Sync the launcher refuses: Synchronized=False/SyncFailed with the message, one event, requeued with back-off", async () => {
+    const refusal = "Cannot access storage file '/data/pods/x/qemu/scratch/disk.qcow2': Permission denied";
+    const s = setup({}, { syncBackoffMs: { initial: 1_000, max: 8_000 } });
+    s.launcher.refuse = refusal;
+    const r1 = await s.sync.reconcile(KEY);
+    const c = s.cond("Synchronized");
+    assert.equal(c?.status, "False");
+    assert.equal(c?.reason, "SyncFailed");
+    assert.match(c?.message ?? "", /Permission denied/);
+    assert.equal(r1?.requeueAfterMs, 1_000);
+    const r2 = await s.sync.reconcile(KEY);
+    assert.equal(r2?.requeueAfterMs, 2_000, "the back-off grows");
+    assert.equal(s.events.length, 1, "the same failure is not posted again within the interval");
+    const ev = s.events[0]!;
+    assert.equal(ev.type, "Warning");
+    assert.equal(ev.reason, "SyncFailed");
+    assert.match(ev.message, /Permission denied/);
+    assert.equal(ev.obj.kind, "VirtualMachineInstance");
+    assert.equal(ev.obj.metadata.uid, VMI_UID);
+    // The launcher accepts it later: the condition goes.
+    delete s.launcher.refuse;
+    await s.sync.reconcile(KEY);
+    assert.equal(s.cond("Synchronized"), undefined);
+  });
+
+  it("events of a failure repeat only after the interval", async () => {
+    const s = setup({}, { eventIntervalMs: 0 });
+    s.launcher.refuse = "boom";
+    await s.sync.reconcile(KEY);
+    await s.sync.reconcile(KEY);
+    assert.equal(s.events.length, 2);
+  });
+
+  it("a launcher pod that failed: its log's last words reach the VMI's condition and an event, even once the VMI is Failed", async () => {
+    const s = setup();
+    s.launcher.answering = false;
+    const p = endedPod(1, "starting libvirtd\nlibvirtd died: no space");
+    s.setPod(p);
+    // The VMI controller has already failed the VMI on the pod's failure.
+    const v = s.api.peek<VirtualMachineInstance>(refs.vmis, "default", "vm1")!;
+    v.status = { ...v.status, phase: "Failed", reason: "PodFailed" };
+    s.api.put(refs.vmis, v);
+    await s.sync.reconcile(KEY);
+    const c = s.cond("Synchronized");
+    assert.equal(c?.reason, "SyncFailed");
+    assert.match(c?.message ?? "", /exit code 1.*libvirtd died: no space/s);
+    assert.equal(s.events.length, 1);
+    const writes = s.api.writes.length;
+    await s.sync.reconcile(KEY);
+    assert.equal(s.api.writes.length, writes, "written once");
+  });
+
+  it("a socket that never answers while its pod runs becomes a failure after the dial timeout", async () => {
+    const s = setup({}, { dialTimeoutMs: -1 });
+    s.launcher.answering = false;
+    await s.sync.reconcile(KEY);
+    assert.match(s.cond("Synchronized")?.message ?? "", new RegExp(`does not answer on ${SOCKET}`));
+  });
+
+  it("an image that cannot be pulled: ErrImagePull on Ready and a SyncFailed event", async () => {
+    const s = setup(
+      {},
+      {
+        puller: {
+          pull: async () => {
+            throw new Error("reg/guest:1: not found in any registry");
+          },
+          release: async () => {},
+        },
+      },
+    );
+    await s.sync.reconcile(KEY);
+    assert.equal(s.cond("Ready")?.reason, "ErrImagePull");
+    assert.equal(s.events[0]?.reason, "SyncFailed");
+    assert.match(s.events[0]?.message ?? "", /not found in any registry/);
+    s.sync.close();
+  });
+});
+
+describe("VmiSync on the work queue", () => {
+  it("runs level-triggered: a domain event enqueues the VMI's key and the workers converge", async () => {
+    const s = setup();
+    s.sync.start();
+    s.sync.enqueue(KEY);
+    for (let i = 0; i < 200 && s.launcher.synced.length === 0; i++) await new Promise((r) => setTimeout(r, 5));
+    s.launcher.emit({ state: "Running", reason: "Booted" });
+    for (let i = 0; i < 200 && s.phase() !== "Running"; i++) await new Promise((r) => setTimeout(r, 5));
+    assert.equal(s.phase(), "Running");
+    s.sync.close();
   });
 });

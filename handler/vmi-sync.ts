@@ -1,36 +1,59 @@
-// VMI sync: for each VMI scheduled to this node, pull its containerDisks, send it to its launcher (Sync), follow the
-// launcher's domain state, and write the VMI's status from Running on — only when it changes. On VMI deletion the
-// launcher shuts the guest down within terminationGracePeriodSeconds, then destroys it.
+// VMI sync (KubeVirt's virt-handler VM controller): for each VMI scheduled to this node it owns the client of the
+// VMI's launcher, dialled at the node's well-known socket (<node dir>/sockets/<vmi uid>_sock), one per VMI and
+// re-dialled when the connection drops (a launcher or an agent restart); it pulls the containerDisks, sends the VMI
+// (Sync), follows the domain, and writes the VMI's status from Running on, only when it changes. It needs only the
+// launcher pod from the API and the socket, so a launcher started by the embedded pod runner and one started by a
+// kubelet are driven alike. On VMI deletion the launcher shuts the guest down within terminationGracePeriodSeconds.
+// Level-triggered on lib/workqueue (key namespace/name); errors requeue with back-off; a failure reaches the VMI's
+// Synchronized condition (SyncFailed) and a SyncFailed event.
+import { rm } from "node:fs/promises";
+import { nowRfc3339, type VmiPhase } from "../api/index.js";
+import { type DomainStatus, parseTerminationLog } from "../launcher/index.js";
 import { isStatusError } from "../lib/errors.js";
 import { type Logger, nullLogger } from "../lib/log.js";
-import { KeyedRunner } from "./keyed.js";
+import { processNextItem, WorkQueue } from "../lib/workqueue/index.js";
 import { MASQ_TAP } from "./network/index.js";
 import { isFinal } from "./phase.js";
-import type { ApiClient, ImagePuller, LauncherConnection, PreparedVmi } from "./ports.js";
+import type {
+  ApiClient,
+  EventRecorder,
+  ImagePuller,
+  LauncherConnection,
+  LauncherDialer,
+  Pod,
+  PreparedVmi,
+  VirtualMachineInstance,
+} from "./ports.js";
 import { refs } from "./ports.js";
-import { type DomainStatus, nowRfc3339, type Pod, type VirtualMachineInstance, type VmiPhase } from "./types.js";
-import { computeVmiStatus, type PullTrouble, podInterfaceName } from "./vmi-status.js";
+import { computeVmiStatus, type PullTrouble, podInterfaceName, type VmiObservation } from "./vmi-status.js";
 
 /** Domain state → VMI phase (handler/phase.ts's vmiPhaseFor; injectable for tests). */
 export type PhaseMapper = (domain: DomainStatus | undefined, vmi: VirtualMachineInstance) => VmiPhase | undefined;
 
-export interface LauncherView {
-  podForVmi(vmiUid: string): string | undefined;
-  connection(podUid: string): LauncherConnection | undefined;
-  domainOf(podUid: string): DomainStatus | undefined;
-  ipOf(podUid: string): string | undefined;
-}
+export const SYNC_FAILED = "SyncFailed";
 
 export interface VmiSyncOptions {
   node: string;
   api: ApiClient;
-  launchers: LauncherView;
+  dial: LauncherDialer;
+  /** The launcher's command socket of a VMI uid (launcher/'s commandSocketPath on this node's data dir). */
+  socketPath: (vmiUid: string) => string;
   puller: ImagePuller;
-  getVmi: (uid: string) => VirtualMachineInstance | undefined;
-  getPod: (uid: string) => Pod | undefined;
+  /** The VMI of a namespace/name key, from this node's cache. */
+  getVmi: (key: string) => VirtualMachineInstance | undefined;
+  /** The VMI's launcher pods bound to this node, from the cache. */
+  podsOf: (vmiUid: string) => Pod[];
   mapPhase: PhaseMapper;
+  recorder?: EventRecorder;
   /** Image pull back-off: first delay and cap (kubelet: 10 s, 300 s). */
   backoffMs?: { initial: number; max: number };
+  /** Back-off of a Sync the launcher refused (first delay, cap). */
+  syncBackoffMs?: { initial: number; max: number };
+  /** How long a running launcher pod may leave its socket unanswered before that is a failure. */
+  dialTimeoutMs?: number;
+  /** The same event (reason and message) is not posted again within this long. */
+  eventIntervalMs?: number;
+  workers?: number;
   log?: Logger;
   now?: () => string;
 }
@@ -40,22 +63,62 @@ interface PullState {
   message: string;
   retryAt: number;
   inBackoff: boolean;
-  timer?: NodeJS.Timeout;
+}
+
+interface Attached {
+  conn: LauncherConnection;
+  stop(): void;
 }
 
 interface VmiState {
-  synced?: string;
+  uid: string;
+  launcher?: Attached;
+  /** Since when a running launcher pod's socket has not answered. */
+  dialFailingSince?: number;
+  synced?: boolean;
   shutdownSent?: boolean;
-  /** A final phase (Succeeded, Failed) was written. */
-  finalWritten?: boolean;
+  /** The domain as the launcher last reported it (or left it in its termination message). */
+  domain?: DomainStatus;
   pull?: PullState;
   baseImages?: Record<string, string>;
-  syncError?: string;
+  /** The launcher, preparation or Sync failure the VMI shows (Synchronized=False, SyncFailed). */
+  failure?: string;
+  syncFailures?: number;
+  lastEvent?: { key: string; at: number };
+}
+
+type Result = { requeueAfterMs?: number } | undefined;
+
+/** The launcher pod that speaks for the VMI: the newest live one, else the newest. */
+export function launcherPodOf(pods: readonly Pod[]): Pod | undefined {
+  const sorted = [...pods].sort((a, b) =>
+    (b.metadata.creationTimestamp ?? "").localeCompare(a.metadata.creationTimestamp ?? ""),
+  );
+  return sorted.find((p) => !p.metadata.deletionTimestamp) ?? sorted[0];
+}
+
+/** The compute container's termination, as the pod's status reports it. */
+function terminated(pod: Pod | undefined) {
+  const cs = pod?.status?.containerStatuses ?? [];
+  return (cs.find((c) => c.name === "compute") ?? cs[0])?.state?.terminated;
+}
+
+/** Why a launcher pod failed, in one line (undefined: it did not fail). */
+export function launcherFailure(pod: Pod | undefined): string | undefined {
+  if (pod?.status?.phase !== "Failed") return undefined;
+  const t = terminated(pod);
+  const why = (t?.message && !parseTerminationLog(t.message) ? t.message : pod.status.message)?.trim();
+  const code = t ? `exit code ${t.exitCode}` : (pod.status.reason ?? "failed");
+  return `virt-launcher pod ${pod.metadata.name} failed (${code})${why ? `: ${lastLines(why, 6)}` : ""}`;
+}
+
+function lastLines(text: string, n: number): string {
+  return text.split("\n").filter(Boolean).slice(-n).join("\n");
 }
 
 export class VmiSync {
   private readonly o: VmiSyncOptions;
-  private readonly keyed: KeyedRunner;
+  readonly queue = new WorkQueue<string>();
   private readonly state = new Map<string, VmiState>();
   private readonly log: Logger;
   private closed = false;
@@ -63,167 +126,283 @@ export class VmiSync {
   constructor(o: VmiSyncOptions) {
     this.o = o;
     this.log = (o.log ?? nullLogger).child({ component: "vmi-sync", node: o.node });
-    this.keyed = new KeyedRunner((key, err) => {
-      this.log.warn("VMI sync failed; retrying", { vmiUid: key, err });
-      const t = setTimeout(() => void this.trigger(key), 2_000);
-      t.unref();
-    });
   }
 
-  trigger(vmiUid: string): Promise<void> {
-    if (this.closed) return Promise.resolve();
-    return this.keyed.trigger(vmiUid, () => this.sync(vmiUid));
+  /** Runs the workers until close(). */
+  start(): void {
+    for (let i = 0; i < (this.o.workers ?? 2); i++) void this.worker();
   }
 
-  idle(): Promise<void> {
-    return this.keyed.idle();
+  private async worker(): Promise<void> {
+    while (
+      await processNextItem(
+        this.queue,
+        (key) => this.reconcile(key),
+        (key, err) => this.log.warn("VMI sync failed; requeued with back-off", { key, err }),
+      )
+    ) {
+      /* next */
+    }
   }
 
+  enqueue(key: string): void {
+    if (!this.closed) this.queue.add(key);
+  }
+
+  /** Detach from every launcher (handler shutdown: launchers keep running). */
   close(): void {
     this.closed = true;
-    for (const s of this.state.values()) if (s.pull?.timer) clearTimeout(s.pull.timer);
+    this.queue.shutdown();
+    for (const s of this.state.values()) s.launcher?.stop();
+  }
+
+  /** The answering launcher of a VMI (for virt-api's subresources forwarded to the agent). */
+  connection(key: string): LauncherConnection | undefined {
+    return this.state.get(key)?.launcher?.conn;
   }
 
   private now(): string {
     return this.o.now ? this.o.now() : nowRfc3339();
   }
 
-  private st(uid: string): VmiState {
-    let s = this.state.get(uid);
+  /** One level-triggered round for a namespace/name key. Public so tests can step it. */
+  async reconcile(key: string): Promise<Result> {
+    const vmi = this.o.getVmi(key);
+    let s = this.state.get(key);
+    if (s && vmi && s.uid !== vmi.metadata.uid) {
+      // A new VMI of the same name: the old one's launcher is its pod's business now.
+      await this.forget(key, s, false);
+      s = undefined;
+    }
+    if (!vmi) {
+      if (!s) return undefined;
+      const gone = await this.vmiGone(key, s.uid);
+      // Not in this node's cache, yet in the API (its cache lags, or it is no longer this node's): nothing to do.
+      if (!gone && s.launcher) return undefined;
+      if (gone && s.launcher && !s.shutdownSent) await this.shutdown(s, 30);
+      await this.forget(key, s, gone);
+      return undefined;
+    }
+    const uid = vmi.metadata.uid ?? "";
     if (!s) {
-      s = {};
-      this.state.set(uid, s);
+      s = { uid };
+      this.state.set(key, s);
     }
-    return s;
-  }
+    if (vmi.status?.nodeName && vmi.status.nodeName !== this.o.node) return undefined;
+    const pod = launcherPodOf(this.o.podsOf(uid));
+    const phase = vmi.status?.phase ?? "";
+    const podFailure = launcherFailure(pod);
+    if (podFailure) this.fail(s, vmi, podFailure);
+    if (isFinal(phase)) {
+      s.launcher?.stop();
+      delete s.launcher;
+      await this.o.puller.release(uid).catch(() => {});
+      return this.recordFailureOnFinal(vmi, s);
+    }
+    if (phase !== "Scheduled" && phase !== "Running") return undefined;
 
-  private async sync(vmiUid: string): Promise<void> {
-    const vmi = this.o.getVmi(vmiUid);
-    const podUid = this.o.launchers.podForVmi(vmiUid);
-    const conn = podUid ? this.o.launchers.connection(podUid) : undefined;
-    const s = this.st(vmiUid);
-    if (!vmi && conn && podUid && !(await this.vmiGone(vmiUid, podUid))) {
-      // Not (yet) in this node's cache — the controller labels it with the node only once it is Scheduled.
-      return;
+    let requeueAfterMs: number | undefined;
+    const dial = await this.attach(key, s, pod);
+    if (dial.retryMs !== undefined) requeueAfterMs = dial.retryMs;
+    // A launcher that ended while this agent was away left the domain's end in its termination message.
+    const ended = !s.launcher ? parseTerminationLog(terminated(pod)?.message ?? "") : undefined;
+    if (ended) s.domain = ended;
+
+    if (vmi.metadata.deletionTimestamp && s.launcher && !s.shutdownSent) {
+      await this.shutdown(s, vmi.spec.terminationGracePeriodSeconds ?? 30);
     }
-    if (!vmi || vmi.metadata.deletionTimestamp) {
-      if (conn && !s.shutdownSent) {
-        s.shutdownSent = true;
-        const grace = vmi?.spec.terminationGracePeriodSeconds ?? 30;
-        this.log.info("shutting down", { vmiUid, gracePeriodSeconds: grace });
-        try {
-          await conn.shutdown(grace);
-        } catch (e) {
-          // No domain yet (nothing to stop) or the launcher is going away: the pod's end finishes the job.
-          this.log.info("shutdown not needed or not possible", { vmiUid, err: (e as Error).message });
-        }
-      }
-      if (!vmi) {
-        if (s.pull?.timer) clearTimeout(s.pull.timer);
-        this.state.delete(vmiUid);
-        await this.o.puller.release(vmiUid).catch(() => {});
-        return;
-      }
-    }
-    const phase = vmi.status?.phase;
-    if (phase === "Succeeded" || phase === "Failed") {
-      await this.o.puller.release(vmiUid).catch(() => {});
-      return;
-    }
-    if (phase !== "Scheduled" && phase !== "Running") return;
-    if (vmi.status?.nodeName && vmi.status.nodeName !== this.o.node) return;
-    const pod = podUid ? this.o.getPod(podUid) : undefined;
     let pull: PullTrouble | undefined;
-    if (conn && !vmi.metadata.deletionTimestamp && s.synced !== vmi.metadata.uid) {
-      const images = await this.pullImages(vmi, s);
+    if (s.launcher && !vmi.metadata.deletionTimestamp && !s.synced) {
+      const images = await this.pullImages(key, vmi, s);
       if (images.ok) {
         const prepared: PreparedVmi = { baseImages: images.paths, taps: { [podInterfaceName(vmi)]: MASQ_TAP } };
         try {
-          await conn.sync(vmi, prepared);
-          s.synced = vmi.metadata.uid;
-          delete s.syncError;
-          this.log.info("sent to launcher", { vmiUid });
+          await s.launcher.conn.sync(vmi, prepared);
+          s.synced = true;
+          delete s.syncFailures;
+          if (!podFailure) delete s.failure;
+          this.log.info("sent to launcher", { vmiUid: uid });
         } catch (e) {
-          s.syncError = (e as Error).message;
-          this.log.warn("Sync failed", { vmiUid, err: s.syncError });
-          const t = setTimeout(() => void this.trigger(vmiUid), 5_000);
-          t.unref();
+          s.syncFailures = (s.syncFailures ?? 0) + 1;
+          this.fail(s, vmi, `the launcher refused the VMI: ${(e as Error).message}`);
+          const b = this.o.syncBackoffMs ?? { initial: 1_000, max: 60_000 };
+          requeueAfterMs = Math.min(b.max, b.initial * 2 ** (s.syncFailures - 1));
         }
       } else {
         pull = images.trouble;
+        requeueAfterMs = images.retryMs;
       }
     }
-    const domain = podUid ? this.o.launchers.domainOf(podUid) : undefined;
+    await this.writeStatus(vmi, s, pod, pull);
+    return requeueAfterMs === undefined ? undefined : { requeueAfterMs };
+  }
+
+  private async writeStatus(
+    vmi: VirtualMachineInstance,
+    s: VmiState,
+    pod: Pod | undefined,
+    pull: PullTrouble | undefined,
+  ): Promise<void> {
+    const domain = s.domain;
     // A Running VMI this agent has not heard from its launcher about yet (the agent just restarted and is
     // re-attaching): nothing new is known, so nothing is written — Ready must not flip. A launcher that is really
     // gone ends its pod, and the VMI controller fails the VMI.
     if (!domain && vmi.status?.phase === "Running" && !vmi.metadata.deletionTimestamp) return;
-    const podIP = podUid ? this.o.launchers.ipOf(podUid) : undefined;
     const podReady = pod?.status?.conditions?.find((c) => c.type === "Ready")?.status === "True";
-    const obs: Parameters<typeof computeVmiStatus>[1] = { nodeName: this.o.node, podReady, now: this.now() };
-    if (podIP) obs.podIP = podIP;
+    const obs: VmiObservation = { nodeName: this.o.node, podReady, now: this.now() };
+    if (pod?.status?.podIP) obs.podIP = pod.status.podIP;
     if (domain) obs.domain = domain;
     const mapped = this.o.mapPhase(domain, vmi);
     if (mapped) obs.phase = mapped;
     if (pull) obs.pull = pull;
-    if (s.syncError) obs.syncError = s.syncError;
+    if (s.failure) obs.syncError = s.failure;
     const status = computeVmiStatus(vmi, obs);
     if (!status) return;
     const final = isFinal(status.phase ?? "");
     try {
       await this.o.api.update(refs.vmis, { ...vmi, status });
-      if (final) s.finalWritten = true;
     } catch (e) {
       if (!isStatusError(e) || (e.code !== 409 && e.code !== 404)) throw e;
-      // A newer VMI is on its way through the informer and its event triggers the next sync; but a final phase must
-      // be recorded before the pod goes (the pod runner waits for it), so that one is retried on the latest VMI.
-      if (final && e.code === 409) await this.writeFinal(vmiUid, vmi, obs, s);
+      // A newer VMI is on its way through the informer and its event triggers the next round; but a final phase
+      // must be recorded before the pod goes (its removal waits for it), so that one is retried on the latest VMI.
+      if (final && e.code === 409) await this.writeFinal(vmi, obs, s.uid);
     }
   }
 
-  private async writeFinal(
-    vmiUid: string,
-    vmi: VirtualMachineInstance,
-    obs: Parameters<typeof computeVmiStatus>[1],
-    s: VmiState,
-  ): Promise<void> {
+  private async writeFinal(vmi: VirtualMachineInstance, obs: VmiObservation, uid: string): Promise<void> {
     try {
       const cur = await this.o.api.get<VirtualMachineInstance>(
         refs.vmis,
         vmi.metadata.namespace,
         vmi.metadata.name ?? "",
       );
-      if (cur.metadata.uid !== vmiUid) return;
+      if (cur.metadata.uid !== uid) return;
       const status = computeVmiStatus(cur, obs);
       if (status) await this.o.api.update(refs.vmis, { ...cur, status });
-      s.finalWritten = true;
     } catch (e) {
       if (!isStatusError(e) || (e.code !== 409 && e.code !== 404)) throw e;
     }
   }
 
+  /** A VMI that went final (its launcher pod failed): its Synchronized condition still says why, once. */
+  private async recordFailureOnFinal(vmi: VirtualMachineInstance, s: VmiState): Promise<Result> {
+    if (!s.failure) return undefined;
+    const has = vmi.status?.conditions?.some((c) => c.type === "Synchronized" && c.message === s.failure);
+    if (has) return undefined;
+    const status = computeVmiStatus(vmi, {
+      nodeName: this.o.node,
+      podReady: false,
+      now: this.now(),
+      syncError: s.failure,
+    });
+    if (!status) return undefined;
+    try {
+      await this.o.api.update(refs.vmis, { ...vmi, status });
+    } catch (e) {
+      if (!isStatusError(e) || (e.code !== 409 && e.code !== 404)) throw e;
+    }
+    return undefined;
+  }
+
   /**
-   * Whether the VMI's final phase is recorded, or none is due from this agent: then its launcher pod may go. Asked by
-   * the pod runner before it removes a deleted pod whose launcher has ended.
+   * Makes sure the VMI's launcher is dialled (pod Running: its process started). While the socket does not answer
+   * yet (the launcher is starting its libvirtd), retries shortly; past dialTimeoutMs, that is a failure.
    */
-  settled(vmiUid: string): boolean {
-    const vmi = this.o.getVmi(vmiUid);
-    const phase = vmi?.status?.phase;
-    if (!vmi || isFinal(phase ?? "") || this.state.get(vmiUid)?.finalWritten) return true;
-    if (phase !== "Scheduled" && phase !== "Running") return true;
-    if (vmi.status?.nodeName && vmi.status.nodeName !== this.o.node) return true;
-    const podUid = this.o.launchers.podForVmi(vmiUid);
-    return !isFinal(this.o.mapPhase(podUid ? this.o.launchers.domainOf(podUid) : undefined, vmi) ?? "");
+  private async attach(key: string, s: VmiState, pod: Pod | undefined): Promise<{ retryMs?: number }> {
+    if (s.launcher) return {};
+    if (pod?.status?.phase !== "Running") {
+      delete s.dialFailingSince;
+      return {};
+    }
+    const socket = this.o.socketPath(s.uid);
+    try {
+      const conn = await this.o.dial(socket);
+      try {
+        await conn.ping();
+      } catch (e) {
+        conn.close();
+        throw e;
+      }
+      const w = conn.watch((d) => {
+        s.domain = d;
+        this.enqueue(key);
+      });
+      const attached: Attached = {
+        conn,
+        stop: () => {
+          w.stop();
+          conn.close();
+        },
+      };
+      s.launcher = attached;
+      delete s.dialFailingSince;
+      void w.done.finally(() => {
+        // The launcher closed the connection (it exited or is exiting): re-dial on the next round if its pod runs.
+        if (s.launcher !== attached) return;
+        delete s.launcher;
+        conn.close();
+        this.enqueue(key);
+      });
+      this.log.info("attached to launcher", { vmiUid: s.uid, socket });
+      return {};
+    } catch (e) {
+      const now = Date.now();
+      s.dialFailingSince ??= now;
+      if (now - s.dialFailingSince > (this.o.dialTimeoutMs ?? 120_000)) {
+        const vmi = this.o.getVmi(key);
+        if (vmi) this.fail(s, vmi, `virt-launcher does not answer on ${socket}: ${(e as Error).message}`);
+        return { retryMs: 5_000 };
+      }
+      return { retryMs: 100 };
+    }
+  }
+
+  private async shutdown(s: VmiState, grace: number): Promise<void> {
+    s.shutdownSent = true;
+    this.log.info("shutting down", { vmiUid: s.uid, gracePeriodSeconds: grace });
+    try {
+      await s.launcher?.conn.shutdown(grace);
+    } catch (e) {
+      // No domain yet (nothing to stop) or the launcher is going away: the pod's end finishes the job.
+      this.log.info("shutdown not needed or not possible", { vmiUid: s.uid, err: (e as Error).message });
+    }
+  }
+
+  private async forget(key: string, s: VmiState, gone: boolean): Promise<void> {
+    s.launcher?.stop();
+    this.state.delete(key);
+    await this.o.puller.release(s.uid).catch(() => {});
+    // The VMI is gone from the API: nobody dials its launcher again.
+    if (gone) await rm(this.o.socketPath(s.uid), { force: true }).catch(() => {});
+  }
+
+  /** Records a failure: the VMI's Synchronized condition carries it, and a SyncFailed event (rate-limited). */
+  private fail(s: VmiState, vmi: VirtualMachineInstance, message: string): void {
+    if (s.failure !== message) this.log.warn("VMI sync failure", { vmiUid: s.uid, err: message });
+    s.failure = message;
+    this.event(s, vmi, SYNC_FAILED, message);
+  }
+
+  private event(s: VmiState, vmi: VirtualMachineInstance, reason: string, message: string): void {
+    if (!this.o.recorder) return;
+    const key = `${reason}\u0000${message}`;
+    const now = Date.now();
+    if (s.lastEvent?.key === key && now - s.lastEvent.at < (this.o.eventIntervalMs ?? 60_000)) return;
+    s.lastEvent = { key, at: now };
+    this.o.recorder.event(
+      { apiVersion: "kubevirt.io/v1", kind: "VirtualMachineInstance", metadata: vmi.metadata },
+      "Warning",
+      reason,
+      message,
+    );
   }
 
   /** True when the API confirms the VMI is gone (404, or a new VMI of the same name). */
-  private async vmiGone(vmiUid: string, podUid: string): Promise<boolean> {
-    const pod = this.o.getPod(podUid);
-    const owner = pod?.metadata.ownerReferences?.find((r) => r.kind === "VirtualMachineInstance" && r.uid === vmiUid);
-    if (!pod || !owner) return false;
+  private async vmiGone(key: string, uid: string): Promise<boolean> {
+    const [ns, name] = key.split("/") as [string, string];
     try {
-      const cur = await this.o.api.get<VirtualMachineInstance>(refs.vmis, pod.metadata.namespace, owner.name);
-      return cur.metadata.uid !== vmiUid;
+      const cur = await this.o.api.get<VirtualMachineInstance>(refs.vmis, ns, name);
+      return cur.metadata.uid !== uid;
     } catch (e) {
       if (isStatusError(e) && e.code === 404) return true;
       throw e;
@@ -231,9 +410,10 @@ export class VmiSync {
   }
 
   private async pullImages(
+    key: string,
     vmi: VirtualMachineInstance,
     s: VmiState,
-  ): Promise<{ ok: true; paths: Record<string, string> } | { ok: false; trouble: PullTrouble }> {
+  ): Promise<{ ok: true; paths: Record<string, string> } | { ok: false; trouble: PullTrouble; retryMs: number }> {
     if (s.baseImages) return { ok: true, paths: s.baseImages };
     const uid = vmi.metadata.uid ?? "";
     if (s.pull && Date.now() < s.pull.retryAt) {
@@ -242,6 +422,7 @@ export class VmiSync {
       return {
         ok: false,
         trouble: { reason: "ImagePullBackOff", message: `Back-off pulling image: ${s.pull.message}` },
+        retryMs: s.pull.retryAt - Date.now(),
       };
     }
     const paths: Record<string, string> = {};
@@ -255,18 +436,14 @@ export class VmiSync {
       const failures = (s.pull?.failures ?? 0) + 1;
       const b = this.o.backoffMs ?? { initial: 10_000, max: 300_000 };
       const delay = Math.min(b.max, b.initial * 2 ** (failures - 1));
-      if (s.pull?.timer) clearTimeout(s.pull.timer);
       const message = (e as Error).message;
       s.pull = { failures, message, retryAt: Date.now() + delay, inBackoff: false };
-      // Show ErrImagePull now; switch to ImagePullBackOff shortly (kubelet's next sync), retry when the delay ends.
-      const backoffTimer = setTimeout(() => void this.trigger(uid), Math.min(delay, 1_000));
-      backoffTimer.unref();
-      s.pull.timer = setTimeout(() => void this.trigger(uid), delay);
-      s.pull.timer.unref();
       this.log.warn("image pull failed", { vmiUid: uid, failures, retryInMs: delay, err: message });
-      return { ok: false, trouble: { reason: "ErrImagePull", message } };
+      this.event(s, vmi, SYNC_FAILED, `pulling the VMI's images failed: ${message}`);
+      // Show ErrImagePull now; switch to ImagePullBackOff shortly (kubelet's next sync), retry when the delay ends.
+      this.queue.addAfter(key, delay);
+      return { ok: false, trouble: { reason: "ErrImagePull", message }, retryMs: Math.min(delay, 1_000) };
     }
-    if (s.pull?.timer) clearTimeout(s.pull.timer);
     delete s.pull;
     s.baseImages = paths;
     return { ok: true, paths };

@@ -136,25 +136,3 @@ export class LauncherClient {
     for (const h of this.closeHandlers) h();
   }
 }
-
-/**
- * A narrow connection for the node agent (structurally handler/ports.ts LauncherConnection): dial the launcher of
- * the pod at `podDir` (its socket: <podDir>/sockets/launcher.sock).
- */
-export async function dialLauncher(podDir: string): Promise<{
-  ping(): Promise<void>;
-  sync(vmi: unknown, prepared: { baseImages?: Record<string, string>; taps?: Record<string, string> }): Promise<void>;
-  watch(onStatus: (d: DomainInfo["status"] | undefined) => void): { stop(): void; done: Promise<void> };
-  shutdown(gracePeriodSeconds: number): Promise<void>;
-  close(): void;
-}> {
-  const c = await LauncherClient.connect(`${podDir.replace(/\/+$/, "")}/sockets/launcher.sock`);
-  const done = new Promise<void>((resolve) => c.onClose(resolve));
-  return {
-    ping: async () => void (await c.call("Ping")),
-    sync: async (vmi, prepared) => void (await c.call("Sync", { vmi, prepared })),
-    watch: (onStatus) => ({ stop: c.watch((d) => onStatus(d.status)), done }),
-    shutdown: async (gracePeriodSeconds) => void (await c.call("Shutdown", { gracePeriodSeconds })),
-    close: () => c.close(),
-  };
-}

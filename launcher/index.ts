@@ -1,15 +1,19 @@
 // virt-launcher: one per VMI. Public surface for the node agent (client, protocol schemas, pod spawning) and for
 // cmd/launcher.ts (runLauncher).
-export { dialLauncher, LauncherClient, launcherError } from "./client.js";
+export { LauncherClient, launcherError } from "./client.js";
 export { ConsoleProxy } from "./console.js";
 export * from "./hypervisor/index.js";
 export { runLauncher, useKvm } from "./launcher.js";
 export {
   childPids,
+  commandSocketPath,
+  commandSocketsDir,
+  DEFAULT_NODE_DIR,
   descendants,
   EXIT_LOCKED,
   type PodOptions,
   type PodPaths,
+  parseTerminationLog,
   podCommand,
   podPaths,
   readTerminationLog,

@@ -13,13 +13,15 @@ import {
   saveGoldenCache,
   startDaemon,
 } from "./hypervisor/index.js";
-import { podPaths, validUid } from "./pod.js";
+import { DEFAULT_NODE_DIR, podPaths, validUid } from "./pod.js";
 import { makeBuilder } from "./prepare.js";
 import { LauncherCore, serveCommands } from "./server.js";
 
 export interface LauncherOptions {
   uid: string;
   podDir: string;
+  /** The command socket to listen on (commandSocketPath of the node dir and uid, told on the command line). */
+  commandSocket: string;
   nodeDir?: string;
   accel?: string;
 }
@@ -65,11 +67,12 @@ export async function runLauncher(
   if (!validUid(o.uid)) throw new Error(`invalid VMI uid "${o.uid}"`);
   log = log.child({ uid: o.uid });
   const paths = podPaths(path.resolve(o.podDir));
-  const nodeDir = o.nodeDir ?? "/var/lib/tsvirt";
+  const nodeDir = o.nodeDir ?? DEFAULT_NODE_DIR;
   const golden = path.join(nodeDir, "libvirt-capabilities");
   const t0 = performance.now();
   const owner = await qemuUser();
   await mkdir(paths.socketsDir, { recursive: true });
+  await mkdir(path.dirname(o.commandSocket), { recursive: true });
   await mkdir(paths.qemuDir, { recursive: true });
   await chown(paths.qemuDir, owner.uid, owner.gid);
   await mkdir(nodeDir, { recursive: true });
@@ -112,7 +115,7 @@ export async function runLauncher(
     },
     log,
   });
-  const server = await serveCommands(core, paths.commandSocket, log);
+  const server = await serveCommands(core, o.commandSocket, log);
   log.info("launcher ready", {
     readyMs: Math.round(performance.now() - t0),
     daemonReadyMs: Math.round(daemon.readyMs),

@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
-import { POD_INIT, podCommand, podPaths, validUid } from "./pod.js";
+import { commandSocketPath, POD_INIT, podCommand, podPaths, validUid } from "./pod.js";
 
 describe("launcher pod command", () => {
   it("passes user data only as positional arguments to a fixed init script", () => {
@@ -17,7 +17,17 @@ describe("launcher pod command", () => {
     assert.equal(c.args[i + 1], POD_INIT);
     assert.ok(!POD_INIT.includes(uid));
     assert.equal(c.args[i + 3], `/run/tsvirt/locks/${uid}.lock`);
-    assert.deepEqual(c.args.slice(-5), ["launcher", "--uid", uid, "--pod-dir", "/run/tsvirt/pods/p1"]);
+    assert.deepEqual(c.args.slice(-9), [
+      "launcher",
+      "--uid",
+      uid,
+      "--pod-dir",
+      "/run/tsvirt/pods/p1",
+      "--node-dir",
+      "/var/lib/tsvirt",
+      "--socket",
+      `/var/lib/tsvirt/sockets/${uid}_sock`,
+    ]);
     assert.equal(c.env.TSVIRT_LAUNCHER_POD, "1");
   });
 
@@ -29,11 +39,15 @@ describe("launcher pod command", () => {
     );
   });
 
-  it("keeps every socket path under 100 bytes or refuses", () => {
-    assert.ok(podPaths("/run/tsvirt/pods/0123456789abcdef").commandSocket.length < 100);
+  it("keeps every socket path within sun_path (107 bytes) or refuses", () => {
+    assert.ok(podPaths("/run/tsvirt/pods/0123456789abcdef").consoleSocket.length < 100);
     assert.throws(
-      () => podCommand({ uid: "u1", podDir: `/${"d".repeat(90)}`, lockDir: "/l", tsvirtJs: "/t.js" }),
+      () => podCommand({ uid: "u1", podDir: `/${"d".repeat(110)}`, lockDir: "/l", tsvirtJs: "/t.js" }),
       /too long for unix sockets/,
     );
+    const uid = "3f1c9a2e-7d4b-4c1a-9e2f-0a1b2c3d4e5f";
+    assert.equal(commandSocketPath("/var/lib/tsvirt/node01/", uid), `/var/lib/tsvirt/node01/sockets/${uid}_sock`);
+    assert.throws(() => commandSocketPath(`/${"n".repeat(60)}`, uid), /node dir too long for unix sockets/);
+    assert.throws(() => commandSocketPath("/n", "../x"), /invalid VMI uid/);
   });
 });

@@ -31,10 +31,35 @@ export function validUid(uid: string): boolean {
   return UID_RE.test(uid);
 }
 
+/** The node data directory a launcher uses when it is given none. */
+export const DEFAULT_NODE_DIR = "/var/lib/tsvirt";
+
+/** Unix socket paths must fit sockaddr_un.sun_path (108 bytes with its NUL). */
+const MAX_SOCKET_PATH = 107;
+
+/**
+ * The launcher's command socket on its node, KubeVirt's /var/run/kubevirt/sockets/<uid>_sock: `<node dir>/sockets/
+ * <vmi uid>_sock`. The one definition: the launcher is told this path on its command line, the node agent dials it
+ * knowing only the VMI's uid, whoever started the launcher pod (the embedded pod runner or a kubelet).
+ */
+export function commandSocketPath(nodeDir: string, vmiUid: string): string {
+  if (!validUid(vmiUid)) throw new Error(`invalid VMI uid "${vmiUid}"`);
+  const p = path.join(path.resolve(nodeDir), "sockets", `${vmiUid}_sock`);
+  if (Buffer.byteLength(p) > MAX_SOCKET_PATH) {
+    throw new Error(`node dir too long for unix sockets (${p} is over ${MAX_SOCKET_PATH} bytes): ${nodeDir}`);
+  }
+  return p;
+}
+
+/** The directory of every launcher's command socket on a node. */
+export function commandSocketsDir(nodeDir: string): string {
+  return path.join(path.resolve(nodeDir), "sockets");
+}
+
+/** Paths private to one launcher pod (its command socket is per node: commandSocketPath). */
 export interface PodPaths {
   podDir: string;
   socketsDir: string;
-  commandSocket: string;
   consoleSocket: string;
   logFile: string;
   serialLog: string;
@@ -54,7 +79,6 @@ export function podPaths(podDir: string): PodPaths {
   return {
     podDir,
     socketsDir,
-    commandSocket: path.join(socketsDir, "launcher.sock"),
     consoleSocket: path.join(socketsDir, "console.sock"),
     logFile: path.join(podDir, "launcher.log"),
     serialLog: path.join(podDir, "serial.log"),
@@ -69,7 +93,7 @@ export interface PodOptions {
   podDir: string;
   /** Directory of per-uid lock files (one launcher per VMI uid on this node). */
   lockDir: string;
-  /** Node data directory: the golden QEMU capability cache lives here. */
+  /** Node data directory: the golden QEMU capability cache and the command sockets live here. */
   nodeDir?: string;
   /** "auto" | "kvm" | "tcg" */
   accel?: string;
@@ -81,8 +105,10 @@ export interface PodOptions {
 /** The argv that starts a launcher pod (also used by `tsvirt launcher` when started outside a pod). */
 export function podCommand(o: PodOptions): { command: string; args: string[]; env: NodeJS.ProcessEnv } {
   if (!validUid(o.uid)) throw new Error(`invalid VMI uid "${o.uid}"`);
-  const paths = podPaths(o.podDir);
-  if (paths.commandSocket.length >= 100) throw new Error(`pod dir too long for unix sockets: ${o.podDir}`);
+  const nodeDir = o.nodeDir ?? DEFAULT_NODE_DIR;
+  if (podPaths(o.podDir).consoleSocket.length > MAX_SOCKET_PATH) {
+    throw new Error(`pod dir too long for unix sockets: ${o.podDir}`);
+  }
   const launcherArgv = [
     o.nodeBinary ?? process.execPath,
     o.tsvirtJs,
@@ -91,8 +117,11 @@ export function podCommand(o: PodOptions): { command: string; args: string[]; en
     o.uid,
     "--pod-dir",
     o.podDir,
+    "--node-dir",
+    nodeDir,
+    "--socket",
+    commandSocketPath(nodeDir, o.uid),
   ];
-  if (o.nodeDir) launcherArgv.push("--node-dir", o.nodeDir);
   if (o.accel) launcherArgv.push("--accel", o.accel);
   return {
     command: "unshare",
@@ -119,12 +148,16 @@ export interface SpawnedPod {
   /** The pid of `unshare`, the pod's outermost process (kill it and the whole pod dies). */
   pid: number;
   paths: PodPaths;
+  /** The launcher's command socket (commandSocketPath). */
+  socket: string;
 }
 
 /** Start a launcher pod detached from the caller: its own session, output to the pod's log file. */
 export function spawnLauncherPod(o: PodOptions): SpawnedPod {
   const paths = podPaths(o.podDir);
+  const nodeDir = o.nodeDir ?? DEFAULT_NODE_DIR;
   mkdirSync(paths.socketsDir, { recursive: true });
+  mkdirSync(commandSocketsDir(nodeDir), { recursive: true });
   mkdirSync(o.lockDir, { recursive: true });
   const cmd = podCommand(o);
   const fd = openSync(paths.logFile, "a");
@@ -132,7 +165,7 @@ export function spawnLauncherPod(o: PodOptions): SpawnedPod {
     const child = spawn(cmd.command, cmd.args, { detached: true, stdio: ["ignore", fd, fd], env: cmd.env });
     child.unref();
     if (child.pid === undefined) throw new Error("failed to spawn the launcher pod");
-    return { pid: child.pid, paths };
+    return { pid: child.pid, paths, socket: commandSocketPath(nodeDir, o.uid) };
   } finally {
     closeSync(fd);
   }
@@ -171,11 +204,16 @@ export function terminatePod(unsharePid: number): boolean {
 
 /** The domain's last state from a pod's termination log (undefined: none written, or unreadable). */
 export async function readTerminationLog(podDir: string): Promise<DomainStatus | undefined> {
+  return parseTerminationLog(await readFile(podPaths(podDir).terminationLog, "utf8").catch(() => ""));
+}
+
+/**
+ * The domain's last state from a termination log's text: the file itself, or the container's terminated message a
+ * kubelet (or the embedded pod runner) reports in the pod's status. Undefined when it holds none.
+ */
+export function parseTerminationLog(text: string): DomainStatus | undefined {
   try {
-    const v = JSON.parse(await readFile(podPaths(podDir).terminationLog, "utf8")) as {
-      state?: unknown;
-      reason?: unknown;
-    };
+    const v = JSON.parse(text) as { state?: unknown; reason?: unknown };
     const state = LIFECYCLES.find((l) => l === v.state);
     return state && typeof v.reason === "string" ? { state, reason: v.reason } : undefined;
   } catch {

@@ -1,4 +1,4 @@
-// The launcher's command API: newline-delimited JSON over <pod dir>/sockets/launcher.sock.
+// The launcher's command API: newline-delimited JSON over <node dir>/sockets/<vmi uid>_sock (pod.ts commandSocketPath).
 // Request {"id":1,"method":"Sync","params":{…}} → {"id":1,"result":…} | {"id":1,"error":{"reason","message"}}.
 // Watch answers with a stream of {"id":N,"event":…} lines, the first being the current domain state.
 // The node agent builds its client (LauncherClient, client.ts) from these schemas.

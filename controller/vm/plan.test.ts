@@ -133,6 +133,32 @@ describe("computeVmStatus", () => {
       "Stopped",
     );
   });
+
+  it("carries the VMI's failure (Synchronized=False) as its Failure condition through the crash loop", () => {
+    const vm = newVm("testvm", withRunStrategy("Always"));
+    vm.status = { printableStatus: "Running", runStrategy: "Always" };
+    const why = "the launcher refused the VMI: Cannot access storage file: Permission denied";
+    const failed = vmi("Failed", [{ type: "Synchronized", status: "False", reason: "SyncFailed", message: why }]);
+    const now = "2026-01-01T00:00:00Z";
+    const s = computeVmStatus(vm, failed, planVm(vm, failed, { nowMs: Date.parse(now), random: 0 }), now);
+    assert.equal(s.printableStatus, "CrashLoopBackOff");
+    assert.deepEqual(
+      s.conditions?.find((c) => c.type === "Failure"),
+      { type: "Failure", status: "True", reason: "SyncFailed", message: why, lastTransitionTime: now },
+    );
+    // The failed VMI is gone (deleted for the restart): the VM still says why.
+    const vm2 = { ...vm, status: s };
+    const s2 = computeVmStatus(vm2, undefined, planVm(vm2, undefined, { nowMs: Date.parse(now), random: 0 }), now);
+    assert.equal(s2.printableStatus, "CrashLoopBackOff");
+    assert.equal(s2.conditions?.find((c) => c.type === "Failure")?.message, why);
+    // A VMI that runs again clears it.
+    const running = vmi("Running", [{ type: "Ready", status: "True" }]);
+    const s3 = computeVmStatus({ ...vm, status: s2 }, running, planVm(vm, running), now);
+    assert.equal(
+      s3.conditions?.find((c) => c.type === "Failure"),
+      undefined,
+    );
+  });
 });
 
 describe("planVmFinalizer (KubeVirt's vm.go sync)", () => {

@@ -288,6 +288,18 @@ export function computeVmStatus(
   }
   const paused = active ? getCondition(vmi.status?.conditions, "Paused") : undefined;
   conds = paused ? setCondition(conds, { ...paused }, now) : conds.filter((c) => c.type !== "Paused");
+  // KubeVirt's Failure condition: why the VMI failed (virt-handler's Synchronized=False) stays on the VM through the
+  // crash-loop back-off, when the VMI itself is gone, until a VMI runs again.
+  const syncFailed = getCondition(vmi?.status?.conditions, "Synchronized");
+  if (syncFailed?.status === "False") {
+    conds = setCondition(
+      conds,
+      { type: "Failure", status: "True", reason: syncFailed.reason ?? "SyncFailed", message: syncFailed.message ?? "" },
+      now,
+    );
+  } else if (active && vmi.status?.phase === "Running") {
+    conds = conds.filter((c) => c.type !== "Failure");
+  }
   status.conditions = conds;
   if (vm.metadata.generation !== undefined) status.observedGeneration = vm.metadata.generation;
   return status;

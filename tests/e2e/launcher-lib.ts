@@ -77,9 +77,7 @@ export async function startPod(nodeDir: string): Promise<Pod> {
     const client = await waitFor(
       "the launcher's command socket",
       async () =>
-        existsSync(pod.paths.commandSocket)
-          ? await LauncherClient.connect(pod.paths.commandSocket).catch(() => undefined)
-          : undefined,
+        existsSync(pod.socket) ? await LauncherClient.connect(pod.socket).catch(() => undefined) : undefined,
       60_000,
     );
     return { ...pod, uid, client, kill };
