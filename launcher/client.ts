@@ -1,7 +1,7 @@
 // The node agent's client of a launcher's command socket (newline-delimited JSON, protocol.ts).
 import net from "node:net";
 import { type StatusError, statusError } from "../lib/errors.js";
-import type { DomainInfo, MethodName, MethodResults, Response, WatchEvent } from "./protocol.js";
+import type { DomainInfo, MethodName, MethodResults, NodePrepared, Response, WatchEvent } from "./protocol.js";
 
 interface Pending {
   resolve: (v: unknown) => void;
@@ -143,7 +143,7 @@ export class LauncherClient {
  */
 export async function dialLauncher(podDir: string): Promise<{
   ping(): Promise<void>;
-  sync(vmi: unknown, prepared: { baseImages?: Record<string, string>; taps?: Record<string, string> }): Promise<void>;
+  sync(vmi: unknown, prepared: NodePrepared): Promise<void>;
   watch(onStatus: (d: DomainInfo["status"] | undefined) => void): { stop(): void; done: Promise<void> };
   shutdown(gracePeriodSeconds: number): Promise<void>;
   close(): void;
