@@ -45,6 +45,8 @@ export interface HandlerOptions {
   caches: { pods: CacheLike<Pod>; vmis: CacheLike<VirtualMachineInstance>; node: CacheLike<Node> };
   dial: LauncherDialer;
   puller: ImagePuller;
+  /** hostDisk is allowed only below this directory (tsvirt handler --host-disk-root); absent: refused. */
+  hostDiskRoot?: string;
   launcherCommand: (vmiUid: string, podDir: string) => { argv: string[]; env?: NodeJS.ProcessEnv };
   terminate?: (pid: number) => void;
   /** Reads the domain's final state a launcher left in its pod directory (launcher/'s readTerminationLog). */
@@ -104,6 +106,7 @@ export async function runHandler(o: HandlerOptions): Promise<RunningHandler> {
     api: o.api,
     launchers: runner,
     puller: o.puller,
+    ...(o.hostDiskRoot ? { hostDiskRoot: o.hostDiskRoot } : {}),
     getVmi: (uid) => vmis.get(uid),
     getPod: (uid) => pods.get(uid),
     mapPhase: o.mapPhase,

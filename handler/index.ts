@@ -1,6 +1,6 @@
 // virt-handler, the node agent: pod runner (embedded mode), pod network, VMI sync, node registration, and the
 // endpoint the API server proxies pods/log and console to.
-export { imagePuller, launcherCommand, launcherDialer, terminateLauncherPod, terminationLog } from "./adapters.js";
+export { launcherCommand, launcherDialer, terminateLauncherPod, terminationLog } from "./adapters.js";
 export {
   type CacheLike,
   type HandlerOptions,

@@ -2,8 +2,10 @@
 // state the launcher reports (already mapped to a phase), the pod's readiness and IP, and image-pull trouble.
 // Returns undefined when the status would not change, so the handler writes as rarely as possible.
 import { isDeepStrictEqual } from "node:util";
+import type { VirtualMachineInstance as ApiVmi } from "../api/index.js";
 import { VMI_PHASE_RANK } from "../api/index.js";
 import { isPaused } from "./phase.js";
+import { withContainerDiskDigests } from "./prepare.js";
 import type { Condition, DomainStatus, VirtualMachineInstance, VmiPhase, VmiStatus } from "./types.js";
 
 export type PullTrouble = { reason: "ErrImagePull" | "ImagePullBackOff"; message: string };
@@ -19,6 +21,8 @@ export interface VmiObservation {
   pull?: PullTrouble;
   /** The launcher refused the VMI (KubeVirt: Synchronized=False, reason SyncFailed). */
   syncError?: string;
+  /** containerDisk volume → the manifest digest the node prepared it at (recorded in volumeStatus). */
+  containerDiskDigests?: Readonly<Record<string, string>>;
   now: string;
 }
 
@@ -119,5 +123,9 @@ export function computeVmiStatus(vmi: VirtualMachineInstance, obs: VmiObservatio
     conditions = dropCondition(conditions, "Synchronized");
   }
   if (conditions.length > 0 || old.conditions !== undefined) next.conditions = conditions;
+  // Recorded with the first status the agent writes (Running): later pulls for this VMI use these digests.
+  if (obs.containerDiskDigests && Object.keys(obs.containerDiskDigests).length && running) {
+    next.volumeStatus = withContainerDiskDigests(vmi as ApiVmi, obs.containerDiskDigests);
+  }
   return isDeepStrictEqual(next, old) ? undefined : next;
 }

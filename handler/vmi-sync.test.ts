@@ -113,6 +113,11 @@ describe("VmiSync (phase from handler/phase.ts)", () => {
     const v = s.api.peek<VirtualMachineInstance>(refs.vmis, "default", "vm1");
     assert.equal(v?.status?.interfaces?.[0]?.ipAddress, "10.244.0.5");
     assert.equal(v?.status?.conditions?.find((c) => c.type === "Ready")?.status, "True");
+    assert.deepEqual(
+      (v?.status as { volumeStatus?: unknown } | undefined)?.volumeStatus,
+      [{ name: "containerdisk", target: "", containerDiskVolume: { digest: "sha256:x" } }],
+      "the digest the disk booted from is recorded",
+    );
     const writes = s.api.writes.length;
     await s.report({ state: "Running", reason: "Booted" });
     await s.report({ state: "Paused", reason: "User" });
@@ -120,6 +125,24 @@ describe("VmiSync (phase from handler/phase.ts)", () => {
     await s.report({ state: "Running", reason: "Unpaused" });
     assert.equal(s.synced.length, 1, "Sync sent once");
     assert.equal(s.api.writes.length, writes + 2, "one write for Paused, one for its end; none for a repeat");
+  });
+
+  it("a volume the node cannot prepare (missing ConfigMap) is Synchronized=False naming it; nothing is sent", async () => {
+    const s = setup({
+      volumes: [
+        { name: "containerdisk", containerDisk: { image: "reg/guest:1" } },
+        { name: "cfg", configMap: { name: "absent" } },
+      ],
+    });
+    await s.report(undefined);
+    s.sync.close(); // stop the retry timer
+    assert.deepEqual(s.synced, []);
+    const c = s.api
+      .peek<VirtualMachineInstance>(refs.vmis, "default", "vm1")
+      ?.status?.conditions?.find((x) => x.type === "Synchronized");
+    assert.equal(c?.status, "False");
+    assert.equal(c?.reason, "SyncFailed");
+    assert.match(c?.message ?? "", /spec\.volumes\[1\]\.configMap\.name.*ConfigMap "absent" not found/);
   });
 
   it("the start-up pause (QEMU launched, not yet continued) writes Running without a Paused condition, once", async () => {

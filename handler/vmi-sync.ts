@@ -8,6 +8,7 @@ import { MASQ_TAP } from "./network/index.js";
 import { isFinal } from "./phase.js";
 import type { ApiClient, ImagePuller, LauncherConnection, PreparedVmi } from "./ports.js";
 import { refs } from "./ports.js";
+import { type NodePreparation, prepareNode } from "./prepare.js";
 import { type DomainStatus, nowRfc3339, type Pod, type VirtualMachineInstance, type VmiPhase } from "./types.js";
 import { computeVmiStatus, type PullTrouble, podInterfaceName } from "./vmi-status.js";
 
@@ -26,6 +27,8 @@ export interface VmiSyncOptions {
   api: ApiClient;
   launchers: LauncherView;
   puller: ImagePuller;
+  /** hostDisk is allowed only below this directory (tsvirt handler --host-disk-root); absent: refused. */
+  hostDiskRoot?: string;
   getVmi: (uid: string) => VirtualMachineInstance | undefined;
   getPod: (uid: string) => Pod | undefined;
   mapPhase: PhaseMapper;
@@ -49,7 +52,7 @@ interface VmiState {
   /** A final phase (Succeeded, Failed) was written. */
   finalWritten?: boolean;
   pull?: PullState;
-  baseImages?: Record<string, string>;
+  prepared?: NodePreparation;
   syncError?: string;
 }
 
@@ -135,9 +138,9 @@ export class VmiSync {
     const pod = podUid ? this.o.getPod(podUid) : undefined;
     let pull: PullTrouble | undefined;
     if (conn && !vmi.metadata.deletionTimestamp && s.synced !== vmi.metadata.uid) {
-      const images = await this.pullImages(vmi, s);
+      const images = await this.prepareVolumes(vmi, s);
       if (images.ok) {
-        const prepared: PreparedVmi = { baseImages: images.paths, taps: { [podInterfaceName(vmi)]: MASQ_TAP } };
+        const prepared: PreparedVmi = { ...images.prep.prepared, taps: { [podInterfaceName(vmi)]: MASQ_TAP } };
         try {
           await conn.sync(vmi, prepared);
           s.synced = vmi.metadata.uid;
@@ -149,7 +152,7 @@ export class VmiSync {
           const t = setTimeout(() => void this.trigger(vmiUid), 5_000);
           t.unref();
         }
-      } else {
+      } else if (images.trouble) {
         pull = images.trouble;
       }
     }
@@ -167,6 +170,7 @@ export class VmiSync {
     if (mapped) obs.phase = mapped;
     if (pull) obs.pull = pull;
     if (s.syncError) obs.syncError = s.syncError;
+    if (s.prepared) obs.containerDiskDigests = s.prepared.digests;
     const status = computeVmiStatus(vmi, obs);
     if (!status) return;
     const final = isFinal(status.phase ?? "");
@@ -230,11 +234,12 @@ export class VmiSync {
     }
   }
 
-  private async pullImages(
+  /** The node's half of volume preparation (handler/prepare.ts): image pulls back off as kubelet's do. */
+  private async prepareVolumes(
     vmi: VirtualMachineInstance,
     s: VmiState,
-  ): Promise<{ ok: true; paths: Record<string, string> } | { ok: false; trouble: PullTrouble }> {
-    if (s.baseImages) return { ok: true, paths: s.baseImages };
+  ): Promise<{ ok: true; prep: NodePreparation } | { ok: false; trouble?: PullTrouble }> {
+    if (s.prepared) return { ok: true, prep: s.prepared };
     const uid = vmi.metadata.uid ?? "";
     if (s.pull && Date.now() < s.pull.retryAt) {
       // Waiting out the back-off: report it as kubelet does.
@@ -244,14 +249,22 @@ export class VmiSync {
         trouble: { reason: "ImagePullBackOff", message: `Back-off pulling image: ${s.pull.message}` },
       };
     }
-    const paths: Record<string, string> = {};
+    let prep: NodePreparation;
     try {
-      for (const v of vmi.spec.volumes ?? []) {
-        if (!v.containerDisk) continue;
-        const pulled = await this.o.puller.pull(v.containerDisk.image, uid);
-        paths[v.name] = pulled.path;
-      }
+      prep = await prepareNode(vmi as Parameters<typeof prepareNode>[0], {
+        api: this.o.api,
+        puller: this.o.puller,
+        hostDiskRoot: this.o.hostDiskRoot,
+      });
     } catch (e) {
+      if (!isStatusError(e) || e.reason !== "ErrImagePull") {
+        // Not an image: a missing ConfigMap/Secret, a refused hostDisk. Synchronized=False names it; retried.
+        s.syncError = (e as Error).message;
+        this.log.warn("volume preparation failed", { vmiUid: uid, err: s.syncError });
+        const t = setTimeout(() => void this.trigger(uid), 5_000);
+        t.unref();
+        return { ok: false };
+      }
       const failures = (s.pull?.failures ?? 0) + 1;
       const b = this.o.backoffMs ?? { initial: 10_000, max: 300_000 };
       const delay = Math.min(b.max, b.initial * 2 ** (failures - 1));
@@ -268,7 +281,7 @@ export class VmiSync {
     }
     if (s.pull?.timer) clearTimeout(s.pull.timer);
     delete s.pull;
-    s.baseImages = paths;
-    return { ok: true, paths };
+    s.prepared = prep;
+    return { ok: true, prep };
   }
 }

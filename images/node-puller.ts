@@ -17,11 +17,16 @@ export interface NodeImagePullerOptions {
 }
 
 export interface NodeImagePuller {
-  /** Pulls (or finds cached) and pins the image for the VMI; rejects with ErrImagePull naming every registry tried. */
+  /**
+   * Pulls (or finds cached) and pins the image for the VMI; rejects with ErrImagePull naming every registry tried.
+   * `pullPolicy` and `credentials` (e.g. from the volume's imagePullSecret; they win over the list's for the same
+   * host) apply to this pull only. The pin is a file named by the VMI uid and the digest, so an agent restarted at
+   * any point releases exactly the VMI's pins.
+   */
   pull(
     image: string,
     vmiUid: string,
-    signal?: AbortSignal,
+    opts?: { pullPolicy?: PullPolicy; credentials?: Credentials; signal?: AbortSignal },
   ): Promise<{ path: string; digest: string; pulled: PulledDisk }>;
   /** Unpins all images pinned for the VMI. */
   release(vmiUid: string): Promise<void>;
@@ -30,13 +35,14 @@ export interface NodeImagePuller {
 export function nodeImagePuller(o: NodeImagePullerOptions): NodeImagePuller {
   const cache = ImageCache.open(o.cacheDir);
   return {
-    async pull(image, vmiUid, signal) {
+    async pull(image, vmiUid, opts = {}) {
+      const { signal } = opts;
       for (let attempt = 0; ; attempt++) {
-        const policy = o.pullPolicy?.(image);
+        const policy = opts.pullPolicy ?? o.pullPolicy?.(image);
         const pulled = await pullContainerDisk(image, {
           cacheDir: o.cacheDir,
           registries: await o.registries(),
-          credentials: o.credentials ? await o.credentials(image) : {},
+          credentials: { ...(o.credentials ? await o.credentials(image) : {}), ...opts.credentials },
           ...(signal ? { signal } : {}),
           ...(policy ? { pullPolicy: policy } : {}),
           ...(o.log ? { log: o.log } : {}),
