@@ -97,7 +97,8 @@ function compare(ref: string, ours: Schema, path: string, problems: string[], se
     compare(type, sub, p, problems, seen);
   }
   for (const name of Object.keys(props)) {
-    if (!(name in def.properties) && !EXTENSIONS.has(`${path ? `${path}.` : ""}${name}`)) problems.push(`${path ? `${path}.` : ""}${name}: not in KubeVirt's ${ref}`);
+    if (!(name in def.properties) && !EXTENSIONS.has(`${path ? `${path}.` : ""}${name}`))
+      problems.push(`${path ? `${path}.` : ""}${name}: not in KubeVirt's ${ref}`);
   }
   const ourRequired = new Set((ours.required as string[] | undefined) ?? []);
   for (const r of def.required) {
