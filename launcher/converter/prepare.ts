@@ -196,7 +196,8 @@ export function planPreparation(
       const files: Record<string, Buffer> = {};
       for (const [name, b64] of Object.entries(facts.files?.[v.name] ?? {})) files[name] = Buffer.from(b64, "base64");
       steps.push({ kind: "mkdir", path: dirname(p.path) });
-      steps.push({ kind: "iso", path: p.path, label: ISO_LABELS.config, files });
+      const label = v.configMap?.volumeLabel ?? v.secret?.volumeLabel ?? v.downwardAPI?.volumeLabel;
+      steps.push({ kind: "iso", path: p.path, label: label?.slice(0, 32) || ISO_LABELS.config, files });
     }
   });
   return steps;
