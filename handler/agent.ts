@@ -230,6 +230,10 @@ export async function runHandler(o: HandlerOptions): Promise<RunningHandler> {
   o.caches.vmis.start();
   await Promise.all([o.caches.node.waitForSync(), o.caches.pods.waitForSync(), o.caches.vmis.waitForSync()]);
   vmisSynced();
+  // Image pins of VMIs deleted while the agent was down (the cache is complete now): released, exactly those.
+  void o.puller
+    .releaseExcept?.(new Set(vmis.keys()))
+    .catch((e: unknown) => log.warn("releasing stale image pins failed", { err: e }));
   await networkReady;
 
   // Pods whose state is on this node but which the API no longer has (deleted while the agent was down): clean up.

@@ -76,4 +76,6 @@ export interface ImagePuller {
   ): Promise<PulledImage>;
   /** Unpins all images pinned for the VMI. */
   release(vmiUid: string): Promise<void>;
+  /** Unpins the images of every VMI not in `keep` (after a restart: VMIs deleted meanwhile); returns their uids. */
+  releaseExcept?(keep: ReadonlySet<string>): Promise<string[]>;
 }

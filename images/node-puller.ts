@@ -30,6 +30,8 @@ export interface NodeImagePuller {
   ): Promise<{ path: string; digest: string; pulled: PulledDisk }>;
   /** Unpins all images pinned for the VMI. */
   release(vmiUid: string): Promise<void>;
+  /** Unpins the images of every VMI not in `keep` (e.g. VMIs deleted while the agent was down); returns their uids. */
+  releaseExcept(keep: ReadonlySet<string>): Promise<string[]>;
 }
 
 export function nodeImagePuller(o: NodeImagePullerOptions): NodeImagePuller {
@@ -56,6 +58,12 @@ export function nodeImagePuller(o: NodeImagePullerOptions): NodeImagePuller {
     },
     async release(vmiUid) {
       await cache.unpin(vmiUid);
+    },
+    async releaseExcept(keep) {
+      await cache.init();
+      const gone = [...(await cache.pins()).keys()].filter((uid) => !keep.has(uid));
+      for (const uid of gone) await cache.unpin(uid);
+      return gone;
     },
   };
 }
