@@ -127,6 +127,7 @@ describe("planPreparation", () => {
         ["iso", `${Q}/sa/serviceAccount.iso`, "cfgdata"],
         ["iso", `${Q}/dapi/downwardAPI.iso`, "cfgdata"],
         ["hostDisk", "/root/h/host.img", ""],
+        ["own", "/root/h/host.img", ""],
       ],
     );
     assert.equal(steps[0]?.kind === "mkdir" && steps[0].path, "/pod/qemu");

@@ -152,6 +152,8 @@ export type PrepareStep =
   | { kind: "overlay"; path: string; backing: string; backingFormat: "raw" | "qcow2" }
   | { kind: "emptyDisk"; path: string; bytes: number }
   | { kind: "hostDisk"; path: string; bytes: number }
+  /** An existing file QEMU must open read-write (hostDisk type Disk): handed to QEMU's user, as KubeVirt does. */
+  | { kind: "own"; path: string }
   | { kind: "iso"; path: string; label: string; files: Record<string, string | Buffer> };
 
 /** The files to create before `virsh define/start`, in order. Pure. */
@@ -165,10 +167,13 @@ export function planPreparation(
     const p = ctx.volumes[v.name];
     const kind = volumeKind(v);
     const field = `spec.volumes[${i}].${kind}`;
-    if (kind === "hostDisk" && v.hostDisk?.type === "DiskOrCreate") {
+    if (kind === "hostDisk" && v.hostDisk) {
       const bytes = v.hostDisk.capacity !== undefined ? parseQuantity(v.hostDisk.capacity) : undefined;
       const path = p && p.type === "file" ? p.path : v.hostDisk.path;
-      if (bytes !== undefined) steps.push({ kind: "hostDisk", path, bytes: Math.ceil(bytes) });
+      if (v.hostDisk.type === "DiskOrCreate" && bytes !== undefined) {
+        steps.push({ kind: "hostDisk", path, bytes: Math.ceil(bytes) });
+      }
+      steps.push({ kind: "own", path });
       return;
     }
     if (!p) return;
@@ -246,6 +251,9 @@ export async function executePreparation(
           await own(`${s.path}.tmp`);
           await rename(`${s.path}.tmp`, s.path);
         }
+        break;
+      case "own":
+        await own(s.path);
         break;
       case "iso":
         await rm(`${s.path}.tmp`, { force: true });
