@@ -1,6 +1,7 @@
 // The node agent's client of a launcher's command socket (newline-delimited JSON, protocol.ts).
 import net from "node:net";
 import { type StatusError, statusError } from "../lib/errors.js";
+import { podPaths } from "./pod.js";
 import type { DomainInfo, MethodName, MethodResults, NodePrepared, Response, WatchEvent } from "./protocol.js";
 
 interface Pending {
@@ -148,7 +149,7 @@ export async function dialLauncher(podDir: string): Promise<{
   shutdown(gracePeriodSeconds: number): Promise<void>;
   close(): void;
 }> {
-  const c = await LauncherClient.connect(`${podDir.replace(/\/+$/, "")}/sockets/launcher.sock`);
+  const c = await LauncherClient.connect(podPaths(podDir).commandSocket);
   const done = new Promise<void>((resolve) => c.onClose(resolve));
   return {
     ping: async () => void (await c.call("Ping")),
