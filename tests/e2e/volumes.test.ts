@@ -96,14 +96,18 @@ describe("volume preparation through tsvirt up", async () => {
       data: { userdata: b64("#cloud-config\nuserdata-from-configdrive\n") },
     });
     const hostDiskPath = join(hostRoot, "vms", "data.img");
+    // An existing disk (root's file) below the root: handed to QEMU's user, as KubeVirt does.
+    const existing = join(hostRoot, "existing.img");
+    await writeFile(existing, Buffer.alloc(8 << 20));
     await c.apply(
       vmiObject(c, "cfg", {
-        disks: ["cm", "sec", "cdrive", "hd"],
+        disks: ["cm", "sec", "cdrive", "hd", "hd2"],
         volumes: [
           { name: "cm", configMap: { name: "app-config" } },
           { name: "sec", secret: { secretName: "app-secret" } },
           { name: "cdrive", cloudInitConfigDrive: { secretRef: { name: "cd-userdata" } } },
           { name: "hd", hostDisk: { path: hostDiskPath, type: "DiskOrCreate", capacity: "16Mi" } },
+          { name: "hd2", hostDisk: { path: existing, type: "Disk" } },
         ],
       }),
     );
@@ -123,6 +127,8 @@ describe("volume preparation through tsvirt up", async () => {
     await read("vdd", "openstack/latest/user_data", /userdata-from-configdrive/);
     con.send('echo "hd=$(cat /sys/block/vde/size)"\n');
     await con.expect(/hd=32768/, 60_000); // 16 MiB in 512-byte sectors
+    con.send('echo "hd2=$(cat /sys/block/vdf/size)"\n');
+    await con.expect(/hd2=16384/, 60_000);
     con.close();
 
     // The digest the containerDisk booted from is recorded in the VMI's volume status.
