@@ -14,6 +14,7 @@ interface Opts {
   registriesConf?: string;
   accel?: string;
   podRunner: boolean;
+  hostDiskRoot?: string;
 }
 
 export function registerHandler(program: Command): void {
@@ -33,12 +34,13 @@ export function registerHandler(program: Command): void {
     .option("--registries-conf <path>", "registry list (containers-registries.conf format)")
     .option("--accel <mode>", "launcher acceleration: auto | kvm | tcg", process.env.TSVIRT_ACCEL ?? "auto")
     .option("--no-pod-runner", "a kubelet runs this node's pods: drive the launchers only, through their sockets")
+    .option("--host-disk-root <dir>", "allow hostDisk volumes below this directory (off by default)")
     .action(async (o: Opts) => {
       const { Informer, loadConfig, RestClient, resources } = await import("../client/index.js");
       const { createLogger } = await import("../lib/log.js");
       const h = await import("../handler/index.js");
       const { EventRecorder } = await import("../controller/index.js");
-      const { loadRegistriesConf } = await import("../images/index.js");
+      const { emptyRegistriesConfig, loadRegistriesConf, nodeImagePuller } = await import("../images/index.js");
       const { resolve, join } = await import("node:path");
       const log = createLogger({ component: "virt-handler", node: o.node });
       const dataDir = resolve(o.dataDir);
@@ -51,6 +53,14 @@ export function registerHandler(program: Command): void {
       });
       const sel = h.selectorsFor(o.node);
       const registries = o.registriesConf ? await loadRegistriesConf(o.registriesConf) : undefined;
+      let hostDiskRoot: string | undefined;
+      if (o.hostDiskRoot) {
+        const { realpath } = await import("node:fs/promises");
+        hostDiskRoot = await realpath(o.hostDiskRoot).catch(() => {
+          process.stderr.write(`tsvirt handler: --host-disk-root ${o.hostDiskRoot}: no such directory\n`);
+          process.exit(2);
+        });
+      }
       const handler = await h.runHandler({
         node: o.node,
         dataDir,
@@ -62,7 +72,12 @@ export function registerHandler(program: Command): void {
         },
         dial: h.launcherDialer,
         probe: h.probeLauncher,
-        puller: h.imagePuller({ cacheDir: join(dataDir, "images"), ...(registries ? { registries } : {}) }),
+        puller: nodeImagePuller({
+          cacheDir: join(dataDir, "images"),
+          registries: () => registries ?? emptyRegistriesConfig(),
+          log,
+        }),
+        ...(hostDiskRoot ? { hostDiskRoot } : {}),
         launcherCommand: h.launcherCommand({
           dataDir,
           tsvirtJs: fileURLToPath(new URL("./tsvirt.js", import.meta.url)),

@@ -1,4 +1,4 @@
-// `tsvirt image build|push|pull|gc`: node-side containerDisk tools (registry traffic is not an API call).
+// `tsvirt image build|push|pull|verify|gc`: node-side containerDisk tools (registry traffic is not an API call).
 // Loaded lazily by cmd/commands.ts. Results are JSON on stdout; progress goes to stderr (a bar on a TTY).
 import { readFile } from "node:fs/promises";
 import { Command, Option } from "commander";
@@ -9,12 +9,14 @@ import {
   gcImages,
   loadRegistriesConf,
   type PullPolicy,
+  type PushResult,
   parseDockerConfigJson,
   progressSink,
   pullContainerDisk,
   pushImage,
   type RegistriesConfig,
   resolveCached,
+  verifyImage,
 } from "../images/index.js";
 import { isStatusError } from "../lib/errors.js";
 import { createLogger } from "../lib/log.js";
@@ -62,6 +64,7 @@ export function imageCommand(): Command {
       process.stdout.write(
         `${JSON.stringify({ manifestDigest: built.manifestDigest, layerDigest: built.layerDigest, pushed })}\n`,
       );
+      failIfAnyFailed(pushed);
     });
   withCommon(image.command("push"))
     .description("push a cached image (manifest digest or a reference pulled before) to one or more references")
@@ -69,7 +72,22 @@ export function imageCommand(): Command {
     .argument("<dest...>", "destination references")
     .action(async (source: string, dest: string[], o: CommonOpts) => {
       const digest = await resolveCached(o.cacheDir, source);
-      process.stdout.write(`${JSON.stringify({ manifestDigest: digest, pushed: await push(digest, dest, o) })}\n`);
+      const pushed = await push(digest, dest, o);
+      process.stdout.write(`${JSON.stringify({ manifestDigest: digest, pushed })}\n`);
+      failIfAnyFailed(pushed);
+    });
+  withCommon(image.command("verify"))
+    .description("check that every registry the list names for REF (mirrors and primary) holds the same digest")
+    .argument("<ref>", "image reference")
+    .action(async (ref: string, o: CommonOpts) => {
+      const { registries, credentials } = await common(o);
+      const res = await verifyImage(ref, { registries, credentials });
+      process.stdout.write(`${JSON.stringify(res)}\n`);
+      if (!res.consistent) {
+        const why = res.sources.map((s) => `${s.source}: ${s.digest ?? `${s.error?.kind}: ${s.error?.message}`}`);
+        process.stderr.write(`Error: registries disagree on ${res.ref}: ${why.join("; ")}\n`);
+        process.exitCode = 1;
+      }
     });
   withCommon(image.command("pull"))
     .description("pull a containerDisk image into the node cache (registry list with failover)")
@@ -113,25 +131,44 @@ export function imageCommand(): Command {
   return image;
 }
 
-async function push(digest: string, refs: string[], o: CommonOpts) {
+type PushOutcome = PushResult | { ref: string; manifestDigest: string; error: { reason: string; message: string } };
+
+/** Pushes to each destination in turn; one registry's failure does not stop the others: every result is reported. */
+async function push(digest: string, refs: string[], o: CommonOpts): Promise<PushOutcome[]> {
   const { registries, credentials } = await common(o);
   const bars = new Map<string, ReturnType<typeof progressSink>>();
-  const out = await pushImage(digest, refs, {
-    cacheDir: o.cacheDir,
-    registries,
-    credentials,
-    log,
-    onProgress: (p) => {
-      let b = bars.get(p.ref);
-      if (!b) {
-        b = progressSink(`push ${p.ref}`, process.stderr, log);
-        bars.set(p.ref, b);
-      }
-      b.update(p.completedBytes, p.totalBytes);
-    },
-  });
+  const out: PushOutcome[] = [];
+  for (const ref of refs) {
+    try {
+      const [res] = await pushImage(digest, [ref], {
+        cacheDir: o.cacheDir,
+        registries,
+        credentials,
+        log,
+        onProgress: (p) => {
+          let b = bars.get(p.ref);
+          if (!b) {
+            b = progressSink(`push ${p.ref}`, process.stderr, log);
+            bars.set(p.ref, b);
+          }
+          b.update(p.completedBytes, p.totalBytes);
+        },
+      });
+      if (res) out.push(res);
+    } catch (e) {
+      const reason = isStatusError(e) ? (e.status.reason ?? "ErrImagePush") : "ErrImagePush";
+      out.push({ ref, manifestDigest: digest, error: { reason, message: (e as Error).message } });
+    }
+  }
   for (const b of bars.values()) b.finish();
   return out;
+}
+
+function failIfAnyFailed(pushed: PushOutcome[]): void {
+  const failed = pushed.filter((p) => "error" in p);
+  if (failed.length === 0) return;
+  for (const f of failed) if ("error" in f) process.stderr.write(`Error: ${f.error.message}\n`);
+  process.exitCode = 1;
 }
 
 /** Runs `tsvirt image …` with the arguments after `image`. */

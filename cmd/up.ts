@@ -14,6 +14,7 @@ interface Opts {
   uplink?: string;
   accel?: string;
   nodePrefix: string;
+  hostDiskRoot?: string;
 }
 
 export function nodeNames(n: number, prefix = "node"): string[] {
@@ -30,6 +31,7 @@ export function registerUp(program: Command): void {
     .option("--uplink <iface>", "give pods outbound access through this host interface (off by default)")
     .option("--accel <mode>", "launcher acceleration: auto | kvm | tcg")
     .option("--node-prefix <prefix>", "node names are PREFIX01, PREFIX02, ...", "node")
+    .option("--host-disk-root <dir>", "allow hostDisk volumes below this directory on every node (off by default)")
     .action(async (o: Opts) => {
       const { resolve, join } = await import("node:path");
       const { readdir } = await import("node:fs/promises");
@@ -72,6 +74,7 @@ export function registerUp(program: Command): void {
         const argv = [node, tsvirtJs, "handler", "--node", name, "--kubeconfig", kubeconfig, "--fabric", fabric];
         argv.push("--data-dir", join(dir, "nodes", name));
         if (o.uplink) argv.push("--uplink", o.uplink);
+        if (o.hostDiskRoot) argv.push("--host-disk-root", resolve(o.hostDiskRoot));
         await sup.start({ name: `handler-${name}`, argv, env });
       }
       process.stdout.write(

@@ -1,10 +1,9 @@
-// The node agent's ports bound to the real parts: the launcher's socket client and pod command (launcher/), the
-// image puller and node cache (images/).
+// The node agent's ports bound to the real parts: the launcher's socket client and pod command (launcher/). The
+// image port is images/'s nodeImagePuller.
 import { mkdirSync } from "node:fs";
 import { join } from "node:path";
-import { type PullOptions, pinImage, pullContainerDisk, type RegistriesConfig, unpinImage } from "../images/index.js";
 import { commandSocketsDir, LauncherClient, podCommand, podPaths, terminatePod } from "../launcher/index.js";
-import type { ImagePuller, LauncherConnection, LauncherDialer } from "./ports.js";
+import type { LauncherConnection, LauncherDialer } from "./ports.js";
 
 export const launcherDialer: LauncherDialer = async (socketPath) => {
   const c = await LauncherClient.connect(socketPath, 2_000);
@@ -77,29 +76,4 @@ export function launcherCommand(o: LauncherCommandOptions) {
 /** Graceful stop of a launcher pod: SIGTERM to the pod's init (unshare itself ignores it). */
 export function terminateLauncherPod(pid: number): void {
   terminatePod(pid);
-}
-
-export interface PullerOptions {
-  cacheDir: string;
-  registries?: RegistriesConfig;
-}
-
-export function imagePuller(o: PullerOptions): ImagePuller {
-  const pinned = new Map<string, number>();
-  return {
-    async pull(image, vmiUid) {
-      const opts: PullOptions = { cacheDir: o.cacheDir };
-      if (o.registries) opts.registries = o.registries;
-      const d = await pullContainerDisk(image, opts);
-      const n = pinned.get(vmiUid) ?? 0;
-      await pinImage(o.cacheDir, n === 0 ? vmiUid : `${vmiUid}.${n}`, d.manifestDigest);
-      pinned.set(vmiUid, n + 1);
-      return { path: d.diskPath, digest: d.manifestDigest };
-    },
-    async release(vmiUid) {
-      const n = Math.max(pinned.get(vmiUid) ?? 1, 1);
-      for (let i = 0; i < n; i++) await unpinImage(o.cacheDir, i === 0 ? vmiUid : `${vmiUid}.${i}`);
-      pinned.delete(vmiUid);
-    },
-  };
 }

@@ -64,6 +64,8 @@ export interface HandlerOptions {
   /** The launcher pod's readiness probe (its socket answers). */
   probe: (socketPath: string) => Promise<boolean>;
   puller: ImagePuller;
+  /** hostDisk is allowed only below this directory (tsvirt handler --host-disk-root); absent: refused. */
+  hostDiskRoot?: string;
   launcherCommand: (vmiUid: string, podDir: string) => { argv: string[]; env?: NodeJS.ProcessEnv };
   terminate?: (pid: number) => void;
   mapPhase: PhaseMapper;
@@ -132,6 +134,7 @@ export async function runHandler(o: HandlerOptions): Promise<RunningHandler> {
     dial: o.dial,
     socketPath: (uid) => commandSocketPath(o.dataDir, uid),
     puller: o.puller,
+    ...(o.hostDiskRoot ? { hostDiskRoot: o.hostDiskRoot } : {}),
     getVmi: (key) => vmis.get(key),
     podsOf: launcherPods,
     mapPhase: o.mapPhase,
@@ -263,6 +266,10 @@ export async function runHandler(o: HandlerOptions): Promise<RunningHandler> {
   o.caches.vmis.start();
   await Promise.all([o.caches.node.waitForSync(), o.caches.pods.waitForSync(), o.caches.vmis.waitForSync()]);
   vmiSync.start();
+  // Image pins of VMIs deleted while the agent was down (the cache is complete now): released, exactly those.
+  void o.puller
+    .releaseExcept?.(new Set([...vmis.values()].map((v) => v.metadata.uid ?? "")))
+    .catch((e: unknown) => log.warn("releasing stale image pins failed", { err: e }));
   await networkReady;
 
   // Pods whose state is on this node but which the API no longer has (deleted while the agent was down): clean up.

@@ -1,7 +1,7 @@
 // virt-handler, the node agent: pod runner (embedded mode), pod network, VMI sync (owns the launcher clients, at
 // <data dir>/sockets/<vmi uid>_sock), node registration, and the endpoint the API server proxies pods/log and
 // console to.
-export { imagePuller, launcherCommand, launcherDialer, probeLauncher, terminateLauncherPod } from "./adapters.js";
+export { launcherCommand, launcherDialer, probeLauncher, terminateLauncherPod } from "./adapters.js";
 export {
   type CacheLike,
   type HandlerOptions,

@@ -2,7 +2,8 @@
 // Client, so client/'s RestClient and FakeClient fit), an event recorder, the launcher's socket API, and the image
 // puller.
 import type { KObject, VirtualMachineInstance } from "../client/index.js";
-import type { DomainStatus } from "../launcher/index.js";
+import type { Credentials, PullPolicy } from "../images/index.js";
+import type { DomainStatus, NodePrepared } from "../launcher/index.js";
 
 /** Objects as the API serves them (metadata always there): client/'s shapes of api/'s types. */
 export type { KObject, Lease, Node, Pod, VirtualMachineInstance } from "../client/index.js";
@@ -19,6 +20,8 @@ export const refs = {
   pods: { group: "", version: "v1", resource: "pods", namespaced: true, kind: "Pod" },
   nodes: { group: "", version: "v1", resource: "nodes", namespaced: false, kind: "Node" },
   leases: { group: "coordination.k8s.io", version: "v1", resource: "leases", namespaced: true, kind: "Lease" },
+  configMaps: { group: "", version: "v1", resource: "configmaps", namespaced: true, kind: "ConfigMap" },
+  secrets: { group: "", version: "v1", resource: "secrets", namespaced: true, kind: "Secret" },
   vmis: {
     group: "kubevirt.io",
     version: "v1",
@@ -41,13 +44,8 @@ export interface ApiClient {
   ): Promise<void>;
 }
 
-/** What the node prepared for the VMI, sent with Sync. */
-export interface PreparedVmi {
-  /** containerDisk volume name → path of the pulled, pinned base image on the node. */
-  baseImages: Record<string, string>;
-  /** Pod-network interface name → tap device in the pod's network namespace. */
-  taps: Record<string, string>;
-}
+/** What the node prepared for the VMI, sent with Sync (launcher/protocol.ts NodePrepared). */
+export type PreparedVmi = NodePrepared;
 
 export interface LauncherConnection {
   ping(): Promise<void>;
@@ -77,8 +75,17 @@ export interface PulledImage {
 }
 
 export interface ImagePuller {
-  /** Pulls (or finds cached) and pins the image for the VMI; rejects with a message naming every registry tried. */
-  pull(image: string, vmiUid: string): Promise<PulledImage>;
+  /**
+   * Pulls (or finds cached) and pins the image for the VMI, with the volume's pull policy and credentials; rejects
+   * with ErrImagePull naming every registry tried.
+   */
+  pull(
+    image: string,
+    vmiUid: string,
+    opts?: { pullPolicy?: PullPolicy; credentials?: Credentials; signal?: AbortSignal },
+  ): Promise<PulledImage>;
   /** Unpins all images pinned for the VMI. */
   release(vmiUid: string): Promise<void>;
+  /** Unpins the images of every VMI not in `keep` (after a restart: VMIs deleted meanwhile); returns their uids. */
+  releaseExcept?(keep: ReadonlySet<string>): Promise<string[]>;
 }

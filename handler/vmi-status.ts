@@ -12,6 +12,7 @@ import {
 } from "../api/index.js";
 import type { DomainStatus } from "../launcher/index.js";
 import { isFinal, isPaused } from "./phase.js";
+import { withContainerDiskDigests } from "./prepare.js";
 
 export type PullTrouble = { reason: "ErrImagePull" | "ImagePullBackOff"; message: string };
 
@@ -26,6 +27,8 @@ export interface VmiObservation {
   pull?: PullTrouble;
   /** The launcher refused the VMI (KubeVirt: Synchronized=False, reason SyncFailed). */
   syncError?: string;
+  /** containerDisk volume → the manifest digest the node prepared it at (recorded in volumeStatus). */
+  containerDiskDigests?: Readonly<Record<string, string>>;
   now: string;
 }
 
@@ -112,5 +115,9 @@ export function computeVmiStatus(vmi: VirtualMachineInstance, obs: VmiObservatio
     conditions = dropCondition(conditions, "Synchronized");
   }
   if (conditions.length > 0 || old.conditions !== undefined) next.conditions = conditions;
+  // Recorded with the first status the agent writes (Running): later pulls for this VMI use these digests.
+  if (obs.containerDiskDigests && Object.keys(obs.containerDiskDigests).length && running) {
+    next.volumeStatus = withContainerDiskDigests(vmi, obs.containerDiskDigests);
+  }
   return isDeepStrictEqual(next, old) ? undefined : next;
 }

@@ -177,6 +177,11 @@ describe("VmiSync: owns the launcher client at the well-known socket", () => {
     const v = s.api.peek<VirtualMachineInstance>(refs.vmis, "default", "vm1");
     assert.equal(v?.status?.interfaces?.[0]?.ipAddress, "10.244.0.5", "the pod IP, from the pod in the API");
     assert.equal(s.cond("Ready")?.status, "True");
+    assert.deepEqual(
+      v?.status?.volumeStatus,
+      [{ name: "containerdisk", target: "", containerDiskVolume: { digest: "sha256:x" } }],
+      "the digest the disk booted from is recorded",
+    );
     const writes = s.api.writes.length;
     await s.report({ state: "Running", reason: "Booted" });
     await s.report({ state: "Paused", reason: "User" });
@@ -186,6 +191,22 @@ describe("VmiSync: owns the launcher client at the well-known socket", () => {
     assert.deepEqual(s.launcher.dials, [SOCKET], "one client per VMI");
     assert.equal(s.api.writes.length, writes + 2, "one write for Paused, one for its end; none for a repeat");
     assert.ok(s.sync.connection(KEY), "virt-api's verbs reach the same client");
+  });
+
+  it("a volume the node cannot prepare (missing ConfigMap) is Synchronized=False naming it; nothing is sent", async () => {
+    const s = setup({
+      volumes: [
+        { name: "containerdisk", containerDisk: { image: "reg/guest:1" } },
+        { name: "cfg", configMap: { name: "absent" } },
+      ],
+    });
+    const r = await s.sync.reconcile(KEY);
+    assert.ok(r?.requeueAfterMs !== undefined, "retried");
+    assert.deepEqual(s.launcher.synced, []);
+    const c = s.cond("Synchronized");
+    assert.equal(c?.status, "False");
+    assert.equal(c?.reason, "SyncFailed");
+    assert.match(c?.message ?? "", /spec\.volumes\[1\]\.configMap\.name.*ConfigMap "absent" not found/);
   });
 
   it("a launcher pod that is not Running yet is not dialled; one whose socket does not answer yet is retried", async () => {

@@ -25,6 +25,7 @@ import type {
   VirtualMachineInstance,
 } from "./ports.js";
 import { refs } from "./ports.js";
+import { type NodePreparation, prepareNode } from "./prepare.js";
 import { computeVmiStatus, type PullTrouble, podInterfaceName, type VmiObservation } from "./vmi-status.js";
 
 /** Domain state → VMI phase (handler/phase.ts's vmiPhaseFor; injectable for tests). */
@@ -39,6 +40,8 @@ export interface VmiSyncOptions {
   /** The launcher's command socket of a VMI uid (launcher/'s commandSocketPath on this node's data dir). */
   socketPath: (vmiUid: string) => string;
   puller: ImagePuller;
+  /** hostDisk is allowed only below this directory (tsvirt handler --host-disk-root); absent: refused. */
+  hostDiskRoot?: string;
   /** The VMI of a namespace/name key, from this node's cache. */
   getVmi: (key: string) => VirtualMachineInstance | undefined;
   /** The VMI's launcher pods bound to this node, from the cache. */
@@ -80,7 +83,7 @@ interface VmiState {
   /** The domain as the launcher last reported it (or left it in its termination message). */
   domain?: DomainStatus;
   pull?: PullState;
-  baseImages?: Record<string, string>;
+  prepared?: NodePreparation;
   /** The launcher, preparation or Sync failure the VMI shows (Synchronized=False, SyncFailed). */
   failure?: string;
   syncFailures?: number;
@@ -213,9 +216,9 @@ export class VmiSync {
     }
     let pull: PullTrouble | undefined;
     if (s.launcher && !vmi.metadata.deletionTimestamp && !s.synced) {
-      const images = await this.pullImages(key, vmi, s);
+      const images = await this.prepareVolumes(key, vmi, s);
       if (images.ok) {
-        const prepared: PreparedVmi = { baseImages: images.paths, taps: { [podInterfaceName(vmi)]: MASQ_TAP } };
+        const prepared: PreparedVmi = { ...images.prep.prepared, taps: { [podInterfaceName(vmi)]: MASQ_TAP } };
         try {
           await s.launcher.conn.sync(vmi, prepared);
           s.synced = true;
@@ -229,7 +232,7 @@ export class VmiSync {
           requeueAfterMs = Math.min(b.max, b.initial * 2 ** (s.syncFailures - 1));
         }
       } else {
-        pull = images.trouble;
+        if (images.trouble) pull = images.trouble;
         requeueAfterMs = images.retryMs;
       }
     }
@@ -256,6 +259,7 @@ export class VmiSync {
     if (mapped) obs.phase = mapped;
     if (pull) obs.pull = pull;
     if (s.failure) obs.syncError = s.failure;
+    if (s.prepared) obs.containerDiskDigests = s.prepared.digests;
     const status = computeVmiStatus(vmi, obs);
     if (!status) return;
     const final = isFinal(status.phase ?? "");
@@ -409,12 +413,13 @@ export class VmiSync {
     }
   }
 
-  private async pullImages(
+  /** The node's half of volume preparation (handler/prepare.ts): image pulls back off as kubelet's do. */
+  private async prepareVolumes(
     key: string,
     vmi: VirtualMachineInstance,
     s: VmiState,
-  ): Promise<{ ok: true; paths: Record<string, string> } | { ok: false; trouble: PullTrouble; retryMs: number }> {
-    if (s.baseImages) return { ok: true, paths: s.baseImages };
+  ): Promise<{ ok: true; prep: NodePreparation } | { ok: false; trouble?: PullTrouble; retryMs: number }> {
+    if (s.prepared) return { ok: true, prep: s.prepared };
     const uid = vmi.metadata.uid ?? "";
     if (s.pull && Date.now() < s.pull.retryAt) {
       // Waiting out the back-off: report it as kubelet does.
@@ -425,14 +430,21 @@ export class VmiSync {
         retryMs: s.pull.retryAt - Date.now(),
       };
     }
-    const paths: Record<string, string> = {};
+    let prep: NodePreparation;
     try {
-      for (const v of vmi.spec.volumes ?? []) {
-        if (!v.containerDisk) continue;
-        const pulled = await this.o.puller.pull(v.containerDisk.image, uid);
-        paths[v.name] = pulled.path;
-      }
+      prep = await prepareNode(vmi as Parameters<typeof prepareNode>[0], {
+        api: this.o.api,
+        puller: this.o.puller,
+        hostDiskRoot: this.o.hostDiskRoot,
+      });
     } catch (e) {
+      if (!isStatusError(e) || e.reason !== "ErrImagePull") {
+        // Not an image: a missing ConfigMap/Secret, a refused hostDisk. Synchronized=False names it; retried.
+        const message = (e as Error).message;
+        this.log.warn("volume preparation failed", { vmiUid: uid, err: message });
+        this.fail(s, vmi, message);
+        return { ok: false, retryMs: 5_000 };
+      }
       const failures = (s.pull?.failures ?? 0) + 1;
       const b = this.o.backoffMs ?? { initial: 10_000, max: 300_000 };
       const delay = Math.min(b.max, b.initial * 2 ** (failures - 1));
@@ -445,7 +457,7 @@ export class VmiSync {
       return { ok: false, trouble: { reason: "ErrImagePull", message }, retryMs: Math.min(delay, 1_000) };
     }
     delete s.pull;
-    s.baseImages = paths;
-    return { ok: true, paths };
+    s.prepared = prep;
+    return { ok: true, prep };
   }
 }

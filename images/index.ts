@@ -67,3 +67,5 @@ export {
 } from "./registries-conf.js";
 /** Streaming tar reading/writing (the reader only ever writes regular files under disk/ into its target). */
 export { extractDiskFiles, readTar, tarStream } from "./tar.js";
+/** Whether every registry of the list serves the same manifest digest for a reference. */
+export { type SourceDigest, summarizeVerify, type VerifyResult, verifyImage } from "./verify.js";

@@ -17,26 +17,34 @@ export interface NodeImagePullerOptions {
 }
 
 export interface NodeImagePuller {
-  /** Pulls (or finds cached) and pins the image for the VMI; rejects with ErrImagePull naming every registry tried. */
+  /**
+   * Pulls (or finds cached) and pins the image for the VMI; rejects with ErrImagePull naming every registry tried.
+   * `pullPolicy` and `credentials` (e.g. from the volume's imagePullSecret; they win over the list's for the same
+   * host) apply to this pull only. The pin is a file named by the VMI uid and the digest, so an agent restarted at
+   * any point releases exactly the VMI's pins.
+   */
   pull(
     image: string,
     vmiUid: string,
-    signal?: AbortSignal,
+    opts?: { pullPolicy?: PullPolicy; credentials?: Credentials; signal?: AbortSignal },
   ): Promise<{ path: string; digest: string; pulled: PulledDisk }>;
   /** Unpins all images pinned for the VMI. */
   release(vmiUid: string): Promise<void>;
+  /** Unpins the images of every VMI not in `keep` (e.g. VMIs deleted while the agent was down); returns their uids. */
+  releaseExcept(keep: ReadonlySet<string>): Promise<string[]>;
 }
 
 export function nodeImagePuller(o: NodeImagePullerOptions): NodeImagePuller {
   const cache = ImageCache.open(o.cacheDir);
   return {
-    async pull(image, vmiUid, signal) {
+    async pull(image, vmiUid, opts = {}) {
+      const { signal } = opts;
       for (let attempt = 0; ; attempt++) {
-        const policy = o.pullPolicy?.(image);
+        const policy = opts.pullPolicy ?? o.pullPolicy?.(image);
         const pulled = await pullContainerDisk(image, {
           cacheDir: o.cacheDir,
           registries: await o.registries(),
-          credentials: o.credentials ? await o.credentials(image) : {},
+          credentials: { ...(o.credentials ? await o.credentials(image) : {}), ...opts.credentials },
           ...(signal ? { signal } : {}),
           ...(policy ? { pullPolicy: policy } : {}),
           ...(o.log ? { log: o.log } : {}),
@@ -50,6 +58,12 @@ export function nodeImagePuller(o: NodeImagePullerOptions): NodeImagePuller {
     },
     async release(vmiUid) {
       await cache.unpin(vmiUid);
+    },
+    async releaseExcept(keep) {
+      await cache.init();
+      const gone = [...(await cache.pins()).keys()].filter((uid) => !keep.has(uid));
+      for (const uid of gone) await cache.unpin(uid);
+      return gone;
     },
   };
 }

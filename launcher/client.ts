@@ -1,7 +1,8 @@
 // The node agent's client of a launcher's command socket (newline-delimited JSON, protocol.ts).
 import net from "node:net";
 import { type StatusError, statusError } from "../lib/errors.js";
-import type { DomainInfo, MethodName, MethodResults, Response, WatchEvent } from "./protocol.js";
+import { podPaths } from "./pod.js";
+import type { DomainInfo, MethodName, MethodResults, NodePrepared, Response, WatchEvent } from "./protocol.js";
 
 interface Pending {
   resolve: (v: unknown) => void;

@@ -22,7 +22,6 @@ export {
   terminatePod,
   validUid,
 } from "./pod.js";
-export { type BuilderOptions, makeBuilder } from "./prepare.js";
 export * from "./protocol.js";
 export { acpiEnabled, type DomainBuilder, domainName, LauncherCore, serveCommands } from "./server.js";
 export { planShutdown, type ShutdownInput, type ShutdownStep } from "./shutdown.js";

@@ -6,6 +6,7 @@ import { chown, mkdir, readFile, writeFile } from "node:fs/promises";
 import path from "node:path";
 import { createLogger, type Logger } from "../lib/log.js";
 import { ConsoleProxy } from "./console.js";
+import { prepareAndConvert } from "./converter/index.js";
 import {
   bindInstanceDirs,
   LibvirtHypervisor,
@@ -14,7 +15,6 @@ import {
   startDaemon,
 } from "./hypervisor/index.js";
 import { DEFAULT_NODE_DIR, podPaths, validUid } from "./pod.js";
-import { makeBuilder } from "./prepare.js";
 import { LauncherCore, serveCommands } from "./server.js";
 
 export interface LauncherOptions {
@@ -71,6 +71,7 @@ export async function runLauncher(
   const golden = path.join(nodeDir, "libvirt-capabilities");
   const t0 = performance.now();
   const owner = await qemuUser();
+  const kvm = useKvm(o.accel);
   await mkdir(paths.socketsDir, { recursive: true });
   await mkdir(path.dirname(o.commandSocket), { recursive: true });
   await mkdir(paths.qemuDir, { recursive: true });
@@ -97,9 +98,8 @@ export async function runLauncher(
     exit(1);
   });
 
-  const serialSocket = path.join(paths.qemuDir, "serial0");
   const console = new ConsoleProxy({
-    serialSocket,
+    serialSocket: paths.serialSocket,
     listenPath: paths.consoleSocket,
     logFile: paths.serialLog,
     log,
@@ -109,7 +109,7 @@ export async function runLauncher(
   const core = new LauncherCore({
     uid: o.uid,
     hv,
-    build: makeBuilder({ qemuDir: paths.qemuDir, kvm: useKvm(o.accel), serialSocket, owner }),
+    build: (vmi, prepared) => prepareAndConvert(vmi, prepared, { podDir: paths.podDir, kvm, owner }),
     onStarted: () => {
       console.attach().catch((e: unknown) => log.warn("serial console attach failed", { err: e }));
     },

@@ -65,8 +65,16 @@ export interface PodPaths {
   serialLog: string;
   /** The private libvirt instance (bound over /etc/libvirt, /run/libvirt, ...). */
   libvirtDir: string;
-  /** Owned by QEMU's user: its serial socket and the overlays it writes. */
+  /** Owned by QEMU's user: its sockets and the files it writes (overlays, emptyDisks, ISOs). */
   qemuDir: string;
+  /** Serial port 0, VNC and guest agent sockets (QEMU listens). */
+  serialSocket: string;
+  vncSocket: string;
+  guestAgentSocket: string;
+  /** The serial console log libvirt writes when spec.domain.devices.logSerialConsole is set. */
+  serialConsoleLog: string;
+  /** Per volume: where the launcher creates its overlay / emptyDisk / ISO. */
+  volumeDir: (volume: string) => string;
   /**
    * The domain's last state, written by a launcher that ends gracefully (Kubernetes' terminationMessagePath): the
    * node agent reads it once the pod is gone, so it knows how the guest ended even after its own restart.
@@ -74,8 +82,10 @@ export interface PodPaths {
   terminationLog: string;
 }
 
+/** The one layout of a launcher pod's private directory (all socket paths stay < 108 bytes). */
 export function podPaths(podDir: string): PodPaths {
   const socketsDir = path.join(podDir, "sockets");
+  const qemuDir = path.join(podDir, "qemu");
   return {
     podDir,
     socketsDir,
@@ -83,7 +93,12 @@ export function podPaths(podDir: string): PodPaths {
     logFile: path.join(podDir, "launcher.log"),
     serialLog: path.join(podDir, "serial.log"),
     libvirtDir: path.join(podDir, "lv"),
-    qemuDir: path.join(podDir, "qemu"),
+    qemuDir,
+    serialSocket: path.join(qemuDir, "serial0"),
+    vncSocket: path.join(qemuDir, "vnc"),
+    guestAgentSocket: path.join(qemuDir, "qga"),
+    serialConsoleLog: path.join(qemuDir, "serial0.log"),
+    volumeDir: (volume) => path.join(qemuDir, "disks", volume),
     terminationLog: path.join(podDir, "termination-log"),
   };
 }

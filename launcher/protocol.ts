@@ -41,6 +41,18 @@ export const NodePreparedSchema = Type.Object({
   kernelBoot: Type.Optional(Type.Object({ kernel: Type.String(), initrd: Type.Optional(Type.String()) })),
   /** PVC / dataVolume / hostDisk volume name → file or block device path. */
   volumePaths: Type.Optional(Type.Record(Type.String(), Type.String())),
+  /**
+   * configMap / secret / serviceAccount / downwardAPI / sysprep volume name → its files (relative path → base64
+   * content), read by the node through the API; the launcher writes them into an ISO (KubeVirt's config disks).
+   */
+  volumeFiles: Type.Optional(Type.Record(Type.String(), Type.Record(Type.String(), Type.String()))),
+  /** cloud-init volume name → user/network data from the Secrets its secretRef / networkDataSecretRef name. */
+  cloudInitSecrets: Type.Optional(
+    Type.Record(
+      Type.String(),
+      Type.Object({ userData: Type.Optional(Type.String()), networkData: Type.Optional(Type.String()) }),
+    ),
+  ),
   /** Names of volumes whose path is a block device. */
   blockVolumes: Type.Optional(Type.Array(Type.String())),
   /** interface name → tap device the node created in the pod's network namespace. */

@@ -25,7 +25,7 @@ async function setup(t: { after: (fn: () => unknown) => void }, hv = new FakeHyp
   const core = new LauncherCore({
     uid,
     hv,
-    build: async (vmi) => `<domain type="qemu"><name>${vmi.metadata.namespace}_${vmi.metadata.name}</name></domain>`,
+    build: async (vmi) => `<domain type="qemu"><name>${vmi.metadata?.namespace}_${vmi.metadata?.name}</name></domain>`,
     onStarted: () => {
       started++;
     },

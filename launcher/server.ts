@@ -3,6 +3,7 @@
 import { rm } from "node:fs/promises";
 import net from "node:net";
 import { Value } from "@sinclair/typebox/value";
+import type { VirtualMachineInstance } from "../api/index.js";
 import { isStatusError, statusError } from "../lib/errors.js";
 import type { Logger } from "../lib/log.js";
 import { nullLogger } from "../lib/log.js";
@@ -20,8 +21,8 @@ import {
 } from "./protocol.js";
 import { planShutdown } from "./shutdown.js";
 
-// biome-ignore lint/suspicious/noExplicitAny: a VMI arrives as untyped JSON
-type Vmi = any;
+/** A VMI as the node agent sent it: checked as an object by SyncParamsSchema, its fields read defensively. */
+type Vmi = VirtualMachineInstance;
 
 /** Turns a VMI plus what the node prepared into domain XML (creating overlays etc. on the way): the I/O shell. */
 export type DomainBuilder = (vmi: Vmi, prepared: SyncParams["prepared"]) => Promise<string>;
@@ -63,7 +64,7 @@ function badParams(method: string, params: unknown, schema: Parameters<typeof Va
 
 export class LauncherCore {
   private name: string | undefined;
-  private vmi: Vmi;
+  private vmi: Vmi | undefined;
   private status: DomainStatus | undefined;
   private lastEvent: string | undefined;
   private started = false;
@@ -129,7 +130,7 @@ export class LauncherCore {
   sync(params: unknown): Promise<DomainInfo> {
     if (!Value.Check(SyncParamsSchema, params)) badParams("Sync", params, SyncParamsSchema);
     const p = params as SyncParams;
-    const vmi = p.vmi as Vmi;
+    const vmi = p.vmi as unknown as Vmi;
     const uid = vmi?.metadata?.uid;
     if (uid !== this.opts.uid) {
       throw statusError(
@@ -191,7 +192,7 @@ export class LauncherCore {
       await this.refresh();
       const step = planShutdown({
         active: isActive(this.status),
-        acpi: acpiEnabled(this.vmi),
+        acpi: this.vmi ? acpiEnabled(this.vmi) : true,
         graceMs,
         nowMs: Date.now(),
         deadlineMs: this.deadlineMs,

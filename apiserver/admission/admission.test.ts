@@ -302,3 +302,34 @@ test("in process and as webhooks the plugins decide alike; only an owner's objec
     assert.equal(inPlace.object, owned, "mutated in place, no copy");
   }
 });
+
+test("hostDisk: a relative path or a '..' component is a 422 naming spec.volumes[i].hostDisk.path", async () => {
+  const { validateVmiSpec } = await import("./index.js");
+  const spec = (path: string, type = "Disk") => ({
+    domain: { devices: { disks: [{ name: "h" }] } },
+    volumes: [{ name: "h", hostDisk: { path, type, ...(type === "DiskOrCreate" ? { capacity: "1Gi" } : {}) } }],
+  });
+  for (const bad of ["relative/disk.img", "/var/lib/tsvirt/hostdisks/../../etc/shadow", ""]) {
+    assert.deepEqual(
+      validateVmiSpec(spec(bad)).map((c) => c.field),
+      ["spec.volumes[0].hostDisk.path"],
+      bad,
+    );
+  }
+  assert.deepEqual(validateVmiSpec(spec("/srv/disks/a.img")), []);
+  assert.deepEqual(validateVmiSpec(spec("/srv/disks/a.img", "DiskOrCreate")), []);
+  assert.deepEqual(
+    validateVmiSpec({
+      ...spec("/srv/a.img"),
+      volumes: [{ name: "h", hostDisk: { path: "/srv/a.img", type: "DiskOrCreate" } }],
+    }).map((c) => c.field),
+    ["spec.volumes[0].hostDisk.capacity"],
+  );
+  assert.deepEqual(
+    validateVmiSpec({
+      domain: { devices: { disks: [{ name: "c" }] } },
+      volumes: [{ name: "c", containerDisk: { image: "r/i", imagePullPolicy: "Sometimes" } }],
+    }).map((c) => c.field),
+    ["spec.volumes[0].containerDisk.imagePullPolicy"],
+  );
+});

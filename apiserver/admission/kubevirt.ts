@@ -161,6 +161,33 @@ function checkQuantity(value: unknown, field: string, causes: StatusCause[], pos
   else if (positive && n <= 0) causes.push(invalid(field, `${field}: must be greater than zero`));
 }
 
+/**
+ * hostDisk: what admission can know without the node (which checks the path against its --host-disk-root after
+ * resolving symlinks): an absolute path without ".." components, KubeVirt's types, a capacity for DiskOrCreate.
+ */
+export function hostDiskCauses(hd: Obj | undefined, p: string): StatusCause[] {
+  if (!hd || typeof hd !== "object") return [];
+  const causes: StatusCause[] = [];
+  const path = hd.path;
+  if (typeof path !== "string" || !path.startsWith("/"))
+    causes.push(invalid(`${p}.path`, `${p}.path must be an absolute path`));
+  else if (path.split("/").includes("..") || path.includes("\0"))
+    causes.push(invalid(`${p}.path`, `${p}.path must not contain ".." components`));
+  if (hd.type !== "Disk" && hd.type !== "DiskOrCreate")
+    causes.push({
+      type: "FieldValueNotSupported",
+      field: `${p}.type`,
+      message: `${p}.type: Unsupported value: "${hd.type}": supported values: "Disk", "DiskOrCreate"`,
+    });
+  else if (hd.type === "DiskOrCreate" && (hd.capacity === undefined || hd.capacity === null))
+    causes.push({
+      type: "FieldValueRequired",
+      field: `${p}.capacity`,
+      message: `${p}.capacity is required for DiskOrCreate`,
+    });
+  return causes;
+}
+
 /** KubeVirt's semantic checks of a VMI spec (vmi-create-admitter ValidateVirtualMachineInstanceSpec, subset). */
 export function validateVmiSpec(spec: Obj | undefined, path = "spec"): StatusCause[] {
   const causes: StatusCause[] = [];
@@ -184,6 +211,14 @@ export function validateVmiSpec(spec: Obj | undefined, path = "spec"): StatusCau
       causes.push(invalid(p, `${p} must have exactly one source type set, found ${sources.join(", ")}`));
     checkQuantity(v?.emptyDisk?.capacity, `${p}.emptyDisk.capacity`, causes, true);
     checkQuantity(v?.hostDisk?.capacity, `${p}.hostDisk.capacity`, causes, true);
+    causes.push(...hostDiskCauses(v?.hostDisk, `${p}.hostDisk`));
+    const policy = v?.containerDisk?.imagePullPolicy;
+    if (policy !== undefined && !["Always", "IfNotPresent", "Never"].includes(policy))
+      causes.push({
+        type: "FieldValueNotSupported",
+        field: `${p}.containerDisk.imagePullPolicy`,
+        message: `${p}.containerDisk.imagePullPolicy: Unsupported value: "${policy}": supported values: "Always", "IfNotPresent", "Never"`,
+      });
   });
 
   const diskNames = new Set<string>();

@@ -7,7 +7,7 @@ import { describe, it } from "node:test";
 import { promisify } from "node:util";
 import type { Volume } from "../../api/index.js";
 import { isStatusError } from "../../lib/errors.js";
-import { buildNoCloudIso, noCloudFiles } from "./cloudinit.js";
+import { buildIso, configDriveFiles, noCloudFiles, safeRelativePath } from "./cloudinit.js";
 import { newVmi } from "./testutil.js";
 
 const run = promisify(execFile);
@@ -55,15 +55,52 @@ describe("noCloudFiles", () => {
   });
 });
 
-describe("buildNoCloudIso", {
+describe("configDriveFiles", () => {
+  it("writes OpenStack's meta_data.json, user_data and network_data.json", () => {
+    const vmi = newVmi({ hostname: "h1" });
+    const f = configDriveFiles(vmi, {
+      name: "cd",
+      cloudInitConfigDrive: { userData: "#cloud-config\n", networkData: "{}" },
+    });
+    assert.deepEqual(Object.keys(f).sort(), [
+      "openstack/latest/meta_data.json",
+      "openstack/latest/network_data.json",
+      "openstack/latest/user_data",
+    ]);
+    assert.deepEqual(JSON.parse(f["openstack/latest/meta_data.json"] ?? ""), {
+      instance_id: "testvmi.ns",
+      uuid: vmi.metadata?.uid,
+      hostname: "h1",
+    });
+    assert.equal(f["openstack/latest/user_data"], "#cloud-config\n");
+  });
+});
+
+describe("safeRelativePath", () => {
+  for (const [p, ok] of [
+    ["a", true],
+    ["a/b.txt", true],
+    ["", false],
+    ["/etc/passwd", false],
+    ["../x", false],
+    ["a/../../x", false],
+    ["a//b", false],
+    ["./a", false],
+  ] as const) {
+    it(`${JSON.stringify(p)} → ${ok}`, () => assert.equal(safeRelativePath(p), ok));
+  }
+});
+
+describe("buildIso", {
   skip: spawnSync("xorriso", ["-version"]).error ? "xorriso not installed" : false,
 }, () => {
   it("writes an ISO labelled cidata holding the files", async (t) => {
     const dir = mkdtempSync(join(tmpdir(), "tsvirt-ci-"));
     t.after(() => rmSync(dir, { recursive: true, force: true }));
     const iso = join(dir, "noCloud.iso");
-    await buildNoCloudIso(
+    await buildIso(
       { "meta-data": "instance-id: a.b\n", "user-data": "#cloud-config\n", "network-config": "version: 2\n" },
+      "cidata",
       iso,
     );
     const img = readFileSync(iso);

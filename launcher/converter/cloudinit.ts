@@ -1,6 +1,6 @@
-// cloudInitNoCloud: the NoCloud data source's files (pure) and an ISO builder (xorriso through execFile).
+// cloud-init: the NoCloud and ConfigDrive data sources' files (pure) and an ISO builder (xorriso through execFile).
 import { execFile } from "node:child_process";
-import { mkdtemp, rm, writeFile } from "node:fs/promises";
+import { mkdtemp, rename, rm, writeFile } from "node:fs/promises";
 import { dirname, join } from "node:path";
 import { promisify } from "node:util";
 import type { VirtualMachineInstance, Volume } from "../../api/index.js";
@@ -72,36 +72,69 @@ export function noCloudFiles(
   return files;
 }
 
-/** Writes the files into an ISO 9660 image labelled `cidata` (Joliet + Rock Ridge), atomically. */
-export async function buildNoCloudIso(files: NoCloudFiles, isoPath: string): Promise<void> {
-  const dir = await mkdtemp(join(dirname(isoPath), ".nocloud-"));
+/**
+ * The ConfigDrive (OpenStack config-2) files for one cloudInitConfigDrive volume, as KubeVirt writes them:
+ * openstack/latest/meta_data.json (instance id, uuid, hostname), user_data and network_data.json when given.
+ */
+export function configDriveFiles(
+  vmi: VirtualMachineInstance,
+  volume: Volume,
+  secrets: CloudInitSecrets = {},
+  field = "spec.volumes[].cloudInitConfigDrive",
+): Record<string, string> {
+  const nc = noCloudFiles(vmi, volume, secrets, field);
+  const name = vmi.metadata?.name ?? "";
+  const namespace = vmi.metadata?.namespace || "default";
+  const meta = {
+    instance_id: `${name}.${namespace}`,
+    uuid: vmi.metadata?.uid ?? "",
+    hostname: vmi.spec.hostname ?? name,
+  };
+  const files: Record<string, string> = {
+    "openstack/latest/meta_data.json": `${JSON.stringify(meta)}\n`,
+    "openstack/latest/user_data": nc["user-data"],
+  };
+  if (nc["network-config"] !== undefined) files["openstack/latest/network_data.json"] = nc["network-config"];
+  return files;
+}
+
+/** ISO volume labels: NoCloud, ConfigDrive, and KubeVirt's config volumes (configMap, secret, ...). */
+export const ISO_LABELS = { noCloud: "cidata", configDrive: "config-2", config: "cfgdata" } as const;
+
+/**
+ * Writes the files (relative path → content; subdirectories allowed) into an ISO 9660 image with the volume label
+ * (Joliet + Rock Ridge), atomically. Paths are checked: no absolute path or `..` reaches the image builder.
+ */
+export async function buildIso(
+  files: Readonly<Record<string, string | Buffer>>,
+  label: string,
+  isoPath: string,
+): Promise<void> {
+  for (const n of Object.keys(files)) {
+    if (!safeRelativePath(n)) throw new Error(`refusing ISO file path "${n}"`);
+  }
+  const dir = await mkdtemp(join(dirname(isoPath), ".iso-"));
   try {
-    const names: string[] = [];
+    const grafts: string[] = [];
+    let i = 0;
     for (const [n, content] of Object.entries(files)) {
-      if (content === undefined) continue;
-      await writeFile(join(dir, n), content, { mode: 0o644 });
-      names.push(n);
+      const local = join(dir, `f${i++}`);
+      await writeFile(local, content, { mode: 0o644 });
+      // graft-points: "=" and "\\" in a name are escaped with a backslash.
+      grafts.push(`/${n.replace(/[\\=]/g, "\\$&")}=${local}`);
     }
     const tmp = `${isoPath}.tmp`;
-    await run(
-      "xorriso",
-      [
-        "-as",
-        "mkisofs",
-        "-quiet",
-        "-o",
-        tmp,
-        "-V",
-        "cidata",
-        "-J",
-        "-R",
-        "-graft-points",
-        ...names.map((n) => `${n}=${join(dir, n)}`),
-      ],
-      { maxBuffer: 4 * 1024 * 1024 },
-    );
-    await run("mv", ["-f", "--", tmp, isoPath]);
+    await run("xorriso", ["-as", "mkisofs", "-quiet", "-o", tmp, "-V", label, "-J", "-R", "-graft-points", ...grafts], {
+      maxBuffer: 4 * 1024 * 1024,
+    });
+    await rename(tmp, isoPath);
   } finally {
     await rm(dir, { recursive: true, force: true });
   }
+}
+
+/** A relative path inside its directory: no leading "/", no "." or ".." component, no empty component. */
+export function safeRelativePath(p: string): boolean {
+  if (p === "" || p.startsWith("/") || p.length > 1024 || p.includes("\0")) return false;
+  return p.split("/").every((c) => c !== "" && c !== "." && c !== "..");
 }

@@ -1,6 +1,4 @@
 // Host facts the converter needs besides the VMI: what the node and the launcher prepared. Plain data.
-import { join } from "node:path";
-
 /** How a volume's bytes reach QEMU, as the node/launcher prepared them. */
 export type PreparedVolume =
   /** A file used as is (PVC/dataVolume disk.img, hostDisk, emptyDisk qcow2, an ISO). */
@@ -38,23 +36,4 @@ export interface ConverterContext {
   emulator?: string;
   /** Free pcie-root-ports left for hotplug (KubeVirt keeps some free). Default 3. */
   hotplugPorts?: number;
-}
-
-/** KubeVirt-like per-VMI paths under a launcher's private pod directory (all short: socket paths < 108 bytes). */
-export function podPaths(podDir: string): {
-  serialSocket: string;
-  serialLog: string;
-  vncSocket: string;
-  guestAgentSocket: string;
-  disk: (volume: string) => string;
-  cloudInitIso: (volume: string) => string;
-} {
-  return {
-    serialSocket: join(podDir, "sockets", "serial0"),
-    serialLog: join(podDir, "serial0.log"),
-    vncSocket: join(podDir, "sockets", "vnc"),
-    guestAgentSocket: join(podDir, "sockets", "qga"),
-    disk: (v) => join(podDir, "disks", v, "disk.img"),
-    cloudInitIso: (v) => join(podDir, "disks", v, "noCloud.iso"),
-  };
 }

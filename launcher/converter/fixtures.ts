@@ -6,7 +6,6 @@ import { fileURLToPath } from "node:url";
 import { parseAllDocuments } from "yaml";
 import type { VirtualMachineInstance } from "../../api/index.js";
 import type { ConverterContext } from "./context.js";
-import { podPaths } from "./context.js";
 import { contextFor, type NodeFacts } from "./prepare.js";
 import { volumeKind } from "./storage.js";
 
@@ -66,7 +65,7 @@ export function exampleVmis(): { file: string; vmi: VirtualMachineInstance }[] {
 /**
  * A context as a node would prepare it under `root` (a pod dir): containerDisks as qcow2 overlays over a base
  * image, PVC/dataVolume as files (or block devices when named in `block`), emptyDisks as qcow2 files, cloud-init
- * and config volumes as ISOs; one tap per interface.
+ * and config volumes (whose files the node read) as ISOs; one tap per interface.
  */
 export function preparedContext(
   vmi: VirtualMachineInstance,
@@ -75,10 +74,9 @@ export function preparedContext(
 ): ConverterContext {
   const containerDisks: Record<string, { path: string; format: "raw" | "qcow2" }> = {};
   const claims: Record<string, { type: "file"; path: string } | { type: "block"; path: string }> = {};
-  const isos: Record<string, string> = {};
+  const files: Record<string, Record<string, string>> = {};
   const taps: Record<string, string> = {};
-  const facts: NodeFacts = { kvm: opts.kvm ?? false, containerDisks, claims, isos, taps };
-  const paths = podPaths(root);
+  const facts: NodeFacts = { kvm: opts.kvm ?? false, containerDisks, claims, files, taps };
   for (const v of vmi.spec.volumes ?? []) {
     switch (volumeKind(v)) {
       case "containerDisk":
@@ -92,14 +90,14 @@ export function preparedContext(
       case "dataVolume":
         claims[v.name] = opts.block?.has(v.name)
           ? { type: "block", path: join("/dev", `tsvirt-${v.name}`) }
-          : { type: "file", path: paths.disk(v.name) };
+          : { type: "file", path: join(root, "volumes", v.name, "disk.img") };
         break;
       case "configMap":
       case "secret":
       case "serviceAccount":
       case "downwardAPI":
       case "sysprep":
-        isos[v.name] = join(root, "disks", v.name, `${v.name}.iso`);
+        files[v.name] = { data: Buffer.from(v.name).toString("base64") };
         break;
       default:
         break;

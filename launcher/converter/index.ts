@@ -1,15 +1,23 @@
 // launcher/converter: VMI + host facts → typed libvirt Domain → XML. Pure, except the NoCloud ISO builder.
-export { buildNoCloudIso, type CloudInitSecrets, type NoCloudFiles, noCloudFiles } from "./cloudinit.js";
+export {
+  buildIso,
+  type CloudInitSecrets,
+  configDriveFiles,
+  ISO_LABELS,
+  type NoCloudFiles,
+  noCloudFiles,
+  safeRelativePath,
+} from "./cloudinit.js";
 export { domainName } from "./compute.js";
-export { type ConverterContext, type PreparedVolume, podPaths } from "./context.js";
+export type { ConverterContext, PreparedVolume } from "./context.js";
 export { configurators, conversionError, convertWithProblems, vmiToDomain, vmiToDomainXml } from "./convert.js";
 export { NIC_MODELS, normalizeMac } from "./network.js";
 export {
+  CONFIG_VOLUME_KINDS,
   contextFor,
   executePreparation,
   type NodeFacts,
   nodeFactsFromPrepared,
-  type PreparedByNode,
   type PrepareStep,
   planPreparation,
   prepareAndConvert,

@@ -22,7 +22,9 @@ function vmiWithVolumes() {
     domain: {
       memory: { guest: "64Mi" },
       devices: {
-        disks: ["cd", "pvc", "blk", "eph", "empty", "ci", "cm", "host"].map((name) => ({ name })),
+        disks: ["cd", "pvc", "blk", "eph", "empty", "ci", "cdr", "cm", "sec", "sa", "dapi", "host"].map((name) => ({
+          name,
+        })),
         interfaces: [{ name: "default", masquerade: {} }],
       },
     },
@@ -34,12 +36,17 @@ function vmiWithVolumes() {
       { name: "eph", ephemeral: { persistentVolumeClaim: { claimName: "eph" } } },
       { name: "empty", emptyDisk: { capacity: "16Mi" } },
       { name: "ci", cloudInitNoCloud: { userData: "#cloud-config\n" } },
+      { name: "cdr", cloudInitConfigDrive: { secretRef: { name: "ud" } } },
       { name: "cm", configMap: { name: "cm" } },
+      { name: "sec", secret: { secretName: "sec" } },
+      { name: "sa", serviceAccount: { serviceAccountName: "default" } },
+      { name: "dapi", downwardAPI: { fields: [] } },
       { name: "host", hostDisk: { path: "/h/host.img", type: "DiskOrCreate", capacity: "8Mi" } },
     ],
   });
 }
 
+const b64 = (s: string) => Buffer.from(s).toString("base64");
 const facts = {
   kvm: false,
   containerDisks: { cd: { path: "/img/cd/disk.qcow2", format: "qcow2" as const } },
@@ -47,11 +54,19 @@ const facts = {
     pvc: { type: "file" as const, path: "/pvc/disk.img" },
     blk: { type: "block" as const, path: "/dev/blk" },
     eph: { type: "file" as const, path: "/eph/disk.img" },
+    host: { type: "file" as const, path: "/root/h/host.img" },
   },
-  isos: { cm: "/node/cm.iso" },
+  files: {
+    cm: { "app.conf": b64("color=blue\n") },
+    sec: { password: b64("s3cret") },
+    sa: { namespace: b64("ns"), token: b64("tok") },
+    dapi: { labels: b64('app="x"\n') },
+  },
+  cloudInitSecrets: { cdr: { userData: "#cloud-config\nfrom: secret\n" } },
   taps: { default: "tap0" },
 };
 
+const Q = "/pod/qemu/disks";
 describe("contextFor", () => {
   const ctx = contextFor(vmiWithVolumes(), "/pod", facts);
   const cases: [string, unknown][] = [
@@ -59,7 +74,7 @@ describe("contextFor", () => {
       "cd",
       {
         type: "overlay",
-        path: "/pod/disks/cd/overlay.qcow2",
+        path: `${Q}/cd/overlay.qcow2`,
         backing: { type: "file", path: "/img/cd/disk.qcow2", format: "qcow2" },
       },
     ],
@@ -69,39 +84,83 @@ describe("contextFor", () => {
       "eph",
       {
         type: "overlay",
-        path: "/pod/disks/eph/overlay.qcow2",
+        path: `${Q}/eph/overlay.qcow2`,
         backing: { type: "file", path: "/eph/disk.img", format: "raw" },
       },
     ],
-    ["empty", { type: "file", path: "/pod/disks/empty/empty.qcow2", format: "qcow2" }],
-    ["ci", { type: "file", path: "/pod/disks/ci/noCloud.iso", format: "raw" }],
-    ["cm", { type: "file", path: "/node/cm.iso", format: "raw" }],
-    ["host", undefined],
+    ["empty", { type: "file", path: `${Q}/empty/empty.qcow2`, format: "qcow2" }],
+    ["ci", { type: "file", path: `${Q}/ci/noCloud.iso`, format: "raw" }],
+    ["cdr", { type: "file", path: `${Q}/cdr/configdrive.iso`, format: "raw" }],
+    ["cm", { type: "file", path: `${Q}/cm/configMap.iso`, format: "raw" }],
+    ["sec", { type: "file", path: `${Q}/sec/secret.iso`, format: "raw" }],
+    ["sa", { type: "file", path: `${Q}/sa/serviceAccount.iso`, format: "raw" }],
+    ["dapi", { type: "file", path: `${Q}/dapi/downwardAPI.iso`, format: "raw" }],
+    ["host", { type: "file", path: "/root/h/host.img", format: "raw" }],
   ];
   for (const [vol, want] of cases) it(`volume ${vol}`, () => assert.deepEqual(ctx.volumes[vol], want));
-  it("sockets and taps", () => {
-    assert.equal(ctx.serialSocket, "/pod/sockets/serial0");
-    assert.equal(ctx.vncSocket, "/pod/sockets/vnc");
+  it("a config volume whose files the node did not read is left out (the converter names it)", () => {
+    const c = contextFor(vmiWithVolumes(), "/pod", { ...facts, files: {} });
+    assert.equal(c.volumes.cm, undefined);
+  });
+  it("sockets (in QEMU's directory) and taps", () => {
+    assert.equal(ctx.serialSocket, "/pod/qemu/serial0");
+    assert.equal(ctx.vncSocket, "/pod/qemu/vnc");
+    assert.equal(ctx.guestAgentSocket, "/pod/qemu/qga");
     assert.deepEqual(ctx.interfaces, { default: { tap: "tap0" } });
   });
 });
 
 describe("planPreparation", () => {
-  it("overlays, empty disk, hostDisk DiskOrCreate, NoCloud ISO — in volume order", () => {
-    const vmi = vmiWithVolumes();
-    const steps = planPreparation(vmi, contextFor(vmi, "/pod", facts)).filter((s) => s.kind !== "mkdir");
+  const vmi = vmiWithVolumes();
+  const steps = planPreparation(vmi, contextFor(vmi, "/pod", facts), facts);
+  it("every kind, in volume order", () => {
     assert.deepEqual(
-      steps.map((s) => [s.kind, s.path]),
+      steps.filter((s) => s.kind !== "mkdir").map((s) => [s.kind, s.path, s.kind === "iso" ? s.label : ""]),
       [
-        ["overlay", "/pod/disks/cd/overlay.qcow2"],
-        ["overlay", "/pod/disks/eph/overlay.qcow2"],
-        ["emptyDisk", "/pod/disks/empty/empty.qcow2"],
-        ["noCloudIso", "/pod/disks/ci/noCloud.iso"],
-        ["hostDisk", "/h/host.img"],
+        ["overlay", `${Q}/cd/overlay.qcow2`, ""],
+        ["overlay", `${Q}/eph/overlay.qcow2`, ""],
+        ["emptyDisk", `${Q}/empty/empty.qcow2`, ""],
+        ["iso", `${Q}/ci/noCloud.iso`, "cidata"],
+        ["iso", `${Q}/cdr/configdrive.iso`, "config-2"],
+        ["iso", `${Q}/cm/configMap.iso`, "cfgdata"],
+        ["iso", `${Q}/sec/secret.iso`, "cfgdata"],
+        ["iso", `${Q}/sa/serviceAccount.iso`, "cfgdata"],
+        ["iso", `${Q}/dapi/downwardAPI.iso`, "cfgdata"],
+        ["hostDisk", "/root/h/host.img", ""],
+        ["own", "/root/h/host.img", ""],
       ],
     );
+    assert.equal(steps[0]?.kind === "mkdir" && steps[0].path, "/pod/qemu");
+  });
+  const iso = (p: string) => {
+    const s = steps.find((x) => x.kind === "iso" && x.path === p);
+    assert.ok(s && s.kind === "iso");
+    return Object.fromEntries(Object.entries(s.files).map(([k, v]) => [k, v.toString()]));
+  };
+  it("emptyDisk size", () => {
     const empty = steps.find((s) => s.kind === "emptyDisk");
     assert.equal(empty?.kind === "emptyDisk" && empty.bytes, 16 * 2 ** 20);
+  });
+  it("hostDisk DiskOrCreate at the node-checked path, with its capacity", () => {
+    const h = steps.find((s) => s.kind === "hostDisk");
+    assert.equal(h?.kind === "hostDisk" && h.bytes, 8 * 2 ** 20);
+  });
+  it("configMap, secret, serviceAccount, downwardAPI: the node's files, decoded", () => {
+    assert.deepEqual(iso(`${Q}/cm/configMap.iso`), { "app.conf": "color=blue\n" });
+    assert.deepEqual(iso(`${Q}/sec/secret.iso`), { password: "s3cret" });
+    assert.deepEqual(iso(`${Q}/sa/serviceAccount.iso`), { namespace: "ns", token: "tok" });
+    assert.deepEqual(iso(`${Q}/dapi/downwardAPI.iso`), { labels: 'app="x"\n' });
+  });
+  it("cloud-init: NoCloud inline, ConfigDrive from the secret the node read", () => {
+    assert.equal(iso(`${Q}/ci/noCloud.iso`)["user-data"], "#cloud-config\n");
+    assert.equal(iso(`${Q}/cdr/configdrive.iso`)["openstack/latest/user_data"], "#cloud-config\nfrom: secret\n");
+  });
+  it("a cloud-init secretRef the node did not resolve is a 422 naming the field", () => {
+    assert.throws(
+      () => planPreparation(vmi, contextFor(vmi, "/pod", facts), { ...facts, cloudInitSecrets: {} }),
+      (e: unknown) =>
+        isStatusError(e) && e.status.details?.causes?.[0]?.field === "spec.volumes[6].cloudInitConfigDrive.secretRef",
+    );
   });
 });
 
@@ -128,32 +187,34 @@ describe("executePreparation", { skip: haveTools ? false : "qemu-img or xorriso 
     await executePreparation(steps);
     const info = async (p: string) =>
       JSON.parse((await run("qemu-img", ["info", "-U", "--output=json", p])).stdout) as Record<string, unknown>;
-    const overlay = await info(join(dir, "pod", "disks", "cd", "overlay.qcow2"));
+    const disks = join(dir, "pod", "qemu", "disks");
+    const overlay = await info(join(disks, "cd", "overlay.qcow2"));
     assert.equal(overlay["backing-filename"], base);
     assert.equal(overlay["virtual-size"], 32 * 2 ** 20);
-    const empty = await info(join(dir, "pod", "disks", "e", "empty.qcow2"));
+    const empty = await info(join(disks, "e", "empty.qcow2"));
     assert.deepEqual([empty.format, empty["virtual-size"]], ["qcow2", 8 * 2 ** 20]);
-    assert.ok(existsSync(join(dir, "pod", "disks", "ci", "noCloud.iso")));
-    assert.ok(existsSync(join(dir, "pod", "sockets")));
+    assert.ok(existsSync(join(disks, "ci", "noCloud.iso")));
+    assert.ok(existsSync(join(dir, "pod", "qemu")));
     // A restarted launcher keeps the guest's writes: the overlay is not recreated.
     writeFileSync(join(dir, "marker"), "");
-    const before = (await info(join(dir, "pod", "disks", "cd", "overlay.qcow2")))["actual-size"];
+    const before = (await info(join(disks, "cd", "overlay.qcow2")))["actual-size"];
     await executePreparation(steps);
-    assert.equal((await info(join(dir, "pod", "disks", "cd", "overlay.qcow2")))["actual-size"], before);
+    assert.equal((await info(join(disks, "cd", "overlay.qcow2")))["actual-size"], before);
   });
 });
 
 describe("nodeFactsFromPrepared", () => {
-  it("maps a Sync request's prepared paths to node facts", () => {
+  it("maps a Sync request's prepared payload to node facts", () => {
     const vmi = vmiWithVolumes();
     const f = nodeFactsFromPrepared(
-      vmi,
       {
         baseImages: { cd: "/img/cd/disk.img" },
-        volumePaths: { pvc: "/pvc/disk.img", blk: "/dev/blk", cm: "/node/cm.iso", host: "/h/host.img" },
+        volumePaths: { pvc: "/pvc/disk.img", blk: "/dev/blk", host: "/h/host.img" },
+        volumeFiles: { cm: { k: b64("v") } },
+        cloudInitSecrets: { cdr: { userData: "u" } },
         blockVolumes: ["blk"],
         taps: { default: "tap0" },
-        kernelBoot: { kernel: "/k/vmlinux", initrd: undefined },
+        kernelBoot: { kernel: "/k/vmlinux" },
       },
       { kvm: true, baseFormats: { cd: "raw" } },
     );
@@ -163,7 +224,8 @@ describe("nodeFactsFromPrepared", () => {
       blk: { type: "block", path: "/dev/blk" },
       host: { type: "file", path: "/h/host.img" },
     });
-    assert.deepEqual(f.isos, { cm: "/node/cm.iso" });
+    assert.deepEqual(f.files, { cm: { k: b64("v") } });
+    assert.deepEqual(f.cloudInitSecrets, { cdr: { userData: "u" } });
     assert.deepEqual(f.kernelBoot, { kernel: "/k/vmlinux" });
     const ctx = contextFor(vmi, "/pod", f);
     assert.deepEqual(ctx.volumes.host, { type: "file", path: "/h/host.img", format: "raw" });
@@ -184,7 +246,20 @@ describe("prepareAndConvert", { skip: haveTools ? false : "qemu-img or xorriso n
     const pod = join(dir, "pod");
     const xml = await prepareAndConvert(vmi, { baseImages: { cd: base } }, { podDir: pod, kvm: false });
     assert.match(xml, /<backingStore type="file">\s*<format type="raw"\/>/);
-    assert.ok(existsSync(join(pod, "disks", "cd", "overlay.qcow2")));
+    assert.ok(existsSync(join(pod, "qemu", "disks", "cd", "overlay.qcow2")));
+  });
+  it("refuses a hostDisk the node did not approve (422 naming the path field), creating nothing", async (t) => {
+    const dir = mkdtempSync(join(tmpdir(), "tsvirt-pac-"));
+    t.after(() => rmSync(dir, { recursive: true, force: true }));
+    const vmi = newVmi({
+      domain: { memory: { guest: "64Mi" }, devices: { disks: [{ name: "h" }] } },
+      volumes: [{ name: "h", hostDisk: { path: "/etc/shadow", type: "Disk" } }],
+    });
+    await assert.rejects(
+      prepareAndConvert(vmi, {}, { podDir: join(dir, "pod"), kvm: false }),
+      (e: unknown) => isStatusError(e) && e.status.details?.causes?.[0]?.field === "spec.volumes[0].hostDisk.path",
+    );
+    assert.equal(existsSync(join(dir, "pod")), false);
   });
   it("creates nothing for a VMI it cannot convert", async (t) => {
     const dir = mkdtempSync(join(tmpdir(), "tsvirt-pac-"));

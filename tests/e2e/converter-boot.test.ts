@@ -79,8 +79,8 @@ test("golden domain vmi-ephemeral boots the test guest under a private libvirtd"
   const cd = ctx.volumes.containerdisk;
   assert.ok(cd && cd.type === "overlay" && cd.backing.type === "file");
   mkdirSync(join(root, "images", "containerdisk"), { recursive: true });
-  mkdirSync(join(root, "disks", "containerdisk"), { recursive: true });
-  mkdirSync(join(root, "sockets"), { recursive: true });
+  mkdirSync(dirname(cd.path), { recursive: true });
+  mkdirSync(dirname(ctx.serialSocket), { recursive: true });
   copyFileSync(guest.qcow2, cd.backing.path);
   await run("qemu-img", ["create", "-q", "-f", "qcow2", "-b", cd.backing.path, "-F", "qcow2", cd.path]);
   const file = join(root, "domain.xml");
@@ -141,7 +141,7 @@ test("golden domain boot-all: a disk on every bus, a NoCloud cdrom and a tap NIC
   const steps = planPreparation(vmi, ctx);
   assert.deepEqual(
     steps.filter((s) => s.kind !== "mkdir").map((s) => s.kind),
-    ["overlay", "emptyDisk", "noCloudIso"],
+    ["overlay", "emptyDisk", "iso"],
   );
   await executePreparation(steps);
   const file = join(root, "domain.xml");

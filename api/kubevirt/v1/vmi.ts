@@ -544,7 +544,8 @@ export const VolumeStatus = Struct(
     hotplugVolume: Struct({ attachPodName: Str, attachPodUID: Str }),
     size: Int64,
     memoryDumpVolume: Struct({ startTimestamp: Time, endTimestamp: Time, claimName: Str, targetFileName: Str }),
-    containerDiskVolume: Struct({ checksum: Int64 }),
+    // digest (tsvirt): the manifest digest the containerDisk was pulled at; later pulls for the VMI use it.
+    containerDiskVolume: Struct({ checksum: Int64, digest: Str }),
   },
   ["name", "target"],
 );

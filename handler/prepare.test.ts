@@ -1,0 +1,265 @@
+import assert from "node:assert/strict";
+import { mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { describe, it } from "node:test";
+import type { VirtualMachineInstance, Volume } from "../api/index.js";
+import { isStatusError } from "../lib/errors.js";
+import { refs } from "./ports.js";
+import {
+  checkHostDisk,
+  downwardApiFiles,
+  imageToPull,
+  isBelow,
+  type NodePrepareDeps,
+  prepareNode,
+  withContainerDiskDigests,
+} from "./prepare.js";
+import { FakeApi } from "./testing.js";
+
+const D1 = `sha256:${"a".repeat(64)}`;
+const D2 = `sha256:${"b".repeat(64)}`;
+const b64 = (s: string) => Buffer.from(s).toString("base64");
+
+function vmi(volumes: Volume[], extra: Partial<VirtualMachineInstance> = {}): VirtualMachineInstance {
+  return {
+    apiVersion: "kubevirt.io/v1",
+    kind: "VirtualMachineInstance",
+    metadata: { name: "vm1", namespace: "ns1", uid: "uid-1", labels: { app: "web", tier: 'a"b' } },
+    spec: { domain: { devices: { disks: volumes.map((v) => ({ name: v.name })) } }, volumes },
+    ...extra,
+  };
+}
+
+interface PullCall {
+  image: string;
+  uid: string;
+  opts: unknown;
+}
+function setup(o: Partial<NodePrepareDeps> = {}) {
+  const api = new FakeApi();
+  const pulls: PullCall[] = [];
+  const deps: NodePrepareDeps = {
+    api,
+    puller: {
+      pull: async (image, uid, opts) => {
+        pulls.push({ image, uid, opts });
+        return { path: `/cache/${image.replace(/\W/g, "_")}/disk.img`, digest: D1 };
+      },
+      release: async () => {},
+    },
+    ...o,
+  };
+  return { api, pulls, deps };
+}
+
+const refuses = (field: string, re?: RegExp) => (e: unknown) => {
+  assert.ok(isStatusError(e), String(e));
+  assert.equal(e.status.code, 422);
+  assert.equal(e.status.details?.causes?.[0]?.field, field);
+  if (re) assert.match(e.message + JSON.stringify(e.status.details), re);
+  return true;
+};
+
+describe("prepareNode: containerDisk", () => {
+  it("pulls with the volume's policy and no credentials; records the digest", async () => {
+    const { deps, pulls } = setup();
+    const r = await prepareNode(
+      vmi([{ name: "cd", containerDisk: { image: "reg.test/vm/disk:v1", imagePullPolicy: "Always" } }]),
+      deps,
+    );
+    assert.deepEqual(pulls, [{ image: "reg.test/vm/disk:v1", uid: "uid-1", opts: { pullPolicy: "Always" } }]);
+    assert.deepEqual(r.prepared.baseImages, { cd: "/cache/reg_test_vm_disk_v1/disk.img" });
+    assert.deepEqual(r.digests, { cd: D1 });
+  });
+
+  it("uses the imagePullSecret's dockerconfigjson credentials", async () => {
+    const { api, deps, pulls } = setup();
+    api.put(refs.secrets, {
+      metadata: { name: "pull", namespace: "ns1" },
+      type: "kubernetes.io/dockerconfigjson",
+      data: { ".dockerconfigjson": b64(JSON.stringify({ auths: { "reg.test": { auth: b64("alice:pw") } } })) },
+    });
+    await prepareNode(
+      vmi([{ name: "cd", containerDisk: { image: "reg.test/vm/disk:v1", imagePullSecret: "pull" } }]),
+      deps,
+    );
+    assert.deepEqual(pulls[0]?.opts, { credentials: { "reg.test": { username: "alice", password: "pw" } } });
+  });
+
+  it("a missing or mistyped imagePullSecret is a 422 naming the field; nothing is pulled", async () => {
+    const { api, deps, pulls } = setup();
+    const v = vmi([{ name: "cd", containerDisk: { image: "reg.test/vm/disk:v1", imagePullSecret: "pull" } }]);
+    await assert.rejects(prepareNode(v, deps), refuses("spec.volumes[0].containerDisk.imagePullSecret", /not found/));
+    api.put(refs.secrets, { metadata: { name: "pull", namespace: "ns1" }, type: "Opaque", data: { a: b64("b") } });
+    await assert.rejects(
+      prepareNode(v, deps),
+      refuses("spec.volumes[0].containerDisk.imagePullSecret", /dockerconfigjson/),
+    );
+    assert.equal(pulls.length, 0);
+  });
+
+  it("pulls at the digest the VMI's status records (restart, migration target)", async () => {
+    const { deps, pulls } = setup();
+    const v = vmi([{ name: "cd", containerDisk: { image: "reg.test/vm/disk:v1" } }], {
+      status: { volumeStatus: [{ name: "cd", target: "vda", containerDiskVolume: { digest: D2 } }] },
+    });
+    await prepareNode(v, deps);
+    assert.equal(pulls[0]?.image, `reg.test/vm/disk:v1@${D2}`);
+  });
+});
+
+describe("digest helpers", () => {
+  it("imageToPull keeps the image without a digest, pins it with one", () => {
+    assert.equal(imageToPull("reg.test/a:v1", undefined), "reg.test/a:v1");
+    assert.equal(imageToPull("reg.test/a:v1", D1), `reg.test/a:v1@${D1}`);
+    assert.equal(imageToPull(`reg.test/a@${D2}`, D1), `reg.test/a@${D1}`);
+  });
+  it("withContainerDiskDigests adds entries with KubeVirt's target, updates and keeps others", () => {
+    const v = vmi(
+      [
+        { name: "pvc", persistentVolumeClaim: { claimName: "p" } },
+        { name: "cd", containerDisk: { image: "x" } },
+      ],
+      { status: { volumeStatus: [{ name: "pvc", target: "vda", phase: "Ready" }] } },
+    );
+    assert.deepEqual(withContainerDiskDigests(v, { cd: D1 }), [
+      { name: "pvc", target: "vda", phase: "Ready" },
+      { name: "cd", target: "vdb", containerDiskVolume: { digest: D1 } },
+    ]);
+  });
+});
+
+describe("prepareNode: config volumes and cloud-init secrets", () => {
+  it("configMap (data and binaryData), secret, serviceAccount, downwardAPI become the launcher's files", async () => {
+    const { api, deps } = setup();
+    api.put(refs.configMaps, {
+      metadata: { name: "cm", namespace: "ns1" },
+      data: { "app.conf": "color=blue\n" },
+      binaryData: { "blob.bin": b64("\u0000\u0001") },
+    });
+    api.put(refs.secrets, { metadata: { name: "sec", namespace: "ns1" }, data: { password: b64("s3cret") } });
+    const r = await prepareNode(
+      vmi([
+        { name: "cm", configMap: { name: "cm" } },
+        { name: "sec", secret: { secretName: "sec" } },
+        { name: "sa", serviceAccount: { serviceAccountName: "default" } },
+        { name: "dapi", downwardAPI: { fields: [{ path: "name", fieldRef: { fieldPath: "metadata.name" } }] } },
+        { name: "opt", configMap: { name: "absent", optional: true } },
+      ]),
+      deps,
+    );
+    assert.deepEqual(r.prepared.volumeFiles, {
+      cm: { "app.conf": b64("color=blue\n"), "blob.bin": b64("\u0000\u0001") },
+      sec: { password: b64("s3cret") },
+      sa: { namespace: b64("ns1") },
+      dapi: { name: b64("vm1") },
+      opt: {},
+    });
+  });
+
+  it("a missing ConfigMap or Secret is a 422 naming the volume's field", async () => {
+    const { deps } = setup();
+    await assert.rejects(
+      prepareNode(vmi([{ name: "cm", configMap: { name: "absent" } }]), deps),
+      refuses("spec.volumes[0].configMap.name", /ConfigMap "absent" not found/),
+    );
+    await assert.rejects(
+      prepareNode(vmi([{ name: "s", secret: { secretName: "absent" } }]), deps),
+      refuses("spec.volumes[0].secret.secretName"),
+    );
+    await assert.rejects(
+      prepareNode(vmi([{ name: "ci", cloudInitConfigDrive: { secretRef: { name: "absent" } } }]), deps),
+      refuses("spec.volumes[0].cloudInitConfigDrive.secretRef"),
+    );
+  });
+
+  it("cloud-init secretRef and networkDataSecretRef are read (userdata / userData keys)", async () => {
+    const { api, deps } = setup();
+    api.put(refs.secrets, { metadata: { name: "ud", namespace: "ns1" }, data: { userdata: b64("#cloud-config\n") } });
+    api.put(refs.secrets, { metadata: { name: "nd", namespace: "ns1" }, data: { networkData: b64("version: 2\n") } });
+    const r = await prepareNode(
+      vmi([
+        { name: "ci", cloudInitNoCloud: { secretRef: { name: "ud" }, networkDataSecretRef: { name: "nd" } } },
+        { name: "inline", cloudInitConfigDrive: { userData: "x" } },
+      ]),
+      deps,
+    );
+    assert.deepEqual(r.prepared.cloudInitSecrets, { ci: { userData: "#cloud-config\n", networkData: "version: 2\n" } });
+  });
+
+  it("downwardAPI: labels and annotations in Kubernetes' format; an unsupported field is refused", () => {
+    const v = vmi([]);
+    const files = downwardApiFiles(
+      v,
+      {
+        name: "d",
+        downwardAPI: {
+          fields: [
+            { path: "labels", fieldRef: { fieldPath: "metadata.labels" } },
+            { path: "app", fieldRef: { fieldPath: "metadata.labels['app']" } },
+          ],
+        },
+      },
+      "spec.volumes[0].downwardAPI",
+    );
+    assert.equal(Buffer.from(files.labels ?? "", "base64").toString(), 'app="web"\ntier="a\\"b"\n');
+    assert.equal(Buffer.from(files.app ?? "", "base64").toString(), "web");
+    assert.throws(
+      () =>
+        downwardApiFiles(
+          v,
+          { name: "d", downwardAPI: { fields: [{ path: "x", fieldRef: { fieldPath: "spec.nodeName" } }] } },
+          "spec.volumes[0].downwardAPI",
+        ),
+      refuses("spec.volumes[0].downwardAPI.fields[0]"),
+    );
+  });
+});
+
+describe("hostDisk under the node's root", () => {
+  const dir = mkdtempSync(join(tmpdir(), "tsvirt-hostdisk-"));
+  const root = join(dir, "root");
+  mkdirSync(join(root, "vms"), { recursive: true });
+  writeFileSync(join(root, "vms", "a.img"), "");
+  writeFileSync(join(dir, "outside.img"), "");
+  symlinkSync(join(dir, "outside.img"), join(root, "vms", "escape.img"));
+  symlinkSync(dir, join(root, "up"));
+  const F = "spec.volumes[0].hostDisk.path";
+  const check = (p: string, type = "Disk") => checkHostDisk(p, type, root, F, "vm1");
+
+  it("an existing disk below the root is used at its resolved path", async () => {
+    assert.equal(await check(join(root, "vms", "a.img")), join(root, "vms", "a.img"));
+  });
+  it("DiskOrCreate may name a file (and directories) not there yet, below the root", async () => {
+    assert.equal(await check(join(root, "new", "b.img"), "DiskOrCreate"), join(root, "new", "b.img"));
+  });
+  it("refused: no root configured, outside the root, symlinks out of it, '..', a missing Disk", async () => {
+    await assert.rejects(
+      checkHostDisk(join(root, "vms", "a.img"), "Disk", undefined, F, "vm1"),
+      refuses(F, /disabled/),
+    );
+    await assert.rejects(check(join(dir, "outside.img")), refuses(F, /outside/));
+    await assert.rejects(check(join(root, "vms", "escape.img")), refuses(F, /outside/));
+    await assert.rejects(check(join(root, "up", "outside.img")), refuses(F, /outside/));
+    await assert.rejects(check(join(root, "up", "new.img"), "DiskOrCreate"), refuses(F, /outside/));
+    await assert.rejects(check(`${root}/vms/../../outside.img`), refuses(F, /not allowed/));
+    await assert.rejects(check(join(root, "vms", "missing.img")), refuses(F, /does not exist/));
+    await assert.rejects(check(root), refuses(F, /outside/));
+  });
+  it("prepareNode hands the checked path to the launcher", async () => {
+    const { deps } = setup({ hostDiskRoot: root });
+    const r = await prepareNode(
+      vmi([{ name: "h", hostDisk: { path: join(root, "vms", "a.img"), type: "Disk" } }]),
+      deps,
+    );
+    assert.deepEqual(r.prepared.volumePaths, { h: join(root, "vms", "a.img") });
+  });
+  it("isBelow", () => {
+    assert.equal(isBelow("/r", "/r/a"), true);
+    assert.equal(isBelow("/r", "/r"), false);
+    assert.equal(isBelow("/r", "/ra"), false);
+    assert.equal(isBelow("/r", "/"), false);
+  });
+  it("cleanup", () => rmSync(dir, { recursive: true, force: true }));
+});
