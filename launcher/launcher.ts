@@ -68,6 +68,7 @@ export async function runLauncher(
   const nodeDir = o.nodeDir ?? "/var/lib/tsvirt";
   const golden = path.join(nodeDir, "libvirt-capabilities");
   const t0 = performance.now();
+  log.info("launcher starting"); // the first step of bench:flow's timeline inside the pod
   const owner = await qemuUser();
   await mkdir(paths.socketsDir, { recursive: true });
   await mkdir(paths.qemuDir, { recursive: true });
