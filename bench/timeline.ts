@@ -99,7 +99,7 @@ export function medianTimeline(runs: readonly Timeline[]): Timeline {
   return out;
 }
 
-/** Two timelines side by side with each step's gap from the previous step of the same run. */
+/** Two timelines side by side with each step's gap from the step above it in the same column. */
 export function timelineTable(flow: Timeline, only: Timeline): string[] {
   const rows = [
     `  ${"step".padEnd(17)} ${"flow".padStart(7)} ${"(+gap)".padStart(8)} ${"launcher-only".padStart(14)} ${"(+gap)".padStart(8)}`,
@@ -108,10 +108,13 @@ export function timelineTable(flow: Timeline, only: Timeline): string[] {
   let po: number | undefined;
   const cell = (v: number | undefined, prev: number | undefined, w: number): string =>
     `${(v === undefined ? "-" : String(v)).padStart(w)} ${(v === undefined || prev === undefined ? "" : `+${v - prev}`).padStart(8)}`;
-  for (const s of STEPS) {
+  // In the order the flow took them (steps that overlap, as the pod's network and its launcher, may swap).
+  const order = STEPS.filter((s) => flow[s] !== undefined || only[s] !== undefined).sort(
+    (a, b) => (flow[a] ?? only[a] ?? 0) - (flow[b] ?? only[b] ?? 0),
+  );
+  for (const s of order) {
     const f = flow[s];
     const o = only[s];
-    if (f === undefined && o === undefined) continue;
     rows.push(`  ${s.padEnd(17)} ${cell(f, pf, 7)} ${cell(o, po, 14)}`);
     if (f !== undefined) pf = f;
     if (o !== undefined) po = o;

@@ -7,7 +7,7 @@ import { isStatusError } from "../lib/errors.js";
 import { type Logger, nullLogger } from "../lib/log.js";
 import { KeyedRunner } from "./keyed.js";
 import { classifyPod, computePodStatus, type PodRuntime } from "./launcher-pod.js";
-import { type PodAttachment, type PodNetwork, podNetns } from "./network/index.js";
+import { type PodNetwork, podNetns } from "./network/index.js";
 import { isPaused } from "./phase.js";
 import { type ApiClient, type LauncherConnection, type LauncherDialer, refs } from "./ports.js";
 import {
@@ -67,6 +67,8 @@ interface Entry {
   connecting?: Promise<void>;
   /** Deleted pod: removals held back so far, waiting for the VMI's final phase. */
   removeAttempts?: number;
+  /** The pod's network links, made while its launcher starts (PodNetwork.setupPodLinks); awaited before connecting. */
+  network?: Promise<unknown>;
 }
 
 export class PodRunner {
@@ -189,6 +191,9 @@ export class PodRunner {
         } else {
           this.log.info("re-attaching to running launcher", { podUid: uid, pid: record.pid });
           this.watchLiveness(uid, entry);
+          // An agent killed while the links were being made left them half done: finishing them is idempotent.
+          const net = this.o.network();
+          if (net) entry.network = net.setupPodLinks(uid, record.ip, { hostname: vmiName(pod) });
         }
       } else if (phase === "Running") {
         // The API says it ran here, but nothing of it is left on this node: it is gone, not to be restarted.
@@ -205,6 +210,14 @@ export class PodRunner {
       await this.report(pod, rt);
       await this.cleanup(uid, podDir, 0, true);
       return;
+    }
+    if (entry.network) {
+      try {
+        await entry.network;
+      } catch (e) {
+        await this.report(pod, { state: "start-failed", message: `pod network: ${(e as Error).message}` });
+        throw e;
+      }
     }
     if (!entry.conn) await this.connect(uid, entry, cls.vmiUid);
     const paused = isPaused(entry.domain);
@@ -224,9 +237,11 @@ export class PodRunner {
       this.log.info("waiting for the node's podCIDR before starting pods", { podUid: uid });
       return undefined;
     }
-    let att: PodAttachment;
+    // The namespace first, the launcher in it at once, the links meanwhile: the launcher needs them only once QEMU
+    // starts (its libvirtd takes longer to come up than the links take to make), so they are off the creation path.
+    let att: { netns: string; ip: string };
     try {
-      att = await net.setupPod(uid, { hostname: vmiName(pod) });
+      att = await net.setupPodNamespace(uid);
     } catch (e) {
       await this.report(pod, { state: "start-failed", message: `pod network: ${(e as Error).message}` });
       throw e;
@@ -247,6 +262,8 @@ export class PodRunner {
     );
     this.log.info("launcher started", { podUid: uid, vmiUid, pid: spawned.record.pid, ip: att.ip });
     const entry: Entry = { record: spawned.record, podDir, answering: false };
+    entry.network = net.setupPodLinks(uid, att.ip, { hostname: vmiName(pod) });
+    entry.network.catch(() => {}); // sync awaits it and reports a failure
     this.entries.set(uid, entry);
     void spawned.exited?.then((x) => {
       entry.exit = { exitCode: x.exitCode, finishedAt: x.finishedAt, reason: x.exitCode === 0 ? "Completed" : "Error" };
@@ -359,6 +376,7 @@ export class PodRunner {
   /** Stops the launcher (if any), kills what is left in the pod's namespace, tears down its network. Idempotent. */
   private async cleanup(uid: string, podDir: string, graceMs: number, keepRecord = false): Promise<void> {
     const entry = this.entries.get(uid);
+    await entry?.network?.catch(() => {}); // links still being made: tear down after, not under, them
     entry?.watch?.stop();
     entry?.conn?.close();
     if (entry) {
