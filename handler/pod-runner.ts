@@ -328,7 +328,9 @@ export class PodRunner {
           return;
         } catch (e) {
           lastErr = e;
-          await new Promise((r) => setTimeout(r, 100));
+          // Short: the launcher's socket appears once its libvirtd answers, and Sync waits on this (a failed dial
+          // before the socket exists costs one syscall).
+          await new Promise((r) => setTimeout(r, 20));
         }
       }
       if (!entry.exit && !this.stopped) throw new Error(`launcher did not answer Ping: ${(lastErr as Error)?.message}`);
