@@ -34,6 +34,7 @@ import { consoleSession } from "../virtctl/index.js";
 import { launcherBoot } from "./launcher-boot.js";
 import {
   consoleSteps,
+  median as medianOf,
   medianTimeline,
   networkReady,
   readLauncherSteps,
@@ -52,9 +53,7 @@ const KUBEVIRT = { writesPerVmi: 8.4, createToRunningMs: 17_000 };
 const TARGET = { ratio: 1.1, writesPerVmi: 5 };
 
 function median(xs: number[]): number {
-  const s = [...xs].sort((a, b) => a - b);
-  const m = Math.floor(s.length / 2);
-  return s.length === 0 ? Number.NaN : s.length % 2 ? (s[m] ?? 0) : ((s[m - 1] ?? 0) + (s[m] ?? 0)) / 2;
+  return medianOf(xs) ?? Number.NaN;
 }
 const r2 = (x: number): number => Math.round(x * 100) / 100;
 const r1 = (x: number): number => Math.round(x * 10) / 10;

@@ -82,7 +82,7 @@ export async function networkReady(podNetDir: string, wall0: number): Promise<nu
   }
 }
 
-function median(xs: number[]): number | undefined {
+export function median(xs: readonly number[]): number | undefined {
   const s = [...xs].sort((a, b) => a - b);
   const m = Math.floor(s.length / 2);
   if (s.length === 0) return undefined;
