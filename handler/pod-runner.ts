@@ -191,9 +191,6 @@ export class PodRunner {
         } else {
           this.log.info("re-attaching to running launcher", { podUid: uid, pid: record.pid });
           this.watchLiveness(uid, entry);
-          // An agent killed while the links were being made left them half done: finishing them is idempotent.
-          const net = this.o.network();
-          if (net) entry.network = net.setupPodLinks(uid, record.ip, { hostname: vmiName(pod) });
         }
       } else if (phase === "Running") {
         // The API says it ran here, but nothing of it is left on this node: it is gone, not to be restarted.
@@ -211,13 +208,18 @@ export class PodRunner {
       await this.cleanup(uid, podDir, 0, true);
       return;
     }
-    if (entry.network) {
-      try {
-        await entry.network;
-      } catch (e) {
-        await this.report(pod, { state: "start-failed", message: `pod network: ${(e as Error).message}` });
-        throw e;
-      }
+    if (!entry.network) {
+      // Re-attached: an agent killed while the links were being made left them half done; finishing them is
+      // idempotent. The node's network comes first (its readiness triggers every pod again).
+      const net = this.o.network();
+      if (!net) return;
+      entry.network = net.setupPodLinks(uid, entry.record.ip, { hostname: vmiName(pod) });
+    }
+    try {
+      await entry.network;
+    } catch (e) {
+      await this.report(pod, { state: "start-failed", message: `pod network: ${(e as Error).message}` });
+      throw e;
     }
     if (!entry.conn) await this.connect(uid, entry, cls.vmiUid);
     const paused = isPaused(entry.domain);
