@@ -9,8 +9,13 @@
 //     the marker seen): writes_per_vmi = PUT/PATCH of pods and VMIs by tsvirt's components (KubeVirt's ≈ 8.4 is
 //     counted this way); all_writes_per_vmi = every mutating request of the components (creates, bindings, status,
 //     events), except the per-node Lease renewals and Node heartbeats that run whether or not a VM starts;
-//     events_per_vmi = Event writes. Last line: one JSON object.
+//     events_per_vmi = Event writes.
+// (c) the creation path's steps (bench/timeline.ts), medians in ms after the create, beside the launcher-only run's
+//     own steps after its spawn: where the whole system spends what QEMU alone does not.
+// Last line: one JSON object (timeline_ms, launcher_only_timeline_ms: the steps' medians).
 import { rm } from "node:fs/promises";
+import { loadavg } from "node:os";
+import { join } from "node:path";
 import { PassThrough, Writable } from "node:stream";
 import type { TestContext } from "node:test";
 import {
@@ -22,10 +27,20 @@ import {
   resources,
   type WatchHandle,
 } from "../client/index.js";
+import { podDirOf } from "../handler/index.js";
 import type { Pod as LauncherPod } from "../tests/e2e/launcher-lib.js";
 import { type Cluster, missingPrereqs, qemuFor, startCluster, until } from "../tests/lib/up.js";
 import { consoleSession } from "../virtctl/index.js";
 import { launcherBoot } from "./launcher-boot.js";
+import {
+  consoleSteps,
+  median as medianOf,
+  medianTimeline,
+  networkReady,
+  readLauncherSteps,
+  type Timeline,
+  timelineTable,
+} from "./timeline.js";
 
 const RUNS = Number(process.env.BENCH_RUNS ?? 5);
 const NS = "default";
@@ -35,12 +50,10 @@ const nodeDir = "/tmp/tsv-bench-flow/node";
 // KubeVirt v1.8 CI perf job (reference/kubevirt-api.md §3.1): PATCH pods ≈ 2.2 + UPDATE VMIs ≈ 5.5 + PATCH VMIs ≈ 0.7
 // per VMI; VM creation → Running p50 ≈ 15–19 s (a kubevirtci cluster, KVM, cirros, 100 VMs in a batch).
 const KUBEVIRT = { writesPerVmi: 8.4, createToRunningMs: 17_000 };
-const TARGET = { ratio: 1.3, writesPerVmi: 5 };
+const TARGET = { ratio: 1.1, writesPerVmi: 5 };
 
 function median(xs: number[]): number {
-  const s = [...xs].sort((a, b) => a - b);
-  const m = Math.floor(s.length / 2);
-  return s.length === 0 ? Number.NaN : s.length % 2 ? (s[m] ?? 0) : ((s[m - 1] ?? 0) + (s[m] ?? 0)) / 2;
+  return medianOf(xs) ?? Number.NaN;
 }
 const r2 = (x: number): number => Math.round(x * 100) / 100;
 const r1 = (x: number): number => Math.round(x * 10) / 10;
@@ -132,6 +145,7 @@ interface FlowRun {
   marks: Record<string, number>;
   writes: { l: Labels; n: number }[];
   replayed: boolean;
+  steps: Timeline;
 }
 
 const ready = (o: Obj): boolean =>
@@ -143,20 +157,21 @@ async function consoleMarker(
   name: string,
   marker: string,
   timeoutMs: number,
-): Promise<{ at: number; replayed: boolean }> {
+): Promise<{ at: number; replayed: boolean; chunks: { at: number; data: string }[] }> {
   const deadline = performance.now() + timeoutMs;
+  const chunks: { at: number; data: string }[] = [];
   let text = "";
-  let chunks = 0;
-  let found: { at: number; replayed: boolean } | undefined;
+  let found: { at: number; replayed: boolean; chunks: { at: number; data: string }[] } | undefined;
   const stdin = new PassThrough();
   const stdout = new Writable({
     write(chunk: Buffer, _enc, cb) {
       const at = performance.now();
-      chunks++;
-      text += chunk.toString("latin1");
+      const data = chunk.toString("latin1");
+      chunks.push({ at, data });
+      text += data;
       if (!found && text.includes(marker)) {
         // In the first chunk: the launcher replayed it, so it was printed before the console connected.
-        found = { at, replayed: chunks === 1 };
+        found = { at, replayed: chunks.length === 1, chunks };
         stdin.end();
       }
       cb();
@@ -181,6 +196,8 @@ async function consoleMarker(
 async function flowRun(c: Cluster, cfg: ClientConfig, client: RestClient, name: string): Promise<FlowRun> {
   const marks: Record<string, number> = {};
   let t0 = 0;
+  let wall0 = 0;
+  let podUid = "";
   const mark = (k: string): void => {
     if (t0 > 0 && marks[k] === undefined) marks[k] = performance.now() - t0;
   };
@@ -219,6 +236,7 @@ async function flowRun(c: Cluster, cfg: ClientConfig, client: RestClient, name: 
   });
   watch(resources.pods, (o) => {
     if (!o.metadata.ownerReferences?.some((r) => r.kind === "VirtualMachineInstance" && r.name === name)) return;
+    podUid = o.metadata.uid ?? podUid;
     mark("pod created");
     if (o.spec?.nodeName) mark("pod bound");
     if (o.status?.phase) mark(`pod ${o.status.phase}`);
@@ -228,6 +246,7 @@ async function flowRun(c: Cluster, cfg: ClientConfig, client: RestClient, name: 
   await new Promise((r) => setTimeout(r, 300));
   const before = await metrics(client);
   t0 = performance.now();
+  wall0 = Date.now();
   const vm = c.vm(name, { image: c.image, runStrategy: "Always", memory: MEMORY }) as unknown as KObject;
   await client.create(resources.vms, NS, vm);
   mark("VM created");
@@ -240,6 +259,10 @@ async function flowRun(c: Cluster, cfg: ClientConfig, client: RestClient, name: 
     ]);
     const con = await consoleMarker(cfg, name, c.guest.marker, 300_000);
     marks.marker = con.at - t0;
+    const steps = await flowSteps(c, podUid, wall0);
+    Object.assign(steps, consoleSteps(con.chunks, t0));
+    if (marks["pod bound"] !== undefined) steps.pod_bound = marks["pod bound"];
+    steps.marker = con.at - t0;
     await Promise.race([
       vmReady,
       new Promise((_, rej) => setTimeout(() => rej(new Error("VM not Running and Ready")), 120_000).unref()),
@@ -251,6 +274,7 @@ async function flowRun(c: Cluster, cfg: ClientConfig, client: RestClient, name: 
       marks,
       writes: delta(before, after),
       replayed: con.replayed,
+      steps,
     };
   } finally {
     for (const w of watches) w.stop();
@@ -264,12 +288,25 @@ async function flowRun(c: Cluster, cfg: ClientConfig, client: RestClient, name: 
   }
 }
 
-async function launcherOnly(c: Cluster, name: string): Promise<number> {
+/** The node-side steps of a flow run: the launcher's log in its pod dir, the pod network's files. */
+async function flowSteps(c: Cluster, podUid: string, wall0: number): Promise<Timeline> {
+  const node = join(c.dir, "nodes", c.nodes[0] ?? "");
+  if (!podUid) return {};
+  const steps = await readLauncherSteps(join(podDirOf(node, podUid), "launcher.log"), wall0);
+  const net = await networkReady(join(node, "network", "pods", podUid), wall0);
+  if (net !== undefined) steps.network_ready = net;
+  return steps;
+}
+
+async function launcherOnly(c: Cluster, name: string): Promise<{ ms: number; steps: Timeline }> {
   let pod: LauncherPod | undefined;
   try {
     const r = await launcherBoot(c.guest, nodeDir, name);
     pod = r.pod;
-    return r.ms;
+    const steps = await readLauncherSteps(r.pod.paths.logFile, r.wall0);
+    Object.assign(steps, consoleSteps(r.chunks, r.t0));
+    steps.marker = r.ms;
+    return { ms: r.ms, steps };
   } finally {
     if (pod) {
       pod.client.close();
@@ -301,14 +338,19 @@ async function main(): Promise<void> {
 
     const flows: FlowRun[] = [];
     const only: number[] = [];
+    const onlySteps: Timeline[] = [];
     for (let i = 0; i < RUNS; i++) {
       const f = await flowRun(c, cfg, client, `flow${i}`);
       flows.push(f);
-      only.push(await launcherOnly(c, `only${i}`));
+      const o = await launcherOnly(c, `only${i}`);
+      only.push(o.ms);
+      onlySteps.push(o.steps);
       console.log(
-        `run ${i + 1}/${RUNS}: create → marker ${ms(f.markerMs)}${f.replayed ? " (replayed)" : ""}, create → Running ${ms(f.runningMs)}, launcher-only ${ms(only[i] ?? 0)}; writes: PUT/PATCH pods+VMIs ${sum(f.writes, isPutPatchPodVmi)}, all ${sum(f.writes, isFlowWrite)}, events ${sum(f.writes, isEvent)}`,
+        `run ${i + 1}/${RUNS}: create → marker ${ms(f.markerMs)}${f.replayed ? " (replayed)" : ""}, create → Running ${ms(f.runningMs)}, launcher-only ${ms(o.ms)}; writes: PUT/PATCH pods+VMIs ${sum(f.writes, isPutPatchPodVmi)}, all ${sum(f.writes, isFlowWrite)}, events ${sum(f.writes, isEvent)}; load ${loadavg()[0]?.toFixed(2)}`,
       );
     }
+    const flowTimeline = medianTimeline(flows.map((f) => f.steps));
+    const onlyTimeline = medianTimeline(onlySteps);
 
     const marker = median(flows.map((f) => f.markerMs));
     const launcher = median(only);
@@ -342,6 +384,9 @@ async function main(): Promise<void> {
             5,
           )}  ${k}${perNode(labels(`resource="${k.split(" ")[2]?.split("/")[0]}"`)) ? " (per node, excluded)" : ""}`,
       );
+    console.log("");
+    console.log(`creation path (median ms after the create / after the launcher-only spawn; ${RUNS} runs):`);
+    for (const row of timelineTable(flowTimeline, onlyTimeline)) console.log(row);
     const replayed = flows.filter((f) => f.replayed).length;
     if (replayed > 0) console.log(`note: ${replayed} run(s) saw the marker replayed (an upper bound for those runs)`);
 
@@ -372,6 +417,8 @@ async function main(): Promise<void> {
         writes_per_vmi: r1(writes),
         all_writes_per_vmi: r1(allWrites),
         events_per_vmi: r1(events),
+        timeline_ms: flowTimeline,
+        launcher_only_timeline_ms: onlyTimeline,
       }),
     );
   } finally {

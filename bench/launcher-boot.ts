@@ -24,9 +24,22 @@ export function daemonReadyMs(pod: Pod): number {
   throw new Error(`no "libvirtd ready" line in ${pod.paths.logFile}`);
 }
 
-/** Spawn → marker. Returns the pod (still running: the caller kills it) and the time. */
-export async function launcherBoot(guest: Guest, nodeDir: string, name: string): Promise<{ pod: Pod; ms: number }> {
+export interface LauncherBoot {
+  /** Still running: the caller kills it. */
+  pod: Pod;
+  /** Spawn → marker. */
+  ms: number;
+  /** The spawn, as performance.now() and as epoch ms (the launcher's log times). */
+  t0: number;
+  wall0: number;
+  /** What the console received, with arrival times (performance.now()). */
+  chunks: ReadonlyArray<{ at: number; data: string }>;
+}
+
+/** Spawn → marker. */
+export async function launcherBoot(guest: Guest, nodeDir: string, name: string): Promise<LauncherBoot> {
   const t0 = performance.now();
+  const wall0 = Date.now();
   const pod = await startPod(nodeDir);
   await pod.client.call("Sync", {
     vmi: diskVmi(pod.uid, name),
@@ -36,5 +49,5 @@ export async function launcherBoot(guest: Guest, nodeDir: string, name: string):
   await con.waitFor(new RegExp(guest.marker), 300_000);
   const ms = (con.chunks.find((c) => c.data.includes("READY"))?.at ?? performance.now()) - t0;
   con.close();
-  return { pod, ms };
+  return { pod, ms, t0, wall0, chunks: con.chunks };
 }

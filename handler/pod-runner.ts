@@ -54,6 +54,8 @@ interface Entry {
   exit?: { exitCode: number; finishedAt: string; reason: string };
   /** Deleted pod: removals held back so far, waiting for the owner's end to be recorded. */
   removeAttempts?: number;
+  /** The pod's network links, made while its launcher starts (PodNetwork.setupPodLinks); awaited before connecting. */
+  network?: Promise<unknown>;
 }
 
 export class PodRunner {
@@ -167,13 +169,27 @@ export class PodRunner {
       await this.cleanup(uid, podDir, 0, true);
       return;
     }
+    if (!entry.network) {
+      // Re-attached: an agent killed while the links were being made left them half done; finishing them is
+      // idempotent. The node's network comes first (its readiness triggers every pod again).
+      const net = this.o.network();
+      if (!net) return;
+      entry.network = net.setupPodLinks(uid, entry.record.ip, { hostname: vmiName(pod) });
+    }
+    try {
+      // Running (and so VMI sync's dial and Sync) only once the links exist: QEMU opens the tap.
+      await entry.network;
+    } catch (e) {
+      await this.report(pod, { state: "start-failed", message: `pod network: ${(e as Error).message}` });
+      throw e;
+    }
     if (!entry.ready) {
       entry.ready = await cls.shape.ready(cls.ownerUid).catch(() => false);
       if (!entry.ready && !entry.probeTimer && !this.stopped) {
         entry.probeTimer = setTimeout(() => {
           entry.probeTimer = undefined;
           void this.trigger(uid);
-        }, this.o.probeIntervalMs ?? 100);
+        }, this.o.probeIntervalMs ?? 20);
         entry.probeTimer.unref();
       }
     }
@@ -213,9 +229,11 @@ export class PodRunner {
       this.log.info("waiting for the node's podCIDR before starting pods", { podUid: uid });
       return undefined;
     }
-    let att: PodAttachment;
+    // The namespace first, the launcher in it at once, the links meanwhile: the launcher needs them only once QEMU
+    // starts (its libvirtd takes longer to come up than the links take to make), so they are off the creation path.
+    let att: { netns: string; ip: string };
     try {
-      att = await net.setupPod(uid, { hostname: vmiName(pod) });
+      att = await net.setupPodNamespace(uid);
     } catch (e) {
       await this.report(pod, { state: "start-failed", message: `pod network: ${(e as Error).message}` });
       throw e;
@@ -242,6 +260,8 @@ export class PodRunner {
       ip: att.ip,
     });
     const entry: Entry = { record: spawned.record, podDir, ready: false };
+    entry.network = net.setupPodLinks(uid, att.ip, { hostname: vmiName(pod) });
+    entry.network.catch(() => {}); // sync awaits it and reports a failure
     this.entries.set(uid, entry);
     void spawned.exited?.then((x) => {
       entry.exit = { exitCode: x.exitCode, finishedAt: x.finishedAt, reason: x.exitCode === 0 ? "Completed" : "Error" };
@@ -305,6 +325,7 @@ export class PodRunner {
   /** Stops the launcher (if any), kills what is left in the pod's namespace, tears down its network. Idempotent. */
   private async cleanup(uid: string, podDir: string, graceMs: number, keepRecord = false): Promise<void> {
     const entry = this.entries.get(uid);
+    await entry?.network?.catch(() => {}); // links still being made: tear down after, not under, them
     if (entry?.probeTimer) clearTimeout(entry.probeTimer);
     if (entry) entry.ready = false;
     const record = entry?.record ?? (await readPodRecord(podDir));

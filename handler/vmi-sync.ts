@@ -357,7 +357,7 @@ export class VmiSync {
         if (vmi) this.fail(s, vmi, `virt-launcher does not answer on ${socket}: ${(e as Error).message}`);
         return { retryMs: 5_000 };
       }
-      return { retryMs: 100 };
+      return { retryMs: 20 };
     }
   }
 

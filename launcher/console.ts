@@ -76,7 +76,12 @@ export class ConsoleProxy {
           return;
         }
         this.qemu = s;
-        s.on("data", (d: Buffer) => this.onOutput(d));
+        let first = true;
+        s.on("data", (d: Buffer) => {
+          if (first) this.log.info("guest output", { bytes: d.length }); // the guest's first byte since this start
+          first = false;
+          this.onOutput(d);
+        });
         s.on("error", () => {});
         s.on("close", () => {
           if (this.qemu === s) this.qemu = undefined;

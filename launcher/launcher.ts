@@ -70,6 +70,7 @@ export async function runLauncher(
   const nodeDir = o.nodeDir ?? DEFAULT_NODE_DIR;
   const golden = path.join(nodeDir, "libvirt-capabilities");
   const t0 = performance.now();
+  log.info("launcher starting"); // the first step of bench:flow's timeline inside the pod
   const owner = await qemuUser();
   const kvm = useKvm(o.accel);
   await mkdir(paths.socketsDir, { recursive: true });

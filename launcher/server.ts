@@ -139,6 +139,7 @@ export class LauncherCore {
         `VMI uid "${String(uid)}" does not belong to this launcher (uid "${this.opts.uid}")`,
       );
     }
+    this.log.info("sync received", { domain: domainName(vmi) });
     return this.serial(async () => {
       const name = domainName(vmi);
       if (this.name && this.name !== name) {
@@ -154,6 +155,7 @@ export class LauncherCore {
       }
       const xml = await this.opts.build(vmi, p.prepared);
       await this.opts.hv.define(xml);
+      this.log.info("domain defined", { domain: name });
       await this.opts.hv.start(name);
       this.started = true;
       this.opts.onStarted?.();

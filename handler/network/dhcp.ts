@@ -111,7 +111,9 @@ export async function ensureDhcp(netns: string, c: DhcpConfig, opts: EnsureDhcpO
   await rename(tmp, confPath(c.dir));
   const log = openSync(join(c.dir, "udhcpd.log"), "a");
   try {
-    const argv = inNetns(netns, [opts.busybox, "udhcpd", "-f", confPath(c.dir)]);
+    // -a 0: no ARP probe before offering. The one address is the guest's, on a bridge only the guest is on; the
+    // default probe (2 s waiting for a reply nobody sends) delayed every guest's first lease, and so its boot.
+    const argv = inNetns(netns, [opts.busybox, "udhcpd", "-f", "-a", "0", confPath(c.dir)]);
     if (opts.nsenter) argv[0] = opts.nsenter;
     const [file, ...args] = argv as [string, ...string[]];
     const child = spawn(file, args, { detached: true, stdio: ["ignore", log, log] });

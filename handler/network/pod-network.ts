@@ -239,13 +239,30 @@ export class PodNetwork {
 
   /** Allocates the pod IP and builds the pod namespace with its masquerade binding and DHCP. Idempotent. */
   async setupPod(uid: string, opts: { hostname?: string } = {}): Promise<PodAttachment> {
+    const { ip } = await this.setupPodNamespace(uid);
+    return this.setupPodLinks(uid, ip, opts);
+  }
+
+  /**
+   * The first half of setupPod: the pod IP and the empty namespace, all a pod's processes need to start in it. The pod
+   * runner starts the launcher here and runs setupPodLinks meanwhile (the launcher needs the links only once QEMU
+   * starts, seconds later). Idempotent.
+   */
+  async setupPodNamespace(uid: string): Promise<{ netns: string; ip: string }> {
+    validateUid(uid);
+    const ns = podNetns(uid);
+    const ip = await this.ipam.allocate(uid);
+    await this.must(["ip", "netns", "add", ns], EXISTS);
+    return { netns: ns, ip };
+  }
+
+  /** The second half of setupPod, in the namespace setupPodNamespace made: links, masquerade binding, DHCP. */
+  async setupPodLinks(uid: string, ip: string, opts: { hostname?: string } = {}): Promise<PodAttachment> {
     validateUid(uid);
     const ns = podNetns(uid);
     const veth = podVeth(uid);
-    const ip = await this.ipam.allocate(uid);
     // The fabric link is the route sync's to keep (it runs at start and every 30 s): not on the pod's path.
     await this.ensureNode({ fabric: false });
-    await this.must(["ip", "netns", "add", ns], EXISTS);
     await this.must(["ip", "-n", ns, "link", "set", "lo", "up"]);
     // The veth is made in one step with its peer already in the pod namespace; if a crash left only the node end
     // (or a stale one), start over.
