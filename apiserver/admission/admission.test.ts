@@ -253,14 +253,14 @@ test("fields accepted but not implemented yet come back as warnings naming them"
     spec: {
       domain: {
         devices: { gpus: [{ name: "g", deviceName: "nvidia.com/x" }] },
-        memory: { hugepages: { pageSize: "2Mi" } },
+        cpu: { numa: { guestMappingPassthrough: {} } },
       },
     },
   };
   const { warnings } = await runAdmission(plugins, request(vmi));
   assert.deepEqual(warnings, [
     "spec.domain.devices.gpus: accepted but not implemented by tsvirt yet",
-    "spec.domain.memory.hugepages: accepted but not implemented by tsvirt yet",
+    "spec.domain.cpu.numa: accepted but not implemented by tsvirt yet",
   ]);
 });
 
