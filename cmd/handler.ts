@@ -27,7 +27,10 @@ export function registerHandler(program: Command): void {
       "--uplink <iface>",
       "give pods outbound access beyond the node through this host interface (off by default)",
     )
-    .option("--registries-conf <path>", "registry list (containers-registries.conf format)")
+    .option(
+      "--registries-conf <path>",
+      "registry list (containers-registries.conf format) used while the ConfigMap kubevirt/tsvirt-registries does not exist",
+    )
     .option("--accel <mode>", "launcher acceleration: auto | kvm | tcg", process.env.TSVIRT_ACCEL ?? "auto")
     .action(async (o: Opts) => {
       const { Informer, loadConfig, RestClient, resources } = await import("../client/index.js");
@@ -45,7 +48,10 @@ export function registerHandler(program: Command): void {
         userAgent: "virt-handler",
       });
       const sel = h.selectorsFor(o.node);
-      const registries = o.registriesConf ? await loadRegistriesConf(o.registriesConf) : undefined;
+      // the ConfigMap kubevirt/tsvirt-registries when present (followed live), else --registries-conf
+      const fallback = o.registriesConf ? await loadRegistriesConf(o.registriesConf) : undefined;
+      const registries = new h.RegistriesSource({ client, log, ...(fallback ? { fallback } : {}) });
+      registries.start();
       const handler = await h.runHandler({
         node: o.node,
         dataDir,
@@ -56,7 +62,7 @@ export function registerHandler(program: Command): void {
           node: new Informer(client, resources.nodes, { ...sel.node, log }),
         },
         dial: h.launcherDialer,
-        puller: h.imagePuller({ cacheDir: join(dataDir, "images"), ...(registries ? { registries } : {}) }),
+        puller: h.imagePuller({ cacheDir: join(dataDir, "images"), registries: () => registries.current() }),
         launcherCommand: h.launcherCommand({
           dataDir,
           tsvirtJs: fileURLToPath(new URL("./tsvirt.js", import.meta.url)),
@@ -78,6 +84,7 @@ export function registerHandler(program: Command): void {
         // Launchers keep running: VMs survive a handler restart.
         log.info("stopping (launchers keep running)", { signal: sig });
         await handler.close();
+        await registries.stop();
         client.close();
         process.exit(0);
       };

@@ -68,7 +68,8 @@ export function terminateLauncherPod(pid: number): void {
 
 export interface PullerOptions {
   cacheDir: string;
-  registries?: RegistriesConfig;
+  /** The registry list in force at each pull (it follows the ConfigMap kubevirt/tsvirt-registries). */
+  registries?: () => RegistriesConfig | Promise<RegistriesConfig>;
 }
 
 export function imagePuller(o: PullerOptions): ImagePuller {
@@ -76,7 +77,7 @@ export function imagePuller(o: PullerOptions): ImagePuller {
   return {
     async pull(image, vmiUid) {
       const opts: PullOptions = { cacheDir: o.cacheDir };
-      if (o.registries) opts.registries = o.registries;
+      if (o.registries) opts.registries = await o.registries();
       const d = await pullContainerDisk(image, opts);
       const n = pinned.get(vmiUid) ?? 0;
       await pinImage(o.cacheDir, n === 0 ? vmiUid : `${vmiUid}.${n}`, d.manifestDigest);

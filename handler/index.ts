@@ -15,5 +15,6 @@ export { HEARTBEAT_ANNOTATION, SCHEDULABLE_LABEL } from "./node-status.js";
 export { isPaused, vmiPhaseFor as mapPhase } from "./phase.js";
 export type { ApiClient, ImagePuller, LauncherConnection, LauncherDialer, PreparedVmi } from "./ports.js";
 export { killNetns, pidsInNetns, podDirOf, readPodRecord } from "./processes.js";
+export { REGISTRIES_CONFIGMAP, RegistriesSource, registriesFrom } from "./registries.js";
 export { computeVmiStatus } from "./vmi-status.js";
 export type { PhaseMapper } from "./vmi-sync.js";
