@@ -40,9 +40,11 @@ export function registerHandler(program: Command): void {
       const { resolve, join } = await import("node:path");
       const log = createLogger({ component: "virt-handler", node: o.node });
       const dataDir = resolve(o.dataDir);
-      // QEMU runs as libvirt-qemu: it must be able to reach the pod directories below the data dir.
+      // QEMU runs as libvirt-qemu: it must be able to reach the pod directories below the data dir (refused in
+      // one line when a directory above the data dir blocks it)
       const { mkdir } = await import("node:fs/promises");
       await mkdir(dataDir, { recursive: true, mode: 0o755 });
+      await (await import("../lib/qemu-user.js")).ensureQemuCanReach(dataDir, dataDir);
       const client = new RestClient({
         ...loadConfig(o.kubeconfig ? { kubeconfig: o.kubeconfig } : {}),
         userAgent: "virt-handler",
