@@ -1,11 +1,10 @@
 export { INERT_KINDS, type InertKind, inertKindsPlugin, inertWarning } from "./inert.js";
-export { applyJsonPatch, applyJsonPatchInPlace, decodePatch, encodePatch, type PatchOp } from "./json-patch.js";
+export { decodePatch, encodePatch, type PatchOp } from "./json-patch.js";
 export {
   admissionPlugins,
   defaultVmiSpec,
   type KubevirtAdmissionOptions,
   MIGRATION_VMI_LABEL,
-  VMI_FINALIZER,
   validateVmiSpec,
   validateVmSpec,
 } from "./kubevirt.js";

@@ -5,6 +5,7 @@ import { timingSafeEqual } from "node:crypto";
 import type { IncomingMessage, ServerResponse } from "node:http";
 import type { Duplex } from "node:stream";
 import YAML from "yaml";
+import type { UnstructuredObject as KObj } from "../../api/index.js";
 import {
   badRequest,
   isStatusError,
@@ -16,8 +17,8 @@ import {
   unauthorized,
   unsupportedMediaType,
 } from "../../lib/errors.js";
+import { isObject as isPlainObject } from "../../lib/json.js";
 import type { Logger } from "../../lib/log.js";
-import { isPlainObject } from "../lite/patch.js";
 import { decodeProtobuf } from "../protobuf/index.js";
 import type { ServedResource } from "../registry/resources.js";
 import { buildTable, partialObjectMetadata } from "../registry/table.js";
@@ -33,9 +34,9 @@ import {
 } from "./discovery.js";
 import type { Metrics, RequestLabels } from "./metrics.js";
 import type { OpenApiCache } from "./openapi.js";
+import type { WriteOptions, WriteResult } from "./options.js";
 import { proxyPodLog } from "./podlog.js";
 import { apiVersionOf, atVersion, deleteOptionsFrom, type Rest } from "./rest.js";
-import type { KObj, WriteOptions, WriteResult } from "./types.js";
 
 export interface HttpOptions {
   rest: Rest;

@@ -8,7 +8,7 @@ import type { AddressInfo } from "node:net";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import YAML from "yaml";
-import { builtinDefinitions, kubevirtCrds, type ResourceDefinition } from "../../api/index.js";
+import { builtinDefinitions, kubevirtCrds, nowRfc3339, type ResourceDefinition } from "../../api/index.js";
 import { RestClient } from "../../client/index.js";
 import { createLogger, type Logger } from "../../lib/log.js";
 import { admissionPlugins } from "../admission/index.js";
@@ -21,7 +21,6 @@ import { HttpApi, type SubresourceMount } from "./http.js";
 import { Metrics } from "./metrics.js";
 import { OpenApiCache } from "./openapi.js";
 import { Rest, SYSTEM_NAMESPACES } from "./rest.js";
-import { nowRfc3339 } from "./types.js";
 
 export interface ApiServerOptions {
   /** HOST:PORT; default 127.0.0.1:0 (an ephemeral port) */
