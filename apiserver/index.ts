@@ -2,5 +2,11 @@
 
 export { Registry, type ServedResource } from "./registry/resources.js";
 export { nodeEndpoint, proxyToNode } from "./server/podlog.js";
-export { type ApiServer, type ApiServerOptions, startApiServer, writeKubeconfig } from "./server/start.js";
+export {
+  type ApiServer,
+  type ApiServerOptions,
+  checkListen,
+  startApiServer,
+  writeKubeconfig,
+} from "./server/start.js";
 export { Store, type StoreEvent, type StoreOptions } from "./storage/store.js";

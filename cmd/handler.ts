@@ -31,7 +31,10 @@ export function registerHandler(program: Command): void {
       "give pods outbound access beyond the node through this host interface (off by default)",
     )
     .option("--fabric <netns>", "the cluster's fabric namespace, routing pods between nodes (tsvirt up sets it)")
-    .option("--registries-conf <path>", "registry list (containers-registries.conf format)")
+    .option(
+      "--registries-conf <path>",
+      "registry list (containers-registries.conf format) used while the ConfigMap kubevirt/tsvirt-registries does not exist",
+    )
     .option("--accel <mode>", "launcher acceleration: auto | kvm | tcg", process.env.TSVIRT_ACCEL ?? "auto")
     .option("--no-pod-runner", "a kubelet runs this node's pods: drive the launchers only, through their sockets")
     .option("--host-disk-root <dir>", "allow hostDisk volumes below this directory (off by default)")
@@ -40,25 +43,29 @@ export function registerHandler(program: Command): void {
       const { createLogger } = await import("../lib/log.js");
       const h = await import("../handler/index.js");
       const { EventRecorder } = await import("../controller/index.js");
-      const { emptyRegistriesConfig, loadRegistriesConf, nodeImagePuller } = await import("../images/index.js");
+      const { loadRegistriesConf, nodeImagePuller } = await import("../images/index.js");
       const { resolve, join } = await import("node:path");
       const log = createLogger({ component: "virt-handler", node: o.node });
       const dataDir = resolve(o.dataDir);
-      // QEMU runs as libvirt-qemu: it must be able to reach the pod directories below the data dir.
+      // QEMU runs as libvirt-qemu: it must be able to reach the pod directories below the data dir (refused in
+      // one line when a directory above the data dir blocks it)
       const { mkdir } = await import("node:fs/promises");
       await mkdir(dataDir, { recursive: true, mode: 0o755 });
+      await (await import("../lib/qemu-user.js")).ensureQemuCanReach(dataDir, dataDir);
       const client = new RestClient({
         ...loadConfig(o.kubeconfig ? { kubeconfig: o.kubeconfig } : {}),
         userAgent: "virt-handler",
       });
       const sel = h.selectorsFor(o.node);
-      const registries = o.registriesConf ? await loadRegistriesConf(o.registriesConf) : undefined;
+      // the ConfigMap kubevirt/tsvirt-registries when present (followed live), else --registries-conf
+      const fallback = o.registriesConf ? await loadRegistriesConf(o.registriesConf) : undefined;
+      const registries = new h.RegistriesSource({ client, log, ...(fallback ? { fallback } : {}) });
+      registries.start();
       let hostDiskRoot: string | undefined;
       if (o.hostDiskRoot) {
         const { realpath } = await import("node:fs/promises");
         hostDiskRoot = await realpath(o.hostDiskRoot).catch(() => {
-          process.stderr.write(`tsvirt handler: --host-disk-root ${o.hostDiskRoot}: no such directory\n`);
-          process.exit(2);
+          throw new Error(`--host-disk-root ${o.hostDiskRoot}: no such directory`);
         });
       }
       const handler = await h.runHandler({
@@ -74,7 +81,7 @@ export function registerHandler(program: Command): void {
         probe: h.probeLauncher,
         puller: nodeImagePuller({
           cacheDir: join(dataDir, "images"),
-          registries: () => registries ?? emptyRegistriesConfig(),
+          registries: () => registries.current(),
           log,
         }),
         ...(hostDiskRoot ? { hostDiskRoot } : {}),
@@ -101,6 +108,7 @@ export function registerHandler(program: Command): void {
         // Launchers keep running: VMs survive a handler restart.
         log.info("stopping (launchers keep running)", { signal: sig });
         await handler.close();
+        await registries.stop();
         client.close();
         process.exit(0);
       };

@@ -40,10 +40,30 @@ export function registerUp(program: Command): void {
       const { createLogger } = await import("../lib/log.js");
       const { killNetns, network, readPodRecord } = await import("../handler/index.js");
       const { terminatePod } = await import("../launcher/index.js");
+      const { checkListen } = await import("../apiserver/index.js");
+      const { ensureQemuCanReach } = await import("../lib/qemu-user.js");
+      const { mkdir } = await import("node:fs/promises");
       const log = createLogger({ component: "tsvirt-up" });
+      // refused settings end here, in one line, before anything starts
       const n = Number(o.nodes);
-      if (!Number.isInteger(n) || n < 1 || n > 16) throw new Error("--nodes must be between 1 and 16");
+      if (!/^\d+$/.test(o.nodes) || n < 1 || n > 16)
+        throw new Error(`--nodes must be between 1 and 16, not ${o.nodes}`);
+      if (!/^[a-z][a-z0-9-]{0,20}$/.test(o.nodePrefix)) throw new Error("--node-prefix must be a short DNS label");
+      if (o.accel !== undefined && !["auto", "kvm", "tcg"].includes(o.accel))
+        throw new Error(`--accel must be auto, kvm or tcg, not ${o.accel}`);
+      checkListen(o.listen, true); // HOST:PORT at all
+      try {
+        checkListen(o.listen, false);
+      } catch {
+        throw new Error(
+          `--listen ${o.listen}: tsvirt up serves the API on loopback only (tsvirt api can expose it with TLS)`,
+        );
+      }
       const dir = resolve(o.dataDir);
+      // QEMU's user reaches pod disks below DIR/nodes: make tsvirt's own directories traversable for it, refuse
+      // (one line) when a directory above DIR blocks it
+      await mkdir(join(dir, "nodes"), { recursive: true });
+      await ensureQemuCanReach(join(dir, "nodes"), dir);
       const tsvirtJs = fileURLToPath(new URL("./tsvirt.js", import.meta.url));
       const node = process.execPath;
       const kubeconfig = join(dir, "kubeconfig");
@@ -66,7 +86,6 @@ export function registerUp(program: Command): void {
         await new Promise((r) => setTimeout(r, 100));
       }
       await sup.start({ name: "controller", argv: [node, tsvirtJs, "controller", "--kubeconfig", kubeconfig] });
-      if (!/^[a-z][a-z0-9-]{0,20}$/.test(o.nodePrefix)) throw new Error("--node-prefix must be a short DNS label");
       const names = nodeNames(n, o.nodePrefix);
       const fabric = network.fabricNetns(dir);
       await network.ensureFabric(fabric, network.runCommand);

@@ -24,5 +24,6 @@ export type {
   PreparedVmi,
 } from "./ports.js";
 export { killNetns, pidsInNetns, podDirOf, readPodRecord } from "./processes.js";
+export { REGISTRIES_CONFIGMAP, RegistriesSource, registriesFrom } from "./registries.js";
 export { computeVmiStatus } from "./vmi-status.js";
 export { type PhaseMapper, SYNC_FAILED } from "./vmi-sync.js";

@@ -2,9 +2,10 @@
 // command socket. Crash-only: it keeps no state that a restart of the whole pod would not rebuild.
 import type { ChildProcess } from "node:child_process";
 import { accessSync, constants, existsSync } from "node:fs";
-import { chown, mkdir, readFile, writeFile } from "node:fs/promises";
+import { chown, mkdir, writeFile } from "node:fs/promises";
 import path from "node:path";
 import { createLogger, type Logger } from "../lib/log.js";
+import { qemuUser } from "../lib/qemu-user.js";
 import { ConsoleProxy } from "./console.js";
 import { prepareAndConvert } from "./converter/index.js";
 import {
@@ -36,14 +37,6 @@ export function useKvm(accel: string | undefined): boolean {
     return false;
   }
   return !existsSync("/sys/module/kvm_pvm");
-}
-
-async function qemuUser(): Promise<{ name: string; uid: number; gid: number }> {
-  const passwd = await readFile("/etc/passwd", "utf8").catch(() => "");
-  const line = passwd.split("\n").find((l) => l.startsWith("libvirt-qemu:"));
-  if (!line) return { name: "root", uid: 0, gid: 0 };
-  const f = line.split(":");
-  return { name: "libvirt-qemu", uid: Number(f[2]), gid: Number(f[3]) };
 }
 
 function stopProcess(p: ChildProcess, timeoutMs: number): Promise<void> {

@@ -1,9 +1,9 @@
+export { INERT_KINDS, type InertKind, inertKindsPlugin, inertWarning } from "./inert.js";
 export { decodePatch, encodePatch, type PatchOp } from "./json-patch.js";
 export {
   admissionPlugins,
   defaultVmiSpec,
   type KubevirtAdmissionOptions,
-  MIGRATION_FINALIZER,
   MIGRATION_VMI_LABEL,
   validateVmiSpec,
   validateVmSpec,

@@ -6,6 +6,7 @@ import { randomUUID } from "node:crypto";
 import { parseQuantity, unimplementedFields, VMI_FINALIZER } from "../../api/index.js";
 import type { StatusCause } from "../../lib/errors.js";
 import { labelSelectorMatches } from "../../lib/selectors.js";
+import { inertKindsPlugin } from "./inert.js";
 import { encodePatch, type PatchOp } from "./json-patch.js";
 import type {
   AdmissionDecision,
@@ -39,7 +40,6 @@ export interface KubevirtAdmissionOptions {
   vmiSpecUpdaters?: string[];
 }
 
-export const MIGRATION_FINALIZER = "kubevirt.io/migrationJobFinalize";
 export const MIGRATION_VMI_LABEL = "kubevirt.io/vmi-name";
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -493,16 +493,13 @@ export function admissionPlugins(opts: KubevirtAdmissionOptions = {}): Admission
       "mutating",
       { group: kv, resources: ["virtualmachineinstancemigrations"], operations: ["CREATE"] },
       (req) => {
+        // No kubevirt.io/migrationJobFinalize here: a finalizer is added only by the component that removes it (the
+        // migration controller, when there is one), or the migration could never be deleted.
         const m = (req.object ?? {}) as Obj;
-        const metadata: Obj = structuredClone(m.metadata ?? {});
-        const finalizers: string[] = metadata.finalizers ?? [];
-        if (!finalizers.includes(MIGRATION_FINALIZER)) metadata.finalizers = [...finalizers, MIGRATION_FINALIZER];
         const vmiName = m.spec?.vmiName;
-        if (vmiName)
-          metadata.labels = {
-            ...(metadata.labels ?? {}),
-            [MIGRATION_VMI_LABEL]: metadata.labels?.[MIGRATION_VMI_LABEL] ?? vmiName,
-          };
+        if (!vmiName || m.metadata?.labels?.[MIGRATION_VMI_LABEL] !== undefined) return {};
+        const metadata: Obj = structuredClone(m.metadata ?? {});
+        metadata.labels = { ...(metadata.labels ?? {}), [MIGRATION_VMI_LABEL]: vmiName };
         return { patch: [{ op: "add", path: "/metadata", value: metadata }] };
       },
     ),
@@ -591,6 +588,7 @@ export function admissionPlugins(opts: KubevirtAdmissionOptions = {}): Admission
         return {};
       },
     ),
+    inertKindsPlugin(),
   ];
 }
 

@@ -118,16 +118,21 @@ export function writeKubeconfig(path: string, server: string, token?: string): v
   writeFileSync(path, YAML.stringify(cfg), { mode: 0o600 });
 }
 
-export async function startApiServer(opts: ApiServerOptions = {}): Promise<ApiServer> {
-  const log = opts.logger ?? createLogger({ component: "virt-api" });
-  const { host, port } = parseListen(opts.listen ?? "127.0.0.1:0");
-  const tls = !!(opts.tlsCertFile && opts.tlsKeyFile);
-  const token = opts.tokenFile ? readFileSync(opts.tokenFile, "utf8").trim() : undefined;
-  if (!isLoopback(host) && (!tls || !token)) {
+/** Throws (one line) when `listen` cannot be served: unparsable, or off loopback without TLS and a token. */
+export function checkListen(listen: string, secured: boolean): { host: string; port: number } {
+  const { host, port } = parseListen(listen);
+  if (!isLoopback(host) && !secured)
     throw new Error(
       `Cannot listen on ${host}: a non-loopback address requires --tls-cert-file, --tls-key-file and --token-file`,
     );
-  }
+  return { host, port };
+}
+
+export async function startApiServer(opts: ApiServerOptions = {}): Promise<ApiServer> {
+  const log = opts.logger ?? createLogger({ component: "virt-api" });
+  const tls = !!(opts.tlsCertFile && opts.tlsKeyFile);
+  const token = opts.tokenFile ? readFileSync(opts.tokenFile, "utf8").trim() : undefined;
+  const { host, port } = checkListen(opts.listen ?? "127.0.0.1:0", tls && !!token);
   if (opts.tokenFile && !token) throw new Error("Cannot use the token file: it is empty");
   let dbPath: string | undefined;
   if (!opts.memory) {

@@ -174,6 +174,8 @@ export interface ClusterOptions {
   args?: string[];
   /** Name for the temp dir and the node prefix (short, lowercase). */
   name?: string;
+  /** Mode of the data directory; default 0755 (0700 is what mktemp -d makes: tsvirt up must cope with it). */
+  dataDirMode?: number;
 }
 
 /**
@@ -185,7 +187,7 @@ export async function startCluster(t: TestContext, opts: ClusterOptions = {}): P
   const name = opts.name ?? "e2e";
   const guest = await ensureGuest();
   const dir = await mkdtemp(join(tmpdir(), `tsv-${name}-`));
-  await chmod(dir, 0o755); // QEMU runs as libvirt-qemu and must reach the pod's disks below it
+  await chmod(dir, opts.dataDirMode ?? 0o755); // QEMU runs as libvirt-qemu and must reach the pod's disks below it
   const registry = await startRegistry();
   t.after(() => registry.stop());
   const image = `${registry.host}/tsvirt/guest:e2e`;

@@ -1,6 +1,7 @@
 // VMI spec fields tsvirt accepts (they are KubeVirt API) but does not implement yet. Admission answers each one
-// present with a Warning naming it; the launcher's converter should reject or ignore the same list, so the two
-// stay consistent. Paths are relative to a VMI spec (`spec.` or `spec.template.spec.` is prefixed by the caller).
+// present with a Warning naming it. The list is what the launcher's converter does not honour (it refuses or
+// ignores each): launcher/converter/unimplemented.test.ts converts a VMI with each field set and fails when the
+// two disagree (api/ cannot import the converter, so the test ties them). Paths are relative to a VMI spec (`spec.` or `spec.template.spec.` is prefixed by the caller).
 
 /** Field paths (under a VMI spec); `[]` marks "in any element of this list". */
 export const UNIMPLEMENTED_VMI_FIELDS: readonly string[] = [
@@ -11,7 +12,8 @@ export const UNIMPLEMENTED_VMI_FIELDS: readonly string[] = [
   "domain.devices.sound",
   "domain.devices.downwardMetrics",
   "domain.devices.clientPassthrough",
-  "domain.devices.panicDevices",
+  "domain.devices.autoattachVSOCK",
+  "domain.devices.blockMultiQueue",
   "domain.devices.interfaces[].sriov",
   "domain.devices.interfaces[].macvtap",
   "domain.devices.interfaces[].slirp",
@@ -19,23 +21,21 @@ export const UNIMPLEMENTED_VMI_FIELDS: readonly string[] = [
   "domain.devices.interfaces[].passtBinding",
   "domain.devices.interfaces[].binding",
   "domain.devices.interfaces[].portRanges",
-  "domain.devices.disks[].lun",
+  "domain.devices.disks[].blockSize",
+  "domain.devices.disks[].changedBlockTracking",
   "domain.cpu.dedicatedCpuPlacement",
   "domain.cpu.isolateEmulatorThread",
   "domain.cpu.numa",
   "domain.cpu.realtime",
-  "domain.memory.hugepages",
+  "domain.cpu.maxSockets",
   "domain.memory.maxGuest",
-  "domain.features.hyperv",
-  "domain.features.hypervPassthrough",
-  "domain.firmware.kernelBoot",
+  "domain.memory.reservedOverhead",
   "domain.firmware.acpi",
+  "domain.firmware.bootloader.efi.persistent",
   "domain.launchSecurity",
-  "domain.ioThreadsPolicy",
+  "domain.ioThreads",
   "networks[].multus",
   "networks[].resourceClaim",
-  "volumes[].sysprep",
-  "volumes[].hostDisk",
   "volumes[].downwardMetrics",
   "volumes[].memoryDump",
   "volumes[].containerPath",
