@@ -3,7 +3,13 @@
 // Each takes and returns an AdmissionReview v1; mutations are base64 JSON patches. Plugin names are KubeVirt's
 // webhook names.
 import { randomUUID } from "node:crypto";
-import { parseQuantity, unimplementedFields } from "../../api/index.js";
+import {
+  isKubeVirtServiceAccount,
+  parseQuantity,
+  SERVICE_ACCOUNTS,
+  serviceAccountUser,
+  unimplementedFields,
+} from "../../api/index.js";
 import type { StatusCause } from "../../lib/errors.js";
 import { encodePatch, type PatchOp } from "./json-patch.js";
 import type {
@@ -34,8 +40,6 @@ export interface KubevirtAdmissionOptions {
   now?: () => string;
   /** Firmware UUID for new VMIs that have none. @default crypto.randomUUID */
   uuid?: () => string;
-  /** Users allowed to change a VMI's spec after creation (KubeVirt lets its own controllers hotplug). @default [] */
-  vmiSpecUpdaters?: string[];
 }
 
 export const VMI_FINALIZER = "foregroundDeleteVirtualMachine";
@@ -493,7 +497,8 @@ export function admissionPlugins(opts: KubevirtAdmissionOptions = {}): Admission
         const next = (req.object as Obj | undefined)?.spec;
         const prev = (req.oldObject as Obj | undefined)?.spec;
         if (JSON.stringify(canonical(next)) === JSON.stringify(canonical(prev))) return {};
-        if ((opts.vmiSpecUpdaters ?? []).includes(req.userInfo.username)) return {};
+        // as KubeVirt's vmi-update-admitter: only KubeVirt's own service accounts (they hotplug and migrate)
+        if (isKubeVirtServiceAccount(req.userInfo.username)) return {};
         return {
           causes: [{ type: "FieldValueNotSupported", field: "spec", message: "update of VMI object is restricted" }],
         };
@@ -545,6 +550,8 @@ export function admissionPlugins(opts: KubevirtAdmissionOptions = {}): Admission
       { group: kv, resources: ["virtualmachineinstancemigrations"], operations: ["CREATE"] },
       async (req) => {
         const m = (req.object ?? {}) as Obj;
+        const refused = priorityRefused(req, m.spec?.priority);
+        if (refused) return { causes: [refused] };
         const vmiName = m.spec?.vmiName;
         if (!vmiName)
           return {
@@ -561,7 +568,30 @@ export function admissionPlugins(opts: KubevirtAdmissionOptions = {}): Admission
         return {};
       },
     ),
+    plugin(
+      "migration-update-validator.kubevirt.io",
+      "validating",
+      { group: kv, resources: ["virtualmachineinstancemigrations"], operations: ["UPDATE"] },
+      (req) => {
+        const next = (req.object as Obj | undefined)?.spec?.priority;
+        const prev = (req.oldObject as Obj | undefined)?.spec?.priority;
+        const refused = next === prev ? undefined : priorityRefused(req, next ?? null);
+        return refused ? { causes: [refused] } : {};
+      },
+    ),
   ];
+}
+
+const CONTROLLER_USER = serviceAccountUser(SERVICE_ACCOUNTS.controller);
+
+/** Only virt-controller sets a migration's priority (KubeVirt's migration priority queue, VEP 62). */
+function priorityRefused(req: AdmissionRequest, priority: unknown): StatusCause | undefined {
+  if (priority === undefined || req.userInfo.username === CONTROLLER_USER) return undefined;
+  return {
+    type: "FieldValueForbidden",
+    field: "spec.priority",
+    message: `spec.priority may be set only by ${CONTROLLER_USER}`,
+  };
 }
 
 function isRecord(v: unknown): v is Obj {

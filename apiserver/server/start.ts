@@ -13,14 +13,22 @@ import { RestClient } from "../../client/index.js";
 import { createLogger, type Logger } from "../../lib/log.js";
 import { admissionPlugins } from "../admission/index.js";
 import type { AdmissionPlugin } from "../admission/types.js";
+import {
+  Authenticator,
+  componentKubeconfigPath,
+  type Identity,
+  loadOrCreateIdentities,
+  memoryIdentities,
+} from "../auth/index.js";
 import { Registry } from "../registry/resources.js";
 import { Store } from "../storage/store.js";
+import { SYSTEM_NAMESPACES } from "../strategy/index.js";
 import { createSubresourceApi } from "../subresources/index.js";
 import { Controllers } from "./controllers.js";
 import { HttpApi, type SubresourceMount } from "./http.js";
 import { Metrics } from "./metrics.js";
 import { OpenApiCache } from "./openapi.js";
-import { Rest, SYSTEM_NAMESPACES } from "./rest.js";
+import { Rest } from "./rest.js";
 import { nowRfc3339 } from "./types.js";
 
 export interface ApiServerOptions {
@@ -61,6 +69,8 @@ export interface ApiServer {
   registry: Registry;
   metrics: Metrics;
   kubeconfigPath?: string;
+  /** each KubeVirt component's service-account identity (token and user); with a data dir, also on disk */
+  identities: Identity[];
   close(): Promise<void>;
 }
 
@@ -106,13 +116,13 @@ function loadDeployCrds(log: Logger): ResourceDefinition[] {
   return out;
 }
 
-export function writeKubeconfig(path: string, server: string, token?: string): void {
+export function writeKubeconfig(path: string, server: string, token?: string, namespace = "default"): void {
   const user: Record<string, unknown> = token ? { token } : {};
   const cfg = {
     apiVersion: "v1",
     kind: "Config",
     clusters: [{ name: "tsvirt", cluster: { server, "insecure-skip-tls-verify": true } }],
-    contexts: [{ name: "tsvirt", context: { cluster: "tsvirt", user: "tsvirt", namespace: "default" } }],
+    contexts: [{ name: "tsvirt", context: { cluster: "tsvirt", user: "tsvirt", namespace } }],
     "current-context": "tsvirt",
     users: [{ name: "tsvirt", user }],
   };
@@ -136,6 +146,9 @@ export async function startApiServer(opts: ApiServerOptions = {}): Promise<ApiSe
     mkdirSync(opts.dataDir, { recursive: true });
     dbPath = join(resolve(opts.dataDir), "state.db");
   }
+  // the components' own identities: tokens in DATA/identities/ (kept across restarts), in memory without a data dir
+  const identities = opts.dataDir ? loadOrCreateIdentities(resolve(opts.dataDir)) : memoryIdentities();
+  const apiIdentity = identities.find((i) => i.component === "apiserver");
   const store = new Store({
     ...(dbPath ? { path: dbPath } : {}),
     ...(opts.synchronous ? { synchronous: opts.synchronous } : {}),
@@ -203,7 +216,7 @@ export async function startApiServer(opts: ApiServerOptions = {}): Promise<ApiSe
     metrics,
     openapi: new OpenApiCache(registry),
     log,
-    ...(token ? { token } : {}),
+    auth: new Authenticator({ ...(token ? { adminToken: token } : {}), identities }),
     maxBodyBytes: opts.maxBodyBytes ?? 3 * 1024 * 1024,
     bookmarkIntervalMs: opts.bookmarkIntervalMs ?? 5000,
     maxWatchSeconds: opts.maxWatchSeconds ?? 1800,
@@ -251,13 +264,13 @@ export async function startApiServer(opts: ApiServerOptions = {}): Promise<ApiSe
   const addr = server.address() as AddressInfo;
   const urlHost = addr.family === "IPv6" ? `[${addr.address}]` : addr.address;
   const url = `${tls ? "https" : "http"}://${urlHost}:${addr.port}`;
-  // virt-api's subresources talk to the API through the typed client, as they do on a cluster.
+  // virt-api's subresources talk to the API through the typed client as virt-api's service account, as on a cluster.
   const selfHost = addr.family === "IPv6" ? "[::1]" : "127.0.0.1";
   subresources = createSubresourceApi({
     client: new RestClient({
       server: `${tls ? "https" : "http"}://${addr.address === "0.0.0.0" || addr.address === "::" ? selfHost : urlHost}:${addr.port}`,
       namespace: "default",
-      ...(token ? { token } : {}),
+      ...(apiIdentity ? { token: apiIdentity.token } : {}),
       insecureSkipTLSVerify: true,
       userAgent: "virt-api",
     }),
@@ -267,6 +280,9 @@ export async function startApiServer(opts: ApiServerOptions = {}): Promise<ApiSe
   ready = true;
   let kubeconfigPath: string | undefined;
   if (opts.dataDir) {
+    // one kubeconfig per component (its own token), written before the user's (tsvirt up waits for that one)
+    for (const id of identities)
+      writeKubeconfig(componentKubeconfigPath(resolve(opts.dataDir), id.component), url, id.token, "kubevirt");
     kubeconfigPath = join(resolve(opts.dataDir), "kubeconfig");
     writeKubeconfig(kubeconfigPath, url, token);
   }
@@ -285,6 +301,7 @@ export async function startApiServer(opts: ApiServerOptions = {}): Promise<ApiSe
     store,
     registry,
     metrics,
+    identities,
     close: () => {
       closing ??= (async () => {
         ready = false;

@@ -1,4 +1,5 @@
 // Shapes the REST layer works with: any stored object has ObjectMeta; the rest is schema-checked elsewhere.
+import type { UserInfo } from "../auth/identity.js";
 
 export interface OwnerReference {
   apiVersion: string;
@@ -69,7 +70,8 @@ export interface WriteOptions {
   fieldManagerExplicit?: boolean;
   fieldValidation: "Strict" | "Warn" | "Ignore";
   force?: boolean;
-  user: string;
+  /** the authenticated caller (admission sees it as userInfo) */
+  user: UserInfo;
 }
 
 export interface WriteResult {
