@@ -1,3 +1,4 @@
+export { ClusterConfig } from "./cluster-config.js";
 export { type Action, FakeClient, type Reactor, type Verb } from "./fake.js";
 export {
   type EventHandlers,

@@ -30,7 +30,7 @@ export function registerHandler(program: Command): void {
     .option("--registries-conf <path>", "registry list (containers-registries.conf format)")
     .option("--accel <mode>", "launcher acceleration: auto | kvm | tcg", process.env.TSVIRT_ACCEL ?? "auto")
     .action(async (o: Opts) => {
-      const { Informer, loadConfig, RestClient, resources } = await import("../client/index.js");
+      const { ClusterConfig, Informer, loadConfig, RestClient, resources } = await import("../client/index.js");
       const { createLogger } = await import("../lib/log.js");
       const h = await import("../handler/index.js");
       const { loadRegistriesConf } = await import("../images/index.js");
@@ -44,6 +44,9 @@ export function registerHandler(program: Command): void {
         ...loadConfig(o.kubeconfig ? { kubeconfig: o.kubeconfig } : {}),
         userAgent: "virt-handler",
       });
+      // the cluster's KubeVirt settings, live (virt-handler acts on none of them yet; admission warns about them)
+      const clusterConfig = new ClusterConfig(client, { log });
+      clusterConfig.start();
       const sel = h.selectorsFor(o.node);
       const registries = o.registriesConf ? await loadRegistriesConf(o.registriesConf) : undefined;
       const handler = await h.runHandler({
@@ -78,6 +81,7 @@ export function registerHandler(program: Command): void {
         // Launchers keep running: VMs survive a handler restart.
         log.info("stopping (launchers keep running)", { signal: sig });
         await handler.close();
+        await clusterConfig.stop();
         client.close();
         process.exit(0);
       };

@@ -5,10 +5,13 @@
 import { randomUUID } from "node:crypto";
 import {
   isKubeVirtServiceAccount,
+  KUBEVIRT_NAME,
+  KUBEVIRT_NAMESPACE,
   parseQuantity,
   SERVICE_ACCOUNTS,
   serviceAccountUser,
   unimplementedFields,
+  unimplementedKubeVirtFields,
 } from "../../api/index.js";
 import type { StatusCause } from "../../lib/errors.js";
 import { encodePatch, type PatchOp } from "./json-patch.js";
@@ -566,6 +569,20 @@ export function admissionPlugins(opts: KubevirtAdmissionOptions = {}): Admission
             causes: [invalid("spec.vmiName", `Cannot migrate VMI "${vmiName}": it is in phase ${vmi.status.phase}`)],
           };
         return {};
+      },
+    ),
+    plugin(
+      "kubevirt-update-validator.kubevirt.io",
+      "validating",
+      { group: kv, resources: ["kubevirts"], operations: ["CREATE", "UPDATE"] },
+      (req) => {
+        const o = (req.object ?? {}) as Obj;
+        const warnings = unimplementedKubeVirtFields(o.spec, "spec").map(
+          (f) => `${f}: accepted but not acted on by tsvirt yet`,
+        );
+        if (o.metadata?.name !== KUBEVIRT_NAME || (req.namespace ?? o.metadata?.namespace) !== KUBEVIRT_NAMESPACE)
+          warnings.unshift(`only ${KUBEVIRT_NAMESPACE}/${KUBEVIRT_NAME} is read; this KubeVirt object is ignored`);
+        return { warnings };
       },
     ),
     plugin(

@@ -8,7 +8,16 @@ import type { AddressInfo } from "node:net";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import YAML from "yaml";
-import { builtinDefinitions, kubevirtCrds, type ResourceDefinition } from "../../api/index.js";
+import {
+  builtinDefinitions,
+  defaultKubeVirt,
+  effectiveConfiguration,
+  KUBEVIRT_NAME,
+  KUBEVIRT_NAMESPACE,
+  type KubeVirtConfiguration,
+  kubevirtCrds,
+  type ResourceDefinition,
+} from "../../api/index.js";
 import { RestClient } from "../../client/index.js";
 import { createLogger, type Logger } from "../../lib/log.js";
 import { admissionPlugins } from "../admission/index.js";
@@ -129,6 +138,22 @@ export function writeKubeconfig(path: string, server: string, token?: string, na
   writeFileSync(path, YAML.stringify(cfg), { mode: 0o600 });
 }
 
+const KUBEVIRT_KEY = "kubevirt.io/kubevirts";
+
+/** The configuration in effect, from the stored KubeVirt object (recomputed only when the object changes). */
+function liveConfiguration(store: Store): () => KubeVirtConfiguration {
+  let seen: string | undefined;
+  let cfg = effectiveConfiguration(undefined);
+  return () => {
+    const text = store.getText(KUBEVIRT_KEY, KUBEVIRT_NAMESPACE, KUBEVIRT_NAME);
+    if (text !== seen) {
+      seen = text;
+      cfg = effectiveConfiguration(text === undefined ? undefined : JSON.parse(text));
+    }
+    return cfg;
+  };
+}
+
 export async function startApiServer(opts: ApiServerOptions = {}): Promise<ApiServer> {
   const log = opts.logger ?? createLogger({ component: "virt-api" });
   const { host, port } = parseListen(opts.listen ?? "127.0.0.1:0");
@@ -175,9 +200,19 @@ export async function startApiServer(opts: ApiServerOptions = {}): Promise<ApiSe
     for (const r of registry.all()) if (!builtinKeys.has(r.key) && !seen.has(r.key)) registry.remove(r.group, r.plural);
   };
   // KubeVirt's admission (validation and defaulting), called in process as webhooks would be on a cluster
+  // (the settings it applies are read from the KubeVirt object at each request: live, as KubeVirt's virt-config)
+  const config = liveConfiguration(store);
   const admission =
     opts.admission ??
-    admissionPlugins({ getVmi: (ns, name) => store.get("kubevirt.io/virtualmachineinstances", ns, name) });
+    admissionPlugins({
+      getVmi: (ns, name) => store.get("kubevirt.io/virtualmachineinstances", ns, name),
+      get machineType() {
+        return config().machineType;
+      },
+      get defaultNetworkInterface() {
+        return config().network?.defaultNetworkInterface === "bridge" ? "bridge" : "masquerade";
+      },
+    });
   const rest = new Rest({
     store,
     registry,
@@ -200,6 +235,14 @@ export async function startApiServer(opts: ApiServerOptions = {}): Promise<ApiSe
       },
       spec: { finalizers: ["kubernetes"] },
       status: { phase: "Active" },
+    });
+  }
+  // the cluster's KubeVirt settings exist from the first start too (KubeVirt's shipped CR); later edits are kept
+  if (!store.get(KUBEVIRT_KEY, KUBEVIRT_NAMESPACE, KUBEVIRT_NAME)) {
+    const kv = defaultKubeVirt(KUBEVIRT_NAMESPACE);
+    store.create(KUBEVIRT_KEY, {
+      ...kv,
+      metadata: { ...kv.metadata, uid: randomUUID(), creationTimestamp: nowRfc3339(), generation: 1 },
     });
   }
   const metrics = new Metrics();
