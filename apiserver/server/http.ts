@@ -29,6 +29,7 @@ import { decodeProtobuf } from "../protobuf/index.js";
 import type { ServedResource } from "../registry/resources.js";
 import { buildTable, partialObjectMetadata } from "../registry/table.js";
 import type { StoreEvent } from "../storage/store.js";
+import { strategyFor } from "../strategy/index.js";
 import {
   AGGREGATED_CT,
   AGGREGATED_CT_BETA,
@@ -585,7 +586,7 @@ export class HttpApi {
         if (name === undefined) {
           labels.verb = "DELETECOLLECTION";
           // as kube-apiserver: no deletecollection of namespaces, and across namespaces only list and watch
-          if (r.key === "/namespaces" || (r.namespaced && rt.ns === undefined)) {
+          if (strategyFor(r).noDeleteCollection || (r.namespaced && rt.ns === undefined)) {
             throw methodNotAllowed("the server does not allow this method on the requested resource");
           }
           const items = await rest.deleteCollection(r, version, rt.ns, q, opts, user);

@@ -29,6 +29,7 @@ export const namespaceStrategy: Strategy = {
     return "update";
   },
   keepsFinalizedObject: true,
+  noDeleteCollection: true,
 };
 
 function podTerminating(o: KObj): boolean {

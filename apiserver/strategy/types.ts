@@ -36,6 +36,8 @@ export interface Strategy {
   checkDelete?(cur: KObj): void;
   /** the kind's own delete semantics; may change `next` (a copy of `cur`) */
   prepareForDelete?(cur: KObj, next: KObj, o: DeleteOptions): DeleteStep;
+  /** DELETE on the collection is refused (namespaces, as kube-apiserver) */
+  noDeleteCollection?: boolean;
   /** a deleting object whose finalizers are gone is removed by a controller of its own, not by the write */
   keepsFinalizedObject?: boolean;
   /** the object is in its graceful-termination period: an empty finalizer list does not remove it yet */
