@@ -437,6 +437,8 @@ export class HttpApi {
     const attrs = requestAttributes(method, route, q);
     if (!authorize(user, attrs).allowed) {
       req.resume();
+      // a component refused by the static table is a missing rule: say so where an operator looks
+      this.#o.log.warn("forbidden", { user: user.username, ...attrs });
       throw forbidden(forbiddenMessage(user, attrs));
     }
     return this.#resource(req, res, route, q, method, labels, user);
