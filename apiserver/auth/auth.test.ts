@@ -9,7 +9,7 @@ import { parse } from "yaml";
 import type { Component } from "../../api/index.js";
 import { nullLogger } from "../../lib/log.js";
 import { type ApiServer, startApiServer } from "../index.js";
-import { ADMIN, authorize, serviceAccountInfo } from "./index.js";
+import { ADMIN, Authenticator, authorize, memoryIdentities, serviceAccountInfo } from "./index.js";
 
 let api: ApiServer;
 const VMIM = "/apis/kubevirt.io/v1/namespaces/default/virtualmachineinstancemigrations";
@@ -182,4 +182,18 @@ test("a data dir gets one token and one kubeconfig per component, mode 0600, kep
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
+});
+
+test("Authenticator: malformed or unknown credentials never fall back to a user", () => {
+  const ids = memoryIdentities();
+  const open = new Authenticator({ identities: ids });
+  assert.equal(open.authenticate(undefined), ADMIN, "no token, no --token-file: the administrator");
+  assert.equal(open.authenticate("Basic Zm9vOmJhcg=="), undefined);
+  assert.equal(open.authenticate("Bearer"), undefined);
+  assert.equal(open.authenticate("Bearer a b"), undefined);
+  assert.equal(open.authenticate(`Bearer ${ids[0]?.token}x`), undefined);
+  assert.deepEqual(open.authenticate(`bearer ${ids[1]?.token}`), ids[1]?.user);
+  const closed = new Authenticator({ adminToken: "s3cret", identities: ids });
+  assert.equal(closed.authenticate(undefined), undefined, "with --token-file every request needs a token");
+  assert.equal(closed.authenticate("Bearer s3cret"), ADMIN);
 });
