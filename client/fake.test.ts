@@ -7,7 +7,7 @@ import type { Pod, VirtualMachine } from "./types.js";
 
 const vm = (): VirtualMachine => ({
   metadata: { name: "vm1", namespace: "default" },
-  spec: { runStrategy: "Halted", template: { spec: { domain: {} } } },
+  spec: { runStrategy: "Halted", template: { spec: { domain: { devices: {} } } } },
 });
 
 describe("FakeClient", () => {

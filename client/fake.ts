@@ -8,14 +8,17 @@ import {
   conflict,
   expired,
   invalid as invalidError,
+  isStatusError,
   notFound,
   type StatusError,
   statusError,
 } from "../lib/errors.js";
+import { applyJsonPatch } from "../lib/jsonpatch.js";
+import { applyMergePatch } from "../lib/mergepatch.js";
+import { type FieldTerm, type LabelSelector, parseFieldSelectorTerms, parseLabelSelector } from "../lib/selectors.js";
 import type {
   Client,
   DeleteOptions,
-  JsonPatchOp,
   ListOptions,
   PatchOptions,
   PatchType,
@@ -24,9 +27,7 @@ import type {
   WatchOptions,
   WriteOptions,
 } from "./interface.js";
-import { applyJsonPatch, applyMergePatch, JsonPatchError } from "./patch.js";
 import { apiVersionOf, keyOf, type ResourceRef } from "./resources.js";
-import { matchesSelector, parseSelector } from "./selector.js";
 import type { KList, KObject, Pod, WatchEvent, WatchEventType } from "./types.js";
 
 export type Verb =
@@ -85,7 +86,7 @@ interface LogEntry {
 interface Watcher {
   resource: string;
   namespace: string | undefined;
-  selector: ReturnType<typeof parseSelector>;
+  selector: LabelSelector;
   bookmarks: boolean;
   onEvent: WatchHandler<KObject>;
   end: (err?: Error) => void;
@@ -178,12 +179,12 @@ export class FakeClient implements Client {
   ): Promise<KList<T>> {
     const r = this.react({ verb: "list", resource: ref.resource, namespace, options: opts });
     if (r) return r as KList<T>;
-    const sel = parseSelector(opts.labelSelector);
-    const fields = parseSelector(opts.fieldSelector);
+    const sel = parseLabelSelector(opts.labelSelector);
+    const fields = parseFieldSelectorTerms(opts.fieldSelector);
     const items = [...this.bucket(ref).values()]
       .filter((o) => !namespace || !ref.namespaced || o.metadata.namespace === namespace)
-      .filter((o) => matchesSelector(o.metadata.labels, sel))
-      .filter((o) => matchesSelector(fieldsOf(o), fields))
+      .filter((o) => sel.matches(o.metadata.labels))
+      .filter((o) => fieldsMatch(fieldsOf(o), fields))
       .map((o) => structuredClone(o) as T);
     return {
       apiVersion: apiVersionOf(ref),
@@ -245,11 +246,11 @@ export class FakeClient implements Client {
     if (!cur) throw notFound(ref, name);
     let next: KObject;
     try {
-      next = type === "json" ? applyJsonPatch(cur, patch as JsonPatchOp[]) : (applyMergePatch(cur, patch) as KObject);
+      next = type === "json" ? applyJsonPatch<KObject>(cur, patch) : applyMergePatch<KObject>(cur, patch);
     } catch (e) {
-      if (e instanceof JsonPatchError) {
-        if (e.message.startsWith("test operation failed")) throw conflict(ref, name, "the object has been modified");
-        throw statusError(422, "Invalid", e.message);
+      // a failed `test` guards a write: the fake answers it as the conflict it stands for
+      if (isStatusError(e) && e.status.details?.causes?.some((c) => c.message?.startsWith("testing value"))) {
+        throw conflict(ref, name, "the object has been modified");
       }
       throw e;
     }
@@ -315,7 +316,7 @@ export class FakeClient implements Client {
     const w: Watcher = {
       resource: ref.resource,
       namespace: ref.namespaced ? namespace : undefined,
-      selector: parseSelector(opts.labelSelector),
+      selector: parseLabelSelector(opts.labelSelector),
       bookmarks: opts.allowWatchBookmarks === true,
       onEvent: onEvent as WatchHandler<KObject>,
       end: (err) => {
@@ -507,7 +508,7 @@ export class FakeClient implements Client {
 
   private deliver(w: Watcher, type: WatchEventType, o: KObject): void {
     if (w.namespace && o.metadata.namespace !== w.namespace) return;
-    if (!matchesSelector(o.metadata.labels, w.selector)) return;
+    if (!w.selector.matches(o.metadata.labels)) return;
     w.onEvent({ type, object: structuredClone(o) } as WatchEvent<KObject>);
   }
 
@@ -557,6 +558,11 @@ function fieldsOf(o: KObject): Record<string, string> {
     f["status.phase"] = pod.status?.phase ?? "";
   }
   return f;
+}
+
+/** The fake's selectable fields: a field it does not know never equals a value. */
+function fieldsMatch(f: Record<string, string>, terms: readonly FieldTerm[]): boolean {
+  return terms.every((t) => (Object.hasOwn(f, t.field) && f[t.field] === t.value) === (t.operator === "="));
 }
 
 export type { StatusError };

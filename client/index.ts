@@ -1,3 +1,5 @@
+export { applyJsonPatch } from "../lib/jsonpatch.js";
+export { applyMergePatch } from "../lib/mergepatch.js";
 export { ClusterConfig } from "./cluster-config.js";
 export { type Action, FakeClient, type Reactor, type Verb } from "./fake.js";
 export {
@@ -22,7 +24,6 @@ export type {
   WriteOptions,
 } from "./interface.js";
 export { type ClientConfig, inClusterConfig, type LoadOptions, loadConfig, parseKubeconfig } from "./kubeconfig.js";
-export { applyJsonPatch, applyMergePatch, JsonPatchError } from "./patch.js";
 export {
   apiVersionOf,
   collectionPath,
@@ -34,5 +35,4 @@ export {
   splitKey,
 } from "./resources.js";
 export { RestClient, toStatusError } from "./rest.js";
-export { matchesSelector, parseSelector, type Requirement, selectorFromLabels } from "./selector.js";
 export * from "./types.js";

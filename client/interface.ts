@@ -39,12 +39,7 @@ export interface DeleteOptions {
   dryRun?: boolean;
 }
 
-export interface JsonPatchOp {
-  op: "add" | "remove" | "replace" | "test" | "move" | "copy";
-  path: string;
-  value?: unknown;
-  from?: string;
-}
+export type { JsonPatchOperation as JsonPatchOp } from "../lib/jsonpatch.js";
 
 /** A running watch: `done` settles when the stream ends (resolves) or fails (rejects); `stop()` ends it. */
 export interface WatchHandle {

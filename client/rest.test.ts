@@ -54,7 +54,7 @@ const vm = (name: string, rv: string): VirtualMachine => ({
   apiVersion: "kubevirt.io/v1",
   kind: "VirtualMachine",
   metadata: { name, namespace: "default", resourceVersion: rv },
-  spec: { runStrategy: "Halted", template: { spec: { domain: {} } } },
+  spec: { runStrategy: "Halted", template: { spec: { domain: { devices: {} } } } },
 });
 
 describe("RestClient", () => {

@@ -4,17 +4,7 @@ export { getCondition, removeCondition, setCondition, timestamp } from "./condit
 export { EventRecorder, type EventType, nullRecorder, Reasons, type Recorder } from "./events/index.js";
 export { Expectations } from "./expectations.js";
 export { type ElectorHooks, LEADER_DEFAULTS, type LeaderConfig, LeaderElector, loadIdentity } from "./leader/index.js";
-export {
-  isFinal,
-  type LifecyclePatch,
-  type LifecyclePlan,
-  planRestart,
-  planStart,
-  planStop,
-  runStrategyOf,
-  type StartOptions,
-  type StopOptions,
-} from "./lifecycle/index.js";
+export * from "./lifecycle/index.js";
 export { cidrIndex, nextFree } from "./node/podcidr.js";
 export {
   NODE_LIFECYCLE_DEFAULTS,
@@ -26,7 +16,7 @@ export { bytes, formatBytes, millicores, parseQuantity } from "./quantity.js";
 export { claimVmis, computeRsStatus, planReplicaSet, selectorMatches, selectorString } from "./replicaset/plan.js";
 export { defaultPredicates, type Predicate, type ScheduleResult, schedule } from "./scheduler/predicates.js";
 export { computeVmStatus, crashLoopDelaySeconds, planVm, printableStatus, vmiFromTemplate } from "./vm/plan.js";
-export { planVmi, podIsRunning, VMI_FINALIZER } from "./vmi/plan.js";
+export { planVmi, podIsRunning } from "./vmi/plan.js";
 export {
   guestMemory,
   LABEL_CREATED_BY,

@@ -1,29 +1,9 @@
 // Kubernetes resource quantities ("128Mi", "1G", "500m", "2") as numbers: bytes for memory, millicores for CPU.
+import { parseQuantity as parse } from "../api/index.js";
 
-const binary: Record<string, number> = { Ki: 2 ** 10, Mi: 2 ** 20, Gi: 2 ** 30, Ti: 2 ** 40, Pi: 2 ** 50, Ei: 2 ** 60 };
-const decimal: Record<string, number> = {
-  n: 1e-9,
-  u: 1e-6,
-  m: 1e-3,
-  "": 1,
-  k: 1e3,
-  M: 1e6,
-  G: 1e9,
-  T: 1e12,
-  P: 1e15,
-  E: 1e18,
-};
-
-/** The quantity's value in base units (bytes, cores); NaN when it does not parse. */
+/** The quantity's value in base units (bytes, cores); NaN when absent or it does not parse. */
 export function parseQuantity(q: string | number | undefined): number {
-  if (q === undefined) return Number.NaN;
-  if (typeof q === "number") return q;
-  const m = /^([+-]?(?:\d+\.?\d*|\.\d+))(?:([eE][+-]?\d+)|(Ki|Mi|Gi|Ti|Pi|Ei|n|u|m|k|M|G|T|P|E)?)$/.exec(q.trim());
-  if (!m) return Number.NaN;
-  const n = Number(m[1]);
-  if (m[2]) return n * 10 ** Number(m[2].slice(1));
-  const suffix = m[3] ?? "";
-  return n * (binary[suffix] ?? decimal[suffix] ?? Number.NaN);
+  return (q === undefined ? undefined : parse(q)) ?? Number.NaN;
 }
 
 export function bytes(q: string | number | undefined): number {

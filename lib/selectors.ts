@@ -1,6 +1,7 @@
 // Label selectors as Kubernetes parses and matches them: the string form (`app=web,tier in (a,b),!canary`) and the
-// LabelSelector object form (matchLabels/matchExpressions). Dependency-free so the API server, controllers and the
-// scheduler share one implementation. Parse errors are 400 BadRequest with apimachinery's messages.
+// LabelSelector object form (matchLabels/matchExpressions), plus the field-selector syntax. Dependency-free so the API
+// server, the clients, controllers and the scheduler share one implementation. Parse errors are 400 BadRequest with
+// apimachinery's messages.
 
 import { badRequest } from "./errors.js";
 
@@ -452,4 +453,90 @@ export function labelSelectorMatches(sel: LabelSelectorObject | undefined | null
 /** The string form of a LabelSelector object (for `?labelSelector=` on a client's list/watch). */
 export function labelSelectorToString(sel: LabelSelectorObject | undefined | null): string {
   return labelSelectorFromObject(sel).toString();
+}
+
+// ---- field selectors: the syntax only (which fields a kind allows, and their getters, are the API server's) ----
+
+export type FieldOperator = "=" | "!=";
+
+export interface FieldTerm {
+  readonly field: string;
+  readonly operator: FieldOperator;
+  readonly value: string;
+}
+
+function splitTerms(s: string): string[] {
+  const out: string[] = [];
+  let start = 0;
+  for (let i = 0; i < s.length; i++) {
+    if (s[i] === "\\") {
+      i++;
+      continue;
+    }
+    if (s[i] === ",") {
+      out.push(s.slice(start, i));
+      start = i + 1;
+    }
+  }
+  out.push(s.slice(start));
+  return out;
+}
+
+const termOperators = ["!=", "==", "="] as const;
+
+function splitTerm(term: string): [string, (typeof termOperators)[number], string] | undefined {
+  for (let i = 0; i < term.length; i++) {
+    if (term[i] === "\\") {
+      i++;
+      continue;
+    }
+    for (const op of termOperators) {
+      if (term.startsWith(op, i)) return [term.slice(0, i), op, term.slice(i + op.length)];
+    }
+  }
+  return undefined;
+}
+
+function unescapeValue(v: string): string {
+  if (!v.includes("\\") && !v.includes(",") && !v.includes("=")) return v;
+  let out = "";
+  for (let i = 0; i < v.length; i++) {
+    const c = v[i]!;
+    if (c === "\\") {
+      const n = v[i + 1];
+      if (n === "\\" || n === "," || n === "=") {
+        out += n;
+        i++;
+        continue;
+      }
+      throw badRequest(`invalid field selector: invalid escape sequence: ${v.slice(i, i + 2)}`);
+    }
+    if (c === "," || c === "=") throw badRequest(`invalid field selector: unescaped character ${JSON.stringify(c)}`);
+    out += c;
+  }
+  return out;
+}
+
+/** Terms in the wire form, values escaped. */
+export function fieldTermsToString(terms: readonly FieldTerm[]): string {
+  return terms.map((t) => `${t.field}${t.operator}${escapeValue(t.value)}`).join(",");
+}
+
+function escapeValue(v: string): string {
+  return v.replace(/\\/g, "\\\\").replace(/,/g, "\\,").replace(/=/g, "\\=");
+}
+
+/** Parses without checking field names (apimachinery fields.ParseSelector). Syntax errors are 400 BadRequest. */
+export function parseFieldSelectorTerms(s: string | undefined | null): FieldTerm[] {
+  if (s == null || s === "") return [];
+  const parts = splitTerms(s).sort();
+  const terms: FieldTerm[] = [];
+  for (const part of parts) {
+    if (part === "") continue;
+    const split = splitTerm(part);
+    if (!split) throw badRequest(`invalid selector: '${s}'; can't understand '${part}'`);
+    const [field, op, raw] = split;
+    terms.push({ field, operator: op === "!=" ? "!=" : "=", value: unescapeValue(raw) });
+  }
+  return terms;
 }

@@ -28,7 +28,7 @@ describe("virtctl create vm", () => {
     assert.equal(vm.kind, "VirtualMachine");
     assert.equal(vm.metadata.name, "my-vm");
     assert.equal(vm.spec.runStrategy, "Always");
-    const spec = vm.spec.template.spec;
+    const spec = vm.spec.template.spec!;
     assert.equal(spec.terminationGracePeriodSeconds, 180);
     assert.deepEqual(spec.domain.memory, { guest: "256Mi" });
     assert.deepEqual(spec.volumes, [
@@ -43,12 +43,12 @@ describe("virtctl create vm", () => {
     const r = await runVirtctl(["create", "vm", "--user", "cirros", "--ssh-key", "ssh-ed25519 AAAA test"]);
     const vm = parse(r.out) as VirtualMachine;
     assert.match(vm.metadata.name!, /^vm-[0-9a-f]{5}$/);
-    const vol = vm.spec.template.spec.volumes?.[0] as { cloudInitNoCloud?: { userData?: string } } | undefined;
+    const vol = vm.spec.template.spec!.volumes?.[0] as { cloudInitNoCloud?: { userData?: string } } | undefined;
     assert.equal(
       vol?.cloudInitNoCloud?.userData,
       "#cloud-config\nuser: cirros\nssh_authorized_keys:\n  - ssh-ed25519 AAAA test\n",
     );
-    assert.deepEqual(vm.spec.template.spec.domain.memory, { guest: "512Mi" });
+    assert.deepEqual(vm.spec.template.spec!.domain.memory, { guest: "512Mi" });
   });
 
   it("rejects bad flags with KubeVirt-style messages", async () => {

@@ -7,7 +7,7 @@ import { randomBytes } from "node:crypto";
 import { readFileSync } from "node:fs";
 import type { Command } from "commander";
 import { stringify } from "yaml";
-import type { RunStrategy, VirtualMachine } from "../client/index.js";
+import type { Disk, DomainSpec, RunStrategy, VirtualMachine, Volume } from "../client/index.js";
 import type { Io, VerbContext } from "./context.js";
 
 export interface CreateVmFlags {
@@ -79,10 +79,10 @@ export function createVm(
   if (!Number.isInteger(grace) || grace < 0)
     throw new Error(`invalid --termination-grace-period "${f.terminationGracePeriod}"`);
 
-  const volumes: Record<string, unknown>[] = [];
-  const disks: Record<string, unknown>[] = [];
+  const volumes: Volume[] = [];
+  const disks: Disk[] = [];
   const used = new Set<string>();
-  const addVolume = (volName: string, source: Record<string, unknown>, order: number | undefined, flag: string) => {
+  const addVolume = (volName: string, source: Omit<Volume, "name">, order: number | undefined, flag: string) => {
     if (used.has(volName))
       throw new Error(`failed to parse "--${flag}" flag: there is already a volume with name "${volName}"`);
     used.add(volName);
@@ -157,7 +157,7 @@ export function createVm(
     );
   }
 
-  const domain: Record<string, unknown> = { devices: disks.length > 0 ? { disks } : {}, resources: {} };
+  const domain: DomainSpec = { devices: disks.length > 0 ? { disks } : {}, resources: {} };
   if (!f.instancetype) domain.memory = { guest: f.memory ?? "512Mi" };
   else if (f.memory) throw new Error('"--memory" cannot be combined with "--instancetype"');
   const vm: VirtualMachine = {
@@ -170,7 +170,7 @@ export function createVm(
         spec: {
           domain,
           terminationGracePeriodSeconds: grace,
-          ...(volumes.length > 0 ? { volumes: volumes as { name: string }[] } : {}),
+          ...(volumes.length > 0 ? { volumes } : {}),
         },
       },
     },

@@ -2,17 +2,15 @@ import assert from "node:assert/strict";
 import { readdirSync, readFileSync } from "node:fs";
 import { test } from "node:test";
 import { parseAllDocuments } from "yaml";
-import { kubevirtCrds } from "../../api/index.js";
+import { kubevirtCrds, VMI_FINALIZER } from "../../api/index.js";
 import { isStatusError, type StatusError } from "../../lib/errors.js";
 import { validateObject } from "../validation/index.js";
 import {
   type AdmissionRequest,
   admissionPlugins,
-  applyJsonPatch,
   MIGRATION_FINALIZER,
   MIGRATION_VMI_LABEL,
   runAdmission,
-  VMI_FINALIZER,
 } from "./index.js";
 
 type Obj = Record<string, unknown>;
@@ -259,28 +257,6 @@ test("fields accepted but not implemented yet come back as warnings naming them"
     "spec.domain.devices.gpus: accepted but not implemented by tsvirt yet",
     "spec.domain.memory.hugepages: accepted but not implemented by tsvirt yet",
   ]);
-});
-
-test("JSON patch: add, replace, remove, test, move, copy", () => {
-  const doc = { a: { b: [1, 2] }, c: 1 };
-  const out = applyJsonPatch(doc, [
-    { op: "add", path: "/a/b/-", value: 3 },
-    { op: "replace", path: "/c", value: 2 },
-    { op: "test", path: "/c", value: 2 },
-    { op: "copy", from: "/c", path: "/d" },
-    { op: "move", from: "/d", path: "/e" },
-    { op: "remove", path: "/a/b/0" },
-  ]);
-  assert.deepEqual(out, { a: { b: [2, 3] }, c: 2, e: 2 });
-  assert.deepEqual(doc, { a: { b: [1, 2] }, c: 1 }, "input untouched");
-  assert.throws(
-    () => applyJsonPatch(doc, [{ op: "test", path: "/c", value: 9 }]),
-    (e: unknown) => isStatusError(e),
-  );
-  assert.throws(
-    () => applyJsonPatch(doc, [{ op: "replace", path: "/zz", value: 1 }]),
-    (e: unknown) => isStatusError(e),
-  );
 });
 
 test("malformed objects never crash admission: defaulting steps aside, validation answers with a Status", async () => {

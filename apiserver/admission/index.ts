@@ -1,11 +1,10 @@
-export { applyJsonPatch, applyJsonPatchInPlace, decodePatch, encodePatch, type PatchOp } from "./json-patch.js";
+export { decodePatch, encodePatch, type PatchOp } from "./json-patch.js";
 export {
   admissionPlugins,
   defaultVmiSpec,
   type KubevirtAdmissionOptions,
   MIGRATION_FINALIZER,
   MIGRATION_VMI_LABEL,
-  VMI_FINALIZER,
   validateVmiSpec,
   validateVmSpec,
 } from "./kubevirt.js";

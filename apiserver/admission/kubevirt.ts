@@ -12,8 +12,10 @@ import {
   serviceAccountUser,
   unimplementedFields,
   unimplementedKubeVirtFields,
+  VMI_FINALIZER,
 } from "../../api/index.js";
 import type { StatusCause } from "../../lib/errors.js";
+import { labelSelectorMatches } from "../../lib/selectors.js";
 import { encodePatch, type PatchOp } from "./json-patch.js";
 import type {
   AdmissionDecision,
@@ -45,7 +47,6 @@ export interface KubevirtAdmissionOptions {
   uuid?: () => string;
 }
 
-export const VMI_FINALIZER = "foregroundDeleteVirtualMachine";
 export const MIGRATION_FINALIZER = "kubevirt.io/migrationJobFinalize";
 export const MIGRATION_VMI_LABEL = "kubevirt.io/vmi-name";
 
@@ -302,18 +303,13 @@ export function validateVmSpec(spec: Obj | undefined, path = "spec"): StatusCaus
   return causes;
 }
 
-function selectorMatches(selector: Obj | undefined, labels: Obj | undefined): boolean {
-  const l = labels ?? {};
-  for (const [k, v] of Object.entries((selector?.matchLabels ?? {}) as Obj)) if (l[k] !== v) return false;
-  for (const e of (selector?.matchExpressions ?? []) as Obj[]) {
-    const has = e.key in l;
-    const vals: string[] = e.values ?? [];
-    if (e.operator === "In" && !(has && vals.includes(l[e.key]))) return false;
-    if (e.operator === "NotIn" && has && vals.includes(l[e.key])) return false;
-    if (e.operator === "Exists" && !has) return false;
-    if (e.operator === "DoesNotExist" && has) return false;
+/** metav1.LabelSelector semantics (lib/selectors); a selector that does not parse selects nothing. */
+function selectorMatches(selector: Obj, labels: Obj | undefined): boolean {
+  try {
+    return labelSelectorMatches(selector, labels);
+  } catch {
+    return false;
   }
-  return true;
 }
 
 // ---------------------------------------------------------------------------------------------------------------

@@ -4,7 +4,8 @@
 // cause per field path when the plugin gave causes.
 import { randomUUID } from "node:crypto";
 import { type StatusCause, type StatusError, statusError } from "../../lib/errors.js";
-import { applyJsonPatchInPlace, decodePatch, type PatchOp } from "./json-patch.js";
+import { applyJsonPatch } from "../../lib/jsonpatch.js";
+import { decodePatch, type PatchOp } from "./json-patch.js";
 import type { AdmissionPlugin, AdmissionRequest, AdmissionResponse } from "./types.js";
 
 export interface RunAdmissionOptions {
@@ -88,7 +89,7 @@ export async function runAdmission(
             owned = true;
           }
           // values decoded from a webhook's patch are fresh; a built-in plugin's are handed over
-          req.object = applyJsonPatchInPlace(req.object, patch);
+          req.object = applyJsonPatch(req.object, patch, { inPlace: true });
         }
       }
     }

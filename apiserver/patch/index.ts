@@ -11,9 +11,11 @@
 //   POST / PUT: updateManagedFields({ before: cur /* undefined on create */, after: body, manager })
 //   status subresource writes: pass `subresource: "status"` to either function.
 // Every function copies; none mutates its inputs. Errors are StatusErrors (400/409/413/422), never plain throws.
+
+export { clone, deepEqual, isObject, type Json, type JsonObject, resourceVersionPrecondition } from "../../lib/json.js";
+export { applyJsonPatch, type JsonPatchOperation, maxJsonPatchOperations, parsePointer } from "../../lib/jsonpatch.js";
+export { applyMergePatch } from "../../lib/mergepatch.js";
 export { FieldSet, pathString } from "./fieldset.js";
-export { clone, deepEqual, isObject, type Json, type JsonObject, resourceVersionPrecondition } from "./json.js";
-export { applyJsonPatch, type JsonPatchOperation, maxJsonPatchOperations, parsePointer } from "./jsonpatch.js";
 export {
   type ApplyOptions,
   applyServerSide,
@@ -27,5 +29,4 @@ export {
   type UpdateOptions,
   updateManagedFields,
 } from "./managed.js";
-export { applyMergePatch } from "./merge.js";
 export { applyStrategicMergePatch, builtinPatchMeta, type PatchMeta, type PatchMetaLookup } from "./strategic.js";

@@ -7,8 +7,8 @@
 // managedFields are FieldsV1 entries; lists are atomic unless `listMapKeys` names their keys.
 
 import { badRequest, type StatusCause, statusError } from "../../lib/errors.js";
+import { clone, deepEqual, isObject, type Json, type JsonObject } from "../../lib/json.js";
 import { FieldSet, pathString } from "./fieldset.js";
-import { clone, deepEqual, isObject, type Json, type JsonObject } from "./json.js";
 
 export interface ManagedFieldsEntry {
   manager: string;

@@ -4,7 +4,7 @@
 // honoured. Custom kinds never get here: the REST layer answers 415 for them, as kube-apiserver does.
 
 import { badRequest } from "../../lib/errors.js";
-import { clone, deepEqual, isObject, type Json, type JsonObject } from "./json.js";
+import { clone, deepEqual, isObject, type Json, type JsonObject } from "../../lib/json.js";
 
 export interface PatchMeta {
   /** kube's `patchStrategy` tag: "merge", "replace", "retainKeys" or "merge,retainKeys". Absent = replace. */

@@ -4,14 +4,7 @@
 // selector that a cluster would refuse.
 
 import { badRequest } from "../../lib/errors.js";
-
-export type FieldOperator = "=" | "!=";
-
-export interface FieldTerm {
-  readonly field: string;
-  readonly operator: FieldOperator;
-  readonly value: string;
-}
+import { type FieldTerm, fieldTermsToString, parseFieldSelectorTerms } from "../../lib/selectors.js";
 
 /** Reads one selectable field from an object; `undefined` counts as "" (as a missing key in apimachinery's fields.Set). */
 export type FieldGetter = (obj: unknown) => string | number | boolean | undefined | null;
@@ -38,77 +31,6 @@ export function defaultUnknownFieldMessage(field: string): string {
 /** `field label not supported: <field>` — what core kinds with their own conversion (pods, nodes, events, ...) say. */
 export function coreUnknownFieldMessage(field: string): string {
   return `field label not supported: ${field}`;
-}
-
-function splitTerms(s: string): string[] {
-  const out: string[] = [];
-  let start = 0;
-  for (let i = 0; i < s.length; i++) {
-    if (s[i] === "\\") {
-      i++;
-      continue;
-    }
-    if (s[i] === ",") {
-      out.push(s.slice(start, i));
-      start = i + 1;
-    }
-  }
-  out.push(s.slice(start));
-  return out;
-}
-
-const termOperators = ["!=", "==", "="] as const;
-
-function splitTerm(term: string): [string, (typeof termOperators)[number], string] | undefined {
-  for (let i = 0; i < term.length; i++) {
-    if (term[i] === "\\") {
-      i++;
-      continue;
-    }
-    for (const op of termOperators) {
-      if (term.startsWith(op, i)) return [term.slice(0, i), op, term.slice(i + op.length)];
-    }
-  }
-  return undefined;
-}
-
-function unescapeValue(v: string): string {
-  if (!v.includes("\\") && !v.includes(",") && !v.includes("=")) return v;
-  let out = "";
-  for (let i = 0; i < v.length; i++) {
-    const c = v[i]!;
-    if (c === "\\") {
-      const n = v[i + 1];
-      if (n === "\\" || n === "," || n === "=") {
-        out += n;
-        i++;
-        continue;
-      }
-      throw badRequest(`invalid field selector: invalid escape sequence: ${v.slice(i, i + 2)}`);
-    }
-    if (c === "," || c === "=") throw badRequest(`invalid field selector: unescaped character ${JSON.stringify(c)}`);
-    out += c;
-  }
-  return out;
-}
-
-function escapeValue(v: string): string {
-  return v.replace(/\\/g, "\\\\").replace(/,/g, "\\,").replace(/=/g, "\\=");
-}
-
-/** Parses without checking field names (apimachinery fields.ParseSelector). Syntax errors are 400 BadRequest. */
-export function parseFieldSelectorTerms(s: string | undefined | null): FieldTerm[] {
-  if (s == null || s === "") return [];
-  const parts = splitTerms(s).sort();
-  const terms: FieldTerm[] = [];
-  for (const part of parts) {
-    if (part === "") continue;
-    const split = splitTerm(part);
-    if (!split) throw badRequest(`invalid selector: '${s}'; can't understand '${part}'`);
-    const [field, op, raw] = split;
-    terms.push({ field, operator: op === "!=" ? "!=" : "=", value: unescapeValue(raw) });
-  }
-  return terms;
 }
 
 function stringify(v: string | number | boolean | undefined | null): string {
@@ -153,7 +75,7 @@ export function parseFieldSelector(
     empty: terms.length === 0,
     matches: (obj) => compiled.every(({ t, get }) => (stringify(get(obj)) === t.value) === (t.operator === "=")),
     requiresExact: (field) => terms.find((t) => t.field === field && t.operator === "=")?.value,
-    toString: () => terms.map((t) => `${t.field}${t.operator}${escapeValue(t.value)}`).join(","),
+    toString: () => fieldTermsToString(terms),
   };
 }
 

@@ -1,7 +1,10 @@
-// Label and field selectors for the API server. The label-selector core lives in lib/ (controllers and the scheduler
-// use it too); field selectors are API-server only.
+// Label and field selectors for the API server. The selector syntax lives in lib/ (clients, controllers and the
+// scheduler use it too); which fields each kind allows is API-server only.
 export {
   everything,
+  type FieldOperator,
+  type FieldTerm,
+  fieldTermsToString,
   type LabelOperator,
   type LabelRequirement,
   type LabelSelector,
@@ -13,6 +16,7 @@ export {
   labelSelectorToString,
   labelValueErrors,
   nothing,
+  parseFieldSelectorTerms,
   parseLabelSelector,
   qualifiedNameErrors,
   requirementMatches,
@@ -23,15 +27,12 @@ export {
   coreUnknownFieldMessage,
   defaultUnknownFieldMessage,
   type FieldGetter,
-  type FieldOperator,
   type FieldSelector,
   type FieldSelectorOptions,
-  type FieldTerm,
   fieldGetters,
   type KindFieldSelectors,
   metaFieldGetters,
   parseFieldSelector,
-  parseFieldSelectorTerms,
   pathGetter,
   unknownFieldMessageFor,
 } from "./fields.js";

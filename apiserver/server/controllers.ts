@@ -1,10 +1,11 @@
 // The in-process controllers an embedded API server needs: garbage collection through ownerReferences
 // (background and foreground), namespace deletion that empties the namespace first, the one-hour event TTL and
 // compaction of the watch event log. All are level-triggered: a restart rescans and converges.
+
+import type { UnstructuredObject as KObj } from "../../api/index.js";
 import type { Logger } from "../../lib/log.js";
 import type { StoreEvent } from "../storage/store.js";
 import type { Rest } from "./rest.js";
-import type { KObj } from "./types.js";
 
 export interface ControllerOptions {
   rest: Rest;

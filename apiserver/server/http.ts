@@ -4,6 +4,7 @@
 import type { IncomingMessage, ServerResponse } from "node:http";
 import type { Duplex } from "node:stream";
 import YAML from "yaml";
+import type { UnstructuredObject as KObj } from "../../api/index.js";
 import {
   badRequest,
   forbidden,
@@ -16,6 +17,7 @@ import {
   unauthorized,
   unsupportedMediaType,
 } from "../../lib/errors.js";
+import { isObject as isPlainObject } from "../../lib/json.js";
 import type { Logger } from "../../lib/log.js";
 import {
   type Authenticator,
@@ -24,7 +26,6 @@ import {
   type ResourceAttributes,
   type UserInfo,
 } from "../auth/index.js";
-import { isPlainObject } from "../lite/patch.js";
 import { decodeProtobuf } from "../protobuf/index.js";
 import type { ServedResource } from "../registry/resources.js";
 import { buildTable, partialObjectMetadata } from "../registry/table.js";
@@ -41,9 +42,9 @@ import {
 } from "./discovery.js";
 import type { Metrics, RequestLabels } from "./metrics.js";
 import type { OpenApiCache } from "./openapi.js";
+import type { WriteOptions, WriteResult } from "./options.js";
 import { proxyPodLog } from "./podlog.js";
 import { apiVersionOf, atVersion, deleteOptionsFrom, type Rest } from "./rest.js";
-import type { KObj, WriteOptions, WriteResult } from "./types.js";
 
 export interface HttpOptions {
   rest: Rest;

@@ -3,7 +3,7 @@
 // x-kubernetes-group-version-kind so `kubectl explain` works.
 import { createHash } from "node:crypto";
 import type { JSONSchemaProps } from "../../api/meta/v1/crd.js";
-import { deepClone, isPlainObject } from "../lite/patch.js";
+import { clone as deepClone, isObject as isPlainObject } from "../../lib/json.js";
 import type { Registry, ServedResource } from "../registry/resources.js";
 import { PATCH_TYPES } from "./rest.js";
 

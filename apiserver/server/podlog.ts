@@ -6,9 +6,10 @@
 //   GET /containerLogs/{namespace}/{pod}/{container}?follow=&tailLines=&sinceSeconds=&timestamps=&previous=
 // `proxyToNode` is generic so console and VNC streams can reuse it later.
 import http, { type IncomingMessage, type ServerResponse } from "node:http";
+import type { UnstructuredObject as KObj } from "../../api/index.js";
 import { badRequest, notFound, statusError } from "../../lib/errors.js";
+import { field, rec } from "../../lib/json.js";
 import type { Rest } from "./rest.js";
-import { field, type KObj, rec } from "./types.js";
 
 export interface NodeEndpoint {
   host: string;

@@ -2,6 +2,7 @@
 // The HTTP layer (http.ts) parses requests and serializes answers; everything a client can observe is decided here.
 import { randomBytes, randomUUID } from "node:crypto";
 import YAML from "yaml";
+import { type UnstructuredObject as KObj, nowRfc3339 } from "../../api/index.js";
 import type { CustomResourceDefinition, ResourceDefinition } from "../../api/meta/v1/crd.js";
 import {
   alreadyExists,
@@ -16,12 +17,11 @@ import {
   statusError,
   unsupportedMediaType,
 } from "../../lib/errors.js";
+import { clone as deepClone, deepEqual, field, isObject as isPlainObject, type Rec, rec } from "../../lib/json.js";
 import type { Logger } from "../../lib/log.js";
 import { runAdmission } from "../admission/index.js";
 import type { AdmissionPlugin, AdmissionRequest } from "../admission/types.js";
 import { reviewAccess, serviceAccountInfo, type UserInfo } from "../auth/index.js";
-import { deepClone, deepEqual, isPlainObject } from "../lite/patch.js";
-import { pruneUnknownMeta } from "../lite/prune.js";
 import {
   applyJsonPatch,
   applyMergePatch,
@@ -40,17 +40,8 @@ import {
 } from "../selectors/index.js";
 import { type Obj, type Store, StoreError } from "../storage/store.js";
 import { dns1123Label, dns1123Subdomain, type StrategyContext, strategyFor } from "../strategy/index.js";
-import { strictDecodingError, unknownFieldWarnings, validateObject } from "../validation/index.js";
-import {
-  type DeleteOptions,
-  field,
-  type KObj,
-  nowRfc3339,
-  type Rec,
-  rec,
-  type WriteOptions,
-  type WriteResult,
-} from "./types.js";
+import { pruneUnknownMeta, strictDecodingError, unknownFieldWarnings, validateObject } from "../validation/index.js";
+import type { DeleteOptions, WriteOptions, WriteResult } from "./options.js";
 
 export const PATCH_TYPES = {
   json: "application/json-patch+json",

@@ -16,6 +16,7 @@ import {
   KUBEVIRT_NAMESPACE,
   type KubeVirtConfiguration,
   kubevirtCrds,
+  nowRfc3339,
   type ResourceDefinition,
 } from "../../api/index.js";
 import { RestClient } from "../../client/index.js";
@@ -38,7 +39,6 @@ import { HttpApi, type SubresourceMount } from "./http.js";
 import { Metrics } from "./metrics.js";
 import { OpenApiCache } from "./openapi.js";
 import { Rest } from "./rest.js";
-import { nowRfc3339 } from "./types.js";
 
 export interface ApiServerOptions {
   /** HOST:PORT; default 127.0.0.1:0 (an ephemeral port) */

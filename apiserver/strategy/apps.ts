@@ -1,7 +1,7 @@
 // apps/v1 ControllerRevision: an immutable snapshot of state (kube-apiserver's controllerrevision strategy: data
 // and revision may not change once written).
 import { invalid } from "../../lib/errors.js";
-import { deepEqual } from "../lite/patch.js";
+import { deepEqual } from "../../lib/json.js";
 import type { Strategy } from "./types.js";
 
 export const controllerRevisionStrategy: Strategy = {

@@ -1,8 +1,8 @@
 // Strategies of the core/v1 kinds with rules of their own: namespaces, pods, events, configmaps and secrets.
 
+import { type UnstructuredObject as KObj, nowRfc3339 } from "../../api/index.js";
 import { forbidden, invalid } from "../../lib/errors.js";
-import { deepClone, deepEqual, isPlainObject } from "../lite/patch.js";
-import { field, type KObj, nowRfc3339, type Rec, rec } from "../server/types.js";
+import { clone as deepClone, deepEqual, field, isObject as isPlainObject, type Rec, rec } from "../../lib/json.js";
 import type { Strategy } from "./types.js";
 
 /** The namespaces that exist from the first start. */

@@ -1,7 +1,6 @@
 // CustomResourceDefinitions: the checks that make a definition servable; every stored change re-syncs the registry.
 import { invalid, type StatusCause } from "../../lib/errors.js";
-import { isPlainObject } from "../lite/patch.js";
-import { rec } from "../server/types.js";
+import { isObject as isPlainObject, rec } from "../../lib/json.js";
 import { dns1123Label, type Strategy } from "./types.js";
 
 export const crdStrategy: Strategy = {

@@ -1,9 +1,9 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
+import type { UnstructuredObject as KObj } from "../../api/index.js";
 import { builtinDefinitions } from "../../api/index.js";
 import { isStatusError } from "../../lib/errors.js";
 import { Registry } from "../registry/resources.js";
-import type { KObj } from "../server/types.js";
 import { strategyFor } from "./index.js";
 
 const reg = new Registry(builtinDefinitions());

@@ -1,8 +1,10 @@
 // A kind's REST rules, as kube-apiserver's per-resource strategy.go: what the server sets on create, what it checks
 // beyond the schema, what may not change, how deletion goes. The generic REST code (server/rest.ts) asks the
 // resource's strategy and knows no kind by name.
+
+import type { UnstructuredObject as KObj } from "../../api/index.js";
 import type { Registry } from "../registry/resources.js";
-import type { DeleteOptions, KObj } from "../server/types.js";
+import type { DeleteOptions } from "../server/options.js";
 import type { Store } from "../storage/store.js";
 
 export const dns1123Subdomain = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$/;

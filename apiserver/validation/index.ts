@@ -1,3 +1,4 @@
+export { pruneUnknownMeta } from "./prune.js";
 export {
   type FieldValidation,
   strictDecodingError,

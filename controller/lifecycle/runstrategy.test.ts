@@ -104,6 +104,10 @@ describe("runStrategy table (start / stop / restart subresources)", () => {
     const plan = planStart(vm, undefined);
     assert.ok(plan.ok);
     const changed = { ...vm, spec: { ...vm.spec, runStrategy: "Manual" as const } };
-    assert.throws(() => applyJsonPatch(changed, plan.patches[0]!.ops), /test operation failed/);
+    assert.throws(
+      () => applyJsonPatch(changed, plan.patches[0]!.ops),
+      (e: { status?: { details?: { causes?: { message?: string }[] } } }) =>
+        /^testing value .* failed/.test(e.status?.details?.causes?.[0]?.message ?? ""),
+    );
   });
 });

@@ -1,6 +1,7 @@
 // The VMI ReplicaSet's thinking, pure: which VMIs it owns (adopting matching orphans, releasing owned ones that no
 // longer match), how many to create or which to delete (not-ready first, then the newest), and the status.
 
+import { controllerRef } from "../../api/index.js";
 import type { Condition, VirtualMachineInstance, VirtualMachineInstanceReplicaSet } from "../../client/index.js";
 import { labelSelectorMatches } from "../../lib/selectors.js";
 import { getCondition, setCondition } from "../conditions.js";
@@ -87,18 +88,9 @@ export function vmiFromRsTemplate(rs: VirtualMachineInstanceReplicaSet): Virtual
       namespace: rs.metadata.namespace!,
       labels: { ...(t.metadata?.labels ?? {}) },
       annotations: { ...(t.metadata?.annotations ?? {}) },
-      ownerReferences: [
-        {
-          apiVersion: "kubevirt.io/v1",
-          kind: "VirtualMachineInstanceReplicaSet",
-          name: rs.metadata.name!,
-          uid: rs.metadata.uid!,
-          controller: true,
-          blockOwnerDeletion: true,
-        },
-      ],
+      ownerReferences: [controllerRef(rs, "kubevirt.io/v1", "VirtualMachineInstanceReplicaSet")],
     },
-    spec: structuredClone(t.spec),
+    spec: structuredClone(t.spec!), // admission refuses a replica set without template.spec
   };
 }
 

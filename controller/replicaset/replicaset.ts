@@ -2,6 +2,7 @@
 // slow cache never creates extras, then write status (replicas, readyReplicas, labelSelector, ReplicaFailure).
 
 import { isDeepStrictEqual } from "node:util";
+import { controllerRef } from "../../api/index.js";
 import {
   type Client,
   type Informer,
@@ -39,14 +40,7 @@ export async function reconcileReplicaSet(deps: RsDeps, key: string): Promise<Re
   if (!deps.expectations.satisfied(key)) return { requeueAfterMs: 5_000 };
   const log = forObject(deps.log, rs);
   const claim = claimVmis(rs, deps.vmis.list(rs.metadata.namespace));
-  const ownerRef = {
-    apiVersion: "kubevirt.io/v1",
-    kind: "VirtualMachineInstanceReplicaSet",
-    name: rs.metadata.name!,
-    uid: rs.metadata.uid!,
-    controller: true,
-    blockOwnerDeletion: true,
-  };
+  const ownerRef = controllerRef(rs, "kubevirt.io/v1", "VirtualMachineInstanceReplicaSet");
   for (const v of claim.adopt) {
     try {
       // The resourceVersion makes the adoption conditional: a VMI changed meanwhile is looked at again.

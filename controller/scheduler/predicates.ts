@@ -3,16 +3,16 @@
 // cordoned and not-ready nodes, and resources counted from every pod bound to the node (terminating ones included);
 // inter-pod affinity and anti-affinity (interpod.ts).
 
-import {
-  type Condition,
-  matchesSelector,
-  type Node,
-  type NodeSelectorRequirement,
-  type NodeSelectorTerm,
-  type Pod,
-  type Taint,
-  type Toleration,
+import type {
+  Condition,
+  Node,
+  NodeSelectorRequirement,
+  NodeSelectorTerm,
+  Pod,
+  Taint,
+  Toleration,
 } from "../../client/index.js";
+import { requirementMatches as labelMatches } from "../../lib/selectors.js";
 import { bytes, millicores } from "../quantity.js";
 import {
   type ClusterPods,
@@ -112,9 +112,8 @@ export function termMatches(term: NodeSelectorTerm, node: Node): boolean {
 
 export const nodeAffinity: Predicate = (pod, node) => {
   const sel = pod.spec.nodeSelector ?? {};
-  const selOk = matchesSelector(
-    node.metadata.labels,
-    Object.entries(sel).map(([key, v]) => ({ key, op: "=" as const, values: [v] })),
+  const selOk = Object.entries(sel).every(([key, v]) =>
+    labelMatches({ key, operator: "=", values: [v] }, node.metadata.labels),
   );
   const terms = pod.spec.affinity?.nodeAffinity?.requiredDuringSchedulingIgnoredDuringExecution?.nodeSelectorTerms;
   const affOk = !terms || terms.length === 0 || terms.some((t) => termMatches(t, node));

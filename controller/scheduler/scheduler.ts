@@ -152,7 +152,7 @@ export async function reconcilePodScheduling(deps: SchedulerDeps, key: string): 
   if (cur?.status !== "False" || cur.reason !== "Unschedulable" || cur.message !== result.message) {
     const conditions = setCondition(
       pod.status?.conditions,
-      { type: "PodScheduled", status: "False", reason: "Unschedulable", message: result.message, lastProbeTime: null },
+      { type: "PodScheduled", status: "False", reason: "Unschedulable", message: result.message },
       timestamp(deps.now()),
     );
     try {

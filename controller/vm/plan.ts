@@ -1,6 +1,7 @@
 // The VM controller's thinking, pure: what to do with the VMI (create / delete / nothing) under the run strategy and
 // the pending state-change requests, the VMI to create from the template, and the VM status that results.
 
+import { controllerRef } from "../../api/index.js";
 import type {
   Condition,
   PrintableStatus,
@@ -168,7 +169,7 @@ function planVmCore(vm: VirtualMachine, vmi: VirtualMachineInstance | undefined)
 /** The VMI the VM controller creates: named as the VM, from its template, controlled by it. */
 export function vmiFromTemplate(vm: VirtualMachine, startPaused: boolean): VirtualMachineInstance {
   const t = vm.spec.template;
-  const spec = structuredClone(t.spec);
+  const spec = structuredClone(t.spec!); // admission refuses a VM without template.spec
   if (startPaused) spec.startStrategy = "Paused";
   const vmi: VirtualMachineInstance = {
     apiVersion: "kubevirt.io/v1",
@@ -178,16 +179,7 @@ export function vmiFromTemplate(vm: VirtualMachine, startPaused: boolean): Virtu
       namespace: vm.metadata.namespace!,
       labels: { ...(t.metadata?.labels ?? {}) },
       annotations: { ...(t.metadata?.annotations ?? {}) },
-      ownerReferences: [
-        {
-          apiVersion: "kubevirt.io/v1",
-          kind: "VirtualMachine",
-          name: vm.metadata.name!,
-          uid: vm.metadata.uid!,
-          controller: true,
-          blockOwnerDeletion: true,
-        },
-      ],
+      ownerReferences: [controllerRef(vm, "kubevirt.io/v1", "VirtualMachine")],
     },
     spec,
   };

@@ -2,11 +2,10 @@
 // phase (Pending → Scheduling → Scheduled; Failed when the pod fails or vanishes), nodeName, conditions, whether
 // the finalizer can go, and the pod readiness-gate condition to sync. From Running on, virt-handler owns VMI status.
 
+import { VMI_FINALIZER } from "../../api/index.js";
 import type { Condition, Pod, VirtualMachineInstance, VmiPhase, VmiStatus } from "../../client/index.js";
 import { getCondition, setCondition } from "../conditions.js";
 import { READINESS_GATE } from "./pod.js";
-
-export const VMI_FINALIZER = "foregroundDeleteVirtualMachine";
 
 export interface VmiPlan {
   createPod: boolean;
@@ -34,7 +33,7 @@ export function podIsRunning(pod: Pod): boolean {
   const cr = getCondition(pod.status.conditions, "ContainersReady");
   if (cr) return cr.status === "True";
   const compute = pod.status.containerStatuses?.find((c) => c.name === "compute");
-  return compute ? compute.ready : true;
+  return compute ? compute.ready === true : true;
 }
 
 function withPhase(status: VmiStatus, phase: VmiPhase, now: string): VmiStatus {

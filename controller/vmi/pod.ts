@@ -13,7 +13,7 @@ export const LABEL_APP = "kubevirt.io";
 export const LABEL_CREATED_BY = "kubevirt.io/created-by";
 export const LABEL_NODE_NAME = "kubevirt.io/nodeName";
 
-import { SCHEDULABLE_LABEL } from "../../api/index.js";
+import { controllerRef, SCHEDULABLE_LABEL } from "../../api/index.js";
 
 export const LABEL_SCHEDULABLE = SCHEDULABLE_LABEL;
 export const ANNOTATION_DOMAIN = "kubevirt.io/domain";
@@ -86,16 +86,7 @@ export function renderLauncherPod(vmi: VirtualMachineInstance): Pod {
       namespace: vmi.metadata.namespace!,
       labels,
       annotations: { [ANNOTATION_DOMAIN]: name, "kubectl.kubernetes.io/default-container": "compute" },
-      ownerReferences: [
-        {
-          apiVersion: "kubevirt.io/v1",
-          kind: "VirtualMachineInstance",
-          name,
-          uid: vmi.metadata.uid!,
-          controller: true,
-          blockOwnerDeletion: true,
-        },
-      ],
+      ownerReferences: [controllerRef(vmi, "kubevirt.io/v1", "VirtualMachineInstance")],
     },
     spec: {
       containers: [

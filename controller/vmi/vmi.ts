@@ -3,6 +3,7 @@
 // deletes pods of deleted/final VMIs and then removes the finalizer, and syncs the pod's readiness gate.
 
 import { isDeepStrictEqual } from "node:util";
+import { VMI_FINALIZER } from "../../api/index.js";
 import { type Client, type Informer, type Pod, resources, type VirtualMachineInstance } from "../../client/index.js";
 import { isConflict, isNotFound } from "../../lib/errors.js";
 import { forObject, type Logger } from "../../lib/log.js";
@@ -10,7 +11,7 @@ import type { ReconcileResult } from "../../lib/workqueue/index.js";
 import { setCondition, timestamp } from "../conditions.js";
 import { Reasons, type Recorder } from "../events/index.js";
 import type { Expectations } from "../expectations.js";
-import { planVmi, VMI_FINALIZER } from "./plan.js";
+import { planVmi } from "./plan.js";
 import { isLauncherPodOf, LABEL_NODE_NAME, renderLauncherPod } from "./pod.js";
 
 export const OWNER_INDEX = "owner";

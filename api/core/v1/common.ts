@@ -30,10 +30,12 @@ export const TypedLocalObjectReference = Struct({ apiGroup: Str, kind: Str, name
 export const TypedObjectReference = Struct({ apiGroup: Str, kind: Str, name: Str, namespace: Str }, ["kind", "name"]);
 
 export const NodeSelectorRequirement = Struct({ key: Str, operator: Str, values: ListOf(Str) }, ["key", "operator"]);
+export type NodeSelectorRequirement = Static<typeof NodeSelectorRequirement>;
 export const NodeSelectorTerm = Struct({
   matchExpressions: ListOf(NodeSelectorRequirement),
   matchFields: ListOf(NodeSelectorRequirement),
 });
+export type NodeSelectorTerm = Static<typeof NodeSelectorTerm>;
 export const NodeSelector = Struct({ nodeSelectorTerms: ListOf(NodeSelectorTerm) }, ["nodeSelectorTerms"]);
 export const NodeAffinity = Struct({
   requiredDuringSchedulingIgnoredDuringExecution: NodeSelector,
@@ -52,6 +54,7 @@ export const PodAffinityTerm = Struct(
   },
   ["topologyKey"],
 );
+export type PodAffinityTerm = Static<typeof PodAffinityTerm>;
 export const WeightedPodAffinityTerm = Struct({ weight: Int32, podAffinityTerm: PodAffinityTerm }, [
   "weight",
   "podAffinityTerm",
@@ -60,6 +63,7 @@ export const PodAffinity = Struct({
   requiredDuringSchedulingIgnoredDuringExecution: ListOf(PodAffinityTerm),
   preferredDuringSchedulingIgnoredDuringExecution: ListOf(WeightedPodAffinityTerm),
 });
+export type PodAffinity = Static<typeof PodAffinity>;
 export const Affinity = Struct({ nodeAffinity: NodeAffinity, podAffinity: PodAffinity, podAntiAffinity: PodAffinity });
 export type Affinity = Static<typeof Affinity>;
 
@@ -102,6 +106,8 @@ export const ResourceRequirements = Struct({
   claims: ListOf(ResourceClaim),
 });
 export type ResourceRequirements = Static<typeof ResourceRequirements>;
+/** requests/limits: resource name → quantity. */
+export type ResourceList = Static<typeof QuantityMap>;
 export const VolumeResourceRequirements = Struct({ limits: QuantityMap, requests: QuantityMap });
 
 export const PersistentVolumeClaimSpec = Struct({
@@ -128,3 +134,4 @@ export const DownwardAPIVolumeFile = Struct(
 );
 
 export const Taint = Struct({ key: Str, value: Str, effect: Str, timeAdded: Time }, ["key", "effect"]);
+export type Taint = Static<typeof Taint>;

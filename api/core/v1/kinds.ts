@@ -21,11 +21,13 @@ import { LocalObjectReference, NodeSelector, ObjectReference, PersistentVolumeCl
 const conditionBase = { type: Str, status: ConditionStatus, lastTransitionTime: Time, reason: Str, message: Str };
 /** NodeCondition, NamespaceCondition, PersistentVolumeClaimCondition and metav1.Condition differ in their times. */
 export const NodeCondition = Struct({ ...conditionBase, lastHeartbeatTime: Time }, ["type", "status"]);
+export type NodeCondition = Static<typeof NodeCondition>;
 export const NamespaceCondition = Struct(conditionBase, ["type", "status"]);
 export const PersistentVolumeClaimCondition = Struct({ ...conditionBase, lastProbeTime: Time }, ["type", "status"]);
 export const MetaV1Condition = Struct({ ...conditionBase, observedGeneration: Int64 }, ["type", "status"]);
 
 export const NodeAddress = Struct({ type: Str, address: Str }, ["type", "address"]);
+export type NodeAddress = Static<typeof NodeAddress>;
 export const NodeSpec = Struct({
   podCIDR: Str,
   podCIDRs: ListOf(Str),

@@ -3,6 +3,7 @@
 // has no use for (install placement, certificates, host devices ...) are kept as sent. Components read
 // `spec.configuration` live, merged over defaultConfiguration() as KubeVirt's virt-config does.
 import type { Static } from "@sinclair/typebox";
+import { applyMergePatch } from "../../../lib/mergepatch.js";
 import { LabelSelector, TypeMeta } from "../../meta/v1/object-meta.js";
 import {
   Bool,
@@ -213,27 +214,12 @@ export function defaultConfiguration(): KubeVirtConfiguration {
   };
 }
 
-function isRecord(v: unknown): v is Record<string, unknown> {
-  return typeof v === "object" && v !== null && !Array.isArray(v);
-}
-
-/** RFC 7386 merge of `patch` over `base` (objects merge, everything else replaces, null deletes); no mutation. */
-function mergeOver(base: unknown, patch: unknown): unknown {
-  if (!isRecord(patch)) return structuredClone(patch);
-  const out: Record<string, unknown> = isRecord(base) ? structuredClone(base) : {};
-  for (const [k, v] of Object.entries(patch)) {
-    if (v === null) delete out[k];
-    else out[k] = mergeOver(out[k], v);
-  }
-  return out;
-}
-
 /**
  * The configuration in effect: the object's spec.configuration merged over the defaults (no object: the
  * defaults). allowWorkloadDisruption follows allowPostCopy when unset, as in KubeVirt.
  */
 export function effectiveConfiguration(kv: { spec?: { configuration?: unknown } } | undefined): KubeVirtConfiguration {
-  const cfg = mergeOver(defaultConfiguration(), kv?.spec?.configuration ?? {}) as KubeVirtConfiguration;
+  const cfg = applyMergePatch<KubeVirtConfiguration>(defaultConfiguration(), kv?.spec?.configuration ?? {});
   const m = cfg.migrations ?? {};
   if (m.allowWorkloadDisruption === undefined) m.allowWorkloadDisruption = m.allowPostCopy ?? false;
   cfg.migrations = m;

@@ -419,6 +419,7 @@ export const VmiNetworkInterface = Struct({
 export type VmiNetworkInterface = Static<typeof VmiNetworkInterface>;
 
 export const PhaseTransitionTimestamp = Struct({ phase: Str, phaseTransitionTimestamp: Time });
+export type PhaseTransitionTimestamp = Static<typeof PhaseTransitionTimestamp>;
 
 /** KubeVirt's condition shape (VirtualMachineInstanceCondition, VirtualMachineCondition, ...). */
 export const KubevirtCondition = Struct(
@@ -432,6 +433,7 @@ export const KubevirtCondition = Struct(
   },
   ["type", "status"],
 );
+export type KubevirtCondition = Static<typeof KubevirtCondition>;
 
 export const PersistentVolumeClaimInfo = Struct({
   claimName: Str,

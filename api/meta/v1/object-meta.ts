@@ -42,6 +42,7 @@ export const ListMeta = Struct({ selfLink: Str, resourceVersion: Str, continue: 
 export type ListMeta = Static<typeof ListMeta>;
 
 export const LabelSelectorRequirement = Struct({ key: Str, operator: Str, values: ListOf(Str) }, ["key", "operator"]);
+export type LabelSelectorRequirement = Static<typeof LabelSelectorRequirement>;
 export const LabelSelector = Struct({ matchLabels: StrMap, matchExpressions: ListOf(LabelSelectorRequirement) });
 export type LabelSelector = Static<typeof LabelSelector>;
 
@@ -71,15 +72,72 @@ export interface Condition<T extends string = string> {
   message?: string;
 }
 
-/** Returns a new condition list with `next` set; lastTransitionTime moves only when the status changes. */
-export function setCondition<T extends string>(
-  conds: readonly Condition<T>[],
-  next: Condition<T>,
-  now: string,
-): Condition<T>[] {
-  const old = conds.find((c) => c.type === next.type);
-  const lastTransitionTime = old && old.status === next.status ? (old.lastTransitionTime ?? now) : now;
-  return [...conds.filter((c) => c.type !== next.type), { ...next, lastTransitionTime }];
+/** The fields the condition helpers read; Pod, Node and KubeVirt conditions all have them. */
+interface ConditionLike {
+  type: string;
+  status: string;
+  lastTransitionTime?: string | null;
+  lastProbeTime?: string | null;
+}
+
+export function getCondition<C extends ConditionLike>(conds: readonly C[] | undefined, type: string): C | undefined {
+  return conds?.find((c) => c.type === type);
+}
+
+/**
+ * metav1's SetStatusCondition: a new list with `next` set in place (or appended); lastTransitionTime moves only when
+ * the status changes, and a lastProbeTime `next` does not carry is kept. Never mutates.
+ */
+export function setCondition<C extends ConditionLike>(conds: readonly C[] | undefined, next: C, now: string): C[] {
+  const list = conds ?? [];
+  const old = list.find((c) => c.type === next.type);
+  const lastTransitionTime = old && old.status === next.status && old.lastTransitionTime ? old.lastTransitionTime : now;
+  const c: C = { ...next, lastTransitionTime };
+  if (old && old.lastProbeTime !== undefined && c.lastProbeTime === undefined) c.lastProbeTime = old.lastProbeTime;
+  const i = list.findIndex((x) => x.type === next.type);
+  if (i < 0) return [...list, c];
+  return list.map((x, j) => (j === i ? c : x));
+}
+
+export function removeCondition<C extends ConditionLike>(conds: readonly C[] | undefined, type: string): C[] {
+  return (conds ?? []).filter((c) => c.type !== type);
+}
+
+/** metav1.Time as Kubernetes serializes it: RFC 3339 with second precision. */
+export function nowRfc3339(ms = Date.now()): string {
+  return new Date(ms).toISOString().replace(/\.\d+Z$/, "Z");
+}
+
+/** Any object as stored and served: TypeMeta plus ObjectMeta, which every object read from the API server has. */
+export interface KObject {
+  apiVersion?: string;
+  kind?: string;
+  metadata: ObjectMeta;
+}
+
+/** metav1.NewControllerRef: the owner reference a controller puts on what it creates or adopts. */
+export function controllerRef(owner: KObject, apiVersion: string, kind: string): OwnerReference {
+  const { name = "", uid = "" } = owner.metadata;
+  return { apiVersion, kind, name, uid, controller: true, blockOwnerDeletion: true };
+}
+
+/** A stored object of any kind as generic code handles it: the envelope is known, the body is the kind's. */
+export type UnstructuredObject = KObject & { [k: string]: unknown };
+
+/** A list of objects (`PodList`, ...). */
+export interface KList<T = KObject> {
+  apiVersion?: string;
+  kind?: string;
+  metadata: ListMeta;
+  items: T[];
+}
+
+export type WatchEventType = "ADDED" | "MODIFIED" | "DELETED" | "BOOKMARK" | "ERROR";
+
+/** One event of a watch stream (metav1.WatchEvent). */
+export interface WatchEvent<T = KObject> {
+  type: WatchEventType;
+  object: T;
 }
 
 /** The fields every top-level object has (apiVersion and kind are filled in by the server when absent). */

@@ -1,8 +1,8 @@
-// JSON patch (RFC 6902) with kube-apiserver's error mapping: a body that is not a list of operations is a
+// JSON patch (RFC 6902), the one implementation (API server, admission, fake client), with kube-apiserver's error mapping: a body that is not a list of operations is a
 // 400 BadRequest; an operation that does not apply (including a failed `test`) is 422 Invalid, "the server rejected
 // our request due to an error in our request", with the reason as an UnexpectedServerResponse cause.
 
-import { badRequest, type StatusError, statusError, tooLarge } from "../../lib/errors.js";
+import { badRequest, type StatusError, statusError, tooLarge } from "./errors.js";
 import { clone, deepEqual, isObject, type Json } from "./json.js";
 
 export interface JsonPatchOperation {
@@ -150,27 +150,34 @@ function validate(ops: unknown): JsonPatchOperation[] {
   return ops as JsonPatchOperation[];
 }
 
+export interface JsonPatchOptions {
+  /** Patch `target` itself and take the operations' values as they are: the caller owns both (admission does). */
+  inPlace?: boolean;
+}
+
 /**
- * Applies RFC 6902 operations to a copy of `target`. A malformed body is a 400 BadRequest StatusError; an operation
- * that does not apply is a 422 Invalid StatusError, as kube-apiserver answers.
+ * Applies RFC 6902 operations to a copy of `target` (or to `target` itself with `inPlace`; the result is the new
+ * root). A malformed body is a 400 BadRequest StatusError; an operation that does not apply is a 422 Invalid
+ * StatusError, as kube-apiserver answers.
  */
-export function applyJsonPatch<T = unknown>(target: unknown, ops: unknown): T {
+export function applyJsonPatch<T = unknown>(target: unknown, ops: unknown, opts: JsonPatchOptions = {}): T {
   const list = validate(ops);
-  let doc = clone(target) as Json;
+  const own = opts.inPlace ? <V>(v: V) => v : clone;
+  let doc = own(target) as Json;
   for (const op of list) {
     try {
       if (typeof op.path !== "string") throw new OpError(`${String(op.op)} operation missing path`);
       switch (op.op) {
         case "add":
           if (!("value" in op)) throw new OpError("add operation missing value");
-          doc = add(doc, op.path, clone(op.value) as Json);
+          doc = add(doc, op.path, own(op.value) as Json);
           break;
         case "remove":
           doc = remove(doc, op.path)[0];
           break;
         case "replace":
           if (!("value" in op)) throw new OpError("replace operation missing value");
-          doc = replace(doc, op.path, clone(op.value) as Json);
+          doc = replace(doc, op.path, own(op.value) as Json);
           break;
         case "move": {
           if (typeof op.from !== "string") throw new OpError("move operation missing from");

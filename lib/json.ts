@@ -1,10 +1,27 @@
-// JSON value helpers shared by the patch and field-management code.
+// JSON value helpers shared by the patch libraries (JSON patch, merge patch) and the API server's field management.
 
 export type Json = null | boolean | number | string | Json[] | { [k: string]: Json };
 export type JsonObject = { [k: string]: Json };
 
 export function isObject(v: unknown): v is JsonObject {
   return v !== null && typeof v === "object" && !Array.isArray(v);
+}
+
+export type Rec = Record<string, unknown>;
+
+/** `v` when it is a plain object, else `{}`: a safe start for reading untrusted JSON. */
+export function rec(v: unknown): Rec {
+  return isObject(v) ? v : {};
+}
+
+/** `a.b.c` lookup through plain objects. */
+export function field(o: unknown, path: string): unknown {
+  let cur: unknown = o;
+  for (const seg of path.split(".")) {
+    if (!isObject(cur)) return undefined;
+    cur = cur[seg];
+  }
+  return cur;
 }
 
 /** A deep copy of a JSON value (much faster than structuredClone for API objects). */

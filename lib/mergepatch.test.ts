@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
-import { applyMergePatch, resourceVersionPrecondition } from "./index.js";
+import { resourceVersionPrecondition } from "./json.js";
+import { applyMergePatch } from "./mergepatch.js";
 
 describe("applyMergePatch (RFC 7386 appendix A)", () => {
   const cases: [unknown, unknown, unknown][] = [

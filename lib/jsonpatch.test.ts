@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
-import { StatusError } from "../../lib/errors.js";
-import { applyJsonPatch } from "./index.js";
+import { StatusError } from "./errors.js";
+import { applyJsonPatch } from "./jsonpatch.js";
 
 describe("applyJsonPatch (RFC 6902 appendix A)", () => {
   const cases: [string, unknown, unknown[], unknown][] = [
