@@ -3,6 +3,7 @@
 // (k8s pkg/printers/internalversion); computed cells use ResourceDefinition.columns.
 import type { TSchema } from "@sinclair/typebox";
 import { CustomResourceDefinitionSchema } from "./apiextensions/v1/crd-schema.js";
+import { ControllerRevision } from "./apps/v1/controllerrevision.js";
 import { SelfSubjectAccessReview } from "./authorization/v1/ssar.js";
 import { HorizontalPodAutoscaler } from "./autoscaling/v2/hpa.js";
 import { Lease } from "./coordination/v1/lease.js";
@@ -468,6 +469,33 @@ const BUILTINS: Builtin[] = [
     plural: "leases",
     schema: Lease,
     columns: [NAME, { name: "Holder", type: "string", cell: (o) => get(o, "spec.holderIdentity") ?? "" }, AGE],
+  },
+  {
+    group: "apps",
+    version: "v1",
+    kind: "ControllerRevision",
+    plural: "controllerrevisions",
+    schema: ControllerRevision,
+    // kubectl's printer: NAME CONTROLLER REVISION AGE
+    columns: [
+      NAME,
+      {
+        name: "Controller",
+        type: "string",
+        description: "The controller that owns this revision.",
+        cell: (o) => {
+          const ref = ((get(o, "metadata.ownerReferences") ?? []) as Obj[]).find((r) => r.controller === true);
+          if (!ref) return "<none>";
+          const [group] = String(ref.apiVersion ?? "")
+            .split("/")
+            .reverse()
+            .slice(1);
+          return `${String(ref.kind ?? "").toLowerCase()}${group ? `.${group}` : ""}/${String(ref.name ?? "")}`;
+        },
+      },
+      { name: "Revision", type: "integer", description: "The revision number.", cell: (o) => get(o, "revision") },
+      AGE,
+    ],
   },
   {
     group: "autoscaling",

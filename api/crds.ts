@@ -5,6 +5,7 @@
 import type { TSchema } from "@sinclair/typebox";
 import { stringify } from "yaml";
 import { DataVolume } from "./cdi/v1beta1/datavolume.js";
+import { KubeVirt } from "./kubevirt/v1/kubevirt.js";
 import { VirtualMachine, VirtualMachineInstanceMigration, VirtualMachineInstanceReplicaSet } from "./kubevirt/v1/vm.js";
 import { VirtualMachineInstance } from "./kubevirt/v1/vmi.js";
 import type {
@@ -162,6 +163,18 @@ const KINDS: KindSpec[] = [
     ],
     status: true,
     labels: KV_LABELS,
+  },
+  {
+    group: "kubevirt.io",
+    kind: "KubeVirt",
+    plural: "kubevirts",
+    shortNames: ["kv", "kvs"],
+    categories: ["all"],
+    schema: KubeVirt,
+    versions: KUBEVIRT_VERSIONS,
+    columns: [AGE, PHASE],
+    status: true,
+    labels: { "operator.kubevirt.io": "" },
   },
   {
     group: "pool.kubevirt.io",

@@ -1,6 +1,7 @@
 // The API types and schemas of every kind tsvirt serves. Imports nothing outside api/ (and lib/).
 
 export * from "./apiextensions/v1/crd-schema.js";
+export * from "./apps/v1/controllerrevision.js";
 export * from "./authorization/v1/ssar.js";
 export * from "./autoscaling/v2/hpa.js";
 export * from "./builtin.js";
@@ -10,6 +11,7 @@ export * from "./core/v1/common.js";
 export * from "./core/v1/kinds.js";
 export * from "./core/v1/pod.js";
 export * from "./crds.js";
+export * from "./kubevirt/v1/kubevirt.js";
 export * from "./kubevirt/v1/unimplemented.js";
 export * from "./kubevirt/v1/vm.js";
 export * from "./kubevirt/v1/vmi.js";

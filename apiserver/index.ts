@@ -1,5 +1,6 @@
 // The embedded Kubernetes-compatible API server: `startApiServer` for `tsvirt api`, `tsvirt up` and tests.
 
+export { componentKubeconfigPath, tokenPath } from "./auth/index.js";
 export { Registry, type ServedResource } from "./registry/resources.js";
 export { nodeEndpoint, proxyToNode } from "./server/podlog.js";
 export {

@@ -32,6 +32,7 @@ export const resources = {
     namespaced: true,
     kind: "VirtualMachineInstanceMigration",
   },
+  kubevirts: { group: "kubevirt.io", version: "v1", resource: "kubevirts", namespaced: true, kind: "KubeVirt" },
   pods: { group: "", version: "v1", resource: "pods", namespaced: true, kind: "Pod" },
   nodes: { group: "", version: "v1", resource: "nodes", namespaced: false, kind: "Node" },
   events: { group: "", version: "v1", resource: "events", namespaced: true, kind: "Event" },

@@ -39,7 +39,7 @@ export function registerHandler(program: Command): void {
     .option("--no-pod-runner", "a kubelet runs this node's pods: drive the launchers only, through their sockets")
     .option("--host-disk-root <dir>", "allow hostDisk volumes below this directory (off by default)")
     .action(async (o: Opts) => {
-      const { Informer, loadConfig, RestClient, resources } = await import("../client/index.js");
+      const { ClusterConfig, Informer, loadConfig, RestClient, resources } = await import("../client/index.js");
       const { createLogger } = await import("../lib/log.js");
       const h = await import("../handler/index.js");
       const { EventRecorder } = await import("../controller/index.js");
@@ -56,6 +56,9 @@ export function registerHandler(program: Command): void {
         ...loadConfig(o.kubeconfig ? { kubeconfig: o.kubeconfig } : {}),
         userAgent: "virt-handler",
       });
+      // the cluster's KubeVirt settings, live (virt-handler acts on none of them yet; admission warns about them)
+      const clusterConfig = new ClusterConfig(client, { log });
+      clusterConfig.start();
       const sel = h.selectorsFor(o.node);
       // the ConfigMap kubevirt/tsvirt-registries when present (followed live), else --registries-conf
       const fallback = o.registriesConf ? await loadRegistriesConf(o.registriesConf) : undefined;
@@ -109,6 +112,7 @@ export function registerHandler(program: Command): void {
         log.info("stopping (launchers keep running)", { signal: sig });
         await handler.close();
         await registries.stop();
+        await clusterConfig.stop();
         client.close();
         process.exit(0);
       };

@@ -1,6 +1,8 @@
 // `tsvirt up --listen HOST:PORT --data-dir DIR [--nodes N] [--uplink IFACE]`: the embedded all-in-one. Supervises
 // `tsvirt api`, `tsvirt controller` and one `tsvirt handler` per node as separate processes (pids in DIR/run/, logs
-// in DIR/logs/, DIR/kubeconfig for kubectl and virtctl), restarting any that exits. Launchers belong to their node's
+// in DIR/logs/, DIR/kubeconfig for kubectl and virtctl, the administrator), restarting any that exits. The controller
+// and the node agents talk to the API as their own service accounts (DIR/identities/<sa>.kubeconfig, written by the
+// API server at its start). Launchers belong to their node's
 // handler and survive restarts of every one of these. Ctrl+C stops the VMs gracefully, then everything.
 // The nodes' pods reach each other through one fabric namespace per data dir (handler/network/fabric.ts), made here
 // before the node agents start and removed on exit with the node namespaces.
@@ -39,6 +41,7 @@ export function registerUp(program: Command): void {
       const { Supervisor, alive } = await import("../lib/supervisor.js");
       const { createLogger } = await import("../lib/log.js");
       const { killNetns, network, readPodRecord } = await import("../handler/index.js");
+      const { componentKubeconfigPath } = await import("../apiserver/index.js");
       const { terminatePod } = await import("../launcher/index.js");
       const { checkListen } = await import("../apiserver/index.js");
       const { ensureQemuCanReach } = await import("../lib/qemu-user.js");
@@ -85,12 +88,23 @@ export function registerUp(program: Command): void {
           throw new Error(`the API server did not become ready; see ${join(dir, "logs", "api.log")}`);
         await new Promise((r) => setTimeout(r, 100));
       }
-      await sup.start({ name: "controller", argv: [node, tsvirtJs, "controller", "--kubeconfig", kubeconfig] });
+      const controllerKc = componentKubeconfigPath(dir, "controller");
+      await sup.start({ name: "controller", argv: [node, tsvirtJs, "controller", "--kubeconfig", controllerKc] });
       const names = nodeNames(n, o.nodePrefix);
       const fabric = network.fabricNetns(dir);
       await network.ensureFabric(fabric, network.runCommand);
       for (const name of names) {
-        const argv = [node, tsvirtJs, "handler", "--node", name, "--kubeconfig", kubeconfig, "--fabric", fabric];
+        const argv = [
+          node,
+          tsvirtJs,
+          "handler",
+          "--node",
+          name,
+          "--kubeconfig",
+          componentKubeconfigPath(dir, "handler"),
+          "--fabric",
+          fabric,
+        ];
         argv.push("--data-dir", join(dir, "nodes", name));
         if (o.uplink) argv.push("--uplink", o.uplink);
         if (o.hostDiskRoot) argv.push("--host-disk-root", resolve(o.hostDiskRoot));

@@ -3,6 +3,7 @@
 
 import {
   type Client,
+  ClusterConfig,
   Informer,
   type KObject,
   keyOf,
@@ -65,6 +66,8 @@ export class VirtController {
   /** Namespaces (their labels), for pod affinity terms with a namespaceSelector. */
   readonly namespaces: Informer<KObject>;
   readonly replicasets: Informer<VirtualMachineInstanceReplicaSet>;
+  /** The cluster's KubeVirt settings (kubevirt/kubevirt), defaulted and live. */
+  readonly clusterConfig: ClusterConfig;
   readonly rsQueue = new WorkQueue<string>();
   readonly rsDeps: RsDeps;
   readonly vmQueue = new WorkQueue<string>();
@@ -95,6 +98,7 @@ export class VirtController {
     this.nodes = new Informer<Node>(client, resources.nodes, { log: this.log });
     this.namespaces = new Informer<KObject>(client, resources.namespaces, { log: this.log });
     this.replicasets = new Informer<VirtualMachineInstanceReplicaSet>(client, resources.vmirs, { log: this.log });
+    this.clusterConfig = new ClusterConfig(client, { log: this.log });
     const vmExp = new Expectations();
     const vmiExp = new Expectations();
     const rsExp = new Expectations();
@@ -275,6 +279,7 @@ export class VirtController {
     this.nodes.start();
     this.namespaces.start();
     this.replicasets.start();
+    this.clusterConfig.start();
   }
 
   async waitForSync(): Promise<void> {
@@ -284,6 +289,7 @@ export class VirtController {
       this.pods.waitForSync(),
       this.nodes.waitForSync(),
       this.namespaces.waitForSync(),
+      this.clusterConfig.waitForSync(),
     ]);
   }
 
@@ -329,6 +335,7 @@ export class VirtController {
       this.nodes.stop(),
       this.namespaces.stop(),
       this.replicasets.stop(),
+      this.clusterConfig.stop(),
     ]);
     await Promise.all(this.workers);
     this.workers = [];

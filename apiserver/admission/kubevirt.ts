@@ -3,7 +3,17 @@
 // Each takes and returns an AdmissionReview v1; mutations are base64 JSON patches. Plugin names are KubeVirt's
 // webhook names.
 import { randomUUID } from "node:crypto";
-import { parseQuantity, unimplementedFields, VMI_FINALIZER } from "../../api/index.js";
+import {
+  isKubeVirtServiceAccount,
+  KUBEVIRT_NAME,
+  KUBEVIRT_NAMESPACE,
+  parseQuantity,
+  SERVICE_ACCOUNTS,
+  serviceAccountUser,
+  unimplementedFields,
+  unimplementedKubeVirtFields,
+  VMI_FINALIZER,
+} from "../../api/index.js";
 import type { StatusCause } from "../../lib/errors.js";
 import { labelSelectorMatches } from "../../lib/selectors.js";
 import { inertKindsPlugin } from "./inert.js";
@@ -36,8 +46,6 @@ export interface KubevirtAdmissionOptions {
   now?: () => string;
   /** Firmware UUID for new VMIs that have none. @default crypto.randomUUID */
   uuid?: () => string;
-  /** Users allowed to change a VMI's spec after creation (KubeVirt lets its own controllers hotplug). @default [] */
-  vmiSpecUpdaters?: string[];
 }
 
 export const MIGRATION_VMI_LABEL = "kubevirt.io/vmi-name";
@@ -520,7 +528,8 @@ export function admissionPlugins(opts: KubevirtAdmissionOptions = {}): Admission
         const next = (req.object as Obj | undefined)?.spec;
         const prev = (req.oldObject as Obj | undefined)?.spec;
         if (JSON.stringify(canonical(next)) === JSON.stringify(canonical(prev))) return {};
-        if ((opts.vmiSpecUpdaters ?? []).includes(req.userInfo.username)) return {};
+        // as KubeVirt's vmi-update-admitter: only KubeVirt's own service accounts (they hotplug and migrate)
+        if (isKubeVirtServiceAccount(req.userInfo.username)) return {};
         return {
           causes: [{ type: "FieldValueNotSupported", field: "spec", message: "update of VMI object is restricted" }],
         };
@@ -572,6 +581,8 @@ export function admissionPlugins(opts: KubevirtAdmissionOptions = {}): Admission
       { group: kv, resources: ["virtualmachineinstancemigrations"], operations: ["CREATE"] },
       async (req) => {
         const m = (req.object ?? {}) as Obj;
+        const refused = priorityRefused(req, m.spec?.priority);
+        if (refused) return { causes: [refused] };
         const vmiName = m.spec?.vmiName;
         if (!vmiName)
           return {
@@ -589,7 +600,44 @@ export function admissionPlugins(opts: KubevirtAdmissionOptions = {}): Admission
       },
     ),
     inertKindsPlugin(),
+    plugin(
+      "kubevirt-update-validator.kubevirt.io",
+      "validating",
+      { group: kv, resources: ["kubevirts"], operations: ["CREATE", "UPDATE"] },
+      (req) => {
+        const o = (req.object ?? {}) as Obj;
+        const warnings = unimplementedKubeVirtFields(o.spec, "spec").map(
+          (f) => `${f}: accepted but not acted on by tsvirt yet`,
+        );
+        if (o.metadata?.name !== KUBEVIRT_NAME || (req.namespace ?? o.metadata?.namespace) !== KUBEVIRT_NAMESPACE)
+          warnings.unshift(`only ${KUBEVIRT_NAMESPACE}/${KUBEVIRT_NAME} is read; this KubeVirt object is ignored`);
+        return { warnings };
+      },
+    ),
+    plugin(
+      "migration-update-validator.kubevirt.io",
+      "validating",
+      { group: kv, resources: ["virtualmachineinstancemigrations"], operations: ["UPDATE"] },
+      (req) => {
+        const next = (req.object as Obj | undefined)?.spec?.priority;
+        const prev = (req.oldObject as Obj | undefined)?.spec?.priority;
+        const refused = next === prev ? undefined : priorityRefused(req, next ?? null);
+        return refused ? { causes: [refused] } : {};
+      },
+    ),
   ];
+}
+
+const CONTROLLER_USER = serviceAccountUser(SERVICE_ACCOUNTS.controller);
+
+/** Only virt-controller sets a migration's priority (KubeVirt's migration priority queue, VEP 62). */
+function priorityRefused(req: AdmissionRequest, priority: unknown): StatusCause | undefined {
+  if (priority === undefined || req.userInfo.username === CONTROLLER_USER) return undefined;
+  return {
+    type: "FieldValueForbidden",
+    field: "spec.priority",
+    message: `spec.priority may be set only by ${CONTROLLER_USER}`,
+  };
 }
 
 function isRecord(v: unknown): v is Obj {

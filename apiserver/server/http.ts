@@ -1,13 +1,13 @@
 // The HTTP layer: routing of Kubernetes REST paths, body decoding, content negotiation (JSON, Table, aggregated
 // discovery), watch streams, metrics, request logs and authentication. Every failure is answered with a Status.
 
-import { timingSafeEqual } from "node:crypto";
 import type { IncomingMessage, ServerResponse } from "node:http";
 import type { Duplex } from "node:stream";
 import YAML from "yaml";
 import type { UnstructuredObject as KObj } from "../../api/index.js";
 import {
   badRequest,
+  forbidden,
   isStatusError,
   methodNotAllowed,
   notFound,
@@ -19,10 +19,18 @@ import {
 } from "../../lib/errors.js";
 import { isObject as isPlainObject } from "../../lib/json.js";
 import type { Logger } from "../../lib/log.js";
+import {
+  type Authenticator,
+  authorize,
+  forbiddenMessage,
+  type ResourceAttributes,
+  type UserInfo,
+} from "../auth/index.js";
 import { decodeProtobuf } from "../protobuf/index.js";
 import type { ServedResource } from "../registry/resources.js";
 import { buildTable, partialObjectMetadata } from "../registry/table.js";
 import type { StoreEvent } from "../storage/store.js";
+import { strategyFor } from "../strategy/index.js";
 import {
   AGGREGATED_CT,
   AGGREGATED_CT_BETA,
@@ -43,8 +51,8 @@ export interface HttpOptions {
   metrics: Metrics;
   openapi: OpenApiCache;
   log: Logger;
-  /** bearer token required on every request except health checks, when set */
-  token?: string;
+  /** bearer tokens → callers (health checks and /version need none) */
+  auth: Authenticator;
   maxBodyBytes: number;
   bookmarkIntervalMs: number;
   maxWatchSeconds: number;
@@ -135,11 +143,9 @@ function warningHeaders(warnings: string[]): Record<string, string[]> {
 export class HttpApi {
   readonly #o: HttpOptions;
   readonly #watches = new Set<() => void>();
-  readonly #tokenBuf: Buffer | undefined;
 
   constructor(o: HttpOptions) {
     this.#o = o;
-    this.#tokenBuf = o.token ? Buffer.from(o.token) : undefined;
   }
 
   /** Ends every open watch (server shutdown). */
@@ -192,7 +198,8 @@ export class HttpApi {
       );
     };
     socket.on("error", () => socket.destroy());
-    if (!this.#authorized(req)) {
+    const user = this.#o.auth.authenticate(req.headers.authorization);
+    if (!user) {
       reject(401, "Unauthorized", "Unauthorized");
       return;
     }
@@ -206,6 +213,11 @@ export class HttpApi {
     const sub = this.#o.subresources?.();
     if (!sub?.handles(pathname)) {
       reject(404, "NotFound", "the server could not find the requested resource");
+      return;
+    }
+    const attrs = subresourceAttributes("GET", pathname);
+    if (attrs && !authorize(user, attrs).allowed) {
+      reject(403, "Forbidden", forbiddenMessage(user, attrs));
       return;
     }
     sub.handleUpgrade(req, socket, head).catch((e: unknown) => {
@@ -230,15 +242,6 @@ export class HttpApi {
       return;
     }
     sendJson(res, status.code, status);
-  }
-
-  #authorized(req: IncomingMessage): boolean {
-    if (!this.#tokenBuf) return true;
-    const h = req.headers.authorization ?? "";
-    const m = /^Bearer\s+(.+)$/i.exec(h);
-    if (!m) return false;
-    const got = Buffer.from((m[1] ?? "").trim());
-    return got.length === this.#tokenBuf.length && timingSafeEqual(got, this.#tokenBuf);
   }
 
   async #readBody(req: IncomingMessage): Promise<Buffer> {
@@ -295,7 +298,7 @@ export class HttpApi {
     }
   }
 
-  #writeOptions(q: URLSearchParams, req: IncomingMessage): WriteOptions {
+  #writeOptions(q: URLSearchParams, req: IncomingMessage, user: UserInfo): WriteOptions {
     const dry = q.getAll("dryRun");
     if (dry.some((d) => d !== "All"))
       throw badRequest(`dryRun: Unsupported value: "${dry.find((d) => d !== "All")}": supported values: "All"`);
@@ -313,7 +316,7 @@ export class HttpApi {
       fieldManagerExplicit: !!fm,
       fieldValidation: fv,
       force: force === "true",
-      user: "system:admin",
+      user,
     };
   }
 
@@ -341,12 +344,18 @@ export class HttpApi {
       return sendBody(res, 200, "text/plain; charset=utf-8", "ok");
     }
     if (head === "version" && segs.length === 1) return sendJson(res, 200, VERSION_INFO);
-    if (!this.#authorized(req)) {
+    const user = this.#o.auth.authenticate(req.headers.authorization);
+    if (!user) {
       req.resume();
       throw unauthorized();
     }
     const sub = this.#o.subresources?.();
     if (sub?.handles(url.pathname)) {
+      const attrs = subresourceAttributes(method, url.pathname);
+      if (attrs && !authorize(user, attrs).allowed) {
+        req.resume();
+        throw forbidden(forbiddenMessage(user, attrs));
+      }
       labels.group = "subresources.kubevirt.io";
       labels.resource = segs[5] ?? "";
       labels.subresource = segs[7] ?? "";
@@ -426,7 +435,14 @@ export class HttpApi {
     if (r.virtual && !(method === "POST" && route.name === undefined)) {
       throw methodNotAllowed(`the server does not allow this method on the requested resource`);
     }
-    return this.#resource(req, res, route, q, method, labels);
+    const attrs = requestAttributes(method, route, q);
+    if (!authorize(user, attrs).allowed) {
+      req.resume();
+      // a component refused by the static table is a missing rule: say so where an operator looks
+      this.#o.log.warn("forbidden", { user: user.username, ...attrs });
+      throw forbidden(forbiddenMessage(user, attrs));
+    }
+    return this.#resource(req, res, route, q, method, labels, user);
   }
 
   #aggregated(res: ServerResponse, accept: string, core: boolean): void {
@@ -470,6 +486,7 @@ export class HttpApi {
     q: URLSearchParams,
     method: string,
     labels: RequestLabels,
+    user: UserInfo,
   ): Promise<void> {
     const { r, version, name, sub } = rt;
     const rest = this.#o.rest;
@@ -527,7 +544,7 @@ export class HttpApi {
       case "POST": {
         labels.verb = "POST";
         const body = this.#decode(req, await this.#readBody(req));
-        const opts = this.#writeOptions(q, req);
+        const opts = this.#writeOptions(q, req, user);
         if (name === undefined) {
           if (r.namespaced && rt.ns === undefined)
             throw methodNotAllowed("POST requires a namespace in the path for a namespaced resource");
@@ -542,7 +559,7 @@ export class HttpApi {
         if (name === undefined)
           throw methodNotAllowed("the server does not allow this method on the requested resource");
         const body = this.#decode(req, await this.#readBody(req));
-        const opts = this.#writeOptions(q, req);
+        const opts = this.#writeOptions(q, req, user);
         if (sub === "binding" || sub === "log")
           throw methodNotAllowed("the server does not allow this method on the requested resource");
         if (sub === "finalize") return reply(await this.#finalizeNamespace(r, version, name, body, opts));
@@ -558,7 +575,7 @@ export class HttpApi {
         checkNesting(body);
         const ct = String(req.headers["content-type"] ?? "");
         if (ct.startsWith("application/apply-patch")) labels.verb = "APPLY";
-        const opts = this.#writeOptions(q, req);
+        const opts = this.#writeOptions(q, req, user);
         return reply(await rest.patch(r, version, ns, name, sub, ct, body, opts));
       }
       case "DELETE": {
@@ -572,10 +589,10 @@ export class HttpApi {
         if (name === undefined) {
           labels.verb = "DELETECOLLECTION";
           // as kube-apiserver: no deletecollection of namespaces, and across namespaces only list and watch
-          if (r.key === "/namespaces" || (r.namespaced && rt.ns === undefined)) {
+          if (strategyFor(r).noDeleteCollection || (r.namespaced && rt.ns === undefined)) {
             throw methodNotAllowed("the server does not allow this method on the requested resource");
           }
-          const items = await rest.deleteCollection(r, version, rt.ns, q, opts, "system:admin");
+          const items = await rest.deleteCollection(r, version, rt.ns, q, opts, user);
           const av = apiVersionOf(r, version);
           return sendJson(res, 200, {
             kind: r.listKind,
@@ -586,7 +603,7 @@ export class HttpApi {
         }
         labels.verb = "DELETE";
         if (sub) throw methodNotAllowed("the server does not allow this method on the requested resource");
-        return reply(await rest.delete(r, version, ns, name, opts, "system:admin"));
+        return reply(await rest.delete(r, version, ns, name, opts, user));
       }
       default:
         req.resume();
@@ -759,6 +776,45 @@ export class HttpApi {
     res.on("close", end);
     res.on("error", end);
   }
+}
+
+/** The authorization attributes of a REST request (kube-apiserver's RequestInfo: verb from method and shape). */
+function requestAttributes(method: string, rt: Route, q: URLSearchParams): ResourceAttributes {
+  let verb: string;
+  if (method === "GET" || method === "HEAD") {
+    const watch = q.get("watch");
+    verb = rt.name !== undefined ? "get" : watch === "true" || watch === "1" ? "watch" : "list";
+  } else if (method === "POST") verb = "create";
+  else if (method === "PUT") verb = "update";
+  else if (method === "PATCH") verb = "patch";
+  else if (method === "DELETE") verb = rt.name === undefined ? "deletecollection" : "delete";
+  else verb = method.toLowerCase().slice(0, 20);
+  const a: ResourceAttributes = {
+    verb,
+    group: rt.r.group,
+    resource: rt.sub ? `${rt.r.plural}/${rt.sub}` : rt.r.plural,
+  };
+  if (rt.ns !== undefined) a.namespace = rt.ns;
+  if (rt.name !== undefined) a.name = rt.name;
+  return a;
+}
+
+/**
+ * virt-api's subresources: /apis/subresources.kubevirt.io/v1/namespaces/NS/RESOURCE/NAME/VERB; undefined for its
+ * non-resource paths (version, healthz), open to every user.
+ */
+function subresourceAttributes(method: string, pathname: string): ResourceAttributes | undefined {
+  const segs = pathname.split("/").filter(Boolean);
+  if (segs[3] !== "namespaces") return undefined;
+  const verb = method === "GET" ? "get" : method === "PUT" ? "update" : method === "POST" ? "create" : "patch";
+  const a: ResourceAttributes = {
+    verb,
+    group: "subresources.kubevirt.io",
+    resource: segs[7] ? `${segs[5] ?? ""}/${segs[7]}` : (segs[5] ?? ""),
+  };
+  if (segs[4]) a.namespace = segs[4];
+  if (segs[6]) a.name = segs[6];
+  return a;
 }
 
 /** Framed watch lines per event object (shared by every watcher of that event; collected with the object). */

@@ -1,5 +1,6 @@
 // What the REST layer takes from a request (query parameters, DeleteOptions) and hands back from a write.
 import type { UnstructuredObject as KObj } from "../../api/index.js";
+import type { UserInfo } from "../auth/identity.js";
 
 export interface DeleteOptions {
   propagationPolicy?: "Background" | "Foreground" | "Orphan";
@@ -16,7 +17,8 @@ export interface WriteOptions {
   fieldManagerExplicit?: boolean;
   fieldValidation: "Strict" | "Warn" | "Ignore";
   force?: boolean;
-  user: string;
+  /** the authenticated caller (admission sees it as userInfo) */
+  user: UserInfo;
 }
 
 export interface WriteResult {

@@ -21,6 +21,7 @@ import { clone as deepClone, deepEqual, field, isObject as isPlainObject, type R
 import type { Logger } from "../../lib/log.js";
 import { runAdmission } from "../admission/index.js";
 import type { AdmissionPlugin, AdmissionRequest } from "../admission/types.js";
+import { reviewAccess, serviceAccountInfo, type UserInfo } from "../auth/index.js";
 import {
   applyJsonPatch,
   applyMergePatch,
@@ -38,6 +39,7 @@ import {
   parseLabelSelector,
 } from "../selectors/index.js";
 import { type Obj, type Store, StoreError } from "../storage/store.js";
+import { dns1123Label, dns1123Subdomain, type StrategyContext, strategyFor } from "../strategy/index.js";
 import { pruneUnknownMeta, strictDecodingError, unknownFieldWarnings, validateObject } from "../validation/index.js";
 import type { DeleteOptions, WriteOptions, WriteResult } from "./options.js";
 
@@ -48,12 +50,8 @@ export const PATCH_TYPES = {
   apply: "application/apply-patch+yaml",
 } as const;
 
-export const SYSTEM_NAMESPACES = ["default", "kube-system", "kube-public", "kube-node-lease", "kubevirt"];
-const UNDELETABLE_NAMESPACES = new Set(["default", "kube-system", "kube-public"]);
-
-const dns1123Subdomain = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$/;
-const dns1123Label = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/;
 const genChars = "bcdfghjklmnpqrstvwxz2456789";
+const GARBAGE_COLLECTOR = serviceAccountInfo("generic-garbage-collector", "kube-system");
 
 export interface ListResult {
   items: KObj[];
@@ -275,7 +273,7 @@ export class Rest {
     op: "CREATE" | "UPDATE" | "DELETE",
     obj: KObj | undefined,
     old: KObj | undefined,
-    opts: { dryRun: boolean; user: string; subresource?: string },
+    opts: { dryRun: boolean; user: UserInfo; subresource?: string },
   ): Promise<{ object: KObj | undefined; warnings: string[] }> {
     const warnings: string[] = [];
     if (this.admission.length === 0) return { object: obj, warnings };
@@ -284,7 +282,7 @@ export class Rest {
       kind: { group: r.group, version, kind: r.kind },
       resource: { group: r.group, version, resource: r.plural },
       operation: op,
-      userInfo: { username: opts.user },
+      userInfo: { username: opts.user.username, groups: [...opts.user.groups] },
       dryRun: opts.dryRun,
     };
     const name = obj?.metadata.name ?? old?.metadata.name;
@@ -325,13 +323,14 @@ export class Rest {
   #validateMeta(r: ServedResource, o: KObj): void {
     const causes: StatusCause[] = [];
     const name = o.metadata.name ?? "";
-    const re = r.kind === "Namespace" ? dns1123Label : dns1123Subdomain;
-    const max = r.kind === "Namespace" ? 63 : 253;
+    const label = !!strategyFor(r).nameIsLabel;
+    const re = label ? dns1123Label : dns1123Subdomain;
+    const max = label ? 63 : 253;
     if (!re.test(name) || name.length > max) {
       causes.push({
         type: "FieldValueInvalid",
         field: "metadata.name",
-        message: `Invalid value: "${name}": a lowercase RFC 1123 ${r.kind === "Namespace" ? "label" : "subdomain"} must consist of lower case alphanumeric characters, '-' or '.', and must start and end with an alphanumeric character`,
+        message: `Invalid value: "${name}": a lowercase RFC 1123 ${label ? "label" : "subdomain"} must consist of lower case alphanumeric characters, '-' or '.', and must start and end with an alphanumeric character`,
       });
     }
     const md = o.metadata;
@@ -413,7 +412,7 @@ export class Rest {
     opts: WriteOptions,
     bodyOwned = false,
   ): Promise<WriteResult> {
-    if (r.virtual) return this.#accessReview(body);
+    if (r.virtual) return this.#accessReview(body, opts.user);
     const o = this.#decodeBody(r, version, body, bodyOwned);
     return this.#create(r, version, ns, o, opts, false);
   }
@@ -453,11 +452,12 @@ export class Rest {
     delete md.deletionTimestamp;
     delete md.deletionGracePeriodSeconds;
     delete md.selfLink;
-    if (!r.builtin || r.kind === "CustomResourceDefinition") md.generation = 1;
+    const strategy = strategyFor(r);
+    if (!r.builtin || strategy.generation) md.generation = 1;
     else delete md.generation;
     if (!r.builtin && r.status) delete o.status;
-    this.#defaultsOnCreate(r, o);
-    if (r.kind === "CustomResourceDefinition") this.#validateCrd(o);
+    strategy.prepareForCreate?.(o);
+    strategy.validate?.(o, this.#strategyContext);
     const adm = await this.#admit(r, version, "CREATE", o, undefined, opts);
     const obj = adm.object ?? o;
     warnings.push(...adm.warnings);
@@ -471,7 +471,7 @@ export class Rest {
     for (let attempt = 0; ; attempt++) {
       try {
         const stored = (await this.store.createAsync(r.key, obj)) as KObj;
-        if (r.kind === "CustomResourceDefinition") this.onCrdChange?.();
+        if (strategy.servesDefinitions) this.onCrdChange?.();
         return { object: stored, code: 201, warnings };
       } catch (e) {
         if (e instanceof StoreError && e.code === "exists") {
@@ -486,89 +486,22 @@ export class Rest {
     }
   }
 
-  #defaultsOnCreate(r: ServedResource, o: KObj): void {
-    if (r.key === "/namespaces") {
-      o.spec = { ...rec(o.spec), finalizers: ["kubernetes"] };
-      o.status = { phase: "Active" };
-    } else if (r.key === "/pods") {
-      const st = rec(o.status);
-      if (!st.phase) o.status = { ...st, phase: "Pending" };
-    } else if (r.key === "/events") {
-      // kube-apiserver keeps events for one hour (--event-ttl); our sweeper reads this timestamp
-      if (!o.lastTimestamp && !o.eventTime) o.lastTimestamp = o.metadata.creationTimestamp;
-    }
+  /** What strategies may read. */
+  get #strategyContext(): StrategyContext {
+    return { registry: this.registry, store: this.store };
   }
 
-  #validateCrd(o: KObj): void {
-    const spec = rec(o.spec);
-    const names = rec(spec.names);
-    const causes: StatusCause[] = [];
-    if (typeof spec.group !== "string" || !spec.group.includes(".")) {
-      causes.push({
-        type: "FieldValueInvalid",
-        field: "spec.group",
-        message: "Invalid value: should be a domain with at least one dot",
-      });
-    }
-    if (typeof names.plural !== "string" || !dns1123Label.test(names.plural)) {
-      causes.push({ type: "FieldValueRequired", field: "spec.names.plural", message: "Required value" });
-    }
-    if (typeof names.kind !== "string" || !names.kind) {
-      causes.push({ type: "FieldValueRequired", field: "spec.names.kind", message: "Required value" });
-    }
-    if (spec.scope !== "Namespaced" && spec.scope !== "Cluster") {
-      causes.push({
-        type: "FieldValueNotSupported",
-        field: "spec.scope",
-        message: 'Unsupported value: supported values: "Cluster", "Namespaced"',
-      });
-    }
-    const versions = Array.isArray(spec.versions) ? spec.versions : [];
-    if (versions.length === 0 || !versions.every((v) => isPlainObject(v) && typeof v.name === "string")) {
-      causes.push({
-        type: "FieldValueRequired",
-        field: "spec.versions",
-        message: "Required value: must have exactly one version marked as storage version",
-      });
-    } else if (versions.filter((v) => isPlainObject(v) && v.storage === true).length !== 1) {
-      causes.push({
-        type: "FieldValueInvalid",
-        field: "spec.versions",
-        message: "Invalid value: must have exactly one version marked as storage version",
-      });
-    }
-    if (causes.length === 0 && o.metadata.name !== `${names.plural}.${spec.group}`) {
-      causes.push({
-        type: "FieldValueInvalid",
-        field: "metadata.name",
-        message: `Invalid value: "${o.metadata.name}": must be spec.names.plural+"."+spec.group`,
-      });
-    }
-    if (causes.length === 0) {
-      const existing = this.registry.byKey(`${spec.group}/${names.plural}`);
-      if (existing && !this.store.get("apiextensions.k8s.io/customresourcedefinitions", "", o.metadata.name ?? "")) {
-        causes.push({
-          type: "FieldValueInvalid",
-          field: "spec.names.plural",
-          message: "Invalid value: this resource is built in",
-        });
-      }
-    }
-    if (causes.length)
-      throw invalid({ group: "apiextensions.k8s.io", kind: "CustomResourceDefinition" }, o.metadata.name ?? "", causes);
-  }
-
-  #accessReview(body: unknown): WriteResult {
+  #accessReview(body: unknown, user: UserInfo): WriteResult {
     const o = isPlainObject(body) ? deepClone(body) : {};
-    // Embedded mode has one user with every permission, as a cluster-admin kubeconfig would.
+    // the same decision every request of this caller gets (apiserver/auth's static table)
+    const d = reviewAccess(user, o.spec);
     const out: KObj = {
       ...o,
       apiVersion: "authorization.k8s.io/v1",
       kind: "SelfSubjectAccessReview",
-      metadata: { creationTimestamp: undefined as unknown as string },
-      status: { allowed: true, reason: "embedded tsvirt API server: single administrator" },
+      metadata: {},
+      status: d.allowed ? { allowed: true, reason: d.reason } : { allowed: false, reason: d.reason },
     };
-    out.metadata = {};
     return { object: out, code: 201, warnings: [] };
   }
 
@@ -845,7 +778,8 @@ export class Rest {
     next.kind = r.kind;
     const warnings = this.#prune(r, version, next, opts.fieldValidation);
     this.#validateMeta(r, next);
-    this.#checkImmutable(r, cur, next, sub);
+    const strategy = strategyFor(r);
+    strategy.validateUpdate?.(cur, next, sub);
     if (cm.deletionTimestamp) {
       const before = new Set(cm.finalizers ?? []);
       const added = (md.finalizers ?? []).filter((f) => !before.has(f));
@@ -859,7 +793,7 @@ export class Rest {
         ]);
       }
     }
-    if (r.kind === "CustomResourceDefinition") this.#validateCrd(next);
+    strategy.validate?.(next, this.#strategyContext);
     const adm = await this.#admit(r, version, "UPDATE", next, cur, { ...opts, ...(sub ? { subresource: sub } : {}) });
     const obj = adm.object ?? next;
     warnings.push(...adm.warnings);
@@ -885,73 +819,17 @@ export class Rest {
     }
     const finalize =
       !!cm.deletionTimestamp &&
-      r.key !== "/namespaces" &&
+      !strategy.keepsFinalizedObject &&
       (obj.metadata.finalizers ?? []).length === 0 &&
-      !this.#gracefulPod(r, obj);
+      !strategy.terminating?.(obj);
     if (opts.dryRun) return { object: obj, code: 200, warnings };
     if (finalize) {
       const stored = await this.#storeUpdate(r, obj, cur);
       return { object: await this.#storeDelete(r, stored), code: 200, warnings };
     }
     const stored = await this.#storeUpdate(r, obj, cur);
-    if (r.kind === "CustomResourceDefinition") this.onCrdChange?.();
+    if (strategy.servesDefinitions) this.onCrdChange?.();
     return { object: stored, code: 200, warnings };
-  }
-
-  #gracefulPod(r: ServedResource, o: KObj): boolean {
-    return (
-      r.key === "/pods" &&
-      o.metadata.deletionGracePeriodSeconds !== undefined &&
-      o.metadata.deletionGracePeriodSeconds > 0
-    );
-  }
-
-  #checkImmutable(r: ServedResource, cur: KObj, next: KObj, sub: string | undefined): void {
-    if (sub) return;
-    if (r.key === "/pods") {
-      const strip = (s: unknown): Rec => {
-        const spec = deepClone(rec(s));
-        delete spec.activeDeadlineSeconds;
-        delete spec.tolerations;
-        for (const k of ["containers", "initContainers"]) {
-          const cs = spec[k];
-          if (Array.isArray(cs)) for (const c of cs) if (isPlainObject(c)) delete c.image;
-        }
-        return spec;
-      };
-      if (!deepEqual(strip(cur.spec), strip(next.spec))) {
-        const nodeChanged = field(cur, "spec.nodeName") !== field(next, "spec.nodeName");
-        throw invalid({ group: "", kind: "Pod" }, cur.metadata.name ?? "", [
-          {
-            type: "FieldValueForbidden",
-            field: nodeChanged ? "spec.nodeName" : "spec",
-            message: nodeChanged
-              ? "Forbidden: spec.nodeName is set through the pods/binding subresource only"
-              : "Forbidden: pod updates may not change fields other than `spec.containers[*].image`, `spec.initContainers[*].image`, `spec.activeDeadlineSeconds`, `spec.tolerations` (only additions to existing tolerations)",
-          },
-        ]);
-      }
-    }
-    if (r.key === "kubevirt.io/virtualmachineinstances" && !deepEqual(cur.spec, next.spec)) {
-      throw invalid({ group: r.group, kind: r.kind }, cur.metadata.name ?? "", [
-        {
-          type: "FieldValueForbidden",
-          field: "spec",
-          message: "Forbidden: the spec of a VirtualMachineInstance is immutable after creation",
-        },
-      ]);
-    }
-    if ((r.key === "/configmaps" || r.key === "/secrets") && cur.immutable === true) {
-      if (!deepEqual(cur.data, next.data) || !deepEqual(cur.binaryData, next.binaryData) || next.immutable !== true) {
-        throw invalid({ group: "", kind: r.kind }, cur.metadata.name ?? "", [
-          {
-            type: "FieldValueForbidden",
-            field: "data",
-            message: "Forbidden: field is immutable when `immutable` is set",
-          },
-        ]);
-      }
-    }
   }
 
   async #storeUpdate(r: ServedResource, obj: KObj, cur: KObj): Promise<KObj> {
@@ -974,7 +852,7 @@ export class Rest {
         cur.metadata.name ?? "",
         Number(cur.metadata.resourceVersion),
       )) as KObj;
-      if (r.kind === "CustomResourceDefinition") this.onCrdChange?.();
+      if (strategyFor(r).servesDefinitions) this.onCrdChange?.();
       return last;
     } catch (e) {
       if (e instanceof StoreError) {
@@ -1103,7 +981,7 @@ export class Rest {
     ns: string,
     name: string,
     o: DeleteOptions,
-    user: string,
+    user: UserInfo,
   ): Promise<WriteResult> {
     return retryOnCas(() => this.#delete(r, version, ns, name, o, user));
   }
@@ -1114,7 +992,7 @@ export class Rest {
     ns: string,
     name: string,
     o: DeleteOptions,
-    user: string,
+    user: UserInfo,
   ): Promise<WriteResult> {
     const cur = this.getObject(r, ns, name);
     const pre = o.preconditions;
@@ -1132,9 +1010,8 @@ export class Rest {
         `Precondition failed: ResourceVersion in precondition: ${pre.resourceVersion}, ResourceVersion in object meta: ${cur.metadata.resourceVersion}`,
       );
     }
-    if (r.key === "/namespaces" && UNDELETABLE_NAMESPACES.has(name)) {
-      throw forbidden(`namespaces "${name}" is forbidden: this namespace may not be deleted`);
-    }
+    const strategy = strategyFor(r);
+    strategy.checkDelete?.(cur);
     const dry = !!o.dryRun;
     await this.#admit(r, version, "DELETE", undefined, cur, { dryRun: dry, user });
     let policy = o.propagationPolicy;
@@ -1151,33 +1028,12 @@ export class Rest {
     const next = deepClone(cur);
     const md = next.metadata;
     const now = nowRfc3339();
-    // namespaces: Terminating first; the namespace controller empties it and then removes it
-    if (r.key === "/namespaces") {
-      if (!md.deletionTimestamp) {
-        md.deletionTimestamp = now;
-        md.deletionGracePeriodSeconds = 0;
-        next.status = { ...rec(next.status), phase: "Terminating" };
-      }
+    // the kind's own deletion first (graceful termination, Terminating namespaces)
+    const step = strategy.prepareForDelete?.(cur, next, o);
+    if (step === "keep") return { object: dry ? next : cur, code: 200, warnings: [] };
+    if (step === "update") {
       if (dry) return { object: next, code: 200, warnings: [] };
-      const stored = cur.metadata.deletionTimestamp ? cur : await this.#storeUpdate(r, next, cur);
-      return { object: stored, code: 200, warnings: [] };
-    }
-    // pods bound to a node and not terminal: graceful deletion, finished by the node agent with grace 0
-    if (r.key === "/pods") {
-      const phase = field(cur, "status.phase");
-      const bound = !!field(cur, "spec.nodeName");
-      const terminal = phase === "Succeeded" || phase === "Failed";
-      const specGrace = field(cur, "spec.terminationGracePeriodSeconds");
-      const grace = o.gracePeriodSeconds ?? (typeof specGrace === "number" ? specGrace : 30);
-      if (bound && !terminal && grace > 0) {
-        const prevGrace = cur.metadata.deletionGracePeriodSeconds;
-        if (prevGrace !== undefined && prevGrace <= grace) return { object: cur, code: 200, warnings: [] };
-        md.deletionTimestamp = nowRfc3339(Date.now() + grace * 1000);
-        md.deletionGracePeriodSeconds = grace;
-        if (dry) return { object: next, code: 200, warnings: [] };
-        return { object: await this.#storeUpdate(r, next, cur), code: 200, warnings: [] };
-      }
-      if (grace === 0 && md.deletionGracePeriodSeconds !== undefined) md.deletionGracePeriodSeconds = 0;
+      return { object: await this.#storeUpdate(r, next, cur), code: 200, warnings: [] };
     }
     const finalizers = [...(md.finalizers ?? [])];
     if (policy === "Orphan") {
@@ -1197,7 +1053,7 @@ export class Rest {
       return { object: stored, code: 200, warnings: [] };
     }
     if (dry) return { object: cur, code: 200, warnings: [] };
-    if (md.deletionGracePeriodSeconds === 0 && cur.metadata.deletionGracePeriodSeconds !== 0 && r.key === "/pods") {
+    if (md.deletionGracePeriodSeconds === 0 && cur.metadata.deletionGracePeriodSeconds !== 0) {
       // record the forced grace period in the last state the DELETED event carries
       const stored = await this.#storeUpdate(r, next, cur);
       return { object: await this.#storeDelete(r, stored), code: 200, warnings: [] };
@@ -1211,7 +1067,7 @@ export class Rest {
     ns: string | undefined,
     q: URLSearchParams,
     o: DeleteOptions,
-    user: string,
+    user: UserInfo,
   ): Promise<KObj[]> {
     const { items } = this.list(r, ns, q);
     const out: KObj[] = [];
@@ -1262,14 +1118,7 @@ export class Rest {
       return;
     }
     try {
-      await this.delete(
-        r,
-        r.storageVersion,
-        ns,
-        name,
-        { propagationPolicy: policy },
-        "system:serviceaccount:kube-system:generic-garbage-collector",
-      );
+      await this.delete(r, r.storageVersion, ns, name, { propagationPolicy: policy }, GARBAGE_COLLECTOR);
     } catch (e) {
       if (isStatusError(e) && (e.code === 404 || e.code === 409)) return;
       throw e;
@@ -1287,7 +1136,7 @@ export class Rest {
       if (
         next.metadata.finalizers.length === 0 &&
         next.metadata.deletionTimestamp &&
-        !(r && this.#gracefulPod(r, next))
+        !(r && strategyFor(r).terminating?.(next))
       ) {
         delete next.metadata.finalizers;
         const stored = this.store.update(resourceKey, next, Number(cur.metadata.resourceVersion)) as KObj;

@@ -8,19 +8,37 @@ import type { AddressInfo } from "node:net";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import YAML from "yaml";
-import { builtinDefinitions, kubevirtCrds, nowRfc3339, type ResourceDefinition } from "../../api/index.js";
+import {
+  builtinDefinitions,
+  defaultKubeVirt,
+  effectiveConfiguration,
+  KUBEVIRT_NAME,
+  KUBEVIRT_NAMESPACE,
+  type KubeVirtConfiguration,
+  kubevirtCrds,
+  nowRfc3339,
+  type ResourceDefinition,
+} from "../../api/index.js";
 import { RestClient } from "../../client/index.js";
 import { createLogger, type Logger } from "../../lib/log.js";
 import { admissionPlugins } from "../admission/index.js";
 import type { AdmissionPlugin } from "../admission/types.js";
+import {
+  Authenticator,
+  componentKubeconfigPath,
+  type Identity,
+  loadOrCreateIdentities,
+  memoryIdentities,
+} from "../auth/index.js";
 import { Registry } from "../registry/resources.js";
 import { Store } from "../storage/store.js";
+import { SYSTEM_NAMESPACES } from "../strategy/index.js";
 import { createSubresourceApi } from "../subresources/index.js";
 import { Controllers } from "./controllers.js";
 import { HttpApi, type SubresourceMount } from "./http.js";
 import { Metrics } from "./metrics.js";
 import { OpenApiCache } from "./openapi.js";
-import { Rest, SYSTEM_NAMESPACES } from "./rest.js";
+import { Rest } from "./rest.js";
 
 export interface ApiServerOptions {
   /** HOST:PORT; default 127.0.0.1:0 (an ephemeral port) */
@@ -60,6 +78,8 @@ export interface ApiServer {
   registry: Registry;
   metrics: Metrics;
   kubeconfigPath?: string;
+  /** each KubeVirt component's service-account identity (token and user); with a data dir, also on disk */
+  identities: Identity[];
   close(): Promise<void>;
 }
 
@@ -105,17 +125,33 @@ function loadDeployCrds(log: Logger): ResourceDefinition[] {
   return out;
 }
 
-export function writeKubeconfig(path: string, server: string, token?: string): void {
+export function writeKubeconfig(path: string, server: string, token?: string, namespace = "default"): void {
   const user: Record<string, unknown> = token ? { token } : {};
   const cfg = {
     apiVersion: "v1",
     kind: "Config",
     clusters: [{ name: "tsvirt", cluster: { server, "insecure-skip-tls-verify": true } }],
-    contexts: [{ name: "tsvirt", context: { cluster: "tsvirt", user: "tsvirt", namespace: "default" } }],
+    contexts: [{ name: "tsvirt", context: { cluster: "tsvirt", user: "tsvirt", namespace } }],
     "current-context": "tsvirt",
     users: [{ name: "tsvirt", user }],
   };
   writeFileSync(path, YAML.stringify(cfg), { mode: 0o600 });
+}
+
+const KUBEVIRT_KEY = "kubevirt.io/kubevirts";
+
+/** The configuration in effect, from the stored KubeVirt object (recomputed only when the object changes). */
+function liveConfiguration(store: Store): () => KubeVirtConfiguration {
+  let seen: string | undefined;
+  let cfg = effectiveConfiguration(undefined);
+  return () => {
+    const text = store.getText(KUBEVIRT_KEY, KUBEVIRT_NAMESPACE, KUBEVIRT_NAME);
+    if (text !== seen) {
+      seen = text;
+      cfg = effectiveConfiguration(text === undefined ? undefined : JSON.parse(text));
+    }
+    return cfg;
+  };
 }
 
 /** Throws (one line) when `listen` cannot be served: unparsable, or off loopback without TLS and a token. */
@@ -140,6 +176,9 @@ export async function startApiServer(opts: ApiServerOptions = {}): Promise<ApiSe
     mkdirSync(opts.dataDir, { recursive: true });
     dbPath = join(resolve(opts.dataDir), "state.db");
   }
+  // the components' own identities: tokens in DATA/identities/ (kept across restarts), in memory without a data dir
+  const identities = opts.dataDir ? loadOrCreateIdentities(resolve(opts.dataDir)) : memoryIdentities();
+  const apiIdentity = identities.find((i) => i.component === "apiserver");
   const store = new Store({
     ...(dbPath ? { path: dbPath } : {}),
     ...(opts.synchronous ? { synchronous: opts.synchronous } : {}),
@@ -166,9 +205,19 @@ export async function startApiServer(opts: ApiServerOptions = {}): Promise<ApiSe
     for (const r of registry.all()) if (!builtinKeys.has(r.key) && !seen.has(r.key)) registry.remove(r.group, r.plural);
   };
   // KubeVirt's admission (validation and defaulting), called in process as webhooks would be on a cluster
+  // (the settings it applies are read from the KubeVirt object at each request: live, as KubeVirt's virt-config)
+  const config = liveConfiguration(store);
   const admission =
     opts.admission ??
-    admissionPlugins({ getVmi: (ns, name) => store.get("kubevirt.io/virtualmachineinstances", ns, name) });
+    admissionPlugins({
+      getVmi: (ns, name) => store.get("kubevirt.io/virtualmachineinstances", ns, name),
+      get machineType() {
+        return config().machineType;
+      },
+      get defaultNetworkInterface() {
+        return config().network?.defaultNetworkInterface === "bridge" ? "bridge" : "masquerade";
+      },
+    });
   const rest = new Rest({
     store,
     registry,
@@ -193,6 +242,14 @@ export async function startApiServer(opts: ApiServerOptions = {}): Promise<ApiSe
       status: { phase: "Active" },
     });
   }
+  // the cluster's KubeVirt settings exist from the first start too (KubeVirt's shipped CR); later edits are kept
+  if (!store.get(KUBEVIRT_KEY, KUBEVIRT_NAMESPACE, KUBEVIRT_NAME)) {
+    const kv = defaultKubeVirt(KUBEVIRT_NAMESPACE);
+    store.create(KUBEVIRT_KEY, {
+      ...kv,
+      metadata: { ...kv.metadata, uid: randomUUID(), creationTimestamp: nowRfc3339(), generation: 1 },
+    });
+  }
   const metrics = new Metrics();
   const controllers = new Controllers({
     rest,
@@ -207,7 +264,7 @@ export async function startApiServer(opts: ApiServerOptions = {}): Promise<ApiSe
     metrics,
     openapi: new OpenApiCache(registry),
     log,
-    ...(token ? { token } : {}),
+    auth: new Authenticator({ ...(token ? { adminToken: token } : {}), identities }),
     maxBodyBytes: opts.maxBodyBytes ?? 3 * 1024 * 1024,
     bookmarkIntervalMs: opts.bookmarkIntervalMs ?? 5000,
     maxWatchSeconds: opts.maxWatchSeconds ?? 1800,
@@ -255,13 +312,13 @@ export async function startApiServer(opts: ApiServerOptions = {}): Promise<ApiSe
   const addr = server.address() as AddressInfo;
   const urlHost = addr.family === "IPv6" ? `[${addr.address}]` : addr.address;
   const url = `${tls ? "https" : "http"}://${urlHost}:${addr.port}`;
-  // virt-api's subresources talk to the API through the typed client, as they do on a cluster.
+  // virt-api's subresources talk to the API through the typed client as virt-api's service account, as on a cluster.
   const selfHost = addr.family === "IPv6" ? "[::1]" : "127.0.0.1";
   subresources = createSubresourceApi({
     client: new RestClient({
       server: `${tls ? "https" : "http"}://${addr.address === "0.0.0.0" || addr.address === "::" ? selfHost : urlHost}:${addr.port}`,
       namespace: "default",
-      ...(token ? { token } : {}),
+      ...(apiIdentity ? { token: apiIdentity.token } : {}),
       insecureSkipTLSVerify: true,
       userAgent: "virt-api",
     }),
@@ -271,6 +328,9 @@ export async function startApiServer(opts: ApiServerOptions = {}): Promise<ApiSe
   ready = true;
   let kubeconfigPath: string | undefined;
   if (opts.dataDir) {
+    // one kubeconfig per component (its own token), written before the user's (tsvirt up waits for that one)
+    for (const id of identities)
+      writeKubeconfig(componentKubeconfigPath(resolve(opts.dataDir), id.component), url, id.token, "kubevirt");
     kubeconfigPath = join(resolve(opts.dataDir), "kubeconfig");
     writeKubeconfig(kubeconfigPath, url, token);
   }
@@ -289,6 +349,7 @@ export async function startApiServer(opts: ApiServerOptions = {}): Promise<ApiSe
     store,
     registry,
     metrics,
+    identities,
     close: () => {
       closing ??= (async () => {
         ready = false;

@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
-import { UNIMPLEMENTED_VMI_FIELDS, unimplementedFields } from "./unimplemented.js";
+import { UNIMPLEMENTED_VMI_FIELDS, unimplementedFields, unimplementedKubeVirtFields } from "./unimplemented.js";
 
 test("unimplementedFields() names each set field with its full path, list items indexed", () => {
   const spec = {
@@ -25,4 +25,26 @@ test("unimplementedFields() names each set field with its full path, list items 
   ]);
   assert.deepEqual(unimplementedFields({ domain: { devices: {} } }), []);
   assert.ok(UNIMPLEMENTED_VMI_FIELDS.length > 20);
+});
+
+test("unimplementedKubeVirtFields() names each set top-most path nothing acts on; defaults-only specs are quiet", () => {
+  assert.deepEqual(
+    unimplementedKubeVirtFields({
+      certificateRotateStrategy: {},
+      workloadUpdateStrategy: {},
+      configuration: {
+        developerConfiguration: { featureGates: [] },
+        machineType: "pc-q35-8.2",
+        network: { defaultNetworkInterface: "masquerade", permitSlirpInterface: false },
+        migrations: { allowPostCopy: true, parallelMigrationsPerCluster: 2 },
+        evictionStrategy: "LiveMigrate",
+      },
+      imageTag: "v1",
+    }),
+    ["spec.configuration.migrations", "spec.configuration.evictionStrategy", "spec.imageTag"],
+  );
+  assert.deepEqual(
+    unimplementedKubeVirtFields({ configuration: { developerConfiguration: { featureGates: [] } } }),
+    [],
+  );
 });

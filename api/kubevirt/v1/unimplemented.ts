@@ -90,3 +90,38 @@ export function unimplementedFields(vmiSpec: unknown, prefix = "spec"): string[]
   for (const parts of SPLIT) present(vmiSpec, parts, 0, at, out, prefix);
   return out;
 }
+
+/**
+ * KubeVirt-object spec fields tsvirt acts on (paths under `spec`). Every other field set in a KubeVirt object's spec
+ * answers a Warning naming its topmost unimplemented path.
+ */
+export const IMPLEMENTED_KUBEVIRT_FIELDS: readonly string[] = [
+  "configuration.machineType",
+  "configuration.network.defaultNetworkInterface",
+];
+
+/** Whether a value says something (unset, null, false, [] and {} do not). */
+function isSet(v: unknown): boolean {
+  if (v === undefined || v === null || v === false) return false;
+  if (Array.isArray(v)) return v.length > 0;
+  if (typeof v === "object") return Object.values(v as Record<string, unknown>).some(isSet);
+  return true;
+}
+
+/** The fields set in a KubeVirt object's spec that nothing in tsvirt acts on yet, as full paths under `prefix`. */
+export function unimplementedKubeVirtFields(spec: unknown, prefix = "spec"): string[] {
+  const out: string[] = [];
+  const walk = (v: unknown, path: string): void => {
+    if (!isSet(v)) return;
+    if (IMPLEMENTED_KUBEVIRT_FIELDS.includes(path)) return;
+    const inner = IMPLEMENTED_KUBEVIRT_FIELDS.some((f) => f.startsWith(`${path}.`));
+    if (path && !inner) {
+      out.push(`${prefix}.${path}`);
+      return;
+    }
+    if (typeof v !== "object" || Array.isArray(v)) return;
+    for (const [k, child] of Object.entries(v as Record<string, unknown>)) walk(child, path ? `${path}.${k}` : k);
+  };
+  walk(spec, "");
+  return out;
+}

@@ -14,3 +14,24 @@ export const VMI_PHASE_RANK: Readonly<Record<string, number>> = {
   Succeeded: 5,
   Failed: 5,
 };
+
+/** The namespace KubeVirt (and tsvirt) runs its components in; it holds the `kubevirt` settings object. */
+export const KUBEVIRT_NAMESPACE = "kubevirt";
+
+/** KubeVirt's component service accounts (pkg/virt-operator/resource/generate/components). */
+export const SERVICE_ACCOUNTS = {
+  controller: "kubevirt-controller",
+  handler: "kubevirt-handler",
+  apiserver: "kubevirt-apiserver",
+} as const;
+export type Component = keyof typeof SERVICE_ACCOUNTS;
+
+/** The username a service account's token authenticates as. */
+export function serviceAccountUser(sa: string, namespace = KUBEVIRT_NAMESPACE): string {
+  return `system:serviceaccount:${namespace}:${sa}`;
+}
+
+/** KubeVirt's webhooks.IsKubeVirtServiceAccount: virt-api, virt-handler or virt-controller. */
+export function isKubeVirtServiceAccount(username: string): boolean {
+  return Object.values(SERVICE_ACCOUNTS).some((sa) => serviceAccountUser(sa) === username);
+}

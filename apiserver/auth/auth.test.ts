@@ -1,0 +1,199 @@
+// Identities end to end over HTTP: tokens → users, the static table (requests and SelfSubjectAccessReview agree),
+// KubeVirt's caller-dependent admission rules, and the token files a data dir gets.
+import assert from "node:assert/strict";
+import { mkdtempSync, readFileSync, rmSync, statSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { after, before, describe, test } from "node:test";
+import { parse } from "yaml";
+import type { Component } from "../../api/index.js";
+import { nullLogger } from "../../lib/log.js";
+import { type ApiServer, startApiServer } from "../index.js";
+import { ADMIN, Authenticator, authorize, memoryIdentities, serviceAccountInfo } from "./index.js";
+
+let api: ApiServer;
+const VMIM = "/apis/kubevirt.io/v1/namespaces/default/virtualmachineinstancemigrations";
+const VMI = "/apis/kubevirt.io/v1/namespaces/default/virtualmachineinstances";
+const SSAR = "/apis/authorization.k8s.io/v1/selfsubjectaccessreviews";
+
+function token(c: Component): string {
+  const id = api.identities.find((i) => i.component === c);
+  assert.ok(id, c);
+  return id.token;
+}
+
+async function call(
+  method: string,
+  path: string,
+  o: { as?: Component | string; body?: unknown; ct?: string } = {},
+): Promise<{ status: number; body: Record<string, unknown> }> {
+  const headers: Record<string, string> = { "content-type": o.ct ?? "application/json" };
+  if (o.as) headers.authorization = `Bearer ${o.as.startsWith("raw:") ? o.as.slice(4) : token(o.as as Component)}`;
+  const r = await fetch(api.url + path, {
+    method,
+    headers,
+    ...(o.body !== undefined ? { body: JSON.stringify(o.body) } : {}),
+  });
+  const text = await r.text();
+  return { status: r.status, body: text ? (JSON.parse(text) as Record<string, unknown>) : {} };
+}
+
+async function canI(as: Component | undefined, attrs: Record<string, string>): Promise<boolean> {
+  const r = await call("POST", SSAR, {
+    ...(as ? { as } : {}),
+    body: {
+      apiVersion: "authorization.k8s.io/v1",
+      kind: "SelfSubjectAccessReview",
+      spec: { resourceAttributes: attrs },
+    },
+  });
+  assert.equal(r.status, 201);
+  return (r.body.status as { allowed: boolean }).allowed;
+}
+
+describe("identities", () => {
+  before(async () => {
+    api = await startApiServer({ memory: true, logger: nullLogger });
+  });
+  after(() => api.close());
+
+  test("a token that is not ours is 401; each component's token is its service account", async () => {
+    assert.equal((await call("GET", "/api/v1/namespaces", { as: "raw:nope" })).status, 401);
+    assert.equal((await call("GET", "/api/v1/namespaces", { as: "handler" })).status, 200);
+    const ids = api.identities.map((i) => i.user.username).sort();
+    assert.deepEqual(ids, [
+      "system:serviceaccount:kubevirt:kubevirt-apiserver",
+      "system:serviceaccount:kubevirt:kubevirt-controller",
+      "system:serviceaccount:kubevirt:kubevirt-handler",
+    ]);
+  });
+
+  test("SelfSubjectAccessReview tells each identity what its requests get", async () => {
+    const createVm = { verb: "create", group: "kubevirt.io", resource: "virtualmachines", namespace: "default" };
+    const bind = { verb: "create", group: "", resource: "pods", subresource: "binding", namespace: "default" };
+    const podStatus = { verb: "update", group: "", resource: "pods", subresource: "status", namespace: "default" };
+    assert.equal(await canI(undefined, createVm), true, "admin");
+    assert.equal(await canI("controller", createVm), true);
+    assert.equal(await canI("controller", bind), true);
+    assert.equal(await canI("handler", createVm), false);
+    assert.equal(await canI("handler", podStatus), true);
+    assert.equal(await canI("handler", bind), false);
+    assert.equal(await canI("apiserver", { verb: "delete", group: "", resource: "pods", namespace: "default" }), false);
+    // the request itself gets the same answer
+    const vm = {
+      apiVersion: "kubevirt.io/v1",
+      kind: "VirtualMachine",
+      metadata: { name: "x" },
+      spec: { runStrategy: "Halted", template: { spec: { domain: { devices: {} } } } },
+    };
+    const denied = await call("POST", "/apis/kubevirt.io/v1/namespaces/default/virtualmachines", {
+      as: "handler",
+      body: vm,
+    });
+    assert.equal(denied.status, 403);
+    assert.match(String(denied.body.message), /kubevirt-handler" cannot create resource "virtualmachines"/);
+    assert.equal(
+      (await call("POST", "/apis/kubevirt.io/v1/namespaces/default/virtualmachines", { as: "controller", body: vm }))
+        .status,
+      201,
+    );
+  });
+
+  test("authorize(): admin everything, unknown users nothing", () => {
+    const a = { verb: "delete", group: "", resource: "namespaces", name: "x" };
+    assert.equal(authorize(ADMIN, a).allowed, true);
+    assert.equal(authorize(serviceAccountInfo("default", "default"), a).allowed, false);
+    assert.equal(authorize(serviceAccountInfo("kubevirt-handler"), a).allowed, false);
+  });
+
+  test("only the controller sets a migration's priority: the handler's request is refused by admission", async () => {
+    const vmi = await call("POST", VMI, { body: { metadata: { name: "m1" }, spec: { domain: { devices: {} } } } });
+    assert.equal(vmi.status, 201);
+    const mig = (name: string, priority?: string) => ({
+      apiVersion: "kubevirt.io/v1",
+      kind: "VirtualMachineInstanceMigration",
+      metadata: { name },
+      spec: { vmiName: "m1", ...(priority ? { priority } : {}) },
+    });
+    const byAdmin = await call("POST", VMIM, { body: mig("p-admin", "system-critical") });
+    assert.equal(byAdmin.status, 422);
+    assert.equal((byAdmin.body.details as { causes: { field: string }[] }).causes[0]?.field, "spec.priority");
+    assert.equal((await call("POST", VMIM, { as: "controller", body: mig("p-ctl", "system-critical") })).status, 201);
+    assert.equal((await call("POST", VMIM, { body: mig("p-none") })).status, 201);
+    // the handler may update migrations, but not their priority
+    const patch = (as: Component) =>
+      call("PATCH", `${VMIM}/p-none`, {
+        as,
+        body: { spec: { priority: "user-triggered" } },
+        ct: "application/merge-patch+json",
+      });
+    const byHandler = await patch("handler");
+    assert.equal(byHandler.status, 422);
+    assert.match(String(byHandler.body.message), /migration-update-validator\.kubevirt\.io.*spec\.priority/);
+    assert.equal((await patch("controller")).status, 200);
+  });
+
+  test("a VMI's spec changes only through KubeVirt's service accounts", async () => {
+    await call("POST", VMI, { body: { metadata: { name: "s1" }, spec: { domain: { devices: {} } } } });
+    const change = (as?: Component) =>
+      call("PATCH", `${VMI}/s1`, {
+        ...(as ? { as } : {}),
+        body: { spec: { hostname: `h-${as ?? "admin"}` } },
+        ct: "application/merge-patch+json",
+      });
+    const byAdmin = await change();
+    assert.equal(byAdmin.status, 422);
+    assert.match(String(byAdmin.body.message), /update of VMI object is restricted/);
+    assert.equal((await change("handler")).status, 200);
+    assert.equal((await change("controller")).status, 200);
+  });
+});
+
+test("a data dir gets one token and one kubeconfig per component, mode 0600, kept across restarts", async () => {
+  const dir = mkdtempSync(join(tmpdir(), "ids-"));
+  try {
+    const s1 = await startApiServer({ dataDir: dir, logger: nullLogger });
+    const first = s1.identities.map((i) => i.token);
+    await s1.close();
+    for (const sa of ["kubevirt-controller", "kubevirt-handler", "kubevirt-apiserver"]) {
+      for (const f of [`${sa}.token`, `${sa}.kubeconfig`]) {
+        const st = statSync(join(dir, "identities", f));
+        assert.equal(st.mode & 0o777, 0o600, f);
+      }
+    }
+    assert.equal(statSync(join(dir, "identities")).mode & 0o777, 0o700);
+    const s2 = await startApiServer({ dataDir: dir, logger: nullLogger });
+    try {
+      assert.deepEqual(
+        s2.identities.map((i) => i.token),
+        first,
+      );
+      const kc = parse(readFileSync(join(dir, "identities", "kubevirt-handler.kubeconfig"), "utf8"));
+      assert.equal(
+        kc.users[0].user.token,
+        readFileSync(join(dir, "identities", "kubevirt-handler.token"), "utf8").trim(),
+      );
+      assert.equal(kc.clusters[0].cluster.server, s2.url);
+      const user = parse(readFileSync(join(dir, "kubeconfig"), "utf8"));
+      assert.equal(user.users[0].user.token, undefined, "the user's kubeconfig stays the administrator's");
+    } finally {
+      await s2.close();
+    }
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test("Authenticator: malformed or unknown credentials never fall back to a user", () => {
+  const ids = memoryIdentities();
+  const open = new Authenticator({ identities: ids });
+  assert.equal(open.authenticate(undefined), ADMIN, "no token, no --token-file: the administrator");
+  assert.equal(open.authenticate("Basic Zm9vOmJhcg=="), undefined);
+  assert.equal(open.authenticate("Bearer"), undefined);
+  assert.equal(open.authenticate("Bearer a b"), undefined);
+  assert.equal(open.authenticate(`Bearer ${ids[0]?.token}x`), undefined);
+  assert.deepEqual(open.authenticate(`bearer ${ids[1]?.token}`), ids[1]?.user);
+  const closed = new Authenticator({ adminToken: "s3cret", identities: ids });
+  assert.equal(closed.authenticate(undefined), undefined, "with --token-file every request needs a token");
+  assert.equal(closed.authenticate("Bearer s3cret"), ADMIN);
+});

@@ -1,0 +1,100 @@
+// Who is calling: bearer tokens → userInfo, as kube-apiserver's token authenticators do. The administrator's token
+// is the one of --token-file (or none: then a request without a token is the administrator, as on loopback
+// before); each KubeVirt component has its own service-account token, kept in DATA/identities/ (mode 0600).
+import { createHash, randomBytes } from "node:crypto";
+import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import {
+  type Component,
+  KUBEVIRT_NAMESPACE,
+  SERVICE_ACCOUNTS,
+  serviceAccountUser,
+} from "../../api/kubevirt/v1/well-known.js";
+
+export interface UserInfo {
+  username: string;
+  groups: string[];
+}
+
+export const ADMIN: UserInfo = { username: "system:admin", groups: ["system:masters", "system:authenticated"] };
+
+export function serviceAccountInfo(sa: string, namespace = KUBEVIRT_NAMESPACE): UserInfo {
+  return {
+    username: serviceAccountUser(sa, namespace),
+    groups: ["system:serviceaccounts", `system:serviceaccounts:${namespace}`, "system:authenticated"],
+  };
+}
+
+export const COMPONENTS = Object.keys(SERVICE_ACCOUNTS) as Component[];
+
+export interface Identity {
+  component: Component;
+  user: UserInfo;
+  token: string;
+}
+
+const digest = (token: string): string => createHash("sha256").update(token).digest("hex");
+
+export interface AuthenticatorOptions {
+  /** the administrator's token; without one, a request that presents no token is the administrator */
+  adminToken?: string;
+  identities: readonly Identity[];
+}
+
+export class Authenticator {
+  // keyed by a digest of the token: a lookup leaks nothing usable about a token through timing
+  readonly #byDigest = new Map<string, UserInfo>();
+  readonly #anonymousAdmin: boolean;
+
+  constructor(o: AuthenticatorOptions) {
+    if (o.adminToken) this.#byDigest.set(digest(o.adminToken), ADMIN);
+    for (const id of o.identities) this.#byDigest.set(digest(id.token), id.user);
+    this.#anonymousAdmin = !o.adminToken;
+  }
+
+  /** The caller named by an Authorization header, or undefined (401): a token that is not ours never falls back. */
+  authenticate(header: string | undefined): UserInfo | undefined {
+    if (!header) return this.#anonymousAdmin ? ADMIN : undefined;
+    const m = /^Bearer\s+(\S+)\s*$/i.exec(header);
+    if (!m) return undefined;
+    return this.#byDigest.get(digest(m[1] ?? ""));
+  }
+}
+
+function newToken(): string {
+  return randomBytes(32).toString("base64url");
+}
+
+/** Fresh in-memory identities (a memory-only API server: tests take the tokens from ApiServer.identities). */
+export function memoryIdentities(): Identity[] {
+  return COMPONENTS.map((c) => ({ component: c, user: serviceAccountInfo(SERVICE_ACCOUNTS[c]), token: newToken() }));
+}
+
+export function identitiesDir(dataDir: string): string {
+  return join(dataDir, "identities");
+}
+
+export function tokenPath(dataDir: string, c: Component): string {
+  return join(identitiesDir(dataDir), `${SERVICE_ACCOUNTS[c]}.token`);
+}
+
+export function componentKubeconfigPath(dataDir: string, c: Component): string {
+  return join(identitiesDir(dataDir), `${SERVICE_ACCOUNTS[c]}.kubeconfig`);
+}
+
+/** Reads each component's token from DATA/identities/, creating the missing ones (mode 0600; the dir 0700). */
+export function loadOrCreateIdentities(dataDir: string): Identity[] {
+  const dir = identitiesDir(dataDir);
+  mkdirSync(dir, { recursive: true, mode: 0o700 });
+  chmodSync(dir, 0o700);
+  return COMPONENTS.map((c) => {
+    const path = tokenPath(dataDir, c);
+    let token = existsSync(path) ? readFileSync(path, "utf8").trim() : "";
+    if (!token) {
+      token = newToken();
+      writeFileSync(path, `${token}\n`, { mode: 0o600 });
+    }
+    chmodSync(path, 0o600);
+    return { component: c, user: serviceAccountInfo(SERVICE_ACCOUNTS[c]), token };
+  });
+}
