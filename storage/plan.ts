@@ -160,9 +160,10 @@ export function capacityObjects(free: ReadonlyMap<string, number>): CSIStorageCa
 }
 
 /** Why the PV cannot hold the claim (undefined: it can). Node: the claim's selected node, when known. */
-export function volumeMismatch(pvc: Claim, pv: Volume, node?: Node): string | undefined {
+export function volumeMismatch(pvc: Claim, pv: Volume, node?: Node, className?: string): string | undefined {
   if (pv.metadata.deletionTimestamp) return "volume is being deleted";
-  if ((pv.spec?.storageClassName ?? "") !== (pvc.spec?.storageClassName ?? "")) return "storage class differs";
+  if ((pv.spec?.storageClassName ?? "") !== (className ?? pvc.spec?.storageClassName ?? ""))
+    return "storage class differs";
   if (volumeModeOf(pv) !== volumeModeOf(pvc)) return "volume mode differs";
   const modes = pv.spec?.accessModes ?? [];
   if (!(pvc.spec?.accessModes ?? []).every((m) => modes.includes(m))) return "access modes differ";
@@ -184,12 +185,17 @@ export function preboundFor(pvc: Claim, pvs: readonly Volume[]): Volume | undefi
 }
 
 /** The smallest Available PV that holds the claim (the binder's findBestMatchForClaim). */
-export function findMatchingVolume(pvc: Claim, pvs: readonly Volume[], node?: Node): Volume | undefined {
+export function findMatchingVolume(
+  pvc: Claim,
+  pvs: readonly Volume[],
+  node?: Node,
+  className?: string,
+): Volume | undefined {
   let best: Volume | undefined;
   for (const pv of pvs) {
     if (pv.spec?.claimRef) continue;
     if (pv.status?.phase !== undefined && pv.status.phase !== "Available") continue;
-    if (volumeMismatch(pvc, pv, node)) continue;
+    if (volumeMismatch(pvc, pv, node, className)) continue;
     if (!best || volumeSize(pv) < volumeSize(best)) best = pv;
   }
   return best;
@@ -243,8 +249,12 @@ export function planClaim(
     if (pvc.status?.phase !== "Bound" || pv.status?.phase !== "Bound") return { kind: "markBound", volume: volumeName };
     return { kind: "none" };
   }
+  // An unset class means the default class (kube's admission fills it in; here the binder reads it so).
+  const className = pvc.spec?.storageClassName ?? cls?.metadata.name;
   const prebound = preboundFor(pvc, pvs);
-  if (prebound && !volumeMismatch(pvc, prebound)) return { kind: "bind", volume: prebound.metadata.name ?? "" };
+  if (prebound && !volumeMismatch(pvc, prebound, undefined, className)) {
+    return { kind: "bind", volume: prebound.metadata.name ?? "" };
+  }
   const selected = pvc.metadata.annotations?.[StorageAnnotations.selectedNode];
   if (isWaitForFirstConsumer(cls) && !selected) {
     return {
@@ -254,7 +264,7 @@ export function planClaim(
       eventType: "Normal",
     };
   }
-  const match = findMatchingVolume(pvc, pvs, node);
+  const match = findMatchingVolume(pvc, pvs, node, className);
   if (match) return { kind: "bind", volume: match.metadata.name ?? "" };
   if (cls?.provisioner === LOCAL_PROVISIONER) return { kind: "provision" };
   const message = cls
@@ -462,16 +472,18 @@ export function volumesFitNode(
   for (const claim of vols.unbound) {
     const selected = claim.metadata.annotations?.[StorageAnnotations.selectedNode];
     if (selected && selected !== name) return "node(s) had volume node affinity conflict";
+    const cls = lookup.classOf(claim);
     const pv = findMatchingVolume(
       claim,
       lookup.volumes().filter((v) => !taken.has(v.metadata.name ?? "")),
       node,
+      claim.spec?.storageClassName ?? cls?.metadata.name,
     );
     if (pv) {
       taken.add(pv.metadata.name ?? "");
       continue;
     }
-    if (lookup.classOf(claim)?.provisioner !== LOCAL_PROVISIONER) {
+    if (cls?.provisioner !== LOCAL_PROVISIONER) {
       return "node(s) didn't find available persistent volumes to bind";
     }
     if (!selected) need += claimSize(claim); // a claim selected here is in `free` already
