@@ -11,7 +11,7 @@ import type {
   StorageClass,
 } from "../client/index.js";
 import { resources } from "../client/index.js";
-import { newNode, newPod } from "../controller/testing/factories.js";
+import { newClaim as claim, newNode, newPod } from "../controller/testing/factories.js";
 import { type Harness, startHarness } from "../controller/testing/harness.js";
 import { LOCAL_CLASS, localStorageClass, NODE_STORAGE_RESOURCE } from "./plan.js";
 
@@ -19,15 +19,6 @@ function storageNode(name: string, size: string): Node {
   const n = newNode(name);
   n.status!.allocatable = { ...n.status!.allocatable, [NODE_STORAGE_RESOURCE]: size };
   return n;
-}
-
-function claim(name: string, size: string): PersistentVolumeClaim {
-  return {
-    apiVersion: "v1",
-    kind: "PersistentVolumeClaim",
-    metadata: { name, namespace: "default" },
-    spec: { accessModes: ["ReadWriteOnce"], resources: { requests: { storage: size } } },
-  };
 }
 
 function podWithClaims(name: string, ...claims: string[]): Pod {

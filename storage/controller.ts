@@ -23,6 +23,7 @@ import {
   type ClaimLookup,
   capacityObjects,
   claimedBefore,
+  claimRefOf,
   claimSize,
   classOf,
   freeByNode,
@@ -229,14 +230,7 @@ export class StorageController {
         metadata: { ...pv.metadata, ...(annotations ? { annotations } : {}) },
         spec: {
           ...pv.spec,
-          claimRef: {
-            apiVersion: "v1",
-            kind: "PersistentVolumeClaim",
-            namespace: pvc.metadata.namespace,
-            name: pvc.metadata.name,
-            uid: pvc.metadata.uid,
-            resourceVersion: pvc.metadata.resourceVersion,
-          },
+          claimRef: { ...claimRefOf(pvc), resourceVersion: pvc.metadata.resourceVersion },
         },
       });
     }

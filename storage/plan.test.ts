@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import type { Node, PersistentVolume, PersistentVolumeClaim } from "../client/index.js";
-import { newNode } from "../controller/testing/factories.js";
+import { newClaim, newNode } from "../controller/testing/factories.js";
 import {
   capacityObjects,
   claimedBefore,
@@ -24,18 +24,10 @@ const GI = 2 ** 30;
 const cls = localStorageClass();
 
 function claim(name: string, size: string, extra: Partial<PersistentVolumeClaim["spec"]> = {}, node?: string) {
-  return {
-    apiVersion: "v1",
-    kind: "PersistentVolumeClaim",
-    metadata: {
-      name,
-      namespace: "default",
-      uid: `uid-${name}`,
-      creationTimestamp: `2026-01-01T00:00:0${name.length % 10}Z`,
-      ...(node ? { annotations: { "volume.kubernetes.io/selected-node": node } } : {}),
-    },
-    spec: { accessModes: ["ReadWriteOnce"], resources: { requests: { storage: size } }, ...extra },
-  } as PersistentVolumeClaim;
+  const c = newClaim(name, size, extra, node);
+  c.metadata.uid = `uid-${name}`;
+  c.metadata.creationTimestamp = `2026-01-01T00:00:0${name.length % 10}Z`;
+  return c;
 }
 
 function storageNode(name: string, size: string): Node {

@@ -315,6 +315,17 @@ export function planVolume(pv: Volume, claim: Claim | undefined): VolumeAction {
 
 export type ProvisionResult = { ok: true; volume: Volume } | { ok: false; message: string };
 
+/** A PV's claimRef to the claim (kube's reference.GetReference). */
+export function claimRefOf(pvc: Claim): NonNullable<Volume["spec"]["claimRef"]> {
+  return {
+    apiVersion: "v1",
+    kind: "PersistentVolumeClaim",
+    namespace: pvc.metadata.namespace,
+    name: pvc.metadata.name,
+    uid: pvc.metadata.uid,
+  };
+}
+
 export function localVolumeName(pvc: Claim): string {
   return `pvc-${pvc.metadata.uid}`;
 }
@@ -371,13 +382,7 @@ export function planProvision(
         volumeMode: volumeModeOf(pvc) === "Block" ? "Block" : "Filesystem",
         persistentVolumeReclaimPolicy: cls.reclaimPolicy ?? "Delete",
         storageClassName: cls.metadata.name ?? LOCAL_CLASS,
-        claimRef: {
-          apiVersion: "v1",
-          kind: "PersistentVolumeClaim",
-          namespace: pvc.metadata.namespace,
-          name: pvc.metadata.name,
-          uid: pvc.metadata.uid,
-        },
+        claimRef: claimRefOf(pvc),
         nodeAffinity: {
           required: {
             nodeSelectorTerms: [{ matchExpressions: [{ key: HOSTNAME_LABEL, operator: "In", values: [nodeName] }] }],

@@ -2,12 +2,8 @@
 // class appears, a claim's first consumer is placed on the node with room, the claim gets a PV pinned there and
 // binds; a claim too large for any node stays Pending with an event saying why, and its pod stays unscheduled.
 import assert from "node:assert/strict";
-import { type ChildProcess, spawn } from "node:child_process";
-import { mkdtempSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
+import { spawn } from "node:child_process";
 import { describe, it } from "node:test";
-import { startApiServer, writeKubeconfig } from "../../apiserver/index.js";
 import {
   type CSIStorageCapacity,
   type Event,
@@ -15,31 +11,12 @@ import {
   type PersistentVolume,
   type PersistentVolumeClaim,
   type Pod,
-  RestClient,
+  type RestClient,
   resources,
   type StorageClass,
 } from "../../client/index.js";
-import { nullLogger } from "../../lib/log.js";
-
-const TSVIRT = join(import.meta.dirname, "..", "..", "dist", "cmd", "tsvirt.js");
-
-async function waitFor<T>(what: string, fn: () => Promise<T | undefined>, ms = 30_000): Promise<T> {
-  const end = Date.now() + ms;
-  for (;;) {
-    const v = await fn().catch(() => undefined);
-    if (v !== undefined) return v;
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
-
-function kill9(p: ChildProcess): Promise<void> {
-  return new Promise((resolve) => {
-    if (p.exitCode !== null || p.signalCode !== null) return resolve();
-    p.once("exit", () => resolve());
-    p.kill("SIGKILL");
-  });
-}
+import { newClaim as claim } from "../../controller/testing/factories.js";
+import { kill9, startTestApi, TSVIRT, waitFor } from "../lib/process.js";
 
 async function storageNode(client: RestClient, name: string, storage: string): Promise<void> {
   const node = await client.create<Node>(resources.nodes, undefined, {
@@ -52,15 +29,6 @@ async function storageNode(client: RestClient, name: string, storage: string): P
       conditions: [{ type: "Ready", status: "True" }],
     },
   });
-}
-
-function claim(name: string, size: string): PersistentVolumeClaim {
-  return {
-    apiVersion: "v1",
-    kind: "PersistentVolumeClaim",
-    metadata: { name, namespace: "default" },
-    spec: { accessModes: ["ReadWriteOnce"], resources: { requests: { storage: size } } },
-  };
 }
 
 function consumer(name: string, claimName: string): Pod {
@@ -77,14 +45,7 @@ function consumer(name: string, claimName: string): Pod {
 
 describe("storage in the controller process", () => {
   it("binds a tsvirt-local claim on the node its first consumer is placed on; a too-large one stays Pending with an event", async (t) => {
-    const dir = mkdtempSync(join(tmpdir(), "storage-"));
-    t.after(() => rmSync(dir, { recursive: true, force: true }));
-    const api = await startApiServer({ memory: true, logger: nullLogger });
-    t.after(() => api.close());
-    const kc = join(dir, "kubeconfig");
-    writeKubeconfig(kc, api.url);
-    const client = new RestClient({ server: api.url, namespace: "default" });
-    t.after(() => client.close());
+    const { kc, client } = await startTestApi(t, "storage-");
     await storageNode(client, "node01", "10Gi");
     await storageNode(client, "node02", "2Gi");
 
