@@ -162,6 +162,9 @@ export class StorageController {
         if (pv) await this.markBound(pvc, pv);
         return {};
       }
+      case "warn":
+        this.recorder.event(pvc, "Warning", action.reason, action.message);
+        return {};
       case "lost":
         await this.setClaimPhase(pvc, "Lost");
         this.recorder.event(pvc, "Warning", "ClaimLost", action.message);

@@ -184,6 +184,16 @@ describe("binder", () => {
     assert.match(none.kind === "pending" ? none.message : "", /no persistent volumes available/);
   });
 
+  it("a bound claim asking for more than its PV gets a Warning (expansion is not implemented yet)", () => {
+    const pvc = claim("e", "1Gi", {}, "node01");
+    const pv = { ...provisioned(pvc, "node01"), status: { phase: "Bound" as const } };
+    const grown = claim("e", "2Gi", { volumeName: pv.metadata.name }, "node01");
+    grown.status = { phase: "Bound" };
+    const a = planClaim(grown, cls, [pv], undefined);
+    assert.equal(a.kind, "warn");
+    assert.match(a.kind === "warn" ? a.message : "", /to 2Gi is not implemented yet; the volume keeps 1Gi/);
+  });
+
   it("a bound claim whose PV vanished is Lost", () => {
     const pvc = claim("l", "1Gi", { volumeName: "gone" });
     pvc.status = { phase: "Bound" };

@@ -211,6 +211,8 @@ export type ClaimAction =
   | { kind: "provision" }
   | { kind: "lost"; message: string }
   | { kind: "pending"; reason: string; message: string; eventType: "Normal" | "Warning" }
+  /** Nothing to change; a Warning event on the claim. */
+  | { kind: "warn"; reason: string; message: string }
   | { kind: "none" };
 
 /**
@@ -247,6 +249,14 @@ export function planClaim(
       };
     }
     if (pvc.status?.phase !== "Bound" || pv.status?.phase !== "Bound") return { kind: "markBound", volume: volumeName };
+    if (claimSize(pvc) > volumeSize(pv)) {
+      // Accepted by the API but not acted on yet: say so on the claim rather than ignore it.
+      return {
+        kind: "warn",
+        reason: "VolumeResizeFailed",
+        message: `expanding ${volumeName} to ${formatBytes(claimSize(pvc))} is not implemented yet; the volume keeps ${formatBytes(volumeSize(pv))}`,
+      };
+    }
     return { kind: "none" };
   }
   // An unset class means the default class (kube's admission fills it in; here the binder reads it so).
