@@ -21,6 +21,7 @@ import {
 import { Pod } from "./core/v1/pod.js";
 import { openAPISchema } from "./crds.js";
 import type { ResourceDefinition, TableColumn } from "./meta/v1/crd.js";
+import { CSIStorageCapacity, StorageClass } from "./storage/v1/storage.js";
 
 type Obj = Record<string, unknown>;
 function get(o: unknown, path: string): unknown {
@@ -275,6 +276,24 @@ const PV_COLUMNS: TableColumn[] = [
   { name: "VolumeMode", type: "string", priority: 1, cell: (o) => get(o, "spec.volumeMode") ?? "Filesystem" },
 ];
 
+/** kubectl's StorageClass NAME cell: "(default)" follows the default class's name. */
+function storageClassName(o: Obj): string {
+  const name = String(get(o, "metadata.name") ?? "");
+  const d = get(o, "metadata.annotations") as Record<string, string> | undefined;
+  const isDefault =
+    d?.["storageclass.kubernetes.io/is-default-class"] ?? d?.["storageclass.beta.kubernetes.io/is-default-class"];
+  return isDefault === "true" ? `${name} (default)` : name;
+}
+
+const STORAGE_CLASS_COLUMNS: TableColumn[] = [
+  { ...NAME, cell: (o) => storageClassName(o) },
+  { name: "Provisioner", type: "string", cell: (o) => get(o, "provisioner") },
+  { name: "ReclaimPolicy", type: "string", cell: (o) => get(o, "reclaimPolicy") ?? "Delete" },
+  { name: "VolumeBindingMode", type: "string", cell: (o) => get(o, "volumeBindingMode") ?? "Immediate" },
+  { name: "AllowVolumeExpansion", type: "string", cell: (o) => String(get(o, "allowVolumeExpansion") ?? false) },
+  AGE,
+];
+
 function servicePorts(o: Obj): string {
   const ports = arr(o, "spec.ports").map((p) => {
     const node = p.nodePort ? `:${String(p.nodePort)}` : "";
@@ -461,6 +480,29 @@ const BUILTINS: Builtin[] = [
       "type",
     ],
     columns: EVENT_COLUMNS,
+  },
+  {
+    group: "storage.k8s.io",
+    version: "v1",
+    kind: "StorageClass",
+    plural: "storageclasses",
+    shortNames: ["sc"],
+    scope: "Cluster",
+    schema: StorageClass,
+    columns: STORAGE_CLASS_COLUMNS,
+  },
+  {
+    group: "storage.k8s.io",
+    version: "v1",
+    kind: "CSIStorageCapacity",
+    plural: "csistoragecapacities",
+    schema: CSIStorageCapacity,
+    columns: [
+      NAME,
+      { name: "StorageClassName", type: "string", cell: (o) => get(o, "storageClassName") ?? "" },
+      { name: "Capacity", type: "string", cell: (o) => get(o, "capacity") ?? "" },
+      AGE,
+    ],
   },
   {
     group: "coordination.k8s.io",

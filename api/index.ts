@@ -22,3 +22,4 @@ export * from "./meta/v1/quantity.js";
 export * from "./meta/v1/schema.js";
 export * from "./pool/v1beta1/pool.js";
 export * from "./snapshot/v1beta1/snapshot.js";
+export * from "./storage/v1/storage.js";

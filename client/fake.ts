@@ -66,6 +66,7 @@ const withStatusSubresource = new Set([
   "nodes",
   "namespaces",
   "persistentvolumeclaims",
+  "persistentvolumes",
 ]);
 
 const NAME_CHARS = "bcdfghjklmnpqrstvwxz2456789";

@@ -45,6 +45,21 @@ export const resources = {
     namespaced: true,
     kind: "PersistentVolumeClaim",
   },
+  pvs: { group: "", version: "v1", resource: "persistentvolumes", namespaced: false, kind: "PersistentVolume" },
+  storageclasses: {
+    group: "storage.k8s.io",
+    version: "v1",
+    resource: "storageclasses",
+    namespaced: false,
+    kind: "StorageClass",
+  },
+  csistoragecapacities: {
+    group: "storage.k8s.io",
+    version: "v1",
+    resource: "csistoragecapacities",
+    namespaced: true,
+    kind: "CSIStorageCapacity",
+  },
 } as const satisfies Record<string, ResourceRef>;
 
 /** The subresource API group virt-api serves (start/stop/console ...). */

@@ -17,6 +17,7 @@ import {
 } from "../client/index.js";
 import { createLogger, type Logger } from "../lib/log.js";
 import { processNextItem, runWorkers, WorkQueue } from "../lib/workqueue/index.js";
+import { podClaimNames, StorageController } from "../storage/index.js";
 import { EventRecorder, type Recorder } from "./events/index.js";
 import { Expectations } from "./expectations.js";
 import { type PodCidrDeps, reconcileNodeCidr } from "./node/podcidr.js";
@@ -50,6 +51,8 @@ export interface ControllerOptions {
   scheduler?: boolean;
   /** Allocate Node spec.podCIDR. Default true. */
   podCidr?: boolean;
+  /** Run the PV binder and the tsvirt-local provisioner (storage/). Default true. */
+  storage?: boolean;
 }
 
 function controllerKey(o: KObject, kind: string): string | undefined {
@@ -79,6 +82,8 @@ export class VirtController {
   readonly schedulerDeps: SchedulerDeps;
   readonly podCidrDeps: PodCidrDeps;
   readonly recorder: Recorder;
+  /** Volume binding and the local provisioner; its caches also feed the scheduler's volume checks. */
+  readonly storage: StorageController;
   private readonly log: Logger;
   private readonly opts: ControllerOptions;
   private workers: Promise<unknown>[] = [];
@@ -120,7 +125,9 @@ export class VirtController {
       log: this.log,
       now,
     };
+    this.storage = new StorageController({ client, nodes: this.nodes, recorder: this.recorder, log: this.log, now });
     this.schedulerDeps = {
+      storage: this.storage,
       client,
       pods: this.pods,
       nodes: this.nodes,
@@ -240,7 +247,13 @@ export class VirtController {
         }
       },
     });
+    const changed = { onAdd: this.storageChanged, onUpdate: this.storageChanged, onDelete: this.storageChanged };
+    this.storage.claims.addEventHandler(changed);
+    this.storage.volumes.addEventHandler(changed);
   }
+
+  /** A claim or volume changed: pods with claims that wait for a node may fit now. */
+  private readonly storageChanged = () => this.requeuePending((p) => podClaimNames(p).length > 0);
 
   /** Re-queues every pod waiting for a node (something that may make it fit has changed). */
   private requeuePending(only?: (p: Pod) => boolean): void {
@@ -280,6 +293,7 @@ export class VirtController {
     this.namespaces.start();
     this.replicasets.start();
     this.clusterConfig.start();
+    if (this.opts.storage !== false || this.opts.scheduler !== false) this.storage.startInformers();
   }
 
   async waitForSync(): Promise<void> {
@@ -290,6 +304,7 @@ export class VirtController {
       this.nodes.waitForSync(),
       this.namespaces.waitForSync(),
       this.clusterConfig.waitForSync(),
+      ...(this.opts.storage !== false || this.opts.scheduler !== false ? [this.storage.waitForSync()] : []),
     ]);
   }
 
@@ -319,6 +334,7 @@ export class VirtController {
         runWorkers(this.nodeQueue, 1, (k) => reconcileNodeCidr(this.podCidrDeps, k), this.onError("node")),
       );
     }
+    if (this.opts.storage !== false) await this.storage.run();
     this.log.info("virt-controller started", {
       threads,
       vmiThreads,
@@ -328,6 +344,7 @@ export class VirtController {
 
   async stop(): Promise<void> {
     for (const q of [this.vmQueue, this.vmiQueue, this.podQueue, this.nodeQueue, this.rsQueue]) q.shutdown();
+    await this.storage.stop();
     await Promise.all([
       this.vms.stop(),
       this.vmis.stop(),

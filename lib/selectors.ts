@@ -351,6 +351,42 @@ export function requirementMatches(r: LabelRequirement, labels: Labels): boolean
   }
 }
 
+/** core/v1 NodeSelectorTerm shapes (matchExpressions on labels, matchFields on metadata.name). */
+export interface NodeSelectorRequirementObject {
+  key: string;
+  operator: string;
+  values?: readonly string[];
+}
+export interface NodeSelectorTermObject {
+  matchExpressions?: readonly NodeSelectorRequirementObject[];
+  matchFields?: readonly NodeSelectorRequirementObject[];
+}
+
+const NODE_OPERATORS: Record<string, LabelOperator> = {
+  In: "in",
+  NotIn: "notin",
+  Exists: "exists",
+  DoesNotExist: "!",
+  Gt: "gt",
+  Lt: "lt",
+};
+
+function nodeRequirementMatches(r: NodeSelectorRequirementObject, labels: Labels): boolean {
+  const operator = NODE_OPERATORS[r.operator];
+  return operator !== undefined && requirementMatches({ key: r.key, operator, values: [...(r.values ?? [])] }, labels);
+}
+
+/** A node selector term against a node's labels and name; an empty term matches nothing (as in Kubernetes). */
+export function nodeSelectorTermMatches(term: NodeSelectorTermObject, labels: Labels, nodeName: string): boolean {
+  const exprs = term.matchExpressions ?? [];
+  const fields = term.matchFields ?? [];
+  if (exprs.length === 0 && fields.length === 0) return false;
+  return (
+    exprs.every((r) => nodeRequirementMatches(r, labels)) &&
+    fields.every((r) => nodeRequirementMatches(r, { "metadata.name": nodeName }))
+  );
+}
+
 function requirementString(r: LabelRequirement): string {
   switch (r.operator) {
     case "exists":

@@ -69,14 +69,15 @@ export const INERT_KINDS: readonly InertKind[] = [
     version: "v1",
     kind: "PersistentVolumeClaim",
     resource: "persistentvolumeclaims",
-    reason: "no provisioner or binder runs in this version",
+    reason:
+      "claims bind and tsvirt-local provisions and accounts them, but no node creates their volumes or attaches them to a VM in this version",
   },
   {
     group: "",
     version: "v1",
     kind: "PersistentVolume",
     resource: "persistentvolumes",
-    reason: "no binder runs in this version",
+    reason: "PVs bind to claims, but no node creates or removes their data in this version",
   },
   {
     group: "",

@@ -3,16 +3,8 @@
 // cordoned and not-ready nodes, and resources counted from every pod bound to the node (terminating ones included);
 // inter-pod affinity and anti-affinity (interpod.ts).
 
-import type {
-  Condition,
-  Node,
-  NodeSelectorRequirement,
-  NodeSelectorTerm,
-  Pod,
-  Taint,
-  Toleration,
-} from "../../client/index.js";
-import { requirementMatches as labelMatches } from "../../lib/selectors.js";
+import type { Condition, Node, NodeSelectorTerm, Pod, Taint, Toleration } from "../../client/index.js";
+import { requirementMatches as labelMatches, nodeSelectorTermMatches } from "../../lib/selectors.js";
 import { bytes, millicores } from "../quantity.js";
 import {
   type ClusterPods,
@@ -81,33 +73,8 @@ export const nodeUnschedulable: Predicate = (pod, node) => {
   return tolerated ? undefined : ["node(s) were unschedulable"];
 };
 
-function requirementMatches(r: NodeSelectorRequirement, labels: Record<string, string>): boolean {
-  const v = labels[r.key];
-  const has = Object.hasOwn(labels, r.key);
-  switch (r.operator) {
-    case "In":
-      return has && (r.values ?? []).includes(v!);
-    case "NotIn":
-      return !has || !(r.values ?? []).includes(v!);
-    case "Exists":
-      return has;
-    case "DoesNotExist":
-      return !has;
-    case "Gt":
-      return has && Number(v) > Number(r.values?.[0]);
-    case "Lt":
-      return has && Number(v) < Number(r.values?.[0]);
-  }
-  return false;
-}
-
 export function termMatches(term: NodeSelectorTerm, node: Node): boolean {
-  const labels = node.metadata.labels ?? {};
-  const fields: Record<string, string> = { "metadata.name": node.metadata.name ?? "" };
-  const exprs = term.matchExpressions ?? [];
-  const fieldExprs = term.matchFields ?? [];
-  if (exprs.length === 0 && fieldExprs.length === 0) return false;
-  return exprs.every((r) => requirementMatches(r, labels)) && fieldExprs.every((r) => requirementMatches(r, fields));
+  return nodeSelectorTermMatches(term, node.metadata.labels, node.metadata.name ?? "");
 }
 
 export const nodeAffinity: Predicate = (pod, node) => {

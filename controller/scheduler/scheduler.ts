@@ -5,14 +5,25 @@
 // the decision (pure `schedule`) and the reservation in `assumed` happen in one synchronous step before the binding
 // request is sent, so concurrent workers always see each other's reservations.
 
-import { type Client, type Informer, type KObject, type Node, type Pod, resources } from "../../client/index.js";
+import { StorageAnnotations } from "../../api/index.js";
+import {
+  type Client,
+  type Informer,
+  type KObject,
+  type Node,
+  type PersistentVolumeClaim,
+  type Pod,
+  resources,
+} from "../../client/index.js";
 import { isConflict, isNotFound } from "../../lib/errors.js";
 import { forObject, type Logger } from "../../lib/log.js";
 import type { ReconcileResult } from "../../lib/workqueue/index.js";
+import { type ClaimLookup, podClaimNames, podVolumes, volumesFitNode } from "../../storage/index.js";
 import { setCondition, timestamp } from "../conditions.js";
 import { Reasons, type Recorder } from "../events/index.js";
 import {
   type ClusterPods,
+  defaultPredicates,
   hasPodAffinity,
   type NodeUsage,
   type PlacedPod,
@@ -42,6 +53,26 @@ export interface SchedulerDeps {
   predicates?: readonly Predicate[];
   /** Namespaces, for pod affinity terms with a namespaceSelector (absent: namespaces have no labels). */
   namespaces?: Informer<KObject>;
+  /** Claims, volumes and local free space (absent: pods with claims are not checked against storage). */
+  storage?: SchedulerStorage;
+}
+
+/** The storage controller's view the volume binding check reads (storage/'s StorageController has this shape). */
+export interface SchedulerStorage {
+  lookup: ClaimLookup;
+  freeBytes(extra: readonly { node: string; claim: PersistentVolumeClaim }[]): Map<string, number>;
+}
+
+/** Unbound claims of pods assumed on a node: their space is taken there before the claims say so. */
+function assumedClaims(deps: SchedulerDeps, storage: SchedulerStorage) {
+  const out: { node: string; claim: PersistentVolumeClaim }[] = [];
+  for (const a of deps.assumed.values()) {
+    for (const name of podClaimNames(a.pod)) {
+      const claim = storage.lookup.claim(a.pod.metadata.namespace ?? "", name);
+      if (claim && !claim.spec.volumeName) out.push({ node: a.node, claim });
+    }
+  }
+  return out;
 }
 
 export function nodeNameIndex(pod: Pod): string[] {
@@ -122,12 +153,38 @@ export async function reconcilePodScheduling(deps: SchedulerDeps, key: string): 
   if (!pod || !needsScheduling(pod)) return {};
   if (deps.assumed.has(pod.metadata.uid ?? "")) return {};
   const log = forObject(deps.log, pod);
-  const result = schedule(pod, deps.nodes.list(), usageByNode(deps), deps.predicates, {
+  let predicates = deps.predicates ?? defaultPredicates;
+  let toSelect: PersistentVolumeClaim[] = [];
+  const storage = deps.storage;
+  if (storage && podClaimNames(pod).length > 0) {
+    const vols = podVolumes(pod, storage.lookup);
+    if ("error" in vols) {
+      return unschedulable(deps, pod, `0/${deps.nodes.list().length} nodes are available: ${vols.error}.`);
+    }
+    const free = storage.freeBytes(assumedClaims(deps, storage));
+    predicates = [
+      ...predicates,
+      (_p, node) => {
+        const why = volumesFitNode(vols, node, storage.lookup, free);
+        return why ? [why] : undefined;
+      },
+    ];
+    toSelect = vols.unbound;
+  }
+  const result = schedule(pod, deps.nodes.list(), usageByNode(deps), predicates, {
     cluster: clusterPods(deps),
   });
   if (result.fit) {
     deps.assumed.set(pod.metadata.uid!, { node: result.node, pod });
     try {
+      // kube-scheduler's volume binding PreBind: the claims learn their node before the pod is bound, so the
+      // provisioner makes the volume where the pod runs.
+      for (const claim of toSelect) {
+        if (claim.metadata.annotations?.[StorageAnnotations.selectedNode] === result.node) continue;
+        await deps.client.patch(resources.pvcs, claim.metadata.namespace, claim.metadata.name ?? "", "merge", {
+          metadata: { annotations: { [StorageAnnotations.selectedNode]: result.node } },
+        });
+      }
       await deps.client.createSubresource(resources.pods, pod.metadata.namespace, pod.metadata.name!, "binding", {
         apiVersion: "v1",
         kind: "Binding",
@@ -148,6 +205,12 @@ export async function reconcilePodScheduling(deps: SchedulerDeps, key: string): 
     );
     return {};
   }
+  return unschedulable(deps, pod, result.message);
+}
+
+async function unschedulable(deps: SchedulerDeps, pod: Pod, message: string): Promise<ReconcileResult> {
+  const log = forObject(deps.log, pod);
+  const result = { message };
   const cur = pod.status?.conditions?.find((c) => c.type === "PodScheduled");
   if (cur?.status !== "False" || cur.reason !== "Unschedulable" || cur.message !== result.message) {
     const conditions = setCondition(

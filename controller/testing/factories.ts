@@ -1,6 +1,13 @@
 // Test object factories in the style of KubeVirt's libvmi: newVm(withRunStrategy("Always")), newNode("n1", ...).
 
-import type { Node, Pod, RunStrategy, VirtualMachine, VirtualMachineInstance } from "../../client/index.js";
+import type {
+  Node,
+  PersistentVolumeClaim,
+  Pod,
+  RunStrategy,
+  VirtualMachine,
+  VirtualMachineInstance,
+} from "../../client/index.js";
 
 export type Opt<T> = (o: T) => void;
 
@@ -109,4 +116,23 @@ export function newPod(
   };
   if (opts.nodeName) pod.spec.nodeName = opts.nodeName;
   return pod;
+}
+
+/** A ReadWriteOnce claim in "default" of the size, without a class (the default class applies). */
+export function newClaim(
+  name: string,
+  size: string,
+  spec: Partial<PersistentVolumeClaim["spec"]> = {},
+  selectedNode?: string,
+): PersistentVolumeClaim {
+  return {
+    apiVersion: "v1",
+    kind: "PersistentVolumeClaim",
+    metadata: {
+      name,
+      namespace: "default",
+      ...(selectedNode ? { annotations: { "volume.kubernetes.io/selected-node": selectedNode } } : {}),
+    },
+    spec: { accessModes: ["ReadWriteOnce"], resources: { requests: { storage: size } }, ...spec },
+  };
 }

@@ -35,7 +35,7 @@ export async function startHarness(
   const ctrl = new VirtController({ client: api, log: nullLogger, recorder });
   ctrl.startInformers();
   await ctrl.waitForSync();
-  for (let i = 0; i < 100 && client.watcherCount() < 6; i++) await new Promise((r) => setImmediate(r));
+  for (let i = 0; i < 100 && client.watcherCount() < 10; i++) await new Promise((r) => setImmediate(r));
   const drain = async (max = 200): Promise<number> => {
     let steps = 0;
     for (; steps < max; steps++) {
@@ -44,6 +44,9 @@ export async function startHarness(
       else if (ctrl.podQueue.len() > 0) await ctrl.stepScheduler();
       else if (ctrl.nodeQueue.len() > 0) await ctrl.stepNode();
       else if (ctrl.rsQueue.len() > 0) await ctrl.stepReplicaSet();
+      else if (ctrl.storage.claimQueue.len() > 0) await ctrl.storage.stepClaim();
+      else if (ctrl.storage.volumeQueue.len() > 0) await ctrl.storage.stepVolume();
+      else if (ctrl.storage.capacityQueue.len() > 0) await ctrl.storage.stepCapacity();
       else break;
     }
     if (steps >= max) throw new Error("queues did not drain");

@@ -4,44 +4,21 @@
 // stops renewing its Lease goes Ready=Unknown, and only after the eviction grace loses its pod and its VMI fails.
 import assert from "node:assert/strict";
 import { type ChildProcess, spawn } from "node:child_process";
-import { mkdtempSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, it } from "node:test";
-import { startApiServer, writeKubeconfig } from "../../apiserver/index.js";
 import {
   type Lease,
   type Node,
   type Pod,
-  RestClient,
+  type RestClient,
   resources,
   type VirtualMachineInstance,
 } from "../../client/index.js";
-import { nullLogger } from "../../lib/log.js";
-
-const TSVIRT = join(import.meta.dirname, "..", "..", "dist", "cmd", "tsvirt.js");
-
-async function waitFor<T>(what: string, fn: () => Promise<T | undefined>, ms = 60_000): Promise<T> {
-  const end = Date.now() + ms;
-  for (;;) {
-    const v = await fn().catch(() => undefined);
-    if (v !== undefined) return v;
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
-}
+import { kill9, startTestApi, TSVIRT, waitFor } from "../lib/process.js";
 
 function startController(kubeconfig: string, args: string[]): ChildProcess {
   return spawn(process.execPath, [TSVIRT, "controller", "--kubeconfig", kubeconfig, ...args], {
     stdio: ["ignore", "ignore", "ignore"],
-  });
-}
-
-function kill9(p: ChildProcess): Promise<void> {
-  return new Promise((resolve) => {
-    if (p.exitCode !== null || p.signalCode !== null) return resolve();
-    p.once("exit", () => resolve());
-    p.kill("SIGKILL");
   });
 }
 
@@ -51,17 +28,7 @@ const micro = (d: Date) =>
     .replace(/Z$/, "000Z")
     .replace(/\.(\d{3})000Z$/, ".$1000Z");
 
-async function setup(t: { after: (fn: () => unknown) => void }) {
-  const dir = mkdtempSync(join(tmpdir(), "ctrl-ha-"));
-  t.after(() => rmSync(dir, { recursive: true, force: true }));
-  const api = await startApiServer({ memory: true, logger: nullLogger });
-  t.after(() => api.close());
-  const kc = join(dir, "kubeconfig");
-  writeKubeconfig(kc, api.url);
-  const client = new RestClient({ server: api.url, namespace: "default" });
-  t.after(() => client.close());
-  return { dir, kc, client };
-}
+const setup = (t: { after: (fn: () => unknown) => void }) => startTestApi(t, "ctrl-ha-");
 
 async function addNode(client: RestClient, name: string): Promise<void> {
   const node = await client.create<Node>(resources.nodes, undefined, {

@@ -2,32 +2,15 @@
 // launcher pod; kill -9 at that observed state; a restarted controller converges without a second pod or VMI.
 import assert from "node:assert/strict";
 import { type ChildProcess, spawn } from "node:child_process";
-import { mkdtempSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
 import { describe, it } from "node:test";
-import { startApiServer, writeKubeconfig } from "../../apiserver/index.js";
 import {
   type Node,
   type Pod,
-  RestClient,
   resources,
   type VirtualMachine,
   type VirtualMachineInstance,
 } from "../../client/index.js";
-import { nullLogger } from "../../lib/log.js";
-
-const TSVIRT = join(import.meta.dirname, "..", "..", "dist", "cmd", "tsvirt.js");
-
-async function waitFor<T>(what: string, fn: () => Promise<T | undefined>, ms = 60_000): Promise<T> {
-  const end = Date.now() + ms;
-  for (;;) {
-    const v = await fn().catch(() => undefined);
-    if (v !== undefined) return v;
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
+import { kill9, startTestApi, TSVIRT, waitFor } from "../lib/process.js";
 
 function startController(kubeconfig: string, logs: string[]): ChildProcess {
   const p = spawn(process.execPath, [TSVIRT, "controller", "--kubeconfig", kubeconfig], {
@@ -37,24 +20,9 @@ function startController(kubeconfig: string, logs: string[]): ChildProcess {
   return p;
 }
 
-function kill9(p: ChildProcess): Promise<void> {
-  return new Promise((resolve) => {
-    if (p.exitCode !== null || p.signalCode !== null) return resolve();
-    p.once("exit", () => resolve());
-    p.kill("SIGKILL");
-  });
-}
-
 describe("tsvirt controller process", () => {
   it("survives kill -9 with a bound pod: the restarted controller adopts it and finishes the job", async (t) => {
-    const dir = mkdtempSync(join(tmpdir(), "ctrl-"));
-    t.after(() => rmSync(dir, { recursive: true, force: true }));
-    const api = await startApiServer({ memory: true, logger: nullLogger });
-    t.after(() => api.close());
-    const kc = join(dir, "kubeconfig");
-    writeKubeconfig(kc, api.url);
-    const client = new RestClient({ server: api.url, namespace: "default" });
-    t.after(() => client.close());
+    const { kc, client } = await startTestApi(t, "ctrl-");
     const node = await client.create<Node>(resources.nodes, undefined, {
       metadata: { name: "node01", labels: { "kubevirt.io/schedulable": "true" } },
     });

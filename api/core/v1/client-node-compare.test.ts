@@ -6,6 +6,7 @@ import { test } from "node:test";
 import * as k8s from "@kubernetes/client-node";
 import {
   ConfigMap,
+  CSIStorageCapacity,
   Event,
   HorizontalPodAutoscaler,
   Lease,
@@ -18,6 +19,7 @@ import {
   SelfSubjectAccessReview,
   Service,
   ServiceAccount,
+  StorageClass,
 } from "../../index.js";
 
 type Schema = Record<string, unknown>;
@@ -106,6 +108,8 @@ const kinds: [string, object][] = [
   ["V1Lease", Lease],
   ["V2HorizontalPodAutoscaler", HorizontalPodAutoscaler],
   ["V1SelfSubjectAccessReview", SelfSubjectAccessReview],
+  ["V1StorageClass", StorageClass],
+  ["V1CSIStorageCapacity", CSIStorageCapacity],
 ];
 
 for (const [model, schema] of kinds) {

@@ -4,6 +4,7 @@ import type { Static } from "@sinclair/typebox";
 import { LabelSelector } from "../../meta/v1/object-meta.js";
 import {
   Bool,
+  Enum,
   Int32,
   Int64,
   IntOrString,
@@ -110,13 +111,23 @@ export type ResourceRequirements = Static<typeof ResourceRequirements>;
 export type ResourceList = Static<typeof QuantityMap>;
 export const VolumeResourceRequirements = Struct({ limits: QuantityMap, requests: QuantityMap });
 
+export const PERSISTENT_VOLUME_ACCESS_MODES = [
+  "ReadWriteOnce",
+  "ReadOnlyMany",
+  "ReadWriteMany",
+  "ReadWriteOncePod",
+] as const;
+export const PersistentVolumeAccessMode = Enum(PERSISTENT_VOLUME_ACCESS_MODES);
+export const PERSISTENT_VOLUME_MODES = ["Filesystem", "Block"] as const;
+export const PersistentVolumeMode = Enum(PERSISTENT_VOLUME_MODES);
+
 export const PersistentVolumeClaimSpec = Struct({
-  accessModes: ListOf(Str),
+  accessModes: ListOf(PersistentVolumeAccessMode),
   selector: LabelSelector,
   resources: VolumeResourceRequirements,
   volumeName: Str,
   storageClassName: Str,
-  volumeMode: Str,
+  volumeMode: PersistentVolumeMode,
   dataSource: TypedLocalObjectReference,
   dataSourceRef: TypedObjectReference,
   volumeAttributesClassName: Str,

@@ -16,7 +16,16 @@ import {
   Struct,
   Time,
 } from "../../meta/v1/schema.js";
-import { LocalObjectReference, NodeSelector, ObjectReference, PersistentVolumeClaimSpec, Taint } from "./common.js";
+import { PERSISTENT_VOLUME_RECLAIM_POLICIES } from "../../storage/v1/storage.js";
+import {
+  LocalObjectReference,
+  NodeSelector,
+  ObjectReference,
+  PersistentVolumeAccessMode,
+  PersistentVolumeClaimSpec,
+  PersistentVolumeMode,
+  Taint,
+} from "./common.js";
 
 const conditionBase = { type: Str, status: ConditionStatus, lastTransitionTime: Time, reason: Str, message: Str };
 /** NodeCondition, NamespaceCondition, PersistentVolumeClaimCondition and metav1.Condition differ in their times. */
@@ -81,7 +90,7 @@ export type Namespace = Static<typeof Namespace>;
 
 export const PersistentVolumeClaimStatus = Struct({
   phase: Enum(["Pending", "Bound", "Lost"] as const),
-  accessModes: ListOf(Str),
+  accessModes: ListOf(PersistentVolumeAccessMode),
   capacity: QuantityMap,
   conditions: ListOf(PersistentVolumeClaimCondition),
   allocatedResources: QuantityMap,
@@ -97,12 +106,12 @@ export type PersistentVolumeClaim = Static<typeof PersistentVolumeClaim>;
 
 export const PersistentVolumeSpec = Struct({
   capacity: QuantityMap,
-  accessModes: ListOf(Str),
+  accessModes: ListOf(PersistentVolumeAccessMode),
   claimRef: ObjectReference,
-  persistentVolumeReclaimPolicy: Str,
+  persistentVolumeReclaimPolicy: Enum(PERSISTENT_VOLUME_RECLAIM_POLICIES),
   storageClassName: Str,
   mountOptions: ListOf(Str),
-  volumeMode: Str,
+  volumeMode: PersistentVolumeMode,
   nodeAffinity: Struct({ required: NodeSelector }),
   volumeAttributesClassName: Str,
   hostPath: Struct({ path: Str, type: Str }, ["path"]),
@@ -133,11 +142,18 @@ export const PersistentVolume = Struct(
   {
     ...TypeMeta,
     spec: PersistentVolumeSpec,
-    status: Struct({ phase: Str, message: Str, reason: Str, lastPhaseTransitionTime: Time }),
+    status: Struct({
+      phase: Enum(["Pending", "Available", "Bound", "Released", "Failed"] as const),
+      message: Str,
+      reason: Str,
+      lastPhaseTransitionTime: Time,
+    }),
   },
   [],
 );
 export type PersistentVolume = Static<typeof PersistentVolume>;
+export type PersistentVolumeSpec = Static<typeof PersistentVolumeSpec>;
+export type PersistentVolumeClaimStatus = Static<typeof PersistentVolumeClaimStatus>;
 
 export const ConfigMap = Struct({ ...TypeMeta, immutable: Bool, data: StrMap, binaryData: StrMap });
 export type ConfigMap = Static<typeof ConfigMap>;

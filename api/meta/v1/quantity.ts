@@ -30,3 +30,16 @@ export function parseQuantity(q: string | number): number | undefined {
   if (/^[eE]/.test(suffix)) return num * 10 ** Number(suffix.slice(1));
   return undefined;
 }
+
+/** Bytes as the shortest exact binary quantity ("1290Mi"), or plain bytes. */
+export function formatBytes(n: number): string {
+  for (const [s, f] of [
+    ["Ti", 2 ** 40],
+    ["Gi", 2 ** 30],
+    ["Mi", 2 ** 20],
+    ["Ki", 2 ** 10],
+  ] as const) {
+    if (n % f === 0 && n >= f) return `${n / f}${s}`;
+  }
+  return String(n);
+}
