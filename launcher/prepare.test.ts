@@ -5,11 +5,12 @@ import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { describe, it } from "node:test";
+import { requirePrereqs } from "../tests/lib/prereqs.js";
 import { makeBuilder } from "./prepare.js";
 
 describe("domain builder (launcher side of the converter)", () => {
   it("puts a qcow2 overlay over the node's base image, creates emptyDisks, and names a missing base image", async (t) => {
-    if (!existsSync("/usr/bin/qemu-img")) return t.skip("qemu-img is not installed");
+    requirePrereqs("qemu-img");
     const dir = await mkdtemp(path.join(tmpdir(), "tsvirt-prep-"));
     t.after(() => rm(dir, { recursive: true, force: true }));
     const base = path.join(dir, "base.qcow2");

@@ -8,20 +8,13 @@ import { chmod, mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, it } from "node:test";
+import { requirePrereqs } from "../../tests/lib/prereqs.js";
 import { findDhcp } from "./dhcp.js";
 import { inNetns, runCommand } from "./exec.js";
 import { MASQ_BRIDGE, nodeNetns, podNetns } from "./names.js";
 import { PodNetwork } from "./pod-network.js";
 
-async function which(bin: string): Promise<boolean> {
-  return (await runCommand(["sh", "-c", 'command -v "$1" >/dev/null', "sh", bin])).code === 0;
-}
-
-async function missingPrereq(): Promise<string | undefined> {
-  if (process.getuid?.() !== 0) return "needs root for network namespaces";
-  for (const bin of ["ip", "busybox", "nsenter", "iptables"]) if (!(await which(bin))) return `${bin} not installed`;
-  return undefined;
-}
+requirePrereqs("root", "ip", "busybox", "nsenter", "iptables");
 
 async function sh(argv: string[]): Promise<string> {
   const r = await runCommand(argv);
@@ -93,10 +86,8 @@ async function makeGuest(podNs: string, guestNs: string, dir: string): Promise<R
   return fields;
 }
 
-describe("pod network in real namespaces", async () => {
-  const skip = await missingPrereq();
+describe("pod network in real namespaces", () => {
   it("connects two pods on the node bridge; guests get 10.0.2.2 by DHCP and are reachable on the pod IP", {
-    skip,
     timeout: 180_000,
   }, async (t) => {
     const dataDir = await mkdtemp(join(tmpdir(), "tsvirt-net-"));
@@ -148,7 +139,7 @@ describe("pod network in real namespaces", async () => {
     assert.ok(await ping(guestA, a.gateway), "guest A reaches the node bridge");
   });
 
-  it("converges after a crash mid-setup and tears down a half-made pod", { skip, timeout: 120_000 }, async (t) => {
+  it("converges after a crash mid-setup and tears down a half-made pod", { timeout: 120_000 }, async (t) => {
     const dataDir = await mkdtemp(join(tmpdir(), "tsvirt-net-"));
     const node = `u${process.pid}`;
     const net = new PodNetwork({ node, podCIDR: "10.98.0.0/24", dataDir });
