@@ -29,7 +29,7 @@ import {
 } from "../client/index.js";
 import { podDirOf } from "../handler/index.js";
 import type { Pod as LauncherPod } from "../tests/e2e/launcher-lib.js";
-import { type Cluster, missingPrereqs, qemuFor, startCluster, until } from "../tests/lib/up.js";
+import { type Cluster, qemuFor, startCluster, until } from "../tests/lib/up.js";
 import { consoleSession } from "../virtctl/index.js";
 import { launcherBoot } from "./launcher-boot.js";
 import {
@@ -319,8 +319,6 @@ async function launcherOnly(c: Cluster, name: string): Promise<{ ms: number; ste
 // ---- main ----
 
 async function main(): Promise<void> {
-  const skip = await missingPrereqs();
-  if (skip) throw new Error(`bench:flow cannot run here: ${skip}`);
   const cleanups: (() => unknown)[] = [];
   // The e2e harness registers its teardown through t.after; the bench runs them in reverse order at the end.
   const t = { after: (fn: () => unknown) => void cleanups.push(fn) } as unknown as TestContext;

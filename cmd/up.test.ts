@@ -9,15 +9,15 @@ import { join } from "node:path";
 import { test } from "node:test";
 import { freePort } from "../images/testing/registry.js";
 import { alive } from "../lib/supervisor.js";
-import { collect, missingPrereqs, run, TSVIRT, until, waitOutput } from "../tests/lib/up.js";
+import { CLUSTER, requirePrereqs } from "../tests/lib/prereqs.js";
+import { collect, run, TSVIRT, until, waitOutput } from "../tests/lib/up.js";
 
 const COMPONENTS = ["api", "controller"];
 
 test("tsvirt up survives a closed output; after kill -9 the next tsvirt up adopts its children", {
   timeout: 300_000,
 }, async (t) => {
-  const missing = await missingPrereqs();
-  assert.equal(missing, undefined, `cannot run: ${missing}`);
+  requirePrereqs(...CLUSTER);
   const dir = await mkdtemp(join(tmpdir(), "tsv-upcli-"));
   const port = await freePort();
   const prefix = `upc${process.pid % 100000}n`;

@@ -19,7 +19,7 @@ fi
 
 BASE_PKGS=(
   busybox-static cpio kmod xz-utils zstd dosfstools mtools syslinux syslinux-common
-  xorriso iproute2 iptables docker-registry skopeo umoci libxml2-utils procps psmisc socat
+  xorriso iproute2 iptables docker-registry skopeo umoci libxml2-utils procps psmisc socat unzip openssl
 )
 BP_PKGS=(qemu-system-x86 qemu-utils libvirt-daemon libvirt-daemon-driver-qemu libvirt-clients libvirt-daemon-system)
 
@@ -37,6 +37,9 @@ if [ "$need" = 1 ]; then
   $SUDO apt-get install -y -qq --no-install-recommends -t bookworm-backports "${BP_PKGS[@]}" >/dev/null
 fi
 
+# kubectl >= 1.29 (Debian's kubernetes-client is 1.20 and fails against tsvirt: see the script).
+bash hack/install-kubectl.sh
+
 # The packaged services are ours to start per test, never the system's.
 for svc in libvirtd virtlogd docker-registry; do
   if command -v service >/dev/null 2>&1; then $SUDO service "$svc" stop >/dev/null 2>&1 || true; fi
@@ -50,4 +53,4 @@ if [ -L node_modules ]; then
 elif [ ! -f node_modules/.package-lock.json ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
   npm ci --no-audit --no-fund --loglevel=error
 fi
-echo "install-deps: ok (qemu: $(qemu-system-x86_64 --version | head -1 | awk '{print $4}'), libvirt: $(libvirtd --version | awk '{print $3}'))"
+echo "install-deps: ok (qemu: $(qemu-system-x86_64 --version | head -1 | awk '{print $4}'), libvirt: $(libvirtd --version | awk '{print $3}'), kubectl: $(kubectl version --client | grep -oE 'v1\.[0-9.]+' | head -1))"

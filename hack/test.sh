@@ -2,6 +2,9 @@
 # The one test command (README and .ci/run both call it): lint, typecheck, then every *.test.ts.
 #   --unit   skip tests/e2e and tests/integration (fast inner loop)
 #   FILES…   run only these test files (lint and typecheck still run unless SKIP_CHECKS=1)
+# Every prerequisite (root, kubectl >= 1.29, QEMU >= 9, libvirtd, docker-registry, skopeo, ../shared, …: the list is
+# tests/lib/prereqs.ts) is checked first: a missing one fails the run at once with one line naming it. Tests never
+# skip: SKIP_PREREQS=1 (inner loop) only drops this up-front check, a suite that needs the tool still fails.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 unit=0
@@ -14,6 +17,10 @@ for a in "$@"; do
 done
 # On a fresh machine this one command also installs what the tests need (a no-op once installed).
 if [ "${SKIP_INSTALL:-0}" != 1 ] && [ "${SKIP_CHECKS:-0}" != 1 ]; then bash hack/install-deps.sh; fi
+if [ "${SKIP_PREREQS:-0}" != 1 ] && ! why="$(node --import tsx tests/lib/prereqs.ts 2>&1)"; then
+  echo "test.sh: ${why:-prerequisite check failed}" >&2
+  exit 1
+fi
 if [ "${SKIP_CHECKS:-0}" != 1 ]; then
   echo "== lint"; npx biome ci .
   echo "== typecheck"; npx tsc --noEmit -p tsconfig.json

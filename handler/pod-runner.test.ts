@@ -6,6 +6,7 @@ import { mkdtemp, readFile, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, it } from "node:test";
+import { requirePrereqs } from "../tests/lib/prereqs.js";
 import { COMPUTE_CONTAINER, UNPAUSED_GATE } from "./launcher-pod.js";
 import { PodNetwork, podNetns, runCommand } from "./network/index.js";
 import { PodRunner, type PodRunnerOptions } from "./pod-runner.js";
@@ -68,17 +69,10 @@ function testRunner(
   });
 }
 
-async function isRoot(): Promise<string | undefined> {
-  if (process.getuid?.() !== 0) return "needs root for network namespaces";
-  if ((await runCommand(["ip", "-V"])).code !== 0) return "ip not installed";
-  if ((await runCommand(["busybox", "true"])).code !== 0) return "busybox not installed";
-  return undefined;
-}
+requirePrereqs("root", "ip", "iptables", "nsenter", "busybox");
 
-describe("pod runner", async () => {
-  const skip = await isRoot();
+describe("pod runner", () => {
   it("runs launcher pods only, reports them, survives its own restart, and deletes them with grace 0", {
-    skip,
     timeout: 120_000,
   }, async (t) => {
     const dataDir = await mkdtemp(join(tmpdir(), "tsvirt-pr-"));
@@ -151,7 +145,7 @@ describe("pod runner", async () => {
     assert.equal(await net.ipam.lookup(uid), undefined);
   });
 
-  it("reports a launcher that exits as a failed pod and never restarts it", { skip, timeout: 120_000 }, async (t) => {
+  it("reports a launcher that exits as a failed pod and never restarts it", { timeout: 120_000 }, async (t) => {
     const dataDir = await mkdtemp(join(tmpdir(), "tsvirt-pr-"));
     const api = new FakeApi();
     const net = new PodNetwork({ node: NODE, podCIDR: "10.96.6.0/24", dataDir });
@@ -192,7 +186,7 @@ describe("pod runner", async () => {
     const title = restart
       ? "a deleted pod whose launcher ended while the agent was down: the restarted agent still reports how it ended"
       : "a deleted pod: its launcher ends first, its termination message is reported, the VMI's final phase is recorded, then the pod goes";
-    it(title, { skip, timeout: 120_000 }, async (t) => {
+    it(title, { timeout: 120_000 }, async (t) => {
       const dataDir = await mkdtemp(join(tmpdir(), "tsvirt-pr-"));
       const api = new FakeApi();
       const net = new PodNetwork({ node: NODE, podCIDR: `10.96.${restart ? 8 : 7}.0/24`, dataDir });

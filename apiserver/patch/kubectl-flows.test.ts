@@ -12,6 +12,7 @@ import { join } from "node:path";
 import { describe, it } from "node:test";
 import { parse as parseYaml } from "yaml";
 import { conflict, isStatusError, notFound, type StatusError, statusError } from "../../lib/errors.js";
+import { requirePrereqs } from "../../tests/lib/prereqs.js";
 import {
   applyJsonPatch,
   applyMergePatch,
@@ -277,10 +278,6 @@ function kubectl(env: NodeJS.ProcessEnv, args: string[]): Promise<{ code: number
   });
 }
 
-async function hasKubectl(): Promise<boolean> {
-  return (await kubectl(process.env, ["version", "--client"])).code === 0;
-}
-
 const cm = (data: Record<string, string>) =>
   JSON.stringify({ apiVersion: "v1", kind: "ConfigMap", metadata: { name: "demo" }, data });
 
@@ -288,10 +285,7 @@ describe("kubectl against the patch and field-management libraries", () => {
   it("apply, apply --server-side (migration), conflicts, force, and every patch type", {
     timeout: 600_000,
   }, async (t) => {
-    if (!(await hasKubectl())) {
-      t.skip("kubectl is not installed");
-      return;
-    }
+    requirePrereqs("kubectl");
     const store = new Store(kinds[0]!);
     const vms = new Store(kinds[1]!);
     const server = await startServer([store, vms]);

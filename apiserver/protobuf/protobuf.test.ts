@@ -1,10 +1,9 @@
 import assert from "node:assert/strict";
-import { execFile } from "node:child_process";
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { describe, it } from "node:test";
-import { promisify } from "node:util";
 import { StatusError } from "../../lib/errors.js";
+import { requirePrereqs } from "../../tests/lib/prereqs.js";
 import { decodeProtobuf, isProtobufContentType } from "./index.js";
 import { captureKubectlBodies, protobufCommands } from "./kubectl-capture.js";
 
@@ -62,23 +61,11 @@ describe("protobuf bodies captured from kubectl (testdata/)", () => {
   }
 });
 
-async function hasKubectl(): Promise<boolean> {
-  try {
-    await promisify(execFile)("kubectl", ["version", "--client"], { timeout: 30_000 });
-    return true;
-  } catch {
-    return false;
-  }
-}
-
 describe("protobuf bodies from a live kubectl", () => {
   it("kubectl create ns/cm/secret/sa and auth can-i send bodies that decode as expected", {
     timeout: 300_000,
-  }, async (t) => {
-    if (!(await hasKubectl())) {
-      t.skip("kubectl is not installed");
-      return;
-    }
+  }, async () => {
+    requirePrereqs("kubectl");
     const got = await captureKubectlBodies();
     assert.equal(got.length, protobufCommands.length);
     for (const c of got) {

@@ -8,21 +8,13 @@ import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, it } from "node:test";
+import { requirePrereqs } from "../../tests/lib/prereqs.js";
 import { connectFromNetns } from "./dial.js";
 import { inNetns, runCommand } from "./exec.js";
 import { deleteFabric, ensureFabric, FABRIC_PROTO } from "./fabric.js";
 import { fabricNetns, nodeNetns } from "./names.js";
 import { PodNetwork } from "./pod-network.js";
-import {
-  echoFrom,
-  hostNetworkState,
-  makeGuest,
-  missingNetnsPrereq,
-  netnsList,
-  ping,
-  sh,
-  startEchoServer,
-} from "./testing.js";
+import { echoFrom, hostNetworkState, makeGuest, netnsList, ping, sh, startEchoServer } from "./testing.js";
 
 async function fabricRoutes(nodeNs: string): Promise<string[]> {
   const out = await sh(["ip", "-n", nodeNs, "route", "show", "proto", FABRIC_PROTO]);
@@ -34,12 +26,10 @@ async function fabricRoutes(nodeNs: string): Promise<string[]> {
 }
 
 describe("cluster fabric in real namespaces", async () => {
-  // A missing prerequisite fails the test with a line naming it; it never skips.
-  const missing = await missingNetnsPrereq();
   it("routes pod CIDRs between node namespaces, reconciles routes and links, and never touches the host", {
     timeout: 240_000,
   }, async (t) => {
-    if (missing) assert.fail(missing);
+    requirePrereqs("root", "ip", "busybox", "nsenter", "iptables");
     const before = await hostNetworkState();
     const root = await mkdtemp(join(tmpdir(), "tsvirt-fabric-"));
     const fabric = fabricNetns(root);

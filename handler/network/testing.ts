@@ -7,17 +7,6 @@ import { connectFromNetns } from "./dial.js";
 import { inNetns, runCommand } from "./exec.js";
 import { MASQ_BRIDGE } from "./names.js";
 
-async function which(bin: string): Promise<boolean> {
-  return (await runCommand(["sh", "-c", 'command -v "$1" >/dev/null', "sh", bin])).code === 0;
-}
-
-/** Why these tests cannot run here (a line naming the missing prerequisite), or undefined. */
-export async function missingNetnsPrereq(): Promise<string | undefined> {
-  if (process.getuid?.() !== 0) return "needs root for network namespaces";
-  for (const bin of ["ip", "busybox", "nsenter", "iptables"]) if (!(await which(bin))) return `${bin} not installed`;
-  return undefined;
-}
-
 export async function sh(argv: string[]): Promise<string> {
   const r = await runCommand(argv);
   if (r.code !== 0) throw new Error(`${argv.join(" ")}: ${r.stderr}`);

@@ -21,14 +21,6 @@ export interface TestRegistry {
   blobDataPath(digest: string): string;
 }
 
-export function hasDockerRegistry(): Promise<boolean> {
-  return new Promise((resolve) => {
-    const p = spawn("docker-registry", ["--version"], { stdio: "ignore" });
-    p.on("error", () => resolve(false));
-    p.on("exit", (c) => resolve(c === 0));
-  });
-}
-
 export async function freePort(): Promise<number> {
   return new Promise((resolve, reject) => {
     const s = net.createServer();

@@ -1,12 +1,13 @@
 import assert from "node:assert/strict";
-import { execFile, spawnSync } from "node:child_process";
+import { execFile } from "node:child_process";
 import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { describe, it } from "node:test";
+import { beforeEach, describe, it } from "node:test";
 import { promisify } from "node:util";
 import type { Volume } from "../../api/index.js";
 import { isStatusError } from "../../lib/errors.js";
+import { requirePrereqs } from "../../tests/lib/prereqs.js";
 import { buildIso, configDriveFiles, noCloudFiles, safeRelativePath } from "./cloudinit.js";
 import { newVmi } from "./testutil.js";
 
@@ -91,9 +92,8 @@ describe("safeRelativePath", () => {
   }
 });
 
-describe("buildIso", {
-  skip: spawnSync("xorriso", ["-version"]).error ? "xorriso not installed" : false,
-}, () => {
+describe("buildIso", () => {
+  beforeEach(() => requirePrereqs("xorriso"));
   it("writes an ISO labelled cidata holding the files", async (t) => {
     const dir = mkdtempSync(join(tmpdir(), "tsvirt-ci-"));
     t.after(() => rmSync(dir, { recursive: true, force: true }));

@@ -1,11 +1,12 @@
 import assert from "node:assert/strict";
-import { execFile, spawnSync } from "node:child_process";
+import { execFile } from "node:child_process";
 import { existsSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { describe, it } from "node:test";
+import { beforeEach, describe, it } from "node:test";
 import { promisify } from "node:util";
 import { isStatusError } from "../../lib/errors.js";
+import { requirePrereqs } from "../../tests/lib/prereqs.js";
 import {
   contextFor,
   executePreparation,
@@ -164,8 +165,8 @@ describe("planPreparation", () => {
   });
 });
 
-const haveTools = spawnSync("qemu-img", ["--version"]).status === 0 && !spawnSync("xorriso", ["-version"]).error;
-describe("executePreparation", { skip: haveTools ? false : "qemu-img or xorriso not installed" }, () => {
+describe("executePreparation", () => {
+  beforeEach(() => requirePrereqs("qemu-img", "xorriso"));
   it("creates the overlay over its base, the empty disk and the ISO; idempotent", async (t) => {
     const dir = mkdtempSync(join(tmpdir(), "tsvirt-prep-"));
     t.after(() => rmSync(dir, { recursive: true, force: true }));
@@ -233,7 +234,8 @@ describe("nodeFactsFromPrepared", () => {
   });
 });
 
-describe("prepareAndConvert", { skip: haveTools ? false : "qemu-img or xorriso not installed" }, () => {
+describe("prepareAndConvert", () => {
+  beforeEach(() => requirePrereqs("qemu-img", "xorriso"));
   it("detects the base format, creates the overlay, returns the domain XML", async (t) => {
     const dir = mkdtempSync(join(tmpdir(), "tsvirt-pac-"));
     t.after(() => rmSync(dir, { recursive: true, force: true }));

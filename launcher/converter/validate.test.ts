@@ -1,18 +1,20 @@
 // Every KubeVirt example (and every golden file) → XML that virt-xml-validate accepts and a real libvirtd defines.
 import assert from "node:assert/strict";
-import { execFile, spawnSync } from "node:child_process";
+import { execFile } from "node:child_process";
 import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import { promisify } from "node:util";
 import { kvmUsable } from "../../tests/guest/index.js";
-import { haveLibvirt, type PrivateLibvirtd, startLibvirtd } from "../../tests/guest/libvirt.js";
+import { type PrivateLibvirtd, startLibvirtd } from "../../tests/guest/libvirt.js";
+import { LIBVIRT, requirePrereqs } from "../../tests/lib/prereqs.js";
 import { vmiToDomainXml } from "./convert.js";
 import { exampleVmis, preparedContext, testdataDir } from "./fixtures.js";
 
 const run = promisify(execFile);
-const haveValidator = spawnSync("virt-xml-validate", ["--help"]).error === undefined;
+
+requirePrereqs("virt-xml-validate", ...LIBVIRT);
 
 function inputs(): { name: string; xml: string }[] {
   const work = "/var/run/tsvirt/pods/validate";
@@ -29,9 +31,7 @@ function inputs(): { name: string; xml: string }[] {
   return out;
 }
 
-describe("converted domains are valid libvirt XML", {
-  skip: haveValidator ? false : "virt-xml-validate not installed",
-}, () => {
+describe("converted domains are valid libvirt XML", () => {
   const dir = mkdtempSync(join(tmpdir(), "tsvirt-validate-"));
   after(() => rmSync(dir, { recursive: true, force: true }));
   for (const { name, xml } of inputs()) {
@@ -44,8 +44,7 @@ describe("converted domains are valid libvirt XML", {
   }
 });
 
-const noLibvirt = haveLibvirt();
-describe("a private libvirtd defines every converted domain", { skip: noLibvirt ?? false, timeout: 300_000 }, () => {
+describe("a private libvirtd defines every converted domain", { timeout: 300_000 }, () => {
   let lv: PrivateLibvirtd | undefined;
   const dir = mkdtempSync(join(tmpdir(), "tsvirt-lv-"));
   before(async () => {

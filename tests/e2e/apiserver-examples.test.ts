@@ -2,30 +2,18 @@
 // `kubectl get vm,vmi,vmirs` prints KubeVirt's printer columns. Unknown fields: Strict → 400, Warn → pruned.
 import assert from "node:assert/strict";
 import { execFile } from "node:child_process";
-import { existsSync, readdirSync, writeFileSync } from "node:fs";
+import { readdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { test } from "node:test";
-import { fileURLToPath } from "node:url";
 import { promisify } from "node:util";
 import { type ApiProcess, removeDir, startApiProcess, tempDir } from "../../apiserver/testutil.js";
+import { EXAMPLES, requirePrereqs } from "../lib/prereqs.js";
 
 const run = promisify(execFile);
-// shared/ sits beside the project root (in CI: a copy beside the clone).
-const examples =
-  process.env.KUBEVIRT_EXAMPLES ?? fileURLToPath(new URL("../../../shared/examples/kubevirt", import.meta.url));
 
-async function hasKubectl(): Promise<boolean> {
-  try {
-    await run("sh", ["-c", "command -v kubectl"]);
-    return true;
-  } catch {
-    return false;
-  }
-}
+requirePrereqs("kubectl", "shared");
 
 test("KubeVirt examples apply unchanged and show KubeVirt's columns", { timeout: 240_000 }, async (t) => {
-  if (!(await hasKubectl())) return t.skip("kubectl is not installed");
-  if (!existsSync(examples)) return t.skip(`examples not found at ${examples}`);
   const dir = tempDir("tsvirt-ex-");
   const api: ApiProcess = await startApiProcess(dir);
   t.after(async () => {
@@ -42,7 +30,7 @@ test("KubeVirt examples apply unchanged and show KubeVirt's columns", { timeout:
       return { out: (x.stdout ?? "") + (x.stderr ?? ""), ok: false };
     }
   };
-  const files = readdirSync(examples)
+  const files = readdirSync(EXAMPLES)
     .filter((f) => f.endsWith(".yaml"))
     .sort((a, b) => Number(a === "migration-job.yaml") - Number(b === "migration-job.yaml"));
   assert.ok(files.length >= 5);
@@ -56,7 +44,7 @@ test("KubeVirt examples apply unchanged and show KubeVirt's columns", { timeout:
       const mk = await kubectl("apply", "-f", join(dir, "vmi-migratable.yaml"));
       assert.ok(mk.ok, mk.out);
     }
-    const r = await kubectl("apply", "-f", join(examples, f));
+    const r = await kubectl("apply", "-f", join(EXAMPLES, f));
     assert.ok(r.ok, `${f}: ${r.out}`);
     assert.match(r.out, / created/, f);
   }

@@ -14,7 +14,10 @@ import type { VirtualMachineInstance } from "../../api/index.js";
 import { exampleVmis, preparedContext, testdataDir } from "../../launcher/converter/fixtures.js";
 import { executePreparation, planPreparation, vmiToDomainXml } from "../../launcher/converter/index.js";
 import { ensureGuest, kvmUsable } from "../guest/index.js";
-import { haveLibvirt, startLibvirtd } from "../guest/libvirt.js";
+import { startLibvirtd } from "../guest/libvirt.js";
+import { GUEST, LIBVIRT, requirePrereqs } from "../lib/prereqs.js";
+
+requirePrereqs(...LIBVIRT, ...GUEST, "xorriso");
 
 const run = promisify(execFile);
 const GOLDEN_POD = "/var/run/tsvirt/pods/6a1c5f32";
@@ -56,7 +59,6 @@ function serialReader(sock: Socket): { text: () => string; wait: (re: RegExp) =>
 }
 
 test("golden domain vmi-ephemeral boots the test guest under a private libvirtd", {
-  skip: haveLibvirt() ?? false,
   timeout: 600_000,
 }, async (t) => {
   // Cleanups run last-registered first (the VM and daemon stop before their directory goes).
@@ -112,7 +114,6 @@ test("golden domain vmi-ephemeral boots the test guest under a private libvirtd"
 });
 
 test("golden domain boot-all: a disk on every bus, a NoCloud cdrom and a tap NIC, seen by the guest", {
-  skip: haveLibvirt() ?? false,
   timeout: 600_000,
 }, async (t) => {
   // Cleanups run last-registered first (the VM and daemon stop before their directory goes).
@@ -181,7 +182,6 @@ test("golden domain boot-all: a disk on every bus, a NoCloud cdrom and a tap NIC
 });
 
 test("golden domain kernelboot: kernelBoot with the guest's vmlinux; a guest panic (pvpanic) ends it as crashed", {
-  skip: haveLibvirt() ?? false,
   timeout: 600_000,
 }, async (t) => {
   const cleanup: (() => unknown)[] = [];

@@ -7,7 +7,8 @@ import { readdir, readFile } from "node:fs/promises";
 import { join } from "node:path";
 import { after, before, describe, it, type TestContext } from "node:test";
 import { VMI_PHASE_RANK } from "../../api/index.js";
-import { type Cluster, delay, missingPrereqs, qemuFor, startCluster, until } from "../lib/up.js";
+import { CLUSTER, requirePrereqs } from "../lib/prereqs.js";
+import { type Cluster, delay, qemuFor, startCluster, until } from "../lib/up.js";
 
 export type Component = "api" | "controller" | "handler" | "launcher";
 export type KillState = "bound" | "scheduled" | "running" | "stop";
@@ -344,15 +345,14 @@ export interface MatrixOptions {
 
 /** Defines the suite: one shared `tsvirt up`, one `it` per (component, state) cell. */
 export function crashMatrix(o: MatrixOptions): void {
-  describe(o.title, async () => {
-    const skip = await missingPrereqs();
+  requirePrereqs(...CLUSTER);
+  describe(o.title, () => {
     let c: Cluster;
     let vms: ApiWatch;
     let vmis: ApiWatch;
     let pods: ApiWatch;
     const cleanups: (() => unknown)[] = [];
     before(async () => {
-      if (skip) return;
       const ctx = { after: (fn: () => unknown) => cleanups.push(fn) } as unknown as TestContext;
       c = await startCluster(ctx, { name: o.name });
       const base = `http://127.0.0.1:${c.port}`;
@@ -368,7 +368,7 @@ export function crashMatrix(o: MatrixOptions): void {
 
     for (const component of o.components) {
       for (const state of STATES) {
-        it(`kill -9 ${component} at ${state === "stop" ? "stop accepted" : state}`, { skip, timeout: 900_000 }, (t) =>
+        it(`kill -9 ${component} at ${state === "stop" ? "stop accepted" : state}`, { timeout: 900_000 }, (t) =>
           runCell(t, c, { vms, vmis, pods }, { component, state }),
         );
       }

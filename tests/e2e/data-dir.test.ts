@@ -3,11 +3,11 @@
 import assert from "node:assert/strict";
 import { stat } from "node:fs/promises";
 import { test } from "node:test";
-import { missingPrereqs, startCluster } from "../lib/up.js";
+import { CLUSTER, requirePrereqs } from "../lib/prereqs.js";
+import { startCluster } from "../lib/up.js";
 
 test("tsvirt up in a 0700 data dir boots a VM with an emptyDisk", { timeout: 600_000 }, async (t) => {
-  const missing = await missingPrereqs();
-  assert.equal(missing, undefined, `cannot run: ${missing}`);
+  requirePrereqs(...CLUSTER);
   const c = await startCluster(t, { name: "ddir", dataDirMode: 0o700 });
   // the data dir is opened to QEMU's group for search only: others still get nothing
   assert.equal((await stat(c.dir)).mode & 0o007, 0);

@@ -19,19 +19,18 @@ import {
   sh,
   startEchoServer,
 } from "../../handler/network/testing.js";
-import { missingPrereqs, startCluster, until } from "../lib/up.js";
+import { CLUSTER, requirePrereqs } from "../lib/prereqs.js";
+import { startCluster, until } from "../lib/up.js";
 
 async function routesIn(netns: string): Promise<string> {
   return (await runCommand(["ip", "-n", netns, "route", "show", "proto", FABRIC_PROTO])).stdout;
 }
 
 describe("nodes that reach each other (tsvirt up --nodes 2)", async () => {
-  // A missing prerequisite fails the test with a line naming it; it never skips.
-  const missing = await missingPrereqs();
   it("routes pod CIDRs between node namespaces through the fabric, never through the host", {
     timeout: 600_000,
   }, async (t) => {
-    if (missing) assert.fail(missing);
+    requirePrereqs(...CLUSTER);
     const before = await hostNetworkState();
     const c = await startCluster(t, { nodes: 2, name: "fabric" });
     const [n1, n2] = c.nodes as [string, string];

@@ -2,22 +2,13 @@
 // QEMU (TCG), a real docker-registry on loopback, stock kubectl and our virtctl. Asserts what a user checks.
 import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
-import { existsSync } from "node:fs";
 import { readFile, readlink } from "node:fs/promises";
 import { describe, it } from "node:test";
 import { podNetns } from "../../handler/network/index.js";
-import {
-  collect,
-  delay,
-  missingPrereqs,
-  netnsLink,
-  PROBE,
-  qemuFor,
-  run,
-  startCluster,
-  until,
-  waitOutput,
-} from "../lib/up.js";
+import { CLUSTER, PROBE, requirePrereqs } from "../lib/prereqs.js";
+import { collect, delay, netnsLink, qemuFor, run, startCluster, until, waitOutput } from "../lib/up.js";
+
+requirePrereqs(...CLUSTER, "shared");
 
 /**
  * Stop and delete of a booted guest: well within its 30 s grace period (measured under TCG: ~0.7 s from the request
@@ -34,10 +25,8 @@ function vmiPhases(env: NodeJS.ProcessEnv, name: string, t: { after: (fn: () => 
   return { child, out: collect(child) };
 }
 
-describe("creation flow through tsvirt up", async () => {
-  const skip = await missingPrereqs();
+describe("creation flow through tsvirt up", () => {
   it("apply, start, Running with the pod IP, console, handler kill -9, stop, delete", {
-    skip,
     timeout: 600_000,
   }, async (t) => {
     const c = await startCluster(t, { name: "flow" });
@@ -95,15 +84,13 @@ describe("creation flow through tsvirt up", async () => {
     assert.match(await kubectl("logs", pod.metadata.name), /virt-launcher/);
 
     // The stock-kubectl conformance probe against `tsvirt up`, its `kubectl logs` step on this running launcher pod.
-    if (existsSync(PROBE)) {
-      const out = await run(
-        "bash",
-        [PROBE, c.kubeconfig],
-        { ...env, PROBE_LOG_POD: `default/${pod.metadata.name}` },
-        300_000,
-      );
-      assert.match(out, /probe: 57 passed, 0 failed/);
-    } else t.diagnostic(`probe script not found at ${PROBE}: step skipped`);
+    const out = await run(
+      "bash",
+      [PROBE, c.kubeconfig],
+      { ...env, PROBE_LOG_POD: `default/${pod.metadata.name}` },
+      300_000,
+    );
+    assert.match(out, /probe: 57 passed, 0 failed/);
 
     // The console: the ready marker, an echo, and the address the guest got by DHCP.
     const con = c.console("vm1");

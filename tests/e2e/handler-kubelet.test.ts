@@ -11,12 +11,12 @@ import { join } from "node:path";
 import { describe, it } from "node:test";
 import { loadConfig, type Pod, RestClient, resources } from "../../client/index.js";
 import { commandSocketPath, podCommand, podPaths, terminatePod } from "../../launcher/index.js";
-import { collect, missingPrereqs, netnsLink, qemuFor, run, startCluster, TSVIRT, until } from "../lib/up.js";
+import { CLUSTER, requirePrereqs } from "../lib/prereqs.js";
+import { collect, netnsLink, qemuFor, run, startCluster, TSVIRT, until } from "../lib/up.js";
 
 describe("virt-handler drives a launcher a kubelet started", () => {
   it("finds it at <node dir>/sockets/<uid>_sock, boots the guest, and stops it", { timeout: 600_000 }, async (t) => {
-    const missing = await missingPrereqs();
-    assert.equal(missing, undefined, `prerequisite missing: ${missing}`);
+    requirePrereqs(...CLUSTER);
     const c = await startCluster(t, { name: "kubelet" });
     const node = `kub${process.pid % 100000}`;
     const nodeDir = join(c.dir, "kubelet-node");

@@ -5,15 +5,15 @@ import assert from "node:assert/strict";
 import { readFile } from "node:fs/promises";
 import { join } from "node:path";
 import { describe, it } from "node:test";
-import { missingPrereqs, startCluster, until } from "../lib/up.js";
+import { CLUSTER, requirePrereqs } from "../lib/prereqs.js";
+import { startCluster, until } from "../lib/up.js";
 import { ApiWatch, phaseRegressions, qemuOf } from "./crash-lib.js";
 
 const VMS = ["ra1", "ra2"];
 
 describe("virt-handler re-attaches after kill -9", () => {
   it("to both running VMs through their sockets; no new QEMU; stop still works", { timeout: 900_000 }, async (t) => {
-    const missing = await missingPrereqs();
-    assert.equal(missing, undefined, `prerequisite missing: ${missing}`);
+    requirePrereqs(...CLUSTER);
     const c = await startCluster(t, { name: "reatt" });
     const node = c.nodes[0] ?? "";
     const watch = new ApiWatch(`http://127.0.0.1:${c.port}`, "/apis/kubevirt.io/v1/virtualmachineinstances");

@@ -10,27 +10,14 @@ import { after, before, beforeEach, describe, it } from "node:test";
 import { promisify } from "node:util";
 import { buildContainerDisk, pullContainerDisk, pushImage, RegistryHealth } from "../../images/index.js";
 import { type FaultProxy, startFaultProxy } from "../../images/testing/fault-proxy.js";
-import { hasDockerRegistry, startRegistry, type TestRegistry } from "../../images/testing/registry.js";
+import { startRegistry, type TestRegistry } from "../../images/testing/registry.js";
 import { isStatusError } from "../../lib/errors.js";
+import { requirePrereqs } from "../lib/prereqs.js";
 
 const run = promisify(execFile);
-async function have(bin: string, args: string[]): Promise<boolean> {
-  try {
-    await run(bin, args);
-    return true;
-  } catch {
-    return false;
-  }
-}
-const missing: string[] = [];
-if (!(await hasDockerRegistry())) missing.push("docker-registry");
-if (!(await have("openssl", ["version"]))) missing.push("openssl");
-if (!(await have("qemu-img", ["--version"]))) missing.push("qemu-img");
+requirePrereqs("docker-registry", "openssl", "qemu-img");
 
-describe("registry auth and TLS", {
-  skip: missing.length ? `needs ${missing.join(", ")}` : false,
-  timeout: 300_000,
-}, () => {
+describe("registry auth and TLS", { timeout: 300_000 }, () => {
   let work: string;
   let reg: TestRegistry;
   let P: FaultProxy;

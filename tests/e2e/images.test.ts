@@ -20,20 +20,12 @@ import {
   unpinImage,
 } from "../../images/index.js";
 import { type FaultProxy, startFaultProxy } from "../../images/testing/fault-proxy.js";
-import { hasDockerRegistry, startRegistry, type TestRegistry } from "../../images/testing/registry.js";
+import { startRegistry, type TestRegistry } from "../../images/testing/registry.js";
 import { isStatusError } from "../../lib/errors.js";
+import { requirePrereqs } from "../lib/prereqs.js";
 
 const run = promisify(execFile);
 const TSVIRT = join(import.meta.dirname, "..", "..", "dist", "cmd", "tsvirt.js");
-
-async function have(bin: string, args: string[]): Promise<boolean> {
-  try {
-    await run(bin, args);
-    return true;
-  } catch {
-    return false;
-  }
-}
 
 async function sha256File(p: string): Promise<string> {
   return `sha256:${createHash("sha256")
@@ -51,14 +43,9 @@ async function walk(dir: string): Promise<string[]> {
   return out;
 }
 
-const missing: string[] = [];
-if (!(await hasDockerRegistry())) missing.push("docker-registry");
-if (!(await have("skopeo", ["--version"]))) missing.push("skopeo");
-if (!(await have("qemu-img", ["--version"]))) missing.push("qemu-img");
-if (!(await have("zstd", ["--version"]))) missing.push("zstd");
-const skip = missing.length ? `needs ${missing.join(", ")}` : false;
+requirePrereqs("docker-registry", "skopeo", "qemu-img", "qemu-io", "zstd");
 
-describe("containerDisk images against real registries", { skip, timeout: 600_000 }, () => {
+describe("containerDisk images against real registries", { timeout: 600_000 }, () => {
   let work: string;
   let A: TestRegistry;
   let B: TestRegistry;

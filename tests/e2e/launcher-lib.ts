@@ -17,13 +17,6 @@ import {
 export const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..", "..");
 export const tsvirtJs = path.join(repoRoot, "dist", "cmd", "tsvirt.js");
 
-export function missingBinaries(): string | undefined {
-  for (const b of ["/usr/sbin/libvirtd", "/usr/bin/qemu-system-x86_64", "/usr/bin/qemu-img", "/usr/bin/unshare"]) {
-    if (!existsSync(b)) return `${b} is not installed`;
-  }
-  return undefined;
-}
-
 /** A short base dir: every socket path must stay under 100 bytes. */
 export const baseDir = "/tmp/tsv-e2e";
 

@@ -8,12 +8,12 @@ import { after, before, describe, it } from "node:test";
 import { phaseFor } from "../../handler/phase.js";
 import { podCommand, terminatePod } from "../../launcher/index.js";
 import { ensureGuest, GUEST_CMDLINE, type Guest, HEARTBEAT, POWEROFF_MARKER } from "../guest/index.js";
+import { GUEST, LIBVIRT, requirePrereqs } from "../lib/prereqs.js";
 import {
   alive,
   baseDir,
   Console,
   launcherPid,
-  missingBinaries,
   nextState,
   type Pod,
   podProcesses,
@@ -23,10 +23,10 @@ import {
   waitFor,
 } from "./launcher-lib.js";
 
-const BOOT_MS = 180_000; // TCG on a loaded 2-core machine
-const skip = missingBinaries();
+requirePrereqs(...LIBVIRT, ...GUEST);
 
-describe("virt-launcher (real libvirt + QEMU)", { skip: skip ?? false }, () => {
+const BOOT_MS = 180_000; // TCG on a loaded 2-core machine
+describe("virt-launcher (real libvirt + QEMU)", () => {
   let guest: Guest;
   const nodeDir = path.join(baseDir, `node-${process.pid}`);
   const pods: Pod[] = [];

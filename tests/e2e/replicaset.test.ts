@@ -9,13 +9,15 @@ import { existsSync, readFileSync } from "node:fs";
 import { readFile, readlink } from "node:fs/promises";
 import { join } from "node:path";
 import { describe, it } from "node:test";
-import { fileURLToPath } from "node:url";
 import { parse } from "yaml";
 import { podDirOf } from "../../handler/index.js";
 import { contains, NODE_BRIDGE, nodeNetns, parseCidr, podNetns, podVeth } from "../../handler/network/index.js";
-import { type Cluster, missingPrereqs, netnsLink, qemuFor, run, startCluster, until } from "../lib/up.js";
+import { CLUSTER, EXAMPLES, requirePrereqs } from "../lib/prereqs.js";
+import { type Cluster, netnsLink, qemuFor, run, startCluster, until } from "../lib/up.js";
 
-const EXAMPLE = fileURLToPath(new URL("../../../shared/examples/kubevirt/vmi-replicaset-cirros.yaml", import.meta.url));
+requirePrereqs(...CLUSTER, "shared");
+
+const EXAMPLE = join(EXAMPLES, "vmi-replicaset-cirros.yaml");
 const BOOT_MS = 600_000;
 
 interface Vmi {
@@ -33,36 +35,9 @@ interface Pod {
   status: { phase?: string; podIP?: string };
 }
 
-/** KubeVirt's vmi-replicaset-cirros.yaml (from shared/ when present, else the same manifest inline), our image. */
+/** KubeVirt's vmi-replicaset-cirros.yaml from shared/, with our image. */
 function replicaSetManifest(image: string): Record<string, unknown> {
-  const rs = existsSync(EXAMPLE)
-    ? (parse(readFileSync(EXAMPLE, "utf8")) as Record<string, unknown>)
-    : {
-        apiVersion: "kubevirt.io/v1",
-        kind: "VirtualMachineInstanceReplicaSet",
-        metadata: { name: "vmi-replicaset-cirros" },
-        spec: {
-          replicas: 3,
-          selector: { matchLabels: { "kubevirt.io/vmReplicaSet": "vmi-replicaset-cirros" } },
-          template: {
-            metadata: { labels: { "kubevirt.io/vmReplicaSet": "vmi-replicaset-cirros" } },
-            spec: {
-              domain: {
-                devices: { disks: [{ disk: { bus: "virtio" }, name: "containerdisk" }] },
-                memory: { guest: "128Mi" },
-                resources: {},
-              },
-              terminationGracePeriodSeconds: 0,
-              volumes: [
-                {
-                  containerDisk: { image: "registry:5000/kubevirt/cirros-container-disk-demo:devel" },
-                  name: "containerdisk",
-                },
-              ],
-            },
-          },
-        },
-      };
+  const rs = parse(readFileSync(EXAMPLE, "utf8")) as Record<string, unknown>;
   const volumes = (rs as { spec: { template: { spec: { volumes: { containerDisk?: { image: string } }[] } } } }).spec
     .template.spec.volumes;
   for (const v of volumes) if (v.containerDisk) v.containerDisk.image = image;
@@ -196,9 +171,8 @@ function withAntiAffinity(vm: Record<string, unknown>, app: string): Record<stri
   return vm;
 }
 
-describe("ReplicaSets, unschedulable VMs and two nodes through tsvirt up --nodes 2", async () => {
-  const skip = await missingPrereqs();
-  it("replicas, resize, placement by selector and anti-affinity", { skip, timeout: 3_000_000 }, async (t) => {
+describe("ReplicaSets, unschedulable VMs and two nodes through tsvirt up --nodes 2", () => {
+  it("replicas, resize, placement by selector and anti-affinity", { timeout: 3_000_000 }, async (t) => {
     const c = await startCluster(t, { nodes: 2, name: "rs" });
     const [n1, n2] = c.nodes as [string, string];
     // Distinct podCIDRs, one per node.

@@ -7,19 +7,21 @@ import { readFile } from "node:fs/promises";
 import { connect } from "node:net";
 import { describe, it } from "node:test";
 import { podNetns } from "../../handler/network/index.js";
+import { CLUSTER, requirePrereqs } from "../lib/prereqs.js";
 import { rfbHandshake } from "../lib/rfb.js";
 import {
   type Cluster,
   type Console,
   collect,
   delay,
-  missingPrereqs,
   netnsLink,
   qemuFor,
   startCluster,
   until,
   VIRTCTL,
 } from "../lib/up.js";
+
+requirePrereqs(...CLUSTER);
 
 const VM = "verbs";
 const SR = `/apis/subresources.kubevirt.io/v1/namespaces/default/virtualmachineinstances/${VM}`;
@@ -53,10 +55,8 @@ async function isQemu(pid: number): Promise<boolean> {
 
 const cond = (v: Vmi, type: string) => v.status.conditions?.find((x) => x.type === type);
 
-describe("running-VM verbs through tsvirt up", async () => {
-  const skip = await missingPrereqs();
+describe("running-VM verbs through tsvirt up", () => {
   it("vnc, guestosinfo, pause/unpause, soft-reboot, reset, restart on one VM", {
-    skip,
     timeout: 1_200_000,
   }, async (t) => {
     const c = await startCluster(t, { name: "verbs" });

@@ -9,7 +9,8 @@ import { join } from "node:path";
 import { describe, it } from "node:test";
 import { type FaultProxy, startFaultProxy } from "../../images/testing/fault-proxy.js";
 import { startRegistry } from "../../images/testing/registry.js";
-import { type Cluster, missingPrereqs, startCluster, TSVIRT, until } from "../lib/up.js";
+import { CLUSTER, requirePrereqs } from "../lib/prereqs.js";
+import { type Cluster, startCluster, TSVIRT, until } from "../lib/up.js";
 
 const b64 = (s: string) => Buffer.from(s).toString("base64");
 
@@ -63,9 +64,7 @@ function runCli(args: string[]): Promise<{ code: number; stdout: string; stderr:
 }
 
 describe("volume preparation through tsvirt up", async () => {
-  const missing = await missingPrereqs();
-  it("prerequisites", () => assert.equal(missing, undefined, `e2e prerequisite missing: ${missing}`));
-  if (missing) return;
+  it("prerequisites", () => requirePrereqs(...CLUSTER));
 
   it("config disks, ConfigDrive, hostDisk root; pull policy, pull secret, digest pinning", {
     timeout: 900_000,

@@ -1,15 +1,16 @@
 // Launcher-independent sanity check of the test guest: plain qemu-system-x86_64 (KVM if present, else TCG).
 import assert from "node:assert/strict";
-import { type ChildProcess, spawn, spawnSync } from "node:child_process";
+import { type ChildProcess, spawn } from "node:child_process";
 import { mkdtempSync, rmSync } from "node:fs";
 import { connect } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { test } from "node:test";
+import { GUEST, requirePrereqs } from "../lib/prereqs.js";
 import { ensureGuest, GUEST_CMDLINE, HEARTBEAT, kvmUsable, POWEROFF_MARKER } from "./index.js";
 
 const QEMU = "qemu-system-x86_64";
-const haveQemu = spawnSync(QEMU, ["--version"]).status === 0;
+requirePrereqs(QEMU, ...GUEST);
 const accel = kvmUsable() ? "kvm" : "tcg";
 const BOOT_TIMEOUT_MS = 300_000; // generous: a loaded 2-core machine boots TCG guests slowly
 
@@ -95,7 +96,6 @@ async function qmp(path: string, command: string): Promise<void> {
 }
 
 test("test guest: kernel boot prints the ready marker, answers on ttyS0, heartbeats, powers off on ACPI", {
-  skip: haveQemu ? false : `${QEMU} not installed`,
   timeout: 600_000,
 }, async (t) => {
   // Cleanups run last-registered first (the VM and daemon stop before their directory goes).
@@ -134,7 +134,6 @@ test("test guest: kernel boot prints the ready marker, answers on ttyS0, heartbe
 });
 
 test("test guest: the bootable qcow2 boots from its disk alone (SeaBIOS + SYSLINUX)", {
-  skip: haveQemu ? false : `${QEMU} not installed`,
   timeout: 600_000,
 }, async (t) => {
   // Cleanups run last-registered first (the VM and daemon stop before their directory goes).

@@ -1,9 +1,10 @@
 // A private throwaway libvirtd for tests (tests/guest/libvirtd.sh in its own mount namespace) and virsh against it.
-import { type ChildProcess, execFile, spawn, spawnSync } from "node:child_process";
+import { type ChildProcess, execFile, spawn } from "node:child_process";
 import { randomUUID } from "node:crypto";
 import { existsSync, readdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { promisify } from "node:util";
+import { LIBVIRT, requirePrereqs } from "../lib/prereqs.js";
 
 const run = promisify(execFile);
 
@@ -17,22 +18,16 @@ export interface PrivateLibvirtd {
   stop(): Promise<void>;
 }
 
-export function haveLibvirt(): string | undefined {
-  for (const bin of ["libvirtd", "virsh", "unshare", "qemu-system-x86_64"]) {
-    if (spawnSync("sh", ["-c", 'command -v "$1"', "sh", bin]).status !== 0) return `${bin} not installed`;
-  }
-  if (process.getuid?.() !== 0) return "needs root (private mount namespace)";
-  return undefined;
-}
-
 /**
  * Starts the daemon in its own mount namespace (and, with `netns`, its own network namespace: QEMU's taps then
  * live there, isolated from the host's network). `nsenter(...)` runs a command in that network namespace.
+ * A missing prerequisite (root, libvirtd, virsh, QEMU…) throws at once, naming it.
  */
 export async function startLibvirtd(
   dir: string,
   opts: { netns?: boolean; timeoutMs?: number } = {},
 ): Promise<PrivateLibvirtd> {
+  requirePrereqs(...LIBVIRT);
   const timeoutMs = opts.timeoutMs ?? 180_000;
   const script = join(import.meta.dirname, "libvirtd.sh");
   let stderr = "";

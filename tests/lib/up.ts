@@ -7,15 +7,13 @@ import { chmod, mkdtemp, readdir, readFile, readlink, rm, stat } from "node:fs/p
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { TestContext } from "node:test";
-import { fileURLToPath } from "node:url";
-import { freePort, hasDockerRegistry, startRegistry, type TestRegistry } from "../../images/testing/registry.js";
+import { freePort, startRegistry, type TestRegistry } from "../../images/testing/registry.js";
 import { ensureGuest, type Guest } from "../guest/index.js";
+import { CLUSTER, requirePrereqs } from "./prereqs.js";
 
 export const ROOT = join(import.meta.dirname, "..", "..");
 export const TSVIRT = join(ROOT, "dist", "cmd", "tsvirt.js");
 export const VIRTCTL = join(ROOT, "dist", "cmd", "virtctl.js");
-/** shared/ sits beside the project root (in CI: a copy beside the clone). */
-export const PROBE = fileURLToPath(new URL("../../../shared/conformance/kubectl-probe.sh", import.meta.url));
 
 export function run(file: string, args: string[], env: NodeJS.ProcessEnv = process.env, timeout = 120_000) {
   return new Promise<string>((resolve, reject) =>
@@ -23,23 +21,6 @@ export function run(file: string, args: string[], env: NodeJS.ProcessEnv = proce
       err ? reject(new Error(`${file} ${args.join(" ")}: ${stderr || err.message}`)) : resolve(stdout),
     ),
   );
-}
-
-async function have(bin: string): Promise<boolean> {
-  return run("sh", ["-c", 'command -v "$1"', "sh", bin]).then(
-    () => true,
-    () => false,
-  );
-}
-
-/** Why the end-to-end suites cannot run here, or undefined when they can. */
-export async function missingPrereqs(): Promise<string | undefined> {
-  if (process.getuid?.() !== 0) return "needs root (network namespaces, libvirtd)";
-  for (const b of ["qemu-system-x86_64", "libvirtd", "kubectl", "ip", "busybox", "unshare"]) {
-    if (!(await have(b))) return `${b} not installed`;
-  }
-  if (!(await hasDockerRegistry())) return "docker-registry not installed";
-  return undefined;
 }
 
 export const delay = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -180,9 +161,11 @@ export interface ClusterOptions {
 
 /**
  * Starts a registry holding the guest and a `tsvirt up` with `nodes` node agents; waits until every node is Ready.
+ * A missing prerequisite (tests/lib/prereqs.ts CLUSTER) throws at once, naming it.
  * Everything is torn down by `t.after` (SIGINT to the supervisor: VMs stopped gracefully, then every process).
  */
 export async function startCluster(t: TestContext, opts: ClusterOptions = {}): Promise<Cluster> {
+  requirePrereqs(...CLUSTER);
   const n = opts.nodes ?? 1;
   const name = opts.name ?? "e2e";
   const guest = await ensureGuest();
