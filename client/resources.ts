@@ -38,6 +38,8 @@ export const resources = {
   events: { group: "", version: "v1", resource: "events", namespaced: true, kind: "Event" },
   namespaces: { group: "", version: "v1", resource: "namespaces", namespaced: false, kind: "Namespace" },
   leases: { group: "coordination.k8s.io", version: "v1", resource: "leases", namespaced: true, kind: "Lease" },
+  configMaps: { group: "", version: "v1", resource: "configmaps", namespaced: true, kind: "ConfigMap" },
+  secrets: { group: "", version: "v1", resource: "secrets", namespaced: true, kind: "Secret" },
   pvcs: {
     group: "",
     version: "v1",

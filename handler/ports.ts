@@ -1,35 +1,22 @@
 // What the node agent needs from the rest of the system, as narrow interfaces: the API (a subset of client/'s
 // Client, so client/'s RestClient and FakeClient fit), an event recorder, the launcher's socket API, and the image
 // puller.
-import type { KObject, VirtualMachineInstance } from "../client/index.js";
+import { type KObject, type ResourceRef, resources, type VirtualMachineInstance } from "../client/index.js";
 import type { Credentials, PullPolicy } from "../images/index.js";
 import type { DomainStatus, NodePrepared } from "../launcher/index.js";
 
 /** Objects as the API serves them (metadata always there): client/'s shapes of api/'s types. */
-export type { KObject, Lease, Node, Pod, VirtualMachineInstance } from "../client/index.js";
+export type { KObject, Lease, Node, Pod, ResourceRef, VirtualMachineInstance } from "../client/index.js";
 
-export interface ResourceRef {
-  group: string;
-  version: string;
-  resource: string;
-  namespaced: boolean;
-  kind: string;
-}
-
+/** The resources the node agent reads and writes (client/'s one list). */
 export const refs = {
-  pods: { group: "", version: "v1", resource: "pods", namespaced: true, kind: "Pod" },
-  nodes: { group: "", version: "v1", resource: "nodes", namespaced: false, kind: "Node" },
-  leases: { group: "coordination.k8s.io", version: "v1", resource: "leases", namespaced: true, kind: "Lease" },
-  configMaps: { group: "", version: "v1", resource: "configmaps", namespaced: true, kind: "ConfigMap" },
-  secrets: { group: "", version: "v1", resource: "secrets", namespaced: true, kind: "Secret" },
-  vmis: {
-    group: "kubevirt.io",
-    version: "v1",
-    resource: "virtualmachineinstances",
-    namespaced: true,
-    kind: "VirtualMachineInstance",
-  },
-} as const satisfies Record<string, ResourceRef>;
+  pods: resources.pods,
+  nodes: resources.nodes,
+  leases: resources.leases,
+  configMaps: resources.configMaps,
+  secrets: resources.secrets,
+  vmis: resources.vmis,
+} as const;
 
 export interface ApiClient {
   get<T extends KObject>(ref: ResourceRef, namespace: string | undefined, name: string): Promise<T>;
