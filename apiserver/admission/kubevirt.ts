@@ -15,7 +15,8 @@ import {
   VMI_FINALIZER,
 } from "../../api/index.js";
 import type { StatusCause } from "../../lib/errors.js";
-import { labelSelectorMatches } from "../../lib/selectors.js";
+import { field, isObject, type Rec, rec } from "../../lib/json.js";
+import { type LabelSelectorObject, type Labels, labelSelectorMatches } from "../../lib/selectors.js";
 import { inertKindsPlugin } from "./inert.js";
 import { encodePatch, type PatchOp } from "./json-patch.js";
 import type {
@@ -26,12 +27,53 @@ import type {
   AdmissionReview,
 } from "./types.js";
 
-// biome-ignore lint/suspicious/noExplicitAny: admission reads arbitrary, not yet trusted user JSON
-type Obj = Record<string, any>;
+// Admission runs before schema validation: its input is untrusted JSON, read as `unknown` and narrowed here. A value
+// of the wrong type where defaulting must write, or where a check cannot read, throws a TypeError: the plugin then
+// steps aside (mutating) or refuses with 400 (validating), and the schema names the field.
+
+/** `o[k]` as an object to fill in, created when missing. */
+function sub(o: Rec, k: string): Rec {
+  const v = o[k];
+  if (v === undefined || v === null) {
+    const created: Rec = {};
+    o[k] = created;
+    return created;
+  }
+  return obj(v, k);
+}
+
+/** `v` as an object, else a TypeError. */
+function obj(v: unknown, what: string): Rec {
+  if (isObject(v)) return v;
+  throw new TypeError(`${what} must be an object`);
+}
+
+/** `v` as an object when it is set (truthy), else undefined; a set non-object is a TypeError. */
+function optObj(v: unknown, what: string): Rec | undefined {
+  return v ? obj(v, what) : undefined;
+}
+
+/** `v` as a list (a fresh empty one when missing), else a TypeError. */
+function items(v: unknown, what: string): unknown[] {
+  if (v === undefined || v === null) return [];
+  if (Array.isArray(v)) return v;
+  throw new TypeError(`${what} must be a list`);
+}
+
+/** `v` when it is a list, else empty: for checks that skip what is not a list (the schema reports it). */
+function list(v: unknown): unknown[] {
+  return Array.isArray(v) ? v : [];
+}
+
+/** A quantity's value; a non-string, non-number is a TypeError. */
+function quantity(v: unknown): number | undefined {
+  if (typeof v !== "string" && typeof v !== "number") throw new TypeError("a quantity must be a string or a number");
+  return parseQuantity(v);
+}
 
 export interface KubevirtAdmissionOptions {
   /** Looks up a VMI (the migration validator needs it). On a cluster this is the typed client. */
-  getVmi?: (namespace: string, name: string) => Promise<Obj | undefined> | Obj | undefined;
+  getVmi?: (namespace: string, name: string) => Promise<Rec | undefined> | Rec | undefined;
   /**
    * Binding of the pod interface added when a VMI declares no interfaces and no networks.
    * KubeVirt's cluster default is "bridge"; tsvirt's embedded mode implements masquerade.
@@ -54,81 +96,88 @@ export const MIGRATION_VMI_LABEL = "kubevirt.io/vmi-name";
 // pure defaulting
 
 /** KubeVirt's VMI spec defaults (pkg/defaults SetDefaultVirtualMachineInstanceSpec + SetObjectDefaults). */
-export function defaultVmiSpec(spec: Obj, opts: KubevirtAdmissionOptions = {}): Obj {
-  const s: Obj = structuredClone(spec ?? {});
-  s.domain ??= {};
-  const d = s.domain;
-  d.devices ??= {};
+export function defaultVmiSpec(spec: unknown, opts: KubevirtAdmissionOptions = {}): Rec {
+  const s = obj(structuredClone(spec ?? {}), "spec");
+  const d = sub(s, "domain");
+  const devices = sub(d, "devices");
   s.architecture ||= "amd64";
-  d.machine ??= {};
-  d.machine.type ||= opts.machineType ?? "q35";
+  sub(d, "machine").type ||= opts.machineType ?? "q35";
+  const requests = rec(field(d, "resources.requests"));
+  const limits = rec(field(d, "resources.limits"));
   // guest memory from the memory request/limit
-  d.memory ??= {};
-  if (d.memory.guest === undefined) {
-    const mem = d.resources?.requests?.memory ?? d.resources?.limits?.memory;
-    if (mem !== undefined) d.memory.guest = mem;
+  const memory = sub(d, "memory");
+  if (memory.guest === undefined) {
+    const mem = requests.memory ?? limits.memory;
+    if (mem !== undefined) memory.guest = mem;
   }
-  if (Object.keys(d.memory).length === 0) delete d.memory;
+  if (Object.keys(memory).length === 0) delete d.memory;
   // cpu request from the cpu limit
-  if (d.resources?.limits?.cpu !== undefined && d.resources?.requests?.cpu === undefined) {
-    d.resources.requests ??= {};
-    d.resources.requests.cpu = d.resources.limits.cpu;
-  }
+  if (limits.cpu !== undefined && requests.cpu === undefined) sub(sub(d, "resources"), "requests").cpu = limits.cpu;
   // guest CPU topology: sockets from the cpu limit/request, else 1
-  d.cpu ??= {};
-  if (!d.cpu.cores && !d.cpu.sockets && !d.cpu.threads) {
-    const cpu = d.resources?.limits?.cpu ?? d.resources?.requests?.cpu;
-    const n = cpu === undefined ? 1 : Math.max(1, Math.floor(parseQuantity(cpu) ?? 1));
-    d.cpu.sockets = n;
-    d.cpu.cores = 1;
-    d.cpu.threads = 1;
+  const cpu = sub(d, "cpu");
+  if (!cpu.cores && !cpu.sockets && !cpu.threads) {
+    const q = limits.cpu ?? requests.cpu;
+    const n = q === undefined ? 1 : Math.max(1, Math.floor(quantity(q) ?? 1));
+    cpu.sockets = n;
+    cpu.cores = 1;
+    cpu.threads = 1;
   }
+  const volumes = items(s.volumes, "spec.volumes");
   // containerDisk pull policy
-  for (const v of s.volumes ?? []) {
-    const cd = v?.containerDisk;
+  for (const v of volumes) {
+    const cd = optObj(field(v, "containerDisk"), "containerDisk");
     if (cd && !cd.imagePullPolicy) {
       const img = String(cd.image ?? "");
       cd.imagePullPolicy = img.endsWith(":latest") || !/[:@]/.test(img) ? "Always" : "IfNotPresent";
     }
   }
   // the pod network and its interface, when nothing is declared
-  const autoattach = d.devices.autoattachPodInterface;
-  if (autoattach !== false && !(s.networks?.length > 0) && !(d.devices.interfaces?.length > 0)) {
+  const autoattach = devices.autoattachPodInterface;
+  if (
+    autoattach !== false &&
+    items(s.networks, "spec.networks").length === 0 &&
+    items(devices.interfaces, "interfaces").length === 0
+  ) {
     const binding = opts.defaultNetworkInterface ?? "masquerade";
-    d.devices.interfaces = [{ name: "default", [binding]: {} }];
+    devices.interfaces = [{ name: "default", [binding]: {} }];
     s.networks = [{ name: "default", pod: {} }];
   }
   // a disk for every volume that has none (storage/vmispec SetDefaultVolumeDisk)
-  const names = new Set<string>([
-    ...(d.devices.disks ?? []).map((x: Obj) => x?.name),
-    ...(d.devices.filesystems ?? []).map((x: Obj) => x?.name),
+  const disks = items(devices.disks, "disks");
+  const names = new Set<unknown>([
+    ...disks.map((x) => field(x, "name")),
+    ...items(devices.filesystems, "filesystems").map((x) => field(x, "name")),
   ]);
-  for (const v of s.volumes ?? []) {
-    if (v?.name && !names.has(v.name)) {
-      d.devices.disks ??= [];
-      d.devices.disks.push({ name: v.name });
-      names.add(v.name);
+  for (const v of volumes) {
+    const name = field(v, "name");
+    if (name && !names.has(name)) {
+      disks.push({ name });
+      names.add(name);
     }
   }
+  if (disks.length > 0) devices.disks = disks;
   // disk device type and bus
-  for (const disk of d.devices.disks ?? []) {
-    if (!disk || typeof disk !== "object") continue;
+  for (const disk of disks) {
+    if (!isObject(disk)) continue;
     if (!disk.disk && !disk.cdrom && !disk.lun) disk.disk = {};
-    if (disk.disk && !disk.disk.bus) disk.disk.bus = "virtio";
-    if (disk.cdrom) {
-      disk.cdrom.bus ||= "sata";
-      disk.cdrom.readonly ??= true;
-      disk.cdrom.tray ||= "closed";
+    const target = optObj(disk.disk, "disk.disk");
+    if (target && !target.bus) target.bus = "virtio";
+    const cdrom = optObj(disk.cdrom, "disk.cdrom");
+    if (cdrom) {
+      cdrom.bus ||= "sata";
+      cdrom.readonly ??= true;
+      cdrom.tray ||= "closed";
     }
-    if (disk.lun && !disk.lun.bus) disk.lun.bus = "scsi";
+    const lun = optObj(disk.lun, "disk.lun");
+    if (lun && !lun.bus) lun.bus = "scsi";
   }
-  for (const input of d.devices.inputs ?? []) {
+  for (const v of items(devices.inputs, "inputs")) {
+    const input = obj(v, "input");
     input.bus ||= "usb";
     input.type ||= "tablet";
   }
   d.features ??= {};
-  d.firmware ??= {};
-  d.firmware.uuid ||= (opts.uuid ?? randomUUID)();
+  sub(d, "firmware").uuid ||= (opts.uuid ?? randomUUID)();
   s.terminationGracePeriodSeconds ??= opts.terminationGracePeriodSeconds ?? 30;
   return s;
 }
@@ -164,7 +213,7 @@ const VOLUME_SOURCES = [
 
 function checkQuantity(value: unknown, field: string, causes: StatusCause[], positive = false): void {
   if (value === undefined || value === null) return;
-  const n = parseQuantity(value as string | number);
+  const n = quantity(value);
   if (n === undefined) causes.push(invalid(field, `${field}: quantities must match the regular expression`));
   else if (positive && n <= 0) causes.push(invalid(field, `${field}: must be greater than zero`));
 }
@@ -173,8 +222,8 @@ function checkQuantity(value: unknown, field: string, causes: StatusCause[], pos
  * hostDisk: what admission can know without the node (which checks the path against its --host-disk-root after
  * resolving symlinks): an absolute path without ".." components, KubeVirt's types, a capacity for DiskOrCreate.
  */
-export function hostDiskCauses(hd: Obj | undefined, p: string): StatusCause[] {
-  if (!hd || typeof hd !== "object") return [];
+export function hostDiskCauses(hd: unknown, p: string): StatusCause[] {
+  if (!isObject(hd)) return [];
   const causes: StatusCause[] = [];
   const path = hd.path;
   if (typeof path !== "string" || !path.startsWith("/"))
@@ -196,32 +245,36 @@ export function hostDiskCauses(hd: Obj | undefined, p: string): StatusCause[] {
   return causes;
 }
 
+const PULL_POLICIES = new Set<unknown>(["Always", "IfNotPresent", "Never"]);
+
 /** KubeVirt's semantic checks of a VMI spec (vmi-create-admitter ValidateVirtualMachineInstanceSpec, subset). */
-export function validateVmiSpec(spec: Obj | undefined, path = "spec"): StatusCause[] {
+export function validateVmiSpec(spec: unknown, path = "spec"): StatusCause[] {
   const causes: StatusCause[] = [];
   if (!spec || typeof spec !== "object") return causes;
-  const devices: Obj = spec.domain?.devices ?? {};
-  const volumes: Obj[] = Array.isArray(spec.volumes) ? spec.volumes : [];
-  const disks: Obj[] = Array.isArray(devices.disks) ? devices.disks : [];
-  const filesystems: Obj[] = Array.isArray(devices.filesystems) ? devices.filesystems : [];
-  const interfaces: Obj[] = Array.isArray(devices.interfaces) ? devices.interfaces : [];
-  const networks: Obj[] = Array.isArray(spec.networks) ? spec.networks : [];
+  const s = rec(spec);
+  const devices = rec(field(s, "domain.devices"));
+  // entries as objects: a non-object entry reads as one without fields (the schema reports it)
+  const volumes = list(s.volumes).map(rec);
+  const disks = list(devices.disks).map(rec);
+  const filesystems = list(devices.filesystems).map(rec);
+  const interfaces = list(devices.interfaces).map(rec);
+  const networks = list(s.networks).map(rec);
 
-  const volumeNames = new Set<string>();
+  const volumeNames = new Set<unknown>();
   volumes.forEach((v, i) => {
     const p = `${path}.volumes[${i}]`;
-    if (volumeNames.has(v?.name)) causes.push(dup(`${p}.name`, v.name));
-    volumeNames.add(v?.name);
-    const sources = VOLUME_SOURCES.filter((k) => v?.[k] !== undefined && v?.[k] !== null);
+    if (volumeNames.has(v.name)) causes.push(dup(`${p}.name`, v.name));
+    volumeNames.add(v.name);
+    const sources = VOLUME_SOURCES.filter((k) => v[k] !== undefined && v[k] !== null);
     if (sources.length === 0)
       causes.push({ type: "FieldValueRequired", field: p, message: `${p} must have exactly one source type set` });
     else if (sources.length > 1)
       causes.push(invalid(p, `${p} must have exactly one source type set, found ${sources.join(", ")}`));
-    checkQuantity(v?.emptyDisk?.capacity, `${p}.emptyDisk.capacity`, causes, true);
-    checkQuantity(v?.hostDisk?.capacity, `${p}.hostDisk.capacity`, causes, true);
-    causes.push(...hostDiskCauses(v?.hostDisk, `${p}.hostDisk`));
-    const policy = v?.containerDisk?.imagePullPolicy;
-    if (policy !== undefined && !["Always", "IfNotPresent", "Never"].includes(policy))
+    checkQuantity(field(v.emptyDisk, "capacity"), `${p}.emptyDisk.capacity`, causes, true);
+    checkQuantity(field(v.hostDisk, "capacity"), `${p}.hostDisk.capacity`, causes, true);
+    causes.push(...hostDiskCauses(v.hostDisk, `${p}.hostDisk`));
+    const policy = field(v.containerDisk, "imagePullPolicy");
+    if (policy !== undefined && !PULL_POLICIES.has(policy))
       causes.push({
         type: "FieldValueNotSupported",
         field: `${p}.containerDisk.imagePullPolicy`,
@@ -229,18 +282,18 @@ export function validateVmiSpec(spec: Obj | undefined, path = "spec"): StatusCau
       });
   });
 
-  const diskNames = new Set<string>();
-  const bootOrders = new Map<number, string>();
+  const diskNames = new Set<unknown>();
+  const bootOrders = new Map<unknown, string>();
   disks.forEach((disk, i) => {
     const p = `${path}.domain.devices.disks[${i}]`;
-    if (diskNames.has(disk?.name)) causes.push(dup(`${p}.name`, disk.name));
-    diskNames.add(disk?.name);
-    if (disk?.name !== undefined && !volumeNames.has(disk.name))
+    if (diskNames.has(disk.name)) causes.push(dup(`${p}.name`, disk.name));
+    diskNames.add(disk.name);
+    if (disk.name !== undefined && !volumeNames.has(disk.name))
       causes.push(invalid(`${p}.name`, `${p}.name '${disk.name}' not found.`));
-    const targets = ["disk", "lun", "cdrom"].filter((k) => disk?.[k] !== undefined && disk?.[k] !== null);
+    const targets = ["disk", "lun", "cdrom"].filter((k) => disk[k] !== undefined && disk[k] !== null);
     if (targets.length > 1) causes.push(invalid(p, `${p} can only have a single target type defined`));
-    if (disk?.bootOrder !== undefined) {
-      if (disk.bootOrder < 1) causes.push(invalid(`${p}.bootOrder`, `${p}.bootOrder must have a value >= 1`));
+    if (disk.bootOrder !== undefined) {
+      if (Number(disk.bootOrder) < 1) causes.push(invalid(`${p}.bootOrder`, `${p}.bootOrder must have a value >= 1`));
       else if (bootOrders.has(disk.bootOrder))
         causes.push(invalid(`${p}.bootOrder`, `Boot order for ${p}.bootOrder already set for a different device.`));
       bootOrders.set(disk.bootOrder, p);
@@ -248,67 +301,71 @@ export function validateVmiSpec(spec: Obj | undefined, path = "spec"): StatusCau
   });
   filesystems.forEach((fs, i) => {
     const p = `${path}.domain.devices.filesystems[${i}]`;
-    if (diskNames.has(fs?.name)) causes.push(dup(`${p}.name`, fs.name));
-    if (fs?.name !== undefined && !volumeNames.has(fs.name))
+    if (diskNames.has(fs.name)) causes.push(dup(`${p}.name`, fs.name));
+    if (fs.name !== undefined && !volumeNames.has(fs.name))
       causes.push(invalid(`${p}.name`, `${p}.name '${fs.name}' not found.`));
   });
 
-  const networkNames = new Set<string>();
+  const networkNames = new Set<unknown>();
   let podNetworks = 0;
   networks.forEach((n, i) => {
     const p = `${path}.networks[${i}]`;
-    if (networkNames.has(n?.name)) causes.push(dup(`${p}.name`, n.name));
-    networkNames.add(n?.name);
-    const kinds = ["pod", "multus", "resourceClaim"].filter((k) => n?.[k] !== undefined && n?.[k] !== null);
+    if (networkNames.has(n.name)) causes.push(dup(`${p}.name`, n.name));
+    networkNames.add(n.name);
+    const kinds = ["pod", "multus", "resourceClaim"].filter((k) => n[k] !== undefined && n[k] !== null);
     if (kinds.length !== 1) causes.push(invalid(p, `${p} should have only one network type`));
-    if (n?.pod) podNetworks++;
+    if (n.pod) podNetworks++;
   });
   if (podNetworks > 1)
     causes.push(
       invalid(`${path}.networks`, `more than one interface is connected to a pod network in ${path}.networks`),
     );
-  const ifaceNames = new Set<string>();
+  const ifaceNames = new Set<unknown>();
   interfaces.forEach((iface, i) => {
     const p = `${path}.domain.devices.interfaces[${i}]`;
-    if (ifaceNames.has(iface?.name)) causes.push(dup(`${p}.name`, iface.name));
-    ifaceNames.add(iface?.name);
-    if (iface?.name !== undefined && !networkNames.has(iface.name))
+    if (ifaceNames.has(iface.name)) causes.push(dup(`${p}.name`, iface.name));
+    ifaceNames.add(iface.name);
+    if (iface.name !== undefined && !networkNames.has(iface.name))
       causes.push(invalid(`${p}.name`, `${p}.name '${iface.name}' not found.`));
-    (iface?.ports ?? []).forEach((port: Obj, j: number) => {
-      if (!(port?.port >= 1 && port.port <= 65535))
+    items(iface.ports, `${p}.ports`).forEach((port, j) => {
+      const n = Number(field(port, "port"));
+      if (!(n >= 1 && n <= 65535))
         causes.push(invalid(`${p}.ports[${j}].port`, `${p}.ports[${j}].port is out of range.`));
     });
   });
   networks.forEach((n, i) => {
-    if (n?.name !== undefined && !ifaceNames.has(n.name) && interfaces.length > 0)
+    if (n.name !== undefined && !ifaceNames.has(n.name) && interfaces.length > 0)
       causes.push(invalid(`${path}.networks[${i}].name`, `${path}.networks[${i}].name '${n.name}' not found.`));
   });
 
-  const dom: Obj = spec.domain ?? {};
-  checkQuantity(dom.memory?.guest, `${path}.domain.memory.guest`, causes, true);
+  const dom = rec(s.domain);
+  checkQuantity(field(dom.memory, "guest"), `${path}.domain.memory.guest`, causes, true);
   for (const kind of ["requests", "limits"]) {
-    for (const [k, v] of Object.entries((dom.resources?.[kind] ?? {}) as Obj)) {
+    for (const [k, v] of Object.entries(rec(field(dom.resources, kind)))) {
       checkQuantity(v, `${path}.domain.resources.${kind}.${k}`, causes);
     }
   }
-  const req = parseQuantity(dom.resources?.requests?.memory ?? "");
-  const lim = parseQuantity(dom.resources?.limits?.memory ?? "");
+  const reqMemory = field(dom.resources, "requests.memory");
+  const limMemory = field(dom.resources, "limits.memory");
+  const req = quantity(reqMemory ?? "");
+  const lim = quantity(limMemory ?? "");
   if (req !== undefined && lim !== undefined && req > lim)
     causes.push(
       invalid(
         `${path}.domain.resources.requests.memory`,
-        `${path}.domain.resources.requests.memory '${dom.resources.requests.memory}' is greater than ${path}.domain.resources.limits.memory '${dom.resources.limits.memory}'`,
+        `${path}.domain.resources.requests.memory '${reqMemory}' is greater than ${path}.domain.resources.limits.memory '${limMemory}'`,
       ),
     );
-  if (typeof spec.terminationGracePeriodSeconds === "number" && spec.terminationGracePeriodSeconds < 0)
+  if (typeof s.terminationGracePeriodSeconds === "number" && s.terminationGracePeriodSeconds < 0)
     causes.push(invalid(`${path}.terminationGracePeriodSeconds`, `${path}.terminationGracePeriodSeconds must be >= 0`));
   return causes;
 }
 
 /** KubeVirt's VM checks: running/runStrategy exclusive, dataVolumeTemplates, and the template's VMI spec. */
-export function validateVmSpec(spec: Obj | undefined, path = "spec"): StatusCause[] {
+export function validateVmSpec(vmSpec: unknown, path = "spec"): StatusCause[] {
   const causes: StatusCause[] = [];
-  if (!spec) return causes;
+  if (!vmSpec) return causes;
+  const spec = rec(vmSpec);
   if (
     spec.running !== undefined &&
     spec.running !== null &&
@@ -321,10 +378,10 @@ export function validateVmSpec(spec: Obj | undefined, path = "spec"): StatusCaus
         `${path}.running and ${path}.runStrategy are mutually exclusive. Note that ${path}.running is deprecated, please use ${path}.runStrategy instead`,
       ),
     );
-  const dvNames = new Set<string>();
-  (spec.dataVolumeTemplates ?? []).forEach((dv: Obj, i: number) => {
+  const dvNames = new Set<unknown>();
+  items(spec.dataVolumeTemplates, `${path}.dataVolumeTemplates`).forEach((dv, i) => {
     const p = `${path}.dataVolumeTemplates[${i}]`;
-    const name = dv?.metadata?.name;
+    const name = field(dv, "metadata.name");
     if (!name)
       causes.push({
         type: "FieldValueRequired",
@@ -334,14 +391,15 @@ export function validateVmSpec(spec: Obj | undefined, path = "spec"): StatusCaus
     else if (dvNames.has(name)) causes.push(dup(`${p}.metadata.name`, name));
     dvNames.add(name);
   });
-  causes.push(...validateVmiSpec(spec.template?.spec, `${path}.template.spec`));
+  causes.push(...validateVmiSpec(field(spec.template, "spec"), `${path}.template.spec`));
   return causes;
 }
 
 /** metav1.LabelSelector semantics (lib/selectors); a selector that does not parse selects nothing. */
-function selectorMatches(selector: Obj, labels: Obj | undefined): boolean {
+function selectorMatches(selector: unknown, labels: unknown): boolean {
   try {
-    return labelSelectorMatches(selector, labels);
+    // unchecked shapes: lib/selectors throws on a malformed selector, and a malformed label set matches nothing
+    return labelSelectorMatches(selector as LabelSelectorObject, labels as Labels);
   } catch {
     return false;
   }
@@ -434,24 +492,23 @@ export function admissionPlugins(opts: KubevirtAdmissionOptions = {}): Admission
       "mutating",
       { group: kv, resources: ["virtualmachineinstances"], operations: ["CREATE"] },
       (req) => {
-        const vmi = (req.object ?? {}) as Obj;
-        const metadata: Obj = structuredClone(vmi.metadata ?? {});
-        const finalizers: string[] = metadata.finalizers ?? [];
+        const vmi = req.object ?? {};
+        const metadata = obj(structuredClone(vmi.metadata ?? {}), "metadata");
+        const finalizers = items(metadata.finalizers, "metadata.finalizers");
         if (!finalizers.includes(VMI_FINALIZER)) metadata.finalizers = [...finalizers, VMI_FINALIZER];
         const spec = defaultVmiSpec(vmi.spec ?? {}, opts);
-        const status: Obj = structuredClone(vmi.status ?? {});
+        const status = obj(structuredClone(vmi.status ?? {}), "status");
         const ts = now();
         status.phase = "Pending";
         status.phaseTransitionTimestamps = [
-          ...(status.phaseTransitionTimestamps ?? []),
+          ...items(status.phaseTransitionTimestamps, "status.phaseTransitionTimestamps"),
           { phase: "Pending", phaseTransitionTimestamp: ts },
         ];
-        if (spec.domain?.memory?.guest !== undefined && !status.memory) {
-          const g = spec.domain.memory.guest;
-          status.memory = { guestAtBoot: g, guestCurrent: g, guestRequested: g };
-        }
-        if (spec.domain?.cpu && !status.currentCPUTopology) {
-          const { sockets, cores, threads } = spec.domain.cpu;
+        const g = field(spec, "domain.memory.guest");
+        if (g !== undefined && !status.memory) status.memory = { guestAtBoot: g, guestCurrent: g, guestRequested: g };
+        const cpu = field(spec, "domain.cpu");
+        if (cpu && !status.currentCPUTopology) {
+          const { sockets, cores, threads } = rec(cpu);
           status.currentCPUTopology = { sockets, cores, threads };
         }
         return {
@@ -469,23 +526,22 @@ export function admissionPlugins(opts: KubevirtAdmissionOptions = {}): Admission
       { group: kv, resources: ["virtualmachines"], operations: ["CREATE", "UPDATE"] },
       (req) => {
         // one operation per defaulted field (no copy of the spec): runStrategy, architecture, machine type
-        const vm = (req.object ?? {}) as Obj;
-        const spec = vm.spec as Obj | undefined | null;
+        const spec = req.object?.spec;
         if (spec === undefined || spec === null)
           return { patch: [{ op: "add", path: "/spec", value: { runStrategy: "Halted" } }] };
-        if (!isRecord(spec)) return {};
+        if (!isObject(spec)) return {};
         const patch: PatchOp[] = [];
         if (
           (spec.running === undefined || spec.running === null) &&
           (spec.runStrategy === undefined || spec.runStrategy === null)
         )
           patch.push({ op: "add", path: "/spec/runStrategy", value: "Halted" });
-        const t = spec.template?.spec;
-        if (t?.domain) {
-          const machine = t.domain.machine;
+        const t = field(spec.template, "spec");
+        if (field(t, "domain")) {
           // a malformed domain (the schema let it through): defaulting steps aside, as on a TypeError before
-          if (!isRecord(t) || !isRecord(t.domain) || (machine !== undefined && machine !== null && !isRecord(machine)))
-            return {};
+          if (!isObject(t) || !isObject(t.domain)) return {};
+          const machine = t.domain.machine;
+          if (machine !== undefined && machine !== null && !isObject(machine)) return {};
           const type = opts.machineType ?? "q35";
           if (!t.architecture) patch.push({ op: "add", path: "/spec/template/spec/architecture", value: "amd64" });
           if (machine === undefined || machine === null)
@@ -503,11 +559,11 @@ export function admissionPlugins(opts: KubevirtAdmissionOptions = {}): Admission
       (req) => {
         // No kubevirt.io/migrationJobFinalize here: a finalizer is added only by the component that removes it (the
         // migration controller, when there is one), or the migration could never be deleted.
-        const m = (req.object ?? {}) as Obj;
-        const vmiName = m.spec?.vmiName;
-        if (!vmiName || m.metadata?.labels?.[MIGRATION_VMI_LABEL] !== undefined) return {};
-        const metadata: Obj = structuredClone(m.metadata ?? {});
-        metadata.labels = { ...(metadata.labels ?? {}), [MIGRATION_VMI_LABEL]: vmiName };
+        const m = req.object ?? {};
+        const vmiName = field(m.spec, "vmiName");
+        if (!vmiName || rec(field(m.metadata, "labels"))[MIGRATION_VMI_LABEL] !== undefined) return {};
+        const metadata = obj(structuredClone(m.metadata ?? {}), "metadata");
+        metadata.labels = { ...rec(metadata.labels), [MIGRATION_VMI_LABEL]: vmiName };
         return { patch: [{ op: "add", path: "/metadata", value: metadata }] };
       },
     ),
@@ -516,7 +572,7 @@ export function admissionPlugins(opts: KubevirtAdmissionOptions = {}): Admission
       "validating",
       { group: kv, resources: ["virtualmachineinstances"], operations: ["CREATE"] },
       (req) => {
-        const spec = (req.object as Obj | undefined)?.spec;
+        const spec = req.object?.spec;
         return { causes: validateVmiSpec(spec, "spec"), warnings: warningsFor(spec, "spec") };
       },
     ),
@@ -525,8 +581,8 @@ export function admissionPlugins(opts: KubevirtAdmissionOptions = {}): Admission
       "validating",
       { group: kv, resources: ["virtualmachineinstances"], operations: ["UPDATE"] },
       (req) => {
-        const next = (req.object as Obj | undefined)?.spec;
-        const prev = (req.oldObject as Obj | undefined)?.spec;
+        const next = req.object?.spec;
+        const prev = req.oldObject?.spec;
         if (JSON.stringify(canonical(next)) === JSON.stringify(canonical(prev))) return {};
         // as KubeVirt's vmi-update-admitter: only KubeVirt's own service accounts (they hotplug and migrate)
         if (isKubeVirtServiceAccount(req.userInfo.username)) return {};
@@ -540,10 +596,10 @@ export function admissionPlugins(opts: KubevirtAdmissionOptions = {}): Admission
       "validating",
       { group: kv, resources: ["virtualmachines"], operations: ["CREATE", "UPDATE"] },
       (req) => {
-        const spec = (req.object as Obj | undefined)?.spec;
+        const spec = req.object?.spec;
         return {
           causes: validateVmSpec(spec, "spec"),
-          warnings: warningsFor(spec?.template?.spec, "spec.template.spec"),
+          warnings: warningsFor(field(spec, "template.spec"), "spec.template.spec"),
         };
       },
     ),
@@ -552,11 +608,11 @@ export function admissionPlugins(opts: KubevirtAdmissionOptions = {}): Admission
       "validating",
       { group: kv, resources: ["virtualmachineinstancereplicasets"], operations: ["CREATE", "UPDATE"] },
       (req) => {
-        const spec = (req.object as Obj | undefined)?.spec ?? {};
-        const causes = validateVmiSpec(spec.template?.spec, "spec.template.spec");
-        if (spec.selector && !selectorMatches(spec.selector, spec.template?.metadata?.labels))
+        const spec = rec(req.object?.spec);
+        const causes = validateVmiSpec(field(spec.template, "spec"), "spec.template.spec");
+        if (spec.selector && !selectorMatches(spec.selector, field(spec.template, "metadata.labels")))
           causes.push(invalid("spec.selector", "selector does not match labels."));
-        return { causes, warnings: warningsFor(spec.template?.spec, "spec.template.spec") };
+        return { causes, warnings: warningsFor(field(spec.template, "spec"), "spec.template.spec") };
       },
     ),
     plugin(
@@ -564,14 +620,14 @@ export function admissionPlugins(opts: KubevirtAdmissionOptions = {}): Admission
       "validating",
       { group: "pool.kubevirt.io", resources: ["virtualmachinepools"], operations: ["CREATE", "UPDATE"] },
       (req) => {
-        const spec = (req.object as Obj | undefined)?.spec ?? {};
-        const vmSpec = spec.virtualMachineTemplate?.spec;
+        const spec = rec(req.object?.spec);
+        const vmSpec = field(spec.virtualMachineTemplate, "spec");
         const causes = validateVmSpec(vmSpec, "spec.virtualMachineTemplate.spec");
-        if (spec.selector && !selectorMatches(spec.selector, spec.virtualMachineTemplate?.metadata?.labels))
+        if (spec.selector && !selectorMatches(spec.selector, field(spec.virtualMachineTemplate, "metadata.labels")))
           causes.push(invalid("spec.selector", "selector does not match labels."));
         return {
           causes,
-          warnings: warningsFor(vmSpec?.template?.spec, "spec.virtualMachineTemplate.spec.template.spec"),
+          warnings: warningsFor(field(vmSpec, "template.spec"), "spec.virtualMachineTemplate.spec.template.spec"),
         };
       },
     ),
@@ -580,22 +636,21 @@ export function admissionPlugins(opts: KubevirtAdmissionOptions = {}): Admission
       "validating",
       { group: kv, resources: ["virtualmachineinstancemigrations"], operations: ["CREATE"] },
       async (req) => {
-        const m = (req.object ?? {}) as Obj;
-        const refused = priorityRefused(req, m.spec?.priority);
+        const m = req.object ?? {};
+        const refused = priorityRefused(req, field(m.spec, "priority"));
         if (refused) return { causes: [refused] };
-        const vmiName = m.spec?.vmiName;
+        const vmiName = field(m.spec, "vmiName");
         if (!vmiName)
           return {
             causes: [{ type: "FieldValueRequired", field: "spec.vmiName", message: "spec.vmiName is required" }],
           };
         if (!opts.getVmi) return {};
-        const ns = req.namespace ?? m.metadata?.namespace ?? "default";
-        const vmi = await opts.getVmi(ns, vmiName);
+        const ns = req.namespace ?? String(field(m.metadata, "namespace") ?? "default");
+        const vmi = await opts.getVmi(ns, String(vmiName));
         if (!vmi) return { causes: [invalid("spec.vmiName", `the VMI "${ns}/${vmiName}" does not exist`)] };
-        if (vmi.status?.phase === "Succeeded" || vmi.status?.phase === "Failed")
-          return {
-            causes: [invalid("spec.vmiName", `Cannot migrate VMI "${vmiName}": it is in phase ${vmi.status.phase}`)],
-          };
+        const phase = field(vmi.status, "phase");
+        if (phase === "Succeeded" || phase === "Failed")
+          return { causes: [invalid("spec.vmiName", `Cannot migrate VMI "${vmiName}": it is in phase ${phase}`)] };
         return {};
       },
     ),
@@ -605,11 +660,14 @@ export function admissionPlugins(opts: KubevirtAdmissionOptions = {}): Admission
       "validating",
       { group: kv, resources: ["kubevirts"], operations: ["CREATE", "UPDATE"] },
       (req) => {
-        const o = (req.object ?? {}) as Obj;
+        const o = req.object ?? {};
         const warnings = unimplementedKubeVirtFields(o.spec, "spec").map(
           (f) => `${f}: accepted but not acted on by tsvirt yet`,
         );
-        if (o.metadata?.name !== KUBEVIRT_NAME || (req.namespace ?? o.metadata?.namespace) !== KUBEVIRT_NAMESPACE)
+        if (
+          field(o.metadata, "name") !== KUBEVIRT_NAME ||
+          (req.namespace ?? field(o.metadata, "namespace")) !== KUBEVIRT_NAMESPACE
+        )
           warnings.unshift(`only ${KUBEVIRT_NAMESPACE}/${KUBEVIRT_NAME} is read; this KubeVirt object is ignored`);
         return { warnings };
       },
@@ -619,8 +677,8 @@ export function admissionPlugins(opts: KubevirtAdmissionOptions = {}): Admission
       "validating",
       { group: kv, resources: ["virtualmachineinstancemigrations"], operations: ["UPDATE"] },
       (req) => {
-        const next = (req.object as Obj | undefined)?.spec?.priority;
-        const prev = (req.oldObject as Obj | undefined)?.spec?.priority;
+        const next = field(req.object?.spec, "priority");
+        const prev = field(req.oldObject?.spec, "priority");
         const refused = next === prev ? undefined : priorityRefused(req, next ?? null);
         return refused ? { causes: [refused] } : {};
       },
@@ -640,15 +698,11 @@ function priorityRefused(req: AdmissionRequest, priority: unknown): StatusCause 
   };
 }
 
-function isRecord(v: unknown): v is Obj {
-  return typeof v === "object" && v !== null && !Array.isArray(v);
-}
-
 function canonical(v: unknown): unknown {
   if (Array.isArray(v)) return v.map(canonical);
-  if (v && typeof v === "object") {
-    const out: Obj = {};
-    for (const k of Object.keys(v).sort()) out[k] = canonical((v as Obj)[k]);
+  if (isObject(v)) {
+    const out: Rec = {};
+    for (const k of Object.keys(v).sort()) out[k] = canonical(v[k]);
     return out;
   }
   return v;
