@@ -106,6 +106,22 @@ describe("identities", () => {
     assert.equal(authorize(serviceAccountInfo("kubevirt-handler"), a).allowed, false);
   });
 
+  test("authorize(): what the storage controllers and the node's volume work need", () => {
+    const controller = serviceAccountInfo("kubevirt-controller");
+    const handler = serviceAccountInfo("kubevirt-handler");
+    const can = (u: typeof controller, verb: string, group: string, resource: string) =>
+      authorize(u, { verb, group, resource }).allowed;
+    for (const r of ["storageclasses", "csistoragecapacities"]) {
+      assert.ok(can(controller, "list", "storage.k8s.io", r), r);
+      assert.ok(can(controller, "create", "storage.k8s.io", r), r);
+    }
+    for (const r of ["persistentvolumes", "persistentvolumes/status", "persistentvolumeclaims/status"])
+      assert.ok(can(controller, "update", "", r), r);
+    assert.ok(can(handler, "patch", "", "persistentvolumes"));
+    assert.ok(!can(handler, "delete", "", "persistentvolumes"));
+    assert.ok(!can(handler, "create", "storage.k8s.io", "storageclasses"));
+  });
+
   test("only the controller sets a migration's priority: the handler's request is refused by admission", async () => {
     const vmi = await call("POST", VMI, { body: { metadata: { name: "m1" }, spec: { domain: { devices: {} } } } });
     assert.equal(vmi.status, 201);
