@@ -1,12 +1,20 @@
 // What the node agent needs from the rest of the system, as narrow interfaces: the API (a subset of client/'s
 // Client, so client/'s RestClient and FakeClient fit), an event recorder, the launcher's socket API, and the image
 // puller.
-import type { KObject, VirtualMachineInstance } from "../client/index.js";
+import { type KObject, resources, type VirtualMachineInstance } from "../client/index.js";
 import type { Credentials, PullPolicy } from "../images/index.js";
 import type { DomainStatus, NodePrepared } from "../launcher/index.js";
 
 /** Objects as the API serves them (metadata always there): client/'s shapes of api/'s types. */
-export type { KObject, Lease, Node, Pod, VirtualMachineInstance } from "../client/index.js";
+export type {
+  KObject,
+  Lease,
+  Node,
+  PersistentVolume,
+  PersistentVolumeClaim,
+  Pod,
+  VirtualMachineInstance,
+} from "../client/index.js";
 
 export interface ResourceRef {
   group: string;
@@ -22,6 +30,8 @@ export const refs = {
   leases: { group: "coordination.k8s.io", version: "v1", resource: "leases", namespaced: true, kind: "Lease" },
   configMaps: { group: "", version: "v1", resource: "configmaps", namespaced: true, kind: "ConfigMap" },
   secrets: { group: "", version: "v1", resource: "secrets", namespaced: true, kind: "Secret" },
+  pvcs: resources.pvcs,
+  pvs: resources.pvs,
   vmis: {
     group: "kubevirt.io",
     version: "v1",

@@ -37,14 +37,23 @@ export const SERVICE_ACCOUNT_RULES: Readonly<Record<string, readonly Rule[]>> = 
     { groups: KUBEVIRT_GROUPS, resources: ["*"], verbs: ALL },
     {
       groups: [""],
-      resources: ["pods", "pods/status", "pods/binding", "events", "nodes", "nodes/status", "persistentvolumeclaims"],
+      resources: [
+        "pods",
+        "pods/status",
+        "pods/binding",
+        "events",
+        "nodes",
+        "nodes/status",
+        "persistentvolumeclaims",
+        "persistentvolumeclaims/status",
+        "persistentvolumes",
+        "persistentvolumes/status",
+      ],
       verbs: ALL,
     },
-    {
-      groups: [""],
-      resources: ["namespaces", "configmaps", "secrets", "services", "serviceaccounts", "persistentvolumes"],
-      verbs: READ,
-    },
+    { groups: [""], resources: ["namespaces", "configmaps", "secrets", "services", "serviceaccounts"], verbs: READ },
+    // the PV binder and the tsvirt-local provisioner: the default class, PVs, the nodes' CSIStorageCapacity
+    { groups: ["storage.k8s.io"], resources: ["storageclasses", "csistoragecapacities"], verbs: ALL },
     { groups: ["coordination.k8s.io"], resources: ["leases"], verbs: ALL },
     { groups: ["apps"], resources: ["controllerrevisions"], verbs: ALL },
   ],
@@ -63,6 +72,8 @@ export const SERVICE_ACCOUNT_RULES: Readonly<Record<string, readonly Rule[]>> = 
       resources: ["configmaps", "secrets", "persistentvolumeclaims", "persistentvolumes", "serviceaccounts"],
       verbs: READ,
     },
+    // the node half of tsvirt-local removes its finalizer once a deleted PV's data is gone
+    { groups: [""], resources: ["persistentvolumes"], verbs: ["update", "patch"] },
     { groups: [""], resources: ["namespaces", "services"], verbs: READ },
     { groups: ["coordination.k8s.io"], resources: ["leases"], verbs: ALL },
   ],
