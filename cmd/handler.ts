@@ -15,6 +15,7 @@ interface Opts {
   accel?: string;
   podRunner: boolean;
   hostDiskRoot?: string;
+  nodeStorage?: string;
 }
 
 export function registerHandler(program: Command): void {
@@ -38,6 +39,10 @@ export function registerHandler(program: Command): void {
     .option("--accel <mode>", "launcher acceleration: auto | kvm | tcg", process.env.TSVIRT_ACCEL ?? "auto")
     .option("--no-pod-runner", "a kubelet runs this node's pods: drive the launchers only, through their sockets")
     .option("--host-disk-root <dir>", "allow hostDisk volumes below this directory (off by default)")
+    .option(
+      "--node-storage <size>",
+      "space this node offers to tsvirt-local volumes below DATA_DIR/volumes, e.g. 20Gi (default: none)",
+    )
     .action(async (o: Opts) => {
       const { ClusterConfig, Informer, loadConfig, RestClient, resources } = await import("../client/index.js");
       const { createLogger } = await import("../lib/log.js");
@@ -46,6 +51,7 @@ export function registerHandler(program: Command): void {
       const { loadRegistriesConf, nodeImagePuller } = await import("../images/index.js");
       const { resolve, join } = await import("node:path");
       const log = createLogger({ component: "virt-handler", node: o.node });
+      const localStorageBytes = o.nodeStorage !== undefined ? h.nodeStorageBytes(o.nodeStorage) : 0;
       const dataDir = resolve(o.dataDir);
       // QEMU runs as libvirt-qemu: it must be able to reach the pod directories below the data dir (refused in
       // one line when a directory above the data dir blocks it)
@@ -79,7 +85,10 @@ export function registerHandler(program: Command): void {
           pods: new Informer(client, resources.pods, { ...sel.pods, log }),
           vmis: new Informer(client, resources.vmis, { ...sel.vmis, log }),
           node: new Informer(client, resources.nodes, { ...sel.node, log }),
+          pvs: new Informer(client, resources.pvs, { ...sel.pvs, log }),
         },
+        localStorageBytes,
+        volumeOwner: await (await import("../lib/qemu-user.js")).qemuUser(),
         dial: h.launcherDialer,
         probe: h.probeLauncher,
         puller: nodeImagePuller({

@@ -17,7 +17,14 @@ interface Opts {
   accel?: string;
   nodePrefix: string;
   hostDiskRoot?: string;
+  nodeStorage: string;
 }
+
+/**
+ * tsvirt up's default per-node local storage: enough for a few demo disks (volumes are sparse files, so only
+ * written bytes use the disk), small enough that `--nodes 2` does not promise much more than a laptop has.
+ */
+export const DEFAULT_NODE_STORAGE = "20Gi";
 
 export function nodeNames(n: number, prefix = "node"): string[] {
   return Array.from({ length: n }, (_, i) => `${prefix}${String(i + 1).padStart(2, "0")}`);
@@ -34,13 +41,18 @@ export function registerUp(program: Command): void {
     .option("--accel <mode>", "launcher acceleration: auto | kvm | tcg")
     .option("--node-prefix <prefix>", "node names are PREFIX01, PREFIX02, ...", "node")
     .option("--host-disk-root <dir>", "allow hostDisk volumes below this directory on every node (off by default)")
+    .option(
+      "--node-storage <size>",
+      "space each node offers to tsvirt-local volumes (per node: the nodes share this machine's file system)",
+      DEFAULT_NODE_STORAGE,
+    )
     .action(async (o: Opts) => {
       const { resolve, join } = await import("node:path");
       const { readdir } = await import("node:fs/promises");
       const { existsSync } = await import("node:fs");
       const { Supervisor, alive } = await import("../lib/supervisor.js");
       const { createLogger } = await import("../lib/log.js");
-      const { killNetns, network, readPodRecord } = await import("../handler/index.js");
+      const { killNetns, network, nodeStorageBytes, readPodRecord } = await import("../handler/index.js");
       const { componentKubeconfigPath } = await import("../apiserver/index.js");
       const { terminatePod } = await import("../launcher/index.js");
       const { checkListen } = await import("../apiserver/index.js");
@@ -54,6 +66,7 @@ export function registerUp(program: Command): void {
       if (!/^[a-z][a-z0-9-]{0,20}$/.test(o.nodePrefix)) throw new Error("--node-prefix must be a short DNS label");
       if (o.accel !== undefined && !["auto", "kvm", "tcg"].includes(o.accel))
         throw new Error(`--accel must be auto, kvm or tcg, not ${o.accel}`);
+      nodeStorageBytes(o.nodeStorage); // a size at all
       checkListen(o.listen, true); // HOST:PORT at all
       try {
         checkListen(o.listen, false);
@@ -108,6 +121,7 @@ export function registerUp(program: Command): void {
         argv.push("--data-dir", join(dir, "nodes", name));
         if (o.uplink) argv.push("--uplink", o.uplink);
         if (o.hostDiskRoot) argv.push("--host-disk-root", resolve(o.hostDiskRoot));
+        argv.push("--node-storage", o.nodeStorage);
         await sup.start({ name: `handler-${name}`, argv, env });
       }
       process.stdout.write(

@@ -20,12 +20,14 @@ import type {
   LauncherDialer,
   LauncherVerb,
   Node,
+  PersistentVolume,
   Pod,
   VirtualMachineInstance,
 } from "./ports.js";
 import { podDirOf, readPodRecord } from "./processes.js";
 import { startServer } from "./server.js";
 import { launcherPodOf, type PhaseMapper, VmiSync } from "./vmi-sync.js";
+import { VolumeSync } from "./volumes.js";
 
 /** The part of client/'s Informer the agent uses. */
 export interface CacheLike<T extends KObject> {
@@ -49,6 +51,8 @@ export function selectorsFor(node: string) {
     vmis: { labelSelector: `${NODE_NAME_LABEL}=${node}` },
     // Every Node: their podCIDRs are the fabric's routes (this node's own object is picked out by name).
     node: {},
+    // Every PV: those pinned to this node are picked out by their node affinity (no field selector reaches it).
+    pvs: {},
   };
 }
 
@@ -56,7 +60,17 @@ export interface HandlerOptions {
   node: string;
   dataDir: string;
   api: ApiClient;
-  caches: { pods: CacheLike<Pod>; vmis: CacheLike<VirtualMachineInstance>; node: CacheLike<Node> };
+  caches: {
+    pods: CacheLike<Pod>;
+    vmis: CacheLike<VirtualMachineInstance>;
+    node: CacheLike<Node>;
+    /** PersistentVolumes: this node's tsvirt-local volumes are made and removed from them. */
+    pvs: CacheLike<PersistentVolume>;
+  };
+  /** Bytes this node offers to tsvirt-local volumes (tsvirt handler --node-storage); absent: none. */
+  localStorageBytes?: number;
+  /** QEMU's user: owner of the node's local volumes. */
+  volumeOwner?: { uid: number; gid: number };
   /** The cluster's fabric namespace (tsvirt up's --fabric): routes to other nodes' pods. None: this node only. */
   fabric?: string;
   /** Dials a launcher's command socket. */
@@ -135,6 +149,7 @@ export async function runHandler(o: HandlerOptions): Promise<RunningHandler> {
     socketPath: (uid) => commandSocketPath(o.dataDir, uid),
     puller: o.puller,
     ...(o.hostDiskRoot ? { hostDiskRoot: o.hostDiskRoot } : {}),
+    dataDir: o.dataDir,
     getVmi: (key) => vmis.get(key),
     podsOf: launcherPods,
     mapPhase: o.mapPhase,
@@ -180,7 +195,10 @@ export async function runHandler(o: HandlerOptions): Promise<RunningHandler> {
   const agent = new NodeAgent({
     node: o.node,
     api: o.api,
-    machine: machineInfo(o.address, server.port, o.version),
+    machine: {
+      ...machineInfo(o.address, server.port, o.version),
+      ...(o.localStorageBytes ? { localStorageBytes: o.localStorageBytes } : {}),
+    },
     log,
   });
   await agent.register();
@@ -261,10 +279,33 @@ export async function runHandler(o: HandlerOptions): Promise<RunningHandler> {
     onUpdate: (_old, v) => onVmi(v, false),
     onDelete: (v) => onVmi(v, true),
   });
+  const pvByName = (name: string): PersistentVolume | undefined =>
+    o.caches.pvs.list().find((v) => v.metadata.name === name);
+  const volumeSync = new VolumeSync({
+    node: o.node,
+    dataDir: o.dataDir,
+    api: o.api,
+    getVolume: pvByName,
+    ...(o.volumeOwner ? { owner: o.volumeOwner } : {}),
+    log,
+  });
+  o.caches.pvs.addEventHandler({
+    onAdd: (v) => volumeSync.enqueue(v.metadata.name ?? ""),
+    onUpdate: (_old, v) => volumeSync.enqueue(v.metadata.name ?? ""),
+    onDelete: (v) => volumeSync.enqueue(v.metadata.name ?? ""),
+  });
   o.caches.node.start();
   o.caches.pods.start();
   o.caches.vmis.start();
-  await Promise.all([o.caches.node.waitForSync(), o.caches.pods.waitForSync(), o.caches.vmis.waitForSync()]);
+  o.caches.pvs.start();
+  await Promise.all([
+    o.caches.node.waitForSync(),
+    o.caches.pods.waitForSync(),
+    o.caches.vmis.waitForSync(),
+    o.caches.pvs.waitForSync(),
+  ]);
+  // Loop devices of volumes deleted while the agent was down go before the workers start (the cache is complete).
+  await volumeSync.start(o.caches.pvs.list());
   vmiSync.start();
   // Image pins of VMIs deleted while the agent was down (the cache is complete now): released, exactly those.
   void o.puller
@@ -293,6 +334,7 @@ export async function runHandler(o: HandlerOptions): Promise<RunningHandler> {
   const resync = setInterval(() => {
     triggerAllPods();
     for (const key of vmis.keys()) vmiSync.enqueue(key);
+    for (const v of o.caches.pvs.list()) volumeSync.enqueue(v.metadata.name ?? "");
   }, o.resyncMs ?? 30_000);
   log.info("handler running", { port: server.port });
 
@@ -305,8 +347,9 @@ export async function runHandler(o: HandlerOptions): Promise<RunningHandler> {
       agent.stop();
       runner?.close();
       vmiSync.close();
+      volumeSync.close();
       routes.close();
-      await Promise.all([o.caches.node.stop(), o.caches.pods.stop(), o.caches.vmis.stop()]);
+      await Promise.all([o.caches.node.stop(), o.caches.pods.stop(), o.caches.vmis.stop(), o.caches.pvs.stop()]);
       await server.close();
     },
   };

@@ -12,7 +12,7 @@ export {
 } from "./agent.js";
 export { classifyPod, computePodStatus, UNPAUSED_GATE } from "./launcher-pod.js";
 export * as network from "./network/index.js";
-export { HEARTBEAT_ANNOTATION, SCHEDULABLE_LABEL } from "./node-status.js";
+export { HEARTBEAT_ANNOTATION, nodeStorageBytes, SCHEDULABLE_LABEL } from "./node-status.js";
 export { isPaused, vmiPhaseFor as mapPhase } from "./phase.js";
 export { launcherShape, type PodShape, podShapes } from "./pod-shapes.js";
 export type {
@@ -27,3 +27,4 @@ export { killNetns, pidsInNetns, podDirOf, readPodRecord } from "./processes.js"
 export { REGISTRIES_CONFIGMAP, RegistriesSource, registriesFrom } from "./registries.js";
 export { computeVmiStatus } from "./vmi-status.js";
 export { type PhaseMapper, SYNC_FAILED } from "./vmi-sync.js";
+export { VolumeSync } from "./volumes.js";

@@ -1,6 +1,7 @@
 // The Node object this agent registers and keeps fresh (pure), with KubeVirt's schedulable label and heartbeat.
 
-import { HEARTBEAT_ANNOTATION, SCHEDULABLE_LABEL } from "../api/index.js";
+import { HEARTBEAT_ANNOTATION, parseQuantity, SCHEDULABLE_LABEL } from "../api/index.js";
+import { NODE_STORAGE_RESOURCE } from "../storage/index.js";
 import type { Lease, Node } from "./ports.js";
 
 type NodeCondition = NonNullable<NonNullable<Node["status"]>["conditions"]>[number];
@@ -21,6 +22,8 @@ export interface MachineInfo {
   osImage: string;
   arch: string;
   version: string;
+  /** Bytes this node offers to tsvirt-local volumes (tsvirt handler --node-storage; 0: none). */
+  localStorageBytes?: number;
 }
 
 /** What the launcher (libvirtd + QEMU overhead) and the agent keep back from the machine. */
@@ -30,6 +33,15 @@ export interface Reservation {
 }
 
 export const DEFAULT_RESERVATION: Reservation = { cpuMillis: 0, memoryBytes: 256 * 1024 * 1024 };
+
+/** --node-storage SIZE (a quantity such as 20Gi; "0": none) in bytes; throws one line naming the flag. */
+export function nodeStorageBytes(size: string): number {
+  const v = parseQuantity(size);
+  if (v === undefined || v < 0 || !Number.isSafeInteger(Math.floor(v))) {
+    throw new Error(`--node-storage must be a size such as 20Gi, not ${JSON.stringify(size)}`);
+  }
+  return Math.floor(v);
+}
 
 function kib(bytes: number): string {
   return `${Math.floor(bytes / 1024)}Ki`;
@@ -42,6 +54,7 @@ export function nodeCapacity(m: MachineInfo, r: Reservation = DEFAULT_RESERVATIO
     pods: "110",
     "devices.kubevirt.io/tun": "1k",
     "devices.kubevirt.io/vhost-net": "1k",
+    [NODE_STORAGE_RESOURCE]: String(Math.max(0, Math.floor(m.localStorageBytes ?? 0))),
   };
   const allocCpu = Math.max(0, m.cpus * 1000 - r.cpuMillis);
   const allocatable: Record<string, string> = {

@@ -6,7 +6,16 @@ import type { Credentials, PullPolicy } from "../images/index.js";
 import type { DomainStatus, NodePrepared } from "../launcher/index.js";
 
 /** Objects as the API serves them (metadata always there): client/'s shapes of api/'s types. */
-export type { KObject, Lease, Node, Pod, ResourceRef, VirtualMachineInstance } from "../client/index.js";
+export type {
+  KObject,
+  Lease,
+  Node,
+  PersistentVolume,
+  PersistentVolumeClaim,
+  Pod,
+  ResourceRef,
+  VirtualMachineInstance,
+} from "../client/index.js";
 
 /** The resources the node agent reads and writes (client/'s one list). */
 export const refs = {
@@ -15,6 +24,8 @@ export const refs = {
   leases: resources.leases,
   configMaps: resources.configMaps,
   secrets: resources.secrets,
+  pvcs: resources.pvcs,
+  pvs: resources.pvs,
   vmis: resources.vmis,
 } as const;
 

@@ -263,3 +263,74 @@ describe("hostDisk under the node's root", () => {
   });
   it("cleanup", () => rmSync(dir, { recursive: true, force: true }));
 });
+
+describe("prepareNode: claims (persistentVolumeClaim, dataVolume)", () => {
+  const base = mkdtempSync(join(tmpdir(), "tsvirt-prep-claim-"));
+  const pvOf = (name: string, node: string, mode = "Filesystem") => ({
+    apiVersion: "v1",
+    kind: "PersistentVolume",
+    metadata: { name, annotations: { "pv.kubernetes.io/provisioned-by": "tsvirt.io/local" } },
+    spec: {
+      capacity: { storage: "1Mi" },
+      volumeMode: mode,
+      local: { path: `volumes/${name}` },
+      nodeAffinity: {
+        required: {
+          nodeSelectorTerms: [
+            { matchExpressions: [{ key: "kubernetes.io/hostname", operator: "In", values: [node] }] },
+          ],
+        },
+      },
+    },
+  });
+  const claim = (name: string, pv?: string, phase = "Bound") => ({
+    apiVersion: "v1",
+    kind: "PersistentVolumeClaim",
+    metadata: { name, namespace: "ns1" },
+    spec: pv ? { volumeName: pv } : {},
+    status: { phase },
+  });
+
+  it("resolves claim → bound PV → this node's disk.img (Filesystem) or loop device (Block)", async () => {
+    const { api, deps } = setup({
+      node: "node01",
+      dataDir: base,
+      loopDeviceOf: async (f) => (f.endsWith("pvc-blk/disk.img") ? "/dev/loop9" : undefined),
+    });
+    for (const n of ["pvc-1", "pvc-blk"]) {
+      mkdirSync(join(base, "volumes", n), { recursive: true });
+      writeFileSync(join(base, "volumes", n, "disk.img"), "");
+    }
+    api.put(refs.pvs, pvOf("pvc-1", "node01"));
+    api.put(refs.pvs, pvOf("pvc-blk", "node01", "Block"));
+    api.put(refs.pvcs, claim("data", "pvc-1"));
+    api.put(refs.pvcs, claim("dv1", "pvc-blk"));
+    const r = await prepareNode(
+      vmi([
+        { name: "a", persistentVolumeClaim: { claimName: "data" } },
+        { name: "b", dataVolume: { name: "dv1" } },
+      ]),
+      deps,
+    );
+    assert.deepEqual(r.prepared.volumePaths, { a: join(base, "volumes", "pvc-1", "disk.img"), b: "/dev/loop9" });
+    assert.deepEqual(r.prepared.blockVolumes, ["b"]);
+  });
+
+  it("refuses (retried) a claim missing, not Bound, on another node, or whose volume is not made yet", async () => {
+    const { api, deps } = setup({ node: "node01", dataDir: base, loopDeviceOf: async () => undefined });
+    const pvc = (claimName: string) => vmi([{ name: "d", persistentVolumeClaim: { claimName } }]);
+    const field = "spec.volumes[0].persistentVolumeClaim.claimName";
+    await assert.rejects(prepareNode(pvc("nope"), deps), refuses(field, /not found/));
+    api.put(refs.pvcs, claim("pending", undefined, "Pending"));
+    await assert.rejects(prepareNode(pvc("pending"), deps), refuses(field, /not Bound yet/));
+    api.put(refs.pvs, pvOf("pvc-other", "node02"));
+    api.put(refs.pvcs, claim("other", "pvc-other"));
+    await assert.rejects(prepareNode(pvc("other"), deps), refuses(field, /on node node02, not node01/));
+    api.put(refs.pvs, pvOf("pvc-new", "node01"));
+    api.put(refs.pvcs, claim("fresh", "pvc-new"));
+    await assert.rejects(prepareNode(pvc("fresh"), deps), refuses(field, /not made yet/));
+    const dv = vmi([{ name: "d", dataVolume: { name: "fresh" } }]);
+    await assert.rejects(prepareNode(dv, deps), refuses("spec.volumes[0].dataVolume.name", /not made yet/));
+  });
+  it("cleanup", () => rmSync(base, { recursive: true, force: true }));
+});

@@ -3,7 +3,7 @@
 // the digest the VMI first booted from), ConfigMap/Secret/serviceAccount/downwardAPI contents read through the API,
 // cloud-init secrets, hostDisk paths checked against the node's root. The launcher (no API access) creates the rest:
 // overlays, emptyDisks and ISOs (launcher/converter/prepare.ts). Pure planners first, one thin I/O shell last.
-import { realpath } from "node:fs/promises";
+import { realpath, stat } from "node:fs/promises";
 import { basename, dirname, join, relative, sep } from "node:path";
 import type { ConfigMap, Secret, VirtualMachineInstance, Volume } from "../api/index.js";
 import {
@@ -15,7 +15,16 @@ import {
 } from "../images/index.js";
 import type { NodePrepared } from "../launcher/index.js";
 import { invalid, isStatusError, type StatusCause, statusError } from "../lib/errors.js";
-import { type ApiClient, type ImagePuller, type ResourceRef, refs } from "./ports.js";
+import { isLocalVolume, volumeModeOf, volumeNode } from "../storage/index.js";
+import { volumePaths as localVolumePaths, loopDevicesOf } from "../storage/node/index.js";
+import {
+  type ApiClient,
+  type ImagePuller,
+  type PersistentVolume,
+  type PersistentVolumeClaim,
+  type ResourceRef,
+  refs,
+} from "./ports.js";
 
 const { configMaps, secrets } = refs;
 const VMI = { group: "kubevirt.io", kind: "VirtualMachineInstance" };
@@ -33,6 +42,10 @@ export interface NodePrepareDeps {
   /** hostDisk is allowed only below this directory (tsvirt handler --host-disk-root); absent: hostDisk refused. */
   hostDiskRoot?: string | undefined;
   node?: string;
+  /** The node's data dir: tsvirt-local volumes live below <data dir>/volumes (absent: claims are refused). */
+  dataDir?: string;
+  /** A Block volume's loop device (storage/node's loopDevicesOf; tests fake it). */
+  loopDeviceOf?: (image: string) => Promise<string | undefined>;
 }
 
 // ---- pure ------------------------------------------------------------------------------------------------------
@@ -153,10 +166,10 @@ export function isBelow(root: string, p: string): boolean {
 
 // ---- I/O -------------------------------------------------------------------------------------------------------
 
-async function getOrUndefined<T extends ConfigMap | Secret>(
+async function getOrUndefined<T extends ConfigMap | Secret | PersistentVolumeClaim | PersistentVolume>(
   api: NodePrepareDeps["api"],
   ref: ResourceRef,
-  ns: string,
+  ns: string | undefined,
   name: string,
 ): Promise<T | undefined> {
   try {
@@ -223,6 +236,48 @@ async function pullCredentials(
   }
 }
 
+/**
+ * A claim's volume on this node (kubelet's volume manager): the claim Bound, its PV a tsvirt-local volume pinned to
+ * this node, and its data there (the volume sync makes it). Anything else is a 422 naming the field; the VMI sync
+ * retries it (level-triggered), so a claim still being bound or provisioned just delays the start.
+ */
+export async function claimVolume(
+  deps: NodePrepareDeps,
+  ns: string,
+  claimName: string,
+  field: string,
+  vmiName: string,
+): Promise<{ path: string; block: boolean }> {
+  const refuse = (message: string): never => {
+    throw invalid(VMI, vmiName, [{ type: "FieldValueInvalid", field, message }]);
+  };
+  const pvc = await getOrUndefined<PersistentVolumeClaim>(deps.api, refs.pvcs, ns, claimName);
+  if (!pvc) return refuse(`PersistentVolumeClaim "${claimName}" not found in namespace ${ns}`);
+  const pvName = pvc.spec?.volumeName;
+  if (pvc.status?.phase !== "Bound" || !pvName) {
+    return refuse(`PersistentVolumeClaim "${claimName}" is not Bound yet (phase ${pvc.status?.phase ?? "Pending"})`);
+  }
+  const pv = await getOrUndefined<PersistentVolume>(deps.api, refs.pvs, undefined, pvName);
+  if (!pv) return refuse(`PersistentVolumeClaim "${claimName}": its PersistentVolume "${pvName}" does not exist`);
+  if (!isLocalVolume(pv) || !deps.dataDir) {
+    return refuse(`PersistentVolume "${pvName}" of claim "${claimName}" is not a tsvirt-local volume of this node`);
+  }
+  const on = volumeNode(pv);
+  if (on !== deps.node) {
+    return refuse(
+      `PersistentVolume "${pvName}" of claim "${claimName}" is on node ${on ?? "(none)"}, not ${deps.node}`,
+    );
+  }
+  const { image } = localVolumePaths(deps.dataDir, pvName);
+  const st = await stat(image).catch(() => undefined);
+  if (!st?.isFile()) return refuse(`the volume of claim "${claimName}" (${image}) is not made yet`);
+  if (volumeModeOf(pv) !== "Block") return { path: image, block: false };
+  const loopOf = deps.loopDeviceOf ?? (async (f: string) => (await loopDevicesOf(f))[0]);
+  const device = await loopOf(image);
+  if (!device) return refuse(`the block volume of claim "${claimName}" has no loop device yet`);
+  return { path: device, block: true };
+}
+
 const POLICIES = new Set<string>(["Always", "IfNotPresent", "Never"]);
 
 /**
@@ -236,6 +291,7 @@ export async function prepareNode(vmi: VirtualMachineInstance, deps: NodePrepare
   const baseImages: Record<string, string> = {};
   const digests: Record<string, string> = {};
   const volumePaths: Record<string, string> = {};
+  const blockVolumes: string[] = [];
   const volumeFiles: Record<string, Record<string, string>> = {};
   const cloudInitSecrets: Record<string, { userData?: string; networkData?: string }> = {};
   const missing = (field: string, what: string): never => {
@@ -307,6 +363,15 @@ export async function prepareNode(vmi: VirtualMachineInstance, deps: NodePrepare
         if (nd !== undefined) out.networkData = nd;
       }
       if (src?.secretRef || src?.networkDataSecretRef) cloudInitSecrets[v.name] = out;
+    } else if (v.persistentVolumeClaim || v.dataVolume) {
+      // A dataVolume's claim has the DataVolume's name (CDI's convention).
+      const claim = v.persistentVolumeClaim?.claimName ?? v.dataVolume?.name ?? "";
+      const claimField = v.persistentVolumeClaim
+        ? `${field}.persistentVolumeClaim.claimName`
+        : `${field}.dataVolume.name`;
+      const c = await claimVolume(deps, ns, claim, claimField, name);
+      volumePaths[v.name] = c.path;
+      if (c.block) blockVolumes.push(v.name);
     } else if (v.hostDisk) {
       volumePaths[v.name] = await checkHostDisk(
         v.hostDisk.path,
@@ -319,6 +384,7 @@ export async function prepareNode(vmi: VirtualMachineInstance, deps: NodePrepare
   }
   const prepared: NodePreparation["prepared"] = { baseImages };
   if (Object.keys(volumePaths).length) prepared.volumePaths = volumePaths;
+  if (blockVolumes.length) prepared.blockVolumes = blockVolumes;
   if (Object.keys(volumeFiles).length) prepared.volumeFiles = volumeFiles;
   if (Object.keys(cloudInitSecrets).length) prepared.cloudInitSecrets = cloudInitSecrets;
   return { prepared, digests };

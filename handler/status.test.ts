@@ -238,6 +238,10 @@ describe("node status", () => {
     assert.equal(capacity.cpu, "2");
     assert.equal(capacity.memory, "8388608Ki");
     assert.equal(allocatable.memory, "8126464Ki");
+    assert.equal(capacity["tsvirt.io/local-storage"], "0", "no --node-storage: no local volume space");
+    const withDisk = nodeCapacity({ ...m, localStorageBytes: 20 * 1024 ** 3 });
+    assert.equal(withDisk.capacity["tsvirt.io/local-storage"], String(20 * 1024 ** 3));
+    assert.equal(withDisk.allocatable["tsvirt.io/local-storage"], String(20 * 1024 ** 3));
     const st = nodeStatus({ metadata: { name: "n1" } }, m, T0);
     assert.equal(st.daemonEndpoints?.kubeletEndpoint?.Port, 10250);
     assert.deepEqual(st.addresses?.[0], { type: "InternalIP", address: "127.0.0.1" });

@@ -42,6 +42,8 @@ export interface VmiSyncOptions {
   puller: ImagePuller;
   /** hostDisk is allowed only below this directory (tsvirt handler --host-disk-root); absent: refused. */
   hostDiskRoot?: string;
+  /** The node's data dir: claims' volumes are found below it (absent: claims are refused). */
+  dataDir?: string;
   /** The VMI of a namespace/name key, from this node's cache. */
   getVmi: (key: string) => VirtualMachineInstance | undefined;
   /** The VMI's launcher pods bound to this node, from the cache. */
@@ -436,6 +438,8 @@ export class VmiSync {
         api: this.o.api,
         puller: this.o.puller,
         hostDiskRoot: this.o.hostDiskRoot,
+        node: this.o.node,
+        ...(this.o.dataDir ? { dataDir: this.o.dataDir } : {}),
       });
     } catch (e) {
       if (!isStatusError(e) || e.reason !== "ErrImagePull") {

@@ -67,21 +67,6 @@ export const INERT_KINDS: readonly InertKind[] = [
   {
     group: "",
     version: "v1",
-    kind: "PersistentVolumeClaim",
-    resource: "persistentvolumeclaims",
-    reason:
-      "claims bind and tsvirt-local provisions and accounts them, but no node creates their volumes or attaches them to a VM in this version",
-  },
-  {
-    group: "",
-    version: "v1",
-    kind: "PersistentVolume",
-    resource: "persistentvolumes",
-    reason: "PVs bind to claims, but no node creates or removes their data in this version",
-  },
-  {
-    group: "",
-    version: "v1",
     kind: "Service",
     resource: "services",
     reason: "no cluster IP is allocated and no proxy forwards its traffic in this version",

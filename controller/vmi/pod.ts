@@ -115,6 +115,13 @@ export function renderLauncherPod(vmi: VirtualMachineInstance): Pod {
       hostname: vmi.spec.hostname ?? name,
     },
   };
+  // The VMI's claims (a dataVolume's claim has its name), as KubeVirt's virt-launcher pod lists them: the
+  // scheduler's volume binding places the pod where they are (or can be provisioned).
+  const claims = (vmi.spec.volumes ?? []).flatMap((v) => {
+    const claimName = v.persistentVolumeClaim?.claimName ?? v.dataVolume?.name;
+    return claimName ? [{ name: v.name, persistentVolumeClaim: { claimName } }] : [];
+  });
+  if (claims.length > 0) pod.spec.volumes = claims;
   if (vmi.spec.affinity) pod.spec.affinity = structuredClone(vmi.spec.affinity);
   if (tolerations.length > 0) pod.spec.tolerations = tolerations;
   if (vmi.spec.subdomain) pod.spec.subdomain = vmi.spec.subdomain;

@@ -4,7 +4,7 @@ import { type Pod, resources, type VirtualMachineInstance } from "../../client/i
 import { bytes } from "../quantity.js";
 import { newNode, newVmi, withMemory, withNodeSelector } from "../testing/factories.js";
 import { type Harness, startHarness } from "../testing/harness.js";
-import { launcherResources, memoryOverhead } from "./pod.js";
+import { launcherResources, memoryOverhead, renderLauncherPod } from "./pod.js";
 
 const vmiOf = (h: Harness, name = "testvmi") => h.client.peek<VirtualMachineInstance>(resources.vmis, "default", name);
 const podsOf = (h: Harness) => h.client.all<Pod>(resources.pods);
@@ -184,5 +184,23 @@ describe("launcher overhead", () => {
     const r = launcherResources(vmi);
     assert.equal(r.requests.cpu, "1500m");
     assert.equal(bytes(r.limits?.memory), bytes("2Gi") + 384 * 2 ** 20);
+  });
+});
+
+describe("launcher pod volumes", () => {
+  it("lists the VMI's claims (persistentVolumeClaim, dataVolume's claim) for the scheduler's volume binding", () => {
+    const vmi = newVmi("v");
+    vmi.metadata.uid = "uid-v";
+    vmi.spec.volumes = [
+      { name: "root", containerDisk: { image: "reg.test/disk" } },
+      { name: "data", persistentVolumeClaim: { claimName: "claim-1" } },
+      { name: "dv", dataVolume: { name: "dv-1" } },
+    ];
+    assert.deepEqual(renderLauncherPod(vmi).spec.volumes, [
+      { name: "data", persistentVolumeClaim: { claimName: "claim-1" } },
+      { name: "dv", persistentVolumeClaim: { claimName: "dv-1" } },
+    ]);
+    vmi.spec.volumes = [{ name: "root", containerDisk: { image: "reg.test/disk" } }];
+    assert.equal(renderLauncherPod(vmi).spec.volumes, undefined, "no claims: no volumes");
   });
 });

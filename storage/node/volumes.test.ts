@@ -6,14 +6,8 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, it } from "node:test";
 import { VolumePathError, volumeOfPath, volumePaths } from "./paths.js";
-import {
-  deleteVolume,
-  type Exec,
-  ensureVolume,
-  parseAssociated,
-  reconcileLoopDevices,
-  resizeVolume,
-} from "./volumes.js";
+import { fakeLosetup } from "./testing.js";
+import { deleteVolume, ensureVolume, parseAssociated, reconcileLoopDevices, resizeVolume } from "./volumes.js";
 
 function tmp(t: { after(fn: () => void): void }): string {
   const d = mkdtempSync(join(tmpdir(), "tsvirt-vol-"));
@@ -86,29 +80,7 @@ describe("filesystem volumes", () => {
 describe("block volumes (fake losetup)", () => {
   it("attach one loop device per image, reuse it, detach on delete; reconcile detaches only orphans below the data dir", async (t) => {
     const dir = tmp(t);
-    const attached = new Map<string, string>(); // device → file
-    const calls: string[][] = [];
-    const exec: Exec = async (file, args) => {
-      calls.push([file, ...args]);
-      if (args[0] === "-j") {
-        return [...attached]
-          .filter(([, f]) => f === args[1])
-          .map(([d, f]) => `${d}: [2049]:12 (${f})\n`)
-          .join("");
-      }
-      if (args[0] === "--find") {
-        const dev = `/dev/loop${attached.size + 10}`;
-        attached.set(dev, args[3] as string);
-        return `${dev}\n`;
-      }
-      if (args[0] === "--detach") attached.delete(args[1] as string);
-      if (args[0] === "--list") {
-        return JSON.stringify({
-          loopdevices: [...attached].map(([name, f]) => ({ name, "back-file": f })),
-        });
-      }
-      return "";
-    };
+    const { exec, attached, calls } = fakeLosetup();
     const a = await ensureVolume({ dataDir: dir, name: "pvc-a", sizeBytes: 4096, mode: "Block" }, exec);
     const again = await ensureVolume({ dataDir: dir, name: "pvc-a", sizeBytes: 4096, mode: "Block" }, exec);
     assert.equal(a.device, "/dev/loop10");

@@ -1,0 +1,156 @@
+// The node's volume sync on a temp data dir and client/'s FakeClient: a local PV pinned here gets its sparse
+// disk.img; others' PVs are left alone; a deleted PV loses its data, then its finalizer (and so goes from the API);
+// every step repeats harmlessly (a kill -9 between them converges). Block volumes' loop devices go through a fake
+// losetup here (storage/node/loop.test.ts drives the real one under the lock).
+import assert from "node:assert/strict";
+import { existsSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { describe, it } from "node:test";
+import { FakeClient } from "../client/index.js";
+import { type Exec, fakeLosetup } from "../storage/node/index.js";
+import { type PersistentVolume, refs } from "./ports.js";
+import { liveVolumes, VolumeSync, volumeWork } from "./volumes.js";
+
+function tmp(t: { after(fn: () => void): void }): string {
+  const d = mkdtempSync(join(tmpdir(), "tsvirt-volsync-"));
+  t.after(() => rmSync(d, { recursive: true, force: true }));
+  return d;
+}
+
+function localPv(name: string, node: string, extra: Partial<PersistentVolume["spec"]> = {}): PersistentVolume {
+  return {
+    apiVersion: "v1",
+    kind: "PersistentVolume",
+    metadata: {
+      name,
+      annotations: { "pv.kubernetes.io/provisioned-by": "tsvirt.io/local" },
+      finalizers: ["tsvirt.io/local-volume"],
+    },
+    spec: {
+      capacity: { storage: "64Mi" },
+      accessModes: ["ReadWriteOnce"],
+      persistentVolumeReclaimPolicy: "Delete",
+      storageClassName: "tsvirt-local",
+      volumeMode: "Filesystem",
+      local: { path: `volumes/${name}` },
+      nodeAffinity: {
+        required: {
+          nodeSelectorTerms: [
+            { matchExpressions: [{ key: "kubernetes.io/hostname", operator: "In", values: [node] }] },
+          ],
+        },
+      },
+      ...extra,
+    },
+  };
+}
+
+async function setup(t: { after(fn: () => void): void }) {
+  return { dataDir: tmp(t), api: new FakeClient() };
+}
+
+/** The sync reads its cache synchronously; the test's "cache" is a snapshot taken before each round. */
+async function round(api: FakeClient, dataDir: string, name: string, exec?: Exec): Promise<void> {
+  const pv = await api.get<PersistentVolume>(refs.pvs, undefined, name).catch(() => undefined);
+  const s = new VolumeSync({ node: "node01", dataDir, api, getVolume: () => pv, ...(exec ? { exec } : {}) });
+  await s.reconcile(name);
+}
+
+describe("volume work (pure)", () => {
+  it("is ensure for a live local PV of this node, delete for one being deleted, none otherwise", () => {
+    const pv = localPv("pvc-a", "node01");
+    assert.equal(volumeWork(pv, "node01").kind, "ensure");
+    assert.equal(volumeWork(pv, "node02").kind, "none");
+    assert.equal(volumeWork(undefined, "node01").kind, "none");
+    const foreign = { ...pv, metadata: { ...pv.metadata, annotations: {} } };
+    assert.equal(volumeWork(foreign, "node01").kind, "none", "a PV nobody here provisioned is not ours");
+    const deleting = { ...pv, metadata: { ...pv.metadata, deletionTimestamp: "2026-12-07T00:00:00Z" } };
+    assert.equal(volumeWork(deleting, "node01").kind, "delete");
+    const done = { ...deleting, metadata: { ...deleting.metadata, finalizers: [] } };
+    assert.equal(volumeWork(done, "node01").kind, "none");
+    assert.deepEqual([...liveVolumes([pv, deleting, localPv("pvc-b", "node02")], "node01")], ["pvc-a"]);
+  });
+});
+
+describe("volume sync", () => {
+  it("makes a sparse disk.img of the PV's size, idempotently, and leaves other nodes' PVs alone", async (t) => {
+    const { dataDir, api } = await setup(t);
+    await api.create(refs.pvs, undefined, localPv("pvc-a", "node01"));
+    await api.create(refs.pvs, undefined, localPv("pvc-b", "node02"));
+    await round(api, dataDir, "pvc-a");
+    await round(api, dataDir, "pvc-b");
+    const image = join(dataDir, "volumes", "pvc-a", "disk.img");
+    const st = statSync(image);
+    assert.equal(st.size, 64 * 2 ** 20);
+    assert.ok(st.blocks * 512 < 2 ** 20, "sparse");
+    assert.equal(existsSync(join(dataDir, "volumes", "pvc-b")), false, "node02's volume is not made here");
+    writeFileSync(image, "MARK", { flag: "r+" });
+    await round(api, dataDir, "pvc-a"); // again (a restarted agent): same file, data kept
+    assert.equal(statSync(image).size, 64 * 2 ** 20);
+    assert.equal(readFileSync(image).subarray(0, 4).toString(), "MARK");
+  });
+
+  it("deletes the data of a deleted PV, then its finalizer (the PV goes), and converges after a crash", async (t) => {
+    const { dataDir, api } = await setup(t);
+    await api.create(refs.pvs, undefined, localPv("pvc-a", "node01"));
+    await round(api, dataDir, "pvc-a");
+    const dir = join(dataDir, "volumes", "pvc-a");
+    assert.ok(existsSync(dir));
+    await api.delete(refs.pvs, undefined, "pvc-a");
+    const held = await api.get<PersistentVolume>(refs.pvs, undefined, "pvc-a");
+    assert.ok(held.metadata.deletionTimestamp, "the finalizer holds the PV while its data exists");
+    // A sync that ended after deleting the data but before the finalizer (kill -9): the next round finishes.
+    const stale = new VolumeSync({
+      node: "node01",
+      dataDir,
+      api: {
+        update: async () => {
+          throw new Error("killed");
+        },
+      },
+      getVolume: () => held,
+    });
+    await assert.rejects(stale.reconcile("pvc-a"), /killed/);
+    assert.equal(existsSync(dir), false, "data gone first");
+    await round(api, dataDir, "pvc-a");
+    await assert.rejects(api.get(refs.pvs, undefined, "pvc-a"), /not found/);
+    await round(api, dataDir, "pvc-a"); // gone: nothing to do
+  });
+
+  it("a stale cache's finalizer removal answers 409 and is retried from the newer PV", async (t) => {
+    const { dataDir, api } = await setup(t);
+    await api.create(refs.pvs, undefined, localPv("pvc-a", "node01"));
+    await api.delete(refs.pvs, undefined, "pvc-a");
+    const old = await api.get<PersistentVolume>(refs.pvs, undefined, "pvc-a");
+    const newer = await api.get<PersistentVolume>(refs.pvs, undefined, "pvc-a");
+    newer.metadata.labels = { touched: "yes" };
+    await api.update(refs.pvs, newer);
+    const s = new VolumeSync({ node: "node01", dataDir, api, getVolume: () => old });
+    await assert.rejects(s.reconcile("pvc-a"), (e: { code?: number }) => e.code === 409);
+    await round(api, dataDir, "pvc-a");
+    await assert.rejects(api.get(refs.pvs, undefined, "pvc-a"), /not found/);
+  });
+
+  it("Block: attaches one loop device (found again later), detaches it on delete; start drops gone PVs' devices", async (t) => {
+    const { exec, attached } = fakeLosetup(7);
+    const { dataDir, api } = await setup(t);
+    await api.create(refs.pvs, undefined, localPv("pvc-blk", "node01", { volumeMode: "Block" }));
+    await round(api, dataDir, "pvc-blk", exec);
+    await round(api, dataDir, "pvc-blk", exec);
+    assert.equal(attached.size, 1, "one device, found again with losetup -j");
+    // Agent start with the PV gone from the API (deleted while the agent was down): its device is detached.
+    const s = new VolumeSync({ node: "node01", dataDir, api, getVolume: () => undefined, exec });
+    await s.start([]);
+    s.close();
+    assert.equal(attached.size, 0);
+    // And a PV being deleted: detach and remove the directory, then the finalizer.
+    await round(api, dataDir, "pvc-blk", exec);
+    assert.equal(attached.size, 1);
+    await api.delete(refs.pvs, undefined, "pvc-blk");
+    await round(api, dataDir, "pvc-blk", exec);
+    assert.equal(attached.size, 0);
+    assert.equal(existsSync(join(dataDir, "volumes", "pvc-blk")), false);
+    await assert.rejects(api.get(refs.pvs, undefined, "pvc-blk"), /not found/);
+  });
+});
