@@ -17,7 +17,8 @@ const MARK = "TSVIRT-PVC-MARK-7f3a";
 /** Reads what the guest's /dev/vdb starts with, over the serial console. */
 async function readDisk(con: Console, tag: string): Promise<string> {
   const from = con.out.text.length;
-  con.send(`echo ${tag}=[$(head -c ${MARK.length} /dev/vdb | tr -c 'A-Za-z0-9-' '.')]\n`);
+  // The tag is split in the typed line (TAG''=) so the console's echo of the command never matches.
+  con.send(`echo ${tag}''=[$(head -c ${MARK.length} /dev/vdb | tr -c 'A-Za-z0-9-' '.')]\n`);
   const re = new RegExp(`${tag}=\\[([^\\]\\r\\n]*)\\]`);
   return until(`${tag} on the console`, 60_000, async () => re.exec(con.out.text.slice(from))?.[1]);
 }
@@ -74,7 +75,7 @@ describe("tsvirt-local claims reach the guest and outlive its VM", () => {
     let con = c.console(VM);
     await con.expect(new RegExp(guest.marker), 300_000);
     con.send("\n");
-    con.send(`echo -n ${MARK} > /dev/vdb && sync && echo WROTE=ok\n`);
+    con.send(`echo -n ${MARK} > /dev/vdb && sync && echo WROTE''=ok\n`);
     await con.expect(/WROTE=ok/, 60_000);
     assert.equal(await readDisk(con, "R1"), MARK);
     con.close();
