@@ -238,7 +238,15 @@ export class PodRunner {
       await this.report(pod, { state: "start-failed", message: `pod network: ${(e as Error).message}` });
       throw e;
     }
-    const cmd = shape.command(vmiUid, podDir);
+    let cmd: { argv: string[]; env?: NodeJS.ProcessEnv };
+    try {
+      cmd = await shape.command(vmiUid, podDir, pod);
+    } catch (e) {
+      // Failed for good (StartError, as kubelet's): its owner decides whether to make another.
+      await net.teardownPod(uid).catch(() => {});
+      await this.report(pod, { state: "start-failed", message: (e as Error).message });
+      return undefined;
+    }
     const spawned = await spawnLauncher(
       podDir,
       {

@@ -14,8 +14,17 @@ export interface PodShape {
   name: string;
   /** The uid of the object the pod belongs to (its controller owner), or why the pod is not of this shape. */
   match(pod: Pod): { ok: true; ownerUid: string } | { ok: false; why: string };
-  /** The command line: from the owner's uid and the pod's directory on the node only. */
-  command(ownerUid: string, podDir: string): { argv: string[]; env?: NodeJS.ProcessEnv };
+  /**
+   * The command line: from the owner's uid, the pod's directory on the node and what the shape itself resolves from
+   * the API for this pod (never the pod's command, args or image). A shape may write the job its process reads into
+   * the pod's directory first; rejecting (a StatusError) reports the pod as failed to start.
+   */
+  command(
+    ownerUid: string,
+    podDir: string,
+    pod: Pod,
+  ): { argv: string[]; env?: NodeJS.ProcessEnv } | Promise<{ argv: string[]; env?: NodeJS.ProcessEnv }>;
+
   /** Readiness probe (kubelet's): true once the pod serves what it is for. */
   ready(ownerUid: string): Promise<boolean>;
   /** The file the pod leaves its last words in (kubelet's terminationMessagePath). */
