@@ -67,6 +67,8 @@ const withStatusSubresource = new Set([
   "namespaces",
   "persistentvolumeclaims",
   "persistentvolumes",
+  "datavolumes",
+  "cdiconfigs",
 ]);
 
 const NAME_CHARS = "bcdfghjklmnpqrstvwxz2456789";
