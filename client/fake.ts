@@ -63,12 +63,12 @@ const withStatusSubresource = new Set([
   "virtualmachineinstancereplicasets",
   "virtualmachineinstancemigrations",
   "pods",
+  "cdiconfigs",
   "nodes",
   "namespaces",
   "persistentvolumeclaims",
   "persistentvolumes",
   "datavolumes",
-  "cdiconfigs",
 ]);
 
 const NAME_CHARS = "bcdfghjklmnpqrstvwxz2456789";
