@@ -3,4 +3,5 @@
 export * from "./egress.js";
 export * from "./job.js";
 export * from "./outcome.js";
+export * from "./sink.js";
 export { cleanTarget, openTarget } from "./target.js";
