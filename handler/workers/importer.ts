@@ -79,7 +79,7 @@ export async function importSource(
       return invalidSource(`spec.source.http.url: scheme ${url.protocol} is not http or https`);
     }
     if (url.username || url.password) return invalidSource("spec.source.http.url: credentials go in secretRef");
-    const cs = (src.http as { checksum?: string }).checksum;
+    const cs = src.http.checksum;
     if (cs !== undefined && !/^(md5|sha1|sha256|sha512):[0-9a-fA-F]+$/.test(cs)) {
       return invalidSource(`spec.source.http.checksum "${cs}" is not <md5|sha1|sha256|sha512>:<hex>`);
     }

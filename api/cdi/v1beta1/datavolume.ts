@@ -6,7 +6,10 @@ import { Bool, Enum, Int32, ListOf, QuantityMap, Str, Struct, Time } from "../..
 
 const CertRefs = { secretRef: Str, certConfigMap: Str };
 export const DataVolumeSource = Struct({
-  http: Struct({ url: Str, ...CertRefs, extraHeaders: ListOf(Str), secretExtraHeaders: ListOf(Str) }, ["url"]),
+  // checksum: CDI v1.65's "<md5|sha1|sha256|sha512>:<hex>" of the file as served (CDI PR #4010)
+  http: Struct({ url: Str, ...CertRefs, extraHeaders: ListOf(Str), secretExtraHeaders: ListOf(Str), checksum: Str }, [
+    "url",
+  ]),
   s3: Struct({ url: Str, ...CertRefs }, ["url"]),
   gcs: Struct({ url: Str, secretRef: Str }, ["url"]),
   registry: Struct({
