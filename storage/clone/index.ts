@@ -1,0 +1,4 @@
+// Clone (DataVolume source.pvc), the data path: same node by sparse copy, other node by a stream from the
+// clone-source pod. Worker-process code: no API access, only the paths and addresses its job names.
+export * from "./sparse.js";
+export * from "./stream.js";
