@@ -62,6 +62,20 @@ export const resources = {
     namespaced: true,
     kind: "CSIStorageCapacity",
   },
+  datavolumes: {
+    group: "cdi.kubevirt.io",
+    version: "v1beta1",
+    resource: "datavolumes",
+    namespaced: true,
+    kind: "DataVolume",
+  },
+  cdiconfigs: {
+    group: "cdi.kubevirt.io",
+    version: "v1beta1",
+    resource: "cdiconfigs",
+    namespaced: false,
+    kind: "CDIConfig",
+  },
 } as const satisfies Record<string, ResourceRef>;
 
 /** The subresource API group virt-api serves (start/stop/console ...). */

@@ -54,4 +54,6 @@ export type PersistentVolumeClaim = Stored<api.PersistentVolumeClaim> & { spec: 
 export type PersistentVolume = Stored<api.PersistentVolume> & { spec: api.PersistentVolumeSpec };
 export type StorageClass = Stored<api.StorageClass>;
 export type CSIStorageCapacity = Stored<api.CSIStorageCapacity>;
+export type DataVolume = Stored<api.DataVolume>;
+export type CDIConfig = Stored<api.CDIConfig>;
 export type Lease = Stored<api.Lease> & { spec: NonNullable<api.Lease["spec"]> };

@@ -1,0 +1,3 @@
+// The DataVolume controller (CDI's, cut to tsvirt's sources): the DV's claim, its worker pods and its status.
+export * from "./plan.js";
+export * from "./pods.js";
