@@ -7,7 +7,8 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
 import { promisify } from "node:util";
-import { BLOCK, CHUNK, CloneFailure, cloneLocal, dataRuns } from "./sparse.js";
+import { ImportError } from "../importer/index.js";
+import { BLOCK, CHUNK, cloneLocal, dataRuns } from "./sparse.js";
 import { HELLO, receiveVolume, serveVolume } from "./stream.js";
 
 const MiB = 1 << 20;
@@ -73,7 +74,9 @@ describe("same-node clone", () => {
     // A dirty target: every run starts over on a clean one.
     await writeFile(dst, Buffer.alloc(MiB, 7));
     const seen: number[] = [];
-    const r = await cloneLocal({ path: src, block: false }, { path: dst, block: false }, 16 * MiB, (d) => seen.push(d));
+    const r = await cloneLocal({ path: src, block: false }, { path: dst, block: false, sizeBytes: 16 * MiB }, (d) =>
+      seen.push(d),
+    );
     const got = await readFile(dst);
     assert.equal(got.length, 16 * MiB);
     assert.ok(got.subarray(0, 8 * MiB).equals(want));
@@ -92,12 +95,15 @@ describe("same-node clone", () => {
     const src = join(dir, "big-src.img");
     await makeSource(src);
     const dst = await emptyTarget("small-dst.img", 4 * MiB);
-    await assert.rejects(cloneLocal({ path: src, block: false }, { path: dst, block: false }, 4 * MiB), (e) => {
-      assert.ok(e instanceof CloneFailure);
-      assert.equal(e.reason, "ImageTooLarge");
-      assert.equal(e.fatal, true);
-      return true;
-    });
+    await assert.rejects(
+      cloneLocal({ path: src, block: false }, { path: dst, block: false, sizeBytes: 4 * MiB }),
+      (e) => {
+        assert.ok(e instanceof ImportError);
+        assert.equal(e.reason, "ImageTooLarge");
+        assert.equal(e.fatal, true);
+        return true;
+      },
+    );
   });
 });
 
@@ -123,8 +129,7 @@ describe("cross-node stream", () => {
       host: "127.0.0.1",
       port,
       token,
-      target: { path: dst, block: false },
-      targetSize: 10 * MiB,
+      target: { path: dst, block: false, sizeBytes: 10 * MiB },
     });
     const got = await readFile(dst);
     assert.ok(got.subarray(0, 8 * MiB).equals(want));
@@ -136,8 +141,7 @@ describe("cross-node stream", () => {
       host: "127.0.0.1",
       port,
       token,
-      target: { path: dst, block: false },
-      targetSize: 10 * MiB,
+      target: { path: dst, block: false, sizeBytes: 10 * MiB },
     });
     assert.equal(again.sha256, r.sha256);
   });
@@ -149,10 +153,9 @@ describe("cross-node stream", () => {
         host: "127.0.0.1",
         port,
         token: "other",
-        target: { path: dst, block: false },
-        targetSize: 10 * MiB,
+        target: { path: dst, block: false, sizeBytes: 10 * MiB },
       }),
-      (e) => e instanceof CloneFailure && e.reason === "TransferInterrupted" && !e.fatal,
+      (e) => e instanceof ImportError && e.reason === "TransferInterrupted" && !e.fatal,
     );
   });
 
@@ -184,10 +187,9 @@ describe("cross-node stream", () => {
           host: "127.0.0.1",
           port: fake.port,
           token,
-          target: { path: dst, block: false },
-          targetSize: 10 * MiB,
+          target: { path: dst, block: false, sizeBytes: 10 * MiB },
         }),
-        (e) => e instanceof CloneFailure && e.reason === "TransferInterrupted" && !e.fatal,
+        (e) => e instanceof ImportError && e.reason === "TransferInterrupted" && !e.fatal,
       );
     } finally {
       fake.close();
@@ -206,10 +208,9 @@ describe("cross-node stream", () => {
           host: "127.0.0.1",
           port: fake.port,
           token,
-          target: { path: dst, block: false },
-          targetSize: 10 * MiB,
+          target: { path: dst, block: false, sizeBytes: 10 * MiB },
         }),
-        (e) => e instanceof CloneFailure && e.reason === "VerificationFailed",
+        (e) => e instanceof ImportError && e.reason === "VerificationFailed",
       );
     } finally {
       fake.close();
@@ -219,8 +220,8 @@ describe("cross-node stream", () => {
   test("a target smaller than the source is fatal", async () => {
     const dst = await emptyTarget("stream-small.img", 4 * MiB);
     await assert.rejects(
-      receiveVolume({ host: "127.0.0.1", port, token, target: { path: dst, block: false }, targetSize: 4 * MiB }),
-      (e) => e instanceof CloneFailure && e.reason === "ImageTooLarge" && e.fatal,
+      receiveVolume({ host: "127.0.0.1", port, token, target: { path: dst, block: false, sizeBytes: 4 * MiB } }),
+      (e) => e instanceof ImportError && e.reason === "ImageTooLarge" && e.fatal,
     );
   });
 });

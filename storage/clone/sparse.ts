@@ -1,12 +1,11 @@
 // The same-node clone: the source volume's bytes copied into the target volume with zero blocks left as holes (as
 // `cp --sparse=always` does), fsynced, then verified by re-reading the target against the source's sha256. Plain
 // file I/O on paths the node agent resolved; block devices (loop devices of Block volumes) work the same way.
-import { execFile } from "node:child_process";
 import { createHash, type Hash } from "node:crypto";
 import { constants } from "node:fs";
 import { type FileHandle, open, readFile, realpath } from "node:fs/promises";
 import { basename } from "node:path";
-import { promisify } from "node:util";
+import { cleanTarget, fatal, hashPrefix, type ImportError, type JobTarget, transient } from "../importer/index.js";
 
 /** A hole is only worth leaving for whole file-system blocks. */
 export const BLOCK = 4096;
@@ -15,19 +14,8 @@ export const CHUNK = 1 << 20;
 const ZERO_BLOCK = Buffer.alloc(BLOCK);
 const ZERO_CHUNK = Buffer.alloc(CHUNK);
 
-/** Why a clone did not finish. `fatal`: retrying cannot help (the DV fails); otherwise the DV retries. */
-export class CloneFailure extends Error {
-  constructor(
-    readonly reason: string,
-    message: string,
-    readonly fatal = false,
-  ) {
-    super(message);
-  }
-}
-
+/** A clone's source: disk.img (Filesystem) or the loop device (Block). Targets are the importer's JobTarget. */
 export interface Volume {
-  /** disk.img (Filesystem) or the loop device (Block). */
   path: string;
   block: boolean;
 }
@@ -77,24 +65,6 @@ export async function volumeSize(v: Volume, fh?: FileHandle): Promise<number> {
   return sectors * 512;
 }
 
-/**
- * A clean target of `size` bytes (contract §2: every run starts over). A file is cut to 0 then set to the claim's
- * size (all holes); a device is discarded (blkdiscard on a loop device punches its file's holes).
- */
-export async function cleanTarget(v: Volume, size: number): Promise<void> {
-  if (v.block) {
-    await promisify(execFile)("blkdiscard", [v.path]);
-    return;
-  }
-  const fh = await open(v.path, constants.O_RDWR | constants.O_NOFOLLOW);
-  try {
-    await fh.truncate(0);
-    await fh.truncate(size);
-  } finally {
-    await fh.close();
-  }
-}
-
 /** Reads exactly `len` bytes at `pos` (short reads retried); fewer only at the end of the file. */
 export async function readFully(fh: FileHandle, buf: Buffer, len: number, pos: number): Promise<number> {
   let got = 0;
@@ -129,7 +99,7 @@ export async function scan(
     const len = Math.min(CHUNK, size - pos);
     const buf = bufs[i % 2] as Buffer;
     const got = await readFully(fh, buf, len, pos);
-    if (got < len) throw new CloneFailure("SourceShort", `the source ended at ${pos + got} of ${size} bytes`);
+    if (got < len) throw transient("SourceShort", `the source ended at ${pos + got} of ${size} bytes`);
     return buf.subarray(0, len);
   };
   let i = 0;
@@ -143,51 +113,37 @@ export async function scan(
   }
 }
 
-/** sha256 of the first `size` bytes of the volume. */
-export async function digestVolume(v: Volume, size: number): Promise<string> {
-  const fh = await open(v.path, "r");
-  try {
-    const hash = createHash("sha256");
-    await scan(fh, size, hash, () => {});
-    return hash.digest("hex");
-  } finally {
-    await fh.close();
-  }
-}
-
 /** Fails unless the target's first `bytes` hash to `sha256` (the write-verify-mark rule's verify). */
-export async function verifyTarget(target: Volume, bytes: number, sha256: string): Promise<void> {
-  const got = await digestVolume(target, bytes);
+export async function verifyTarget(target: JobTarget, bytes: number, sha256: string): Promise<void> {
+  const got = await hashPrefix(target.path, bytes);
   if (got !== sha256) {
-    throw new CloneFailure(
+    throw transient(
       "VerificationFailed",
       `the cloned volume does not match its source: sha256 ${got} read back, ${sha256} sent`,
     );
   }
 }
 
+/** A source larger than the target's claim: fatal (the planner checks sizes; this is the data path's own check). */
+export function tooLarge(size: number, target: JobTarget): ImportError {
+  return fatal("ImageTooLarge", `the source volume holds ${size} bytes, the target only ${target.sizeBytes}`);
+}
+
 /**
- * Same node: copies `source` into `target` (whose claim holds `targetSize` bytes), zero blocks left as holes, fsyncs
- * and verifies. A source larger than the target is fatal (ImageTooLarge).
+ * Same node: copies `source` into `target`, zero blocks left as holes, fsyncs and verifies. A source larger than the
+ * target's claim is fatal (ImageTooLarge).
  */
 export async function cloneLocal(
   source: Volume,
-  target: Volume,
-  targetSize: number,
+  target: JobTarget,
   onProgress: Progress = () => {},
 ): Promise<CopyResult> {
   const src = await open(source.path, "r");
   try {
     const size = await volumeSize(source, src);
-    if (size > targetSize) {
-      throw new CloneFailure(
-        "ImageTooLarge",
-        `the source volume holds ${size} bytes, the target only ${targetSize}`,
-        true,
-      );
-    }
-    await cleanTarget(target, targetSize);
-    const dst = await open(target.path, constants.O_WRONLY | constants.O_NOFOLLOW);
+    if (size > target.sizeBytes) throw tooLarge(size, target);
+    await cleanTarget(target);
+    const dst = await open(target.path, constants.O_WRONLY | (target.block ? 0 : constants.O_NOFOLLOW));
     const hash = createHash("sha256");
     let written = 0;
     try {

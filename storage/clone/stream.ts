@@ -13,13 +13,13 @@ import { createHash } from "node:crypto";
 import { constants } from "node:fs";
 import { open } from "node:fs/promises";
 import { connect, createServer, type Server, type Socket } from "node:net";
+import { cleanTarget, fatal, type JobTarget, transient } from "../importer/index.js";
 import {
-  CloneFailure,
   type CopyResult,
-  cleanTarget,
   dataRuns,
   type Progress,
   scan,
+  tooLarge,
   type Volume,
   verifyTarget,
   volumeSize,
@@ -199,9 +199,8 @@ export interface ReceiveOptions {
   host: string;
   port?: number;
   token: string;
-  target: Volume;
-  /** The target claim's size: the target is cleaned to it; a larger source is fatal. */
-  targetSize: number;
+  /** The target, cleaned to its claim's size first; a larger source is fatal. */
+  target: JobTarget;
   onProgress?: Progress;
   /** Connect timeout (default 30 s). */
   timeoutMs?: number;
@@ -209,8 +208,7 @@ export interface ReceiveOptions {
   idleTimeoutMs?: number;
 }
 
-const truncated = (at: string) =>
-  new CloneFailure("TransferInterrupted", `the clone source's stream ended early (${at})`);
+const truncated = (at: string) => transient("TransferInterrupted", `the clone source's stream ended early (${at})`);
 
 /** Receives a volume from a clone source into the target: sparse writes, fsync, verification against its digest. */
 export async function receiveVolume(o: ReceiveOptions): Promise<CopyResult> {
@@ -226,7 +224,7 @@ export async function receiveVolume(o: ReceiveOptions): Promise<CopyResult> {
     });
     s.once("error", (e) => {
       clearTimeout(timer);
-      reject(new CloneFailure("SourceUnreachable", `cannot reach the clone source at ${o.host}: ${e.message}`));
+      reject(transient("SourceUnreachable", `cannot reach the clone source at ${o.host}: ${e.message}`));
     });
   });
   sock.on("error", () => {}); // surfaced as the stream's end
@@ -238,18 +236,12 @@ export async function receiveVolume(o: ReceiveOptions): Promise<CopyResult> {
     const head = await r.read(16);
     if (!head) throw truncated("no header");
     if (!head.subarray(0, 8).equals(MAGIC)) {
-      throw new CloneFailure("InvalidSource", "the clone source does not speak the clone protocol", true);
+      throw fatal("InvalidSource", "the clone source does not speak the clone protocol");
     }
     const size = Number(head.readBigUInt64BE(8));
-    if (size > o.targetSize) {
-      throw new CloneFailure(
-        "ImageTooLarge",
-        `the source volume holds ${size} bytes, the target only ${o.targetSize}`,
-        true,
-      );
-    }
-    await cleanTarget(o.target, o.targetSize);
-    const fh = await open(o.target.path, constants.O_WRONLY | constants.O_NOFOLLOW);
+    if (size > o.target.sizeBytes) throw tooLarge(size, o.target);
+    await cleanTarget(o.target);
+    const fh = await open(o.target.path, constants.O_WRONLY | (o.target.block ? 0 : constants.O_NOFOLLOW));
     let written = 0;
     let sha256: string | undefined;
     try {
@@ -262,17 +254,13 @@ export async function receiveVolume(o: ReceiveOptions): Promise<CopyResult> {
           sha256 = sum.toString("hex");
           break;
         }
-        if (type[0] !== EXTENT)
-          throw new CloneFailure("TransferCorrupt", `unknown record type ${type[0]} in the stream`);
+        if (type[0] !== EXTENT) throw transient("TransferCorrupt", `unknown record type ${type[0]} in the stream`);
         const h = await r.read(12);
         if (!h) throw truncated(`after ${written} bytes of data`);
         const offset = Number(h.readBigUInt64BE(0));
         const length = h.readUInt32BE(8);
         if (offset + length > size) {
-          throw new CloneFailure(
-            "TransferCorrupt",
-            `an extent at ${offset}+${length} lies past the source's ${size} bytes`,
-          );
+          throw transient("TransferCorrupt", `an extent at ${offset}+${length} lies past the source's ${size} bytes`);
         }
         const data = await r.read(length);
         if (!data) throw truncated(`after ${written} bytes of data`);
