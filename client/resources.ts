@@ -55,19 +55,19 @@ export const resources = {
     namespaced: false,
     kind: "StorageClass",
   },
-  csistoragecapacities: {
-    group: "storage.k8s.io",
-    version: "v1",
-    resource: "csistoragecapacities",
-    namespaced: true,
-    kind: "CSIStorageCapacity",
-  },
   datavolumes: {
     group: "cdi.kubevirt.io",
     version: "v1beta1",
     resource: "datavolumes",
     namespaced: true,
     kind: "DataVolume",
+  },
+  csistoragecapacities: {
+    group: "storage.k8s.io",
+    version: "v1",
+    resource: "csistoragecapacities",
+    namespaced: true,
+    kind: "CSIStorageCapacity",
   },
   cdiconfigs: {
     group: "cdi.kubevirt.io",
