@@ -5,7 +5,7 @@
 //
 // Cross-namespace clones follow CDI's rule with the API's own authorizer: the requester must be allowed to `create`
 // `datavolumes/source` (group cdi.kubevirt.io) in the source's namespace. That is checked when the DV is admitted
-// (cloneAdmissionCauses); the controller acts for the DV after that and checks nothing more.
+// (apiserver/admission/datavolume.ts crossNamespaceCloneCauses); the controller acts for the DV after that.
 
 import type {
   PersistentVolumeClaim as Claim,
@@ -13,8 +13,7 @@ import type {
   Pod,
   PersistentVolume as Volume,
 } from "../../client/index.js";
-import type { StatusCause } from "../../lib/errors.js";
-import { claimSize, isLocalVolume, volumeModeOf, volumeNode, volumeSize } from "../plan.js";
+import { claimSize, isLocalVolume, volumeNode, volumeSize } from "../plan.js";
 import { SOURCE_VOLUME_NAME } from "./pods.js";
 
 /** CDI's reasons for a clone that waits or fails (Running=False and the DV's events). */
@@ -133,52 +132,4 @@ export function clonePods(gate: CloneGate & { ok: true }, sourcePod: Pod | undef
     sourcePod.status?.phase === "Running" &&
     sourcePod.status?.conditions?.find((c) => c.type === "Ready")?.status === "True";
   return { importer: ready, sourcePod: "keep" };
-}
-
-/** The size a `storage` target without one takes: the source's (contract §1). */
-export function cloneTargetSize(source: Claim | undefined, pv: Volume | undefined): number | undefined {
-  if (!source) return undefined;
-  const n = sourceBytes(source, pv);
-  return n > 0 ? n : undefined;
-}
-
-/** Whether both volumes hold raw bytes the same way (a Block and a Filesystem volume both hold the raw disk). */
-export function modesCompatible(source: Claim, target: Claim): boolean {
-  return (
-    ["Filesystem", "Block"].includes(volumeModeOf(source)) && ["Filesystem", "Block"].includes(volumeModeOf(target))
-  );
-}
-
-/**
- * Admission of a clone DV (CREATE): a source in another namespace needs the requester's right to `create`
- * `datavolumes/source` there (CDI's rule), asked of the API's authorizer through `may`. Causes name the field.
- */
-export function cloneAdmissionCauses(
-  dv: { metadata: { namespace?: string }; spec: DataVolume["spec"] },
-  may: (attrs: { verb: string; group: string; resource: string; namespace: string }) => boolean,
-): StatusCause[] {
-  const ref = dv.spec.source?.pvc;
-  if (!ref) return [];
-  const causes: StatusCause[] = [];
-  if (!ref.name) causes.push({ type: "FieldValueRequired", field: "spec.source.pvc.name", message: "Required value" });
-  if (!ref.namespace) {
-    causes.push({ type: "FieldValueRequired", field: "spec.source.pvc.namespace", message: "Required value" });
-  }
-  const ns = dv.metadata.namespace ?? "";
-  if (ref.namespace && ref.namespace !== ns) {
-    const allowed = may({
-      verb: "create",
-      group: "cdi.kubevirt.io",
-      resource: "datavolumes/source",
-      namespace: ref.namespace,
-    });
-    if (!allowed) {
-      causes.push({
-        type: "FieldValueForbidden",
-        field: "spec.source.pvc.namespace",
-        message: `cloning from namespace ${ref.namespace} needs the right to create datavolumes/source there (CDI's rule), which the requester lacks`,
-      });
-    }
-  }
-  return causes;
 }
