@@ -168,53 +168,43 @@ describe("cross-node stream", () => {
     return Buffer.concat(parts);
   }
 
-  /** A fake source that sends `bytes` and closes. */
-  async function fakeSource(bytes: Buffer): Promise<{ port: number; close: () => void }> {
+  /** Receives from a fake source that sends `bytes` and closes; the receive must fail as `expect` says. */
+  async function receiveFrom(bytes: Buffer, file: string, expect: (e: ImportError) => boolean): Promise<void> {
     const fake = createServer((sock) => {
       sock.once("data", () => sock.end(bytes));
     });
     await new Promise<void>((r) => fake.listen(0, "127.0.0.1", r));
-    return { port: (fake.address() as { port: number }).port, close: () => fake.close() };
-  }
-
-  test("a truncated stream is a transient failure", async () => {
-    const full = await capture();
-    const fake = await fakeSource(full.subarray(0, Math.floor(full.length / 2)));
     try {
-      const dst = await emptyTarget("stream-trunc.img", 10 * MiB);
+      const dst = await emptyTarget(file, 10 * MiB);
+      const fakePort = (fake.address() as { port: number }).port;
       await assert.rejects(
         receiveVolume({
           host: "127.0.0.1",
-          port: fake.port,
+          port: fakePort,
           token,
           target: { path: dst, block: false, sizeBytes: 10 * MiB },
         }),
-        (e) => e instanceof ImportError && e.reason === "TransferInterrupted" && !e.fatal,
+        (e) => e instanceof ImportError && expect(e),
       );
     } finally {
       fake.close();
     }
+  }
+
+  test("a truncated stream is a transient failure", async () => {
+    const full = await capture();
+    await receiveFrom(
+      full.subarray(0, Math.floor(full.length / 2)),
+      "stream-trunc.img",
+      (e) => e.reason === "TransferInterrupted" && !e.fatal,
+    );
   });
 
   test("a corrupted byte fails the verification", async () => {
     const full = Buffer.from(await capture());
     const at = 16 + 13 + 100; // inside the first extent's data
     full[at] = (full[at] ?? 0) ^ 0xff;
-    const fake = await fakeSource(full);
-    try {
-      const dst = await emptyTarget("stream-corrupt.img", 10 * MiB);
-      await assert.rejects(
-        receiveVolume({
-          host: "127.0.0.1",
-          port: fake.port,
-          token,
-          target: { path: dst, block: false, sizeBytes: 10 * MiB },
-        }),
-        (e) => e instanceof ImportError && e.reason === "VerificationFailed",
-      );
-    } finally {
-      fake.close();
-    }
+    await receiveFrom(full, "stream-corrupt.img", (e) => e.reason === "VerificationFailed" && !e.fatal);
   });
 
   test("a target smaller than the source is fatal", async () => {
