@@ -204,7 +204,7 @@ export interface ReceiveOptions {
   onProgress?: Progress;
   /** Connect timeout (default 30 s). */
   timeoutMs?: number;
-  /** No byte for this long ends the transfer (default 60 s). */
+  /** No byte for this long ends the transfer (default 20 s: a stalled stream is retried sooner). */
   idleTimeoutMs?: number;
 }
 
@@ -252,7 +252,7 @@ export async function receiveVolume(o: ReceiveOptions): Promise<CopyResult> {
   const sock = await connectRetrying(o.host, o.port ?? CLONE_PORT, o.timeoutMs ?? 30_000);
   sock.on("error", () => {}); // surfaced as the stream's end
   // A source that stalls (stopped, network gone) must not hang the target forever.
-  sock.setTimeout(o.idleTimeoutMs ?? 60_000, () => sock.destroy());
+  sock.setTimeout(o.idleTimeoutMs ?? 20_000, () => sock.destroy());
   try {
     sock.write(`${HELLO} ${o.token}\n`);
     const r = new Reader(sock);
