@@ -1,34 +1,29 @@
 // The upload server over its unix socket: readiness, one upload at a time, a refused body leaves it waiting, an
 // interrupted upload marks nothing and the retry's bytes are the ones on the target.
 import assert from "node:assert/strict";
-import { createHash } from "node:crypto";
-import { createWriteStream } from "node:fs";
+import { createHash, randomBytes } from "node:crypto";
 import { mkdtemp, readFile, rm, truncate, writeFile } from "node:fs/promises";
 import { request } from "node:http";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import type { Readable } from "node:stream";
-import { pipeline } from "node:stream/promises";
 import { describe, it } from "node:test";
-import { SinkRefusal, startUploadServer, type UploadSink } from "./server.js";
+import type { WorkerJob } from "../importer/index.js";
+import { jobSink, uploadSocketPath } from "./main.js";
+import { startUploadServer, type UploadResult } from "./server.js";
 
-/** A stand-in for the importer's sink: clean target first, refuses bodies not starting with "DISK", writes raw. */
-function fileSink(target: string): UploadSink {
-  return async (body: Readable, { signal }) => {
-    await truncate(target, 0);
-    const hash = createHash("sha256");
-    let bytes = 0;
-    let first = true;
-    body.on("data", (c: Buffer) => {
-      if (first && !c.subarray(0, 4).equals(Buffer.from("DISK"))) {
-        body.destroy(new SinkRefusal("NotADiskImage", "the upload is not a disk image (qcow2, raw, gz, xz)"));
-      }
-      first = false;
-      hash.update(c);
-      bytes += c.length;
-    });
-    await pipeline(body, createWriteStream(target, { flags: "r+" }), { signal });
-    return { bytes, sha256: hash.digest("hex") };
+/** A job over a fresh 8 MiB disk.img, as the node agent writes it. */
+async function jobIn(dir: string): Promise<WorkerJob> {
+  const target = join(dir, "disk.img");
+  await writeFile(target, "");
+  await truncate(target, 8 << 20);
+  return {
+    version: 1,
+    owner: { namespace: "default", name: "dv1", uid: "u1" },
+    target: { path: target, block: false, sizeBytes: 8 << 20 },
+    source: { kind: "upload" },
+    progressFile: join(dir, "progress"),
+    terminationLog: join(dir, "termination-log"),
+    scratchDir: join(dir, "scratch"),
   };
 }
 
@@ -74,13 +69,12 @@ describe("upload server", () => {
   it("refuses a non-image and keeps waiting; an interrupted upload marks nothing; the retry's bytes land", async (t) => {
     const dir = await mkdtemp(join(tmpdir(), "upload-srv-"));
     t.after(() => rm(dir, { recursive: true, force: true }));
-    const target = join(dir, "disk.img");
-    await writeFile(target, "");
-    const socketPath = join(dir, "sockets", "upload.sock");
-    const marks: unknown[] = [];
+    const job = await jobIn(dir);
+    const socketPath = uploadSocketPath(dir);
+    const marks: UploadResult[] = [];
     const srv = await startUploadServer({
       socketPath,
-      sink: fileSink(target),
+      sink: jobSink(job),
       markSucceeded: async (r) => {
         marks.push(r);
       },
@@ -88,22 +82,28 @@ describe("upload server", () => {
     t.after(() => srv.close());
     assert.equal(await get(socketPath, "/healthz"), 200);
 
-    const refused = await post(socketPath, Buffer.from("hello, not an image"));
+    const refused = await post(socketPath, Buffer.from("<html>hello, not an image</html>\n"));
     assert.equal(refused.status, 400);
     assert.equal(refused.json.reason, "NotADiskImage");
     assert.match(String(refused.json.message), /not a disk image/);
     assert.equal(marks.length, 0);
 
-    const image = Buffer.concat([Buffer.from("DISK"), Buffer.alloc(4 << 20, 7)]);
+    const image = randomBytes(4 << 20);
     await assert.rejects(post(socketPath, image, { abortAfter: 1 << 20 }));
-    await new Promise((r) => setTimeout(r, 200));
+    await new Promise((r) => setTimeout(r, 300));
     assert.equal(marks.length, 0, "an interrupted upload marks nothing");
 
     const ok = await post(socketPath, image);
     assert.equal(ok.status, 200, JSON.stringify(ok.json));
     const r = await srv.done;
     assert.equal(r.bytes, image.length);
-    assert.deepEqual(await readFile(target), image);
+    assert.equal(r.sha256, createHash("sha256").update(image).digest("hex"));
+    const disk = await readFile(job.target.path);
+    assert.deepEqual(disk.subarray(0, image.length), image);
+    assert.ok(
+      disk.subarray(image.length).every((b) => b === 0),
+      "the rest of the volume reads zeros",
+    );
     assert.equal(marks.length, 1);
   });
 

@@ -9,34 +9,26 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import { dirname } from "node:path";
 import { PassThrough, type Readable } from "node:stream";
 import { type Logger, nullLogger } from "../../lib/log.js";
+import { ImportError } from "../importer/index.js";
 
 /** What a finished write reports (the contract's Succeeded line carries it). */
-export interface SinkResult {
+export interface UploadResult {
   bytes: number;
   sha256: string;
 }
 
 /**
- * Writes one upload's bytes into the target: rejects with a SinkRefusal for content it will not write (not a disk
- * image, too large, a backing file), with anything else for I/O trouble or a body that ended early.
+ * Writes one upload's bytes into the target (the importer's sink, storage/importer/sink.ts): rejects with a fatal
+ * ImportError for content it will not write (NotADiskImage, ImageTooLarge, BackingFile), with anything else for I/O
+ * trouble or a body that ended early.
  */
-export type UploadSink = (body: Readable, opts: { expectedBytes?: number; signal: AbortSignal }) => Promise<SinkResult>;
-
-/** Content the sink refuses; `reason` is one of the contract's fatal reasons (NotADiskImage, ImageTooLarge, ...). */
-export class SinkRefusal extends Error {
-  readonly reason: string;
-  constructor(reason: string, message: string) {
-    super(message);
-    this.name = "SinkRefusal";
-    this.reason = reason;
-  }
-}
+export type UploadSink = (body: Readable, opts: { expectedBytes?: number }) => Promise<UploadResult>;
 
 export interface UploadServerOptions {
   socketPath: string;
   sink: UploadSink;
   /** Marks the volume done (the contract's Succeeded termination message); called after the sink verified it. */
-  markSucceeded: (r: SinkResult) => Promise<void>;
+  markSucceeded: (r: UploadResult) => Promise<void>;
   log?: Logger;
 }
 
@@ -70,7 +62,7 @@ function send(res: ServerResponse, code: number, reason: string, message: string
 export interface RunningUploadServer {
   server: Server;
   /** Settles once an upload succeeded and its answer was sent (the process then exits 0). */
-  done: Promise<SinkResult>;
+  done: Promise<UploadResult>;
   close(): Promise<void>;
 }
 
@@ -79,8 +71,8 @@ export async function startUploadServer(o: UploadServerOptions): Promise<Running
   const log = o.log ?? nullLogger;
   let busy = false;
   let attempts = 0;
-  let finished: ((r: SinkResult) => void) | undefined;
-  const done = new Promise<SinkResult>((r) => {
+  let finished: ((r: UploadResult) => void) | undefined;
+  const done = new Promise<UploadResult>((r) => {
     finished = r;
   });
   const handle = (req: IncomingMessage, res: ServerResponse): void => {
@@ -130,7 +122,7 @@ export async function startUploadServer(o: UploadServerOptions): Promise<Running
     });
     (async () => {
       try {
-        const r = await o.sink(body, { ...(expectedBytes !== undefined ? { expectedBytes } : {}), signal: ac.signal });
+        const r = await o.sink(body, expectedBytes !== undefined ? { expectedBytes } : {});
         if (ac.signal.aborted) throw ac.signal.reason;
         await o.markSucceeded(r);
         log.info("upload complete", { bytes: r.bytes, sha256: r.sha256 });
@@ -141,7 +133,8 @@ export async function startUploadServer(o: UploadServerOptions): Promise<Running
         busy = false;
         req.unpipe(body);
         req.resume();
-        if (e instanceof SinkRefusal) {
+        if (e instanceof ImportError && e.fatal) {
+          // the content is wrong, not the server: the user may send another file
           log.warn("upload refused; waiting for another", { reason: e.reason, message: e.message });
           send(res, 400, e.reason, e.message);
           return;
