@@ -120,7 +120,7 @@ export async function startUploadServer(o: UploadServerOptions): Promise<Running
       attempt,
       expectedBytes: expectedBytes ?? null,
     });
-    (async () => {
+    void (async () => {
       try {
         const r = await o.sink(body, expectedBytes !== undefined ? { expectedBytes } : {});
         if (ac.signal.aborted) throw ac.signal.reason;
