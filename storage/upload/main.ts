@@ -53,17 +53,8 @@ export async function runUploadServer(job: WorkerJob, podDir: string, log: Logge
 }
 
 export async function runUploadServerCli(jobPath: string, log: Logger): Promise<number> {
-  let job: WorkerJob;
-  try {
-    job = await readJob(jobPath);
-  } catch (e) {
-    log.error("cannot read the job", { err: e });
-    return 2;
-  }
-  const podDir = join(jobPath, "..");
-  return runUploadServer(
-    job,
-    podDir,
-    log.child({ namespace: job.owner.namespace, name: job.owner.name, uid: job.owner.uid }),
-  );
+  const job = await readJob(jobPath).catch((e: unknown) => void log.error("cannot read the job", { err: e }));
+  if (!job) return 2;
+  const owner = { namespace: job.owner.namespace, name: job.owner.name, uid: job.owner.uid };
+  return runUploadServer(job, join(jobPath, ".."), log.child(owner));
 }
