@@ -60,7 +60,7 @@ export {
 /** Decompression by content; decompressor binaries as streams (DataVolume imports reuse them). */
 export { type Compression, decodeLayerStream, detectCompression, toolDecode } from "./decompress.js";
 /** Failure kinds and the ErrImagePull Status error (one cause per registry tried). */
-export { errImagePull, type FailureKind, type PullAttempt, RegistryError } from "./errors.js";
+export { errImagePull, type FailureKind, type PullAttempt, RegistryError, toRegistryError } from "./errors.js";
 export { type HttpResponse, httpRequest, type TlsOptions } from "./http.js";
 /** Progress display (bar on a TTY, log lines otherwise). */
 export { type ProgressSink, progressFigures, progressSink, renderBar } from "./progress.js";

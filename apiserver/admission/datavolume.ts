@@ -6,7 +6,6 @@ import { parseQuantity } from "../../api/index.js";
 import type { StatusCause } from "../../lib/errors.js";
 import { field, isObject, type Rec, rec } from "../../lib/json.js";
 
-const SUPPORTED_SOURCES = ["blank", "registry", "http", "pvc", "upload"] as const;
 const UNSUPPORTED_SOURCES = ["s3", "gcs", "imageio", "vddk", "snapshot"] as const;
 const CHECKSUM = /^(md5:[0-9a-fA-F]{32}|sha1:[0-9a-fA-F]{40}|sha256:[0-9a-fA-F]{64}|sha512:[0-9a-fA-F]{128})$/;
 

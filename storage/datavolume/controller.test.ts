@@ -8,7 +8,8 @@ import { newNode } from "../../controller/testing/factories.js";
 import { type Harness, startHarness } from "../../controller/testing/harness.js";
 import { localStorageClass, NODE_STORAGE_RESOURCE } from "../plan.js";
 import { CDI_CONFIG_NAME } from "./controller.js";
-import { DvAnnotations, formatOutcome, type WorkerOutcome } from "./pods.js";
+import { DvAnnotations, type WorkerOutcome } from "./pods.js";
+import { workerStatus } from "./testing.js";
 
 function storageNode(name: string, size: string): Node {
   const n = newNode(name);
@@ -44,33 +45,7 @@ const peekPod = (h: Harness, name: string) => h.client.peek<Pod>(resources.pods,
 async function podEnds(h: Harness, name: string, phase: "Running" | "Succeeded" | "Failed", out?: WorkerOutcome) {
   const pod = peekPod(h, name);
   assert.ok(pod, `pod ${name} exists`);
-  const exitCode = phase === "Succeeded" ? 0 : 137;
-  await h.client.updateStatus(resources.pods, {
-    ...pod,
-    status: {
-      phase,
-      ...(phase === "Running"
-        ? {}
-        : {
-            containerStatuses: [
-              {
-                name: "importer",
-                ready: false,
-                restartCount: 0,
-                image: "tsvirt/importer",
-                imageID: "",
-                state: {
-                  terminated: {
-                    exitCode,
-                    reason: exitCode ? "Error" : "Completed",
-                    ...(out ? { message: formatOutcome(out) } : {}),
-                  },
-                },
-              },
-            ],
-          }),
-    },
-  });
+  await h.client.updateStatus(resources.pods, { ...pod, status: workerStatus(phase, out) });
 }
 
 async function dvEvents(h: Harness, name: string): Promise<string[]> {

@@ -21,6 +21,7 @@ import {
   renderImporterPod,
   workerPodName,
 } from "./pods.js";
+import { workerStatus } from "./testing.js";
 
 const NOW = new Date("2026-01-01T00:00:00Z");
 const GI = 1024 ** 3;
@@ -63,25 +64,10 @@ function pv(node: string, name = "pvc-pvc-uid"): PersistentVolume {
   };
 }
 
-function withPhase(pod: Pod, phase: "Pending" | "Running" | "Succeeded" | "Failed", uid = "pod-1", message?: string) {
+function withPhase(pod: Pod, phase: "Pending" | "Running" | "Succeeded" | "Failed", uid = "pod-1", line?: string) {
   const p = structuredClone(pod);
   p.metadata.uid = uid;
-  p.status = { phase };
-  if (phase === "Succeeded" || phase === "Failed") {
-    const exitCode = phase === "Succeeded" ? 0 : message === undefined ? 137 : 1;
-    p.status.containerStatuses = [
-      {
-        name: "importer",
-        ready: false,
-        restartCount: 0,
-        image: "tsvirt/importer",
-        imageID: "",
-        state: {
-          terminated: { exitCode, reason: exitCode === 0 ? "Completed" : "Error", ...(message ? { message } : {}) },
-        },
-      },
-    ];
-  }
+  p.status = workerStatus(phase, parseOutcome(line));
   return p;
 }
 

@@ -97,9 +97,15 @@ function basePod(
   };
 }
 
-/** The pod that fills the DV's claim from a registry, http, blank (or, as the clone target, from a source pod). */
-export function renderImporterPod(dv: DataVolume, pvc: PersistentVolumeClaim, nodeName: string): Pod {
-  const pod = basePod(WorkerRoles.importer, importerPodName(dv), dv.metadata.namespace ?? "", nodeName, {
+/** A pod that writes the DV's claim, in the DV's namespace and controlled by it. */
+function renderTargetPod(
+  role: WorkerRole,
+  name: string,
+  dv: DataVolume,
+  pvc: PersistentVolumeClaim,
+  node: string,
+): Pod {
+  const pod = basePod(role, name, dv.metadata.namespace ?? "", node, {
     name: DATA_VOLUME_NAME,
     claimName: pvc.metadata.name ?? "",
   });
@@ -107,14 +113,14 @@ export function renderImporterPod(dv: DataVolume, pvc: PersistentVolumeClaim, no
   return pod;
 }
 
+/** The pod that fills the DV's claim from a registry, http, blank (or, as the clone target, from a source pod). */
+export function renderImporterPod(dv: DataVolume, pvc: PersistentVolumeClaim, nodeName: string): Pod {
+  return renderTargetPod(WorkerRoles.importer, importerPodName(dv), dv, pvc, nodeName);
+}
+
 /** The upload server's pod: receives the data the upload proxy passes on and writes the DV's claim. */
 export function renderUploadPod(dv: DataVolume, pvc: PersistentVolumeClaim, nodeName: string): Pod {
-  const pod = basePod(WorkerRoles.upload, uploadPodName(dv), dv.metadata.namespace ?? "", nodeName, {
-    name: DATA_VOLUME_NAME,
-    claimName: pvc.metadata.name ?? "",
-  });
-  pod.metadata.ownerReferences = [dvOwnerRef(dv)];
-  return pod;
+  return renderTargetPod(WorkerRoles.upload, uploadPodName(dv), dv, pvc, nodeName);
 }
 
 /**

@@ -12,7 +12,7 @@ export const DataVolumeSource = Struct({
       ...CertRefs,
       extraHeaders: ListOf(Str),
       secretExtraHeaders: ListOf(Str),
-      // "<algorithm>:<hex>" (sha256, sha512, sha1, md5), verified before the DV is Succeeded
+      // CDI v1.65's "<md5|sha1|sha256|sha512>:<hex>" of the file as served (CDI PR #4010), verified before Succeeded
       checksum: Str,
     },
     ["url"],
