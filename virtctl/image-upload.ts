@@ -329,7 +329,7 @@ export async function imageUpload(
     if (!dv.spec?.source?.upload) throw new Error(`DataVolume ${ns}/${name} exists and is not an upload target`);
     if (dv.status?.phase === "Succeeded")
       throw new Error(`DataVolume ${ns}/${name} has already been uploaded (phase Succeeded)`);
-    io.out(`Using existing DataVolume ${ns}/${name}\n`);
+    io.out(`Using existing DataVolume ${ns}/${name} (an upload always starts over on a clean volume)\n`);
   } else {
     if (f.noCreate) throw new Error(`DataVolume ${ns}/${name} not found (--no-create)`);
     await client.create(resources.datavolumes, ns, uploadDataVolume(ns, name, f, size ?? 0) as never);
