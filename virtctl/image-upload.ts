@@ -339,7 +339,9 @@ export async function imageUpload(
   await waitForPhase(client, ns, name, (p) => p === "UploadReady", waitSecs * 1000, "the upload pod to be ready");
   io.out("Pod now ready\n");
   const base = await uploadProxyUrl(client, config, f.uploadproxyUrl);
-  const sameServer = base === config.server.replace(/\/+$/, "");
+  // tsvirt's upload proxy is the API server itself (CDIConfig names its URL): the kubeconfig's TLS settings hold for
+  // it unless the user named another proxy
+  const sameServer = !f.uploadproxyUrl || base === config.server.replace(/\/+$/, "");
   const tls: https.RequestOptions = {
     rejectUnauthorized: !(f.insecure || (sameServer && config.insecureSkipTLSVerify)),
     ...(sameServer && config.ca ? { ca: config.ca } : {}),
