@@ -272,7 +272,14 @@ function post(
         res.on("data", (c: Buffer) => {
           if (body.length < 65536) body += c.toString();
         });
-        res.on("end", () => resolve({ status: res.statusCode ?? 0, body }));
+        res.on("end", () => {
+          // an answer before the whole file went (a refusal): stop sending the rest
+          if (!req.writableFinished) {
+            src.destroy();
+            req.destroy();
+          }
+          resolve({ status: res.statusCode ?? 0, body });
+        });
         res.on("error", reject);
       },
     );
