@@ -7,6 +7,7 @@ import { registerHandler } from "./handler.js";
 import { registerImporter } from "./importer.js";
 import { registerLauncher } from "./launcher.js";
 import { registerUp } from "./up.js";
+import { registerUploadServer } from "./uploadserver.js";
 
 export function registerCommands(program: Command): void {
   registerApi(program);
@@ -18,6 +19,8 @@ export function registerCommands(program: Command): void {
   registerHandler(program);
 
   registerImporter(program);
+
+  registerUploadServer(program);
 
   registerCloneSource(program);
 

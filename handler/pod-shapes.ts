@@ -9,7 +9,7 @@ import { classifyPod } from "./launcher-pod.js";
 import { isFinal } from "./phase.js";
 import { type ApiClient, type Pod, refs, type VirtualMachineInstance } from "./ports.js";
 import { logPath } from "./processes.js";
-import { cloneSourceShape, importerShape, type WorkerServices, workerArgv } from "./workers/index.js";
+import { cloneSourceShape, importerShape, uploadShape, type WorkerServices, workerArgv } from "./workers/index.js";
 
 export interface PodShape {
   /** Its name in logs and refusals. */
@@ -94,7 +94,7 @@ export function podShapes(d: ShapeDeps): PodShape[] {
   const shapes = [launcherShape(d)];
   if (d.workers) {
     const w = { node: d.node, dataDir: d.dataDir, api: d.api, ...d.workers };
-    shapes.push(importerShape(w));
+    shapes.push(importerShape(w), uploadShape(w));
     shapes.push(cloneSourceShape({ ...w, argv: (cmd, job) => workerArgv(w, cmd, job) }));
   }
   return shapes;

@@ -40,6 +40,11 @@ export interface InvalidJobSource {
   message: string;
 }
 
+/** An upload: the bytes come from the upload server's socket (storage/upload), not from a source to fetch. */
+export interface UploadJobSource {
+  kind: "upload";
+}
+
 /**
  * A clone (DataVolume source.pvc, storage/clone): the source volume on this node (read directly), or the clone-source
  * pod on another node (its pod IP and port; the token is the target DV's uid, which the source pod serves only).
@@ -50,7 +55,13 @@ export interface PvcJobSource {
   remote?: { host: string; port: number; token: string };
 }
 
-export type JobSource = { kind: "blank" } | HttpJobSource | RegistryJobSource | PvcJobSource | InvalidJobSource;
+export type JobSource =
+  | { kind: "blank" }
+  | HttpJobSource
+  | RegistryJobSource
+  | PvcJobSource
+  | InvalidJobSource
+  | UploadJobSource;
 
 export interface WorkerJob {
   version: 1;
