@@ -67,6 +67,7 @@ const withStatusSubresource = new Set([
   "namespaces",
   "persistentvolumeclaims",
   "persistentvolumes",
+  "datavolumes",
 ]);
 
 const NAME_CHARS = "bcdfghjklmnpqrstvwxz2456789";
