@@ -138,6 +138,7 @@ export class VirtController {
       recorder: this.recorder,
       log: this.log,
       now,
+      dvs: this.dvs,
     };
     this.schedulerDeps = {
       storage: this.storage,

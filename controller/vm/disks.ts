@@ -16,6 +16,12 @@ import type {
   VirtualMachine,
 } from "../../client/index.js";
 import { volumeNode } from "../../storage/index.js";
+import {
+  dataVolumeError,
+  dataVolumeProvisioning,
+  dataVolumeStartable,
+  describeDataVolume,
+} from "../lifecycle/index.js";
 
 export const DV_API_VERSION = "cdi.kubevirt.io/v1beta1";
 
@@ -222,36 +228,6 @@ export function volumeClaims(vm: VirtualMachine): { dataVolumes: string[]; claim
   return { dataVolumes: [...new Set(dataVolumes)], claims: [...new Set(claims)] };
 }
 
-function dvCondition(dv: DataVolume, type: string) {
-  return dv.status?.conditions?.find((c) => c.type === type);
-}
-
-/** KubeVirt's DataVolumeError: a DataVolume Failed, or its Running condition False with Error/ImagePullFailed. */
-export function dataVolumeError(dv: DataVolume): boolean {
-  if (dv.status?.phase === "Failed") return true;
-  const r = dvCondition(dv, "Running");
-  return r?.status === "False" && (r.reason === "Error" || r.reason === "ImagePullFailed");
-}
-
-/** KubeVirt's provisioning: neither Succeeded nor PendingPopulation; a WaitForFirstConsumer one not Bound is not. */
-export function dataVolumeProvisioning(dv: DataVolume): boolean {
-  const phase = dv.status?.phase;
-  if (phase === "Succeeded" || phase === "PendingPopulation") return false;
-  if (phase === "WaitForFirstConsumer" && dvCondition(dv, "Bound")?.status !== "True") return false;
-  return true;
-}
-
-/** A VMI may be started on this DataVolume (KubeVirt: Succeeded, WaitForFirstConsumer or PendingPopulation). */
-export function dataVolumeStartable(dv: DataVolume): boolean {
-  const phase = dv.status?.phase;
-  return phase === "Succeeded" || phase === "WaitForFirstConsumer" || phase === "PendingPopulation";
-}
-
-export function describeDataVolume(dv: DataVolume): string {
-  const progress = dv.status?.progress && dv.status.progress !== "N/A" ? `, progress ${dv.status.progress}` : "";
-  return `${dv.metadata.name} (phase ${dv.status?.phase || "Pending"}${progress})`;
-}
-
 export interface DiskFacts {
   /** Some referenced DataVolume failed (printableStatus DataVolumeError). */
   error?: string;
@@ -287,7 +263,7 @@ export function diskFacts(vm: VirtualMachine, lookup: DiskLookup): DiskFacts {
     }
     if (dv.status?.phase !== "Succeeded") facts.notReady.push(describeDataVolume(dv));
     if (dataVolumeError(dv)) {
-      const r = dvCondition(dv, "Running");
+      const r = dv.status?.conditions?.find((c) => c.type === "Running");
       facts.error ??= `DataVolume ${describeDataVolume(dv)}: ${r?.message ?? r?.reason ?? "failed"}`;
     }
     if (dataVolumeProvisioning(dv)) facts.provisioning ??= `DataVolume ${describeDataVolume(dv)}`;
