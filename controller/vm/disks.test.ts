@@ -406,6 +406,7 @@ describe("VM disks: recovery and adoption", () => {
     assert.equal(c?.reason, "DataVolumeConflict");
     assert.match(c?.message ?? "", /DataVolume root exists and is not this VM's: it was retained from VM othervm/);
     assert.match(c?.message ?? "", /DataVolume data exists .* not retained from a VM named testvm/);
+    assert.ok((await h.eventReasons()).includes("DataVolumeConflict"));
   });
 
   it("templateDisk: owned / adoptable / foreign (another controller)", () => {

@@ -273,6 +273,10 @@ export async function reconcileVm(deps: VmDeps, key: string): Promise<ReconcileR
   }
 
   const status = computeVmStatus(vm, vmi, plan, timestamp(deps.now()), disks);
+  const dvCond = (st: typeof status | undefined) => st?.conditions?.find((c) => c.type === "DataVolumesReady");
+  if (dvCond(status)?.reason === "DataVolumeConflict" && dvCond(vm.status)?.message !== dvCond(status)?.message) {
+    deps.recorder.event(vm, "Warning", "DataVolumeConflict", dvCond(status)?.message ?? "");
+  }
   if (!isDeepStrictEqual(status, vm.status ?? {})) {
     try {
       await deps.client.updateStatus(resources.vms, { ...current, status });
