@@ -63,6 +63,7 @@ const withStatusSubresource = new Set([
   "virtualmachineinstancereplicasets",
   "virtualmachineinstancemigrations",
   "pods",
+  "cdiconfigs",
   "nodes",
   "namespaces",
   "persistentvolumeclaims",

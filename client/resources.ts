@@ -76,6 +76,13 @@ export const resources = {
     namespaced: true,
     kind: "CSIStorageCapacity",
   },
+  cdiconfigs: {
+    group: "cdi.kubevirt.io",
+    version: "v1beta1",
+    resource: "cdiconfigs",
+    namespaced: false,
+    kind: "CDIConfig",
+  },
 } as const satisfies Record<string, ResourceRef>;
 
 /** The subresource API group virt-api serves (start/stop/console ...). */

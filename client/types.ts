@@ -56,3 +56,4 @@ export type StorageClass = Stored<api.StorageClass>;
 export type DataVolume = Stored<api.DataVolume>;
 export type CSIStorageCapacity = Stored<api.CSIStorageCapacity>;
 export type Lease = Stored<api.Lease> & { spec: NonNullable<api.Lease["spec"]> };
+export type CDIConfig = Stored<api.CDIConfig>;

@@ -20,6 +20,7 @@ import {
 } from "../client/index.js";
 import { createLogger, type Logger } from "../lib/log.js";
 import { processNextItem, runWorkers, WorkQueue } from "../lib/workqueue/index.js";
+import { DataVolumeController } from "../storage/datavolume/index.js";
 import { podClaimNames, StorageController } from "../storage/index.js";
 import { EventRecorder, type Recorder } from "./events/index.js";
 import { Expectations } from "./expectations.js";
@@ -54,8 +55,10 @@ export interface ControllerOptions {
   scheduler?: boolean;
   /** Allocate Node spec.podCIDR. Default true. */
   podCidr?: boolean;
-  /** Run the PV binder and the tsvirt-local provisioner (storage/). Default true. */
+  /** Run the PV binder and the tsvirt-local provisioner (storage/), and the DataVolume controller. Default true. */
   storage?: boolean;
+  /** The API server's URL as this process reaches it (CDIConfig status.uploadProxyURL: uploads go there). */
+  apiServerURL?: string;
 }
 
 function controllerKey(o: KObject, kind: string): string | undefined {
@@ -90,6 +93,8 @@ export class VirtController {
   readonly recorder: Recorder;
   /** Volume binding and the local provisioner; its caches also feed the scheduler's volume checks. */
   readonly storage: StorageController;
+  /** DataVolumes: their claims, worker pods and status (storage/datavolume). */
+  readonly dataVolumes: DataVolumeController;
   private readonly log: Logger;
   private readonly opts: ControllerOptions;
   private workers: Promise<unknown>[] = [];
@@ -140,6 +145,14 @@ export class VirtController {
       now,
       dvs: this.dvs,
     };
+    this.dataVolumes = new DataVolumeController({
+      client,
+      storage: this.storage,
+      recorder: this.recorder,
+      log: this.log,
+      now,
+      ...(opts.apiServerURL ? { apiServerURL: opts.apiServerURL } : {}),
+    });
     this.schedulerDeps = {
       storage: this.storage,
       client,
@@ -364,6 +377,7 @@ export class VirtController {
     this.pools.start();
     this.clusterConfig.start();
     if (this.opts.storage !== false || this.opts.scheduler !== false) this.storage.startInformers();
+    if (this.opts.storage !== false) this.dataVolumes.startInformers();
   }
 
   async waitForSync(): Promise<void> {
@@ -377,6 +391,7 @@ export class VirtController {
       this.dvs.waitForSync(),
       this.pools.waitForSync(),
       ...(this.opts.storage !== false || this.opts.scheduler !== false ? [this.storage.waitForSync()] : []),
+      ...(this.opts.storage !== false ? [this.dataVolumes.waitForSync()] : []),
     ]);
   }
 
@@ -406,7 +421,10 @@ export class VirtController {
         runWorkers(this.nodeQueue, 1, (k) => reconcileNodeCidr(this.podCidrDeps, k), this.onError("node")),
       );
     }
-    if (this.opts.storage !== false) await this.storage.run();
+    if (this.opts.storage !== false) {
+      await this.storage.run();
+      await this.dataVolumes.run();
+    }
     this.log.info("virt-controller started", {
       threads,
       vmiThreads,
@@ -416,6 +434,7 @@ export class VirtController {
 
   async stop(): Promise<void> {
     for (const q of [this.vmQueue, this.vmiQueue, this.podQueue, this.nodeQueue, this.rsQueue]) q.shutdown();
+    await this.dataVolumes.stop();
     await this.storage.stop();
     await Promise.all([
       this.vms.stop(),

@@ -99,8 +99,24 @@ async function setDv(h: Harness, name: string, phase: string, extra: Partial<Non
   await h.drain();
 }
 
+async function playHarness(seed: Parameters<typeof startHarness>[0]): Promise<Harness> {
+  return playDataVolumes(await startHarness(seed));
+}
+
+/** These tests play the DataVolume controller (phases set by hand): the real one's queue is emptied unprocessed. */
+function playDataVolumes(h: Harness): Harness {
+  h.ctrl.dataVolumes.step = async () => {
+    while (h.ctrl.dataVolumes.queue.len() > 0) {
+      const k = await h.ctrl.dataVolumes.queue.get();
+      if (k !== undefined) h.ctrl.dataVolumes.queue.done(k);
+    }
+    return true;
+  };
+  return h;
+}
+
 async function start(...opts: Opt<VirtualMachine>[]): Promise<Harness> {
-  return startHarness([
+  return playHarness([
     { ref: resources.storageclasses, objs: [localStorageClass()] },
     { ref: resources.vms, objs: [newVm("testvm", withDisks, ...opts)] },
     { ref: resources.nodes, objs: [withStorage(newNode("node01"))] },
@@ -366,7 +382,7 @@ describe("VM disks: recovery and adoption", () => {
   };
 
   it("a VM re-created with the same name adopts its retained DataVolumes (no new import) and starts on them", async (t) => {
-    const h = await startHarness([
+    const h = await playHarness([
       { ref: resources.datavolumes, objs: [retained("root", "testvm"), retained("data", "testvm")] },
       { ref: resources.pvcs, objs: [retainedClaim("root"), retainedClaim("data")] },
       { ref: resources.vms, objs: [newVm("testvm", withDisks, withRunStrategy("Always"))] },
@@ -392,7 +408,7 @@ describe("VM disks: recovery and adoption", () => {
   it("a DataVolume of that name not retained from a VM of that name is not adopted: condition, no VMI", async (t) => {
     const other = retained("root", "othervm");
     const plain: DataVolume = { ...retained("data", "x"), metadata: { name: "data", namespace: NS } };
-    const h = await startHarness([
+    const h = await playHarness([
       { ref: resources.datavolumes, objs: [other, plain] },
       { ref: resources.vms, objs: [newVm("testvm", withDisks, withRunStrategy("Always"))] },
       { ref: resources.nodes, objs: [newNode("node01")] },
@@ -456,7 +472,7 @@ describe("VM disks: their node is down", () => {
     const vm = newVm("testvm", withRunStrategy("Always"), (v) => {
       v.spec.template.spec!.volumes = [{ name: "disk", persistentVolumeClaim: { claimName: "disk" } }];
     });
-    const h = await startHarness([
+    const h = await playHarness([
       { ref: resources.pvs, objs: [pv] },
       { ref: resources.pvcs, objs: [claim] },
       { ref: resources.vms, objs: [vm] },
