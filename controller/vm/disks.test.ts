@@ -12,7 +12,7 @@ import {
   type VirtualMachineInstance,
 } from "../../client/index.js";
 import { localStorageClass, NODE_STORAGE_RESOURCE } from "../../storage/index.js";
-import { newClaim, newNode, newVm, type Opt, withRunStrategy } from "../testing/factories.js";
+import { newClaim, newLocalVolume, newNode, newVm, type Opt, withRunStrategy } from "../testing/factories.js";
 import { type Harness, startHarness } from "../testing/harness.js";
 import { releaseOnDelete, retainedObject, retainsDisks, templateDisk } from "./disks.js";
 import { printableStatus } from "./plan.js";
@@ -49,30 +49,6 @@ const cond = (o: { status?: { conditions?: { type: string }[] } } | undefined, t
     | { type: string; status: string; reason?: string; message?: string }
     | undefined;
 
-/** A tsvirt-local volume on the node, bound to the claim. */
-function localPv(name: string, claim: string, node: string, claimUid?: string): PersistentVolume {
-  return {
-    apiVersion: "v1",
-    kind: "PersistentVolume",
-    metadata: { name, annotations: { "pv.kubernetes.io/provisioned-by": "tsvirt.io/local" } },
-    spec: {
-      capacity: { storage: "1Gi" },
-      accessModes: ["ReadWriteOnce"],
-      storageClassName: "tsvirt-local",
-      local: { path: `volumes/${name}` },
-      claimRef: { namespace: NS, name: claim, ...(claimUid ? { uid: claimUid } : {}) },
-      nodeAffinity: {
-        required: {
-          nodeSelectorTerms: [
-            { matchExpressions: [{ key: "kubernetes.io/hostname", operator: "In", values: [node] }] },
-          ],
-        },
-      },
-    },
-    status: { phase: "Bound" },
-  };
-}
-
 /**
  * Plays the DataVolume controller: a phase, and a claim of the DV's name (WaitForFirstConsumer: unbound; Succeeded:
  * bound to a volume on node01).
@@ -92,7 +68,11 @@ async function setDv(h: Harness, name: string, phase: string, extra: Partial<Non
   }
   if (phase === "Succeeded" && !claimOf(h, name)?.spec.volumeName) {
     const pvc = claimOf(h, name)!;
-    await h.client.create(resources.pvs, undefined, localPv(`pvc-${name}`, name, "node01", pvc.metadata.uid));
+    await h.client.create(
+      resources.pvs,
+      undefined,
+      newLocalVolume(`pvc-${name}`, "node01", { name, uid: pvc.metadata.uid! }),
+    );
     const bound = await h.client.update(resources.pvcs, { ...pvc, spec: { ...pvc.spec, volumeName: `pvc-${name}` } });
     await h.client.updateStatus(resources.pvcs, { ...bound, status: { phase: "Bound" } });
   }
@@ -100,19 +80,7 @@ async function setDv(h: Harness, name: string, phase: string, extra: Partial<Non
 }
 
 async function playHarness(seed: Parameters<typeof startHarness>[0]): Promise<Harness> {
-  return playDataVolumes(await startHarness(seed));
-}
-
-/** These tests play the DataVolume controller (phases set by hand): the real one's queue is emptied unprocessed. */
-function playDataVolumes(h: Harness): Harness {
-  h.ctrl.dataVolumes.step = async () => {
-    while (h.ctrl.dataVolumes.queue.len() > 0) {
-      const k = await h.ctrl.dataVolumes.queue.get();
-      if (k !== undefined) h.ctrl.dataVolumes.queue.done(k);
-    }
-    return true;
-  };
-  return h;
+  return startHarness(seed, undefined, { playDataVolumes: true });
 }
 
 async function start(...opts: Opt<VirtualMachine>[]): Promise<Harness> {
@@ -448,25 +416,7 @@ describe("VM disks: recovery and adoption", () => {
 
 describe("VM disks: their node is down", () => {
   it("a condition names the node its disks are on while it is NotReady; it clears when the node returns", async (t) => {
-    const pv: PersistentVolume = {
-      apiVersion: "v1",
-      kind: "PersistentVolume",
-      metadata: { name: "pvc-1", annotations: { "pv.kubernetes.io/provisioned-by": "tsvirt.io/local" } },
-      spec: {
-        capacity: { storage: "1Gi" },
-        storageClassName: "tsvirt-local",
-        local: { path: "volumes/pvc-1" },
-        claimRef: { namespace: NS, name: "disk" },
-        nodeAffinity: {
-          required: {
-            nodeSelectorTerms: [
-              { matchExpressions: [{ key: "kubernetes.io/hostname", operator: "In", values: ["node02"] }] },
-            ],
-          },
-        },
-      },
-      status: { phase: "Bound" },
-    };
+    const pv = newLocalVolume("pvc-1", "node02", { name: "disk" });
     const claim = newClaim("disk", "1Gi", { volumeName: "pvc-1", storageClassName: "tsvirt-local" });
     claim.status = { phase: "Bound" };
     const vm = newVm("testvm", withRunStrategy("Always"), (v) => {

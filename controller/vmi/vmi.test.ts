@@ -206,19 +206,8 @@ describe("launcher pod volumes", () => {
   });
 });
 
-/** These tests play the DataVolume controller (phases set by hand): the real one's queue is emptied unprocessed. */
-function playDataVolumes(h: Harness): Harness {
-  h.ctrl.dataVolumes.step = async () => {
-    while (h.ctrl.dataVolumes.queue.len() > 0) {
-      const k = await h.ctrl.dataVolumes.queue.get();
-      if (k !== undefined) h.ctrl.dataVolumes.queue.done(k);
-    }
-    return true;
-  };
-  return h;
-}
-
 describe("VMI controller: DataVolume gate (storage contract §4)", () => {
+  const PLAY = { playDataVolumes: true };
   const dv = (name: string, phase: string): DataVolume => ({
     apiVersion: "cdi.kubevirt.io/v1beta1",
     kind: "DataVolume",
@@ -232,7 +221,7 @@ describe("VMI controller: DataVolume gate (storage contract §4)", () => {
   const cond = (h: Harness) => vmiOf(h)?.status?.conditions?.find((c) => c.type === "DataVolumesReady");
 
   it("no launcher pod while a DataVolume is missing or being filled: Pending, DataVolumesReady names it and its phase", async (t) => {
-    const h = playDataVolumes(await startHarness([{ ref: resources.vmis, objs: [newVmi("testvmi", withDv)] }]));
+    const h = await startHarness([{ ref: resources.vmis, objs: [newVmi("testvmi", withDv)] }], undefined, PLAY);
     t.after(() => h.stop());
     await h.drain();
     assert.equal(podsOf(h).length, 0);
@@ -253,11 +242,13 @@ describe("VMI controller: DataVolume gate (storage contract §4)", () => {
   });
 
   it("a WaitForFirstConsumer DataVolume lets the pod go (it is the first consumer)", async (t) => {
-    const h = playDataVolumes(
-      await startHarness([
+    const h = await startHarness(
+      [
         { ref: resources.datavolumes, objs: [dv("root", "WaitForFirstConsumer")] },
         { ref: resources.vmis, objs: [newVmi("testvmi", withDv)] },
-      ]),
+      ],
+      undefined,
+      PLAY,
     );
     t.after(() => h.stop());
     await h.drain();
