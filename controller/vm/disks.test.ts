@@ -5,7 +5,6 @@ import {
   type DataVolume,
   type KObject,
   type Node,
-  type PersistentVolume,
   type PersistentVolumeClaim,
   resources,
   type VirtualMachine,
