@@ -64,6 +64,17 @@ export interface RecoverFlags {
 }
 
 export async function recover(client: Client, ns: string, name: string, f: RecoverFlags, io: Io): Promise<void> {
+  const existing = await client.get(resources.vms, ns, name).catch((err: unknown) => {
+    if (isNotFound(err)) return undefined;
+    throw err;
+  });
+  if (existing) {
+    throw statusError(
+      409,
+      "AlreadyExists",
+      `a VirtualMachine named ${name} already exists in namespace ${ns}: recover brings back only a deleted VM (delete or rename the existing one first)`,
+    );
+  }
   const candidates = retainedVms(await listRetained(client, ns, name)).filter((v) => !f.uid || v.uid === f.uid);
   if (candidates.length === 0) {
     throw statusError(
@@ -85,17 +96,6 @@ export async function recover(client: Client, ns: string, name: string, f: Recov
       422,
       "Invalid",
       `the retained disks of VM ${name} (${from.disks.join(", ")}) carry no readable ${RetainedDisks.specAnnotation}`,
-    );
-  }
-  const existing = await client.get(resources.vms, ns, name).catch((err: unknown) => {
-    if (isNotFound(err)) return undefined;
-    throw err;
-  });
-  if (existing) {
-    throw statusError(
-      409,
-      "AlreadyExists",
-      `a VirtualMachine named ${name} already exists in namespace ${ns}: recover brings back only a deleted VM (delete or rename the existing one first)`,
     );
   }
   const vm: VirtualMachine & KObject = {
