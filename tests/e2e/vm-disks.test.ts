@@ -88,22 +88,25 @@ describe("VM disks through tsvirt up", () => {
       data: { "registries.conf": conf },
     });
 
+    // Watch the list (the VM does not exist yet: a watch of one name would end at once with NotFound).
     const watch = spawn(
       "kubectl",
-      ["get", "vm", VM, "--watch", "-o", "custom-columns=S:.status.printableStatus", "--no-headers"],
+      ["get", "vm", "--watch", "-o", "custom-columns=N:.metadata.name,S:.status.printableStatus", "--no-headers"],
       { env: c.env, stdio: ["ignore", "pipe", "pipe"] },
     );
     t.after(() => watch.kill("SIGKILL"));
-    await c.apply(vmWithDisks(c));
     const watched = collect(watch);
+    await c.apply(vmWithDisks(c));
     await c.waitFor(`vmi/${VM}`, "{.status.phase}", "Running", 300_000);
     await c.waitFor(`vm/${VM}`, "{.status.printableStatus}", "Running", 60_000);
-    await until("the watch saw Running", 10_000, async () => (/Running/.test(watched.text) ? true : undefined));
+    const ofVm = () =>
+      watched.text.split("\n").flatMap((l) => {
+        const [n, st] = l.trim().split(/\s+/);
+        return n === VM && st && st !== "<none>" ? [st] : [];
+      });
+    await until("the watch saw Running", 10_000, async () => (ofVm().includes("Running") ? true : undefined));
     watch.kill("SIGKILL");
-    const seen = watched.text
-      .split("\n")
-      .map((l) => l.trim())
-      .filter((l) => l && l !== "<none>");
+    const seen = ofVm();
     const statuses = seen.filter((s, i) => s !== seen[i - 1]);
     assert.ok(statuses.includes("Provisioning"), `Provisioning seen: ${statuses.join(" → ")}`);
     assert.ok(
