@@ -32,6 +32,13 @@ export const resources = {
     namespaced: true,
     kind: "VirtualMachineInstanceMigration",
   },
+  vmpools: {
+    group: "pool.kubevirt.io",
+    version: "v1beta1",
+    resource: "virtualmachinepools",
+    namespaced: true,
+    kind: "VirtualMachinePool",
+  },
   kubevirts: { group: "kubevirt.io", version: "v1", resource: "kubevirts", namespaced: true, kind: "KubeVirt" },
   pods: { group: "", version: "v1", resource: "pods", namespaced: true, kind: "Pod" },
   nodes: { group: "", version: "v1", resource: "nodes", namespaced: false, kind: "Node" },

@@ -1,14 +1,17 @@
 // virt-controller's wiring: shared informers (VMs, VMIs, pods, nodes), one work queue per reconciler, event handlers
 // that map a changed object to the keys it affects, and worker loops. Nothing here decides anything; the reconcilers do.
 
+import { RetainedDisks } from "../api/index.js";
 import {
   type Client,
   ClusterConfig,
+  type DataVolume,
   Informer,
   type KObject,
   keyOf,
   type Node,
   ownerUidIndex,
+  type PersistentVolume,
   type Pod,
   resources,
   type VirtualMachine,
@@ -72,6 +75,9 @@ export class VirtController {
   /** Namespaces (their labels), for pod affinity terms with a namespaceSelector. */
   readonly namespaces: Informer<KObject>;
   readonly replicasets: Informer<VirtualMachineInstanceReplicaSet>;
+  /** DataVolumes (the VMs' disks) and VirtualMachinePools (whether their members keep their disks). */
+  readonly dvs: Informer<DataVolume>;
+  readonly pools: Informer<KObject>;
   /** The cluster's KubeVirt settings (kubevirt/kubevirt), defaulted and live. */
   readonly clusterConfig: ClusterConfig;
   readonly rsQueue = new WorkQueue<string>();
@@ -109,6 +115,9 @@ export class VirtController {
     this.namespaces = new Informer<KObject>(client, resources.namespaces, { log: this.log });
     this.replicasets = new Informer<VirtualMachineInstanceReplicaSet>(client, resources.vmirs, { log: this.log });
     this.clusterConfig = new ClusterConfig(client, { log: this.log });
+    this.dvs = new Informer<DataVolume>(client, resources.datavolumes, { log: this.log });
+    this.pools = new Informer<KObject>(client, resources.vmpools, { log: this.log });
+    this.storage = new StorageController({ client, nodes: this.nodes, recorder: this.recorder, log: this.log, now });
     const vmExp = new Expectations();
     const vmiExp = new Expectations();
     const rsExp = new Expectations();
@@ -120,6 +129,11 @@ export class VirtController {
       recorder: this.recorder,
       log: this.log,
       now,
+      dvs: this.dvs,
+      claims: this.storage.claims,
+      volumes: this.storage.volumes,
+      nodes: this.nodes,
+      pools: this.pools,
     };
     this.vmiDeps = {
       client,
@@ -129,8 +143,8 @@ export class VirtController {
       recorder: this.recorder,
       log: this.log,
       now,
+      dvs: this.dvs,
     };
-    this.storage = new StorageController({ client, nodes: this.nodes, recorder: this.recorder, log: this.log, now });
     this.dataVolumes = new DataVolumeController({
       client,
       storage: this.storage,
@@ -260,9 +274,63 @@ export class VirtController {
         }
       },
     });
+    this.watchDisks();
     const changed = { onAdd: this.storageChanged, onUpdate: this.storageChanged, onDelete: this.storageChanged };
     this.storage.claims.addEventHandler(changed);
     this.storage.volumes.addEventHandler(changed);
+  }
+
+  /**
+   * What a VM's disks depend on maps to the VMs (and VMIs) naming them: a DataVolume (by template or volume name, its
+   * controlling VM, the VM it was retained from), a claim, a volume (by its claim), a node's readiness (VMs with
+   * claims), a pool (its members).
+   */
+  private watchDisks(): void {
+    const vmsNaming = (ns: string | undefined, name: string) => {
+      for (const vm of this.vms.list(ns)) {
+        const names = [
+          ...(vm.spec.dataVolumeTemplates ?? []).map((t) => t.metadata?.name),
+          ...(vm.spec.template.spec?.volumes ?? []).map(
+            (v) => v.dataVolume?.name ?? v.persistentVolumeClaim?.claimName,
+          ),
+        ];
+        if (names.includes(name)) this.vmQueue.add(keyOf(vm));
+      }
+      for (const vmi of this.vmis.list(ns)) {
+        if ((vmi.spec.volumes ?? []).some((v) => v.dataVolume?.name === name)) this.vmiQueue.add(keyOf(vmi));
+      }
+    };
+    const onDv = (dv: DataVolume) => {
+      const ns = dv.metadata.namespace;
+      const owner = controllerKey(dv, "VirtualMachine");
+      if (owner) this.vmQueue.add(owner);
+      const from = dv.metadata.labels?.[RetainedDisks.fromVmLabel];
+      if (from) this.vmQueue.add(`${ns}/${from}`);
+      vmsNaming(ns, dv.metadata.name ?? "");
+    };
+    this.dvs.addEventHandler({ onAdd: onDv, onUpdate: (_o, dv) => onDv(dv), onDelete: onDv });
+    const onClaim = (c: KObject) => vmsNaming(c.metadata.namespace, c.metadata.name ?? "");
+    this.storage.claims.addEventHandler({ onAdd: onClaim, onUpdate: (_o, c) => onClaim(c), onDelete: onClaim });
+    const onVolume = (pv: PersistentVolume) => {
+      const ref = pv.spec.claimRef;
+      if (ref?.name) vmsNaming(ref.namespace, ref.name);
+    };
+    this.storage.volumes.addEventHandler({ onAdd: onVolume, onUpdate: (_o, pv) => onVolume(pv) });
+    this.nodes.addEventHandler({
+      onUpdate: (o, n) => {
+        if (readyOf(o) === readyOf(n)) return;
+        for (const vm of this.vms.list()) {
+          if ((vm.spec.template.spec?.volumes ?? []).some((v) => v.dataVolume || v.persistentVolumeClaim))
+            this.vmQueue.add(keyOf(vm));
+        }
+      },
+    });
+    const onPool = (p: KObject) => {
+      for (const vm of this.vms.list(p.metadata.namespace)) {
+        if (vm.metadata.ownerReferences?.some((r) => r.uid === p.metadata.uid)) this.vmQueue.add(keyOf(vm));
+      }
+    };
+    this.pools.addEventHandler({ onAdd: onPool, onUpdate: (_o, p) => onPool(p), onDelete: onPool });
   }
 
   /** A claim or volume changed: pods with claims that wait for a node may fit now. */
@@ -305,6 +373,8 @@ export class VirtController {
     this.nodes.start();
     this.namespaces.start();
     this.replicasets.start();
+    this.dvs.start();
+    this.pools.start();
     this.clusterConfig.start();
     if (this.opts.storage !== false || this.opts.scheduler !== false) this.storage.startInformers();
     if (this.opts.storage !== false) this.dataVolumes.startInformers();
@@ -318,6 +388,8 @@ export class VirtController {
       this.nodes.waitForSync(),
       this.namespaces.waitForSync(),
       this.clusterConfig.waitForSync(),
+      this.dvs.waitForSync(),
+      this.pools.waitForSync(),
       ...(this.opts.storage !== false || this.opts.scheduler !== false ? [this.storage.waitForSync()] : []),
       ...(this.opts.storage !== false ? [this.dataVolumes.waitForSync()] : []),
     ]);
@@ -371,6 +443,8 @@ export class VirtController {
       this.nodes.stop(),
       this.namespaces.stop(),
       this.replicasets.stop(),
+      this.dvs.stop(),
+      this.pools.stop(),
       this.clusterConfig.stop(),
     ]);
     await Promise.all(this.workers);

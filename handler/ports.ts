@@ -7,6 +7,7 @@ import type { DomainStatus, NodePrepared } from "../launcher/index.js";
 
 /** Objects as the API serves them (metadata always there): client/'s shapes of api/'s types. */
 export type {
+  DataVolume,
   KObject,
   Lease,
   Node,
@@ -26,6 +27,7 @@ export const refs = {
   secrets: resources.secrets,
   pvcs: resources.pvcs,
   pvs: resources.pvs,
+  datavolumes: resources.datavolumes,
   vmis: resources.vmis,
 } as const;
 

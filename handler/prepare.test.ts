@@ -290,6 +290,13 @@ describe("prepareNode: claims (persistentVolumeClaim, dataVolume)", () => {
     spec: pv ? { volumeName: pv } : {},
     status: { phase },
   });
+  const dataVolume = (name: string, phase: string, progress?: string) => ({
+    apiVersion: "cdi.kubevirt.io/v1beta1",
+    kind: "DataVolume",
+    metadata: { name, namespace: "ns1" },
+    spec: { source: { blank: {} } },
+    status: { phase, ...(progress ? { progress } : {}) },
+  });
 
   it("resolves claim → bound PV → this node's disk.img (Filesystem) or loop device (Block)", async () => {
     const { api, deps } = setup({
@@ -305,6 +312,7 @@ describe("prepareNode: claims (persistentVolumeClaim, dataVolume)", () => {
     api.put(refs.pvs, pvOf("pvc-blk", "node01", "Block"));
     api.put(refs.pvcs, claim("data", "pvc-1"));
     api.put(refs.pvcs, claim("dv1", "pvc-blk"));
+    api.put(refs.datavolumes, dataVolume("dv1", "Succeeded", "100.0%"));
     const r = await prepareNode(
       vmi([
         { name: "a", persistentVolumeClaim: { claimName: "data" } },
@@ -330,7 +338,27 @@ describe("prepareNode: claims (persistentVolumeClaim, dataVolume)", () => {
     api.put(refs.pvcs, claim("fresh", "pvc-new"));
     await assert.rejects(prepareNode(pvc("fresh"), deps), refuses(field, /not made yet/));
     const dv = vmi([{ name: "d", dataVolume: { name: "fresh" } }]);
+    api.put(refs.datavolumes, dataVolume("fresh", "Succeeded"));
     await assert.rejects(prepareNode(dv, deps), refuses("spec.volumes[0].dataVolume.name", /not made yet/));
+  });
+
+  it("refuses (retried) a dataVolume until its DataVolume is Succeeded, naming its phase and progress", async () => {
+    const { api, deps } = setup({ node: "node01", dataDir: base });
+    mkdirSync(join(base, "volumes", "pvc-dv"), { recursive: true });
+    writeFileSync(join(base, "volumes", "pvc-dv", "disk.img"), "");
+    api.put(refs.pvs, pvOf("pvc-dv", "node01"));
+    api.put(refs.pvcs, claim("root", "pvc-dv"));
+    const v = vmi([{ name: "d", dataVolume: { name: "root" } }]);
+    const field = "spec.volumes[0].dataVolume.name";
+    await assert.rejects(prepareNode(v, deps), refuses(field, /DataVolume "root" not found in namespace ns1/));
+    api.put(refs.datavolumes, dataVolume("root", "ImportInProgress", "45.2%"));
+    await assert.rejects(
+      prepareNode(v, deps),
+      refuses(field, /DataVolume "root" is not ready yet \(phase ImportInProgress, progress 45\.2%\)/),
+    );
+    api.put(refs.datavolumes, dataVolume("root", "Succeeded", "100.0%"));
+    const r = await prepareNode(v, deps);
+    assert.deepEqual(r.prepared.volumePaths, { d: join(base, "volumes", "pvc-dv", "disk.img") });
   });
   it("cleanup", () => rmSync(base, { recursive: true, force: true }));
 });

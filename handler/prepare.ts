@@ -19,6 +19,7 @@ import { isLocalVolume, volumeModeOf, volumeNode } from "../storage/index.js";
 import { volumePaths as localVolumePaths, loopDevicesOf } from "../storage/node/index.js";
 import {
   type ApiClient,
+  type DataVolume,
   type ImagePuller,
   type PersistentVolume,
   type PersistentVolumeClaim,
@@ -279,6 +280,28 @@ export async function claimVolume(
   return { path: device, block: true, image };
 }
 
+/**
+ * A dataVolume volume is used only once its DataVolume is Succeeded (written, verified, then marked: storage
+ * contract §2), so the guest never starts on a disk still being filled. Anything else is a 422 the VMI sync retries.
+ */
+export async function dataVolumeReady(
+  deps: NodePrepareDeps,
+  ns: string,
+  dvName: string,
+  field: string,
+  vmiName: string,
+) {
+  const dv = await getOrUndefined<DataVolume>(deps.api, refs.datavolumes, ns, dvName);
+  const refuse = (message: string): never => {
+    throw invalid(VMI, vmiName, [{ type: "FieldValueInvalid", field, message }]);
+  };
+  if (!dv) return refuse(`DataVolume "${dvName}" not found in namespace ${ns}`);
+  const phase = dv.status?.phase || "Pending";
+  if (phase === "Succeeded") return;
+  const progress = dv.status?.progress && dv.status.progress !== "N/A" ? `, progress ${dv.status.progress}` : "";
+  refuse(`DataVolume "${dvName}" is not ready yet (phase ${phase}${progress}): the guest starts once it is Succeeded`);
+}
+
 const POLICIES = new Set<string>(["Always", "IfNotPresent", "Never"]);
 
 /**
@@ -370,6 +393,7 @@ export async function prepareNode(vmi: VirtualMachineInstance, deps: NodePrepare
       const claimField = v.persistentVolumeClaim
         ? `${field}.persistentVolumeClaim.claimName`
         : `${field}.dataVolume.name`;
+      if (v.dataVolume) await dataVolumeReady(deps, ns, claim, claimField, name);
       const c = await claimVolume(deps, ns, claim, claimField, name);
       volumePaths[v.name] = c.path;
       if (c.block) blockVolumes.push(v.name);

@@ -5,6 +5,7 @@ import { processIo, restSession, type VerbContext } from "./context.js";
 import { registerCreate } from "./create-vm.js";
 import { registerImageUpload } from "./image-upload.js";
 import { registerPause } from "./pause.js";
+import { registerRecover } from "./recover.js";
 import { registerRestart } from "./restart.js";
 import { registerStart } from "./start.js";
 import { registerStop } from "./stop.js";
@@ -35,6 +36,7 @@ export function buildProgram(ctx: VerbContext, streams?: () => ConsoleStreams): 
   registerConsole(program, ctx, streams ?? (() => ({ stdin: process.stdin, stdout: process.stdout, io: ctx.io })));
   registerVnc(program, ctx);
   registerCreate(program, ctx);
+  registerRecover(program, ctx);
   registerVersion(program, ctx);
   registerImageUpload(program, ctx, () => process.stdout.isTTY === true);
   return program;

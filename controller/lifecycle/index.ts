@@ -1,4 +1,10 @@
 export {
+  dataVolumeError,
+  dataVolumeProvisioning,
+  dataVolumeStartable,
+  describeDataVolume,
+} from "./datavolume.js";
+export {
   isFinal,
   type LifecyclePatch,
   type LifecyclePlan,

@@ -2,6 +2,7 @@
 
 import type {
   Node,
+  PersistentVolume,
   PersistentVolumeClaim,
   Pod,
   RunStrategy,
@@ -134,5 +135,33 @@ export function newClaim(
       ...(selectedNode ? { annotations: { "volume.kubernetes.io/selected-node": selectedNode } } : {}),
     },
     spec: { accessModes: ["ReadWriteOnce"], resources: { requests: { storage: size } }, ...spec },
+  };
+}
+
+/** A tsvirt-local volume pinned to `node` (node affinity on kubernetes.io/hostname), bound to the claim if named. */
+export function newLocalVolume(
+  name: string,
+  node: string,
+  claim?: { namespace?: string; name: string; uid?: string },
+): PersistentVolume {
+  return {
+    apiVersion: "v1",
+    kind: "PersistentVolume",
+    metadata: { name, annotations: { "pv.kubernetes.io/provisioned-by": "tsvirt.io/local" } },
+    spec: {
+      capacity: { storage: "1Gi" },
+      accessModes: ["ReadWriteOnce"],
+      storageClassName: "tsvirt-local",
+      local: { path: `volumes/${name}` },
+      ...(claim ? { claimRef: { namespace: claim.namespace ?? "default", ...claim } } : {}),
+      nodeAffinity: {
+        required: {
+          nodeSelectorTerms: [
+            { matchExpressions: [{ key: "kubernetes.io/hostname", operator: "In", values: [node] }] },
+          ],
+        },
+      },
+    },
+    status: { phase: claim ? "Bound" : "Available" },
   };
 }

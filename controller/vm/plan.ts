@@ -1,7 +1,7 @@
 // The VM controller's thinking, pure: what to do with the VMI (create / delete / nothing) under the run strategy and
 // the pending state-change requests, the VMI to create from the template, and the VM status that results.
 
-import { controllerRef } from "../../api/index.js";
+import { controllerRef, RetainedDisks } from "../../api/index.js";
 import type {
   Condition,
   PrintableStatus,
@@ -13,6 +13,7 @@ import type {
 } from "../../client/index.js";
 import { getCondition, setCondition } from "../conditions.js";
 import { isFinal, runStrategyOf } from "../lifecycle/index.js";
+import { type DiskFacts, diskConditions } from "./disks.js";
 
 export type VmAction = "create" | "delete" | "none";
 
@@ -33,6 +34,37 @@ export function planVmFinalizer(vm: VirtualMachine, vmi: VirtualMachineInstance 
   if (!vm.metadata.deletionTimestamp) return has ? "none" : "add";
   if (!has) return "none";
   return vmi === undefined || finalizers.includes(ORPHAN_FINALIZER) ? "remove" : "none";
+}
+
+/**
+ * The VM's finalizer list after this round. Live: KubeVirt's finalizer, and tsvirt's retain-disks one while the VM
+ * keeps its disks when deleted (`retain`). Deleted: retain-disks goes (the caller released the disks first, or they
+ * go with the VM), KubeVirt's as planVmFinalizer says.
+ */
+export function nextFinalizers(vm: VirtualMachine, vmi: VirtualMachineInstance | undefined, retain: boolean): string[] {
+  const cur = vm.metadata.finalizers ?? [];
+  if (!vm.metadata.deletionTimestamp) {
+    const next = cur.filter((f) => f !== RetainedDisks.finalizer);
+    if (!next.includes(VM_FINALIZER)) next.push(VM_FINALIZER);
+    if (retain) next.push(RetainedDisks.finalizer);
+    // keep the order as it is when nothing changes (no write)
+    return next.length === cur.length && next.every((f) => cur.includes(f)) ? [...cur] : next;
+  }
+  const next = cur.filter((f) => f !== RetainedDisks.finalizer);
+  return planVmFinalizer(vm, vmi) === "remove" ? next.filter((f) => f !== VM_FINALIZER) : next;
+}
+
+/**
+ * KubeVirt's startVMI waits for the VM's DataVolumes ("Waiting on DataVolumes to be ready"): a create is held (a
+ * Start request it would consume stays queued) until each template DataVolume is the VM's own and Succeeded or
+ * waiting for its first consumer (the launcher pod).
+ */
+export function holdForDisks(plan: VmPlan, disks: Pick<DiskFacts, "startable"> | undefined): VmPlan {
+  if (plan.action !== "create" || !disks || disks.startable) return plan;
+  const out: VmPlan = { ...plan, action: "none", why: "waiting for DataVolumes", startPaused: false };
+  if (plan.consumed) out.requests = [plan.consumed, ...plan.requests];
+  delete out.consumed;
+  return out;
 }
 
 export interface VmPlan {
@@ -193,13 +225,28 @@ function hasReason(vmi: VirtualMachineInstance, reason: string): boolean {
   return (vmi.status?.conditions ?? []).some((c) => c.status !== "True" && c.reason === reason);
 }
 
-/** status.printableStatus in KubeVirt's precedence order (kubevirt-api.md §1.5); first match wins. */
+/** Whether the VM is meant to run now (KubeVirt's isSetToStart), for WaitingForVolumeBinding. */
+function setToStart(
+  vmi: VirtualMachineInstance | undefined,
+  requests: readonly StateChangeRequest[],
+  runStrategy: RunStrategy,
+): boolean {
+  if (vmi && !isFinal(vmi)) return true;
+  if (requests[0]?.action === "Start") return true;
+  return runStrategy === "Always" || (runStrategy === "RerunOnFailure" && vmi?.status?.phase !== "Succeeded");
+}
+
+/**
+ * status.printableStatus in KubeVirt's precedence order (kubevirt-lifecycle-2.md §7); first match wins. `disks`:
+ * what the VM's DataVolumes and claims say (disks.ts diskFacts).
+ */
 export function printableStatus(
   vm: VirtualMachine,
   vmi: VirtualMachineInstance | undefined,
   requests: readonly StateChangeRequest[],
   runStrategy: RunStrategy,
   crashLoop = false,
+  disks?: Pick<DiskFacts, "error" | "provisioning" | "unbound">,
 ): PrintableStatus {
   const active = vmi !== undefined && !isFinal(vmi);
   if (vm.metadata.deletionTimestamp) return "Terminating";
@@ -214,9 +261,15 @@ export function printableStatus(
   }
   if (active && getCondition(vmi.status?.conditions, "Paused")?.status === "True") return "Paused";
   if (active && vmi.status?.phase === "Running") return "Running";
+  if (active && hasReason(vmi, "FailedPvcNotFound")) return "ErrorPvcNotFound";
+  if (disks?.error) return "DataVolumeError";
   if (active) {
     const sched = getCondition(vmi.status?.conditions, "PodScheduled");
     if (sched?.status === "False" && sched.reason === "Unschedulable") return "ErrorUnschedulable";
+  }
+  if (disks?.provisioning) return "Provisioning";
+  if (disks?.unbound && setToStart(vmi, requests, runStrategy)) return "WaitingForVolumeBinding";
+  if (active) {
     if (hasReason(vmi, "ErrImagePull")) return "ErrImagePull";
     if (hasReason(vmi, "ImagePullBackOff")) return "ImagePullBackOff";
     return "Starting";
@@ -232,6 +285,7 @@ export function computeVmStatus(
   vmi: VirtualMachineInstance | undefined,
   plan: Pick<VmPlan, "requests" | "runStrategy" | "startFailure" | "requeueAfterMs">,
   now: string,
+  disks?: DiskFacts,
 ): VirtualMachineStatus {
   const cur = vm.status ?? {};
   const active = vmi !== undefined && !isFinal(vmi);
@@ -249,6 +303,7 @@ export function computeVmStatus(
     plan.requests,
     plan.runStrategy,
     plan.requeueAfterMs !== undefined || restarting,
+    disks,
   );
   if (plan.startFailure) status.startFailure = plan.startFailure;
   else delete status.startFailure;
@@ -299,6 +354,14 @@ export function computeVmStatus(
     );
   } else if (active && vmi.status?.phase === "Running") {
     conds = conds.filter((c) => c.type !== "Failure");
+  }
+  if (disks) {
+    const dc = diskConditions(
+      disks,
+      (vm.spec.template.spec?.volumes ?? []).some((v) => v.dataVolume),
+    );
+    conds = conds.filter((c) => !dc.clear.includes(c.type));
+    for (const c of dc.set) conds = setCondition(conds, c, now);
   }
   status.conditions = conds;
   if (vm.metadata.generation !== undefined) status.observedGeneration = vm.metadata.generation;

@@ -3,8 +3,9 @@
 // the finalizer can go, and the pod readiness-gate condition to sync. From Running on, virt-handler owns VMI status.
 
 import { VMI_FINALIZER } from "../../api/index.js";
-import type { Condition, Pod, VirtualMachineInstance, VmiPhase, VmiStatus } from "../../client/index.js";
+import type { Condition, DataVolume, Pod, VirtualMachineInstance, VmiPhase, VmiStatus } from "../../client/index.js";
 import { getCondition, setCondition } from "../conditions.js";
+import { describeDataVolume } from "../lifecycle/index.js";
 import { READINESS_GATE } from "./pod.js";
 
 export interface VmiPlan {
@@ -43,8 +44,55 @@ function withPhase(status: VmiStatus, phase: VmiPhase, now: string): VmiStatus {
   return { ...status, phase, phaseTransitionTimestamps: ts };
 }
 
-/** Plans one round. `pods` are the VMI's launcher pods (owner reference to its uid). */
-export function planVmi(vmi: VirtualMachineInstance, pods: Pod[], now: string): VmiPlan {
+/** Whether the launcher pod may be made, as the VMI's DataVolumes go (storage contract §4). */
+export interface DataVolumesGate {
+  /** Every DataVolume is Succeeded, or waits for its first consumer (the launcher pod selects the node). */
+  podAllowed: boolean;
+  condition: Condition;
+}
+
+/**
+ * The gate of a VMI's dataVolume volumes: the pod waits while any DataVolume is missing or being filled; a
+ * WaitForFirstConsumer one lets it go (the node agent then waits for Succeeded before the guest starts).
+ */
+export function dataVolumesGate(
+  vmi: VirtualMachineInstance,
+  dv: (name: string) => DataVolume | undefined,
+): DataVolumesGate | undefined {
+  const names = [...new Set((vmi.spec.volumes ?? []).flatMap((v) => (v.dataVolume ? [v.dataVolume.name] : [])))];
+  if (names.length === 0) return undefined;
+  const blocking: string[] = [];
+  const notReady: string[] = [];
+  for (const name of names) {
+    const d = dv(name);
+    const phase = d?.status?.phase;
+    if (phase === "Succeeded") continue;
+    const what = d ? describeDataVolume(d) : `${name} (not found)`;
+    notReady.push(what);
+    if (phase !== "WaitForFirstConsumer" && phase !== "PendingPopulation") blocking.push(what);
+  }
+  const condition: Condition =
+    notReady.length === 0
+      ? {
+          type: "DataVolumesReady",
+          status: "True",
+          reason: "AllDVsReady",
+          message: "All of the VMI's DVs are bound and ready",
+        }
+      : {
+          type: "DataVolumesReady",
+          status: "False",
+          reason: "NotAllDVsReady",
+          message: `Not all of the VMI's DVs are ready: ${notReady.join(", ")}`,
+        };
+  return { podAllowed: blocking.length === 0, condition };
+}
+
+/**
+ * Plans one round. `pods` are the VMI's launcher pods (owner reference to its uid); `dvGate` its DataVolumes' gate
+ * (dataVolumesGate), absent without dataVolume volumes.
+ */
+export function planVmi(vmi: VirtualMachineInstance, pods: Pod[], now: string, dvGate?: DataVolumesGate): VmiPlan {
   const plan: VmiPlan = {
     createPod: false,
     deletePods: [],
@@ -84,10 +132,18 @@ export function planVmi(vmi: VirtualMachineInstance, pods: Pod[], now: string): 
     };
   }
 
+  if (dvGate && phase !== "Running" && phase !== "Unknown") {
+    plan.status.conditions = setCondition(plan.status.conditions, dvGate.condition, now);
+  }
+
   switch (phase) {
     case "":
     case "Pending":
     case "Scheduling": {
+      if (!pod && dvGate && !dvGate.podAllowed && phase !== "Scheduling") {
+        plan.status = withPhase(plan.status, "Pending", now);
+        return plan;
+      }
       if (!pod) {
         if (phase === "Scheduling") {
           plan.status = { ...withPhase(plan.status, "Failed", now), reason: "PodNotExists" };

@@ -1,9 +1,10 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
-import { type Pod, resources, type VirtualMachineInstance } from "../../client/index.js";
+import { type DataVolume, type Pod, resources, type VirtualMachineInstance } from "../../client/index.js";
 import { bytes } from "../quantity.js";
 import { newNode, newVmi, withMemory, withNodeSelector } from "../testing/factories.js";
 import { type Harness, startHarness } from "../testing/harness.js";
+import { dataVolumesGate } from "./plan.js";
 import { launcherResources, memoryOverhead, renderLauncherPod } from "./pod.js";
 
 const vmiOf = (h: Harness, name = "testvmi") => h.client.peek<VirtualMachineInstance>(resources.vmis, "default", name);
@@ -202,5 +203,63 @@ describe("launcher pod volumes", () => {
     ]);
     vmi.spec.volumes = [{ name: "root", containerDisk: { image: "reg.test/disk" } }];
     assert.equal(renderLauncherPod(vmi).spec.volumes, undefined, "no claims: no volumes");
+  });
+});
+
+describe("VMI controller: DataVolume gate (storage contract §4)", () => {
+  const PLAY = { playDataVolumes: true };
+  const dv = (name: string, phase: string): DataVolume => ({
+    apiVersion: "cdi.kubevirt.io/v1beta1",
+    kind: "DataVolume",
+    metadata: { name, namespace: "default" },
+    spec: { source: { blank: {} } },
+    status: { phase: phase as never },
+  });
+  const withDv = (vmi: VirtualMachineInstance) => {
+    vmi.spec.volumes = [{ name: "root", dataVolume: { name: "root" } }];
+  };
+  const cond = (h: Harness) => vmiOf(h)?.status?.conditions?.find((c) => c.type === "DataVolumesReady");
+
+  it("no launcher pod while a DataVolume is missing or being filled: Pending, DataVolumesReady names it and its phase", async (t) => {
+    const h = await startHarness([{ ref: resources.vmis, objs: [newVmi("testvmi", withDv)] }], undefined, PLAY);
+    t.after(() => h.stop());
+    await h.drain();
+    assert.equal(podsOf(h).length, 0);
+    assert.equal(vmiOf(h)?.status?.phase, "Pending");
+    assert.match(cond(h)?.message ?? "", /root \(not found\)/);
+    await h.client.create(resources.datavolumes, "default", dv("root", "ImportInProgress"));
+    await h.drain();
+    assert.equal(podsOf(h).length, 0);
+    assert.equal(cond(h)?.status, "False");
+    assert.equal(cond(h)?.reason, "NotAllDVsReady");
+    assert.match(cond(h)?.message ?? "", /root \(phase ImportInProgress\)/);
+    const cur = h.client.peek<DataVolume>(resources.datavolumes, "default", "root")!;
+    await h.client.updateStatus(resources.datavolumes, { ...cur, status: { phase: "Succeeded" } });
+    await h.drain();
+    assert.equal(podsOf(h).length, 1, "the pod once the DataVolume is Succeeded");
+    assert.equal(cond(h)?.status, "True");
+    assert.equal(cond(h)?.reason, "AllDVsReady");
+  });
+
+  it("a WaitForFirstConsumer DataVolume lets the pod go (it is the first consumer)", async (t) => {
+    const h = await startHarness(
+      [
+        { ref: resources.datavolumes, objs: [dv("root", "WaitForFirstConsumer")] },
+        { ref: resources.vmis, objs: [newVmi("testvmi", withDv)] },
+      ],
+      undefined,
+      PLAY,
+    );
+    t.after(() => h.stop());
+    await h.drain();
+    assert.equal(podsOf(h).length, 1);
+    assert.equal(cond(h)?.status, "False");
+  });
+
+  it("dataVolumesGate is absent without dataVolume volumes", () => {
+    assert.equal(
+      dataVolumesGate(newVmi(), () => undefined),
+      undefined,
+    );
   });
 });

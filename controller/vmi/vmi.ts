@@ -4,14 +4,21 @@
 
 import { isDeepStrictEqual } from "node:util";
 import { VMI_FINALIZER } from "../../api/index.js";
-import { type Client, type Informer, type Pod, resources, type VirtualMachineInstance } from "../../client/index.js";
+import {
+  type Client,
+  type DataVolume,
+  type Informer,
+  type Pod,
+  resources,
+  type VirtualMachineInstance,
+} from "../../client/index.js";
 import { isConflict, isNotFound } from "../../lib/errors.js";
 import { forObject, type Logger } from "../../lib/log.js";
 import type { ReconcileResult } from "../../lib/workqueue/index.js";
 import { setCondition, timestamp } from "../conditions.js";
 import { Reasons, type Recorder } from "../events/index.js";
 import type { Expectations } from "../expectations.js";
-import { planVmi } from "./plan.js";
+import { dataVolumesGate, planVmi } from "./plan.js";
 import { isLauncherPodOf, LABEL_NODE_NAME, renderLauncherPod } from "./pod.js";
 
 export const OWNER_INDEX = "owner";
@@ -25,6 +32,8 @@ export interface VmiDeps {
   recorder: Recorder;
   log: Logger;
   now: () => Date;
+  /** DataVolumes: the launcher pod waits for those of the VMI's dataVolume volumes (absent: no gate). */
+  dvs?: Informer<DataVolume>;
 }
 
 export async function reconcileVmi(deps: VmiDeps, key: string): Promise<ReconcileResult> {
@@ -37,7 +46,9 @@ export async function reconcileVmi(deps: VmiDeps, key: string): Promise<Reconcil
   const log = forObject(deps.log, vmi);
   const pods = deps.pods.byIndex(OWNER_INDEX, vmi.metadata.uid ?? "").filter((p) => isLauncherPodOf(p, vmi));
   const now = timestamp(deps.now());
-  const plan = planVmi(vmi, pods, now);
+  const dvs = deps.dvs;
+  const gate = dvs ? dataVolumesGate(vmi, (n) => dvs.get(`${vmi.metadata.namespace}/${n}`)) : undefined;
+  const plan = planVmi(vmi, pods, now, gate);
 
   for (const pod of plan.deletePods) {
     deps.expectations.expectDeletions(key);

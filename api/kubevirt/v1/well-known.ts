@@ -35,3 +35,25 @@ export function serviceAccountUser(sa: string, namespace = KUBEVIRT_NAMESPACE): 
 export function isKubeVirtServiceAccount(username: string): boolean {
   return Object.values(SERVICE_ACCOUNTS).some((sa) => serviceAccountUser(sa) === username);
 }
+
+/** KubeVirt's label on a VM's DataVolumes (and VMIs): the uid of the VM that created them. */
+export const CREATED_BY_LABEL = "kubevirt.io/created-by";
+
+/**
+ * tsvirt's retained disks (issue 11): a deleted VM's dataVolumeTemplate DataVolumes and their claims stay, without the
+ * VM's ownerReference, labelled with its name and annotated with its uid and last spec (what `virtctl recover` reads).
+ */
+export const RetainedDisks = {
+  /** On the VM while its disks still have to be released before the garbage collector sees it gone. */
+  finalizer: "tsvirt.io/retain-disks",
+  /** Label on a retained DataVolume and its PVC: the name of the VM they belonged to. */
+  fromVmLabel: "tsvirt.io/retained-from-vm",
+  uidAnnotation: "tsvirt.io/retained-vm-uid",
+  /** The VM's last spec, JSON. */
+  specAnnotation: "tsvirt.io/retained-vm-spec",
+  /**
+   * "true" on a VM: its disks go with it (KubeVirt's way). A VirtualMachinePool's members' disks go with them unless
+   * the pool carries it as "false" (its members are interchangeable).
+   */
+  deleteWithVmAnnotation: "tsvirt.io/delete-disks-with-vm",
+} as const;
