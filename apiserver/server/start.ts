@@ -140,18 +140,20 @@ export function writeKubeconfig(path: string, server: string, token?: string, na
 
 const KUBEVIRT_KEY = "kubevirt.io/kubevirts";
 
-/** The configuration in effect, from the stored KubeVirt object (recomputed only when the object changes). */
+/**
+ * The configuration in effect, from the stored KubeVirt object: read once, then kept current by the store's commit
+ * events (synchronous, in revision order), so admission never reads the store per request and sees every edit at once.
+ */
 function liveConfiguration(store: Store): () => KubeVirtConfiguration {
-  let seen: string | undefined;
-  let cfg = effectiveConfiguration(undefined);
-  return () => {
-    const text = store.getText(KUBEVIRT_KEY, KUBEVIRT_NAMESPACE, KUBEVIRT_NAME);
-    if (text !== seen) {
-      seen = text;
-      cfg = effectiveConfiguration(text === undefined ? undefined : JSON.parse(text));
-    }
-    return cfg;
-  };
+  const parse = (text: string | undefined) => effectiveConfiguration(text === undefined ? undefined : JSON.parse(text));
+  let cfg = parse(store.getText(KUBEVIRT_KEY, KUBEVIRT_NAMESPACE, KUBEVIRT_NAME));
+  store.subscribe((e) => {
+    if (e.resource !== KUBEVIRT_KEY || e.namespace !== KUBEVIRT_NAMESPACE || e.name !== KUBEVIRT_NAME) return;
+    cfg = effectiveConfiguration(
+      e.type === "DELETED" ? undefined : (e.object as { spec?: { configuration?: unknown } }),
+    );
+  });
+  return () => cfg;
 }
 
 /** Throws (one line) when `listen` cannot be served: unparsable, or off loopback without TLS and a token. */
@@ -205,7 +207,7 @@ export async function startApiServer(opts: ApiServerOptions = {}): Promise<ApiSe
     for (const r of registry.all()) if (!builtinKeys.has(r.key) && !seen.has(r.key)) registry.remove(r.group, r.plural);
   };
   // KubeVirt's admission (validation and defaulting), called in process as webhooks would be on a cluster
-  // (the settings it applies are read from the KubeVirt object at each request: live, as KubeVirt's virt-config)
+  // (the settings it applies follow the KubeVirt object live, from a cache the store's events keep: KubeVirt's virt-config)
   const config = liveConfiguration(store);
   const admission =
     opts.admission ??
