@@ -261,12 +261,21 @@ export async function startApiServer(opts: ApiServerOptions = {}): Promise<ApiSe
     resyncMs: opts.resyncMs ?? 30_000,
   });
   let ready = false;
+  // A request without a token: the administrator only in single-user mode (no --token-file; checkListen keeps that
+  // to loopback), said at start; with --token-file it is a 401 Status.
+  const auth = new Authenticator({
+    ...(token ? { adminToken: token } : {}),
+    identities,
+    anonymous: token ? "unauthorized" : "admin",
+  });
+  if (auth.anonymous === "admin")
+    log.warn("single-user mode: a request without a token acts as the administrator (--token-file requires tokens)");
   const api = new HttpApi({
     rest,
     metrics,
     openapi: new OpenApiCache(registry),
     log,
-    auth: new Authenticator({ ...(token ? { adminToken: token } : {}), identities }),
+    auth,
     maxBodyBytes: opts.maxBodyBytes ?? 3 * 1024 * 1024,
     bookmarkIntervalMs: opts.bookmarkIntervalMs ?? 5000,
     maxWatchSeconds: opts.maxWatchSeconds ?? 1800,
@@ -338,6 +347,7 @@ export async function startApiServer(opts: ApiServerOptions = {}): Promise<ApiSe
   }
   log.info("serving", {
     url,
+    anonymous: auth.anonymous,
     dataDir: opts.dataDir ?? null,
     memory: !!opts.memory,
     synchronous: store.synchronous,
