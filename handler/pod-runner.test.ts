@@ -70,6 +70,15 @@ function testRunner(
   });
 }
 
+/** Stops the runner, kills what is left in the pod's namespace, removes the node's network and the data dir. */
+async function teardown(runner: PodRunner, net: PodNetwork, uid: string, dataDir: string): Promise<void> {
+  runner.close();
+  for (const p of await pidsInNetns(podNetns(uid))) process.kill(p, "SIGKILL");
+  await net.teardownPod(uid).catch(() => {});
+  await net.teardownNode().catch(() => {});
+  await rm(dataDir, { recursive: true, force: true });
+}
+
 requirePrereqs("root", "ip", "iptables", "nsenter", "busybox");
 
 describe("pod runner", () => {
@@ -95,13 +104,7 @@ describe("pod runner", () => {
       metadata: { name: "nginx", namespace: "default", uid: randomUUID() },
     });
     const uid = pod.metadata.uid ?? "";
-    t.after(async () => {
-      runner.close();
-      for (const p of await pidsInNetns(podNetns(uid))) process.kill(p, "SIGKILL");
-      await net.teardownPod(uid).catch(() => {});
-      await net.teardownNode().catch(() => {});
-      await rm(dataDir, { recursive: true, force: true });
-    });
+    t.after(() => teardown(runner, net, uid, dataDir));
 
     await runner.trigger(other.metadata.uid ?? "");
     const failed = api.peek<Pod>(refs.pods, "default", "nginx");
@@ -199,13 +202,7 @@ describe("pod runner", () => {
     const runner = testRunner(dataDir, api, net, "setInterval(()=>{},1000)", opts, probe);
     const pod = api.put(refs.pods, launcherPod("virt-launcher-vm3-probe", randomUUID()));
     const uid = pod.metadata.uid ?? "";
-    t.after(async () => {
-      runner.close();
-      for (const p of await pidsInNetns(podNetns(uid))) process.kill(p, "SIGKILL");
-      await net.teardownPod(uid).catch(() => {});
-      await net.teardownNode().catch(() => {});
-      await rm(dataDir, { recursive: true, force: true });
-    });
+    t.after(() => teardown(runner, net, uid, dataDir));
     const readyOf = () =>
       api.peek<Pod>(refs.pods, "default", pod.metadata.name ?? "")?.status?.conditions?.find((c) => c.type === "Ready");
     const until = async (what: string, ok: () => boolean) => {

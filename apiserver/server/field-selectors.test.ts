@@ -55,28 +55,21 @@ describe("kubectl --field-selector", () => {
     });
     await post("/api/v1/namespaces/default/pods", pod("a", "n1", "Running"));
     await post("/api/v1/namespaces/default/pods", pod("b", "n2", "Pending", true));
-    for (const [name, type] of [
-      ["s1", "ClusterIP"],
-      ["s2", "NodePort"],
-    ] as const) {
-      await post("/api/v1/namespaces/default/services", {
-        metadata: { name },
-        spec: { type, ports: [{ port: 80 }] },
-      });
-    }
-    for (const [name, type] of [
-      ["e1", "Warning"],
-      ["e2", "Normal"],
-    ] as const) {
-      await post("/api/v1/namespaces/default/events", {
-        metadata: { name },
-        involvedObject: { kind: "VirtualMachine", name: "vm1", namespace: "default" },
-        reason: "R",
-        message: "m",
-        type,
-        source: { component: "virt-controller" },
-      });
-    }
+    await post("/api/v1/namespaces/default/services", { metadata: { name: "s1" }, spec: { ports: [{ port: 80 }] } });
+    await post("/api/v1/namespaces/default/services", {
+      metadata: { name: "s2" },
+      spec: { type: "NodePort", ports: [{ port: 80 }] },
+    });
+    const event = (name: string, type: string) => ({
+      metadata: { name },
+      involvedObject: { kind: "VirtualMachine", name: "vm1", namespace: "default" },
+      reason: "R",
+      message: "m",
+      type,
+      source: { component: "virt-controller" },
+    });
+    await post("/api/v1/namespaces/default/events", event("e1", "Warning"));
+    await post("/api/v1/namespaces/default/events", event("e2", "Normal"));
   });
   after(async () => {
     await api?.close();
