@@ -343,6 +343,10 @@ interface Builtin {
   schema: TSchema;
   status?: boolean;
   extraSubresources?: string[];
+  /**
+   * Field selectors beyond metadata.name/namespace, exactly Kubernetes' (pkg/apis/core/v1 conversion.go): the one list
+   * (apiserver/selectors derives getters and messages from it; a core kind with a list has its own conversion).
+   */
   fieldSelectors?: string[];
   columns?: TableColumn[];
 }
@@ -391,6 +395,7 @@ const BUILTINS: Builtin[] = [
       "spec.hostNetwork",
       "status.phase",
       "status.podIP",
+      "status.podIPs",
       "status.nominatedNodeName",
     ],
     columns: POD_COLUMNS,

@@ -125,7 +125,8 @@ export function registerUp(program: Command): void {
         await sup.start({ name: `handler-${name}`, argv, env });
       }
       process.stdout.write(
-        `tsvirt is up: ${n} node(s), API at http://${o.listen}\n  export KUBECONFIG=${kubeconfig}\n  logs: ${join(dir, "logs")}\n`,
+        `tsvirt is up: ${n} node(s), API at http://${o.listen}\n  export KUBECONFIG=${kubeconfig}\n  logs: ${join(dir, "logs")}\n` +
+          "  single-user: a request without a token acts as the administrator (loopback only)\n",
       );
 
       let stopping = false;

@@ -47,6 +47,7 @@ function testRunner(
   net: PodNetwork,
   script: string,
   extra: Partial<PodRunnerOptions> = {},
+  probe: () => Promise<boolean> = async () => true,
 ): PodRunner {
   return new PodRunner({
     node: NODE,
@@ -62,11 +63,20 @@ function testRunner(
         api,
         // its command line names the pod dir, as the real launcher's does
         launcherCommand: (_vmiUid, podDir) => ({ argv: [process.execPath, "-e", script, "--", podDir] }),
-        probe: async () => true,
+        probe,
       }),
     ],
     ...extra,
   });
+}
+
+/** Stops the runner, kills what is left in the pod's namespace, removes the node's network and the data dir. */
+async function teardown(runner: PodRunner, net: PodNetwork, uid: string, dataDir: string): Promise<void> {
+  runner.close();
+  for (const p of await pidsInNetns(podNetns(uid))) process.kill(p, "SIGKILL");
+  await net.teardownPod(uid).catch(() => {});
+  await net.teardownNode().catch(() => {});
+  await rm(dataDir, { recursive: true, force: true });
 }
 
 requirePrereqs("root", "ip", "iptables", "nsenter", "busybox");
@@ -94,13 +104,7 @@ describe("pod runner", () => {
       metadata: { name: "nginx", namespace: "default", uid: randomUUID() },
     });
     const uid = pod.metadata.uid ?? "";
-    t.after(async () => {
-      runner.close();
-      for (const p of await pidsInNetns(podNetns(uid))) process.kill(p, "SIGKILL");
-      await net.teardownPod(uid).catch(() => {});
-      await net.teardownNode().catch(() => {});
-      await rm(dataDir, { recursive: true, force: true });
-    });
+    t.after(() => teardown(runner, net, uid, dataDir));
 
     await runner.trigger(other.metadata.uid ?? "");
     const failed = api.peek<Pod>(refs.pods, "default", "nginx");
@@ -180,6 +184,48 @@ describe("pod runner", () => {
     assert.deepEqual(await pidsInNetns(podNetns(uid)), []);
     await runner.trigger(uid);
     assert.equal((await readPodRecord(podDirOf(dataDir, uid)))?.pid, rec.pid);
+  });
+
+  it("probes readiness periodically, as kubelet: a launcher that stops answering makes its pod NotReady", {
+    timeout: 120_000,
+  }, async (t) => {
+    const dataDir = await mkdtemp(join(tmpdir(), "tsvirt-pr-"));
+    const api = new FakeApi();
+    const net = new PodNetwork({ node: NODE, podCIDR: "10.96.9.0/24", dataDir });
+    let answering = true;
+    let probes = 0;
+    const probe = async () => {
+      probes++;
+      return answering;
+    };
+    const opts = { readinessPeriodMs: 30, readinessFailureThreshold: 3 };
+    const runner = testRunner(dataDir, api, net, "setInterval(()=>{},1000)", opts, probe);
+    const pod = api.put(refs.pods, launcherPod("virt-launcher-vm3-probe", randomUUID()));
+    const uid = pod.metadata.uid ?? "";
+    t.after(() => teardown(runner, net, uid, dataDir));
+    const readyOf = () =>
+      api.peek<Pod>(refs.pods, "default", pod.metadata.name ?? "")?.status?.conditions?.find((c) => c.type === "Ready");
+    const until = async (what: string, ok: () => boolean) => {
+      for (let i = 0; i < 200 && !ok(); i++) await new Promise((r) => setTimeout(r, 20));
+      await runner.idle();
+      assert.ok(ok(), `timed out waiting for ${what}`);
+    };
+    await runner.trigger(uid);
+    assert.equal(readyOf()?.status, "True");
+    // Still probed after the first success; one or two failures in a row do not flip readiness.
+    const before = probes;
+    await until("more probes", () => probes >= before + 3);
+    assert.equal(readyOf()?.status, "True");
+    answering = false;
+    await until("Ready=False", () => readyOf()?.status === "False");
+    assert.equal(readyOf()?.reason, "ContainersNotReady");
+    assert.ok(probes >= before + 3 + 3, "NotReady only after failureThreshold failed probes");
+    answering = true;
+    await until("Ready=True again", () => readyOf()?.status === "True");
+    runner.close();
+    const after = probes;
+    await new Promise((r) => setTimeout(r, 150));
+    assert.ok(probes <= after + 1, "a closed runner stops probing");
   });
 
   for (const restart of [false, true]) {

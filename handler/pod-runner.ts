@@ -36,8 +36,12 @@ export interface PodRunnerOptions {
   shapes: readonly PodShape[];
   /** Asks a pod to stop gracefully (default: SIGTERM to its first process). */
   terminate?: (pid: number) => void;
-  /** Readiness probe interval while a started pod is not ready yet. */
+  /** Readiness probe interval while a started pod has not been ready yet (start-up: fast, it is on the creation path). */
   probeIntervalMs?: number;
+  /** Readiness probe period once the pod was ready (kubelet's periodSeconds, default 10 s). */
+  readinessPeriodMs?: number;
+  /** Failed probes in a row that make a ready pod NotReady (kubelet's failureThreshold, default 3). */
+  readinessFailureThreshold?: number;
   log?: Logger;
   now?: () => string;
 }
@@ -48,8 +52,17 @@ const MAX_REMOVE_ATTEMPTS = 10;
 interface Entry {
   record: PodRecord;
   podDir: string;
-  /** Readiness: probed until it first succeeds (a startup probe), then kept until the process ends. */
+  /**
+   * Readiness, as kubelet's readiness probe: probed every probeIntervalMs until it first succeeds, then every
+   * readinessPeriodMs; NotReady after readinessFailureThreshold failures in a row, ready again at the next success.
+   */
   ready: boolean;
+  /** Was ready once: the periodic probe runs. */
+  started?: boolean;
+  /** Periodic probes failed in a row. */
+  failures?: number;
+  /** Process gone or pod cleaned up: no more probes. */
+  done?: boolean;
   probeTimer?: NodeJS.Timeout;
   exit?: { exitCode: number; finishedAt: string; reason: string };
   /** Deleted pod: removals held back so far, waiting for the owner's end to be recorded. */
@@ -183,9 +196,12 @@ export class PodRunner {
       await this.report(pod, { state: "start-failed", message: `pod network: ${(e as Error).message}` });
       throw e;
     }
-    if (!entry.ready) {
+    if (!entry.started) {
       entry.ready = await cls.shape.ready(cls.ownerUid, entry.podDir).catch(() => false);
-      if (!entry.ready && !entry.probeTimer && !this.stopped) {
+      if (entry.ready) {
+        entry.started = true;
+        this.probePeriodically(uid, entry, cls.shape, cls.ownerUid);
+      } else if (!entry.probeTimer && !this.stopped) {
         entry.probeTimer = setTimeout(() => {
           entry.probeTimer = undefined;
           void this.trigger(uid);
@@ -201,6 +217,29 @@ export class PodRunner {
       answering: entry.ready,
       unpaused: true,
     });
+  }
+
+  /** kubelet's periodic readiness probe of a pod that was ready once; a change of readiness syncs the pod. */
+  private probePeriodically(uid: string, entry: Entry, shape: PodShape, ownerUid: string): void {
+    if (entry.probeTimer || entry.done || this.stopped) return;
+    entry.probeTimer = setTimeout(async () => {
+      entry.probeTimer = undefined;
+      if (entry.done || entry.exit || this.stopped) return;
+      const ok = await shape.ready(ownerUid, entry.podDir).catch(() => false);
+      if (entry.done || entry.exit || this.stopped) return;
+      entry.failures = ok ? 0 : (entry.failures ?? 0) + 1;
+      const ready = ok || (entry.ready && entry.failures < (this.o.readinessFailureThreshold ?? 3));
+      if (ready !== entry.ready) {
+        entry.ready = ready;
+        this.log.info(ready ? "pod ready again" : "pod not ready: readiness probe failed", {
+          podUid: uid,
+          failures: entry.failures,
+        });
+        void this.trigger(uid);
+      }
+      this.probePeriodically(uid, entry, shape, ownerUid);
+    }, this.o.readinessPeriodMs ?? 10_000);
+    entry.probeTimer.unref();
   }
 
   /** The terminated state of a pod whose process ended, with its termination message. */
@@ -335,7 +374,10 @@ export class PodRunner {
     const entry = this.entries.get(uid);
     await entry?.network?.catch(() => {}); // links still being made: tear down after, not under, them
     if (entry?.probeTimer) clearTimeout(entry.probeTimer);
-    if (entry) entry.ready = false;
+    if (entry) {
+      entry.ready = false;
+      entry.done = true;
+    }
     const record = entry?.record ?? (await readPodRecord(podDir));
     if (record) await stopLauncher(record, podDir, graceMs, this.o.terminate);
     const net = this.o.network();

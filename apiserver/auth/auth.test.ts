@@ -1,13 +1,13 @@
 // Identities end to end over HTTP: tokens → users, the static table (requests and SelfSubjectAccessReview agree),
 // KubeVirt's caller-dependent admission rules, and the token files a data dir gets.
 import assert from "node:assert/strict";
-import { mkdtempSync, readFileSync, rmSync, statSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
 import { parse } from "yaml";
 import type { Component } from "../../api/index.js";
-import { nullLogger } from "../../lib/log.js";
+import { createLogger, nullLogger } from "../../lib/log.js";
 import { type ApiServer, startApiServer } from "../index.js";
 import { ADMIN, Authenticator, authorize, memoryIdentities, serviceAccountInfo } from "./index.js";
 
@@ -232,14 +232,63 @@ test("a data dir gets one token and one kubeconfig per component, mode 0600, kep
 
 test("Authenticator: malformed or unknown credentials never fall back to a user", () => {
   const ids = memoryIdentities();
-  const open = new Authenticator({ identities: ids });
+  const open = new Authenticator({ identities: ids, anonymous: "admin" });
   assert.equal(open.authenticate(undefined), ADMIN, "no token, no --token-file: the administrator");
   assert.equal(open.authenticate("Basic Zm9vOmJhcg=="), undefined);
   assert.equal(open.authenticate("Bearer"), undefined);
   assert.equal(open.authenticate("Bearer a b"), undefined);
   assert.equal(open.authenticate(`Bearer ${ids[0]?.token}x`), undefined);
   assert.deepEqual(open.authenticate(`bearer ${ids[1]?.token}`), ids[1]?.user);
-  const closed = new Authenticator({ adminToken: "s3cret", identities: ids });
+  const closed = new Authenticator({ adminToken: "s3cret", identities: ids, anonymous: "unauthorized" });
   assert.equal(closed.authenticate(undefined), undefined, "with --token-file every request needs a token");
   assert.equal(closed.authenticate("Bearer s3cret"), ADMIN);
+  assert.throws(
+    () => new Authenticator({ adminToken: "s3cret", identities: ids, anonymous: "admin" }),
+    /requests without a token cannot be the administrator/,
+  );
+});
+
+test("anonymous access is explicit: single-user mode says so at start; with --token-file no token is a 401 Status", async () => {
+  const dir = mkdtempSync(join(tmpdir(), "tsv-anon-"));
+  const lines: string[] = [];
+  const logger = createLogger({ component: "virt-api" }, { write: (l) => lines.push(l) });
+  try {
+    const open = await startApiServer({ memory: true, logger });
+    try {
+      const warn = lines.map((l) => JSON.parse(l) as { level: string; msg: string }).find((l) => l.level === "warn");
+      assert.match(warn?.msg ?? "", /^single-user mode: a request without a token acts as the administrator/);
+      assert.equal((await fetch(`${open.url}/api/v1/namespaces`)).status, 200);
+    } finally {
+      await open.close();
+    }
+    lines.length = 0;
+    const tokenFile = join(dir, "token");
+    writeFileSync(tokenFile, "s3cret\n");
+    const closed = await startApiServer({ memory: true, logger, tokenFile });
+    try {
+      assert.ok(!lines.some((l) => l.includes("single-user")), lines.join(""));
+      assert.ok(
+        lines.some((l) => l.includes('"anonymous":"unauthorized"')),
+        lines.join(""),
+      );
+      const r = await fetch(`${closed.url}/api/v1/namespaces`);
+      assert.equal(r.status, 401);
+      assert.deepEqual(await r.json(), {
+        kind: "Status",
+        apiVersion: "v1",
+        metadata: {},
+        status: "Failure",
+        message: "Unauthorized",
+        reason: "Unauthorized",
+        code: 401,
+      });
+      assert.equal((await fetch(`${closed.url}/healthz`)).status, 200, "health checks need no token");
+      const ok = await fetch(`${closed.url}/api/v1/namespaces`, { headers: { authorization: "Bearer s3cret" } });
+      assert.equal(ok.status, 200);
+    } finally {
+      await closed.close();
+    }
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
 });

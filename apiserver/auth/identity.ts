@@ -1,6 +1,7 @@
 // Who is calling: bearer tokens → userInfo, as kube-apiserver's token authenticators do. The administrator's token
-// is the one of --token-file (or none: then a request without a token is the administrator, as on loopback
-// before); each KubeVirt component has its own service-account token, kept in DATA/identities/ (mode 0600).
+// is the one of --token-file; each KubeVirt component has its own service-account token, kept in DATA/identities/
+// (mode 0600). A request without a token is said explicitly: "admin" in single-user mode (loopback, no
+// --token-file: the user's kubeconfig carries no token), "unauthorized" (401) whenever an admin token is set.
 import { createHash, randomBytes } from "node:crypto";
 import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
@@ -35,26 +36,33 @@ export interface Identity {
 
 const digest = (token: string): string => createHash("sha256").update(token).digest("hex");
 
+/** What a request without a token is: the administrator (single-user mode) or a 401. */
+export type AnonymousMode = "admin" | "unauthorized";
+
 export interface AuthenticatorOptions {
-  /** the administrator's token; without one, a request that presents no token is the administrator */
+  /** the administrator's token (--token-file) */
   adminToken?: string;
   identities: readonly Identity[];
+  /** a request without a token; "admin" only when there is no admin token (else a token would protect nothing) */
+  anonymous: AnonymousMode;
 }
 
 export class Authenticator {
   // keyed by a digest of the token: a lookup leaks nothing usable about a token through timing
   readonly #byDigest = new Map<string, UserInfo>();
-  readonly #anonymousAdmin: boolean;
+  readonly anonymous: AnonymousMode;
 
   constructor(o: AuthenticatorOptions) {
+    if (o.adminToken && o.anonymous === "admin")
+      throw new Error("an administrator token is set: requests without a token cannot be the administrator");
     if (o.adminToken) this.#byDigest.set(digest(o.adminToken), ADMIN);
     for (const id of o.identities) this.#byDigest.set(digest(id.token), id.user);
-    this.#anonymousAdmin = !o.adminToken;
+    this.anonymous = o.anonymous;
   }
 
   /** The caller named by an Authorization header, or undefined (401): a token that is not ours never falls back. */
   authenticate(header: string | undefined): UserInfo | undefined {
-    if (!header) return this.#anonymousAdmin ? ADMIN : undefined;
+    if (!header) return this.anonymous === "admin" ? ADMIN : undefined;
     const m = /^Bearer\s+(\S+)\s*$/i.exec(header);
     if (!m) return undefined;
     return this.#byDigest.get(digest(m[1] ?? ""));

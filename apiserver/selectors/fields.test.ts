@@ -1,13 +1,19 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
+import { builtinDefinitions } from "../../api/builtin.js";
 import { StatusError } from "../../lib/errors.js";
-import {
-  coreFieldSelectors,
-  fieldGetters,
-  metaFieldGetters,
-  parseFieldSelector,
-  unknownFieldMessageFor,
-} from "./index.js";
+import { fieldGetters, kindFieldSelectors, metaFieldGetters, parseFieldSelector } from "./index.js";
+
+/** A built-in kind's field selectors, from api/builtin.ts's list (the one source). */
+function builtin(plural: string) {
+  const d = builtinDefinitions().find((x) => x.crd.spec.group === "" && x.crd.spec.names.plural === plural);
+  assert.ok(d, plural);
+  return kindFieldSelectors({
+    group: "",
+    namespaced: d.crd.spec.scope === "Namespaced",
+    fieldSelectors: d.fieldSelectors ?? [],
+  });
+}
 
 const pod = {
   metadata: { name: "virt-launcher-a", namespace: "default" },
@@ -27,7 +33,7 @@ function expect400(fn: () => unknown, message: string): void {
 }
 
 describe("field selectors", () => {
-  const pods = coreFieldSelectors.pods!;
+  const pods = builtin("pods");
   const cases: [string, unknown, boolean][] = [
     ["", pod, true],
     ["metadata.name=virt-launcher-a", pod, true],
@@ -66,7 +72,7 @@ describe("field selectors", () => {
   });
 
   it("an unknown field on a pod is a 400 with the core message", () => {
-    const pods = coreFieldSelectors.pods!;
+    const pods = builtin("pods");
     expect400(() => parseFieldSelector("spec.foo=x", pods.fields, pods), "field label not supported: spec.foo");
   });
 
@@ -78,7 +84,7 @@ describe("field selectors", () => {
   });
 
   it("event selectors kubectl describe sends", () => {
-    const ev = coreFieldSelectors.events!;
+    const ev = builtin("events");
     const sel = parseFieldSelector(
       "involvedObject.kind=VirtualMachine,involvedObject.uid=u1,involvedObject.name=testvm,involvedObject.namespace=default",
       ev.fields,
@@ -89,27 +95,57 @@ describe("field selectors", () => {
     assert.equal(sel.matches({ ...event, involvedObject: { ...event.involvedObject, uid: "u2" } }), false);
   });
 
-  it("accepts the selectable field names a registry keeps (a Set), with the kind's message", () => {
-    const names = new Set(["spec.nodeName", "status.phase", "spec.hostNetwork", "source"]);
-    const pods = parseFieldSelector("spec.nodeName=node1,spec.hostNetwork=false", names, {
-      unknownFieldMessage: unknownFieldMessageFor("", "pods"),
-    });
-    assert.equal(pods.matches(pod), true);
-    assert.equal(parseFieldSelector("source=kubelet", names).matches({ source: { component: "kubelet" } }), true);
+  it("each core kind accepts exactly Kubernetes' set (conversion.go), others the default one", () => {
+    // k8s.io/kubernetes pkg/apis/core/v1 conversion.go, field by field
+    const meta = "metadata.name metadata.namespace";
+    const real: Record<string, string> = {
+      pods: `${meta} spec.nodeName spec.restartPolicy spec.schedulerName spec.serviceAccountName spec.hostNetwork
+        status.phase status.podIP status.podIPs status.nominatedNodeName`,
+      nodes: "metadata.name spec.unschedulable",
+      namespaces: "metadata.name status.phase",
+      secrets: `${meta} type`,
+      services: `${meta} spec.clusterIP spec.type`,
+      events: `${meta} involvedObject.kind involvedObject.namespace involvedObject.name involvedObject.uid
+        involvedObject.apiVersion involvedObject.resourceVersion involvedObject.fieldPath reason reportingComponent
+        source type`,
+      configmaps: meta,
+      persistentvolumes: meta,
+    };
+    for (const [plural, want] of Object.entries(real)) {
+      assert.deepEqual(Object.keys(builtin(plural).fields).sort(), want.split(/\s+/).sort(), plural);
+    }
     expect400(
-      () => parseFieldSelector("spec.x=1", names, { unknownFieldMessage: unknownFieldMessageFor("", "pods") }),
+      () => parseFieldSelector("metadata.namespace=x", builtin("nodes").fields, builtin("nodes")),
+      "field label not supported: metadata.namespace",
+    );
+    expect400(
+      () => parseFieldSelector("spec.x=1", builtin("services").fields, builtin("services")),
       "field label not supported: spec.x",
     );
     expect400(
-      () =>
-        parseFieldSelector("spec.x=1", [], {
-          unknownFieldMessage: unknownFieldMessageFor("kubevirt.io", "virtualmachines"),
-        }),
+      () => parseFieldSelector("spec.x=1", builtin("configmaps").fields, builtin("configmaps")),
       '"spec.x" is not a known field selector: only "metadata.name", "metadata.namespace"',
     );
+    const crd = kindFieldSelectors({ group: "kubevirt.io", namespaced: true, fieldSelectors: [".status.nodeName"] });
     expect400(
-      () => parseFieldSelector("spec.x=1", [], { unknownFieldMessage: unknownFieldMessageFor("", "configmaps") }),
+      () => parseFieldSelector("spec.x=1", crd.fields, crd),
       '"spec.x" is not a known field selector: only "metadata.name", "metadata.namespace"',
+    );
+    assert.equal(
+      parseFieldSelector("status.nodeName=n1", crd.fields, crd).matches({ status: { nodeName: "n1" } }),
+      true,
+    );
+    const pods = builtin("pods");
+    const hostPod = { ...pod, spec: { ...pod.spec, hostNetwork: true }, status: { podIPs: [{ ip: "10.0.0.5" }] } };
+    assert.equal(
+      parseFieldSelector("spec.hostNetwork=true,status.podIPs=10.0.0.5", pods.fields, pods).matches(hostPod),
+      true,
+    );
+    assert.equal(parseFieldSelector("spec.hostNetwork=false", pods.fields, pods).matches(pod), true);
+    const ev = builtin("events");
+    assert.equal(
+      parseFieldSelector("source=kubelet", ev.fields, ev).matches({ source: { component: "kubelet" } }),
+      true,
     );
   });
 

@@ -122,74 +122,48 @@ const eventSource: FieldGetter = (obj) => {
   return e?.source?.component || e?.reportingController;
 };
 
-/**
- * The field selectors core kinds accept on a real cluster (k8s.io/kubernetes pkg/apis/core/v1 conversion), keyed by
- * resource (plural). Kinds not listed accept only `metaFieldGetters` with `defaultUnknownFieldMessage`.
- */
-export const coreFieldSelectors: Readonly<Record<string, KindFieldSelectors>> = Object.freeze({
-  pods: {
-    fields: {
-      ...fieldGetters([
-        "spec.nodeName",
-        "spec.restartPolicy",
-        "spec.schedulerName",
-        "spec.serviceAccountName",
-        "status.phase",
-        "status.podIP",
-        "status.nominatedNodeName",
-      ]),
-      "spec.hostNetwork": (obj) => (obj as { spec?: { hostNetwork?: boolean } })?.spec?.hostNetwork === true,
-      "status.podIPs": podIPs,
-    },
-    unknownFieldMessage: coreUnknownFieldMessage,
-  },
-  events: {
-    fields: {
-      ...fieldGetters([
-        "involvedObject.kind",
-        "involvedObject.namespace",
-        "involvedObject.name",
-        "involvedObject.uid",
-        "involvedObject.apiVersion",
-        "involvedObject.resourceVersion",
-        "involvedObject.fieldPath",
-        "reason",
-        "reportingComponent",
-        "type",
-      ]),
-      source: eventSource,
-    },
-    unknownFieldMessage: coreUnknownFieldMessage,
-  },
-  nodes: {
-    fields: {
-      ...metaFieldGetters,
-      "spec.unschedulable": (obj) => (obj as { spec?: { unschedulable?: boolean } })?.spec?.unschedulable === true,
-    },
-    unknownFieldMessage: coreUnknownFieldMessage,
-  },
-  namespaces: { fields: fieldGetters(["status.phase"]), unknownFieldMessage: coreUnknownFieldMessage },
-  secrets: { fields: fieldGetters(["type"]), unknownFieldMessage: coreUnknownFieldMessage },
-  replicationcontrollers: { fields: fieldGetters(["status.replicas"]), unknownFieldMessage: coreUnknownFieldMessage },
+const bool =
+  (path: string): FieldGetter =>
+  (obj) =>
+    pathGetter(path)(obj) === true;
+
+/** Core fields whose value is not a plain string at their path (kube-apiserver's *ToSelectableFields). */
+const specialGetters: Readonly<Record<string, FieldGetter>> = Object.freeze({
+  "spec.hostNetwork": bool("spec.hostNetwork"),
+  "spec.unschedulable": bool("spec.unschedulable"),
+  "status.podIPs": podIPs,
+  source: eventSource,
 });
 
-const specialGetters: Record<string, FieldGetter> = (() => {
-  const out: Record<string, FieldGetter> = {};
-  for (const kind of Object.values(coreFieldSelectors)) {
-    for (const [k, g] of Object.entries(kind.fields)) if (!(k in out)) out[k] = g;
-  }
-  return out;
-})();
+/** What a resource declares about its field selectors: api/builtin.ts's list for core kinds, selectableFields for CRDs. */
+export interface SelectableResource {
+  group: string;
+  namespaced: boolean;
+  /** Selectable fields beyond metadata.name/metadata.namespace. */
+  fieldSelectors: Iterable<string>;
+}
 
-const coreKindsWithOwnConversion = new Set(Object.keys(coreFieldSelectors));
+const kindCache = new WeakMap<SelectableResource, KindFieldSelectors>();
 
 /**
- * The message kube-apiserver gives for a field it does not select on: core kinds with their own conversion (pods,
- * nodes, events, namespaces, secrets, replicationcontrollers) say `field label not supported: <f>`, everything else
- * (other core kinds, every custom resource) the default conversion's `"<f>" is not a known field selector: ...`.
+ * The field selectors a resource accepts, as kube-apiserver does. A core kind that declares fields of its own
+ * (api/builtin.ts, the one list: k8s.io/kubernetes pkg/apis/core/v1 conversion.go) has its own conversion: its
+ * unknown fields say `field label not supported: <f>`, and a cluster-scoped one (nodes, namespaces) selects on
+ * metadata.name only. Every other kind (other core kinds, every CRD) gets the default conversion: metadata.name,
+ * metadata.namespace, its selectableFields, and the default message.
  */
-export function unknownFieldMessageFor(group: string, resource: string): (field: string) => string {
-  return group === "" && coreKindsWithOwnConversion.has(resource)
-    ? coreUnknownFieldMessage
-    : defaultUnknownFieldMessage;
+export function kindFieldSelectors(r: SelectableResource): KindFieldSelectors {
+  const hit = kindCache.get(r);
+  if (hit) return hit;
+  const names = [...r.fieldSelectors];
+  const own = r.group === "" && names.length > 0;
+  const fields: Record<string, FieldGetter> = { "metadata.name": metaFieldGetters["metadata.name"]! };
+  if (!own || r.namespaced) fields["metadata.namespace"] = metaFieldGetters["metadata.namespace"]!;
+  for (const n of names) {
+    const f = n.replace(/^\./, "");
+    fields[f] = (own ? specialGetters[f] : undefined) ?? pathGetter(f);
+  }
+  const out = { fields, unknownFieldMessage: own ? coreUnknownFieldMessage : defaultUnknownFieldMessage };
+  kindCache.set(r, out);
+  return out;
 }

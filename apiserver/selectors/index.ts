@@ -23,7 +23,6 @@ export {
   selectorFromRequirements,
 } from "../../lib/selectors.js";
 export {
-  coreFieldSelectors,
   coreUnknownFieldMessage,
   defaultUnknownFieldMessage,
   type FieldGetter,
@@ -31,8 +30,9 @@ export {
   type FieldSelectorOptions,
   fieldGetters,
   type KindFieldSelectors,
+  kindFieldSelectors,
   metaFieldGetters,
   parseFieldSelector,
   pathGetter,
-  unknownFieldMessageFor,
+  type SelectableResource,
 } from "./fields.js";

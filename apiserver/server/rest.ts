@@ -31,9 +31,8 @@ import {
 } from "../patch/index.js";
 import type { Registry, ServedResource } from "../registry/resources.js";
 import {
-  coreFieldSelectors,
   type FieldSelector,
-  fieldGetters,
+  kindFieldSelectors,
   type LabelSelector,
   parseFieldSelector,
   parseLabelSelector,
@@ -178,10 +177,8 @@ export class Rest {
     const labels = parseLabelSelector(q.get("labelSelector"));
     // exactly the field selectors a real cluster accepts: metadata.name/namespace, the documented core ones,
     // a CRD's selectableFields; anything else is a 400
-    const core = r.group === "" ? coreFieldSelectors[r.plural] : undefined;
-    const fields = core
-      ? parseFieldSelector(q.get("fieldSelector"), core.fields, { unknownFieldMessage: core.unknownFieldMessage })
-      : parseFieldSelector(q.get("fieldSelector"), fieldGetters([...r.fieldSelectors]));
+    const kind = kindFieldSelectors(r);
+    const fields = parseFieldSelector(q.get("fieldSelector"), kind.fields, kind);
     return { labels, fields };
   }
 

@@ -75,6 +75,23 @@ describe("KubeVirt settings and ControllerRevisions", () => {
     assert.equal(other.status, 201);
     assert.match(other.warnings[0] ?? "", /only kubevirt\/kubevirt is read/);
     assert.equal(defaultConfiguration().machineType, "q35");
+    // the settings follow the object's deletion and re-creation at once (a cache kept by the store's events)
+    assert.equal((await call("DELETE", KV)).status, 200);
+    const after = await call("POST", "/apis/kubevirt.io/v1/namespaces/default/virtualmachineinstances", {
+      metadata: { name: "mt2" },
+      spec: { domain: { devices: {} } },
+    });
+    assert.equal((after.body.spec as { domain: { machine: { type: string } } }).domain.machine.type, "q35");
+    const again = await call("POST", "/apis/kubevirt.io/v1/namespaces/kubevirt/kubevirts", {
+      metadata: { name: "kubevirt" },
+      spec: { configuration: { machineType: "pc-q35-8.2" } },
+    });
+    assert.equal(again.status, 201);
+    const third = await call("POST", "/apis/kubevirt.io/v1/namespaces/default/virtualmachineinstances", {
+      metadata: { name: "mt3" },
+      spec: { domain: { devices: {} } },
+    });
+    assert.equal((third.body.spec as { domain: { machine: { type: string } } }).domain.machine.type, "pc-q35-8.2");
   });
 
   test("ControllerRevision: create, get, list as a table, data immutable, delete", async () => {

@@ -147,18 +147,20 @@ export function writeKubeconfig(path: string, server: string, token?: string, na
 
 const KUBEVIRT_KEY = "kubevirt.io/kubevirts";
 
-/** The configuration in effect, from the stored KubeVirt object (recomputed only when the object changes). */
+/**
+ * The configuration in effect, from the stored KubeVirt object: read once, then kept current by the store's commit
+ * events (synchronous, in revision order), so admission never reads the store per request and sees every edit at once.
+ */
 function liveConfiguration(store: Store): () => KubeVirtConfiguration {
-  let seen: string | undefined;
-  let cfg = effectiveConfiguration(undefined);
-  return () => {
-    const text = store.getText(KUBEVIRT_KEY, KUBEVIRT_NAMESPACE, KUBEVIRT_NAME);
-    if (text !== seen) {
-      seen = text;
-      cfg = effectiveConfiguration(text === undefined ? undefined : JSON.parse(text));
-    }
-    return cfg;
-  };
+  const parse = (text: string | undefined) => effectiveConfiguration(text === undefined ? undefined : JSON.parse(text));
+  let cfg = parse(store.getText(KUBEVIRT_KEY, KUBEVIRT_NAMESPACE, KUBEVIRT_NAME));
+  store.subscribe((e) => {
+    if (e.resource !== KUBEVIRT_KEY || e.namespace !== KUBEVIRT_NAMESPACE || e.name !== KUBEVIRT_NAME) return;
+    cfg = effectiveConfiguration(
+      e.type === "DELETED" ? undefined : (e.object as { spec?: { configuration?: unknown } }),
+    );
+  });
+  return () => cfg;
 }
 
 /** Throws (one line) when `listen` cannot be served: unparsable, or off loopback without TLS and a token. */
@@ -212,7 +214,7 @@ export async function startApiServer(opts: ApiServerOptions = {}): Promise<ApiSe
     for (const r of registry.all()) if (!builtinKeys.has(r.key) && !seen.has(r.key)) registry.remove(r.group, r.plural);
   };
   // KubeVirt's admission (validation and defaulting), called in process as webhooks would be on a cluster
-  // (the settings it applies are read from the KubeVirt object at each request: live, as KubeVirt's virt-config)
+  // (the settings it applies follow the KubeVirt object live, from a cache the store's events keep: KubeVirt's virt-config)
   const config = liveConfiguration(store);
   const admission =
     opts.admission ??
@@ -270,12 +272,21 @@ export async function startApiServer(opts: ApiServerOptions = {}): Promise<ApiSe
     resyncMs: opts.resyncMs ?? 30_000,
   });
   let ready = false;
+  // A request without a token: the administrator only in single-user mode (no --token-file; checkListen keeps that
+  // to loopback), said at start; with --token-file it is a 401 Status.
+  const auth = new Authenticator({
+    ...(token ? { adminToken: token } : {}),
+    identities,
+    anonymous: token ? "unauthorized" : "admin",
+  });
+  if (auth.anonymous === "admin")
+    log.warn("single-user mode: a request without a token acts as the administrator (--token-file requires tokens)");
   const api = new HttpApi({
     rest,
     metrics,
     openapi: new OpenApiCache(registry),
     log,
-    auth: new Authenticator({ ...(token ? { adminToken: token } : {}), identities }),
+    auth,
     maxBodyBytes: opts.maxBodyBytes ?? 3 * 1024 * 1024,
     bookmarkIntervalMs: opts.bookmarkIntervalMs ?? 5000,
     maxWatchSeconds: opts.maxWatchSeconds ?? 1800,
@@ -348,6 +359,7 @@ export async function startApiServer(opts: ApiServerOptions = {}): Promise<ApiSe
   }
   log.info("serving", {
     url,
+    anonymous: auth.anonymous,
     dataDir: opts.dataDir ?? null,
     memory: !!opts.memory,
     synchronous: store.synchronous,
