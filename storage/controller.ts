@@ -202,10 +202,9 @@ export class StorageController {
         const conditions = (pvc.status?.conditions ?? []).filter(
           (c) => c.type !== RESIZING_CONDITION && c.type !== "FileSystemResizePending",
         );
-        await this.client.updateStatus(resources.pvcs, {
-          ...pvc,
-          status: { ...pvc.status, capacity: { ...pvc.status?.capacity, ...pv.spec.capacity }, conditions },
-        });
+        const status = { ...pvc.status, capacity: { ...pvc.status?.capacity, ...pv.spec.capacity }, conditions };
+        if (conditions.length === 0) delete (status as { conditions?: unknown }).conditions; // omitted when empty
+        await this.client.updateStatus(resources.pvcs, { ...pvc, status });
         this.recorder.event(pvc, "Normal", "VolumeResizeSuccessful", "Resize volume succeeded");
         log.info("Expanded claim", { volume: action.volume, capacity: pv.spec.capacity?.storage });
         return {};

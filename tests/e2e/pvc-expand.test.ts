@@ -9,7 +9,7 @@ import { readdir, stat } from "node:fs/promises";
 import { join } from "node:path";
 import { describe, it } from "node:test";
 import { CLUSTER, requirePrereqs } from "../lib/prereqs.js";
-import { type Console, startCluster, until } from "../lib/up.js";
+import { type Console, startCluster, stopStart, until } from "../lib/up.js";
 
 const VM = "growvm";
 const MARK = "TSVIRT-BLOCK-MARK-51c2";
@@ -56,7 +56,7 @@ describe("tsvirt-local claims: online expansion, Block mode, too large", () => {
   }, async (t) => {
     requirePrereqs(...CLUSTER);
     const c = await startCluster(t, { name: "grow", args: ["--node-storage", "4Gi"] });
-    const { kubectl, virtctl, guest } = c;
+    const { kubectl, guest } = c;
     const node = c.nodes[0] ?? "";
     const volumesDir = join(c.dir, "nodes", node, "volumes");
     const events = async (name: string) =>
@@ -117,15 +117,17 @@ describe("tsvirt-local claims: online expansion, Block mode, too large", () => {
     await con.expect(/WROTE=ok/, 60_000);
 
     // ---- online expansion of both ----
-    const shrink = await kubectl(
-      "patch",
-      "pvc",
-      "data",
-      "--type",
-      "merge",
-      "-p",
-      '{"spec":{"resources":{"requests":{"storage":"512Mi"}}}}',
-    ).then(
+    const request = (name: string, size: string) =>
+      kubectl(
+        "patch",
+        "pvc",
+        name,
+        "--type",
+        "merge",
+        "-p",
+        JSON.stringify({ spec: { resources: { requests: { storage: size } } } }),
+      );
+    const shrink = await request("data", "512Mi").then(
       () => "accepted",
       (e: Error) => e.message,
     );
@@ -135,17 +137,7 @@ describe("tsvirt-local claims: online expansion, Block mode, too large", () => {
       ["data", "2Gi"],
       ["blk", "512Mi"],
     ];
-    for (const [name, size] of growTo) {
-      await kubectl(
-        "patch",
-        "pvc",
-        name,
-        "--type",
-        "merge",
-        "-p",
-        JSON.stringify({ spec: { resources: { requests: { storage: size } } } }),
-      );
-    }
+    for (const [name, size] of growTo) await request(name, size);
     await c.waitFor("pvc/data", "{.status.capacity.storage}", "2Gi", 60_000);
     await c.waitFor("pvc/blk", "{.status.capacity.storage}", "512Mi", 60_000);
     assert.equal(await kubectl("get", "pvc", "data", "-o", "jsonpath={.status.conditions}"), "", "Resizing is over");
@@ -159,15 +151,7 @@ describe("tsvirt-local claims: online expansion, Block mode, too large", () => {
     assert.match(await events(VM), /VolumeResized/);
 
     // Growth past the node's room: refused with an event, the claim keeps its size.
-    await kubectl(
-      "patch",
-      "pvc",
-      "data",
-      "--type",
-      "merge",
-      "-p",
-      '{"spec":{"resources":{"requests":{"storage":"10Gi"}}}}',
-    );
+    await request("data", "10Gi");
     const failed = await until("VolumeResizeFailed", 60_000, async () => {
       const ev = await events("data");
       return /VolumeResizeFailed/.test(ev) ? ev : undefined;
@@ -181,14 +165,7 @@ describe("tsvirt-local claims: online expansion, Block mode, too large", () => {
     con.close();
 
     // ---- the Block disk's bytes survive stop/start ----
-    await virtctl("stop", VM);
-    await c.waitFor(`vm/${VM}`, "{.status.printableStatus}", "Stopped", 120_000);
-    await kubectl("wait", "--for=delete", `vmi/${VM}`, "--timeout=60s");
-    await virtctl("start", VM);
-    await c.waitFor(`vmi/${VM}`, "{.status.phase}", "Running", 300_000);
-    con = c.console(VM);
-    await con.expect(new RegExp(guest.marker), 300_000);
-    con.send("\n");
+    con = await stopStart(c, VM);
     assert.equal(
       await ask(con, "R1", `$(head -c ${MARK.length} /dev/vdc | tr -c 'A-Za-z0-9-' '.')`),
       MARK,
