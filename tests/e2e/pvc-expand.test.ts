@@ -2,7 +2,8 @@
 // real QEMU. One VM has two claims: `data` (Filesystem, disk.img) as vdb and `blk` (Block, a loop device) as vdc.
 // Both are expanded while the guest runs and the guest's /sys/block/vdX/size shows the new sizes (libvirt block
 // resize in the launcher); a shrink is refused (422) and a growth past the node's room gets VolumeResizeFailed with
-// the size kept. The guest writes a marker on the Block disk and reads it back after stop/start. A claim too large
+// the size kept; an expansion made while the node agent is kill -9'd converges once it is back. The guest writes a
+// marker on the Block disk and reads it back after stop/start. A claim too large
 // for any node stays Pending with a ProvisioningFailed event, no PV, and no file on the node.
 import assert from "node:assert/strict";
 import { readdir, stat } from "node:fs/promises";
@@ -162,6 +163,16 @@ describe("tsvirt-local claims: online expansion, Block mode, too large", () => {
     );
     assert.equal(await kubectl("get", "pvc", "data", "-o", "jsonpath={.status.capacity.storage}"), "2Gi");
     assert.equal(await kubectl("get", "pv", dataPv, "-o", "jsonpath={.spec.capacity.storage}"), "2Gi");
+
+    // kill -9 of the node agent, and the expansion arrives while it is down: the restarted agent grows the loop
+    // device's file, reports it, and (remembering nothing) compares the guest's disks anew.
+    const agent = `handler-${node}`;
+    const oldPid = await c.pid(agent);
+    process.kill(oldPid, "SIGKILL");
+    await request("blk", "768Mi");
+    await until("the node agent restarted", 120_000, async () => ((await c.pid(agent)) !== oldPid ? true : undefined));
+    await c.waitFor("pvc/blk", "{.status.capacity.storage}", "768Mi", 120_000);
+    await guestSees(con, "vdc", 768 * MiB, "K1-");
     con.close();
 
     // ---- the Block disk's bytes survive stop/start ----
@@ -171,7 +182,7 @@ describe("tsvirt-local claims: online expansion, Block mode, too large", () => {
       MARK,
       "the Block disk kept its bytes",
     );
-    await guestSees(con, "vdc", 512 * MiB, "B1-");
+    await guestSees(con, "vdc", 768 * MiB, "B1-");
     con.close();
   });
 });
