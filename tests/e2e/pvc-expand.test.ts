@@ -165,13 +165,17 @@ describe("tsvirt-local claims: online expansion, Block mode, too large", () => {
     assert.equal(await kubectl("get", "pv", dataPv, "-o", "jsonpath={.spec.capacity.storage}"), "2Gi");
 
     // kill -9 of the node agent, and the expansion arrives while it is down: the restarted agent grows the loop
-    // device's file, reports it, and (remembering nothing) compares the guest's disks anew.
+    // device's file, reports it, and (remembering nothing) compares the guest's disks anew. The console goes through
+    // the agent, so a new one is opened once it is back.
+    con.close();
     const agent = `handler-${node}`;
     const oldPid = await c.pid(agent);
     process.kill(oldPid, "SIGKILL");
     await request("blk", "768Mi");
     await until("the node agent restarted", 120_000, async () => ((await c.pid(agent)) !== oldPid ? true : undefined));
     await c.waitFor("pvc/blk", "{.status.capacity.storage}", "768Mi", 120_000);
+    con = c.console(VM);
+    con.send("\n");
     await guestSees(con, "vdc", 768 * MiB, "K1-");
     con.close();
 
