@@ -29,6 +29,10 @@ export const launcherDialer: LauncherDialer = async (socketPath) => {
     command: async (verb) => {
       await c.call(verb, undefined, { timeoutMs: 60_000 });
     },
+    resizeDisks: async (disks) => {
+      const r = await c.call("ResizeDisks", { disks }, { timeoutMs: 60_000 });
+      return r.resized.map((d) => d.path);
+    },
     close: () => c.close(),
   };
   return conn;

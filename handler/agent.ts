@@ -300,6 +300,10 @@ export async function runHandler(o: HandlerOptions): Promise<RunningHandler> {
     dataDir: o.dataDir,
     api: o.api,
     getVolume: pvByName,
+    // A grown volume: the VMIs here compare their disks' sizes (the few on a node; each compares, level-triggered).
+    onGrown: () => {
+      for (const key of vmis.keys()) vmiSync.enqueue(key);
+    },
     ...(o.volumeOwner ? { owner: o.volumeOwner } : {}),
     log,
   });

@@ -55,6 +55,9 @@ export interface LauncherConnection {
   shutdown(gracePeriodSeconds: number): Promise<void>;
   /** Running-VM verbs forwarded from virt-api's subresources. */
   command(verb: LauncherVerb): Promise<void>;
+  /** Grows the running guest's disks whose volume is larger than the guest sees (online expansion); returns the
+   * paths grown. */
+  resizeDisks(disks: { path: string; bytes: number }[]): Promise<string[]>;
   close(): void;
 }
 

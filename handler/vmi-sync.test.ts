@@ -1,4 +1,7 @@
 import assert from "node:assert/strict";
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { describe, it } from "node:test";
 import type { DomainStatus } from "../launcher/index.js";
 import { mapPhase } from "./index.js";
@@ -70,6 +73,9 @@ class FakeLauncher {
   readonly synced: PreparedVmi[] = [];
   readonly shutdowns: number[] = [];
   readonly dials: string[] = [];
+  /** path → the size the guest sees; every ResizeDisks call. */
+  readonly guestBytes = new Map<string, number>();
+  readonly resizeCalls: { path: string; bytes: number }[][] = [];
   answering = true;
   refuse?: string;
   private onStatus?: (d: DomainStatus | undefined) => void;
@@ -97,6 +103,12 @@ class FakeLauncher {
         this.shutdowns.push(grace);
       },
       command: async () => {},
+      resizeDisks: async (disks) => {
+        this.resizeCalls.push(disks);
+        const grown = disks.filter((d) => (this.guestBytes.get(d.path) ?? 0) < d.bytes);
+        for (const d of grown) this.guestBytes.set(d.path, d.bytes);
+        return grown.map((d) => d.path);
+      },
       close() {},
     };
   };
@@ -161,6 +173,60 @@ function setup(spec: Partial<VirtualMachineInstance["spec"]> = {}, extra: Partia
     },
   };
 }
+
+describe("VmiSync: online expansion of claim disks", () => {
+  it("sends the claims' sizes once the guest runs, again when a volume grew, and once more after an agent restart", async (t) => {
+    const dataDir = mkdtempSync(join(tmpdir(), "tsvirt-grow-"));
+    t.after(() => rmSync(dataDir, { recursive: true, force: true }));
+    mkdirSync(join(dataDir, "volumes", "pvc-1"), { recursive: true });
+    const image = join(dataDir, "volumes", "pvc-1", "disk.img");
+    writeFileSync(image, "");
+    const sizes = new Map([[image, 1024]]);
+    const s = setup(
+      {
+        volumes: [
+          { name: "containerdisk", containerDisk: { image: "reg/guest:1" } },
+          { name: "data", persistentVolumeClaim: { claimName: "data" } },
+        ],
+      },
+      { dataDir, volumeBytes: async (p) => sizes.get(p) ?? 0 },
+    );
+    s.api.put(refs.pvcs, {
+      metadata: { name: "data", namespace: "default" },
+      spec: { volumeName: "pvc-1" },
+      status: { phase: "Bound" },
+    } as KObject);
+    s.api.put(refs.pvs, {
+      metadata: { name: "pvc-1", annotations: { "pv.kubernetes.io/provisioned-by": "tsvirt.io/local" } },
+      spec: {
+        nodeAffinity: {
+          required: {
+            nodeSelectorTerms: [
+              { matchExpressions: [{ key: "kubernetes.io/hostname", operator: "In", values: ["n1"] }] },
+            ],
+          },
+        },
+      },
+    } as KObject);
+    await s.sync.reconcile(KEY);
+    assert.equal(s.launcher.resizeCalls.length, 0, "no running domain yet");
+    await s.report({ state: "Running", reason: "Booted" });
+    assert.deepEqual(s.launcher.resizeCalls, [[{ path: image, bytes: 1024 }]], "the first look after boot");
+    await s.report({ state: "Running", reason: "Booted" });
+    assert.equal(s.launcher.resizeCalls.length, 1, "unchanged: not asked again");
+    sizes.set(image, 4096); // the volume sync grew disk.img
+    await s.sync.reconcile(KEY);
+    assert.deepEqual(s.launcher.resizeCalls.at(-1), [{ path: image, bytes: 4096 }]);
+    assert.equal(s.launcher.guestBytes.get(image), 4096);
+    assert.ok(s.events.some((e) => e.reason === "VolumeResized"));
+    // kill -9 of the agent after growing the file, before telling the launcher: the new agent compares anew.
+    sizes.set(image, 8192);
+    s.restart();
+    await s.report({ state: "Running", reason: "Booted" });
+    assert.deepEqual(s.launcher.resizeCalls.at(-1), [{ path: image, bytes: 8192 }]);
+    assert.equal(s.launcher.guestBytes.get(image), 8192);
+  });
+});
 
 describe("VmiSync: owns the launcher client at the well-known socket", () => {
   it("dials <node dir>/sockets/<uid>_sock once, sends the VMI with its pulled disk once, writes Running once", async () => {

@@ -6,7 +6,8 @@
 // kubelet are driven alike. On VMI deletion the launcher shuts the guest down within terminationGracePeriodSeconds.
 // Level-triggered on lib/workqueue (key namespace/name); errors requeue with back-off; a failure reaches the VMI's
 // Synchronized condition (SyncFailed) and a SyncFailed event.
-import { rm } from "node:fs/promises";
+import { readFile, rm, stat } from "node:fs/promises";
+import { basename } from "node:path";
 import { nowRfc3339, type VmiPhase } from "../api/index.js";
 import { type DomainStatus, parseTerminationLog } from "../launcher/index.js";
 import { isStatusError } from "../lib/errors.js";
@@ -56,6 +57,8 @@ export interface VmiSyncOptions {
   syncBackoffMs?: { initial: number; max: number };
   /** How long a running launcher pod may leave its socket unanswered before that is a failure. */
   dialTimeoutMs?: number;
+  /** A prepared volume's size as the node has it (tests fake it; default: the file's size, or the block device's). */
+  volumeBytes?: (path: string, block: boolean) => Promise<number>;
   /** The same event (reason and message) is not posted again within this long. */
   eventIntervalMs?: number;
   workers?: number;
@@ -90,9 +93,17 @@ interface VmiState {
   failure?: string;
   syncFailures?: number;
   lastEvent?: { key: string; at: number };
+  /** Claim disk path → the size the launcher last confirmed the guest sees (memory only: a restart compares anew). */
+  diskBytes?: Map<string, number>;
 }
 
 type Result = { requeueAfterMs?: number } | undefined;
+
+/** A volume's size on the node: a file's length, or a block device's (sysfs counts 512-byte sectors). */
+export async function volumeBytes(path: string, block: boolean): Promise<number> {
+  if (!block) return (await stat(path)).size;
+  return Number((await readFile(`/sys/block/${basename(path)}/size`, "utf8")).trim()) * 512;
+}
 
 /** The launcher pod that speaks for the VMI: the newest live one, else the newest. */
 export function launcherPodOf(pods: readonly Pod[]): Pod | undefined {
@@ -238,8 +249,50 @@ export class VmiSync {
         requeueAfterMs = images.retryMs;
       }
     }
+    if (s.launcher && s.synced && s.prepared && !vmi.metadata.deletionTimestamp) {
+      const retry = await this.growDisks(vmi, s);
+      if (retry !== undefined) requeueAfterMs = Math.min(requeueAfterMs ?? retry, retry);
+    }
     await this.writeStatus(vmi, s, pod, pull);
     return requeueAfterMs === undefined ? undefined : { requeueAfterMs };
+  }
+
+  /**
+   * Online expansion (level-triggered): the claims' volumes as the node has them now, against what the guest was
+   * last seen with; any difference sends them all to the launcher, which compares with the domain's own block sizes
+   * and grows what is smaller. After an agent restart nothing is remembered, so the first round always asks.
+   * Returns a retry delay when the launcher could not do it.
+   */
+  private async growDisks(vmi: VirtualMachineInstance, s: VmiState): Promise<number | undefined> {
+    if (s.domain?.state !== "Running" && s.domain?.state !== "Paused") return undefined;
+    const prepared = s.prepared?.prepared;
+    const block = new Set(prepared?.blockVolumes ?? []);
+    const sizeOf = this.o.volumeBytes ?? volumeBytes;
+    const disks: { path: string; bytes: number }[] = [];
+    for (const v of vmi.spec.volumes ?? []) {
+      const path = prepared?.volumePaths?.[v.name];
+      if (!path || !(v.persistentVolumeClaim || v.dataVolume)) continue;
+      const bytes = await sizeOf(path, block.has(v.name)).catch(() => undefined);
+      if (bytes !== undefined) disks.push({ path, bytes });
+    }
+    if (disks.length === 0 || disks.every((d) => s.diskBytes?.get(d.path) === d.bytes)) return undefined;
+    try {
+      const grown = await s.launcher?.conn.resizeDisks(disks);
+      s.diskBytes = new Map(disks.map((d) => [d.path, d.bytes]));
+      if (grown?.length) {
+        this.log.info("guest disks grown", { vmiUid: s.uid, paths: grown });
+        this.o.recorder?.event(
+          { apiVersion: "kubevirt.io/v1", kind: "VirtualMachineInstance", metadata: vmi.metadata },
+          "Normal",
+          "VolumeResized",
+          `the guest's disks on ${grown.join(", ")} grew to their volumes' new size`,
+        );
+      }
+      return undefined;
+    } catch (e) {
+      this.log.warn("growing the guest's disks failed; retrying", { vmiUid: s.uid, err: (e as Error).message });
+      return 5_000;
+    }
   }
 
   private async writeStatus(

@@ -153,4 +153,44 @@ describe("volume sync", () => {
     assert.equal(existsSync(join(dataDir, "volumes", "pvc-blk")), false);
     await assert.rejects(api.get(refs.pvs, undefined, "pvc-blk"), /not found/);
   });
+
+  it("expansion: a grown PV grows disk.img / the loop device, the data's size is reported on the PV, VMIs are poked", async (t) => {
+    const { exec, sizes } = fakeLosetup(3);
+    const { dataDir, api } = await setup(t);
+    await api.create(refs.pvs, undefined, localPv("pvc-fs", "node01"));
+    await api.create(refs.pvs, undefined, localPv("pvc-blk", "node01", { volumeMode: "Block" }));
+    const grown: string[] = [];
+    const sync = async (name: string) => {
+      const pv = await api.get<PersistentVolume>(refs.pvs, undefined, name);
+      const s = new VolumeSync({
+        node: "node01",
+        dataDir,
+        api,
+        getVolume: () => pv,
+        exec,
+        onGrown: (n, b) => grown.push(`${n}=${b}`),
+      });
+      await s.reconcile(name);
+    };
+    const bytes = async (name: string) =>
+      (await api.get<PersistentVolume>(refs.pvs, undefined, name)).metadata.annotations?.[
+        "tsvirt.io/node-volume-bytes"
+      ];
+    for (const n of ["pvc-fs", "pvc-blk"]) await sync(n);
+    assert.equal(await bytes("pvc-fs"), String(64 * 2 ** 20));
+    assert.equal(await bytes("pvc-blk"), String(64 * 2 ** 20));
+    for (const n of ["pvc-fs", "pvc-blk"]) {
+      const pv = await api.get<PersistentVolume>(refs.pvs, undefined, n);
+      await api.update(refs.pvs, { ...pv, spec: { ...pv.spec, capacity: { storage: "128Mi" } } });
+      await sync(n);
+    }
+    assert.equal(statSync(join(dataDir, "volumes", "pvc-fs", "disk.img")).size, 128 * 2 ** 20);
+    assert.equal(await bytes("pvc-fs"), String(128 * 2 ** 20));
+    assert.equal([...sizes.values()][0], 128 * 2 ** 20, "losetup -c told the loop device");
+    assert.equal(await bytes("pvc-blk"), String(128 * 2 ** 20));
+    assert.deepEqual(grown.slice(-2), [`pvc-fs=${128 * 2 ** 20}`, `pvc-blk=${128 * 2 ** 20}`]);
+    const n = grown.length;
+    await sync("pvc-fs");
+    assert.equal(grown.length, n, "nothing new to report: no write, no poke");
+  });
 });

@@ -6,7 +6,14 @@
 import { isStatusError } from "../lib/errors.js";
 import { type Logger, nullLogger } from "../lib/log.js";
 import { processNextItem, WorkQueue } from "../lib/workqueue/index.js";
-import { isLocalVolume, LOCAL_VOLUME_FINALIZER, volumeModeOf, volumeNode, volumeSize } from "../storage/index.js";
+import {
+  isLocalVolume,
+  LOCAL_VOLUME_FINALIZER,
+  NODE_VOLUME_BYTES_ANNOTATION,
+  volumeModeOf,
+  volumeNode,
+  volumeSize,
+} from "../storage/index.js";
 import { deleteVolume, type Exec, ensureVolume, reconcileLoopDevices } from "../storage/node/index.js";
 import { type ApiClient, type PersistentVolume, refs } from "./ports.js";
 
@@ -19,6 +26,8 @@ export interface VolumeSyncOptions {
   getVolume: (name: string) => PersistentVolume | undefined;
   /** QEMU's user: owner of the volumes. */
   owner?: { uid: number; gid: number };
+  /** A volume's data reached a new size (an expansion): the VMIs using it compare their disks (online resize). */
+  onGrown?: (pvName: string, bytes: number) => void;
   /** losetup runner (tests drive a fake). */
   exec?: Exec;
   log?: Logger;
@@ -108,7 +117,26 @@ export class VolumeSync {
         },
         this.o.exec,
       );
-      log.debug("volume present", { image: res.image, device: res.device });
+      log.debug("volume present", { image: res.image, device: res.device, bytes: res.bytes });
+      // Report the data's size on the PV (the storage controller finishes an expansion on it); the VMIs using the
+      // volume are poked on every round where it is reported anew, and compare sizes again on their own syncs.
+      const reported = pv.metadata.annotations?.[NODE_VOLUME_BYTES_ANNOTATION];
+      if (reported !== String(res.bytes)) {
+        try {
+          await this.o.api.update<PersistentVolume>(refs.pvs, {
+            ...pv,
+            metadata: {
+              ...pv.metadata,
+              annotations: { ...pv.metadata.annotations, [NODE_VOLUME_BYTES_ANNOTATION]: String(res.bytes) },
+            },
+          });
+        } catch (e) {
+          if (isStatusError(e) && e.code === 404) return;
+          throw e; // 409: the newer PV's event brings another round
+        }
+        if (reported !== undefined) log.info("volume grown", { bytes: res.bytes });
+        this.o.onGrown?.(name, res.bytes);
+      }
       return;
     }
     // Data first, finalizer last: a crash in between only repeats the (idempotent) delete.

@@ -72,6 +72,19 @@ export const ShutdownParamsSchema = Type.Object({
   gracePeriodSeconds: Type.Optional(Type.Integer({ minimum: 0 })),
 });
 
+/** Disks whose volume grew (an expanded claim): each source path (file or block device) and the volume's size. */
+export const ResizeDisksParamsSchema = Type.Object({
+  disks: Type.Array(Type.Object({ path: Type.String({ minLength: 1 }), bytes: Type.Integer({ minimum: 0 }) }), {
+    maxItems: 256,
+  }),
+});
+export type ResizeDisksParams = Static<typeof ResizeDisksParamsSchema>;
+
+export const ResizeDisksResultSchema = Type.Object({
+  /** The disks the running guest saw grow (virDomainBlockResize), from → to bytes. */
+  resized: Type.Array(Type.Object({ path: Type.String(), fromBytes: Type.Number(), toBytes: Type.Number() })),
+});
+
 export const DomainStatsSchema = Type.Object({
   state: LifeCycleSchema,
   maxMemoryKiB: Type.Number(),
@@ -106,6 +119,7 @@ export const MethodName = Type.Union([
   Type.Literal("SoftReboot"),
   Type.Literal("GetDomain"),
   Type.Literal("GetDomainStats"),
+  Type.Literal("ResizeDisks"),
 ]);
 export type MethodName = Static<typeof MethodName>;
 
@@ -138,4 +152,5 @@ export interface MethodResults {
   SoftReboot: DomainInfo;
   GetDomain: Static<typeof GetDomainResultSchema>;
   GetDomainStats: Static<typeof DomainStatsSchema>;
+  ResizeDisks: Static<typeof ResizeDisksResultSchema>;
 }

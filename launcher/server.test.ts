@@ -75,6 +75,31 @@ describe("launcher command socket", () => {
     assert.equal(started(), 1);
   });
 
+  it("ResizeDisks grows each disk the running guest sees smaller than its volume, once; bad params are a 400", async (t) => {
+    const { client, hv } = await setup(t);
+    assert.deepEqual(
+      await client.call("ResizeDisks", { disks: [{ path: "/v/disk.img", bytes: 2048 }] }),
+      {
+        resized: [],
+      },
+      "no domain yet: nothing to do",
+    );
+    await client.call("Sync", { vmi: newVmi() });
+    hv.blockSizes.set("/v/disk.img", 1024);
+    hv.blockSizes.set("/dev/loop3", 4096);
+    const disks = [
+      { path: "/v/disk.img", bytes: 2048 },
+      { path: "/dev/loop3", bytes: 4096 },
+    ];
+    assert.deepEqual(await client.call("ResizeDisks", { disks }), {
+      resized: [{ path: "/v/disk.img", fromBytes: 1024, toBytes: 2048 }],
+    });
+    assert.equal(hv.blockSizes.get("/v/disk.img"), 2048);
+    assert.deepEqual(await client.call("ResizeDisks", { disks }), { resized: [] }, "again: sizes agree");
+    assert.equal(hv.calls.filter((c) => c === "blockResize").length, 1);
+    await assert.rejects(client.call("ResizeDisks", { disks: [{ path: "", bytes: -1 }] }), /Invalid params/);
+  });
+
   it("refuses a VMI with another uid", async (t) => {
     const { client } = await setup(t);
     const vmi = newVmi();

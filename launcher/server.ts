@@ -2,6 +2,7 @@
 // node agent over a unix socket with newline-delimited JSON (protocol.ts). All libvirt work is serialized.
 import { rm } from "node:fs/promises";
 import net from "node:net";
+import type { Static } from "@sinclair/typebox";
 import { Value } from "@sinclair/typebox/value";
 import type { VirtualMachineInstance } from "../api/index.js";
 import { isStatusError, statusError } from "../lib/errors.js";
@@ -14,6 +15,9 @@ import {
   type MethodName,
   PROTOCOL_VERSION,
   RequestSchema,
+  type ResizeDisksParams,
+  ResizeDisksParamsSchema,
+  type ResizeDisksResultSchema,
   type Response,
   ShutdownParamsSchema,
   type SyncParams,
@@ -287,6 +291,31 @@ export class LauncherCore {
     });
   }
 
+  /**
+   * Online expansion: each disk the running guest sees smaller than its volume now is grown to it (libvirt block
+   * resize: QEMU tells the guest, virtio-blk's config-change interrupt). Compared on every call, never remembered,
+   * so a call repeated after any crash is harmless. No domain running: nothing to do (a boot sees the new size).
+   */
+  private resizeDisks(params: unknown): Promise<Static<typeof ResizeDisksResultSchema>> {
+    if (!Value.Check(ResizeDisksParamsSchema, params)) badParams("ResizeDisks", params, ResizeDisksParamsSchema);
+    const { disks } = params as ResizeDisksParams;
+    return this.serial(async () => {
+      const resized: Static<typeof ResizeDisksResultSchema>["resized"] = [];
+      const name = this.name;
+      if (!name) return { resized };
+      await this.refresh();
+      if (!isActive(this.status)) return { resized };
+      for (const d of disks) {
+        const from = await this.opts.hv.blockCapacity(name, d.path);
+        if (from >= d.bytes) continue;
+        await this.opts.hv.blockResize(name, d.path, d.bytes);
+        this.log.info("disk grown", { domain: name, path: d.path, fromBytes: from, toBytes: d.bytes });
+        resized.push({ path: d.path, fromBytes: from, toBytes: d.bytes });
+      }
+      return { resized };
+    });
+  }
+
   async handle(method: MethodName, params: unknown): Promise<unknown> {
     switch (method) {
       case "Ping":
@@ -319,6 +348,8 @@ export class LauncherCore {
       }
       case "GetDomainStats":
         return this.serial(async () => this.opts.hv.stats(this.requireDomain()));
+      case "ResizeDisks":
+        return this.resizeDisks(params);
       case "Watch":
         throw statusError(400, "BadRequest", "Watch is a stream: use the socket server");
     }

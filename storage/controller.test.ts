@@ -13,7 +13,7 @@ import type {
 import { resources } from "../client/index.js";
 import { newClaim as claim, newNode, newPod } from "../controller/testing/factories.js";
 import { type Harness, startHarness } from "../controller/testing/harness.js";
-import { LOCAL_CLASS, localStorageClass, NODE_STORAGE_RESOURCE } from "./plan.js";
+import { LOCAL_CLASS, localStorageClass, NODE_STORAGE_RESOURCE, NODE_VOLUME_BYTES_ANNOTATION } from "./plan.js";
 
 function storageNode(name: string, size: string): Node {
   const n = newNode(name);
@@ -180,5 +180,49 @@ describe("storage controller", () => {
     await settle(h);
     assert.equal(h.client.peek(resources.pvs, undefined, delName), undefined);
     assert.equal(cap(), "9Gi");
+  });
+
+  it("expansion: the PV grows when its node has room, the claim shows Resizing until the node grew the data; no room: VolumeResizeFailed and the size stays", async (t) => {
+    const h = await start([storageNode("node01", "4Gi")]);
+    t.after(() => h.stop());
+    const c = claim("g", "1Gi");
+    c.metadata.annotations = { "volume.kubernetes.io/selected-node": "node01" };
+    await h.client.create(resources.pvcs, "default", c);
+    await settle(h);
+    const resize = async (size: string) => {
+      const cur = peekClaim(h, "g");
+      await h.client.update(resources.pvcs, {
+        ...cur,
+        spec: { ...cur.spec, resources: { requests: { storage: size } } },
+      });
+      await settle(h);
+    };
+    await resize("3Gi");
+    const pvName = peekClaim(h, "g").spec.volumeName ?? "";
+    let pv = h.client.peek<PersistentVolume>(resources.pvs, undefined, pvName)!;
+    assert.equal(pv.spec.capacity?.storage, "3Gi", "the PV grew (the node had 3Gi free)");
+    assert.deepEqual(peekClaim(h, "g").status?.capacity, { storage: "1Gi" }, "not before the node grew the data");
+    assert.equal(peekClaim(h, "g").status?.conditions?.[0]?.type, "Resizing");
+    assert.ok((await events(h, "g")).some((e) => e.reason === "Resizing"));
+    // The node agent reports the data's size.
+    await h.client.update(resources.pvs, {
+      ...pv,
+      metadata: {
+        ...pv.metadata,
+        annotations: { ...pv.metadata.annotations, [NODE_VOLUME_BYTES_ANNOTATION]: String(3 * 2 ** 30) },
+      },
+    });
+    await settle(h);
+    assert.deepEqual(peekClaim(h, "g").status?.capacity, { storage: "3Gi" });
+    assert.equal(peekClaim(h, "g").status?.conditions, undefined, "Resizing is over");
+    assert.ok((await events(h, "g")).some((e) => e.reason === "VolumeResizeSuccessful"));
+
+    await resize("5Gi");
+    pv = h.client.peek<PersistentVolume>(resources.pvs, undefined, pvName)!;
+    assert.equal(pv.spec.capacity?.storage, "3Gi", "no room for 2Gi more: the PV keeps its size");
+    const failed = (await events(h, "g")).find((e) => e.reason === "VolumeResizeFailed");
+    assert.equal(failed?.type, "Warning");
+    assert.match(failed?.message ?? "", /needs 2Gi more on node "node01", which has 1Gi of local storage free/);
+    assert.deepEqual(peekClaim(h, "g").status?.capacity, { storage: "3Gi" });
   });
 });

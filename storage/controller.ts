@@ -2,7 +2,7 @@
 // controller half): informers for claims, volumes and classes, one work queue each for claims and volumes, and one
 // key for the per-node CSIStorageCapacity objects. The decisions are plan.ts's; this file reads caches and writes.
 
-import { StorageAnnotations } from "../api/index.js";
+import { nowRfc3339, StorageAnnotations } from "../api/index.js";
 import {
   type Client,
   type CSIStorageCapacity,
@@ -26,6 +26,7 @@ import {
   claimRefOf,
   claimSize,
   classOf,
+  expansionRoom,
   freeByNode,
   LOCAL_CLASS,
   LOCAL_PROVISIONER,
@@ -35,7 +36,9 @@ import {
   planClaim,
   planProvision,
   planVolume,
+  RESIZING_CONDITION,
   usedByNode,
+  volumeSize,
 } from "./plan.js";
 
 /** What the controller records events with (controller/events' Recorder has this shape). */
@@ -122,7 +125,11 @@ export class StorageController {
   /** Space on some node changed: republish capacity and retry the claims waiting for room. */
   private spaceChanged(): void {
     this.capacityQueue.add(CAPACITY_KEY);
-    for (const c of this.claims.list()) if (!c.spec.volumeName) this.claimQueue.add(keyOf(c));
+    for (const c of this.claims.list()) {
+      const pv = c.spec.volumeName ? this.volumes.get(c.spec.volumeName) : undefined;
+      // Unbound claims waiting for room, and bound ones waiting for room to grow.
+      if (!c.spec.volumeName || (pv && claimSize(c) > volumeSize(pv))) this.claimQueue.add(keyOf(c));
+    }
   }
 
   /** Whether the claim is the local provisioner's (its class, or the default class, is tsvirt-local's). */
@@ -184,7 +191,56 @@ export class StorageController {
       }
       case "provision":
         return this.provision(pvc, selected ?? "", node);
+      case "expand":
+        return this.expand(pvc, action.volume, action.bytes);
+      case "resizing":
+        await this.setResizing(pvc);
+        return {};
+      case "expanded": {
+        const pv = this.volumes.get(action.volume);
+        if (!pv) return {};
+        const conditions = (pvc.status?.conditions ?? []).filter(
+          (c) => c.type !== RESIZING_CONDITION && c.type !== "FileSystemResizePending",
+        );
+        const status = { ...pvc.status, capacity: { ...pvc.status?.capacity, ...pv.spec.capacity }, conditions };
+        if (conditions.length === 0) delete (status as { conditions?: unknown }).conditions; // omitted when empty
+        await this.client.updateStatus(resources.pvcs, { ...pvc, status });
+        this.recorder.event(pvc, "Normal", "VolumeResizeSuccessful", "Resize volume succeeded");
+        log.info("Expanded claim", { volume: action.volume, capacity: pv.spec.capacity?.storage });
+        return {};
+      }
     }
+  }
+
+  /** Grows the claim's PV to the requested size if its node has room (thick); its node agent grows the data. */
+  private async expand(pvc: PersistentVolumeClaim, volumeName: string, bytes: number): Promise<ReconcileResult> {
+    const pv = this.volumes.get(volumeName);
+    if (!pv) return {};
+    const noRoom = expansionRoom(pv, bytes, this.freeBytes());
+    if (noRoom) {
+      this.recorder.event(pvc, "Warning", "VolumeResizeFailed", noRoom);
+      forObject(this.log, pvc).info("Cannot expand claim", { volume: volumeName, message: noRoom });
+      return { requeueAfterMs: PROVISION_RETRY_MS };
+    }
+    const storage = pvc.spec.resources?.requests?.storage ?? String(bytes);
+    await this.client.update(resources.pvs, {
+      ...pv,
+      spec: { ...pv.spec, capacity: { ...pv.spec.capacity, storage } },
+    });
+    await this.setResizing(pvc);
+    this.recorder.event(pvc, "Normal", "Resizing", `External resizer is resizing volume ${volumeName}`);
+    forObject(this.log, pvc).info("Expanding volume", { volume: volumeName, storage });
+    return {};
+  }
+
+  /** The claim's Resizing condition (kept until the node has grown the volume). */
+  private async setResizing(pvc: PersistentVolumeClaim): Promise<void> {
+    if (pvc.status?.conditions?.some((c) => c.type === RESIZING_CONDITION && c.status === "True")) return;
+    const conditions = [
+      ...(pvc.status?.conditions ?? []).filter((c) => c.type !== RESIZING_CONDITION),
+      { type: RESIZING_CONDITION, status: "True" as const, lastTransitionTime: nowRfc3339() },
+    ];
+    await this.client.updateStatus(resources.pvcs, { ...pvc, status: { ...pvc.status, conditions } });
   }
 
   /** Free bytes per node for this claim: volumes and the claims ahead of it, not the claim itself. */

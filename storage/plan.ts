@@ -213,6 +213,12 @@ export type ClaimAction =
   | { kind: "pending"; reason: string; message: string; eventType: "Normal" | "Warning" }
   /** Nothing to change; a Warning event on the claim. */
   | { kind: "warn"; reason: string; message: string }
+  /** Grow the PV to `bytes` if its node has room (thick), marking the claim Resizing. */
+  | { kind: "expand"; volume: string; bytes: number }
+  /** The node grew the volume: the claim's status.capacity to the PV's, its resize conditions cleared. */
+  | { kind: "expanded"; volume: string }
+  /** The PV is grown, its node has not grown the data yet: the claim shows Resizing meanwhile. */
+  | { kind: "resizing"; volume: string }
   | { kind: "none" };
 
 /**
@@ -249,15 +255,7 @@ export function planClaim(
       };
     }
     if (pvc.status?.phase !== "Bound" || pv.status?.phase !== "Bound") return { kind: "markBound", volume: volumeName };
-    if (claimSize(pvc) > volumeSize(pv)) {
-      // Accepted by the API but not acted on yet: say so on the claim rather than ignore it.
-      return {
-        kind: "warn",
-        reason: "VolumeResizeFailed",
-        message: `expanding ${volumeName} to ${formatBytes(claimSize(pvc))} is not implemented yet; the volume keeps ${formatBytes(volumeSize(pv))}`,
-      };
-    }
-    return { kind: "none" };
+    return planExpansion(pvc, pv);
   }
   // An unset class means the default class (kube's admission fills it in; here the binder reads it so).
   const className = pvc.spec?.storageClassName ?? cls?.metadata.name;
@@ -283,6 +281,51 @@ export function planClaim(
       ? `storageclass.storage.k8s.io "${pvc.spec.storageClassName}" not found`
       : "no persistent volumes available for this claim and no storage class is set";
   return { kind: "pending", reason: cls ? "ExternalProvisioning" : "FailedBinding", message, eventType: "Warning" };
+}
+
+/** On a local PV: the bytes its node's data has (written by the node agent once disk.img / the loop device is that
+ * large). The controller finishes an expansion only when this reaches the PV's capacity. */
+export const NODE_VOLUME_BYTES_ANNOTATION = "tsvirt.io/node-volume-bytes";
+
+/** The PVC condition an expansion in progress shows (external-resizer's). */
+export const RESIZING_CONDITION = "Resizing";
+
+/**
+ * The expansion step of a bound claim (kube's external-resizer, with tsvirt-local as a volume whose "controller
+ * expansion" is the node growing disk.img): requests above the PV's capacity grow the PV (room permitting, the
+ * controller checks); a PV larger than the claim's status.capacity waits for its node, then the claim takes the new
+ * size. No FileSystemResizePending step: the volume is a raw disk image (or a loop device over one) handed to the
+ * guest whole; there is no host-side filesystem on it to grow, the guest owns whatever is inside.
+ */
+export function planExpansion(pvc: Claim, pv: Volume): ClaimAction {
+  const name = pv.metadata.name ?? "";
+  const want = claimSize(pvc);
+  const have = volumeSize(pv);
+  if (want > have) {
+    if (!isLocalVolume(pv)) {
+      return {
+        kind: "warn",
+        reason: "VolumeResizeFailed",
+        message: `volume ${name} is not provisioned by ${LOCAL_PROVISIONER}; only its volumes can be expanded (it keeps ${formatBytes(have)})`,
+      };
+    }
+    return { kind: "expand", volume: name, bytes: want };
+  }
+  const shown = bytesOf(pvc.status?.capacity?.storage);
+  if (shown >= have || !isLocalVolume(pv)) return { kind: "none" };
+  if (bytesOf(pv.metadata.annotations?.[NODE_VOLUME_BYTES_ANNOTATION]) >= have)
+    return { kind: "expanded", volume: name };
+  return { kind: "resizing", volume: name };
+}
+
+/** Whether the PV's node has room to grow it to `bytes` (thick: the difference must be free there); the event
+ * message when it has not. `free`: each node's free bytes with this PV counted at its current size. */
+export function expansionRoom(pv: Volume, bytes: number, free: ReadonlyMap<string, number>): string | undefined {
+  const node = volumeNode(pv) ?? "";
+  const more = bytes - volumeSize(pv);
+  const avail = free.get(node) ?? 0;
+  if (more <= avail) return undefined;
+  return `expanding volume ${pv.metadata.name} from ${formatBytes(volumeSize(pv))} to ${formatBytes(bytes)} needs ${formatBytes(more)} more on node "${node}", which has ${formatBytes(avail)} of local storage free; the claim keeps its size`;
 }
 
 export type VolumeAction =

@@ -784,7 +784,7 @@ export class Rest {
     const warnings = this.#prune(r, version, next, opts.fieldValidation);
     this.#validateMeta(r, next);
     const strategy = strategyFor(r);
-    strategy.validateUpdate?.(cur, next, sub);
+    strategy.validateUpdate?.(cur, next, sub, this.#strategyContext);
     if (cm.deletionTimestamp) {
       const before = new Set(cm.finalizers ?? []);
       const added = (md.finalizers ?? []).filter((f) => !before.has(f));

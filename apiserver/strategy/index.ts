@@ -3,6 +3,7 @@ import type { ServedResource } from "../registry/resources.js";
 import { controllerRevisionStrategy } from "./apps.js";
 import { eventStrategy, immutableDataStrategy, namespaceStrategy, podStrategy } from "./core.js";
 import { crdStrategy } from "./crd.js";
+import { pvcStrategy } from "./storage.js";
 import type { Strategy } from "./types.js";
 
 export { SYSTEM_NAMESPACES } from "./core.js";
@@ -14,6 +15,7 @@ const STRATEGIES: Readonly<Record<string, Strategy>> = {
   "/events": eventStrategy,
   "/configmaps": immutableDataStrategy,
   "/secrets": immutableDataStrategy,
+  "/persistentvolumeclaims": pvcStrategy,
   "apiextensions.k8s.io/customresourcedefinitions": crdStrategy,
   "apps/controllerrevisions": controllerRevisionStrategy,
 };

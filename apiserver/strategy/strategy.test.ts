@@ -52,3 +52,71 @@ test("a ControllerRevision's data and revision are immutable", () => {
     }
   }
 });
+
+test("a claim's spec is frozen but for a bound claim's requests, which only grow, and only where the class allows", async () => {
+  const { Store } = await import("../storage/store.js");
+  const store = new Store();
+  const ctx = { registry: reg, store };
+  const sc = (name: string, allow: boolean | undefined, isDefault = false) =>
+    store.create("storage.k8s.io/storageclasses", {
+      apiVersion: "storage.k8s.io/v1",
+      kind: "StorageClass",
+      metadata: {
+        name,
+        ...(isDefault ? { annotations: { "storageclass.kubernetes.io/is-default-class": "true" } } : {}),
+      },
+      provisioner: "x",
+      ...(allow === undefined ? {} : { allowVolumeExpansion: allow }),
+    });
+  sc("grows", true, true);
+  sc("fixed", false);
+  sc("unsaid", undefined);
+  const s = of("/persistentvolumeclaims");
+  const claim = (cls: string | undefined, size: string, phase = "Bound", volumeName = "pv-1"): KObj => ({
+    metadata: { name: "c" },
+    spec: {
+      accessModes: ["ReadWriteOnce"],
+      resources: { requests: { storage: size } },
+      ...(cls ? { storageClassName: cls } : {}),
+      ...(volumeName ? { volumeName } : {}),
+    },
+    status: { phase },
+  });
+  const code = (f: () => void): number | undefined => {
+    try {
+      f();
+      return undefined;
+    } catch (e) {
+      assert.ok(isStatusError(e));
+      return e.code;
+    }
+  };
+  const upd = (cur: KObj, next: KObj) => code(() => s.validateUpdate?.(cur, next, undefined, ctx));
+  assert.equal(upd(claim("grows", "1Gi"), claim("grows", "2Gi")), undefined, "grows where allowed");
+  assert.equal(upd(claim(undefined, "1Gi"), claim(undefined, "2Gi")), undefined, "unset class: the default class");
+  assert.equal(upd(claim("grows", "2Gi"), claim("grows", "1Gi")), 422, "never shrinks");
+  assert.equal(upd(claim("fixed", "1Gi"), claim("fixed", "2Gi")), 403);
+  assert.equal(upd(claim("unsaid", "1Gi"), claim("unsaid", "2Gi")), 403, "allowVolumeExpansion unset: no");
+  assert.equal(upd(claim("grows", "1Gi"), claim("fixed", "1Gi")), 422, "class is immutable");
+  assert.equal(
+    upd(claim("grows", "1Gi", "Pending", ""), claim("grows", "2Gi", "Pending", "")),
+    422,
+    "an unbound claim's requests are frozen",
+  );
+  assert.equal(
+    upd(claim("grows", "1Gi", "Pending", ""), claim("grows", "1Gi", "Pending", "pv-2")),
+    undefined,
+    "the binder sets volumeName once",
+  );
+  assert.equal(upd(claim("grows", "1Gi"), claim("grows", "1Gi", "Bound", "pv-2")), 422, "...and only once");
+  assert.equal(
+    code(() => s.validateUpdate?.(claim("fixed", "1Gi"), claim("fixed", "2Gi"), "status", ctx)),
+    undefined,
+  );
+  try {
+    s.validateUpdate?.(claim("fixed", "1Gi"), claim("fixed", "2Gi"), undefined, ctx);
+  } catch (e) {
+    assert.match(String((e as Error).message), /only dynamically provisioned pvc can be resized/);
+  }
+  store.close();
+});

@@ -32,8 +32,9 @@ export interface Strategy {
   prepareForCreate?(o: KObj): void;
   /** semantic checks of a new or updated object beyond its schema; throws a Status */
   validate?(o: KObj, ctx: StrategyContext): void;
-  /** what an update may not change (kube-apiserver's ValidateUpdate); `sub` is the subresource written */
-  validateUpdate?(cur: KObj, next: KObj, sub: string | undefined): void;
+  /** what an update may not change (kube-apiserver's ValidateUpdate); `sub` is the subresource written; `ctx` lets
+   * a rule read other objects (a claim's StorageClass) */
+  validateUpdate?(cur: KObj, next: KObj, sub: string | undefined, ctx?: StrategyContext): void;
   /** refuses a delete outright (protected objects); throws a Status */
   checkDelete?(cur: KObj): void;
   /** the kind's own delete semantics; may change `next` (a copy of `cur`) */

@@ -107,6 +107,20 @@ export class FakeHypervisor implements Hypervisor {
     this.listeners.add(listener);
     return () => this.listeners.delete(listener);
   }
+  /** disk (path) → the size the guest sees; tests set a disk's starting size. */
+  readonly blockSizes = new Map<string, number>();
+  async blockCapacity(name: string, disk: string): Promise<number> {
+    this.get(name);
+    const n = this.blockSizes.get(disk);
+    if (n === undefined) throw statusError(400, "BadRequest", `invalid argument: disk '${disk}' not found in domain`);
+    return n;
+  }
+  async blockResize(name: string, disk: string, bytes: number): Promise<void> {
+    this.calls.push("blockResize");
+    if (!isActive(this.get(name).status)) throw statusError(409, "Conflict", "domain is not running");
+    if (bytes < (this.blockSizes.get(disk) ?? 0)) throw statusError(400, "BadRequest", "cannot shrink");
+    this.blockSizes.set(disk, bytes);
+  }
   attachDevice(): Promise<void> {
     return Promise.reject(notSupported("Device hotplug"));
   }

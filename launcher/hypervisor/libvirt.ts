@@ -15,6 +15,7 @@ import { XdrWriter } from "./xdr.js";
 
 const VIR_DOMAIN_EVENT_ID_LIFECYCLE = 0;
 const VIR_DOMAIN_AFFECT_LIVE = 1;
+const VIR_DOMAIN_BLOCK_RESIZE_BYTES = 1;
 
 function translate(err: unknown, name: string): unknown {
   if (err instanceof LibvirtError && err.code === ERR_NO_DOMAIN) {
@@ -181,6 +182,23 @@ export class LibvirtHypervisor implements Hypervisor {
   events(listener: (e: DomainEvent) => void): Unsubscribe {
     this.listeners.add(listener);
     return () => this.listeners.delete(listener);
+  }
+
+  async blockCapacity(name: string, disk: string): Promise<number> {
+    const d = await this.ref(name);
+    try {
+      const r = await this.conn.call(Proc.DomainGetBlockInfo, writeDomain(new XdrWriter(), d).string(disk).uint(0));
+      r.uhyper(); // allocation
+      return Number(r.uhyper()); // capacity (then physical)
+    } catch (e) {
+      throw translate(e, name);
+    }
+  }
+
+  blockResize(name: string, disk: string, bytes: number): Promise<void> {
+    return this.domCall(Proc.DomainBlockResize, name, (w) =>
+      w.string(disk).hyper(BigInt(bytes)).uint(VIR_DOMAIN_BLOCK_RESIZE_BYTES),
+    );
   }
 
   attachDevice(name: string, xml: string): Promise<void> {

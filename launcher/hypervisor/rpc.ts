@@ -35,10 +35,12 @@ export const Proc = {
   DomainShutdown: 33,
   DomainSuspend: 34,
   DomainAttachDeviceFlags: 160,
+  DomainGetBlockInfo: 194,
   DomainDetachDeviceFlags: 161,
   DomainGetState: 212,
   DomainUndefineFlags: 231,
   DomainReset: 245,
+  DomainBlockResize: 251,
   ConnectDomainEventCallbackRegisterAny: 316,
   DomainEventCallbackLifecycle: 318,
 } as const;

@@ -58,6 +58,10 @@ export interface Hypervisor {
   xml(name: string): Promise<string>;
   stats(name: string): Promise<DomainStats>;
   events(listener: (e: DomainEvent) => void): Unsubscribe;
+  /** A disk's size as the running guest sees it (virDomainGetBlockInfo's capacity); `disk`: target or source path. */
+  blockCapacity(name: string, disk: string): Promise<number>;
+  /** Grows a disk of the running domain to `bytes` (virDomainBlockResize, VIR_DOMAIN_BLOCK_RESIZE_BYTES). */
+  blockResize(name: string, disk: string, bytes: number): Promise<void>;
   attachDevice(name: string, xml: string): Promise<void>;
   detachDevice(name: string, xml: string): Promise<void>;
   migrate(name: string, destinationUri: string): Promise<void>;

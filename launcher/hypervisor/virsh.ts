@@ -171,6 +171,15 @@ export class VirshHypervisor implements Hypervisor {
     }
     return () => this.listeners.delete(listener);
   }
+  async blockCapacity(name: string, disk: string): Promise<number> {
+    const out = await this.run("domblkinfo", name, disk);
+    return Number(/^Capacity:\s*(\d+)/m.exec(out)?.[1] ?? Number.NaN);
+  }
+
+  async blockResize(name: string, disk: string, bytes: number): Promise<void> {
+    await this.run("blockresize", name, disk, `${bytes}B`);
+  }
+
   async attachDevice(name: string, xml: string): Promise<void> {
     const dir = await mkdtemp(path.join(tmpdir(), "tsvirt-virsh-"));
     try {

@@ -25,6 +25,8 @@ export interface VolumeRequest {
 
 export interface VolumeResult {
   image: string;
+  /** What the guest would see: the image's size (Filesystem) or the loop device's (Block). */
+  bytes: number;
   /** Block: the loop device (/dev/loopN). */
   device?: string;
 }
@@ -53,9 +55,14 @@ export async function ensureVolume(req: VolumeRequest, exec: Exec = run): Promis
   await mkdir(p.dir, { recursive: true, mode: 0o750 });
   await refuseSymlink(p.image);
   const fh = await open(p.image, constants.O_RDWR | constants.O_CREAT | constants.O_NOFOLLOW, 0o660);
+  let size: number;
   try {
     // Grow only: a shorter file becomes the PV's size (sparse); a longer one is never cut (that would lose data).
-    if ((await fh.stat()).size < req.sizeBytes) await fh.truncate(req.sizeBytes);
+    size = (await fh.stat()).size;
+    if (size < req.sizeBytes) {
+      await fh.truncate(req.sizeBytes);
+      size = req.sizeBytes;
+    }
   } finally {
     await fh.close();
   }
@@ -63,10 +70,25 @@ export async function ensureVolume(req: VolumeRequest, exec: Exec = run): Promis
     await chown(p.dir, req.owner.uid, req.owner.gid);
     await chown(p.image, req.owner.uid, req.owner.gid);
   }
-  if (req.mode === "Filesystem") return { image: p.image };
+  if (req.mode === "Filesystem") return { image: p.image, bytes: size };
   const device = await attachLoop(p.image, exec);
   if (req.owner) await chown(device, req.owner.uid, req.owner.gid);
-  return { image: p.image, device };
+  // Compared, not remembered: a grown file whose device was not told (a crash in between) is caught up here.
+  let bytes = await deviceBytes(device, exec);
+  if (bytes < size) {
+    await exec("losetup", ["--set-capacity", device]);
+    bytes = await deviceBytes(device, exec);
+  }
+  return { image: p.image, device, bytes };
+}
+
+/** A block device's size in bytes (`blockdev --getsize64`). */
+export async function deviceBytes(device: string, exec: Exec = run): Promise<number> {
+  const out = (await exec("blockdev", ["--getsize64", device])).trim();
+  const n = Number(out);
+  if (!/^\d+$/.test(out) || !Number.isSafeInteger(n))
+    throw new Error(`blockdev printed ${JSON.stringify(out)} for ${device}`);
+  return n;
 }
 
 /** The loop devices backed by the file (`losetup -j`), e.g. ["/dev/loop3"]. */
@@ -93,11 +115,10 @@ export async function attachLoop(image: string, exec: Exec = run): Promise<strin
   return dev;
 }
 
-/** Grows the volume to sizeBytes (never shrinks); a Block volume's loop device learns the new size. */
-export async function resizeVolume(req: VolumeRequest, exec: Exec = run): Promise<VolumeResult> {
-  const res = await ensureVolume(req, exec);
-  if (res.device) await exec("losetup", ["--set-capacity", res.device]);
-  return res;
+/** Grows the volume to sizeBytes (never shrinks); a Block volume's loop device learns the new size (`losetup -c`,
+ * which ensureVolume runs whenever the device is smaller than its file). */
+export function resizeVolume(req: VolumeRequest, exec: Exec = run): Promise<VolumeResult> {
+  return ensureVolume(req, exec);
 }
 
 /** Removes the volume: its loop devices are detached, then its directory goes. Absent: nothing to do. */

@@ -8,7 +8,7 @@ import { open, stat } from "node:fs/promises";
 import { join } from "node:path";
 import { describe, it } from "node:test";
 import { CLUSTER, requirePrereqs } from "../lib/prereqs.js";
-import { type Console, startCluster, until } from "../lib/up.js";
+import { type Console, startCluster, stopStart, until } from "../lib/up.js";
 
 const VM = "pvcvm";
 const CLAIM = "data";
@@ -29,7 +29,7 @@ describe("tsvirt-local claims reach the guest and outlive its VM", () => {
   }, async (t) => {
     requirePrereqs(...CLUSTER);
     const c = await startCluster(t, { name: "pvc", args: ["--node-storage", "4Gi"] });
-    const { kubectl, virtctl, guest } = c;
+    const { kubectl, guest } = c;
     const node = c.nodes[0] ?? "";
     assert.equal(
       await kubectl("get", "node", node, "-o", "jsonpath={.status.allocatable.tsvirt\\.io/local-storage}"),
@@ -80,14 +80,7 @@ describe("tsvirt-local claims reach the guest and outlive its VM", () => {
     assert.equal(await readDisk(con, "R1"), MARK);
     con.close();
 
-    await virtctl("stop", VM);
-    await c.waitFor(`vm/${VM}`, "{.status.printableStatus}", "Stopped", 120_000);
-    await kubectl("wait", "--for=delete", `vmi/${VM}`, "--timeout=60s");
-    await virtctl("start", VM);
-    await c.waitFor(`vmi/${VM}`, "{.status.phase}", "Running", 300_000);
-    con = c.console(VM);
-    await con.expect(new RegExp(guest.marker), 300_000);
-    con.send("\n");
+    con = await stopStart(c, VM);
     assert.equal(await readDisk(con, "R2"), MARK, "the bytes survived stop/start");
     con.close();
 

@@ -159,6 +159,19 @@ export interface ClusterOptions {
   dataDirMode?: number;
 }
 
+/** `virtctl stop` then `start` of a VM; resolves with a console on the booted guest (prompt reached). */
+export async function stopStart(c: Cluster, vm: string): Promise<Console> {
+  await c.virtctl("stop", vm);
+  await c.waitFor(`vm/${vm}`, "{.status.printableStatus}", "Stopped", 120_000);
+  await c.kubectl("wait", "--for=delete", `vmi/${vm}`, "--timeout=60s");
+  await c.virtctl("start", vm);
+  await c.waitFor(`vmi/${vm}`, "{.status.phase}", "Running", 300_000);
+  const con = c.console(vm);
+  await con.expect(new RegExp(c.guest.marker), 300_000);
+  con.send("\n");
+  return con;
+}
+
 /**
  * Starts a registry holding the guest and a `tsvirt up` with `nodes` node agents; waits until every node is Ready.
  * A missing prerequisite (tests/lib/prereqs.ts CLUSTER) throws at once, naming it.
