@@ -151,6 +151,8 @@ export class VirtController {
       recorder: this.recorder,
       log: this.log,
       now,
+      dvs: this.dvs,
+      pods: this.pods,
       ...(opts.apiServerURL ? { apiServerURL: opts.apiServerURL } : {}),
     });
     this.schedulerDeps = {

@@ -39,6 +39,9 @@ export interface DataVolumeOptions {
   now?: () => Date;
   /** The API server's URL as this controller reaches it: uploads go there (CDIConfig status.uploadProxyURL). */
   apiServerURL?: string;
+  /** The process's shared DataVolume and pod informers (one watch per resource); absent: its own (tests). */
+  dvs?: Informer<DataVolume>;
+  pods?: Informer<Pod>;
 }
 
 export const CDI_CONFIG_NAME = "config";
@@ -75,6 +78,8 @@ export class DataVolumeController {
   private readonly now: () => Date;
   private readonly apiServerURL: string | undefined;
   private workers: Promise<unknown>[] = [];
+  /** The informers it made itself (it starts and stops only those). */
+  private readonly own: { start(): void; stop(): Promise<void> | void }[] = [];
 
   constructor(opts: DataVolumeOptions) {
     this.client = opts.client;
@@ -83,12 +88,17 @@ export class DataVolumeController {
     this.log = opts.log.child({ controller: "datavolume" });
     this.now = opts.now ?? (() => new Date());
     this.apiServerURL = opts.apiServerURL;
-    this.dvs = new Informer<DataVolume>(opts.client, resources.datavolumes, { log: this.log });
-    this.pods = new Informer<Pod>(opts.client, resources.pods, {
-      log: this.log,
-      labelSelector: `${WORKER_APP_LABEL}=${WORKER_APP}`,
-    });
-    this.configs = new Informer<CDIConfig>(opts.client, resources.cdiconfigs, { log: this.log });
+    this.dvs = opts.dvs ?? this.mine(new Informer<DataVolume>(opts.client, resources.datavolumes, { log: this.log }));
+    // A shared pod informer holds every pod: handlers and lookups go by owner, name and role label, never by "all".
+    this.pods =
+      opts.pods ??
+      this.mine(
+        new Informer<Pod>(opts.client, resources.pods, {
+          log: this.log,
+          labelSelector: `${WORKER_APP_LABEL}=${WORKER_APP}`,
+        }),
+      );
+    this.configs = this.mine(new Informer<CDIConfig>(opts.client, resources.cdiconfigs, { log: this.log }));
 
     const dvChanged = (d: DataVolume) => this.queue.add(keyOf(d));
     this.dvs.addEventHandler({
@@ -298,11 +308,14 @@ export class DataVolumeController {
     return processNextItem(this.queue, (k) => this.reconcile(k), this.onError);
   }
 
-  /** Its own informers (the storage controller's are started by their owner). */
+  private mine<T extends { start(): void; stop(): Promise<void> | void }>(i: T): T {
+    this.own.push(i);
+    return i;
+  }
+
+  /** Its own informers (shared ones, and the storage controller's, are started by their owner). */
   startInformers(): void {
-    this.dvs.start();
-    this.pods.start();
-    this.configs.start();
+    for (const i of this.own) i.start();
   }
 
   async waitForSync(): Promise<void> {
@@ -316,7 +329,7 @@ export class DataVolumeController {
 
   async stop(): Promise<void> {
     this.queue.shutdown();
-    await Promise.all([this.dvs.stop(), this.pods.stop(), this.configs.stop()]);
+    await Promise.all(this.own.map((i) => i.stop()));
     await Promise.all(this.workers);
     this.workers = [];
   }
