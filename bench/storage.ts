@@ -1,0 +1,409 @@
+// npm run bench:storage — the storage data paths through `tsvirt up`, each figure beside its baseline from the same
+// run, medians of BENCH_RUNS (default 3) alternating runs:
+//  - registry import, request → DV Succeeded, vs by hand: `skopeo copy docker://… dir:` + extracting the layer +
+//    `qemu-img convert -O raw` (target ratio ≤ 0.8; the time of a `sync` of the result is shown beside it);
+//  - upload, `virtctl image-upload` start → DV Succeeded, vs `curl -T` of the same file to a loopback PUT sink that
+//    writes and fsyncs (bench/put-sink.ts; target ≥ 0.8× its MiB/s);
+//  - clone on the same node, request → DV Succeeded, vs `cp --sparse=always` of the source's disk.img (≤ 1.2×);
+//  - guest sequential write (dd oflag=direct, timed by the guest) on a DV disk vs a QEMU started by hand on the same
+//    raw file with the same disk options (bench/storage-guest.ts; ≥ 0.9×).
+// The test image (bench/storage-image.ts): the test guest grown to 200 MiB, 184 MiB of it random, as a qcow2 in a
+// containerDisk (gzip layer, as `tsvirt image build` makes by default) in the loopback docker-registry.
+// A figure whose tsvirt side is not in this tree prints "n/a (needs <branch>)" and is null in the JSON.
+// Last line: one JSON object.
+import { existsSync } from "node:fs";
+import { mkdir, mkdtemp, readFile, rm } from "node:fs/promises";
+import { loadavg, tmpdir } from "node:os";
+import { join } from "node:path";
+import type { TestContext } from "node:test";
+import { type KObject, loadConfig, type ResourceRef, RestClient, resources } from "../client/index.js";
+import { CLUSTER, requirePrereqs } from "../tests/lib/prereqs.js";
+import { type Cluster, qemuFor, ROOT, run, startCluster, TSVIRT, until, VIRTCTL } from "../tests/lib/up.js";
+import { startPutSink } from "./put-sink.js";
+import { blockdevFiles, guestWrite, handQemuArgs, processArgv, startHandQemu } from "./storage-guest.js";
+import { type BenchImage, IMAGE_BYTES, makeBenchImage } from "./storage-image.js";
+import { median as medianOf } from "./timeline.js";
+
+const RUNS = Number(process.env.BENCH_RUNS ?? 3);
+const NS = "default";
+const MiB = 2 ** 20;
+const CLAIM = "512Mi"; // import/upload/clone targets: room for the 200 MiB image
+const GUEST_DISK = { size: "2Gi", sectors: (2 * 2 ** 30) / 512 };
+const GUEST_WRITE_MIB = Number(process.env.BENCH_GUEST_WRITE_MIB ?? 1024);
+const TARGET = { import: 0.8, upload: 0.8, clone: 1.2, guestWrite: 0.9 };
+const IMMEDIATE = "cdi.kubevirt.io/storage.bind.immediate.requested";
+// A ResourceRef literal (client/resources.ts lists the kinds the components use).
+const DATAVOLUMES: ResourceRef = {
+  group: "cdi.kubevirt.io",
+  version: "v1beta1",
+  resource: "datavolumes",
+  namespaced: true,
+  kind: "DataVolume",
+};
+
+/** Which tsvirt sides this tree has (each helper's component directory; see /work/brief/STORAGE-CONTRACT.md). */
+const HAVE = {
+  dv: existsSync(join(ROOT, "storage", "datavolume")),
+  importer: existsSync(join(ROOT, "storage", "importer")),
+  upload: existsSync(join(ROOT, "storage", "upload")),
+  clone: existsSync(join(ROOT, "storage", "clone")),
+};
+type Branch = keyof typeof HAVE;
+/** "n/a (needs …)" when a branch this figure needs is missing, else undefined. */
+function needs(...branches: Branch[]): string | undefined {
+  const missing = branches.filter((b) => !HAVE[b]);
+  return missing.length > 0 ? `n/a (needs ${missing.join(", ")})` : undefined;
+}
+
+const median = (xs: number[]): number => medianOf(xs) ?? Number.NaN;
+const r2 = (x: number): number => Math.round(x * 100) / 100;
+const ms = (x: number): string => `${Math.round(x)} ms`;
+const list = (xs: number[], f: (x: number) => string | number = Math.round): string => xs.map(f).join(", ");
+const run1 = (file: string, args: string[], timeout = 600_000): Promise<string> =>
+  run(file, args, process.env, timeout);
+
+/** Wall time of an async step, in ms. */
+async function timed(fn: () => Promise<unknown>): Promise<number> {
+  const t0 = performance.now();
+  await fn();
+  return performance.now() - t0;
+}
+
+interface Dv extends KObject {
+  status?: { phase?: string; progress?: string; conditions?: { type: string; reason?: string; message?: string }[] };
+}
+
+/**
+ * Resolves with performance.now() at the moment the DV `name` was seen Succeeded (a watch, started before the
+ * request so no event is missed); rejects when it goes Failed or after `timeoutMs`.
+ */
+function dvSucceeded(client: RestClient, name: string, timeoutMs: number): { at: Promise<number>; stop(): void } {
+  let stop: () => void = () => {};
+  const at = new Promise<number>((resolve, reject) => {
+    const timer = setTimeout(() => {
+      w.stop();
+      reject(new Error(`DataVolume ${name} not Succeeded within ${timeoutMs} ms`));
+    }, timeoutMs);
+    const w = client.watch<Dv>(DATAVOLUMES, NS, { fieldSelector: `metadata.name=${name}` }, (ev) => {
+      if (ev.type !== "ADDED" && ev.type !== "MODIFIED") return;
+      const o = ev.object as Dv;
+      if (o.metadata.name !== name) return;
+      const phase = o.status?.phase;
+      if (phase === "Succeeded" || phase === "Failed") {
+        clearTimeout(timer);
+        w.stop();
+        if (phase === "Succeeded") resolve(performance.now());
+        else {
+          const c = o.status?.conditions?.find((x) => x.type === "Running");
+          reject(new Error(`DataVolume ${name} Failed: ${c?.reason ?? ""} ${c?.message ?? ""}`));
+        }
+      }
+    });
+    w.done.catch(() => {});
+    stop = () => {
+      clearTimeout(timer);
+      w.stop();
+    };
+  });
+  return { at, stop };
+}
+
+function dataVolume(name: string, source: Record<string, unknown>, size: string): Dv {
+  return {
+    apiVersion: "cdi.kubevirt.io/v1beta1",
+    kind: "DataVolume",
+    metadata: { name, namespace: NS, annotations: { [IMMEDIATE]: "true" } },
+    spec: { source, storage: { resources: { requests: { storage: size } } } },
+  } as Dv;
+}
+
+/** Creates a DV and resolves with request → Succeeded in ms. */
+async function dvRun(client: RestClient, dv: Dv, timeoutMs = 600_000): Promise<number> {
+  const name = dv.metadata.name ?? "";
+  const done = dvSucceeded(client, name, timeoutMs);
+  await new Promise((r) => setTimeout(r, 200)); // the watch is established before the request
+  const t0 = performance.now();
+  try {
+    await client.create(DATAVOLUMES, NS, dv);
+  } catch (e) {
+    done.stop();
+    throw e;
+  }
+  return (await done.at) - t0;
+}
+
+/** The node's file behind a claim: `<data dir>/nodes/<node>/volumes/<pv>/disk.img`. */
+async function claimFile(c: Cluster, client: RestClient, claim: string): Promise<{ path: string; pv: string }> {
+  const pvc = await client.get<KObject & { spec?: { volumeName?: string } }>(resources.pvcs, NS, claim);
+  const pv = pvc.spec?.volumeName;
+  if (!pv) throw new Error(`claim ${claim} is not bound`);
+  for (const node of c.nodes) {
+    const path = join(c.dir, "nodes", node, "volumes", pv, "disk.img");
+    if (existsSync(path)) return { path, pv };
+  }
+  throw new Error(`no node holds the volume ${pv} of claim ${claim}`);
+}
+
+/** The first `IMAGE_BYTES` of `file` are the image's raw bytes (cmp exits non-zero otherwise). */
+async function sameData(file: string, img: BenchImage): Promise<void> {
+  await run1("cmp", ["-n", String(IMAGE_BYTES), img.raw, file]);
+}
+
+async function deleteDv(client: RestClient, name: string): Promise<void> {
+  await client.delete(DATAVOLUMES, NS, name).catch(() => {});
+  await client.delete(resources.pvcs, NS, name).catch(() => {});
+}
+
+// ---- the four pairs ----
+
+interface Pair {
+  tsvirt: number[];
+  baseline: number[];
+  /** Extra per-run baseline figure (e.g. the time of a sync after it). */
+  extra: number[];
+}
+
+async function importPair(c: Cluster, client: RestClient, img: BenchImage, ref: string, work: string): Promise<Pair> {
+  const p: Pair = { tsvirt: [], baseline: [], extra: [] };
+  for (let i = 0; i < RUNS; i++) {
+    const name = `imp${i}`;
+    const t = await dvRun(client, dataVolume(name, { registry: { url: `docker://${ref}` } }, CLAIM));
+    await sameData((await claimFile(c, client, name)).path, img);
+    // By hand: the registry's image to a local directory, its one layer unpacked, the disk converted to raw.
+    const dir = join(work, `import${i}`);
+    await rm(dir, { recursive: true, force: true });
+    await mkdir(dir, { recursive: true });
+    const out = join(dir, "disk.img");
+    const b = await timed(async () => {
+      await run1("skopeo", ["copy", "--quiet", "--src-tls-verify=false", `docker://${ref}`, `dir:${join(dir, "oci")}`]);
+      const manifest = JSON.parse(await readFile(join(dir, "oci", "manifest.json"), "utf8")) as {
+        layers: { digest: string }[];
+      };
+      const layer = manifest.layers[0]?.digest.replace(/^sha256:/, "") ?? "";
+      await run1("tar", ["-xf", join(dir, "oci", layer), "-C", dir]);
+      const disk = existsSync(join(dir, "disk", "disk.qcow2")) ? "disk.qcow2" : "disk.img";
+      await run1("qemu-img", ["convert", "-O", "raw", join(dir, "disk", disk), out]);
+    });
+    const s = await timed(() => run1("sync", [out]));
+    await sameData(out, img);
+    p.tsvirt.push(t);
+    p.baseline.push(b);
+    p.extra.push(s);
+    console.log(`import run ${i + 1}/${RUNS}: tsvirt ${ms(t)}, by hand ${ms(b)} (+ sync ${ms(s)}); load ${load()}`);
+    await rm(dir, { recursive: true, force: true });
+    if (i > 0) await deleteDv(client, name); // imp0 stays: the clone source
+  }
+  return p;
+}
+
+async function uploadPair(c: Cluster, client: RestClient, img: BenchImage, work: string): Promise<Pair> {
+  const p: Pair = { tsvirt: [], baseline: [], extra: [] };
+  const sinkFile = join(work, "sink.img");
+  const sink = await startPutSink(sinkFile);
+  try {
+    for (let i = 0; i < RUNS; i++) {
+      const name = `up${i}`;
+      const done = dvSucceeded(client, name, 600_000);
+      await new Promise((r) => setTimeout(r, 200));
+      const t0 = performance.now();
+      await run(
+        process.execPath,
+        [VIRTCTL, "image-upload", "dv", name, "--size", CLAIM, "--image-path", img.qcow2, "--insecure"],
+        c.env,
+        600_000,
+      ).catch((e: unknown) => {
+        done.stop();
+        throw e;
+      });
+      const t = (await done.at) - t0;
+      await sameData((await claimFile(c, client, name)).path, img);
+      const b = await timed(() => run1("curl", ["-sS", "--fail", "-T", img.qcow2, sink.url, "-o", "/dev/null"]));
+      p.tsvirt.push(mibs(img.fileBytes, t));
+      p.baseline.push(mibs(img.fileBytes, b));
+      console.log(
+        `upload run ${i + 1}/${RUNS}: tsvirt ${ms(t)} (${r2(mibs(img.fileBytes, t))} MiB/s), curl -T ${ms(b)} (${r2(mibs(img.fileBytes, b))} MiB/s); load ${load()}`,
+      );
+      await deleteDv(client, name);
+    }
+  } finally {
+    await sink.close();
+    await rm(sinkFile, { force: true });
+  }
+  return p;
+}
+
+async function clonePair(c: Cluster, client: RestClient, img: BenchImage, work: string): Promise<Pair> {
+  const p: Pair = { tsvirt: [], baseline: [], extra: [] };
+  const source = await claimFile(c, client, "imp0");
+  for (let i = 0; i < RUNS; i++) {
+    const name = `cl${i}`;
+    const t = await dvRun(client, dataVolume(name, { pvc: { namespace: NS, name: "imp0" } }, CLAIM));
+    await sameData((await claimFile(c, client, name)).path, img);
+    const out = join(work, "clone.img");
+    await rm(out, { force: true });
+    const b = await timed(() => run1("cp", ["--sparse=always", source.path, out]));
+    const s = await timed(() => run1("sync", [out]));
+    p.tsvirt.push(t);
+    p.baseline.push(b);
+    p.extra.push(s);
+    console.log(
+      `clone run ${i + 1}/${RUNS}: tsvirt ${ms(t)}, cp --sparse=always ${ms(b)} (+ sync ${ms(s)}); load ${load()}`,
+    );
+    await rm(out, { force: true });
+    await deleteDv(client, name);
+  }
+  return p;
+}
+
+/** Guest dd MiB/s in a tsvirt VM (its data disk a DV when the tree has dv + importer, else a PVC) vs QEMU by hand. */
+async function guestWritePair(c: Cluster, client: RestClient): Promise<Pair & { disk: string }> {
+  const p: Pair = { tsvirt: [], baseline: [], extra: [] };
+  const claim = "gwdisk";
+  const useDv = needs("dv", "importer") === undefined;
+  if (useDv) {
+    await dvRun(client, dataVolume(claim, { blank: {} }, GUEST_DISK.size));
+  } else {
+    await c.apply({
+      apiVersion: "v1",
+      kind: "PersistentVolumeClaim",
+      metadata: { name: claim, namespace: NS },
+      spec: {
+        storageClassName: "tsvirt-local",
+        accessModes: ["ReadWriteOnce"],
+        volumeMode: "Filesystem",
+        resources: { requests: { storage: GUEST_DISK.size } },
+      },
+    });
+  }
+  const vmName = "gwvm";
+  const vm = c.vm(vmName, { runStrategy: "Always", memory: "256Mi" }) as {
+    spec: { template: { spec: { domain: { devices: { disks: unknown[] } }; volumes: unknown[] } } };
+  };
+  vm.spec.template.spec.domain.devices.disks.push({ name: "data", disk: { bus: "virtio" } });
+  vm.spec.template.spec.volumes.push(
+    useDv
+      ? { name: "data", dataVolume: { name: claim } }
+      : { name: "data", persistentVolumeClaim: { claimName: claim } },
+  );
+  await c.apply(vm);
+  await c.waitFor(`vmi/${vmName}`, "{.status.phase}", "Running", 300_000);
+  const uid = await c.kubectl("get", "vmi", vmName, "-o", "jsonpath={.metadata.uid}");
+  const { pv } = await claimFile(c, client, claim);
+  const con = c.console(vmName);
+  await con.expect(new RegExp(c.guest.marker), 300_000);
+  con.send("\n");
+  const pid = await until("the VM's QEMU", 60_000, async () => (await qemuFor(uid))[0]);
+  const argv = await processArgv(pid);
+  // The file QEMU was given for the claim (the PV's disk.img, as the node prepared it).
+  const file = blockdevFiles(argv).find((f) => f.includes(pv));
+  if (!file) throw new Error(`the VM's QEMU has no file for volume ${pv}`);
+  const hand = startHandQemu(handQemuArgs(argv, file, c.guest.qcow2));
+  try {
+    await until("the hand QEMU's guest ready", 300_000, async () =>
+      hand.out.text.includes(c.guest.marker) ? true : undefined,
+    );
+    hand.send("\n");
+    // Warm-up, not counted: the first pass allocates the file's blocks; later passes overwrite them on both sides.
+    await guestWrite(con, "GWT", GUEST_DISK.sectors, GUEST_WRITE_MIB);
+    await guestWrite(hand, "GWH", GUEST_DISK.sectors, GUEST_WRITE_MIB);
+    for (let i = 0; i < RUNS; i++) {
+      const t = await guestWrite(con, `GWT${i}`, GUEST_DISK.sectors, GUEST_WRITE_MIB);
+      const b = await guestWrite(hand, `GWH${i}`, GUEST_DISK.sectors, GUEST_WRITE_MIB);
+      p.tsvirt.push(GUEST_WRITE_MIB / t);
+      p.baseline.push(GUEST_WRITE_MIB / b);
+      console.log(
+        `guest write run ${i + 1}/${RUNS}: tsvirt VM ${r2(GUEST_WRITE_MIB / t)} MiB/s (${t} s), QEMU by hand ${r2(GUEST_WRITE_MIB / b)} MiB/s (${b} s); load ${load()}`,
+      );
+    }
+  } finally {
+    await hand.kill();
+    con.close();
+    await c.kubectl("delete", "vm", vmName, "--wait=true", "--timeout=120s").catch(() => "");
+  }
+  return { ...p, disk: useDv ? "DataVolume (blank)" : "PVC (n/a DV: needs dv, importer)" };
+}
+
+const mibs = (bytes: number, msTaken: number): number => bytes / MiB / (msTaken / 1000);
+const load = (): string => loadavg()[0]?.toFixed(2) ?? "?";
+
+// ---- main ----
+
+async function main(): Promise<void> {
+  requirePrereqs(...CLUSTER, "skopeo", "curl");
+  const cleanups: (() => unknown)[] = [];
+  // The e2e harness registers its teardown through t.after; the bench runs them in reverse order at the end.
+  const t = { after: (fn: () => unknown) => void cleanups.push(fn) } as unknown as TestContext;
+  const work = await mkdtemp(join(tmpdir(), "tsv-bench-storage-"));
+  cleanups.push(() => rm(work, { recursive: true, force: true }));
+  try {
+    const c = await startCluster(t, { name: "stbench", args: ["--node-storage", "16Gi"] });
+    const client = new RestClient({ ...loadConfig({ kubeconfig: c.kubeconfig }), userAgent: "storage-bench" });
+    cleanups.push(() => client.close());
+
+    console.log("test image: the test guest grown to 200 MiB, random data after it, as qcow2 in a containerDisk");
+    const img = await makeBenchImage(c.guest.qcow2, work);
+    const ref = `${c.registry.host}/tsvirt/bench-disk:v1`;
+    await run1(process.execPath, [
+      TSVIRT,
+      "image",
+      "build",
+      "--cache-dir",
+      join(work, "build-cache"),
+      "--disk",
+      img.qcow2,
+      "--push",
+      ref,
+    ]);
+    console.log(
+      `  ${ref}: qcow2 ${r2(img.fileBytes / MiB)} MiB, virtual ${img.virtualBytes / MiB} MiB, random ${img.randomBytes / MiB} MiB`,
+    );
+
+    const na = {
+      import: needs("dv", "importer"),
+      upload: needs("dv", "upload"),
+      clone: needs("dv", "importer", "clone"),
+    };
+    const imp = na.import ? undefined : await importPair(c, client, img, ref, work);
+    const up = na.upload ? undefined : await uploadPair(c, client, img, work);
+    const cl = na.clone ? undefined : await clonePair(c, client, img, work);
+    const gw = await guestWritePair(c, client);
+
+    const figure = (pr: Pair | undefined, f: (pr: Pair) => number): number | null => (pr ? r2(f(pr)) : null);
+    const out = {
+      import_ms: figure(imp, (x) => Math.round(median(x.tsvirt))),
+      import_baseline_ms: figure(imp, (x) => Math.round(median(x.baseline))),
+      import_ratio: figure(imp, (x) => median(x.tsvirt) / median(x.baseline)),
+      upload_mib_s: figure(up, (x) => median(x.tsvirt)),
+      upload_baseline_mib_s: figure(up, (x) => median(x.baseline)),
+      clone_ratio: figure(cl, (x) => median(x.tsvirt) / median(x.baseline)),
+      guest_write_ratio: figure(gw, (x) => median(x.tsvirt) / median(x.baseline)),
+    };
+
+    console.log("");
+    console.log(`storage figures (medians of ${RUNS} alternating runs, this run's baselines):`);
+    if (imp)
+      console.log(
+        `  registry import, request → DV Succeeded: ${ms(median(imp.tsvirt))} (runs ${list(imp.tsvirt)}); by hand (skopeo copy + tar -x + qemu-img convert -O raw) ${ms(median(imp.baseline))} (runs ${list(imp.baseline)}; a sync after it ${ms(median(imp.extra))}); ratio ${out.import_ratio} (target ≤ ${TARGET.import})`,
+      );
+    else console.log(`  registry import: ${na.import}`);
+    if (up)
+      console.log(
+        `  upload, virtctl image-upload → DV Succeeded: ${out.upload_mib_s} MiB/s (runs ${list(up.tsvirt, r2)}); curl -T to a PUT sink that fsyncs ${out.upload_baseline_mib_s} MiB/s (runs ${list(up.baseline, r2)}); ratio ${r2(median(up.tsvirt) / median(up.baseline))} (target ≥ ${TARGET.upload})`,
+      );
+    else console.log(`  upload: ${na.upload}`);
+    if (cl)
+      console.log(
+        `  clone (same node), request → DV Succeeded: ${ms(median(cl.tsvirt))} (runs ${list(cl.tsvirt)}); cp --sparse=always ${ms(median(cl.baseline))} (runs ${list(cl.baseline)}; a sync after it ${ms(median(cl.extra))}); ratio ${out.clone_ratio} (target ≤ ${TARGET.clone})`,
+      );
+    else console.log(`  clone: ${na.clone}`);
+    console.log(
+      `  guest sequential write (dd ${GUEST_WRITE_MIB} MiB oflag=direct) on a ${gw.disk}: ${r2(median(gw.tsvirt))} MiB/s (runs ${list(gw.tsvirt, r2)}); QEMU by hand, same file and disk options ${r2(median(gw.baseline))} MiB/s (runs ${list(gw.baseline, r2)}); ratio ${out.guest_write_ratio} (target ≥ ${TARGET.guestWrite})`,
+    );
+    console.log(JSON.stringify({ bench: "storage", ...out }));
+  } finally {
+    for (const fn of cleanups.reverse()) await Promise.resolve(fn()).catch(() => {});
+  }
+}
+
+await main();
+process.exit(0);
