@@ -7,12 +7,14 @@
 //  - clone on the same node, request → DV Succeeded, vs `cp --sparse=always` of the source's disk.img (≤ 1.2×);
 //  - guest sequential write (dd oflag=direct, timed by the guest) on a DV disk vs a QEMU started by hand on the same
 //    raw file with the same disk options (bench/storage-guest.ts; ≥ 0.9×); BENCH_GUEST_RUNS (default 7) pairs.
-// The test image (bench/storage-image.ts): the test guest grown to 200 MiB, 184 MiB of it random, as a qcow2 in a
-// containerDisk (gzip layer, as `tsvirt image build` makes by default) in the loopback docker-registry.
+// The test image (bench/storage-image.ts): the test guest grown to 200 MiB, 184 MiB of it random, pushed twice to the
+// loopback docker-registry as a containerDisk (gzip layer, `tsvirt image build`'s default): raw (the issue's figures:
+// the importer streams it into the volume with no scratch copy) and qcow2 (figures beside them, *_qcow2_*: a qcow2
+// is converted through a scratch file). Uploads likewise send the raw file, then the qcow2 file.
 // A figure whose tsvirt side is not in this tree prints "n/a (needs <branch>)" and is null in the JSON.
 // Last line: one JSON object.
 import { existsSync } from "node:fs";
-import { mkdir, mkdtemp, readFile, rm } from "node:fs/promises";
+import { mkdir, mkdtemp, readFile, rm, stat } from "node:fs/promises";
 import { loadavg, tmpdir } from "node:os";
 import { join } from "node:path";
 import type { TestContext } from "node:test";
@@ -172,10 +174,22 @@ interface Pair {
   extra: number[];
 }
 
-async function importPair(c: Cluster, client: RestClient, img: BenchImage, ref: string, work: string): Promise<Pair> {
+/** The image in one format: the file (uploaded) and its containerDisk (imported). */
+interface Variant {
+  format: "raw" | "qcow2";
+  file: string;
+  fileBytes: number;
+  ref: string;
+}
+
+/** The DV kept after the imports: the clone source. */
+const CLONE_SOURCE = "imp-raw-0";
+
+async function importPair(c: Cluster, client: RestClient, img: BenchImage, v: Variant, work: string): Promise<Pair> {
   const p: Pair = { tsvirt: [], baseline: [], extra: [] };
+  const { ref } = v;
   for (let i = 0; i < RUNS; i++) {
-    const name = `imp${i}`;
+    const name = `imp-${v.format}-${i}`;
     const t = await dvRun(client, dataVolume(name, { registry: { url: `docker://${ref}` } }, CLAIM));
     await sameData((await claimFile(c, client, name)).path, img);
     // By hand: the registry's image to a local directory, its one layer unpacked, the disk converted to raw.
@@ -198,26 +212,28 @@ async function importPair(c: Cluster, client: RestClient, img: BenchImage, ref: 
     p.tsvirt.push(t);
     p.baseline.push(b);
     p.extra.push(s);
-    console.log(`import run ${i + 1}/${RUNS}: tsvirt ${ms(t)}, by hand ${ms(b)} (+ sync ${ms(s)}); load ${load()}`);
+    console.log(
+      `import ${v.format} run ${i + 1}/${RUNS}: tsvirt ${ms(t)}, by hand ${ms(b)} (+ sync ${ms(s)}); load ${load()}`,
+    );
     await rm(dir, { recursive: true, force: true });
-    if (i > 0) await deleteDv(client, name); // imp0 stays: the clone source
+    if (name !== CLONE_SOURCE) await deleteDv(client, name);
   }
   return p;
 }
 
-async function uploadPair(c: Cluster, client: RestClient, img: BenchImage, work: string): Promise<Pair> {
+async function uploadPair(c: Cluster, client: RestClient, img: BenchImage, v: Variant, work: string): Promise<Pair> {
   const p: Pair = { tsvirt: [], baseline: [], extra: [] };
   const sinkFile = join(work, "sink.img");
   const sink = await startPutSink(sinkFile);
   try {
     for (let i = 0; i < RUNS; i++) {
-      const name = `up${i}`;
+      const name = `up-${v.format}-${i}`;
       const done = dvSucceeded(client, name, 600_000);
       await new Promise((r) => setTimeout(r, 200));
       const t0 = performance.now();
       await run(
         process.execPath,
-        [VIRTCTL, "image-upload", "dv", name, "--size", CLAIM, "--image-path", img.qcow2, "--insecure"],
+        [VIRTCTL, "image-upload", "dv", name, "--size", CLAIM, "--image-path", v.file, "--insecure"],
         c.env,
         600_000,
       ).catch((e: unknown) => {
@@ -226,11 +242,11 @@ async function uploadPair(c: Cluster, client: RestClient, img: BenchImage, work:
       });
       const t = (await done.at) - t0;
       await sameData((await claimFile(c, client, name)).path, img);
-      const b = await timed(() => run1("curl", ["-sS", "--fail", "-T", img.qcow2, sink.url, "-o", "/dev/null"]));
-      p.tsvirt.push(mibs(img.fileBytes, t));
-      p.baseline.push(mibs(img.fileBytes, b));
+      const b = await timed(() => run1("curl", ["-sS", "--fail", "-T", v.file, sink.url, "-o", "/dev/null"]));
+      p.tsvirt.push(mibs(v.fileBytes, t));
+      p.baseline.push(mibs(v.fileBytes, b));
       console.log(
-        `upload run ${i + 1}/${RUNS}: tsvirt ${ms(t)} (${r2(mibs(img.fileBytes, t))} MiB/s), curl -T ${ms(b)} (${r2(mibs(img.fileBytes, b))} MiB/s); load ${load()}`,
+        `upload ${v.format} run ${i + 1}/${RUNS}: tsvirt ${ms(t)} (${r2(mibs(v.fileBytes, t))} MiB/s), curl -T ${ms(b)} (${r2(mibs(v.fileBytes, b))} MiB/s); load ${load()}`,
       );
       await deleteDv(client, name);
     }
@@ -243,10 +259,10 @@ async function uploadPair(c: Cluster, client: RestClient, img: BenchImage, work:
 
 async function clonePair(c: Cluster, client: RestClient, img: BenchImage, work: string): Promise<Pair> {
   const p: Pair = { tsvirt: [], baseline: [], extra: [] };
-  const source = await claimFile(c, client, "imp0");
+  const source = await claimFile(c, client, CLONE_SOURCE);
   for (let i = 0; i < RUNS; i++) {
     const name = `cl${i}`;
-    const t = await dvRun(client, dataVolume(name, { pvc: { namespace: NS, name: "imp0" } }, CLAIM));
+    const t = await dvRun(client, dataVolume(name, { pvc: { namespace: NS, name: CLONE_SOURCE } }, CLAIM));
     await sameData((await claimFile(c, client, name)).path, img);
     const out = join(work, "clone.img");
     await rm(out, { force: true });
@@ -364,57 +380,74 @@ async function main(): Promise<void> {
     const client = new RestClient({ ...loadConfig({ kubeconfig: c.kubeconfig }), userAgent: "storage-bench" });
     cleanups.push(() => client.close());
 
-    console.log("test image: the test guest grown to 200 MiB, random data after it, as qcow2 in a containerDisk");
-    const img = await makeBenchImage(c.guest.qcow2, work);
-    const ref = `${c.registry.host}/tsvirt/bench-disk:v1`;
-    await run1(process.execPath, [
-      TSVIRT,
-      "image",
-      "build",
-      "--cache-dir",
-      join(work, "build-cache"),
-      "--disk",
-      img.qcow2,
-      "--push",
-      ref,
-    ]);
     console.log(
-      `  ${ref}: qcow2 ${r2(img.fileBytes / MiB)} MiB, virtual ${img.virtualBytes / MiB} MiB, random ${img.randomBytes / MiB} MiB`,
+      "test image: the test guest grown to 200 MiB, random data after it; containerDisks of it raw and qcow2",
     );
+    const img = await makeBenchImage(c.guest.qcow2, work);
+    const variants: Variant[] = [];
+    for (const [format, file] of [
+      ["raw", img.raw],
+      ["qcow2", img.qcow2],
+    ] as const) {
+      const ref = `${c.registry.host}/tsvirt/bench-disk:${format}`;
+      await run1(
+        process.execPath,
+        [TSVIRT, "image", "build", "--cache-dir", join(work, "build-cache")].concat(["--disk", file, "--push", ref]),
+      );
+      const fileBytes = (await stat(file)).size;
+      variants.push({ format, file, fileBytes, ref });
+      console.log(`  ${ref}: ${format} file ${r2(fileBytes / MiB)} MiB (gzip layer)`);
+    }
+    console.log(`  virtual ${img.virtualBytes / MiB} MiB, random ${img.randomBytes / MiB} MiB`);
+    const [raw, qcow2] = variants as [Variant, Variant];
 
     const na = {
       import: needs("dv", "importer"),
       upload: needs("dv", "upload"),
       clone: needs("dv", "importer", "clone"),
     };
-    const imp = na.import ? undefined : await importPair(c, client, img, ref, work);
-    const up = na.upload ? undefined : await uploadPair(c, client, img, work);
+    const imp = na.import ? undefined : await importPair(c, client, img, raw, work);
+    const impQ = na.import ? undefined : await importPair(c, client, img, qcow2, work);
+    const up = na.upload ? undefined : await uploadPair(c, client, img, raw, work);
+    const upQ = na.upload ? undefined : await uploadPair(c, client, img, qcow2, work);
     const cl = na.clone ? undefined : await clonePair(c, client, img, work);
     const gw = await guestWritePair(c, client);
 
     const figure = (pr: Pair | undefined, f: (pr: Pair) => number): number | null => (pr ? r2(f(pr)) : null);
+    const ratio = (pr: Pair | undefined): number | null => figure(pr, (x) => median(x.tsvirt) / median(x.baseline));
     const out = {
       import_ms: figure(imp, (x) => Math.round(median(x.tsvirt))),
       import_baseline_ms: figure(imp, (x) => Math.round(median(x.baseline))),
-      import_ratio: figure(imp, (x) => median(x.tsvirt) / median(x.baseline)),
+      import_ratio: ratio(imp),
       upload_mib_s: figure(up, (x) => median(x.tsvirt)),
       upload_baseline_mib_s: figure(up, (x) => median(x.baseline)),
-      clone_ratio: figure(cl, (x) => median(x.tsvirt) / median(x.baseline)),
-      guest_write_ratio: figure(gw, (x) => median(x.tsvirt) / median(x.baseline)),
+      clone_ratio: ratio(cl),
+      guest_write_ratio: ratio(gw),
+      // Beside the issue's figures: the qcow2 image (the importer converts through a scratch file), the upload
+      // ratio, and which disk the guest wrote.
+      import_qcow2_ms: figure(impQ, (x) => Math.round(median(x.tsvirt))),
+      import_qcow2_baseline_ms: figure(impQ, (x) => Math.round(median(x.baseline))),
+      import_qcow2_ratio: ratio(impQ),
+      upload_ratio: ratio(up),
+      upload_qcow2_mib_s: figure(upQ, (x) => median(x.tsvirt)),
+      upload_qcow2_baseline_mib_s: figure(upQ, (x) => median(x.baseline)),
+      guest_write_disk: gw.disk,
     };
 
     console.log("");
     console.log(`storage figures (medians of ${RUNS} alternating runs, this run's baselines):`);
-    if (imp)
-      console.log(
-        `  registry import, request → DV Succeeded: ${ms(median(imp.tsvirt))} (runs ${list(imp.tsvirt)}); by hand (skopeo copy + tar -x + qemu-img convert -O raw) ${ms(median(imp.baseline))} (runs ${list(imp.baseline)}; a sync after it ${ms(median(imp.extra))}); ratio ${out.import_ratio} (target ≤ ${TARGET.import})`,
-      );
-    else console.log(`  registry import: ${na.import}`);
-    if (up)
-      console.log(
-        `  upload, virtctl image-upload → DV Succeeded: ${out.upload_mib_s} MiB/s (runs ${list(up.tsvirt, r2)}); curl -T to a PUT sink that fsyncs ${out.upload_baseline_mib_s} MiB/s (runs ${list(up.baseline, r2)}); ratio ${r2(median(up.tsvirt) / median(up.baseline))} (target ≥ ${TARGET.upload})`,
-      );
-    else console.log(`  upload: ${na.upload}`);
+    const importLine = (f: string, x: Pair | undefined): string =>
+      x
+        ? `  registry import (${f} image), request → DV Succeeded: ${ms(median(x.tsvirt))} (runs ${list(x.tsvirt)}); by hand (skopeo copy + tar -x + qemu-img convert -O raw) ${ms(median(x.baseline))} (runs ${list(x.baseline)}; a sync after it ${ms(median(x.extra))}); ratio ${ratio(x)} (target ≤ ${TARGET.import})`
+        : `  registry import (${f} image): ${na.import}`;
+    const uploadLine = (f: string, x: Pair | undefined): string =>
+      x
+        ? `  upload (${f} file), virtctl image-upload → DV Succeeded: ${r2(median(x.tsvirt))} MiB/s (runs ${list(x.tsvirt, r2)}); curl -T to a PUT sink that fsyncs ${r2(median(x.baseline))} MiB/s (runs ${list(x.baseline, r2)}); ratio ${ratio(x)} (target ≥ ${TARGET.upload})`
+        : `  upload (${f} file): ${na.upload}`;
+    console.log(importLine("raw", imp));
+    console.log(importLine("qcow2", impQ));
+    console.log(uploadLine("raw", up));
+    console.log(uploadLine("qcow2", upQ));
     if (cl)
       console.log(
         `  clone (same node), request → DV Succeeded: ${ms(median(cl.tsvirt))} (runs ${list(cl.tsvirt)}); cp --sparse=always ${ms(median(cl.baseline))} (runs ${list(cl.baseline)}; a sync after it ${ms(median(cl.extra))}); ratio ${out.clone_ratio} (target ≤ ${TARGET.clone})`,
