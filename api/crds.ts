@@ -4,6 +4,7 @@
 // `npm run gen:crds` writes them to deploy/crds/<plural>.<group>.yaml; a test keeps the files in sync.
 import type { TSchema } from "@sinclair/typebox";
 import { stringify } from "yaml";
+import { CDIConfig } from "./cdi/v1beta1/cdiconfig.js";
 import { DataVolume } from "./cdi/v1beta1/datavolume.js";
 import { KubeVirt } from "./kubevirt/v1/kubevirt.js";
 import { VirtualMachine, VirtualMachineInstanceMigration, VirtualMachineInstanceReplicaSet } from "./kubevirt/v1/vm.js";
@@ -55,6 +56,8 @@ interface KindSpec {
   status: boolean;
   scale?: boolean;
   labels: Record<string, string>;
+  /** Default Namespaced. */
+  scope?: "Namespaced" | "Cluster";
 }
 
 const KUBEVIRT_VERSIONS = [
@@ -268,6 +271,18 @@ const KINDS: KindSpec[] = [
     status: true,
     labels: { "cdi.kubevirt.io": "" },
   },
+  {
+    group: "cdi.kubevirt.io",
+    kind: "CDIConfig",
+    plural: "cdiconfigs",
+    shortNames: [],
+    schema: CDIConfig,
+    versions: [{ name: "v1beta1", storage: true }],
+    columns: [AGE],
+    status: true,
+    labels: { "cdi.kubevirt.io": "" },
+    scope: "Cluster",
+  },
 ];
 
 function toCrd(k: KindSpec): CustomResourceDefinition {
@@ -302,10 +317,10 @@ function toCrd(k: KindSpec): CustomResourceDefinition {
         listKind: `${k.kind}List`,
         plural: k.plural,
         singular,
-        shortNames: [...k.shortNames],
+        ...(k.shortNames.length ? { shortNames: [...k.shortNames] } : {}),
         ...(k.categories ? { categories: [...k.categories] } : {}),
       },
-      scope: "Namespaced",
+      scope: k.scope ?? "Namespaced",
       versions,
     },
   };

@@ -63,10 +63,12 @@ const withStatusSubresource = new Set([
   "virtualmachineinstancereplicasets",
   "virtualmachineinstancemigrations",
   "pods",
+  "cdiconfigs",
   "nodes",
   "namespaces",
   "persistentvolumeclaims",
   "persistentvolumes",
+  "datavolumes",
 ]);
 
 const NAME_CHARS = "bcdfghjklmnpqrstvwxz2456789";

@@ -55,12 +55,26 @@ export const resources = {
     namespaced: false,
     kind: "StorageClass",
   },
+  datavolumes: {
+    group: "cdi.kubevirt.io",
+    version: "v1beta1",
+    resource: "datavolumes",
+    namespaced: true,
+    kind: "DataVolume",
+  },
   csistoragecapacities: {
     group: "storage.k8s.io",
     version: "v1",
     resource: "csistoragecapacities",
     namespaced: true,
     kind: "CSIStorageCapacity",
+  },
+  cdiconfigs: {
+    group: "cdi.kubevirt.io",
+    version: "v1beta1",
+    resource: "cdiconfigs",
+    namespaced: false,
+    kind: "CDIConfig",
   },
 } as const satisfies Record<string, ResourceRef>;
 

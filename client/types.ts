@@ -53,5 +53,7 @@ export type Event = Stored<api.Event>;
 export type PersistentVolumeClaim = Stored<api.PersistentVolumeClaim> & { spec: api.PersistentVolumeClaimSpec };
 export type PersistentVolume = Stored<api.PersistentVolume> & { spec: api.PersistentVolumeSpec };
 export type StorageClass = Stored<api.StorageClass>;
+export type DataVolume = Stored<api.DataVolume>;
 export type CSIStorageCapacity = Stored<api.CSIStorageCapacity>;
 export type Lease = Stored<api.Lease> & { spec: NonNullable<api.Lease["spec"]> };
+export type CDIConfig = Stored<api.CDIConfig>;

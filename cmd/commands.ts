@@ -3,6 +3,7 @@ import type { Command } from "commander";
 import { registerApi } from "./api.js";
 import { registerController } from "./controller.js";
 import { registerHandler } from "./handler.js";
+import { registerImporter } from "./importer.js";
 import { registerLauncher } from "./launcher.js";
 import { registerUp } from "./up.js";
 
@@ -14,6 +15,8 @@ export function registerCommands(program: Command): void {
   registerLauncher(program);
 
   registerHandler(program);
+
+  registerImporter(program);
 
   registerUp(program);
 

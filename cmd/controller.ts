@@ -46,7 +46,13 @@ export function registerController(program: Command): void {
         ...loadConfig(opts.kubeconfig ? { kubeconfig: opts.kubeconfig } : {}),
         userAgent: "virt-controller",
       });
-      const ctrl = new VirtController({ client, log, threads: Number(opts.threads) || 3, scheduler: opts.scheduler });
+      const ctrl = new VirtController({
+        client,
+        log,
+        threads: Number(opts.threads) || 3,
+        scheduler: opts.scheduler,
+        apiServerURL: client.config.server,
+      });
       const sec = (v: string, d: number) => (Number.isFinite(Number(v)) && Number(v) > 0 ? Number(v) * 1000 : d);
       const nodes = new NodeLifecycleController({
         client,

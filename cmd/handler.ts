@@ -102,6 +102,10 @@ export function registerHandler(program: Command): void {
           tsvirtJs: fileURLToPath(new URL("./tsvirt.js", import.meta.url)),
           ...(o.accel ? { accel: o.accel } : {}),
         }),
+        workers: {
+          registries: () => registries.current(),
+          tsvirtJs: fileURLToPath(new URL("./tsvirt.js", import.meta.url)),
+        },
         terminate: h.terminateLauncherPod,
         mapPhase: h.mapPhase,
         recorder: new EventRecorder(client, "virt-handler", log, undefined, o.node),

@@ -17,6 +17,7 @@ import {
 } from "../client/index.js";
 import { createLogger, type Logger } from "../lib/log.js";
 import { processNextItem, runWorkers, WorkQueue } from "../lib/workqueue/index.js";
+import { DataVolumeController } from "../storage/datavolume/index.js";
 import { podClaimNames, StorageController } from "../storage/index.js";
 import { EventRecorder, type Recorder } from "./events/index.js";
 import { Expectations } from "./expectations.js";
@@ -51,8 +52,10 @@ export interface ControllerOptions {
   scheduler?: boolean;
   /** Allocate Node spec.podCIDR. Default true. */
   podCidr?: boolean;
-  /** Run the PV binder and the tsvirt-local provisioner (storage/). Default true. */
+  /** Run the PV binder and the tsvirt-local provisioner (storage/), and the DataVolume controller. Default true. */
   storage?: boolean;
+  /** The API server's URL as this process reaches it (CDIConfig status.uploadProxyURL: uploads go there). */
+  apiServerURL?: string;
 }
 
 function controllerKey(o: KObject, kind: string): string | undefined {
@@ -84,6 +87,8 @@ export class VirtController {
   readonly recorder: Recorder;
   /** Volume binding and the local provisioner; its caches also feed the scheduler's volume checks. */
   readonly storage: StorageController;
+  /** DataVolumes: their claims, worker pods and status (storage/datavolume). */
+  readonly dataVolumes: DataVolumeController;
   private readonly log: Logger;
   private readonly opts: ControllerOptions;
   private workers: Promise<unknown>[] = [];
@@ -126,6 +131,14 @@ export class VirtController {
       now,
     };
     this.storage = new StorageController({ client, nodes: this.nodes, recorder: this.recorder, log: this.log, now });
+    this.dataVolumes = new DataVolumeController({
+      client,
+      storage: this.storage,
+      recorder: this.recorder,
+      log: this.log,
+      now,
+      ...(opts.apiServerURL ? { apiServerURL: opts.apiServerURL } : {}),
+    });
     this.schedulerDeps = {
       storage: this.storage,
       client,
@@ -294,6 +307,7 @@ export class VirtController {
     this.replicasets.start();
     this.clusterConfig.start();
     if (this.opts.storage !== false || this.opts.scheduler !== false) this.storage.startInformers();
+    if (this.opts.storage !== false) this.dataVolumes.startInformers();
   }
 
   async waitForSync(): Promise<void> {
@@ -305,6 +319,7 @@ export class VirtController {
       this.namespaces.waitForSync(),
       this.clusterConfig.waitForSync(),
       ...(this.opts.storage !== false || this.opts.scheduler !== false ? [this.storage.waitForSync()] : []),
+      ...(this.opts.storage !== false ? [this.dataVolumes.waitForSync()] : []),
     ]);
   }
 
@@ -334,7 +349,10 @@ export class VirtController {
         runWorkers(this.nodeQueue, 1, (k) => reconcileNodeCidr(this.podCidrDeps, k), this.onError("node")),
       );
     }
-    if (this.opts.storage !== false) await this.storage.run();
+    if (this.opts.storage !== false) {
+      await this.storage.run();
+      await this.dataVolumes.run();
+    }
     this.log.info("virt-controller started", {
       threads,
       vmiThreads,
@@ -344,6 +362,7 @@ export class VirtController {
 
   async stop(): Promise<void> {
     for (const q of [this.vmQueue, this.vmiQueue, this.podQueue, this.nodeQueue, this.rsQueue]) q.shutdown();
+    await this.dataVolumes.stop();
     await this.storage.stop();
     await Promise.all([
       this.vms.stop(),

@@ -5,6 +5,7 @@
 // Nodes' podCIDRs give the fabric routes to the other nodes' pods. Launchers outlive this process.
 import { readdir, rm } from "node:fs/promises";
 import { join } from "node:path";
+import type { RegistriesConfig } from "../images/index.js";
 import { commandSocketPath, commandSocketsDir } from "../launcher/index.js";
 import { statusError } from "../lib/errors.js";
 import { type Logger, nullLogger } from "../lib/log.js";
@@ -28,6 +29,7 @@ import { podDirOf, readPodRecord } from "./processes.js";
 import { startServer } from "./server.js";
 import { launcherPodOf, type PhaseMapper, VmiSync } from "./vmi-sync.js";
 import { VolumeSync } from "./volumes.js";
+import { WorkerServices } from "./workers/index.js";
 
 /** The part of client/'s Informer the agent uses. */
 export interface CacheLike<T extends KObject> {
@@ -81,6 +83,8 @@ export interface HandlerOptions {
   /** hostDisk is allowed only below this directory (tsvirt handler --host-disk-root); absent: refused. */
   hostDiskRoot?: string;
   launcherCommand: (vmiUid: string, podDir: string) => { argv: string[]; env?: NodeJS.ProcessEnv };
+  /** DataVolume worker pods (importer): the node's registry list and the tsvirt entry point they run. */
+  workers?: { registries: () => Promise<RegistriesConfig>; tsvirtJs?: string };
   terminate?: (pid: number) => void;
   mapPhase: PhaseMapper;
   /** Where SyncFailed events go (controller/'s EventRecorder over the client). */
@@ -119,6 +123,8 @@ export async function runHandler(o: HandlerOptions): Promise<RunningHandler> {
   const keyOf = (ns: string | undefined, name: string | undefined): string => `${ns ?? ""}/${name ?? ""}`;
 
   const embedded = o.podRunner ?? true;
+  const workerServices =
+    embedded && o.workers ? new WorkerServices({ api: o.api, getPod: (uid) => pods.get(uid), log }) : undefined;
   const runner = !embedded
     ? undefined
     : new PodRunner({
@@ -134,6 +140,7 @@ export async function runHandler(o: HandlerOptions): Promise<RunningHandler> {
           api: o.api,
           launcherCommand: o.launcherCommand,
           probe: o.probe,
+          ...(o.workers && workerServices ? { workers: { ...o.workers, services: workerServices } } : {}),
         }),
         ...(o.terminate ? { terminate: o.terminate } : {}),
         log,
@@ -258,6 +265,13 @@ export async function runHandler(o: HandlerOptions): Promise<RunningHandler> {
     if (deleted) pods.delete(p.metadata.uid);
     else pods.set(p.metadata.uid, p);
     void runner?.trigger(p.metadata.uid);
+    // a worker pod's egress proxy and progress relay follow the pod (re-served after an agent restart)
+    if (workerServices && p.metadata.labels?.["cdi.kubevirt.io"] && p.spec?.nodeName === o.node) {
+      const uid = p.metadata.uid;
+      void workerServices
+        .sync(uid, podDirOf(o.dataDir, uid))
+        .catch((e: unknown) => log.warn("worker services sync failed", { podUid: uid, err: e }));
+    }
     const v = ownerVmi(p);
     if (v) vmiSync.enqueue(v);
   };
@@ -346,6 +360,7 @@ export async function runHandler(o: HandlerOptions): Promise<RunningHandler> {
       clearInterval(resync);
       agent.stop();
       runner?.close();
+      await workerServices?.close();
       vmiSync.close();
       volumeSync.close();
       routes.close();

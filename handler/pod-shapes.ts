@@ -2,12 +2,14 @@
 // runner builds for it (never a pod's command, args or image), its readiness probe and its termination message.
 // The one list: later importer, upload, export or hotplug helper pods add an entry here.
 import { readFile } from "node:fs/promises";
+import type { RegistriesConfig } from "../images/index.js";
 import { commandSocketPath, parseTerminationLog, podPaths } from "../launcher/index.js";
 import { isStatusError } from "../lib/errors.js";
 import { classifyPod } from "./launcher-pod.js";
 import { isFinal } from "./phase.js";
 import { type ApiClient, type Pod, refs, type VirtualMachineInstance } from "./ports.js";
 import { logPath } from "./processes.js";
+import { importerShape, type WorkerServices } from "./workers/index.js";
 
 export interface PodShape {
   /** Its name in logs and refusals. */
@@ -44,6 +46,13 @@ export interface ShapeDeps {
   launcherCommand: (vmiUid: string, podDir: string) => { argv: string[]; env?: NodeJS.ProcessEnv };
   /** Answers whether a launcher serves its command socket (Ping). */
   probe: (socketPath: string) => Promise<boolean>;
+  /** DataVolume worker pods (handler/workers): absent, none is run. */
+  workers?: {
+    registries: () => Promise<RegistriesConfig>;
+    services: WorkerServices;
+    tsvirtJs?: string;
+    loopDeviceOf?: (image: string) => Promise<string | undefined>;
+  };
 }
 
 /** virt-launcher: one per VMI, rendered by virt-controller (controller/vmi/pod.ts). */
@@ -80,7 +89,9 @@ export function launcherShape(d: ShapeDeps): PodShape {
 
 /** Every pod shape the embedded pod runner runs. */
 export function podShapes(d: ShapeDeps): PodShape[] {
-  return [launcherShape(d)];
+  const shapes = [launcherShape(d)];
+  if (d.workers) shapes.push(importerShape({ node: d.node, dataDir: d.dataDir, api: d.api, ...d.workers }));
+  return shapes;
 }
 
 /** The shape a pod matches, or why it matches none (the runner reports that and runs nothing). */

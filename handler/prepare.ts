@@ -247,9 +247,10 @@ export async function claimVolume(
   claimName: string,
   field: string,
   vmiName: string,
-): Promise<{ path: string; block: boolean }> {
+  kind: { group: string; kind: string } = VMI,
+): Promise<{ path: string; block: boolean; image: string }> {
   const refuse = (message: string): never => {
-    throw invalid(VMI, vmiName, [{ type: "FieldValueInvalid", field, message }]);
+    throw invalid(kind, vmiName, [{ type: "FieldValueInvalid", field, message }]);
   };
   const pvc = await getOrUndefined<PersistentVolumeClaim>(deps.api, refs.pvcs, ns, claimName);
   if (!pvc) return refuse(`PersistentVolumeClaim "${claimName}" not found in namespace ${ns}`);
@@ -271,11 +272,11 @@ export async function claimVolume(
   const { image } = localVolumePaths(deps.dataDir, pvName);
   const st = await stat(image).catch(() => undefined);
   if (!st?.isFile()) return refuse(`the volume of claim "${claimName}" (${image}) is not made yet`);
-  if (volumeModeOf(pv) !== "Block") return { path: image, block: false };
+  if (volumeModeOf(pv) !== "Block") return { path: image, block: false, image };
   const loopOf = deps.loopDeviceOf ?? (async (f: string) => (await loopDevicesOf(f))[0]);
   const device = await loopOf(image);
   if (!device) return refuse(`the block volume of claim "${claimName}" has no loop device yet`);
-  return { path: device, block: true };
+  return { path: device, block: true, image };
 }
 
 const POLICIES = new Set<string>(["Always", "IfNotPresent", "Never"]);

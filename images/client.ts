@@ -85,6 +85,8 @@ export interface RegistryClientOptions {
   stallTimeoutMs?: number;
   /** Platform to pick from an image index. Default linux/amd64. */
   platform?: { os: string; architecture: string };
+  /** Makes the connection agents (default: node's): a DataVolume import reaches registries through a proxy. */
+  agent?: (scheme: "http:" | "https:", opts: https.AgentOptions) => http.Agent;
 }
 
 const schemeMemo = new Map<string, "https:" | "http:">();
@@ -126,8 +128,8 @@ export class RegistryClient {
   private readonly opts: RegistryClientOptions;
   private readonly tokens = new Map<string, string>();
   private basic: string | undefined;
-  private readonly httpAgent = new http.Agent({ keepAlive: true, maxSockets: 16 });
-  private readonly httpsAgent: https.Agent;
+  private readonly httpAgent: http.Agent;
+  private readonly httpsAgent: http.Agent;
 
   constructor(opts: RegistryClientOptions) {
     this.registry = opts.registry;
@@ -136,7 +138,11 @@ export class RegistryClient {
     if (opts.tls?.ca !== undefined) tlsOpts.ca = opts.tls.ca;
     if (opts.tls?.rejectUnauthorized === false || (opts.insecure && !isLoopbackHost(opts.registry)))
       tlsOpts.rejectUnauthorized = false;
-    this.httpsAgent = new https.Agent(tlsOpts);
+    const make = opts.agent;
+    this.httpAgent = make
+      ? make("http:", { keepAlive: true, maxSockets: 16 })
+      : new http.Agent({ keepAlive: true, maxSockets: 16 });
+    this.httpsAgent = make ? make("https:", tlsOpts) : new https.Agent(tlsOpts);
   }
 
   close(): void {

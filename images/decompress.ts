@@ -64,7 +64,15 @@ export function decodeLayerStream(src: Readable): Readable {
 
 /** Decodes a zstd stream with the `zstd` binary (`zstd -d -c -q`). A non-zero exit errors the output stream. */
 export function zstdDecode(src: Readable): Readable {
-  const child = spawn("zstd", ["-d", "-c", "-q"], { stdio: ["pipe", "pipe", "pipe"] });
+  return toolDecode("zstd", src);
+}
+
+/**
+ * Decodes a stream with a decompressor binary (`zstd`/`xz`/`gzip` `-d -c -q`, argv only), as one stream: a non-zero
+ * exit errors the output, and closing the output kills the tool.
+ */
+export function toolDecode(tool: "zstd" | "xz" | "gzip", src: Readable): Readable {
+  const child = spawn(tool, ["-d", "-c", "-q"], { stdio: ["pipe", "pipe", "pipe"] });
   const out = new PassThrough({ highWaterMark: 1 << 20 });
   let stderr = "";
   child.stderr.on("data", (d: Buffer) => {
@@ -80,7 +88,7 @@ export function zstdDecode(src: Readable): Readable {
   child.on("error", (e) => out.destroy(e));
   child.on("close", (code, sig) => {
     if (code === 0) out.end();
-    else out.destroy(new Error(`zstd failed (${code ?? sig}): ${stderr.trim()}`));
+    else out.destroy(new Error(`${tool} failed (${code ?? sig}): ${stderr.trim()}`));
   });
   out.on("close", () => {
     if (child.exitCode === null) child.kill("SIGKILL");

@@ -47,9 +47,21 @@ export {
   resolveCached,
 } from "./build.js";
 /** Credentials per registry host, parsed from a `.dockerconfigjson` Secret value or an auth file. */
-export { type Credentials, parseDockerConfigJson, RegistryClient, type RegistryCredential } from "./client.js";
+/** The registry client and its HTTP layer (DataVolume imports stream a layer straight into a volume). */
+export {
+  type Credentials,
+  type Descriptor,
+  type FetchedManifest,
+  parseDockerConfigJson,
+  RegistryClient,
+  type RegistryClientOptions,
+  type RegistryCredential,
+} from "./client.js";
+/** Decompression by content; decompressor binaries as streams (DataVolume imports reuse them). */
+export { type Compression, decodeLayerStream, detectCompression, toolDecode } from "./decompress.js";
 /** Failure kinds and the ErrImagePull Status error (one cause per registry tried). */
-export { errImagePull, type FailureKind, type PullAttempt, RegistryError } from "./errors.js";
+export { errImagePull, type FailureKind, type PullAttempt, RegistryError, toRegistryError } from "./errors.js";
+export { type HttpResponse, httpRequest, type TlsOptions } from "./http.js";
 /** Progress display (bar on a TTY, log lines otherwise). */
 export { type ProgressSink, progressFigures, progressSink, renderBar } from "./progress.js";
 /** Image references. */
@@ -66,6 +78,6 @@ export {
   resolveSources,
 } from "./registries-conf.js";
 /** Streaming tar reading/writing (the reader only ever writes regular files under disk/ into its target). */
-export { extractDiskFiles, readTar, tarStream } from "./tar.js";
+export { diskEntryName, extractDiskFiles, readTar, type TarHeader, tarStream } from "./tar.js";
 /** Whether every registry of the list serves the same manifest digest for a reference. */
 export { type SourceDigest, summarizeVerify, type VerifyResult, verifyImage } from "./verify.js";

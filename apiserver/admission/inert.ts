@@ -44,13 +44,6 @@ export const INERT_KINDS: readonly InertKind[] = [
     reason: "no restore controller runs in this version",
   },
   {
-    group: "cdi.kubevirt.io",
-    version: "v1beta1",
-    kind: "DataVolume",
-    resource: "datavolumes",
-    reason: "no importer runs in this version",
-  },
-  {
     group: "pool.kubevirt.io",
     version: "v1beta1",
     kind: "VirtualMachinePool",
@@ -73,7 +66,7 @@ export const INERT_KINDS: readonly InertKind[] = [
   },
 ];
 
-/** The warning for a stored-but-inert kind, e.g. `cdi.kubevirt.io/v1beta1 DataVolume is stored but not acted on yet: …`. */
+/** The warning for a stored-but-inert kind, e.g. `pool.kubevirt.io/v1beta1 VirtualMachinePool is stored but not acted on yet: …`. */
 export function inertWarning(k: InertKind): string {
   const apiVersion = k.group ? `${k.group}/${k.version}` : k.version;
   return `${apiVersion} ${k.kind} is stored but not acted on yet: ${k.reason}`;

@@ -17,6 +17,7 @@ import {
 import type { StatusCause } from "../../lib/errors.js";
 import { field, isObject, type Rec, rec } from "../../lib/json.js";
 import { type LabelSelectorObject, type Labels, labelSelectorMatches } from "../../lib/selectors.js";
+import { cdiConfigWarnings, validateDataVolumeSpec } from "./datavolume.js";
 import { inertKindsPlugin } from "./inert.js";
 import { encodePatch, type PatchOp } from "./json-patch.js";
 import type {
@@ -390,6 +391,7 @@ export function validateVmSpec(vmSpec: unknown, path = "spec"): StatusCause[] {
       });
     else if (dvNames.has(name)) causes.push(dup(`${p}.metadata.name`, name));
     dvNames.add(name);
+    causes.push(...validateDataVolumeSpec(field(dv, "spec"), `${p}.spec`).causes);
   });
   causes.push(...validateVmiSpec(field(spec.template, "spec"), `${path}.template.spec`));
   return causes;
@@ -653,6 +655,23 @@ export function admissionPlugins(opts: KubevirtAdmissionOptions = {}): Admission
           return { causes: [invalid("spec.vmiName", `Cannot migrate VMI "${vmiName}": it is in phase ${phase}`)] };
         return {};
       },
+    ),
+    plugin(
+      "datavolume-validate.cdi.kubevirt.io",
+      "validating",
+      { group: "cdi.kubevirt.io", resources: ["datavolumes"], operations: ["CREATE", "UPDATE"] },
+      (req) => {
+        if (req.operation === "CREATE") return validateDataVolumeSpec(req.object?.spec, "spec");
+        // CDI's rule: the spec is immutable once created (metadata and status may change)
+        if (JSON.stringify(canonical(req.object?.spec)) === JSON.stringify(canonical(req.oldObject?.spec))) return {};
+        return { causes: [invalid("spec", "spec: Cannot update DataVolume spec: it is immutable")] };
+      },
+    ),
+    plugin(
+      "cdiconfig-validate.cdi.kubevirt.io",
+      "validating",
+      { group: "cdi.kubevirt.io", resources: ["cdiconfigs"], operations: ["CREATE", "UPDATE"] },
+      (req) => ({ warnings: cdiConfigWarnings(req.object) }),
     ),
     inertKindsPlugin(),
     plugin(

@@ -122,6 +122,36 @@ describe("identities", () => {
     assert.ok(!can(handler, "create", "storage.k8s.io", "storageclasses"));
   });
 
+  test("authorize(): the DataVolume controller and the node's worker pods (storage/datavolume, handler/workers)", () => {
+    const controller = serviceAccountInfo("kubevirt-controller");
+    const handler = serviceAccountInfo("kubevirt-handler");
+    const can = (u: typeof controller, verb: string, group: string, resource: string) =>
+      authorize(u, { verb, group, resource }).allowed;
+    // the controller: DVs and their status, the CDIConfig singleton, the claims, the worker pods
+    for (const r of ["datavolumes", "datavolumes/status", "cdiconfigs", "cdiconfigs/status"]) {
+      for (const v of ["create", "update", "patch", "list", "watch"])
+        assert.ok(can(controller, v, "cdi.kubevirt.io", r), `${v} ${r}`);
+    }
+    for (const v of ["create", "update", "patch", "delete"]) {
+      assert.ok(can(controller, v, "", "persistentvolumeclaims"), v);
+      assert.ok(can(controller, v, "", "pods"), v);
+    }
+    // the node: reads the DV, its claim and volume, the sources' Secrets/ConfigMaps; relays progress onto its pods
+    for (const [g, r] of [
+      ["cdi.kubevirt.io", "datavolumes"],
+      ["", "persistentvolumeclaims"],
+      ["", "persistentvolumes"],
+      ["", "secrets"],
+      ["", "configmaps"],
+    ] as const) {
+      assert.ok(can(handler, "get", g, r), r);
+    }
+    assert.ok(can(handler, "patch", "", "pods"));
+    assert.ok(!can(handler, "update", "cdi.kubevirt.io", "datavolumes/status"), "only the controller writes DV status");
+    assert.ok(!can(handler, "delete", "cdi.kubevirt.io", "datavolumes"));
+    assert.ok(!can(handler, "update", "", "secrets"));
+  });
+
   test("only the controller sets a migration's priority: the handler's request is refused by admission", async () => {
     const vmi = await call("POST", VMI, { body: { metadata: { name: "m1" }, spec: { domain: { devices: {} } } } });
     assert.equal(vmi.status, 201);

@@ -32,7 +32,8 @@ const AUTHENTICATED: Rule[] = [
 /** The static permission table (documented in the report and README): service account → rules. */
 export const SERVICE_ACCOUNT_RULES: Readonly<Record<string, readonly Rule[]>> = {
   // virt-controller: owns VMs, VMIs, migrations, replica sets, pools; creates and binds launcher pods (embedded
-  // scheduler), allocates pod CIDRs, fails VMIs of lost nodes, elects a leader
+  // scheduler), allocates pod CIDRs, fails VMIs of lost nodes, elects a leader; the DataVolume controller (the
+  // cdi.kubevirt.io groups' `*`: DVs and their status, CDIConfig) makes the DVs' claims and worker pods
   [serviceAccountUser(SERVICE_ACCOUNTS.controller)]: [
     { groups: KUBEVIRT_GROUPS, resources: ["*"], verbs: ALL },
     {
@@ -65,6 +66,8 @@ export const SERVICE_ACCOUNT_RULES: Readonly<Record<string, readonly Rule[]>> = 
       verbs: [...READ, "update", "patch"],
     },
     { groups: ["kubevirt.io"], resources: ["virtualmachines", "kubevirts"], verbs: READ },
+    // worker pods (importer, upload, clone source) resolve their job from the DV, its claim and volume, and the
+    // source's Secrets/ConfigMaps; the agent relays their progress as a pod annotation (pods: patch). Never DV status.
     { groups: ["cdi.kubevirt.io"], resources: ["datavolumes"], verbs: READ },
     { groups: [""], resources: ["pods", "pods/status", "events", "nodes", "nodes/status"], verbs: ALL },
     { groups: [""], resources: ["configmaps", "secrets", "persistentvolumeclaims", "serviceaccounts"], verbs: READ },

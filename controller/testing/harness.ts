@@ -47,6 +47,7 @@ export async function startHarness(
       else if (ctrl.storage.claimQueue.len() > 0) await ctrl.storage.stepClaim();
       else if (ctrl.storage.volumeQueue.len() > 0) await ctrl.storage.stepVolume();
       else if (ctrl.storage.capacityQueue.len() > 0) await ctrl.storage.stepCapacity();
+      else if (ctrl.dataVolumes.queue.len() > 0) await ctrl.dataVolumes.step();
       else break;
     }
     if (steps >= max) throw new Error("queues did not drain");

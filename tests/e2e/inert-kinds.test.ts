@@ -62,6 +62,17 @@ spec:
       requests:
         storage: 1Gi
 ---
+apiVersion: snapshot.kubevirt.io/v1beta1
+kind: VirtualMachineSnapshot
+metadata:
+  name: snap
+  namespace: inert
+spec:
+  source:
+    apiGroup: kubevirt.io
+    kind: VirtualMachine
+    name: vm
+---
 apiVersion: kubevirt.io/v1
 kind: VirtualMachineInstanceMigration
 metadata:
@@ -74,15 +85,20 @@ spec:
   const applied = await kubectl("apply", "-f", file);
   assert.match(
     applied.err,
-    /Warning: cdi\.kubevirt\.io\/v1beta1 DataVolume is stored but not acted on yet: no importer runs in this version/,
+    /Warning: snapshot\.kubevirt\.io\/v1beta1 VirtualMachineSnapshot is stored but not acted on yet: no snapshot controller runs in this version/,
   );
+  // DataVolumes are acted on (the DataVolume controller): no inert Warning
+  assert.doesNotMatch(applied.err, /DataVolume is stored/);
   assert.match(applied.err, /Warning: kubevirt\.io\/v1 VirtualMachineInstanceMigration is stored but not acted on yet/);
   assert.doesNotMatch(applied.err, /Warning: .*VirtualMachineInstance is stored/);
   const fin = await kubectl("get", "vmim", "mig", "-n", "inert", "-o", "jsonpath={.metadata.finalizers}");
   assert.equal(fin.out, "");
   // an update answers the warning too
-  const labelled = await kubectl("label", "datavolume", "dv", "-n", "inert", "a=b");
-  assert.match(labelled.err, /Warning: cdi\.kubevirt\.io\/v1beta1 DataVolume is stored but not acted on yet/);
+  const labelled = await kubectl("label", "virtualmachinesnapshot", "snap", "-n", "inert", "a=b");
+  assert.match(
+    labelled.err,
+    /Warning: snapshot\.kubevirt\.io\/v1beta1 VirtualMachineSnapshot is stored but not acted on yet/,
+  );
 
   await kubectl("delete", "vmim", "mig", "-n", "inert", "--timeout=30s");
   // only the API server runs here: the VMI's own finalizer is the (absent) controller's to remove

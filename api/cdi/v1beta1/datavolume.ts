@@ -6,7 +6,17 @@ import { Bool, Enum, Int32, ListOf, QuantityMap, Str, Struct, Time } from "../..
 
 const CertRefs = { secretRef: Str, certConfigMap: Str };
 export const DataVolumeSource = Struct({
-  http: Struct({ url: Str, ...CertRefs, extraHeaders: ListOf(Str), secretExtraHeaders: ListOf(Str) }, ["url"]),
+  http: Struct(
+    {
+      url: Str,
+      ...CertRefs,
+      extraHeaders: ListOf(Str),
+      secretExtraHeaders: ListOf(Str),
+      // CDI v1.65's "<md5|sha1|sha256|sha512>:<hex>" of the file as served (CDI PR #4010), verified before Succeeded
+      checksum: Str,
+    },
+    ["url"],
+  ),
   s3: Struct({ url: Str, ...CertRefs }, ["url"]),
   gcs: Struct({ url: Str, secretRef: Str }, ["url"]),
   registry: Struct({
@@ -83,18 +93,21 @@ export const DataVolumePhase = Enum([
 ] as const);
 export type DataVolumePhase = Static<typeof DataVolumePhase>;
 
+export const DataVolumeCondition = Struct(
+  { type: Str, status: Str, lastHeartbeatTime: Time, lastTransitionTime: Time, reason: Str, message: Str },
+  ["type", "status"],
+);
+export type DataVolumeCondition = Static<typeof DataVolumeCondition>;
+
 export const DataVolumeStatus = Struct({
   claimName: Str,
   phase: DataVolumePhase,
   progress: Str,
   restartCount: Int32,
-  conditions: ListOf(
-    Struct({ type: Str, status: Str, lastProbeTime: Time, lastTransitionTime: Time, reason: Str, message: Str }, [
-      "type",
-      "status",
-    ]),
-  ),
+  conditions: ListOf(DataVolumeCondition),
 });
+
+export type DataVolumeStatus = Static<typeof DataVolumeStatus>;
 
 export const DataVolume = Struct({ ...TypeMeta, spec: DataVolumeSpec, status: DataVolumeStatus }, ["spec"]);
 export type DataVolume = Static<typeof DataVolume>;

@@ -1,0 +1,316 @@
+// The DataVolume controller's shell (CDI's datavolume + import/upload/clone controllers, cut to tsvirt's sources):
+// informers on DVs and the worker pods (label app=containerized-data-importer), the storage controller's claim,
+// volume and class caches, one work queue of DV keys. plan.ts decides; this file reads caches and writes. It is the
+// only writer of DV status, and keeps the CDIConfig singleton's status.
+
+import { StorageAnnotations } from "../../api/index.js";
+import {
+  type CDIConfig,
+  type Client,
+  type DataVolume,
+  Informer,
+  type KObject,
+  keyOf,
+  type PersistentVolumeClaim,
+  type Pod,
+  resources,
+} from "../../client/index.js";
+import { isAlreadyExists, isConflict, isNotFound } from "../../lib/errors.js";
+import { forObject, type Logger } from "../../lib/log.js";
+import { processNextItem, type ReconcileResult, runWorkers, WorkQueue } from "../../lib/workqueue/index.js";
+import type { EventSink, StorageController } from "../controller.js";
+import { type DvAction, planDataVolume } from "./plan.js";
+import {
+  cloneSourcePodName,
+  DvAnnotations,
+  importerPodName,
+  uploadPodName,
+  WORKER_APP,
+  WORKER_APP_LABEL,
+  WorkerRoles,
+} from "./pods.js";
+
+export interface DataVolumeOptions {
+  client: Client;
+  /** The storage controller: its claim/volume/class caches and each node's free space. */
+  storage: StorageController;
+  recorder: EventSink;
+  log: Logger;
+  now?: () => Date;
+  /** The API server's URL as this controller reaches it: uploads go there (CDIConfig status.uploadProxyURL). */
+  apiServerURL?: string;
+}
+
+export const CDI_CONFIG_NAME = "config";
+const CONFIG_KEY = "\u0000cdiconfig";
+
+/** CDI's default worker pod resources (CDIConfig status.defaultPodResourceRequirements). */
+export const DEFAULT_POD_RESOURCES = {
+  limits: { cpu: "750m", memory: "600M" },
+  requests: { cpu: "100m", memory: "60M" },
+};
+
+/** The CDIConfig status tsvirt reports: no scratch space is ever used ("" = the target's class, as CDI says). */
+export function cdiConfigStatus(cfg: CDIConfig | undefined, apiServerURL: string | undefined): CDIConfig["status"] {
+  const url = cfg?.spec?.uploadProxyURLOverride || apiServerURL;
+  return {
+    ...(url ? { uploadProxyURL: url } : {}),
+    scratchSpaceStorageClass: "",
+    defaultPodResourceRequirements: structuredClone(DEFAULT_POD_RESOURCES),
+    // disk.img is the size asked: no filesystem overhead anywhere
+    filesystemOverhead: { global: "0", storageClass: {} },
+    preallocation: false,
+  };
+}
+
+export class DataVolumeController {
+  readonly dvs: Informer<DataVolume>;
+  readonly pods: Informer<Pod>;
+  readonly configs: Informer<CDIConfig>;
+  readonly queue = new WorkQueue<string>();
+  private readonly client: Client;
+  private readonly storage: StorageController;
+  private readonly recorder: EventSink;
+  private readonly log: Logger;
+  private readonly now: () => Date;
+  private readonly apiServerURL: string | undefined;
+  private workers: Promise<unknown>[] = [];
+
+  constructor(opts: DataVolumeOptions) {
+    this.client = opts.client;
+    this.storage = opts.storage;
+    this.recorder = opts.recorder;
+    this.log = opts.log.child({ controller: "datavolume" });
+    this.now = opts.now ?? (() => new Date());
+    this.apiServerURL = opts.apiServerURL;
+    this.dvs = new Informer<DataVolume>(opts.client, resources.datavolumes, { log: this.log });
+    this.pods = new Informer<Pod>(opts.client, resources.pods, {
+      log: this.log,
+      labelSelector: `${WORKER_APP_LABEL}=${WORKER_APP}`,
+    });
+    this.configs = new Informer<CDIConfig>(opts.client, resources.cdiconfigs, { log: this.log });
+
+    const dvChanged = (d: DataVolume) => this.queue.add(keyOf(d));
+    this.dvs.addEventHandler({
+      onAdd: dvChanged,
+      onUpdate: (_o, d) => dvChanged(d),
+      onDelete: dvChanged,
+    });
+    const podChanged = (p: Pod) => {
+      const key = this.dvKeyOfPod(p);
+      if (key) this.queue.add(key);
+    };
+    this.pods.addEventHandler({ onAdd: podChanged, onUpdate: (_o, p) => podChanged(p), onDelete: podChanged });
+    const claimChanged = (c: PersistentVolumeClaim) => {
+      const owner = c.metadata.ownerReferences?.find((r) => r.controller && r.kind === "DataVolume");
+      if (owner) this.queue.add(`${c.metadata.namespace}/${owner.name}`);
+      else if (this.dvs.get(keyOf(c))) this.queue.add(keyOf(c));
+      // clones waiting for this claim as their source
+      for (const d of this.dvs.list()) {
+        const s = d.spec.source?.pvc;
+        if (s && s.namespace === c.metadata.namespace && s.name === c.metadata.name) this.queue.add(keyOf(d));
+      }
+    };
+    this.storage.claims.addEventHandler({
+      onAdd: claimChanged,
+      onUpdate: (_o, c) => claimChanged(c),
+      onDelete: claimChanged,
+    });
+    this.storage.volumes.addEventHandler({
+      onAdd: (v) => this.volumeChanged(v.spec.claimRef),
+      onUpdate: (_o, v) => this.volumeChanged(v.spec.claimRef),
+    });
+    const configChanged = () => this.queue.add(CONFIG_KEY);
+    this.configs.addEventHandler({ onAdd: configChanged, onUpdate: configChanged, onDelete: configChanged });
+  }
+
+  private volumeChanged(ref: { namespace?: string; name?: string } | undefined): void {
+    if (!ref?.name) return;
+    const c = this.storage.claims.get(`${ref.namespace}/${ref.name}`);
+    if (c) {
+      const owner = c.metadata.ownerReferences?.find((r) => r.controller && r.kind === "DataVolume");
+      if (owner) this.queue.add(`${c.metadata.namespace}/${owner.name}`);
+    }
+    for (const d of this.dvs.list()) {
+      const s = d.spec.source?.pvc;
+      if (s && s.namespace === ref.namespace && s.name === ref.name) this.queue.add(keyOf(d));
+    }
+  }
+
+  /** The DV a worker pod works for: its controller owner, or a clone source pod's target annotation. */
+  private dvKeyOfPod(p: Pod): string | undefined {
+    const owner = p.metadata.ownerReferences?.find((r) => r.controller && r.kind === "DataVolume");
+    if (owner) return `${p.metadata.namespace}/${owner.name}`;
+    return p.metadata.annotations?.[DvAnnotations.cloneTarget];
+  }
+
+  /** Clone source pods that work for the DV key (any namespace). */
+  private sourcePodsFor(key: string): Pod[] {
+    return this.pods
+      .list()
+      .filter(
+        (p) =>
+          p.metadata.labels?.["cdi.kubevirt.io"] === WorkerRoles.cloneSource &&
+          p.metadata.annotations?.[DvAnnotations.cloneTarget] === key,
+      );
+  }
+
+  async reconcile(key: string): Promise<ReconcileResult> {
+    if (key === CONFIG_KEY) return this.reconcileConfig();
+    const dv = this.dvs.get(key);
+    // A clone source pod has no owner (it may live in another namespace): it goes with its DV here.
+    for (const p of this.sourcePodsFor(key)) {
+      if (!dv || p.metadata.annotations?.[DvAnnotations.cloneTargetUid] !== dv.metadata.uid) await this.deletePod(p);
+    }
+    if (!dv) return {};
+    const ns = dv.metadata.namespace ?? "";
+    const name = dv.metadata.name ?? "";
+    const pvc = this.storage.claims.get(key);
+    const pv = pvc?.spec.volumeName ? this.storage.volumes.get(pvc.spec.volumeName) : undefined;
+    const podName = dv.spec.source?.upload ? uploadPodName(dv) : importerPodName(dv);
+    const pod = this.pods.get(`${ns}/${podName}`);
+    const ownPod = pod?.metadata.ownerReferences?.some((r) => r.uid === dv.metadata.uid) ? pod : undefined;
+    const srcRef = dv.spec.source?.pvc;
+    const source = srcRef
+      ? (() => {
+          const spvc = this.storage.claims.get(`${srcRef.namespace}/${srcRef.name}`);
+          const spv = spvc?.spec.volumeName ? this.storage.volumes.get(spvc.spec.volumeName) : undefined;
+          const spod = this.pods.get(`${srcRef.namespace}/${cloneSourcePodName(dv)}`);
+          return { ...(spvc ? { pvc: spvc } : {}), ...(spv ? { pv: spv } : {}), ...(spod ? { pod: spod } : {}) };
+        })()
+      : undefined;
+    // A stale pod of the same name (an earlier DV's) goes first.
+    if (pod && !ownPod) await this.deletePod(pod);
+    const plan = planDataVolume({
+      dv,
+      ...(pvc ? { pvc } : {}),
+      ...(pv ? { pv } : {}),
+      classes: this.storage.classes.list(),
+      ...(ownPod ? { pod: ownPod } : {}),
+      ...(source ? { source } : {}),
+      free: this.storage.freeBytes(),
+      now: this.now(),
+    });
+    const log = forObject(this.log, dv);
+    for (const a of plan.actions) await this.act(dv, pvc, a, log);
+    if (JSON.stringify(plan.status) !== JSON.stringify(dv.status ?? {})) {
+      await this.client.updateStatus<DataVolume>(resources.datavolumes, { ...dv, status: plan.status });
+      if (plan.status.phase !== dv.status?.phase) {
+        log.info("DataVolume phase", { phase: plan.status.phase, progress: plan.status.progress, name });
+      }
+    }
+    return plan.requeueAfterMs !== undefined ? { requeueAfterMs: plan.requeueAfterMs } : {};
+  }
+
+  private async act(dv: DataVolume, pvc: PersistentVolumeClaim | undefined, a: DvAction, log: Logger): Promise<void> {
+    switch (a.kind) {
+      case "event":
+        this.recorder.event(dv as KObject, a.type, a.reason, a.message);
+        return;
+      case "createClaim":
+        try {
+          await this.client.create(resources.pvcs, a.claim.metadata.namespace, a.claim);
+          log.info("Created the DataVolume's claim");
+        } catch (err) {
+          if (!isAlreadyExists(err)) throw err;
+        }
+        return;
+      case "selectNode":
+        if (!pvc) return;
+        await this.client.patch(resources.pvcs, pvc.metadata.namespace, pvc.metadata.name ?? "", "merge", {
+          metadata: { annotations: { [StorageAnnotations.selectedNode]: a.node } },
+        });
+        this.recorder.event(
+          dv as KObject,
+          "Normal",
+          "BindImmediate",
+          `PVC ${pvc.metadata.name} bound on node ${a.node}`,
+        );
+        log.info("Immediate bind: selected a node for the claim", { node: a.node });
+        return;
+      case "annotateClaim":
+        if (!pvc) return;
+        // resourceVersion-guarded: a retry re-reads the claim, so a failure is never counted twice
+        await this.client.update(resources.pvcs, {
+          ...pvc,
+          metadata: { ...pvc.metadata, annotations: { ...pvc.metadata.annotations, ...a.annotations } },
+        });
+        return;
+      case "createPod":
+        try {
+          await this.client.create(resources.pods, a.pod.metadata.namespace, a.pod);
+          log.info("Created worker pod", { pod: a.pod.metadata.name, node: a.pod.spec.nodeName });
+        } catch (err) {
+          if (!isAlreadyExists(err)) throw err;
+        }
+        return;
+      case "deletePod":
+        await this.deletePod({ metadata: { namespace: a.namespace, name: a.name, uid: a.uid } });
+        return;
+    }
+  }
+
+  private async deletePod(p: KObject): Promise<void> {
+    try {
+      await this.client.delete(resources.pods, p.metadata.namespace, p.metadata.name ?? "", {
+        ...(p.metadata.uid ? { preconditions: { uid: p.metadata.uid } } : {}),
+      });
+    } catch (err) {
+      if (!isNotFound(err) && !isConflict(err)) throw err;
+    }
+  }
+
+  /** The CDIConfig singleton: created when absent, its status kept (the upload URL is the API server's). */
+  async reconcileConfig(): Promise<ReconcileResult> {
+    let cfg = this.configs.get(CDI_CONFIG_NAME);
+    if (!cfg) {
+      try {
+        cfg = await this.client.create<CDIConfig>(resources.cdiconfigs, undefined, {
+          apiVersion: "cdi.kubevirt.io/v1beta1",
+          kind: "CDIConfig",
+          metadata: { name: CDI_CONFIG_NAME, labels: { "app.kubernetes.io/managed-by": "tsvirt" } },
+          spec: {},
+        });
+      } catch (err) {
+        if (!isAlreadyExists(err)) throw err;
+        cfg = await this.client.get<CDIConfig>(resources.cdiconfigs, undefined, CDI_CONFIG_NAME);
+      }
+    }
+    const status = cdiConfigStatus(cfg, this.apiServerURL);
+    if (JSON.stringify(status) !== JSON.stringify(cfg.status ?? {})) {
+      await this.client.updateStatus<CDIConfig>(resources.cdiconfigs, { ...cfg, status });
+    }
+    return {};
+  }
+
+  private readonly onError = (key: string, err: unknown) =>
+    this.log.warn("Reconcile failed, re-enqueuing", { queue: "datavolume", key, err: String(err) });
+
+  /** Step function for tests: process exactly one queued key. */
+  step(): Promise<boolean> {
+    return processNextItem(this.queue, (k) => this.reconcile(k), this.onError);
+  }
+
+  /** Its own informers (the storage controller's are started by their owner). */
+  startInformers(): void {
+    this.dvs.start();
+    this.pods.start();
+    this.configs.start();
+  }
+
+  async waitForSync(): Promise<void> {
+    await Promise.all([this.dvs.waitForSync(), this.pods.waitForSync(), this.configs.waitForSync()]);
+  }
+
+  async run(threads = 2): Promise<void> {
+    this.queue.add(CONFIG_KEY);
+    this.workers.push(runWorkers(this.queue, threads, (k) => this.reconcile(k), this.onError));
+  }
+
+  async stop(): Promise<void> {
+    this.queue.shutdown();
+    await Promise.all([this.dvs.stop(), this.pods.stop(), this.configs.stop()]);
+    await Promise.all(this.workers);
+    this.workers = [];
+  }
+}

@@ -1,0 +1,5 @@
+// The DataVolume controller (CDI's, cut to tsvirt's sources): the DV's claim, its worker pods and its status.
+
+export * from "./controller.js";
+export * from "./plan.js";
+export * from "./pods.js";

@@ -1,0 +1,422 @@
+// The sink: ONE module that turns a byte stream into a verified raw target (the importer's http and registry
+// sources and the upload server use it). It detects compression (gzip/xz/zstd) and the disk format by magic bytes,
+// never by name, and then:
+// - raw: streams straight into the target, skipping all-zero blocks (the target starts clean, so they are holes) —
+//   no scratch copy, one pass;
+// - qcow2 (or another qemu-img format): a qcow2's tables may come after its data, so it cannot be converted in one
+//   sequential pass in general. The decompressed stream goes to a scratch file in the pod's own directory (sparse:
+//   zero blocks skipped there too), `qemu-img info` refuses a backing file and a virtual size larger than the
+//   claim, `qemu-img convert -n --target-is-zero -O raw` writes the target (it skips zeros), then the scratch goes.
+// Write → fsync → verify → only then the caller marks Succeeded: raw re-reads the target and compares its sha256
+// with the stream's; qcow2 runs `qemu-img compare` (scratch vs target) before hashing the target. A source
+// checksum (CDI's `checksum`, over the bytes as served) is checked once the stream ends.
+import { execFile } from "node:child_process";
+import { createHash, type Hash } from "node:crypto";
+import { constants } from "node:fs";
+import { type FileHandle, mkdir, open, rm } from "node:fs/promises";
+import { join } from "node:path";
+import { PassThrough, Readable } from "node:stream";
+import { promisify } from "node:util";
+import { createGunzip } from "node:zlib";
+import { toolDecode } from "../../images/index.js";
+import type { JobTarget } from "./job.js";
+import { fatal, type ImportError, transient } from "./outcome.js";
+import { cleanTarget, openTarget } from "./target.js";
+
+const run = promisify(execFile);
+
+export type SinkCompression = "gzip" | "xz" | "zstd" | "none";
+export type SinkFormat = "raw" | "qcow2" | "vmdk" | "vhdx" | "vpc" | "vdi";
+
+export interface SinkOptions {
+  target: JobTarget;
+  /** The pod's own directory for the qcow2 scratch file (deleted before the sink returns). */
+  scratchDir: string;
+  /** "<md5|sha1|sha256|sha512>:<hex>" of the bytes as they arrive (before decompression). */
+  checksum?: string;
+  /** Bytes the source will send (Content-Length, layer size), for progress. */
+  sourceBytes?: number;
+  /** Called as source bytes arrive. */
+  onProgress?: (done: number, total: number) => void;
+  /** The target is already clean (skip the clean-up); default false: every run starts on a clean target. */
+  targetClean?: boolean;
+}
+
+export interface SinkResult {
+  /** The image's size (raw length / qcow2 virtual size): the target's first `bytes` bytes are the data. */
+  bytes: number;
+  /** sha256 of the target's first `bytes` bytes, re-read after fsync. */
+  sha256: string;
+  format: SinkFormat;
+  compression: SinkCompression;
+  /** Source bytes received. */
+  sourceBytes: number;
+}
+
+const SECTOR = 512;
+/** Zero detection granularity: 64 KiB runs of zeros are left as holes. */
+const ZERO_BLOCK = 64 << 10;
+const ZEROS = Buffer.alloc(ZERO_BLOCK);
+const HEAD = 4096;
+
+/** Pure: compression by magic bytes. */
+export function detectCompression(head: Buffer): SinkCompression {
+  if (head.length >= 2 && head[0] === 0x1f && head[1] === 0x8b) return "gzip";
+  if (head.length >= 6 && head.subarray(0, 6).equals(Buffer.from([0xfd, 0x37, 0x7a, 0x58, 0x5a, 0x00]))) return "xz";
+  if (head.length >= 4 && head.readUInt32LE(0) === 0xfd2fb528) return "zstd";
+  return "none";
+}
+
+/** Pure: the disk format by magic bytes ("raw" when none), or "text" for what is plainly not a disk. */
+export function detectFormat(head: Buffer): SinkFormat | "text" {
+  const at = (s: string, off = 0) =>
+    head.length >= off + s.length && head.toString("latin1", off, off + s.length) === s;
+  if (at("QFI\xfb")) return "qcow2";
+  if (at("KDMV")) return "vmdk";
+  if (at("vhdxfile")) return "vhdx";
+  if (at("conectix")) return "vpc";
+  if (at("<<< ") && head.length >= 68 && head.readUInt32LE(64) === 0xbeda107f) return "vdi";
+  if (looksLikeText(head)) return "text";
+  return "raw";
+}
+
+/** Printable text (HTML error pages, READMEs, checksum files) with no NUL byte: no disk starts like that. */
+function looksLikeText(head: Buffer): boolean {
+  if (head.length === 0) return false;
+  let printable = 0;
+  for (const b of head) {
+    if (b === 0) return false;
+    if (b === 9 || b === 10 || b === 13 || (b >= 0x20 && b < 0x7f) || b >= 0x80) printable++;
+  }
+  return printable === head.length;
+}
+
+/** Pure: "<algo>:<hex>" → a hash and the expected hex, or an InvalidSource error. */
+export function parseChecksum(cs: string): { algorithm: string; hex: string } {
+  const m = /^(md5|sha1|sha256|sha512):([0-9a-fA-F]+)$/.exec(cs.trim());
+  const lens: Record<string, number> = { md5: 32, sha1: 40, sha256: 64, sha512: 128 };
+  if (!m || m[2]?.length !== lens[m[1] ?? ""]) {
+    throw fatal("InvalidSource", `checksum "${cs}" is not <md5|sha1|sha256|sha512>:<hex of the right length>`);
+  }
+  return { algorithm: m[1] ?? "", hex: (m[2] ?? "").toLowerCase() };
+}
+
+/** Reads the first `n` bytes of an async byte source without losing them: returns them and the whole stream. */
+async function peek(src: AsyncIterable<Buffer>, n: number): Promise<{ head: Buffer; stream: AsyncIterable<Buffer> }> {
+  const it = src[Symbol.asyncIterator]();
+  const got: Buffer[] = [];
+  let len = 0;
+  let ended = false;
+  while (len < n) {
+    const r = await it.next();
+    if (r.done) {
+      ended = true;
+      break;
+    }
+    got.push(r.value);
+    len += r.value.length;
+  }
+  const head = Buffer.concat(got, len);
+  async function* rest(): AsyncGenerator<Buffer> {
+    if (head.length) yield head;
+    if (ended) return;
+    for (;;) {
+      const r = await it.next();
+      if (r.done) return;
+      yield r.value;
+    }
+  }
+  return { head: head.subarray(0, n), stream: rest() };
+}
+
+function decompress(src: AsyncIterable<Buffer>, c: SinkCompression): AsyncIterable<Buffer> {
+  if (c === "none") return src;
+  const readable = Readable.from(src, { objectMode: false });
+  if (c === "gzip") return readable.pipe(createGunzip({ chunkSize: 1 << 20 })).on("error", () => {});
+  return toolDecode(c, readable);
+}
+
+/** Batches a byte stream into ~`size` buffers (fewer syscalls, whole zero blocks). */
+async function* batched(src: AsyncIterable<Buffer>, size: number): AsyncGenerator<Buffer> {
+  let held: Buffer[] = [];
+  let n = 0;
+  for await (const c of src) {
+    held.push(c);
+    n += c.length;
+    if (n >= size) {
+      const all = Buffer.concat(held, n);
+      const whole = all.length - (all.length % ZERO_BLOCK);
+      yield all.subarray(0, whole);
+      held = whole < all.length ? [all.subarray(whole)] : [];
+      n = all.length - whole;
+    }
+  }
+  if (n) yield Buffer.concat(held, n);
+}
+
+/** Writes `buf` at `pos`, skipping its all-zero ZERO_BLOCKs (the file/device reads zeros there already). */
+async function writeSparse(fh: FileHandle, buf: Buffer, pos: number): Promise<void> {
+  let i = 0;
+  while (i < buf.length) {
+    const end = Math.min(i + ZERO_BLOCK, buf.length);
+    const block = buf.subarray(i, end);
+    if (block.equals(ZEROS.subarray(0, block.length))) {
+      i = end;
+      continue;
+    }
+    // extend the run over following non-zero blocks: one write
+    let j = end;
+    while (j < buf.length) {
+      const e = Math.min(j + ZERO_BLOCK, buf.length);
+      if (buf.subarray(j, e).equals(ZEROS.subarray(0, e - j))) break;
+      j = e;
+    }
+    let off = i;
+    while (off < j) {
+      const { bytesWritten } = await fh.write(buf, off, j - off, pos + off);
+      off += bytesWritten;
+    }
+    i = j;
+  }
+}
+
+/** sha256 of a file's/device's first `bytes` bytes, re-read (4 MiB at a time). */
+export async function hashPrefix(path: string, bytes: number): Promise<string> {
+  const fh = await open(path, constants.O_RDONLY);
+  const h = createHash("sha256");
+  const buf = Buffer.allocUnsafe(4 << 20);
+  try {
+    let pos = 0;
+    while (pos < bytes) {
+      const { bytesRead } = await fh.read(buf, 0, Math.min(buf.length, bytes - pos), pos);
+      if (bytesRead === 0) throw transient("VerifyFailed", `${path} ended at ${pos} of ${bytes} bytes`);
+      h.update(buf.subarray(0, bytesRead));
+      pos += bytesRead;
+    }
+  } finally {
+    await fh.close();
+  }
+  return h.digest("hex");
+}
+
+/** Counts and hashes the source bytes as they pass. */
+function metered(
+  src: AsyncIterable<Buffer>,
+  hash: Hash | undefined,
+  onBytes: (n: number) => void,
+): AsyncIterable<Buffer> {
+  return (async function* () {
+    for await (const c of src) {
+      hash?.update(c);
+      onBytes(c.length);
+      yield c;
+    }
+  })();
+}
+
+function tooLarge(size: number, claim: number): ImportError {
+  return fatal("ImageTooLarge", `the image (${size} bytes) is larger than the volume (${claim} bytes)`);
+}
+
+/**
+ * Writes a byte stream into the target as a verified raw disk (see the file's head). Throws ImportError: fatal
+ * for ChecksumMismatch / NotADiskImage / BackingFile / ImageTooLarge / InvalidSource, transient otherwise (a
+ * source that ends early surfaces as the source's own error).
+ */
+export async function writeImage(input: AsyncIterable<Buffer>, o: SinkOptions): Promise<SinkResult> {
+  if (!o.targetClean) await cleanTarget(o.target);
+  const expected = o.checksum ? parseChecksum(o.checksum) : undefined;
+  const srcHash = expected ? createHash(expected.algorithm) : undefined;
+  let received = 0;
+  const total = o.sourceBytes ?? 0;
+  const src = metered(input, srcHash, (n) => {
+    received += n;
+    o.onProgress?.(received, total);
+  });
+  const first = await peek(src, 8);
+  const compression = detectCompression(first.head);
+  const body = await peek(decompress(first.stream, compression), HEAD);
+  const format = detectFormat(body.head);
+  if (format === "text") throw fatal("NotADiskImage", "the source is text, not a disk image (raw or qcow2)");
+  const checkSource = (): void => {
+    if (!expected || !srcHash) return;
+    const got = srcHash.digest("hex");
+    if (got !== expected.hex) {
+      throw fatal("ChecksumMismatch", `${expected.algorithm} checksum mismatch: expected ${expected.hex}, got ${got}`);
+    }
+  };
+  const result =
+    format === "raw"
+      ? await writeRaw(body.stream, o.target, checkSource)
+      : await writeViaScratch(body.stream, o, format, checkSource);
+  return { ...result, format, compression, sourceBytes: received };
+}
+
+async function writeRaw(
+  data: AsyncIterable<Buffer>,
+  target: JobTarget,
+  checkSource: () => void,
+): Promise<{ bytes: number; sha256: string }> {
+  const fh = await openTarget(target);
+  const h = createHash("sha256");
+  let pos = 0;
+  try {
+    for await (const buf of batched(data, 4 << 20)) {
+      if (pos + buf.length > target.sizeBytes) throw tooLarge(pos + buf.length, target.sizeBytes);
+      h.update(buf);
+      await writeSparse(fh, buf, pos);
+      pos += buf.length;
+    }
+    checkSource();
+    if (pos === 0) throw fatal("NotADiskImage", "the source is empty");
+    if (pos % SECTOR !== 0) {
+      throw fatal("NotADiskImage", `the source is ${pos} bytes, not a whole number of ${SECTOR}-byte sectors`);
+    }
+    await fh.sync();
+  } finally {
+    await fh.close();
+  }
+  const sha256 = h.digest("hex");
+  const reread = await hashPrefix(target.path, pos);
+  if (reread !== sha256) throw transient("VerifyFailed", `the volume does not read back what was written`);
+  return { bytes: pos, sha256 };
+}
+
+interface QemuInfo {
+  format?: string;
+  "virtual-size"?: number;
+  "backing-filename"?: string;
+  "full-backing-filename"?: string;
+  "format-specific"?: { data?: { "data-file"?: string } };
+}
+
+async function writeViaScratch(
+  data: AsyncIterable<Buffer>,
+  o: SinkOptions,
+  format: SinkFormat,
+  checkSource: () => void,
+): Promise<{ bytes: number; sha256: string }> {
+  await mkdir(o.scratchDir, { recursive: true, mode: 0o700 });
+  const scratch = join(o.scratchDir, `image.${format}`);
+  try {
+    const fh = await open(
+      scratch,
+      constants.O_RDWR | constants.O_CREAT | constants.O_TRUNC | constants.O_NOFOLLOW,
+      0o600,
+    );
+    let pos = 0;
+    try {
+      for await (const buf of batched(data, 4 << 20)) {
+        await writeSparse(fh, buf, pos);
+        pos += buf.length;
+      }
+      await fh.truncate(pos); // a trailing hole still counts in the file's length
+    } finally {
+      await fh.close();
+    }
+    checkSource();
+    let info: QemuInfo;
+    try {
+      const { stdout } = await run("qemu-img", ["info", "--output=json", "-f", format, "--", scratch], {
+        maxBuffer: 1 << 20,
+      });
+      info = JSON.parse(stdout) as QemuInfo;
+    } catch (e) {
+      throw fatal("NotADiskImage", `not a valid ${format} image: ${firstLine(e)}`);
+    }
+    if (info["backing-filename"] !== undefined || info["full-backing-filename"] !== undefined) {
+      throw fatal(
+        "BackingFile",
+        `the ${format} image refers to a backing file (${info["backing-filename"] ?? ""}); only self-contained images can be imported`,
+      );
+    }
+    if (info["format-specific"]?.data?.["data-file"]) {
+      throw fatal("BackingFile", `the ${format} image keeps its data in an external data file`);
+    }
+    const size = info["virtual-size"] ?? 0;
+    if (size > o.target.sizeBytes) throw tooLarge(size, o.target.sizeBytes);
+    try {
+      await run(
+        "qemu-img",
+        [
+          "convert",
+          "-n",
+          "--target-is-zero",
+          "-f",
+          format,
+          "-O",
+          "raw",
+          "-t",
+          "none",
+          "-T",
+          "none",
+          "--",
+          scratch,
+          o.target.path,
+        ],
+        { maxBuffer: 1 << 20 },
+      ).catch(() =>
+        // O_DIRECT is not there on every file system (tmpfs): the page cache then, and the fsync below
+        run(
+          "qemu-img",
+          ["convert", "-n", "--target-is-zero", "-f", format, "-O", "raw", "--", scratch, o.target.path],
+          {
+            maxBuffer: 1 << 20,
+          },
+        ),
+      );
+    } catch (e) {
+      throw transient("ConvertFailed", `qemu-img convert: ${firstLine(e)}`);
+    }
+    const fh2 = await openTarget(o.target);
+    try {
+      await fh2.sync();
+    } finally {
+      await fh2.close();
+    }
+    try {
+      await run("qemu-img", ["compare", "-q", "-f", format, "-F", "raw", "--", scratch, o.target.path], {
+        maxBuffer: 1 << 20,
+      });
+    } catch (e) {
+      throw transient("VerifyFailed", `the volume does not match the image (qemu-img compare): ${firstLine(e)}`);
+    }
+    return { bytes: size, sha256: await hashPrefix(o.target.path, size) };
+  } finally {
+    await rm(scratch, { force: true });
+  }
+}
+
+function firstLine(e: unknown): string {
+  const err = e as { stderr?: string; message?: string };
+  return (err.stderr?.trim() || err.message || String(e)).split("\n")[0] ?? "";
+}
+
+/** Adapts push-style writes (a tar entry's data, an upload's request) to the sink's input, with back-pressure. */
+export function pushSource(): {
+  input: AsyncIterable<Buffer>;
+  write(b: Buffer): Promise<void>;
+  end(): void;
+  fail(e: Error): void;
+} {
+  const pt = new PassThrough({ highWaterMark: 4 << 20 });
+  return {
+    input: pt,
+    write: (b) =>
+      new Promise<void>((resolve, reject) => {
+        if (pt.destroyed) return reject(new Error("the sink stopped reading"));
+        if (pt.write(b)) resolve();
+        else {
+          const done = (): void => {
+            pt.off("drain", done);
+            pt.off("close", done);
+            resolve();
+          };
+          pt.once("drain", done);
+          pt.once("close", done);
+        }
+      }),
+    end: () => pt.end(),
+    fail: (e) => pt.destroy(e),
+  };
+}

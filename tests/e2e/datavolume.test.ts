@@ -1,0 +1,189 @@
+// DataVolumes end to end through `tsvirt up --node-storage`: a blank DV with immediate bind goes Pending → … →
+// Succeeded (phases seen through a watch), `kubectl get dv` prints CDI's columns, CDIConfig reports the upload URL;
+// an http import from a throttled loopback server runs as an importer pod that `kubectl get pods` and `kubectl logs`
+// show, is killed with SIGKILL mid-way (a crash cell), restarts (restartCount 1) and still ends Succeeded with the
+// served bytes on the node's volume.
+import assert from "node:assert/strict";
+import { spawn } from "node:child_process";
+import { createHash, randomBytes } from "node:crypto";
+import { open, stat } from "node:fs/promises";
+import { createServer } from "node:http";
+import type { AddressInfo } from "node:net";
+import { join } from "node:path";
+import { describe, it } from "node:test";
+import { CLUSTER, requirePrereqs } from "../lib/prereqs.js";
+import { collect, run, startCluster, until } from "../lib/up.js";
+
+const IMMEDIATE = "cdi.kubevirt.io/storage.bind.immediate.requested";
+const MiB = 2 ** 20;
+
+function dv(name: string, source: Record<string, unknown>, size: string): Record<string, unknown> {
+  return {
+    apiVersion: "cdi.kubevirt.io/v1beta1",
+    kind: "DataVolume",
+    metadata: { name, namespace: "default", annotations: { [IMMEDIATE]: "true" } },
+    spec: { source, storage: { resources: { requests: { storage: size } } } },
+  };
+}
+
+/** A loopback HTTP server that sends `data` at about `bytesPerSec`, counting what it has sent. */
+async function slowServer(data: Buffer, bytesPerSec: number) {
+  const state = { sent: 0, requests: 0 };
+  const chunk = 256 * 1024;
+  const server = createServer((req, res) => {
+    state.requests++;
+    state.sent = 0;
+    if (req.url !== "/disk.raw") {
+      res.writeHead(404).end();
+      return;
+    }
+    res.writeHead(200, { "content-type": "application/octet-stream", "content-length": String(data.length) });
+    if (req.method === "HEAD") {
+      res.end();
+      return;
+    }
+    let off = 0;
+    const tick = () => {
+      if (res.destroyed) return;
+      const end = Math.min(off + chunk, data.length);
+      res.write(data.subarray(off, end));
+      state.sent += end - off;
+      off = end;
+      if (off >= data.length) res.end();
+      else setTimeout(tick, (chunk / bytesPerSec) * 1000);
+    };
+    tick();
+  });
+  await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
+  const port = (server.address() as AddressInfo).port;
+  return { state, url: `http://127.0.0.1:${port}/disk.raw`, close: () => server.close() };
+}
+
+describe("DataVolumes through tsvirt up", () => {
+  it("blank DV (immediate bind) to Succeeded; http import survives a kill -9 of its importer", {
+    timeout: 600_000,
+  }, async (t) => {
+    requirePrereqs(...CLUSTER);
+    const c = await startCluster(t, { name: "dv", args: ["--node-storage", "4Gi"] });
+    const { kubectl } = c;
+    const node = c.nodes[0] ?? "";
+
+    // CDIConfig: the singleton the controller keeps; uploads go to the API server's address
+    await c.waitFor("cdiconfig/config", "{.status.uploadProxyURL}", /^https?:\/\/127\.0\.0\.1:/, 60_000);
+    const cfg = await kubectl("get", "cdiconfig", "config", "-o", "yaml");
+    assert.match(cfg, /uploadProxyURL: https?:\/\/127\.0\.0\.1:\d+/);
+    assert.match(cfg, /scratchSpaceStorageClass: ""/);
+    assert.match(cfg, /defaultPodResourceRequirements:/);
+
+    // ---- a blank DV, its phases seen through a watch ----
+    const watch = spawn(
+      "kubectl",
+      [
+        "get",
+        "dv",
+        "blank",
+        "--watch",
+        "--output-watch-events",
+        "-o",
+        "custom-columns=PHASE:.status.phase",
+        "--no-headers",
+      ],
+      { env: c.env, stdio: ["ignore", "pipe", "pipe"] },
+    );
+    t.after(() => watch.kill("SIGKILL"));
+    const watched = collect(watch);
+    await c.apply(dv("blank", { blank: {} }, "1Gi"));
+    await c.waitFor("dv/blank", "{.status.phase}", "Succeeded", 120_000);
+    await until("the watch saw Succeeded", 10_000, async () => (/Succeeded/.test(watched.text) ? true : undefined));
+    watch.kill("SIGKILL");
+    const seen = watched.text.split("\n").flatMap((l) => {
+      const m = /(\w+)\s*$/.exec(l.trim());
+      return m?.[1] && m[1] !== "<none>" && !/^(ADDED|MODIFIED)$/.test(m[1]) ? [m[1]] : [];
+    });
+    const phases = seen.filter((p, i) => p !== seen[i - 1]);
+    assert.equal(phases.at(-1), "Succeeded", `phases: ${phases.join(" → ")}`);
+    assert.ok(!phases.includes("Failed"), `phases: ${phases.join(" → ")}`);
+    assert.ok(
+      phases.some((p) => p === "Pending" || p === "ImportScheduled" || p === "ImportInProgress"),
+      `a phase before Succeeded was seen: ${phases.join(" → ")}`,
+    );
+    const order = ["Pending", "ImportScheduled", "ImportInProgress", "Succeeded"];
+    const idx = phases.map((p) => order.indexOf(p));
+    assert.ok(
+      idx.every((v, i) => v >= 0 && (i === 0 || v >= (idx[i - 1] ?? 0))),
+      `phases in order: ${phases.join(" → ")}`,
+    );
+
+    const table = await kubectl("get", "dv");
+    const [head, row] = table.trim().split("\n");
+    assert.deepEqual(head?.split(/\s+/), ["NAME", "PHASE", "PROGRESS", "RESTARTS", "AGE"]);
+    assert.deepEqual(row?.split(/\s+/).slice(0, 4), ["blank", "Succeeded", "100.0%", "0"]);
+    assert.match(await kubectl("get", "dvs"), /blank/);
+    const pv = await kubectl("get", "pvc", "blank", "-o", "jsonpath={.spec.volumeName}");
+    assert.equal(
+      await kubectl(
+        "get",
+        "pvc",
+        "blank",
+        "-o",
+        "jsonpath={.metadata.annotations.volume\\.kubernetes\\.io/selected-node}",
+      ),
+      node,
+    );
+    const blankImg = await stat(join(c.dir, "nodes", node, "volumes", pv, "disk.img"));
+    assert.equal(blankImg.size, 2 ** 30);
+    assert.equal(
+      (await kubectl("get", "pods", "-o", "name")).includes("importer-blank"),
+      false,
+      "the finished worker is gone",
+    );
+
+    // ---- an http import, killed mid-way ----
+    const data = randomBytes(32 * MiB);
+    const sum = createHash("sha256").update(data).digest("hex");
+    const server = await slowServer(data, 3 * MiB);
+    t.after(() => server.close());
+    await c.apply(dv("web", { http: { url: server.url, checksum: `sha256:${sum}` } }, "64Mi"));
+    await c.waitFor("dv/web", "{.status.phase}", "ImportInProgress", 120_000);
+    assert.match(await kubectl("get", "pods"), /importer-web\s+1\/1\s+Running/);
+    await until("a quarter of the image sent", 60_000, async () => (server.state.sent >= 8 * MiB ? true : undefined));
+    const logs = await kubectl("logs", "importer-web");
+    assert.match(logs, /import/i, "kubectl logs shows the importer's log");
+
+    // kill -9 the importer process of this cluster's pod (found by its job path under this data dir)
+    const ps = await run("ps", ["-eo", "pid=,args="]);
+    const victims = ps
+      .split("\n")
+      .filter((l) => l.includes(c.dir) && / importer --job /.test(l))
+      .map((l) => Number(l.trim().split(/\s+/)[0]));
+    assert.equal(victims.length, 1, `one importer process of this cluster:\n${ps}`);
+    process.kill(victims[0] ?? 0, "SIGKILL");
+
+    await c.waitFor("dv/web", "{.status.restartCount}", "1", 60_000);
+    await c.waitFor("dv/web", "{.status.phase}", "Succeeded", 180_000);
+    assert.ok(server.state.requests >= 2, "the import started over");
+    const webRow = (await kubectl("get", "dv", "web", "--no-headers")).trim().split(/\s+/);
+    assert.deepEqual(webRow.slice(0, 4), ["web", "Succeeded", "100.0%", "1"]);
+    const events = await kubectl(
+      "get",
+      "events",
+      "--field-selector",
+      "involvedObject.name=web",
+      "-o",
+      "jsonpath={.items[*].reason}",
+    );
+    for (const r of ["ImportScheduled", "ImportInProgress", "ErrImportFailed", "ImportSucceeded"]) {
+      assert.ok(events.split(" ").includes(r), `event ${r} in ${events}`);
+    }
+    const webPv = await kubectl("get", "pvc", "web", "-o", "jsonpath={.spec.volumeName}");
+    const fh = await open(join(c.dir, "nodes", node, "volumes", webPv, "disk.img"));
+    try {
+      const got = Buffer.alloc(data.length);
+      await fh.read(got, 0, data.length, 0);
+      assert.equal(createHash("sha256").update(got).digest("hex"), sum, "the volume holds the served bytes");
+      assert.equal((await fh.stat()).size, 64 * MiB);
+    } finally {
+      await fh.close();
+    }
+  });
+});
