@@ -65,7 +65,6 @@ export async function importSource(
   const ns = dv.metadata.namespace ?? "default";
   const name = dv.metadata.name ?? "";
   const src = dv.spec.source ?? {};
-  const p = workerPaths(podDir);
   const invalidSource = (message: string) => ({ source: { kind: "invalid" as const, message }, allow: [] });
   if (src.blank) return { source: { kind: "blank" }, allow: [] };
   if (src.http) {
@@ -87,18 +86,7 @@ export async function importSource(
       return invalidSource("spec.source.http: extraHeaders and secretExtraHeaders are not supported");
     }
     const source: JobSource = { kind: "http", url: url.href, ...(cs ? { checksum: cs.toLowerCase() } : {}) };
-    if (src.http.secretRef) {
-      const cred = await endpointCredentials(d.api, ns, src.http.secretRef, "spec.source.http.secretRef", name);
-      await writePrivate(p.auth, JSON.stringify(cred));
-      source.authFile = p.auth;
-    }
-    if (src.http.certConfigMap) {
-      await writePrivate(
-        p.ca,
-        await caBundle(d.api, ns, src.http.certConfigMap, "spec.source.http.certConfigMap", name),
-      );
-      source.caFile = p.ca;
-    }
+    await writeCertRefs(d, ns, name, "spec.source.http", src.http, podDir, source);
     return { source, allow: [urlHostPort(url)] };
   }
   if (src.registry) {
@@ -119,22 +107,33 @@ export async function importSource(
       return invalidSource(`spec.source.registry.url: ${(e as Error).message}`);
     }
     const source: JobSource = { kind: "registry", image, registries };
-    if (src.registry.secretRef) {
-      const cred = await endpointCredentials(d.api, ns, src.registry.secretRef, "spec.source.registry.secretRef", name);
-      await writePrivate(p.auth, JSON.stringify(cred));
-      source.authFile = p.auth;
-    }
-    if (src.registry.certConfigMap) {
-      await writePrivate(
-        p.ca,
-        await caBundle(d.api, ns, src.registry.certConfigMap, "spec.source.registry.certConfigMap", name),
-      );
-      source.caFile = p.ca;
-    }
+    await writeCertRefs(d, ns, name, "spec.source.registry", src.registry, podDir, source);
     return { source, allow };
   }
   const kind = Object.keys(src)[0] ?? "(none)";
   return invalidSource(`spec.source.${kind} is not imported by the importer`);
+}
+
+/** CDI's secretRef (basic auth) and certConfigMap (CA bundle) of a source, into 0600 files the job names. */
+async function writeCertRefs(
+  d: WorkerShapeDeps,
+  ns: string,
+  dvName: string,
+  field: string,
+  refs: { secretRef?: string; certConfigMap?: string },
+  podDir: string,
+  source: { authFile?: string; caFile?: string },
+): Promise<void> {
+  const p = workerPaths(podDir);
+  if (refs.secretRef) {
+    const cred = await endpointCredentials(d.api, ns, refs.secretRef, `${field}.secretRef`, dvName);
+    await writePrivate(p.auth, JSON.stringify(cred));
+    source.authFile = p.auth;
+  }
+  if (refs.certConfigMap) {
+    await writePrivate(p.ca, await caBundle(d.api, ns, refs.certConfigMap, `${field}.certConfigMap`, dvName));
+    source.caFile = p.ca;
+  }
 }
 
 export function importerShape(d: WorkerShapeDeps): PodShape {

@@ -2,7 +2,7 @@
 // DataVolume (uid checked), its claim → PV (a tsvirt-local volume of THIS node, through prepare.ts's claimVolume) →
 // the target, and the job file the worker reads. Shared by the importer, upload and clone-target shapes.
 import { mkdir, rename, stat, writeFile } from "node:fs/promises";
-import { join } from "node:path";
+import { dirname, join } from "node:path";
 import type { ConfigMap, DataVolume, Secret } from "../../api/index.js";
 import { invalid, isStatusError, statusError } from "../../lib/errors.js";
 import type { JobTarget, WorkerJob } from "../../storage/importer/index.js";
@@ -144,6 +144,7 @@ export async function caBundle(
 /** Writes a file atomically with the given mode (secrets 0600). */
 export async function writePrivate(path: string, data: string, mode = 0o600): Promise<void> {
   const tmp = `${path}.tmp`;
+  await mkdir(dirname(path), { recursive: true, mode: 0o700 });
   await writeFile(tmp, data, { mode });
   await rename(tmp, path);
 }

@@ -60,7 +60,13 @@ type CreateConnection = (o: Record<string, unknown>, cb: (err: Error | null, s?:
 /** A connection agent whose sockets are tunnels through the egress proxy (TLS on top for https). */
 export function egressAgent(socketPath: string, scheme: "http:" | "https:", opts: https.AgentOptions = {}): http.Agent {
   const agent = scheme === "https:" ? new https.Agent(opts) : new http.Agent(opts);
-  const create: CreateConnection = (o, cb) => {
+  const create: CreateConnection = (o, done) => {
+    let called = false;
+    const cb = (err: Error | null, s?: Duplex): void => {
+      if (called) return; // (a TLS error after the handshake surfaces on the socket, not here)
+      called = true;
+      done(err, s);
+    };
     const host = String(o["host"] ?? o["hostname"] ?? "localhost");
     const port = Number(o["port"] ?? (scheme === "https:" ? 443 : 80));
     tunnel(socketPath, hostPort(host, port)).then(

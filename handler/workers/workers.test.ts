@@ -1,0 +1,177 @@
+import assert from "node:assert/strict";
+import { randomBytes } from "node:crypto";
+import { mkdir, mkdtemp, readFile, rm, stat, writeFile } from "node:fs/promises";
+import http from "node:http";
+import type { AddressInfo } from "node:net";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { after, before, describe, it } from "node:test";
+import { emptyRegistriesConfig } from "../../images/index.js";
+import { egressAgent, tunnel } from "../../storage/importer/index.js";
+import type { Pod } from "../ports.js";
+import { refs } from "../ports.js";
+import { FakeApi } from "../testing.js";
+import { connectTarget, serveEgress } from "./egress.js";
+import { importerShape } from "./importer.js";
+import { DATAVOLUMES, matchDvWorker } from "./job.js";
+import { PROGRESS_ANNOTATION, WorkerServices } from "./services.js";
+
+const DV_UID = "aaaaaaaa-2222-4333-8444-555555555555";
+const PV = "pvc-bbbbbbbb-2222-4333-8444-555555555555";
+
+function pod(): Pod {
+  return {
+    metadata: {
+      name: "importer-dv1",
+      namespace: "default",
+      uid: "cccccccc-2222-4333-8444-555555555555",
+      labels: { app: "containerized-data-importer", "cdi.kubevirt.io": "importer" },
+      ownerReferences: [
+        { apiVersion: "cdi.kubevirt.io/v1beta1", kind: "DataVolume", name: "dv1", uid: DV_UID, controller: true },
+      ],
+    },
+    spec: {
+      nodeName: "n1",
+      containers: [{ name: "importer", image: "tsvirt/importer" }],
+      volumes: [{ name: "cdi-data-vol", persistentVolumeClaim: { claimName: "dv1" } }],
+    },
+  };
+}
+
+describe("worker pods (node side)", () => {
+  let dir = "";
+  before(async () => {
+    dir = await mkdtemp(join(tmpdir(), "workers-"));
+  });
+  after(() => rm(dir, { recursive: true, force: true }));
+
+  it("matches importer pods controlled by a DataVolume only", () => {
+    assert.deepEqual(matchDvWorker(pod(), "importer"), { ok: true, ownerUid: DV_UID });
+    const p = pod();
+    p.metadata.ownerReferences = [];
+    assert.equal(matchDvWorker(p, "importer").ok, false);
+    assert.equal(matchDvWorker(pod(), "cdi-upload-server").ok, false);
+  });
+
+  it("resolves DV (uid checked) → claim → this node's volume, writes job.json with secrets 0600, and the argv", async () => {
+    const api = new FakeApi();
+    const dataDir = join(dir, "node");
+    await mkdir(join(dataDir, "volumes", PV), { recursive: true });
+    await writeFile(join(dataDir, "volumes", PV, "disk.img"), "");
+    const { truncate } = await import("node:fs/promises");
+    await truncate(join(dataDir, "volumes", PV, "disk.img"), 64 << 20);
+    api.put(DATAVOLUMES, {
+      apiVersion: "cdi.kubevirt.io/v1beta1",
+      kind: "DataVolume",
+      metadata: { name: "dv1", namespace: "default", uid: DV_UID },
+      spec: {
+        source: {
+          http: { url: "http://127.0.0.1:8123/disk.img", secretRef: "creds", checksum: "sha256:" + "a".repeat(64) },
+        },
+      },
+    } as never);
+    api.put(refs.secrets, {
+      metadata: { name: "creds", namespace: "default" },
+      data: { accessKeyId: Buffer.from("user").toString("base64"), secretKey: Buffer.from("pw").toString("base64") },
+    } as never);
+    api.put(refs.pvcs, {
+      metadata: { name: "dv1", namespace: "default" },
+      spec: { volumeName: PV },
+      status: { phase: "Bound" },
+    } as never);
+    api.put(refs.pvs, {
+      metadata: { name: PV, annotations: { "pv.kubernetes.io/provisioned-by": "tsvirt.io/local" } },
+      spec: {
+        storageClassName: "tsvirt-local",
+        local: { path: join(dataDir, "volumes", PV) },
+        nodeAffinity: {
+          required: {
+            nodeSelectorTerms: [
+              { matchExpressions: [{ key: "kubernetes.io/hostname", operator: "In", values: ["n1"] }] },
+            ],
+          },
+        },
+      },
+    } as never);
+    const services = new WorkerServices({ api, getPod: () => undefined });
+    const shape = importerShape({
+      node: "n1",
+      dataDir,
+      api,
+      registries: async () => emptyRegistriesConfig(),
+      services,
+      tsvirtJs: "/x/tsvirt.js",
+    });
+    const podDir = join(dir, "pod");
+    const cmd = await shape.command(DV_UID, podDir, pod());
+    assert.deepEqual(cmd.argv.slice(1), ["/x/tsvirt.js", "importer", "--job", join(podDir, "job.json")]);
+    const job = JSON.parse(await readFile(join(podDir, "job.json"), "utf8"));
+    assert.equal(job.target.path, join(dataDir, "volumes", PV, "disk.img"));
+    assert.equal(job.target.sizeBytes, 64 << 20);
+    assert.equal(job.source.kind, "http");
+    assert.deepEqual(job.egress.allow, ["127.0.0.1:8123"]);
+    assert.ok(!JSON.stringify(job).includes("pw"), "no secret in job.json");
+    assert.equal((await stat(job.source.authFile)).mode & 0o777, 0o600);
+    assert.deepEqual(JSON.parse(await readFile(job.source.authFile, "utf8")), { username: "user", password: "pw" });
+    await services.close();
+    // another DV of the same name (uid differs) is refused
+    await assert.rejects(
+      async () => shape.command("dddddddd-2222-4333-8444-555555555555", podDir, pod()),
+      /not the pod's owner|not found/,
+    );
+  });
+
+  it("the egress proxy lets through only the job's host:ports", async () => {
+    const srv = http.createServer((_req, res) => res.end("hello"));
+    await new Promise<void>((r) => srv.listen(0, "127.0.0.1", r));
+    const port = (srv.address() as AddressInfo).port;
+    const sock = join(dir, `e-${randomBytes(3).toString("hex")}.sock`);
+    const proxy = await serveEgress(sock, [`127.0.0.1:${port}`]);
+    try {
+      assert.deepEqual(connectTarget("CONNECT [::1]:80 HTTP/1.1"), {
+        ok: true,
+        target: "[::1]:80",
+        host: "::1",
+        port: 80,
+      });
+      assert.equal(connectTarget("GET / HTTP/1.1").ok, false);
+      const body = await new Promise<string>((resolve, reject) => {
+        http
+          .get(`http://127.0.0.1:${port}/`, { agent: egressAgent(sock, "http:") }, (res) => {
+            let s = "";
+            res.on("data", (d) => (s += d));
+            res.on("end", () => resolve(s));
+          })
+          .on("error", reject);
+      });
+      assert.equal(body, "hello");
+      await assert.rejects(tunnel(sock, `127.0.0.1:${port + 1}`), /refused.*403/);
+      await assert.rejects(tunnel(sock, "10.0.0.1:443"), /refused.*403/);
+    } finally {
+      await proxy.close();
+      srv.close();
+    }
+  });
+
+  it("relays the progress file to the pod's annotation, only on change", async () => {
+    const api = new FakeApi();
+    const p = api.put(refs.pods, pod());
+    const podDir = join(dir, "pod2");
+    await mkdir(podDir, { recursive: true });
+    const services = new WorkerServices({
+      api,
+      getPod: () => api.peek(refs.pods, "default", "importer-dv1"),
+      relayEveryMs: 60_000,
+    });
+    await services.ensure(p.metadata.uid ?? "", podDir, { egress: undefined } as never);
+    await writeFile(join(podDir, "progress"), "45.2%");
+    await services.relay(p.metadata.uid ?? "");
+    await services.relay(p.metadata.uid ?? "");
+    assert.equal(
+      api.peek<Pod>(refs.pods, "default", "importer-dv1")?.metadata.annotations?.[PROGRESS_ANNOTATION],
+      "45.2%",
+    );
+    assert.equal(api.writes.filter((w) => w.verb === "update").length, 1);
+    await services.close();
+  });
+});
