@@ -6,6 +6,7 @@ import { CustomResourceDefinitionSchema } from "./apiextensions/v1/crd-schema.js
 import { ControllerRevision } from "./apps/v1/controllerrevision.js";
 import { SelfSubjectAccessReview } from "./authorization/v1/ssar.js";
 import { HorizontalPodAutoscaler } from "./autoscaling/v2/hpa.js";
+import { UPLOAD_GROUP, UploadTokenRequest } from "./cdi/upload/v1beta1/uploadtokenrequest.js";
 import { Lease } from "./coordination/v1/lease.js";
 import {
   ConfigMap,
@@ -573,6 +574,14 @@ const BUILTINS: Builtin[] = [
     plural: "selfsubjectaccessreviews",
     scope: "Cluster",
     schema: SelfSubjectAccessReview,
+  },
+  {
+    // CDI's cdi-apiserver serves it; here the API server does (a signed token, nothing stored)
+    group: UPLOAD_GROUP,
+    version: "v1beta1",
+    kind: "UploadTokenRequest",
+    plural: "uploadtokenrequests",
+    schema: UploadTokenRequest,
   },
   {
     group: "apiextensions.k8s.io",

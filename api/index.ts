@@ -5,6 +5,7 @@ export * from "./apps/v1/controllerrevision.js";
 export * from "./authorization/v1/ssar.js";
 export * from "./autoscaling/v2/hpa.js";
 export * from "./builtin.js";
+export * from "./cdi/upload/v1beta1/uploadtokenrequest.js";
 export * from "./cdi/v1beta1/cdiconfig.js";
 export * from "./cdi/v1beta1/datavolume.js";
 export * from "./coordination/v1/lease.js";

@@ -6,6 +6,7 @@ import { registerHandler } from "./handler.js";
 import { registerImporter } from "./importer.js";
 import { registerLauncher } from "./launcher.js";
 import { registerUp } from "./up.js";
+import { registerUploadServer } from "./uploadserver.js";
 
 export function registerCommands(program: Command): void {
   registerApi(program);
@@ -17,6 +18,8 @@ export function registerCommands(program: Command): void {
   registerHandler(program);
 
   registerImporter(program);
+
+  registerUploadServer(program);
 
   registerUp(program);
 

@@ -184,7 +184,7 @@ export class PodRunner {
       throw e;
     }
     if (!entry.ready) {
-      entry.ready = await cls.shape.ready(cls.ownerUid).catch(() => false);
+      entry.ready = await cls.shape.ready(cls.ownerUid, entry.podDir).catch(() => false);
       if (!entry.ready && !entry.probeTimer && !this.stopped) {
         entry.probeTimer = setTimeout(() => {
           entry.probeTimer = undefined;

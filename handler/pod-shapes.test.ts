@@ -42,7 +42,11 @@ describe("pod shapes", () => {
     assert.ok(m.shape);
     assert.equal(m.ownerUid, VMI_UID);
     assert.deepEqual(m.shape.command(m.ownerUid, "/p", pod()), { argv: ["launcher", VMI_UID, "/p"] });
-    assert.equal(await m.shape.ready(m.ownerUid), true, "probes the launcher's socket at the node's well-known path");
+    assert.equal(
+      await m.shape.ready(m.ownerUid, "/p"),
+      true,
+      "probes the launcher's socket at the node's well-known path",
+    );
     const other = shapeOf(shapes, pod({ app: "nginx" }));
     assert.equal(other.shape, undefined);
     assert.match(

@@ -9,7 +9,7 @@ import { classifyPod } from "./launcher-pod.js";
 import { isFinal } from "./phase.js";
 import { type ApiClient, type Pod, refs, type VirtualMachineInstance } from "./ports.js";
 import { logPath } from "./processes.js";
-import { importerShape, type WorkerServices } from "./workers/index.js";
+import { importerShape, uploadShape, type WorkerServices } from "./workers/index.js";
 
 export interface PodShape {
   /** Its name in logs and refusals. */
@@ -28,7 +28,7 @@ export interface PodShape {
   ): { argv: string[]; env?: NodeJS.ProcessEnv } | Promise<{ argv: string[]; env?: NodeJS.ProcessEnv }>;
 
   /** Readiness probe (kubelet's): true once the pod serves what it is for. */
-  ready(ownerUid: string): Promise<boolean>;
+  ready(ownerUid: string, podDir: string): Promise<boolean>;
   /** The file the pod leaves its last words in (kubelet's terminationMessagePath). */
   terminationMessagePath(podDir: string): string;
   /**
@@ -90,7 +90,10 @@ export function launcherShape(d: ShapeDeps): PodShape {
 /** Every pod shape the embedded pod runner runs. */
 export function podShapes(d: ShapeDeps): PodShape[] {
   const shapes = [launcherShape(d)];
-  if (d.workers) shapes.push(importerShape({ node: d.node, dataDir: d.dataDir, api: d.api, ...d.workers }));
+  if (d.workers) {
+    const w = { node: d.node, dataDir: d.dataDir, api: d.api, ...d.workers };
+    shapes.push(importerShape(w), uploadShape(w));
+  }
   return shapes;
 }
 

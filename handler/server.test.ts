@@ -1,12 +1,13 @@
 import assert from "node:assert/strict";
 import { appendFile, mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
+import { createServer as createHttpServer } from "node:http";
 import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, it } from "node:test";
 import { createWebSocketStream, WebSocket } from "ws";
 import { fakeRfbServer, rfbHandshake } from "../tests/lib/rfb.js";
-import { startServer, streamSocket } from "./server.js";
+import { startServer, streamSocket, uploadSocket } from "./server.js";
 
 describe("handler HTTP endpoint", () => {
   it("serves pods/log (tail, follow) and bridges the console WebSocket to the launcher's console socket", {
@@ -117,5 +118,39 @@ describe("handler HTTP endpoint", () => {
     const init = await rfbHandshake(stream, 10_000);
     assert.equal(ws.protocol, "plain.kubevirt.io");
     assert.deepEqual(init, { version: "RFB 003.008\n", width: 640, height: 480, name: "QEMU (default_vm1)" });
+  });
+
+  it("bridges POST /upload/{ns}/{pod} to the pod's upload socket and its answer back", async (t) => {
+    const dir = await mkdtemp(join(tmpdir(), "tsvirt-srv-"));
+    t.after(() => rm(dir, { recursive: true, force: true }));
+    await mkdir(join(dir, "sockets"));
+    let got = "";
+    const up = createHttpServer((req, res) => {
+      req.on("data", (c: Buffer) => {
+        got += c.toString();
+      });
+      req.on("end", () => {
+        res.writeHead(400, { "content-type": "application/json" });
+        res.end(JSON.stringify({ kind: "Status", code: 400, reason: "NotADiskImage", message: "not a disk image" }));
+      });
+    });
+    await new Promise<void>((r) => up.listen(uploadSocket(dir), r));
+    t.after(() => up.close());
+    const srv = await startServer({
+      host: "127.0.0.1",
+      port: 0,
+      podDir: (ns, name) => (ns === "default" && name === "cdi-upload-dv1" ? dir : undefined),
+      vmiPodDir: () => undefined,
+    });
+    t.after(() => srv.close());
+    const r = await fetch(`http://127.0.0.1:${srv.port}/upload/default/cdi-upload-dv1`, {
+      method: "POST",
+      body: "abc",
+    });
+    assert.equal(r.status, 400);
+    assert.equal(((await r.json()) as { reason: string }).reason, "NotADiskImage");
+    assert.equal(got, "abc");
+    const nf = await fetch(`http://127.0.0.1:${srv.port}/upload/default/other`, { method: "POST", body: "abc" });
+    assert.equal(nf.status, 404);
   });
 });

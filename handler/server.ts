@@ -3,10 +3,11 @@
 //   GET /containerLogs/{namespace}/{pod}/{container}?follow=&tailLines=&limitBytes=   (kubelet's path: pods/log)
 //   GET /v1/namespaces/{namespace}/virtualmachineinstances/{name}/{console|vnc}      (WebSocket, plain.kubevirt.io)
 //   PUT /v1/namespaces/{namespace}/virtualmachineinstances/{name}/{pause|unpause|softreboot|reset}   (virt-api's verbs)
+//   POST /upload/{namespace}/{pod}        (CDI's upload proxy → the pod's upload server on <podDir>/sockets/upload.sock)
 //   GET /healthz
 import { createReadStream } from "node:fs";
 import { open, stat } from "node:fs/promises";
-import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
+import { createServer, type IncomingMessage, request, type Server, type ServerResponse } from "node:http";
 import { join } from "node:path";
 import { type Logger, nullLogger } from "../lib/log.js";
 import { logPath } from "./processes.js";
@@ -28,6 +29,36 @@ const SEG = "([a-z0-9][a-z0-9.-]{0,252})";
 const LOGS = new RegExp(`^/containerLogs/${SEG}/${SEG}/${SEG}$`);
 const VERB = new RegExp(`^/v1/namespaces/${SEG}/virtualmachineinstances/${SEG}/(pause|unpause|softreboot|reset)$`);
 const STREAM = new RegExp(`^/v1/namespaces/${SEG}/virtualmachineinstances/${SEG}/(console|vnc)$`);
+const UPLOAD = new RegExp(`^/upload/${SEG}/${SEG}$`);
+
+/** The upload server's socket in an upload pod's directory (storage/upload serves it). */
+export function uploadSocket(podDir: string): string {
+  return join(podDir, "sockets", "upload.sock");
+}
+
+/**
+ * Streams an upload's body to the pod's upload server over its unix socket and its answer back, at the pace the
+ * server reads (pipe's backpressure both ways); a client that goes away aborts the server's request.
+ */
+function bridgeUpload(req: IncomingMessage, res: ServerResponse, podDir: string): void {
+  const headers: Record<string, string> = { "content-type": "application/octet-stream" };
+  const len = req.headers["content-length"];
+  if (len !== undefined && /^\d+$/.test(len)) headers["content-length"] = len;
+  else headers["transfer-encoding"] = "chunked";
+  const up = request({ socketPath: uploadSocket(podDir), path: "/v1beta1/upload", method: "POST", headers }, (ur) => {
+    res.writeHead(ur.statusCode ?? 502, { "content-type": ur.headers["content-type"] ?? "application/json" });
+    ur.pipe(res);
+  });
+  up.on("error", (e) => {
+    req.resume();
+    if (!res.headersSent) status(res, 503, "ServiceUnavailable", `the upload server is not answering: ${e.message}`);
+    else res.destroy();
+  });
+  res.on("close", () => {
+    if (!res.writableFinished) up.destroy();
+  });
+  req.pipe(up);
+}
 
 /**
  * The unix socket in a launcher pod's directory that serves a stream: the launcher's console proxy, or QEMU's VNC
@@ -134,6 +165,15 @@ export function startServer(o: ServerOptions): Promise<{ server: Server; port: n
         },
       );
       return;
+    }
+    const upload = UPLOAD.exec(url.pathname);
+    if (upload && req.method === "POST") {
+      const dir = o.podDir(upload[1] ?? "", upload[2] ?? "");
+      if (!dir) {
+        req.resume();
+        return status(res, 404, "NotFound", `pod "${upload[2]}" not found on this node`);
+      }
+      return bridgeUpload(req, res, dir);
     }
     if (req.method !== "GET") return status(res, 405, "MethodNotAllowed", "only GET is served here");
     if (url.pathname === "/healthz") {

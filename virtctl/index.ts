@@ -3,6 +3,7 @@ import { Command } from "commander";
 import { type ConsoleStreams, registerConsole } from "./console.js";
 import { processIo, restSession, type VerbContext } from "./context.js";
 import { registerCreate } from "./create-vm.js";
+import { registerImageUpload } from "./image-upload.js";
 import { registerPause } from "./pause.js";
 import { registerRestart } from "./restart.js";
 import { registerStart } from "./start.js";
@@ -35,6 +36,7 @@ export function buildProgram(ctx: VerbContext, streams?: () => ConsoleStreams): 
   registerVnc(program, ctx);
   registerCreate(program, ctx);
   registerVersion(program, ctx);
+  registerImageUpload(program, ctx, () => process.stdout.isTTY === true);
   return program;
 }
 

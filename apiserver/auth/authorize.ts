@@ -110,6 +110,16 @@ export interface Decision {
 
 export function authorize(user: UserInfo, a: ResourceAttributes): Decision {
   if (user.groups.includes("system:masters")) return { allowed: true, reason: "system:masters may do everything" };
+  // CDI's upload token: whoever may create or update DataVolumes in the namespace may ask for one
+  if (a.group === "upload.cdi.kubevirt.io" && a.resource === "uploadtokenrequests" && a.verb === "create") {
+    const dv = {
+      group: "cdi.kubevirt.io",
+      resource: "datavolumes",
+      ...(a.namespace ? { namespace: a.namespace } : {}),
+    };
+    const d = authorize(user, { ...dv, verb: "create" });
+    return d.allowed ? d : authorize(user, { ...dv, verb: "update" });
+  }
   if (AUTHENTICATED.some((r) => ruleAllows(r, a))) return { allowed: true, reason: "allowed to every user" };
   const rules = SERVICE_ACCOUNT_RULES[user.username] ?? [];
   if (rules.some((r) => ruleAllows(r, a)))

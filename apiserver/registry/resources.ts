@@ -23,7 +23,7 @@ export interface ServedResource {
   key: string;
   /** field selectors beyond metadata.name / metadata.namespace */
   fieldSelectors: Set<string>;
-  /** served through the registry but never stored (SelfSubjectAccessReview) */
+  /** served through the registry but never stored (SelfSubjectAccessReview, UploadTokenRequest) */
   virtual: boolean;
   columns(version: string): PrinterColumn[];
   schema(version: string): JSONSchemaProps | undefined;
@@ -63,7 +63,7 @@ export function toServed(d: ResourceDefinition): ServedResource {
     builtin: d.builtin,
     key: `${spec.group}/${spec.names.plural}`,
     fieldSelectors,
-    virtual: spec.group === "authorization.k8s.io",
+    virtual: spec.group === "authorization.k8s.io" || spec.group === "upload.cdi.kubevirt.io",
     columns: (version) => spec.versions.find((v) => v.name === version)?.additionalPrinterColumns ?? [],
     schema: (version) => spec.versions.find((v) => v.name === version)?.schema?.openAPIV3Schema,
   };

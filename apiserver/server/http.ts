@@ -59,6 +59,11 @@ export interface HttpOptions {
   ready: () => boolean;
   /** virt-api's subresources (subresources.kubevirt.io), mounted once the server knows its own URL */
   subresources?: () => SubresourceMount | undefined;
+  /** CDI's upload proxy (/v1beta1/upload...): authenticated by its own upload token, not a user's */
+  upload?: {
+    handles(pathname: string): boolean;
+    handle(req: IncomingMessage, res: ServerResponse, pathname: string): Promise<void>;
+  };
 }
 
 /** What the HTTP layer needs from apiserver/subresources (kept structural: that module uses only the typed client). */
@@ -344,6 +349,11 @@ export class HttpApi {
       return sendBody(res, 200, "text/plain; charset=utf-8", "ok");
     }
     if (head === "version" && segs.length === 1) return sendJson(res, 200, VERSION_INFO);
+    if (this.#o.upload?.handles(url.pathname)) {
+      labels.group = "upload.cdi.kubevirt.io";
+      labels.resource = "upload";
+      return await this.#o.upload.handle(req, res, url.pathname);
+    }
     const user = this.#o.auth.authenticate(req.headers.authorization);
     if (!user) {
       req.resume();

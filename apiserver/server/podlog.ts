@@ -7,7 +7,7 @@
 // `proxyToNode` is generic so console and VNC streams can reuse it later.
 import http, { type IncomingMessage, type ServerResponse } from "node:http";
 import type { UnstructuredObject as KObj } from "../../api/index.js";
-import { badRequest, notFound, statusError } from "../../lib/errors.js";
+import { badRequest, notFound, type Status, statusError } from "../../lib/errors.js";
 import { field, rec } from "../../lib/json.js";
 import type { Rest } from "./rest.js";
 
@@ -30,13 +30,24 @@ export function nodeEndpoint(node: KObj): NodeEndpoint | undefined {
   return host ? { host, port } : undefined;
 }
 
-/** Streams GET `path` on a node's agent back to the client. */
+/** What a proxied request sends besides GET: a body streamed from the client (uploads), with backpressure. */
+export interface ProxyBody {
+  method: "POST" | "PUT";
+  /** extra request headers (content-type, content-length of the client's body) */
+  headers: Record<string, string>;
+}
+
+/**
+ * Streams `path` on a node's agent back to the client: GET, or with `body` the client's request body piped
+ * through (never buffered). A Status the agent answers with passes through as it is.
+ */
 export function proxyToNode(
   rest: Rest,
   nodeName: string,
   path: string,
   req: IncomingMessage,
   res: ServerResponse,
+  body?: ProxyBody,
 ): Promise<void> {
   const node = rest.store.get("/nodes", "", nodeName) as KObj | undefined;
   if (!node) throw notFound({ group: "", resource: "nodes" }, nodeName);
@@ -49,7 +60,13 @@ export function proxyToNode(
     );
   return new Promise<void>((resolve) => {
     const up = http.request(
-      { host: ep.host, port: ep.port, path, method: "GET", headers: { accept: req.headers.accept ?? "*/*" } },
+      {
+        host: ep.host,
+        port: ep.port,
+        path,
+        method: body?.method ?? "GET",
+        headers: { accept: req.headers.accept ?? "*/*", ...body?.headers },
+      },
       (ur) => {
         const code = ur.statusCode ?? 502;
         if (code >= 400) {
@@ -57,18 +74,21 @@ export function proxyToNode(
           ur.on("data", (c: Buffer) => chunks.length < 64 && chunks.push(c));
           ur.on("end", () => {
             const msg = Buffer.concat(chunks).toString("utf8").slice(0, 2000) || `node agent answered ${code}`;
-            const s = statusError(
-              code === 404 ? 404 : code < 500 ? 400 : 503,
-              code === 404 ? "NotFound" : code < 500 ? "BadRequest" : "ServiceUnavailable",
-              msg,
-            ).status;
+            const passed = asStatus(msg);
+            const s =
+              passed ??
+              statusError(
+                code === 404 ? 404 : code < 500 ? 400 : 503,
+                code === 404 ? "NotFound" : code < 500 ? "BadRequest" : "ServiceUnavailable",
+                msg,
+              ).status;
             if (!res.headersSent) res.writeHead(s.code, { "Content-Type": "application/json" });
             res.end(JSON.stringify(s));
             resolve();
           });
           return;
         }
-        res.writeHead(200, {
+        res.writeHead(code, {
           "Content-Type": ur.headers["content-type"] ?? "text/plain",
           "Transfer-Encoding": "chunked",
         });
@@ -97,8 +117,31 @@ export function proxyToNode(
       resolve();
     };
     res.on("close", abort);
-    up.end();
+    if (!body) {
+      up.end();
+      return;
+    }
+    // the client's bytes flow at the pace the node takes them (pipe pauses the client when the agent is slow)
+    req.pipe(up);
+    req.on("error", () => up.destroy());
   });
+}
+
+function asStatus(text: string): Status | undefined {
+  try {
+    const o = JSON.parse(text) as Partial<Status>;
+    if (
+      o?.kind === "Status" &&
+      typeof o.code === "number" &&
+      o.code >= 400 &&
+      o.code < 600 &&
+      typeof o.message === "string"
+    )
+      return o as Status;
+  } catch {
+    // not JSON: wrapped below
+  }
+  return undefined;
 }
 
 export async function proxyPodLog(

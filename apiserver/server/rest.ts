@@ -144,6 +144,8 @@ export interface RestOptions {
   admission?: AdmissionPlugin[];
   /** called when a CRD is created/updated/deleted through the API */
   onCrdChange?: () => void;
+  /** answers a create of UploadTokenRequest (apiserver/upload): nothing is stored */
+  uploadTokenRequest?: (ns: string, body: unknown, user: UserInfo) => WriteResult;
 }
 
 export class Rest {
@@ -152,8 +154,10 @@ export class Rest {
   readonly log: Logger;
   readonly admission: AdmissionPlugin[];
   readonly onCrdChange: (() => void) | undefined;
+  readonly #uploadTokenRequest: RestOptions["uploadTokenRequest"];
 
   constructor(o: RestOptions) {
+    this.#uploadTokenRequest = o.uploadTokenRequest;
     this.store = o.store;
     this.registry = o.registry;
     this.log = o.log;
@@ -412,6 +416,10 @@ export class Rest {
     opts: WriteOptions,
     bodyOwned = false,
   ): Promise<WriteResult> {
+    if (r.virtual && r.kind === "UploadTokenRequest") {
+      if (!this.#uploadTokenRequest) throw methodNotAllowed("this server issues no upload tokens");
+      return this.#uploadTokenRequest(ns, body, opts.user);
+    }
     if (r.virtual) return this.#accessReview(body, opts.user);
     const o = this.#decodeBody(r, version, body, bodyOwned);
     return this.#create(r, version, ns, o, opts, false);

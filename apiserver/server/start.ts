@@ -34,6 +34,13 @@ import { Registry } from "../registry/resources.js";
 import { Store } from "../storage/store.js";
 import { SYSTEM_NAMESPACES } from "../strategy/index.js";
 import { createSubresourceApi } from "../subresources/index.js";
+import {
+  isUploadPath,
+  loadOrCreateUploadKey,
+  UploadTokens,
+  uploadProxy,
+  uploadTokenRequestHandler,
+} from "../upload/index.js";
 import { Controllers } from "./controllers.js";
 import { HttpApi, type SubresourceMount } from "./http.js";
 import { Metrics } from "./metrics.js";
@@ -218,13 +225,17 @@ export async function startApiServer(opts: ApiServerOptions = {}): Promise<ApiSe
         return config().network?.defaultNetworkInterface === "bridge" ? "bridge" : "masquerade";
       },
     });
+  // CDI's upload tokens: signed with a key kept in the data dir (tokens outlive an API server restart)
+  const uploadTokens = new UploadTokens(loadOrCreateUploadKey(opts.dataDir ? resolve(opts.dataDir) : undefined));
   const rest = new Rest({
     store,
     registry,
     log,
     admission,
     onCrdChange: syncCrds,
+    uploadTokenRequest: uploadTokenRequestHandler(uploadTokens),
   });
+  const upload = uploadProxy(rest, uploadTokens);
   syncCrds();
   // the system namespaces exist from the first start
   for (const name of SYSTEM_NAMESPACES) {
@@ -270,6 +281,7 @@ export async function startApiServer(opts: ApiServerOptions = {}): Promise<ApiSe
     maxWatchSeconds: opts.maxWatchSeconds ?? 1800,
     ready: () => ready,
     subresources: () => subresources,
+    upload: { handles: isUploadPath, handle: upload },
   });
   let subresources: SubresourceMount | undefined;
   const server = tls

@@ -4,3 +4,4 @@ export { connectTarget, type EgressProxy, serveEgress } from "./egress.js";
 export { importerShape, importSource, registryEgress, type WorkerShapeDeps, workerArgv } from "./importer.js";
 export * from "./job.js";
 export { PROGRESS_ANNOTATION, progressText, WorkerServices, withProgress } from "./services.js";
+export { probeUploadServer, UPLOAD_ROLE, uploadShape } from "./upload.js";

@@ -40,7 +40,12 @@ export interface InvalidJobSource {
   message: string;
 }
 
-export type JobSource = { kind: "blank" } | HttpJobSource | RegistryJobSource | InvalidJobSource;
+/** An upload: the bytes come from the upload server's socket (storage/upload), not from a source to fetch. */
+export interface UploadJobSource {
+  kind: "upload";
+}
+
+export type JobSource = { kind: "blank" } | HttpJobSource | RegistryJobSource | InvalidJobSource | UploadJobSource;
 
 export interface WorkerJob {
   version: 1;

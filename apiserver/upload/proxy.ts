@@ -1,0 +1,120 @@
+// CDI's upload proxy, served on the API server's own address (so HTTPS whenever the API is): POST /v1beta1/upload
+// (or upload-async, and the v1alpha1 aliases) with `Authorization: Bearer <upload token>`. The token names the
+// DataVolume; its upload pod (label cdi.kubevirt.io=cdi-upload-server, controller owner the DV) tells the node, and
+// the body streams to that node's agent, which hands it to the upload server's unix socket. Nothing is buffered:
+// the client is read at the pace the volume is written.
+import type { IncomingMessage, ServerResponse } from "node:http";
+import type { UnstructuredObject as KObj } from "../../api/index.js";
+import { badRequest, methodNotAllowed, notFound, statusError, unauthorized } from "../../lib/errors.js";
+import { field } from "../../lib/json.js";
+import { proxyToNode } from "../server/podlog.js";
+import type { Rest } from "../server/rest.js";
+import type { UploadTokens } from "./token.js";
+
+/** The paths CDI's upload proxy serves (virtctl probes upload-async with HEAD and falls back to upload). */
+const UPLOAD_PATH = /^\/v1(?:alpha1|beta1)\/(upload|upload-async|upload-form|upload-form-async|upload-archive)$/;
+
+export function isUploadPath(pathname: string): boolean {
+  return UPLOAD_PATH.test(pathname);
+}
+
+export const UPLOAD_POD_LABEL = "cdi.kubevirt.io";
+export const UPLOAD_POD_ROLE = "cdi-upload-server";
+
+/** The node agent's path for a pod's upload socket (handler/server.ts serves it). */
+export function nodeUploadPath(namespace: string, pod: string): string {
+  return `/upload/${encodeURIComponent(namespace)}/${encodeURIComponent(pod)}`;
+}
+
+const DVS = "cdi.kubevirt.io/datavolumes";
+const DV_GR = { group: "cdi.kubevirt.io", resource: "datavolumes" };
+
+function podReady(pod: KObj): boolean {
+  if (field(pod, "status.phase") !== "Running") return false;
+  const conds = field(pod, "status.conditions");
+  return Array.isArray(conds) && conds.some((c) => c?.type === "Ready" && c?.status === "True");
+}
+
+/** The DataVolume's upload pod: the one it controls with the upload server's label (the newest, after a restart). */
+export function uploadPodOf(rest: Rest, dv: KObj): KObj | undefined {
+  const uid = dv.metadata.uid;
+  const pods = rest.store
+    .dependents(uid ?? "")
+    .filter((d) => d.resource === "/pods")
+    .map((d) => rest.store.get("/pods", d.namespace, d.name) as KObj | undefined)
+    .filter(
+      (p): p is KObj =>
+        !!p &&
+        p.metadata.labels?.[UPLOAD_POD_LABEL] === UPLOAD_POD_ROLE &&
+        !p.metadata.deletionTimestamp &&
+        !!p.metadata.ownerReferences?.some((r) => r.uid === uid && r.controller === true),
+    );
+  return pods.sort((a, b) =>
+    String(b.metadata.creationTimestamp ?? "").localeCompare(String(a.metadata.creationTimestamp ?? "")),
+  )[0];
+}
+
+export function uploadProxy(rest: Rest, tokens: UploadTokens) {
+  return async (req: IncomingMessage, res: ServerResponse, pathname: string): Promise<void> => {
+    const kind = UPLOAD_PATH.exec(pathname)?.[1] ?? "";
+    const method = req.method ?? "";
+    if (method === "HEAD") {
+      // virtctl's probe for the async endpoint
+      req.resume();
+      res.writeHead(kind === "upload" || kind === "upload-async" ? 200 : 404);
+      res.end();
+      return;
+    }
+    if (method !== "POST" && method !== "PUT") {
+      req.resume();
+      throw methodNotAllowed(`${pathname} takes POST (or PUT) with the image as the body`);
+    }
+    if (kind !== "upload" && kind !== "upload-async") {
+      req.resume();
+      throw statusError(
+        415,
+        "UnsupportedMediaType",
+        `${pathname} is not served: send the image as application/octet-stream to /v1beta1/upload or /v1beta1/upload-async`,
+      );
+    }
+    const auth = /^Bearer\s+(\S+)\s*$/i.exec(req.headers.authorization ?? "");
+    if (!auth) {
+      req.resume();
+      throw unauthorized("an upload needs an Authorization: Bearer header with a token from an UploadTokenRequest");
+    }
+    const v = tokens.verify(auth[1] ?? "");
+    if (!v.ok) {
+      req.resume();
+      throw unauthorized(`${v.why}: ask for a new one (UploadTokenRequest)`);
+    }
+    const { namespace, name } = v.claim;
+    const dv = rest.store.get(DVS, namespace, name) as KObj | undefined;
+    if (!dv) {
+      req.resume();
+      throw notFound(DV_GR, name);
+    }
+    if (field(dv, "spec.source.upload") === undefined) {
+      req.resume();
+      throw badRequest(`DataVolume "${name}" is not an upload target: its spec.source is not upload`);
+    }
+    const phase = String(field(dv, "status.phase") ?? "") || "Pending";
+    if (phase === "Succeeded" || phase === "Failed") {
+      req.resume();
+      throw statusError(409, "Conflict", `DataVolume "${name}" is ${phase}: it takes no more uploads`);
+    }
+    const pod = uploadPodOf(rest, dv);
+    const node = pod ? field(pod, "spec.nodeName") : undefined;
+    if (!pod || typeof node !== "string" || !node || !podReady(pod)) {
+      req.resume();
+      throw statusError(503, "ServiceUnavailable", `upload pod not ready yet: ${phase}`, { retryAfterSeconds: 2 });
+    }
+    const headers: Record<string, string> = { "content-type": "application/octet-stream" };
+    const len = req.headers["content-length"];
+    if (len !== undefined && /^\d+$/.test(len)) headers["content-length"] = len;
+    else headers["transfer-encoding"] = "chunked";
+    await proxyToNode(rest, node, nodeUploadPath(namespace, pod.metadata.name ?? ""), req, res, {
+      method: "POST",
+      headers,
+    });
+  };
+}

@@ -1,0 +1,196 @@
+// Upload tokens (sign, verify, expiry, tamper) and the upload API on a real in-memory API server: the token request,
+// who may make one, and the proxy's answers (401, 404, 503, then a body streamed to the node agent's endpoint).
+import assert from "node:assert/strict";
+import { randomBytes } from "node:crypto";
+import { mkdtemp, readFile, rm, stat } from "node:fs/promises";
+import http from "node:http";
+import type { AddressInfo } from "node:net";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { after, before, describe, test } from "node:test";
+import { nullLogger } from "../../lib/log.js";
+import { type ApiServer, startApiServer } from "../index.js";
+import { loadOrCreateUploadKey, UploadTokens, uploadKeyPath } from "./index.js";
+
+describe("upload tokens", () => {
+  const key = randomBytes(32);
+  test("a signed token verifies and names its namespace and DataVolume", () => {
+    const t = new UploadTokens(key);
+    const v = t.verify(t.sign("ns1", "dv1"));
+    assert.ok(v.ok);
+    assert.equal(v.claim.namespace, "ns1");
+    assert.equal(v.claim.name, "dv1");
+    assert.equal(v.claim.operation, "Upload");
+  });
+  test("an expired token is refused (5 minutes)", () => {
+    let now = 1_000_000_000_000;
+    const t = new UploadTokens(key, () => now);
+    const tok = t.sign("ns1", "dv1");
+    now += 299_000;
+    assert.ok(t.verify(tok).ok);
+    now += 2_000;
+    assert.deepEqual(t.verify(tok), { ok: false, why: "upload token expired" });
+  });
+  test("a tampered payload, a foreign key or garbage is refused", () => {
+    const t = new UploadTokens(key);
+    const tok = t.sign("ns1", "dv1");
+    const [payload, sig] = tok.split(".") as [string, string];
+    const claim = JSON.parse(Buffer.from(payload, "base64url").toString()) as Record<string, unknown>;
+    const forged = Buffer.from(JSON.stringify({ ...claim, name: "other" })).toString("base64url");
+    assert.equal(t.verify(`${forged}.${sig}`).ok, false);
+    assert.equal(new UploadTokens(randomBytes(32)).verify(tok).ok, false);
+    assert.equal(t.verify("garbage").ok, false);
+    assert.equal(t.verify(`${payload}.${sig.slice(0, -2)}AA`).ok, false);
+  });
+  test("the key is kept in the data dir, mode 0600, and reused", async () => {
+    const dir = await mkdtemp(join(tmpdir(), "upload-key-"));
+    try {
+      const a = loadOrCreateUploadKey(dir);
+      const b = loadOrCreateUploadKey(dir);
+      assert.deepEqual(a, b);
+      assert.equal((await stat(uploadKeyPath(dir))).mode & 0o777, 0o600);
+      assert.ok((await readFile(uploadKeyPath(dir), "utf8")).length > 40);
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+});
+
+describe("upload API", () => {
+  let api: ApiServer;
+  before(async () => {
+    api = await startApiServer({ memory: true, logger: nullLogger });
+  });
+  after(() => api.close());
+
+  const call = async (
+    method: string,
+    path: string,
+    body?: unknown,
+    headers: Record<string, string> = {},
+  ): Promise<{ status: number; body: Record<string, unknown> }> => {
+    const init: RequestInit = { method, headers: { "content-type": "application/json", ...headers } };
+    if (body !== undefined) init.body = typeof body === "string" ? body : JSON.stringify(body);
+    const r = await fetch(api.url + path, init);
+    const text = await r.text();
+    return { status: r.status, body: text ? (JSON.parse(text) as Record<string, unknown>) : {} };
+  };
+  const TOKENS = "/apis/upload.cdi.kubevirt.io/v1beta1/namespaces/default/uploadtokenrequests";
+  const token = async (pvcName: string): Promise<string> => {
+    const r = await call("POST", TOKENS, {
+      apiVersion: "upload.cdi.kubevirt.io/v1beta1",
+      kind: "UploadTokenRequest",
+      metadata: { name: pvcName },
+      spec: { pvcName },
+    });
+    assert.equal(r.status, 201, JSON.stringify(r.body));
+    return String((r.body.status as Record<string, unknown>).token);
+  };
+  const upload = (tok: string | undefined, data: string) =>
+    call("POST", "/v1beta1/upload", data, {
+      "content-type": "application/octet-stream",
+      ...(tok ? { authorization: `Bearer ${tok}` } : {}),
+    });
+
+  test("an UploadTokenRequest is answered with a token and stored nowhere", async () => {
+    const tok = await token("dv1");
+    assert.match(tok, /^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]{43}$/);
+    const list = await call("GET", TOKENS);
+    assert.equal(list.status, 405);
+    const bad = await call("POST", TOKENS, {
+      apiVersion: "upload.cdi.kubevirt.io/v1beta1",
+      kind: "UploadTokenRequest",
+      spec: {},
+    });
+    assert.equal(bad.status, 422);
+    assert.match(JSON.stringify(bad.body), /spec\.pvcName/);
+  });
+
+  test("only whoever may create or update DataVolumes gets one", async () => {
+    const handler = api.identities.find((i) => i.component === "handler");
+    assert.ok(handler);
+    const r = await call(
+      "POST",
+      TOKENS,
+      { apiVersion: "upload.cdi.kubevirt.io/v1beta1", kind: "UploadTokenRequest", spec: { pvcName: "dv1" } },
+      { authorization: `Bearer ${handler.token}` },
+    );
+    assert.equal(r.status, 403);
+  });
+
+  test("the proxy refuses a missing or bad token (401), an unknown DV (404), a DV without a ready pod (503)", async () => {
+    assert.equal((await upload(undefined, "x")).status, 401);
+    assert.equal((await upload("abc.def", "x")).status, 401);
+    const missing = await upload(await token("nodv"), "x");
+    assert.equal(missing.status, 404);
+    assert.match(String(missing.body.message), /datavolumes.cdi.kubevirt.io "nodv" not found/);
+    const dv = await call("POST", "/apis/cdi.kubevirt.io/v1beta1/namespaces/default/datavolumes", {
+      apiVersion: "cdi.kubevirt.io/v1beta1",
+      kind: "DataVolume",
+      metadata: { name: "up1" },
+      spec: { source: { upload: {} }, storage: { resources: { requests: { storage: "1Mi" } } } },
+    });
+    assert.equal(dv.status, 201, JSON.stringify(dv.body));
+    const early = await upload(await token("up1"), "x");
+    assert.equal(early.status, 503);
+    assert.match(String(early.body.message), /upload pod not ready yet: Pending/);
+  });
+
+  test("with the upload pod ready, the body streams to its node's agent and the answer comes back", async (t) => {
+    let received = "";
+    let path = "";
+    const agent = http.createServer((req, res) => {
+      path = req.url ?? "";
+      req.on("data", (c: Buffer) => {
+        received += c.toString();
+      });
+      req.on("end", () => {
+        res.writeHead(200, { "content-type": "application/json" });
+        res.end(JSON.stringify({ ok: true }));
+      });
+    });
+    await new Promise<void>((r) => agent.listen(0, "127.0.0.1", () => r()));
+    t.after(() => new Promise<void>((r) => agent.close(() => r())));
+    const port = (agent.address() as AddressInfo).port;
+    await call("POST", "/api/v1/nodes", { metadata: { name: "upn" } });
+    await call(
+      "PATCH",
+      "/api/v1/nodes/upn/status",
+      {
+        status: {
+          addresses: [{ type: "InternalIP", address: "127.0.0.1" }],
+          daemonEndpoints: { kubeletEndpoint: { Port: port } },
+        },
+      },
+      { "content-type": "application/merge-patch+json" },
+    );
+    const dv = await call("POST", "/apis/cdi.kubevirt.io/v1beta1/namespaces/default/datavolumes", {
+      apiVersion: "cdi.kubevirt.io/v1beta1",
+      kind: "DataVolume",
+      metadata: { name: "up2" },
+      spec: { source: { upload: {} }, storage: { resources: { requests: { storage: "1Mi" } } } },
+    });
+    const uid = String((dv.body.metadata as Record<string, unknown>).uid);
+    const pod = await call("POST", "/api/v1/namespaces/default/pods", {
+      metadata: {
+        name: "cdi-upload-up2",
+        labels: { "cdi.kubevirt.io": "cdi-upload-server", app: "containerized-data-importer" },
+        ownerReferences: [
+          { apiVersion: "cdi.kubevirt.io/v1beta1", kind: "DataVolume", name: "up2", uid, controller: true },
+        ],
+      },
+      spec: { nodeName: "upn", containers: [{ name: "cdi-upload-server", image: "tsvirt/cdi-upload-server" }] },
+    });
+    assert.equal(pod.status, 201, JSON.stringify(pod.body));
+    await call(
+      "PATCH",
+      "/api/v1/namespaces/default/pods/cdi-upload-up2/status",
+      { status: { phase: "Running", conditions: [{ type: "Ready", status: "True" }] } },
+      { "content-type": "application/merge-patch+json" },
+    );
+    const r = await upload(await token("up2"), "disk bytes");
+    assert.equal(r.status, 200, JSON.stringify(r.body));
+    assert.equal(received, "disk bytes");
+    assert.equal(path, "/upload/default/cdi-upload-up2");
+  });
+});

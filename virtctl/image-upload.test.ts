@@ -1,0 +1,130 @@
+import assert from "node:assert/strict";
+import { mkdtemp, rm, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { after, before, describe, it } from "node:test";
+import { gzipSync } from "node:zlib";
+import { checkFlags, checkImage, IMMEDIATE_BIND, parseTarget, sizeBytes, uploadDataVolume } from "./image-upload.js";
+import { runVirtctl } from "./testing.js";
+
+describe("virtctl image-upload", () => {
+  let dir = "";
+  const qcow2 = (): Buffer => {
+    const b = Buffer.alloc(4096);
+    b.write("QFI\xfb", 0, "latin1");
+    b.writeUInt32BE(3, 4);
+    b.writeBigUInt64BE(BigInt(2 ** 31), 24);
+    return b;
+  };
+  before(async () => {
+    dir = await mkdtemp(join(tmpdir(), "virtctl-upload-"));
+    await writeFile(join(dir, "notes.txt"), "hello, this is not a disk\n");
+    await writeFile(join(dir, "disk.raw"), Buffer.alloc(1 << 20, 1));
+    await writeFile(join(dir, "disk.qcow2"), qcow2());
+    await writeFile(join(dir, "disk.raw.gz"), gzipSync(Buffer.alloc(1 << 20, 1)));
+    await writeFile(join(dir, "notes.gz"), gzipSync(Buffer.from("just some text\n".repeat(100))));
+  });
+  after(() => rm(dir, { recursive: true, force: true }));
+
+  it("parses dv/pvc NAME, sizes and flags as KubeVirt's does", () => {
+    assert.deepEqual(parseTarget("dv", "disk1"), { kind: "dv", name: "disk1" });
+    assert.deepEqual(parseTarget("PVC", "disk1"), { kind: "pvc", name: "disk1" });
+    assert.throws(() => parseTarget("vm", "x"), /use dv or pvc/);
+    assert.throws(() => parseTarget("dv", undefined), /expecting two args/);
+    assert.throws(() => parseTarget("dv", "Bad_Name"), /invalid name/);
+    assert.equal(sizeBytes("512Mi"), 512 << 20);
+    assert.equal(sizeBytes("1G"), 1e9);
+    assert.throws(() => sizeBytes("lots"), /invalid --size/);
+    assert.throws(() => checkFlags({ waitSecs: "300" }), /--image-path is required/);
+    assert.throws(() => checkFlags({ imagePath: "x", waitSecs: "300" }), /size must be specified/);
+    assert.deepEqual(checkFlags({ imagePath: "x", waitSecs: "300", noCreate: true }), { waitSecs: 300 });
+    assert.throws(() => checkFlags({ imagePath: "x", size: "1Gi", waitSecs: "0" }), /--wait-secs/);
+    assert.throws(() => checkFlags({ imagePath: "x", size: "1Gi", waitSecs: "9", accessMode: "RWX" }), /access-mode/);
+    assert.throws(() => checkFlags({ imagePath: "x", size: "1Gi", waitSecs: "9", volumeMode: "tape" }), /volume-mode/);
+  });
+
+  it("the DataVolume asks for an upload and immediate binding, with the claim settings given", () => {
+    const dv = uploadDataVolume(
+      "ns1",
+      "d1",
+      { size: "1Gi", waitSecs: "1", accessMode: "ReadWriteOnce", volumeMode: "block", storageClass: "tsvirt-local" },
+      1 << 30,
+    );
+    assert.deepEqual(dv, {
+      apiVersion: "cdi.kubevirt.io/v1beta1",
+      kind: "DataVolume",
+      metadata: { name: "d1", namespace: "ns1", annotations: { [IMMEDIATE_BIND]: "true" } },
+      spec: {
+        source: { upload: {} },
+        storage: {
+          resources: { requests: { storage: "1Gi" } },
+          accessModes: ["ReadWriteOnce"],
+          volumeMode: "Block",
+          storageClassName: "tsvirt-local",
+        },
+      },
+    });
+  });
+
+  it("knows a disk image from its head, inside gzip too", async () => {
+    assert.deepEqual(await checkImage(join(dir, "disk.raw")), {
+      format: "raw",
+      compression: "none",
+      fileBytes: 1 << 20,
+      virtualSize: 1 << 20,
+    });
+    const q = await checkImage(join(dir, "disk.qcow2"));
+    assert.equal(q.format, "qcow2");
+    assert.equal(q.virtualSize, 2 ** 31);
+    assert.equal((await checkImage(join(dir, "disk.raw.gz"))).compression, "gzip");
+    await assert.rejects(checkImage(join(dir, "notes.txt")), /is not a disk image/);
+    await assert.rejects(checkImage(join(dir, "notes.gz")), /is not a disk image/);
+    await assert.rejects(checkImage(join(dir, "nope")), /no such file/);
+  });
+
+  it("refuses a file that is not a disk image before creating anything", async () => {
+    const r = await runVirtctl(["image-upload", "dv", "d1", "--size", "1Gi", "--image-path", join(dir, "notes.txt")]);
+    assert.equal(r.code, 1);
+    assert.match(r.err, /^Error: .*notes\.txt is not a disk image/);
+    assert.deepEqual(
+      r.client.actions.filter((a) => a.verb !== "get"),
+      [],
+    );
+  });
+
+  it("refuses an image larger than --size before creating anything", async () => {
+    const r = await runVirtctl(["image-upload", "dv", "d1", "--size", "1Gi", "--image-path", join(dir, "disk.qcow2")]);
+    assert.equal(r.code, 1);
+    assert.match(r.err, /larger than the requested --size 1Gi/);
+    assert.deepEqual(r.client.actions, []);
+  });
+
+  it("creates the DataVolume, then waits for UploadReady (bounded by --wait-secs)", async () => {
+    const r = await runVirtctl([
+      "image-upload",
+      "dv",
+      "d2",
+      "-n",
+      "ns2",
+      "--size",
+      "1Gi",
+      "--image-path",
+      join(dir, "disk.raw"),
+      "--wait-secs",
+      "1",
+      "--force-bind",
+    ]);
+    assert.equal(r.code, 1);
+    assert.match(r.out, /DataVolume ns2\/d2 created\nWaiting for PVC d2 upload pod to be ready\.\.\.\n/);
+    assert.match(r.err, /timed out waiting for the upload pod to be ready/);
+    const created = r.client.actions.find((a) => a.verb === "create");
+    assert.equal(created?.resource, "datavolumes");
+    assert.equal(created?.namespace, "ns2");
+  });
+
+  it("--no-create needs an existing DataVolume", async () => {
+    const r = await runVirtctl(["image-upload", "dv", "d3", "--no-create", "--image-path", join(dir, "disk.raw")]);
+    assert.equal(r.code, 1);
+    assert.match(r.err, /DataVolume default\/d3 not found \(--no-create\)/);
+  });
+});

@@ -1,0 +1,411 @@
+// virtctl image-upload dv|pvc NAME --image-path FILE --size SIZE: KubeVirt's verb. Checks the file is a disk image
+// before creating anything, creates the DataVolume (source upload, immediate bind), waits for UploadReady, asks for an
+// upload token (UploadTokenRequest), POSTs the file to the upload proxy (the API server's address unless told
+// otherwise) with a progress bar on a terminal (plain lines otherwise), then waits for the DV to be Succeeded.
+import { createReadStream } from "node:fs";
+import { open, stat } from "node:fs/promises";
+import http from "node:http";
+import https from "node:https";
+import { Transform } from "node:stream";
+import { gunzipSync } from "node:zlib";
+import type { Command } from "commander";
+import { type Client, type ClientConfig, type ResourceRef, resources } from "../client/index.js";
+import { progressFigures, renderBar } from "../images/index.js";
+import { isStatusError } from "../lib/errors.js";
+import { detectCompression, detectFormat } from "../storage/importer/index.js";
+import { type Io, runVerb, type VerbContext } from "./context.js";
+
+export const IMMEDIATE_BIND = "cdi.kubevirt.io/storage.bind.immediate.requested";
+
+const UPLOAD_TOKEN_REQUESTS: ResourceRef = {
+  group: "upload.cdi.kubevirt.io",
+  version: "v1beta1",
+  resource: "uploadtokenrequests",
+  namespaced: true,
+  kind: "UploadTokenRequest",
+};
+
+export interface UploadFlags {
+  imagePath?: string;
+  size?: string;
+  storageClass?: string;
+  accessMode?: string;
+  volumeMode?: string;
+  insecure?: boolean;
+  uploadproxyUrl?: string;
+  noCreate?: boolean;
+  forceBind?: boolean;
+  waitSecs: string;
+}
+
+export interface UploadTarget {
+  kind: "dv" | "pvc";
+  name: string;
+}
+
+/** Pure: the positional arguments (`dv NAME` or `pvc NAME`). */
+export function parseTarget(kind: string, name: string | undefined): UploadTarget {
+  const k = kind.toLowerCase();
+  if (k !== "dv" && k !== "pvc") throw new Error(`unsupported resource type "${kind}": use dv or pvc`);
+  if (!name) throw new Error(`expecting two args: ${k} NAME`);
+  if (!/^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/.test(name) || name.length > 63)
+    throw new Error(`invalid name "${name}": a lowercase RFC 1123 label`);
+  return { kind: k, name };
+}
+
+const QUANTITY = /^([0-9]+(?:\.[0-9]+)?)(Ki|Mi|Gi|Ti|Pi|k|M|G|T|P)?$/;
+const MULT: Record<string, number> = {
+  "": 1,
+  Ki: 2 ** 10,
+  Mi: 2 ** 20,
+  Gi: 2 ** 30,
+  Ti: 2 ** 40,
+  Pi: 2 ** 50,
+  k: 1e3,
+  M: 1e6,
+  G: 1e9,
+  T: 1e12,
+  P: 1e15,
+};
+
+/** Pure: a --size quantity in bytes. */
+export function sizeBytes(q: string): number {
+  const m = QUANTITY.exec(q);
+  if (!m) throw new Error(`invalid --size "${q}": a quantity such as 512Mi or 10Gi`);
+  const n = Math.ceil(Number(m[1]) * (MULT[m[2] ?? ""] ?? 1));
+  if (!(n > 0)) throw new Error(`invalid --size "${q}": must be more than zero`);
+  return n;
+}
+
+/** Pure: the flags checked together (what KubeVirt's virtctl refuses before it talks to the cluster). */
+export function checkFlags(f: UploadFlags): { waitSecs: number; size?: number } {
+  if (!f.imagePath) throw new Error("--image-path is required");
+  const waitSecs = Number(f.waitSecs);
+  if (!Number.isInteger(waitSecs) || waitSecs <= 0) throw new Error(`invalid --wait-secs "${f.waitSecs}"`);
+  if (f.accessMode && !["ReadWriteOnce", "ReadOnlyMany", "ReadWriteMany", "ReadWriteOncePod"].includes(f.accessMode))
+    throw new Error(`invalid --access-mode "${f.accessMode}": ReadWriteOnce, ReadOnlyMany, ReadWriteMany`);
+  if (f.volumeMode && !["filesystem", "block"].includes(f.volumeMode.toLowerCase()))
+    throw new Error(`invalid --volume-mode "${f.volumeMode}": block or filesystem`);
+  if (f.uploadproxyUrl && !/^https?:\/\/[^/]+/.test(f.uploadproxyUrl))
+    throw new Error(`invalid --uploadproxy-url "${f.uploadproxyUrl}": an http(s) URL`);
+  if (f.noCreate) return { waitSecs };
+  if (!f.size) throw new Error("when creating a DataVolume, the size must be specified (--size)");
+  return { waitSecs, size: sizeBytes(f.size) };
+}
+
+export interface ImageCheck {
+  format: string;
+  compression: string;
+  /** The disk's size when the header tells it (raw file length, qcow2 virtual size); compressed: unknown. */
+  virtualSize?: number;
+  fileBytes: number;
+}
+
+/** Reads the file's head: a disk image (raw, qcow2 & co, or gz/xz/zstd of one) or a clear error. */
+export async function checkImage(path: string): Promise<ImageCheck> {
+  const st = await stat(path).catch(() => {
+    throw new Error(`cannot read --image-path ${path}: no such file`);
+  });
+  if (!st.isFile()) throw new Error(`--image-path ${path} is not a regular file`);
+  if (st.size === 0) throw new Error(`${path} is empty, not a disk image`);
+  const fh = await open(path, "r");
+  const head = Buffer.alloc(Math.min(st.size, 64 << 10));
+  try {
+    await fh.read(head, 0, head.length, 0);
+  } finally {
+    await fh.close();
+  }
+  const compression = detectCompression(head);
+  let body = head;
+  if (compression === "gzip") {
+    try {
+      body = gunzipSync(head, { finishFlush: 2 /* Z_SYNC_FLUSH: a prefix decodes */ }).subarray(0, 4096);
+    } catch {
+      throw new Error(`${path} is not a valid gzip file`);
+    }
+  } else if (compression !== "none") {
+    // xz/zstd: the upload server looks inside; the container itself is a known one
+    return { format: "unknown", compression, fileBytes: st.size };
+  }
+  const format = detectFormat(body.subarray(0, 4096));
+  if (format === "text")
+    throw new Error(`${path} is not a disk image (raw, qcow2, vmdk, vhdx, vpc or vdi; optionally gz/xz/zstd)`);
+  const out: ImageCheck = { format, compression, fileBytes: st.size };
+  if (compression === "none" && format === "raw") out.virtualSize = st.size;
+  if (format === "qcow2" && body.length >= 32) out.virtualSize = Number(body.readBigUInt64BE(24));
+  return out;
+}
+
+/** The upload proxy's URL: the flag, else CDIConfig status.uploadProxyURL, else the kubeconfig's server. */
+export async function uploadProxyUrl(client: Client, config: ClientConfig, flag: string | undefined): Promise<string> {
+  if (flag) return flag.replace(/\/+$/, "");
+  try {
+    const cfg = await client.get<{ metadata: { name?: string }; status?: { uploadProxyURL?: string } }>(
+      resources.cdiconfigs,
+      undefined,
+      "config",
+    );
+    const u = cfg.status?.uploadProxyURL;
+    if (u) return u.replace(/\/+$/, "");
+  } catch (e) {
+    if (!isStatusError(e) || (e.code !== 404 && e.code !== 403)) throw e;
+  }
+  return config.server.replace(/\/+$/, "");
+}
+
+interface Dv {
+  metadata: { name?: string; namespace?: string; annotations?: Record<string, string> };
+  spec?: { source?: { upload?: object } };
+  status?: {
+    phase?: string;
+    progress?: string;
+    conditions?: { type: string; status: string; reason?: string; message?: string }[];
+  };
+}
+
+/** Pure: the DataVolume the verb creates (CDI's shape; tsvirt always binds it at once, see --force-bind). */
+export function uploadDataVolume(ns: string, name: string, f: UploadFlags, size: number): Record<string, unknown> {
+  const storage: Record<string, unknown> = { resources: { requests: { storage: f.size ?? String(size) } } };
+  if (f.accessMode) storage.accessModes = [f.accessMode];
+  if (f.volumeMode) storage.volumeMode = f.volumeMode.toLowerCase() === "block" ? "Block" : "Filesystem";
+  if (f.storageClass) storage.storageClassName = f.storageClass;
+  return {
+    apiVersion: "cdi.kubevirt.io/v1beta1",
+    kind: "DataVolume",
+    metadata: { name, namespace: ns, annotations: { [IMMEDIATE_BIND]: "true" } },
+    spec: { source: { upload: {} }, storage },
+  };
+}
+
+function failedMessage(dv: Dv): string {
+  const running = dv.status?.conditions?.find((c) => c.type === "Running");
+  return running?.message ? `${running.reason ?? "Failed"}: ${running.message}` : "the DataVolume failed";
+}
+
+async function waitForPhase(
+  client: Client,
+  ns: string,
+  name: string,
+  want: (phase: string) => boolean,
+  timeoutMs: number,
+  what: string,
+): Promise<Dv> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const dv = await client.get<Dv & { metadata: { name?: string } }>(resources.datavolumes, ns, name);
+    const phase = dv.status?.phase ?? "";
+    if (want(phase)) return dv;
+    if (phase === "Failed") throw new Error(`DataVolume ${ns}/${name} failed: ${failedMessage(dv)}`);
+    if (Date.now() > deadline)
+      throw new Error(`timed out waiting for ${what} (DataVolume phase ${phase || "Pending"})`);
+    await new Promise((r) => setTimeout(r, 500));
+  }
+}
+
+/** Counts bytes on their way out (the bar's figures) without holding any. */
+function meter(onBytes: (n: number) => void): Transform {
+  return new Transform({
+    highWaterMark: 1 << 20,
+    transform(chunk: Buffer, _enc, cb) {
+      onBytes(chunk.length);
+      cb(null, chunk);
+    },
+  });
+}
+
+export interface Progress {
+  update(done: number, total: number): void;
+  finish(): void;
+}
+
+/** A bar redrawn on a terminal, else a plain line every 2 s. */
+export function progressDisplay(io: Io, tty: boolean, now: () => number = Date.now): Progress {
+  const start = now();
+  let last = 0;
+  let done = 0;
+  let total = 0;
+  const line = (): string => renderBar("Uploading", progressFigures(done, total, now() - start), 30);
+  return {
+    update(d, t) {
+      done = d;
+      total = t;
+      const n = now();
+      if (n - last < (tty ? 200 : 2000)) return;
+      last = n;
+      io.out(tty ? `\r${line()}` : `${line()}\n`);
+    },
+    finish() {
+      io.out(tty ? `\r${line()}\n` : `${line()}\n`);
+    },
+  };
+}
+
+interface PostResult {
+  status: number;
+  body: string;
+}
+
+function post(
+  url: URL,
+  token: string,
+  file: string,
+  size: number,
+  tls: https.RequestOptions,
+  p: Progress,
+): Promise<PostResult> {
+  return new Promise((resolve, reject) => {
+    const mod = url.protocol === "https:" ? https : http;
+    let sent = 0;
+    const req = mod.request(
+      url,
+      {
+        method: "POST",
+        headers: {
+          authorization: `Bearer ${token}`,
+          "content-type": "application/octet-stream",
+          "content-length": String(size),
+        },
+        ...(url.protocol === "https:" ? tls : {}),
+      },
+      (res) => {
+        let body = "";
+        res.on("data", (c: Buffer) => {
+          if (body.length < 65536) body += c.toString();
+        });
+        res.on("end", () => resolve({ status: res.statusCode ?? 0, body }));
+        res.on("error", reject);
+      },
+    );
+    req.on("error", reject);
+    const src = createReadStream(file, { highWaterMark: 1 << 20 });
+    src.on("error", (e) => req.destroy(e));
+    src
+      .pipe(
+        meter((n) => {
+          sent += n;
+          p.update(sent, size);
+        }),
+      )
+      .pipe(req);
+  });
+}
+
+function statusMessage(r: PostResult): string {
+  try {
+    const s = JSON.parse(r.body) as { message?: string };
+    if (s.message) return s.message;
+  } catch {
+    // not a Status
+  }
+  return r.body.trim().slice(0, 500) || `the upload proxy answered ${r.status}`;
+}
+
+export async function imageUpload(
+  client: Client,
+  config: ClientConfig,
+  ns: string,
+  target: UploadTarget,
+  f: UploadFlags,
+  io: Io,
+  tty: boolean,
+): Promise<void> {
+  const { waitSecs, size } = checkFlags(f);
+  const file = f.imagePath ?? "";
+  // the file first: nothing is created for a file that is not a disk image, or one that cannot fit
+  const img = await checkImage(file);
+  if (size !== undefined && img.virtualSize !== undefined && img.virtualSize > size)
+    throw new Error(
+      `the image's size (${img.virtualSize} bytes) is larger than the requested --size ${f.size} (${size} bytes)`,
+    );
+  const name = target.name;
+  if (target.kind === "pvc") io.out(`tsvirt uploads through a DataVolume: PVC ${name} is DataVolume ${name}'s claim\n`);
+  let dv: Dv | undefined;
+  try {
+    dv = await client.get<Dv & { metadata: { name?: string } }>(resources.datavolumes, ns, name);
+  } catch (e) {
+    if (!isStatusError(e) || e.code !== 404) throw e;
+  }
+  if (dv) {
+    if (!dv.spec?.source?.upload) throw new Error(`DataVolume ${ns}/${name} exists and is not an upload target`);
+    if (dv.status?.phase === "Succeeded")
+      throw new Error(`DataVolume ${ns}/${name} has already been uploaded (phase Succeeded)`);
+    io.out(`Using existing DataVolume ${ns}/${name}\n`);
+  } else {
+    if (f.noCreate) throw new Error(`DataVolume ${ns}/${name} not found (--no-create)`);
+    await client.create(resources.datavolumes, ns, uploadDataVolume(ns, name, f, size ?? 0) as never);
+    io.out(`DataVolume ${ns}/${name} created\n`);
+  }
+  io.out(`Waiting for PVC ${name} upload pod to be ready...\n`);
+  await waitForPhase(client, ns, name, (p) => p === "UploadReady", waitSecs * 1000, "the upload pod to be ready");
+  io.out("Pod now ready\n");
+  const base = await uploadProxyUrl(client, config, f.uploadproxyUrl);
+  const sameServer = base === config.server.replace(/\/+$/, "");
+  const tls: https.RequestOptions = {
+    rejectUnauthorized: !(f.insecure || (sameServer && config.insecureSkipTLSVerify)),
+    ...(sameServer && config.ca ? { ca: config.ca } : {}),
+  };
+  io.out(`Uploading data to ${base}\n`);
+  // the upload pod may restart (a killed upload server): a 503 before any processing is retried while the wait lasts
+  const deadline = Date.now() + waitSecs * 1000;
+  for (;;) {
+    const tok = await client.create<{ metadata: { name?: string }; status?: { token?: string } }>(
+      UPLOAD_TOKEN_REQUESTS,
+      ns,
+      {
+        apiVersion: "upload.cdi.kubevirt.io/v1beta1",
+        kind: "UploadTokenRequest",
+        metadata: { name, namespace: ns },
+        spec: { pvcName: name },
+      } as never,
+    );
+    const token = tok.status?.token;
+    if (!token) throw new Error("the server returned no upload token");
+    const bar = progressDisplay(io, tty);
+    const r = await post(new URL(`${base}/v1beta1/upload`), token, file, img.fileBytes, tls, bar);
+    bar.finish();
+    if (r.status >= 200 && r.status < 300) break;
+    // (only "not ready yet", answered before any byte is taken: a failure mid-way is the user's to retry)
+    if (r.status === 503 && statusMessage(r).startsWith("upload pod not ready yet") && Date.now() < deadline) {
+      io.out(`${statusMessage(r)}; retrying\n`);
+      await waitForPhase(client, ns, name, (p) => p === "UploadReady", deadline - Date.now(), "the upload pod");
+      continue;
+    }
+    throw new Error(statusMessage(r));
+  }
+  io.out(
+    "Uploading data completed successfully, waiting for processing to complete, you can hit ctrl-c without interrupting the progress\n",
+  );
+  await waitForPhase(client, ns, name, (p) => p === "Succeeded", 24 * 3600 * 1000, "processing to complete");
+  io.out("Processing completed successfully\n");
+  io.out(`Uploading ${file} completed successfully\n`);
+}
+
+export function registerImageUpload(program: Command, ctx: VerbContext, tty: () => boolean): void {
+  program
+    .command("image-upload")
+    .argument("<kind>", "dv or pvc")
+    .argument("[name]", "the DataVolume (or its PVC) to upload to")
+    .description("Upload a VM image to a DataVolume/PersistentVolumeClaim.")
+    .option("--image-path <path>", "path to the local VM image (raw, qcow2, ...; optionally gz/xz/zstd)")
+    .option("--size <quantity>", "size of the DataVolume to create, e.g. 10Gi")
+    .option("--storage-class <name>", "the storage class of the DataVolume's claim")
+    .option("--access-mode <mode>", "the claim's access mode (ReadWriteOnce, ...)")
+    .option("--volume-mode <mode>", "the claim's volume mode: block or filesystem")
+    .option("--insecure", "allow an insecure (self-signed) upload proxy certificate")
+    .option(
+      "--uploadproxy-url <url>",
+      "the upload proxy (default: CDIConfig status.uploadProxyURL, else the API server)",
+    )
+    .option("--no-create", "do not create the DataVolume: it must exist")
+    .option(
+      "--force-bind",
+      "accepted for KubeVirt compatibility: tsvirt always asks for immediate binding (the upload needs its volume's node before any consumer exists)",
+    )
+    .option("--wait-secs <n>", "seconds to wait for the upload pod to be ready", "300")
+    .action(async (kind: string, name: string | undefined, f: UploadFlags & { create?: boolean }, cmd: Command) => {
+      const flags: UploadFlags = { ...f, noCreate: f.create === false };
+      await runVerb(ctx, cmd, (s) =>
+        imageUpload(s.client, s.config, s.namespace, parseTarget(kind, name), flags, ctx.io, tty()),
+      );
+    });
+}
