@@ -1,6 +1,7 @@
 // Subcommand registry for `tsvirt`. Each entry lives in its own file under cmd/ and imports its component lazily.
 import type { Command } from "commander";
 import { registerApi } from "./api.js";
+import { registerCloneSource } from "./clonesource.js";
 import { registerController } from "./controller.js";
 import { registerHandler } from "./handler.js";
 import { registerImporter } from "./importer.js";
@@ -20,6 +21,8 @@ export function registerCommands(program: Command): void {
   registerImporter(program);
 
   registerUploadServer(program);
+
+  registerCloneSource(program);
 
   registerUp(program);
 

@@ -9,7 +9,7 @@ import { classifyPod } from "./launcher-pod.js";
 import { isFinal } from "./phase.js";
 import { type ApiClient, type Pod, refs, type VirtualMachineInstance } from "./ports.js";
 import { logPath } from "./processes.js";
-import { importerShape, uploadShape, type WorkerServices } from "./workers/index.js";
+import { cloneSourceShape, importerShape, uploadShape, type WorkerServices, workerArgv } from "./workers/index.js";
 
 export interface PodShape {
   /** Its name in logs and refusals. */
@@ -93,6 +93,7 @@ export function podShapes(d: ShapeDeps): PodShape[] {
   if (d.workers) {
     const w = { node: d.node, dataDir: d.dataDir, api: d.api, ...d.workers };
     shapes.push(importerShape(w), uploadShape(w));
+    shapes.push(cloneSourceShape({ ...w, argv: (cmd, job) => workerArgv(w, cmd, job) }));
   }
   return shapes;
 }

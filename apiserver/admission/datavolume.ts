@@ -182,3 +182,25 @@ export function cdiConfigWarnings(obj: unknown): string[] {
   }
   return warnings;
 }
+
+/**
+ * A clone from another namespace (CDI's rule, asked of the API's own authorizer through `may`): the requester must be
+ * allowed to `create` `datavolumes/source` in the source's namespace. Same namespace: nothing more to ask.
+ */
+export function crossNamespaceCloneCauses(
+  specIn: unknown,
+  namespace: string,
+  may: (attrs: { verb: string; group: string; resource: string; namespace: string }) => boolean,
+): StatusCause[] {
+  const src = field(field(specIn, "source"), "pvc");
+  const from = field(src, "namespace");
+  if (typeof from !== "string" || from === "" || from === namespace) return [];
+  if (may({ verb: "create", group: "cdi.kubevirt.io", resource: "datavolumes/source", namespace: from })) return [];
+  return [
+    {
+      type: "FieldValueForbidden",
+      field: "spec.source.pvc.namespace",
+      message: `spec.source.pvc.namespace: cloning from namespace ${from} needs the right to create datavolumes/source there, which the requester lacks`,
+    },
+  ];
+}

@@ -17,7 +17,8 @@ import {
 import type { StatusCause } from "../../lib/errors.js";
 import { field, isObject, type Rec, rec } from "../../lib/json.js";
 import { type LabelSelectorObject, type Labels, labelSelectorMatches } from "../../lib/selectors.js";
-import { cdiConfigWarnings, validateDataVolumeSpec } from "./datavolume.js";
+import { authorize } from "../auth/authorize.js";
+import { cdiConfigWarnings, crossNamespaceCloneCauses, validateDataVolumeSpec } from "./datavolume.js";
 import { inertKindsPlugin } from "./inert.js";
 import { encodePatch, type PatchOp } from "./json-patch.js";
 import type {
@@ -661,7 +662,13 @@ export function admissionPlugins(opts: KubevirtAdmissionOptions = {}): Admission
       "validating",
       { group: "cdi.kubevirt.io", resources: ["datavolumes"], operations: ["CREATE", "UPDATE"] },
       (req) => {
-        if (req.operation === "CREATE") return validateDataVolumeSpec(req.object?.spec, "spec");
+        if (req.operation === "CREATE") {
+          const v = validateDataVolumeSpec(req.object?.spec, "spec");
+          const user = { username: req.userInfo.username, groups: req.userInfo.groups ?? [] };
+          const ns = req.namespace ?? String(field(req.object?.metadata, "namespace") ?? "default");
+          const cross = crossNamespaceCloneCauses(req.object?.spec, ns, (a) => authorize(user, a).allowed);
+          return { ...v, causes: [...v.causes, ...cross] };
+        }
         // CDI's rule: the spec is immutable once created (metadata and status may change)
         if (JSON.stringify(canonical(req.object?.spec)) === JSON.stringify(canonical(req.oldObject?.spec))) return {};
         return { causes: [invalid("spec", "spec: Cannot update DataVolume spec: it is immutable")] };

@@ -110,6 +110,10 @@ export async function importSource(
     await writeCertRefs(d, ns, name, "spec.source.registry", src.registry, podDir, source);
     return { source, allow };
   }
+  if (src.pvc) {
+    const { clonePvcSource } = await import("./clone.js");
+    return { source: await clonePvcSource(d, dv), allow: [] };
+  }
   const kind = Object.keys(src)[0] ?? "(none)";
   return invalidSource(`spec.source.${kind} is not imported by the importer`);
 }
@@ -139,7 +143,7 @@ async function writeCertRefs(
 export function importerShape(d: WorkerShapeDeps): PodShape {
   return {
     name: "cdi-importer",
-    // (a clone target is an importer pod too: its source.pvc is for the clone branch to add to importSource)
+    // (a clone target is an importer pod too: importSource resolves its source.pvc, handler/workers/clone.ts)
     match: (pod) => matchDvWorker(pod, "importer"),
     async command(ownerUid, podDir, pod) {
       const dv = await ownerDataVolume(d.api, pod, ownerUid);

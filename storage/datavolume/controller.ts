@@ -179,6 +179,13 @@ export class DataVolumeController {
           return { ...(spvc ? { pvc: spvc } : {}), ...(spv ? { pv: spv } : {}), ...(spod ? { pod: spod } : {}) };
         })()
       : undefined;
+    // A clone waits while a pod (a running VMI's launcher) uses its source: the pods of the source's namespace are
+    // read live (this informer holds worker pods only), and only for a clone still under way.
+    const phase = dv.status?.phase;
+    if (source?.pv && srcRef && phase !== "Succeeded" && phase !== "Failed") {
+      const pods = (await this.client.list<Pod>(resources.pods, srcRef.namespace)).items;
+      Object.assign(source, { pods });
+    }
     // A stale pod of the same name (an earlier DV's) goes first.
     if (pod && !ownPod) await this.deletePod(pod);
     const plan = planDataVolume({

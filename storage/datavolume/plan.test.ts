@@ -449,33 +449,46 @@ describe("clone phases", () => {
     spec: { resources: { requests: { storage: "1Gi" } }, volumeName: "pvc-src-uid" },
     status: { phase: "Bound" },
   };
-  it("waits for its source; then a source pod on the source's node and a target pod; then Succeeded", () => {
+  const ready = (pod: Pod, uid: string) => {
+    const p = withPhase(pod, "Running", uid);
+    p.status = { ...p.status, conditions: [{ type: "Ready", status: "True" }] };
+    return p;
+  };
+  const created = (p: { actions: DvAction[] }) => p.actions.flatMap((a) => (a.kind === "createPod" ? [a.pod] : []));
+  const role = (pod: Pod | undefined) => pod?.metadata.labels?.[ROLE_LABEL];
+
+  it("other node: waits for its source; then the source pod on the source's node; the target once it is Ready", () => {
     const d = dv({ pvc: { namespace: "src", name: "golden" } });
     const i = input(d, { pvc: claimOf(d, "Bound"), pv: pv("node01") });
     let p = step(i);
     assert.equal(p.status.phase, "CloneScheduled");
-    assert.equal(cond(p.status, "Running")?.reason, "CloneSourceNotReady");
-    assert.equal(
-      p.actions.some((a) => a.kind === "createPod"),
-      false,
-    );
+    assert.equal(cond(p.status, "Running")?.reason, "CloneWithoutSource");
+    assert.ok(events(p.actions).includes("CloneWithoutSource"));
+    assert.equal(created(p).length, 0);
 
     i.source = { pvc: src, pv: pv("node02", "pvc-src-uid") };
     p = step(i);
-    const pods = p.actions.flatMap((a) => (a.kind === "createPod" ? [a.pod] : []));
-    assert.equal(pods.length, 2);
-    const source = pods.find((x) => x.metadata.labels?.[ROLE_LABEL] === "cdi-clone-source");
-    const target = pods.find((x) => x.metadata.labels?.[ROLE_LABEL] === "importer");
-    assert.equal(source?.metadata.name, "dv-uid-source-pod");
-    assert.equal(source?.metadata.namespace, "src");
-    assert.equal(source?.spec.nodeName, "node02");
-    assert.equal(source?.metadata.annotations?.[DvAnnotations.cloneTarget], "default/disk");
-    assert.equal(source?.metadata.ownerReferences, undefined);
-    assert.equal(target?.metadata.name, importerPodName(d));
-    assert.equal(target?.spec.nodeName, "node01");
-    assert.ok(source && target);
+    assert.deepEqual(created(p).map(role), ["cdi-clone-source"]);
+    const source = created(p)[0] as Pod;
+    assert.equal(source.metadata.name, "dv-uid-source-pod");
+    assert.equal(source.metadata.namespace, "src");
+    assert.equal(source.spec.nodeName, "node02");
+    assert.equal(source.metadata.annotations?.[DvAnnotations.cloneTarget], "default/disk");
+    assert.equal(source.metadata.ownerReferences, undefined);
 
+    // Running but not Ready: the target still waits (it would connect to nothing).
     i.source.pod = withPhase(source, "Running", "s-1");
+    p = step(i);
+    assert.equal(created(p).length, 0);
+    assert.equal(cond(p.status, "Running")?.message, "waiting for the clone source pod to be ready");
+
+    i.source.pod = ready(source, "s-1");
+    p = step(i);
+    assert.deepEqual(created(p).map(role), ["importer"]);
+    const target = created(p)[0] as Pod;
+    assert.equal(target.metadata.name, importerPodName(d));
+    assert.equal(target.spec.nodeName, "node01");
+
     i.pod = withPhase(target, "Running", "t-1");
     p = step(i);
     assert.equal(p.status.phase, "CloneInProgress");
@@ -490,6 +503,101 @@ describe("clone phases", () => {
     assert.equal(p.actions.filter((a) => a.kind === "deletePod").length, 2);
     assert.ok(events(p.actions).includes("CloneSucceeded"));
   });
+
+  it("other node: a killed source pod is a transient failure; both pods go, then the source pod first again", () => {
+    const d = dv({ pvc: { namespace: "src", name: "golden" } });
+    const source = withPhase(
+      {
+        metadata: { name: "dv-uid-source-pod", namespace: "src", labels: { [ROLE_LABEL]: "cdi-clone-source" } },
+        spec: { containers: [] },
+      },
+      "Failed",
+      "s-1",
+    );
+    const target = withPhase(renderImporterPod(d, claimOf(d), "node01"), "Running", "t-1");
+    const i = input(d, {
+      pvc: claimOf(d, "Bound"),
+      pv: pv("node01"),
+      pod: target,
+      source: { pvc: src, pv: pv("node02", "pvc-src-uid"), pod: source },
+    });
+    let p = step(i);
+    assert.equal(p.status.restartCount, 1);
+    assert.deepEqual(
+      p.actions.filter((a) => a.kind === "deletePod").map((a) => (a.kind === "deletePod" ? a.uid : "")),
+      ["t-1", "s-1"],
+    );
+    assert.equal(p.status.phase, "CloneScheduled");
+    const ann = p.actions.find((a) => a.kind === "annotateClaim");
+    assert.ok(ann?.kind === "annotateClaim");
+    i.pvc = claimOf(d, "Bound", ann.annotations);
+    i.pod = undefined;
+    i.source = { pvc: src, pv: pv("node02", "pvc-src-uid") };
+    i.now = new Date(NOW.getTime() + 3_000);
+    p = step(i);
+    assert.deepEqual(created(p).map(role), ["cdi-clone-source"]);
+  });
+
+  it("same node: no source pod, the importer at once (any old source pod goes)", () => {
+    const d = dv({ pvc: { namespace: "src", name: "golden" } });
+    const stale = ready(
+      { metadata: { name: "dv-uid-source-pod", namespace: "src" }, spec: { containers: [] } } as Pod,
+      "s-0",
+    );
+    const p = step(
+      input(d, {
+        pvc: claimOf(d, "Bound"),
+        pv: pv("node01"),
+        source: { pvc: src, pv: pv("node01", "pvc-src-uid"), pod: stale },
+      }),
+    );
+    assert.deepEqual(created(p).map(role), ["importer"]);
+    assert.ok(p.actions.some((a) => a.kind === "deletePod" && a.uid === "s-0"));
+    assert.equal(p.status.phase, "CloneScheduled");
+  });
+
+  it("a source used by a running VMI's pod waits (CloneSourceInUse), and says so", () => {
+    const d = dv({ pvc: { namespace: "src", name: "golden" } });
+    const launcher = withPhase(
+      {
+        metadata: { name: "virt-launcher-vm-abcde", namespace: "src" },
+        spec: { containers: [], volumes: [{ name: "root", persistentVolumeClaim: { claimName: "golden" } }] },
+      } as Pod,
+      "Running",
+      "l-1",
+    );
+    const p = step(
+      input(d, {
+        pvc: claimOf(d, "Bound"),
+        pv: pv("node01"),
+        source: { pvc: src, pv: pv("node01", "pvc-src-uid"), pods: [launcher] },
+      }),
+    );
+    assert.equal(created(p).length, 0);
+    assert.equal(p.status.phase, "CloneScheduled");
+    assert.equal(cond(p.status, "Running")?.reason, "CloneSourceInUse");
+    assert.match(
+      cond(p.status, "Running")?.message ?? "",
+      /pod src\/virt-launcher-vm-abcde using PersistentVolumeClaim golden/,
+    );
+    assert.ok(events(p.actions).includes("CloneSourceInUse"));
+  });
+
+  it("a target smaller than the source waits with a reason; a storage spec without size takes the source's", () => {
+    const d = dv({ pvc: { namespace: "src", name: "golden" } });
+    const small = claimOf(d, "Bound");
+    small.spec.resources = { requests: { storage: "512Mi" } };
+    const smallPv = pv("node01");
+    smallPv.spec.capacity = { storage: "512Mi" };
+    const p = step(input(d, { pvc: small, pv: smallPv, source: { pvc: src, pv: pv("node01", "pvc-src-uid") } }));
+    assert.equal(cond(p.status, "Running")?.reason, "CloneTargetTooSmall");
+    const sized = dv({ pvc: { namespace: "src", name: "golden" } });
+    sized.spec.storage = {};
+    const plan = planClaimFor(sized, [localStorageClass()], src);
+    assert.ok(plan.ok);
+    assert.equal(plan.claim.spec.resources?.requests?.storage, "1Gi");
+  });
+
   it("immediate bind of a clone prefers the source's node", () => {
     const d = dv(
       { pvc: { namespace: "src", name: "golden" } },

@@ -4,7 +4,7 @@
 // message. The shell (controller.ts) reads caches, calls planDataVolume, and does what it says.
 
 import type { DataVolumeCondition, DataVolumePhase, DataVolumeStatus } from "../../api/index.js";
-import { formatBytes, nowRfc3339, StorageAnnotations, setCondition } from "../../api/index.js";
+import { nowRfc3339, StorageAnnotations, setCondition } from "../../api/index.js";
 import type {
   PersistentVolumeClaim as Claim,
   StorageClass as Class,
@@ -13,6 +13,7 @@ import type {
   PersistentVolume as Volume,
 } from "../../client/index.js";
 import { claimSize, classOf, isWaitForFirstConsumer, noRoomMessage, volumeNode } from "../plan.js";
+import { type ClonePods, cloneGate, clonePods } from "./clone.js";
 import {
   DvAnnotations,
   dvOwnerRef,
@@ -200,8 +201,11 @@ export interface DvInput {
   classes: readonly Class[];
   /** The DV's worker pod (importer-/cdi-upload-<dv>). */
   pod?: Pod;
-  /** A clone's source claim, its volume and the source pod. */
-  source?: { pvc?: Claim; pv?: Volume; pod?: Pod };
+  /**
+   * A clone's source claim, its volume and the source pod; `pods`: the pods of the source's namespace (a clone waits
+   * while one of them uses the source claim: storage/datavolume/clone.ts).
+   */
+  source?: { pvc?: Claim; pv?: Volume; pod?: Pod; pods?: readonly Pod[] };
   /** Free local bytes per node (storage/plan.ts), for immediate bind. */
   free: ReadonlyMap<string, number>;
   now: Date;
@@ -232,22 +236,10 @@ const PHASES: Record<Operation, { scheduled: DataVolumePhase; running: DataVolum
 /** Retry of a DV waiting for room or a clone source (besides the retries cache events trigger). */
 export const WAIT_RETRY_MS = 30_000;
 
-/**
- * A clone's preconditions (the clone helper refines them): undefined when the source can be read into the target,
- * else why not yet. The hook the `clone` work fills: volume modes, sizes, the source in use.
- */
+/** A clone's preconditions (storage/datavolume/clone.ts): undefined when the source can be read now, else why not. */
 export function cloneSourceProblem(dv: DataVolume, input: DvInput): string | undefined {
-  const ref = dv.spec.source?.pvc;
-  if (!ref) return undefined;
-  const src = input.source?.pvc;
-  if (!src || src.metadata.deletionTimestamp) return `source PVC ${ref.namespace}/${ref.name} not found`;
-  if (src.status?.phase !== "Bound" || !input.source?.pv) return `source PVC ${ref.namespace}/${ref.name} is not bound`;
-  if (!volumeNode(input.source.pv)) return `source PVC ${ref.namespace}/${ref.name} is not on a tsvirt-local volume`;
-  const target = input.pvc;
-  if (target && claimSize(src) > claimSize(target)) {
-    return `source PVC ${ref.namespace}/${ref.name} (${formatBytes(claimSize(src))}) is larger than the target (${formatBytes(claimSize(target))})`;
-  }
-  return undefined;
+  const gate = cloneGate({ dv, target: input.pvc, targetPV: input.pv, source: input.source });
+  return gate.ok ? undefined : gate.message;
 }
 
 function podRef(pod: Pod): { namespace: string; name: string; uid: string } {
@@ -372,17 +364,26 @@ export function planDataVolume(input: DvInput): DvPlan {
   const phases = PHASES[op];
   phase = phases.scheduled;
   const isClone = op === "Clone";
+  // A clone: same node → the importer reads the source file (no source pod); other node → a source pod first.
+  let clone: ClonePods | undefined;
   if (isClone) {
-    const problem = cloneSourceProblem(dv, input);
-    if (problem) {
+    const gate = cloneGate({ dv, target: ownClaim, targetPV: input.pv, source: input.source });
+    if (!gate.ok) {
       deletePods(input.pod, input.source?.pod);
-      running = { status: "False", reason: "CloneSourceNotReady", message: problem };
+      const prevRunning = prev.conditions?.find((c) => c.type === "Running");
+      if (prevRunning?.reason !== gate.reason) {
+        actions.push({ kind: "event", type: "Warning", reason: gate.reason, message: gate.message });
+      }
+      running = { status: "False", reason: gate.reason, message: gate.message };
       requeueAfterMs = WAIT_RETRY_MS;
       return finish();
     }
+    clone = clonePods(gate, input.source?.pod?.metadata.deletionTimestamp ? undefined : input.source?.pod);
+    if (clone.sourcePod === "delete") deletePods(input.source?.pod);
   }
   const main = workerState(input.pod);
-  const src = isClone ? workerState(input.source?.pod) : ({ kind: "none" } as WorkerState);
+  const src =
+    clone && clone.sourcePod !== "delete" ? workerState(input.source?.pod) : ({ kind: "none" } as WorkerState);
   const failed = [main, src].find((s) => s.kind === "fatal") ?? [main, src].find((s) => s.kind === "transient");
 
   if (failed?.kind === "fatal") {
@@ -426,7 +427,7 @@ export function planDataVolume(input: DvInput): DvPlan {
   }
 
   // Missing pods: after the backoff of the last counted failure, (re)create them.
-  if (main.kind === "none" || (isClone && src.kind === "none")) {
+  if (main.kind === "none" || (clone?.sourcePod === "create" && src.kind === "none")) {
     if (rec.restarts > 0 && rec.at) {
       const wait = Date.parse(rec.at) + backoffMs(rec.restarts) - now.getTime();
       if (wait > 0) {
@@ -435,9 +436,14 @@ export function planDataVolume(input: DvInput): DvPlan {
         return finish();
       }
     }
-    if (isClone && src.kind === "none" && input.source?.pvc && input.source.pv) {
+    if (clone?.sourcePod === "create" && src.kind === "none" && input.source?.pvc && input.source.pv) {
       const srcNode = volumeNode(input.source.pv) ?? "";
       actions.push({ kind: "createPod", pod: renderCloneSourcePod(dv, input.source.pvc, srcNode) });
+    }
+    if (main.kind === "none" && clone && !clone.importer) {
+      // The target connects to the source pod's IP: it starts once that pod serves (Ready).
+      running = { status: "False", reason: "Pending", message: "waiting for the clone source pod to be ready" };
+      return finish();
     }
     if (main.kind === "none") {
       const pod = op === "Upload" ? renderUploadPod(dv, ownClaim, node) : renderImporterPod(dv, ownClaim, node);

@@ -45,7 +45,23 @@ export interface UploadJobSource {
   kind: "upload";
 }
 
-export type JobSource = { kind: "blank" } | HttpJobSource | RegistryJobSource | InvalidJobSource | UploadJobSource;
+/**
+ * A clone (DataVolume source.pvc, storage/clone): the source volume on this node (read directly), or the clone-source
+ * pod on another node (its pod IP and port; the token is the target DV's uid, which the source pod serves only).
+ */
+export interface PvcJobSource {
+  kind: "pvc";
+  local?: { path: string; block: boolean };
+  remote?: { host: string; port: number; token: string };
+}
+
+export type JobSource =
+  | { kind: "blank" }
+  | HttpJobSource
+  | RegistryJobSource
+  | PvcJobSource
+  | InvalidJobSource
+  | UploadJobSource;
 
 export interface WorkerJob {
   version: 1;

@@ -33,6 +33,11 @@ async function importOnce(job: WorkerJob, log: Logger): Promise<Outcome> {
       return { outcome: "Succeeded", message: "Import Complete", bytes: 0, sha256: EMPTY_SHA256 };
     case "invalid":
       throw fatal("InvalidSource", src.message);
+    case "pvc": {
+      const { cloneInto } = await import("../clone/target.js");
+      const r = await cloneInto(job, src, log);
+      return { outcome: "Succeeded", message: "Clone Complete", bytes: r.bytes, sha256: r.sha256 };
+    }
     default: {
       const { importFrom } = await import("./sources.js");
       const r = await importFrom(job, log);
