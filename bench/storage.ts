@@ -18,7 +18,7 @@ import { mkdir, mkdtemp, readFile, rm, stat } from "node:fs/promises";
 import { loadavg, tmpdir } from "node:os";
 import { join } from "node:path";
 import type { TestContext } from "node:test";
-import { type KObject, loadConfig, type ResourceRef, RestClient, resources } from "../client/index.js";
+import { type KObject, loadConfig, RestClient, resources } from "../client/index.js";
 import { CLUSTER, requirePrereqs } from "../tests/lib/prereqs.js";
 import { type Cluster, qemuFor, ROOT, run, startCluster, TSVIRT, until, VIRTCTL } from "../tests/lib/up.js";
 import { startPutSink } from "./put-sink.js";
@@ -43,15 +43,6 @@ const GUEST_WRITE_MIB = Number(process.env.BENCH_GUEST_WRITE_MIB ?? 512);
 const GUEST_RUNS = Math.max(RUNS, Number(process.env.BENCH_GUEST_RUNS ?? 7));
 const TARGET = { import: 0.8, upload: 0.8, clone: 1.2, guestWrite: 0.9 };
 const IMMEDIATE = "cdi.kubevirt.io/storage.bind.immediate.requested";
-// A ResourceRef literal (client/resources.ts lists the kinds the components use).
-const DATAVOLUMES: ResourceRef = {
-  group: "cdi.kubevirt.io",
-  version: "v1beta1",
-  resource: "datavolumes",
-  namespaced: true,
-  kind: "DataVolume",
-};
-
 /** Which tsvirt sides this tree has (each helper's component directory; see /work/brief/STORAGE-CONTRACT.md). */
 const HAVE = {
   dv: existsSync(join(ROOT, "storage", "datavolume")),
@@ -95,7 +86,7 @@ function dvSucceeded(client: RestClient, name: string, timeoutMs: number): { at:
       w.stop();
       reject(new Error(`DataVolume ${name} not Succeeded within ${timeoutMs} ms`));
     }, timeoutMs);
-    const w = client.watch<Dv>(DATAVOLUMES, NS, { fieldSelector: `metadata.name=${name}` }, (ev) => {
+    const w = client.watch<Dv>(resources.datavolumes, NS, { fieldSelector: `metadata.name=${name}` }, (ev) => {
       if (ev.type !== "ADDED" && ev.type !== "MODIFIED") return;
       const o = ev.object as Dv;
       if (o.metadata.name !== name) return;
@@ -135,7 +126,7 @@ async function dvRun(client: RestClient, dv: Dv, timeoutMs = 600_000): Promise<n
   await new Promise((r) => setTimeout(r, 200)); // the watch is established before the request
   const t0 = performance.now();
   try {
-    await client.create(DATAVOLUMES, NS, dv);
+    await client.create(resources.datavolumes, NS, dv);
   } catch (e) {
     done.stop();
     throw e;
@@ -161,7 +152,7 @@ async function sameData(file: string, img: BenchImage): Promise<void> {
 }
 
 async function deleteDv(client: RestClient, name: string): Promise<void> {
-  await client.delete(DATAVOLUMES, NS, name).catch(() => {});
+  await client.delete(resources.datavolumes, NS, name).catch(() => {});
   await client.delete(resources.pvcs, NS, name).catch(() => {});
 }
 
