@@ -397,12 +397,24 @@ async function main(): Promise<void> {
       upload: needs("dv", "upload"),
       clone: needs("dv", "importer", "clone"),
     };
-    const imp = na.import ? undefined : await importPair(c, client, img, raw, work);
-    const impQ = na.import ? undefined : await importPair(c, client, img, qcow2, work);
-    const up = na.upload ? undefined : await uploadPair(c, client, img, raw, work);
-    const upQ = na.upload ? undefined : await uploadPair(c, client, img, qcow2, work);
-    const cl = na.clone ? undefined : await clonePair(c, client, img, work);
-    const gw = await guestWritePair(c, client);
+    // A pair that fails is reported as failed (null in the JSON); the others still run.
+    const failed: string[] = [];
+    const attempt = async <T>(what: string, fn: () => Promise<T>): Promise<T | undefined> => {
+      try {
+        return await fn();
+      } catch (e) {
+        const line = `${what}: FAILED: ${(e as Error).message.split("\n")[0]}`;
+        console.log(line);
+        failed.push(line);
+        return undefined;
+      }
+    };
+    const imp = na.import ? undefined : await attempt("import raw", () => importPair(c, client, img, raw, work));
+    const impQ = na.import ? undefined : await attempt("import qcow2", () => importPair(c, client, img, qcow2, work));
+    const up = na.upload ? undefined : await attempt("upload raw", () => uploadPair(c, client, img, raw, work));
+    const upQ = na.upload ? undefined : await attempt("upload qcow2", () => uploadPair(c, client, img, qcow2, work));
+    const cl = na.clone || !imp ? undefined : await attempt("clone", () => clonePair(c, client, img, work));
+    const gw = await attempt("guest write", () => guestWritePair(c, client));
 
     const figure = (pr: Pair | undefined, f: (pr: Pair) => number): number | null => (pr ? r2(f(pr)) : null);
     const ratio = (pr: Pair | undefined): number | null => figure(pr, (x) => median(x.tsvirt) / median(x.baseline));
@@ -422,7 +434,7 @@ async function main(): Promise<void> {
       upload_ratio: ratio(up),
       upload_qcow2_mib_s: figure(upQ, (x) => median(x.tsvirt)),
       upload_qcow2_baseline_mib_s: figure(upQ, (x) => median(x.baseline)),
-      guest_write_disk: gw.disk,
+      guest_write_disk: gw?.disk ?? null,
     };
 
     console.log("");
@@ -430,11 +442,11 @@ async function main(): Promise<void> {
     const importLine = (f: string, x: Pair | undefined): string =>
       x
         ? `  registry import (${f} image), request → DV Succeeded: ${ms(median(x.tsvirt))} (runs ${list(x.tsvirt)}); by hand (skopeo copy + tar -x + qemu-img convert -O raw) ${ms(median(x.baseline))} (runs ${list(x.baseline)}; a sync after it ${ms(median(x.extra))}); ratio ${ratio(x)} (target ≤ ${TARGET.import})`
-        : `  registry import (${f} image): ${na.import}`;
+        : `  registry import (${f} image): ${na.import ?? "failed (below)"}`;
     const uploadLine = (f: string, x: Pair | undefined): string =>
       x
         ? `  upload (${f} file), virtctl image-upload → DV Succeeded: ${r2(median(x.tsvirt))} MiB/s (runs ${list(x.tsvirt, r2)}); curl -T to a PUT sink that fsyncs ${r2(median(x.baseline))} MiB/s (runs ${list(x.baseline, r2)}); ratio ${ratio(x)} (target ≥ ${TARGET.upload})`
-        : `  upload (${f} file): ${na.upload}`;
+        : `  upload (${f} file): ${na.upload ?? "failed (below)"}`;
     console.log(importLine("raw", imp));
     console.log(importLine("qcow2", impQ));
     console.log(uploadLine("raw", up));
@@ -443,10 +455,12 @@ async function main(): Promise<void> {
       console.log(
         `  clone (same node), request → DV Succeeded: ${ms(median(cl.tsvirt))} (runs ${list(cl.tsvirt)}); cp --sparse=always ${ms(median(cl.baseline))} (runs ${list(cl.baseline)}; a sync after it ${ms(median(cl.extra))}); ratio ${out.clone_ratio} (target ≤ ${TARGET.clone})`,
       );
-    else console.log(`  clone: ${na.clone}`);
-    console.log(
-      `  guest sequential write (dd ${GUEST_WRITE_MIB} MiB oflag=direct, medians of ${GUEST_RUNS} pairs) on a ${gw.disk}: ${r2(median(gw.tsvirt))} MiB/s (runs ${list(gw.tsvirt, r2)}); QEMU by hand, same file and disk options ${r2(median(gw.baseline))} MiB/s (runs ${list(gw.baseline, r2)}); ratio ${out.guest_write_ratio} (target ≥ ${TARGET.guestWrite})`,
-    );
+    else console.log(`  clone: ${na.clone ?? (imp ? "failed (below)" : "n/a (its source is the raw import)")}`);
+    if (gw)
+      console.log(
+        `  guest sequential write (dd ${GUEST_WRITE_MIB} MiB oflag=direct, medians of ${GUEST_RUNS} pairs) on a ${gw.disk}: ${r2(median(gw.tsvirt))} MiB/s (runs ${list(gw.tsvirt, r2)}); QEMU by hand, same file and disk options ${r2(median(gw.baseline))} MiB/s (runs ${list(gw.baseline, r2)}); ratio ${out.guest_write_ratio} (target ≥ ${TARGET.guestWrite})`,
+      );
+    for (const f of failed) console.log(`  ${f}`);
     console.log(JSON.stringify({ bench: "storage", ...out }));
   } finally {
     for (const fn of cleanups.reverse()) await Promise.resolve(fn()).catch(() => {});
