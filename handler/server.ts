@@ -194,6 +194,8 @@ export function startServer(o: ServerOptions): Promise<{ server: Server; port: n
     }
     status(res, 404, "NotFound", `no handler for ${url.pathname}`);
   });
+  // an upload's body may take longer than Node's default 5 minutes to arrive
+  server.requestTimeout = 0;
   server.on("upgrade", (req, socket, head) => {
     socket.on("error", () => socket.destroy());
     const url = new URL(req.url ?? "/", "http://node");

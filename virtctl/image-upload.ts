@@ -272,7 +272,14 @@ function post(
         res.on("data", (c: Buffer) => {
           if (body.length < 65536) body += c.toString();
         });
-        res.on("end", () => resolve({ status: res.statusCode ?? 0, body }));
+        res.on("end", () => {
+          // an answer before the whole file went (a refusal): stop sending the rest
+          if (!req.writableFinished) {
+            src.destroy();
+            req.destroy();
+          }
+          resolve({ status: res.statusCode ?? 0, body });
+        });
         res.on("error", reject);
       },
     );
@@ -329,7 +336,7 @@ export async function imageUpload(
     if (!dv.spec?.source?.upload) throw new Error(`DataVolume ${ns}/${name} exists and is not an upload target`);
     if (dv.status?.phase === "Succeeded")
       throw new Error(`DataVolume ${ns}/${name} has already been uploaded (phase Succeeded)`);
-    io.out(`Using existing DataVolume ${ns}/${name}\n`);
+    io.out(`Using existing DataVolume ${ns}/${name} (an upload always starts over on a clean volume)\n`);
   } else {
     if (f.noCreate) throw new Error(`DataVolume ${ns}/${name} not found (--no-create)`);
     await client.create(resources.datavolumes, ns, uploadDataVolume(ns, name, f, size ?? 0) as never);
@@ -339,7 +346,9 @@ export async function imageUpload(
   await waitForPhase(client, ns, name, (p) => p === "UploadReady", waitSecs * 1000, "the upload pod to be ready");
   io.out("Pod now ready\n");
   const base = await uploadProxyUrl(client, config, f.uploadproxyUrl);
-  const sameServer = base === config.server.replace(/\/+$/, "");
+  // tsvirt's upload proxy is the API server itself (CDIConfig names its URL): the kubeconfig's TLS settings hold for
+  // it unless the user named another proxy
+  const sameServer = !f.uploadproxyUrl || base === config.server.replace(/\/+$/, "");
   const tls: https.RequestOptions = {
     rejectUnauthorized: !(f.insecure || (sameServer && config.insecureSkipTLSVerify)),
     ...(sameServer && config.ca ? { ca: config.ca } : {}),

@@ -84,6 +84,11 @@ export function proxyToNode(
               ).status;
             if (!res.headersSent) res.writeHead(s.code, { "Content-Type": "application/json" });
             res.end(JSON.stringify(s));
+            // a refusal before the client's body ended: the rest is drained, not sent on
+            if (body && !req.complete) {
+              req.unpipe(up);
+              req.resume();
+            }
             resolve();
           });
           return;

@@ -139,8 +139,22 @@ describe("upload API", () => {
   test("with the upload pod ready, the body streams to its node's agent and the answer comes back", async (t) => {
     let received = "";
     let path = "";
+    let refuse = false;
     const agent = http.createServer((req, res) => {
       path = req.url ?? "";
+      if (refuse) {
+        const s = {
+          kind: "Status",
+          apiVersion: "v1",
+          code: 400,
+          reason: "NotADiskImage",
+          message: "the source is text, not a disk image",
+        };
+        res.writeHead(400, { "content-type": "application/json" });
+        res.end(JSON.stringify(s));
+        req.resume();
+        return;
+      }
       req.on("data", (c: Buffer) => {
         received += c.toString();
       });
@@ -192,5 +206,15 @@ describe("upload API", () => {
     assert.equal(r.status, 200, JSON.stringify(r.body));
     assert.equal(received, "disk bytes");
     assert.equal(path, "/upload/default/cdi-upload-up2");
+
+    // the upload server's refusal (answered before the body ended) reaches the client as its Status
+    refuse = true;
+    const big = await call("POST", "/v1beta1/upload", Buffer.alloc(8 << 20, 65).toString(), {
+      "content-type": "application/octet-stream",
+      authorization: `Bearer ${await token("up2")}`,
+    });
+    assert.equal(big.status, 400);
+    assert.equal(big.body.reason, "NotADiskImage");
+    assert.equal(big.body.message, "the source is text, not a disk image");
   });
 });

@@ -111,7 +111,13 @@ describe("virtctl image-upload", () => {
 
     // The DV controller counts the restart and brings a new upload pod; the same command again succeeds.
     await c.waitFor(`dv/${DV}`, "{.status.restartCount}", /^[1-9]/, 120_000);
+    t.diagnostic(`interrupted attempt: ${firstOut.text.trim().split("\n").pop()}`);
+    const started = Date.now();
     const second = await run(process.execPath, [VIRTCTL, ...args], c.env, 600_000);
+    const secs = (Date.now() - started) / 1000;
+    t.diagnostic(
+      `retry: ${(qsize / MIB).toFixed(0)} MiB qcow2 → Succeeded in ${secs.toFixed(1)} s (${(qsize / MIB / secs).toFixed(1)} MiB/s, command start to DV Succeeded)`,
+    );
     assert.match(second, /Using existing DataVolume default\/upl/);
     assert.match(second, /Uploading \[[#.]+\] .*MiB/, "progress lines");
     assert.match(second, /Processing completed successfully/);
