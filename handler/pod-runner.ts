@@ -174,7 +174,7 @@ export class PodRunner {
       // idempotent. The node's network comes first (its readiness triggers every pod again).
       const net = this.o.network();
       if (!net) return;
-      entry.network = net.setupPodLinks(uid, entry.record.ip, { hostname: vmiName(pod) });
+      entry.network = net.setupPodLinks(uid, entry.record.ip, linkOptions(pod, cls.shape));
     }
     try {
       // Running (and so VMI sync's dial and Sync) only once the links exist: QEMU opens the tap.
@@ -268,7 +268,7 @@ export class PodRunner {
       ip: att.ip,
     });
     const entry: Entry = { record: spawned.record, podDir, ready: false };
-    entry.network = net.setupPodLinks(uid, att.ip, { hostname: vmiName(pod) });
+    entry.network = net.setupPodLinks(uid, att.ip, linkOptions(pod, shape));
     entry.network.catch(() => {}); // sync awaits it and reports a failure
     this.entries.set(uid, entry);
     void spawned.exited?.then((x) => {
@@ -353,6 +353,12 @@ export class PodRunner {
   knownPods(): string[] {
     return [...this.entries.keys()];
   }
+}
+
+function linkOptions(pod: Pod, shape: PodShape): { hostname?: string; plain?: boolean } {
+  if (shape.plainNetwork) return { plain: true };
+  const hostname = vmiName(pod);
+  return hostname ? { hostname } : {};
 }
 
 function vmiName(pod: Pod): string | undefined {

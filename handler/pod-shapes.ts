@@ -29,6 +29,8 @@ export interface PodShape {
 
   /** Readiness probe (kubelet's): true once the pod serves what it is for. */
   ready(ownerUid: string, podDir: string): Promise<boolean>;
+  /** The pod gets its own IP only, no VM masquerade binding (a pod that serves on its IP itself). */
+  plainNetwork?: boolean;
   /** The file the pod leaves its last words in (kubelet's terminationMessagePath). */
   terminationMessagePath(podDir: string): string;
   /**

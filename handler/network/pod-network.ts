@@ -78,6 +78,15 @@ export function masqueradeRules(podIp: string): NatRule[] {
   ];
 }
 
+export interface PodLinkOptions {
+  hostname?: string;
+  /**
+   * The pod's own IP only, no VM binding: a pod that serves on its IP itself (a clone source) must not have every
+   * inbound connection DNAT'ed to a guest that is not there.
+   */
+  plain?: boolean;
+}
+
 export class PodNetwork {
   readonly node: string;
   readonly cidr: Cidr;
@@ -238,7 +247,7 @@ export class PodNetwork {
   }
 
   /** Allocates the pod IP and builds the pod namespace with its masquerade binding and DHCP. Idempotent. */
-  async setupPod(uid: string, opts: { hostname?: string } = {}): Promise<PodAttachment> {
+  async setupPod(uid: string, opts: PodLinkOptions = {}): Promise<PodAttachment> {
     const { ip } = await this.setupPodNamespace(uid);
     return this.setupPodLinks(uid, ip, opts);
   }
@@ -256,8 +265,11 @@ export class PodNetwork {
     return { netns: ns, ip };
   }
 
-  /** The second half of setupPod, in the namespace setupPodNamespace made: links, masquerade binding, DHCP. */
-  async setupPodLinks(uid: string, ip: string, opts: { hostname?: string } = {}): Promise<PodAttachment> {
+  /**
+   * The second half of setupPod, in the namespace setupPodNamespace made: links, then (unless `plain`) the VM's
+   * masquerade binding and DHCP.
+   */
+  async setupPodLinks(uid: string, ip: string, opts: PodLinkOptions = {}): Promise<PodAttachment> {
     validateUid(uid);
     const ns = podNetns(uid);
     const veth = podVeth(uid);
@@ -288,6 +300,17 @@ export class PodNetwork {
     await this.must(["ip", "-n", ns, "addr", "replace", `${ip}/${this.cidr.prefix}`, "dev", POD_IFACE]);
     await this.must(["ip", "-n", ns, "link", "set", POD_IFACE, "up"]);
     await this.must(["ip", "-n", ns, "route", "replace", "default", "via", this.gateway, "dev", POD_IFACE]);
+    const attachment = {
+      uid,
+      netns: ns,
+      execPrefix: inNetns(ns, []),
+      ip,
+      gateway: this.gateway,
+      prefix: this.cidr.prefix,
+      tap: MASQ_TAP,
+      guestIp: MASQ_GUEST,
+    };
+    if (opts.plain) return attachment;
     // Masquerade binding.
     await this.must(["ip", "-n", ns, "link", "add", MASQ_BRIDGE, "type", "bridge"], EXISTS);
     await this.must(["ip", "-n", ns, "addr", "replace", `${MASQ_GATEWAY}/${MASQ_PREFIX}`, "dev", MASQ_BRIDGE]);
@@ -302,16 +325,7 @@ export class PodNetwork {
     if (opts.hostname !== undefined) dhcp.hostname = opts.hostname;
     if (this.opts.dns !== undefined) dhcp.dns = this.opts.dns;
     await ensureDhcp(ns, dhcp, { busybox: this.busybox });
-    return {
-      uid,
-      netns: ns,
-      execPrefix: inNetns(ns, []),
-      ip,
-      gateway: this.gateway,
-      prefix: this.cidr.prefix,
-      tap: MASQ_TAP,
-      guestIp: MASQ_GUEST,
-    };
+    return attachment;
   }
 
   /** Stops the DHCP server, deletes the pod namespace and its veth, and releases the IP. Idempotent. */

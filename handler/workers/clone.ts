@@ -121,6 +121,8 @@ export function cloneSourceShape(d: WorkerShapeDeps & { argv: (roleCmd: string, 
       await writePrivate(p.job, `${JSON.stringify(job, null, 2)}\n`);
       return { argv: d.argv("clonesource", p.job) };
     },
+    // It serves on its pod IP: no VM binding may take the connections.
+    plainNetwork: true,
     // Ready once it listens (it writes the marker then): the target's importer connects only after that.
     ready: async (_uid, podDir) => (await stat(cloneSourceReadyPath(podDir)).catch(() => undefined)) !== undefined,
     terminationMessagePath: (podDir) => workerPaths(podDir).terminationLog,

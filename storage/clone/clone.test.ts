@@ -8,7 +8,7 @@ import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
 import { promisify } from "node:util";
 import { ImportError } from "../importer/index.js";
-import { BLOCK, CHUNK, cloneLocal, dataRuns } from "./sparse.js";
+import { BLOCK, CHUNK, cloneLocal, compareVolumes, dataRuns } from "./sparse.js";
 import { HELLO, receiveVolume, serveVolume } from "./stream.js";
 
 const MiB = 1 << 20;
@@ -90,6 +90,25 @@ describe("same-node clone", () => {
       `${await allocated(dst)} vs cp ${await allocated(cp)}`,
     );
     assert.ok((await allocated(dst)) < MiB);
+  });
+  test("verification compares the target with the source byte for byte", async () => {
+    const src = join(dir, "cmp-src.img");
+    const want = await makeSource(src);
+    const dst = join(dir, "cmp-dst.img");
+    const bad = Buffer.from(want);
+    bad[2 * MiB + 500] = (bad[2 * MiB + 500] ?? 0) ^ 1;
+    await writeFile(dst, bad);
+    const fh = await open(src, "r");
+    try {
+      await assert.rejects(
+        compareVolumes(fh, { path: dst, block: false, sizeBytes: 8 * MiB }, 8 * MiB),
+        (e) => e instanceof ImportError && e.reason === "VerificationFailed" && !e.fatal,
+      );
+      await writeFile(dst, want);
+      await compareVolumes(fh, { path: dst, block: false, sizeBytes: 8 * MiB }, 8 * MiB);
+    } finally {
+      await fh.close();
+    }
   });
   test("a source larger than the target is fatal (ImageTooLarge)", async () => {
     const src = join(dir, "big-src.img");

@@ -210,23 +210,46 @@ export interface ReceiveOptions {
 
 const truncated = (at: string) => transient("TransferInterrupted", `the clone source's stream ended early (${at})`);
 
-/** Receives a volume from a clone source into the target: sparse writes, fsync, verification against its digest. */
-export async function receiveVolume(o: ReceiveOptions): Promise<CopyResult> {
-  const sock = await new Promise<Socket>((resolve, reject) => {
-    const s = connect({ host: o.host, port: o.port ?? CLONE_PORT });
-    const timer = setTimeout(
-      () => s.destroy(new Error(`no answer from ${o.host} in ${o.timeoutMs ?? 30_000} ms`)),
-      o.timeoutMs ?? 30_000,
-    );
+/** Errors of a network not there yet: the pod's links are made while its process starts (handler/pod-runner.ts). */
+const NOT_YET = new Set(["ENETUNREACH", "EHOSTUNREACH", "ECONNREFUSED", "EADDRNOTAVAIL"]);
+
+function connectOnce(host: string, port: number, timeoutMs: number): Promise<Socket> {
+  return new Promise<Socket>((resolve, reject) => {
+    const s = connect({ host, port });
+    const timer = setTimeout(() => s.destroy(new Error(`no answer from ${host} in ${timeoutMs} ms`)), timeoutMs);
     s.once("connect", () => {
       clearTimeout(timer);
       resolve(s);
     });
     s.once("error", (e) => {
       clearTimeout(timer);
-      reject(transient("SourceUnreachable", `cannot reach the clone source at ${o.host}: ${e.message}`));
+      reject(e);
     });
   });
+}
+
+/** Connects, retrying (bounded by `timeoutMs`) while the pod's network is still being made. */
+export async function connectRetrying(host: string, port: number, timeoutMs: number): Promise<Socket> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    try {
+      return await connectOnce(host, port, Math.max(1, deadline - Date.now()));
+    } catch (e) {
+      const code = (e as NodeJS.ErrnoException).code ?? "";
+      if (!NOT_YET.has(code) || Date.now() + 200 >= deadline) {
+        throw transient(
+          "SourceUnreachable",
+          `cannot reach the clone source at ${host}:${port}: ${(e as Error).message}`,
+        );
+      }
+      await new Promise((r) => setTimeout(r, 200));
+    }
+  }
+}
+
+/** Receives a volume from a clone source into the target: sparse writes, fsync, verification against its digest. */
+export async function receiveVolume(o: ReceiveOptions): Promise<CopyResult> {
+  const sock = await connectRetrying(o.host, o.port ?? CLONE_PORT, o.timeoutMs ?? 30_000);
   sock.on("error", () => {}); // surfaced as the stream's end
   // A source that stalls (stopped, network gone) must not hang the target forever.
   sock.setTimeout(o.idleTimeoutMs ?? 60_000, () => sock.destroy());
