@@ -144,7 +144,11 @@ export async function caBundle(
 /** Writes a file atomically with the given mode (secrets 0600). */
 export async function writePrivate(path: string, data: string, mode = 0o600): Promise<void> {
   const tmp = `${path}.tmp`;
-  await mkdir(dirname(path), { recursive: true, mode: 0o700 });
+  const dir = dirname(path);
+  // Only the pod's own dir is private: a recursive 0700 mkdir would also make the node's pods/ dir 0700 when a worker
+  // is the node's first pod, and QEMU (another user) could then never reach a launcher pod's disks below it.
+  await mkdir(dirname(dir), { recursive: true });
+  await mkdir(dir, { recursive: true, mode: 0o700 });
   await writeFile(tmp, data, { mode });
   await rename(tmp, path);
 }

@@ -28,6 +28,7 @@ const TOOLS = {
   "virt-xml-validate": {},
   "docker-registry": {},
   skopeo: {},
+  curl: {}, // bench:storage (the upload baseline)
   zstd: {},
   xorriso: {},
   openssl: {},
