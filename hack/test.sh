@@ -28,7 +28,7 @@ fi
 # Entry points run compiled JavaScript (dist/), so e2e tests need a fresh build.
 echo "== build"; npx tsc -p tsconfig.build.json
 if [ ${#files[@]} -eq 0 ]; then
-  dirs=(api apiserver client controller handler launcher virtctl images storage lib cmd)
+  dirs=(api apiserver client controller handler launcher virtctl images storage lib cmd bench)
   [ "$unit" = 1 ] || dirs+=(tests)
   existing=()
   for d in "${dirs[@]}"; do [ -d "$d" ] && existing+=("$d"); done
