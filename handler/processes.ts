@@ -61,12 +61,11 @@ async function netnsInode(netns: string): Promise<number | undefined> {
   }
 }
 
-/** Is `pid` still the process of this pod (alive, not a zombie, our command line, in the pod's namespace)? */
+/** Is `pid` still the launcher of this pod (alive, not a zombie, our command line, in the pod's namespace)? */
 export async function isLauncherAlive(rec: PodRecord, podDir: string): Promise<boolean> {
   try {
     const cmdline = (await readFile(`/proc/${rec.pid}/cmdline`, "utf8")).split("\0");
-    // The launcher gets its pod dir as an argument, a worker its job file inside it (`--job <pod dir>/job.json`).
-    if (!cmdline.some((a) => a === podDir || a.startsWith(`${podDir}/`))) return false;
+    if (!cmdline.includes(podDir)) return false;
     const st = (await readFile(`/proc/${rec.pid}/stat`, "utf8")).split(") ")[1]?.[0];
     if (st === "Z" || st === "X") return false;
     const ino = await netnsInode(rec.netns);
