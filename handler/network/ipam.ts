@@ -1,12 +1,14 @@
 // Host-local pod IP allocation, restart-safe: one file per allocated address, named by the address and holding the
 // pod uid (as CNI's host-local plugin does). Creating the file with O_EXCL makes two allocations of one address
 // impossible, even across processes; allocation for a uid that already holds an address returns that address.
-import { link, mkdir, open, readdir, readFile, unlink } from "node:fs/promises";
+import { link, mkdir, open, readdir, readFile, rename, unlink, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { type Cidr, formatCidr, formatIpv4, parseIpv4, podRange } from "./cidr.js";
 import { validateUid } from "./names.js";
 
 const IP_FILE = /^\d{1,3}\.\d{1,3}\.\d{1,3}\.\d{1,3}$/;
+/** host-local's round-robin cursor: the last address handed out (its file name is CNI's). */
+export const LAST_RESERVED = "last_reserved_ip.0";
 
 export class IpExhaustedError extends Error {
   constructor(cidr: Cidr) {
@@ -60,7 +62,22 @@ export class HostLocalIpam {
     for (const [ip, owner] of taken) if (owner === uid) return ip;
     await mkdir(this.dir, { recursive: true });
     const { first, last } = podRange(this.cidr);
-    for (let n = first; n <= last; n++) {
+    // Round-robin from after the last address handed out, as host-local does: a just-freed address is reused last,
+    // so neighbours that still cache its old MAC (the node bridge, other pods) have long forgotten it.
+    const prev = await readFile(join(this.dir, LAST_RESERVED), "utf8").then(
+      (t) => {
+        try {
+          return parseIpv4(t.trim());
+        } catch {
+          return undefined;
+        }
+      },
+      () => undefined,
+    );
+    const start = prev !== undefined && prev >= first && prev < last ? prev + 1 : first;
+    const size = last - first + 1;
+    for (let k = 0; k < size; k++) {
+      const n = first + ((start - first + k) % size);
       const ip = formatIpv4(n);
       if (taken.has(ip)) continue;
       // Write the uid to a private file, then hard-link it to the address: the link either fails (taken) or makes
@@ -81,6 +98,11 @@ export class HostLocalIpam {
       } finally {
         await unlink(tmp).catch(() => {});
       }
+      // Only a hint (a lost update just means a lower start next time): written atomically, never synced.
+      const cursor = join(this.dir, `.${LAST_RESERVED}.${process.pid}.${uid}`);
+      await writeFile(cursor, `${ip}\n`)
+        .then(() => rename(cursor, join(this.dir, LAST_RESERVED)))
+        .catch(() => unlink(cursor).catch(() => {}));
       return ip;
     }
     throw new IpExhaustedError(this.cidr);

@@ -55,7 +55,7 @@ describe("pod network in real namespaces", () => {
     assert.equal(await findDhcp(join(dataDir, "network", "pods", uidA), a.netns), dhcpPid);
 
     // Pod to node bridge, before any guest exists.
-    assert.ok(await ping(a.netns, a.gateway), "pod A reaches its gateway");
+    assert.ok(await ping(a.netns, a.gateway, 3), "pod A reaches its gateway");
     // The pod IP is DNATed to the guest: nobody answers until a guest is attached.
     assert.equal(await ping(a.netns, b.ip), false, "no guest behind pod B yet");
 
@@ -64,9 +64,9 @@ describe("pod network in real namespaces", () => {
     const leaseA = await makeGuest(a.netns, guestA, dataDir);
     assert.equal(leaseA.ip, "10.0.2.2");
 
-    assert.ok(await ping(a.netns, b.ip), "pod A reaches guest B on pod B's IP");
-    assert.ok(await ping(guestB, a.ip), "guest B reaches guest A on pod A's IP (SNAT out of B, DNAT into A)");
-    assert.ok(await ping(guestA, a.gateway), "guest A reaches the node bridge");
+    assert.ok(await ping(a.netns, b.ip, 3), "pod A reaches guest B on pod B's IP");
+    assert.ok(await ping(guestB, a.ip, 3), "guest B reaches guest A on pod A's IP (SNAT out of B, DNAT into A)");
+    assert.ok(await ping(guestA, a.gateway, 3), "guest A reaches the node bridge");
   });
 
   it("converges after a crash mid-setup and tears down a half-made pod", { timeout: 120_000 }, async (t) => {

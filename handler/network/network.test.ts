@@ -5,7 +5,7 @@ import { join } from "node:path";
 import { describe, it } from "node:test";
 import { contains, formatCidr, gatewayOf, parseCidr, podRange } from "./cidr.js";
 import { renderUdhcpdConfig } from "./dhcp.js";
-import { HostLocalIpam, IpExhaustedError } from "./ipam.js";
+import { HostLocalIpam, IpExhaustedError, LAST_RESERVED } from "./ipam.js";
 import { nodeNetns, podNetns, podVeth, uplinkHostVeth, validateUid } from "./names.js";
 import { masqueradeRules } from "./pod-network.js";
 
@@ -93,7 +93,20 @@ describe("host-local IPAM", () => {
     await again.release(UID_A);
     await again.release(UID_A);
     assert.equal(await again.allocate(UID_B), "10.9.0.2");
-    assert.deepEqual(await readdir(dir), ["10.9.0.2"]);
+    assert.deepEqual((await readdir(dir)).sort(), ["10.9.0.2", LAST_RESERVED]);
+  });
+  it("hands out addresses round-robin: a released address is reused only after the others", async (t) => {
+    const dir = await mkdtemp(join(tmpdir(), "tsvirt-ipam-"));
+    t.after(() => rm(dir, { recursive: true, force: true }));
+    const ipam = new HostLocalIpam(dir, parseCidr("10.9.0.0/29")); // pod addresses .2 … .6
+    assert.equal(await ipam.allocate(UID_A), "10.9.0.2");
+    await ipam.release(UID_A);
+    assert.equal(await ipam.allocate(UID_B), "10.9.0.3", "not the address just freed");
+    const more = ["c", "d", "e"].map((c) => `00000000-0000-4000-8000-00000000000${c}`);
+    const got = [];
+    for (const u of more) got.push(await new HostLocalIpam(dir, parseCidr("10.9.0.0/29")).allocate(u));
+    assert.deepEqual(got, ["10.9.0.4", "10.9.0.5", "10.9.0.6"]);
+    assert.equal(await ipam.allocate("00000000-0000-4000-8000-00000000000f"), "10.9.0.2", "wraps to the start");
   });
   it("never hands one address to two concurrent allocations", async (t) => {
     const dir = await mkdtemp(join(tmpdir(), "tsvirt-ipam-"));

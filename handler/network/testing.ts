@@ -14,8 +14,9 @@ export async function sh(argv: string[]): Promise<string> {
 }
 
 /** One ping from inside `fromNs`. */
-export async function ping(fromNs: string, ip: string): Promise<boolean> {
-  return (await runCommand(inNetns(fromNs, ["busybox", "ping", "-c", "1", "-W", "2", ip]))).code === 0;
+/** One echo, 2 s to answer; `count` > 1 for an expected answer (a first packet may go to ARP on a loaded machine). */
+export async function ping(fromNs: string, ip: string, count = 1): Promise<boolean> {
+  return (await runCommand(inNetns(fromNs, ["busybox", "ping", "-c", String(count), "-W", "2", ip]))).code === 0;
 }
 
 export async function netnsList(): Promise<string[]> {

@@ -72,8 +72,10 @@ export async function serveEgress(
         else c.end(`HTTP/1.1 502 Bad Gateway (${(e as NodeJS.ErrnoException).code ?? e.message})\r\n\r\n`);
       });
       c.on("close", () => up.destroy());
-      up.on("close", () => {
-        if (connected) c.destroy();
+      // A clean end upstream ends the client through the pipe once what is buffered for it is written; destroying it
+      // here cut the last bytes of a response off (an import seen "broken off" just short of its end).
+      up.on("close", (hadError) => {
+        if (connected && hadError) c.destroy();
       });
     };
     c.on("data", onData);

@@ -163,11 +163,8 @@ describe("DataVolumes through tsvirt up", () => {
     const mine = evs.items.filter((e) => e.involvedObject.name === "web");
     const failures = mine.filter((e) => e.reason === "ErrImportFailed").map((e) => e.message);
     const webRow = (await kubectl("get", "dv", "web", "--no-headers")).trim().split(/\s+/);
-    assert.deepEqual(
-      webRow.slice(0, 4),
-      ["web", "Succeeded", "100.0%", "1"],
-      `worker failures: ${failures.join(" | ")}`,
-    );
+    assert.deepEqual(webRow.slice(0, 3), ["web", "Succeeded", "100.0%"], `worker failures: ${failures.join(" | ")}`);
+    assert.match(webRow[3] ?? "", /^[1-9]\d*$/, `RESTARTS counts the kill: worker failures: ${failures.join(" | ")}`);
     const events = mine.map((e) => e.reason ?? "").join(" ");
     for (const r of ["ImportScheduled", "ImportInProgress", "ErrImportFailed", "ImportSucceeded"]) {
       assert.ok(events.split(" ").includes(r), `event ${r} in ${events}`);
