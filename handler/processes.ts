@@ -65,7 +65,8 @@ async function netnsInode(netns: string): Promise<number | undefined> {
 export async function isLauncherAlive(rec: PodRecord, podDir: string): Promise<boolean> {
   try {
     const cmdline = (await readFile(`/proc/${rec.pid}/cmdline`, "utf8")).split("\0");
-    if (!cmdline.includes(podDir)) return false;
+    // a launcher gets the pod dir itself, a worker its job file in it (`--job <podDir>/job.json`)
+    if (!cmdline.some((a) => a === podDir || a.startsWith(`${podDir}/`))) return false;
     const st = (await readFile(`/proc/${rec.pid}/stat`, "utf8")).split(") ")[1]?.[0];
     if (st === "Z" || st === "X") return false;
     const ino = await netnsInode(rec.netns);
