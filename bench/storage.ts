@@ -4,7 +4,8 @@
 //    `qemu-img convert -O raw` (target ratio ≤ 0.8; the time of a `sync` of the result is shown beside it);
 //  - upload, `virtctl image-upload` start → DV Succeeded, vs `curl -T` of the same file to a loopback PUT sink that
 //    writes and fsyncs (bench/put-sink.ts; target ≥ 0.8× its MiB/s);
-//  - clone on the same node, request → DV Succeeded, vs `cp --sparse=always` of the source's disk.img (≤ 1.2×);
+//  - clone on the same node, request → DV Succeeded, vs `cp --sparse=always` of the source's disk.img followed by a
+//    `sync` of the copy (≤ 1.2×; the clone fsyncs before it is Succeeded, so the baseline's copy is made durable too);
 //  - guest sequential write (dd oflag=direct, timed by the guest) on a DV disk vs a QEMU started by hand on the same
 //    raw file with the same disk options (bench/storage-guest.ts; ≥ 0.9×); BENCH_GUEST_RUNS (default 7) pairs.
 // The test image (bench/storage-image.ts): the test guest grown to 200 MiB, 184 MiB of it random, pushed twice to the
@@ -12,6 +13,7 @@
 // the importer streams it into the volume with no scratch copy) and qcow2 (figures beside them, *_qcow2_*: a qcow2
 // is converted through a scratch file). Uploads likewise send the raw file, then the qcow2 file.
 // A figure whose tsvirt side is not in this tree prints "n/a (needs <branch>)" and is null in the JSON.
+// BENCH_ONLY=import,upload,clone,guest (comma-separated) runs only those pairs (the others are null): quick profiles.
 // Last line: one JSON object.
 import { existsSync } from "node:fs";
 import { mkdir, mkdtemp, readFile, rm, stat } from "node:fs/promises";
@@ -42,6 +44,10 @@ const GUEST_WRITE_MIB = Number(process.env.BENCH_GUEST_WRITE_MIB ?? 512);
 // A dd takes a second or two once both guests are up: more pairs for a steadier median on a shared, loaded host.
 const GUEST_RUNS = Math.max(RUNS, Number(process.env.BENCH_GUEST_RUNS ?? 7));
 const TARGET = { import: 0.8, upload: 0.8, clone: 1.2, guestWrite: 0.9 };
+const ONLY = process.env.BENCH_ONLY ? new Set(process.env.BENCH_ONLY.split(",").map((x) => x.trim())) : undefined;
+/** "skipped (BENCH_ONLY)" when BENCH_ONLY leaves this pair out, else undefined. */
+const skipped = (pair: "import" | "upload" | "clone" | "guest"): string | undefined =>
+  ONLY && !ONLY.has(pair) ? "skipped (BENCH_ONLY)" : undefined;
 const IMMEDIATE = "cdi.kubevirt.io/storage.bind.immediate.requested";
 /** Which tsvirt sides this tree has (each helper's component directory; see /work/brief/STORAGE-CONTRACT.md). */
 const HAVE = {
@@ -259,11 +265,11 @@ async function clonePair(c: Cluster, client: RestClient, img: BenchImage, work: 
     await rm(out, { force: true });
     const b = await timed(() => run1("cp", ["--sparse=always", source.path, out]));
     const s = await timed(() => run1("sync", [out]));
+    p.extra.push(b);
     p.tsvirt.push(t);
-    p.baseline.push(b);
-    p.extra.push(s);
+    p.baseline.push(b + s);
     console.log(
-      `clone run ${i + 1}/${RUNS}: tsvirt ${ms(t)}, cp --sparse=always ${ms(b)} (+ sync ${ms(s)}); load ${load()}`,
+      `clone run ${i + 1}/${RUNS}: tsvirt ${ms(t)}, cp --sparse=always + sync ${ms(b + s)} (cp ${ms(b)}, sync ${ms(s)}); load ${load()}`,
     );
     await rm(out, { force: true });
     await deleteDv(client, name);
@@ -393,9 +399,11 @@ async function main(): Promise<void> {
     const [raw, qcow2] = variants as [Variant, Variant];
 
     const na = {
-      import: needs("dv", "importer"),
-      upload: needs("dv", "upload"),
-      clone: needs("dv", "importer", "clone"),
+      // (clone's source is the raw import: BENCH_ONLY=clone still runs that import)
+      import: needs("dv", "importer") ?? (skipped("clone") ? skipped("import") : undefined),
+      upload: needs("dv", "upload") ?? skipped("upload"),
+      clone: needs("dv", "importer", "clone") ?? skipped("clone"),
+      guest: skipped("guest"),
     };
     // A pair that fails is reported as failed (null in the JSON); the others still run.
     const failed: string[] = [];
@@ -410,11 +418,14 @@ async function main(): Promise<void> {
       }
     };
     const imp = na.import ? undefined : await attempt("import raw", () => importPair(c, client, img, raw, work));
-    const impQ = na.import ? undefined : await attempt("import qcow2", () => importPair(c, client, img, qcow2, work));
+    const impQ =
+      na.import || skipped("import")
+        ? undefined
+        : await attempt("import qcow2", () => importPair(c, client, img, qcow2, work));
     const up = na.upload ? undefined : await attempt("upload raw", () => uploadPair(c, client, img, raw, work));
     const upQ = na.upload ? undefined : await attempt("upload qcow2", () => uploadPair(c, client, img, qcow2, work));
     const cl = na.clone || !imp ? undefined : await attempt("clone", () => clonePair(c, client, img, work));
-    const gw = await attempt("guest write", () => guestWritePair(c, client));
+    const gw = na.guest ? undefined : await attempt("guest write", () => guestWritePair(c, client));
 
     const figure = (pr: Pair | undefined, f: (pr: Pair) => number): number | null => (pr ? r2(f(pr)) : null);
     const ratio = (pr: Pair | undefined): number | null => figure(pr, (x) => median(x.tsvirt) / median(x.baseline));
@@ -442,7 +453,7 @@ async function main(): Promise<void> {
     const importLine = (f: string, x: Pair | undefined): string =>
       x
         ? `  registry import (${f} image), request → DV Succeeded: ${ms(median(x.tsvirt))} (runs ${list(x.tsvirt)}); by hand (skopeo copy + tar -x + qemu-img convert -O raw) ${ms(median(x.baseline))} (runs ${list(x.baseline)}; a sync after it ${ms(median(x.extra))}); ratio ${ratio(x)} (target ≤ ${TARGET.import})`
-        : `  registry import (${f} image): ${na.import ?? "failed (below)"}`;
+        : `  registry import (${f} image): ${na.import ?? skipped("import") ?? "failed (below)"}`;
     const uploadLine = (f: string, x: Pair | undefined): string =>
       x
         ? `  upload (${f} file), virtctl image-upload → DV Succeeded: ${r2(median(x.tsvirt))} MiB/s (runs ${list(x.tsvirt, r2)}); curl -T to a PUT sink that fsyncs ${r2(median(x.baseline))} MiB/s (runs ${list(x.baseline, r2)}); ratio ${ratio(x)} (target ≥ ${TARGET.upload})`
@@ -453,13 +464,14 @@ async function main(): Promise<void> {
     console.log(uploadLine("qcow2", upQ));
     if (cl)
       console.log(
-        `  clone (same node), request → DV Succeeded: ${ms(median(cl.tsvirt))} (runs ${list(cl.tsvirt)}); cp --sparse=always ${ms(median(cl.baseline))} (runs ${list(cl.baseline)}; a sync after it ${ms(median(cl.extra))}); ratio ${out.clone_ratio} (target ≤ ${TARGET.clone})`,
+        `  clone (same node), request → DV Succeeded: ${ms(median(cl.tsvirt))} (runs ${list(cl.tsvirt)}); cp --sparse=always + sync of the copy ${ms(median(cl.baseline))} (runs ${list(cl.baseline)}; the cp alone ${ms(median(cl.extra))}); ratio ${out.clone_ratio} (target ≤ ${TARGET.clone})`,
       );
     else console.log(`  clone: ${na.clone ?? (imp ? "failed (below)" : "n/a (its source is the raw import)")}`);
     if (gw)
       console.log(
         `  guest sequential write (dd ${GUEST_WRITE_MIB} MiB oflag=direct, medians of ${GUEST_RUNS} pairs) on a ${gw.disk}: ${r2(median(gw.tsvirt))} MiB/s (runs ${list(gw.tsvirt, r2)}); QEMU by hand, same file and disk options ${r2(median(gw.baseline))} MiB/s (runs ${list(gw.baseline, r2)}); ratio ${out.guest_write_ratio} (target ≥ ${TARGET.guestWrite})`,
       );
+    else if (na.guest) console.log(`  guest write: ${na.guest}`);
     for (const f of failed) console.log(`  ${f}`);
     console.log(JSON.stringify({ bench: "storage", ...out }));
   } finally {

@@ -61,11 +61,16 @@ async function netnsInode(netns: string): Promise<number | undefined> {
   }
 }
 
+/** Pure: does a command line belong to this pod's process? A launcher gets the pod dir, a worker its job file in it. */
+export function argvNamesPodDir(argv: readonly string[], podDir: string): boolean {
+  return argv.some((a) => a === podDir || a.startsWith(`${podDir}/`));
+}
+
 /** Is `pid` still the launcher of this pod (alive, not a zombie, our command line, in the pod's namespace)? */
 export async function isLauncherAlive(rec: PodRecord, podDir: string): Promise<boolean> {
   try {
     const cmdline = (await readFile(`/proc/${rec.pid}/cmdline`, "utf8")).split("\0");
-    if (!cmdline.includes(podDir)) return false;
+    if (!argvNamesPodDir(cmdline, podDir)) return false;
     const st = (await readFile(`/proc/${rec.pid}/stat`, "utf8")).split(") ")[1]?.[0];
     if (st === "Z" || st === "X") return false;
     const ino = await netnsInode(rec.netns);

@@ -198,7 +198,7 @@ async function waitForPhase(
     if (phase === "Failed") throw new Error(`DataVolume ${ns}/${name} failed: ${failedMessage(dv)}`);
     if (Date.now() > deadline)
       throw new Error(`timed out waiting for ${what} (DataVolume phase ${phase || "Pending"})`);
-    await new Promise((r) => setTimeout(r, 500));
+    await new Promise((r) => setTimeout(r, 100));
   }
 }
 

@@ -1,5 +1,6 @@
 // The same-node clone: the source volume's bytes copied into the target volume with zero blocks left as holes (as
-// `cp --sparse=always` does), fsynced, then verified by re-reading the target against the source's sha256. Plain
+// `cp --sparse=always` does), fsynced, then verified by re-reading the target and comparing it with the source; the
+// sha256 reported is computed in that comparing pass (of bytes the target was just seen to hold). Plain
 // file I/O on paths the node agent resolved; block devices (loop devices of Block volumes) work the same way.
 import { createHash, type Hash } from "node:crypto";
 import { constants } from "node:fs";
@@ -85,13 +86,13 @@ export async function writeFully(fh: FileHandle, buf: Buffer, pos: number): Prom
 }
 
 /**
- * Reads the first `size` bytes of an open volume chunk by chunk, feeding each to the hash and `each` (which may write
- * it elsewhere). Reads one chunk ahead while `each` works on the last. A source shorter than `size` is an error.
+ * Reads the first `size` bytes of an open volume chunk by chunk, feeding each to the hash (if any) and `each` (which
+ * may write it elsewhere). Reads one chunk ahead while `each` works on the last. A source shorter than `size` is an error.
  */
 export async function scan(
   fh: FileHandle,
   size: number,
-  hash: Hash,
+  hash: Hash | undefined,
   each: (chunk: Buffer, offset: number) => Promise<void> | void,
 ): Promise<void> {
   const bufs = [Buffer.allocUnsafe(CHUNK), Buffer.allocUnsafe(CHUNK)];
@@ -108,7 +109,7 @@ export async function scan(
     const chunk = await (next as Promise<Buffer>);
     const after = pos + CHUNK;
     next = after < size ? readAt(i + 1, after) : undefined;
-    hash.update(chunk);
+    hash?.update(chunk);
     await each(chunk, pos);
   }
 }
@@ -144,10 +145,10 @@ export async function cloneLocal(
     if (size > target.sizeBytes) throw tooLarge(size, target);
     await cleanTarget(target);
     const dst = await open(target.path, constants.O_WRONLY | (target.block ? 0 : constants.O_NOFOLLOW));
-    const hash = createHash("sha256");
     let written = 0;
     try {
-      await scan(src, size, hash, async (chunk, pos) => {
+      // no hashing here: the verifying pass hashes (one sha256 pass of the volume, not two)
+      await scan(src, size, undefined, async (chunk, pos) => {
         for (const [a, b] of dataRuns(chunk)) {
           await writeFully(dst, chunk.subarray(a, b), pos + a);
           written += b - a;
@@ -158,8 +159,7 @@ export async function cloneLocal(
     } finally {
       await dst.close();
     }
-    const sha256 = hash.digest("hex");
-    await compareVolumes(src, target, size);
+    const sha256 = await compareVolumes(src, target, size);
     return { bytes: size, sha256, written };
   } finally {
     await src.close();
@@ -168,21 +168,31 @@ export async function cloneLocal(
 
 /**
  * Same node's verification: the target re-read and compared byte for byte with the source (as `qemu-img compare`
- * would; cheaper than hashing it again, and as strict).
+ * would); resolves with the sha256 of the bytes compared. The next pair of chunks is read while this one is hashed.
  */
-export async function compareVolumes(src: FileHandle, target: JobTarget, size: number): Promise<void> {
+export async function compareVolumes(src: FileHandle, target: JobTarget, size: number): Promise<string> {
   const dst = await open(target.path, "r");
-  const a = Buffer.allocUnsafe(CHUNK);
-  const b = Buffer.allocUnsafe(CHUNK);
+  const hash = createHash("sha256");
+  const bufs = [0, 1].map(() => [Buffer.allocUnsafe(CHUNK), Buffer.allocUnsafe(CHUNK)] as const);
+  const readPair = async (i: number, pos: number): Promise<{ a: Buffer; same: boolean }> => {
+    const len = Math.min(CHUNK, size - pos);
+    const [a, b] = bufs[i % 2] as readonly [Buffer, Buffer];
+    const [x, y] = await Promise.all([readFully(src, a, len, pos), readFully(dst, b, len, pos)]);
+    const same = x === len && y === len && a.subarray(0, len).equals(b.subarray(0, len));
+    return { a: a.subarray(0, len), same };
+  };
   try {
-    for (let pos = 0; pos < size; pos += CHUNK) {
-      const len = Math.min(CHUNK, size - pos);
-      const [x, y] = await Promise.all([readFully(src, a, len, pos), readFully(dst, b, len, pos)]);
-      if (x !== len || y !== len || !a.subarray(0, len).equals(b.subarray(0, len))) {
+    let next = size > 0 ? readPair(0, 0) : undefined;
+    for (let pos = 0, i = 0; next; pos += CHUNK, i++) {
+      const cur = await next;
+      if (!cur.same)
         throw transient("VerificationFailed", `the cloned volume differs from its source in the MiB at ${pos}`);
-      }
+      next = pos + CHUNK < size ? readPair(i + 1, pos + CHUNK) : undefined;
+      next?.catch(() => {}); // awaited next round
+      hash.update(cur.a);
     }
   } finally {
     await dst.close();
   }
+  return hash.digest("hex");
 }
