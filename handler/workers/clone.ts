@@ -3,7 +3,7 @@
 // pod (label cdi.kubevirt.io=cdi-clone-source, no owner: it may live in the source's namespace) runs
 // `tsvirt clonesource` over the source volume of this node; its annotations name the target DV, whose uid is checked
 // and whose spec.source.pvc must be the very claim the pod mounts.
-import { mkdir, stat } from "node:fs/promises";
+import { stat } from "node:fs/promises";
 import { invalid, isStatusError, statusError } from "../../lib/errors.js";
 import { CLONE_PORT, type CloneSourceJob, cloneSourceReadyPath } from "../../storage/clone/index.js";
 import { cloneSourcePodName, DvAnnotations, SOURCE_VOLUME_NAME, WorkerRoles } from "../../storage/datavolume/index.js";
@@ -117,7 +117,6 @@ export function cloneSourceShape(d: WorkerShapeDeps & { argv: (roleCmd: string, 
         port: CLONE_PORT,
         terminationLog: p.terminationLog,
       };
-      await mkdir(podDir, { recursive: true, mode: 0o700 });
       await writePrivate(p.job, `${JSON.stringify(job, null, 2)}\n`);
       return { argv: d.argv("clonesource", p.job) };
     },

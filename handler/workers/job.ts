@@ -144,13 +144,19 @@ export async function caBundle(
 /** Writes a file atomically with the given mode (secrets 0600). */
 export async function writePrivate(path: string, data: string, mode = 0o600): Promise<void> {
   const tmp = `${path}.tmp`;
-  const dir = dirname(path);
-  // Only the pod's own dir is private: a recursive 0700 mkdir would also make the node's pods/ dir 0700 when a worker
-  // is the node's first pod, and QEMU (another user) could then never reach a launcher pod's disks below it.
-  await mkdir(dirname(dir), { recursive: true });
-  await mkdir(dir, { recursive: true, mode: 0o700 });
+  await makePrivateDir(dirname(path));
   await writeFile(tmp, data, { mode });
   await rename(tmp, path);
+}
+
+/**
+ * Makes `dir` 0700 and its missing ancestors with the default mode. Only the pod's own dir is private: a recursive
+ * 0700 mkdir gives every directory it creates that mode, so a worker that is the node's first pod made the node's
+ * pods/ dir 0700, and QEMU (another user) could then never reach a launcher pod's disks below it.
+ */
+export async function makePrivateDir(dir: string): Promise<void> {
+  await mkdir(dirname(dir), { recursive: true });
+  await mkdir(dir, { recursive: true, mode: 0o700 });
 }
 
 /** The worker's files below its pod directory. */
@@ -170,6 +176,7 @@ export function workerPaths(podDir: string) {
 /** Writes job.json (and makes the pod's scratch and sockets directories). */
 export async function writeJob(podDir: string, job: WorkerJob): Promise<string> {
   const p = workerPaths(podDir);
+  await makePrivateDir(podDir);
   await mkdir(p.scratch, { recursive: true, mode: 0o700 });
   await mkdir(p.sockets, { recursive: true, mode: 0o700 });
   await writePrivate(p.job, `${JSON.stringify(job, null, 2)}\n`, 0o600);
