@@ -13,7 +13,7 @@ import type { PodShape } from "../pod-shapes.js";
 import { type PersistentVolume, type PersistentVolumeClaim, type Pod, refs } from "../ports.js";
 import { claimVolume } from "../prepare.js";
 import type { WorkerShapeDeps } from "./importer.js";
-import { DATAVOLUMES, DV_KIND, type DvObject, podClaim, type WorkerJobDeps, workerPaths, writePrivate } from "./job.js";
+import { DV_KIND, type DvObject, podClaim, type WorkerJobDeps, workerPaths, writePrivate } from "./job.js";
 
 async function getOr404<T>(what: string, get: () => Promise<T>): Promise<T> {
   try {
@@ -89,7 +89,7 @@ export function cloneSourceShape(d: WorkerShapeDeps & { argv: (roleCmd: string, 
     match: matchCloneSource,
     async command(ownerUid, podDir, pod) {
       const [ns = "", name = ""] = (pod.metadata?.annotations?.[DvAnnotations.cloneTarget] ?? "").split("/");
-      const dv = await getOr404(`DataVolume ${ns}/${name}`, () => d.api.get<DvObject>(DATAVOLUMES, ns, name));
+      const dv = await getOr404(`DataVolume ${ns}/${name}`, () => d.api.get<DvObject>(refs.datavolumes, ns, name));
       if (dv.metadata.uid !== ownerUid) {
         throw statusError(404, "NotFound", `DataVolume ${ns}/${name} is not the clone target (uid ${ownerUid})`);
       }

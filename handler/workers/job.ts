@@ -9,14 +9,6 @@ import type { JobTarget, WorkerJob } from "../../storage/importer/index.js";
 import { type ApiClient, type Pod, type ResourceRef, refs } from "../ports.js";
 import { claimVolume, type NodePrepareDeps } from "../prepare.js";
 
-// (client/'s resource list has no DataVolume yet; the dv branch may add one — then this goes.)
-export const DATAVOLUMES: ResourceRef = {
-  group: "cdi.kubevirt.io",
-  version: "v1beta1",
-  resource: "datavolumes",
-  namespaced: true,
-  kind: "DataVolume",
-};
 export const DV_KIND = { group: "cdi.kubevirt.io", kind: "DataVolume" };
 /** The claim volume of a target worker pod (CDI's name). */
 export const DATA_VOLUME_NAME = "cdi-data-vol";
@@ -47,7 +39,7 @@ export async function ownerDataVolume(api: Pick<ApiClient, "get">, pod: Pod, own
   const name = pod.metadata?.ownerReferences?.find((r) => r.uid === ownerUid)?.name ?? "";
   let dv: DvObject;
   try {
-    dv = await api.get<DvObject>(DATAVOLUMES, ns, name);
+    dv = await api.get<DvObject>(refs.datavolumes, ns, name);
   } catch (e) {
     if (isStatusError(e) && e.code === 404) throw statusError(404, "NotFound", `DataVolume ${ns}/${name} not found`);
     throw e;

@@ -13,7 +13,7 @@ import { refs } from "../ports.js";
 import { FakeApi } from "../testing.js";
 import { connectTarget, serveEgress } from "./egress.js";
 import { importerShape } from "./importer.js";
-import { DATAVOLUMES, matchDvWorker } from "./job.js";
+import { matchDvWorker } from "./job.js";
 import { PROGRESS_ANNOTATION, WorkerServices } from "./services.js";
 
 const DV_UID = "aaaaaaaa-2222-4333-8444-555555555555";
@@ -60,7 +60,7 @@ describe("worker pods (node side)", () => {
     await writeFile(join(dataDir, "volumes", PV, "disk.img"), "");
     const { truncate } = await import("node:fs/promises");
     await truncate(join(dataDir, "volumes", PV, "disk.img"), 64 << 20);
-    api.put(DATAVOLUMES, {
+    api.put(refs.datavolumes, {
       apiVersion: "cdi.kubevirt.io/v1beta1",
       kind: "DataVolume",
       metadata: { name: "dv1", namespace: "default", uid: DV_UID },
