@@ -6,7 +6,7 @@ import { dirname, join } from "node:path";
 import type { ConfigMap, DataVolume, Secret } from "../../api/index.js";
 import { invalid, isStatusError, statusError } from "../../lib/errors.js";
 import type { JobTarget, WorkerJob } from "../../storage/importer/index.js";
-import { type ApiClient, type Pod, type ResourceRef, refs } from "../ports.js";
+import { type ApiClient, type Pod, refs } from "../ports.js";
 import { claimVolume, type NodePrepareDeps } from "../prepare.js";
 
 export const DV_KIND = { group: "cdi.kubevirt.io", kind: "DataVolume" };
