@@ -7,57 +7,13 @@ import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
 import { createHash, randomBytes } from "node:crypto";
 import { open, stat } from "node:fs/promises";
-import { createServer } from "node:http";
-import type { AddressInfo } from "node:net";
 import { join } from "node:path";
 import { describe, it } from "node:test";
 import { CLUSTER, requirePrereqs } from "../lib/prereqs.js";
+import { dv, slowServer } from "../lib/storage.js";
 import { collect, run, startCluster, until } from "../lib/up.js";
 
-const IMMEDIATE = "cdi.kubevirt.io/storage.bind.immediate.requested";
 const MiB = 2 ** 20;
-
-function dv(name: string, source: Record<string, unknown>, size: string): Record<string, unknown> {
-  return {
-    apiVersion: "cdi.kubevirt.io/v1beta1",
-    kind: "DataVolume",
-    metadata: { name, namespace: "default", annotations: { [IMMEDIATE]: "true" } },
-    spec: { source, storage: { resources: { requests: { storage: size } } } },
-  };
-}
-
-/** A loopback HTTP server that sends `data` at about `bytesPerSec`, counting what it has sent. */
-async function slowServer(data: Buffer, bytesPerSec: number) {
-  const state = { sent: 0, requests: 0 };
-  const chunk = 256 * 1024;
-  const server = createServer((req, res) => {
-    state.requests++;
-    state.sent = 0;
-    if (req.url !== "/disk.raw") {
-      res.writeHead(404).end();
-      return;
-    }
-    res.writeHead(200, { "content-type": "application/octet-stream", "content-length": String(data.length) });
-    if (req.method === "HEAD") {
-      res.end();
-      return;
-    }
-    let off = 0;
-    const tick = () => {
-      if (res.destroyed) return;
-      const end = Math.min(off + chunk, data.length);
-      res.write(data.subarray(off, end));
-      state.sent += end - off;
-      off = end;
-      if (off >= data.length) res.end();
-      else setTimeout(tick, (chunk / bytesPerSec) * 1000);
-    };
-    tick();
-  });
-  await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
-  const port = (server.address() as AddressInfo).port;
-  return { state, url: `http://127.0.0.1:${port}/disk.raw`, close: () => server.close() };
-}
 
 describe("DataVolumes through tsvirt up", () => {
   it("blank DV (immediate bind) to Succeeded; http import survives a kill -9 of its importer", {

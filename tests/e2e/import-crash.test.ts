@@ -4,41 +4,13 @@
 import assert from "node:assert/strict";
 import { randomBytes } from "node:crypto";
 import { open } from "node:fs/promises";
-import { createServer } from "node:http";
-import type { AddressInfo } from "node:net";
 import { join } from "node:path";
 import { describe, it } from "node:test";
 import { CLUSTER, requirePrereqs } from "../lib/prereqs.js";
+import { dv, slowServer } from "../lib/storage.js";
 import { run, startCluster, until } from "../lib/up.js";
 
 const MiB = 2 ** 20;
-
-/** Serves `data` at ~bytesPerSec; `sent` is how far the latest response got. */
-async function slowServer(data: Buffer, bytesPerSec: number) {
-  const state = { sent: 0, requests: 0 };
-  const server = createServer((_req, res) => {
-    state.requests++;
-    res.writeHead(200, { "content-length": String(data.length) });
-    let off = 0;
-    state.sent = 0;
-    const tick = () => {
-      if (res.destroyed) return;
-      const end = Math.min(off + 64 * 1024, data.length);
-      res.write(data.subarray(off, end));
-      state.sent = end;
-      off = end;
-      if (off >= data.length) res.end();
-      else setTimeout(tick, ((64 * 1024) / bytesPerSec) * 1000);
-    };
-    tick();
-  });
-  await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
-  return {
-    state,
-    url: `http://127.0.0.1:${(server.address() as AddressInfo).port}/disk.raw`,
-    close: () => server.close(),
-  };
-}
 
 /** Pids of this cluster's processes whose command line matches `re`. */
 async function pids(dir: string, re: RegExp): Promise<number[]> {
@@ -59,16 +31,7 @@ describe("import crash cells", () => {
     const image = Buffer.concat([randomBytes(16 * MiB), Buffer.alloc(4 * MiB), randomBytes(4 * MiB)]);
     const srv = await slowServer(image, 1.5 * MiB);
     t.after(() => srv.close());
-    await c.apply({
-      apiVersion: "cdi.kubevirt.io/v1beta1",
-      kind: "DataVolume",
-      metadata: {
-        name: "crashy",
-        namespace: "default",
-        annotations: { "cdi.kubevirt.io/storage.bind.immediate.requested": "true" },
-      },
-      spec: { source: { http: { url: srv.url } }, storage: { resources: { requests: { storage: "64Mi" } } } },
-    });
+    await c.apply(dv("crashy", { http: { url: srv.url } }, "64Mi"));
 
     const cells: [string, RegExp][] = [
       ["node agent", / handler --node /],

@@ -14,21 +14,12 @@ import { describe, it } from "node:test";
 import { promisify } from "node:util";
 import { freePort } from "../../images/testing/registry.js";
 import { CLUSTER, requirePrereqs } from "../lib/prereqs.js";
+import { dv } from "../lib/storage.js";
 import { run, startCluster, until } from "../lib/up.js";
 
 const exec = promisify(execFile);
-const IMMEDIATE = "cdi.kubevirt.io/storage.bind.immediate.requested";
 const MiB = 2 ** 20;
 const sha256 = (b: Buffer) => createHash("sha256").update(b).digest("hex");
-
-function dv(name: string, source: Record<string, unknown>, size: string): Record<string, unknown> {
-  return {
-    apiVersion: "cdi.kubevirt.io/v1beta1",
-    kind: "DataVolume",
-    metadata: { name, namespace: "default", annotations: { [IMMEDIATE]: "true" } },
-    spec: { source, storage: { resources: { requests: { storage: size } } } },
-  };
-}
 
 /** Serves files of `dir` on loopback; `/slow/NAME` at ~bytesPerSec (to catch an import mid-way). */
 async function fileServer(dir: string, bytesPerSec: number) {
