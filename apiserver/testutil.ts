@@ -26,7 +26,8 @@ export function tempDir(prefix: string): string {
 }
 
 export function removeDir(dir: string): void {
-  rmSync(dir, { recursive: true, force: true });
+  // the store's checkpointer thread closes its connection after Store.close() returns and may still touch -wal/-shm
+  rmSync(dir, { recursive: true, force: true, maxRetries: 10, retryDelay: 50 });
 }
 
 export interface ApiProcess {
