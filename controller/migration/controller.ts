@@ -132,13 +132,11 @@ export async function reconcileMigration(deps: MigrationDeps, key: string): Prom
     for (const e of plan.events) deps.recorder.event(vmim, e.type, e.reason, e.message);
 
     if (plan.removeFinalizer) {
-      await deps.client.update(resources.vmims, {
-        ...vmim,
-        metadata: {
-          ...vmim.metadata,
-          finalizers: (vmim.metadata.finalizers ?? []).filter((f) => f !== Migration.finalizer),
-        },
-      });
+      const metadata = { ...vmim.metadata };
+      const rest = (vmim.metadata.finalizers ?? []).filter((f) => f !== Migration.finalizer);
+      if (rest.length > 0) metadata.finalizers = rest;
+      else delete metadata.finalizers;
+      await deps.client.update(resources.vmims, { ...vmim, metadata });
     }
   } catch (err) {
     // A newer version exists (its watch event queues this key again) or the object is gone.
