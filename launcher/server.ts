@@ -350,6 +350,11 @@ export class LauncherCore {
         return this.serial(async () => this.opts.hv.stats(this.requireDomain()));
       case "ResizeDisks":
         return this.resizeDisks(params);
+      case "PrepareMigrationTarget":
+      case "MigrateStart":
+      case "MigrateStatus":
+      case "MigrateAbort":
+        throw statusError(501, "NotSupported", `${method} is not supported yet by the launcher`);
       case "Watch":
         throw statusError(400, "BadRequest", "Watch is a stream: use the socket server");
     }
