@@ -4,23 +4,17 @@
 // containerDisk overlay and emptyDisk block-copied. The guest must live on in the target: same boot (its heartbeat
 // counter continues), a value kept in RAM and one written to the emptyDisk are still there, the console answers.
 import assert from "node:assert/strict";
-import { execFile, spawn } from "node:child_process";
+import { execFile } from "node:child_process";
 import { randomUUID } from "node:crypto";
-import { closeSync, existsSync, mkdirSync, openSync, readFileSync } from "node:fs";
+import { existsSync, readFileSync } from "node:fs";
 import { rm } from "node:fs/promises";
 import path from "node:path";
 import { after, before, describe, it } from "node:test";
 import { promisify } from "node:util";
-import {
-  commandSocketPath,
-  LauncherClient,
-  type MigrateStatusResult,
-  podCommand,
-  podPaths,
-} from "../../launcher/index.js";
+import { type MigrateStatusResult, podPaths } from "../../launcher/index.js";
 import { ensureGuest, GUEST_CMDLINE, type Guest, HEARTBEAT } from "../guest/index.js";
 import { GUEST, LIBVIRT, requirePrereqs } from "../lib/prereqs.js";
-import { alive, baseDir, Console, nextState, podProcesses, tsvirtJs, waitFor } from "./launcher-lib.js";
+import { alive, baseDir, Console, nextState, type Pod, podProcesses, startPod, waitFor } from "./launcher-lib.js";
 
 requirePrereqs(...LIBVIRT, ...GUEST, "ip");
 
@@ -30,14 +24,6 @@ const tag = String(process.pid % 100000);
 const NS = { src: `tsvirt-migs-${tag}`, dst: `tsvirt-migd-${tag}` };
 const IP = { src: "10.213.7.1", dst: "10.213.7.2" };
 
-interface NsPod {
-  pid: number;
-  client: LauncherClient;
-  podDir: string;
-  console: string;
-  log: string;
-}
-
 function tail(file: string): string {
   return existsSync(file) ? readFileSync(file, "utf8").slice(-4000) : "";
 }
@@ -46,45 +32,32 @@ async function ip(...args: string[]): Promise<void> {
   await run("ip", args);
 }
 
-/** A launcher pod started inside `netns`, as the node agent's pod runner does (ip netns exec + the pod command). */
-async function startPodIn(netns: string, uid: string, node: string): Promise<NsPod> {
+/** The source's migration job once it is no longer running. */
+function jobEnd(src: Pod, timeoutMs: number): Promise<MigrateStatusResult> {
+  return waitFor(
+    "the migration job to end",
+    async () => {
+      const s = await src.client.migrateStatus();
+      return s.state === "running" ? undefined : s;
+    },
+    timeoutMs,
+  );
+}
+
+/** A launcher pod of VMI `uid` on "node" `node`, inside `netns` (as the node agent's pod runner starts it). */
+function startPodIn(netns: string, uid: string, node: string): Promise<Pod> {
   const nodeDir = path.join(baseDir, `mig-${tag}-${node}`);
-  const podDir = path.join(baseDir, `mig-${tag}-${node}-pod`);
-  await rm(podDir, { recursive: true, force: true });
-  mkdirSync(podDir, { recursive: true });
-  const paths = podPaths(podDir);
-  mkdirSync(paths.socketsDir, { recursive: true });
-  const cmd = podCommand({
+  return startPod(nodeDir, {
     uid,
-    podDir,
+    netns,
+    podDir: path.join(baseDir, `mig-${tag}-${node}-pod`),
     lockDir: path.join(nodeDir, "locks"),
-    nodeDir,
-    accel: process.env.TSVIRT_ACCEL ?? "auto",
-    tsvirtJs,
   });
-  mkdirSync(path.join(nodeDir, "locks"), { recursive: true });
-  const fd = openSync(paths.logFile, "a");
-  const child = spawn("ip", ["netns", "exec", netns, cmd.command, ...cmd.args], {
-    detached: true,
-    stdio: ["ignore", fd, fd],
-    env: cmd.env,
-  });
-  closeSync(fd);
-  child.unref();
-  const socket = commandSocketPath(nodeDir, uid);
-  const client = await waitFor(
-    `the launcher's command socket in ${netns}`,
-    async () => (existsSync(socket) ? await LauncherClient.connect(socket).catch(() => undefined) : undefined),
-    60_000,
-  ).catch((e: unknown) => {
-    throw new Error(`${String(e)}\nlauncher log:\n${readFileSync(paths.logFile, "utf8").slice(-3000)}`);
-  });
-  return { pid: child.pid ?? 0, client, podDir, console: paths.consoleSocket, log: paths.logFile };
 }
 
 describe("live migration between two launcher pods (real libvirt + QEMU)", () => {
   let guest: Guest;
-  const pods: NsPod[] = [];
+  const pods: Pod[] = [];
 
   before(async () => {
     guest = await ensureGuest();
@@ -106,15 +79,11 @@ describe("live migration between two launcher pods (real libvirt + QEMU)", () =>
   after(async () => {
     for (const p of pods) {
       p.client.close();
-      try {
-        process.kill(p.pid, "SIGKILL");
-      } catch {
-        // gone already
-      }
+      p.kill();
     }
     for (const p of pods) await waitFor("the pod to end", () => !alive(p.pid) || undefined, 10_000).catch(() => {});
     for (const n of Object.values(NS)) await run("ip", ["netns", "del", n]).catch(() => {});
-    for (const p of pods) await rm(p.podDir, { recursive: true, force: true });
+    for (const p of pods) await rm(p.paths.podDir, { recursive: true, force: true });
     for (const n of ["n1", "n2"]) await rm(path.join(baseDir, `mig-${tag}-${n}`), { recursive: true, force: true });
   });
 
@@ -155,7 +124,7 @@ describe("live migration between two launcher pods (real libvirt + QEMU)", () =>
 
     const booted = await src.client.call("Sync", { vmi, prepared });
     assert.equal(booted.status?.state, "Running");
-    const con = await Console.connect(src.console);
+    const con = await Console.connect(src.paths.consoleSocket);
     let last = 0;
     try {
       await con.waitFor(new RegExp(guest.marker), BOOT_MS);
@@ -178,41 +147,63 @@ describe("live migration between two launcher pods (real libvirt + QEMU)", () =>
     const again = await dst.client.prepareMigrationTarget(prepParams);
     assert.equal(t.address, IP.dst);
     assert.deepEqual(again.ports, t.ports);
-    assert.match(t.domainXml, new RegExp(path.join(dst.podDir, "qemu")));
-    assert.doesNotMatch(t.domainXml, new RegExp(src.podDir));
+    assert.match(t.domainXml, new RegExp(path.join(dst.paths.podDir, "qemu")));
+    assert.doesNotMatch(t.domainXml, new RegExp(src.paths.podDir));
     await assert.rejects(dst.client.call("Sync", { vmi, prepared }), /migration target/);
 
-    const t0 = performance.now();
-    const start = await src.client.migrateStart({
+    const toTarget = {
       destinationUri: `qemu+tcp://${t.address}:${t.ports.libvirt}/system`,
       migrateUri: `tcp://${t.address}:${t.ports.qemu}`,
       disksUri: `tcp://${t.address}:${t.ports.nbd}`,
       domainXml: t.domainXml,
+    };
+    // Cancelled (a 1 MiB/s cap keeps it running): the guest stays on the source, the target holds no domain.
+    const slow = await src.client.migrateStart({
+      ...toTarget,
+      copyStorage: ["vda", "vdb"],
+      bandwidthMiBps: 1,
+      migrationUid: "mig-0",
+    });
+    assert.equal(slow.state, "running", `${JSON.stringify(slow)}\n${tail(src.paths.logFile)}`);
+    await waitFor(
+      "the job to move data",
+      async () => ((await src.client.migrateStatus()).dataProcessed ?? 0) > 0,
+      60_000,
+    );
+    assert.deepEqual(await src.client.migrateAbort(), { aborted: true });
+    const cancelled = await jobEnd(src, 60_000);
+    assert.equal(cancelled.state, "cancelled", JSON.stringify(cancelled));
+    assert.equal((await src.client.call("GetDomain")).domain.status?.state, "Running");
+    {
+      const mark = con.text.length;
+      con.send("echo S-$((2+3))\n");
+      await con.waitFor(/S-5/, 30_000, mark);
+    }
+
+    const t0 = performance.now();
+    const start = await src.client.migrateStart({
+      ...toTarget,
       copyStorage: ["vda", "vdb"],
       maxDowntimeMs: 300,
+      parallelConnections: 2,
       migrationUid: "mig-1",
     });
-    assert.ok(["running", "completed"].includes(start.state), `${JSON.stringify(start)}\n${tail(src.log)}`);
+    assert.ok(["running", "completed"].includes(start.state), `${JSON.stringify(start)}\n${tail(src.paths.logFile)}`);
     // Asked again: the same job answers, no second one.
     const dup = await src.client.migrateStart({
-      destinationUri: `qemu+tcp://${t.address}:${t.ports.libvirt}/system`,
-      migrateUri: `tcp://${t.address}:${t.ports.qemu}`,
-      domainXml: t.domainXml,
+      ...toTarget,
       copyStorage: [],
       migrationUid: "mig-1",
     });
-    assert.ok(["running", "completed"].includes(dup.state), `${JSON.stringify(dup)}\n${tail(src.log)}`);
+    assert.ok(["running", "completed"].includes(dup.state), `${JSON.stringify(dup)}\n${tail(src.paths.logFile)}`);
     const running = nextState(dst.client, (d) => d.status?.state === "Running", 300_000);
-    const final = await waitFor<MigrateStatusResult>(
-      "the migration to end",
-      async () => {
-        const s = await src.client.migrateStatus();
-        return s.state === "running" ? undefined : s;
-      },
-      300_000,
-    );
+    const final = await jobEnd(src, 300_000);
     const ms = Math.round(performance.now() - t0);
-    assert.equal(final.state, "completed", `${JSON.stringify(final)}\n${tail(src.log)}\n${tail(dst.log)}`);
+    assert.equal(
+      final.state,
+      "completed",
+      `${JSON.stringify(final)}\n${tail(src.paths.logFile)}\n${tail(dst.paths.logFile)}`,
+    );
     console.log(
       JSON.stringify({ migration: "launcher", total_ms: ms, downtime_ms: final.downtimeMs, data: final.dataTotal }),
     );
@@ -221,7 +212,7 @@ describe("live migration between two launcher pods (real libvirt + QEMU)", () =>
 
     // The source pod ends by itself (Succeeded: exit 0, termination log Shutoff/Migrated); no QEMU left there.
     await waitFor("the source pod to end", () => !alive(src.pid) || undefined, 30_000);
-    assert.deepEqual(JSON.parse(readFileSync(podPaths(src.podDir).terminationLog, "utf8")), {
+    assert.deepEqual(JSON.parse(readFileSync(podPaths(src.paths.podDir).terminationLog, "utf8")), {
       state: "Shutoff",
       reason: "Migrated",
     });
@@ -229,7 +220,7 @@ describe("live migration between two launcher pods (real libvirt + QEMU)", () =>
     assert.ok(podProcesses(dst.pid)["qemu-system-x86"]?.length === 1);
 
     // The same guest on the target: its heartbeat counter continues, RAM and disk kept what was written.
-    const tc = await Console.connect(dst.console);
+    const tc = await Console.connect(dst.paths.consoleSocket);
     try {
       const hb = await tc.waitFor(new RegExp(`${HEARTBEAT} (\\d+)`), 30_000);
       assert.ok(Number(hb[1]) > last, `heartbeat ${hb[1]} continues after ${last} (same boot)`);
