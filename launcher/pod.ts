@@ -167,8 +167,11 @@ export interface SpawnedPod {
   socket: string;
 }
 
-/** Start a launcher pod detached from the caller: its own session, output to the pod's log file. */
-export function spawnLauncherPod(o: PodOptions): SpawnedPod {
+/**
+ * Start a launcher pod detached from the caller: its own session, output to the pod's log file; inside the network
+ * namespace `netns` when given (`ip netns exec`, which execs: the pid is still unshare's).
+ */
+export function spawnLauncherPod(o: PodOptions & { netns?: string }): SpawnedPod {
   const paths = podPaths(o.podDir);
   const nodeDir = o.nodeDir ?? DEFAULT_NODE_DIR;
   mkdirSync(paths.socketsDir, { recursive: true });
@@ -177,7 +180,10 @@ export function spawnLauncherPod(o: PodOptions): SpawnedPod {
   const cmd = podCommand(o);
   const fd = openSync(paths.logFile, "a");
   try {
-    const child = spawn(cmd.command, cmd.args, { detached: true, stdio: ["ignore", fd, fd], env: cmd.env });
+    const [file, args] = o.netns
+      ? ["ip", ["netns", "exec", o.netns, cmd.command, ...cmd.args]]
+      : [cmd.command, cmd.args];
+    const child = spawn(file, args, { detached: true, stdio: ["ignore", fd, fd], env: cmd.env });
     child.unref();
     if (child.pid === undefined) throw new Error("failed to spawn the launcher pod");
     return { pid: child.pid, paths, socket: commandSocketPath(nodeDir, o.uid) };

@@ -46,18 +46,23 @@ export async function waitFor<T>(
   }
 }
 
-export async function startPod(nodeDir: string): Promise<Pod> {
-  const uid = newUid();
-  const podDir = path.join(baseDir, uid.slice(-12));
+/** A launcher pod on "node" `nodeDir`; `uid` (default: a fresh one) and a network namespace (default: the host's). */
+export async function startPod(
+  nodeDir: string,
+  o: { uid?: string; netns?: string; podDir?: string; lockDir?: string } = {},
+): Promise<Pod> {
+  const uid = o.uid ?? newUid();
+  const podDir = o.podDir ?? path.join(baseDir, uid.slice(-12));
   await rm(podDir, { recursive: true, force: true });
   await mkdir(podDir, { recursive: true });
   const pod = spawnLauncherPod({
     uid,
     podDir,
-    lockDir: path.join(baseDir, "locks"),
+    lockDir: o.lockDir ?? path.join(baseDir, "locks"),
     nodeDir,
     accel: process.env.TSVIRT_ACCEL ?? "auto",
     tsvirtJs,
+    ...(o.netns ? { netns: o.netns } : {}),
   });
   const kill = (): void => {
     try {
