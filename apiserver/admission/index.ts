@@ -1,3 +1,11 @@
+export {
+  decideLauncherEviction,
+  EVICTION_RETRY_AFTER_SECONDS,
+  type EvictionAdmissionOptions,
+  type LauncherEvictionDecision,
+  launcherVmiName,
+  podEvictionPlugin,
+} from "./eviction.js";
 export { INERT_KINDS, type InertKind, inertKindsPlugin, inertWarning } from "./inert.js";
 export { decodePatch, encodePatch, type PatchOp } from "./json-patch.js";
 export {
