@@ -1,7 +1,7 @@
 // virt-controller's wiring: shared informers (VMs, VMIs, pods, nodes), one work queue per reconciler, event handlers
 // that map a changed object to the keys it affects, and worker loops. Nothing here decides anything; the reconcilers do.
 
-import { RetainedDisks } from "../api/index.js";
+import { Evacuation, RetainedDisks } from "../api/index.js";
 import {
   type Client,
   ClusterConfig,
@@ -22,6 +22,8 @@ import { createLogger, type Logger } from "../lib/log.js";
 import { processNextItem, runWorkers, WorkQueue } from "../lib/workqueue/index.js";
 import { DataVolumeController } from "../storage/datavolume/index.js";
 import { podClaimNames, StorageController } from "../storage/index.js";
+import { type EvacuationDeps, reconcileEvacuation } from "./evacuation/controller.js";
+import type { Vmim } from "./evacuation/plan.js";
 import { EventRecorder, type Recorder } from "./events/index.js";
 import { Expectations } from "./expectations.js";
 import { type PodCidrDeps, reconcileNodeCidr } from "./node/podcidr.js";
@@ -78,6 +80,8 @@ export class VirtController {
   /** DataVolumes (the VMs' disks) and VirtualMachinePools (whether their members keep their disks). */
   readonly dvs: Informer<DataVolume>;
   readonly pools: Informer<KObject>;
+  /** Migrations (the evacuation controller counts and creates them). */
+  readonly vmims: Informer<Vmim>;
   /** The cluster's KubeVirt settings (kubevirt/kubevirt), defaulted and live. */
   readonly clusterConfig: ClusterConfig;
   readonly rsQueue = new WorkQueue<string>();
@@ -86,6 +90,9 @@ export class VirtController {
   readonly vmiQueue = new WorkQueue<string>();
   readonly podQueue = new WorkQueue<string>();
   readonly nodeQueue = new WorkQueue<string>();
+  /** Node drain: one key per node (controller/evacuation). */
+  readonly evacuationQueue = new WorkQueue<string>();
+  readonly evacuationDeps: EvacuationDeps;
   readonly vmDeps: VmDeps;
   readonly vmiDeps: VmiDeps;
   readonly schedulerDeps: SchedulerDeps;
@@ -117,6 +124,7 @@ export class VirtController {
     this.clusterConfig = new ClusterConfig(client, { log: this.log });
     this.dvs = new Informer<DataVolume>(client, resources.datavolumes, { log: this.log });
     this.pools = new Informer<KObject>(client, resources.vmpools, { log: this.log });
+    this.vmims = new Informer<Vmim>(client, resources.vmims, { log: this.log });
     this.storage = new StorageController({ client, nodes: this.nodes, recorder: this.recorder, log: this.log, now });
     const vmExp = new Expectations();
     const vmiExp = new Expectations();
@@ -176,6 +184,18 @@ export class VirtController {
       now,
     };
     this.podCidrDeps = { client, nodes: this.nodes, recorder: this.recorder, log: this.log, pending: new Map() };
+    this.evacuationDeps = {
+      client,
+      nodes: this.nodes,
+      vmis: this.vmis,
+      pods: this.pods,
+      migrations: this.vmims,
+      config: () => this.clusterConfig.current,
+      expectations: new Expectations(),
+      recorder: this.recorder,
+      log: this.log.child({ controller: "evacuation" }),
+    };
+    this.watchEvacuation();
 
     this.vms.addEventHandler({
       onAdd: (vm) => this.vmQueue.add(keyOf(vm)),
@@ -335,6 +355,45 @@ export class VirtController {
     this.pools.addEventHandler({ onAdd: onPool, onUpdate: (_o, p) => onPool(p), onDelete: onPool });
   }
 
+  /** Node drain: a VMI maps to its node, a migration to its VMI's node (or the node it evacuates), a node to itself. */
+  private watchEvacuation(): void {
+    const q = this.evacuationQueue;
+    const exp = this.evacuationDeps.expectations;
+    const onVmi = (v: VirtualMachineInstance) => {
+      if (v.status?.nodeName) q.add(v.status.nodeName);
+    };
+    this.vmis.addEventHandler({
+      onAdd: onVmi,
+      onUpdate: (o, v) => {
+        onVmi(o);
+        onVmi(v);
+      },
+      onDelete: onVmi,
+    });
+    const onVmim = (m: Vmim, observed?: boolean) => {
+      const evacuated = m.metadata.annotations?.[Evacuation.migrationAnnotation];
+      if (evacuated) {
+        if (observed) exp.creationObserved(evacuated);
+        q.add(evacuated);
+      }
+      const vmi = this.vmis.getByName(m.metadata.namespace, m.spec.vmiName ?? "");
+      if (vmi) onVmi(vmi);
+    };
+    this.vmims.addEventHandler({
+      onAdd: (m) => onVmim(m, true),
+      onUpdate: (_o, m) => onVmim(m),
+      onDelete: (m) => onVmim(m),
+    });
+    this.nodes.addEventHandler({
+      onAdd: (n) => q.add(keyOf(n)),
+      onUpdate: (_o, n) => q.add(keyOf(n)),
+    });
+    // the KubeVirt object's evictionStrategy, limits and drain taint key
+    this.clusterConfig.onChange(() => {
+      for (const n of this.nodes.list()) q.add(keyOf(n));
+    });
+  }
+
   /** A claim or volume changed: pods with claims that wait for a node may fit now. */
   private readonly storageChanged = () => this.requeuePending((p) => podClaimNames(p).length > 0);
 
@@ -364,6 +423,13 @@ export class VirtController {
   stepReplicaSet(): Promise<boolean> {
     return processNextItem(this.rsQueue, (k) => reconcileReplicaSet(this.rsDeps, k), this.onError("replicaset"));
   }
+  stepEvacuation(): Promise<boolean> {
+    return processNextItem(
+      this.evacuationQueue,
+      (k) => reconcileEvacuation(this.evacuationDeps, k),
+      this.onError("evacuation"),
+    );
+  }
   stepNode(): Promise<boolean> {
     return processNextItem(this.nodeQueue, (k) => reconcileNodeCidr(this.podCidrDeps, k), this.onError("node"));
   }
@@ -377,6 +443,7 @@ export class VirtController {
     this.replicasets.start();
     this.dvs.start();
     this.pools.start();
+    this.vmims.start();
     this.clusterConfig.start();
     if (this.opts.storage !== false || this.opts.scheduler !== false) this.storage.startInformers();
     if (this.opts.storage !== false) this.dataVolumes.startInformers();
@@ -392,6 +459,7 @@ export class VirtController {
       this.clusterConfig.waitForSync(),
       this.dvs.waitForSync(),
       this.pools.waitForSync(),
+      this.vmims.waitForSync(),
       ...(this.opts.storage !== false || this.opts.scheduler !== false ? [this.storage.waitForSync()] : []),
       ...(this.opts.storage !== false ? [this.dataVolumes.waitForSync()] : []),
     ]);
@@ -418,6 +486,14 @@ export class VirtController {
         ),
       );
     }
+    this.workers.push(
+      runWorkers(
+        this.evacuationQueue,
+        threads,
+        (k) => reconcileEvacuation(this.evacuationDeps, k),
+        this.onError("evacuation"),
+      ),
+    );
     if (this.opts.podCidr !== false) {
       this.workers.push(
         runWorkers(this.nodeQueue, 1, (k) => reconcileNodeCidr(this.podCidrDeps, k), this.onError("node")),
@@ -435,7 +511,8 @@ export class VirtController {
   }
 
   async stop(): Promise<void> {
-    for (const q of [this.vmQueue, this.vmiQueue, this.podQueue, this.nodeQueue, this.rsQueue]) q.shutdown();
+    for (const q of [this.vmQueue, this.vmiQueue, this.podQueue, this.nodeQueue, this.rsQueue, this.evacuationQueue])
+      q.shutdown();
     await this.dataVolumes.stop();
     await this.storage.stop();
     await Promise.all([
@@ -447,6 +524,7 @@ export class VirtController {
       this.replicasets.stop(),
       this.dvs.stop(),
       this.pools.stop(),
+      this.vmims.stop(),
       this.clusterConfig.stop(),
     ]);
     await Promise.all(this.workers);
