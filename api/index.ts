@@ -22,6 +22,7 @@ export * from "./meta/v1/crd.js";
 export * from "./meta/v1/object-meta.js";
 export * from "./meta/v1/quantity.js";
 export * from "./meta/v1/schema.js";
+export * from "./migrations/v1alpha1/policy.js";
 export * from "./pool/v1beta1/pool.js";
 export * from "./snapshot/v1beta1/snapshot.js";
 export * from "./storage/v1/storage.js";
