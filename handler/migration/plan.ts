@@ -8,7 +8,7 @@
 // targetDirectMigrationNodePorts, targetNodeDomainDetected, and after `completed` the handover (nodeName, the
 // kubevirt.io/nodeName label, interfaces, targetNodeDomainReadyTimestamp) in ONE update; the source agent writes
 // startTimestamp, endTimestamp, completed, failed, failureReason, abortStatus.
-import { parseQuantity } from "../../api/index.js";
+import { Migration, parseQuantity } from "../../api/index.js";
 import type {
   DomainStatus,
   MigrateStartParams,
@@ -18,9 +18,9 @@ import type {
 import type { Pod, VirtualMachineInstance } from "../ports.js";
 
 /** The VMI label the controller sets while a migration is active: the target node. */
-export const MIGRATION_TARGET_NODE_LABEL = "kubevirt.io/migrationTargetNodeName";
+export const MIGRATION_TARGET_NODE_LABEL = Migration.targetNodeLabel;
 /** The label on the target launcher pod: the VMIM's uid. */
-export const MIGRATION_JOB_UID_LABEL = "kubevirt.io/migrationJobUID";
+export const MIGRATION_JOB_UID_LABEL = Migration.jobUidLabel;
 /** The target launcher pod's annotation: the domain XML the target launcher rendered for its own paths (§4). */
 export const MIGRATION_DOMAIN_XML_ANNOTATION = "tsvirt.io/migration-domain-xml";
 /** KubeVirt's well-known pod ports; in targetDirectMigrationNodePorts a value names a channel (0 = libvirt). */
