@@ -115,7 +115,7 @@ export function planTarget(vmi: VirtualMachineInstance, node: string, o: TargetO
     if (o.domain?.state === "Running") return { kind: "handover" };
     return { kind: "wait", afterMs: 200, why: "the migration completed; waiting for the domain to run here" };
   }
-  if (!o.pod || o.pod.status?.phase !== "Running") return { kind: "none" }; // the pod's events trigger again
+  if (o.pod?.status?.phase !== "Running") return { kind: "none" }; // the pod's events trigger again
   if (!o.launcherReady) return { kind: "wait", afterMs: POLL_MS, why: "the target launcher does not answer yet" };
   if (ms.startTimestamp) {
     // The stream runs: nothing to prepare again (the incoming domain is libvirt's now); note the domain once seen.

@@ -300,10 +300,12 @@ export class MigrationSync {
   private async source(vmi: VirtualMachineInstance, ms: MigrationState, s: State): Promise<Result> {
     const uid = vmi.metadata.uid ?? "";
     if (ms.completed || ms.failed) return undefined;
-    const seen = await this.withLauncher(uid, async (l) => ({
-      job: await l.migrateStatus(),
-      domain: await l.domain().catch(() => undefined),
-    })).catch((e: unknown) => {
+    const seen = await this.withLauncher(uid, async (l) => {
+      const job = await l.migrateStatus();
+      // The domain matters only when a started migration's job is unknown to the launcher (it restarted).
+      const domain = job.state === "none" && ms.startTimestamp ? await l.domain().catch(() => undefined) : undefined;
+      return { job, domain };
+    }).catch((e: unknown) => {
       this.log.warn("the source launcher did not answer", { vmiUid: uid, err: (e as Error).message });
       return undefined;
     });
