@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
-import type { Pod, VirtualMachineInstance } from "../ports.js";
+import type { Pod } from "../ports.js";
+import { MIG, migratingVmi } from "./fixtures.js";
 import {
   copyStorageTargets,
   MIGRATION_DOMAIN_XML_ANNOTATION,
@@ -15,41 +16,13 @@ import {
   type TargetEndpoint,
 } from "./plan.js";
 
-const MIG = "mig-1";
 const EP: TargetEndpoint = {
   address: "10.244.1.5",
   ports: { libvirt: 49152, qemu: 49153, nbd: 49154 },
   domainXml: "<domain/>",
 };
 
-function vmi(ms: Partial<MigrationState>, nodeName = "n1"): VirtualMachineInstance {
-  return {
-    apiVersion: "kubevirt.io/v1",
-    kind: "VirtualMachineInstance",
-    metadata: { name: "vm1", namespace: "default", uid: "vmi-uid" },
-    spec: {
-      domain: { devices: {} },
-      volumes: [
-        { name: "containerdisk", containerDisk: { image: "reg/guest:1" } },
-        { name: "scratch", emptyDisk: { capacity: "1Gi" } },
-        { name: "data", persistentVolumeClaim: { claimName: "data" } },
-        { name: "cloudinit", cloudInitNoCloud: { userData: "x" } },
-      ],
-    },
-    status: {
-      phase: "Running",
-      nodeName,
-      migrationState: {
-        migrationUid: MIG,
-        sourceNode: "n1",
-        targetNode: "n2",
-        sourcePod: "src",
-        targetPod: "tgt",
-        ...ms,
-      },
-    },
-  };
-}
+const vmi = migratingVmi;
 
 function pod(annotations: Record<string, string> = {}, phase: "Running" | "Pending" = "Running"): Pod {
   return {

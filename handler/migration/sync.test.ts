@@ -4,36 +4,16 @@ import type { DomainStatus, MigrateStartParams, MigrateStatusResult } from "../.
 import type { MigrationLauncher, Pod, VirtualMachineInstance } from "../ports.js";
 import { refs } from "../ports.js";
 import { FakeApi } from "../testing.js";
+import { MIG, migratingVmi } from "./fixtures.js";
 import { MIGRATION_DOMAIN_XML_ANNOTATION, MIGRATION_JOB_UID_LABEL, type MigrationState, portsMap } from "./plan.js";
 import { MigrationSync } from "./sync.js";
 
-const MIG = "mig-1";
 const KEY = "default/vm1";
 const NOW = "2026-12-07T07:00:00Z";
 const PORTS = { libvirt: 49152, qemu: 49153, nbd: 49154 };
 const XML = `<domain><devices><disk><source file="/n2/ov.qcow2"/><target dev="vda"/><alias name="ua-containerdisk"/></disk></devices></domain>`;
 
-function vmi(ms: Partial<MigrationState>, nodeName = "n1"): VirtualMachineInstance {
-  return {
-    apiVersion: "kubevirt.io/v1",
-    kind: "VirtualMachineInstance",
-    metadata: { name: "vm1", namespace: "default", uid: "vmi-uid", labels: { "kubevirt.io/nodeName": nodeName } },
-    spec: { domain: { devices: {} }, volumes: [{ name: "containerdisk", containerDisk: { image: "reg/guest:1" } }] },
-    status: {
-      phase: "Running",
-      nodeName,
-      interfaces: [{ name: "default", ipAddress: "10.244.0.7", ipAddresses: ["10.244.0.7"] }],
-      migrationState: {
-        migrationUid: MIG,
-        sourceNode: "n1",
-        targetNode: "n2",
-        sourcePod: "src",
-        targetPod: "tgt",
-        ...ms,
-      },
-    },
-  };
-}
+const vmi = migratingVmi;
 
 function pod(name: string, node: string, ip: string, extra: Partial<Pod["metadata"]> = {}): Pod {
   return {

@@ -6,7 +6,7 @@
 import { nowRfc3339 } from "../../api/index.js";
 import { isStatusError } from "../../lib/errors.js";
 import { type Logger, nullLogger } from "../../lib/log.js";
-import { processNextItem, WorkQueue } from "../../lib/workqueue/index.js";
+import { runWorkers, WorkQueue } from "../../lib/workqueue/index.js";
 import type {
   ApiClient,
   MigrationDialer,
@@ -81,19 +81,12 @@ export class MigrationSync {
   }
 
   start(): void {
-    for (let i = 0; i < (this.o.workers ?? 2); i++) void this.worker();
-  }
-
-  private async worker(): Promise<void> {
-    while (
-      await processNextItem(
-        this.queue,
-        (key) => this.reconcile(key),
-        (key, err) => this.log.warn("migration sync failed; requeued with back-off", { key, err }),
-      )
-    ) {
-      /* next */
-    }
+    void runWorkers(
+      this.queue,
+      this.o.workers ?? 2,
+      (key) => this.reconcile(key),
+      (key, err) => this.log.warn("migration sync failed; requeued with back-off", { key, err }),
+    );
   }
 
   enqueue(key: string): void {
