@@ -8,6 +8,7 @@ import type {
   VirtualMachineInstance,
   VirtualMachineInstanceMigration,
 } from "../../client/index.js";
+import { newPod } from "../testing/factories.js";
 import { migratability } from "./migratable.js";
 import { type MigrationInput, planMigration } from "./plan.js";
 import { effectiveMigrationConfiguration, matchPolicy } from "./policy.js";
@@ -53,23 +54,16 @@ function vmim(name = "mig1", o: Partial<VirtualMachineInstanceMigration> = {}): 
 }
 
 function pod(name: string, node?: string, extra: Partial<Pod["metadata"]> = {}, phase = "Running"): Pod {
-  return {
-    apiVersion: "v1",
-    kind: "Pod",
-    metadata: {
-      name,
-      namespace: "default",
-      uid: `${name}-uid`,
-      creationTimestamp: "2026-12-07T06:59:30Z",
-      labels: { "kubevirt.io": "virt-launcher", "kubevirt.io/created-by": "vmi-uid", ...extra.labels },
-      ...(extra.deletionTimestamp ? { deletionTimestamp: extra.deletionTimestamp } : {}),
-    },
-    spec: {
-      containers: [{ name: "compute", image: "tsvirt/virt-launcher@sha256:abc" }],
-      ...(node ? { nodeName: node } : {}),
-    },
-    status: { phase: phase as "Running" },
+  const p = newPod(name, { ...(node ? { nodeName: node } : {}), phase: phase as "Running" });
+  p.metadata = {
+    ...p.metadata,
+    uid: `${name}-uid`,
+    creationTimestamp: "2026-12-07T06:59:30Z",
+    labels: { "kubevirt.io": "virt-launcher", "kubevirt.io/created-by": "vmi-uid", ...extra.labels },
+    ...(extra.deletionTimestamp ? { deletionTimestamp: extra.deletionTimestamp } : {}),
   };
+  p.spec.containers = [{ name: "compute", image: "tsvirt/virt-launcher@sha256:abc" }];
+  return p;
 }
 const source = pod("virt-launcher-vm1-aaaaa", "node01");
 const targetLabels = (m = "mig1") => ({ labels: { [Migration.jobUidLabel]: `${m}-uid` } });
