@@ -45,6 +45,22 @@ test("kubevirt CRDs carry KubeVirt's names, versions, subresources and columns",
     "vmim",
     "vmims",
   ]);
+  assert.deepEqual(
+    byName
+      .get("virtualmachineinstancemigrations.kubevirt.io")
+      ?.spec.versions[0]?.additionalPrinterColumns?.map((c) => [c.name, c.jsonPath]),
+    [
+      ["Phase", ".status.phase"],
+      ["VMI", ".spec.vmiName"],
+      ["Age", ".metadata.creationTimestamp"],
+    ],
+  );
+  const policy = byName.get("migrationpolicies.migrations.kubevirt.io");
+  assert.equal(policy?.spec.scope, "Cluster");
+  assert.deepEqual(
+    policy?.spec.versions.map((v) => [v.name, v.storage]),
+    [["v1alpha1", true]],
+  );
   const pool = byName.get("virtualmachinepools.pool.kubevirt.io");
   assert.ok(pool?.spec.versions.find((v) => v.name === "v1beta1")?.subresources?.scale);
   for (const name of [

@@ -16,6 +16,7 @@ import type {
   PrinterColumn,
   ResourceDefinition,
 } from "./meta/v1/crd.js";
+import { MigrationPolicy } from "./migrations/v1alpha1/policy.js";
 import { VirtualMachinePool } from "./pool/v1beta1/pool.js";
 import {
   VirtualMachineRestore,
@@ -163,6 +164,8 @@ const KINDS: KindSpec[] = [
         jsonPath: ".spec.vmiName",
         description: "The name of the VMI to perform the migration on",
       },
+      // not in KubeVirt's CRD (it shows Phase and VMI only): how long ago the migration was asked for
+      AGE,
     ],
     status: true,
     labels: KV_LABELS,
@@ -178,6 +181,19 @@ const KINDS: KindSpec[] = [
     columns: [AGE, PHASE],
     status: true,
     labels: { "operator.kubevirt.io": "" },
+  },
+  {
+    group: "migrations.kubevirt.io",
+    kind: "MigrationPolicy",
+    plural: "migrationpolicies",
+    shortNames: [],
+    categories: ["all"],
+    schema: MigrationPolicy,
+    versions: [{ name: "v1alpha1", storage: true }],
+    columns: [AGE],
+    status: true,
+    labels: KV_LABELS,
+    scope: "Cluster",
   },
   {
     group: "pool.kubevirt.io",

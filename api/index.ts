@@ -23,6 +23,7 @@ export * from "./meta/v1/crd.js";
 export * from "./meta/v1/object-meta.js";
 export * from "./meta/v1/quantity.js";
 export * from "./meta/v1/schema.js";
+export * from "./migrations/v1alpha1/policy.js";
 export * from "./policy/v1/eviction.js";
 export * from "./pool/v1beta1/pool.js";
 export * from "./snapshot/v1beta1/snapshot.js";

@@ -32,6 +32,13 @@ export const resources = {
     namespaced: true,
     kind: "VirtualMachineInstanceMigration",
   },
+  migrationpolicies: {
+    group: "migrations.kubevirt.io",
+    version: "v1alpha1",
+    resource: "migrationpolicies",
+    namespaced: false,
+    kind: "MigrationPolicy",
+  },
   vmpools: {
     group: "pool.kubevirt.io",
     version: "v1beta1",

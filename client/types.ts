@@ -57,3 +57,5 @@ export type DataVolume = Stored<api.DataVolume>;
 export type CSIStorageCapacity = Stored<api.CSIStorageCapacity>;
 export type Lease = Stored<api.Lease> & { spec: NonNullable<api.Lease["spec"]> };
 export type CDIConfig = Stored<api.CDIConfig>;
+export type VirtualMachineInstanceMigration = Stored<api.VirtualMachineInstanceMigration>;
+export type MigrationPolicy = Stored<api.MigrationPolicy>;

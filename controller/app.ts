@@ -1,7 +1,7 @@
 // virt-controller's wiring: shared informers (VMs, VMIs, pods, nodes), one work queue per reconciler, event handlers
 // that map a changed object to the keys it affects, and worker loops. Nothing here decides anything; the reconcilers do.
 
-import { Evacuation, RetainedDisks } from "../api/index.js";
+import { Evacuation, Migration, RetainedDisks } from "../api/index.js";
 import {
   type Client,
   ClusterConfig,
@@ -9,6 +9,7 @@ import {
   Informer,
   type KObject,
   keyOf,
+  type MigrationPolicy,
   type Node,
   ownerUidIndex,
   type PersistentVolume,
@@ -16,6 +17,7 @@ import {
   resources,
   type VirtualMachine,
   type VirtualMachineInstance,
+  type VirtualMachineInstanceMigration,
   type VirtualMachineInstanceReplicaSet,
 } from "../client/index.js";
 import { createLogger, type Logger } from "../lib/log.js";
@@ -23,9 +25,9 @@ import { processNextItem, runWorkers, WorkQueue } from "../lib/workqueue/index.j
 import { DataVolumeController } from "../storage/datavolume/index.js";
 import { podClaimNames, StorageController } from "../storage/index.js";
 import { type EvacuationDeps, reconcileEvacuation } from "./evacuation/controller.js";
-import type { Vmim } from "./evacuation/plan.js";
 import { EventRecorder, type Recorder } from "./events/index.js";
 import { Expectations } from "./expectations.js";
+import { isFinal, type MigrationDeps, reconcileMigration } from "./migration/index.js";
 import { type PodCidrDeps, reconcileNodeCidr } from "./node/podcidr.js";
 import { selectorMatches } from "./replicaset/plan.js";
 import { type RsDeps, reconcileReplicaSet } from "./replicaset/replicaset.js";
@@ -63,6 +65,9 @@ export interface ControllerOptions {
   apiServerURL?: string;
 }
 
+/** VMIMs by the ns/name of the VMI they migrate. */
+const VMIM_VMI_INDEX = "vmi";
+
 function controllerKey(o: KObject, kind: string): string | undefined {
   const ref = o.metadata.ownerReferences?.find((r) => r.controller && r.kind === kind);
   if (!ref) return undefined;
@@ -80,8 +85,11 @@ export class VirtController {
   /** DataVolumes (the VMs' disks) and VirtualMachinePools (whether their members keep their disks). */
   readonly dvs: Informer<DataVolume>;
   readonly pools: Informer<KObject>;
-  /** Migrations (the evacuation controller counts and creates them). */
-  readonly vmims: Informer<Vmim>;
+  /** Live migrations (VMIMs, indexed by their VMI's ns/name) and the MigrationPolicies that tune them. */
+  readonly vmims: Informer<VirtualMachineInstanceMigration>;
+  readonly policies: Informer<MigrationPolicy>;
+  readonly migrationQueue = new WorkQueue<string>();
+  readonly migrationDeps: MigrationDeps;
   /** The cluster's KubeVirt settings (kubevirt/kubevirt), defaulted and live. */
   readonly clusterConfig: ClusterConfig;
   readonly rsQueue = new WorkQueue<string>();
@@ -124,7 +132,11 @@ export class VirtController {
     this.clusterConfig = new ClusterConfig(client, { log: this.log });
     this.dvs = new Informer<DataVolume>(client, resources.datavolumes, { log: this.log });
     this.pools = new Informer<KObject>(client, resources.vmpools, { log: this.log });
-    this.vmims = new Informer<Vmim>(client, resources.vmims, { log: this.log });
+    this.vmims = new Informer<VirtualMachineInstanceMigration>(client, resources.vmims, {
+      log: this.log,
+      indexers: { [VMIM_VMI_INDEX]: (m) => [`${m.metadata.namespace}/${m.spec.vmiName}`] },
+    });
+    this.policies = new Informer<MigrationPolicy>(client, resources.migrationpolicies, { log: this.log });
     this.storage = new StorageController({ client, nodes: this.nodes, recorder: this.recorder, log: this.log, now });
     const vmExp = new Expectations();
     const vmiExp = new Expectations();
@@ -152,6 +164,22 @@ export class VirtController {
       log: this.log,
       now,
       dvs: this.dvs,
+      claims: this.storage.claims,
+    };
+    const migrationExp = new Expectations();
+    this.migrationDeps = {
+      client,
+      vmims: this.vmims,
+      vmis: this.vmis,
+      pods: this.pods,
+      policies: this.policies,
+      namespaces: this.namespaces,
+      claims: this.storage.claims,
+      clusterConfig: this.clusterConfig,
+      expectations: migrationExp,
+      recorder: this.recorder,
+      log: this.log.child({ controller: "migration" }),
+      now,
     };
     this.dataVolumes = new DataVolumeController({
       client,
@@ -297,6 +325,7 @@ export class VirtController {
       },
     });
     this.watchDisks();
+    this.watchMigrations(migrationExp);
     const changed = { onAdd: this.storageChanged, onUpdate: this.storageChanged, onDelete: this.storageChanged };
     this.storage.claims.addEventHandler(changed);
     this.storage.volumes.addEventHandler(changed);
@@ -370,7 +399,7 @@ export class VirtController {
       },
       onDelete: onVmi,
     });
-    const onVmim = (m: Vmim, observed?: boolean) => {
+    const onVmim = (m: VirtualMachineInstanceMigration, observed?: boolean) => {
       const evacuated = m.metadata.annotations?.[Evacuation.migrationAnnotation];
       if (evacuated) {
         if (observed) exp.creationObserved(evacuated);
@@ -391,6 +420,45 @@ export class VirtController {
     // the KubeVirt object's evictionStrategy, limits and drain taint key
     this.clusterConfig.onChange(() => {
       for (const n of this.nodes.list()) q.add(keyOf(n));
+    });
+  }
+
+  /** VMIMs, and what a migration depends on: its VMI, the VMI's launcher pods (source and target). */
+  private watchMigrations(exp: Expectations): void {
+    const q = this.migrationQueue;
+    const ofVmi = (ns: string | undefined, name: string) => {
+      for (const m of this.vmims.byIndex(VMIM_VMI_INDEX, `${ns}/${name}`)) q.add(keyOf(m));
+    };
+    // a migration that ends frees a slot of the limits: the Pending ones may go
+    const freed = () => {
+      for (const m of this.vmims.list()) if ((m.status?.phase ?? "") === "Pending") q.add(keyOf(m));
+    };
+    this.vmims.addEventHandler({
+      onAdd: (m) => q.add(keyOf(m)),
+      onUpdate: (o, m) => {
+        q.add(keyOf(m));
+        if (isFinal(m) && !isFinal(o)) freed();
+      },
+      onDelete: (m) => {
+        q.add(keyOf(m));
+        freed();
+      },
+    });
+    const onVmi = (v: VirtualMachineInstance) => ofVmi(v.metadata.namespace, v.metadata.name ?? "");
+    this.vmis.addEventHandler({ onAdd: onVmi, onUpdate: (_o, v) => onVmi(v), onDelete: onVmi });
+    const onPod = (p: Pod, added = false) => {
+      const uid = p.metadata.labels?.[Migration.jobUidLabel];
+      if (uid && added) {
+        const m = this.vmims.list(p.metadata.namespace).find((x) => x.metadata.uid === uid);
+        if (m) exp.creationObserved(keyOf(m));
+      }
+      const vmiKey = controllerKey(p, "VirtualMachineInstance");
+      if (vmiKey) for (const m of this.vmims.byIndex(VMIM_VMI_INDEX, vmiKey)) q.add(keyOf(m));
+    };
+    this.pods.addEventHandler({
+      onAdd: (p) => onPod(p, true),
+      onUpdate: (_o, p) => onPod(p),
+      onDelete: (p) => onPod(p),
     });
   }
 
@@ -430,6 +498,13 @@ export class VirtController {
       this.onError("evacuation"),
     );
   }
+  stepMigration(): Promise<boolean> {
+    return processNextItem(
+      this.migrationQueue,
+      (k) => reconcileMigration(this.migrationDeps, k),
+      this.onError("migration"),
+    );
+  }
   stepNode(): Promise<boolean> {
     return processNextItem(this.nodeQueue, (k) => reconcileNodeCidr(this.podCidrDeps, k), this.onError("node"));
   }
@@ -444,6 +519,7 @@ export class VirtController {
     this.dvs.start();
     this.pools.start();
     this.vmims.start();
+    this.policies.start();
     this.clusterConfig.start();
     if (this.opts.storage !== false || this.opts.scheduler !== false) this.storage.startInformers();
     if (this.opts.storage !== false) this.dataVolumes.startInformers();
@@ -460,6 +536,7 @@ export class VirtController {
       this.dvs.waitForSync(),
       this.pools.waitForSync(),
       this.vmims.waitForSync(),
+      this.policies.waitForSync(),
       ...(this.opts.storage !== false || this.opts.scheduler !== false ? [this.storage.waitForSync()] : []),
       ...(this.opts.storage !== false ? [this.dataVolumes.waitForSync()] : []),
     ]);
@@ -475,6 +552,14 @@ export class VirtController {
     this.workers.push(runWorkers(this.vmiQueue, vmiThreads, (k) => reconcileVmi(this.vmiDeps, k), this.onError("vmi")));
     this.workers.push(
       runWorkers(this.rsQueue, threads, (k) => reconcileReplicaSet(this.rsDeps, k), this.onError("replicaset")),
+    );
+    this.workers.push(
+      runWorkers(
+        this.migrationQueue,
+        threads,
+        (k) => reconcileMigration(this.migrationDeps, k),
+        this.onError("migration"),
+      ),
     );
     if (this.opts.scheduler !== false) {
       this.workers.push(
@@ -511,7 +596,15 @@ export class VirtController {
   }
 
   async stop(): Promise<void> {
-    for (const q of [this.vmQueue, this.vmiQueue, this.podQueue, this.nodeQueue, this.rsQueue, this.evacuationQueue])
+    for (const q of [
+      this.vmQueue,
+      this.vmiQueue,
+      this.podQueue,
+      this.nodeQueue,
+      this.rsQueue,
+      this.migrationQueue,
+      this.evacuationQueue,
+    ])
       q.shutdown();
     await this.dataVolumes.stop();
     await this.storage.stop();
@@ -525,6 +618,7 @@ export class VirtController {
       this.dvs.stop(),
       this.pools.stop(),
       this.vmims.stop(),
+      this.policies.stop(),
       this.clusterConfig.stop(),
     ]);
     await Promise.all(this.workers);

@@ -1,8 +1,17 @@
 // The node agent's client of a launcher's command socket (newline-delimited JSON, protocol.ts).
 import net from "node:net";
 import { type StatusError, statusError } from "../lib/errors.js";
-import { podPaths } from "./pod.js";
-import type { DomainInfo, MethodName, MethodResults, NodePrepared, Response, WatchEvent } from "./protocol.js";
+import type {
+  DomainInfo,
+  MethodName,
+  MethodResults,
+  MigrateStartParams,
+  MigrateStatusResult,
+  PrepareMigrationTargetParams,
+  PrepareMigrationTargetResult,
+  Response,
+  WatchEvent,
+} from "./protocol.js";
 
 interface Pending {
   resolve: (v: unknown) => void;
@@ -85,6 +94,24 @@ export class LauncherClient {
       const req = params === undefined ? { id, method } : { id, method, params };
       this.sock.write(`${JSON.stringify(req)}\n`);
     });
+  }
+
+  /** Target side: listen for the migration, create the files QEMU needs, render the destination XML. Idempotent. */
+  prepareMigrationTarget(p: PrepareMigrationTargetParams, timeoutMs = 120_000): Promise<PrepareMigrationTargetResult> {
+    return this.call("PrepareMigrationTarget", p, { timeoutMs });
+  }
+
+  /** Source side: start libvirt's migration (answers at once; a job already running answers its state). */
+  migrateStart(p: MigrateStartParams, timeoutMs = 60_000): Promise<MigrateStatusResult> {
+    return this.call("MigrateStart", p, { timeoutMs });
+  }
+
+  migrateStatus(timeoutMs = 30_000): Promise<MigrateStatusResult> {
+    return this.call("MigrateStatus", {}, { timeoutMs });
+  }
+
+  migrateAbort(timeoutMs = 30_000): Promise<MethodResults["MigrateAbort"]> {
+    return this.call("MigrateAbort", {}, { timeoutMs });
   }
 
   /** Stream domain events; the first is the current state. Returns a function that stops listening locally. */

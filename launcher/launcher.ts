@@ -15,6 +15,7 @@ import {
   saveGoldenCache,
   startDaemon,
 } from "./hypervisor/index.js";
+import { MigrationListener, podAddress } from "./migration.js";
 import { DEFAULT_NODE_DIR, podPaths, validUid } from "./pod.js";
 import { LauncherCore, serveCommands } from "./server.js";
 
@@ -100,12 +101,25 @@ export async function runLauncher(
   });
   await console.listen();
 
-  const core = new LauncherCore({
+  const listener = new MigrationListener(layout.socket, log);
+  let migratedAway = false;
+  const core: LauncherCore = new LauncherCore({
     uid: o.uid,
     hv,
     build: (vmi, prepared) => prepareAndConvert(vmi, prepared, { podDir: paths.podDir, kvm, owner }),
     onStarted: () => {
       console.attach().catch((e: unknown) => log.warn("serial console attach failed", { err: e }));
+    },
+    migration: {
+      listen: async (source) => {
+        const address = podAddress();
+        if (!address) throw new Error("the pod has no IPv4 address on its primary interface to migrate over");
+        return listener.listen(address, source);
+      },
+      onMigratedAway: () => {
+        migratedAway = true;
+        void endAfterMigration();
+      },
     },
     log,
   });
@@ -115,12 +129,23 @@ export async function runLauncher(
     daemonReadyMs: Math.round(daemon.readyMs),
   });
 
+  // The domain lives on the target now: the pod ends (Succeeded) once the node agent has read "completed" from
+  // MigrateStatus, or 10 s after at the latest (the termination log says Shutoff/Migrated either way).
+  const endAfterMigration = async (): Promise<void> => {
+    const deadline = Date.now() + 10_000;
+    while (!core.completionReported && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
+    await new Promise((r) => setTimeout(r, 200)); // let the answer leave the socket
+    log.info("domain migrated away: the launcher ends", { reported: core.completionReported });
+    await terminate("migrated");
+  };
+
   const terminate = async (sig: string): Promise<void> => {
     if (exiting) return;
     exiting = true;
     log.info("terminating: shutting the guest down", { signal: sig });
+    listener.close();
     try {
-      const st = await core.terminate();
+      const st = migratedAway ? { state: "Shutoff" as const, reason: "Migrated" } : await core.terminate();
       log.info("guest stopped", { state: st?.state, reason: st?.reason });
       if (st) await writeFile(paths.terminationLog, `${JSON.stringify(st)}\n`);
     } catch (e) {

@@ -107,6 +107,92 @@ export const WatchEventSchema = Type.Object({
 });
 export type WatchEvent = Static<typeof WatchEventSchema>;
 
+// Live migration (issue 12; /work/brief/MIGRATION-CONTRACT.md §3-§4). The target launcher prepares and listens,
+// the source launcher drives libvirt's peer-to-peer migration to it and follows the job.
+
+export const PrepareMigrationTargetParamsSchema = Type.Object({
+  /** The whole VirtualMachineInstance, as for Sync. */
+  vmi: Type.Record(Type.String(), Type.Unknown()),
+  /** What the TARGET node prepared (its base images, volume paths, taps). */
+  prepared: NodePreparedSchema,
+  /** The source pod's IP: the only peer the target's listeners accept (unset: any peer in the pod netns). */
+  sourceNodeAddress: Type.Optional(Type.String({ minLength: 1, maxLength: 64 })),
+});
+export type PrepareMigrationTargetParams = Static<typeof PrepareMigrationTargetParamsSchema>;
+
+export const MigrationPortsSchema = Type.Object({
+  /** libvirt's connection (the source daemon's peer-to-peer control connection). */
+  libvirt: Type.Integer({ minimum: 1, maximum: 65535 }),
+  /** QEMU's incoming migration stream. */
+  qemu: Type.Integer({ minimum: 1, maximum: 65535 }),
+  /** The NBD server that receives block-migrated disks. */
+  nbd: Type.Integer({ minimum: 1, maximum: 65535 }),
+});
+export type MigrationPorts = Static<typeof MigrationPortsSchema>;
+
+export const PrepareMigrationTargetResultSchema = Type.Object({
+  /** The pod IP the target listens on. */
+  address: Type.String(),
+  ports: MigrationPortsSchema,
+  /** The domain XML with the TARGET's paths: the source migrates with it (destination XML). */
+  domainXml: Type.String(),
+});
+export type PrepareMigrationTargetResult = Static<typeof PrepareMigrationTargetResultSchema>;
+
+export const MigrateStartParamsSchema = Type.Object({
+  /** The target's libvirt, e.g. "qemu+tcp://10.244.1.5:49152/system". */
+  destinationUri: Type.String({ pattern: "^qemu\\+tcp://[^/?#]+/system$", maxLength: 256 }),
+  /** QEMU's migration stream, e.g. "tcp://10.244.1.5:49153". */
+  migrateUri: Type.String({ pattern: "^tcp://[^/?#]+$", maxLength: 256 }),
+  /** The NBD server for block migration, e.g. "tcp://10.244.1.5:49154". */
+  disksUri: Type.Optional(Type.String({ pattern: "^tcp://[^/?#]+$", maxLength: 256 })),
+  /** The destination domain XML (PrepareMigrationTarget's domainXml). */
+  domainXml: Type.String({ minLength: 1 }),
+  /** Disk targets (vda, …) whose content is copied (node-local disks: BlockMigration); empty: all shared. */
+  copyStorage: Type.Array(Type.String({ pattern: "^[a-z]{1,8}$" }), { maxItems: 256 }),
+  /** Bandwidth cap, MiB/s (0 or unset: unlimited). */
+  bandwidthMiBps: Type.Optional(Type.Integer({ minimum: 0 })),
+  autoConverge: Type.Optional(Type.Boolean()),
+  /** Enables post-copy (KubeVirt: it is started only when the completion budget runs out). */
+  postCopy: Type.Optional(Type.Boolean()),
+  maxDowntimeMs: Type.Optional(Type.Integer({ minimum: 1 })),
+  /** multifd channels (VIR_MIGRATE_PARALLEL); unset or 0: one stream. */
+  parallelConnections: Type.Optional(Type.Integer({ minimum: 0, maximum: 255 })),
+  /** Seconds per GiB of guest memory + copied disks before the job is aborted (KubeVirt: 150). */
+  completionTimeoutPerGiB: Type.Optional(Type.Integer({ minimum: 1 })),
+  /** Seconds without progress (remaining data not shrinking) before the job is aborted (KubeVirt: 150). */
+  progressTimeout: Type.Optional(Type.Integer({ minimum: 1 })),
+  /** The VMIM's uid (not in the contract, optional): a uid runs at most once per launcher (KubeVirt's rule). */
+  migrationUid: Type.Optional(Type.String({ maxLength: 64 })),
+});
+export type MigrateStartParams = Static<typeof MigrateStartParamsSchema>;
+
+export const MigrationJobStateSchema = Type.Union([
+  Type.Literal("none"),
+  Type.Literal("running"),
+  Type.Literal("completed"),
+  Type.Literal("failed"),
+  Type.Literal("cancelled"),
+]);
+export type MigrationJobState = Static<typeof MigrationJobStateSchema>;
+
+export const MigrateStatusResultSchema = Type.Object({
+  state: MigrationJobStateSchema,
+  /** Bytes, as libvirt's job stats report them (memory + disks). */
+  dataTotal: Type.Optional(Type.Number()),
+  dataRemaining: Type.Optional(Type.Number()),
+  dataProcessed: Type.Optional(Type.Number()),
+  /** The guest's pause at the switch-over, as QEMU measured it. */
+  downtimeMs: Type.Optional(Type.Number()),
+  elapsedMs: Type.Optional(Type.Number()),
+  /** Why it failed or was cancelled (e.g. the timeout that fired). */
+  message: Type.Optional(Type.String()),
+  migrationUid: Type.Optional(Type.String()),
+});
+export type MigrateStatusResult = Static<typeof MigrateStatusResultSchema>;
+
+export const MigrateAbortResultSchema = Type.Object({ aborted: Type.Boolean() });
+
 export const MethodName = Type.Union([
   Type.Literal("Sync"),
   Type.Literal("Watch"),
@@ -120,6 +206,10 @@ export const MethodName = Type.Union([
   Type.Literal("GetDomain"),
   Type.Literal("GetDomainStats"),
   Type.Literal("ResizeDisks"),
+  Type.Literal("PrepareMigrationTarget"),
+  Type.Literal("MigrateStart"),
+  Type.Literal("MigrateStatus"),
+  Type.Literal("MigrateAbort"),
 ]);
 export type MethodName = Static<typeof MethodName>;
 
@@ -153,4 +243,9 @@ export interface MethodResults {
   GetDomain: Static<typeof GetDomainResultSchema>;
   GetDomainStats: Static<typeof DomainStatsSchema>;
   ResizeDisks: Static<typeof ResizeDisksResultSchema>;
+  PrepareMigrationTarget: PrepareMigrationTargetResult;
+  /** The job's state right after starting it (or the running job's, when called again). */
+  MigrateStart: MigrateStatusResult;
+  MigrateStatus: MigrateStatusResult;
+  MigrateAbort: Static<typeof MigrateAbortResultSchema>;
 }

@@ -9,11 +9,20 @@ import { isStatusError, statusError } from "../lib/errors.js";
 import type { Logger } from "../lib/log.js";
 import { nullLogger } from "../lib/log.js";
 import { domainName as convDomainName } from "./converter/index.js";
-import { type DomainStatus, type Hypervisor, isActive } from "./hypervisor/index.js";
+import { type DomainStatus, type Hypervisor, isActive, type JobStats } from "./hypervisor/index.js";
+import { destinationXml, type FollowLimits, type FollowState, followStep } from "./migration.js";
 import {
   type DomainInfo,
   type MethodName,
+  type MigrateStartParams,
+  MigrateStartParamsSchema,
+  type MigrateStatusResult,
+  type MigrationJobState,
+  type MigrationPorts,
   PROTOCOL_VERSION,
+  type PrepareMigrationTargetParams,
+  PrepareMigrationTargetParamsSchema,
+  type PrepareMigrationTargetResult,
   RequestSchema,
   type ResizeDisksParams,
   ResizeDisksParamsSchema,
@@ -31,13 +40,47 @@ type Vmi = VirtualMachineInstance;
 /** Turns a VMI plus what the node prepared into domain XML (creating overlays etc. on the way): the I/O shell. */
 export type DomainBuilder = (vmi: Vmi, prepared: SyncParams["prepared"]) => Promise<string>;
 
+/** The launcher process's side of live migration (launcher.ts gives the real one; unit tests a fake). */
+export interface MigrationHost {
+  /** Target: listen for the source's libvirt connection on the pod IP; the ports for QEMU and NBD stay free. */
+  listen(sourceAddress: string | undefined): Promise<{ address: string; ports: MigrationPorts }>;
+  /** Source: the domain has migrated away (the launcher then ends its pod). */
+  onMigratedAway?: () => void;
+}
+
 export interface LauncherCoreOptions {
   uid: string;
   hv: Hypervisor;
   build: DomainBuilder;
   /** Called after each start of the domain (e.g. to attach the serial console). */
   onStarted?: () => void;
+  migration?: MigrationHost;
+  /** How often the migration follower samples the job (default 500 ms). */
+  followIntervalMs?: number;
   log?: Logger;
+}
+
+/** KubeVirt's defaults (virt-config): progressTimeout 150 s, completionTimeoutPerGiB 150 s. */
+const DEFAULT_PROGRESS_TIMEOUT_S = 150;
+const DEFAULT_COMPLETION_TIMEOUT_PER_GIB = 150;
+
+/** The source's one migration job (libvirt runs it; the launcher follows it and keeps how it ended). */
+interface MigrationJob {
+  uid: string | undefined;
+  state: MigrationJobState;
+  startedAtMs: number;
+  endedAtMs?: number;
+  stats: JobStats | undefined;
+  message?: string;
+  /** Why the follower aborted it (a timeout), or that the node agent did (MigrateAbort). */
+  abortReason?: string;
+  userAbort: boolean;
+  follow: FollowState;
+  limits: FollowLimits;
+  maxDowntimeMs: number | undefined;
+  downtimeSet: boolean;
+  timer?: NodeJS.Timeout;
+  polling: boolean;
 }
 
 const MAX_LINE = 16 * 1024 * 1024;
@@ -79,6 +122,11 @@ export class LauncherCore {
   private deadlineMs: number | undefined;
   private readonly log: Logger;
   private readonly offEvents: () => void;
+  /** Prepared as a migration target: the domain arrives by migration, never by Sync. */
+  private migrationTarget = false;
+  private job: MigrationJob | undefined;
+  /** A MigrateStatus answered "completed" (the source launcher may end then). */
+  completionReported = false;
 
   constructor(private readonly opts: LauncherCoreOptions) {
     this.log = opts.log ?? nullLogger;
@@ -87,6 +135,11 @@ export class LauncherCore {
       this.status = e.status;
       this.lastEvent = e.event;
       if (!isActive(e.status)) this.clearGrace();
+      if (this.migrationTarget && !this.started && e.status.state === "Running") {
+        // The incoming domain runs here now: attach what a started domain gets (the serial console).
+        this.started = true;
+        this.opts.onStarted?.();
+      }
       this.log.info("domain event", { event: e.event, state: e.status.state, reason: e.status.reason });
       this.publish();
     });
@@ -135,14 +188,7 @@ export class LauncherCore {
     if (!Value.Check(SyncParamsSchema, params)) badParams("Sync", params, SyncParamsSchema);
     const p = params as SyncParams;
     const vmi = p.vmi as unknown as Vmi;
-    const uid = vmi?.metadata?.uid;
-    if (uid !== this.opts.uid) {
-      throw statusError(
-        409,
-        "UIDMismatch",
-        `VMI uid "${String(uid)}" does not belong to this launcher (uid "${this.opts.uid}")`,
-      );
-    }
+    this.checkUid(vmi);
     this.log.info("sync received", { domain: domainName(vmi) });
     return this.serial(async () => {
       const name = domainName(vmi);
@@ -153,6 +199,9 @@ export class LauncherCore {
       this.vmi = vmi;
       await this.refresh();
       if (isActive(this.status)) return this.info();
+      if (this.migrationTarget) {
+        throw statusError(409, "Conflict", `launcher is a migration target: domain "${name}" arrives by migration`);
+      }
       if (this.started) {
         // A VMI never boots twice: once its domain has stopped, Sync only reports.
         return this.info();
@@ -316,6 +365,214 @@ export class LauncherCore {
     });
   }
 
+  /**
+   * Target: take the VMI, create every file QEMU needs here and render the domain XML with this pod's paths (the
+   * same builder as a boot, which defines and starts nothing), then listen for the source. Idempotent.
+   */
+  private prepareMigrationTarget(params: unknown): Promise<PrepareMigrationTargetResult> {
+    if (!Value.Check(PrepareMigrationTargetParamsSchema, params)) {
+      badParams("PrepareMigrationTarget", params, PrepareMigrationTargetParamsSchema);
+    }
+    const p = params as PrepareMigrationTargetParams;
+    const vmi = p.vmi as unknown as Vmi;
+    this.checkUid(vmi);
+    const host = this.opts.migration;
+    if (!host) throw statusError(501, "NotSupported", "this launcher cannot receive migrations");
+    return this.serial(async () => {
+      const name = domainName(vmi);
+      if (this.name && this.name !== name) {
+        throw statusError(409, "Conflict", `launcher already runs domain "${this.name}"`);
+      }
+      if (this.started && !this.migrationTarget) {
+        throw statusError(409, "Conflict", `launcher booted domain "${name}" itself: it is no migration target`);
+      }
+      this.name = name;
+      this.vmi = vmi;
+      this.migrationTarget = true;
+      await this.refresh();
+      const domainXml = await this.opts.build(vmi, p.prepared);
+      const { address, ports } = await host.listen(p.sourceNodeAddress);
+      this.log.info("prepared as migration target", { domain: name, address, ...ports });
+      return { address, ports, domainXml };
+    });
+  }
+
+  private jobStatus(): MigrateStatusResult {
+    const j = this.job;
+    if (!j) return { state: "none" };
+    const r: MigrateStatusResult = { state: j.state };
+    if (j.uid) r.migrationUid = j.uid;
+    const st = j.stats;
+    if (st?.dataTotal !== undefined) r.dataTotal = st.dataTotal;
+    if (st?.dataRemaining !== undefined) r.dataRemaining = st.dataRemaining;
+    if (st?.dataProcessed !== undefined) r.dataProcessed = st.dataProcessed;
+    if (st?.downtimeMs !== undefined && j.state === "completed") r.downtimeMs = st.downtimeMs;
+    r.elapsedMs = st?.timeElapsedMs ?? (j.endedAtMs ?? Date.now()) - j.startedAtMs;
+    if (j.message) r.message = j.message;
+    return r;
+  }
+
+  private migrateStatus(): MigrateStatusResult {
+    const r = this.jobStatus();
+    if (r.state === "completed") this.completionReported = true;
+    return r;
+  }
+
+  /**
+   * Source: start libvirt's peer-to-peer migration to the target and follow it; answers at once. A job running, or
+   * one of the same migration uid, or a completed one is answered, never started twice.
+   */
+  private migrateStart(params: unknown): Promise<MigrateStatusResult> {
+    if (!Value.Check(MigrateStartParamsSchema, params)) badParams("MigrateStart", params, MigrateStartParamsSchema);
+    const p = params as MigrateStartParams;
+    return this.serial(async () => {
+      const name = this.requireDomain();
+      const old = this.job;
+      if (
+        old &&
+        (old.state === "running" ||
+          old.state === "completed" ||
+          (p.migrationUid !== undefined && old.uid === p.migrationUid))
+      ) {
+        return this.jobStatus();
+      }
+      if (this.migrationTarget) throw statusError(409, "Conflict", "a migration target cannot migrate its domain");
+      await this.refresh();
+      if (!isActive(this.status)) throw statusError(409, "Conflict", `domain "${name}" is not running`);
+      const hv = this.opts.hv;
+      const sourceXml = await hv.xml(name);
+      const stats = await hv.stats(name);
+      let dataBytes = stats.maxMemoryKiB * 1024;
+      for (const d of p.copyStorage) dataBytes += await hv.blockCapacity(name, d).catch(() => 0);
+      const now = Date.now();
+      const job: MigrationJob = {
+        uid: p.migrationUid,
+        state: "running",
+        startedAtMs: now,
+        stats: undefined,
+        userAbort: false,
+        follow: { startedAtMs: now, progressAtMs: now },
+        limits: {
+          progressTimeoutS: p.progressTimeout ?? DEFAULT_PROGRESS_TIMEOUT_S,
+          completionTimeoutPerGiB: p.completionTimeoutPerGiB ?? DEFAULT_COMPLETION_TIMEOUT_PER_GIB,
+          dataBytes,
+        },
+        maxDowntimeMs: p.maxDowntimeMs,
+        downtimeSet: false,
+        polling: false,
+      };
+      this.job = job;
+      const listenAddress = new URL(p.migrateUri).hostname.replace(/^\[|\]$/g, "");
+      const opts = {
+        destinationUri: p.destinationUri,
+        migrateUri: p.migrateUri,
+        listenAddress,
+        destinationXml: destinationXml(p.domainXml, sourceXml),
+        copyDisks: p.copyStorage,
+        ...(p.disksUri !== undefined ? { disksUri: p.disksUri } : {}),
+        ...(p.bandwidthMiBps !== undefined ? { bandwidthMiBps: p.bandwidthMiBps } : {}),
+        ...(p.autoConverge !== undefined ? { autoConverge: p.autoConverge } : {}),
+        ...(p.postCopy !== undefined ? { postCopy: p.postCopy } : {}),
+        ...(p.parallelConnections !== undefined ? { parallelConnections: p.parallelConnections } : {}),
+      };
+      this.log.info("migration starting", {
+        domain: name,
+        destination: p.destinationUri,
+        copyStorage: p.copyStorage,
+        dataBytes,
+        migrationUid: p.migrationUid,
+      });
+      // Not awaited: the call returns when the migration has ended; the follower samples it meanwhile.
+      hv.migrate(name, opts).then(
+        () => this.migrationEnded(job, name, undefined),
+        (e: unknown) => this.migrationEnded(job, name, e),
+      );
+      job.timer = setInterval(() => void this.followJob(job, name), this.opts.followIntervalMs ?? 500);
+      job.timer.unref();
+      return this.jobStatus();
+    });
+  }
+
+  private async followJob(job: MigrationJob, name: string): Promise<void> {
+    if (job.state !== "running" || job.polling) return;
+    job.polling = true;
+    try {
+      const st = await this.opts.hv.jobStats(name);
+      if (job.state !== "running") return;
+      if (st.type === "bounded" || st.type === "unbounded") job.stats = st;
+      if (!job.downtimeSet && job.maxDowntimeMs !== undefined && st.type !== "none") {
+        job.downtimeSet = true;
+        await this.opts.hv
+          .setMaxDowntime(name, job.maxDowntimeMs)
+          .catch((e: unknown) => this.log.warn("setting the migration's max downtime failed", { err: e }));
+      }
+      const step = followStep(job.follow, { dataRemaining: job.stats?.dataRemaining }, Date.now(), job.limits);
+      job.follow = step.state;
+      if (step.abort && !job.abortReason) {
+        job.abortReason = step.abort;
+        this.log.warn("aborting the migration", { domain: name, reason: step.abort });
+        await this.opts.hv.abortJob(name).catch((e: unknown) => this.log.warn("abort failed", { err: e }));
+      }
+    } catch (e) {
+      this.log.debug("migration job sample failed", { err: e });
+    } finally {
+      job.polling = false;
+    }
+  }
+
+  private async migrationEnded(job: MigrationJob, name: string, err: unknown): Promise<void> {
+    if (job.timer) clearInterval(job.timer);
+    await this.refresh().catch(() => {});
+    // A failed call whose domain left anyway (e.g. an error in the confirm phase) did migrate.
+    const migrated = this.status?.state === "Shutoff" && this.status.reason === "Migrated";
+    job.endedAtMs = Date.now();
+    if (err === undefined || migrated) {
+      const done = await this.opts.hv.jobStats(name, true).catch(() => undefined);
+      if (done) job.stats = { ...job.stats, ...done };
+      job.state = "completed";
+      this.log.info("migration completed", {
+        domain: name,
+        elapsedMs: job.endedAtMs - job.startedAtMs,
+        downtimeMs: job.stats?.downtimeMs,
+        dataTotal: job.stats?.dataTotal,
+      });
+    } else {
+      job.state = job.userAbort && !job.abortReason ? "cancelled" : "failed";
+      const msg = err instanceof Error ? err.message : String(err);
+      job.message = job.abortReason ?? msg;
+      this.log.warn("migration ended without success", { domain: name, state: job.state, message: msg });
+    }
+    this.publish();
+    if (job.state === "completed") this.opts.migration?.onMigratedAway?.();
+  }
+
+  /** Cancel the running job (virDomainAbortJob); the guest keeps running here. */
+  private async migrateAbort(): Promise<{ aborted: boolean }> {
+    const job = this.job;
+    const name = this.name;
+    if (job?.state !== "running" || !name) return { aborted: false };
+    job.userAbort = true;
+    try {
+      await this.opts.hv.abortJob(name);
+    } catch (e) {
+      if (job.state !== "running") return { aborted: job.state === "cancelled" };
+      throw e;
+    }
+    this.log.info("migration abort requested", { domain: name });
+    return { aborted: true };
+  }
+
+  private checkUid(vmi: Vmi): void {
+    const uid = vmi?.metadata?.uid;
+    if (uid !== this.opts.uid) {
+      throw statusError(
+        409,
+        "UIDMismatch",
+        `VMI uid "${String(uid)}" does not belong to this launcher (uid "${this.opts.uid}")`,
+      );
+    }
+  }
+
   async handle(method: MethodName, params: unknown): Promise<unknown> {
     switch (method) {
       case "Ping":
@@ -350,12 +607,21 @@ export class LauncherCore {
         return this.serial(async () => this.opts.hv.stats(this.requireDomain()));
       case "ResizeDisks":
         return this.resizeDisks(params);
+      case "PrepareMigrationTarget":
+        return this.prepareMigrationTarget(params);
+      case "MigrateStart":
+        return this.migrateStart(params);
+      case "MigrateStatus":
+        return this.migrateStatus();
+      case "MigrateAbort":
+        return this.migrateAbort();
       case "Watch":
         throw statusError(400, "BadRequest", "Watch is a stream: use the socket server");
     }
   }
 
   close(): void {
+    if (this.job?.timer) clearInterval(this.job.timer);
     this.clearGrace();
     this.offEvents();
     this.watchers.clear();

@@ -4,6 +4,7 @@ import { type ConsoleStreams, registerConsole } from "./console.js";
 import { processIo, restSession, type VerbContext } from "./context.js";
 import { registerCreate } from "./create-vm.js";
 import { registerImageUpload } from "./image-upload.js";
+import { registerMigrate } from "./migrate.js";
 import { registerPause } from "./pause.js";
 import { registerRecover } from "./recover.js";
 import { registerRestart } from "./restart.js";
@@ -30,6 +31,7 @@ export function buildProgram(ctx: VerbContext, streams?: () => ConsoleStreams): 
   registerStart(program, ctx);
   registerStop(program, ctx);
   registerRestart(program, ctx);
+  registerMigrate(program, ctx);
   registerPause(program, ctx);
   registerUnpause(program, ctx);
   registerVmiActions(program, ctx);

@@ -294,9 +294,14 @@ test("every stored-but-inert kind answers create and update with one warning nam
     assert.deepEqual((await runAdmission(plugins, req(k.group, k.resource, "DELETE"))).warnings, []);
   }
   assert.ok(
-    ["VirtualMachineInstanceMigration", "VirtualMachineSnapshot", "VirtualMachineSnapshotContent"].every((kind) =>
+    ["VirtualMachineSnapshot", "VirtualMachineSnapshotContent"].every((kind) =>
       INERT_KINDS.some((k) => k.kind === kind),
     ),
+  );
+  // VMIMs are acted on (controller/migration): no longer inert
+  assert.equal(
+    INERT_KINDS.some((k) => k.kind === "VirtualMachineInstanceMigration"),
+    false,
   );
   assert.deepEqual((await runAdmission(plugins, req("", "configmaps", "CREATE"))).warnings, []);
   assert.deepEqual((await runAdmission(plugins, req("", "pods", "CREATE"))).warnings, []);

@@ -16,13 +16,6 @@ export interface InertKind {
 
 export const INERT_KINDS: readonly InertKind[] = [
   {
-    group: "kubevirt.io",
-    version: "v1",
-    kind: "VirtualMachineInstanceMigration",
-    resource: "virtualmachineinstancemigrations",
-    reason: "no migration controller runs in this version, the VMI stays where it is",
-  },
-  {
     group: "snapshot.kubevirt.io",
     version: "v1beta1",
     kind: "VirtualMachineSnapshot",

@@ -22,7 +22,13 @@ export interface Rule {
 
 const READ = ["get", "list", "watch"] as const;
 const ALL = ["*"] as const;
-const KUBEVIRT_GROUPS = ["kubevirt.io", "pool.kubevirt.io", "snapshot.kubevirt.io", "cdi.kubevirt.io"];
+const KUBEVIRT_GROUPS = [
+  "kubevirt.io",
+  "pool.kubevirt.io",
+  "snapshot.kubevirt.io",
+  "cdi.kubevirt.io",
+  "migrations.kubevirt.io",
+];
 
 /** Every authenticated caller: ask what it may do (SelfSubjectAccessReview). Non-resource URLs are open to all. */
 const AUTHENTICATED: Rule[] = [

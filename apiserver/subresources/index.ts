@@ -162,13 +162,23 @@ export function createSubresourceApi(opts: SubresourceOptions): SubresourceApi {
         return;
       }
       case "migrate": {
+        // MigrateOptions.addedNodeSelector (KubeVirt's): narrows where the target pod may go
+        const added = body.addedNodeSelector;
+        if (
+          added !== undefined &&
+          (typeof added !== "object" ||
+            added === null ||
+            Array.isArray(added) ||
+            Object.values(added).some((v) => typeof v !== "string"))
+        )
+          throw badRequest("addedNodeSelector must be a map of label keys to string values");
         if (!vmi || vmi.status?.phase !== "Running") throw conflict(vmiGR, name, "VMI is not running");
         if (dry) return;
         await client.create(resources.vmims, ns, {
           apiVersion: "kubevirt.io/v1",
           kind: "VirtualMachineInstanceMigration",
           metadata: { generateName: `kubevirt-migrate-vm-`, namespace: ns },
-          spec: { vmiName: name },
+          spec: { vmiName: name, ...(added ? { addedNodeSelector: added } : {}) },
         } as never);
         return;
       }

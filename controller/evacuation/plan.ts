@@ -15,17 +15,14 @@ import {
   Evacuation,
   type EvictionStrategy,
   isLiveMigratable,
-  type KObject,
   type KubeVirtConfiguration,
   migratesOnEviction,
-  type VirtualMachineInstanceMigration,
   vmiEvictionStrategy,
 } from "../../api/index.js";
-import type { Node, Pod, VirtualMachineInstance } from "../../client/index.js";
+import type { Node, Pod, VirtualMachineInstance, VirtualMachineInstanceMigration } from "../../client/index.js";
 
 type Vmi = VirtualMachineInstance;
-/** A stored migration (the client has no type of its own for it yet). */
-export type Vmim = VirtualMachineInstanceMigration & KObject;
+export type Vmim = VirtualMachineInstanceMigration;
 
 export interface EvacuationWorld {
   node: Node;

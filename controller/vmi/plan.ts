@@ -2,7 +2,7 @@
 // phase (Pending → Scheduling → Scheduled; Failed when the pod fails or vanishes), nodeName, conditions, whether
 // the finalizer can go, and the pod readiness-gate condition to sync. From Running on, virt-handler owns VMI status.
 
-import { VMI_FINALIZER } from "../../api/index.js";
+import { Migration, VMI_FINALIZER } from "../../api/index.js";
 import type { Condition, DataVolume, Pod, VirtualMachineInstance, VmiPhase, VmiStatus } from "../../client/index.js";
 import { getCondition, setCondition } from "../conditions.js";
 import { describeDataVolume } from "../lifecycle/index.js";
@@ -90,9 +90,16 @@ export function dataVolumesGate(
 
 /**
  * Plans one round. `pods` are the VMI's launcher pods (owner reference to its uid); `dvGate` its DataVolumes' gate
- * (dataVolumesGate), absent without dataVolume volumes.
+ * (dataVolumesGate), absent without dataVolume volumes; `migratable` its LiveMigratable condition and migrationMethod
+ * (controller/migration's migratability), written once the VMI is Scheduled: this controller is their one writer.
  */
-export function planVmi(vmi: VirtualMachineInstance, pods: Pod[], now: string, dvGate?: DataVolumesGate): VmiPlan {
+export function planVmi(
+  vmi: VirtualMachineInstance,
+  all: Pod[],
+  now: string,
+  dvGate?: DataVolumesGate,
+  migratable?: { condition: Condition; method: string },
+): VmiPlan {
   const plan: VmiPlan = {
     createPod: false,
     deletePods: [],
@@ -101,8 +108,13 @@ export function planVmi(vmi: VirtualMachineInstance, pods: Pod[], now: string, d
     events: [],
   };
   const phase: VmiPhase = vmi.status?.phase ?? "";
-  const live = pods.filter((p) => !p.metadata.deletionTimestamp);
   const final = isFinalPhase(phase);
+  // A migration target pod (the migration controller's) is the VMI's pod only once the VMI runs on its node.
+  const nodeName = vmi.status?.nodeName;
+  const target = (p: Pod) =>
+    p.metadata.labels?.[Migration.jobUidLabel] !== undefined && !(nodeName && p.spec.nodeName === nodeName);
+  const pods = vmi.metadata.deletionTimestamp || final ? all : all.filter((p) => !target(p));
+  const live = pods.filter((p) => !p.metadata.deletionTimestamp);
 
   // Deleted or finished: its pods go; once none is left the finalizer goes too.
   if (vmi.metadata.deletionTimestamp || final) {
@@ -110,13 +122,16 @@ export function planVmi(vmi: VirtualMachineInstance, pods: Pod[], now: string, d
     if (vmi.metadata.deletionTimestamp && !final && pods.length === 0) {
       plan.status = { ...withPhase(plan.status, "Failed", now), reason: plan.status.reason ?? "Deleted" };
     }
-    plan.removeFinalizer = pods.length === 0 && (vmi.metadata.finalizers ?? []).includes(VMI_FINALIZER);
+    plan.removeFinalizer = all.length === 0 && (vmi.metadata.finalizers ?? []).includes(VMI_FINALIZER);
     return plan;
   }
 
   // The newest live pod is the launcher; a second one (a crash between create and cache) would be deleted.
-  const sorted = [...pods].sort((a, b) =>
-    (b.metadata.creationTimestamp ?? "").localeCompare(a.metadata.creationTimestamp ?? ""),
+  // (after a migration's handover: the pod on the VMI's node, the old source pod is the extra one)
+  const onNode = (p: Pod) => (nodeName && p.spec.nodeName === nodeName ? 1 : 0);
+  const sorted = [...pods].sort(
+    (a, b) =>
+      onNode(b) - onNode(a) || (b.metadata.creationTimestamp ?? "").localeCompare(a.metadata.creationTimestamp ?? ""),
   );
   const pod = sorted.find((p) => !p.metadata.deletionTimestamp) ?? sorted[0];
   if (live.length > 1) plan.deletePods = live.filter((p) => p !== pod);
@@ -179,6 +194,11 @@ export function planVmi(vmi: VirtualMachineInstance, pods: Pod[], now: string, d
         plan.status.nodeName = pod.spec.nodeName!;
         plan.status.conditions = (plan.status.conditions ?? []).filter((c) => c.type !== "PodScheduled");
         plan.nodeName = pod.spec.nodeName!;
+        // with the Scheduled write, so a VM start costs no extra update for it
+        if (migratable) {
+          plan.status.conditions = setCondition(plan.status.conditions, migratable.condition, now);
+          plan.status.migrationMethod = migratable.method;
+        }
       }
       break;
     }
@@ -201,6 +221,10 @@ export function planVmi(vmi: VirtualMachineInstance, pods: Pod[], now: string, d
       }
       if (pod.spec.nodeName && vmi.metadata.labels?.["kubevirt.io/nodeName"] === undefined)
         plan.nodeName = pod.spec.nodeName;
+      if (migratable && phase !== "Unknown") {
+        plan.status.conditions = setCondition(plan.status.conditions, migratable.condition, now);
+        plan.status.migrationMethod = migratable.method;
+      }
       break;
     }
     default:

@@ -8,6 +8,7 @@ import {
   type Client,
   type DataVolume,
   type Informer,
+  type PersistentVolumeClaim,
   type Pod,
   resources,
   type VirtualMachineInstance,
@@ -18,6 +19,7 @@ import type { ReconcileResult } from "../../lib/workqueue/index.js";
 import { setCondition, timestamp } from "../conditions.js";
 import { Reasons, type Recorder } from "../events/index.js";
 import type { Expectations } from "../expectations.js";
+import { migratability } from "../migration/migratable.js";
 import { dataVolumesGate, planVmi } from "./plan.js";
 import { isLauncherPodOf, LABEL_NODE_NAME, renderLauncherPod } from "./pod.js";
 
@@ -34,6 +36,8 @@ export interface VmiDeps {
   now: () => Date;
   /** DataVolumes: the launcher pod waits for those of the VMI's dataVolume volumes (absent: no gate). */
   dvs?: Informer<DataVolume>;
+  /** Claims: whether the VMI's PVCs are shared (LiveMigratable); absent: every claim counts as node-local. */
+  claims?: Informer<PersistentVolumeClaim>;
 }
 
 export async function reconcileVmi(deps: VmiDeps, key: string): Promise<ReconcileResult> {
@@ -48,7 +52,9 @@ export async function reconcileVmi(deps: VmiDeps, key: string): Promise<Reconcil
   const now = timestamp(deps.now());
   const dvs = deps.dvs;
   const gate = dvs ? dataVolumesGate(vmi, (n) => dvs.get(`${vmi.metadata.namespace}/${n}`)) : undefined;
-  const plan = planVmi(vmi, pods, now, gate);
+  const claims = deps.claims;
+  const migratable = migratability(vmi, (n) => claims?.get(`${vmi.metadata.namespace}/${n}`));
+  const plan = planVmi(vmi, pods, now, gate, migratable);
 
   for (const pod of plan.deletePods) {
     deps.expectations.expectDeletions(key);

@@ -7,6 +7,7 @@ import {
   type DomainStatus,
   type Hypervisor,
   isActive,
+  type JobStats,
   notSupported,
   type Unsubscribe,
 } from "./types.js";
@@ -128,6 +129,15 @@ export class FakeHypervisor implements Hypervisor {
     return Promise.reject(notSupported("Device hotplug"));
   }
   migrate(): Promise<void> {
+    return Promise.reject(notSupported("Live migration"));
+  }
+  jobStats(): Promise<JobStats> {
+    return Promise.resolve({ type: "none" });
+  }
+  abortJob(): Promise<void> {
+    return Promise.reject(notSupported("Live migration"));
+  }
+  setMaxDowntime(): Promise<void> {
     return Promise.reject(notSupported("Live migration"));
   }
   snapshot(): Promise<void> {

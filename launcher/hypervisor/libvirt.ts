@@ -1,5 +1,6 @@
 // The real Hypervisor: libvirt's remote protocol over the private daemon's unix socket (one connection, pushed events).
 import { isNotFound, notFound } from "../../lib/errors.js";
+import { readJobStats, writePerform3Params } from "./migrate.js";
 import { type DomainRef, ERR_NO_DOMAIN, LibvirtError, Proc, RemoteConnection, readDomain, writeDomain } from "./rpc.js";
 import {
   type DomainEvent,
@@ -7,7 +8,9 @@ import {
   type DomainStatus,
   decodeState,
   type Hypervisor,
+  type JobStats,
   lifecycleEventName,
+  type MigrateOptions,
   notSupported,
   type Unsubscribe,
 } from "./types.js";
@@ -209,8 +212,33 @@ export class LibvirtHypervisor implements Hypervisor {
     return this.domCall(Proc.DomainDetachDeviceFlags, name, (w) => w.string(xml).uint(VIR_DOMAIN_AFFECT_LIVE));
   }
 
-  migrate(_name: string, _destinationUri: string): Promise<void> {
-    return Promise.reject(notSupported("Live migration"));
+  /** virDomainMigrateToURI3 with PEER2PEER: one Perform3Params call that returns when the migration has ended. */
+  async migrate(name: string, opts: MigrateOptions): Promise<void> {
+    const d = await this.ref(name);
+    try {
+      await this.conn.call(Proc.DomainMigratePerform3Params, writePerform3Params(new XdrWriter(), d, opts));
+    } catch (e) {
+      throw translate(e, name);
+    }
+  }
+
+  async jobStats(name: string, completed = false): Promise<JobStats> {
+    const d = await this.ref(name);
+    try {
+      // VIR_DOMAIN_JOB_STATS_COMPLETED = 1: the last finished job instead of the running one.
+      const r = await this.conn.call(Proc.DomainGetJobStats, writeDomain(new XdrWriter(), d).uint(completed ? 1 : 0));
+      return readJobStats(r);
+    } catch (e) {
+      throw translate(e, name);
+    }
+  }
+
+  abortJob(name: string): Promise<void> {
+    return this.domCall(Proc.DomainAbortJob, name);
+  }
+
+  setMaxDowntime(name: string, ms: number): Promise<void> {
+    return this.domCall(Proc.DomainMigrateSetMaxDowntime, name, (w) => w.uhyper(BigInt(ms)).uint(0));
   }
 
   snapshot(_name: string, _snapshotName: string): Promise<void> {

@@ -35,6 +35,10 @@ export const Proc = {
   DomainShutdown: 33,
   DomainSuspend: 34,
   DomainAttachDeviceFlags: 160,
+  DomainAbortJob: 164,
+  DomainMigrateSetMaxDowntime: 166,
+  DomainGetJobStats: 298,
+  DomainMigratePerform3Params: 346,
   DomainGetBlockInfo: 194,
   DomainDetachDeviceFlags: 161,
   DomainGetState: 212,
@@ -77,6 +81,83 @@ export function readDomain(r: XdrReader): DomainRef {
   const uuid = r.fixedOpaque(16);
   const id = r.int();
   return { name, uuid, id };
+}
+
+/** virTypedParameterType: remote_typed_param_value's discriminant. */
+export const TypedParamType = { Int: 1, UInt: 2, LLong: 3, ULLong: 4, Double: 5, Boolean: 6, String: 7 } as const;
+
+/** One virTypedParameter. Integers are numbers (bytes and milliseconds fit a double exactly below 2^53). */
+export type TypedParam =
+  | { field: string; type: "int" | "uint" | "llong" | "ullong" | "double"; value: number }
+  | { field: string; type: "boolean"; value: boolean }
+  | { field: string; type: "string"; value: string };
+
+/** remote_typed_param<>: a count, then {field, type, value} each. */
+export function writeTypedParams(w: XdrWriter, params: readonly TypedParam[]): XdrWriter {
+  w.uint(params.length);
+  for (const p of params) {
+    w.string(p.field);
+    switch (p.type) {
+      case "int":
+        w.int(TypedParamType.Int).int(p.value);
+        break;
+      case "uint":
+        w.int(TypedParamType.UInt).uint(p.value);
+        break;
+      case "llong":
+        w.int(TypedParamType.LLong).hyper(BigInt(Math.trunc(p.value)));
+        break;
+      case "ullong":
+        w.int(TypedParamType.ULLong).uhyper(BigInt(Math.trunc(p.value)));
+        break;
+      case "double":
+        w.int(TypedParamType.Double).double(p.value);
+        break;
+      case "boolean":
+        w.int(TypedParamType.Boolean).int(p.value ? 1 : 0);
+        break;
+      case "string":
+        w.int(TypedParamType.String).string(p.value);
+        break;
+    }
+  }
+  return w;
+}
+
+export function readTypedParams(r: XdrReader): TypedParam[] {
+  const n = r.uint();
+  if (n > 4096) throw new Error(`XDR: ${n} typed parameters`);
+  const out: TypedParam[] = [];
+  for (let i = 0; i < n; i++) {
+    const field = r.string();
+    const type = r.int();
+    switch (type) {
+      case TypedParamType.Int:
+        out.push({ field, type: "int", value: r.int() });
+        break;
+      case TypedParamType.UInt:
+        out.push({ field, type: "uint", value: r.uint() });
+        break;
+      case TypedParamType.LLong:
+        out.push({ field, type: "llong", value: Number(r.hyper()) });
+        break;
+      case TypedParamType.ULLong:
+        out.push({ field, type: "ullong", value: Number(r.uhyper()) });
+        break;
+      case TypedParamType.Double:
+        out.push({ field, type: "double", value: r.double() });
+        break;
+      case TypedParamType.Boolean:
+        out.push({ field, type: "boolean", value: r.int() !== 0 });
+        break;
+      case TypedParamType.String:
+        out.push({ field, type: "string", value: r.string() });
+        break;
+      default:
+        throw new Error(`XDR: unknown typed parameter type ${type} for "${field}"`);
+    }
+  }
+  return out;
 }
 
 interface Pending {

@@ -40,6 +40,43 @@ export interface DomainEvent {
 
 export type Unsubscribe = () => void;
 
+/** A peer-to-peer live migration as libvirt's virDomainMigrateToURI3 takes it (VIR_MIGRATE_PARAM_* and flags). */
+export interface MigrateOptions {
+  /** The destination libvirtd, e.g. qemu+tcp://10.244.1.5:49152/system (the source daemon dials it: PEER2PEER). */
+  destinationUri: string;
+  /** QEMU's stream (VIR_MIGRATE_PARAM_URI), e.g. tcp://10.244.1.5:49153. */
+  migrateUri: string;
+  /** The destination QEMU/NBD server bind here (VIR_MIGRATE_PARAM_LISTEN_ADDRESS). */
+  listenAddress?: string;
+  /** The destination's domain XML (VIR_MIGRATE_PARAM_DEST_XML and PERSIST_XML). */
+  destinationXml: string;
+  /** Disk targets to copy (VIR_MIGRATE_PARAM_MIGRATE_DISKS + VIR_MIGRATE_NON_SHARED_INC); empty: none. */
+  copyDisks: readonly string[];
+  /** The destination's NBD server, tcp://IP:PORT (VIR_MIGRATE_PARAM_DISKS_URI). */
+  disksUri?: string;
+  bandwidthMiBps?: number;
+  autoConverge?: boolean;
+  postCopy?: boolean;
+  /** multifd channels (VIR_MIGRATE_PARALLEL + VIR_MIGRATE_PARAM_PARALLEL_CONNECTIONS). */
+  parallelConnections?: number;
+}
+
+/** libvirt's virDomainJobType, lower-cased. */
+export type JobType = "none" | "bounded" | "unbounded" | "completed" | "failed" | "cancelled";
+
+/** virDomainGetJobStats, the fields migration follows (bytes, milliseconds). */
+export interface JobStats {
+  type: JobType;
+  operation?: number;
+  timeElapsedMs?: number;
+  dataTotal?: number;
+  dataProcessed?: number;
+  dataRemaining?: number;
+  downtimeMs?: number;
+  memoryIteration?: number;
+  errorMessage?: string;
+}
+
 export interface Hypervisor {
   /** Define (or redefine) a persistent domain; returns its name. */
   define(xml: string): Promise<string>;
@@ -64,7 +101,14 @@ export interface Hypervisor {
   blockResize(name: string, disk: string, bytes: number): Promise<void>;
   attachDevice(name: string, xml: string): Promise<void>;
   detachDevice(name: string, xml: string): Promise<void>;
-  migrate(name: string, destinationUri: string): Promise<void>;
+  /** Runs a live migration to completion (peer to peer: libvirtd drives it); rejects with libvirt's error. */
+  migrate(name: string, opts: MigrateOptions): Promise<void>;
+  /** The domain's current job; `completed`: the last finished one (virDomainGetJobStats). */
+  jobStats(name: string, completed?: boolean): Promise<JobStats>;
+  /** Cancels the domain's running job (virDomainAbortJob). */
+  abortJob(name: string): Promise<void>;
+  /** The guest's longest acceptable pause at the switch-over (virDomainMigrateSetMaxDowntime). */
+  setMaxDowntime(name: string, ms: number): Promise<void>;
   snapshot(name: string, snapshotName: string): Promise<void>;
   close(): Promise<void>;
 }

@@ -10,6 +10,7 @@ import {
   type DomainStats,
   type DomainStatus,
   type Hypervisor,
+  type JobStats,
   type LifeCycle,
   notSupported,
   type Unsubscribe,
@@ -200,7 +201,16 @@ export class VirshHypervisor implements Hypervisor {
       await rm(dir, { recursive: true, force: true });
     }
   }
-  migrate(_name: string, _destinationUri: string): Promise<void> {
+  migrate(): Promise<void> {
+    return Promise.reject(notSupported("Live migration"));
+  }
+  jobStats(): Promise<JobStats> {
+    return Promise.reject(notSupported("Live migration"));
+  }
+  abortJob(): Promise<void> {
+    return Promise.reject(notSupported("Live migration"));
+  }
+  setMaxDowntime(): Promise<void> {
     return Promise.reject(notSupported("Live migration"));
   }
   snapshot(_name: string, _snapshotName: string): Promise<void> {

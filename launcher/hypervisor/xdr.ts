@@ -27,6 +27,16 @@ export class XdrWriter {
   bool(v: boolean): this {
     return this.int(v ? 1 : 0);
   }
+  uhyper(v: bigint): this {
+    const b = Buffer.alloc(8);
+    b.writeBigUInt64BE(v);
+    return this.push(b);
+  }
+  double(v: number): this {
+    const b = Buffer.alloc(8);
+    b.writeDoubleBE(v);
+    return this.push(b);
+  }
   /** Fixed-length opaque (e.g. a 16-byte UUID): no length word, padded to 4. */
   fixedOpaque(b: Buffer): this {
     this.push(b);
@@ -83,6 +93,12 @@ export class XdrReader {
   }
   bool(): boolean {
     return this.int() !== 0;
+  }
+  double(): number {
+    this.need(8);
+    const v = this.buf.readDoubleBE(this.off);
+    this.off += 8;
+    return v;
   }
   fixedOpaque(n: number): Buffer {
     this.need(n);

@@ -482,6 +482,8 @@ export const MigrationConfigurationOptions = Struct({
   }),
 });
 
+export type MigrationConfigurationOptions = Static<typeof MigrationConfigurationOptions>;
+
 const MigrationEndpointState = {
   domainName: Str,
   domainNamespace: Str,

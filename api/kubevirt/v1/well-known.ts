@@ -57,3 +57,21 @@ export const RetainedDisks = {
    */
   deleteWithVmAnnotation: "tsvirt.io/delete-disks-with-vm",
 } as const;
+
+/** KubeVirt's live-migration names (pkg/virt-controller/watch/migration, api/core/v1/types.go). */
+export const Migration = {
+  /** On a VMIM: the VMI it migrates (the create mutator adds it; migrate-cancel finds the VMIM by it). */
+  vmiNameLabel: "kubevirt.io/vmi-name",
+  /** On the target launcher pod: the uid of the VMIM it was made for. */
+  jobUidLabel: "kubevirt.io/migrationJobUID",
+  /** On the target launcher pod: the VMIM's name. */
+  jobNameAnnotation: "kubevirt.io/migrationJobName",
+  /** On the VMI while a migration is active: the target node (the target node agent selects VMIs by it). */
+  targetNodeLabel: "kubevirt.io/migrationTargetNodeName",
+  /** On a VMIM, added by the migration controller; removed once the VMIM is final. */
+  finalizer: "kubevirt.io/migrationJobFinalize",
+  /** tsvirt: on a VMIM naming a stopped VM (cold migration); the live migration controller ignores it. */
+  modeLabel: "tsvirt.io/migration-mode",
+  /** KubeVirt's defaultFinalizedMigrationGarbageCollectionBuffer: finished VMIMs kept per VMI. */
+  finishedKeptPerVmi: 5,
+} as const;

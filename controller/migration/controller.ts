@@ -1,0 +1,160 @@
+// The migration controller's shell (KubeVirt's virt-controller migration controller): reads the VMIM, its VMI, the
+// VMI's launcher pods, the settings and the other VMIMs from the shared informers, asks planMigration, and writes:
+// finalizer, target pod (with expectations: a crash or a slow cache never makes a second one), the VMI (handoff,
+// label, abortRequested) before the VMIM status that depends on it, then the finalizer's release and the GC.
+import { isDeepStrictEqual } from "node:util";
+import { Migration } from "../../api/index.js";
+import {
+  type Client,
+  type ClusterConfig,
+  type Informer,
+  type KObject,
+  keyOf,
+  type MigrationPolicy,
+  type PersistentVolumeClaim,
+  type Pod,
+  resources,
+  type VirtualMachineInstance,
+  type VirtualMachineInstanceMigration,
+} from "../../client/index.js";
+import { isConflict, isNotFound } from "../../lib/errors.js";
+import { forObject, type Logger } from "../../lib/log.js";
+import type { ReconcileResult } from "../../lib/workqueue/index.js";
+import { timestamp } from "../conditions.js";
+import type { Recorder } from "../events/index.js";
+import type { Expectations } from "../expectations.js";
+import { isLauncherPodOf } from "../vmi/pod.js";
+import { OWNER_INDEX } from "../vmi/vmi.js";
+import { migratability } from "./migratable.js";
+import { planMigration } from "./plan.js";
+
+export interface MigrationDeps {
+  client: Client;
+  vmims: Informer<VirtualMachineInstanceMigration>;
+  vmis: Informer<VirtualMachineInstance>;
+  /** Pods indexed by owner uid under OWNER_INDEX. */
+  pods: Informer<Pod>;
+  policies: Informer<MigrationPolicy>;
+  namespaces: Informer<KObject>;
+  /** Claims (whether a VMI's PVCs are shared); absent: every claim counts as node-local. */
+  claims?: Informer<PersistentVolumeClaim>;
+  clusterConfig: ClusterConfig;
+  expectations: Expectations;
+  recorder: Recorder;
+  log: Logger;
+  now: () => Date;
+}
+
+export async function reconcileMigration(deps: MigrationDeps, key: string): Promise<ReconcileResult> {
+  let vmim = deps.vmims.get(key);
+  if (!vmim) {
+    deps.expectations.delete(key);
+    return {};
+  }
+  if (!deps.expectations.satisfied(key)) return { requeueAfterMs: 5_000 };
+  const ns = vmim.metadata.namespace ?? "";
+  const log = forObject(deps.log, vmim);
+  const vmi = deps.vmis.get(`${ns}/${vmim.spec.vmiName}`);
+  const pods = vmi ? deps.pods.byIndex(OWNER_INDEX, vmi.metadata.uid ?? "").filter((p) => isLauncherPodOf(p, vmi)) : [];
+  const claims = deps.claims;
+  const nowDate = deps.now();
+  const plan = planMigration({
+    vmim,
+    vmi,
+    pods,
+    ...(vmi ? { migratable: migratability(vmi, (n) => claims?.get(`${ns}/${n}`)) } : {}),
+    config: deps.clusterConfig.current.migrations ?? {},
+    policies: deps.policies.list(),
+    namespaceLabels: deps.namespaces.get(ns)?.metadata.labels ?? {},
+    others: deps.vmims
+      .list()
+      .filter((m) => m.metadata.uid !== vmim?.metadata.uid)
+      .map((m) => {
+        const s = deps.vmis.get(`${m.metadata.namespace}/${m.spec.vmiName}`)?.status;
+        const node = s?.migrationState?.migrationUid === m.metadata.uid ? s?.migrationState?.sourceNode : s?.nodeName;
+        return node ? { vmim: m, sourceNode: node } : { vmim: m };
+      }),
+    now: timestamp(nowDate),
+    nowMs: nowDate.getTime(),
+  });
+  if (plan.ignore) return {};
+
+  try {
+    if (plan.addFinalizer) {
+      vmim = await deps.client.update(resources.vmims, {
+        ...vmim,
+        metadata: { ...vmim.metadata, finalizers: [...(vmim.metadata.finalizers ?? []), Migration.finalizer] },
+      });
+    }
+
+    for (const pod of plan.deletePods) {
+      try {
+        await deps.client.delete(resources.pods, pod.metadata.namespace, pod.metadata.name!, {
+          preconditions: { uid: pod.metadata.uid! },
+        });
+        log.info("Deleted migration pod", { pod: pod.metadata.name });
+      } catch (err) {
+        if (!isNotFound(err)) throw err;
+      }
+    }
+
+    if (plan.createPod) {
+      deps.expectations.expectCreations(key);
+      try {
+        const pod = await deps.client.create(resources.pods, ns, plan.createPod);
+        log.info("Created migration target pod", { pod: pod.metadata.name });
+        deps.recorder.event(vmim, "Normal", "SuccessfulCreate", `Created migration target pod ${pod.metadata.name}`);
+      } catch (err) {
+        deps.expectations.creationObserved(key);
+        deps.recorder.event(vmim, "Warning", "FailedCreate", `Error creating pod: ${(err as Error).message}`);
+        throw err;
+      }
+    }
+
+    // The VMI first: the VMIM's phase says what the VMI already carries (the handoff), never the other way round.
+    if (plan.vmi && vmi) {
+      const next: VirtualMachineInstance = {
+        ...vmi,
+        metadata: { ...vmi.metadata, labels: { ...(vmi.metadata.labels ?? {}) } },
+        status: { ...(vmi.status ?? {}) },
+      };
+      if (plan.vmi.migrationState) next.status = { ...next.status, migrationState: plan.vmi.migrationState };
+      if (plan.vmi.targetNodeLabel === null) delete next.metadata.labels?.[Migration.targetNodeLabel];
+      else if (plan.vmi.targetNodeLabel !== undefined)
+        next.metadata.labels = { ...next.metadata.labels, [Migration.targetNodeLabel]: plan.vmi.targetNodeLabel };
+      if (!isDeepStrictEqual(next, vmi)) await deps.client.update(resources.vmis, next);
+    }
+
+    if (!isDeepStrictEqual(plan.status, vmim.status ?? {})) {
+      vmim = await deps.client.updateStatus(resources.vmims, { ...vmim, status: plan.status });
+      log.info("Migration phase", { phase: plan.status.phase ?? "" });
+    }
+    for (const e of plan.events) deps.recorder.event(vmim, e.type, e.reason, e.message);
+
+    if (plan.removeFinalizer) {
+      await deps.client.update(resources.vmims, {
+        ...vmim,
+        metadata: {
+          ...vmim.metadata,
+          finalizers: (vmim.metadata.finalizers ?? []).filter((f) => f !== Migration.finalizer),
+        },
+      });
+    }
+  } catch (err) {
+    // A newer version exists (its watch event queues this key again) or the object is gone.
+    if (isConflict(err) || isNotFound(err)) return {};
+    throw err;
+  }
+
+  for (const g of plan.garbage) {
+    try {
+      await deps.client.delete(resources.vmims, g.metadata.namespace, g.metadata.name!, {
+        preconditions: { uid: g.metadata.uid! },
+      });
+      log.info("Garbage-collected finished migration", { migration: keyOf(g) });
+    } catch (err) {
+      if (!isNotFound(err) && !isConflict(err)) throw err;
+    }
+  }
+  return plan.requeueAfterMs !== undefined ? { requeueAfterMs: Math.max(1_000, plan.requeueAfterMs) } : {};
+}

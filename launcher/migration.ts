@@ -1,0 +1,193 @@
+// Live migration, the launcher's part (MIGRATION-CONTRACT §3-§4). Pure pieces: the job follower's timeout rule
+// (KubeVirt's migrationMonitor: progress and completion budgets) and the destination XML's carry-over of what
+// libvirt generated on the source. I/O pieces: the target's listener (its libvirtd's socket, reachable over TCP on
+// the pod IP only while it is a migration target) and the free-port choice inside the pod's network namespace.
+import net from "node:net";
+import { networkInterfaces } from "node:os";
+import type { Logger } from "../lib/log.js";
+import type { MigrationPorts } from "./protocol.js";
+
+/** The pod's primary interface (handler/network names it; the launcher cannot import the node agent). */
+export const POD_INTERFACE = "eth0";
+/** KubeVirt's first direct-migration port (LibvirtDirectMigrationPort); the next ones follow. */
+export const FIRST_MIGRATION_PORT = 49152;
+
+export const GIB = 1024 ** 3;
+
+/** What the follower remembers between samples. */
+export interface FollowState {
+  startedAtMs: number;
+  /** The smallest remaining-data figure seen, and when it was first seen. */
+  lowestRemaining?: number;
+  progressAtMs: number;
+}
+
+export interface FollowLimits {
+  /** Seconds without the remaining data shrinking. */
+  progressTimeoutS: number;
+  /** Seconds per GiB of guest memory + copied disks. */
+  completionTimeoutPerGiB: number;
+  /** Guest memory + copied disks, bytes. */
+  dataBytes: number;
+}
+
+/** Seconds the whole migration may take: per GiB (rounded up, at least 1), as KubeVirt's acceptableCompletionTime. */
+export function completionBudgetS(l: FollowLimits): number {
+  return l.completionTimeoutPerGiB * Math.max(1, Math.ceil(l.dataBytes / GIB));
+}
+
+/**
+ * One sample of the running job → the follower's next state and, when a budget ran out, why to abort (the message
+ * names the timeout). Progress is the remaining data reaching a new low; a sample without the figure changes
+ * nothing.
+ */
+export function followStep(
+  st: FollowState,
+  sample: { dataRemaining?: number | undefined },
+  nowMs: number,
+  limits: FollowLimits,
+): { state: FollowState; abort?: string } {
+  const next: FollowState = { ...st };
+  const rem = sample.dataRemaining;
+  if (rem !== undefined && (st.lowestRemaining === undefined || rem < st.lowestRemaining)) {
+    next.lowestRemaining = rem;
+    next.progressAtMs = nowMs;
+  }
+  const budget = completionBudgetS(limits);
+  if (nowMs - st.startedAtMs > budget * 1000) {
+    const gib = Math.max(1, Math.ceil(limits.dataBytes / GIB));
+    return {
+      state: next,
+      abort: `migration did not complete within the completion timeout of ${budget} s (completionTimeoutPerGiB ${limits.completionTimeoutPerGiB} s × ${gib} GiB)`,
+    };
+  }
+  if (nowMs - next.progressAtMs > limits.progressTimeoutS * 1000) {
+    return {
+      state: next,
+      abort: `migration made no progress for ${limits.progressTimeoutS} s (progressTimeout)`,
+    };
+  }
+  return { state: next };
+}
+
+/** The `<mac address='…'/>` of each `<interface>` in document order (undefined where there is none). */
+function interfaceMacs(xml: string): Array<string | undefined> {
+  return [...xml.matchAll(/<interface\b[\s\S]*?<\/interface>/g)].map(
+    (m) => /<mac\s+address=['"]([0-9a-fA-F:]{17})['"]/.exec(m[0])?.[1],
+  );
+}
+
+/**
+ * The destination XML the target rendered, completed with what libvirt generated on the source and the guest
+ * sees (its ABI must not change): each interface's MAC when the VMI names none, and the domain's uuid when the
+ * VMI's uid is not one. Everything else (paths) stays the target's.
+ */
+export function destinationXml(targetXml: string, sourceXml: string): string {
+  const macs = interfaceMacs(sourceXml);
+  let i = 0;
+  let out = targetXml.replace(/<interface\b[\s\S]*?<\/interface>/g, (block) => {
+    const mac = macs[i++];
+    if (!mac || /<mac\s/.test(block)) return block;
+    return block.replace(/^<interface\b[^>]*>/, (open) => `${open}<mac address='${mac}'/>`);
+  });
+  if (!/<uuid>/.test(out)) {
+    const uuid = /<uuid>([^<]+)<\/uuid>/.exec(sourceXml)?.[1];
+    if (uuid) out = out.replace(/(<name>[^<]*<\/name>)/, `$1<uuid>${uuid}</uuid>`);
+  }
+  return out;
+}
+
+/** The pod's IPv4 address on its primary interface. */
+export function podAddress(iface = POD_INTERFACE): string | undefined {
+  return networkInterfaces()[iface]?.find((a) => a.family === "IPv4" && !a.internal)?.address;
+}
+
+function portFree(address: string, port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const s = net.createServer();
+    s.once("error", () => resolve(false));
+    s.listen({ host: address, port, exclusive: true }, () => s.close(() => resolve(true)));
+  });
+}
+
+/** `n` free TCP ports on `address`, from FIRST_MIGRATION_PORT up (KubeVirt's 49152/49153), skipping taken ones. */
+export async function freePorts(address: string, n: number, from = FIRST_MIGRATION_PORT): Promise<number[]> {
+  const out: number[] = [];
+  for (let p = from; out.length < n && p < from + 512; p++) {
+    if (await portFree(address, p)) out.push(p);
+  }
+  if (out.length < n) throw new Error(`no ${n} free ports from ${from} on ${address}`);
+  return out;
+}
+
+/**
+ * The target's listener: libvirt's connection for the source daemon (peer to peer), a TCP port on the pod IP
+ * forwarded to the private libvirtd's unix socket. The daemon itself never listens on TCP (it would have to be
+ * started that way, and a launcher learns that it is a migration target only after its daemon is up); only a pod
+ * prepared as a target accepts, and only from the source pod's IP when it is known.
+ */
+export class MigrationListener {
+  private server: net.Server | undefined;
+  private readonly conns = new Set<net.Socket>();
+  address: string | undefined;
+  ports: MigrationPorts | undefined;
+
+  constructor(
+    private readonly libvirtSocket: string,
+    private readonly log: Logger,
+  ) {}
+
+  /** Idempotent: a second call answers the same address and ports (a new source address replaces the old). */
+  async listen(
+    address: string,
+    sourceAddress: string | undefined,
+  ): Promise<{ address: string; ports: MigrationPorts }> {
+    this.allowed = sourceAddress;
+    if (this.server && this.address === address && this.ports) return { address, ports: this.ports };
+    const [libvirt, qemu, nbd] = (await freePorts(address, 3)) as [number, number, number];
+    const server = net.createServer((c) => this.accept(c));
+    await new Promise<void>((resolve, reject) => {
+      server.once("error", reject);
+      server.listen({ host: address, port: libvirt, exclusive: true }, () => {
+        server.off("error", reject);
+        resolve();
+      });
+    });
+    this.server = server;
+    this.address = address;
+    this.ports = { libvirt, qemu, nbd };
+    this.log.info("listening for the incoming migration", { address, ...this.ports, source: sourceAddress });
+    return { address, ports: this.ports };
+  }
+
+  private allowed: string | undefined;
+
+  private accept(c: net.Socket): void {
+    const peer = (c.remoteAddress ?? "").replace(/^::ffff:/, "");
+    if (this.allowed && peer !== this.allowed) {
+      this.log.warn("refused a migration connection from an unexpected peer", { peer, expected: this.allowed });
+      c.destroy();
+      return;
+    }
+    const u = net.createConnection(this.libvirtSocket);
+    this.conns.add(c).add(u);
+    const done = (): void => {
+      c.destroy();
+      u.destroy();
+      this.conns.delete(c);
+      this.conns.delete(u);
+    };
+    c.on("error", done).on("close", done);
+    u.on("error", done).on("close", done);
+    c.setNoDelay(true);
+    c.pipe(u);
+    u.pipe(c);
+  }
+
+  close(): void {
+    this.server?.close();
+    this.server = undefined;
+    for (const c of this.conns) c.destroy();
+    this.conns.clear();
+  }
+}
