@@ -117,8 +117,9 @@ describe("pods/eviction", () => {
     const graceful = await call("GET", `${PODS}/web2`);
     assert.ok((graceful.body.metadata as Obj).deletionTimestamp, "a bound pod terminates gracefully");
     await pod("web3");
-    const dry = await call("POST", `${PODS}/web3/eviction?dryRun=All`, eviction("web3"));
+    const dry = await call("POST", `${PODS}/web3/eviction?dryRun=All`, eviction("web3", { extra: 1 }));
     assert.equal(dry.status, 201);
+    assert.match(dry.headers.get("warning") ?? "", /unknown field .*extra/);
     assert.equal((await call("GET", `${PODS}/web3`)).status, 200, "dry run deletes nothing");
   });
 
@@ -146,6 +147,9 @@ describe("pods/eviction", () => {
     );
     assert.equal(pre.status, 409);
     assert.equal((await call("GET", `${PODS}/web4/eviction`)).status, 405);
+    const strict = await call("POST", `${PODS}/web4/eviction?fieldValidation=Strict`, eviction("web4", { extra: 1 }));
+    assert.equal(strict.status, 400);
+    assert.match(String(strict.body.message), /unknown field "extra"/);
     assert.equal((await call("GET", `${PODS}/web4`)).status, 200);
   });
 

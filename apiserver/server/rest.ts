@@ -1018,6 +1018,7 @@ export class Rest {
       dryRun: dry,
     };
     const { warnings } = await runAdmission(this.admission, req);
+    if (opts.fieldValidation === "Warn") warnings.unshift(...unknownFieldWarnings(v.unknownFields));
     const deleteOpts: DeleteOptions = { dryRun: dry };
     if (del.gracePeriodSeconds !== undefined) deleteOpts.gracePeriodSeconds = Math.max(0, del.gracePeriodSeconds);
     if (del.preconditions) deleteOpts.preconditions = { ...del.preconditions };
