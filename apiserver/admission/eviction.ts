@@ -4,7 +4,7 @@
 // refused with 429, so `kubectl drain` retries until the evacuation controller has migrated it away; a VMI without a
 // strategy (None, or LiveMigrateIfPossible when not migratable) lets the eviction through: its pod is deleted.
 //
-// Deviation from the migration contract §7 / the brief: evicting a migration TARGET pod is refused with 429
+// Deviations from the migration contract §7 / the brief: the 429 carries no Retry-After (see deny()); evicting a migration TARGET pod is refused with 429
 // ("Eviction request for target Pod") when the VMI migrates on eviction, as KubeVirt's admitter does; only under
 // None does the eviction go through, which deletes the target pod and so fails (cancels) that migration.
 import {
@@ -19,8 +19,6 @@ import type { AdmissionDecision, AdmissionPlugin, AdmissionRequest, AdmissionRev
 
 const LAUNCHER_LABEL = "kubevirt.io";
 const DOMAIN_ANNOTATION = "kubevirt.io/domain";
-/** Seconds a refused eviction asks the caller to wait (kubectl drain retries every 5 s whatever it is told). */
-export const EVICTION_RETRY_AFTER_SECONDS = 5;
 
 export interface EvictionAdmissionOptions {
   getPod(namespace: string, name: string): Promise<Rec | undefined> | Rec | undefined;
@@ -105,12 +103,10 @@ export function podEvictionPlugin(opts: EvictionAdmissionOptions): AdmissionPlug
     response: {
       uid: req.uid,
       allowed: false,
-      status: {
-        code: 429,
-        reason: "TooManyRequests",
-        message,
-        details: { retryAfterSeconds: EVICTION_RETRY_AFTER_SECONDS },
-      },
+      // No Retry-After (as KubeVirt's webhook and kube-apiserver's PDB refusal): client-go retries a 429 that
+      // carries one silently, up to 10 times, so kubectl drain would not print KubeVirt's message for ~50 s per pod
+      // (the e2e saw a whole evacuation pass without one line); kubectl drain retries every 5 s by itself.
+      status: { code: 429, reason: "TooManyRequests", message },
     },
   });
   const admit = async (req: AdmissionRequest): Promise<AdmissionDecision> => {

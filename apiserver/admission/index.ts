@@ -1,6 +1,5 @@
 export {
   decideLauncherEviction,
-  EVICTION_RETRY_AFTER_SECONDS,
   type EvictionAdmissionOptions,
   type LauncherEvictionDecision,
   launcherVmiName,

@@ -79,7 +79,7 @@ describe("kubectl drain (tsvirt up --nodes 2)", async () => {
       for (const name of MIGRATING) {
         await until(`kubectl drain reports the 429 for ${name}`, 120_000, async () =>
           out.text.includes(`Eviction triggered evacuation of VMI "default/${name}"`) ? true : undefined,
-        );
+        ).catch((e: Error) => assert.fail(`${e.message}; kubectl drain printed:\n${out.text.slice(-4000)}`));
       }
       assert.match(out.text, /will retry after 5s/);
     });
