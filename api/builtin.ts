@@ -386,7 +386,7 @@ const BUILTINS: Builtin[] = [
     categories: ["all"],
     schema: Pod,
     status: true,
-    extraSubresources: ["binding", "log"],
+    extraSubresources: ["binding", "eviction", "log"],
     fieldSelectors: [
       "spec.nodeName",
       "spec.restartPolicy",

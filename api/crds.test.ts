@@ -93,7 +93,7 @@ test("built-in definitions: pods have binding/log and kube's field selectors and
   const defs = new Map(builtinDefinitions().map((d) => [d.crd.spec.names.plural, d]));
   const pods = defs.get("pods");
   assert.ok(pods?.builtin);
-  assert.deepEqual(pods.extraSubresources, ["binding", "log"]);
+  assert.deepEqual(pods.extraSubresources, ["binding", "eviction", "log"]);
   assert.ok(pods.fieldSelectors?.includes("spec.nodeName"));
   assert.ok(pods.fieldSelectors?.includes("status.phase"));
   assert.deepEqual(

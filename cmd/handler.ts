@@ -84,12 +84,14 @@ export function registerHandler(program: Command): void {
         caches: {
           pods: new Informer(client, resources.pods, { ...sel.pods, log }),
           vmis: new Informer(client, resources.vmis, { ...sel.vmis, log }),
+          migrationVmis: new Informer(client, resources.vmis, { ...sel.migrationVmis, log }),
           node: new Informer(client, resources.nodes, { ...sel.node, log }),
           pvs: new Informer(client, resources.pvs, { ...sel.pvs, log }),
         },
         localStorageBytes,
         volumeOwner: await (await import("../lib/qemu-user.js")).qemuUser(),
         dial: h.launcherDialer,
+        migrationDial: h.migrationDialer,
         probe: h.probeLauncher,
         puller: nodeImagePuller({
           cacheDir: join(dataDir, "images"),

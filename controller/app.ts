@@ -1,7 +1,7 @@
 // virt-controller's wiring: shared informers (VMs, VMIs, pods, nodes), one work queue per reconciler, event handlers
 // that map a changed object to the keys it affects, and worker loops. Nothing here decides anything; the reconcilers do.
 
-import { Migration, RetainedDisks } from "../api/index.js";
+import { Evacuation, Migration, RetainedDisks } from "../api/index.js";
 import {
   type Client,
   ClusterConfig,
@@ -24,6 +24,7 @@ import { createLogger, type Logger } from "../lib/log.js";
 import { processNextItem, runWorkers, WorkQueue } from "../lib/workqueue/index.js";
 import { DataVolumeController } from "../storage/datavolume/index.js";
 import { podClaimNames, StorageController } from "../storage/index.js";
+import { type EvacuationDeps, reconcileEvacuation } from "./evacuation/controller.js";
 import { EventRecorder, type Recorder } from "./events/index.js";
 import { Expectations } from "./expectations.js";
 import { isFinal, type MigrationDeps, reconcileMigration } from "./migration/index.js";
@@ -97,6 +98,9 @@ export class VirtController {
   readonly vmiQueue = new WorkQueue<string>();
   readonly podQueue = new WorkQueue<string>();
   readonly nodeQueue = new WorkQueue<string>();
+  /** Node drain: one key per node (controller/evacuation). */
+  readonly evacuationQueue = new WorkQueue<string>();
+  readonly evacuationDeps: EvacuationDeps;
   readonly vmDeps: VmDeps;
   readonly vmiDeps: VmiDeps;
   readonly schedulerDeps: SchedulerDeps;
@@ -208,6 +212,18 @@ export class VirtController {
       now,
     };
     this.podCidrDeps = { client, nodes: this.nodes, recorder: this.recorder, log: this.log, pending: new Map() };
+    this.evacuationDeps = {
+      client,
+      nodes: this.nodes,
+      vmis: this.vmis,
+      pods: this.pods,
+      migrations: this.vmims,
+      config: () => this.clusterConfig.current,
+      expectations: new Expectations(),
+      recorder: this.recorder,
+      log: this.log.child({ controller: "evacuation" }),
+    };
+    this.watchEvacuation();
 
     this.vms.addEventHandler({
       onAdd: (vm) => this.vmQueue.add(keyOf(vm)),
@@ -368,6 +384,45 @@ export class VirtController {
     this.pools.addEventHandler({ onAdd: onPool, onUpdate: (_o, p) => onPool(p), onDelete: onPool });
   }
 
+  /** Node drain: a VMI maps to its node, a migration to its VMI's node (or the node it evacuates), a node to itself. */
+  private watchEvacuation(): void {
+    const q = this.evacuationQueue;
+    const exp = this.evacuationDeps.expectations;
+    const onVmi = (v: VirtualMachineInstance) => {
+      if (v.status?.nodeName) q.add(v.status.nodeName);
+    };
+    this.vmis.addEventHandler({
+      onAdd: onVmi,
+      onUpdate: (o, v) => {
+        onVmi(o);
+        onVmi(v);
+      },
+      onDelete: onVmi,
+    });
+    const onVmim = (m: VirtualMachineInstanceMigration, observed?: boolean) => {
+      const evacuated = m.metadata.annotations?.[Evacuation.migrationAnnotation];
+      if (evacuated) {
+        if (observed) exp.creationObserved(evacuated);
+        q.add(evacuated);
+      }
+      const vmi = this.vmis.getByName(m.metadata.namespace, m.spec.vmiName ?? "");
+      if (vmi) onVmi(vmi);
+    };
+    this.vmims.addEventHandler({
+      onAdd: (m) => onVmim(m, true),
+      onUpdate: (_o, m) => onVmim(m),
+      onDelete: (m) => onVmim(m),
+    });
+    this.nodes.addEventHandler({
+      onAdd: (n) => q.add(keyOf(n)),
+      onUpdate: (_o, n) => q.add(keyOf(n)),
+    });
+    // the KubeVirt object's evictionStrategy, limits and drain taint key
+    this.clusterConfig.onChange(() => {
+      for (const n of this.nodes.list()) q.add(keyOf(n));
+    });
+  }
+
   /** VMIMs, and what a migration depends on: its VMI, the VMI's launcher pods (source and target). */
   private watchMigrations(exp: Expectations): void {
     const q = this.migrationQueue;
@@ -435,6 +490,13 @@ export class VirtController {
   }
   stepReplicaSet(): Promise<boolean> {
     return processNextItem(this.rsQueue, (k) => reconcileReplicaSet(this.rsDeps, k), this.onError("replicaset"));
+  }
+  stepEvacuation(): Promise<boolean> {
+    return processNextItem(
+      this.evacuationQueue,
+      (k) => reconcileEvacuation(this.evacuationDeps, k),
+      this.onError("evacuation"),
+    );
   }
   stepMigration(): Promise<boolean> {
     return processNextItem(
@@ -509,6 +571,14 @@ export class VirtController {
         ),
       );
     }
+    this.workers.push(
+      runWorkers(
+        this.evacuationQueue,
+        threads,
+        (k) => reconcileEvacuation(this.evacuationDeps, k),
+        this.onError("evacuation"),
+      ),
+    );
     if (this.opts.podCidr !== false) {
       this.workers.push(
         runWorkers(this.nodeQueue, 1, (k) => reconcileNodeCidr(this.podCidrDeps, k), this.onError("node")),
@@ -526,7 +596,15 @@ export class VirtController {
   }
 
   async stop(): Promise<void> {
-    for (const q of [this.vmQueue, this.vmiQueue, this.podQueue, this.nodeQueue, this.rsQueue, this.migrationQueue])
+    for (const q of [
+      this.vmQueue,
+      this.vmiQueue,
+      this.podQueue,
+      this.nodeQueue,
+      this.rsQueue,
+      this.migrationQueue,
+      this.evacuationQueue,
+    ])
       q.shutdown();
     await this.dataVolumes.stop();
     await this.storage.stop();

@@ -3,7 +3,7 @@
 import { mkdirSync } from "node:fs";
 import { join } from "node:path";
 import { commandSocketsDir, LauncherClient, podCommand, podPaths, terminatePod } from "../launcher/index.js";
-import type { LauncherConnection, LauncherDialer } from "./ports.js";
+import type { LauncherConnection, LauncherDialer, MigrationDialer } from "./ports.js";
 
 export const launcherDialer: LauncherDialer = async (socketPath) => {
   const c = await LauncherClient.connect(socketPath, 2_000);
@@ -36,6 +36,22 @@ export const launcherDialer: LauncherDialer = async (socketPath) => {
     close: () => c.close(),
   };
   return conn;
+};
+
+/** The migration calls on a connection of their own (VMI sync's stays with the domain's watch). */
+export const migrationDialer: MigrationDialer = async (socketPath) => {
+  const c = await LauncherClient.connect(socketPath, 2_000);
+  return {
+    ping: async () => {
+      await c.call("Ping", undefined, { timeoutMs: 5_000 });
+    },
+    domain: async () => (await c.call("GetDomain", undefined, { timeoutMs: 10_000 })).domain.status,
+    prepareMigrationTarget: (p) => c.prepareMigrationTarget(p),
+    migrateStart: (p) => c.migrateStart(p),
+    migrateStatus: () => c.migrateStatus(),
+    migrateAbort: () => c.migrateAbort(),
+    close: () => c.close(),
+  };
 };
 
 /** The launcher pod's readiness probe: its command socket answers Ping. */

@@ -9,6 +9,7 @@ import type { RegistriesConfig } from "../images/index.js";
 import { commandSocketPath, commandSocketsDir } from "../launcher/index.js";
 import { statusError } from "../lib/errors.js";
 import { type Logger, nullLogger } from "../lib/log.js";
+import { MIGRATION_TARGET_NODE_LABEL, MigrationSync } from "./migration/index.js";
 import { FabricRouteSync, PodNetwork } from "./network/index.js";
 import { machineInfo, NodeAgent } from "./node-agent.js";
 import { PodRunner } from "./pod-runner.js";
@@ -20,14 +21,17 @@ import type {
   KObject,
   LauncherDialer,
   LauncherVerb,
+  MigrationDialer,
   Node,
   PersistentVolume,
   Pod,
   VirtualMachineInstance,
 } from "./ports.js";
+import { NODE_NAME_LABEL } from "./ports.js";
+import { prepareNode } from "./prepare.js";
 import { podDirOf, readPodRecord } from "./processes.js";
 import { startServer } from "./server.js";
-import { launcherPodOf, type PhaseMapper, VmiSync } from "./vmi-sync.js";
+import { launcherPodOf, launcherPrepared, type PhaseMapper, VmiSync } from "./vmi-sync.js";
 import { VolumeSync } from "./volumes.js";
 import { WorkerServices } from "./workers/index.js";
 
@@ -44,13 +48,15 @@ export interface CacheLike<T extends KObject> {
   list(namespace?: string): T[];
 }
 
-export const NODE_NAME_LABEL = "kubevirt.io/nodeName";
+export { NODE_NAME_LABEL };
 
 /** Selectors the caches must use (the caller builds the informers with them). */
 export function selectorsFor(node: string) {
   return {
     pods: { fieldSelector: `spec.nodeName=${node}` },
     vmis: { labelSelector: `${NODE_NAME_LABEL}=${node}` },
+    // VMIs migrating to this node (handler/migration/): this node prepares the target until the handover.
+    migrationVmis: { labelSelector: `${MIGRATION_TARGET_NODE_LABEL}=${node}` },
     // Every Node: their podCIDRs are the fabric's routes (this node's own object is picked out by name).
     node: {},
     // Every PV: those pinned to this node are picked out by their node affinity (no field selector reaches it).
@@ -65,6 +71,8 @@ export interface HandlerOptions {
   caches: {
     pods: CacheLike<Pod>;
     vmis: CacheLike<VirtualMachineInstance>;
+    /** VMIs labelled kubevirt.io/migrationTargetNodeName=<node> (absent: this node is never a migration target). */
+    migrationVmis?: CacheLike<VirtualMachineInstance>;
     node: CacheLike<Node>;
     /** PersistentVolumes: this node's tsvirt-local volumes are made and removed from them. */
     pvs: CacheLike<PersistentVolume>;
@@ -77,6 +85,8 @@ export interface HandlerOptions {
   fabric?: string;
   /** Dials a launcher's command socket. */
   dial: LauncherDialer;
+  /** Dials a launcher for the live-migration calls (absent: this node takes no part in live migrations). */
+  migrationDial?: MigrationDialer;
   /** The launcher pod's readiness probe (its socket answers). */
   probe: (socketPath: string) => Promise<boolean>;
   puller: ImagePuller;
@@ -118,6 +128,8 @@ export async function runHandler(o: HandlerOptions): Promise<RunningHandler> {
   commandSocketPath(o.dataDir, "00000000-0000-0000-0000-000000000000");
   const pods = new Map<string, Pod>();
   const vmis = new Map<string, VirtualMachineInstance>();
+  /** VMIs migrating to this node (not this node's VMI sync's until the handover). */
+  const targetVmis = new Map<string, VirtualMachineInstance>();
   let network: PodNetwork | undefined;
   let networkReady: Promise<void> | undefined;
   const keyOf = (ns: string | undefined, name: string | undefined): string => `${ns ?? ""}/${name ?? ""}`;
@@ -163,6 +175,38 @@ export async function runHandler(o: HandlerOptions): Promise<RunningHandler> {
     ...(o.recorder ? { recorder: o.recorder } : {}),
     log,
   });
+
+  const migration = o.migrationDial
+    ? new MigrationSync({
+        node: o.node,
+        api: o.api,
+        dial: o.migrationDial,
+        socketPath: (uid) => commandSocketPath(o.dataDir, uid),
+        getVmi: (key) => vmis.get(key) ?? targetVmis.get(key),
+        podsOf: launcherPods,
+        prepare: async (vmi) =>
+          launcherPrepared(
+            vmi,
+            await prepareNode(vmi as Parameters<typeof prepareNode>[0], {
+              api: o.api,
+              puller: o.puller,
+              hostDiskRoot: o.hostDiskRoot,
+              node: o.node,
+              dataDir: o.dataDir,
+            }),
+          ),
+        release: (uid) => o.puller.release(uid).catch(() => {}),
+        ...(embedded
+          ? {
+              firewall: async (podUid: string, sourceIp: string, ports: number[]) => {
+                if (!network) throw new Error("the pod network is not ready");
+                await network.allowMigration(podUid, sourceIp, ports);
+              },
+            }
+          : {}),
+        log,
+      })
+    : undefined;
 
   const byNsName = <T extends KObject>(m: Map<string, T>, ns: string, name: string): T | undefined => {
     for (const x of m.values()) if (x.metadata.namespace === ns && x.metadata.name === name) return x;
@@ -273,7 +317,10 @@ export async function runHandler(o: HandlerOptions): Promise<RunningHandler> {
         .catch((e: unknown) => log.warn("worker services sync failed", { podUid: uid, err: e }));
     }
     const v = ownerVmi(p);
-    if (v) vmiSync.enqueue(v);
+    if (v) {
+      vmiSync.enqueue(v);
+      migration?.enqueue(v);
+    }
   };
   o.caches.pods.addEventHandler({
     onAdd: (p) => onPod(p, false),
@@ -287,12 +334,25 @@ export async function runHandler(o: HandlerOptions): Promise<RunningHandler> {
       if (vmis.get(key)?.metadata.uid === v.metadata.uid) vmis.delete(key);
     } else vmis.set(key, v);
     vmiSync.enqueue(key);
+    migration?.enqueue(key);
   };
   o.caches.vmis.addEventHandler({
     onAdd: (v) => onVmi(v, false),
     onUpdate: (_old, v) => onVmi(v, false),
     onDelete: (v) => onVmi(v, true),
   });
+  o.caches.migrationVmis?.addEventHandler({
+    onAdd: (v) => onTargetVmi(v, false),
+    onUpdate: (_old, v) => onTargetVmi(v, false),
+    onDelete: (v) => onTargetVmi(v, true),
+  });
+  function onTargetVmi(v: VirtualMachineInstance, deleted: boolean): void {
+    const key = keyOf(v.metadata.namespace, v.metadata.name);
+    if (deleted) {
+      if (targetVmis.get(key)?.metadata.uid === v.metadata.uid) targetVmis.delete(key);
+    } else targetVmis.set(key, v);
+    migration?.enqueue(key);
+  }
   const pvByName = (name: string): PersistentVolume | undefined =>
     o.caches.pvs.list().find((v) => v.metadata.name === name);
   const volumeSync = new VolumeSync({
@@ -315,19 +375,22 @@ export async function runHandler(o: HandlerOptions): Promise<RunningHandler> {
   o.caches.node.start();
   o.caches.pods.start();
   o.caches.vmis.start();
+  o.caches.migrationVmis?.start();
   o.caches.pvs.start();
   await Promise.all([
     o.caches.node.waitForSync(),
     o.caches.pods.waitForSync(),
     o.caches.vmis.waitForSync(),
+    o.caches.migrationVmis?.waitForSync(),
     o.caches.pvs.waitForSync(),
   ]);
   // Loop devices of volumes deleted while the agent was down go before the workers start (the cache is complete).
   await volumeSync.start(o.caches.pvs.list());
   vmiSync.start();
+  migration?.start();
   // Image pins of VMIs deleted while the agent was down (the cache is complete now): released, exactly those.
   void o.puller
-    .releaseExcept?.(new Set([...vmis.values()].map((v) => v.metadata.uid ?? "")))
+    .releaseExcept?.(new Set([...vmis.values(), ...targetVmis.values()].map((v) => v.metadata.uid ?? "")))
     .catch((e: unknown) => log.warn("releasing stale image pins failed", { err: e }));
   await networkReady;
 
@@ -342,7 +405,7 @@ export async function runHandler(o: HandlerOptions): Promise<RunningHandler> {
   }
 
   // Sockets of launchers whose VMI and pods the API no longer has (they ended while the agent was down).
-  const known = new Set([...vmis.values()].map((v) => v.metadata.uid));
+  const known = new Set([...vmis.values(), ...targetVmis.values()].map((v) => v.metadata.uid));
   for (const p of pods.values()) for (const r of p.metadata.ownerReferences ?? []) known.add(r.uid);
   for (const f of await readdir(commandSocketsDir(o.dataDir)).catch(() => [] as string[])) {
     const uid = /^(.+)_sock$/.exec(f)?.[1];
@@ -352,6 +415,7 @@ export async function runHandler(o: HandlerOptions): Promise<RunningHandler> {
   const resync = setInterval(() => {
     triggerAllPods();
     for (const key of vmis.keys()) vmiSync.enqueue(key);
+    for (const key of [...vmis.keys(), ...targetVmis.keys()]) migration?.enqueue(key);
     for (const v of o.caches.pvs.list()) volumeSync.enqueue(v.metadata.name ?? "");
   }, o.resyncMs ?? 30_000);
   log.info("handler running", { port: server.port });
@@ -366,9 +430,16 @@ export async function runHandler(o: HandlerOptions): Promise<RunningHandler> {
       runner?.close();
       await workerServices?.close();
       vmiSync.close();
+      migration?.close();
       volumeSync.close();
       routes.close();
-      await Promise.all([o.caches.node.stop(), o.caches.pods.stop(), o.caches.vmis.stop(), o.caches.pvs.stop()]);
+      await Promise.all([
+        o.caches.node.stop(),
+        o.caches.pods.stop(),
+        o.caches.vmis.stop(),
+        o.caches.migrationVmis?.stop(),
+        o.caches.pvs.stop(),
+      ]);
       await server.close();
     },
   };

@@ -1,7 +1,13 @@
 // virt-handler, the node agent: pod runner (embedded mode), pod network, VMI sync (owns the launcher clients, at
 // <data dir>/sockets/<vmi uid>_sock), node registration, and the endpoint the API server proxies pods/log and
 // console to.
-export { launcherCommand, launcherDialer, probeLauncher, terminateLauncherPod } from "./adapters.js";
+export {
+  launcherCommand,
+  launcherDialer,
+  migrationDialer,
+  probeLauncher,
+  terminateLauncherPod,
+} from "./adapters.js";
 export {
   type CacheLike,
   type HandlerOptions,
@@ -11,6 +17,11 @@ export {
   selectorsFor,
 } from "./agent.js";
 export { classifyPod, computePodStatus, UNPAUSED_GATE } from "./launcher-pod.js";
+export {
+  MIGRATION_DOMAIN_XML_ANNOTATION,
+  MIGRATION_JOB_UID_LABEL,
+  MIGRATION_TARGET_NODE_LABEL,
+} from "./migration/index.js";
 export * as network from "./network/index.js";
 export { HEARTBEAT_ANNOTATION, nodeStorageBytes, SCHEDULABLE_LABEL } from "./node-status.js";
 export { isPaused, vmiPhaseFor as mapPhase } from "./phase.js";

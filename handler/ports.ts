@@ -3,7 +3,14 @@
 // puller.
 import { type KObject, type ResourceRef, resources, type VirtualMachineInstance } from "../client/index.js";
 import type { Credentials, PullPolicy } from "../images/index.js";
-import type { DomainStatus, NodePrepared } from "../launcher/index.js";
+import type {
+  DomainStatus,
+  MigrateStartParams,
+  MigrateStatusResult,
+  NodePrepared,
+  PrepareMigrationTargetParams,
+  PrepareMigrationTargetResult,
+} from "../launcher/index.js";
 
 /** Objects as the API serves them (metadata always there): client/'s shapes of api/'s types. */
 export type {
@@ -30,6 +37,9 @@ export const refs = {
   datavolumes: resources.datavolumes,
   vmis: resources.vmis,
 } as const;
+
+/** The VMI label naming the node that owns it (virt-handler's informer selects by it). */
+export const NODE_NAME_LABEL = "kubevirt.io/nodeName";
 
 export interface ApiClient {
   get<T extends KObject>(ref: ResourceRef, namespace: string | undefined, name: string): Promise<T>;
@@ -65,6 +75,20 @@ export type LauncherVerb = "Pause" | "Unpause" | "Reset" | "SoftReboot";
 
 /** Dials a launcher's command socket (launcher/'s commandSocketPath). */
 export type LauncherDialer = (socketPath: string) => Promise<LauncherConnection>;
+
+/** A launcher's live-migration calls (launcher/protocol.ts, contract §3), on a connection of their own. */
+export interface MigrationLauncher {
+  ping(): Promise<void>;
+  /** The domain's state now (undefined: the launcher has none). */
+  domain(): Promise<DomainStatus | undefined>;
+  prepareMigrationTarget(p: PrepareMigrationTargetParams): Promise<PrepareMigrationTargetResult>;
+  migrateStart(p: MigrateStartParams): Promise<MigrateStatusResult>;
+  migrateStatus(): Promise<MigrateStatusResult>;
+  migrateAbort(): Promise<{ aborted: boolean }>;
+  close(): void;
+}
+
+export type MigrationDialer = (socketPath: string) => Promise<MigrationLauncher>;
 
 /** Records core/v1 Events about an object (controller/'s EventRecorder fits). */
 export interface EventRecorder {

@@ -105,6 +105,11 @@ export async function volumeBytes(path: string, block: boolean): Promise<number>
   return Number((await readFile(`/sys/block/${basename(path)}/size`, "utf8")).trim()) * 512;
 }
 
+/** What the launcher gets from the node's preparation (with the pod network's tap): a start's and a migration's. */
+export function launcherPrepared(vmi: VirtualMachineInstance, prep: NodePreparation): PreparedVmi {
+  return { ...prep.prepared, taps: { [podInterfaceName(vmi)]: MASQ_TAP } };
+}
+
 /** The launcher pod that speaks for the VMI: the newest live one, else the newest. */
 export function launcherPodOf(pods: readonly Pod[]): Pod | undefined {
   const sorted = [...pods].sort((a, b) =>
@@ -192,11 +197,12 @@ export class VmiSync {
     }
     if (!vmi) {
       if (!s) return undefined;
-      const gone = await this.vmiGone(key, s.uid);
+      const where = await this.vmiWhere(key, s.uid);
       // Not in this node's cache, yet in the API (its cache lags, or it is no longer this node's): nothing to do.
-      if (!gone && s.launcher) return undefined;
-      if (gone && s.launcher && !s.shutdownSent) await this.shutdown(s, 30);
-      await this.forget(key, s, gone);
+      if (where === "here" && s.launcher) return undefined;
+      // Migrated away: the domain is on the target now; nothing to shut down, nobody dials this launcher again.
+      if (where === "gone" && s.launcher && !s.shutdownSent) await this.shutdown(s, 30);
+      await this.forget(key, s, where !== "here");
       return undefined;
     }
     const uid = vmi.metadata.uid ?? "";
@@ -205,6 +211,10 @@ export class VmiSync {
       this.state.set(key, s);
     }
     if (vmi.status?.nodeName && vmi.status.nodeName !== this.o.node) return undefined;
+    // Migrated away (handler/migration/): the domain left by migration, not by failing; the target writes the status
+    // from the handover on, so nothing this node sees now (its domain Shutoff/Migrated, its pod ending) is written.
+    const mig = vmi.status?.migrationState;
+    if (mig?.completed && mig.sourceNode === this.o.node && mig.targetNode !== this.o.node) return undefined;
     const pod = launcherPodOf(this.o.podsOf(uid));
     const phase = vmi.status?.phase ?? "";
     const podFailure = launcherFailure(pod);
@@ -231,7 +241,7 @@ export class VmiSync {
     if (s.launcher && !vmi.metadata.deletionTimestamp && !s.synced) {
       const images = await this.prepareVolumes(key, vmi, s);
       if (images.ok) {
-        const prepared: PreparedVmi = { ...images.prep.prepared, taps: { [podInterfaceName(vmi)]: MASQ_TAP } };
+        const prepared = launcherPrepared(vmi, images.prep);
         try {
           await s.launcher.conn.sync(vmi, prepared);
           s.synced = true;
@@ -456,14 +466,19 @@ export class VmiSync {
     );
   }
 
-  /** True when the API confirms the VMI is gone (404, or a new VMI of the same name). */
-  private async vmiGone(key: string, uid: string): Promise<boolean> {
+  /**
+   * Where the API has the VMI: "gone" (404, or a new VMI of the same name), "moved" (migrated: another node owns it
+   * now), or "here".
+   */
+  private async vmiWhere(key: string, uid: string): Promise<"gone" | "moved" | "here"> {
     const [ns, name] = key.split("/") as [string, string];
     try {
       const cur = await this.o.api.get<VirtualMachineInstance>(refs.vmis, ns, name);
-      return cur.metadata.uid !== uid;
+      if (cur.metadata.uid !== uid) return "gone";
+      const owner = cur.status?.nodeName;
+      return owner && owner !== this.o.node ? "moved" : "here";
     } catch (e) {
-      if (isStatusError(e) && e.code === 404) return true;
+      if (isStatusError(e) && e.code === 404) return "gone";
       throw e;
     }
   }

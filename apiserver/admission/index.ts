@@ -1,3 +1,10 @@
+export {
+  decideLauncherEviction,
+  type EvictionAdmissionOptions,
+  type LauncherEvictionDecision,
+  launcherVmiName,
+  podEvictionPlugin,
+} from "./eviction.js";
 export { INERT_KINDS, type InertKind, inertKindsPlugin, inertWarning } from "./inert.js";
 export { decodePatch, encodePatch, type PatchOp } from "./json-patch.js";
 export {

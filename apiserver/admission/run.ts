@@ -26,15 +26,17 @@ export interface AdmissionResult {
 function denial(plugin: AdmissionPlugin, req: AdmissionRequest, res: AdmissionResponse): StatusError {
   const st = res.status ?? {};
   const code = st.code && st.code >= 400 ? st.code : 400;
-  const reason = st.reason ?? (code === 422 ? "Invalid" : "BadRequest");
+  const reason = st.reason ?? (code === 422 ? "Invalid" : code === 429 ? "TooManyRequests" : "BadRequest");
   const message = `admission webhook "${plugin.name}" denied the request${st.message ? `: ${st.message}` : " without explanation"}`;
   const causes: StatusCause[] | undefined = st.details?.causes;
+  const retry = st.details?.retryAfterSeconds;
   const name = req.name ?? (req.object?.metadata as { name?: string } | undefined)?.name ?? "";
   return statusError(code, reason, message, {
     name,
     group: req.kind.group,
     kind: req.kind.kind,
     ...(causes && causes.length > 0 ? { causes } : {}),
+    ...(retry && retry > 0 ? { retryAfterSeconds: retry } : {}),
   });
 }
 

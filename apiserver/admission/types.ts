@@ -31,7 +31,12 @@ export interface AdmissionRequest {
 export interface AdmissionResponse {
   uid: string;
   allowed: boolean;
-  status?: { code?: number; reason?: string; message?: string; details?: { causes?: StatusCause[] } };
+  status?: {
+    code?: number;
+    reason?: string;
+    message?: string;
+    details?: { causes?: StatusCause[]; retryAfterSeconds?: number };
+  };
   patchType?: "JSONPatch";
   /** base64 of a JSON patch (RFC 6902) */
   patch?: string;

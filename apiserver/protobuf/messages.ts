@@ -161,6 +161,8 @@ const keepZero = new Set([
   "blockOwnerDeletion",
   "allowed",
   "denied",
+  "gracePeriodSeconds",
+  "orphanDependents",
 ]);
 
 // ---- k8s.io/apimachinery/pkg/apis/meta/v1 ----
@@ -202,6 +204,20 @@ export const ObjectMeta: MessageSpec = {
   13: { name: "ownerReferences", type: "message", message: OwnerReference, repeated: true },
   14: { name: "finalizers", type: "string", repeated: true },
   17: { name: "managedFields", type: "message", message: ManagedFieldsEntry, repeated: true },
+};
+
+const Preconditions: MessageSpec = {
+  1: { name: "uid", type: "string" },
+  2: { name: "resourceVersion", type: "string" },
+};
+
+const DeleteOptions: MessageSpec = {
+  1: { name: "gracePeriodSeconds", type: "int64" },
+  2: { name: "preconditions", type: "message", message: Preconditions },
+  3: { name: "orphanDependents", type: "bool" },
+  4: { name: "propagationPolicy", type: "string" },
+  5: { name: "dryRun", type: "string", repeated: true },
+  6: { name: "ignoreStoreReadErrorWithClusterBreakingPotential", type: "bool" },
 };
 
 // ---- k8s.io/api/core/v1 ----
@@ -353,6 +369,14 @@ export const SelfSubjectAccessReview: MessageSpec = {
   },
 };
 
+// ---- k8s.io/api/policy/v1 (v1beta1 has the same fields) ----
+
+/** kubectl drain POSTs it to pods/NAME/eviction. */
+export const Eviction: MessageSpec = {
+  1: meta,
+  2: { name: "deleteOptions", type: "message", message: DeleteOptions },
+};
+
 /** The kinds whose protobuf bodies are decoded, by `apiVersion/kind`. */
 export const protobufMessages: Readonly<Record<string, MessageSpec>> = {
   "v1/Namespace": Namespace,
@@ -361,4 +385,6 @@ export const protobufMessages: Readonly<Record<string, MessageSpec>> = {
   "v1/ServiceAccount": ServiceAccount,
   "v1/Service": Service,
   "authorization.k8s.io/v1/SelfSubjectAccessReview": SelfSubjectAccessReview,
+  "policy/v1/Eviction": Eviction,
+  "policy/v1beta1/Eviction": Eviction,
 };

@@ -160,6 +160,44 @@ const fullMeta: F = [
 describe("protobuf messages, field by field", () => {
   const cases: [string, Uint8Array, unknown][] = [
     [
+      "policy/v1 Eviction with deleteOptions (grace period 0 kept, preconditions, dryRun)",
+      envelope("policy/v1", "Eviction", [
+        [
+          1,
+          [
+            [1, "p1"],
+            [3, "default"],
+          ],
+        ],
+        [
+          2,
+          [
+            [1, 0],
+            [
+              2,
+              [
+                [1, "uid-1"],
+                [2, "7"],
+              ],
+            ],
+            [4, "Background"],
+            [5, "All"],
+          ],
+        ],
+      ]),
+      {
+        apiVersion: "policy/v1",
+        kind: "Eviction",
+        metadata: { name: "p1", namespace: "default" },
+        deleteOptions: {
+          gracePeriodSeconds: 0,
+          preconditions: { uid: "uid-1", resourceVersion: "7" },
+          propagationPolicy: "Background",
+          dryRun: ["All"],
+        },
+      },
+    ],
+    [
       "ConfigMap with full metadata, binaryData and immutable",
       envelope("v1", "ConfigMap", [
         fullMeta,

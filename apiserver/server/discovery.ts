@@ -28,6 +28,8 @@ function subresources(r: ServedResource, version: string): SubInfo[] {
     if (e === "log") out.push({ name: "log", kind: "Pod", group: "", version: "v1", verbs: ["get"] });
     else if (e === "binding")
       out.push({ name: "binding", kind: "Binding", group: "", version: "v1", verbs: ["create"] });
+    else if (e === "eviction")
+      out.push({ name: "eviction", kind: "Eviction", group: "policy", version: "v1", verbs: ["create"] });
     else if (e === "finalize")
       out.push({ name: "finalize", kind: "Namespace", group: "", version: "v1", verbs: ["update"] });
     else out.push({ name: e, kind: r.kind, group: g, version, verbs: ["get"] });
@@ -58,8 +60,11 @@ export function apiResourceList(reg: Registry, group: string, version: string): 
         kind: s.kind,
         verbs: s.verbs,
       };
-      if (s.group !== r.group) se.group = s.group;
-      if (s.version !== version) se.version = s.version;
+      // as kube-apiserver: another group-version is named in full (kubectl drain needs both for pods/eviction)
+      if (s.group !== r.group || s.version !== version) {
+        se.group = s.group;
+        se.version = s.version;
+      }
       resources.push(se);
     }
   }

@@ -35,6 +35,7 @@ const goodPaths = [
   "/api/v1/namespaces/default/pods",
   "/api/v1/namespaces/default/pods/p1",
   "/api/v1/namespaces/default/pods/p1/binding",
+  "/api/v1/namespaces/default/pods/p1/eviction",
   "/api/v1/namespaces/default/pods/p1/log",
   "/api/v1/namespaces/default/pods/p1/status",
   "/api/v1/namespaces/default/configmaps",

@@ -246,7 +246,9 @@ export class HttpApi {
       res.end();
       return;
     }
-    sendJson(res, status.code, status);
+    // as kube-apiserver: a Status that asks the caller to wait says how long in Retry-After too
+    const retry = status.details?.retryAfterSeconds;
+    sendJson(res, status.code, status, retry && retry > 0 ? { "Retry-After": String(retry) } : {});
   }
 
   async #readBody(req: IncomingMessage): Promise<Buffer> {
@@ -539,7 +541,7 @@ export class HttpApi {
         }
         labels.verb = "GET";
         if (sub === "log") return proxyPodLog(rest, ns, name, q, req, res);
-        if (sub === "binding" || sub === "finalize")
+        if (sub === "binding" || sub === "finalize" || sub === "eviction")
           throw methodNotAllowed("the server does not allow this method on the requested resource");
         if (!sub && !wantsTable(accept)) {
           // the stored text as it is, when it already starts with the requested apiVersion
@@ -562,6 +564,7 @@ export class HttpApi {
           return reply(await rest.create(r, version, ns, body, opts, true));
         }
         if (sub === "binding") return reply(await rest.bind(ns, name, body, opts));
+        if (sub === "eviction") return reply(await rest.evict(ns, name, body, opts));
         throw methodNotAllowed("the server does not allow this method on the requested resource");
       }
       case "PUT": {
@@ -570,7 +573,7 @@ export class HttpApi {
           throw methodNotAllowed("the server does not allow this method on the requested resource");
         const body = this.#decode(req, await this.#readBody(req));
         const opts = this.#writeOptions(q, req, user);
-        if (sub === "binding" || sub === "log")
+        if (sub === "binding" || sub === "log" || sub === "eviction")
           throw methodNotAllowed("the server does not allow this method on the requested resource");
         if (sub === "finalize") return reply(await this.#finalizeNamespace(r, version, name, body, opts));
         return reply(await rest.update(r, version, ns, name, sub, body, opts));
@@ -579,7 +582,7 @@ export class HttpApi {
         labels.verb = "PATCH";
         if (name === undefined)
           throw methodNotAllowed("the server does not allow this method on the requested resource");
-        if (sub === "binding" || sub === "log" || sub === "finalize")
+        if (sub === "binding" || sub === "log" || sub === "finalize" || sub === "eviction")
           throw methodNotAllowed("the server does not allow this method on the requested resource");
         const body = await this.#readBody(req);
         checkNesting(body);

@@ -2,7 +2,7 @@
 // The HTTP layer (http.ts) parses requests and serializes answers; everything a client can observe is decided here.
 import { randomBytes, randomUUID } from "node:crypto";
 import YAML from "yaml";
-import { type UnstructuredObject as KObj, nowRfc3339 } from "../../api/index.js";
+import { EVICTION_API_VERSIONS, Eviction, type UnstructuredObject as KObj, nowRfc3339 } from "../../api/index.js";
 import type { CustomResourceDefinition, ResourceDefinition } from "../../api/meta/v1/crd.js";
 import {
   alreadyExists,
@@ -974,6 +974,62 @@ export class Rest {
       object: { apiVersion: "v1", kind: "Status", metadata: {}, status: "Success", code: 201 } as unknown as KObj,
       code: 201,
       warnings: [],
+    };
+  }
+
+  // ---------- pods/eviction
+
+  /**
+   * POST pods/NAME/eviction (policy/v1 or v1beta1 Eviction), kube-apiserver's eviction REST: the Eviction goes through
+   * admission (CREATE on pods/eviction: KubeVirt's launcher-pod rules live there), then the pod is deleted with the
+   * Eviction's deleteOptions. No PodDisruptionBudget kind is served, so no budget is checked.
+   */
+  async evict(ns: string, name: string, body: unknown, opts: WriteOptions): Promise<WriteResult> {
+    const r = this.registry.byKey("/pods");
+    if (!r) throw notFound({ group: "", resource: "pods" }, name);
+    if (!isPlainObject(body)) throw badRequest("the request body must be an Eviction object");
+    const apiVersion = body.apiVersion ?? "policy/v1";
+    if (!(EVICTION_API_VERSIONS as readonly unknown[]).includes(apiVersion) || (body.kind ?? "Eviction") !== "Eviction")
+      throw badRequest(
+        `the body must be a policy/v1 Eviction (got ${String(apiVersion).slice(0, 60)}, Kind=${String(body.kind).slice(0, 60)})`,
+      );
+    const v = validateObject<Eviction>(Eviction, body);
+    if (v.causes.length) throw invalid({ group: "policy", kind: "Eviction" }, name, v.causes);
+    if (v.unknownFields.length && opts.fieldValidation === "Strict") throw strictDecodingError(v.unknownFields);
+    const ev = v.object;
+    const md = ev.metadata ?? {};
+    if (md.name !== undefined && md.name !== name)
+      throw badRequest("name in URL does not match name in Eviction object");
+    if (md.namespace !== undefined && md.namespace !== ns)
+      throw badRequest("the namespace of the provided object does not match the namespace sent on the request");
+    const del = ev.deleteOptions ?? {};
+    const dry = opts.dryRun || (del.dryRun ?? []).includes("All");
+    const version = String(apiVersion).split("/")[1] ?? "v1";
+    const req: AdmissionRequest = {
+      uid: randomUUID(),
+      kind: { group: "policy", version, kind: "Eviction" },
+      resource: { group: "", version: "v1", resource: "pods" },
+      subResource: "eviction",
+      name,
+      namespace: ns,
+      operation: "CREATE",
+      userInfo: { username: opts.user.username, groups: [...opts.user.groups] },
+      object: { ...ev, apiVersion, kind: "Eviction", metadata: { ...md, name, namespace: ns } } as Rec,
+      dryRun: dry,
+    };
+    const { warnings } = await runAdmission(this.admission, req);
+    if (opts.fieldValidation === "Warn") warnings.unshift(...unknownFieldWarnings(v.unknownFields));
+    const deleteOpts: DeleteOptions = { dryRun: dry };
+    if (del.gracePeriodSeconds !== undefined) deleteOpts.gracePeriodSeconds = Math.max(0, del.gracePeriodSeconds);
+    if (del.preconditions) deleteOpts.preconditions = { ...del.preconditions };
+    if (del.propagationPolicy) deleteOpts.propagationPolicy = del.propagationPolicy;
+    if (del.orphanDependents !== undefined) deleteOpts.orphanDependents = del.orphanDependents;
+    // the pod's own 404 and precondition conflicts are the answer, as kube-apiserver gives them
+    await this.delete(r, "v1", ns, name, deleteOpts, opts.user);
+    return {
+      object: { apiVersion: "v1", kind: "Status", metadata: {}, status: "Success", code: 201 } as unknown as KObj,
+      code: 201,
+      warnings,
     };
   }
 

@@ -11,6 +11,7 @@ import YAML from "yaml";
 import {
   builtinDefinitions,
   defaultKubeVirt,
+  Evacuation,
   effectiveConfiguration,
   KUBEVIRT_NAME,
   KUBEVIRT_NAMESPACE,
@@ -18,10 +19,11 @@ import {
   kubevirtCrds,
   nowRfc3339,
   type ResourceDefinition,
+  SERVICE_ACCOUNTS,
 } from "../../api/index.js";
 import { RestClient } from "../../client/index.js";
 import { createLogger, type Logger } from "../../lib/log.js";
-import { admissionPlugins } from "../admission/index.js";
+import { admissionPlugins, podEvictionPlugin } from "../admission/index.js";
 import type { AdmissionPlugin } from "../admission/types.js";
 import {
   Authenticator,
@@ -29,6 +31,7 @@ import {
   type Identity,
   loadOrCreateIdentities,
   memoryIdentities,
+  serviceAccountInfo,
 } from "../auth/index.js";
 import { Registry } from "../registry/resources.js";
 import { Store } from "../storage/store.js";
@@ -45,7 +48,7 @@ import { Controllers } from "./controllers.js";
 import { HttpApi, type SubresourceMount } from "./http.js";
 import { Metrics } from "./metrics.js";
 import { OpenApiCache } from "./openapi.js";
-import { Rest } from "./rest.js";
+import { PATCH_TYPES, Rest } from "./rest.js";
 
 export interface ApiServerOptions {
   /** HOST:PORT; default 127.0.0.1:0 (an ephemeral port) */
@@ -216,9 +219,8 @@ export async function startApiServer(opts: ApiServerOptions = {}): Promise<ApiSe
   // KubeVirt's admission (validation and defaulting), called in process as webhooks would be on a cluster
   // (the settings it applies follow the KubeVirt object live, from a cache the store's events keep: KubeVirt's virt-config)
   const config = liveConfiguration(store);
-  const admission =
-    opts.admission ??
-    admissionPlugins({
+  const admission = opts.admission ?? [
+    ...admissionPlugins({
       getVmi: (ns, name) => store.get("kubevirt.io/virtualmachineinstances", ns, name),
       get machineType() {
         return config().machineType;
@@ -226,7 +228,35 @@ export async function startApiServer(opts: ApiServerOptions = {}): Promise<ApiSe
       get defaultNetworkInterface() {
         return config().network?.defaultNetworkInterface === "bridge" ? "bridge" : "masquerade";
       },
-    });
+    }),
+    // KubeVirt's launcher-pod eviction rules (kubectl drain); the VMI is marked as virt-api would patch it
+    podEvictionPlugin({
+      getPod: (ns, name) => store.get("/pods", ns, name),
+      getVmi: (ns, name) => store.get("kubevirt.io/virtualmachineinstances", ns, name),
+      clusterEvictionStrategy: () => config().evictionStrategy,
+      markVmi: async (ns, name, nodeName, o) => {
+        const r = registry.byKey("kubevirt.io/virtualmachineinstances");
+        if (!r) throw new Error("VirtualMachineInstances are not served");
+        const patch: Record<string, unknown> = { status: { evacuationNodeName: nodeName } };
+        if (o.descheduler) patch.metadata = { annotations: { [Evacuation.evictionSourceAnnotation]: "descheduler" } };
+        await rest.patch(
+          r,
+          r.storageVersion,
+          ns,
+          name,
+          undefined,
+          PATCH_TYPES.merge,
+          Buffer.from(JSON.stringify(patch)),
+          {
+            dryRun: o.dryRun,
+            fieldManager: "virt-api",
+            fieldValidation: "Ignore",
+            user: serviceAccountInfo(SERVICE_ACCOUNTS.apiserver),
+          },
+        );
+      },
+    }),
+  ];
   // CDI's upload tokens: signed with a key kept in the data dir (tokens outlive an API server restart)
   const uploadTokens = new UploadTokens(loadOrCreateUploadKey(opts.dataDir ? resolve(opts.dataDir) : undefined));
   const rest = new Rest({

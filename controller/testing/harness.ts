@@ -50,6 +50,7 @@ export async function startHarness(
       else if (ctrl.podQueue.len() > 0) await ctrl.stepScheduler();
       else if (ctrl.nodeQueue.len() > 0) await ctrl.stepNode();
       else if (ctrl.rsQueue.len() > 0) await ctrl.stepReplicaSet();
+      else if (ctrl.evacuationQueue.len() > 0) await ctrl.stepEvacuation();
       else if (ctrl.migrationQueue.len() > 0) await ctrl.stepMigration();
       else if (ctrl.storage.claimQueue.len() > 0) await ctrl.storage.stepClaim();
       else if (ctrl.storage.volumeQueue.len() > 0) await ctrl.storage.stepVolume();

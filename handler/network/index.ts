@@ -31,5 +31,11 @@ export {
   validateNodeName,
   validateUid,
 } from "./names.js";
-export { masqueradeRules, type PodAttachment, PodNetwork, type PodNetworkOptions } from "./pod-network.js";
+export {
+  masqueradeRules,
+  migrationRules,
+  type PodAttachment,
+  PodNetwork,
+  type PodNetworkOptions,
+} from "./pod-network.js";
 export { FabricRouteSync } from "./route-sync.js";

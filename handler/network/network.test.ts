@@ -7,7 +7,7 @@ import { contains, formatCidr, gatewayOf, parseCidr, podRange } from "./cidr.js"
 import { renderUdhcpdConfig } from "./dhcp.js";
 import { HostLocalIpam, IpExhaustedError, LAST_RESERVED } from "./ipam.js";
 import { nodeNetns, podNetns, podVeth, uplinkHostVeth, validateUid } from "./names.js";
-import { masqueradeRules } from "./pod-network.js";
+import { masqueradeRules, migrationRules } from "./pod-network.js";
 
 const UID_A = "0f8e2b9c-1d3a-4c5b-9e7f-123456789abc";
 const UID_B = "a1b2c3d4-e5f6-4a7b-8c9d-0e1f2a3b4c5d";
@@ -55,6 +55,15 @@ describe("masquerade", () => {
       spec: ["-i", "eth0", "-j", "DNAT", "--to-destination", "10.0.2.2"],
     });
     assert.deepEqual(rules[1]?.spec, ["-s", "10.0.2.2/32", "-o", "eth0", "-j", "SNAT", "--to-source", "10.244.0.7"]);
+  });
+  it("exempts a migration target's ports from the DNAT for the source pod only, and drops others on them", () => {
+    const rules = migrationRules("10.244.0.7", [49152, 49153, 49154]);
+    const match = ["-i", "eth0", "-p", "tcp", "-m", "multiport", "--dports", "49152,49153,49154"];
+    assert.deepEqual(rules, [
+      { table: "nat", chain: "PREROUTING", spec: [...match, "-s", "10.244.0.7/32", "-j", "ACCEPT"], first: true },
+      { table: "filter", chain: "INPUT", spec: [...match, "-s", "10.244.0.7/32", "-j", "ACCEPT"], first: true },
+      { table: "filter", chain: "INPUT", spec: [...match, "-j", "DROP"], first: false },
+    ]);
   });
   it("renders a one-lease udhcpd config giving 10.0.2.2/24 via 10.0.2.1", () => {
     const conf = renderUdhcpdConfig({ dir: "/data/network/pods/u", dns: ["10.0.0.10"], hostname: "vm1" });

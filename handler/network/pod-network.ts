@@ -78,6 +78,20 @@ export function masqueradeRules(podIp: string): NatRule[] {
   ];
 }
 
+/**
+ * A migration target pod's rules (pure): the migration ports are exempt from the masquerade DNAT (KubeVirt's
+ * masquerade binding skips its migration ports the same way) and reach the pod itself only from the source pod;
+ * anyone else on them is dropped. Inserted first: `first` rules go before the binding's DNAT.
+ */
+export function migrationRules(sourceIp: string, ports: readonly number[]): (NatRule & { first: boolean })[] {
+  const match = ["-i", POD_IFACE, "-p", "tcp", "-m", "multiport", "--dports", ports.join(",")];
+  return [
+    { table: "nat", chain: "PREROUTING", spec: [...match, "-s", `${sourceIp}/32`, "-j", "ACCEPT"], first: true },
+    { table: "filter", chain: "INPUT", spec: [...match, "-s", `${sourceIp}/32`, "-j", "ACCEPT"], first: true },
+    { table: "filter", chain: "INPUT", spec: [...match, "-j", "DROP"], first: false },
+  ];
+}
+
 export interface PodLinkOptions {
   hostname?: string;
   /**
@@ -129,6 +143,28 @@ export class PodNetwork {
     const base = ["iptables", "-w", "5", "-t", rule.table];
     if (await this.ok(inNetns(netns, [...base, "-C", rule.chain, ...rule.spec]))) return;
     await this.must(inNetns(netns, [...base, "-A", rule.chain, ...rule.spec]));
+  }
+
+  private async ensureRuleFirst(netns: string, rule: NatRule): Promise<void> {
+    const base = ["iptables", "-w", "5", "-t", rule.table];
+    if (await this.ok(inNetns(netns, [...base, "-C", rule.chain, ...rule.spec]))) return;
+    await this.must(inNetns(netns, [...base, "-I", rule.chain, "1", ...rule.spec]));
+  }
+
+  /**
+   * A migration target pod: its migration ports accept the source pod's IP only (migrationRules). Idempotent; the
+   * rules go with the pod's namespace.
+   */
+  async allowMigration(uid: string, sourceIp: string, ports: readonly number[]): Promise<void> {
+    const ns = podNetns(validateUid(uid));
+    if (!/^\d{1,3}(\.\d{1,3}){3}$/.test(sourceIp))
+      throw new Error(`source address "${sourceIp}" is not an IPv4 address`);
+    if (ports.length === 0 || ports.some((p) => !Number.isInteger(p) || p < 1 || p > 65535))
+      throw new Error(`invalid migration ports ${JSON.stringify(ports)}`);
+    for (const r of migrationRules(sourceIp, ports)) {
+      if (r.first) await this.ensureRuleFirst(ns, r);
+      else await this.ensureRule(ns, r);
+    }
   }
 
   private async sysctl(netns: string, key: string, value: string): Promise<void> {

@@ -341,6 +341,7 @@ export const AccessCredential = Struct({
 });
 
 export const EvictionStrategy = Enum(["None", "LiveMigrate", "LiveMigrateIfPossible", "External"] as const);
+export type EvictionStrategy = Static<typeof EvictionStrategy>;
 
 export const VirtualMachineInstanceSpec = Struct(
   {
