@@ -197,12 +197,13 @@ export function sourceFiles(xml: string): string[] {
 }
 
 /**
- * Prepares `sideDir` for the moved domain: every file the pod dir held is re-created there (qcow2 overlays as fresh
+ * Prepares `sideDir` for the domain `podXml` moved there: every file the pod dir held is re-created there (qcow2 overlays as fresh
  * overlays over the same backing file and size; others copied), directories traversable and owned by QEMU's user.
  */
-export async function prepareSide(podDir: string, sideDir: string, xml: string): Promise<void> {
+export async function prepareSide(podDir: string, sideDir: string, podXml: string): Promise<void> {
+  const xml = moveDomainXml(podXml, podDir, sideDir);
   const user = await qemuUser();
-  for (const f of sourceFiles(xml)) {
+  for (const f of sourceFiles(podXml)) {
     if (!f.startsWith(`${podDir}/`)) continue;
     const to = sideDir + f.slice(podDir.length);
     await mkdir(join(to, ".."), { recursive: true });

@@ -221,8 +221,8 @@ async function main(): Promise<void> {
     const dirB = join(work, "b", "pod");
     const xmlA = moveDomainXml(domXml, podDir, dirA);
     const xmlB = moveDomainXml(domXml, podDir, dirB);
-    await prepareSide(podDir, dirA, xmlA);
-    await prepareSide(podDir, dirB, xmlB);
+    await prepareSide(podDir, dirA, domXml);
+    await prepareSide(podDir, dirB, domXml);
     const a = await handDaemon(join(work, "a", "lv"), net.a.ns);
     cleanups.push(() => a.stop());
     const b = await handDaemon(join(work, "b", "lv"), net.b.ns, net.b.ip);
