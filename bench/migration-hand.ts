@@ -263,7 +263,7 @@ export async function serialShell(path: string): Promise<GuestShell & { close():
 /** `virsh domjobinfo --completed` fields we read (downtime and total time, ms). Pure. */
 export function parseJobInfo(text: string): { downtimeMs?: number; totalMs?: number } {
   const num = (label: string): number | undefined => {
-    const m = new RegExp(`^${label}:\\s+([0-9]+) ms`, "m").exec(text);
+    const m = new RegExp(`^${label}:\\s+([0-9]+)\\s*ms`, "m").exec(text);
     return m ? Number(m[1]) : undefined;
   };
   const out: { downtimeMs?: number; totalMs?: number } = {};
