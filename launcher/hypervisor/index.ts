@@ -1,4 +1,5 @@
 export {
+  BOUND_DIRS,
   bindInstanceDirs,
   instanceLayout,
   prepareInstance,
