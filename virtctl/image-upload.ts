@@ -189,6 +189,7 @@ async function waitForPhase(
   want: (phase: string) => boolean,
   timeoutMs: number,
   what: string,
+  pollMs = 100,
 ): Promise<Dv> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
@@ -198,8 +199,25 @@ async function waitForPhase(
     if (phase === "Failed") throw new Error(`DataVolume ${ns}/${name} failed: ${failedMessage(dv)}`);
     if (Date.now() > deadline)
       throw new Error(`timed out waiting for ${what} (DataVolume phase ${phase || "Pending"})`);
-    await new Promise((r) => setTimeout(r, 100));
+    await new Promise((r) => setTimeout(r, pollMs));
   }
+}
+
+/** A fresh upload token for the DataVolume (UploadTokenRequest; it expires after a few minutes). */
+async function uploadToken(client: Client, ns: string, name: string): Promise<string> {
+  const tok = await client.create<{ metadata: { name?: string }; status?: { token?: string } }>(
+    UPLOAD_TOKEN_REQUESTS,
+    ns,
+    {
+      apiVersion: "upload.cdi.kubevirt.io/v1beta1",
+      kind: "UploadTokenRequest",
+      metadata: { name, namespace: ns },
+      spec: { pvcName: name },
+    } as never,
+  );
+  const token = tok.status?.token;
+  if (!token) throw new Error("the server returned no upload token");
+  return token;
 }
 
 /** Counts bytes on their way out (the bar's figures) without holding any. */
@@ -343,9 +361,16 @@ export async function imageUpload(
     io.out(`DataVolume ${ns}/${name} created\n`);
   }
   io.out(`Waiting for PVC ${name} upload pod to be ready...\n`);
-  await waitForPhase(client, ns, name, (p) => p === "UploadReady", waitSecs * 1000, "the upload pod to be ready");
+  // the proxy's URL and a first token while the upload pod starts (neither needs it): the POST follows UploadReady
+  // with no round trip in between
+  const asked = Date.now();
+  const early = Promise.all([uploadProxyUrl(client, config, f.uploadproxyUrl), uploadToken(client, ns, name)]);
+  early.catch(() => {}); // awaited below, once the pod is ready
+  await waitForPhase(client, ns, name, (p) => p === "UploadReady", waitSecs * 1000, "the upload pod to be ready", 50);
   io.out("Pod now ready\n");
-  const base = await uploadProxyUrl(client, config, f.uploadproxyUrl);
+  const [base, earlyToken] = await early;
+  // a token lives a few minutes: one asked for long before the pod was ready is asked for again
+  const firstToken = Date.now() - asked < 60_000 ? earlyToken : undefined;
   // tsvirt's upload proxy is the API server itself (CDIConfig names its URL): the kubeconfig's TLS settings hold for
   // it unless the user named another proxy
   const sameServer = !f.uploadproxyUrl || base === config.server.replace(/\/+$/, "");
@@ -356,19 +381,8 @@ export async function imageUpload(
   io.out(`Uploading data to ${base}\n`);
   // the upload pod may restart (a killed upload server): a 503 before any processing is retried while the wait lasts
   const deadline = Date.now() + waitSecs * 1000;
-  for (;;) {
-    const tok = await client.create<{ metadata: { name?: string }; status?: { token?: string } }>(
-      UPLOAD_TOKEN_REQUESTS,
-      ns,
-      {
-        apiVersion: "upload.cdi.kubevirt.io/v1beta1",
-        kind: "UploadTokenRequest",
-        metadata: { name, namespace: ns },
-        spec: { pvcName: name },
-      } as never,
-    );
-    const token = tok.status?.token;
-    if (!token) throw new Error("the server returned no upload token");
+  for (let token: string | undefined = firstToken; ; token = undefined) {
+    token ??= await uploadToken(client, ns, name);
     const bar = progressDisplay(io, tty);
     const r = await post(new URL(`${base}/v1beta1/upload`), token, file, img.fileBytes, tls, bar);
     bar.finish();
