@@ -356,7 +356,7 @@ function unreachable(e: unknown): boolean {
  * POSTs the file to the upload proxy; when it redirects to the node agent's upload path (plain HTTP on loopback),
  * straight there, and through the proxy after all when that address is not reachable from here.
  */
-async function upload(
+export async function uploadFile(
   base: string,
   token: string,
   file: string,
@@ -444,7 +444,7 @@ export async function imageUpload(
   for (let token: string | undefined = firstToken; ; token = undefined) {
     token ??= await uploadToken(client, ns, name);
     const bar = progressDisplay(io, tty);
-    const r = await upload(base, token, file, img.fileBytes, tls, bar);
+    const r = await uploadFile(base, token, file, img.fileBytes, tls, bar);
     bar.finish();
     if (r.status >= 200 && r.status < 300) break;
     // (only "not ready yet", answered before any byte is taken: a failure mid-way is the user's to retry)
