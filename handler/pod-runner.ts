@@ -397,7 +397,8 @@ export class PodRunner {
   }
 }
 
-function linkOptions(pod: Pod, shape: PodShape): { hostname?: string; plain?: boolean } {
+function linkOptions(pod: Pod, shape: PodShape): { hostname?: string; plain?: boolean; isolated?: boolean } {
+  if (shape.isolatedNetwork) return { isolated: true };
   if (shape.plainNetwork) return { plain: true };
   const hostname = vmiName(pod);
   return hostname ? { hostname } : {};

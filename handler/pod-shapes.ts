@@ -31,6 +31,8 @@ export interface PodShape {
   ready(ownerUid: string, podDir: string): Promise<boolean>;
   /** The pod gets its own IP only, no VM masquerade binding (a pod that serves on its IP itself). */
   plainNetwork?: boolean;
+  /** The pod gets no link at all, only its namespace's loopback (it serves on a unix socket and reaches nothing). */
+  isolatedNetwork?: boolean;
   /** The file the pod leaves its last words in (kubelet's terminationMessagePath). */
   terminationMessagePath(podDir: string): string;
   /**

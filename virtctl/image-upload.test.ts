@@ -1,10 +1,20 @@
 import assert from "node:assert/strict";
 import { mkdtemp, rm, writeFile } from "node:fs/promises";
+import { createServer, type IncomingMessage, type Server } from "node:http";
+import type { AddressInfo } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import { gzipSync } from "node:zlib";
-import { checkFlags, checkImage, IMMEDIATE_BIND, parseTarget, sizeBytes, uploadDataVolume } from "./image-upload.js";
+import {
+  checkFlags,
+  checkImage,
+  IMMEDIATE_BIND,
+  parseTarget,
+  sizeBytes,
+  uploadDataVolume,
+  uploadFile,
+} from "./image-upload.js";
 import { runVirtctl } from "./testing.js";
 
 describe("virtctl image-upload", () => {
@@ -126,5 +136,67 @@ describe("virtctl image-upload", () => {
     const r = await runVirtctl(["image-upload", "dv", "d3", "--no-create", "--image-path", join(dir, "disk.raw")]);
     assert.equal(r.code, 1);
     assert.match(r.err, /DataVolume default\/d3 not found \(--no-create\)/);
+  });
+
+  describe("the upload's POST", () => {
+    const listen = async (s: Server): Promise<string> => {
+      await new Promise<void>((r) => s.listen(0, "127.0.0.1", () => r()));
+      return `http://127.0.0.1:${(s.address() as AddressInfo).port}`;
+    };
+    const body = (req: IncomingMessage): Promise<number> =>
+      new Promise((resolve) => {
+        let n = 0;
+        req.on("data", (c: Buffer) => {
+          n += c.length;
+        });
+        req.on("end", () => resolve(n));
+      });
+    const quiet = { update() {}, finish() {} };
+
+    it("follows the proxy's redirect to the node agent before sending a byte, and the file goes there", async (t) => {
+      const seen: string[] = [];
+      const agent = createServer(async (req, res) => {
+        seen.push(`agent ${req.url} ${req.headers.authorization ?? "no token"} ${await body(req)}`);
+        res.end('{"ok":true}');
+      });
+      const agentUrl = await listen(agent);
+      // a proxy that answers before the body (as the API server does with Expect: 100-continue)
+      const proxy = createServer((req, res) => {
+        seen.push(`proxy ${req.headers["x-tsvirt-upload-redirect"]} ${req.headers.expect}`);
+        res.writeHead(307, { location: `${agentUrl}/upload/ns/pod`, connection: "close" });
+        res.end();
+      });
+      proxy.on("checkContinue", (req, res) => proxy.emit("request", req, res));
+      const proxyUrl = await listen(proxy);
+      t.after(() => {
+        agent.close();
+        proxy.close();
+      });
+      const r = await uploadFile(proxyUrl, "tok", join(dir, "disk.raw"), 1 << 20, {}, quiet);
+      assert.equal(r.status, 200);
+      assert.deepEqual(seen, ["proxy allowed 100-continue", `agent /upload/ns/pod no token ${1 << 20}`]);
+    });
+
+    it("goes through the proxy after all when the redirect's address is not reachable from here", async (t) => {
+      const closed = createServer();
+      const gone = await listen(closed);
+      await new Promise<void>((r) => closed.close(() => r()));
+      const seen: string[] = [];
+      const proxy = createServer(async (req, res) => {
+        if (req.headers["x-tsvirt-upload-redirect"]) {
+          res.writeHead(307, { location: `${gone}/upload/ns/pod`, connection: "close" });
+          res.end();
+          return;
+        }
+        seen.push(`proxy ${req.headers.authorization} ${await body(req)}`);
+        res.end('{"ok":true}');
+      });
+      proxy.on("checkContinue", (req, res) => proxy.emit("request", req, res));
+      const proxyUrl = await listen(proxy);
+      t.after(() => proxy.close());
+      const r = await uploadFile(proxyUrl, "tok", join(dir, "disk.raw"), 1 << 20, {}, quiet);
+      assert.equal(r.status, 200);
+      assert.deepEqual(seen, [`proxy Bearer tok ${1 << 20}`]);
+    });
   });
 });

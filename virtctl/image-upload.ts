@@ -189,6 +189,7 @@ async function waitForPhase(
   want: (phase: string) => boolean,
   timeoutMs: number,
   what: string,
+  pollMs = 100,
 ): Promise<Dv> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
@@ -198,8 +199,25 @@ async function waitForPhase(
     if (phase === "Failed") throw new Error(`DataVolume ${ns}/${name} failed: ${failedMessage(dv)}`);
     if (Date.now() > deadline)
       throw new Error(`timed out waiting for ${what} (DataVolume phase ${phase || "Pending"})`);
-    await new Promise((r) => setTimeout(r, 100));
+    await new Promise((r) => setTimeout(r, pollMs));
   }
+}
+
+/** A fresh upload token for the DataVolume (UploadTokenRequest; it expires after a few minutes). */
+async function uploadToken(client: Client, ns: string, name: string): Promise<string> {
+  const tok = await client.create<{ metadata: { name?: string }; status?: { token?: string } }>(
+    UPLOAD_TOKEN_REQUESTS,
+    ns,
+    {
+      apiVersion: "upload.cdi.kubevirt.io/v1beta1",
+      kind: "UploadTokenRequest",
+      metadata: { name, namespace: ns },
+      spec: { pvcName: name },
+    } as never,
+  );
+  const token = tok.status?.token;
+  if (!token) throw new Error("the server returned no upload token");
+  return token;
 }
 
 /** Counts bytes on their way out (the bar's figures) without holding any. */
@@ -243,57 +261,117 @@ export function progressDisplay(io: Io, tty: boolean, now: () => number = Date.n
 interface PostResult {
   status: number;
   body: string;
+  /** A redirect's Location (what was sent of the file before it, if anything, is dropped with the connection). */
+  location?: string;
+}
+
+/** Asks the upload proxy to send us straight to the node agent (apiserver/upload/proxy.ts says when it does). */
+const REDIRECT_HEADER = "x-tsvirt-upload-redirect";
+/** How long a request that expects 100 Continue waits for it before it sends its body anyway (as curl does). */
+const CONTINUE_WAIT_MS = 3_000;
+
+interface PostOptions {
+  /** Bearer token (the upload proxy's); none for the node agent's path a redirect named. */
+  token?: string;
+  /** Offer to follow a redirect: `Expect: 100-continue`, the file goes only after the go-ahead. */
+  redirect?: boolean;
 }
 
 function post(
   url: URL,
+  file: string,
+  size: number,
+  tls: https.RequestOptions,
+  p: Progress,
+  o: PostOptions,
+): Promise<PostResult> {
+  return new Promise((resolve, reject) => {
+    const mod = url.protocol === "https:" ? https : http;
+    let sent = 0;
+    let sending = false;
+    const headers: Record<string, string> = {
+      "content-type": "application/octet-stream",
+      "content-length": String(size),
+    };
+    if (o.token) headers.authorization = `Bearer ${o.token}`;
+    if (o.redirect) {
+      headers.expect = "100-continue";
+      headers[REDIRECT_HEADER] = "allowed";
+    }
+    const req = mod.request(url, { method: "POST", headers, ...(url.protocol === "https:" ? tls : {}) }, (res) => {
+      clearTimeout(waiting);
+      const code = res.statusCode ?? 0;
+      const location = res.headers.location;
+      let body = "";
+      res.on("data", (c: Buffer) => {
+        if (body.length < 65536) body += c.toString();
+      });
+      res.on("end", () => {
+        // an answer before the whole file went (a refusal, a redirect): stop sending the rest
+        if (!req.writableFinished) {
+          src?.destroy();
+          req.destroy();
+        }
+        resolve({
+          status: code,
+          body,
+          ...(code === 307 && location ? { location } : {}),
+        });
+      });
+      res.on("error", reject);
+    });
+    req.on("error", reject);
+    let src: ReturnType<typeof createReadStream> | undefined;
+    const send = (): void => {
+      if (sending) return;
+      sending = true;
+      clearTimeout(waiting);
+      src = createReadStream(file, { highWaterMark: 1 << 20 });
+      src.on("error", (e) => req.destroy(e));
+      src
+        .pipe(
+          meter((n) => {
+            sent += n;
+            p.update(sent, size);
+          }),
+        )
+        .pipe(req);
+    };
+    let waiting: NodeJS.Timeout | undefined;
+    if (o.redirect) {
+      req.on("continue", send);
+      waiting = setTimeout(send, CONTINUE_WAIT_MS);
+      req.flushHeaders();
+    } else send();
+  });
+}
+
+/** Connection errors that mean nothing was sent: the redirect's target is not reachable from here. */
+function unreachable(e: unknown): boolean {
+  const code = (e as { code?: string }).code ?? "";
+  return ["ECONNREFUSED", "EHOSTUNREACH", "ENETUNREACH", "ENOTFOUND", "EADDRNOTAVAIL"].includes(code);
+}
+
+/**
+ * POSTs the file to the upload proxy; when it redirects to the node agent's upload path (plain HTTP on loopback),
+ * straight there, and through the proxy after all when that address is not reachable from here.
+ */
+export async function uploadFile(
+  base: string,
   token: string,
   file: string,
   size: number,
   tls: https.RequestOptions,
   p: Progress,
 ): Promise<PostResult> {
-  return new Promise((resolve, reject) => {
-    const mod = url.protocol === "https:" ? https : http;
-    let sent = 0;
-    const req = mod.request(
-      url,
-      {
-        method: "POST",
-        headers: {
-          authorization: `Bearer ${token}`,
-          "content-type": "application/octet-stream",
-          "content-length": String(size),
-        },
-        ...(url.protocol === "https:" ? tls : {}),
-      },
-      (res) => {
-        let body = "";
-        res.on("data", (c: Buffer) => {
-          if (body.length < 65536) body += c.toString();
-        });
-        res.on("end", () => {
-          // an answer before the whole file went (a refusal): stop sending the rest
-          if (!req.writableFinished) {
-            src.destroy();
-            req.destroy();
-          }
-          resolve({ status: res.statusCode ?? 0, body });
-        });
-        res.on("error", reject);
-      },
-    );
-    req.on("error", reject);
-    const src = createReadStream(file, { highWaterMark: 1 << 20 });
-    src.on("error", (e) => req.destroy(e));
-    src
-      .pipe(
-        meter((n) => {
-          sent += n;
-          p.update(sent, size);
-        }),
-      )
-      .pipe(req);
+  const url = new URL(`${base}/v1beta1/upload`);
+  const r = await post(url, file, size, tls, p, { token, redirect: true });
+  if (!r.location) return r;
+  const direct = new URL(r.location, url);
+  if (direct.protocol !== url.protocol) return post(url, file, size, tls, p, { token });
+  return post(direct, file, size, tls, p, {}).catch((e: unknown) => {
+    if (!unreachable(e)) throw e;
+    return post(url, file, size, tls, p, { token });
   });
 }
 
@@ -343,9 +421,16 @@ export async function imageUpload(
     io.out(`DataVolume ${ns}/${name} created\n`);
   }
   io.out(`Waiting for PVC ${name} upload pod to be ready...\n`);
-  await waitForPhase(client, ns, name, (p) => p === "UploadReady", waitSecs * 1000, "the upload pod to be ready");
+  // the proxy's URL and a first token while the upload pod starts (neither needs it): the POST follows UploadReady
+  // with no round trip in between
+  const asked = Date.now();
+  const early = Promise.all([uploadProxyUrl(client, config, f.uploadproxyUrl), uploadToken(client, ns, name)]);
+  early.catch(() => {}); // awaited below, once the pod is ready
+  await waitForPhase(client, ns, name, (p) => p === "UploadReady", waitSecs * 1000, "the upload pod to be ready", 50);
   io.out("Pod now ready\n");
-  const base = await uploadProxyUrl(client, config, f.uploadproxyUrl);
+  const [base, earlyToken] = await early;
+  // a token lives a few minutes: one asked for long before the pod was ready is asked for again
+  const firstToken = Date.now() - asked < 60_000 ? earlyToken : undefined;
   // tsvirt's upload proxy is the API server itself (CDIConfig names its URL): the kubeconfig's TLS settings hold for
   // it unless the user named another proxy
   const sameServer = !f.uploadproxyUrl || base === config.server.replace(/\/+$/, "");
@@ -356,21 +441,10 @@ export async function imageUpload(
   io.out(`Uploading data to ${base}\n`);
   // the upload pod may restart (a killed upload server): a 503 before any processing is retried while the wait lasts
   const deadline = Date.now() + waitSecs * 1000;
-  for (;;) {
-    const tok = await client.create<{ metadata: { name?: string }; status?: { token?: string } }>(
-      UPLOAD_TOKEN_REQUESTS,
-      ns,
-      {
-        apiVersion: "upload.cdi.kubevirt.io/v1beta1",
-        kind: "UploadTokenRequest",
-        metadata: { name, namespace: ns },
-        spec: { pvcName: name },
-      } as never,
-    );
-    const token = tok.status?.token;
-    if (!token) throw new Error("the server returned no upload token");
+  for (let token: string | undefined = firstToken; ; token = undefined) {
+    token ??= await uploadToken(client, ns, name);
     const bar = progressDisplay(io, tty);
-    const r = await post(new URL(`${base}/v1beta1/upload`), token, file, img.fileBytes, tls, bar);
+    const r = await uploadFile(base, token, file, img.fileBytes, tls, bar);
     bar.finish();
     if (r.status >= 200 && r.status < 300) break;
     // (only "not ready yet", answered before any byte is taken: a failure mid-way is the user's to retry)

@@ -331,6 +331,12 @@ export async function startApiServer(opts: ApiServerOptions = {}): Promise<ApiSe
         api.handle,
       )
     : http.createServer(api.handle);
+  // `Expect: 100-continue`: the go-ahead is the handler's to give for an upload (the upload proxy may answer with a
+  // redirect before the client sends its body), Node's usual one for everything else
+  server.on("checkContinue", (req, res) => {
+    if (!isUploadPath(new URL(req.url ?? "/", "http://api").pathname)) res.writeContinue();
+    api.handle(req, res);
+  });
   server.keepAliveTimeout = 65_000;
   server.headersTimeout = 70_000;
   server.requestTimeout = 0;

@@ -7,7 +7,7 @@ import type { IncomingMessage, ServerResponse } from "node:http";
 import type { UnstructuredObject as KObj } from "../../api/index.js";
 import { badRequest, methodNotAllowed, notFound, statusError, unauthorized } from "../../lib/errors.js";
 import { field } from "../../lib/json.js";
-import { proxyToNode } from "../server/podlog.js";
+import { nodeEndpoint, proxyToNode } from "../server/podlog.js";
 import type { Rest } from "../server/rest.js";
 import type { UploadTokens } from "./token.js";
 
@@ -17,6 +17,15 @@ const UPLOAD_PATH = /^\/v1(?:alpha1|beta1)\/(upload|upload-async|upload-form|upl
 export function isUploadPath(pathname: string): boolean {
   return UPLOAD_PATH.test(pathname);
 }
+
+/**
+ * A client that sends this header (virtctl does, with `Expect: 100-continue`) may be answered, before it sends its
+ * body, with a 307 to the node agent's upload path: one hop less for every byte (the API server no longer relays
+ * them). Only over plain HTTP, as the agent serves: an HTTPS API keeps relaying (HTTPS whenever the API is), and
+ * tsvirt serves plain HTTP on loopback only, where the client reaches whatever the API server reaches. The agent's
+ * upload path trusts the node's network as its other endpoints do (logs, console, VM verbs).
+ */
+export const UPLOAD_REDIRECT_HEADER = "x-tsvirt-upload-redirect";
 
 export const UPLOAD_POD_LABEL = "cdi.kubevirt.io";
 export const UPLOAD_POD_ROLE = "cdi-upload-server";
@@ -108,6 +117,28 @@ export function uploadProxy(rest: Rest, tokens: UploadTokens) {
       req.resume();
       throw statusError(503, "ServiceUnavailable", `upload pod not ready yet: ${phase}`, { retryAfterSeconds: 2 });
     }
+    if (req.headers[UPLOAD_REDIRECT_HEADER] === "allowed" && !(req.socket as { encrypted?: boolean }).encrypted) {
+      const nodeObj = rest.store.get("/nodes", "", node) as KObj | undefined;
+      const ep = nodeObj ? nodeEndpoint(nodeObj) : undefined;
+      if (ep) {
+        const host = ep.host.includes(":") ? `[${ep.host}]` : ep.host;
+        const location = `http://${host}:${ep.port}${nodeUploadPath(namespace, pod.metadata.name ?? "")}`;
+        const body = JSON.stringify({
+          kind: "Status",
+          apiVersion: "v1",
+          metadata: {},
+          status: "Success",
+          message: `upload to ${location}`,
+          code: 307,
+        });
+        // no body was sent (the client waits for 100 Continue): the connection is not kept for a body to drain
+        res.writeHead(307, { location, "content-type": "application/json", connection: "close" });
+        res.end(body);
+        return;
+      }
+    }
+    // relayed: the client may send its body now
+    if (/100-continue/i.test(req.headers.expect ?? "")) res.writeContinue();
     const headers: Record<string, string> = { "content-type": "application/octet-stream" };
     const len = req.headers["content-length"];
     if (len !== undefined && /^\d+$/.test(len)) headers["content-length"] = len;

@@ -1,5 +1,6 @@
 // Upload tokens (sign, verify, expiry, tamper) and the upload API on a real in-memory API server: the token request,
-// who may make one, and the proxy's answers (401, 404, 503, then a body streamed to the node agent's endpoint).
+// who may make one, and the proxy's answers (401, 404, 503, then a body streamed to the node agent's endpoint, or a
+// redirect there for a client that offers to follow one).
 import assert from "node:assert/strict";
 import { randomBytes } from "node:crypto";
 import { mkdtemp, readFile, rm, stat } from "node:fs/promises";
@@ -216,5 +217,40 @@ describe("upload API", () => {
     assert.equal(big.status, 400);
     assert.equal(big.body.reason, "NotADiskImage");
     assert.equal(big.body.message, "the source is text, not a disk image");
+
+    // a client that offers to follow (and waits for 100 Continue) is sent to the agent before it sends a byte
+    refuse = false;
+    received = "";
+    path = "";
+    const tok = await token("up2");
+    const redirect = await new Promise<{ status: number; location?: string; continued: boolean }>((resolve, reject) => {
+      let continued = false;
+      const req = http.request(`${api.url}/v1beta1/upload`, {
+        method: "POST",
+        headers: {
+          authorization: `Bearer ${tok}`,
+          "content-type": "application/octet-stream",
+          "content-length": "10",
+          expect: "100-continue",
+          "x-tsvirt-upload-redirect": "allowed",
+        },
+      });
+      req.on("continue", () => {
+        continued = true;
+      });
+      req.on("response", (res) => {
+        res.resume();
+        req.destroy();
+        resolve({ status: res.statusCode ?? 0, location: res.headers.location, continued });
+      });
+      req.on("error", reject);
+      req.flushHeaders();
+    });
+    assert.deepEqual(redirect, {
+      status: 307,
+      location: `http://127.0.0.1:${port}/upload/default/cdi-upload-up2`,
+      continued: false,
+    });
+    assert.equal(path, "", "the agent saw nothing: the client goes there itself");
   });
 });

@@ -99,6 +99,12 @@ export interface PodLinkOptions {
    * inbound connection DNAT'ed to a guest that is not there.
    */
   plain?: boolean;
+  /**
+   * No links at all, only the namespace's loopback: a pod that neither serves on its IP nor reaches anything (the
+   * upload server takes its bytes on a unix socket in its pod dir). Its IP stays allocated but is not routed. Saves
+   * the veth and its ~6 `ip` runs on the pod's start path.
+   */
+  isolated?: boolean;
 }
 
 export class PodNetwork {
@@ -312,6 +318,17 @@ export class PodNetwork {
     // The fabric link is the route sync's to keep (it runs at start and every 30 s): not on the pod's path.
     await this.ensureNode({ fabric: false });
     await this.must(["ip", "-n", ns, "link", "set", "lo", "up"]);
+    const attachment = {
+      uid,
+      netns: ns,
+      execPrefix: inNetns(ns, []),
+      ip,
+      gateway: this.gateway,
+      prefix: this.cidr.prefix,
+      tap: MASQ_TAP,
+      guestIp: MASQ_GUEST,
+    };
+    if (opts.isolated) return attachment;
     // The veth is made in one step with its peer already in the pod namespace; if a crash left only the node end
     // (or a stale one), start over.
     if (!(await this.ok(["ip", "-n", ns, "link", "show", POD_IFACE]))) {
@@ -336,16 +353,6 @@ export class PodNetwork {
     await this.must(["ip", "-n", ns, "addr", "replace", `${ip}/${this.cidr.prefix}`, "dev", POD_IFACE]);
     await this.must(["ip", "-n", ns, "link", "set", POD_IFACE, "up"]);
     await this.must(["ip", "-n", ns, "route", "replace", "default", "via", this.gateway, "dev", POD_IFACE]);
-    const attachment = {
-      uid,
-      netns: ns,
-      execPrefix: inNetns(ns, []),
-      ip,
-      gateway: this.gateway,
-      prefix: this.cidr.prefix,
-      tap: MASQ_TAP,
-      guestIp: MASQ_GUEST,
-    };
     if (opts.plain) return attachment;
     // Masquerade binding.
     await this.must(["ip", "-n", ns, "link", "add", MASQ_BRIDGE, "type", "bridge"], EXISTS);

@@ -57,6 +57,9 @@ export function uploadShape(d: WorkerShapeDeps): PodShape {
       await d.services.ensure(pod.metadata?.uid ?? "", podDir, job);
       return { argv: workerArgv(d, "uploadserver", jobPath) };
     },
+    // the bytes come in on the pod dir's unix socket and nothing goes out: no veth, no VM binding to make before
+    // the pod is Running (what held UploadReady back most)
+    isolatedNetwork: true,
     ready: (_ownerUid, podDir) => probeUploadServer(uploadSocket(podDir)),
     terminationMessagePath: (podDir) => workerPaths(podDir).terminationLog,
   };

@@ -7,8 +7,8 @@
 //   sequential pass in general. The decompressed stream goes to a scratch file in the pod's own directory (sparse:
 //   zero blocks skipped there too), `qemu-img info` refuses a backing file and a virtual size larger than the
 //   claim, `qemu-img convert -n --target-is-zero -O raw` writes the target (it skips zeros), then the scratch goes.
-// Write → fsync → verify → only then the caller marks Succeeded: raw re-reads the target and compares its sha256
-// with the stream's; qcow2 runs `qemu-img compare` (scratch vs target) before hashing the target. A source
+// Write → fsync → verify → only then the caller marks Succeeded: raw re-reads the target (hashed while the fsync
+// runs: the page cache serves the same bytes either way) and compares its sha256 with the stream's; qcow2 runs `qemu-img compare` (scratch vs target) before hashing the target. A source
 // checksum (CDI's `checksum`, over the bytes as served) is checked once the stream ends.
 import { execFile } from "node:child_process";
 import { createHash, type Hash } from "node:crypto";
@@ -288,14 +288,17 @@ async function writeRaw(
     if (pos % SECTOR !== 0) {
       throw fatal("NotADiskImage", `the source is ${pos} bytes, not a whole number of ${SECTOR}-byte sectors`);
     }
-    await fh.sync();
+    // The re-read comes from the page cache after the fsync as well: hashing it while the fsync flushes verifies the
+    // same bytes, off the fsync's wait. Both end before the caller may mark anything.
+    const [synced, reread] = await Promise.allSettled([fh.sync(), hashPrefix(target.path, pos)]);
+    if (synced.status === "rejected") throw synced.reason;
+    if (reread.status === "rejected") throw reread.reason;
+    const sha256 = h.digest("hex");
+    if (reread.value !== sha256) throw transient("VerifyFailed", `the volume does not read back what was written`);
+    return { bytes: pos, sha256 };
   } finally {
     await fh.close();
   }
-  const sha256 = h.digest("hex");
-  const reread = await hashPrefix(target.path, pos);
-  if (reread !== sha256) throw transient("VerifyFailed", `the volume does not read back what was written`);
-  return { bytes: pos, sha256 };
 }
 
 interface QemuInfo {
