@@ -220,6 +220,7 @@ export async function startApiServer(opts: ApiServerOptions = {}): Promise<ApiSe
     opts.admission ??
     admissionPlugins({
       getVmi: (ns, name) => store.get("kubevirt.io/virtualmachineinstances", ns, name),
+      getVm: (ns, name) => store.get("kubevirt.io/virtualmachines", ns, name),
       get machineType() {
         return config().machineType;
       },

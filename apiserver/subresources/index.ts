@@ -162,13 +162,15 @@ export function createSubresourceApi(opts: SubresourceOptions): SubresourceApi {
         return;
       }
       case "migrate": {
-        if (!vmi || vmi.status?.phase !== "Running") throw conflict(vmiGR, name, "VMI is not running");
+        // A VM without VMI: a cold migration (tsvirt; admission labels it, or refuses a VM about to start).
+        if (vmi && vmi.status?.phase !== "Running") throw conflict(vmiGR, name, "VMI is not running");
         if (dry) return;
+        const sel = body.addedNodeSelector;
         await client.create(resources.vmims, ns, {
           apiVersion: "kubevirt.io/v1",
           kind: "VirtualMachineInstanceMigration",
           metadata: { generateName: `kubevirt-migrate-vm-`, namespace: ns },
-          spec: { vmiName: name },
+          spec: { vmiName: name, ...(sel && typeof sel === "object" ? { addedNodeSelector: sel } : {}) },
         } as never);
         return;
       }

@@ -225,8 +225,11 @@ function hasReason(vmi: VirtualMachineInstance, reason: string): boolean {
   return (vmi.status?.conditions ?? []).some((c) => c.status !== "True" && c.reason === reason);
 }
 
-/** Whether the VM is meant to run now (KubeVirt's isSetToStart), for WaitingForVolumeBinding. */
-function setToStart(
+/**
+ * Whether the VM is meant to run now (KubeVirt's isSetToStart), for WaitingForVolumeBinding; admission asks it of a
+ * VM without VMI (a VM about to start is no cold-migration candidate).
+ */
+export function setToStart(
   vmi: VirtualMachineInstance | undefined,
   requests: readonly StateChangeRequest[],
   runStrategy: RunStrategy,

@@ -57,3 +57,27 @@ export const RetainedDisks = {
    */
   deleteWithVmAnnotation: "tsvirt.io/delete-disks-with-vm",
 } as const;
+
+/** KubeVirt's finalizer on a VMIM, added by the controller that acts on it (and removes it when done). */
+export const MIGRATION_FINALIZER = "kubevirt.io/migrationJobFinalize";
+
+/**
+ * tsvirt's cold migration (issue 12 item 6): a VirtualMachineInstanceMigration whose spec.vmiName names a stopped VM
+ * (no VMI) moves the VM's node-local disks to another node. The create mutator labels it; the live migration
+ * controller leaves such VMIMs alone, the cold migration controller (controller/coldmigration) drives them.
+ */
+export const ColdMigration = {
+  /** VMIM label: how the migration moves the VM ("Cold"; absent: live). */
+  modeLabel: "tsvirt.io/migration-mode",
+  mode: "Cold",
+  /**
+   * VM condition while a cold migration holds it: True = its disks are being copied, a start waits (printableStatus
+   * Migrating); False once it ended (reason says how). The message names the VMIM.
+   */
+  condition: "ColdMigration",
+} as const;
+
+/** Whether a VMIM is a cold migration (labelled by admission). */
+export function isColdMigration(vmim: { metadata?: { labels?: Record<string, string> } }): boolean {
+  return vmim.metadata?.labels?.[ColdMigration.modeLabel] === ColdMigration.mode;
+}
