@@ -1,7 +1,7 @@
 // virt-controller's wiring: shared informers (VMs, VMIs, pods, nodes), one work queue per reconciler, event handlers
 // that map a changed object to the keys it affects, and worker loops. Nothing here decides anything; the reconcilers do.
 
-import { RetainedDisks } from "../api/index.js";
+import { isColdMigration, RetainedDisks } from "../api/index.js";
 import {
   type Client,
   ClusterConfig,
@@ -16,12 +16,14 @@ import {
   resources,
   type VirtualMachine,
   type VirtualMachineInstance,
+  type VirtualMachineInstanceMigration,
   type VirtualMachineInstanceReplicaSet,
 } from "../client/index.js";
 import { createLogger, type Logger } from "../lib/log.js";
 import { processNextItem, runWorkers, WorkQueue } from "../lib/workqueue/index.js";
 import { DataVolumeController } from "../storage/datavolume/index.js";
 import { podClaimNames, StorageController } from "../storage/index.js";
+import { type ColdDeps, coldKeysFor, reconcileColdMigration } from "./coldmigration/index.js";
 import { EventRecorder, type Recorder } from "./events/index.js";
 import { Expectations } from "./expectations.js";
 import { type PodCidrDeps, reconcileNodeCidr } from "./node/podcidr.js";
@@ -78,6 +80,10 @@ export class VirtController {
   /** DataVolumes (the VMs' disks) and VirtualMachinePools (whether their members keep their disks). */
   readonly dvs: Informer<DataVolume>;
   readonly pools: Informer<KObject>;
+  /** VirtualMachineInstanceMigrations (the cold migration controller drives those of stopped VMs). */
+  readonly vmims: Informer<VirtualMachineInstanceMigration>;
+  readonly coldQueue = new WorkQueue<string>();
+  readonly coldDeps: ColdDeps;
   /** The cluster's KubeVirt settings (kubevirt/kubevirt), defaulted and live. */
   readonly clusterConfig: ClusterConfig;
   readonly rsQueue = new WorkQueue<string>();
@@ -117,6 +123,7 @@ export class VirtController {
     this.clusterConfig = new ClusterConfig(client, { log: this.log });
     this.dvs = new Informer<DataVolume>(client, resources.datavolumes, { log: this.log });
     this.pools = new Informer<KObject>(client, resources.vmpools, { log: this.log });
+    this.vmims = new Informer<VirtualMachineInstanceMigration>(client, resources.vmims, { log: this.log });
     this.storage = new StorageController({ client, nodes: this.nodes, recorder: this.recorder, log: this.log, now });
     const vmExp = new Expectations();
     const vmiExp = new Expectations();
@@ -176,6 +183,18 @@ export class VirtController {
       now,
     };
     this.podCidrDeps = { client, nodes: this.nodes, recorder: this.recorder, log: this.log, pending: new Map() };
+    this.coldDeps = {
+      client,
+      vmims: this.vmims,
+      vms: this.vms,
+      vmis: this.vmis,
+      dvs: this.dvs,
+      nodes: this.nodes,
+      storage: this.storage,
+      recorder: this.recorder,
+      log: this.log.child({ controller: "coldmigration" }),
+      now,
+    };
 
     this.vms.addEventHandler({
       onAdd: (vm) => this.vmQueue.add(keyOf(vm)),
@@ -277,6 +296,7 @@ export class VirtController {
       },
     });
     this.watchDisks();
+    this.watchColdMigrations();
     const changed = { onAdd: this.storageChanged, onUpdate: this.storageChanged, onDelete: this.storageChanged };
     this.storage.claims.addEventHandler(changed);
     this.storage.volumes.addEventHandler(changed);
@@ -335,6 +355,28 @@ export class VirtController {
     this.pools.addEventHandler({ onAdd: onPool, onUpdate: (_o, p) => onPool(p), onDelete: onPool });
   }
 
+  /**
+   * Cold migrations: a cold VMIM, and what its step waits for: its VM (status, spec), a VMI of that name, the
+   * DataVolumes and claims of its namespace (clones finishing, old disks going).
+   */
+  private watchColdMigrations(): void {
+    const onVmim = (m: VirtualMachineInstanceMigration) => {
+      if (isColdMigration(m)) this.coldQueue.add(keyOf(m));
+    };
+    this.vmims.addEventHandler({ onAdd: onVmim, onUpdate: (_o, m) => onVmim(m), onDelete: onVmim });
+    const byName = (o: KObject) => {
+      for (const k of coldKeysFor(this.coldDeps, o.metadata.namespace, o.metadata.name)) this.coldQueue.add(k);
+    };
+    const byNamespace = (o: KObject) => {
+      for (const k of coldKeysFor(this.coldDeps, o.metadata.namespace)) this.coldQueue.add(k);
+    };
+    const on = (f: (o: KObject) => void) => ({ onAdd: f, onUpdate: (_o: KObject, x: KObject) => f(x), onDelete: f });
+    this.vms.addEventHandler(on(byName));
+    this.vmis.addEventHandler(on(byName));
+    this.dvs.addEventHandler(on(byNamespace));
+    this.storage.claims.addEventHandler(on(byNamespace));
+  }
+
   /** A claim or volume changed: pods with claims that wait for a node may fit now. */
   private readonly storageChanged = () => this.requeuePending((p) => podClaimNames(p).length > 0);
 
@@ -364,6 +406,9 @@ export class VirtController {
   stepReplicaSet(): Promise<boolean> {
     return processNextItem(this.rsQueue, (k) => reconcileReplicaSet(this.rsDeps, k), this.onError("replicaset"));
   }
+  stepCold(): Promise<boolean> {
+    return processNextItem(this.coldQueue, (k) => reconcileColdMigration(this.coldDeps, k), this.onError("cold"));
+  }
   stepNode(): Promise<boolean> {
     return processNextItem(this.nodeQueue, (k) => reconcileNodeCidr(this.podCidrDeps, k), this.onError("node"));
   }
@@ -377,6 +422,7 @@ export class VirtController {
     this.replicasets.start();
     this.dvs.start();
     this.pools.start();
+    this.vmims.start();
     this.clusterConfig.start();
     if (this.opts.storage !== false || this.opts.scheduler !== false) this.storage.startInformers();
     if (this.opts.storage !== false) this.dataVolumes.startInformers();
@@ -392,6 +438,7 @@ export class VirtController {
       this.clusterConfig.waitForSync(),
       this.dvs.waitForSync(),
       this.pools.waitForSync(),
+      this.vmims.waitForSync(),
       ...(this.opts.storage !== false || this.opts.scheduler !== false ? [this.storage.waitForSync()] : []),
       ...(this.opts.storage !== false ? [this.dataVolumes.waitForSync()] : []),
     ]);
@@ -423,6 +470,12 @@ export class VirtController {
         runWorkers(this.nodeQueue, 1, (k) => reconcileNodeCidr(this.podCidrDeps, k), this.onError("node")),
       );
     }
+    // Cold migrations clone DataVolumes: they run where the storage controllers do.
+    if (this.opts.storage !== false) {
+      this.workers.push(
+        runWorkers(this.coldQueue, 2, (k) => reconcileColdMigration(this.coldDeps, k), this.onError("cold")),
+      );
+    }
     if (this.opts.storage !== false) {
       await this.storage.run();
       await this.dataVolumes.run();
@@ -435,7 +488,8 @@ export class VirtController {
   }
 
   async stop(): Promise<void> {
-    for (const q of [this.vmQueue, this.vmiQueue, this.podQueue, this.nodeQueue, this.rsQueue]) q.shutdown();
+    for (const q of [this.vmQueue, this.vmiQueue, this.podQueue, this.nodeQueue, this.rsQueue, this.coldQueue])
+      q.shutdown();
     await this.dataVolumes.stop();
     await this.storage.stop();
     await Promise.all([
@@ -447,6 +501,7 @@ export class VirtController {
       this.replicasets.stop(),
       this.dvs.stop(),
       this.pools.stop(),
+      this.vmims.stop(),
       this.clusterConfig.stop(),
     ]);
     await Promise.all(this.workers);
