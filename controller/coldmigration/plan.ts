@@ -389,9 +389,12 @@ function release(input: ColdInput, moved: readonly MigratedVolume[], target: str
     const claim = lookup.claim(ns, name);
     if (dv && !dv.metadata.deletionTimestamp) dvs.push({ name, uid: dv.metadata.uid ?? "" });
     else if (claim && !claim.metadata.deletionTimestamp) {
+      // a DataVolume's claim goes with it (garbage collector); a bare claim, or one whose DataVolume is gone, directly
       const owner = claim.metadata.ownerReferences?.find((r) => r.controller && r.kind === "DataVolume");
-      if (owner) dvs.push({ name: owner.name, uid: owner.uid });
-      else claims.push({ name, uid: claim.metadata.uid ?? "" });
+      const ownerDv = owner ? lookup.dv(ns, owner.name) : undefined;
+      if (ownerDv?.metadata.uid === owner?.uid && ownerDv) {
+        if (!ownerDv.metadata.deletionTimestamp) dvs.push({ name: owner?.name ?? "", uid: owner?.uid ?? "" });
+      } else claims.push({ name, uid: claim.metadata.uid ?? "" });
     }
   }
   if (dvs.length === 0 && claims.length === 0) return undefined;
