@@ -67,6 +67,18 @@ async function cloneFinishes(h: Harness, name: string): Promise<void> {
   await h.client.updateStatus(resources.datavolumes, { ...dv, status: { phase: "Succeeded", claimName: name } });
 }
 
+/** Two nodes with local storage; the test plays the DataVolume controller. */
+function start(): Promise<Harness> {
+  return startHarness(
+    [
+      { ref: resources.nodes, objs: [storageNode("node01"), storageNode("node02")] },
+      { ref: resources.storageclasses, objs: [localStorageClass()] },
+    ],
+    undefined,
+    { playDataVolumes: true },
+  );
+}
+
 function vmim(): VirtualMachineInstanceMigration {
   return {
     apiVersion: "kubevirt.io/v1",
@@ -81,14 +93,7 @@ const peekMig = (h: Harness) => h.client.peek<VirtualMachineInstanceMigration>(r
 
 describe("cold migration controller", () => {
   it("moves a stopped VM's disk to node02; a start meanwhile waits (Migrating), then boots on the new disk", async (t) => {
-    const h = await startHarness(
-      [
-        { ref: resources.nodes, objs: [storageNode("node01"), storageNode("node02")] },
-        { ref: resources.storageclasses, objs: [localStorageClass()] },
-      ],
-      undefined,
-      { playDataVolumes: true },
-    );
+    const h = await start();
     t.after(() => h.stop());
     await seedVm(h);
     await settle(h);
@@ -146,14 +151,7 @@ describe("cold migration controller", () => {
   });
 
   it("cancel (VMIM deleted) mid-clone: the clone goes, the VM keeps its disk and may start", async (t) => {
-    const h = await startHarness(
-      [
-        { ref: resources.nodes, objs: [storageNode("node01"), storageNode("node02")] },
-        { ref: resources.storageclasses, objs: [localStorageClass()] },
-      ],
-      undefined,
-      { playDataVolumes: true },
-    );
+    const h = await start();
     t.after(() => h.stop());
     await seedVm(h);
     const m = await h.client.create<VirtualMachineInstanceMigration>(resources.vmims, "default", vmim());

@@ -12,6 +12,7 @@ import { open } from "node:fs/promises";
 import { join } from "node:path";
 import { describe, it } from "node:test";
 import { CLUSTER, requirePrereqs } from "../lib/prereqs.js";
+import { bootedConsole as bootedConsoleOf, readDiskHead, volumeFile } from "../lib/storage.js";
 import { type Cluster, type Console, startCluster, until } from "../lib/up.js";
 
 const VM = "coldvm";
@@ -25,22 +26,10 @@ async function sha256(path: string): Promise<string> {
   return h.digest("hex");
 }
 
-/** Reads what the guest's /dev/vdb starts with, over the serial console. */
-async function readDisk(con: Console, tag: string): Promise<string> {
-  const from = con.out.text.length;
-  con.send(`echo ${tag}''=[$(head -c ${MARK.length} /dev/vdb | tr -c 'A-Za-z0-9-' '.')]\n`);
-  const re = new RegExp(`${tag}=\\[([^\\]\\r\\n]*)\\]`);
-  return until(`${tag} on the console`, 60_000, async () => re.exec(con.out.text.slice(from))?.[1]);
-}
+const readDisk = (con: Console, tag: string) => readDiskHead(con, tag, MARK.length);
+const bootedConsole = (c: Cluster) => bootedConsoleOf(c, VM);
 
-async function bootedConsole(c: Cluster): Promise<Console> {
-  const con = c.console(VM);
-  await con.expect(new RegExp(c.guest.marker), 300_000);
-  con.send("\n");
-  return con;
-}
-
-/** The data volume's claim (the VM's `data` volume), its node and its disk.img. */
+/** The VM's `data` volume: its claim, and where the claim's bytes are. */
 async function dataDisk(c: Cluster): Promise<{ claim: string; pv: string; node: string; image: string }> {
   const claim = await c.kubectl(
     "get",
@@ -49,15 +38,7 @@ async function dataDisk(c: Cluster): Promise<{ claim: string; pv: string; node: 
     "-o",
     `jsonpath={.spec.template.spec.volumes[?(@.name=="data")].dataVolume.name}`,
   );
-  const pv = await c.kubectl("get", "pvc", claim, "-o", "jsonpath={.spec.volumeName}");
-  const node = await c.kubectl(
-    "get",
-    "pv",
-    pv,
-    "-o",
-    "jsonpath={.spec.nodeAffinity.required.nodeSelectorTerms[0].matchExpressions[0].values[0]}",
-  );
-  return { claim, pv, node, image: join(c.dir, "nodes", node, "volumes", pv, "disk.img") };
+  return { claim, ...(await volumeFile(c, claim)) };
 }
 
 function migration(name: string, node: string): unknown {
