@@ -117,7 +117,9 @@ async function applyStep(deps: ColdDeps, vmim: Vmim, step: ColdStep): Promise<Re
       await ignoreNotFound(
         c.patch(resources.vmims, ns, vmim.metadata.name ?? "", "json", [
           { op: "test", path: "/metadata/finalizers", value: vmim.metadata.finalizers ?? null },
-          { op: "add", path: "/metadata/finalizers", value: next },
+          next.length > 0
+            ? { op: "add", path: "/metadata/finalizers", value: next }
+            : { op: "remove", path: "/metadata/finalizers" },
         ]),
       );
       log.info(step.add ? "Cold migration: finalizer added" : "Cold migration: finalizer removed");
