@@ -110,9 +110,16 @@ describe("cold migration of a stopped VM", () => {
     );
     await c.waitFor("vmim/cold1", "{.status.phase}", "Succeeded", 600_000);
     const coldMs = Date.now() - t0;
+    // where the time went (phases; the clone's retries and its last Running condition)
+    t.diagnostic(
+      `cold1 phases ${await kubectl("get", "vmim", "cold1", "-o", "jsonpath={.status.phaseTransitionTimestamps}")}`,
+    );
     assert.equal(await kubectl("get", "vmim", "cold1", "-o", "jsonpath={.status.migrationState.targetNode}"), n2);
     const moved = await dataDisk(c);
     assert.notEqual(moved.claim, old.claim);
+    t.diagnostic(
+      `clone ${moved.claim}: ${await kubectl("get", "dv", moved.claim, "-o", "jsonpath={.status.restartCount} {.status.conditions}")}`,
+    );
     assert.equal(moved.node, n2, "the VM's data volume is on node02 now");
     assert.equal(await sha256(moved.image), want, "the bytes on node02 equal node01's");
     assert.equal(
