@@ -1,9 +1,7 @@
 import assert from "node:assert/strict";
-import http from "node:http";
-import type { AddressInfo } from "node:net";
 import { describe, it, type TestContext } from "node:test";
 import { FakeClient, resources, type VirtualMachineInstanceMigration } from "../../client/index.js";
-import { createSubresourceApi } from "./index.js";
+import { serveSubresources } from "./testing.js";
 
 const SR = "/apis/subresources.kubevirt.io/v1/namespaces/default/virtualmachines";
 
@@ -19,11 +17,7 @@ async function setup(t: TestContext, vmiPhase?: string) {
       spec: { domain: { devices: {} } },
       status: { phase: vmiPhase },
     } as never);
-  const api = createSubresourceApi({ client });
-  const srv = http.createServer((req, res) => void api.handleRequest(req, res));
-  await new Promise<void>((r) => srv.listen(0, "127.0.0.1", r));
-  t.after(() => srv.close());
-  const base = `http://127.0.0.1:${(srv.address() as AddressInfo).port}`;
+  const base = await serveSubresources(t, client);
   const migrate = async (body: unknown) => {
     const r = await fetch(`${base}${SR}/vm1/migrate`, { method: "PUT", body: JSON.stringify(body) });
     const text = await r.text();

@@ -3,7 +3,7 @@ import http from "node:http";
 import type { AddressInfo } from "node:net";
 import { describe, it, type TestContext } from "node:test";
 import { FakeClient, resources } from "../../client/index.js";
-import { createSubresourceApi } from "./index.js";
+import { serveSubresources } from "./testing.js";
 
 const SR = "/apis/subresources.kubevirt.io/v1/namespaces/default/virtualmachineinstances";
 
@@ -35,11 +35,7 @@ async function setup(t: TestContext, vmi: { paused?: boolean; acpi?: boolean; ph
       conditions: vmi.paused ? [{ type: "Paused", status: "True", reason: "PausedByUser" }] : [],
     },
   } as never);
-  const api = createSubresourceApi({ client });
-  const srv = http.createServer((req, res) => void api.handleRequest(req, res));
-  await new Promise<void>((r) => srv.listen(0, "127.0.0.1", r));
-  t.after(() => srv.close());
-  const base = `http://127.0.0.1:${(srv.address() as AddressInfo).port}`;
+  const base = await serveSubresources(t, client);
   const call = async (method: string, path: string) => {
     const r = await fetch(`${base}${SR}/${path}`, { method, body: method === "PUT" ? "{}" : undefined });
     const text = await r.text();
