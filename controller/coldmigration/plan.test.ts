@@ -383,6 +383,17 @@ describe("cold migration planner", () => {
     }
   });
 
+  it("the VM's volumes edited while the disks are copied: Failed and rolled back, the edit kept", () => {
+    const w = world();
+    for (let i = 0; i < 20 && !w.dvs.has(NEW); i++) apply(w, planColdMigration(input(w)));
+    w.vm!.spec.template.spec!.volumes = [{ name: "d", dataVolume: { name: "other" } }];
+    run(w);
+    assert.equal(w.vmim.status?.phase, "Failed");
+    assert.match(w.vmim.status?.migrationState?.failureReason ?? "", /volume d was changed/);
+    assert.equal(w.dvs.has(NEW), false);
+    assert.equal(w.vm?.spec.template.spec?.volumes?.[0]?.dataVolume?.name, "other");
+  });
+
   it("refusals in Pending: no local disk, a DataVolume still importing, disks on two nodes", () => {
     const none = world();
     none.vm!.spec.template.spec!.volumes = [{ name: "c", containerDisk: { image: "x" } }];

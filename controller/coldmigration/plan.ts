@@ -552,6 +552,8 @@ export function planColdMigration(input: ColdInput): ColdStep {
 
   // ---- Running ----
   if (moved.length === 0) return failed(m, now, "the VM lost the record of the move (status.volumeUpdateState)", false);
+  const edited = moved.find((mv) => volumeClaim(theVm, mv.volumeName, lookup) !== src(mv));
+  if (edited) return failed(m, now, `the VM's volume ${edited.volumeName} was changed during the migration`, false);
   const templates = moved.map((mv) => movedTemplate(theVm, mv, target, uid));
   const missing = templates.filter((t) => !lookup.dv(ns, t.metadata?.name ?? ""));
   if (missing.length > 0)
