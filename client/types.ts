@@ -14,6 +14,7 @@ export type {
   KObject,
   LabelSelector as LabelSelectorObject,
   ListMeta,
+  MigrationState,
   NodeCondition,
   NodeSelectorRequirement,
   NodeSelectorTerm,
@@ -47,6 +48,7 @@ type Stored<T> = T & { metadata: api.ObjectMeta };
 export type VirtualMachineInstance = Stored<api.VirtualMachineInstance>;
 export type VirtualMachine = Stored<api.VirtualMachine>;
 export type VirtualMachineInstanceReplicaSet = Stored<api.VirtualMachineInstanceReplicaSet>;
+export type VirtualMachineInstanceMigration = Stored<api.VirtualMachineInstanceMigration>;
 export type Pod = Stored<api.Pod> & { spec: api.PodSpec };
 export type Node = Stored<api.Node>;
 export type Event = Stored<api.Event>;
@@ -57,5 +59,4 @@ export type DataVolume = Stored<api.DataVolume>;
 export type CSIStorageCapacity = Stored<api.CSIStorageCapacity>;
 export type Lease = Stored<api.Lease> & { spec: NonNullable<api.Lease["spec"]> };
 export type CDIConfig = Stored<api.CDIConfig>;
-export type VirtualMachineInstanceMigration = Stored<api.VirtualMachineInstanceMigration>;
 export type MigrationPolicy = Stored<api.MigrationPolicy>;

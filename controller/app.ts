@@ -1,7 +1,7 @@
 // virt-controller's wiring: shared informers (VMs, VMIs, pods, nodes), one work queue per reconciler, event handlers
 // that map a changed object to the keys it affects, and worker loops. Nothing here decides anything; the reconcilers do.
 
-import { Evacuation, Migration, RetainedDisks } from "../api/index.js";
+import { Evacuation, isColdMigration, Migration, RetainedDisks } from "../api/index.js";
 import {
   type Client,
   ClusterConfig,
@@ -24,6 +24,7 @@ import { createLogger, type Logger } from "../lib/log.js";
 import { processNextItem, runWorkers, WorkQueue } from "../lib/workqueue/index.js";
 import { DataVolumeController } from "../storage/datavolume/index.js";
 import { podClaimNames, StorageController } from "../storage/index.js";
+import { type ColdDeps, coldKeysFor, reconcileColdMigration } from "./coldmigration/index.js";
 import { type EvacuationDeps, reconcileEvacuation } from "./evacuation/controller.js";
 import { EventRecorder, type Recorder } from "./events/index.js";
 import { Expectations } from "./expectations.js";
@@ -90,6 +91,8 @@ export class VirtController {
   readonly policies: Informer<MigrationPolicy>;
   readonly migrationQueue = new WorkQueue<string>();
   readonly migrationDeps: MigrationDeps;
+  readonly coldQueue = new WorkQueue<string>();
+  readonly coldDeps: ColdDeps;
   /** The cluster's KubeVirt settings (kubevirt/kubevirt), defaulted and live. */
   readonly clusterConfig: ClusterConfig;
   readonly rsQueue = new WorkQueue<string>();
@@ -224,6 +227,18 @@ export class VirtController {
       log: this.log.child({ controller: "evacuation" }),
     };
     this.watchEvacuation();
+    this.coldDeps = {
+      client,
+      vmims: this.vmims,
+      vms: this.vms,
+      vmis: this.vmis,
+      dvs: this.dvs,
+      nodes: this.nodes,
+      storage: this.storage,
+      recorder: this.recorder,
+      log: this.log.child({ controller: "coldmigration" }),
+      now,
+    };
 
     this.vms.addEventHandler({
       onAdd: (vm) => this.vmQueue.add(keyOf(vm)),
@@ -326,6 +341,7 @@ export class VirtController {
     });
     this.watchDisks();
     this.watchMigrations(migrationExp);
+    this.watchColdMigrations();
     const changed = { onAdd: this.storageChanged, onUpdate: this.storageChanged, onDelete: this.storageChanged };
     this.storage.claims.addEventHandler(changed);
     this.storage.volumes.addEventHandler(changed);
@@ -462,6 +478,28 @@ export class VirtController {
     });
   }
 
+  /**
+   * Cold migrations: a cold VMIM, and what its step waits for: its VM (status, spec), a VMI of that name, the
+   * DataVolumes and claims of its namespace (clones finishing, old disks going).
+   */
+  private watchColdMigrations(): void {
+    const onVmim = (m: VirtualMachineInstanceMigration) => {
+      if (isColdMigration(m)) this.coldQueue.add(keyOf(m));
+    };
+    this.vmims.addEventHandler({ onAdd: onVmim, onUpdate: (_o, m) => onVmim(m), onDelete: onVmim });
+    const byName = (o: KObject) => {
+      for (const k of coldKeysFor(this.coldDeps, o.metadata.namespace, o.metadata.name)) this.coldQueue.add(k);
+    };
+    const byNamespace = (o: KObject) => {
+      for (const k of coldKeysFor(this.coldDeps, o.metadata.namespace)) this.coldQueue.add(k);
+    };
+    const on = (f: (o: KObject) => void) => ({ onAdd: f, onUpdate: (_o: KObject, x: KObject) => f(x), onDelete: f });
+    this.vms.addEventHandler(on(byName));
+    this.vmis.addEventHandler(on(byName));
+    this.dvs.addEventHandler(on(byNamespace));
+    this.storage.claims.addEventHandler(on(byNamespace));
+  }
+
   /** A claim or volume changed: pods with claims that wait for a node may fit now. */
   private readonly storageChanged = () => this.requeuePending((p) => podClaimNames(p).length > 0);
 
@@ -504,6 +542,9 @@ export class VirtController {
       (k) => reconcileMigration(this.migrationDeps, k),
       this.onError("migration"),
     );
+  }
+  stepCold(): Promise<boolean> {
+    return processNextItem(this.coldQueue, (k) => reconcileColdMigration(this.coldDeps, k), this.onError("cold"));
   }
   stepNode(): Promise<boolean> {
     return processNextItem(this.nodeQueue, (k) => reconcileNodeCidr(this.podCidrDeps, k), this.onError("node"));
@@ -584,6 +625,12 @@ export class VirtController {
         runWorkers(this.nodeQueue, 1, (k) => reconcileNodeCidr(this.podCidrDeps, k), this.onError("node")),
       );
     }
+    // Cold migrations clone DataVolumes: they run where the storage controllers do.
+    if (this.opts.storage !== false) {
+      this.workers.push(
+        runWorkers(this.coldQueue, 2, (k) => reconcileColdMigration(this.coldDeps, k), this.onError("cold")),
+      );
+    }
     if (this.opts.storage !== false) {
       await this.storage.run();
       await this.dataVolumes.run();
@@ -604,6 +651,7 @@ export class VirtController {
       this.rsQueue,
       this.migrationQueue,
       this.evacuationQueue,
+      this.coldQueue,
     ])
       q.shutdown();
     await this.dataVolumes.stop();

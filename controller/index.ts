@@ -15,7 +15,14 @@ export {
 export { bytes, formatBytes, millicores, parseQuantity } from "./quantity.js";
 export { claimVmis, computeRsStatus, planReplicaSet, selectorMatches, selectorString } from "./replicaset/plan.js";
 export { defaultPredicates, type Predicate, type ScheduleResult, schedule } from "./scheduler/predicates.js";
-export { computeVmStatus, crashLoopDelaySeconds, planVm, printableStatus, vmiFromTemplate } from "./vm/plan.js";
+export {
+  computeVmStatus,
+  crashLoopDelaySeconds,
+  planVm,
+  printableStatus,
+  setToStart,
+  vmiFromTemplate,
+} from "./vm/plan.js";
 export { planVmi, podIsRunning } from "./vmi/plan.js";
 export {
   guestMemory,

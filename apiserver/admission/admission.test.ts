@@ -2,7 +2,7 @@ import assert from "node:assert/strict";
 import { readdirSync, readFileSync } from "node:fs";
 import { test } from "node:test";
 import { parseAllDocuments } from "yaml";
-import { kubevirtCrds, VMI_FINALIZER } from "../../api/index.js";
+import { ColdMigration, kubevirtCrds, VMI_FINALIZER } from "../../api/index.js";
 import { isStatusError, type StatusError } from "../../lib/errors.js";
 import { validateObject } from "../validation/index.js";
 import {
@@ -217,6 +217,41 @@ test("a migration must name an existing VMI; an accepted one is labelled, with n
   const ok = (await runAdmission(plugins, request(m("vmi-migratable")))).object as any;
   assert.equal(ok.metadata.finalizers, undefined);
   assert.equal(ok.metadata.labels[MIGRATION_VMI_LABEL], "vmi-migratable");
+});
+
+test("a migration of a stopped VM is a cold one (labelled); a starting VM or one with a VMI keeps the live rules", async () => {
+  const vms: Record<string, Obj> = {
+    stopped: { metadata: { name: "stopped" }, spec: { runStrategy: "Halted", template: { spec: {} } } },
+    always: { metadata: { name: "always" }, spec: { runStrategy: "Always", template: { spec: {} } } },
+    asked: {
+      metadata: { name: "asked" },
+      spec: { runStrategy: "Manual", template: { spec: {} } },
+      status: { stateChangeRequests: [{ action: "Start" }] },
+    },
+    "vmi-migratable": { metadata: { name: "vmi-migratable" }, spec: { runStrategy: "Always", template: { spec: {} } } },
+  };
+  const p = admissionPlugins({
+    getVmi: (ns, name) => (ns === "default" && name === "vmi-migratable" ? vmiMigratable : undefined),
+    getVm: (ns, name) => (ns === "default" ? vms[name] : undefined),
+  });
+  const m = (vmiName: string, labels?: Record<string, string>) => ({
+    apiVersion: "kubevirt.io/v1",
+    kind: "VirtualMachineInstanceMigration",
+    metadata: { name: "mig", ...(labels ? { labels } : {}) },
+    spec: { vmiName, addedNodeSelector: { "kubernetes.io/hostname": "node02" } },
+  });
+  const cold = (await runAdmission(p, request(m("stopped")))).object as any;
+  assert.equal(cold.metadata.labels[ColdMigration.modeLabel], "Cold");
+  assert.equal(cold.metadata.labels[MIGRATION_VMI_LABEL], "stopped");
+  for (const name of ["always", "asked"]) {
+    const err = await rejected(runAdmission(p, request(m(name))));
+    assert.equal(err.status.code, 422, name);
+    assert.equal(err.status.details?.causes?.[0]?.field, "spec.vmiName", name);
+  }
+  // the label is admission's: a live migration that claims to be cold is labelled as what it is
+  const live = (await runAdmission(p, request(m("vmi-migratable", { [ColdMigration.modeLabel]: "Cold" }))))
+    .object as any;
+  assert.equal(live.metadata.labels[ColdMigration.modeLabel], undefined);
 });
 
 test("a VMI's spec is immutable after creation; status and metadata updates pass", async () => {

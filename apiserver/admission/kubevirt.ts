@@ -4,6 +4,8 @@
 // webhook names.
 import { randomUUID } from "node:crypto";
 import {
+  ColdMigration,
+  isColdMigration,
   isKubeVirtServiceAccount,
   KUBEVIRT_NAME,
   KUBEVIRT_NAMESPACE,
@@ -14,6 +16,8 @@ import {
   unimplementedKubeVirtFields,
   VMI_FINALIZER,
 } from "../../api/index.js";
+import type { VirtualMachine } from "../../client/index.js";
+import { runStrategyOf, setToStart } from "../../controller/index.js";
 import type { StatusCause } from "../../lib/errors.js";
 import { field, isObject, type Rec, rec } from "../../lib/json.js";
 import { type LabelSelectorObject, type Labels, labelSelectorMatches } from "../../lib/selectors.js";
@@ -76,6 +80,8 @@ function quantity(v: unknown): number | undefined {
 export interface KubevirtAdmissionOptions {
   /** Looks up a VMI (the migration validator needs it). On a cluster this is the typed client. */
   getVmi?: (namespace: string, name: string) => Promise<Rec | undefined> | Rec | undefined;
+  /** Looks up a VM (a migration of a stopped VM is a cold migration). */
+  getVm?: (namespace: string, name: string) => Promise<Rec | undefined> | Rec | undefined;
   /**
    * Binding of the pod interface added when a VMI declares no interfaces and no networks.
    * KubeVirt's cluster default is "bridge"; tsvirt's embedded mode implements masquerade.
@@ -93,6 +99,18 @@ export interface KubevirtAdmissionOptions {
 }
 
 export const MIGRATION_VMI_LABEL = "kubevirt.io/vmi-name";
+
+/**
+ * A VMIM naming `name` is a cold migration (contract §6): a VM of that name exists, it has no VMI and is not about to
+ * start one (a starting VM or one with a VMI takes the live path and its rules).
+ */
+async function coldMigratable(opts: KubevirtAdmissionOptions, ns: string, name: string): Promise<boolean> {
+  if (!opts.getVm || !opts.getVmi) return false;
+  if (await opts.getVmi(ns, name)) return false;
+  const vm = (await opts.getVm(ns, name)) as VirtualMachine | undefined;
+  if (!vm || !isObject(vm.spec) || vm.metadata?.deletionTimestamp) return false;
+  return !setToStart(undefined, vm.status?.stateChangeRequests ?? [], runStrategyOf(vm));
+}
 
 // ---------------------------------------------------------------------------------------------------------------
 // pure defaulting
@@ -559,14 +577,22 @@ export function admissionPlugins(opts: KubevirtAdmissionOptions = {}): Admission
       "migration-create-mutator.kubevirt.io",
       "mutating",
       { group: kv, resources: ["virtualmachineinstancemigrations"], operations: ["CREATE"] },
-      (req) => {
+      async (req) => {
         // No kubevirt.io/migrationJobFinalize here: a finalizer is added only by the component that removes it (the
         // migration controller, when there is one), or the migration could never be deleted.
         const m = req.object ?? {};
         const vmiName = field(m.spec, "vmiName");
-        if (!vmiName || rec(field(m.metadata, "labels"))[MIGRATION_VMI_LABEL] !== undefined) return {};
+        if (!vmiName) return {};
+        const labels = rec(field(m.metadata, "labels"));
+        const want: Rec = { ...labels };
+        if (want[MIGRATION_VMI_LABEL] === undefined) want[MIGRATION_VMI_LABEL] = vmiName;
+        // tsvirt's cold migration: a stopped VM's VMIM is labelled so (the label is admission's, never the user's)
+        delete want[ColdMigration.modeLabel];
+        const ns = req.namespace ?? String(field(m.metadata, "namespace") ?? "default");
+        if (await coldMigratable(opts, ns, String(vmiName))) want[ColdMigration.modeLabel] = ColdMigration.mode;
+        if (JSON.stringify(want) === JSON.stringify(labels)) return {};
         const metadata = obj(structuredClone(m.metadata ?? {}), "metadata");
-        metadata.labels = { ...rec(metadata.labels), [MIGRATION_VMI_LABEL]: vmiName };
+        metadata.labels = want;
         return { patch: [{ op: "add", path: "/metadata", value: metadata }] };
       },
     ),
@@ -649,6 +675,13 @@ export function admissionPlugins(opts: KubevirtAdmissionOptions = {}): Admission
           };
         if (!opts.getVmi) return {};
         const ns = req.namespace ?? String(field(m.metadata, "namespace") ?? "default");
+        // A cold migration (the mutator labelled it: a stopped VM) is accepted; the VM must still be one.
+        if (isColdMigration({ metadata: { labels: rec(field(m.metadata, "labels")) as Record<string, string> } })) {
+          if (await coldMigratable(opts, ns, String(vmiName))) return {};
+          return {
+            causes: [invalid("spec.vmiName", `the VM "${ns}/${vmiName}" is not stopped: it cannot be cold-migrated`)],
+          };
+        }
         const vmi = await opts.getVmi(ns, String(vmiName));
         if (!vmi) return { causes: [invalid("spec.vmiName", `the VMI "${ns}/${vmiName}" does not exist`)] };
         const phase = field(vmi.status, "phase");

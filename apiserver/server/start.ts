@@ -222,6 +222,7 @@ export async function startApiServer(opts: ApiServerOptions = {}): Promise<ApiSe
   const admission = opts.admission ?? [
     ...admissionPlugins({
       getVmi: (ns, name) => store.get("kubevirt.io/virtualmachineinstances", ns, name),
+      getVm: (ns, name) => store.get("kubevirt.io/virtualmachines", ns, name),
       get machineType() {
         return config().machineType;
       },

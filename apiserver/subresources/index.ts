@@ -172,7 +172,8 @@ export function createSubresourceApi(opts: SubresourceOptions): SubresourceApi {
             Object.values(added).some((v) => typeof v !== "string"))
         )
           throw badRequest("addedNodeSelector must be a map of label keys to string values");
-        if (!vmi || vmi.status?.phase !== "Running") throw conflict(vmiGR, name, "VMI is not running");
+        // A VM without VMI: a cold migration (tsvirt; admission labels it, or refuses a VM about to start).
+        if (vmi && vmi.status?.phase !== "Running") throw conflict(vmiGR, name, "VMI is not running");
         if (dry) return;
         await client.create(resources.vmims, ns, {
           apiVersion: "kubevirt.io/v1",

@@ -6,7 +6,7 @@
 // pass several phases (the controller was down); each gets its transition timestamp.
 
 import type { MigrationConfiguration, MigrationPhase, MigrationState } from "../../api/index.js";
-import { Migration } from "../../api/index.js";
+import { isColdMigration, Migration } from "../../api/index.js";
 import type {
   MigrationPolicy,
   Pod,
@@ -75,9 +75,7 @@ export function isFinal(m: VirtualMachineInstanceMigration): boolean {
   return p === "Succeeded" || p === "Failed";
 }
 
-export function isCold(m: VirtualMachineInstanceMigration): boolean {
-  return m.metadata.labels?.[Migration.modeLabel] === "Cold";
-}
+export const isCold = (m: VirtualMachineInstanceMigration): boolean => isColdMigration(m);
 
 /** Past Pending and not final: holds a slot of the limits. */
 function inFlight(m: VirtualMachineInstanceMigration): boolean {

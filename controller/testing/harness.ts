@@ -52,6 +52,7 @@ export async function startHarness(
       else if (ctrl.rsQueue.len() > 0) await ctrl.stepReplicaSet();
       else if (ctrl.evacuationQueue.len() > 0) await ctrl.stepEvacuation();
       else if (ctrl.migrationQueue.len() > 0) await ctrl.stepMigration();
+      else if (ctrl.coldQueue.len() > 0) await ctrl.stepCold();
       else if (ctrl.storage.claimQueue.len() > 0) await ctrl.storage.stepClaim();
       else if (ctrl.storage.volumeQueue.len() > 0) await ctrl.storage.stepVolume();
       else if (ctrl.storage.capacityQueue.len() > 0) await ctrl.storage.stepCapacity();

@@ -1,5 +1,6 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
+import { ColdMigration } from "../../api/index.js";
 import type {
   Condition,
   PrintableStatus,
@@ -11,6 +12,7 @@ import { newVm, newVmi, withRunStrategy } from "../testing/factories.js";
 import {
   computeVmStatus,
   type FinalizerAction,
+  holdForColdMigration,
   ORPHAN_FINALIZER,
   planVm,
   planVmFinalizer,
@@ -194,5 +196,31 @@ describe("planVmFinalizer (KubeVirt's vm.go sync)", () => {
     assert.equal(planVm(vm, vmi("Succeeded")).action, "delete", "a final VMI still goes");
     assert.equal(planVm(vm, vmi("Running", [], { deletionTimestamp: "x" })).action, "none");
     assert.equal(planVm(vmWith([VM_FINALIZER, ORPHAN_FINALIZER], true), vmi("Running")).action, "none");
+  });
+});
+
+describe("a cold migration holds the VM", () => {
+  const migrating = (strategy: "Always" | "Manual") => {
+    const vm = newVm("testvm", withRunStrategy(strategy));
+    vm.status = {
+      conditions: [{ type: ColdMigration.condition, status: "True", reason: "ColdMigrationInProgress", message: "m" }],
+      stateChangeRequests: strategy === "Manual" ? [{ action: "Start" }] : [],
+    };
+    return vm;
+  };
+  it("a start waits (the Start request stays queued) and the VM shows Migrating", () => {
+    for (const strategy of ["Always", "Manual"] as const) {
+      const vm = migrating(strategy);
+      const plan = holdForColdMigration(planVm(vm, undefined), vm);
+      assert.equal(plan.action, "none", strategy);
+      assert.equal(plan.why, "waiting for the cold migration");
+      assert.deepEqual(plan.requests, vm.status?.stateChangeRequests ?? [], strategy);
+      assert.equal(computeVmStatus(vm, undefined, plan, "2026-01-01T00:00:00Z").printableStatus, "Migrating");
+    }
+  });
+  it("once the condition is False the start goes on", () => {
+    const vm = migrating("Always");
+    vm.status!.conditions![0]!.status = "False";
+    assert.equal(holdForColdMigration(planVm(vm, undefined), vm).action, "create");
   });
 });

@@ -1,7 +1,7 @@
 // The VM controller's thinking, pure: what to do with the VMI (create / delete / nothing) under the run strategy and
 // the pending state-change requests, the VMI to create from the template, and the VM status that results.
 
-import { controllerRef, RetainedDisks } from "../../api/index.js";
+import { ColdMigration, controllerRef, RetainedDisks } from "../../api/index.js";
 import type {
   Condition,
   PrintableStatus,
@@ -60,11 +60,27 @@ export function nextFinalizers(vm: VirtualMachine, vmi: VirtualMachineInstance |
  * waiting for its first consumer (the launcher pod).
  */
 export function holdForDisks(plan: VmPlan, disks: Pick<DiskFacts, "startable"> | undefined): VmPlan {
-  if (plan.action !== "create" || !disks || disks.startable) return plan;
-  const out: VmPlan = { ...plan, action: "none", why: "waiting for DataVolumes", startPaused: false };
+  if (!disks || disks.startable) return plan;
+  return held(plan, "waiting for DataVolumes");
+}
+
+/** A create held back: nothing happens this round and a Start request it would consume stays queued. */
+function held(plan: VmPlan, why: string): VmPlan {
+  if (plan.action !== "create") return plan;
+  const out: VmPlan = { ...plan, action: "none", why, startPaused: false };
   if (plan.consumed) out.requests = [plan.consumed, ...plan.requests];
   delete out.consumed;
   return out;
+}
+
+/** Whether a cold migration holds the VM (its disks are being copied to another node: controller/coldmigration). */
+export function coldMigrating(vm: VirtualMachine): boolean {
+  return getCondition(vm.status?.conditions, ColdMigration.condition)?.status === "True";
+}
+
+/** A start waits while a cold migration copies the VM's disks (it resumes on the new disks once they are swapped). */
+export function holdForColdMigration(plan: VmPlan, vm: VirtualMachine): VmPlan {
+  return coldMigrating(vm) ? held(plan, "waiting for the cold migration") : plan;
 }
 
 export interface VmPlan {
@@ -225,8 +241,11 @@ function hasReason(vmi: VirtualMachineInstance, reason: string): boolean {
   return (vmi.status?.conditions ?? []).some((c) => c.status !== "True" && c.reason === reason);
 }
 
-/** Whether the VM is meant to run now (KubeVirt's isSetToStart), for WaitingForVolumeBinding. */
-function setToStart(
+/**
+ * Whether the VM is meant to run now (KubeVirt's isSetToStart), for WaitingForVolumeBinding; admission asks it of a
+ * VM without VMI (a VM about to start is no cold-migration candidate).
+ */
+export function setToStart(
   vmi: VirtualMachineInstance | undefined,
   requests: readonly StateChangeRequest[],
   runStrategy: RunStrategy,
@@ -259,6 +278,7 @@ export function printableStatus(
   ) {
     return "Migrating";
   }
+  if (!active && coldMigrating(vm)) return "Migrating";
   if (active && getCondition(vmi.status?.conditions, "Paused")?.status === "True") return "Paused";
   if (active && vmi.status?.phase === "Running") return "Running";
   if (active && hasReason(vmi, "FailedPvcNotFound")) return "ErrorPvcNotFound";

@@ -36,7 +36,15 @@ import {
   templateDisks,
   unretained,
 } from "./disks.js";
-import { computeVmStatus, holdForDisks, nextFinalizers, planVm, VM_FINALIZER, vmiFromTemplate } from "./plan.js";
+import {
+  computeVmStatus,
+  holdForColdMigration,
+  holdForDisks,
+  nextFinalizers,
+  planVm,
+  VM_FINALIZER,
+  vmiFromTemplate,
+} from "./plan.js";
 
 export interface VmDeps {
   client: Client;
@@ -211,7 +219,10 @@ export async function reconcileVm(deps: VmDeps, key: string): Promise<ReconcileR
   }
   if (!vm.metadata.deletionTimestamp && deps.dvs) await syncDataVolumes(deps, vm, lookup);
   const disks: DiskFacts | undefined = deps.dvs ? diskFacts(vm, lookup) : undefined;
-  const plan = holdForDisks(planVm(vm, vmi, { nowMs: deps.now().getTime(), random: Math.random() }), disks);
+  const plan = holdForColdMigration(
+    holdForDisks(planVm(vm, vmi, { nowMs: deps.now().getTime(), random: Math.random() }), disks),
+    vm,
+  );
   let failure: unknown;
 
   if (plan.action === "create") {

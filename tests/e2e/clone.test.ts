@@ -11,7 +11,8 @@ import { open, readFile, stat } from "node:fs/promises";
 import { join } from "node:path";
 import { describe, it } from "node:test";
 import { CLUSTER, requirePrereqs } from "../lib/prereqs.js";
-import { type Cluster, startCluster, until } from "../lib/up.js";
+import { volumeFile } from "../lib/storage.js";
+import { startCluster, until } from "../lib/up.js";
 
 const MiB = 2 ** 20;
 const SIZE = 256 * MiB;
@@ -29,18 +30,6 @@ async function sha256(path: string, bytes: number): Promise<string> {
   const h = createHash("sha256");
   for await (const c of createReadStream(path, { start: 0, end: bytes - 1 })) h.update(c as Buffer);
   return h.digest("hex");
-}
-
-async function volumeFile(c: Cluster, claim: string): Promise<{ node: string; image: string }> {
-  const pv = await c.kubectl("get", "pvc", claim, "-o", "jsonpath={.spec.volumeName}");
-  const node = await c.kubectl(
-    "get",
-    "pv",
-    pv,
-    "-o",
-    "jsonpath={.spec.nodeAffinity.required.nodeSelectorTerms[0].matchExpressions[0].values[0]}",
-  );
-  return { node, image: join(c.dir, "nodes", node, "volumes", pv, "disk.img") };
 }
 
 describe("clone DataVolumes (source.pvc)", () => {

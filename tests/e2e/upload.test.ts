@@ -12,6 +12,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, it } from "node:test";
 import { CLUSTER, requirePrereqs } from "../lib/prereqs.js";
+import { volumeFile } from "../lib/storage.js";
 import { collect, run, startCluster, until, VIRTCTL } from "../lib/up.js";
 
 const DV = "upl";
@@ -125,15 +126,7 @@ describe("virtctl image-upload", () => {
     assert.equal(await c.kubectl("get", "dv", DV, "-o", "jsonpath={.status.progress}"), "100.0%");
 
     // The volume holds exactly the image: qemu-img convert of the source, then zeros to the claim's size.
-    const pv = await c.kubectl("get", "pvc", DV, "-o", "jsonpath={.spec.volumeName}");
-    const node = await c.kubectl(
-      "get",
-      "pv",
-      pv,
-      "-o",
-      "jsonpath={.spec.nodeAffinity.required.nodeSelectorTerms[0].matchExpressions[0].values[0]}",
-    );
-    const disk = join(c.dir, "nodes", node, "volumes", pv, "disk.img");
+    const { image: disk } = await volumeFile(c, DV);
     assert.equal((await stat(disk)).size, 2 ** 30);
     const expected = join(work, "expected.raw");
     await run("qemu-img", ["convert", "-q", "-f", "qcow2", "-O", "raw", qcow2, expected]);

@@ -13,27 +13,15 @@ import { join } from "node:path";
 import { describe, it } from "node:test";
 import { freePort } from "../../images/testing/registry.js";
 import { CLUSTER, requirePrereqs } from "../lib/prereqs.js";
+import { bootedConsole as bootedConsoleOf, readDiskHead } from "../lib/storage.js";
 import { type Cluster, type Console, collect, startCluster, until } from "../lib/up.js";
 
 const VM = "diskvm";
 const MARK = "TSVIRT-VMDISK-MARK-91c2";
 const RETAINED = "tsvirt.io/retained-from-vm";
 
-/** Reads what the guest's /dev/vdb starts with, over the serial console. */
-async function readDisk(con: Console, tag: string): Promise<string> {
-  const from = con.out.text.length;
-  // The tag is split in the typed line (TAG''=) so the console's echo of the command never matches.
-  con.send(`echo ${tag}''=[$(head -c ${MARK.length} /dev/vdb | tr -c 'A-Za-z0-9-' '.')]\n`);
-  const re = new RegExp(`${tag}=\\[([^\\]\\r\\n]*)\\]`);
-  return until(`${tag} on the console`, 60_000, async () => re.exec(con.out.text.slice(from))?.[1]);
-}
-
-async function bootedConsole(c: Cluster): Promise<Console> {
-  const con = c.console(VM);
-  await con.expect(new RegExp(c.guest.marker), 300_000);
-  con.send("\n");
-  return con;
-}
+const readDisk = (con: Console, tag: string) => readDiskHead(con, tag, MARK.length);
+const bootedConsole = (c: Cluster) => bootedConsoleOf(c, VM);
 
 function vmWithDisks(c: Cluster): Record<string, unknown> {
   const vm = c.vm(VM, { runStrategy: "Always" }) as {

@@ -1,6 +1,9 @@
-// DataVolume helpers shared by the storage e2e files: an immediate-bind DV manifest and a slow loopback HTTP source.
+// DataVolume helpers shared by the storage e2e files: an immediate-bind DV manifest, a slow loopback HTTP source, where
+// a claim's bytes are on the node, and a guest reading/writing the head of its second disk over the serial console.
 import { createServer } from "node:http";
 import type { AddressInfo } from "node:net";
+import { join } from "node:path";
+import { type Cluster, type Console, until } from "./up.js";
 
 export const IMMEDIATE = "cdi.kubevirt.io/storage.bind.immediate.requested";
 
@@ -45,4 +48,34 @@ export async function slowServer(data: Buffer, bytesPerSec: number) {
   await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
   const port = (server.address() as AddressInfo).port;
   return { state, url: `http://127.0.0.1:${port}/disk.raw`, close: () => server.close() };
+}
+
+/** The claim's local volume: its PV, the node it is pinned to and its disk.img in that node's data dir. */
+export async function volumeFile(c: Cluster, claim: string): Promise<{ pv: string; node: string; image: string }> {
+  const pv = await c.kubectl("get", "pvc", claim, "-o", "jsonpath={.spec.volumeName}");
+  const node = await c.kubectl(
+    "get",
+    "pv",
+    pv,
+    "-o",
+    "jsonpath={.spec.nodeAffinity.required.nodeSelectorTerms[0].matchExpressions[0].values[0]}",
+  );
+  return { pv, node, image: join(c.dir, "nodes", node, "volumes", pv, "disk.img") };
+}
+
+/** A console on the VM's guest once it has booted (its marker seen, a prompt asked for). */
+export async function bootedConsole(c: Cluster, vm: string): Promise<Console> {
+  const con = c.console(vm);
+  await con.expect(new RegExp(c.guest.marker), 300_000);
+  con.send("\n");
+  return con;
+}
+
+/** The first `length` bytes of the guest's /dev/vdb (non-name characters as '.'), read over the serial console. */
+export async function readDiskHead(con: Console, tag: string, length: number): Promise<string> {
+  const from = con.out.text.length;
+  // The tag is split in the typed line (TAG''=) so the console's echo of the command never matches.
+  con.send(`echo ${tag}''=[$(head -c ${length} /dev/vdb | tr -c 'A-Za-z0-9-' '.')]\n`);
+  const re = new RegExp(`${tag}=\\[([^\\]\\r\\n]*)\\]`);
+  return until(`${tag} on the console`, 60_000, async () => re.exec(con.out.text.slice(from))?.[1]);
 }

@@ -75,3 +75,24 @@ export const Migration = {
   /** KubeVirt's defaultFinalizedMigrationGarbageCollectionBuffer: finished VMIMs kept per VMI. */
   finishedKeptPerVmi: 5,
 } as const;
+
+/**
+ * tsvirt's cold migration (issue 12 item 6): a VirtualMachineInstanceMigration whose spec.vmiName names a stopped VM
+ * (no VMI) moves the VM's node-local disks to another node. The create mutator labels it; the live migration
+ * controller leaves such VMIMs alone, the cold migration controller (controller/coldmigration) drives them.
+ */
+export const ColdMigration = {
+  /** VMIM label: how the migration moves the VM ("Cold"; absent: live). */
+  modeLabel: Migration.modeLabel,
+  mode: "Cold",
+  /**
+   * VM condition while a cold migration holds it: True = its disks are being copied, a start waits (printableStatus
+   * Migrating); False once it ended (reason says how). The message names the VMIM.
+   */
+  condition: "ColdMigration",
+} as const;
+
+/** Whether a VMIM is a cold migration (labelled by admission). */
+export function isColdMigration(vmim: { metadata?: { labels?: Record<string, string> } }): boolean {
+  return vmim.metadata?.labels?.[ColdMigration.modeLabel] === ColdMigration.mode;
+}
