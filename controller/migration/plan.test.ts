@@ -276,6 +276,17 @@ describe("migration planner", () => {
     assert.equal(s?.migrationConfiguration?.progressTimeout, 150);
   });
 
+  it("migrating back: the source pod is the former target pod (it keeps its migrationJobUID label)", () => {
+    const m = vmim("mig1", { status: { phase: "Scheduling" } });
+    const former = pod("virt-launcher-vm1-bbbbb", "node02", targetLabels("mig0"));
+    const back = pod("virt-launcher-vm1-ccccc", "node01", targetLabels("mig1"));
+    const gone = pod("virt-launcher-vm1-aaaaa", "node01", {}, "Succeeded");
+    const p = planMigration(input({ vmim: m, vmi: vmi({ nodeName: "node02" }), pods: [gone, former, back] }));
+    assert.equal(p.vmi?.migrationState?.sourceNode, "node02");
+    assert.equal(p.vmi?.migrationState?.sourcePod, former.metadata.name);
+    assert.equal(p.vmi?.migrationState?.targetPod, back.metadata.name);
+  });
+
   it("PreparingTarget → TargetReady → Running → Succeeded as the agents write", () => {
     const m = (phase: string) => vmim("mig1", { status: { phase: phase as "Running" } });
     const pods = [source, target];

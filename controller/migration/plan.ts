@@ -75,6 +75,25 @@ export function isFinal(m: VirtualMachineInstanceMigration): boolean {
   return p === "Succeeded" || p === "Failed";
 }
 
+/**
+ * The VMI's running launcher pod on the source node. Not "a pod without a migration label": after one migration the
+ * VMI runs in the former target pod, which keeps its kubevirt.io/migrationJobUID label.
+ */
+function sourcePodOf(
+  pods: Pod[],
+  sourceNode: string | undefined,
+  vmim: VirtualMachineInstanceMigration,
+): Pod | undefined {
+  return pods.find(
+    (p) =>
+      p.spec.nodeName === sourceNode &&
+      !isTargetPodOf(p, vmim) &&
+      !p.metadata.deletionTimestamp &&
+      p.status?.phase !== "Succeeded" &&
+      p.status?.phase !== "Failed",
+  );
+}
+
 export const isCold = (m: VirtualMachineInstanceMigration): boolean => isColdMigration(m);
 
 /** Past Pending and not final: holds a slot of the limits. */
@@ -305,10 +324,7 @@ export function planMigration(input: MigrationInput): MigrationPlan {
       plan.requeueAfterMs = LIMIT_REQUEUE_MS;
       return plan;
     }
-    const source = input.pods.find(
-      (p) => p.spec.nodeName === sourceNode && !p.metadata.labels?.[Migration.jobUidLabel],
-    );
-    plan.createPod = renderTargetPod(vmi, vmim, sourceNode, source);
+    plan.createPod = renderTargetPod(vmi, vmim, sourceNode, sourcePodOf(input.pods, sourceNode, vmim));
     // Scheduling means "the target pod exists": written only once the create succeeded
     plan.status = withPhase(plan.status, "Scheduling", now);
     return plan;
@@ -339,10 +355,7 @@ export function planMigration(input: MigrationInput): MigrationPlan {
   // Bound: Scheduled, and the handoff in the same round (the VMI write first; the phase only if it succeeds).
   plan.status = withPhase(plan.status, "Scheduled", now);
   const policy = matchPolicy(input.policies, vmi.metadata.labels, input.namespaceLabels);
-  const sourcePod = input.pods.find(
-    (p) =>
-      p.spec.nodeName === sourceNode && !p.metadata.labels?.[Migration.jobUidLabel] && !p.metadata.deletionTimestamp,
-  );
+  const sourcePod = sourcePodOf(input.pods, sourceNode, vmim);
   const handoff: MigrationState = {
     migrationUid: uid,
     sourceNode: sourceNode ?? "",
