@@ -8,6 +8,7 @@ import {
   type Hypervisor,
   isActive,
   type JobStats,
+  type MigrateOptions,
   notSupported,
   type Unsubscribe,
 } from "./types.js";
@@ -128,17 +129,51 @@ export class FakeHypervisor implements Hypervisor {
   detachDevice(): Promise<void> {
     return Promise.reject(notSupported("Device hotplug"));
   }
-  migrate(): Promise<void> {
-    return Promise.reject(notSupported("Live migration"));
+  /** The migration under way (tests end it with finishMigration or the launcher's abortJob). */
+  migration: { name: string; opts: MigrateOptions; settle: (err?: Error) => void } | undefined;
+  /** What jobStats answers for the running job. */
+  job: JobStats = { type: "none" };
+  maxDowntimeMs: number | undefined;
+  migrate(name: string, opts: MigrateOptions): Promise<void> {
+    this.calls.push("migrate");
+    this.get(name);
+    if (this.migration) return Promise.reject(statusError(409, "Conflict", "another migration job is active"));
+    this.job = { type: "unbounded", dataTotal: 1000, dataRemaining: 1000, dataProcessed: 0 };
+    return new Promise((resolve, reject) => {
+      this.migration = {
+        name,
+        opts,
+        settle: (err) => {
+          this.migration = undefined;
+          if (err) {
+            this.job = { type: "none" };
+            reject(err);
+          } else {
+            this.job = { type: "none" };
+            this.setState(name, { state: "Shutoff", reason: "Migrated" }, "Stopped");
+            resolve();
+          }
+        },
+      };
+    });
   }
-  jobStats(): Promise<JobStats> {
-    return Promise.resolve({ type: "none" });
+  /** Ends the migration under way: success (the domain left) or libvirt's error. */
+  finishMigration(err?: Error): void {
+    this.migration?.settle(err);
   }
-  abortJob(): Promise<void> {
-    return Promise.reject(notSupported("Live migration"));
+  async jobStats(name: string, completed = false): Promise<JobStats> {
+    this.get(name);
+    return completed ? { type: "completed", downtimeMs: 42, dataTotal: 1000 } : this.job;
   }
-  setMaxDowntime(): Promise<void> {
-    return Promise.reject(notSupported("Live migration"));
+  async abortJob(name: string): Promise<void> {
+    this.calls.push("abortJob");
+    this.get(name);
+    if (!this.migration) throw statusError(400, "BadRequest", "requested operation is not valid: no job is active");
+    this.migration.settle(new Error("operation aborted: migration out: canceled by client"));
+  }
+  async setMaxDowntime(name: string, ms: number): Promise<void> {
+    this.get(name);
+    this.maxDowntimeMs = ms;
   }
   snapshot(): Promise<void> {
     return Promise.reject(notSupported("Snapshots"));

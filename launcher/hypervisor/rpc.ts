@@ -38,7 +38,7 @@ export const Proc = {
   DomainAbortJob: 164,
   DomainMigrateSetMaxDowntime: 166,
   DomainGetJobStats: 298,
-  DomainMigratePerform3Params: 346,
+  DomainMigratePerform3Params: 305,
   DomainGetBlockInfo: 194,
   DomainDetachDeviceFlags: 161,
   DomainGetState: 212,
