@@ -44,7 +44,8 @@ let token = 0;
 /** Runs a shell line in the guest and returns what it printed between unique markers. */
 async function ask(con: Console, cmd: string): Promise<string> {
   const n = ++token;
-  con.send(`echo Q${n}B-$(${cmd})-Q${n}E\n`);
+  // The quotes split the markers in the echoed command line: only the output carries them whole.
+  con.send(`echo Q${n}""B-$(${cmd})-Q${n}""E\n`);
   const m = await con.expect(new RegExp(`Q${n}B-([^\\r\\n]*)-Q${n}E`), 60_000);
   return m.replace(`Q${n}B-`, "").replace(`-Q${n}E`, "");
 }
