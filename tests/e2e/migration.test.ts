@@ -80,7 +80,9 @@ describe("live migration (tsvirt up --nodes 2)", async () => {
     con.send("\n");
     const bootId = await ask(con, "cat /proc/sys/kernel/random/boot_id");
     assert.match(bootId, /^[0-9a-f-]{36}$/);
-    con.send("mkdir -p /dev/shm; (i=0; while :; do i=$((i+1)); echo $i > /dev/shm/count; sleep 0.1; done) >/dev/null 2>&1 &\n");
+    con.send(
+      "mkdir -p /dev/shm; (i=0; while :; do i=$((i+1)); echo $i > /dev/shm/count; sleep 0.1; done) >/dev/null 2>&1 &\n",
+    );
     let last = await until("the counter runs", 30_000, async () => {
       const v = Number(await ask(con, "cat /dev/shm/count"));
       return v > 0 ? v : undefined;
