@@ -174,6 +174,21 @@ function setup(spec: Partial<VirtualMachineInstance["spec"]> = {}, extra: Partia
   };
 }
 
+/** A VmiSync over setup()'s API and launcher whose node cache has the VMI only while `cached()` says so. */
+function cacheSync(s: ReturnType<typeof setup>, cached: () => boolean): VmiSync {
+  return new VmiSync({
+    node: "n1",
+    api: s.api,
+    dial: s.launcher.dial,
+    socketPath: () => SOCKET,
+    puller: { pull: async () => ({ path: "/x", digest: "sha256:x" }), release: async () => {} },
+    getVmi: () => (cached() ? s.api.peek<VirtualMachineInstance>(refs.vmis, "default", "vm1") : undefined),
+    podsOf: () => [launcherPod()],
+    mapPhase,
+    now: () => NOW,
+  });
+}
+
 describe("VmiSync: online expansion of claim disks", () => {
   it("sends the claims' sizes once the guest runs, again when a volume grew, and once more after an agent restart", async (t) => {
     const dataDir = mkdtempSync(join(tmpdir(), "tsvirt-grow-"));
@@ -366,17 +381,7 @@ describe("VmiSync: owns the launcher client at the well-known socket", () => {
   it("a VMI missing from the node's cache: its launcher is shut down only once the API confirms it gone", async () => {
     let cached = true;
     const s = setup({}, {});
-    const sync = new VmiSync({
-      node: "n1",
-      api: s.api,
-      dial: s.launcher.dial,
-      socketPath: () => SOCKET,
-      puller: { pull: async () => ({ path: "/x", digest: "sha256:x" }), release: async () => {} },
-      getVmi: () => (cached ? s.api.peek<VirtualMachineInstance>(refs.vmis, "default", "vm1") : undefined),
-      podsOf: () => [launcherPod()],
-      mapPhase,
-      now: () => NOW,
-    });
+    const sync = cacheSync(s, () => cached);
     await sync.reconcile(KEY);
     cached = false;
     await sync.reconcile(KEY);
@@ -390,17 +395,7 @@ describe("VmiSync: owns the launcher client at the well-known socket", () => {
   it("a VMI migrated away: nothing written while its domain leaves; then forgotten without a Shutdown", async () => {
     let cached = true;
     const s = setup({}, {});
-    const sync = new VmiSync({
-      node: "n1",
-      api: s.api,
-      dial: s.launcher.dial,
-      socketPath: () => SOCKET,
-      puller: { pull: async () => ({ path: "/x", digest: "sha256:x" }), release: async () => {} },
-      getVmi: () => (cached ? s.api.peek<VirtualMachineInstance>(refs.vmis, "default", "vm1") : undefined),
-      podsOf: () => [launcherPod()],
-      mapPhase,
-      now: () => NOW,
-    });
+    const sync = cacheSync(s, () => cached);
     await sync.reconcile(KEY);
     s.launcher.emit({ state: "Running", reason: "Booted" });
     await sync.reconcile(KEY);
