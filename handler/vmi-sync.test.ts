@@ -174,6 +174,21 @@ function setup(spec: Partial<VirtualMachineInstance["spec"]> = {}, extra: Partia
   };
 }
 
+/** A VmiSync over setup()'s API and launcher whose node cache has the VMI only while `cached()` says so. */
+function cacheSync(s: ReturnType<typeof setup>, cached: () => boolean): VmiSync {
+  return new VmiSync({
+    node: "n1",
+    api: s.api,
+    dial: s.launcher.dial,
+    socketPath: () => SOCKET,
+    puller: { pull: async () => ({ path: "/x", digest: "sha256:x" }), release: async () => {} },
+    getVmi: () => (cached() ? s.api.peek<VirtualMachineInstance>(refs.vmis, "default", "vm1") : undefined),
+    podsOf: () => [launcherPod()],
+    mapPhase,
+    now: () => NOW,
+  });
+}
+
 describe("VmiSync: online expansion of claim disks", () => {
   it("sends the claims' sizes once the guest runs, again when a volume grew, and once more after an agent restart", async (t) => {
     const dataDir = mkdtempSync(join(tmpdir(), "tsvirt-grow-"));
@@ -366,17 +381,7 @@ describe("VmiSync: owns the launcher client at the well-known socket", () => {
   it("a VMI missing from the node's cache: its launcher is shut down only once the API confirms it gone", async () => {
     let cached = true;
     const s = setup({}, {});
-    const sync = new VmiSync({
-      node: "n1",
-      api: s.api,
-      dial: s.launcher.dial,
-      socketPath: () => SOCKET,
-      puller: { pull: async () => ({ path: "/x", digest: "sha256:x" }), release: async () => {} },
-      getVmi: () => (cached ? s.api.peek<VirtualMachineInstance>(refs.vmis, "default", "vm1") : undefined),
-      podsOf: () => [launcherPod()],
-      mapPhase,
-      now: () => NOW,
-    });
+    const sync = cacheSync(s, () => cached);
     await sync.reconcile(KEY);
     cached = false;
     await sync.reconcile(KEY);
@@ -385,6 +390,37 @@ describe("VmiSync: owns the launcher client at the well-known socket", () => {
     await sync.reconcile(KEY);
     assert.deepEqual(s.launcher.shutdowns, [30], "gone: its guest is shut down");
     assert.equal(sync.connection(KEY), undefined, "and its client dropped");
+  });
+
+  it("a VMI migrated away: nothing written while its domain leaves; then forgotten without a Shutdown", async () => {
+    let cached = true;
+    const s = setup({}, {});
+    const sync = cacheSync(s, () => cached);
+    await sync.reconcile(KEY);
+    s.launcher.emit({ state: "Running", reason: "Booted" });
+    await sync.reconcile(KEY);
+    assert.equal(s.phase(), "Running");
+    // The source agent recorded the migration's end; the domain leaves (Shutoff/Migrated), the pod ends.
+    const v = s.api.peek<VirtualMachineInstance>(refs.vmis, "default", "vm1") as VirtualMachineInstance;
+    s.api.put(refs.vmis, {
+      ...v,
+      status: {
+        ...v.status,
+        migrationState: { migrationUid: "m", sourceNode: "n1", targetNode: "n2", completed: true },
+      },
+    });
+    const writes = s.api.writes.length;
+    s.launcher.emit({ state: "Shutoff", reason: "Migrated" });
+    await sync.reconcile(KEY);
+    assert.equal(s.api.writes.length, writes, "not this node's to write any more");
+    // The target's handover moves the VMI (and its label) to n2: it leaves this node's cache.
+    const h = s.api.peek<VirtualMachineInstance>(refs.vmis, "default", "vm1") as VirtualMachineInstance;
+    s.api.put(refs.vmis, { ...h, status: { ...h.status, nodeName: "n2" } });
+    cached = false;
+    await sync.reconcile(KEY);
+    assert.deepEqual(s.launcher.shutdowns, [], "no Shutdown of a migrated domain");
+    assert.equal(sync.connection(KEY), undefined, "forgotten");
+    assert.equal(s.phase(), "Running", "never Failed or Succeeded by the source");
   });
 
   it("a final phase whose write meets a stale VMI is written on the latest one (before the pod may go)", async () => {

@@ -136,8 +136,10 @@ export class LauncherCore {
       this.lastEvent = e.event;
       if (!isActive(e.status)) this.clearGrace();
       if (this.migrationTarget && !this.started && e.status.state === "Running") {
-        // The incoming domain runs here now: attach what a started domain gets (the serial console).
+        // The incoming domain runs here now: attach what a started domain gets (the serial console). It is this
+        // launcher's own domain from now on, and may migrate onwards (mighandler: the migration back was refused).
         this.started = true;
+        this.migrationTarget = false;
         this.opts.onStarted?.();
       }
       this.log.info("domain event", { event: e.event, state: e.status.state, reason: e.status.reason });

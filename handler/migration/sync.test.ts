@@ -107,6 +107,18 @@ describe("MigrationSync, target", () => {
     assert.deepEqual(t.launcher.calls, ["prepare:10.244.0.7"]);
   });
 
+  it("without sourcePod, accepts the VMI's pod-network address (the source pod's IP under masquerade)", async () => {
+    const t = setup("n2");
+    const v = vmi({});
+    delete v.status?.migrationState?.sourcePod;
+    t.api.put(refs.vmis, v);
+    t.localPods.push(
+      t.api.put(refs.pods, pod("tgt", "n2", "10.244.1.5", { labels: { [MIGRATION_JOB_UID_LABEL]: MIG } })),
+    );
+    await t.sync.reconcile(KEY);
+    assert.deepEqual(t.firewall, [{ podUid: "tgt-uid", sourceIp: "10.244.0.7", ports: [49152, 49153, 49154] }]);
+  });
+
   it("hands over in ONE update once completed and the domain runs here", async () => {
     const t = setup("n2");
     t.api.put(

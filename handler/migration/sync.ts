@@ -16,7 +16,7 @@ import type {
   VirtualMachineInstance,
 } from "../ports.js";
 import { NODE_NAME_LABEL, refs } from "../ports.js";
-import { computeVmiStatus } from "../vmi-status.js";
+import { computeVmiStatus, podInterfaceName } from "../vmi-status.js";
 import {
   MIGRATION_DOMAIN_XML_ANNOTATION,
   type MigrationJob,
@@ -224,8 +224,9 @@ export class MigrationSync {
     s.prepared = ep;
   }
 
+  /** The source pod's IP; without sourcePod, the VMI's pod-network address (masquerade: the source pod's IP). */
   private async sourcePodIp(vmi: VirtualMachineInstance, ms: MigrationState): Promise<string | undefined> {
-    if (!ms.sourcePod) return undefined;
+    if (!ms.sourcePod) return vmi.status?.interfaces?.find((i) => i.name === podInterfaceName(vmi))?.ipAddress;
     try {
       const p = await this.o.api.get<Pod>(refs.pods, vmi.metadata.namespace, ms.sourcePod);
       return p.status?.podIP;

@@ -58,8 +58,9 @@ describe("masquerade", () => {
   });
   it("exempts a migration target's ports from the DNAT for the source pod only, and drops others on them", () => {
     const rules = migrationRules("10.244.0.7", [49152, 49153, 49154]);
-    const match = ["-i", "eth0", "-p", "tcp", "-m", "multiport", "--dports", "49152,49153,49154"];
-    assert.deepEqual(rules, [
+    assert.equal(rules.length, 9, "three rules per port");
+    const match = ["-i", "eth0", "-p", "tcp", "--dport", "49152"];
+    assert.deepEqual(rules.slice(0, 3), [
       { table: "nat", chain: "PREROUTING", spec: [...match, "-s", "10.244.0.7/32", "-j", "ACCEPT"], first: true },
       { table: "filter", chain: "INPUT", spec: [...match, "-s", "10.244.0.7/32", "-j", "ACCEPT"], first: true },
       { table: "filter", chain: "INPUT", spec: [...match, "-j", "DROP"], first: false },

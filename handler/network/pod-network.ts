@@ -84,12 +84,15 @@ export function masqueradeRules(podIp: string): NatRule[] {
  * anyone else on them is dropped. Inserted first: `first` rules go before the binding's DNAT.
  */
 export function migrationRules(sourceIp: string, ports: readonly number[]): (NatRule & { first: boolean })[] {
-  const match = ["-i", POD_IFACE, "-p", "tcp", "-m", "multiport", "--dports", ports.join(",")];
-  return [
-    { table: "nat", chain: "PREROUTING", spec: [...match, "-s", `${sourceIp}/32`, "-j", "ACCEPT"], first: true },
-    { table: "filter", chain: "INPUT", spec: [...match, "-s", `${sourceIp}/32`, "-j", "ACCEPT"], first: true },
-    { table: "filter", chain: "INPUT", spec: [...match, "-j", "DROP"], first: false },
-  ];
+  // One rule per port (no multiport match: one kernel module less to depend on).
+  return ports.flatMap((port): (NatRule & { first: boolean })[] => {
+    const match = ["-i", POD_IFACE, "-p", "tcp", "--dport", String(port)];
+    return [
+      { table: "nat", chain: "PREROUTING", spec: [...match, "-s", `${sourceIp}/32`, "-j", "ACCEPT"], first: true },
+      { table: "filter", chain: "INPUT", spec: [...match, "-s", `${sourceIp}/32`, "-j", "ACCEPT"], first: true },
+      { table: "filter", chain: "INPUT", spec: [...match, "-j", "DROP"], first: false },
+    ];
+  });
 }
 
 export interface PodLinkOptions {

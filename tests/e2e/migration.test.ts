@@ -44,7 +44,8 @@ let token = 0;
 /** Runs a shell line in the guest and returns what it printed between unique markers. */
 async function ask(con: Console, cmd: string): Promise<string> {
   const n = ++token;
-  con.send(`echo Q${n}B-$(${cmd})-Q${n}E\n`);
+  // The quotes split the markers in the echoed command line: only the output carries them whole.
+  con.send(`echo Q${n}""B-$(${cmd})-Q${n}""E\n`);
   const m = await con.expect(new RegExp(`Q${n}B-([^\\r\\n]*)-Q${n}E`), 60_000);
   return m.replace(`Q${n}B-`, "").replace(`-Q${n}E`, "");
 }
@@ -79,7 +80,9 @@ describe("live migration (tsvirt up --nodes 2)", async () => {
     con.send("\n");
     const bootId = await ask(con, "cat /proc/sys/kernel/random/boot_id");
     assert.match(bootId, /^[0-9a-f-]{36}$/);
-    con.send("(i=0; while :; do i=$((i+1)); echo $i > /dev/shm/count; sleep 0.1; done) >/dev/null 2>&1 &\n");
+    con.send(
+      "mkdir -p /dev/shm; (i=0; while :; do i=$((i+1)); echo $i > /dev/shm/count; sleep 0.1; done) >/dev/null 2>&1 &\n",
+    );
     let last = await until("the counter runs", 30_000, async () => {
       const v = Number(await ask(con, "cat /dev/shm/count"));
       return v > 0 ? v : undefined;
