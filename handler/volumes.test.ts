@@ -3,6 +3,7 @@
 // every step repeats harmlessly (a kill -9 between them converges). Block volumes' loop devices go through a fake
 // losetup here (storage/node/loop.test.ts drives the real one under the lock).
 import assert from "node:assert/strict";
+import { randomBytes } from "node:crypto";
 import { existsSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -10,7 +11,7 @@ import { describe, it } from "node:test";
 import { FakeClient } from "../client/index.js";
 import { type Exec, fakeLosetup } from "../storage/node/index.js";
 import { type PersistentVolume, refs } from "./ports.js";
-import { liveVolumes, VolumeSync, volumeWork } from "./volumes.js";
+import { cloneProblem, liveVolumes, pendingClone, VolumeSync, volumeWork } from "./volumes.js";
 
 function tmp(t: { after(fn: () => void): void }): string {
   const d = mkdtempSync(join(tmpdir(), "tsvirt-volsync-"));
@@ -105,6 +106,7 @@ describe("volume sync", () => {
       node: "node01",
       dataDir,
       api: {
+        get: api.get.bind(api),
         update: async () => {
           throw new Error("killed");
         },
@@ -192,5 +194,101 @@ describe("volume sync", () => {
     const n = grown.length;
     await sync("pvc-fs");
     assert.equal(grown.length, n, "nothing new to report: no write, no poke");
+  });
+});
+
+describe("same-node clone (the node copies the file)", () => {
+  const MiB = 2 ** 20;
+  const asked = (pv: PersistentVolume, req: object): PersistentVolume => ({
+    ...pv,
+    metadata: {
+      ...pv.metadata,
+      annotations: { ...pv.metadata.annotations, "tsvirt.io/clone-request": JSON.stringify(req) },
+    },
+  });
+  /** One round over the API's PVs as the cache (every name resolves). */
+  async function cacheRound(api: FakeClient, dataDir: string, name: string): Promise<void> {
+    const pvs = (await api.list<PersistentVolume>(refs.pvs, undefined)).items;
+    const s = new VolumeSync({
+      node: "node01",
+      dataDir,
+      api,
+      getVolume: (n) => pvs.find((v) => v.metadata.name === n),
+    });
+    await s.reconcile(name);
+  }
+  const result = async (api: FakeClient, name: string) =>
+    JSON.parse(
+      (await api.get<PersistentVolume>(refs.pvs, undefined, name)).metadata.annotations?.["tsvirt.io/clone-result"] ??
+        "null",
+    );
+
+  it("copies the source's bytes sparsely into the target, grown to its size, and answers once", async (t) => {
+    const { dataDir, api } = await setup(t);
+    await api.create(refs.pvs, undefined, localPv("pvc-src", "node01", { capacity: { storage: "32Mi" } }));
+    await cacheRound(api, dataDir, "pvc-src");
+    const srcImage = join(dataDir, "volumes", "pvc-src", "disk.img");
+    const data = randomBytes(3 * MiB);
+    writeFileSync(srcImage, data, { flag: "r+" });
+    await api.create(
+      refs.pvs,
+      undefined,
+      asked(localPv("pvc-dst", "node01"), { uid: "u1", source: "pvc-src", attempt: 0 }),
+    );
+    const dstImage = join(dataDir, "volumes", "pvc-dst", "disk.img");
+    await cacheRound(api, dataDir, "pvc-dst");
+    const st = statSync(dstImage);
+    assert.equal(st.size, 64 * MiB, "grown to the target's claim");
+    assert.ok(st.blocks * 512 < 4 * MiB, `sparse: ${st.blocks * 512} bytes allocated`);
+    assert.ok(
+      readFileSync(dstImage)
+        .subarray(0, 3 * MiB)
+        .equals(data),
+    );
+    assert.ok(
+      readFileSync(dstImage)
+        .subarray(3 * MiB)
+        .equals(Buffer.alloc(61 * MiB)),
+    );
+    const r = await result(api, "pvc-dst");
+    assert.equal(r.outcome, "Succeeded");
+    assert.equal(r.bytes, 32 * MiB);
+    assert.deepEqual([r.uid, r.attempt], ["u1", 0]);
+    const pv = await api.get<PersistentVolume>(refs.pvs, undefined, "pvc-dst");
+    assert.equal(pendingClone(pv), undefined, "answered: nothing more to do");
+    writeFileSync(dstImage, "MARK", { flag: "r+" });
+    await cacheRound(api, dataDir, "pvc-dst");
+    assert.equal(readFileSync(dstImage).subarray(0, 4).toString(), "MARK", "an answered request is not copied again");
+  });
+
+  it("a source larger than the target is fatal; a Block or foreign source is a transient failure", async (t) => {
+    const { dataDir, api } = await setup(t);
+    await api.create(refs.pvs, undefined, localPv("pvc-big", "node01", { capacity: { storage: "128Mi" } }));
+    await cacheRound(api, dataDir, "pvc-big");
+    await api.create(
+      refs.pvs,
+      undefined,
+      asked(localPv("pvc-dst", "node01"), { uid: "u1", source: "pvc-big", attempt: 0 }),
+    );
+    await cacheRound(api, dataDir, "pvc-dst");
+    const r = await result(api, "pvc-dst");
+    assert.deepEqual([r.outcome, r.fatal, r.reason], ["Failed", true, "ImageTooLarge"]);
+
+    const other = localPv("pvc-other", "node02");
+    const block = localPv("pvc-block", "node01", { volumeMode: "Block" });
+    assert.match(
+      cloneProblem(localPv("t", "node01"), other, "node01") ?? "",
+      /not a tsvirt-local volume of node node01/,
+    );
+    assert.match(cloneProblem(localPv("t", "node01"), block, "node01") ?? "", /Block/);
+    assert.match(cloneProblem(localPv("t", "node01"), undefined, "node01") ?? "", /gone/);
+    await api.create(
+      refs.pvs,
+      undefined,
+      asked(localPv("pvc-d2", "node01"), { uid: "u2", source: "pvc-none", attempt: 3 }),
+    );
+    await cacheRound(api, dataDir, "pvc-d2");
+    const r2 = await result(api, "pvc-d2");
+    assert.deepEqual([r2.outcome, r2.fatal, r2.attempt], ["Failed", false, 3]);
   });
 });

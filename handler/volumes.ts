@@ -1,11 +1,25 @@
 // The node half of the tsvirt-local provisioner (the local volume manager of a CSI node plugin): for every PV
 // provisioned by tsvirt.io/local and pinned to this node, its data exists (storage/node's ensureVolume: a sparse
 // <data dir>/volumes/<pv>/disk.img, and a loop device for Block); once the PV is being deleted, the data goes and
-// then the finalizer tsvirt.io/local-volume does (its space stays counted until then). Level-triggered on
+// then the finalizer tsvirt.io/local-volume does (its space stays counted until then). A same-node clone of a
+// Filesystem volume is done here too, as a CSI driver clones: the DV controller asks on the target PV, this node
+// copies the source's file into the target's (storage/clone copyVolumeFile) and answers on the PV. Level-triggered on
 // lib/workqueue, keyed by PV name; every step is idempotent, so a kill -9 anywhere converges on the next round.
 import { isStatusError } from "../lib/errors.js";
 import { type Logger, nullLogger } from "../lib/log.js";
 import { processNextItem, WorkQueue } from "../lib/workqueue/index.js";
+import { copyVolumeFile } from "../storage/clone/index.js";
+import {
+  answers,
+  CloneAnnotations,
+  type CloneRequest,
+  cloneRequestOf,
+  cloneResultOf,
+  DvAnnotations,
+  formatCloneAnnotation,
+  type WorkerOutcome,
+} from "../storage/datavolume/index.js";
+import { failedOutcome } from "../storage/importer/index.js";
 import {
   isLocalVolume,
   LOCAL_VOLUME_FINALIZER,
@@ -14,14 +28,14 @@ import {
   volumeNode,
   volumeSize,
 } from "../storage/index.js";
-import { deleteVolume, type Exec, ensureVolume, reconcileLoopDevices } from "../storage/node/index.js";
+import { deleteVolume, type Exec, ensureVolume, reconcileLoopDevices, volumePaths } from "../storage/node/index.js";
 import { type ApiClient, type PersistentVolume, refs } from "./ports.js";
 
 export interface VolumeSyncOptions {
   node: string;
   /** The node's data dir (absolute): volumes live below <data dir>/volumes. */
   dataDir: string;
-  api: Pick<ApiClient, "update">;
+  api: Pick<ApiClient, "get" | "update">;
   /** The PV as the cache has it (undefined: gone). */
   getVolume: (name: string) => PersistentVolume | undefined;
   /** QEMU's user: owner of the volumes. */
@@ -42,6 +56,28 @@ export function volumeWork(pv: PersistentVolume | undefined, node: string): Volu
     return pv.metadata.finalizers?.includes(LOCAL_VOLUME_FINALIZER) ? { kind: "delete" } : { kind: "none" };
   }
   return { kind: "ensure" };
+}
+
+/** The same-node clone this node still owes the PV (pure): its request, unless already answered. */
+export function pendingClone(pv: PersistentVolume): CloneRequest | undefined {
+  const req = cloneRequestOf(pv);
+  return req && !answers(cloneResultOf(pv), req) ? req : undefined;
+}
+
+/** Why this node cannot copy the request's source into `target` (pure); undefined when it can. */
+export function cloneProblem(
+  target: PersistentVolume,
+  source: PersistentVolume | undefined,
+  node: string,
+): string | undefined {
+  const req = cloneRequestOf(target);
+  if (volumeModeOf(target) === "Block") return `volume ${target.metadata.name} is a Block volume`;
+  if (!source || source.metadata.deletionTimestamp) return `the source volume ${req?.source} is gone`;
+  if (!isLocalVolume(source) || volumeNode(source) !== node) {
+    return `the source volume ${req?.source} is not a tsvirt-local volume of node ${node}`;
+  }
+  if (volumeModeOf(source) === "Block") return `the source volume ${req?.source} is a Block volume`;
+  return undefined;
 }
 
 /** The local PVs on `node` whose data must stay (not being deleted): the set reconcileLoopDevices keeps. */
@@ -99,6 +135,71 @@ export class VolumeSync {
     this.queue.shutdown();
   }
 
+  /**
+   * A same-node clone: the source's file copied into this volume's, fsynced, then the answer on the PV. A crash
+   * before the answer leaves the request unanswered: the next round copies again from the start.
+   */
+  private async clone(pv: PersistentVolume, req: CloneRequest, log: Logger): Promise<void> {
+    const name = pv.metadata.name ?? "";
+    const problem = cloneProblem(pv, this.o.getVolume(req.source), this.o.node);
+    let outcome: WorkerOutcome;
+    const t0 = performance.now();
+    if (problem) {
+      outcome = { outcome: "Failed", fatal: false, reason: "CloneSourceNotReady", message: problem };
+    } else {
+      try {
+        const r = await copyVolumeFile(
+          volumePaths(this.o.dataDir, req.source).image,
+          volumePaths(this.o.dataDir, name).image,
+          volumeSize(pv),
+          {
+            onProgress: (p) => {
+              this.annotate(name, req, { [DvAnnotations.progress]: p }).catch(() => {});
+            },
+          },
+        );
+        outcome = { outcome: "Succeeded", message: "Clone Complete", bytes: r.bytes, sha256: "" };
+        log.info("volume cloned", {
+          source: req.source,
+          bytes: r.bytes,
+          allocated: r.allocated,
+          ms: Math.round(performance.now() - t0),
+        });
+      } catch (e) {
+        outcome = failedOutcome(e);
+      }
+    }
+    if (outcome.outcome === "Failed") log.warn("clone failed", { source: req.source, ...outcome });
+    await this.annotate(name, req, {
+      [CloneAnnotations.result]: formatCloneAnnotation({ uid: req.uid, attempt: req.attempt, ...outcome }),
+    });
+  }
+
+  /** Merges annotations into the PV while it still asks `req` (a fresh read each try: 409s are retried here). */
+  private async annotate(name: string, req: CloneRequest, annotations: Record<string, string>): Promise<void> {
+    for (let i = 0; ; i++) {
+      let pv: PersistentVolume;
+      try {
+        pv = await this.o.api.get<PersistentVolume>(refs.pvs, undefined, name);
+      } catch (e) {
+        if (isStatusError(e) && e.code === 404) return;
+        throw e;
+      }
+      const now = cloneRequestOf(pv);
+      if (now?.uid !== req.uid || now.attempt !== req.attempt) return; // asked anew meanwhile
+      try {
+        await this.o.api.update<PersistentVolume>(refs.pvs, {
+          ...pv,
+          metadata: { ...pv.metadata, annotations: { ...pv.metadata.annotations, ...annotations } },
+        });
+        return;
+      } catch (e) {
+        if (isStatusError(e) && e.code === 404) return;
+        if (!(isStatusError(e) && e.code === 409) || i >= 4) throw e;
+      }
+    }
+  }
+
   /** One level-triggered round for a PV. Public so tests can step it. */
   async reconcile(name: string): Promise<void> {
     const pv = this.o.getVolume(name);
@@ -137,6 +238,8 @@ export class VolumeSync {
         if (reported !== undefined) log.info("volume grown", { bytes: res.bytes });
         this.o.onGrown?.(name, res.bytes);
       }
+      const req = pendingClone(pv);
+      if (req) await this.clone(pv, req, log);
       return;
     }
     // Data first, finalizer last: a crash in between only repeats the (idempotent) delete.

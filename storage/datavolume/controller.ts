@@ -253,6 +253,12 @@ export class DataVolumeController {
           metadata: { ...pvc.metadata, annotations: { ...pvc.metadata.annotations, ...a.annotations } },
         });
         return;
+      case "annotateVolume":
+        await this.client.patch(resources.pvs, undefined, a.name, "merge", {
+          metadata: { annotations: a.annotations },
+        });
+        log.info("Asked the node to clone the source volume", { volume: a.name });
+        return;
       case "createPod":
         try {
           await this.client.create(resources.pods, a.pod.metadata.namespace, a.pod);

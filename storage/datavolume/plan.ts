@@ -13,7 +13,17 @@ import type {
   PersistentVolume as Volume,
 } from "../../client/index.js";
 import { claimSize, classOf, isWaitForFirstConsumer, noRoomMessage, volumeNode } from "../plan.js";
-import { type ClonePods, cloneGate, clonePods } from "./clone.js";
+import {
+  answers,
+  CloneAnnotations,
+  type ClonePods,
+  type CloneRequest,
+  cloneGate,
+  clonePods,
+  cloneRequestOf,
+  cloneResultOf,
+  formatCloneAnnotation,
+} from "./clone.js";
 import {
   DvAnnotations,
   dvOwnerRef,
@@ -218,6 +228,8 @@ export type DvAction =
   | { kind: "deletePod"; namespace: string; name: string; uid: string }
   /** Merge these annotations into the PVC (a counted worker failure). */
   | { kind: "annotateClaim"; annotations: Record<string, string> }
+  /** Merge these annotations into the DV's PV (a same-node clone's request to the node). */
+  | { kind: "annotateVolume"; name: string; annotations: Record<string, string> }
   | { kind: "event"; type: "Normal" | "Warning"; reason: string; message: string };
 
 export interface DvPlan {
@@ -376,6 +388,66 @@ export function planDataVolume(input: DvInput): DvPlan {
       }
       running = { status: "False", reason: gate.reason, message: gate.message };
       requeueAfterMs = WAIT_RETRY_MS;
+      return finish();
+    }
+    if (gate.onNode && input.pv && input.source?.pv) {
+      // The node copies the file (no worker pod): ask on the target PV, read its answer there.
+      deletePods(input.pod, input.source.pod);
+      const want: CloneRequest = {
+        uid: dv.metadata.uid ?? "",
+        source: input.source.pv.metadata.name ?? "",
+        attempt: rec.restarts,
+      };
+      const req = cloneRequestOf(input.pv);
+      const current = req?.uid === want.uid && req.source === want.source && req.attempt === want.attempt;
+      const res = cloneResultOf(input.pv);
+      if (current && answers(res, req)) {
+        if (res.outcome === "Succeeded") {
+          phase = "Succeeded";
+          progress = "100.0%";
+          running = { status: "False", reason: "Completed", message: "" };
+          return finish();
+        }
+        if (res.fatal) {
+          phase = "Failed";
+          running = { status: "False", reason: res.reason, message: res.message };
+          return finish();
+        }
+        const marker = `${want.uid}/attempt-${want.attempt}`;
+        if (rec.podUid !== marker) {
+          restartCount += 1;
+          actions.push({
+            kind: "annotateClaim",
+            annotations: failureAnnotations({
+              restarts: restartCount,
+              podUid: marker,
+              at: ts,
+              reason: "Error",
+              message: res.message,
+            }),
+          });
+          actions.push({ kind: "event", type: "Warning", reason: "ErrCloneFailed", message: res.message });
+        }
+        running = { status: "False", reason: "Error", message: res.message };
+        requeueAfterMs = backoffMs(restartCount);
+        return finish();
+      }
+      if (!current) {
+        const wait = rec.restarts > 0 && rec.at ? Date.parse(rec.at) + backoffMs(rec.restarts) - now.getTime() : 0;
+        if (wait > 0) {
+          running = { status: "False", reason: rec.reason ?? "Error", message: rec.message ?? "" };
+          requeueAfterMs = wait;
+          return finish();
+        }
+        actions.push({
+          kind: "annotateVolume",
+          name: input.pv.metadata.name ?? "",
+          annotations: { [CloneAnnotations.request]: formatCloneAnnotation(want) },
+        });
+      }
+      phase = phases.running;
+      progress = (current && input.pv.metadata.annotations?.[DvAnnotations.progress]) || "N/A";
+      running = { status: "True", reason: "CloneInProgress", message: "the node copies the source volume" };
       return finish();
     }
     clone = clonePods(gate, input.source?.pod?.metadata.deletionTimestamp ? undefined : input.source?.pod);
