@@ -199,12 +199,41 @@ describe("volume sync", () => {
 
 describe("same-node clone (the node copies the file)", () => {
   const MiB = 2 ** 20;
+  /** The objects a clone DV has: the DV (uid "u1"), its claim, the source claim bound to `source`. */
+  async function cloneObjects(api: FakeClient, source: string, target: string): Promise<void> {
+    await api.create(refs.datavolumes, "ns", {
+      apiVersion: "cdi.kubevirt.io/v1beta1",
+      kind: "DataVolume",
+      metadata: { name: "dv", namespace: "ns", uid: "u1" },
+      spec: { source: { pvc: { namespace: "ns", name: "src" } } },
+    });
+    await api.create(refs.pvcs, "ns", {
+      apiVersion: "v1",
+      kind: "PersistentVolumeClaim",
+      metadata: { name: "src", namespace: "ns" },
+      spec: { volumeName: source },
+    });
+    await api.create(refs.pvcs, "ns", {
+      apiVersion: "v1",
+      kind: "PersistentVolumeClaim",
+      metadata: {
+        name: "dv",
+        namespace: "ns",
+        uid: "claim-uid",
+        ownerReferences: [
+          { apiVersion: "cdi.kubevirt.io/v1beta1", kind: "DataVolume", name: "dv", uid: "u1", controller: true },
+        ],
+      },
+      spec: { volumeName: target },
+    });
+  }
   const asked = (pv: PersistentVolume, req: object): PersistentVolume => ({
     ...pv,
     metadata: {
       ...pv.metadata,
       annotations: { ...pv.metadata.annotations, "tsvirt.io/clone-request": JSON.stringify(req) },
     },
+    spec: { ...pv.spec, claimRef: { namespace: "ns", name: "dv", uid: "claim-uid" } },
   });
   /** One round over the API's PVs as the cache (every name resolves). */
   async function cacheRound(api: FakeClient, dataDir: string, name: string): Promise<void> {
@@ -225,6 +254,7 @@ describe("same-node clone (the node copies the file)", () => {
 
   it("copies the source's bytes sparsely into the target, grown to its size, and answers once", async (t) => {
     const { dataDir, api } = await setup(t);
+    await cloneObjects(api, "pvc-src", "pvc-dst");
     await api.create(refs.pvs, undefined, localPv("pvc-src", "node01", { capacity: { storage: "32Mi" } }));
     await cacheRound(api, dataDir, "pvc-src");
     const srcImage = join(dataDir, "volumes", "pvc-src", "disk.img");
@@ -261,8 +291,37 @@ describe("same-node clone (the node copies the file)", () => {
     assert.equal(readFileSync(dstImage).subarray(0, 4).toString(), "MARK", "an answered request is not copied again");
   });
 
+  it("copies only what the DV clones: another volume named in the request is refused", async (t) => {
+    const { dataDir, api } = await setup(t);
+    await cloneObjects(api, "pvc-src", "pvc-dst");
+    await api.create(refs.pvs, undefined, localPv("pvc-secret", "node01", { capacity: { storage: "32Mi" } }));
+    await cacheRound(api, dataDir, "pvc-secret");
+    await api.create(refs.pvs, undefined, localPv("pvc-src", "node01", { capacity: { storage: "32Mi" } }));
+    await cacheRound(api, dataDir, "pvc-src");
+    writeFileSync(join(dataDir, "volumes", "pvc-secret", "disk.img"), "SECRET", { flag: "r+" });
+    await api.create(
+      refs.pvs,
+      undefined,
+      asked(localPv("pvc-dst", "node01"), { uid: "u1", source: "pvc-secret", attempt: 0 }),
+    );
+    await cacheRound(api, dataDir, "pvc-dst");
+    const r = await result(api, "pvc-dst");
+    assert.deepEqual([r.outcome, r.fatal], ["Failed", false]);
+    assert.match(r.message, /does not clone volume pvc-secret/);
+    const head = readFileSync(join(dataDir, "volumes", "pvc-dst", "disk.img")).subarray(0, 6);
+    assert.ok(head.equals(Buffer.alloc(6)), "nothing copied");
+    await api.create(
+      refs.pvs,
+      undefined,
+      asked(localPv("pvc-d2", "node01"), { uid: "u9", source: "pvc-src", attempt: 0 }),
+    );
+    await cacheRound(api, dataDir, "pvc-d2");
+    assert.match((await result(api, "pvc-d2")).message, /not controlled by DataVolume u9/);
+  });
+
   it("a source larger than the target is fatal; a Block or foreign source is a transient failure", async (t) => {
     const { dataDir, api } = await setup(t);
+    await cloneObjects(api, "pvc-big", "pvc-dst");
     await api.create(refs.pvs, undefined, localPv("pvc-big", "node01", { capacity: { storage: "128Mi" } }));
     await cacheRound(api, dataDir, "pvc-big");
     await api.create(

@@ -29,7 +29,15 @@ import {
   volumeSize,
 } from "../storage/index.js";
 import { deleteVolume, type Exec, ensureVolume, reconcileLoopDevices, volumePaths } from "../storage/node/index.js";
-import { type ApiClient, type PersistentVolume, refs } from "./ports.js";
+import {
+  type ApiClient,
+  type KObject,
+  type PersistentVolume,
+  type PersistentVolumeClaim,
+  type ResourceRef,
+  refs,
+} from "./ports.js";
+import type { DvObject } from "./workers/index.js";
 
 export interface VolumeSyncOptions {
   node: string;
@@ -141,7 +149,7 @@ export class VolumeSync {
    */
   private async clone(pv: PersistentVolume, req: CloneRequest, log: Logger): Promise<void> {
     const name = pv.metadata.name ?? "";
-    const problem = cloneProblem(pv, this.o.getVolume(req.source), this.o.node);
+    const problem = cloneProblem(pv, this.o.getVolume(req.source), this.o.node) ?? (await this.requestProblem(pv, req));
     let outcome: WorkerOutcome;
     const t0 = performance.now();
     if (problem) {
@@ -173,6 +181,31 @@ export class VolumeSync {
     await this.annotate(name, req, {
       [CloneAnnotations.result]: formatCloneAnnotation({ uid: req.uid, attempt: req.attempt, ...outcome }),
     });
+  }
+
+  /**
+   * Whether the request is the DV's own: the PV's claim is controlled by the DV of the request's uid, and that DV's
+   * source claim is bound to the request's source volume. Whoever wrote the annotation, no other volume is copied.
+   */
+  private async requestProblem(pv: PersistentVolume, req: CloneRequest): Promise<string | undefined> {
+    const ref = pv.spec.claimRef;
+    const get = <T extends KObject>(r: ResourceRef, ns: string | undefined, n: string) =>
+      this.o.api.get<T>(r, ns, n).catch((e: unknown) => {
+        if (isStatusError(e) && e.code === 404) return undefined;
+        throw e;
+      });
+    const pvc = ref?.name ? await get<PersistentVolumeClaim>(refs.pvcs, ref.namespace, ref.name) : undefined;
+    const owner = pvc?.metadata.ownerReferences?.find((o) => o.controller && o.kind === "DataVolume");
+    if (!pvc || (ref?.uid && pvc.metadata.uid !== ref.uid) || owner?.uid !== req.uid) {
+      return `the claim of volume ${pv.metadata.name} is not controlled by DataVolume ${req.uid}`;
+    }
+    const dv = await get<DvObject>(refs.datavolumes, pvc.metadata.namespace, owner.name);
+    const src = dv?.metadata.uid === req.uid ? dv.spec.source?.pvc : undefined;
+    const srcPvc = src ? await get<PersistentVolumeClaim>(refs.pvcs, src.namespace, src.name) : undefined;
+    if (!srcPvc || srcPvc.spec.volumeName !== req.source) {
+      return `DataVolume ${req.uid} does not clone volume ${req.source}`;
+    }
+    return undefined;
   }
 
   /** Merges annotations into the PV while it still asks `req` (a fresh read each try: 409s are retried here). */
@@ -219,6 +252,10 @@ export class VolumeSync {
         this.o.exec,
       );
       log.debug("volume present", { image: res.image, device: res.device, bytes: res.bytes });
+      // A volume born as a clone is copied before anything else is written to its PV (the DV waits on it); the
+      // answer changes the PV, whose event brings the round that reports the size.
+      const req = pendingClone(pv);
+      if (req) return this.clone(pv, req, log);
       // Report the data's size on the PV (the storage controller finishes an expansion on it); the VMIs using the
       // volume are poked on every round where it is reported anew, and compare sizes again on their own syncs.
       const reported = pv.metadata.annotations?.[NODE_VOLUME_BYTES_ANNOTATION];
@@ -238,8 +275,6 @@ export class VolumeSync {
         if (reported !== undefined) log.info("volume grown", { bytes: res.bytes });
         this.o.onGrown?.(name, res.bytes);
       }
-      const req = pendingClone(pv);
-      if (req) await this.clone(pv, req, log);
       return;
     }
     // Data first, finalizer last: a crash in between only repeats the (idempotent) delete.

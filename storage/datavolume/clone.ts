@@ -4,7 +4,8 @@
 // serves the volume; the target's importer starts only once that pod is Ready and connects to its pod IP.
 // Same node and both volumes Filesystem: no pod at all. As a CSI driver clones a volume (CDI's csi-clone), the
 // provisioner's node half copies the source's disk.img into the target's: the DV controller asks on the target PV
-// (`tsvirt.io/clone-request`), the node agent copies, fsyncs and answers there (`tsvirt.io/clone-result`).
+// (`tsvirt.io/clone-request`, set on the claim it creates so the PV is born with it), the node agent checks it
+// against the DV, copies, fsyncs and answers there (`tsvirt.io/clone-result`).
 //
 // Cross-namespace clones follow CDI's rule with the API's own authorizer: the requester must be allowed to `create`
 // `datavolumes/source` (group cdi.kubevirt.io) in the source's namespace. That is checked when the DV is admitted
@@ -16,7 +17,7 @@ import type {
   Pod,
   PersistentVolume as Volume,
 } from "../../client/index.js";
-import { claimSize, isLocalVolume, volumeModeOf, volumeNode, volumeSize } from "../plan.js";
+import { CLONE_REQUEST_ANNOTATION, claimSize, isLocalVolume, volumeModeOf, volumeNode, volumeSize } from "../plan.js";
 import { parseOutcome, SOURCE_VOLUME_NAME, type WorkerOutcome } from "./pods.js";
 
 /** CDI's reasons for a clone that waits or fails (Running=False and the DV's events). */
@@ -145,8 +146,11 @@ export function clonePods(gate: CloneGate & { ok: true }, sourcePod: Pod | undef
 // ---- the node's copy (same node, Filesystem): request and result on the target PV ----
 
 export const CloneAnnotations = {
-  /** Target PV, written by the DV controller: `{"uid":<dv uid>,"source":<source PV>,"attempt":n}`. */
-  request: "tsvirt.io/clone-request",
+  /**
+   * Target PV, written by the DV controller (on the claim it creates, whence the provisioner copies it to the PV, or
+   * on the PV later): `{"uid":<dv uid>,"source":<source PV>,"attempt":n}`.
+   */
+  request: CLONE_REQUEST_ANNOTATION,
   /** Target PV, written by its node's agent: `{"uid","attempt"}` plus the worker outcome line's fields. */
   result: "tsvirt.io/clone-result",
 } as const;

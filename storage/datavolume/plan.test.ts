@@ -245,7 +245,6 @@ describe("import phases", () => {
 
     const line = formatOutcome({ outcome: "Succeeded", message: "Import Complete", bytes: GI, sha256: "00" });
     i.pod = withPhase(create.pod, "Succeeded", "pod-1", line);
-    const before = i.dv.status;
     p = step(i);
     assert.equal(p.status.phase, "Succeeded");
     assert.equal(p.status.progress, "100.0%");
@@ -697,5 +696,42 @@ describe("clone phases", () => {
       p.actions.filter((a) => a.kind === "selectNode"),
       [{ kind: "selectNode", node: "node02" }],
     );
+  });
+
+  it("the claim is created with its node (immediate bind) and, source readable, the clone request", () => {
+    const d = dv(
+      { pvc: { namespace: "src", name: "golden" } },
+      {
+        annotations: {
+          [DvAnnotations.immediateBind]: "true",
+          [CloneAnnotations.request]: '{"uid":"dv-uid","source":"pvc-other","attempt":0}',
+        },
+      },
+    );
+    const free = new Map([
+      ["node01", 10 * GI],
+      ["node02", 2 * GI],
+    ]);
+    const srcPv = pv("node02", "pvc-src-uid");
+    let p = step(input(d, { source: { pvc: src, pv: srcPv }, free }));
+    const made = p.actions.find((a) => a.kind === "createClaim");
+    assert.ok(made?.kind === "createClaim");
+    const ann = made.claim.metadata.annotations ?? {};
+    assert.equal(ann["volume.kubernetes.io/selected-node"], "node02");
+    assert.deepEqual(JSON.parse(ann[CloneAnnotations.request] ?? ""), {
+      uid: "dv-uid",
+      source: "pvc-src-uid",
+      attempt: 0,
+    });
+    // A source in use: no request with the claim (the user's annotation is not passed on either).
+    const user = {
+      metadata: { name: "launcher", namespace: "src" },
+      spec: { containers: [], volumes: [{ name: "root", persistentVolumeClaim: { claimName: "golden" } }] },
+      status: { phase: "Running" },
+    } as Pod;
+    p = planDataVolume(input(d, { source: { pvc: src, pv: srcPv, pods: [user] }, free }));
+    const again = p.actions.find((a) => a.kind === "createClaim");
+    assert.ok(again?.kind === "createClaim");
+    assert.equal(again.claim.metadata.annotations?.[CloneAnnotations.request], undefined);
   });
 });

@@ -12,7 +12,7 @@ import type {
   Pod,
   PersistentVolume as Volume,
 } from "../../client/index.js";
-import { claimSize, classOf, isWaitForFirstConsumer, noRoomMessage, volumeNode } from "../plan.js";
+import { claimSize, classOf, isWaitForFirstConsumer, noRoomMessage, volumeModeOf, volumeNode } from "../plan.js";
 import {
   answers,
   CloneAnnotations,
@@ -258,6 +258,33 @@ function podRef(pod: Pod): { namespace: string; name: string; uid: string } {
   return { namespace: pod.metadata.namespace ?? "", name: pod.metadata.name ?? "", uid: pod.metadata.uid ?? "" };
 }
 
+/**
+ * What the DV controller adds to the claim it creates, each saving a round later: the node of an immediate-bind claim
+ * (chosen as it would be once the claim exists), and for a same-node-capable clone whose source can be read now the
+ * clone request, which the provisioner copies to the PV so the node makes the volume as a copy at once. A request
+ * annotation the user wrote on the DV is never passed on.
+ */
+function withClaimHints(claim: Claim, input: DvInput, op: Operation, attempt: number): Claim {
+  const { dv } = input;
+  const annotations = { ...claim.metadata.annotations };
+  delete annotations[CloneAnnotations.request];
+  delete annotations[CloneAnnotations.result];
+  const srcPv = op === "Clone" ? input.source?.pv : undefined;
+  if (
+    wantsImmediateBind(dv) &&
+    isWaitForFirstConsumer(classOf(claim, input.classes)) &&
+    !annotations[StorageAnnotations.selectedNode]
+  ) {
+    const node = chooseNode(claimSize(claim), input.free, srcPv ? volumeNode(srcPv) : undefined);
+    if (node) annotations[StorageAnnotations.selectedNode] = node;
+  }
+  if (srcPv && volumeModeOf(claim) !== "Block" && cloneGate({ dv, source: input.source }).ok) {
+    const req: CloneRequest = { uid: dv.metadata.uid ?? "", source: srcPv.metadata.name ?? "", attempt };
+    annotations[CloneAnnotations.request] = formatCloneAnnotation(req);
+  }
+  return { ...claim, metadata: { ...claim.metadata, annotations } };
+}
+
 /** Everything the DV needs next. */
 export function planDataVolume(input: DvInput): DvPlan {
   const { dv, pvc, now } = input;
@@ -331,7 +358,7 @@ export function planDataVolume(input: DvInput): DvPlan {
       requeueAfterMs = WAIT_RETRY_MS;
       return finish();
     }
-    actions.push({ kind: "createClaim", claim: plan.claim });
+    actions.push({ kind: "createClaim", claim: withClaimHints(plan.claim, input, op, rec.restarts) });
     return finish();
   }
   if (ownClaim.status?.phase === "Lost") {
