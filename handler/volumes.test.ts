@@ -235,6 +235,14 @@ describe("same-node clone (the node copies the file)", () => {
     },
     spec: { ...pv.spec, claimRef: { namespace: "ns", name: "dv", uid: "claim-uid" } },
   });
+  /** A PV of this node asked to be a clone (its claim the DV's). */
+  const ask = (api: FakeClient, name: string, req: object) =>
+    api.create(refs.pvs, undefined, asked(localPv(name, "node01"), req));
+  /** A volume of this node, made. */
+  async function sourceVolume(api: FakeClient, dataDir: string, name: string, size: string): Promise<void> {
+    await api.create(refs.pvs, undefined, localPv(name, "node01", { capacity: { storage: size } }));
+    await cacheRound(api, dataDir, name);
+  }
   /** One round over the API's PVs as the cache (every name resolves). */
   async function cacheRound(api: FakeClient, dataDir: string, name: string): Promise<void> {
     const pvs = (await api.list<PersistentVolume>(refs.pvs, undefined)).items;
@@ -255,16 +263,11 @@ describe("same-node clone (the node copies the file)", () => {
   it("copies the source's bytes sparsely into the target, grown to its size, and answers once", async (t) => {
     const { dataDir, api } = await setup(t);
     await cloneObjects(api, "pvc-src", "pvc-dst");
-    await api.create(refs.pvs, undefined, localPv("pvc-src", "node01", { capacity: { storage: "32Mi" } }));
-    await cacheRound(api, dataDir, "pvc-src");
+    await sourceVolume(api, dataDir, "pvc-src", "32Mi");
     const srcImage = join(dataDir, "volumes", "pvc-src", "disk.img");
     const data = randomBytes(3 * MiB);
     writeFileSync(srcImage, data, { flag: "r+" });
-    await api.create(
-      refs.pvs,
-      undefined,
-      asked(localPv("pvc-dst", "node01"), { uid: "u1", source: "pvc-src", attempt: 0 }),
-    );
+    await ask(api, "pvc-dst", { uid: "u1", source: "pvc-src", attempt: 0 });
     const dstImage = join(dataDir, "volumes", "pvc-dst", "disk.img");
     await cacheRound(api, dataDir, "pvc-dst");
     const st = statSync(dstImage);
@@ -294,27 +297,17 @@ describe("same-node clone (the node copies the file)", () => {
   it("copies only what the DV clones: another volume named in the request is refused", async (t) => {
     const { dataDir, api } = await setup(t);
     await cloneObjects(api, "pvc-src", "pvc-dst");
-    await api.create(refs.pvs, undefined, localPv("pvc-secret", "node01", { capacity: { storage: "32Mi" } }));
-    await cacheRound(api, dataDir, "pvc-secret");
-    await api.create(refs.pvs, undefined, localPv("pvc-src", "node01", { capacity: { storage: "32Mi" } }));
-    await cacheRound(api, dataDir, "pvc-src");
+    await sourceVolume(api, dataDir, "pvc-secret", "32Mi");
+    await sourceVolume(api, dataDir, "pvc-src", "32Mi");
     writeFileSync(join(dataDir, "volumes", "pvc-secret", "disk.img"), "SECRET", { flag: "r+" });
-    await api.create(
-      refs.pvs,
-      undefined,
-      asked(localPv("pvc-dst", "node01"), { uid: "u1", source: "pvc-secret", attempt: 0 }),
-    );
+    await ask(api, "pvc-dst", { uid: "u1", source: "pvc-secret", attempt: 0 });
     await cacheRound(api, dataDir, "pvc-dst");
     const r = await result(api, "pvc-dst");
     assert.deepEqual([r.outcome, r.fatal], ["Failed", false]);
     assert.match(r.message, /does not clone volume pvc-secret/);
     const head = readFileSync(join(dataDir, "volumes", "pvc-dst", "disk.img")).subarray(0, 6);
     assert.ok(head.equals(Buffer.alloc(6)), "nothing copied");
-    await api.create(
-      refs.pvs,
-      undefined,
-      asked(localPv("pvc-d2", "node01"), { uid: "u9", source: "pvc-src", attempt: 0 }),
-    );
+    await ask(api, "pvc-d2", { uid: "u9", source: "pvc-src", attempt: 0 });
     await cacheRound(api, dataDir, "pvc-d2");
     assert.match((await result(api, "pvc-d2")).message, /not controlled by DataVolume u9/);
   });
@@ -322,13 +315,8 @@ describe("same-node clone (the node copies the file)", () => {
   it("a source larger than the target is fatal; a Block or foreign source is a transient failure", async (t) => {
     const { dataDir, api } = await setup(t);
     await cloneObjects(api, "pvc-big", "pvc-dst");
-    await api.create(refs.pvs, undefined, localPv("pvc-big", "node01", { capacity: { storage: "128Mi" } }));
-    await cacheRound(api, dataDir, "pvc-big");
-    await api.create(
-      refs.pvs,
-      undefined,
-      asked(localPv("pvc-dst", "node01"), { uid: "u1", source: "pvc-big", attempt: 0 }),
-    );
+    await sourceVolume(api, dataDir, "pvc-big", "128Mi");
+    await ask(api, "pvc-dst", { uid: "u1", source: "pvc-big", attempt: 0 });
     await cacheRound(api, dataDir, "pvc-dst");
     const r = await result(api, "pvc-dst");
     assert.deepEqual([r.outcome, r.fatal, r.reason], ["Failed", true, "ImageTooLarge"]);
@@ -341,11 +329,7 @@ describe("same-node clone (the node copies the file)", () => {
     );
     assert.match(cloneProblem(localPv("t", "node01"), block, "node01") ?? "", /Block/);
     assert.match(cloneProblem(localPv("t", "node01"), undefined, "node01") ?? "", /gone/);
-    await api.create(
-      refs.pvs,
-      undefined,
-      asked(localPv("pvc-d2", "node01"), { uid: "u2", source: "pvc-none", attempt: 3 }),
-    );
+    await ask(api, "pvc-d2", { uid: "u2", source: "pvc-none", attempt: 3 });
     await cacheRound(api, dataDir, "pvc-d2");
     const r2 = await result(api, "pvc-d2");
     assert.deepEqual([r2.outcome, r2.fatal, r2.attempt], ["Failed", false, 3]);

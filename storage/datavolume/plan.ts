@@ -305,6 +305,16 @@ export function planDataVolume(input: DvInput): DvPlan {
   let running: Cond = { status: "False", reason: "", message: "" };
   let requeueAfterMs: number | undefined;
   const bound = boundCondition(ownClaim, name, prev.phase === "Succeeded" || prev.claimName !== undefined);
+  /** Counts a transient failure once (`marker`: the failed pod's uid, or the node copy's attempt). */
+  const countFailure = (marker: string, reason: string, message: string) => {
+    if (rec.podUid === marker) return;
+    restartCount += 1;
+    actions.push({
+      kind: "annotateClaim",
+      annotations: failureAnnotations({ restarts: restartCount, podUid: marker, at: ts, reason, message }),
+    });
+    actions.push({ kind: "event", type: "Warning", reason: `Err${op}Failed`, message });
+  };
   const finish = (): DvPlan => {
     const status = buildStatus(prev, {
       phase,
@@ -440,21 +450,7 @@ export function planDataVolume(input: DvInput): DvPlan {
           running = { status: "False", reason: res.reason, message: res.message };
           return finish();
         }
-        const marker = `${want.uid}/attempt-${want.attempt}`;
-        if (rec.podUid !== marker) {
-          restartCount += 1;
-          actions.push({
-            kind: "annotateClaim",
-            annotations: failureAnnotations({
-              restarts: restartCount,
-              podUid: marker,
-              at: ts,
-              reason: "Error",
-              message: res.message,
-            }),
-          });
-          actions.push({ kind: "event", type: "Warning", reason: "ErrCloneFailed", message: res.message });
-        }
+        countFailure(`${want.uid}/attempt-${want.attempt}`, "Error", res.message);
         running = { status: "False", reason: "Error", message: res.message };
         requeueAfterMs = backoffMs(restartCount);
         return finish();
@@ -493,21 +489,7 @@ export function planDataVolume(input: DvInput): DvPlan {
   }
   if (failed?.kind === "transient") {
     const failedPod = main.kind === "transient" ? input.pod : input.source?.pod;
-    const uid = failedPod?.metadata.uid ?? "";
-    if (rec.podUid !== uid) {
-      restartCount += 1;
-      actions.push({
-        kind: "annotateClaim",
-        annotations: failureAnnotations({
-          restarts: restartCount,
-          podUid: uid,
-          at: ts,
-          reason: failed.reason,
-          message: failed.message,
-        }),
-      });
-      actions.push({ kind: "event", type: "Warning", reason: `Err${op}Failed`, message: failed.message });
-    }
+    countFailure(failedPod?.metadata.uid ?? "", failed.reason, failed.message);
     deletePods(input.pod, input.source?.pod);
     running = { status: "False", reason: failed.reason, message: failed.message };
     requeueAfterMs = backoffMs(restartCount);
