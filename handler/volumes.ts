@@ -147,11 +147,16 @@ export class VolumeSync {
    * A same-node clone: the source's file copied into this volume's, fsynced, then the answer on the PV. A crash
    * before the answer leaves the request unanswered: the next round copies again from the start.
    */
-  private async clone(pv: PersistentVolume, req: CloneRequest, log: Logger): Promise<void> {
+  private async clone(
+    pv: PersistentVolume,
+    req: CloneRequest,
+    checked: Promise<string | undefined>,
+    log: Logger,
+  ): Promise<void> {
     const name = pv.metadata.name ?? "";
-    const problem = cloneProblem(pv, this.o.getVolume(req.source), this.o.node) ?? (await this.requestProblem(pv, req));
-    let outcome: WorkerOutcome;
     const t0 = performance.now();
+    const problem = cloneProblem(pv, this.o.getVolume(req.source), this.o.node) ?? (await checked);
+    let outcome: WorkerOutcome;
     if (problem) {
       outcome = { outcome: "Failed", fatal: false, reason: "CloneSourceNotReady", message: problem };
     } else {
@@ -172,6 +177,8 @@ export class VolumeSync {
           bytes: r.bytes,
           allocated: r.allocated,
           ms: Math.round(performance.now() - t0),
+          copyMs: r.copyMs,
+          syncMs: r.syncMs,
         });
       } catch (e) {
         outcome = failedOutcome(e);
@@ -194,12 +201,17 @@ export class VolumeSync {
         if (isStatusError(e) && e.code === 404) return undefined;
         throw e;
       });
-    const pvc = ref?.name ? await get<PersistentVolumeClaim>(refs.pvcs, ref.namespace, ref.name) : undefined;
+    // A DV's claim has the DV's name (storage contract §1): both read at once.
+    const [pvc, dv] = ref?.name
+      ? await Promise.all([
+          get<PersistentVolumeClaim>(refs.pvcs, ref.namespace, ref.name),
+          get<DvObject>(refs.datavolumes, ref.namespace, ref.name),
+        ])
+      : [];
     const owner = pvc?.metadata.ownerReferences?.find((o) => o.controller && o.kind === "DataVolume");
-    if (!pvc || (ref?.uid && pvc.metadata.uid !== ref.uid) || owner?.uid !== req.uid) {
+    if (!pvc || (ref?.uid && pvc.metadata.uid !== ref.uid) || owner?.uid !== req.uid || owner.name !== ref?.name) {
       return `the claim of volume ${pv.metadata.name} is not controlled by DataVolume ${req.uid}`;
     }
-    const dv = await get<DvObject>(refs.datavolumes, pvc.metadata.namespace, owner.name);
     const src = dv?.metadata.uid === req.uid ? dv.spec.source?.pvc : undefined;
     const srcPvc = src ? await get<PersistentVolumeClaim>(refs.pvcs, src.namespace, src.name) : undefined;
     if (!srcPvc || srcPvc.spec.volumeName !== req.source) {
@@ -240,6 +252,10 @@ export class VolumeSync {
     if (!pv || work.kind === "none") return;
     const log = this.log.child({ kind: "PersistentVolume", name, uid: pv.metadata.uid });
     if (work.kind === "ensure") {
+      // A volume born as a clone: its request is checked against the API while the volume is made.
+      const req = pendingClone(pv);
+      const checked = req ? this.requestProblem(pv, req) : undefined;
+      checked?.catch(() => {}); // awaited in clone()
       const mode = volumeModeOf(pv) === "Block" ? "Block" : "Filesystem";
       const res = await ensureVolume(
         {
@@ -254,8 +270,7 @@ export class VolumeSync {
       log.debug("volume present", { image: res.image, device: res.device, bytes: res.bytes });
       // A volume born as a clone is copied before anything else is written to its PV (the DV waits on it); the
       // answer changes the PV, whose event brings the round that reports the size.
-      const req = pendingClone(pv);
-      if (req) return this.clone(pv, req, log);
+      if (req && checked) return this.clone(pv, req, checked, log);
       // Report the data's size on the PV (the storage controller finishes an expansion on it); the VMIs using the
       // volume are poked on every round where it is reported anew, and compare sizes again on their own syncs.
       const reported = pv.metadata.annotations?.[NODE_VOLUME_BYTES_ANNOTATION];
