@@ -48,29 +48,39 @@ export async function copyVolumeFile(
     throw fatal("ImageTooLarge", `the source volume holds ${src.size} bytes, the target only ${sizeBytes}`);
   }
   await regularFile(target, "target");
-  const total = src.blocks * 512;
-  const timer = o.onProgress
-    ? setInterval(() => {
-        lstat(target)
-          .then((st) => o.onProgress?.(percent(Math.min(st.blocks * 512, total), total)))
-          .catch(() => {});
-      }, 1000)
-    : undefined;
-  const t0 = performance.now();
-  try {
-    // cp truncates the target first: every attempt starts over on a clean one.
-    await (o.exec ?? run)("cp", ["--sparse=always", "--", source, target]);
-  } catch (e) {
-    throw transient("CopyFailed", `copying ${source} failed: ${(e as Error).message}`);
-  } finally {
-    if (timer) clearInterval(timer);
-  }
-  const t1 = performance.now();
+  // Opened before cp runs (cp truncates and writes this same file): while cp copies, the pages it has written are
+  // flushed (fdatasync after fdatasync), so the disk writes overlap the copy and the last fsync has little left.
   const fh = await open(target, constants.O_RDWR | constants.O_NOFOLLOW);
   try {
-    if ((await fh.stat()).size !== src.size) {
-      throw transient("CopyFailed", `the copy of ${source} is ${(await fh.stat()).size} bytes, not ${src.size}`);
+    const total = src.blocks * 512;
+    const timer = o.onProgress
+      ? setInterval(() => {
+          lstat(target)
+            .then((st) => o.onProgress?.(percent(Math.min(st.blocks * 512, total), total)))
+            .catch(() => {});
+        }, 1000)
+      : undefined;
+    const t0 = performance.now();
+    let copying = true;
+    const flushing = (async () => {
+      while (copying) {
+        await fh.datasync();
+        await new Promise((r) => setTimeout(r, 10));
+      }
+    })();
+    try {
+      // cp truncates the target first: every attempt starts over on a clean one.
+      await (o.exec ?? run)("cp", ["--sparse=always", "--", source, target]);
+    } catch (e) {
+      throw transient("CopyFailed", `copying ${source} failed: ${(e as Error).message}`);
+    } finally {
+      copying = false;
+      if (timer) clearInterval(timer);
+      await flushing.catch(() => {}); // the fsync below reports what matters
     }
+    const t1 = performance.now();
+    const size = (await fh.stat()).size;
+    if (size !== src.size) throw transient("CopyFailed", `the copy of ${source} is ${size} bytes, not ${src.size}`);
     if (src.size < sizeBytes) await fh.truncate(sizeBytes);
     await fh.sync();
     const ms = (a: number) => Math.round(performance.now() - a);
