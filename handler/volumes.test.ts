@@ -292,6 +292,17 @@ describe("same-node clone (the node copies the file)", () => {
     writeFileSync(dstImage, "MARK", { flag: "r+" });
     await cacheRound(api, dataDir, "pvc-dst");
     assert.equal(readFileSync(dstImage).subarray(0, 4).toString(), "MARK", "an answered request is not copied again");
+    // A cache that lags (the PV as it was before the answer): the PV read now says answered, no second copy.
+    const stale = asked(localPv("pvc-dst", "node01"), { uid: "u1", source: "pvc-src", attempt: 0 });
+    const pvs = (await api.list<PersistentVolume>(refs.pvs, undefined)).items;
+    const lagging = new VolumeSync({
+      node: "node01",
+      dataDir,
+      api,
+      getVolume: (n) => (n === "pvc-dst" ? stale : pvs.find((v) => v.metadata.name === n)),
+    });
+    await lagging.reconcile("pvc-dst");
+    assert.equal(readFileSync(dstImage).subarray(0, 4).toString(), "MARK", "a stale cache does not copy again");
   });
 
   it("copies only what the DV clones: another volume named in the request is refused", async (t) => {

@@ -72,6 +72,13 @@ export function pendingClone(pv: PersistentVolume): CloneRequest | undefined {
   return req && !answers(cloneResultOf(pv), req) ? req : undefined;
 }
 
+/** The request's identity: a clone is made once per DV and attempt. */
+function answerKey(req: CloneRequest | undefined): string {
+  return req ? `${req.uid}/${req.attempt}` : "";
+}
+/** requestProblem's word for a request answered already: nothing to do. */
+const ANSWERED = Symbol("answered");
+
 /** Why this node cannot copy the request's source into `target` (pure); undefined when it can. */
 export function cloneProblem(
   target: PersistentVolume,
@@ -98,6 +105,8 @@ export class VolumeSync {
   readonly queue = new WorkQueue<string>();
   private readonly log: Logger;
   private closed = false;
+  /** PV name → the clone request this process answered last (the cache may not show the answer yet). */
+  private readonly answered = new Map<string, string>();
 
   constructor(o: VolumeSyncOptions) {
     this.o = o;
@@ -150,12 +159,14 @@ export class VolumeSync {
   private async clone(
     pv: PersistentVolume,
     req: CloneRequest,
-    checked: Promise<string | undefined>,
+    checked: Promise<string | typeof ANSWERED | undefined>,
     log: Logger,
   ): Promise<void> {
     const name = pv.metadata.name ?? "";
     const t0 = performance.now();
-    const problem = cloneProblem(pv, this.o.getVolume(req.source), this.o.node) ?? (await checked);
+    const check = await checked;
+    if (check === ANSWERED) return;
+    const problem = cloneProblem(pv, this.o.getVolume(req.source), this.o.node) ?? check;
     let outcome: WorkerOutcome;
     if (problem) {
       outcome = { outcome: "Failed", fatal: false, reason: "CloneSourceNotReady", message: problem };
@@ -188,19 +199,26 @@ export class VolumeSync {
     await this.annotate(name, req, {
       [CloneAnnotations.result]: formatCloneAnnotation({ uid: req.uid, attempt: req.attempt, ...outcome }),
     });
+    this.answered.set(name, answerKey(req));
   }
 
   /**
    * Whether the request is the DV's own: the PV's claim is controlled by the DV of the request's uid, and that DV's
    * source claim is bound to the request's source volume. Whoever wrote the annotation, no other volume is copied.
    */
-  private async requestProblem(pv: PersistentVolume, req: CloneRequest): Promise<string | undefined> {
+  private async requestProblem(pv: PersistentVolume, req: CloneRequest): Promise<string | typeof ANSWERED | undefined> {
+    const name = pv.metadata.name ?? "";
+    // Copied already (this process answered it, or the PV read now says so while the cache lags): never again, the
+    // target may be in use by now.
+    if (this.answered.get(name) === answerKey(req)) return ANSWERED;
     const ref = pv.spec.claimRef;
     const get = <T extends KObject>(r: ResourceRef, ns: string | undefined, n: string) =>
       this.o.api.get<T>(r, ns, n).catch((e: unknown) => {
         if (isStatusError(e) && e.code === 404) return undefined;
         throw e;
       });
+    const fresh = await get<PersistentVolume>(refs.pvs, undefined, name);
+    if (!fresh || !pendingClone(fresh) || answerKey(cloneRequestOf(fresh)) !== answerKey(req)) return ANSWERED;
     // A DV's claim has the DV's name (storage contract §1): both read at once.
     const [pvc, dv] = ref?.name
       ? await Promise.all([
@@ -292,6 +310,7 @@ export class VolumeSync {
       }
       return;
     }
+    this.answered.delete(name);
     // Data first, finalizer last: a crash in between only repeats the (idempotent) delete.
     await deleteVolume(this.o.dataDir, name, this.o.exec);
     try {
