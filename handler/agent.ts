@@ -385,7 +385,8 @@ export async function runHandler(o: HandlerOptions): Promise<RunningHandler> {
     o.caches.pvs.waitForSync(),
   ]);
   // Loop devices of volumes deleted while the agent was down go before the workers start (the cache is complete).
-  await volumeSync.start(o.caches.pvs.list());
+  // Two workers: a long same-node clone does not hold up the other volumes of the node.
+  await volumeSync.start(o.caches.pvs.list(), 2);
   vmiSync.start();
   migration?.start();
   // Image pins of VMIs deleted while the agent was down (the cache is complete now): released, exactly those.

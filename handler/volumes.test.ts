@@ -3,6 +3,7 @@
 // every step repeats harmlessly (a kill -9 between them converges). Block volumes' loop devices go through a fake
 // losetup here (storage/node/loop.test.ts drives the real one under the lock).
 import assert from "node:assert/strict";
+import { randomBytes } from "node:crypto";
 import { existsSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -10,7 +11,7 @@ import { describe, it } from "node:test";
 import { FakeClient } from "../client/index.js";
 import { type Exec, fakeLosetup } from "../storage/node/index.js";
 import { type PersistentVolume, refs } from "./ports.js";
-import { liveVolumes, VolumeSync, volumeWork } from "./volumes.js";
+import { cloneProblem, liveVolumes, pendingClone, VolumeSync, volumeWork } from "./volumes.js";
 
 function tmp(t: { after(fn: () => void): void }): string {
   const d = mkdtempSync(join(tmpdir(), "tsvirt-volsync-"));
@@ -105,6 +106,7 @@ describe("volume sync", () => {
       node: "node01",
       dataDir,
       api: {
+        get: api.get.bind(api),
         update: async () => {
           throw new Error("killed");
         },
@@ -192,5 +194,155 @@ describe("volume sync", () => {
     const n = grown.length;
     await sync("pvc-fs");
     assert.equal(grown.length, n, "nothing new to report: no write, no poke");
+  });
+});
+
+describe("same-node clone (the node copies the file)", () => {
+  const MiB = 2 ** 20;
+  /** The objects a clone DV has: the DV (uid "u1"), its claim, the source claim bound to `source`. */
+  async function cloneObjects(api: FakeClient, source: string, target: string): Promise<void> {
+    await api.create(refs.datavolumes, "ns", {
+      apiVersion: "cdi.kubevirt.io/v1beta1",
+      kind: "DataVolume",
+      metadata: { name: "dv", namespace: "ns", uid: "u1" },
+      spec: { source: { pvc: { namespace: "ns", name: "src" } } },
+    });
+    await api.create(refs.pvcs, "ns", {
+      apiVersion: "v1",
+      kind: "PersistentVolumeClaim",
+      metadata: { name: "src", namespace: "ns" },
+      spec: { volumeName: source },
+    });
+    await api.create(refs.pvcs, "ns", {
+      apiVersion: "v1",
+      kind: "PersistentVolumeClaim",
+      metadata: {
+        name: "dv",
+        namespace: "ns",
+        uid: "claim-uid",
+        ownerReferences: [
+          { apiVersion: "cdi.kubevirt.io/v1beta1", kind: "DataVolume", name: "dv", uid: "u1", controller: true },
+        ],
+      },
+      spec: { volumeName: target },
+    });
+  }
+  const asked = (pv: PersistentVolume, req: object): PersistentVolume => ({
+    ...pv,
+    metadata: {
+      ...pv.metadata,
+      annotations: { ...pv.metadata.annotations, "tsvirt.io/clone-request": JSON.stringify(req) },
+    },
+    spec: { ...pv.spec, claimRef: { namespace: "ns", name: "dv", uid: "claim-uid" } },
+  });
+  /** A PV of this node asked to be a clone (its claim the DV's). */
+  const ask = (api: FakeClient, name: string, req: object) =>
+    api.create(refs.pvs, undefined, asked(localPv(name, "node01"), req));
+  /** A volume of this node, made. */
+  async function sourceVolume(api: FakeClient, dataDir: string, name: string, size: string): Promise<void> {
+    await api.create(refs.pvs, undefined, localPv(name, "node01", { capacity: { storage: size } }));
+    await cacheRound(api, dataDir, name);
+  }
+  /** One round over the API's PVs as the cache (every name resolves). */
+  async function cacheRound(api: FakeClient, dataDir: string, name: string): Promise<void> {
+    const pvs = (await api.list<PersistentVolume>(refs.pvs, undefined)).items;
+    const s = new VolumeSync({
+      node: "node01",
+      dataDir,
+      api,
+      getVolume: (n) => pvs.find((v) => v.metadata.name === n),
+    });
+    await s.reconcile(name);
+  }
+  const result = async (api: FakeClient, name: string) =>
+    JSON.parse(
+      (await api.get<PersistentVolume>(refs.pvs, undefined, name)).metadata.annotations?.["tsvirt.io/clone-result"] ??
+        "null",
+    );
+
+  it("copies the source's bytes sparsely into the target, grown to its size, and answers once", async (t) => {
+    const { dataDir, api } = await setup(t);
+    await cloneObjects(api, "pvc-src", "pvc-dst");
+    await sourceVolume(api, dataDir, "pvc-src", "32Mi");
+    const srcImage = join(dataDir, "volumes", "pvc-src", "disk.img");
+    const data = randomBytes(3 * MiB);
+    writeFileSync(srcImage, data, { flag: "r+" });
+    await ask(api, "pvc-dst", { uid: "u1", source: "pvc-src", attempt: 0 });
+    const dstImage = join(dataDir, "volumes", "pvc-dst", "disk.img");
+    await cacheRound(api, dataDir, "pvc-dst");
+    const st = statSync(dstImage);
+    assert.equal(st.size, 64 * MiB, "grown to the target's claim");
+    assert.ok(st.blocks * 512 < 4 * MiB, `sparse: ${st.blocks * 512} bytes allocated`);
+    assert.ok(
+      readFileSync(dstImage)
+        .subarray(0, 3 * MiB)
+        .equals(data),
+    );
+    assert.ok(
+      readFileSync(dstImage)
+        .subarray(3 * MiB)
+        .equals(Buffer.alloc(61 * MiB)),
+    );
+    const r = await result(api, "pvc-dst");
+    assert.equal(r.outcome, "Succeeded");
+    assert.equal(r.bytes, 32 * MiB);
+    assert.deepEqual([r.uid, r.attempt], ["u1", 0]);
+    const pv = await api.get<PersistentVolume>(refs.pvs, undefined, "pvc-dst");
+    assert.equal(pendingClone(pv), undefined, "answered: nothing more to do");
+    writeFileSync(dstImage, "MARK", { flag: "r+" });
+    await cacheRound(api, dataDir, "pvc-dst");
+    assert.equal(readFileSync(dstImage).subarray(0, 4).toString(), "MARK", "an answered request is not copied again");
+    // A cache that lags (the PV as it was before the answer): the PV read now says answered, no second copy.
+    const stale = asked(localPv("pvc-dst", "node01"), { uid: "u1", source: "pvc-src", attempt: 0 });
+    const pvs = (await api.list<PersistentVolume>(refs.pvs, undefined)).items;
+    const lagging = new VolumeSync({
+      node: "node01",
+      dataDir,
+      api,
+      getVolume: (n) => (n === "pvc-dst" ? stale : pvs.find((v) => v.metadata.name === n)),
+    });
+    await lagging.reconcile("pvc-dst");
+    assert.equal(readFileSync(dstImage).subarray(0, 4).toString(), "MARK", "a stale cache does not copy again");
+  });
+
+  it("copies only what the DV clones: another volume named in the request is refused", async (t) => {
+    const { dataDir, api } = await setup(t);
+    await cloneObjects(api, "pvc-src", "pvc-dst");
+    await sourceVolume(api, dataDir, "pvc-secret", "32Mi");
+    await sourceVolume(api, dataDir, "pvc-src", "32Mi");
+    writeFileSync(join(dataDir, "volumes", "pvc-secret", "disk.img"), "SECRET", { flag: "r+" });
+    await ask(api, "pvc-dst", { uid: "u1", source: "pvc-secret", attempt: 0 });
+    await cacheRound(api, dataDir, "pvc-dst");
+    const r = await result(api, "pvc-dst");
+    assert.deepEqual([r.outcome, r.fatal], ["Failed", false]);
+    assert.match(r.message, /does not clone volume pvc-secret/);
+    const head = readFileSync(join(dataDir, "volumes", "pvc-dst", "disk.img")).subarray(0, 6);
+    assert.ok(head.equals(Buffer.alloc(6)), "nothing copied");
+    await ask(api, "pvc-d2", { uid: "u9", source: "pvc-src", attempt: 0 });
+    await cacheRound(api, dataDir, "pvc-d2");
+    assert.match((await result(api, "pvc-d2")).message, /not controlled by DataVolume u9/);
+  });
+
+  it("a source larger than the target is fatal; a Block or foreign source is a transient failure", async (t) => {
+    const { dataDir, api } = await setup(t);
+    await cloneObjects(api, "pvc-big", "pvc-dst");
+    await sourceVolume(api, dataDir, "pvc-big", "128Mi");
+    await ask(api, "pvc-dst", { uid: "u1", source: "pvc-big", attempt: 0 });
+    await cacheRound(api, dataDir, "pvc-dst");
+    const r = await result(api, "pvc-dst");
+    assert.deepEqual([r.outcome, r.fatal, r.reason], ["Failed", true, "ImageTooLarge"]);
+
+    const other = localPv("pvc-other", "node02");
+    const block = localPv("pvc-block", "node01", { volumeMode: "Block" });
+    assert.match(
+      cloneProblem(localPv("t", "node01"), other, "node01") ?? "",
+      /not a tsvirt-local volume of node node01/,
+    );
+    assert.match(cloneProblem(localPv("t", "node01"), block, "node01") ?? "", /Block/);
+    assert.match(cloneProblem(localPv("t", "node01"), undefined, "node01") ?? "", /gone/);
+    await ask(api, "pvc-d2", { uid: "u2", source: "pvc-none", attempt: 3 });
+    await cacheRound(api, dataDir, "pvc-d2");
+    const r2 = await result(api, "pvc-d2");
+    assert.deepEqual([r2.outcome, r2.fatal, r2.attempt], ["Failed", false, 3]);
   });
 });

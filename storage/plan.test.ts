@@ -3,6 +3,7 @@ import { describe, it } from "node:test";
 import type { Node, PersistentVolume, PersistentVolumeClaim } from "../client/index.js";
 import { newClaim, newNode } from "../controller/testing/factories.js";
 import {
+  CLONE_REQUEST_ANNOTATION,
   capacityObjects,
   claimedBefore,
   expansionRoom,
@@ -102,6 +103,13 @@ describe("local provisioner accounting (thick)", () => {
     const r = planProvision(young, cls, "node01", node, freeFor(young));
     assert.equal(r.ok, false);
     assert.match(r.ok ? "" : r.message, /has 4Gi of local storage free, the claim requests 6Gi/);
+  });
+
+  it("a clone claim's request goes to its PV (the node makes the volume as a copy); others carry none", () => {
+    const pvc = claim("copy", "1Gi", {}, "node01");
+    assert.equal(provisioned(pvc, "node01").metadata.annotations?.[CLONE_REQUEST_ANNOTATION], undefined);
+    pvc.metadata.annotations = { ...pvc.metadata.annotations, [CLONE_REQUEST_ANNOTATION]: '{"uid":"u"}' };
+    assert.equal(provisioned(pvc, "node01").metadata.annotations?.[CLONE_REQUEST_ANNOTATION], '{"uid":"u"}');
   });
 
   it("the provisioned PV is pre-bound, pinned to the node, sized as requested, with the class's policy", () => {

@@ -17,6 +17,11 @@ export const LOCAL_CLASS = "tsvirt-local";
 export const LOCAL_PROVISIONER = "tsvirt.io/local";
 /** On every local PV: the node agent removes it once the volume's data is gone (reclaim policy Delete). */
 export const LOCAL_VOLUME_FINALIZER = "tsvirt.io/local-volume";
+/**
+ * A clone DV's claim → its PV: the volume is made as a copy of a same-node source (as a CSI provisioner gets the
+ * claim's content source in CreateVolume). Written by the DV controller; the node checks it against the DV.
+ */
+export const CLONE_REQUEST_ANNOTATION = "tsvirt.io/clone-request";
 /** Node status.capacity/allocatable resource: the bytes the node offers to local volumes (`--node-storage`). */
 export const NODE_STORAGE_RESOURCE = "tsvirt.io/local-storage";
 /** Where the CSIStorageCapacity objects live (tsvirt's own namespace). */
@@ -416,6 +421,7 @@ export function planProvision(
     };
   }
   const modes = pvc.spec?.accessModes?.length ? pvc.spec.accessModes : ["ReadWriteOnce" as const];
+  const cloneRequest = pvc.metadata.annotations?.[CLONE_REQUEST_ANNOTATION];
   if (modes.some((m) => m !== "ReadWriteOnce" && m !== "ReadWriteOncePod")) {
     return { ok: false, message: `a node-local volume supports ReadWriteOnce only, not ${modes.join(",")}` };
   }
@@ -426,7 +432,10 @@ export function planProvision(
       kind: "PersistentVolume",
       metadata: {
         name: localVolumeName(pvc),
-        annotations: { [StorageAnnotations.provisionedBy]: LOCAL_PROVISIONER },
+        annotations: {
+          [StorageAnnotations.provisionedBy]: LOCAL_PROVISIONER,
+          ...(cloneRequest ? { [CLONE_REQUEST_ANNOTATION]: cloneRequest } : {}),
+        },
         finalizers: [LOCAL_VOLUME_FINALIZER],
       },
       spec: {

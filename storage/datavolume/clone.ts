@@ -2,6 +2,10 @@
 // worker pods the clone needs. Same node as the source: no source pod, the target's importer reads the source volume
 // file directly (the node agent puts its path in the job). Other node: the clone-source pod on the source's node
 // serves the volume; the target's importer starts only once that pod is Ready and connects to its pod IP.
+// Same node and both volumes Filesystem: no pod at all. As a CSI driver clones a volume (CDI's csi-clone), the
+// provisioner's node half copies the source's disk.img into the target's: the DV controller asks on the target PV
+// (`tsvirt.io/clone-request`, set on the claim it creates so the PV is born with it), the node agent checks it
+// against the DV, copies, fsyncs and answers there (`tsvirt.io/clone-result`).
 //
 // Cross-namespace clones follow CDI's rule with the API's own authorizer: the requester must be allowed to `create`
 // `datavolumes/source` (group cdi.kubevirt.io) in the source's namespace. That is checked when the DV is admitted
@@ -13,8 +17,8 @@ import type {
   Pod,
   PersistentVolume as Volume,
 } from "../../client/index.js";
-import { claimSize, isLocalVolume, volumeNode, volumeSize } from "../plan.js";
-import { SOURCE_VOLUME_NAME } from "./pods.js";
+import { CLONE_REQUEST_ANNOTATION, claimSize, isLocalVolume, volumeModeOf, volumeNode, volumeSize } from "../plan.js";
+import { parseOutcome, SOURCE_VOLUME_NAME, type WorkerOutcome } from "./pods.js";
 
 /** CDI's reasons for a clone that waits or fails (Running=False and the DV's events). */
 export const CloneReasons = {
@@ -43,7 +47,9 @@ export interface CloneInput {
 
 export type CloneGate =
   /** Not yet: stay CloneScheduled with Running=False `reason`/`message` (and a Warning event of that reason). */
-  { ok: false; reason: string; message: string } | { ok: true; sourceNode: string; sameNode: boolean };
+  | { ok: false; reason: string; message: string }
+  /** `onNode`: same node, both volumes Filesystem: the node agent copies the file (no worker pod). */
+  | { ok: true; sourceNode: string; sameNode: boolean; onNode: boolean };
 
 function isTerminal(pod: Pod): boolean {
   return pod.status?.phase === "Succeeded" || pod.status?.phase === "Failed";
@@ -115,7 +121,10 @@ export function cloneGate(input: CloneInput): CloneGate {
     }
   }
   const targetNode = input.targetPV ? volumeNode(input.targetPV) : undefined;
-  return { ok: true, sourceNode, sameNode: targetNode === sourceNode };
+  const sameNode = targetNode === sourceNode;
+  const files =
+    volumeModeOf(pv) !== "Block" && input.targetPV !== undefined && volumeModeOf(input.targetPV) !== "Block";
+  return { ok: true, sourceNode, sameNode, onNode: sameNode && files };
 }
 
 /** What the clone's worker pods should be, given the gate and the source pod's state. */
@@ -132,4 +141,59 @@ export function clonePods(gate: CloneGate & { ok: true }, sourcePod: Pod | undef
     sourcePod.status?.phase === "Running" &&
     sourcePod.status?.conditions?.find((c) => c.type === "Ready")?.status === "True";
   return { importer: ready, sourcePod: "keep" };
+}
+
+// ---- the node's copy (same node, Filesystem): request and result on the target PV ----
+
+export const CloneAnnotations = {
+  /**
+   * Target PV, written by the DV controller (on the claim it creates, whence the provisioner copies it to the PV, or
+   * on the PV later): `{"uid":<dv uid>,"source":<source PV>,"attempt":n}`.
+   */
+  request: CLONE_REQUEST_ANNOTATION,
+  /** Target PV, written by its node's agent: `{"uid","attempt"}` plus the worker outcome line's fields. */
+  result: "tsvirt.io/clone-result",
+} as const;
+
+export interface CloneRequest {
+  uid: string;
+  source: string;
+  /** The DV's failures counted so far: a retry is a new attempt, so the node copies again. */
+  attempt: number;
+}
+
+export type CloneResult = { uid: string; attempt: number } & WorkerOutcome;
+
+function annotationJson(pv: Volume | undefined, key: string): Record<string, unknown> | undefined {
+  const raw = pv?.metadata.annotations?.[key];
+  if (!raw) return undefined;
+  try {
+    const v = JSON.parse(raw) as unknown;
+    return typeof v === "object" && v !== null ? (v as Record<string, unknown>) : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+export function cloneRequestOf(pv: Volume | undefined): CloneRequest | undefined {
+  const v = annotationJson(pv, CloneAnnotations.request);
+  if (typeof v?.uid !== "string" || typeof v.source !== "string" || !Number.isSafeInteger(v.attempt)) return undefined;
+  return { uid: v.uid, source: v.source, attempt: v.attempt as number };
+}
+
+export function cloneResultOf(pv: Volume | undefined): CloneResult | undefined {
+  const v = annotationJson(pv, CloneAnnotations.result);
+  if (typeof v?.uid !== "string" || !Number.isSafeInteger(v.attempt)) return undefined;
+  const out = parseOutcome(JSON.stringify(v));
+  return out && { uid: v.uid, attempt: v.attempt as number, ...out };
+}
+
+/** The result answers this very request (same DV, same attempt). */
+export function answers(result: CloneResult | undefined, req: CloneRequest | undefined): result is CloneResult {
+  return !!result && !!req && result.uid === req.uid && result.attempt === req.attempt;
+}
+
+/** The annotation value of a request or a result. */
+export function formatCloneAnnotation(v: CloneRequest | CloneResult): string {
+  return JSON.stringify(v);
 }

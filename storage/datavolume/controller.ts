@@ -228,6 +228,16 @@ export class DataVolumeController {
         try {
           await this.client.create(resources.pvcs, a.claim.metadata.namespace, a.claim);
           log.info("Created the DataVolume's claim");
+          const node = a.claim.metadata.annotations?.[StorageAnnotations.selectedNode];
+          if (node && node !== dv.metadata.annotations?.[StorageAnnotations.selectedNode]) {
+            // the planner chose the node of an immediate-bind claim as it made it
+            this.recorder.event(
+              dv as KObject,
+              "Normal",
+              "BindImmediate",
+              `PVC ${a.claim.metadata.name} bound on node ${node}`,
+            );
+          }
         } catch (err) {
           if (!isAlreadyExists(err)) throw err;
         }
@@ -252,6 +262,12 @@ export class DataVolumeController {
           ...pvc,
           metadata: { ...pvc.metadata, annotations: { ...pvc.metadata.annotations, ...a.annotations } },
         });
+        return;
+      case "annotateVolume":
+        await this.client.patch(resources.pvs, undefined, a.name, "merge", {
+          metadata: { annotations: a.annotations },
+        });
+        log.info("Asked the node to clone the source volume", { volume: a.name });
         return;
       case "createPod":
         try {

@@ -2,6 +2,7 @@ import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import type { DataVolume, PersistentVolume, PersistentVolumeClaim, Pod } from "../../client/index.js";
 import { localStorageClass } from "../plan.js";
+import { CloneAnnotations } from "./clone.js";
 import {
   backoffMs,
   chooseNode,
@@ -538,22 +539,100 @@ describe("clone phases", () => {
     assert.deepEqual(created(p).map(role), ["cdi-clone-source"]);
   });
 
-  it("same node: no source pod, the importer at once (any old source pod goes)", () => {
+  it("same node, Block: no source pod, the importer at once (any old source pod goes)", () => {
     const d = dv({ pvc: { namespace: "src", name: "golden" } });
     const stale = ready(
       { metadata: { name: "dv-uid-source-pod", namespace: "src" }, spec: { containers: [] } } as Pod,
       "s-0",
     );
+    const target = pv("node01");
+    target.spec.volumeMode = "Block";
     const p = step(
       input(d, {
         pvc: claimOf(d, "Bound"),
-        pv: pv("node01"),
+        pv: target,
         source: { pvc: src, pv: pv("node01", "pvc-src-uid"), pod: stale },
       }),
     );
     assert.deepEqual(created(p).map(role), ["importer"]);
     assert.ok(p.actions.some((a) => a.kind === "deletePod" && a.uid === "s-0"));
     assert.equal(p.status.phase, "CloneScheduled");
+  });
+
+  it("same node, Filesystem: no pod; the node is asked on the PV, its answer ends the clone", () => {
+    const d = dv({ pvc: { namespace: "src", name: "golden" } });
+    const stale = ready(
+      { metadata: { name: "dv-uid-source-pod", namespace: "src" }, spec: { containers: [] } } as Pod,
+      "s-0",
+    );
+    const i = input(d, {
+      pvc: claimOf(d, "Bound"),
+      pv: pv("node01"),
+      source: { pvc: src, pv: pv("node01", "pvc-src-uid"), pod: stale },
+    });
+    let p = step(i);
+    assert.equal(created(p).length, 0, "no worker pod");
+    assert.ok(p.actions.some((a) => a.kind === "deletePod" && a.uid === "s-0"));
+    const ask = p.actions.find((a) => a.kind === "annotateVolume");
+    assert.ok(ask?.kind === "annotateVolume");
+    assert.equal(ask.name, "pvc-pvc-uid");
+    const req = JSON.parse(ask.annotations[CloneAnnotations.request] ?? "");
+    assert.deepEqual(req, { uid: "dv-uid", source: "pvc-src-uid", attempt: 0 });
+    assert.equal(p.status.phase, "CloneInProgress");
+    assert.equal(p.status.progress, "N/A");
+    assert.equal(cond(p.status, "Running")?.status, "True");
+
+    // Asked: not again; the node's progress shows.
+    const asked = (ann: Record<string, string>) => {
+      const v = pv("node01");
+      v.metadata.annotations = { ...v.metadata.annotations, ...ann };
+      return v;
+    };
+    const reqAnn = { [CloneAnnotations.request]: JSON.stringify(req) };
+    i.pv = asked({ ...reqAnn, [DvAnnotations.progress]: "42.0%" });
+    i.dv = { ...d, status: p.status };
+    p = step(i);
+    assert.equal(p.actions.filter((a) => a.kind === "annotateVolume").length, 0);
+    assert.equal(p.status.progress, "42.0%");
+
+    // A transient answer: counted once, then after the backoff a new attempt.
+    const fail = { uid: "dv-uid", attempt: 0, outcome: "Failed", fatal: false, reason: "CopyFailed", message: "EIO" };
+    i.pv = asked({ ...reqAnn, [CloneAnnotations.result]: JSON.stringify(fail) });
+    p = step(i);
+    assert.equal(p.status.restartCount, 1);
+    const ann = p.actions.find((a) => a.kind === "annotateClaim");
+    assert.ok(ann?.kind === "annotateClaim");
+    i.pvc = claimOf(d, "Bound", ann.annotations);
+    i.dv = { ...d, status: p.status };
+    p = step(i);
+    assert.equal(p.actions.filter((a) => a.kind === "annotateClaim").length, 0, "counted once");
+    assert.equal(p.actions.filter((a) => a.kind === "annotateVolume").length, 0, "not before the backoff");
+    i.now = new Date(NOW.getTime() + 3_000);
+    p = step(i);
+    const again = p.actions.find((a) => a.kind === "annotateVolume");
+    assert.ok(again?.kind === "annotateVolume");
+    assert.equal(JSON.parse(again.annotations[CloneAnnotations.request] ?? "").attempt, 1);
+
+    // The answer to the current attempt: Succeeded.
+    const req1 = { ...req, attempt: 1 };
+    const ok = { uid: "dv-uid", attempt: 1, outcome: "Succeeded", message: "Clone Complete", bytes: 1, sha256: "" };
+    i.pv = asked({
+      [CloneAnnotations.request]: JSON.stringify(req1),
+      [CloneAnnotations.result]: JSON.stringify(ok),
+    });
+    const before = i.dv.status;
+    p = step(i);
+    assert.equal(p.status.phase, "Succeeded");
+    assert.equal(p.status.progress, "100.0%");
+    assert.ok(events(p.actions).includes("CloneSucceeded"));
+
+    // A fatal answer (instead) fails the DV with its reason.
+    i.dv = { ...d, status: before };
+    const bad = { uid: "dv-uid", attempt: 1, outcome: "Failed", fatal: true, reason: "ImageTooLarge", message: "big" };
+    i.pv = asked({ [CloneAnnotations.request]: JSON.stringify(req1), [CloneAnnotations.result]: JSON.stringify(bad) });
+    p = step(i);
+    assert.equal(p.status.phase, "Failed");
+    assert.equal(cond(p.status, "Running")?.reason, "ImageTooLarge");
   });
 
   it("a source used by a running VMI's pod waits (CloneSourceInUse), and says so", () => {
@@ -617,5 +696,42 @@ describe("clone phases", () => {
       p.actions.filter((a) => a.kind === "selectNode"),
       [{ kind: "selectNode", node: "node02" }],
     );
+  });
+
+  it("the claim is created with its node (immediate bind) and, source readable, the clone request", () => {
+    const d = dv(
+      { pvc: { namespace: "src", name: "golden" } },
+      {
+        annotations: {
+          [DvAnnotations.immediateBind]: "true",
+          [CloneAnnotations.request]: '{"uid":"dv-uid","source":"pvc-other","attempt":0}',
+        },
+      },
+    );
+    const free = new Map([
+      ["node01", 10 * GI],
+      ["node02", 2 * GI],
+    ]);
+    const srcPv = pv("node02", "pvc-src-uid");
+    let p = step(input(d, { source: { pvc: src, pv: srcPv }, free }));
+    const made = p.actions.find((a) => a.kind === "createClaim");
+    assert.ok(made?.kind === "createClaim");
+    const ann = made.claim.metadata.annotations ?? {};
+    assert.equal(ann["volume.kubernetes.io/selected-node"], "node02");
+    assert.deepEqual(JSON.parse(ann[CloneAnnotations.request] ?? ""), {
+      uid: "dv-uid",
+      source: "pvc-src-uid",
+      attempt: 0,
+    });
+    // A source in use: no request with the claim (the user's annotation is not passed on either).
+    const user = {
+      metadata: { name: "launcher", namespace: "src" },
+      spec: { containers: [], volumes: [{ name: "root", persistentVolumeClaim: { claimName: "golden" } }] },
+      status: { phase: "Running" },
+    } as Pod;
+    p = planDataVolume(input(d, { source: { pvc: src, pv: srcPv, pods: [user] }, free }));
+    const again = p.actions.find((a) => a.kind === "createClaim");
+    assert.ok(again?.kind === "createClaim");
+    assert.equal(again.claim.metadata.annotations?.[CloneAnnotations.request], undefined);
   });
 });

@@ -12,8 +12,18 @@ import type {
   Pod,
   PersistentVolume as Volume,
 } from "../../client/index.js";
-import { claimSize, classOf, isWaitForFirstConsumer, noRoomMessage, volumeNode } from "../plan.js";
-import { type ClonePods, cloneGate, clonePods } from "./clone.js";
+import { claimSize, classOf, isWaitForFirstConsumer, noRoomMessage, volumeModeOf, volumeNode } from "../plan.js";
+import {
+  answers,
+  CloneAnnotations,
+  type ClonePods,
+  type CloneRequest,
+  cloneGate,
+  clonePods,
+  cloneRequestOf,
+  cloneResultOf,
+  formatCloneAnnotation,
+} from "./clone.js";
 import {
   DvAnnotations,
   dvOwnerRef,
@@ -218,6 +228,8 @@ export type DvAction =
   | { kind: "deletePod"; namespace: string; name: string; uid: string }
   /** Merge these annotations into the PVC (a counted worker failure). */
   | { kind: "annotateClaim"; annotations: Record<string, string> }
+  /** Merge these annotations into the DV's PV (a same-node clone's request to the node). */
+  | { kind: "annotateVolume"; name: string; annotations: Record<string, string> }
   | { kind: "event"; type: "Normal" | "Warning"; reason: string; message: string };
 
 export interface DvPlan {
@@ -246,6 +258,33 @@ function podRef(pod: Pod): { namespace: string; name: string; uid: string } {
   return { namespace: pod.metadata.namespace ?? "", name: pod.metadata.name ?? "", uid: pod.metadata.uid ?? "" };
 }
 
+/**
+ * What the DV controller adds to the claim it creates, each saving a round later: the node of an immediate-bind claim
+ * (chosen as it would be once the claim exists), and for a same-node-capable clone whose source can be read now the
+ * clone request, which the provisioner copies to the PV so the node makes the volume as a copy at once. A request
+ * annotation the user wrote on the DV is never passed on.
+ */
+function withClaimHints(claim: Claim, input: DvInput, op: Operation, attempt: number): Claim {
+  const { dv } = input;
+  const annotations = { ...claim.metadata.annotations };
+  delete annotations[CloneAnnotations.request];
+  delete annotations[CloneAnnotations.result];
+  const srcPv = op === "Clone" ? input.source?.pv : undefined;
+  if (
+    wantsImmediateBind(dv) &&
+    isWaitForFirstConsumer(classOf(claim, input.classes)) &&
+    !annotations[StorageAnnotations.selectedNode]
+  ) {
+    const node = chooseNode(claimSize(claim), input.free, srcPv ? volumeNode(srcPv) : undefined);
+    if (node) annotations[StorageAnnotations.selectedNode] = node;
+  }
+  if (srcPv && volumeModeOf(claim) !== "Block" && cloneGate({ dv, source: input.source }).ok) {
+    const req: CloneRequest = { uid: dv.metadata.uid ?? "", source: srcPv.metadata.name ?? "", attempt };
+    annotations[CloneAnnotations.request] = formatCloneAnnotation(req);
+  }
+  return { ...claim, metadata: { ...claim.metadata, annotations } };
+}
+
 /** Everything the DV needs next. */
 export function planDataVolume(input: DvInput): DvPlan {
   const { dv, pvc, now } = input;
@@ -266,6 +305,16 @@ export function planDataVolume(input: DvInput): DvPlan {
   let running: Cond = { status: "False", reason: "", message: "" };
   let requeueAfterMs: number | undefined;
   const bound = boundCondition(ownClaim, name, prev.phase === "Succeeded" || prev.claimName !== undefined);
+  /** Counts a transient failure once (`marker`: the failed pod's uid, or the node copy's attempt). */
+  const countFailure = (marker: string, reason: string, message: string) => {
+    if (rec.podUid === marker) return;
+    restartCount += 1;
+    actions.push({
+      kind: "annotateClaim",
+      annotations: failureAnnotations({ restarts: restartCount, podUid: marker, at: ts, reason, message }),
+    });
+    actions.push({ kind: "event", type: "Warning", reason: `Err${op}Failed`, message });
+  };
   const finish = (): DvPlan => {
     const status = buildStatus(prev, {
       phase,
@@ -319,7 +368,7 @@ export function planDataVolume(input: DvInput): DvPlan {
       requeueAfterMs = WAIT_RETRY_MS;
       return finish();
     }
-    actions.push({ kind: "createClaim", claim: plan.claim });
+    actions.push({ kind: "createClaim", claim: withClaimHints(plan.claim, input, op, rec.restarts) });
     return finish();
   }
   if (ownClaim.status?.phase === "Lost") {
@@ -378,6 +427,52 @@ export function planDataVolume(input: DvInput): DvPlan {
       requeueAfterMs = WAIT_RETRY_MS;
       return finish();
     }
+    if (gate.onNode && input.pv && input.source?.pv) {
+      // The node copies the file (no worker pod): ask on the target PV, read its answer there.
+      deletePods(input.pod, input.source.pod);
+      const want: CloneRequest = {
+        uid: dv.metadata.uid ?? "",
+        source: input.source.pv.metadata.name ?? "",
+        attempt: rec.restarts,
+      };
+      const req = cloneRequestOf(input.pv);
+      const current = req?.uid === want.uid && req.source === want.source && req.attempt === want.attempt;
+      const res = cloneResultOf(input.pv);
+      if (current && answers(res, req)) {
+        if (res.outcome === "Succeeded") {
+          phase = "Succeeded";
+          progress = "100.0%";
+          running = { status: "False", reason: "Completed", message: "" };
+          return finish();
+        }
+        if (res.fatal) {
+          phase = "Failed";
+          running = { status: "False", reason: res.reason, message: res.message };
+          return finish();
+        }
+        countFailure(`${want.uid}/attempt-${want.attempt}`, "Error", res.message);
+        running = { status: "False", reason: "Error", message: res.message };
+        requeueAfterMs = backoffMs(restartCount);
+        return finish();
+      }
+      if (!current) {
+        const wait = rec.restarts > 0 && rec.at ? Date.parse(rec.at) + backoffMs(rec.restarts) - now.getTime() : 0;
+        if (wait > 0) {
+          running = { status: "False", reason: rec.reason ?? "Error", message: rec.message ?? "" };
+          requeueAfterMs = wait;
+          return finish();
+        }
+        actions.push({
+          kind: "annotateVolume",
+          name: input.pv.metadata.name ?? "",
+          annotations: { [CloneAnnotations.request]: formatCloneAnnotation(want) },
+        });
+      }
+      phase = phases.running;
+      progress = (current && input.pv.metadata.annotations?.[DvAnnotations.progress]) || "N/A";
+      running = { status: "True", reason: "CloneInProgress", message: "the node copies the source volume" };
+      return finish();
+    }
     clone = clonePods(gate, input.source?.pod?.metadata.deletionTimestamp ? undefined : input.source?.pod);
     if (clone.sourcePod === "delete") deletePods(input.source?.pod);
   }
@@ -394,21 +489,7 @@ export function planDataVolume(input: DvInput): DvPlan {
   }
   if (failed?.kind === "transient") {
     const failedPod = main.kind === "transient" ? input.pod : input.source?.pod;
-    const uid = failedPod?.metadata.uid ?? "";
-    if (rec.podUid !== uid) {
-      restartCount += 1;
-      actions.push({
-        kind: "annotateClaim",
-        annotations: failureAnnotations({
-          restarts: restartCount,
-          podUid: uid,
-          at: ts,
-          reason: failed.reason,
-          message: failed.message,
-        }),
-      });
-      actions.push({ kind: "event", type: "Warning", reason: `Err${op}Failed`, message: failed.message });
-    }
+    countFailure(failedPod?.metadata.uid ?? "", failed.reason, failed.message);
     deletePods(input.pod, input.source?.pod);
     running = { status: "False", reason: failed.reason, message: failed.message };
     requeueAfterMs = backoffMs(restartCount);
