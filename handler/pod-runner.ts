@@ -10,7 +10,7 @@ import { type Logger, nullLogger } from "../lib/log.js";
 import { KeyedRunner } from "./keyed.js";
 import { computePodStatus, type PodRuntime } from "./launcher-pod.js";
 import { type PodAttachment, type PodNetwork, podNetns } from "./network/index.js";
-import { type PodShape, shapeOf, terminationMessage } from "./pod-shapes.js";
+import { type PodCommand, type PodShape, shapeOf, terminationMessage } from "./pod-shapes.js";
 import { type ApiClient, type Pod, refs } from "./ports.js";
 import {
   isLauncherAlive,
@@ -277,7 +277,7 @@ export class PodRunner {
       await this.report(pod, { state: "start-failed", message: `pod network: ${(e as Error).message}` });
       throw e;
     }
-    let cmd: { argv: string[]; env?: NodeJS.ProcessEnv };
+    let cmd: PodCommand;
     try {
       cmd = await shape.command(vmiUid, podDir, pod);
     } catch (e) {
@@ -298,6 +298,7 @@ export class PodRunner {
       },
       cmd.argv,
       cmd.env,
+      cmd.channel,
     );
     this.log.info("pod started", {
       podUid: uid,

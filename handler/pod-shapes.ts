@@ -1,6 +1,7 @@
 // The pod shapes the embedded pod runner will run: only pods tsvirt renders itself, each with the command line the
 // runner builds for it (never a pod's command, args or image), its readiness probe and its termination message.
 // The one list: later importer, upload, export or hotplug helper pods add an entry here.
+import type { ChildProcess } from "node:child_process";
 import { readFile } from "node:fs/promises";
 import type { RegistriesConfig } from "../images/index.js";
 import { commandSocketPath, parseTerminationLog, podPaths } from "../launcher/index.js";
@@ -10,6 +11,14 @@ import { isFinal } from "./phase.js";
 import { type ApiClient, type Pod, refs, type VirtualMachineInstance } from "./ports.js";
 import { logPath } from "./processes.js";
 import { cloneSourceShape, importerShape, uploadShape, type WorkerServices, workerArgv } from "./workers/index.js";
+
+/** A pod's process: its argv and env, and optionally an IPC channel to it (fd 3, served by `channel`). */
+export interface PodCommand {
+  argv: string[];
+  env?: NodeJS.ProcessEnv;
+  /** Given the child when it is spawned with an IPC channel (the agent answers it while both live). */
+  channel?: (child: ChildProcess) => void;
+}
 
 export interface PodShape {
   /** Its name in logs and refusals. */
@@ -21,11 +30,7 @@ export interface PodShape {
    * the API for this pod (never the pod's command, args or image). A shape may write the job its process reads into
    * the pod's directory first; rejecting (a StatusError) reports the pod as failed to start.
    */
-  command(
-    ownerUid: string,
-    podDir: string,
-    pod: Pod,
-  ): { argv: string[]; env?: NodeJS.ProcessEnv } | Promise<{ argv: string[]; env?: NodeJS.ProcessEnv }>;
+  command(ownerUid: string, podDir: string, pod: Pod): PodCommand | Promise<PodCommand>;
 
   /** Readiness probe (kubelet's): true once the pod serves what it is for. */
   ready(ownerUid: string, podDir: string): Promise<boolean>;

@@ -1,7 +1,7 @@
 // Launcher pods as processes: each runs detached in its own session (so it outlives the handler), inside its pod's
 // network namespace, with its output in a log file under the pod's directory. A restarted handler finds it again by
 // pid file, command line and network namespace; stopping a pod ends every process left in its namespace.
-import { spawn } from "node:child_process";
+import { type ChildProcess, type StdioOptions, spawn } from "node:child_process";
 import { closeSync, openSync } from "node:fs";
 import { mkdir, readdir, readFile, readlink, rename, stat, writeFile } from "node:fs/promises";
 import { join } from "node:path";
@@ -112,13 +112,16 @@ export async function spawnLauncher(
   meta: Omit<PodRecord, "pid" | "startedAt">,
   argv: readonly string[],
   env?: NodeJS.ProcessEnv,
+  channel?: (child: ChildProcess) => void,
 ): Promise<SpawnedLauncher> {
   await mkdir(podDir, { recursive: true });
   const log = openSync(logPath(podDir), "a");
-  let child: ReturnType<typeof spawn>;
+  let child: ChildProcess;
   try {
     const [file, ...args] = inNetns(meta.netns, argv) as [string, ...string[]];
-    child = spawn(file, args, { detached: true, stdio: ["ignore", log, log], cwd: podDir, env: env ?? process.env });
+    // (nsenter keeps the IPC channel's fd 3 and its env for the process it execs)
+    const stdio: StdioOptions = channel ? ["ignore", log, log, "ipc"] : ["ignore", log, log];
+    child = spawn(file, args, { detached: true, stdio, cwd: podDir, env: env ?? process.env });
   } finally {
     closeSync(log);
   }
@@ -128,6 +131,7 @@ export async function spawnLauncher(
     throw new Error(`cannot start the launcher: ${err.message}`);
   }
   child.unref();
+  channel?.(child);
   const record: PodRecord = { ...meta, pid, startedAt: nowRfc3339() };
   await writeJson(join(podDir, "pod.json"), record);
   const exited = new Promise<ExitRecord>((resolve) => {

@@ -1,10 +1,21 @@
-// The node agent's egress proxy for one worker pod: an HTTP CONNECT proxy on the unix socket
-// <pod dir>/sockets/egress.sock, letting through only the host:ports of the pod's job. The worker runs in its pod's
-// network namespace; the agent (in the node's) dials for it, so loopback registries and servers are reachable and
-// nothing else is.
+// The node agent's egress for one worker pod, letting through only the host:ports of the pod's job. The worker runs
+// in its pod's network namespace; the agent (in the node's) dials for it, so loopback registries and servers are
+// reachable and nothing else is. Two ways (storage/importer/egress.ts is the worker's side):
+// - the worker's IPC channel (serveEgressChannel): the agent dials and hands the connected socket over, out of the
+//   data path;
+// - an HTTP CONNECT proxy on the unix socket <pod dir>/sockets/egress.sock (serveEgress), relaying the bytes: for a
+//   worker whose channel is gone (the agent restarted since it started).
+import type { ChildProcess } from "node:child_process";
 import { rm } from "node:fs/promises";
 import net from "node:net";
-import { hostPort } from "../../storage/importer/index.js";
+import {
+  EGRESS_CONNECT,
+  EGRESS_CONNECTED,
+  EGRESS_REFUSED,
+  type EgressReply,
+  type EgressRequest,
+  hostPort,
+} from "../../storage/importer/index.js";
 
 /** Pure: the CONNECT target of a request head, normalised as the allow-list spells it, or why it is refused. */
 export function connectTarget(
@@ -19,6 +30,46 @@ export function connectTarget(
   const port = Number(hp[3]);
   if (!(port > 0 && port < 65536)) return { ok: false, why: "bad port" };
   return { ok: true, target: hostPort(host, port), host, port };
+}
+
+/**
+ * Answers the worker's connect requests on its IPC channel: an allowed host:port is dialled here and the connected
+ * socket handed to the worker (this process keeps no copy); anything else is refused. Ends with the channel.
+ */
+export function serveEgressChannel(
+  child: ChildProcess,
+  allow: readonly string[],
+  log?: (msg: string, f: Record<string, unknown>) => void,
+): void {
+  const allowed = new Set(allow.map((a) => a.toLowerCase()));
+  child.channel?.unref(); // the agent's event loop does not wait for a worker
+  const reply = (r: EgressReply, socket?: net.Socket): void => {
+    if (!child.connected) return void socket?.destroy();
+    child.send(r, socket, { keepOpen: false }, (err) => {
+      if (err) socket?.destroy();
+    });
+  };
+  child.on("message", (m: unknown) => {
+    const req = m as EgressRequest;
+    if (req?.type !== EGRESS_CONNECT || typeof req.id !== "number" || typeof req.target !== "string") return;
+    const t = connectTarget(`CONNECT ${req.target} HTTP/1.1`);
+    if (!t.ok) return reply({ type: EGRESS_REFUSED, id: req.id, why: t.why });
+    if (!allowed.has(t.target)) {
+      log?.("egress refused", { target: t.target });
+      return reply({ type: EGRESS_REFUSED, id: req.id, why: `403 Forbidden (${t.target} is not in the job)` });
+    }
+    const up = net.connect({ host: t.host, port: t.port });
+    let connected = false;
+    up.once("connect", () => {
+      connected = true;
+      up.pause();
+      reply({ type: EGRESS_CONNECTED, id: req.id }, up);
+    });
+    up.on("error", (e: NodeJS.ErrnoException) => {
+      if (connected) return void up.destroy();
+      reply({ type: EGRESS_REFUSED, id: req.id, why: `502 Bad Gateway (${e.code ?? e.message})` });
+    });
+  });
 }
 
 export interface EgressProxy {

@@ -163,8 +163,10 @@ export function importerShape(d: WorkerShapeDeps): PodShape {
         ...(allow.length ? { egress: { socket: p.egressSocket, allow } } : {}),
       };
       const jobPath = await writeJob(podDir, job);
-      await d.services.ensure(pod.metadata?.uid ?? "", podDir, job);
-      return { argv: workerArgv(d, "importer", jobPath) };
+      const podUid = pod.metadata?.uid ?? "";
+      await d.services.ensure(podUid, podDir, job);
+      const argv = workerArgv(d, "importer", jobPath);
+      return job.egress ? { argv, channel: d.services.egressChannel(podUid, job.egress.allow) } : { argv };
     },
     // A worker is ready while it runs (its readiness matters to no one yet).
     ready: async () => true,

@@ -3,12 +3,13 @@
 // only on change, and once more when the pod ends). Crash-only: started from the shape's command() before the
 // worker starts, and again from the pod cache for a pod still running after an agent restart (its job.json says
 // what to allow); stopped when the pod ends or goes.
+import type { ChildProcess } from "node:child_process";
 import { readFile } from "node:fs/promises";
 import { isStatusError } from "../../lib/errors.js";
 import { type Logger, nullLogger } from "../../lib/log.js";
 import type { WorkerJob } from "../../storage/importer/index.js";
 import { type ApiClient, type Pod, refs } from "../ports.js";
-import { type EgressProxy, serveEgress } from "./egress.js";
+import { type EgressProxy, serveEgress, serveEgressChannel } from "./egress.js";
 import { workerPaths } from "./job.js";
 
 export const PROGRESS_ANNOTATION = "cdi.kubevirt.io/storage.progress";
@@ -72,6 +73,11 @@ export class WorkerServices {
     }
     this.#served.set(podUid, s);
     await s.egress;
+  }
+
+  /** The pod command's `channel`: the worker's connections handed over on its IPC channel (egress.ts). */
+  egressChannel(podUid: string, allow: readonly string[]): (child: ChildProcess) => void {
+    return (child) => serveEgressChannel(child, allow, (msg, f) => this.#log.warn(msg, { podUid, ...f }));
   }
 
   /**

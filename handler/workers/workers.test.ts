@@ -1,4 +1,5 @@
 import assert from "node:assert/strict";
+import { spawn } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { mkdir, mkdtemp, readFile, rm, stat, writeFile } from "node:fs/promises";
 import http from "node:http";
@@ -11,7 +12,7 @@ import { egressAgent, tunnel } from "../../storage/importer/index.js";
 import type { Pod } from "../ports.js";
 import { refs } from "../ports.js";
 import { FakeApi } from "../testing.js";
-import { connectTarget, serveEgress } from "./egress.js";
+import { connectTarget, serveEgress, serveEgressChannel } from "./egress.js";
 import { importerShape } from "./importer.js";
 import { matchDvWorker } from "./job.js";
 import { PROGRESS_ANNOTATION, WorkerServices } from "./services.js";
@@ -151,6 +152,35 @@ describe("worker pods (node side)", () => {
       await proxy.close();
       srv.close();
     }
+  });
+
+  it("hands the worker its connections on the IPC channel, only to the job's host:ports", async () => {
+    const srv = http.createServer((_req, res) => res.end("hello"));
+    await new Promise<void>((r) => srv.listen(0, "127.0.0.1", r));
+    const port = (srv.address() as AddressInfo).port;
+    const egress = new URL("../../storage/importer/egress.ts", import.meta.url).href;
+    // The worker's side in a child: no proxy socket exists, so whatever it gets came over the channel.
+    const code = `
+      import http from "node:http";
+      import { egressAgent, tunnel } from ${JSON.stringify(egress)};
+      const agent = egressAgent("/nonexistent/egress.sock", "http:");
+      const body = await new Promise((resolve, reject) => http.get("http://127.0.0.1:${port}/", { agent }, (res) => {
+        let s = ""; res.on("data", (d) => (s += d)); res.on("end", () => resolve(s));
+      }).on("error", reject));
+      const refused = await tunnel("/nonexistent/egress.sock", "127.0.0.1:${port + 1}").then(() => "", (e) => e.message);
+      console.log(JSON.stringify({ body, refused }));`;
+    const child = spawn(process.execPath, ["--import", "tsx", "--input-type=module", "-e", code], {
+      stdio: ["ignore", "pipe", "inherit", "ipc"],
+    });
+    serveEgressChannel(child, [`127.0.0.1:${port}`]);
+    let out = "";
+    child.stdout?.on("data", (d) => (out += d));
+    const exit = await new Promise<number | null>((r) => child.once("exit", r));
+    srv.close();
+    assert.equal(exit, 0, "the child ends by itself once its requests are answered (the channel holds nothing)");
+    const r = JSON.parse(out) as { body: string; refused: string };
+    assert.equal(r.body, "hello");
+    assert.match(r.refused, /refused.*403/);
   });
 
   it("relays the progress file to the pod's annotation, only on change", async () => {

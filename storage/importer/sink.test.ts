@@ -112,6 +112,15 @@ describe("sink", () => {
     );
   });
 
+  it("a raw write that does not read back (a target left dirty under a skipped zero block) is VerifyFailed", async () => {
+    const o = await opts();
+    // targetClean claims a clean target the dirty one is not: the zero gap is skipped as a hole yet reads back 0xaa
+    await assert.rejects(
+      writeImage(createReadStream(join(dir, "disk.raw")), { ...o, targetClean: true }),
+      (e: ImportError) => e.reason === "VerifyFailed" && !e.fatal,
+    );
+  });
+
   it("takes pushed bytes (tar entries, uploads) with back-pressure", async () => {
     const o = await opts();
     const p = pushSource();

@@ -168,7 +168,13 @@ export async function importRegistry(
     });
     try {
       const r = await fromRegistry(client, s.repository, ref.digest ?? ref.tag ?? "latest", job, onProgress);
-      log.info("registry import verified", { source: label, bytes: r.bytes, format: r.format, sha256: r.sha256 });
+      log.info("registry import verified", {
+        source: label,
+        bytes: r.bytes,
+        format: r.format,
+        sha256: r.sha256,
+        ...r.timings,
+      });
       return r;
     } catch (e) {
       if (e instanceof ImportError && e.fatal) throw e;
