@@ -204,6 +204,7 @@ export async function runHandler(o: HandlerOptions): Promise<RunningHandler> {
               },
             }
           : {}),
+        ...(o.recorder ? { recorder: o.recorder } : {}),
         log,
       })
     : undefined;

@@ -6,7 +6,7 @@ import { refs } from "../ports.js";
 import { FakeApi } from "../testing.js";
 import { MIG, migratingVmi } from "./fixtures.js";
 import { MIGRATION_DOMAIN_XML_ANNOTATION, MIGRATION_JOB_UID_LABEL, type MigrationState, portsMap } from "./plan.js";
-import { MigrationSync } from "./sync.js";
+import { MigrationSync, migratedMessage } from "./sync.js";
 
 const KEY = "default/vm1";
 const NOW = "2026-12-07T07:00:00Z";
@@ -232,4 +232,12 @@ describe("MigrationSync, source", () => {
     assert.equal(ms?.failed, true);
     assert.equal(ms?.failureReason, "migration progress timeout (150 s)");
   });
+});
+
+it("the source's Migrated event names the node and what QEMU measured", () => {
+  assert.equal(
+    migratedMessage("node02", { state: "completed", downtimeMs: 42.4, elapsedMs: 3100, dataProcessed: 300 * 2 ** 20 }),
+    "The VirtualMachineInstance migrated to node node02. (downtime 42 ms, took 3100 ms, 300 MiB sent)",
+  );
+  assert.equal(migratedMessage("node02", undefined), "The VirtualMachineInstance migrated to node node02.");
 });

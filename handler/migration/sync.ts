@@ -9,6 +9,7 @@ import { type Logger, nullLogger } from "../../lib/log.js";
 import { runWorkers, WorkQueue } from "../../lib/workqueue/index.js";
 import type {
   ApiClient,
+  EventRecorder,
   MigrationDialer,
   MigrationLauncher,
   Pod,
@@ -52,6 +53,8 @@ export interface MigrationSyncOptions {
   workers?: number;
   log?: Logger;
   now?: () => string;
+  /** The source's Migrated / MigrationFailed events on the VMI (QEMU's downtime and the data moved in the message). */
+  recorder?: EventRecorder;
 }
 
 interface State {
@@ -360,6 +363,14 @@ export class MigrationSync {
         await this.writeMigrationState(vmi, fields);
         if (end.completed) this.log.info("migration completed", { ...ctx, downtimeMs: seen?.job.downtimeMs });
         else this.log.warn("migration failed", { ...ctx, reason: end.failureReason, abortStatus: end.abortStatus });
+        this.o.recorder?.event(
+          { apiVersion: "kubevirt.io/v1", kind: "VirtualMachineInstance", metadata: vmi.metadata },
+          end.completed ? "Normal" : "Warning",
+          end.completed ? "Migrated" : "MigrationFailed",
+          end.completed
+            ? migratedMessage(ms.targetNode, seen?.job)
+            : `The VirtualMachineInstance failed to migrate to node ${ms.targetNode ?? "?"}: ${end.failureReason ?? end.abortStatus ?? "unknown"}`,
+        );
         return undefined;
       }
     }
@@ -424,4 +435,13 @@ export class MigrationSync {
     }
     throw new Error(`updating VMI ${vmi.metadata.name}: conflicts`);
   }
+}
+
+/** KubeVirt's "migrated to node X." plus what QEMU measured (the figures users ask for after a migration). Pure. */
+export function migratedMessage(node: string | undefined, job: MigrationJob | undefined): string {
+  const facts: string[] = [];
+  if (job?.downtimeMs !== undefined) facts.push(`downtime ${Math.round(job.downtimeMs)} ms`);
+  if (job?.elapsedMs !== undefined) facts.push(`took ${Math.round(job.elapsedMs)} ms`);
+  if (job?.dataProcessed !== undefined) facts.push(`${Math.round(job.dataProcessed / 2 ** 20)} MiB sent`);
+  return `The VirtualMachineInstance migrated to node ${node ?? "?"}.${facts.length ? ` (${facts.join(", ")})` : ""}`;
 }
