@@ -52,7 +52,6 @@ test("kubevirt CRDs carry KubeVirt's names, versions, subresources and columns",
     [
       ["Phase", ".status.phase"],
       ["VMI", ".spec.vmiName"],
-      ["Age", ".metadata.creationTimestamp"],
     ],
   );
   const policy = byName.get("migrationpolicies.migrations.kubevirt.io");

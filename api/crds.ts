@@ -164,8 +164,7 @@ const KINDS: KindSpec[] = [
         jsonPath: ".spec.vmiName",
         description: "The name of the VMI to perform the migration on",
       },
-      // not in KubeVirt's CRD (it shows Phase and VMI only): how long ago the migration was asked for
-      AGE,
+      // KubeVirt's CRD shows Phase and VMI only; `kubectl get vmim` must print what a KubeVirt user's tooling parses
     ],
     status: true,
     labels: KV_LABELS,

@@ -32,7 +32,7 @@ describe("migration API on one node", () => {
       '["kubevirt.io/migrationJobFinalize"]',
     );
     const table = await c.kubectl("get", "vmim");
-    assert.match(table.split("\n")[0] ?? "", /^NAME\s+PHASE\s+VMI\s+AGE$/);
+    assert.match(table.split("\n")[0] ?? "", /^NAME\s+PHASE\s+VMI$/);
     assert.match(table, new RegExp(`${name}\\s+Scheduling\\s+mv\\s+`));
     const target = await c.kubectl(
       "get",
