@@ -1,20 +1,20 @@
 import assert from "node:assert/strict";
-import http from "node:http";
-import type { AddressInfo } from "node:net";
 import { describe, it, type TestContext } from "node:test";
-import { FakeClient, resources } from "../../client/index.js";
+import { FakeClient, resources, type VirtualMachineInstanceMigration } from "../../client/index.js";
 import { serveSubresources } from "./testing.js";
 
 const SR = "/apis/subresources.kubevirt.io/v1/namespaces/default/virtualmachines";
 
-async function setup(t: TestContext, phase = "Running") {
+/** A VM vm1, with a VMI in `phase` (none: a stopped VM, a cold migration). */
+async function setup(t: TestContext, phase: string | undefined = "Running") {
   const client = new FakeClient();
   client.seed(resources.vms, { metadata: { name: "vm1", namespace: "default" }, spec: { template: {} } } as never);
-  client.seed(resources.vmis, {
-    metadata: { name: "vm1", namespace: "default" },
-    spec: { domain: {} },
-    status: { phase, nodeName: "node01" },
-  } as never);
+  if (phase)
+    client.seed(resources.vmis, {
+      metadata: { name: "vm1", namespace: "default" },
+      spec: { domain: {} },
+      status: { phase, nodeName: "node01" },
+    } as never);
   const base = await serveSubresources(t, client);
   const put = async (body: unknown) => {
     const r = await fetch(`${base}${SR}/vm1/migrate`, { method: "PUT", body: JSON.stringify(body) });
@@ -41,5 +41,22 @@ describe("virt-api migrate (VM subresource)", () => {
     assert.match(bad.body.message ?? "", /addedNodeSelector/);
     const stopped = await setup(t, "Scheduling");
     assert.equal((await stopped.put({})).code, 409);
+  });
+  it("a stopped VM gets a migration (cold: admission labels it), with addedNodeSelector", async (t) => {
+    const s = await setup(t, undefined);
+    const r = await s.put({ addedNodeSelector: { "kubernetes.io/hostname": "node02" } });
+    assert.ok(r.code < 300, JSON.stringify(r));
+    const [m] = s.client.all<VirtualMachineInstanceMigration>(resources.vmims);
+    assert.equal(m?.spec.vmiName, "vm1");
+    assert.deepEqual(m?.spec.addedNodeSelector, { "kubernetes.io/hostname": "node02" });
+    assert.match(m?.metadata.name ?? "", /^kubevirt-migrate-vm-/);
+  });
+
+  it("a VM whose VMI is not running yet is refused (409), nothing created", async (t) => {
+    const s = await setup(t, "Scheduled");
+    const r = await s.put({});
+    assert.equal(r.code, 409);
+    assert.match(r.body.message ?? "", /VMI is not running/);
+    assert.deepEqual(s.client.all(resources.vmims), []);
   });
 });
