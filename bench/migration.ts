@@ -9,12 +9,13 @@
 //  - block migration of a 1 GiB local disk and cold migration: null until those paths exist in this tree.
 // Last line: one JSON object.
 import { chmod, mkdtemp, rm, writeFile } from "node:fs/promises";
-import { loadavg, tmpdir } from "node:os";
+import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { TestContext } from "node:test";
 import { type KObject, loadConfig, RestClient, resources } from "../client/index.js";
 import { CLUSTER, requirePrereqs } from "../tests/lib/prereqs.js";
 import { type Cluster, startCluster, until } from "../tests/lib/up.js";
+import { list, load, median, ms, r2 } from "./figures.js";
 import {
   type HandDaemon,
   handDaemon,
@@ -27,7 +28,6 @@ import {
   sh,
 } from "./migration-hand.js";
 import type { GuestShell } from "./storage-guest.js";
-import { median as medianOf } from "./timeline.js";
 
 const RUNS = Number(process.env.BENCH_RUNS ?? 3);
 const NS = "default";
@@ -36,12 +36,6 @@ const DIRTY_MIB = Number(process.env.BENCH_DIRTY_MIB ?? 16);
 const TARGET = { total: 1.5, downtime: 1.2 };
 /** BENCH_ONLY=hand runs only the by-hand side (checks the baseline's plumbing before tsvirt can migrate). */
 const ONLY = process.env.BENCH_ONLY;
-
-const median = (xs: number[]): number => medianOf(xs) ?? Number.NaN;
-const r2 = (x: number): number => Math.round(x * 100) / 100;
-const ms = (x: number): string => `${Math.round(x)} ms`;
-const list = (xs: number[]): string => xs.map(Math.round).join(", ");
-const load = (): string => loadavg()[0]?.toFixed(2) ?? "?";
 
 interface Vmim extends KObject {
   status?: { phase?: string };

@@ -17,12 +17,13 @@
 // Last line: one JSON object.
 import { existsSync } from "node:fs";
 import { mkdir, mkdtemp, readFile, rm, stat } from "node:fs/promises";
-import { loadavg, tmpdir } from "node:os";
+import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { TestContext } from "node:test";
 import { type KObject, loadConfig, RestClient, resources } from "../client/index.js";
 import { CLUSTER, requirePrereqs } from "../tests/lib/prereqs.js";
 import { type Cluster, qemuFor, ROOT, run, startCluster, TSVIRT, until, VIRTCTL } from "../tests/lib/up.js";
+import { list, load, median, ms, r2 } from "./figures.js";
 import { startPutSink } from "./put-sink.js";
 import {
   blockdevFiles,
@@ -33,7 +34,6 @@ import {
   startHandQemu,
 } from "./storage-guest.js";
 import { type BenchImage, IMAGE_BYTES, makeBenchImage } from "./storage-image.js";
-import { median as medianOf } from "./timeline.js";
 
 const RUNS = Number(process.env.BENCH_RUNS ?? 3);
 const NS = "default";
@@ -63,10 +63,6 @@ function needs(...branches: Branch[]): string | undefined {
   return missing.length > 0 ? `n/a (needs ${missing.join(", ")})` : undefined;
 }
 
-const median = (xs: number[]): number => medianOf(xs) ?? Number.NaN;
-const r2 = (x: number): number => Math.round(x * 100) / 100;
-const ms = (x: number): string => `${Math.round(x)} ms`;
-const list = (xs: number[], f: (x: number) => string | number = Math.round): string => xs.map(f).join(", ");
 const run1 = (file: string, args: string[], timeout = 600_000): Promise<string> =>
   run(file, args, process.env, timeout);
 
@@ -361,7 +357,6 @@ async function guestWritePair(c: Cluster, client: RestClient): Promise<Pair & { 
 }
 
 const mibs = (bytes: number, msTaken: number): number => bytes / MiB / (msTaken / 1000);
-const load = (): string => loadavg()[0]?.toFixed(2) ?? "?";
 
 // ---- main ----
 
