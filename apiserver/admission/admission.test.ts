@@ -416,3 +416,20 @@ test("hostDisk: a relative path or a '..' component is a 422 naming spec.volumes
     ["spec.volumes[0].containerDisk.imagePullPolicy"],
   );
 });
+
+test("MigrationPolicy: post-copy and experimental settings are answered with a Warning; the rest is acted on", async () => {
+  const policy = (spec: Obj): AdmissionRequest =>
+    ({
+      uid: "u",
+      kind: { group: "migrations.kubevirt.io", version: "v1alpha1", kind: "MigrationPolicy" },
+      resource: { group: "migrations.kubevirt.io", version: "v1alpha1", resource: "migrationpolicies" },
+      operation: "CREATE",
+      userInfo: { username: "alice" },
+      object: { apiVersion: "migrations.kubevirt.io/v1alpha1", kind: "MigrationPolicy", metadata: { name: "p" }, spec },
+    }) as AdmissionRequest;
+  const quiet = await runAdmission(plugins, policy({ bandwidthPerMigration: "64Mi", allowAutoConverge: true }));
+  assert.deepEqual(quiet.warnings, []);
+  const loud = await runAdmission(plugins, policy({ allowPostCopy: true, bandwidthPerMigration: "64Mi" }));
+  assert.equal(loud.warnings.length, 1);
+  assert.match(loud.warnings[0] ?? "", /^spec\.allowPostCopy: accepted but not acted on/);
+});

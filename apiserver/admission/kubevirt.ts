@@ -713,6 +713,12 @@ export function admissionPlugins(opts: KubevirtAdmissionOptions = {}): Admission
       { group: "cdi.kubevirt.io", resources: ["cdiconfigs"], operations: ["CREATE", "UPDATE"] },
       (req) => ({ warnings: cdiConfigWarnings(req.object) }),
     ),
+    plugin(
+      "migration-policy-validator.migrations.kubevirt.io",
+      "validating",
+      { group: "migrations.kubevirt.io", resources: ["migrationpolicies"], operations: ["CREATE", "UPDATE"] },
+      (req) => ({ warnings: migrationPolicyWarnings(req.object) }),
+    ),
     inertKindsPlugin(),
     plugin(
       "kubevirt-update-validator.kubevirt.io",
@@ -765,4 +771,22 @@ function canonical(v: unknown): unknown {
     return out;
   }
   return v;
+}
+
+/**
+ * MigrationPolicy fields the launchers do not act on yet: post-copy is only allowed, never switched to when the
+ * completion budget runs out (KubeVirt's allowPostCopy / allowWorkloadDisruption), and `experimental` is not read.
+ */
+export function migrationPolicyWarnings(obj: unknown): string[] {
+  const spec = rec(field(obj, "spec"));
+  const out: string[] = [];
+  for (const k of ["allowPostCopy", "allowWorkloadDisruption"]) {
+    if (spec[k] === true)
+      out.push(
+        `spec.${k}: accepted but not acted on by tsvirt yet (a migration past its completion timeout is aborted)`,
+      );
+  }
+  if (spec.experimental !== undefined && spec.experimental !== null)
+    out.push("spec.experimental: accepted but not acted on by tsvirt");
+  return out;
 }

@@ -98,6 +98,17 @@ export function unimplementedFields(vmiSpec: unknown, prefix = "spec"): string[]
 export const IMPLEMENTED_KUBEVIRT_FIELDS: readonly string[] = [
   "configuration.machineType",
   "configuration.network.defaultNetworkInterface",
+  // the eviction admission and the evacuation controller
+  "configuration.evictionStrategy",
+  "configuration.migrations.nodeDrainTaintKey",
+  // the migration controller's limits and the settings it hands to the launchers (allowPostCopy is not here: the
+  // launcher only allows post-copy, it never switches to it when the completion budget runs out)
+  "configuration.migrations.parallelMigrationsPerCluster",
+  "configuration.migrations.parallelOutboundMigrationsPerNode",
+  "configuration.migrations.bandwidthPerMigration",
+  "configuration.migrations.completionTimeoutPerGiB",
+  "configuration.migrations.progressTimeout",
+  "configuration.migrations.allowAutoConverge",
 ];
 
 /** Whether a value says something (unset, null, false, [] and {} do not). */
