@@ -60,7 +60,10 @@ describe("KubeVirt settings and ControllerRevisions", () => {
     );
     assert.equal(patched.status, 200);
     assert.equal(patched.warnings.length, 1);
-    assert.match(patched.warnings[0] ?? "", /spec\.configuration\.migrations\.allowPostCopy: accepted but not acted on/);
+    assert.match(
+      patched.warnings[0] ?? "",
+      /spec\.configuration\.migrations\.allowPostCopy: accepted but not acted on/,
+    );
     assert.doesNotMatch(patched.warnings[0] ?? "", /machineType/);
     const vmi = await call("POST", "/apis/kubevirt.io/v1/namespaces/default/virtualmachineinstances", {
       metadata: { name: "mt" },
