@@ -734,4 +734,18 @@ describe("clone phases", () => {
     assert.ok(again?.kind === "createClaim");
     assert.equal(again.claim.metadata.annotations?.[CloneAnnotations.request], undefined);
   });
+
+  it("a claim pinned to another node than the source's (a cold migration's) carries no node-copy request", () => {
+    const d = dv(
+      { pvc: { namespace: "src", name: "golden" } },
+      { annotations: { "volume.kubernetes.io/selected-node": "node01" } },
+    );
+    const srcPv = pv("node02", "pvc-src-uid");
+    const p = step(input(d, { source: { pvc: src, pv: srcPv } }));
+    const made = p.actions.find((a) => a.kind === "createClaim");
+    assert.ok(made?.kind === "createClaim");
+    const ann = made.claim.metadata.annotations ?? {};
+    assert.equal(ann["volume.kubernetes.io/selected-node"], "node01");
+    assert.equal(ann[CloneAnnotations.request], undefined);
+  });
 });

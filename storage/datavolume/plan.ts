@@ -278,7 +278,14 @@ function withClaimHints(claim: Claim, input: DvInput, op: Operation, attempt: nu
     const node = chooseNode(claimSize(claim), input.free, srcPv ? volumeNode(srcPv) : undefined);
     if (node) annotations[StorageAnnotations.selectedNode] = node;
   }
-  if (srcPv && volumeModeOf(claim) !== "Block" && cloneGate({ dv, source: input.source }).ok) {
+  // Only a claim headed to the source's node is cloned by that node: one pinned elsewhere (a cold migration's) is
+  // streamed between the nodes by worker pods, and the hint would make the target node refuse a copy it cannot do.
+  if (
+    srcPv &&
+    volumeModeOf(claim) !== "Block" &&
+    annotations[StorageAnnotations.selectedNode] === volumeNode(srcPv) &&
+    cloneGate({ dv, source: input.source }).ok
+  ) {
     const req: CloneRequest = { uid: dv.metadata.uid ?? "", source: srcPv.metadata.name ?? "", attempt };
     annotations[CloneAnnotations.request] = formatCloneAnnotation(req);
   }
