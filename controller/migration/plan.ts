@@ -399,9 +399,9 @@ export function planMigration(input: MigrationInput): MigrationPlan {
     // node-local disks first: the record, then the new DataVolumes; the target pod names them (volumes.ts)
     const before = ctx ? beforeTarget(ctx) : { kind: "none" as const };
     if (before.kind === "error") return fail(`Cannot migrate the VMI's node-local disks: ${before.message}`);
-    if (before.kind === "record" || before.kind === "create") {
+    if (before.kind === "record" || before.kind === "create" || before.kind === "wait") {
       if (before.kind === "record") plan.vmi = { migratedVolumes: before.migratedVolumes };
-      else plan.createDataVolumes = before.dvs;
+      else if (before.kind === "create") plan.createDataVolumes = before.dvs;
       plan.requeueAfterMs = 1_000;
       return plan;
     }

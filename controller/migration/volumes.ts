@@ -66,6 +66,7 @@ export type BeforeTarget =
   | { kind: "error"; message: string }
   | { kind: "record"; migratedVolumes: MigratedVolume[] }
   | { kind: "create"; dvs: DataVolume[] }
+  | { kind: "wait"; why: string }
   /** Everything made: the target pod renders from this VMI (its volumes naming the new claims). */
   | { kind: "ready"; vmi: VirtualMachineInstance };
 
@@ -86,6 +87,7 @@ export function beforeTarget(ctx: VolumeContext): BeforeTarget {
   const source = ctx.vmi.status?.nodeName;
   const away = found.disks.find((d) => d.node !== source);
   if (away) return { kind: "error", message: `volume ${away.volumeName} is on node ${away.node}, not ${source}` };
+  const ns = ctx.vmim.metadata.namespace ?? "";
   const want = migratedVolumes(found.disks, shortHash(uidOf(ctx)));
   const recorded = movedByMigration(ctx.vmi.status?.migratedVolumes, uidOf(ctx));
   if (!isDeepStrictEqual(recorded, want)) return { kind: "record", migratedVolumes: want };
@@ -100,6 +102,9 @@ export function beforeTarget(ctx: VolumeContext): BeforeTarget {
       return { kind: "error", message: `DataVolume ${name} is ${dv.status?.phase ?? "being deleted"}` };
   }
   if (missing.length > 0) return { kind: "create", dvs: missing };
+  // the scheduler places the target pod with its claims: they must exist first (the DataVolume controller makes them)
+  const unmade = want.find((m) => !ctx.lookup.claim(ns, m.destinationPVCInfo?.claimName ?? ""));
+  if (unmade) return { kind: "wait", why: `claim ${unmade.destinationPVCInfo?.claimName} not made yet` };
   return {
     kind: "ready",
     vmi: { ...ctx.vmi, spec: { ...ctx.vmi.spec, volumes: withMovedClaims(ctx.vmi.spec.volumes ?? [], want) } },
