@@ -4,28 +4,20 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import { defaultConfiguration, Migration, movedByMigration, shortHash } from "../../api/index.js";
-import type {
-  DataVolume,
-  PersistentVolume,
-  PersistentVolumeClaim,
-  Pod,
-  VirtualMachine,
-  VirtualMachineInstance,
-  VirtualMachineInstanceMigration,
-} from "../../client/index.js";
+import type { DataVolume, PersistentVolume, PersistentVolumeClaim, VirtualMachine } from "../../client/index.js";
 import { LIVE_UID_LABEL } from "../coldmigration/index.js";
-import { newClaim, newLocalVolume, newVm } from "../testing/factories.js";
-import { type MigrationPlan, planMigration } from "./plan.js";
+import { newClaim, newLocalVolume, newPod, newVm, newVmi } from "../testing/factories.js";
+import { type MigrationInput, type MigrationPlan, planMigration } from "./plan.js";
 
 const UID = "aaaaaaaa-bbbb-cccc-dddd-eeeeeeeeeeee";
 const NEW = `disk-m${shortHash(UID)}`;
 const NOW = "2026-12-07T07:00:00Z";
 
 interface World {
-  vmim: VirtualMachineInstanceMigration;
-  vmi: VirtualMachineInstance;
+  vmim: MigrationInput["vmim"];
+  vmi: NonNullable<MigrationInput["vmi"]>;
   vm: VirtualMachine;
-  pods: Pod[];
+  pods: MigrationInput["pods"];
   dvs: Map<string, DataVolume>;
   claims: Map<string, PersistentVolumeClaim>;
   pvs: Map<string, PersistentVolume>;
@@ -41,40 +33,28 @@ function world(): World {
     },
   ];
   vm.spec.template.spec!.volumes = [{ name: "d", dataVolume: { name: "disk" } }];
-  const vmi: VirtualMachineInstance = {
-    apiVersion: "kubevirt.io/v1",
-    kind: "VirtualMachineInstance",
-    metadata: {
-      name: "vm1",
-      namespace: "default",
-      uid: "vmi-uid",
-      labels: { "kubevirt.io/nodeName": "node01" },
-      ownerReferences: [
-        { apiVersion: "kubevirt.io/v1", kind: "VirtualMachine", name: "vm1", uid: "vm-uid", controller: true },
-      ],
-    },
-    spec: { domain: { devices: {} }, volumes: [{ name: "d", dataVolume: { name: "disk" } }] },
-    status: { phase: "Running", nodeName: "node01" },
-  } as VirtualMachineInstance;
+  const vmi = newVmi("vm1", (v) => {
+    v.metadata.uid = "vmi-uid";
+    v.metadata.labels = { "kubevirt.io/nodeName": "node01" };
+    v.metadata.ownerReferences = [
+      { apiVersion: "kubevirt.io/v1", kind: "VirtualMachine", name: "vm1", uid: "vm-uid", controller: true },
+    ];
+    v.spec.volumes = [{ name: "d", dataVolume: { name: "disk" } }];
+    v.status = { phase: "Running", nodeName: "node01" };
+  });
   const dv: DataVolume = {
     metadata: { name: "disk", namespace: "default", uid: "old-dv-uid" },
     spec: { source: { blank: {} } },
     status: { phase: "Succeeded", claimName: "disk" },
   };
-  const claim = newClaim("disk", "1Gi", { storageClassName: "tsvirt-local" });
-  claim.metadata.uid = "old-claim-uid";
-  claim.spec.volumeName = "pvc-old";
-  claim.status = { phase: "Bound", capacity: { storage: "1Gi" } };
-  const source: Pod = {
-    metadata: {
-      name: "virt-launcher-vm1-aaaaa",
-      namespace: "default",
-      uid: "src-uid",
-      labels: { "kubevirt.io": "virt-launcher", "kubevirt.io/created-by": "vmi-uid" },
-    },
-    spec: { nodeName: "node01", containers: [{ name: "compute", image: "tsvirt/virt-launcher@sha256:abc" }] },
-    status: { phase: "Running" },
+  const claim = {
+    ...newClaim("disk", "1Gi", { storageClassName: "tsvirt-local", volumeName: "pvc-old" }),
+    status: { phase: "Bound" as const, capacity: { storage: "1Gi" } },
   };
+  claim.metadata.uid = "old-claim-uid";
+  const source = newPod("virt-launcher-vm1-aaaaa", { nodeName: "node01", phase: "Running" });
+  source.metadata.uid = "src-uid";
+  source.metadata.labels = { "kubevirt.io": "virt-launcher", "kubevirt.io/created-by": "vmi-uid" };
   return {
     vmim: {
       apiVersion: "kubevirt.io/v1",
