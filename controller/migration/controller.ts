@@ -154,7 +154,8 @@ export async function reconcileMigration(deps: MigrationDeps, key: string): Prom
       if (!isDeepStrictEqual(next, vmi)) await deps.client.update(resources.vmis, next);
     }
 
-    if (plan.vm) await writeVm(deps, ns, vmim.spec.vmiName ?? "", plan.vm);
+    // the VM before the VMIM's Succeeded; a VM changed since the cache was read: the next round plans again
+    if (plan.vm && !(await writeVm(deps, ns, vmim.spec.vmiName ?? "", plan.vm))) return { requeueAfterMs: 1_000 };
 
     if (!isDeepStrictEqual(plan.status, vmim.status ?? {})) {
       vmim = await deps.client.updateStatus(resources.vmims, { ...vmim, status: plan.status });
@@ -218,14 +219,20 @@ function volumeInput(
   };
 }
 
-/** The VM's record of the moved disks (status), then its spec naming them: the record first, as KubeVirt's. */
+/**
+ * The VM's record of the moved disks (status), then its spec naming them: the record first, as KubeVirt's. False:
+ * the VM's spec changed since the plan was made from the cache; nothing written.
+ */
 async function writeVm(
   deps: MigrationDeps,
   ns: string,
   name: string,
   change: NonNullable<ReturnType<typeof planMigration>["vm"]>,
-): Promise<void> {
+): Promise<boolean> {
   let vm = await deps.client.get<VirtualMachine>(resources.vms, ns, name);
+  // the new spec was computed from the cached VM: an edit since then wins (the next round computes it again)
+  const seen = deps.vms?.get(`${ns}/${name}`);
+  if (change.spec && (!seen || !isDeepStrictEqual(seen.spec, vm.spec))) return false;
   if (change.migratedVolumes) {
     vm = await deps.client.updateStatus(resources.vms, {
       ...vm,
@@ -235,7 +242,8 @@ async function writeVm(
       },
     });
   }
-  if (change.spec) vm = await deps.client.update(resources.vms, { ...vm, spec: change.spec });
+  if (change.spec) await deps.client.update(resources.vms, { ...vm, spec: change.spec });
+  return true;
 }
 
 async function deleteQuietly(
