@@ -18,6 +18,7 @@ export * from "./kubevirt/v1/kubevirt.js";
 export * from "./kubevirt/v1/unimplemented.js";
 export * from "./kubevirt/v1/vm.js";
 export * from "./kubevirt/v1/vmi.js";
+export * from "./kubevirt/v1/volume-migration.js";
 export * from "./kubevirt/v1/well-known.js";
 export * from "./meta/v1/crd.js";
 export * from "./meta/v1/object-meta.js";

@@ -178,6 +178,9 @@ export class VirtController {
       policies: this.policies,
       namespaces: this.namespaces,
       claims: this.storage.claims,
+      vms: this.vms,
+      dvs: this.dvs,
+      volumes: this.storage.volumes,
       clusterConfig: this.clusterConfig,
       expectations: migrationExp,
       recorder: this.recorder,
@@ -476,6 +479,14 @@ export class VirtController {
       onUpdate: (_o, p) => onPod(p),
       onDelete: (p) => onPod(p),
     });
+    // the DataVolumes a migration makes for node-local disks (made, going), and the old ones it releases
+    const onDv = (dv: DataVolume) => {
+      for (const m of this.vmims.list(dv.metadata.namespace)) {
+        if (isFinal(m) && !(m.metadata.finalizers ?? []).includes(Migration.finalizer)) continue;
+        if (!isColdMigration(m)) q.add(keyOf(m));
+      }
+    };
+    this.dvs.addEventHandler({ onAdd: onDv, onUpdate: (_o, dv) => onDv(dv), onDelete: onDv });
   }
 
   /**

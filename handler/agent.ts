@@ -193,6 +193,7 @@ export async function runHandler(o: HandlerOptions): Promise<RunningHandler> {
               hostDiskRoot: o.hostDiskRoot,
               node: o.node,
               dataDir: o.dataDir,
+              ...(o.volumeOwner ? { volumeOwner: o.volumeOwner } : {}),
             }),
           ),
         release: (uid) => o.puller.release(uid).catch(() => {}),

@@ -1,9 +1,10 @@
 import assert from "node:assert/strict";
-import { mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
+import { mkdirSync, mkdtempSync, rmSync, symlinkSync, truncateSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, it } from "node:test";
 import type { VirtualMachineInstance, Volume } from "../api/index.js";
+import { movedClaimName, shortHash } from "../api/index.js";
 import { isStatusError } from "../lib/errors.js";
 import { refs } from "./ports.js";
 import {
@@ -359,6 +360,34 @@ describe("prepareNode: claims (persistentVolumeClaim, dataVolume)", () => {
     api.put(refs.datavolumes, dataVolume("root", "Succeeded", "100.0%"));
     const r = await prepareNode(v, deps);
     assert.deepEqual(r.prepared.volumePaths, { d: join(base, "volumes", "pvc-dv", "disk.img") });
+  });
+
+  it("a live migration's target prepares a moved disk's new claim, once it is at full size and QEMU's", async () => {
+    const me = { uid: process.getuid?.() ?? 0, gid: process.getgid?.() ?? 0 };
+    const { api, deps } = setup({ node: "node02", dataDir: base, volumeOwner: me });
+    const to = movedClaimName("old", shortHash("mig-uid"));
+    mkdirSync(join(base, "volumes", "pvc-moved"), { recursive: true });
+    writeFileSync(join(base, "volumes", "pvc-moved", "disk.img"), "");
+    api.put(refs.pvs, pvOf("pvc-moved", "node02"));
+    api.put(refs.pvcs, claim(to, "pvc-moved"));
+    api.put(refs.datavolumes, dataVolume(to, "Succeeded"));
+    const v = vmi([{ name: "d", dataVolume: { name: "old" } }], {
+      status: {
+        migrationState: { migrationUid: "mig-uid", sourceNode: "node01", targetNode: "node02" },
+        migratedVolumes: [
+          { volumeName: "d", sourcePVCInfo: { claimName: "old" }, destinationPVCInfo: { claimName: to } },
+        ],
+      },
+    });
+    const field = "spec.volumes[0].dataVolume.name";
+    await assert.rejects(prepareNode(v, deps), refuses(field, /has 0 of 1048576 bytes yet/));
+    truncateSync(join(base, "volumes", "pvc-moved", "disk.img"), 2 ** 20);
+    await assert.rejects(
+      prepareNode(v, { ...deps, volumeOwner: { uid: me.uid + 1, gid: me.gid } }),
+      refuses(field, /not QEMU's/),
+    );
+    const r = await prepareNode(v, deps);
+    assert.deepEqual(r.prepared.volumePaths, { d: join(base, "volumes", "pvc-moved", "disk.img") });
   });
   it("cleanup", () => rmSync(base, { recursive: true, force: true }));
 });

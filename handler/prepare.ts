@@ -6,6 +6,7 @@
 import { realpath, stat } from "node:fs/promises";
 import { basename, dirname, join, relative, sep } from "node:path";
 import type { ConfigMap, Secret, VirtualMachineInstance, Volume } from "../api/index.js";
+import { volumesOnNode } from "../api/index.js";
 import {
   type Credentials,
   formatReference,
@@ -15,7 +16,7 @@ import {
 } from "../images/index.js";
 import type { NodePrepared } from "../launcher/index.js";
 import { invalid, isStatusError, type StatusCause, statusError } from "../lib/errors.js";
-import { isLocalVolume, volumeModeOf, volumeNode } from "../storage/index.js";
+import { isLocalVolume, volumeModeOf, volumeNode, volumeSize } from "../storage/index.js";
 import { volumePaths as localVolumePaths, loopDevicesOf } from "../storage/node/index.js";
 import {
   type ApiClient,
@@ -47,6 +48,8 @@ export interface NodePrepareDeps {
   dataDir?: string;
   /** A Block volume's loop device (storage/node's loopDevicesOf; tests fake it). */
   loopDeviceOf?: (image: string) => Promise<string | undefined>;
+  /** QEMU's user: a live migration's new disk must be owned by it before the stream starts (absent: not checked). */
+  volumeOwner?: { uid: number; gid: number };
 }
 
 // ---- pure ------------------------------------------------------------------------------------------------------
@@ -249,7 +252,7 @@ export async function claimVolume(
   field: string,
   vmiName: string,
   kind: { group: string; kind: string } = VMI,
-): Promise<{ path: string; block: boolean; image: string }> {
+): Promise<{ path: string; block: boolean; image: string; bytes: number }> {
   const refuse = (message: string): never => {
     throw invalid(kind, vmiName, [{ type: "FieldValueInvalid", field, message }]);
   };
@@ -273,11 +276,12 @@ export async function claimVolume(
   const { image } = localVolumePaths(deps.dataDir, pvName);
   const st = await stat(image).catch(() => undefined);
   if (!st?.isFile()) return refuse(`the volume of claim "${claimName}" (${image}) is not made yet`);
-  if (volumeModeOf(pv) !== "Block") return { path: image, block: false, image };
+  const bytes = volumeSize(pv);
+  if (volumeModeOf(pv) !== "Block") return { path: image, block: false, image, bytes };
   const loopOf = deps.loopDeviceOf ?? (async (f: string) => (await loopDevicesOf(f))[0]);
   const device = await loopOf(image);
   if (!device) return refuse(`the block volume of claim "${claimName}" has no loop device yet`);
-  return { path: device, block: true, image };
+  return { path: device, block: true, image, bytes };
 }
 
 /**
@@ -302,6 +306,27 @@ export async function dataVolumeReady(
   refuse(`DataVolume "${dvName}" is not ready yet (phase ${phase}${progress}): the guest starts once it is Succeeded`);
 }
 
+/**
+ * A live migration's new disk, before the stream starts: the block copy writes into it, so it must be there at its
+ * full size and owned by QEMU's user (the private libvirtd cannot create or chown it). A 422 the agent retries.
+ */
+async function movedDiskReady(
+  deps: NodePrepareDeps,
+  c: { image: string; bytes: number },
+  claimName: string,
+  field: string,
+  vmiName: string,
+): Promise<void> {
+  const st = await stat(c.image);
+  const refuse = (message: string): never => {
+    throw invalid(VMI, vmiName, [{ type: "FieldValueInvalid", field, message }]);
+  };
+  if (st.size < c.bytes) refuse(`the new disk of claim "${claimName}" has ${st.size} of ${c.bytes} bytes yet`);
+  const o = deps.volumeOwner;
+  if (o && (st.uid !== o.uid || st.gid !== o.gid))
+    refuse(`the new disk of claim "${claimName}" is owned by ${st.uid}:${st.gid}, not QEMU's ${o.uid}:${o.gid}`);
+}
+
 const POLICIES = new Set<string>(["Always", "IfNotPresent", "Never"]);
 
 /**
@@ -321,7 +346,8 @@ export async function prepareNode(vmi: VirtualMachineInstance, deps: NodePrepare
   const missing = (field: string, what: string): never => {
     throw invalid(VMI, name, [{ type: "FieldValueInvalid", field, message: `${what} not found in namespace ${ns}` }]);
   };
-  for (const [i, v] of (vmi.spec.volumes ?? []).entries()) {
+  // on a live migration's target, a moved node-local disk is its new claim (api volumesOnNode)
+  for (const [i, v] of volumesOnNode(vmi, deps.node).entries()) {
     const field = `spec.volumes[${i}]`;
     if (v.containerDisk) {
       const cd = v.containerDisk;
@@ -395,6 +421,7 @@ export async function prepareNode(vmi: VirtualMachineInstance, deps: NodePrepare
         : `${field}.dataVolume.name`;
       if (v.dataVolume) await dataVolumeReady(deps, ns, claim, claimField, name);
       const c = await claimVolume(deps, ns, claim, claimField, name);
+      if (v !== vmi.spec.volumes?.[i]) await movedDiskReady(deps, c, claim, claimField, name);
       volumePaths[v.name] = c.path;
       if (c.block) blockVolumes.push(v.name);
     } else if (v.hostDisk) {

@@ -18,8 +18,15 @@
 //               the VM unlocked (migratedVolumes cleared), Failed (abortStatus Succeeded on a cancel) → finalizer off.
 //               After the swap a delete only waits for the release.
 
-import { createHash } from "node:crypto";
-import { ColdMigration, Migration, nowRfc3339, SCHEDULABLE_LABEL, StorageAnnotations } from "../../api/index.js";
+import {
+  ColdMigration,
+  Migration,
+  movedClaimName,
+  nowRfc3339,
+  SCHEDULABLE_LABEL,
+  StorageAnnotations,
+  shortHash,
+} from "../../api/index.js";
 import type {
   Condition,
   DataVolume,
@@ -102,21 +109,9 @@ export type ColdStep =
   /** The swap: the VM's volumes and dataVolumeTemplates name the new claims (swappedVmSpec of the fresh VM). */
   | { kind: "swap"; moved: MigratedVolume[]; templates: DvTemplate[] };
 
-// ---- names ----
+// ---- names (shared with the live migration: api/kubevirt/v1/volume-migration.ts) ----
 
-/** Short hash of the VMIM uid: it names the new claims and ties a lock to its VMIM. */
-export function shortHash(uid: string): string {
-  return createHash("sha256").update(uid).digest("hex").slice(0, 6);
-}
-
-const SUFFIX = /-m[0-9a-f]{6}$/;
-
-/** `<claim>-m<hash>`: a claim moved before loses its old suffix (names do not grow with each move); ≤ 63 chars. */
-export function movedClaimName(claim: string, hash: string): string {
-  let base = claim.replace(SUFFIX, "");
-  if (base.length > 55) base = base.slice(0, 55).replace(/[-.]+$/, "");
-  return `${base}-m${hash}`;
-}
+export { movedClaimName, shortHash };
 
 // ---- the VM's disks ----
 
@@ -195,23 +190,39 @@ export function movedBy(vm: VirtualMachine | undefined, hash: string): MigratedV
 const src = (m: MigratedVolume) => m.sourcePVCInfo?.claimName ?? "";
 const dst = (m: MigratedVolume) => m.destinationPVCInfo?.claimName ?? "";
 
-/** The dataVolumeTemplate of a new claim: a clone of the old one pinned to the target, bound at once. */
-export function movedTemplate(vm: VirtualMachine, m: MigratedVolume, target: string, vmimUid: string): DvTemplate {
+/** On the DataVolumes a live migration makes (controller/migration): the uid of the VMIM. */
+export const LIVE_UID_LABEL = "tsvirt.io/migration-uid";
+
+/**
+ * The dataVolumeTemplate of a new claim. Cold (a target node): a clone of the old one pinned to the target, bound at
+ * once. Live (no target): blank, bound by its first consumer, the migration's target launcher pod (the scheduler picks
+ * the node for the pod and its claims together), filled by the block copy of the running guest's disk.
+ */
+export function movedTemplate(
+  vm: VirtualMachine,
+  m: MigratedVolume,
+  target: string | undefined,
+  vmimUid: string,
+): DvTemplate {
   const old = (vm.spec.dataVolumeTemplates ?? []).find((t) => t.metadata?.name === src(m));
   const info = m.destinationPVCInfo ?? {};
   const size = info.capacity?.storage ?? info.requests?.storage;
+  const annotations: Record<string, string> = { ...(old?.metadata?.annotations ?? {}) };
+  // the old claim's node pin must not follow it
+  delete annotations[StorageAnnotations.selectedNode];
+  delete annotations[DvAnnotations.immediateBind];
+  if (target) {
+    annotations[StorageAnnotations.selectedNode] = target;
+    annotations[DvAnnotations.immediateBind] = "true";
+  }
   return {
     metadata: {
       name: dst(m),
-      labels: { ...(old?.metadata?.labels ?? {}), [COLD_UID_LABEL]: vmimUid },
-      annotations: {
-        ...(old?.metadata?.annotations ?? {}),
-        [StorageAnnotations.selectedNode]: target,
-        [DvAnnotations.immediateBind]: "true",
-      },
+      labels: { ...(old?.metadata?.labels ?? {}), [target ? COLD_UID_LABEL : LIVE_UID_LABEL]: vmimUid },
+      annotations,
     },
     spec: {
-      source: { pvc: { namespace: vm.metadata.namespace ?? "", name: src(m) } },
+      source: target ? { pvc: { namespace: vm.metadata.namespace ?? "", name: src(m) } } : { blank: {} },
       storage: {
         accessModes: [...(info.accessModes ?? ["ReadWriteOnce"])],
         volumeMode: (info.volumeMode ?? "Filesystem") as "Filesystem" | "Block",
@@ -369,8 +380,15 @@ function failed(m: Vmim, now: Date, reason: string, cancelled: boolean): ColdSte
   };
 }
 
-/** The release of the old claims after a success: what to delete now, or why not yet. */
-function release(input: ColdInput, moved: readonly MigratedVolume[], target: string): ColdStep | undefined {
+/**
+ * The release of the old claims after a success: what to delete now, or why not yet. Never a claim the VM or the
+ * VMI still names. Shared with the live migration (whose VMI runs on the target by then).
+ */
+export function release(
+  input: Pick<ColdInput, "vmim" | "vm" | "vmi" | "lookup">,
+  moved: readonly MigratedVolume[],
+  target: string,
+): Extract<ColdStep, { kind: "none" } | { kind: "delete" }> | undefined {
   const { vm, vmi, lookup } = input;
   const ns = input.vmim.metadata.namespace ?? "";
   const dvs: Ref[] = [];
@@ -379,6 +397,8 @@ function release(input: ColdInput, moved: readonly MigratedVolume[], target: str
     const name = src(m);
     // never a claim the VM still names (a later edit may have brought it back)
     if (vm && (vm.spec.template.spec?.volumes ?? []).some((v) => volumeClaim(vm, v.name, lookup) === name)) continue;
+    if ((vmi?.spec.volumes ?? []).some((v) => (v.dataVolume?.name ?? v.persistentVolumeClaim?.claimName) === name))
+      continue;
     const dv = lookup.dv(ns, name);
     const claim = lookup.claim(ns, name);
     if (dv && !dv.metadata.deletionTimestamp) dvs.push({ name, uid: dv.metadata.uid ?? "" });

@@ -3,23 +3,27 @@
 // finalizer, target pod (with expectations: a crash or a slow cache never makes a second one), the VMI (handoff,
 // label, abortRequested) before the VMIM status that depends on it, then the finalizer's release and the GC.
 import { isDeepStrictEqual } from "node:util";
-import { Migration } from "../../api/index.js";
+import { Migration, shortHash } from "../../api/index.js";
 import {
   type Client,
   type ClusterConfig,
+  type DataVolume,
   type Informer,
   type KObject,
   keyOf,
   type MigrationPolicy,
+  type PersistentVolume,
   type PersistentVolumeClaim,
   type Pod,
   resources,
+  type VirtualMachine,
   type VirtualMachineInstance,
   type VirtualMachineInstanceMigration,
 } from "../../client/index.js";
-import { isConflict, isNotFound } from "../../lib/errors.js";
+import { isAlreadyExists, isConflict, isNotFound } from "../../lib/errors.js";
 import { forObject, type Logger } from "../../lib/log.js";
 import type { ReconcileResult } from "../../lib/workqueue/index.js";
+import { LIVE_UID_LABEL } from "../coldmigration/index.js";
 import { timestamp } from "../conditions.js";
 import type { Recorder } from "../events/index.js";
 import type { Expectations } from "../expectations.js";
@@ -38,6 +42,10 @@ export interface MigrationDeps {
   namespaces: Informer<KObject>;
   /** Claims (whether a VMI's PVCs are shared); absent: every claim counts as node-local. */
   claims?: Informer<PersistentVolumeClaim>;
+  /** Node-local disks that move with the VM (all three, or such disks are not moved: volumes.ts). */
+  vms?: Informer<VirtualMachine>;
+  dvs?: Informer<DataVolume>;
+  volumes?: Informer<PersistentVolume>;
   clusterConfig: ClusterConfig;
   expectations: Expectations;
   recorder: Recorder;
@@ -76,6 +84,7 @@ export async function reconcileMigration(deps: MigrationDeps, key: string): Prom
       }),
     now: timestamp(nowDate),
     nowMs: nowDate.getTime(),
+    ...volumeInput(deps, vmim),
   });
   if (plan.ignore) return {};
 
@@ -85,6 +94,15 @@ export async function reconcileMigration(deps: MigrationDeps, key: string): Prom
         ...vmim,
         metadata: { ...vmim.metadata, finalizers: [...(vmim.metadata.finalizers ?? []), Migration.finalizer] },
       });
+    }
+
+    for (const dv of plan.createDataVolumes) {
+      try {
+        await deps.client.create(resources.datavolumes, ns, dv);
+        log.info("Created DataVolume for a moved disk", { dataVolume: dv.metadata.name });
+      } catch (err) {
+        if (!isAlreadyExists(err)) throw err;
+      }
     }
 
     for (const pod of plan.deletePods) {
@@ -119,11 +137,25 @@ export async function reconcileMigration(deps: MigrationDeps, key: string): Prom
         status: { ...(vmi.status ?? {}) },
       };
       if (plan.vmi.migrationState) next.status = { ...next.status, migrationState: plan.vmi.migrationState };
+      if (plan.vmi.migratedVolumes) next.status = { ...next.status, migratedVolumes: plan.vmi.migratedVolumes };
+      else if (plan.vmi.migratedVolumes === null) {
+        const hash = shortHash(vmim.metadata.uid ?? "");
+        const rest = (next.status?.migratedVolumes ?? []).filter(
+          (m) => !m.destinationPVCInfo?.claimName?.endsWith(`-m${hash}`),
+        );
+        next.status = { ...next.status, migratedVolumes: rest };
+        if (rest.length === 0) delete next.status.migratedVolumes;
+      }
+      // the controller's identity may change a VMI's volumes (admission: KubeVirt's service accounts only)
+      if (plan.vmi.volumes) next.spec = { ...next.spec, volumes: plan.vmi.volumes };
       if (plan.vmi.targetNodeLabel === null) delete next.metadata.labels?.[Migration.targetNodeLabel];
       else if (plan.vmi.targetNodeLabel !== undefined)
         next.metadata.labels = { ...next.metadata.labels, [Migration.targetNodeLabel]: plan.vmi.targetNodeLabel };
       if (!isDeepStrictEqual(next, vmi)) await deps.client.update(resources.vmis, next);
     }
+
+    // the VM before the VMIM's Succeeded; a VM changed since the cache was read: the next round plans again
+    if (plan.vm && !(await writeVm(deps, ns, vmim.spec.vmiName ?? "", plan.vm))) return { requeueAfterMs: 1_000 };
 
     if (!isDeepStrictEqual(plan.status, vmim.status ?? {})) {
       vmim = await deps.client.updateStatus(resources.vmims, { ...vmim, status: plan.status });
@@ -144,6 +176,14 @@ export async function reconcileMigration(deps: MigrationDeps, key: string): Prom
     throw err;
   }
 
+  for (const d of plan.deleteDataVolumes) await deleteQuietly(deps, resources.datavolumes, ns, d);
+  for (const p of plan.deleteClaims) await deleteQuietly(deps, resources.pvcs, ns, p);
+  if (plan.deleteDataVolumes.length + plan.deleteClaims.length > 0)
+    log.info("Deleted disks of the migration", {
+      dataVolumes: plan.deleteDataVolumes.map((d) => d.name),
+      claims: plan.deleteClaims.map((c) => c.name),
+    });
+
   for (const g of plan.garbage) {
     try {
       await deps.client.delete(resources.vmims, g.metadata.namespace, g.metadata.name!, {
@@ -155,4 +195,66 @@ export async function reconcileMigration(deps: MigrationDeps, key: string): Prom
     }
   }
   return plan.requeueAfterMs !== undefined ? { requeueAfterMs: Math.max(1_000, plan.requeueAfterMs) } : {};
+}
+
+/** What the planner needs for node-local disks (absent caches: such disks are not moved, the VMI not migratable). */
+function volumeInput(
+  deps: MigrationDeps,
+  vmim: VirtualMachineInstanceMigration,
+): Pick<Parameters<typeof planMigration>[0], "volumes"> {
+  const { dvs, claims, volumes, vms } = deps;
+  if (!dvs || !claims || !volumes) return {};
+  const ns = vmim.metadata.namespace ?? "";
+  const vm = vms?.get(`${ns}/${vmim.spec.vmiName}`);
+  return {
+    volumes: {
+      ...(vm ? { vm } : {}),
+      lookup: {
+        dv: (n, name) => dvs.get(`${n}/${name}`),
+        claim: (n, name) => claims.get(`${n}/${name}`),
+        volume: (name) => volumes.get(name),
+      },
+      own: dvs.list(ns).filter((d) => d.metadata.labels?.[LIVE_UID_LABEL] === vmim.metadata.uid),
+    },
+  };
+}
+
+/**
+ * The VM's record of the moved disks (status), then its spec naming them: the record first, as KubeVirt's. False:
+ * the VM's spec changed since the plan was made from the cache; nothing written.
+ */
+async function writeVm(
+  deps: MigrationDeps,
+  ns: string,
+  name: string,
+  change: NonNullable<ReturnType<typeof planMigration>["vm"]>,
+): Promise<boolean> {
+  let vm = await deps.client.get<VirtualMachine>(resources.vms, ns, name);
+  // the new spec was computed from the cached VM: an edit since then wins (the next round computes it again)
+  const seen = deps.vms?.get(`${ns}/${name}`);
+  if (change.spec && (!seen || !isDeepStrictEqual(seen.spec, vm.spec))) return false;
+  if (change.migratedVolumes) {
+    vm = await deps.client.updateStatus(resources.vms, {
+      ...vm,
+      status: {
+        ...(vm.status ?? {}),
+        volumeUpdateState: { volumeMigrationState: { migratedVolumes: change.migratedVolumes } },
+      },
+    });
+  }
+  if (change.spec) await deps.client.update(resources.vms, { ...vm, spec: change.spec });
+  return true;
+}
+
+async function deleteQuietly(
+  deps: MigrationDeps,
+  resource: typeof resources.datavolumes | typeof resources.pvcs,
+  ns: string,
+  ref: { name: string; uid: string },
+): Promise<void> {
+  try {
+    await deps.client.delete(resource, ns, ref.name, { preconditions: { uid: ref.uid } });
+  } catch (err) {
+    if (!isNotFound(err) && !isConflict(err)) throw err;
+  }
 }

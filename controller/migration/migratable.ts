@@ -3,6 +3,7 @@
 // In tsvirt the VMI controller (virt-controller) writes the result, not the node agent: it is the one writer of
 // status.migrationMethod and the LiveMigratable condition, for every Scheduled/Running VMI.
 import type { Condition, PersistentVolumeClaim, VirtualMachineInstance } from "../../client/index.js";
+import { LOCAL_CLASS } from "../../storage/index.js";
 
 export type MigrationMethod = "LiveMigration" | "BlockMigration";
 
@@ -35,13 +36,19 @@ function sharedClaim(pvc: PersistentVolumeClaim | undefined): boolean {
   return (pvc?.spec.accessModes ?? []).includes("ReadWriteMany");
 }
 
+/** A node-local claim (class tsvirt-local; unset: the default class, tsvirt-local): it moves with the VM. */
+export function localClaim(pvc: PersistentVolumeClaim | undefined): boolean {
+  return pvc !== undefined && (pvc.spec.storageClassName ?? LOCAL_CLASS) === LOCAL_CLASS;
+}
+
 /**
  * LiveMigratable and migrationMethod of a VMI. Checked in KubeVirt's order (interfaces, host devices, then disks;
  * the first failing reason wins). `claim` looks a PVC up by name in the VMI's namespace.
- * Disks: a PVC/DataVolume must be ReadWriteMany (shared). tsvirt-local (node-local) volumes are not live-migratable
- * yet: moving them is storage migration (issue 12 item 4), so they answer DisksNotLiveMigratable. Everything else
- * that is not a PVC/DV/hostDisk (containerDisk, emptyDisk, ephemeral, cloud-init, configMap, secret ...) lives in the
- * pod and is copied: BlockMigration.
+ * Disks: a PVC/DataVolume must be ReadWriteMany (shared), or node-local (class tsvirt-local): those move with the VM
+ * (new claims on the target, block-copied in the same job: KubeVirt's volume migration), so BlockMigration. An RWO
+ * claim of another class and a non-shared hostDisk answer DisksNotLiveMigratable. Everything else that is not a
+ * PVC/DV/hostDisk (containerDisk, emptyDisk, ephemeral, cloud-init, configMap, secret ...) lives in the pod and is
+ * copied: BlockMigration.
  */
 export function migratability(
   vmi: VirtualMachineInstance,
@@ -68,10 +75,13 @@ export function migratability(
     if (claimName) {
       const pvc = claim(claimName);
       if (sharedClaim(pvc)) continue;
-      // tsvirt's only provisioner (tsvirt-local) makes node-local volumes: say so, the user cannot make it RWX
+      if (localClaim(pvc)) {
+        method = "BlockMigration";
+        continue;
+      }
       return notMigratable(
         "DisksNotLiveMigratable",
-        `cannot migrate VMI: PVC ${claimName} is not shared, live migration requires that all PVCs must be shared (using ReadWriteMany access mode); node-local volumes do not move with a live migration yet`,
+        `cannot migrate VMI: PVC ${claimName} is not shared, live migration requires that all PVCs must be shared (using ReadWriteMany access mode)`,
         method,
       );
     }

@@ -480,7 +480,13 @@ describe("LiveMigratable and migrationMethod", () => {
       apiVersion: "v1",
       kind: "PersistentVolumeClaim",
       metadata: { name: "rwo" },
-      spec: { accessModes: ["ReadWriteOnce"] },
+      spec: { accessModes: ["ReadWriteOnce"], storageClassName: "san" },
+    },
+    local: {
+      apiVersion: "v1",
+      kind: "PersistentVolumeClaim",
+      metadata: { name: "local" },
+      spec: { accessModes: ["ReadWriteOnce"], storageClassName: "tsvirt-local" },
     },
   };
   const of = (v: VirtualMachineInstance) => migratability(v, (n) => claims[n]);
@@ -491,13 +497,23 @@ describe("LiveMigratable and migrationMethod", () => {
     v.spec.volumes = [{ name: "d", persistentVolumeClaim: { claimName: "rwx" } }];
     assert.equal(of(v).method, "LiveMigration");
   });
-  it("a node-local (RWO) PVC or DataVolume: DisksNotLiveMigratable", () => {
+  it("a node-local (tsvirt-local) PVC or DataVolume moves with the VM: True, BlockMigration", () => {
+    const v = vmi();
+    v.spec.volumes = [
+      { name: "d", dataVolume: { name: "local" } },
+      { name: "s", persistentVolumeClaim: { claimName: "rwx" } },
+    ];
+    assert.deepEqual(of(v), { condition: { type: "LiveMigratable", status: "True" }, method: "BlockMigration" });
+  });
+  it("an RWO PVC of another class, a missing claim or a non-shared hostDisk: DisksNotLiveMigratable", () => {
     const v = vmi();
     v.spec.volumes = [{ name: "d", dataVolume: { name: "rwo" } }];
     const r = of(v);
     assert.equal(r.condition.status, "False");
     assert.equal(r.condition.reason, "DisksNotLiveMigratable");
-    assert.match(r.condition.message ?? "", /PVC rwo is not shared.*node-local volumes do not move/);
+    assert.match(r.condition.message ?? "", /PVC rwo is not shared/);
+    v.spec.volumes = [{ name: "d", dataVolume: { name: "nowhere" } }];
+    assert.equal(of(v).condition.reason, "DisksNotLiveMigratable");
     v.spec.volumes = [{ name: "h", hostDisk: { path: "/x", type: "Disk" } }];
     assert.equal(of(v).condition.reason, "DisksNotLiveMigratable");
   });

@@ -5,18 +5,28 @@
 // source started: startTimestamp) → Succeeded (completed and the VMI's nodeName is the target) / Failed. A round may
 // pass several phases (the controller was down); each gets its transition timestamp.
 
-import type { MigrationConfiguration, MigrationPhase, MigrationState } from "../../api/index.js";
-import { isColdMigration, Migration } from "../../api/index.js";
 import type {
+  MigratedVolume,
+  MigrationConfiguration,
+  MigrationPhase,
+  MigrationState,
+  Volume,
+} from "../../api/index.js";
+import { isColdMigration, Migration, movedByMigration } from "../../api/index.js";
+import type {
+  DataVolume,
   MigrationPolicy,
   Pod,
+  VirtualMachine,
   VirtualMachineInstance,
   VirtualMachineInstanceMigration,
 } from "../../client/index.js";
+import type { ColdLookup, Ref } from "../coldmigration/index.js";
 import { getCondition, setCondition } from "../conditions.js";
 import type { Migratability } from "./migratable.js";
 import { effectiveMigrationConfiguration, matchPolicy } from "./policy.js";
 import { isTargetPodOf, renderTargetPod } from "./target-pod.js";
+import { beforeTarget, cleanup, owningVm, swapWrites, type VolumeContext } from "./volumes.js";
 
 type VmimStatus = NonNullable<VirtualMachineInstanceMigration["status"]>;
 
@@ -46,6 +56,8 @@ export interface MigrationInput {
   others: { vmim: VirtualMachineInstanceMigration; sourceNode?: string }[];
   now: string;
   nowMs: number;
+  /** Node-local disks (volumes.ts): the VM named like the VMI, the storage caches, this VMIM's new DataVolumes. */
+  volumes?: { vm?: VirtualMachine; lookup: ColdLookup; own: DataVolume[] };
 }
 
 export interface VmiChange {
@@ -53,6 +65,16 @@ export interface VmiChange {
   migrationState?: MigrationState;
   /** Set (string) or remove (null) the label kubevirt.io/migrationTargetNodeName. */
   targetNodeLabel?: string | null;
+  /** status.migratedVolumes: set (a list) or cleared of this migration's moves (null). */
+  migratedVolumes?: MigratedVolume[] | null;
+  /** spec.volumes naming the moved disks' new claims (after the move). */
+  volumes?: Volume[];
+}
+
+export interface VmChange {
+  /** status.volumeUpdateState.volumeMigrationState.migratedVolumes (the record), written before the spec. */
+  migratedVolumes?: MigratedVolume[];
+  spec?: VirtualMachine["spec"];
 }
 
 export interface MigrationPlan {
@@ -64,10 +86,19 @@ export interface MigrationPlan {
   createPod?: Pod;
   deletePods: Pod[];
   vmi?: VmiChange;
+  vm?: VmChange;
+  /** Node-local disks: new DataVolumes (before the target pod), and deletions (rollback, or the old ones released). */
+  createDataVolumes: DataVolume[];
+  deleteDataVolumes: Ref[];
+  deleteClaims: Ref[];
   /** Finished VMIMs of the same VMI beyond KubeVirt's buffer of 5. */
   garbage: VirtualMachineInstanceMigration[];
   requeueAfterMs?: number;
   events: { type: "Normal" | "Warning"; reason: string; message: string }[];
+}
+
+function withVm(vm: VirtualMachine | undefined): { vm?: VirtualMachine } {
+  return vm ? { vm } : {};
 }
 
 export function isFinal(m: VirtualMachineInstanceMigration): boolean {
@@ -137,10 +168,19 @@ export function planMigration(input: MigrationInput): MigrationPlan {
     addFinalizer: false,
     removeFinalizer: false,
     deletePods: [],
+    createDataVolumes: [],
+    deleteDataVolumes: [],
+    deleteClaims: [],
     garbage: [],
     events: [],
   };
   if (isCold(vmim)) return { ...plan, ignore: true };
+  const vol = input.volumes;
+  const ctx: VolumeContext | undefined =
+    vol && vmi ? { vmim, vmi, lookup: vol.lookup, own: vol.own, ...withVm(owningVm(vmi, vol.vm)) } : undefined;
+  /** Whether this migration recorded disks to move (or made new ones): its finalizer stays until they are settled. */
+  const moves = () =>
+    (vol?.own.length ?? 0) > 0 || movedByMigration(vmi?.status?.migratedVolumes, vmim.metadata.uid ?? "").length > 0;
   const uid = vmim.metadata.uid ?? "";
   const hasFinalizer = (vmim.metadata.finalizers ?? []).includes(Migration.finalizer);
   const state = vmi?.status?.migrationState;
@@ -165,6 +205,8 @@ export function planMigration(input: MigrationInput): MigrationPlan {
     if (ours && vmi?.metadata.labels?.[Migration.targetNodeLabel] !== undefined)
       plan.vmi = { ...(plan.vmi ?? {}), targetNodeLabel: null };
     finalize();
+    // the rollback of the disks (final phase) runs before the finalizer goes
+    if (moves()) plan.removeFinalizer = false;
     return plan;
   };
   const finalize = () => {
@@ -193,6 +235,26 @@ export function planMigration(input: MigrationInput): MigrationPlan {
     if (vmim.status?.phase === "Succeeded" && ours && state?.sourcePod && vmi?.status?.nodeName === state.targetNode) {
       const src = input.pods.find((p) => p.metadata.name === state.sourcePod && !p.metadata.deletionTimestamp);
       if (src && !isTargetPodOf(src, vmim)) plan.deletePods.push(src);
+    }
+    if (vol) {
+      const c = cleanup(
+        {
+          vmim,
+          lookup: vol.lookup,
+          own: vol.own,
+          ...(vmi ? { vmi } : {}),
+          ...withVm(vmi ? owningVm(vmi, vol.vm) : vol.vm),
+        },
+        vmim.status?.phase === "Succeeded",
+        vmim.status?.migrationState?.targetNode ?? (ours ? state?.targetNode : undefined),
+      );
+      plan.deleteDataVolumes = c.dvs;
+      plan.deleteClaims = c.claims;
+      if (c.clearRecord) plan.vmi = { ...(plan.vmi ?? {}), migratedVolumes: null };
+      if (c.pending) {
+        plan.removeFinalizer = false;
+        plan.requeueAfterMs = LIMIT_REQUEUE_MS;
+      }
     }
     return plan;
   }
@@ -245,6 +307,14 @@ export function planMigration(input: MigrationInput): MigrationPlan {
   if (handedOff && state) {
     if (state.failed) return fail(state.failureReason ?? "Migration failed");
     if (state.completed && vmi.status?.nodeName === state.targetNode) {
+      // the moved disks: the VMI's volumes, then the VM's record and spec, all before Succeeded (volumes.ts)
+      const w = ctx ? swapWrites(ctx) : {};
+      if (w.vmiVolumes) plan.vmi = { ...(plan.vmi ?? {}), volumes: w.vmiVolumes };
+      if (w.vmMigratedVolumes || w.vmSpec)
+        plan.vm = {
+          ...(w.vmMigratedVolumes ? { migratedVolumes: w.vmMigratedVolumes } : {}),
+          ...(w.vmSpec ? { spec: w.vmSpec } : {}),
+        };
       plan.status = withPhase(plan.status, "Succeeded", now);
       plan.status.migrationState = structuredClone(state);
       plan.vmi = { ...(plan.vmi ?? {}), targetNodeLabel: null };
@@ -256,6 +326,8 @@ export function planMigration(input: MigrationInput): MigrationPlan {
         message: `Source node reported migration succeeded; the VMI runs on ${state.targetNode}`,
       });
       finalize();
+      // the old disks are released from the final phase, before the finalizer goes
+      if (moves()) plan.removeFinalizer = false;
       return plan;
     }
     // The target pod going away before the guest moved fails the migration (KubeVirt: "Target pod is down");
@@ -324,7 +396,17 @@ export function planMigration(input: MigrationInput): MigrationPlan {
       plan.requeueAfterMs = LIMIT_REQUEUE_MS;
       return plan;
     }
-    plan.createPod = renderTargetPod(vmi, vmim, sourceNode, sourcePodOf(input.pods, sourceNode, vmim));
+    // node-local disks first: the record, then the new DataVolumes; the target pod names them (volumes.ts)
+    const before = ctx ? beforeTarget(ctx) : { kind: "none" as const };
+    if (before.kind === "error") return fail(`Cannot migrate the VMI's node-local disks: ${before.message}`);
+    if (before.kind === "record" || before.kind === "create" || before.kind === "wait") {
+      if (before.kind === "record") plan.vmi = { migratedVolumes: before.migratedVolumes };
+      else if (before.kind === "create") plan.createDataVolumes = before.dvs;
+      plan.requeueAfterMs = 1_000;
+      return plan;
+    }
+    const podVmi = before.kind === "ready" ? before.vmi : vmi;
+    plan.createPod = renderTargetPod(podVmi, vmim, sourceNode, sourcePodOf(input.pods, sourceNode, vmim));
     // Scheduling means "the target pod exists": written only once the create succeeded
     plan.status = withPhase(plan.status, "Scheduling", now);
     return plan;

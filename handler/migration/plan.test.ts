@@ -1,5 +1,6 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
+import { movedClaimName, shortHash, volumesOnNode } from "../../api/index.js";
 import type { Pod } from "../ports.js";
 import { MIG, migratingVmi } from "./fixtures.js";
 import {
@@ -165,6 +166,44 @@ describe("migrateStartParams", () => {
   </domain>`;
   it("copies the node-local disks only", () => {
     assert.deepEqual(copyStorageTargets(vmi({}), xml), ["vda", "vdb"]);
+  });
+  it("copies a claim this migration moves (status.migratedVolumes of its uid), not one of an earlier migration", () => {
+    const moved = (uid: string) => {
+      const v = vmi({});
+      const info = (claimName: string) => ({ claimName });
+      v.status!.migratedVolumes = [
+        {
+          volumeName: "data",
+          sourcePVCInfo: info("data"),
+          destinationPVCInfo: info(movedClaimName("data", shortHash(uid))),
+        },
+      ];
+      return v;
+    };
+    assert.deepEqual(copyStorageTargets(moved(MIG), xml), ["vda", "vdb", "vdc"]);
+    assert.deepEqual(copyStorageTargets(moved("an-earlier-one"), xml), ["vda", "vdb"]);
+  });
+  it("the target node prepares a moved volume's new claim; the source node and a failed migration the old one", () => {
+    const v = vmi({});
+    v.status!.migratedVolumes = [
+      {
+        volumeName: "data",
+        sourcePVCInfo: { claimName: "data" },
+        destinationPVCInfo: { claimName: movedClaimName("data", shortHash(MIG)) },
+      },
+    ];
+    const claim = (node: string, x = v) =>
+      volumesOnNode(x, node).find((vol) => vol.name === "data")?.persistentVolumeClaim?.claimName;
+    assert.equal(claim("n2"), movedClaimName("data", shortHash(MIG)));
+    assert.equal(claim("n1"), "data");
+    assert.equal(claim("n2", vmi({ failed: true })), "data");
+    // after the swap the spec names the new claim: unchanged on both nodes
+    const swapped = structuredClone(v);
+    swapped.spec.volumes![2] = {
+      name: "data",
+      persistentVolumeClaim: { claimName: movedClaimName("data", shortHash(MIG)) },
+    };
+    assert.equal(claim("n2", swapped), movedClaimName("data", shortHash(MIG)));
   });
   it("builds the URIs and the effective settings", () => {
     const v = vmi({

@@ -8,7 +8,7 @@
 // targetDirectMigrationNodePorts, targetNodeDomainDetected, and after `completed` the handover (nodeName, the
 // kubevirt.io/nodeName label, interfaces, targetNodeDomainReadyTimestamp) in ONE update; the source agent writes
 // startTimestamp, endTimestamp, completed, failed, failureReason, abortStatus.
-import { Migration, parseQuantity } from "../../api/index.js";
+import { Migration, movedByMigration, parseQuantity } from "../../api/index.js";
 import type {
   DomainStatus,
   MigrateStartParams,
@@ -235,14 +235,17 @@ const NODE_LOCAL = ["containerDisk", "emptyDisk", "ephemeral"] as const;
 
 /**
  * Disk targets (vda…) to copy: node-local volumes' disks, found in the destination XML by their alias (ua-<volume>),
- * which the converter gives every disk: the target launcher rendered it, so its targets are the domain's.
+ * which the converter gives every disk: the target launcher rendered it, so its targets are the domain's. Node-local
+ * claims that move with this migration (status.migratedVolumes of its uid) are copied whole into their new claims.
  */
 export function copyStorageTargets(vmi: VirtualMachineInstance, domainXml: string): string[] {
-  const local = new Set(
-    (vmi.spec.volumes ?? [])
+  const moved = movedByMigration(vmi.status?.migratedVolumes, vmi.status?.migrationState?.migrationUid ?? "");
+  const local = new Set([
+    ...(vmi.spec.volumes ?? [])
       .filter((v) => NODE_LOCAL.some((k) => (v as Record<string, unknown>)[k] !== undefined))
       .map((v) => v.name),
-  );
+    ...moved.map((m) => m.volumeName),
+  ]);
   const out: string[] = [];
   for (const m of domainXml.matchAll(/<disk\b[\s\S]*?<\/disk>/g)) {
     const disk = m[0];

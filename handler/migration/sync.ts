@@ -182,7 +182,14 @@ export class MigrationSync {
         return undefined;
       case "prepare": {
         if (!pod) return undefined;
-        await this.prepareTarget(vmi, ms, pod, s);
+        try {
+          await this.prepareTarget(vmi, ms, pod, s);
+        } catch (e) {
+          // not ready yet (a moved disk still being made, a claim still binding): look again soon, no back-off
+          if (!isStatusError(e) || e.code !== 422) throw e;
+          this.log.info("migration target not ready yet", { ...ctx, why: e.message });
+          return { requeueAfterMs: 1_000 };
+        }
         this.log.info("migration target ready", { ...ctx, address: s.prepared?.address, ports: s.prepared?.ports });
         return undefined;
       }

@@ -4,6 +4,11 @@
 // the same boot (boot_id) and the counter continues, the VMI reports the target node, its IP and
 // migrationState.completed, the console answers through the new node, and nothing of the VM is left on the source
 // node (no QEMU, no process of the pod, no pod dir, netns or launcher socket).
+// The guest also writes to a node-local disk (a blank DataVolume from a dataVolumeTemplate, tsvirt-local): a marker,
+// then a line every half second. The disk moves with it (issue 12 item 4: a new claim `<claim>-m<hash>` on the target,
+// block-copied in the same libvirt job; the VM's and the VMI's volumes name it after, status.migratedVolumes records
+// old → new) and the old claim, its PV and its directory on the source node are gone; after the page cache is
+// dropped the guest reads the marker and every line back from the moved disk.
 import assert from "node:assert/strict";
 import { readdir, readFile, readlink, stat } from "node:fs/promises";
 import { join } from "node:path";
@@ -11,9 +16,22 @@ import { describe, it } from "node:test";
 import { podNetns } from "../../handler/network/index.js";
 import { podDirOf } from "../../handler/processes.js";
 import { CLUSTER, requirePrereqs } from "../lib/prereqs.js";
+import { volumeFile } from "../lib/storage.js";
 import { type Cluster, type Console, netnsLink, qemuFor, startCluster, until } from "../lib/up.js";
 
 const VM = "mig1";
+const MARK = "TSVIRT-LIVEMIG-MARK-7c41";
+/** The guest's line k lives in 16-byte block LINE0 + k of /dev/vdb (the marker is at 0). */
+const LINE0 = 16;
+
+/** The VM's `data` volume's claim, as the VM and the VMI name it. */
+async function dataClaims(c: Cluster): Promise<{ vm: string; vmi: string }> {
+  const jp = `jsonpath={.spec.template.spec.volumes[?(@.name=="data")].dataVolume.name}`;
+  return {
+    vm: await c.kubectl("get", "vm", VM, "-o", jp),
+    vmi: await c.kubectl("get", "vmi", VM, "-o", `jsonpath={.spec.volumes[?(@.name=="data")].dataVolume.name}`),
+  };
+}
 
 interface PodInfo {
   name: string;
@@ -72,8 +90,25 @@ describe("live migration (tsvirt up --nodes 2)", async () => {
   }, async (t) => {
     requirePrereqs(...CLUSTER);
     const c = await startCluster(t, { nodes: 2, name: "mig" });
-    await c.apply(c.vm(VM, { runStrategy: "Always", memory: "128Mi" }));
+    const vm = c.vm(VM, { runStrategy: "Always", memory: "128Mi" }) as {
+      spec: {
+        dataVolumeTemplates?: unknown[];
+        template: { spec: { domain: { devices: { disks: unknown[] } }; volumes: unknown[] } };
+      };
+    };
+    vm.spec.dataVolumeTemplates = [
+      {
+        metadata: { name: `${VM}-data`, annotations: { "volume.kubernetes.io/selected-node": c.nodes[0] } },
+        spec: { source: { blank: {} }, storage: { resources: { requests: { storage: "256Mi" } } } },
+      },
+    ];
+    vm.spec.template.spec.domain.devices.disks.push({ name: "data", disk: { bus: "virtio" } });
+    vm.spec.template.spec.volumes.push({ name: "data", dataVolume: { name: `${VM}-data` } });
+    await c.apply(vm);
     await c.waitFor(`vmi/${VM}`, "{.status.phase}", "Running", 300_000);
+    // a VMI on a node-local disk is live-migratable, by block migration
+    await c.waitFor(`vmi/${VM}`, `{.status.conditions[?(@.type=="LiveMigratable")].status}`, "True", 60_000);
+    await c.waitFor(`vmi/${VM}`, "{.status.migrationMethod}", "BlockMigration", 60_000);
     const uid = await c.kubectl("get", "vmi", VM, "-o", "jsonpath={.metadata.uid}");
     let con = c.console(VM);
     await con.expect(new RegExp(c.guest.marker), 300_000);
@@ -82,6 +117,11 @@ describe("live migration (tsvirt up --nodes 2)", async () => {
     assert.match(bootId, /^[0-9a-f-]{36}$/);
     con.send(
       "mkdir -p /dev/shm; (i=0; while :; do i=$((i+1)); echo $i > /dev/shm/count; sleep 0.1; done) >/dev/null 2>&1 &\n",
+    );
+    // the disk: the marker (synced), then line k into block LINE0+k every half second (k in /dev/shm/lines)
+    assert.equal(await ask(con, `echo -n ${MARK} > /dev/vdb && sync && echo ok`), "ok");
+    con.send(
+      `(k=0; while :; do k=$((k+1)); echo L$k | dd of=/dev/vdb bs=16 seek=$((k+${LINE0})) conv=notrunc 2>/dev/null; echo $k > /dev/shm/lines; sleep 0.5; done) >/dev/null 2>&1 &\n`,
     );
     let last = await until("the counter runs", 30_000, async () => {
       const v = Number(await ask(con, "cat /dev/shm/count"));
@@ -93,6 +133,10 @@ describe("live migration (tsvirt up --nodes 2)", async () => {
       assert.ok(src, "one running launcher pod");
       const from = src.node;
       const to = c.nodes.find((n) => n !== from) as string;
+      const before = await dataClaims(c);
+      assert.equal(before.vm, before.vmi);
+      const oldDisk = await volumeFile(c, before.vm);
+      assert.equal(oldDisk.node, from, "the data disk is on the source node");
       con.close();
       const started = Date.now();
       await c.virtctl("migrate", VM);
@@ -146,10 +190,64 @@ describe("live migration (tsvirt up --nodes 2)", async () => {
       const qemuNs = await readlink(`/proc/${qemus[0]}/ns/net`);
       assert.equal(qemuNs, await netnsLink(podNetns(dst.uid)), "QEMU runs in the target pod's netns");
 
+      // The disk moved: new claim on the target named by VM and VMI, recorded old → new, the old one gone from
+      // the source node (claim, PV, its directory).
+      const after = await dataClaims(c);
+      assert.notEqual(after.vm, before.vm, "the VM names a new claim");
+      assert.equal(after.vmi, after.vm, "the VMI names the same new claim");
+      assert.match(after.vm, new RegExp(`^${VM}-data-m[0-9a-f]{6}$`));
+      const newDisk = await volumeFile(c, after.vm);
+      assert.equal(newDisk.node, to, "the data disk is on the target node");
+      const rec = JSON.parse(
+        await c.kubectl(
+          "get",
+          "vm",
+          VM,
+          "-o",
+          "jsonpath={.status.volumeUpdateState.volumeMigrationState.migratedVolumes}",
+        ),
+      ) as { volumeName: string; sourcePVCInfo: { claimName: string }; destinationPVCInfo: { claimName: string } }[];
+      assert.deepEqual(
+        rec.map((m) => [m.volumeName, m.sourcePVCInfo.claimName, m.destinationPVCInfo.claimName]),
+        [["data", before.vm, after.vm]],
+      );
+      assert.equal(
+        await c.kubectl("get", "vmi", VM, "-o", "jsonpath={.status.migratedVolumes[0].destinationPVCInfo.claimName}"),
+        after.vm,
+      );
+      await until(`old claim ${before.vm}, PV ${oldDisk.pv} and its directory on ${from} gone`, 120_000, async () => {
+        const dvs = await c.kubectl("get", "dv", "-o", "name");
+        const pvcs = await c.kubectl("get", "pvc", "-o", "name");
+        const pvs = await c.kubectl("get", "pv", "-o", "name");
+        const left = [
+          ...(dvs.split("\n").includes(`datavolume.cdi.kubevirt.io/${before.vm}`) ? ["DataVolume"] : []),
+          ...(pvcs.split("\n").includes(`persistentvolumeclaim/${before.vm}`) ? ["claim"] : []),
+          ...(pvs.includes(oldDisk.pv) ? ["PV"] : []),
+          ...((await exists(join(fromDir, "volumes", oldDisk.pv))) ? ["volume directory"] : []),
+        ];
+        if (left.length) t.diagnostic(`old disk left: ${left.join(", ")}`);
+        return left.length === 0 ? true : undefined;
+      });
+      await until("the VMIMs' finalizers off", 60_000, async () =>
+        (await c.kubectl("get", "vmim", "-o", "jsonpath={.items[*].metadata.finalizers}")) === "" ? true : undefined,
+      );
+      t.diagnostic(
+        `round ${round}: disk ${before.vm} (${from}) → ${after.vm} (${to}), ${Date.now() - started} ms to release`,
+      );
+
       // The console answers through the new node; same boot, the counter went on.
       con = c.console(VM);
       con.send("\n");
       assert.equal(await ask(con, "cat /proc/sys/kernel/random/boot_id"), bootId, "same boot: no reset");
+      // The disk's data, read from the moved disk (page cache dropped): the marker and every line so far.
+      const check = await ask(
+        con,
+        `n=$(cat /dev/shm/lines); sync; echo 3 > /proc/sys/vm/drop_caches; m=$(head -c ${MARK.length} /dev/vdb); bad=0; s=$((n/40+1)); j=1; while [ $j -lt $n ]; do [ "$(dd if=/dev/vdb bs=16 skip=$((j+${LINE0})) count=1 2>/dev/null | head -n1)" = "L$j" ] || { bad=$j; break; }; [ $j -lt $((n-s)) ] && j=$((j+s)) || j=$((j+1)); done; echo "$m $n $bad"`,
+      );
+      const [mark, lines, bad] = check.split(" ");
+      assert.equal(mark, MARK, "the marker reads back from the moved disk");
+      assert.ok(Number(lines) > 4, `lines were appended (${lines})`);
+      assert.equal(bad, "0", `every line checked reads back (first bad: ${bad} of ${lines})`);
       const now = Number(await ask(con, "cat /dev/shm/count"));
       assert.ok(now > last, `the counter continues (${last} → ${now})`);
       last = await until("the counter still runs on the target", 30_000, async () => {
