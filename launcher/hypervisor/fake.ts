@@ -175,6 +175,19 @@ export class FakeHypervisor implements Hypervisor {
     this.get(name);
     this.maxDowntimeMs = ms;
   }
+  /** As libvirt: only a running migration that was started with post-copy allowed switches. */
+  async startPostCopy(name: string): Promise<void> {
+    this.calls.push("startPostCopy");
+    this.get(name);
+    if (!this.migration) throw statusError(400, "BadRequest", "requested operation is not valid: no job is active");
+    if (!this.migration.opts.postCopy)
+      throw statusError(
+        400,
+        "BadRequest",
+        "requested operation is not valid: switching to post-copy requires migration to be started with VIR_MIGRATE_POSTCOPY flag",
+      );
+    this.job = { ...this.job, type: "unbounded" };
+  }
   snapshot(): Promise<void> {
     return Promise.reject(notSupported("Snapshots"));
   }
