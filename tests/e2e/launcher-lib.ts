@@ -5,6 +5,7 @@ import { existsSync, readFileSync } from "node:fs";
 import { mkdir, rm } from "node:fs/promises";
 import net from "node:net";
 import path from "node:path";
+import { after, before, describe } from "node:test";
 import { fileURLToPath } from "node:url";
 import { promisify } from "node:util";
 import {
@@ -16,7 +17,8 @@ import {
   type SpawnedPod,
   spawnLauncherPod,
 } from "../../launcher/index.js";
-import { GUEST_CMDLINE, type Guest } from "../guest/index.js";
+import { ensureGuest, GUEST_CMDLINE, type Guest } from "../guest/index.js";
+import { GUEST, LIBVIRT, requirePrereqs } from "../lib/prereqs.js";
 
 export const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..", "..");
 export const tsvirtJs = path.join(repoRoot, "dist", "cmd", "tsvirt.js");
@@ -256,6 +258,28 @@ export class MigrationPair {
     for (const side of ["src", "dst"])
       await rm(path.join(baseDir, `${this.name}-${this.tag}-${side}`), { recursive: true, force: true });
   }
+}
+
+/**
+ * A suite of migrations between two launcher pods: the prerequisites checked, the test guest built and a
+ * MigrationPair set up before its tests, torn down after. `ctx.guest` is set once the suite's `before` has run.
+ */
+export function describeMigration(
+  title: string,
+  pairName: string,
+  octet: number,
+  body: (ctx: { pair: MigrationPair; guest: Guest }) => void,
+): void {
+  requirePrereqs(...LIBVIRT, ...GUEST, "ip");
+  describe(title, () => {
+    const ctx = { pair: new MigrationPair(pairName, octet), guest: undefined as unknown as Guest };
+    before(async () => {
+      ctx.guest = await ensureGuest();
+      await ctx.pair.setUp();
+    });
+    after(() => ctx.pair.tearDown());
+    body(ctx);
+  });
 }
 
 /** The test guest as a migratable VMI: kernel boot with a heartbeat on the console, its containerDisk and a scratch emptyDisk. */

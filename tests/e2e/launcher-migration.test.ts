@@ -7,40 +7,18 @@ import assert from "node:assert/strict";
 import { randomUUID } from "node:crypto";
 import { readFileSync } from "node:fs";
 import path from "node:path";
-import { after, before, describe, it } from "node:test";
+import { it } from "node:test";
 import { podPaths } from "../../launcher/index.js";
-import { ensureGuest, type Guest, HEARTBEAT } from "../guest/index.js";
-import { GUEST, LIBVIRT, requirePrereqs } from "../lib/prereqs.js";
-import {
-  alive,
-  Console,
-  jobEnd,
-  MigrationPair,
-  migratableVmi,
-  nextState,
-  podProcesses,
-  preparedFor,
-  tail,
-  waitFor,
-} from "./launcher-lib.js";
+import { HEARTBEAT } from "../guest/index.js";
+import * as lib from "./launcher-lib.js";
 
-requirePrereqs(...LIBVIRT, ...GUEST, "ip");
-
+const { alive, Console, jobEnd, migratableVmi, nextState, podProcesses, preparedFor, tail, waitFor } = lib;
 const BOOT_MS = 180_000;
 
-describe("live migration between two launcher pods (real libvirt + QEMU)", () => {
-  let guest: Guest;
-  const pair = new MigrationPair("mig", 7);
-  const IP = pair.ip;
-
-  before(async () => {
-    guest = await ensureGuest();
-    await pair.setUp();
-  });
-
-  after(() => pair.tearDown());
-
+lib.describeMigration("live migration between two launcher pods (real libvirt + QEMU)", "mig", 7, (ctx) => {
   it("migrates a running guest with its node-local disks; the guest lives on, same boot, data intact", async () => {
+    const { pair, guest } = ctx;
+    const IP = pair.ip;
     const uid = randomUUID();
     const vmi = migratableVmi(uid, "mover");
     const prepared = preparedFor(guest);

@@ -6,14 +6,13 @@
 // kept in RAM and the checksum of the random data are unchanged.
 import assert from "node:assert/strict";
 import { randomUUID } from "node:crypto";
-import { after, before, describe, it } from "node:test";
-import { ensureGuest, type Guest, HEARTBEAT } from "../guest/index.js";
-import { GUEST, LIBVIRT, requirePrereqs } from "../lib/prereqs.js";
+import { it } from "node:test";
+import { HEARTBEAT } from "../guest/index.js";
 import {
   alive,
   Console,
+  describeMigration,
   jobEnd,
-  MigrationPair,
   migratableVmi,
   nextState,
   preparedFor,
@@ -21,22 +20,9 @@ import {
   waitFor,
 } from "./launcher-lib.js";
 
-requirePrereqs(...LIBVIRT, ...GUEST, "ip");
-
-const BOOT_MS = 180_000;
-
-describe("post-copy switch-over between two launcher pods (real libvirt + QEMU)", () => {
-  let guest: Guest;
-  const pair = new MigrationPair("pcopy", 8);
-
-  before(async () => {
-    guest = await ensureGuest();
-    await pair.setUp();
-  });
-
-  after(() => pair.tearDown());
-
+describeMigration("post-copy switch-over between two launcher pods (real libvirt + QEMU)", "pcopy", 8, (ctx) => {
   it("a busy guest past its completion budget finishes in post-copy, memory intact", async (t) => {
+    const { pair, guest } = ctx;
     const uid = randomUUID();
     const vmi = migratableVmi(uid, "postcopy");
     const prepared = preparedFor(guest);
@@ -44,7 +30,7 @@ describe("post-copy switch-over between two launcher pods (real libvirt + QEMU)"
     assert.equal((await src.client.call("Sync", { vmi, prepared })).status?.state, "Running");
 
     const con = await Console.connect(src.paths.consoleSocket);
-    await con.waitFor(new RegExp(guest.marker), BOOT_MS);
+    await con.waitFor(new RegExp(guest.marker), 180_000);
     let mark = con.text.length;
     con.send(
       "echo kept-in-ram-4711 > /migval; head -c 33554432 /dev/urandom > /pc.a; echo S-$(md5sum < /pc.a | cut -c1-32)-E\n",

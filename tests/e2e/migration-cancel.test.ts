@@ -9,22 +9,12 @@ import { readlink } from "node:fs/promises";
 import { describe, it } from "node:test";
 import { podNetns } from "../../handler/network/index.js";
 import { CLUSTER, requirePrereqs } from "../lib/prereqs.js";
-import { type Cluster, type Console, netnsLink, startCluster, until } from "../lib/up.js";
+import { askGuest as ask, type Cluster, netnsLink, startCluster, startCounting, until } from "../lib/up.js";
 import { ApiWatch, type KObj, podProcesses, qemuOf } from "./crash-lib.js";
 
 const VM = "mcan1";
 const SELECT = { "tsvirt.io/test-migration": "capped" };
 const POLICY = "capped";
-
-let token = 0;
-/** Runs a shell line in the guest and returns what it printed between unique markers. */
-async function ask(con: Console, cmd: string): Promise<string> {
-  const n = ++token;
-  // The quotes split the markers in the echoed command line: only the output carries them whole.
-  con.send(`echo Q${n}""B-$(${cmd})-Q${n}""E\n`);
-  const m = await con.expect(new RegExp(`Q${n}B-([^\\r\\n]*)-Q${n}E`), 60_000);
-  return m.replace(`Q${n}B-`, "").replace(`-Q${n}E`, "");
-}
 
 interface Vmi {
   metadata: { uid: string; labels?: Record<string, string> };
@@ -50,17 +40,7 @@ describe("migrate-cancel under a MigrationPolicy bandwidth cap (tsvirt up --node
     await c.apply(c.vm(VM, { runStrategy: "Always", memory: "128Mi", labels: SELECT }));
     await c.waitFor(`vmi/${VM}`, "{.status.phase}", "Running", 300_000);
     const con = c.console(VM);
-    await con.expect(new RegExp(c.guest.marker), 300_000);
-    con.send("\n");
-    const bootId = await ask(con, "cat /proc/sys/kernel/random/boot_id");
-    assert.match(bootId, /^[0-9a-f-]{36}$/);
-    con.send(
-      "mkdir -p /dev/shm; (i=0; while :; do i=$((i+1)); echo $i > /dev/shm/count; sleep 0.1; done) >/dev/null 2>&1 &\n",
-    );
-    const before = await until("the counter runs", 30_000, async () => {
-      const v = Number(await ask(con, "cat /dev/shm/count"));
-      return v > 0 ? v : undefined;
-    });
+    const { bootId, count: before } = await startCounting(c, con);
     const vmi0 = await c.getJson<Vmi>("vmi", VM);
     const uid = vmi0.metadata.uid;
     // node01 is where the scheduler put it (the source), node02 the other one.

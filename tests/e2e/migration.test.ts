@@ -11,7 +11,7 @@ import { describe, it } from "node:test";
 import { podNetns } from "../../handler/network/index.js";
 import { podDirOf } from "../../handler/processes.js";
 import { CLUSTER, requirePrereqs } from "../lib/prereqs.js";
-import { type Cluster, type Console, netnsLink, qemuFor, startCluster, until } from "../lib/up.js";
+import { askGuest as ask, type Cluster, netnsLink, qemuFor, startCluster, startCounting, until } from "../lib/up.js";
 
 const VM = "mig1";
 
@@ -40,16 +40,6 @@ async function launcherPods(c: Cluster, vmiUid: string): Promise<PodInfo[]> {
     }));
 }
 
-let token = 0;
-/** Runs a shell line in the guest and returns what it printed between unique markers. */
-async function ask(con: Console, cmd: string): Promise<string> {
-  const n = ++token;
-  // The quotes split the markers in the echoed command line: only the output carries them whole.
-  con.send(`echo Q${n}""B-$(${cmd})-Q${n}""E\n`);
-  const m = await con.expect(new RegExp(`Q${n}B-([^\\r\\n]*)-Q${n}E`), 60_000);
-  return m.replace(`Q${n}B-`, "").replace(`-Q${n}E`, "");
-}
-
 async function processesMentioning(text: string): Promise<number[]> {
   const out: number[] = [];
   for (const d of await readdir("/proc")) {
@@ -76,17 +66,9 @@ describe("live migration (tsvirt up --nodes 2)", async () => {
     await c.waitFor(`vmi/${VM}`, "{.status.phase}", "Running", 300_000);
     const uid = await c.kubectl("get", "vmi", VM, "-o", "jsonpath={.metadata.uid}");
     let con = c.console(VM);
-    await con.expect(new RegExp(c.guest.marker), 300_000);
-    con.send("\n");
-    const bootId = await ask(con, "cat /proc/sys/kernel/random/boot_id");
-    assert.match(bootId, /^[0-9a-f-]{36}$/);
-    con.send(
-      "mkdir -p /dev/shm; (i=0; while :; do i=$((i+1)); echo $i > /dev/shm/count; sleep 0.1; done) >/dev/null 2>&1 &\n",
-    );
-    let last = await until("the counter runs", 30_000, async () => {
-      const v = Number(await ask(con, "cat /dev/shm/count"));
-      return v > 0 ? v : undefined;
-    });
+    const counting = await startCounting(c, con);
+    const bootId = counting.bootId;
+    let last = counting.count;
 
     for (const round of [1, 2]) {
       const [src] = await launcherPods(c, uid);
