@@ -232,6 +232,23 @@ describe("launcher migration handlers (fake hypervisor)", () => {
     assert.deepEqual([done.state, done.mode], ["completed", "PostCopy"]);
   });
 
+  it("source: a refused switch to post-copy is tried again at each sample, then the job is aborted naming why", async (t) => {
+    const hv = new FakeHypervisor();
+    hv.postCopyError = new Error("Postcopy must be started after migration has been started");
+    const c = core(hv, false);
+    t.after(() => c.close());
+    await c.handle("Sync", { vmi });
+    await c.handle("MigrateStart", { ...start, postCopy: true, completionTimeoutPerGiB: 1 });
+    const failed = await until(async () => {
+      const r = (await c.handle("MigrateStatus", {})) as MigrateStatusResult;
+      return r.state === "running" ? undefined : r;
+    });
+    assert.deepEqual([failed.state, failed.mode], ["failed", "PreCopy"]);
+    assert.match(failed.message ?? "", /switching to post-copy failed 10 times: Postcopy must be started/);
+    assert.equal(hv.calls.filter((x) => x === "startPostCopy").length, 10);
+    assert.equal(c.info().status?.state, "Running");
+  });
+
   it("source: post-copy allowed but workload disruption refused → aborted at the budget, never switched", async (t) => {
     const hv = new FakeHypervisor();
     const c = core(hv, false);
