@@ -3,7 +3,8 @@
 // wait for the VMIM to run, `virtctl migrate-cancel`. KubeVirt's cancel is the VMIM's deletion: its finalizer holds
 // it while the source aborts the job, the controller marks it Failed, then releases it (the object goes). The guest
 // keeps running on the source (same boot, the counter goes on), the VMI says abortStatus Succeeded and failed, and
-// nothing of the target is left on node02. Without the policy, a later `virtctl migrate` succeeds.
+// nothing of the target is left on node02. Without the policy, a later `virtctl migrate` succeeds; back under a
+// policy allowing post-copy with a budget pre-copy cannot meet, the migration succeeds in post-copy (mode PostCopy).
 import assert from "node:assert/strict";
 import { readlink } from "node:fs/promises";
 import { describe, it } from "node:test";
@@ -32,7 +33,7 @@ async function launcherPods(c: Cluster, vmiUid: string): Promise<{ name: string;
 }
 
 describe("migrate-cancel under a MigrationPolicy bandwidth cap (tsvirt up --nodes 2)", async () => {
-  it("the guest stays on the source, the VMIM ends Failed with abortStatus Succeeded; a later migrate succeeds", {
+  it("the guest stays on the source, the VMIM ends Failed with abortStatus Succeeded; later migrates succeed, one in post-copy", {
     timeout: 1_500_000,
   }, async (t) => {
     requirePrereqs(...CLUSTER);
@@ -135,5 +136,41 @@ describe("migrate-cancel under a MigrationPolicy bandwidth cap (tsvirt up --node
     con2.send("\n");
     assert.equal(await ask(con2, "cat /proc/sys/kernel/random/boot_id"), bootId, "same boot after the migration");
     con2.close();
+
+    // Back under a policy allowing post-copy, with a budget (1 s per GiB) and a cap pre-copy cannot meet: the
+    // launcher switches to post-copy, the source agent records it, the migration succeeds.
+    await c.apply({
+      apiVersion: "migrations.kubevirt.io/v1alpha1",
+      kind: "MigrationPolicy",
+      metadata: { name: "postcopy" },
+      spec: {
+        allowPostCopy: true,
+        completionTimeoutPerGiB: 1,
+        bandwidthPerMigration: "8Mi",
+        selectors: { virtualMachineInstanceSelector: SELECT },
+      },
+    });
+    await c.virtctl("migrate", VM);
+    const seen = new Set([mig.metadata.uid, ok.metadata.uid]);
+    const pc = await vmims.when(
+      "the post-copy migration to succeed",
+      600_000,
+      () =>
+        vmims.list(
+          (m) => !seen.has(m.metadata.uid) && (m.status?.phase === "Succeeded" || m.status?.phase === "Failed"),
+        )[0],
+    );
+    assert.equal(pc.status?.phase, "Succeeded", JSON.stringify((await c.getJson<Vmi>("vmi", VM)).status));
+    await c.waitFor(`vmi/${VM}`, "{.status.nodeName}", node01, 120_000);
+    const back = await c.getJson<Vmi>("vmi", VM);
+    assert.equal(back.status.migrationState?.migrationPolicyName, "postcopy");
+    assert.equal(back.status.migrationState?.mode, "PostCopy", "switched to post-copy");
+    assert.equal(back.status.migrationState?.completed, true);
+    const con3 = c.console(VM);
+    con3.send("\n");
+    assert.equal(await ask(con3, "cat /proc/sys/kernel/random/boot_id"), bootId, "same boot after post-copy");
+    const last = Number(await ask(con3, "cat /dev/shm/count"));
+    assert.ok(last > after, `the counter continues (${after} → ${last})`);
+    con3.close();
   });
 });
