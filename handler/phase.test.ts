@@ -84,6 +84,7 @@ describe("isPaused", () => {
     assert.equal(isPaused({ state: "Paused", reason: "User" }), true);
     assert.equal(isPaused({ state: "Paused", reason: "IOError" }), true);
     assert.equal(isPaused({ state: "Paused", reason: "StartingUp" }), false);
+    assert.equal(isPaused({ state: "Paused", reason: "Postcopy" }), false, "the source of a post-copy migration");
     assert.equal(isPaused({ state: "Running", reason: "Booted" }), false);
     assert.equal(isPaused(undefined), false);
   });

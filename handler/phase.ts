@@ -86,8 +86,14 @@ export function vmiPhaseFor(domain: DomainState | undefined, vmi: PhaseVmi): Vmi
  * node agent and virt-controller then rewrote the pod's gate against each other until their caches agreed.
  */
 export function isPaused(domain: DomainState | undefined): boolean {
-  // Paused/Migration: the switch-over of a live migration (the source's last moment), not a user's pause either.
-  return domain?.state === "Paused" && domain.reason !== "StartingUp" && domain.reason !== "Migration";
+  // Paused/Migration: the switch-over of a live migration (the source's last moment), not a user's pause either;
+  // Paused/Postcopy: the source while a post-copy migration runs the guest on the target.
+  return (
+    domain?.state === "Paused" &&
+    domain.reason !== "StartingUp" &&
+    domain.reason !== "Migration" &&
+    domain.reason !== "Postcopy"
+  );
 }
 
 /** Whether the VMI has reached a final phase (no domain of it will run again). */

@@ -40,6 +40,31 @@ describe("migration follower", () => {
     assert.match(followStep(stuck, {}, 160_001, limits).abort ?? "", /progressTimeout/);
   });
 
+  it("past the completion budget with post-copy allowed: switches once instead of aborting, then never aborts", () => {
+    const pc = { ...limits, postCopy: true };
+    const st = { startedAtMs: 0, progressAtMs: 0 };
+    assert.deepEqual(followStep(st, { dataRemaining: 5 }, 300_000, pc), {
+      state: { startedAtMs: 0, progressAtMs: 300_000, lowestRemaining: 5 },
+    });
+    // Not while libvirt still mirrors the disks (the memory stream has not begun): no abort either.
+    assert.deepEqual(followStep(st, { dataRemaining: 5, memoryIteration: 0 }, 300_001, pc), {
+      state: { startedAtMs: 0, progressAtMs: 300_001, lowestRemaining: 5 },
+    });
+    const sw = followStep(st, { dataRemaining: 5, memoryIteration: 1 }, 300_001, pc);
+    assert.equal(sw.postCopy, true);
+    assert.equal(sw.abort, undefined);
+    assert.equal(sw.state.mode, "PostCopy");
+    // In post-copy neither budget fires again: the guest already runs on the target.
+    const later = followStep(sw.state, { dataRemaining: 5 }, 10_000_000, pc);
+    assert.deepEqual([later.postCopy, later.abort, later.state.mode], [undefined, undefined, "PostCopy"]);
+    // Without post-copy (or with workload disruption refused: the launcher passes postCopy false) it aborts.
+    assert.match(followStep(st, { dataRemaining: 5 }, 300_001, limits).abort ?? "", /completion timeout/);
+    // A stuck pre-copy job is aborted even with post-copy allowed (KubeVirt's progress timeout).
+    const stuck = { startedAtMs: 0, progressAtMs: 0, lowestRemaining: 5 };
+    const r = followStep(stuck, { dataRemaining: 9 }, 150_001, pc);
+    assert.deepEqual([r.postCopy, /progressTimeout/.test(r.abort ?? "")], [undefined, true]);
+  });
+
   it("completes the target's XML with the MACs and uuid libvirt generated on the source, keeps its paths", () => {
     const source =
       "<domain><name>ns_vm</name><uuid>1234</uuid><devices><disk><source file='/a/x'/></disk>" +
@@ -176,5 +201,72 @@ describe("launcher migration handlers (fake hypervisor)", () => {
       c.handle("MigrateStart", { ...start, destinationUri: "qemu+ssh://x/system" }),
       /destinationUri/,
     );
+  });
+
+  it("source: post-copy allowed and the budget spent → switched (mode PostCopy), no longer abortable; completes", async (t) => {
+    const hv = new FakeHypervisor();
+    const c = core(hv, false);
+    t.after(() => c.close());
+    await c.handle("Sync", { vmi });
+    // The fake's guest is ≤ 1 GiB: a budget of 1 s.
+    const s = (await c.handle("MigrateStart", {
+      ...start,
+      postCopy: true,
+      completionTimeoutPerGiB: 1,
+    })) as MigrateStatusResult;
+    assert.deepEqual([s.state, s.mode], ["running", "PreCopy"]);
+    assert.equal(hv.migration?.opts.postCopy, true, "the job is started with VIR_MIGRATE_POSTCOPY");
+    const pc = await until(async () => {
+      const r = (await c.handle("MigrateStatus", {})) as MigrateStatusResult;
+      return r.mode === "PostCopy" ? r : undefined;
+    });
+    assert.equal(pc.state, "running");
+    assert.equal(hv.calls.filter((x) => x === "startPostCopy").length, 1);
+    assert.deepEqual(await c.handle("MigrateAbort", {}), { aborted: false });
+    assert.equal(hv.calls.includes("abortJob"), false, "never aborted in post-copy");
+    hv.finishMigration();
+    const done = await until(async () => {
+      const r = (await c.handle("MigrateStatus", {})) as MigrateStatusResult;
+      return r.state === "running" ? undefined : r;
+    });
+    assert.deepEqual([done.state, done.mode], ["completed", "PostCopy"]);
+  });
+
+  it("source: a refused switch to post-copy is tried again at each sample, then the job is aborted naming why", async (t) => {
+    const hv = new FakeHypervisor();
+    hv.postCopyError = new Error("Postcopy must be started after migration has been started");
+    const c = core(hv, false);
+    t.after(() => c.close());
+    await c.handle("Sync", { vmi });
+    await c.handle("MigrateStart", { ...start, postCopy: true, completionTimeoutPerGiB: 1 });
+    const failed = await until(async () => {
+      const r = (await c.handle("MigrateStatus", {})) as MigrateStatusResult;
+      return r.state === "running" ? undefined : r;
+    });
+    assert.deepEqual([failed.state, failed.mode], ["failed", "PreCopy"]);
+    assert.match(failed.message ?? "", /switching to post-copy failed 10 times: Postcopy must be started/);
+    assert.equal(hv.calls.filter((x) => x === "startPostCopy").length, 10);
+    assert.equal(c.info().status?.state, "Running");
+  });
+
+  it("source: post-copy allowed but workload disruption refused → aborted at the budget, never switched", async (t) => {
+    const hv = new FakeHypervisor();
+    const c = core(hv, false);
+    t.after(() => c.close());
+    await c.handle("Sync", { vmi });
+    await c.handle("MigrateStart", {
+      ...start,
+      postCopy: true,
+      allowWorkloadDisruption: false,
+      completionTimeoutPerGiB: 1,
+    });
+    const failed = await until(async () => {
+      const r = (await c.handle("MigrateStatus", {})) as MigrateStatusResult;
+      return r.state === "running" ? undefined : r;
+    });
+    assert.deepEqual([failed.state, failed.mode], ["failed", "PreCopy"]);
+    assert.match(failed.message ?? "", /completion timeout of 1 s/);
+    assert.equal(hv.calls.includes("startPostCopy"), false);
+    assert.equal(c.info().status?.state, "Running");
   });
 });

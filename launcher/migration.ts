@@ -1,5 +1,5 @@
 // Live migration, the launcher's part (MIGRATION-CONTRACT §3-§4). Pure pieces: the job follower's timeout rule
-// (KubeVirt's migrationMonitor: progress and completion budgets) and the destination XML's carry-over of what
+// (KubeVirt's migrationMonitor: progress and completion budgets, the switch to post-copy) and the destination XML's carry-over of what
 // libvirt generated on the source. I/O pieces: the target's listener (its libvirtd's socket, reachable over TCP on
 // the pod IP only while it is a migration target) and the free-port choice inside the pod's network namespace.
 import net from "node:net";
@@ -14,12 +14,17 @@ export const FIRST_MIGRATION_PORT = 49152;
 
 export const GIB = 1024 ** 3;
 
+/** KubeVirt's migrationState.mode values the launcher can be in (Paused is not implemented). */
+export type MigrationMode = "PreCopy" | "PostCopy";
+
 /** What the follower remembers between samples. */
 export interface FollowState {
   startedAtMs: number;
   /** The smallest remaining-data figure seen, and when it was first seen. */
   lowestRemaining?: number;
   progressAtMs: number;
+  /** PostCopy once the switch was made (unset: PreCopy). */
+  mode?: MigrationMode;
 }
 
 export interface FollowLimits {
@@ -29,6 +34,11 @@ export interface FollowLimits {
   completionTimeoutPerGiB: number;
   /** Guest memory + copied disks, bytes. */
   dataBytes: number;
+  /**
+   * Past the completion budget, switch to post-copy instead of aborting: KubeVirt's allowPostCopy with
+   * allowWorkloadDisruption (which defaults to allowPostCopy). The job must have been started with post-copy allowed.
+   */
+  postCopy?: boolean;
 }
 
 /** Seconds the whole migration may take: per GiB (rounded up, at least 1), as KubeVirt's acceptableCompletionTime. */
@@ -37,24 +47,31 @@ export function completionBudgetS(l: FollowLimits): number {
 }
 
 /**
- * One sample of the running job → the follower's next state and, when a budget ran out, why to abort (the message
- * names the timeout). Progress is the remaining data reaching a new low; a sample without the figure changes
- * nothing.
+ * One sample of the running job → the follower's next state and, when a budget ran out, either why to abort (the
+ * message names the timeout) or, with post-copy allowed, to switch to post-copy (once; KubeVirt's monitor then
+ * never aborts: the guest already runs on the target). The switch waits for the memory stream to have begun (QEMU
+ * refuses it while libvirt still mirrors the disks: memory iteration 0). Progress is the remaining data reaching a
+ * new low; a sample without the figure changes nothing.
  */
 export function followStep(
   st: FollowState,
-  sample: { dataRemaining?: number | undefined },
+  sample: { dataRemaining?: number | undefined; memoryIteration?: number | undefined },
   nowMs: number,
   limits: FollowLimits,
-): { state: FollowState; abort?: string } {
+): { state: FollowState; abort?: string; postCopy?: true } {
   const next: FollowState = { ...st };
   const rem = sample.dataRemaining;
   if (rem !== undefined && (st.lowestRemaining === undefined || rem < st.lowestRemaining)) {
     next.lowestRemaining = rem;
     next.progressAtMs = nowMs;
   }
+  if (st.mode === "PostCopy") return { state: next };
   const budget = completionBudgetS(limits);
   if (nowMs - st.startedAtMs > budget * 1000) {
+    if (limits.postCopy) {
+      if (sample.memoryIteration === 0) return { state: next };
+      return { state: { ...next, mode: "PostCopy" }, postCopy: true };
+    }
     const gib = Math.max(1, Math.ceil(limits.dataBytes / GIB));
     return {
       state: next,

@@ -153,8 +153,13 @@ export const MigrateStartParamsSchema = Type.Object({
   /** Bandwidth cap, MiB/s (0 or unset: unlimited). */
   bandwidthMiBps: Type.Optional(Type.Integer({ minimum: 0 })),
   autoConverge: Type.Optional(Type.Boolean()),
-  /** Enables post-copy (KubeVirt: it is started only when the completion budget runs out). */
+  /** Enables post-copy; the follower switches to it when the completion budget runs out (KubeVirt's monitor). */
   postCopy: Type.Optional(Type.Boolean()),
+  /**
+   * KubeVirt's allowWorkloadDisruption (unset: as postCopy): false keeps a post-copy-enabled job from switching
+   * (it is aborted at the budget instead).
+   */
+  allowWorkloadDisruption: Type.Optional(Type.Boolean()),
   maxDowntimeMs: Type.Optional(Type.Integer({ minimum: 1 })),
   /** multifd channels (VIR_MIGRATE_PARALLEL); unset or 0: one stream. */
   parallelConnections: Type.Optional(Type.Integer({ minimum: 0, maximum: 255 })),
@@ -188,6 +193,8 @@ export const MigrateStatusResultSchema = Type.Object({
   /** Why it failed or was cancelled (e.g. the timeout that fired). */
   message: Type.Optional(Type.String()),
   migrationUid: Type.Optional(Type.String()),
+  /** KubeVirt's migrationState.mode: PostCopy once the follower switched the job to post-copy. */
+  mode: Type.Optional(Type.Union([Type.Literal("PreCopy"), Type.Literal("PostCopy")])),
 });
 export type MigrateStatusResult = Static<typeof MigrateStatusResultSchema>;
 

@@ -63,6 +63,8 @@ export interface LauncherCoreOptions {
 /** KubeVirt's defaults (virt-config): progressTimeout 150 s, completionTimeoutPerGiB 150 s. */
 const DEFAULT_PROGRESS_TIMEOUT_S = 150;
 const DEFAULT_COMPLETION_TIMEOUT_PER_GIB = 150;
+/** Samples at which a refused switch to post-copy is tried again before the job is aborted. */
+const MAX_POST_COPY_ATTEMPTS = 10;
 
 /** The source's one migration job (libvirt runs it; the launcher follows it and keeps how it ended). */
 interface MigrationJob {
@@ -81,6 +83,8 @@ interface MigrationJob {
   downtimeSet: boolean;
   timer?: NodeJS.Timeout;
   polling: boolean;
+  /** Consecutive refusals of the switch to post-copy. */
+  postCopyFailures?: number;
 }
 
 const MAX_LINE = 16 * 1024 * 1024;
@@ -411,6 +415,7 @@ export class LauncherCore {
     if (st?.downtimeMs !== undefined && j.state === "completed") r.downtimeMs = st.downtimeMs;
     r.elapsedMs = st?.timeElapsedMs ?? (j.endedAtMs ?? Date.now()) - j.startedAtMs;
     if (j.message) r.message = j.message;
+    r.mode = j.follow.mode ?? "PreCopy";
     return r;
   }
 
@@ -458,6 +463,7 @@ export class LauncherCore {
           progressTimeoutS: p.progressTimeout ?? DEFAULT_PROGRESS_TIMEOUT_S,
           completionTimeoutPerGiB: p.completionTimeoutPerGiB ?? DEFAULT_COMPLETION_TIMEOUT_PER_GIB,
           dataBytes,
+          postCopy: p.postCopy === true && (p.allowWorkloadDisruption ?? true),
         },
         maxDowntimeMs: p.maxDowntimeMs,
         downtimeSet: false,
@@ -508,8 +514,30 @@ export class LauncherCore {
           .setMaxDowntime(name, job.maxDowntimeMs)
           .catch((e: unknown) => this.log.warn("setting the migration's max downtime failed", { err: e }));
       }
-      const step = followStep(job.follow, { dataRemaining: job.stats?.dataRemaining }, Date.now(), job.limits);
+      const sample = { dataRemaining: job.stats?.dataRemaining, memoryIteration: job.stats?.memoryIteration };
+      const step = followStep(job.follow, sample, Date.now(), job.limits);
       job.follow = step.state;
+      if (step.postCopy) {
+        this.log.info("the migration exceeded its completion budget: switching to post-copy", {
+          domain: name,
+          dataRemaining: job.stats?.dataRemaining,
+        });
+        try {
+          await this.opts.hv.startPostCopy(name);
+          job.postCopyFailures = 0;
+        } catch (e) {
+          // Still pre-copy: tried again at the next sample (KubeVirt's monitor), a bounded number of times.
+          job.follow = { ...job.follow, mode: "PreCopy" };
+          job.postCopyFailures = (job.postCopyFailures ?? 0) + 1;
+          const msg = e instanceof Error ? e.message : String(e);
+          this.log.warn("switching to post-copy failed", { domain: name, err: msg, attempt: job.postCopyFailures });
+          if (job.postCopyFailures >= MAX_POST_COPY_ATTEMPTS && !job.abortReason) {
+            job.abortReason = `switching to post-copy failed ${job.postCopyFailures} times: ${msg}`;
+            this.log.warn("aborting the migration", { domain: name, reason: job.abortReason });
+            await this.opts.hv.abortJob(name).catch((err: unknown) => this.log.warn("abort failed", { err }));
+          }
+        }
+      }
       if (step.abort && !job.abortReason) {
         job.abortReason = step.abort;
         this.log.warn("aborting the migration", { domain: name, reason: step.abort });
@@ -553,6 +581,11 @@ export class LauncherCore {
     const job = this.job;
     const name = this.name;
     if (job?.state !== "running" || !name) return { aborted: false };
+    if (job.follow.mode === "PostCopy") {
+      // The guest runs on the target already: a post-copy migration is never aborted (KubeVirt's, libvirt's rule).
+      this.log.warn("migration abort refused: the migration is in post-copy", { domain: name });
+      return { aborted: false };
+    }
     job.userAbort = true;
     try {
       await this.opts.hv.abortJob(name);

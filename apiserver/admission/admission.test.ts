@@ -417,7 +417,7 @@ test("hostDisk: a relative path or a '..' component is a 422 naming spec.volumes
   );
 });
 
-test("MigrationPolicy: post-copy and experimental settings are answered with a Warning; the rest is acted on", async () => {
+test("MigrationPolicy: pausing (workload disruption without post-copy) and experimental answer a Warning; the rest is acted on", async () => {
   const policy = (spec: Obj): AdmissionRequest =>
     ({
       uid: "u",
@@ -429,7 +429,12 @@ test("MigrationPolicy: post-copy and experimental settings are answered with a W
     }) as AdmissionRequest;
   const quiet = await runAdmission(plugins, policy({ bandwidthPerMigration: "64Mi", allowAutoConverge: true }));
   assert.deepEqual(quiet.warnings, []);
-  const loud = await runAdmission(plugins, policy({ allowPostCopy: true, bandwidthPerMigration: "64Mi" }));
-  assert.equal(loud.warnings.length, 1);
-  assert.match(loud.warnings[0] ?? "", /^spec\.allowPostCopy: accepted but not acted on/);
+  // post-copy is switched to past the completion budget: acted on
+  const postCopy = await runAdmission(plugins, policy({ allowPostCopy: true, allowWorkloadDisruption: true }));
+  assert.deepEqual(postCopy.warnings, []);
+  assert.deepEqual((await runAdmission(plugins, policy({ allowPostCopy: true }))).warnings, []);
+  const loud = await runAdmission(plugins, policy({ allowWorkloadDisruption: true, experimental: {} }));
+  assert.equal(loud.warnings.length, 2);
+  assert.match(loud.warnings[0] ?? "", /^spec\.allowWorkloadDisruption: without allowPostCopy .* pauses/);
+  assert.match(loud.warnings[1] ?? "", /^spec\.experimental: accepted but not acted on/);
 });

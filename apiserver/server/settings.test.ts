@@ -55,14 +55,14 @@ describe("KubeVirt settings and ControllerRevisions", () => {
     const patched = await call(
       "PATCH",
       KV,
-      { spec: { configuration: { machineType: "pc-q35-9.0", migrations: { allowPostCopy: true } } } },
+      { spec: { configuration: { machineType: "pc-q35-9.0", migrations: { allowWorkloadDisruption: true } } } },
       { "content-type": "application/merge-patch+json" },
     );
     assert.equal(patched.status, 200);
     assert.equal(patched.warnings.length, 1);
     assert.match(
       patched.warnings[0] ?? "",
-      /spec\.configuration\.migrations\.allowPostCopy: accepted but not acted on/,
+      /spec\.configuration\.migrations\.allowWorkloadDisruption: without allowPostCopy KubeVirt pauses/,
     );
     assert.doesNotMatch(patched.warnings[0] ?? "", /machineType/);
     const vmi = await call("POST", "/apis/kubevirt.io/v1/namespaces/default/virtualmachineinstances", {

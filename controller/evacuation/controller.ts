@@ -44,9 +44,22 @@ export async function reconcileEvacuation(d: EvacuationDeps, nodeName: string): 
   if (!d.expectations.satisfied(nodeName)) return undefined;
   const vmis = d.vmis.list().filter((v) => v.status?.nodeName === nodeName);
   const pods = vmis.flatMap((v) => d.pods.byIndex(OWNER_INDEX, v.metadata.uid ?? ""));
-  const plan = planEvacuation({ node, vmis, migrations: d.migrations.list(), pods, config: d.config() });
+  const plan = planEvacuation({
+    node,
+    vmis,
+    migrations: d.migrations.list(),
+    pods,
+    config: d.config(),
+    nowMs: Date.now(),
+  });
   if (plan.notMigratable.length)
     d.log.info("VMIs to evacuate are not live-migratable", { kind: "Node", name: nodeName, vmis: plan.notMigratable });
+  if (plan.backingOff.length)
+    d.log.info("evacuation backing off after failed migrations", {
+      kind: "Node",
+      name: nodeName,
+      vmis: plan.backingOff,
+    });
   const creations = plan.actions.filter((a) => a.kind === "createMigration").length;
   if (creations) d.expectations.expectCreations(nodeName, creations);
   let failed: unknown;
@@ -59,7 +72,9 @@ export async function reconcileEvacuation(d: EvacuationDeps, nodeName: string): 
     }
   }
   if (failed) throw failed;
-  return plan.waiting > 0 ? { requeueAfterMs: WAITING_REQUEUE_MS } : undefined;
+  // Back again when a limit may have freed up, or when the first back-off runs out.
+  const waits = [...(plan.waiting > 0 ? [WAITING_REQUEUE_MS] : []), ...plan.backingOff.map((b) => b.remainingMs)];
+  return waits.length ? { requeueAfterMs: Math.min(...waits) } : undefined;
 }
 
 async function apply(d: EvacuationDeps, nodeName: string, a: EvacuationAction): Promise<void> {

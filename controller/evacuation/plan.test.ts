@@ -45,9 +45,22 @@ function launcher(v: VirtualMachineInstance, phase: "Running" | "Succeeded" = "R
   return p;
 }
 
+const NOW = Date.parse("2026-12-07T10:00:00Z");
+const at = (s: number) => new Date(NOW + s * 1000).toISOString();
+
+/** A finished evacuation migration of `vmiName` that ended `endedS` seconds from NOW. */
+function evacuation(vmiName: string, phase: "Failed" | "Succeeded", endedS: number): Vmim {
+  const m = migration(vmiName, phase);
+  m.metadata.name = `${m.metadata.name}${endedS}`;
+  m.metadata.annotations = { "kubevirt.io/evacuationMigration": "node01" };
+  m.metadata.creationTimestamp = at(endedS - 30);
+  m.status = { phase, phaseTransitionTimestamps: [{ phase, phaseTransitionTimestamp: at(endedS) }] };
+  return m;
+}
+
 function world(o: Partial<EvacuationWorld> & { cfg?: Partial<KubeVirtConfiguration> } = {}): EvacuationWorld {
   const config = { ...defaultConfiguration(), ...(o.cfg ?? {}) };
-  return { node: newNode("node01"), vmis: [], migrations: [], pods: [], ...o, config };
+  return { node: newNode("node01"), vmis: [], migrations: [], pods: [], nowMs: NOW, ...o, config };
 }
 
 function created(w: EvacuationWorld): string[] {
@@ -162,6 +175,35 @@ describe("planEvacuation", () => {
     node.spec = { taints: [{ key: "example.com/drain", effect: "NoSchedule" }] };
     assert.deepEqual(created(world({ node, vmis, cfg: { migrations: { nodeDrainTaintKey: "example.com/drain" } } })), [
       "a",
+    ]);
+  });
+
+  test("back-off after failed evacuation migrations: 20 s after the last failure, doubling per failure since a success", () => {
+    const v = marked("v");
+    const cfg = { migrations: { parallelMigrationsPerCluster: 10, parallelOutboundMigrationsPerNode: 10 } };
+    // one failure 15 s ago: 5 s left; 20 s ago: go
+    const once = world({ vmis: [v], migrations: [evacuation("v", "Failed", -15)], cfg });
+    assert.deepEqual(created(once), []);
+    assert.deepEqual(planEvacuation(once).backingOff, [{ vmi: "default/v", remainingMs: 5_000, failures: 1 }]);
+    assert.deepEqual(created(world({ vmis: [v], migrations: [evacuation("v", "Failed", -20)], cfg })), ["v"]);
+    // three failures in a row (after an older success): 80 s from the newest
+    const three = [
+      evacuation("v", "Succeeded", -900),
+      evacuation("v", "Failed", -600),
+      evacuation("v", "Failed", -300),
+      evacuation("v", "Failed", -70),
+    ];
+    const w = world({ vmis: [v], migrations: three, cfg });
+    assert.deepEqual(planEvacuation(w).backingOff, [{ vmi: "default/v", remainingMs: 10_000, failures: 3 }]);
+    assert.deepEqual(created({ ...w, nowMs: NOW + 10_000 }), ["v"]);
+    // a success since the failures resets it; other VMIs' and non-evacuation failures do not count
+    const reset = [...three, evacuation("v", "Succeeded", -5)];
+    assert.deepEqual(created(world({ vmis: [v], migrations: reset, cfg })), ["v"]);
+    const others = [evacuation("other", "Failed", -1), migration("v", "Failed")];
+    assert.deepEqual(created(world({ vmis: [v], migrations: others, cfg })), ["v"]);
+    // the other VMIs go on meanwhile
+    assert.deepEqual(created(world({ vmis: [v, marked("w")], migrations: [evacuation("v", "Failed", -1)], cfg })), [
+      "w",
     ]);
   });
 

@@ -9,6 +9,9 @@
 //    VMI still has two active launcher pods (a previous migration's pods terminating).
 //  - Within the limits (parallelMigrationsPerCluster, parallelOutboundMigrationsPerNode), as KubeVirt's evacuation
 //    controller did before its migration queue took them over: the migration controller enforces them again.
+//  - A VMI whose earlier evacuation migrations failed waits before the next one: 20 s after the last failure,
+//    doubling per consecutive failure since the last success (KubeVirt's handleMigrationBackoff, there applied to a
+//    pending evacuation VMIM by the migration controller; here the VMIM is not created before its time).
 //  - A VMI whose status.evacuationNodeName names a node it has left gets the mark cleared (KubeVirt's target handler
 //    clears it at handover; this keeps a stale mark from blocking the next drain of the new node).
 import {
@@ -33,6 +36,8 @@ export interface EvacuationWorld {
   /** Launcher pods of the node's VMIs (label kubevirt.io/created-by = VMI uid). */
   pods: readonly Pod[];
   config: KubeVirtConfiguration;
+  /** Now, epoch ms (the back-off). */
+  nowMs: number;
 }
 
 export type EvacuationAction =
@@ -45,6 +50,8 @@ export interface EvacuationPlan {
   notMigratable: string[];
   /** Candidates left for a later pass because a limit is reached. */
   waiting: number;
+  /** Candidates backing off after failed evacuation migrations, with the ms left. */
+  backingOff: { vmi: string; remainingMs: number; failures: number }[];
 }
 
 const LAUNCHER_CREATED_BY = "kubevirt.io/created-by";
@@ -72,6 +79,45 @@ function activePods(vmi: Vmi, pods: readonly Pod[]): number {
       p.status?.phase !== "Succeeded" &&
       p.status?.phase !== "Failed",
   ).length;
+}
+
+/** KubeVirt's first back-off after a failed evacuation migration; it doubles per consecutive failure. */
+export const EVACUATION_BACKOFF_MS = 20_000;
+
+/** When a finished migration ended: its Failed/Succeeded transition, else its creation. */
+function endedAtMs(m: Vmim): number {
+  const phase = m.status?.phase;
+  const t = m.status?.phaseTransitionTimestamps?.find((p) => p.phase === phase)?.phaseTransitionTimestamp;
+  return Date.parse(t ?? m.metadata.creationTimestamp ?? "") || 0;
+}
+
+/**
+ * KubeVirt's handleMigrationBackoff for a VMI: over its finished evacuation migrations, newest first, the failures
+ * since the last success → 20 s × 2^(failures-1) from the newest failure's end. Answers the ms still to wait (0: go).
+ */
+export function evacuationBackoff(
+  vmi: Vmi,
+  migrations: readonly Vmim[],
+  nowMs: number,
+): { remainingMs: number; failures: number } {
+  const mine = migrations
+    .filter(
+      (m) =>
+        m.metadata.namespace === vmi.metadata.namespace &&
+        m.spec.vmiName === vmi.metadata.name &&
+        m.metadata.annotations?.[Evacuation.migrationAnnotation] !== undefined &&
+        isFinishedMigration(m),
+    )
+    .sort((a, b) => endedAtMs(b) - endedAtMs(a));
+  let failures = 0;
+  for (const m of mine) {
+    if (m.status?.phase !== "Failed") break;
+    failures++;
+  }
+  const newest = mine[0];
+  if (failures === 0 || !newest) return { remainingMs: 0, failures };
+  const backoff = EVACUATION_BACKOFF_MS * 2 ** (failures - 1);
+  return { remainingMs: Math.max(0, endedAtMs(newest) + backoff - nowMs), failures };
 }
 
 /** KubeVirt's GenerateNewMigration. */
@@ -113,11 +159,12 @@ export function planEvacuation(w: EvacuationWorld): EvacuationPlan {
   const toMigrate = tainted
     ? onNode
     : onNode.filter((v) => v.status?.evacuationNodeName === nodeName && !isMigrating(v));
-  if (toMigrate.length === 0) return { actions, notMigratable, waiting: 0 };
+  if (toMigrate.length === 0) return { actions, notMigratable, waiting: 0, backingOff: [] };
 
   const unfinished = w.migrations.filter((m) => !isFinishedMigration(m));
   const migrating = new Set(unfinished.map((m) => `${m.metadata.namespace}/${m.spec.vmiName}`));
   const candidates: Vmi[] = [];
+  const backingOff: EvacuationPlan["backingOff"] = [];
   for (const vmi of toMigrate) {
     const phase = vmi.status?.phase;
     if (phase === "Succeeded" || phase === "Failed" || vmi.metadata.deletionTimestamp) continue;
@@ -129,6 +176,11 @@ export function planEvacuation(w: EvacuationWorld): EvacuationPlan {
     }
     if (migrating.has(`${vmi.metadata.namespace}/${vmi.metadata.name}`)) continue;
     if (activePods(vmi, w.pods) > 1) continue;
+    const b = evacuationBackoff(vmi, w.migrations, w.nowMs);
+    if (b.remainingMs > 0) {
+      backingOff.push({ vmi: `${vmi.metadata.namespace}/${vmi.metadata.name}`, ...b });
+      continue;
+    }
     candidates.push(vmi);
   }
 
@@ -145,5 +197,5 @@ export function planEvacuation(w: EvacuationWorld): EvacuationPlan {
       vmi: { namespace: vmi.metadata.namespace ?? "", name: vmi.metadata.name ?? "" },
     });
   }
-  return { actions, notMigratable, waiting: candidates.length - chosen.length };
+  return { actions, notMigratable, waiting: candidates.length - chosen.length, backingOff };
 }

@@ -140,6 +140,23 @@ describe("planSource", () => {
     const late = planSource(abort, "n1", { abortSent: true, job: { state: "completed" } });
     assert.equal(late.kind === "finish" && late.end.abortStatus, "Failed", "too late: the migration finished");
   });
+  it("records the switch to post-copy once (mode), before an abort (which post-copy refuses) or the end", () => {
+    const started = vmi({ ...published(), startTimestamp: "t", mode: "PreCopy" });
+    const pc = { state: "running" as const, mode: "PostCopy" as const };
+    assert.deepEqual(planSource(started, "n1", { abortSent: false, job: pc }), { kind: "postCopy" });
+    const noted = vmi({ ...published(), startTimestamp: "t", mode: "PostCopy" });
+    assert.equal(planSource(noted, "n1", { abortSent: false, job: pc }).kind, "follow");
+    // Ended before the agent saw it running in post-copy: the end carries the mode.
+    assert.deepEqual(planSource(started, "n1", { abortSent: false, job: { ...pc, state: "completed" } }), {
+      kind: "finish",
+      end: { completed: true, failed: false, mode: "PostCopy" },
+    });
+    // Cancelled in post-copy: the launcher refused, the migration completed; the abort failed (KubeVirt's).
+    const abort = vmi({ ...published(), startTimestamp: "t", mode: "PostCopy", abortRequested: true });
+    assert.equal(planSource(abort, "n1", { abortSent: false, job: pc }).kind, "abort");
+    const end = planSource(abort, "n1", { abortSent: true, job: { ...pc, state: "completed" } });
+    assert.deepEqual(end, { kind: "finish", end: { completed: true, failed: false, abortStatus: "Failed" } });
+  });
   it("after a launcher restart (no job), the domain tells where the guest went", () => {
     const started = vmi({ ...published(), startTimestamp: "t" });
     const gone = { state: "Shutoff" as const, reason: "Migrated" };
@@ -212,6 +229,8 @@ describe("migrateStartParams", () => {
         allowAutoConverge: true,
         completionTimeoutPerGiB: 150,
         progressTimeout: 150,
+        allowPostCopy: true,
+        allowWorkloadDisruption: false,
       },
     });
     const p = migrateStartParams(v, EP.address, EP.ports, xml);
@@ -221,6 +240,7 @@ describe("migrateStartParams", () => {
     assert.equal(p.bandwidthMiBps, 64);
     assert.equal(p.autoConverge, true);
     assert.equal(p.completionTimeoutPerGiB, 150);
+    assert.deepEqual([p.postCopy, p.allowWorkloadDisruption], [true, false]);
     assert.equal(p.migrationUid, MIG);
     const unlimited = migrateStartParams(
       vmi({ migrationConfiguration: { bandwidthPerMigration: "0Mi" } }),

@@ -150,6 +150,8 @@ export type MigrationEnd = {
   failed: boolean;
   failureReason?: string;
   abortStatus?: "Succeeded" | "Failed";
+  /** The job switched to post-copy and migrationState.mode does not say so yet. */
+  mode?: "PostCopy";
 };
 
 export type SourceAction =
@@ -160,6 +162,8 @@ export type SourceAction =
   /** The job runs but startTimestamp is not written (a restart between the two): write it only. */
   | { kind: "markStarted" }
   | { kind: "follow"; job: MigrationJob }
+  /** The launcher switched the job to post-copy: migrationState.mode = PostCopy. */
+  | { kind: "postCopy" }
   | { kind: "abort" }
   | { kind: "finish"; end: MigrationEnd };
 
@@ -189,13 +193,19 @@ export function planSource(vmi: VirtualMachineInstance, node: string, o: SourceO
     return { kind: "start", destXml: o.destXml, ports };
   }
   const aborted = ms.abortRequested === true;
+  const switched = job.mode === "PostCopy" && ms.mode !== "PostCopy";
+  const postCopy = switched ? ({ mode: "PostCopy" } as const) : {};
   switch (job.state) {
     case "running":
+      if (switched) return { kind: "postCopy" };
       if (aborted && !o.abortSent) return { kind: "abort" };
       return { kind: "follow", job };
     case "completed":
-      // An abort that came too late: the migration finished; KubeVirt reports the abort as failed.
-      return { kind: "finish", end: { completed: true, failed: false, ...(aborted ? { abortStatus: "Failed" } : {}) } };
+      // An abort that came too late (or in post-copy, which is never aborted): KubeVirt reports the abort as failed.
+      return {
+        kind: "finish",
+        end: { completed: true, failed: false, ...(aborted ? { abortStatus: "Failed" } : {}), ...postCopy },
+      };
     case "cancelled":
       return {
         kind: "finish",
@@ -284,6 +294,7 @@ export function migrateStartParams(
   if (bw !== undefined) p.bandwidthMiBps = bw;
   if (cfg.allowAutoConverge !== undefined) p.autoConverge = cfg.allowAutoConverge;
   if (cfg.allowPostCopy !== undefined) p.postCopy = cfg.allowPostCopy;
+  if (cfg.allowWorkloadDisruption !== undefined) p.allowWorkloadDisruption = cfg.allowWorkloadDisruption;
   if (cfg.maxDowntimeMs) p.maxDowntimeMs = cfg.maxDowntimeMs;
   if (cfg.completionTimeoutPerGiB) p.completionTimeoutPerGiB = cfg.completionTimeoutPerGiB;
   if (cfg.progressTimeout) p.progressTimeout = cfg.progressTimeout;

@@ -223,6 +223,21 @@ describe("MigrationSync, source", () => {
     assert.equal(ms?.endTimestamp, NOW);
   });
 
+  it("writes mode PostCopy once the launcher switched the job; then only follows it", async () => {
+    const t = setup("n1");
+    ready(t, { startTimestamp: NOW, mode: "PreCopy" });
+    t.launcher.job = { state: "running", migrationUid: MIG, mode: "PostCopy" };
+    await t.sync.reconcile(KEY);
+    assert.equal(t.current().status?.migrationState?.mode, "PostCopy");
+    const writes = t.api.writes.length;
+    await t.sync.reconcile(KEY);
+    assert.equal(t.api.writes.length, writes);
+    t.launcher.job = { state: "completed", migrationUid: MIG, mode: "PostCopy" };
+    await t.sync.reconcile(KEY);
+    const ms = t.current().status?.migrationState;
+    assert.deepEqual([ms?.completed, ms?.mode], [true, "PostCopy"]);
+  });
+
   it("records a failed job with its reason", async () => {
     const t = setup("n1");
     ready(t, { startTimestamp: NOW });

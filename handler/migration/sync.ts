@@ -348,6 +348,10 @@ export class MigrationSync {
       case "follow":
         this.progress(s, uid, action.job);
         return { requeueAfterMs: 500 };
+      case "postCopy":
+        await this.writeMigrationState(vmi, { mode: "PostCopy" });
+        this.log.info("migration switched to post-copy", ctx);
+        return { requeueAfterMs: 500 };
       case "abort": {
         const r = await this.withLauncher(uid, (l) => l.migrateAbort()).catch((e: unknown) => {
           this.log.warn("aborting the migration failed", { ...ctx, err: (e as Error).message });
@@ -366,6 +370,7 @@ export class MigrationSync {
           endTimestamp: this.now(),
           ...(end.failureReason ? { failureReason: end.failureReason } : {}),
           ...(end.abortStatus ? { abortStatus: end.abortStatus } : {}),
+          ...(end.mode ? { mode: end.mode } : {}),
         };
         await this.writeMigrationState(vmi, fields);
         if (end.completed) this.log.info("migration completed", { ...ctx, downtimeMs: seen?.job.downtimeMs });

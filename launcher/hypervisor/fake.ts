@@ -175,6 +175,22 @@ export class FakeHypervisor implements Hypervisor {
     this.get(name);
     this.maxDowntimeMs = ms;
   }
+  /** What startPostCopy throws (as QEMU refusing the switch), when set. */
+  postCopyError: Error | undefined;
+  /** As libvirt: only a running migration that was started with post-copy allowed switches. */
+  async startPostCopy(name: string): Promise<void> {
+    this.calls.push("startPostCopy");
+    this.get(name);
+    if (this.postCopyError) throw this.postCopyError;
+    if (!this.migration) throw statusError(400, "BadRequest", "requested operation is not valid: no job is active");
+    if (!this.migration.opts.postCopy)
+      throw statusError(
+        400,
+        "BadRequest",
+        "requested operation is not valid: switching to post-copy requires migration to be started with VIR_MIGRATE_POSTCOPY flag",
+      );
+    this.job = { ...this.job, type: "unbounded" };
+  }
   snapshot(): Promise<void> {
     return Promise.reject(notSupported("Snapshots"));
   }

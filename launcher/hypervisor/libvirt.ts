@@ -241,6 +241,11 @@ export class LibvirtHypervisor implements Hypervisor {
     return this.domCall(Proc.DomainMigrateSetMaxDowntime, name, (w) => w.uhyper(BigInt(ms)).uint(0));
   }
 
+  /** remote_domain_migrate_start_post_copy_args: dom, flags (0). */
+  startPostCopy(name: string): Promise<void> {
+    return this.domCall(Proc.DomainMigrateStartPostCopy, name, (w) => w.uint(0));
+  }
+
   snapshot(_name: string, _snapshotName: string): Promise<void> {
     return Promise.reject(notSupported("Snapshots"));
   }

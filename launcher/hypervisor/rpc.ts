@@ -47,6 +47,7 @@ export const Proc = {
   DomainBlockResize: 251,
   ConnectDomainEventCallbackRegisterAny: 316,
   DomainEventCallbackLifecycle: 318,
+  DomainMigrateStartPostCopy: 364,
 } as const;
 
 /** VIR_ERR_NO_DOMAIN */

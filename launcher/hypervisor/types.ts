@@ -109,6 +109,8 @@ export interface Hypervisor {
   abortJob(name: string): Promise<void>;
   /** The guest's longest acceptable pause at the switch-over (virDomainMigrateSetMaxDowntime). */
   setMaxDowntime(name: string, ms: number): Promise<void>;
+  /** Switches the running migration (started with postCopy) to post-copy (virDomainMigrateStartPostCopy). */
+  startPostCopy(name: string): Promise<void>;
   snapshot(name: string, snapshotName: string): Promise<void>;
   close(): Promise<void>;
 }

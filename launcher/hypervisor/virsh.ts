@@ -213,6 +213,9 @@ export class VirshHypervisor implements Hypervisor {
   setMaxDowntime(): Promise<void> {
     return Promise.reject(notSupported("Live migration"));
   }
+  startPostCopy(): Promise<void> {
+    return Promise.reject(notSupported("Live migration"));
+  }
   snapshot(_name: string, _snapshotName: string): Promise<void> {
     return Promise.reject(notSupported("Snapshots"));
   }

@@ -1,18 +1,24 @@
 // Helpers for the launcher e2e suites: start real launcher pods (compiled JavaScript), talk to their sockets,
 // read their serial consoles, find their processes.
+import { execFile } from "node:child_process";
 import { existsSync, readFileSync } from "node:fs";
 import { mkdir, rm } from "node:fs/promises";
 import net from "node:net";
 import path from "node:path";
+import { after, before, describe } from "node:test";
 import { fileURLToPath } from "node:url";
+import { promisify } from "node:util";
 import {
   childPids,
   type DomainInfo,
   descendants,
   LauncherClient,
+  type MigrateStatusResult,
   type SpawnedPod,
   spawnLauncherPod,
 } from "../../launcher/index.js";
+import { ensureGuest, GUEST_CMDLINE, type Guest } from "../guest/index.js";
+import { GUEST, LIBVIRT, requirePrereqs } from "../lib/prereqs.js";
 
 export const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..", "..");
 export const tsvirtJs = path.join(repoRoot, "dist", "cmd", "tsvirt.js");
@@ -182,4 +188,146 @@ export function alive(pid: number): boolean {
   } catch {
     return false;
   }
+}
+
+const run = promisify(execFile);
+
+/** The last 4000 characters of a file (a launcher's log in an assertion message); "" when there is none. */
+export function tail(file: string): string {
+  return existsSync(file) ? readFileSync(file, "utf8").slice(-4000) : "";
+}
+
+/**
+ * Two launcher "nodes" for migration tests: network namespaces `tsvirt-<name>s-<tag>` / `…d-<tag>` linked by a veth
+ * pair (eth0 = 10.213.<octet>.1 / .2, as the node agent names a pod's interface), and the pods started in them.
+ */
+export class MigrationPair {
+  readonly tag = String(process.pid % 100000);
+  readonly ns: { src: string; dst: string };
+  readonly ip: { src: string; dst: string };
+  readonly pods: Pod[] = [];
+
+  constructor(
+    private readonly name: string,
+    octet: number,
+  ) {
+    this.ns = { src: `tsvirt-${name}s-${this.tag}`, dst: `tsvirt-${name}d-${this.tag}` };
+    this.ip = { src: `10.213.${octet}.1`, dst: `10.213.${octet}.2` };
+  }
+
+  async setUp(): Promise<void> {
+    const ip = (...args: string[]) => run("ip", args);
+    for (const n of Object.values(this.ns)) await ip("netns", "del", n).catch(() => {});
+    await ip("netns", "add", this.ns.src);
+    await ip("netns", "add", this.ns.dst);
+    const dev = `t${this.name.slice(0, 4)}${this.tag}`;
+    await ip("link", "add", `${dev}s`, "type", "veth", "peer", "name", `${dev}d`);
+    for (const side of ["src", "dst"] as const) {
+      const ns = this.ns[side];
+      await ip("link", "set", `${dev}${side[0]}`, "netns", ns);
+      await ip("-n", ns, "link", "set", `${dev}${side[0]}`, "name", "eth0");
+      await ip("-n", ns, "addr", "add", `${this.ip[side]}/24`, "dev", "eth0");
+      await ip("-n", ns, "link", "set", "eth0", "up");
+      await ip("-n", ns, "link", "set", "lo", "up");
+    }
+  }
+
+  /** A launcher pod of VMI `uid` on one side (as the node agent's pod runner starts it). */
+  async startPod(side: "src" | "dst", uid: string): Promise<Pod> {
+    const node = `${this.name}-${this.tag}-${side}`;
+    const nodeDir = path.join(baseDir, node);
+    const pod = await startPod(nodeDir, {
+      uid,
+      netns: this.ns[side],
+      podDir: path.join(baseDir, `${node}-pod`),
+      lockDir: path.join(nodeDir, "locks"),
+    });
+    this.pods.push(pod);
+    return pod;
+  }
+
+  async tearDown(): Promise<void> {
+    for (const p of this.pods) {
+      p.client.close();
+      p.kill();
+    }
+    for (const p of this.pods)
+      await waitFor("the pod to end", () => !alive(p.pid) || undefined, 10_000).catch(() => {});
+    for (const n of Object.values(this.ns)) await run("ip", ["netns", "del", n]).catch(() => {});
+    for (const p of this.pods) await rm(p.paths.podDir, { recursive: true, force: true });
+    for (const side of ["src", "dst"])
+      await rm(path.join(baseDir, `${this.name}-${this.tag}-${side}`), { recursive: true, force: true });
+  }
+}
+
+/**
+ * A suite of migrations between two launcher pods: the prerequisites checked, the test guest built and a
+ * MigrationPair set up before its tests, torn down after. `ctx.guest` is set once the suite's `before` has run.
+ */
+export function describeMigration(
+  title: string,
+  pairName: string,
+  octet: number,
+  body: (ctx: { pair: MigrationPair; guest: Guest }) => void,
+): void {
+  requirePrereqs(...LIBVIRT, ...GUEST, "ip");
+  describe(title, () => {
+    const ctx = { pair: new MigrationPair(pairName, octet), guest: undefined as unknown as Guest };
+    before(async () => {
+      ctx.guest = await ensureGuest();
+      await ctx.pair.setUp();
+    });
+    after(() => ctx.pair.tearDown());
+    body(ctx);
+  });
+}
+
+/** The test guest as a migratable VMI: kernel boot with a heartbeat on the console, its containerDisk and a scratch emptyDisk. */
+export function migratableVmi(uid: string, name: string, memory = "256Mi"): Record<string, unknown> {
+  return {
+    apiVersion: "kubevirt.io/v1",
+    kind: "VirtualMachineInstance",
+    metadata: { name, namespace: "default", uid },
+    spec: {
+      domain: {
+        resources: { requests: { memory } },
+        firmware: {
+          kernelBoot: {
+            container: { image: "guest-kernel" },
+            kernelArgs: `${GUEST_CMDLINE} ip=off tsvirt.heartbeat=1`,
+          },
+        },
+        devices: {
+          disks: [
+            { name: "containerdisk", disk: { bus: "virtio" } },
+            { name: "scratch", disk: { bus: "virtio" } },
+          ],
+        },
+      },
+      volumes: [
+        { name: "containerdisk", containerDisk: { image: "registry.local/guest:latest" } },
+        { name: "scratch", emptyDisk: { capacity: "64Mi" } },
+      ],
+    },
+  };
+}
+
+/** What the node agent would have prepared for migratableVmi: the guest's kernel, initrd and disk. */
+export function preparedFor(guest: Guest): Record<string, unknown> {
+  return {
+    kernelBoot: { kernel: guest.vmlinux, initrd: guest.initrd },
+    baseImages: { containerdisk: guest.qcow2 },
+  };
+}
+
+/** The source's migration job once it is no longer running. */
+export function jobEnd(src: Pod, timeoutMs: number): Promise<MigrateStatusResult> {
+  return waitFor(
+    "the migration job to end",
+    async () => {
+      const s = await src.client.migrateStatus();
+      return s.state === "running" ? undefined : s;
+    },
+    timeoutMs,
+  );
 }

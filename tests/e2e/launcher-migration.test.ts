@@ -4,123 +4,25 @@
 // containerDisk overlay and emptyDisk block-copied. The guest must live on in the target: same boot (its heartbeat
 // counter continues), a value kept in RAM and one written to the emptyDisk are still there, the console answers.
 import assert from "node:assert/strict";
-import { execFile } from "node:child_process";
 import { randomUUID } from "node:crypto";
-import { existsSync, readFileSync } from "node:fs";
-import { rm } from "node:fs/promises";
+import { readFileSync } from "node:fs";
 import path from "node:path";
-import { after, before, describe, it } from "node:test";
-import { promisify } from "node:util";
-import { type MigrateStatusResult, podPaths } from "../../launcher/index.js";
-import { ensureGuest, GUEST_CMDLINE, type Guest, HEARTBEAT } from "../guest/index.js";
-import { GUEST, LIBVIRT, requirePrereqs } from "../lib/prereqs.js";
-import { alive, baseDir, Console, nextState, type Pod, podProcesses, startPod, waitFor } from "./launcher-lib.js";
+import { it } from "node:test";
+import { podPaths } from "../../launcher/index.js";
+import { HEARTBEAT } from "../guest/index.js";
+import * as lib from "./launcher-lib.js";
 
-requirePrereqs(...LIBVIRT, ...GUEST, "ip");
-
-const run = promisify(execFile);
+const { alive, Console, jobEnd, migratableVmi, nextState, podProcesses, preparedFor, tail, waitFor } = lib;
 const BOOT_MS = 180_000;
-const tag = String(process.pid % 100000);
-const NS = { src: `tsvirt-migs-${tag}`, dst: `tsvirt-migd-${tag}` };
-const IP = { src: "10.213.7.1", dst: "10.213.7.2" };
 
-function tail(file: string): string {
-  return existsSync(file) ? readFileSync(file, "utf8").slice(-4000) : "";
-}
-
-async function ip(...args: string[]): Promise<void> {
-  await run("ip", args);
-}
-
-/** The source's migration job once it is no longer running. */
-function jobEnd(src: Pod, timeoutMs: number): Promise<MigrateStatusResult> {
-  return waitFor(
-    "the migration job to end",
-    async () => {
-      const s = await src.client.migrateStatus();
-      return s.state === "running" ? undefined : s;
-    },
-    timeoutMs,
-  );
-}
-
-/** A launcher pod of VMI `uid` on "node" `node`, inside `netns` (as the node agent's pod runner starts it). */
-function startPodIn(netns: string, uid: string, node: string): Promise<Pod> {
-  const nodeDir = path.join(baseDir, `mig-${tag}-${node}`);
-  return startPod(nodeDir, {
-    uid,
-    netns,
-    podDir: path.join(baseDir, `mig-${tag}-${node}-pod`),
-    lockDir: path.join(nodeDir, "locks"),
-  });
-}
-
-describe("live migration between two launcher pods (real libvirt + QEMU)", () => {
-  let guest: Guest;
-  const pods: Pod[] = [];
-
-  before(async () => {
-    guest = await ensureGuest();
-    for (const n of Object.values(NS)) await run("ip", ["netns", "del", n]).catch(() => {});
-    await ip("netns", "add", NS.src);
-    await ip("netns", "add", NS.dst);
-    await ip("link", "add", `tmig${tag}s`, "type", "veth", "peer", "name", `tmig${tag}d`);
-    for (const side of ["src", "dst"] as const) {
-      const ns = NS[side];
-      const dev = `tmig${tag}${side[0]}`;
-      await ip("link", "set", dev, "netns", ns);
-      await ip("-n", ns, "link", "set", dev, "name", "eth0");
-      await ip("-n", ns, "addr", "add", `${IP[side]}/24`, "dev", "eth0");
-      await ip("-n", ns, "link", "set", "eth0", "up");
-      await ip("-n", ns, "link", "set", "lo", "up");
-    }
-  });
-
-  after(async () => {
-    for (const p of pods) {
-      p.client.close();
-      p.kill();
-    }
-    for (const p of pods) await waitFor("the pod to end", () => !alive(p.pid) || undefined, 10_000).catch(() => {});
-    for (const n of Object.values(NS)) await run("ip", ["netns", "del", n]).catch(() => {});
-    for (const p of pods) await rm(p.paths.podDir, { recursive: true, force: true });
-    for (const n of ["n1", "n2"]) await rm(path.join(baseDir, `mig-${tag}-${n}`), { recursive: true, force: true });
-  });
-
+lib.describeMigration("live migration between two launcher pods (real libvirt + QEMU)", "mig", 7, (ctx) => {
   it("migrates a running guest with its node-local disks; the guest lives on, same boot, data intact", async () => {
+    const { pair, guest } = ctx;
+    const IP = pair.ip;
     const uid = randomUUID();
-    const vmi = {
-      apiVersion: "kubevirt.io/v1",
-      kind: "VirtualMachineInstance",
-      metadata: { name: "mover", namespace: "default", uid },
-      spec: {
-        domain: {
-          resources: { requests: { memory: "256Mi" } },
-          firmware: {
-            kernelBoot: {
-              container: { image: "guest-kernel" },
-              kernelArgs: `${GUEST_CMDLINE} ip=off tsvirt.heartbeat=1`,
-            },
-          },
-          devices: {
-            disks: [
-              { name: "containerdisk", disk: { bus: "virtio" } },
-              { name: "scratch", disk: { bus: "virtio" } },
-            ],
-          },
-        },
-        volumes: [
-          { name: "containerdisk", containerDisk: { image: "registry.local/guest:latest" } },
-          { name: "scratch", emptyDisk: { capacity: "64Mi" } },
-        ],
-      },
-    };
-    const prepared = {
-      kernelBoot: { kernel: guest.vmlinux, initrd: guest.initrd },
-      baseImages: { containerdisk: guest.qcow2 },
-    };
-    const [src, dst] = await Promise.all([startPodIn(NS.src, uid, "n1"), startPodIn(NS.dst, uid, "n2")]);
-    pods.push(src, dst);
+    const vmi = migratableVmi(uid, "mover");
+    const prepared = preparedFor(guest);
+    const [src, dst] = await Promise.all([pair.startPod("src", uid), pair.startPod("dst", uid)]);
 
     const booted = await src.client.call("Sync", { vmi, prepared });
     assert.equal(booted.status?.state, "Running");

@@ -17,7 +17,7 @@ import { podNetns } from "../../handler/network/index.js";
 import { podDirOf } from "../../handler/processes.js";
 import { CLUSTER, requirePrereqs } from "../lib/prereqs.js";
 import { volumeFile } from "../lib/storage.js";
-import { type Cluster, type Console, netnsLink, qemuFor, startCluster, until } from "../lib/up.js";
+import { askGuest as ask, type Cluster, netnsLink, qemuFor, startCluster, startCounting, until } from "../lib/up.js";
 
 const VM = "mig1";
 const MARK = "TSVIRT-LIVEMIG-MARK-7c41";
@@ -56,16 +56,6 @@ async function launcherPods(c: Cluster, vmiUid: string): Promise<PodInfo[]> {
       node: p.spec.nodeName ?? "",
       ip: p.status?.podIP ?? "",
     }));
-}
-
-let token = 0;
-/** Runs a shell line in the guest and returns what it printed between unique markers. */
-async function ask(con: Console, cmd: string): Promise<string> {
-  const n = ++token;
-  // The quotes split the markers in the echoed command line: only the output carries them whole.
-  con.send(`echo Q${n}""B-$(${cmd})-Q${n}""E\n`);
-  const m = await con.expect(new RegExp(`Q${n}B-([^\\r\\n]*)-Q${n}E`), 60_000);
-  return m.replace(`Q${n}B-`, "").replace(`-Q${n}E`, "");
 }
 
 async function processesMentioning(text: string): Promise<number[]> {
@@ -111,22 +101,14 @@ describe("live migration (tsvirt up --nodes 2)", async () => {
     await c.waitFor(`vmi/${VM}`, "{.status.migrationMethod}", "BlockMigration", 60_000);
     const uid = await c.kubectl("get", "vmi", VM, "-o", "jsonpath={.metadata.uid}");
     let con = c.console(VM);
-    await con.expect(new RegExp(c.guest.marker), 300_000);
-    con.send("\n");
-    const bootId = await ask(con, "cat /proc/sys/kernel/random/boot_id");
-    assert.match(bootId, /^[0-9a-f-]{36}$/);
-    con.send(
-      "mkdir -p /dev/shm; (i=0; while :; do i=$((i+1)); echo $i > /dev/shm/count; sleep 0.1; done) >/dev/null 2>&1 &\n",
-    );
+    const counting = await startCounting(c, con);
+    const bootId = counting.bootId;
+    let last = counting.count;
     // the disk: the marker (synced), then line k into block LINE0+k every half second (k in /dev/shm/lines)
     assert.equal(await ask(con, `echo -n ${MARK} > /dev/vdb && sync && echo ok`), "ok");
     con.send(
       `(k=0; while :; do k=$((k+1)); echo L$k | dd of=/dev/vdb bs=16 seek=$((k+${LINE0})) conv=notrunc 2>/dev/null; echo $k > /dev/shm/lines; sleep 0.5; done) >/dev/null 2>&1 &\n`,
     );
-    let last = await until("the counter runs", 30_000, async () => {
-      const v = Number(await ask(con, "cat /dev/shm/count"));
-      return v > 0 ? v : undefined;
-    });
 
     for (const round of [1, 2]) {
       const [src] = await launcherPods(c, uid);

@@ -159,6 +159,35 @@ export interface ClusterOptions {
   dataDirMode?: number;
 }
 
+let asked = 0;
+/** Runs a shell line in the guest on `con` and returns what it printed between unique markers. */
+export async function askGuest(con: Console, cmd: string): Promise<string> {
+  const n = ++asked;
+  // The quotes split the markers in the echoed command line: only the output carries them whole.
+  con.send(`echo Q${n}""B-$(${cmd})-Q${n}""E\n`);
+  const m = await con.expect(new RegExp(`Q${n}B-([^\\r\\n]*)-Q${n}E`), 60_000);
+  return m.replace(`Q${n}B-`, "").replace(`-Q${n}E`, "");
+}
+
+/**
+ * Waits for the guest on `con` to boot, then has it count in memory (/dev/shm/count, every 0.1 s): its boot id and
+ * the first count (a migration must keep both going: same boot, the counter continues).
+ */
+export async function startCounting(c: Cluster, con: Console): Promise<{ bootId: string; count: number }> {
+  await con.expect(new RegExp(c.guest.marker), 300_000);
+  con.send("\n");
+  const bootId = await askGuest(con, "cat /proc/sys/kernel/random/boot_id");
+  assert.match(bootId, /^[0-9a-f-]{36}$/);
+  con.send(
+    "mkdir -p /dev/shm; (i=0; while :; do i=$((i+1)); echo $i > /dev/shm/count; sleep 0.1; done) >/dev/null 2>&1 &\n",
+  );
+  const count = await until("the counter runs", 30_000, async () => {
+    const v = Number(await askGuest(con, "cat /dev/shm/count"));
+    return v > 0 ? v : undefined;
+  });
+  return { bootId, count };
+}
+
 /** `virtctl stop` then `start` of a VM; resolves with a console on the booted guest (prompt reached). */
 export async function stopStart(c: Cluster, vm: string): Promise<Console> {
   await c.virtctl("stop", vm);

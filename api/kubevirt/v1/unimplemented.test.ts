@@ -41,8 +41,8 @@ test("unimplementedKubeVirtFields() names each set top-most path nothing acts on
       },
       imageTag: "v1",
     }),
-    // the migration limits and the eviction strategy are acted on (migration, evacuation); post-copy is not
-    ["spec.configuration.migrations.allowPostCopy", "spec.imageTag"],
+    // the migration limits and settings (post-copy too) and the eviction strategy are acted on
+    ["spec.imageTag"],
   );
   assert.deepEqual(
     unimplementedKubeVirtFields({ configuration: { developerConfiguration: { featureGates: [] } } }),

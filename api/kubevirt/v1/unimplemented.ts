@@ -101,14 +101,17 @@ export const IMPLEMENTED_KUBEVIRT_FIELDS: readonly string[] = [
   // the eviction admission and the evacuation controller
   "configuration.evictionStrategy",
   "configuration.migrations.nodeDrainTaintKey",
-  // the migration controller's limits and the settings it hands to the launchers (allowPostCopy is not here: the
-  // launcher only allows post-copy, it never switches to it when the completion budget runs out)
+  // the migration controller's limits and the settings it hands to the launchers (past the completion budget the
+  // launcher switches to post-copy; allowWorkloadDisruption without allowPostCopy, KubeVirt's pause, is warned about
+  // by the KubeVirt admission)
   "configuration.migrations.parallelMigrationsPerCluster",
   "configuration.migrations.parallelOutboundMigrationsPerNode",
   "configuration.migrations.bandwidthPerMigration",
   "configuration.migrations.completionTimeoutPerGiB",
   "configuration.migrations.progressTimeout",
   "configuration.migrations.allowAutoConverge",
+  "configuration.migrations.allowPostCopy",
+  "configuration.migrations.allowWorkloadDisruption",
 ];
 
 /** Whether a value says something (unset, null, false, [] and {} do not). */
