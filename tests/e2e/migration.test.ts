@@ -11,7 +11,8 @@ import { describe, it } from "node:test";
 import { podNetns } from "../../handler/network/index.js";
 import { podDirOf } from "../../handler/processes.js";
 import { CLUSTER, requirePrereqs } from "../lib/prereqs.js";
-import { type Cluster, type Console, netnsLink, qemuFor, startCluster, until } from "../lib/up.js";
+import { type Cluster, netnsLink, qemuFor, startCluster, until } from "../lib/up.js";
+import { ask, START_COUNTER } from "./crash-lib.js";
 
 const VM = "mig1";
 
@@ -38,16 +39,6 @@ async function launcherPods(c: Cluster, vmiUid: string): Promise<PodInfo[]> {
       node: p.spec.nodeName ?? "",
       ip: p.status?.podIP ?? "",
     }));
-}
-
-let token = 0;
-/** Runs a shell line in the guest and returns what it printed between unique markers. */
-async function ask(con: Console, cmd: string): Promise<string> {
-  const n = ++token;
-  // The quotes split the markers in the echoed command line: only the output carries them whole.
-  con.send(`echo Q${n}""B-$(${cmd})-Q${n}""E\n`);
-  const m = await con.expect(new RegExp(`Q${n}B-([^\\r\\n]*)-Q${n}E`), 60_000);
-  return m.replace(`Q${n}B-`, "").replace(`-Q${n}E`, "");
 }
 
 async function processesMentioning(text: string): Promise<number[]> {
@@ -80,9 +71,7 @@ describe("live migration (tsvirt up --nodes 2)", async () => {
     con.send("\n");
     const bootId = await ask(con, "cat /proc/sys/kernel/random/boot_id");
     assert.match(bootId, /^[0-9a-f-]{36}$/);
-    con.send(
-      "mkdir -p /dev/shm; (i=0; while :; do i=$((i+1)); echo $i > /dev/shm/count; sleep 0.1; done) >/dev/null 2>&1 &\n",
-    );
+    con.send(START_COUNTER);
     let last = await until("the counter runs", 30_000, async () => {
       const v = Number(await ask(con, "cat /dev/shm/count"));
       return v > 0 ? v : undefined;
