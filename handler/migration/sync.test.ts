@@ -3,7 +3,7 @@ import { describe, it } from "node:test";
 import type { DomainStatus, MigrateStartParams, MigrateStatusResult } from "../../launcher/index.js";
 import type { MigrationLauncher, Pod, VirtualMachineInstance } from "../ports.js";
 import { refs } from "../ports.js";
-import { FakeApi } from "../testing.js";
+import { endedStatus, FakeApi } from "../testing.js";
 import { MIG, migratingVmi } from "./fixtures.js";
 import { MIGRATION_DOMAIN_XML_ANNOTATION, MIGRATION_JOB_UID_LABEL, type MigrationState, portsMap } from "./plan.js";
 import { MigrationSync, migratedMessage } from "./sync.js";
@@ -216,19 +216,7 @@ describe("MigrationSync, source", () => {
   it("a restarted agent whose source launcher already ended reads where the domain went from its pod", async () => {
     const ended = (message: string): Pod => {
       const p = pod("src", "n1", "10.244.0.7");
-      p.status = {
-        phase: "Succeeded",
-        containerStatuses: [
-          {
-            name: "compute",
-            image: "x",
-            imageID: "",
-            ready: false,
-            restartCount: 0,
-            state: { terminated: { exitCode: 0, reason: "Completed", message } },
-          },
-        ],
-      };
+      p.status = endedStatus(0, message);
       return p;
     };
     const t = setup("n1");
