@@ -2,7 +2,7 @@
 // renders itself (pod-shapes.ts) as local processes, reports their status, and removes them when they are deleted.
 // It talks to no launcher beyond its readiness probe: VMI sync dials the launchers itself. Level-triggered: every
 // trigger re-reads the pod from the cache and converges; a restarted runner re-attaches to processes still running.
-import { rm } from "node:fs/promises";
+import { readFile, rm } from "node:fs/promises";
 import { isDeepStrictEqual } from "node:util";
 import { nowRfc3339 } from "../api/index.js";
 import { isStatusError } from "../lib/errors.js";
@@ -21,6 +21,7 @@ import {
   readPodRecord,
   spawnLauncher,
   stopLauncher,
+  unwatchedExit,
 } from "./processes.js";
 
 export interface PodRunnerOptions {
@@ -161,9 +162,10 @@ export class PodRunner {
         this.entries.set(uid, entry);
         if (!(await isLauncherAlive(record, podDir))) {
           const exit = await readExitRecord(podDir);
+          const words = exit ? "" : await readFile(cls.shape.terminationMessagePath(podDir), "utf8").catch(() => "");
           entry.exit = exit
             ? { ...exit, reason: exit.exitCode === 0 ? "Completed" : "Error" }
-            : { exitCode: 137, finishedAt: this.now(), reason: "Error" };
+            : unwatchedExit(words, this.now());
         } else {
           this.log.info("re-attaching to running launcher", { podUid: uid, pid: record.pid });
           this.watchLiveness(uid, entry);

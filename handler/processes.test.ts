@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
-import { argvNamesPodDir } from "./processes.js";
+import { argvNamesPodDir, unwatchedExit } from "./processes.js";
 
 describe("argvNamesPodDir", () => {
   const dir = "/data/pods/0b850ef8891a4e8a";
@@ -11,5 +11,18 @@ describe("argvNamesPodDir", () => {
   it("does not match another pod whose dir shares a prefix, or no pod dir at all", () => {
     assert.equal(argvNamesPodDir(["node", "tsvirt.js", "importer", "--job", `${dir}0/job.json`], dir), false);
     assert.equal(argvNamesPodDir(["node", "tsvirt.js", "importer", "--job", "/elsewhere/job.json"], dir), false);
+  });
+});
+
+describe("unwatchedExit", () => {
+  it("a launcher that left its termination message ended by itself; without one it was killed", () => {
+    // e.g. its domain migrated away while the node agent was down: the pod Succeeded, not Failed (137)
+    assert.deepEqual(unwatchedExit('{"state":"Shutoff","reason":"Migrated"}\n', "t"), {
+      exitCode: 0,
+      finishedAt: "t",
+      reason: "Completed",
+    });
+    assert.deepEqual(unwatchedExit("", "t"), { exitCode: 137, finishedAt: "t", reason: "Error" });
+    assert.equal(unwatchedExit(" \n", "t").exitCode, 137);
   });
 });

@@ -51,6 +51,17 @@ async function readJson<T>(path: string): Promise<T | undefined> {
 }
 
 export const readPodRecord = (podDir: string): Promise<PodRecord | undefined> => readJson(join(podDir, "pod.json"));
+/**
+ * How a launcher ended when nobody saw it exit (no exit.json: it ended while the node agent was down). One that left
+ * its termination message went through its own shutdown, which writes it last and exits 0 (e.g. its domain
+ * migrated away and nobody was there to read "completed"); without one it was killed.
+ */
+export function unwatchedExit(terminationMessage: string, now: string): ExitRecord & { reason: string } {
+  return terminationMessage.trim() !== ""
+    ? { exitCode: 0, finishedAt: now, reason: "Completed" }
+    : { exitCode: 137, finishedAt: now, reason: "Error" };
+}
+
 export const readExitRecord = (podDir: string): Promise<ExitRecord | undefined> => readJson(join(podDir, "exit.json"));
 
 async function netnsInode(netns: string): Promise<number | undefined> {

@@ -1,6 +1,23 @@
 // Test helpers for the node agent's unit tests: an in-memory API fake that records writes.
 import { statusError } from "../lib/errors.js";
-import type { ApiClient, KObject, ResourceRef } from "./ports.js";
+import type { ApiClient, KObject, Pod, ResourceRef } from "./ports.js";
+
+/** A launcher pod's status once its launcher ended, with its termination message, as a kubelet reports it. */
+export function endedStatus(exitCode: number, message: string): NonNullable<Pod["status"]> {
+  return {
+    phase: exitCode === 0 ? "Succeeded" : "Failed",
+    containerStatuses: [
+      {
+        name: "compute",
+        image: "x",
+        imageID: "",
+        ready: false,
+        restartCount: 0,
+        state: { terminated: { exitCode, reason: exitCode === 0 ? "Completed" : "Error", message } },
+      },
+    ],
+  };
+}
 
 export interface Write {
   verb: "create" | "update" | "updateStatus" | "delete";

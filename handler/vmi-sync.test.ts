@@ -7,7 +7,7 @@ import type { DomainStatus } from "../launcher/index.js";
 import { mapPhase } from "./index.js";
 import type { KObject, LauncherConnection, Pod, PreparedVmi, VirtualMachineInstance } from "./ports.js";
 import { refs } from "./ports.js";
-import { FakeApi } from "./testing.js";
+import { endedStatus, FakeApi } from "./testing.js";
 import { VmiSync, type VmiSyncOptions } from "./vmi-sync.js";
 
 const VMI_UID = "11111111-2222-4333-8444-555555555555";
@@ -52,19 +52,7 @@ function launcherPod(): Pod {
 /** The launcher pod once its launcher ended, with its termination message, as a kubelet reports it. */
 function endedPod(exitCode: number, message: string): Pod {
   const p = launcherPod();
-  p.status = {
-    phase: exitCode === 0 ? "Succeeded" : "Failed",
-    containerStatuses: [
-      {
-        name: "compute",
-        image: "x",
-        imageID: "",
-        ready: false,
-        restartCount: 0,
-        state: { terminated: { exitCode, reason: exitCode === 0 ? "Completed" : "Error", message } },
-      },
-    ],
-  };
+  p.status = endedStatus(exitCode, message);
   return p;
 }
 

@@ -119,7 +119,7 @@ export function launcherPodOf(pods: readonly Pod[]): Pod | undefined {
 }
 
 /** The compute container's termination, as the pod's status reports it. */
-function terminated(pod: Pod | undefined) {
+export function terminated(pod: Pod | undefined) {
   const cs = pod?.status?.containerStatuses ?? [];
   return (cs.find((c) => c.name === "compute") ?? cs[0])?.state?.terminated;
 }

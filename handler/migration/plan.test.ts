@@ -166,6 +166,17 @@ describe("planSource", () => {
     const b = planSource(started, "n1", { abortSent: false, job: { state: "none" }, domain: here });
     assert.equal(b.kind === "finish" && b.end.failed, true);
   });
+  it("a launcher gone after the start: its termination message tells where the guest went", () => {
+    const started = vmi({ ...published(), startTimestamp: "t" });
+    const migrated = { state: "Shutoff" as const, reason: "Migrated" };
+    const a = planSource(started, "n1", { abortSent: false, ended: migrated });
+    assert.deepEqual(a, { kind: "finish", end: { completed: true, failed: false } });
+    const b = planSource(started, "n1", { abortSent: false, ended: { state: "Shutoff", reason: "Crashed" } });
+    assert.equal(b.kind === "finish" && b.end.failed, true);
+    assert.equal(planSource(started, "n1", { abortSent: false }).kind, "wait", "no word from it yet");
+    // Before the start, a launcher's end says nothing about this migration.
+    assert.equal(planSource(ready, "n1", { abortSent: false, ended: migrated }).kind, "wait");
+  });
   it("does nothing once ended", () => {
     const ended = vmi({ ...published(), startTimestamp: "t", completed: true, endTimestamp: "t2" });
     assert.equal(planSource(ended, "n1", { abortSent: false, job: { state: "completed" } }).kind, "none");

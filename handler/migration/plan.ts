@@ -141,6 +141,11 @@ export interface SourceObservation {
   domain?: DomainStatus;
   /** The destination XML from the target pod's annotation (read only before the start). */
   destXml?: string;
+  /**
+   * The source launcher ended (its pod's termination message: the domain's last state). Read only when the launcher
+   * does not answer: it waits for this agent to read "completed" for 10 s at most, then its pod ends.
+   */
+  ended?: DomainStatus;
   /** MigrateAbort was sent for this migration by this process. */
   abortSent: boolean;
 }
@@ -173,7 +178,23 @@ export function planSource(vmi: VirtualMachineInstance, node: string, o: SourceO
   if (roleOf(vmi, node) !== "source") return { kind: "none" };
   const ms = vmi.status?.migrationState as MigrationState;
   if (ms.completed || ms.failed) return { kind: "none" };
-  if (!o.job) return { kind: "wait", afterMs: POLL_MS, why: "the source launcher does not answer" };
+  if (!o.job) {
+    // The launcher ended while this agent was away (killed, or slow to restart): where the domain went says how the
+    // started migration ended; waiting for a launcher that is gone would leave the migration Running for ever.
+    if (ms.startTimestamp && o.ended) {
+      if (o.ended.state === "Shutoff" && o.ended.reason === "Migrated")
+        return { kind: "finish", end: { completed: true, failed: false } };
+      return {
+        kind: "finish",
+        end: {
+          completed: false,
+          failed: true,
+          failureReason: `the source launcher ended during the migration (domain ${o.ended.state}/${o.ended.reason ?? "?"})`,
+        },
+      };
+    }
+    return { kind: "wait", afterMs: POLL_MS, why: "the source launcher does not answer" };
+  }
   // A job of an earlier migration (the launcher names its uid) says nothing about this one.
   const job: MigrationJob =
     o.job.migrationUid && o.job.migrationUid !== ms.migrationUid && o.job.state !== "running"

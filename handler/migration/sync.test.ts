@@ -3,7 +3,7 @@ import { describe, it } from "node:test";
 import type { DomainStatus, MigrateStartParams, MigrateStatusResult } from "../../launcher/index.js";
 import type { MigrationLauncher, Pod, VirtualMachineInstance } from "../ports.js";
 import { refs } from "../ports.js";
-import { FakeApi } from "../testing.js";
+import { endedStatus, FakeApi } from "../testing.js";
 import { MIG, migratingVmi } from "./fixtures.js";
 import { MIGRATION_DOMAIN_XML_ANNOTATION, MIGRATION_JOB_UID_LABEL, type MigrationState, portsMap } from "./plan.js";
 import { MigrationSync, migratedMessage } from "./sync.js";
@@ -64,10 +64,15 @@ function setup(node: string) {
   const firewall: unknown[] = [];
   const released: string[] = [];
   const localPods: Pod[] = [];
+  /** The launcher's socket refuses (it ended, or has not started). */
+  const link = { down: false };
   const sync = new MigrationSync({
     node,
     api,
-    dial: async () => launcher,
+    dial: async () => {
+      if (link.down) throw new Error("connect ENOENT");
+      return launcher;
+    },
     socketPath: (uid) => `/node/sockets/${uid}_sock`,
     getVmi: () => api.peek<VirtualMachineInstance>(refs.vmis, "default", "vm1"),
     podsOf: () => localPods,
@@ -81,7 +86,7 @@ function setup(node: string) {
     now: () => NOW,
   });
   const current = () => api.peek<VirtualMachineInstance>(refs.vmis, "default", "vm1") as VirtualMachineInstance;
-  return { api, launcher, firewall, released, localPods, sync, current };
+  return { api, launcher, link, firewall, released, localPods, sync, current };
 }
 
 describe("MigrationSync, target", () => {
@@ -206,6 +211,36 @@ describe("MigrationSync, source", () => {
     await t.sync.reconcile(KEY);
     assert.deepEqual(t.launcher.calls, [], "no second MigrateStart");
     assert.equal(t.current().status?.migrationState?.startTimestamp, NOW);
+  });
+
+  it("a restarted agent whose source launcher already ended reads where the domain went from its pod", async () => {
+    const ended = (message: string): Pod => {
+      const p = pod("src", "n1", "10.244.0.7");
+      p.status = endedStatus(0, message);
+      return p;
+    };
+    const t = setup("n1");
+    ready(t, { startTimestamp: "t0" });
+    t.link.down = true;
+    t.localPods.push(pod("src", "n1", "10.244.0.7"));
+    assert.deepEqual(await t.sync.reconcile(KEY), { requeueAfterMs: 1_000 }, "a launcher not answering yet");
+    assert.equal(t.current().status?.migrationState?.completed, undefined);
+    // It waited for this agent to read "completed" for 10 s, then ended: the domain left by migration.
+    t.localPods[0] = ended('{"state":"Shutoff","reason":"Migrated"}\n');
+    await t.sync.reconcile(KEY);
+    let ms = t.current().status?.migrationState;
+    assert.equal(ms?.completed, true);
+    assert.equal(ms?.failed, false);
+    assert.deepEqual(t.launcher.calls, [], "nothing started again");
+
+    const f = setup("n1");
+    ready(f, { startTimestamp: "t0" });
+    f.link.down = true;
+    f.localPods.push(ended('{"state":"Shutoff","reason":"Crashed"}'));
+    await f.sync.reconcile(KEY);
+    ms = f.current().status?.migrationState;
+    assert.equal(ms?.failed, true);
+    assert.match(ms?.failureReason ?? "", /source launcher ended during the migration \(domain Shutoff\/Crashed\)/);
   });
 
   it("aborts on abortRequested and reports abortStatus Succeeded with failed", async () => {

@@ -4,6 +4,7 @@
 // Each round gathers what the planner needs (the target pod, the launcher's answers), plans one action and runs it.
 // The launcher is dialled on a connection of its own for the round (VMI sync keeps its own for the domain's watch).
 import { nowRfc3339 } from "../../api/index.js";
+import { parseTerminationLog } from "../../launcher/index.js";
 import { isStatusError } from "../../lib/errors.js";
 import { type Logger, nullLogger } from "../../lib/log.js";
 import { runWorkers, WorkQueue } from "../../lib/workqueue/index.js";
@@ -18,6 +19,7 @@ import type {
 } from "../ports.js";
 import { NODE_NAME_LABEL, refs } from "../ports.js";
 import { computeVmiStatus, podInterfaceName } from "../vmi-status.js";
+import { launcherPodOf, terminated } from "../vmi-sync.js";
 import {
   MIGRATION_DOMAIN_XML_ANNOTATION,
   type MigrationJob,
@@ -313,6 +315,9 @@ export class MigrationSync {
       this.log.warn("the source launcher did not answer", { vmiUid: uid, err: (e as Error).message });
       return undefined;
     });
+    // No launcher to ask: its pod's termination message keeps where the domain went.
+    const ended =
+      !seen && ms.startTimestamp ? parseTerminationLog(terminated(this.sourcePod(uid, ms))?.message ?? "") : undefined;
     let destXml: string | undefined;
     if (!ms.startTimestamp && ms.targetNodeAddress && ms.targetPod && seen?.job.state !== "running") {
       destXml = await this.destinationXml(vmi, ms.targetPod);
@@ -321,6 +326,7 @@ export class MigrationSync {
       ...(seen ? { job: seen.job } : {}),
       ...(seen?.domain ? { domain: seen.domain } : {}),
       ...(destXml ? { destXml } : {}),
+      ...(ended ? { ended } : {}),
       abortSent: s.abortSent === true,
     });
     const ctx = { vmiUid: uid, migrationUid: ms.migrationUid, action: action.kind };
@@ -386,6 +392,12 @@ export class MigrationSync {
         return undefined;
       }
     }
+  }
+
+  /** The source launcher pod on this node: by the name the controller recorded, else the VMI's launcher pod here. */
+  private sourcePod(vmiUid: string, ms: MigrationState): Pod | undefined {
+    const pods = this.o.podsOf(vmiUid);
+    return pods.find((p) => p.metadata.name === ms.sourcePod) ?? launcherPodOf(pods);
   }
 
   private progress(s: State, vmiUid: string, job: MigrationJob): void {

@@ -8,7 +8,7 @@ import { join } from "node:path";
 import { after, before, describe, it, type TestContext } from "node:test";
 import { VMI_PHASE_RANK } from "../../api/index.js";
 import { CLUSTER, requirePrereqs } from "../lib/prereqs.js";
-import { type Cluster, delay, qemuFor, startCluster, until } from "../lib/up.js";
+import { type Cluster, type Console, delay, qemuFor, startCluster, until } from "../lib/up.js";
 
 export type Component = "api" | "controller" | "handler" | "launcher";
 export type KillState = "bound" | "scheduled" | "running" | "stop";
@@ -278,7 +278,7 @@ interface Proc {
 }
 
 /** Live (non-zombie) processes with their parent and command line. */
-async function processes(): Promise<Proc[]> {
+export async function processes(): Promise<Proc[]> {
   const out: Proc[] = [];
   for (const d of await readdir("/proc")) {
     if (!/^\d+$/.test(d)) continue;
@@ -328,7 +328,8 @@ export async function qemuOf(vmiUid: string): Promise<number[]> {
   return [...new Set([...(await qemuFor(vmiUid)), ...byPod])].sort((a, b) => a - b);
 }
 
-const describeProcs = (ps: Proc[]): string => ps.map((p) => `${p.pid}:${p.argv.slice(0, 3).join(" ")}`).join(", ");
+export const describeProcs = (ps: Proc[]): string =>
+  ps.map((p) => `${p.pid}:${p.argv.slice(0, 3).join(" ")}`).join(", ");
 
 interface Cell {
   component: Component;
@@ -516,7 +517,7 @@ async function launcherOrAlive(pid: number): Promise<boolean> {
 const controllerStarts = new Map<string, number>();
 
 /** The supervisor restarted the component: a new pid in its pid file, alive, and healthy. */
-async function restarted(c: Cluster, component: string, oldPid: number, node: string): Promise<void> {
+export async function restarted(c: Cluster, component: string, oldPid: number, node: string): Promise<void> {
   const pid = await until(`${component} restarted by the supervisor`, 120_000, async () => {
     const p = await c.pid(component);
     return p !== oldPid && (await launcherOrAlive(p)) ? p : undefined;
@@ -650,3 +651,6 @@ function phaseTrail(events: readonly WatchEvent[]): string {
   }
   return out.join(" > ");
 }
+
+// The guest's shell helpers live with the cluster helpers; crash cells use them under these names.
+export { askGuest as ask, START_COUNTER } from "../lib/up.js";

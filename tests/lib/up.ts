@@ -159,6 +159,10 @@ export interface ClusterOptions {
   dataDirMode?: number;
 }
 
+/** Starts a counter in the guest's memory (/dev/shm/count, +1 every 100 ms): a reset or a second guest shows. */
+export const START_COUNTER =
+  "mkdir -p /dev/shm; (i=0; while :; do i=$((i+1)); echo $i > /dev/shm/count; sleep 0.1; done) >/dev/null 2>&1 &\n";
+
 let asked = 0;
 /** Runs a shell line in the guest on `con` and returns what it printed between unique markers. */
 export async function askGuest(con: Console, cmd: string): Promise<string> {
@@ -178,9 +182,7 @@ export async function startCounting(c: Cluster, con: Console): Promise<{ bootId:
   con.send("\n");
   const bootId = await askGuest(con, "cat /proc/sys/kernel/random/boot_id");
   assert.match(bootId, /^[0-9a-f-]{36}$/);
-  con.send(
-    "mkdir -p /dev/shm; (i=0; while :; do i=$((i+1)); echo $i > /dev/shm/count; sleep 0.1; done) >/dev/null 2>&1 &\n",
-  );
+  con.send(START_COUNTER);
   const count = await until("the counter runs", 30_000, async () => {
     const v = Number(await askGuest(con, "cat /dev/shm/count"));
     return v > 0 ? v : undefined;
