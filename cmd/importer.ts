@@ -11,6 +11,8 @@ export function registerImporter(program: Command): void {
       const { createLogger } = await import("../lib/log.js");
       const { runImporterCli } = await import("../storage/importer/main.js");
       const log = createLogger({ component: "cdi-importer" }, { write: (l) => process.stdout.write(l) });
-      process.exitCode = await runImporterCli(o.job, log);
+      // Exit at once: the outcome line is written (and the data durable before it); nothing left is worth the
+      // wait for the event loop to wind down, and the pod's end is what the DataVolume waits for.
+      process.exit(await runImporterCli(o.job, log));
     });
 }

@@ -189,7 +189,7 @@ export class PodRunner {
       // idempotent. The node's network comes first (its readiness triggers every pod again).
       const net = this.o.network();
       if (!net) return;
-      entry.network = net.setupPodLinks(uid, entry.record.ip, linkOptions(pod, cls.shape));
+      entry.network = net.setupPodLinks(uid, entry.record.ip, linkOptions(pod, cls.shape, entry.record.isolated));
     }
     try {
       // Running (and so VMI sync's dial and Sync) only once the links exist: QEMU opens the tap.
@@ -272,16 +272,20 @@ export class PodRunner {
     }
     // The namespace first, the launcher in it at once, the links meanwhile: the launcher needs them only once QEMU
     // starts (its libvirtd takes longer to come up than the links take to make), so they are off the creation path.
+    // The command (a worker's job from the API) is resolved while the namespace is made: neither needs the other.
+    const command = (async () => shape.command(vmiUid, podDir, pod))();
+    command.catch(() => {}); // (awaited below once the namespace is there)
     let att: { netns: string; ip: string };
     try {
       att = await net.setupPodNamespace(uid);
     } catch (e) {
+      await command.catch(() => {});
       await this.report(pod, { state: "start-failed", message: `pod network: ${(e as Error).message}` });
       throw e;
     }
     let cmd: PodCommand;
     try {
-      cmd = await shape.command(vmiUid, podDir, pod);
+      cmd = await command;
     } catch (e) {
       // Failed for good (StartError, as kubelet's): its owner decides whether to make another.
       await net.teardownPod(uid).catch(() => {});
@@ -297,6 +301,7 @@ export class PodRunner {
         name: pod.metadata?.name ?? "",
         netns: att.netns,
         ip: att.ip,
+        ...(cmd.isolatedNetwork ? { isolated: true } : {}),
       },
       cmd.argv,
       cmd.env,
@@ -310,7 +315,7 @@ export class PodRunner {
       ip: att.ip,
     });
     const entry: Entry = { record: spawned.record, podDir, ready: false };
-    entry.network = net.setupPodLinks(uid, att.ip, linkOptions(pod, shape));
+    entry.network = net.setupPodLinks(uid, att.ip, linkOptions(pod, shape, cmd.isolatedNetwork));
     entry.network.catch(() => {}); // sync awaits it and reports a failure
     this.entries.set(uid, entry);
     void spawned.exited?.then((x) => {
@@ -400,8 +405,12 @@ export class PodRunner {
   }
 }
 
-function linkOptions(pod: Pod, shape: PodShape): { hostname?: string; plain?: boolean; isolated?: boolean } {
-  if (shape.isolatedNetwork) return { isolated: true };
+function linkOptions(
+  pod: Pod,
+  shape: PodShape,
+  isolated?: boolean,
+): { hostname?: string; plain?: boolean; isolated?: boolean } {
+  if (isolated || shape.isolatedNetwork) return { isolated: true };
   if (shape.plainNetwork) return { plain: true };
   const hostname = vmiName(pod);
   return hostname ? { hostname } : {};

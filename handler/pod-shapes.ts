@@ -18,6 +18,8 @@ export interface PodCommand {
   env?: NodeJS.ProcessEnv;
   /** Given the child when it is spawned with an IPC channel (the agent answers it while both live). */
   channel?: (child: ChildProcess) => void;
+  /** This pod gets no link at all (as the shape's isolatedNetwork): decided per pod once its job is known. */
+  isolatedNetwork?: boolean;
 }
 
 export interface PodShape {

@@ -17,6 +17,8 @@ export interface PodRecord {
   ip: string;
   pid: number;
   startedAt: string;
+  /** Started without links (PodCommand.isolatedNetwork): a re-attached agent makes none either. */
+  isolated?: boolean;
 }
 
 export interface ExitRecord {

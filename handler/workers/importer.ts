@@ -166,7 +166,12 @@ export function importerShape(d: WorkerShapeDeps): PodShape {
       const podUid = pod.metadata?.uid ?? "";
       await d.services.ensure(podUid, podDir, job);
       const argv = workerArgv(d, "importer", jobPath);
-      return job.egress ? { argv, channel: d.services.egressChannel(podUid, job.egress.allow) } : { argv };
+      // Its sources come through the egress (sockets the agent dials and hands over) or from files: no links to
+      // make (a veth, the VM binding, DHCP) under the import. Only a clone from another node dials the source pod.
+      const isolatedNetwork = !(source.kind === "pvc" && source.remote);
+      return job.egress
+        ? { argv, channel: d.services.egressChannel(podUid, job.egress.allow), isolatedNetwork }
+        : { argv, isolatedNetwork };
     },
     // A worker is ready while it runs (its readiness matters to no one yet).
     ready: async () => true,

@@ -106,6 +106,7 @@ describe("worker pods (node side)", () => {
     const podDir = join(dir, "pod");
     const cmd = await shape.command(DV_UID, podDir, pod());
     assert.deepEqual(cmd.argv.slice(1), ["/x/tsvirt.js", "importer", "--job", join(podDir, "job.json")]);
+    assert.equal(cmd.isolatedNetwork, true, "an http import reaches its source through the egress only: no links");
     const job = JSON.parse(await readFile(join(podDir, "job.json"), "utf8"));
     assert.equal(job.target.path, join(dataDir, "volumes", PV, "disk.img"));
     assert.equal(job.target.sizeBytes, 64 << 20);

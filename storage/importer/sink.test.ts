@@ -9,6 +9,7 @@ import { after, before, describe, it } from "node:test";
 import { promisify } from "node:util";
 import type { ImportError } from "./outcome.js";
 import { detectCompression, detectFormat, hashPrefix, parseChecksum, pushSource, writeImage } from "./sink.js";
+import { cleanTarget } from "./target.js";
 
 const run = promisify(execFile);
 const MiB = 1 << 20;
@@ -118,6 +119,27 @@ describe("sink", () => {
     await assert.rejects(
       writeImage(createReadStream(join(dir, "disk.raw")), { ...o, targetClean: true }),
       (e: ImportError) => e.reason === "VerifyFailed" && !e.fatal,
+    );
+  });
+
+  it("streams a raw image past the background fdatasyncs, the target's clean-up still under way, and verifies it", async () => {
+    // 80 MiB: two background fdatasyncs (every 32 MiB) before the last fsync
+    const big = Buffer.concat([randomBytes(40 * MiB), Buffer.alloc(8 * MiB), randomBytes(32 * MiB)]);
+    const o = await opts(96 * MiB);
+    const cleaning = cleanTarget(o.target, { durable: false });
+    const p = pushSource();
+    const done = writeImage(p.input, { ...o, targetClean: cleaning });
+    for (let i = 0; i < big.length; i += 1 << 20) await p.write(big.subarray(i, i + (1 << 20)));
+    p.end();
+    const r = await done;
+    assert.equal(r.bytes, big.length);
+    assert.equal(r.sha256, sha256(big));
+    assert.equal(await hashPrefix(o.target.path, r.bytes), r.sha256);
+    const img = await readFile(o.target.path);
+    assert.equal(img.length, 96 * MiB);
+    assert.ok(
+      img.subarray(big.length).every((b) => b === 0),
+      "past the image the clean target reads zeros",
     );
   });
 

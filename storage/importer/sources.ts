@@ -28,6 +28,7 @@ import { egressAgent } from "./egress.js";
 import type { HttpJobSource, RegistryJobSource, WorkerJob } from "./job.js";
 import { fatal, ImportError, progressReporter, transient } from "./outcome.js";
 import { pushSource, type SinkResult, writeImage } from "./sink.js";
+import { cleanTarget } from "./target.js";
 
 export async function importFrom(job: WorkerJob, log: Logger): Promise<SinkResult> {
   const progress = progressReporter(job.progressFile);
@@ -199,6 +200,24 @@ async function fromRegistry(
   job: WorkerJob,
   onProgress: OnProgress,
 ): Promise<SinkResult> {
+  // The target is cleaned while the manifest and the blob's first bytes are on their way (the sink awaits it).
+  const cleaning = cleanTarget(job.target, { durable: false });
+  cleaning.catch(() => {}); // (handled: the sink awaits it, and its failure fails the import there)
+  try {
+    return await fromRegistryInto(client, repository, reference, job, onProgress, cleaning);
+  } finally {
+    await cleaning.catch(() => {}); // (nothing of it still running once this returns)
+  }
+}
+
+async function fromRegistryInto(
+  client: RegistryClient,
+  repository: string,
+  reference: string,
+  job: WorkerJob,
+  onProgress: OnProgress,
+  cleaning: Promise<void>,
+): Promise<SinkResult> {
   const man = await client.getManifest(repository, reference);
   const layers = [...man.manifest.layers].reverse();
   const total = layers.reduce((n, l) => n + l.size, 0);
@@ -227,7 +246,7 @@ async function fromRegistry(
     await readTar(decoded as AsyncIterable<Buffer>, async (h, data) => {
       if (result || h.type !== "file" || diskEntryName(h.name) === undefined) return;
       const p = pushSource();
-      const sink = writeImage(p.input, { target: job.target, scratchDir: job.scratchDir });
+      const sink = writeImage(p.input, { target: job.target, scratchDir: job.scratchDir, targetClean: cleaning });
       sink.catch((e: Error) => p.fail(e));
       try {
         await data(p.write);

@@ -20,8 +20,11 @@ export async function openTarget(t: JobTarget): Promise<FileHandle> {
   return fh;
 }
 
-/** Makes the target read all zeros, sized to the claim. */
-export async function cleanTarget(t: JobTarget): Promise<void> {
+/**
+ * Makes the target read all zeros, sized to the claim. `durable: false` leaves a file's truncation to the fsync
+ * that follows the data (the sink's: it covers the file's size and freed blocks too); a blank import needs it here.
+ */
+export async function cleanTarget(t: JobTarget, o: { durable?: boolean } = {}): Promise<void> {
   if (t.block) {
     // discard first (fast, sparse); zero-out where the device cannot discard
     await run("blkdiscard", ["-f", "--", t.path]).catch(() => run("blkdiscard", ["-f", "-z", "--", t.path]));
@@ -31,7 +34,7 @@ export async function cleanTarget(t: JobTarget): Promise<void> {
   try {
     await fh.truncate(0);
     await fh.truncate(t.sizeBytes);
-    await fh.sync();
+    if (o.durable !== false) await fh.sync();
   } finally {
     await fh.close();
   }
