@@ -512,7 +512,9 @@ async function handStream(c: Cluster, from: string, to: string, file: string, ou
     recv.once("exit", (code) => (code === 0 ? resolve() : reject(new Error(`socat receiver: ${code} ${err}`)))),
   );
   await until(`the receiver in ${nodeNetns(to)}`, 10_000, async () =>
-    (await sh("ip", ["netns", "exec", nodeNetns(to), "ss", "-Hltn", `sport = :${port}`])).trim() ? true : undefined,
+    (await sh("ip", ["netns", "exec", nodeNetns(to), "ss", "-Hltn", "sport", "=", `:${port}`])).trim()
+      ? true
+      : undefined,
   );
   const t0 = performance.now();
   const [want] = await Promise.all([
