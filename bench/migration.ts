@@ -178,15 +178,15 @@ interface HandVm {
   disks: { target: string; file: string }[];
 }
 
-/** Prepares B's side of the VM: its copied disks fresh (empty, full size), as a migration target's launcher does. */
+/**
+ * Prepares B's side of the VM from A's copy (the tsvirt pod's files are gone once it migrated): overlays fresh over
+ * the same backing file, the copied disks empty at full size, as a migration target's launcher creates them.
+ */
 async function prepareB(h: HandVm): Promise<void> {
-  for (const r of h.roots)
-    await prepareSide(
-      r.from,
-      r.b,
-      h.podXml,
-      h.disks.map((d) => d.file),
-    );
+  for (const r of h.roots) {
+    const fresh = h.disks.filter((d) => d.file.startsWith(`${r.from}/`)).map((d) => r.a + d.file.slice(r.from.length));
+    await prepareSide(r.a, r.b, h.xmlA, fresh);
+  }
 }
 
 /**
@@ -484,6 +484,9 @@ async function sha256(path: string): Promise<string> {
   return (await sh("sha256sum", [path])).split(" ")[0] ?? "";
 }
 
+/** socat's transfer size (its default, 8 KiB, would make the baseline a slow stream). */
+const SOCAT_BLOCK = String(MiB);
+
 /** Runs a command to its end; rejects naming it and its stderr. */
 function runTo(file: string, args: string[]): Promise<void> {
   return sh(file, args, 600_000).then(() => undefined);
@@ -501,7 +504,17 @@ async function handStream(c: Cluster, from: string, to: string, file: string, ou
   await rm(out, { force: true });
   const recv = spawn(
     "ip",
-    ["netns", "exec", nodeNetns(to), "socat", "-u", `TCP-LISTEN:${port},bind=${gw},reuseaddr`, `CREATE:${out}`],
+    [
+      "netns",
+      "exec",
+      nodeNetns(to),
+      "socat",
+      "-u",
+      "-b",
+      SOCAT_BLOCK,
+      `TCP-LISTEN:${port},bind=${gw},reuseaddr`,
+      `CREATE:${out}`,
+    ],
     { stdio: ["ignore", "ignore", "pipe"] },
   );
   let err = "";
@@ -519,7 +532,17 @@ async function handStream(c: Cluster, from: string, to: string, file: string, ou
   const t0 = performance.now();
   const [want] = await Promise.all([
     sha256(file),
-    runTo("ip", ["netns", "exec", nodeNetns(from), "socat", "-u", `OPEN:${file}`, `TCP:${gw}:${port}`]),
+    runTo("ip", [
+      "netns",
+      "exec",
+      nodeNetns(from),
+      "socat",
+      "-u",
+      "-b",
+      SOCAT_BLOCK,
+      `OPEN:${file}`,
+      `TCP:${gw}:${port}`,
+    ]),
     received,
   ]);
   await runTo("ip", ["netns", "exec", nodeNetns(to), "sync", out]);
