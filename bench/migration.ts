@@ -15,14 +15,16 @@
 //  - cold: a stopped VM's 1 GiB local DataVolume (FILL_MIB MiB of random data) moved to the other node by a VMIM
 //    (request → Succeeded) vs a by-hand stream of the same volume file between the two node namespaces (socat from
 //    node A's namespace to a socat in node B's, then fsync and sha256 of what arrived, compared with the source's).
-// BENCH_PHASES (default "live,block,cold") picks the phases. Last line: one JSON object.
+// BENCH_PHASES (default "live,block,cold") picks the phases; BENCH_MAX_DOWNTIME_MS sets the KubeVirt object's
+// migrations.maxDowntimeMs (the by-hand job follows whatever tsvirt's ran with). Last line: one JSON object.
 import { spawn } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { chmod, mkdtemp, open, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import type { TestContext } from "node:test";
-import { defaultConfiguration } from "../api/kubevirt/v1/kubevirt.js";
+import { defaultConfiguration, KUBEVIRT_NAME } from "../api/kubevirt/v1/kubevirt.js";
+import { KUBEVIRT_NAMESPACE } from "../api/kubevirt/v1/well-known.js";
 import { type KObject, loadConfig, RestClient, resources } from "../client/index.js";
 import { gatewayOf, nodeNetns, parseCidr } from "../handler/network/index.js";
 import { CLUSTER, requirePrereqs } from "../tests/lib/prereqs.js";
@@ -53,6 +55,7 @@ const DIRTY_MIB = Number(process.env.BENCH_DIRTY_MIB ?? 16);
 const FILL_MIB = Number(process.env.BENCH_FILL_MIB ?? 256);
 /** The block phase's disk: "empty" (an emptyDisk, default) or "dv" (a local DataVolume: issue 12 item 4). */
 const BLOCK_DISK = process.env.BENCH_BLOCK_DISK === "dv" ? "dv" : "empty";
+const MAX_DOWNTIME_MS = process.env.BENCH_MAX_DOWNTIME_MS ? Number(process.env.BENCH_MAX_DOWNTIME_MS) : undefined;
 const PHASES = new Set((process.env.BENCH_PHASES ?? "live,block,cold").split(","));
 const TARGET = { total: 1.5, downtime: 1.2, block: 1.5 };
 /** BENCH_ONLY=hand runs only the by-hand side (checks the baseline's plumbing before tsvirt can migrate). */
@@ -629,7 +632,17 @@ async function main(): Promise<void> {
     cleanups.push(() => a.stop());
     const b = await handDaemon(join(work, "b", "lv"), net.b.ns, net.b.ip);
     cleanups.push(() => b.stop());
-    const maxDowntimeMs = defaultConfiguration().migrations?.maxDowntimeMs ?? 900;
+    // BENCH_MAX_DOWNTIME_MS: the KubeVirt object's migrations.maxDowntimeMs (both sides follow it); else KubeVirt's
+    const maxDowntimeMs = MAX_DOWNTIME_MS ?? defaultConfiguration().migrations?.maxDowntimeMs ?? 900;
+    if (MAX_DOWNTIME_MS !== undefined) {
+      await c.kubectl("create", "namespace", KUBEVIRT_NAMESPACE).catch(() => "");
+      await c.apply({
+        apiVersion: "kubevirt.io/v1",
+        kind: "KubeVirt",
+        metadata: { name: KUBEVIRT_NAME, namespace: KUBEVIRT_NAMESPACE },
+        spec: { configuration: { migrations: { maxDowntimeMs: MAX_DOWNTIME_MS } } },
+      });
+    }
     const pair: HandPair = { a, b, ipB: net.b.ip, work, maxDowntimeMs };
 
     // A phase that fails prints why and leaves its figures null; the others still run.
