@@ -155,10 +155,22 @@ interface HandPair {
   maxDowntimeMs: number;
 }
 
-/** After a tsvirt migration: the max downtime it ran with, for the by-hand runs (the same setting on both sides). */
-async function followSettings(client: RestClient, p: HandPair, vm: string): Promise<void> {
-  const cfg = (await client.get<Vmi>(resources.vmis, NS, vm)).status?.migrationState?.migrationConfiguration;
-  if (cfg?.maxDowntimeMs) p.maxDowntimeMs = cfg.maxDowntimeMs;
+/**
+ * One live/block tsvirt migration of `vm`; afterwards the max downtime it ran with is kept for the by-hand runs (the
+ * same setting on both sides) and the node it runs on now is answered.
+ */
+async function tsvirtLive(
+  c: Cluster,
+  client: RestClient,
+  p: HandPair,
+  vm: string,
+  i: number,
+): Promise<{ ms: number; downtimeMs?: number; node?: string | undefined }> {
+  const r = await tsvirtMigrate(c, client, vm, i);
+  const st = (await client.get<Vmi>(resources.vmis, NS, vm)).status;
+  const max = st?.migrationState?.migrationConfiguration?.maxDowntimeMs;
+  if (max) p.maxDowntimeMs = max;
+  return { ...r, node: st?.nodeName };
 }
 
 /** A directory of the tsvirt VM's files (its pod dir, a local volume's dir) and where each by-hand side has it. */
@@ -382,12 +394,10 @@ async function livePhase(c: Cluster, client: RestClient, p: HandPair): Promise<{
   await alternate(
     "live",
     async (i) => {
-      const r = await tsvirtMigrate(c, client, VM, i);
-      await followSettings(client, p, VM);
+      const r = await tsvirtLive(c, client, p, VM, i);
       total.tsvirt.push(r.ms);
       if (r.downtimeMs !== undefined) downtime.tsvirt.push(r.downtimeMs);
-      const node = (await client.get<Vmi>(resources.vmis, NS, VM)).status?.nodeName;
-      return `tsvirt ${ms(r.ms)} (downtime ${r.downtimeMs ?? "?"} ms, now on ${node})`;
+      return `tsvirt ${ms(r.ms)} (downtime ${r.downtimeMs ?? "?"} ms, now on ${r.node})`;
     },
     async (i) => {
       const r = await handMigrate(p, h, i, { dirty: true, fresh: false, maxDowntimeMs: p.maxDowntimeMs });
@@ -450,11 +460,9 @@ async function blockPhase(c: Cluster, client: RestClient, p: HandPair): Promise<
   await alternate(
     "block",
     async (i) => {
-      const r = await tsvirtMigrate(c, client, BLOCK_VM, i);
-      await followSettings(client, p, BLOCK_VM);
+      const r = await tsvirtLive(c, client, p, BLOCK_VM, i);
       s.tsvirt.push(r.ms);
-      const node = (await client.get<Vmi>(resources.vmis, NS, BLOCK_VM)).status?.nodeName;
-      return `tsvirt ${ms(r.ms)} (now on ${node})`;
+      return `tsvirt ${ms(r.ms)} (now on ${r.node})`;
     },
     async (i) => {
       const r = await handMigrate(p, h, i, { dirty: false, fresh: true, maxDowntimeMs: p.maxDowntimeMs });
