@@ -197,10 +197,32 @@ export function sourceFiles(xml: string): string[] {
 }
 
 /**
- * Prepares `sideDir` for the domain `podXml` moved there: every file the pod dir held is re-created there (qcow2 overlays as fresh
- * overlays over the same backing file and size; others copied), directories traversable and owned by QEMU's user.
+ * The disks a migration copies: writable disks whose file is below `podDir` (containerDisk overlays, emptyDisks), as
+ * the node agent's copyStorageTargets picks node-local volumes; read-only ones (cloud-init) exist on both sides. Pure.
  */
-export async function prepareSide(podDir: string, sideDir: string, podXml: string): Promise<void> {
+export function copiedDisks(xml: string, podDir: string): { target: string; file: string }[] {
+  const out: { target: string; file: string }[] = [];
+  for (const m of xml.matchAll(/<disk\b[\s\S]*?<\/disk>/g)) {
+    const disk = m[0].replace(/<backingStore\b[\s\S]*?<\/backingStore>/g, "");
+    const file = /<source file=['"]([^'"]+)['"]/.exec(disk)?.[1];
+    const target = /<target\s+[^>]*dev=['"]([^'"]+)['"]/.exec(disk)?.[1];
+    if (file?.startsWith(`${podDir}/`) && target && !/<readonly\s*\/>/.test(disk)) out.push({ target, file });
+  }
+  return out;
+}
+
+/**
+ * Prepares `sideDir` for the domain `podXml` moved there: every file the pod dir held is re-created there (qcow2 overlays as fresh
+ * overlays over the same backing file and size; the files named in `fresh` as empty images of the same format and
+ * size, as a migration target's launcher creates them; others copied), directories traversable and owned by QEMU's
+ * user.
+ */
+export async function prepareSide(
+  podDir: string,
+  sideDir: string,
+  podXml: string,
+  fresh: readonly string[] = [],
+): Promise<void> {
   const xml = moveDomainXml(podXml, podDir, sideDir);
   const user = await qemuUser();
   for (const f of sourceFiles(podXml)) {
@@ -214,7 +236,10 @@ export async function prepareSide(podDir: string, sideDir: string, podXml: strin
       "backing-filename-format"?: string;
     };
     const backing = info["full-backing-filename"];
-    if (info.format === "qcow2" && backing) {
+    if (fresh.includes(f) && !backing) {
+      await rm(to, { force: true });
+      await sh("qemu-img", ["create", "-q", "-f", info.format, to, String(info["virtual-size"])]);
+    } else if (info.format === "qcow2" && backing) {
       await rm(to, { force: true });
       await sh("qemu-img", [
         "create",
