@@ -7,8 +7,10 @@ import type { IncomingMessage, ServerResponse } from "node:http";
 import type { UnstructuredObject as KObj } from "../../api/index.js";
 import { badRequest, methodNotAllowed, notFound, statusError, unauthorized } from "../../lib/errors.js";
 import { field } from "../../lib/json.js";
+import { mintUploadTicket, UPLOAD_TICKET_ANNOTATION, UPLOAD_TICKET_PARAM } from "../../lib/upload-ticket.js";
 import { nodeEndpoint, proxyToNode } from "../server/podlog.js";
 import type { Rest } from "../server/rest.js";
+import { StoreError } from "../storage/store.js";
 import type { UploadTokens } from "./token.js";
 
 /** The paths CDI's upload proxy serves (virtctl probes upload-async with HEAD and falls back to upload). */
@@ -22,17 +24,43 @@ export function isUploadPath(pathname: string): boolean {
  * A client that sends this header (virtctl does, with `Expect: 100-continue`) may be answered, before it sends its
  * body, with a 307 to the node agent's upload path: one hop less for every byte (the API server no longer relays
  * them). Only over plain HTTP, as the agent serves: an HTTPS API keeps relaying (HTTPS whenever the API is), and
- * tsvirt serves plain HTTP on loopback only, where the client reaches whatever the API server reaches. The agent's
- * upload path trusts the node's network as its other endpoints do (logs, console, VM verbs).
+ * tsvirt serves plain HTTP on loopback only, where the client reaches whatever the API server reaches. Either way
+ * the agent's path carries a one-time ticket (lib/upload-ticket.ts) the agent checks against the pod: only a client
+ * that passed the token check here gets one.
  */
 export const UPLOAD_REDIRECT_HEADER = "x-tsvirt-upload-redirect";
 
 export const UPLOAD_POD_LABEL = "cdi.kubevirt.io";
 export const UPLOAD_POD_ROLE = "cdi-upload-server";
 
-/** The node agent's path for a pod's upload socket (handler/server.ts serves it). */
-export function nodeUploadPath(namespace: string, pod: string): string {
-  return `/upload/${encodeURIComponent(namespace)}/${encodeURIComponent(pod)}`;
+/** The node agent's path for a pod's upload (handler/server.ts serves it), with its one-time ticket. */
+export function nodeUploadPath(namespace: string, pod: string, ticket: string): string {
+  const q = new URLSearchParams({ [UPLOAD_TICKET_PARAM]: ticket });
+  return `/upload/${encodeURIComponent(namespace)}/${encodeURIComponent(pod)}?${q}`;
+}
+
+/**
+ * Opens a one-time ticket for the upload pod: its hash and expiry go on the pod (replacing any earlier one, so only
+ * the newest redirect is good), the ticket itself only to the client that passed the token check.
+ */
+export function openUploadTicket(rest: Rest, pod: KObj): string {
+  const { ticket, record } = mintUploadTicket();
+  for (let i = 0; ; i++) {
+    const cur = rest.store.get("/pods", pod.metadata.namespace ?? "", pod.metadata.name ?? "") as KObj | undefined;
+    if (!cur || cur.metadata.uid !== pod.metadata.uid)
+      throw statusError(503, "ServiceUnavailable", "upload pod not ready yet: it was replaced", {
+        retryAfterSeconds: 2,
+      });
+    const next = structuredClone(cur);
+    next.metadata.annotations = { ...next.metadata.annotations, [UPLOAD_TICKET_ANNOTATION]: record };
+    try {
+      rest.store.update("/pods", next, Number(cur.metadata.resourceVersion));
+      return ticket;
+    } catch (e) {
+      // another writer (the agent's status) got in between: read it again
+      if (!(e instanceof StoreError) || i >= 4) throw e;
+    }
+  }
 }
 
 const DVS = "cdi.kubevirt.io/datavolumes";
@@ -117,12 +145,13 @@ export function uploadProxy(rest: Rest, tokens: UploadTokens) {
       req.resume();
       throw statusError(503, "ServiceUnavailable", `upload pod not ready yet: ${phase}`, { retryAfterSeconds: 2 });
     }
+    const path = nodeUploadPath(namespace, pod.metadata.name ?? "", openUploadTicket(rest, pod));
     if (req.headers[UPLOAD_REDIRECT_HEADER] === "allowed" && !(req.socket as { encrypted?: boolean }).encrypted) {
       const nodeObj = rest.store.get("/nodes", "", node) as KObj | undefined;
       const ep = nodeObj ? nodeEndpoint(nodeObj) : undefined;
       if (ep) {
         const host = ep.host.includes(":") ? `[${ep.host}]` : ep.host;
-        const location = `http://${host}:${ep.port}${nodeUploadPath(namespace, pod.metadata.name ?? "")}`;
+        const location = `http://${host}:${ep.port}${path}`;
         const body = JSON.stringify({
           kind: "Status",
           apiVersion: "v1",
@@ -143,7 +172,7 @@ export function uploadProxy(rest: Rest, tokens: UploadTokens) {
     const len = req.headers["content-length"];
     if (len !== undefined && /^\d+$/.test(len)) headers["content-length"] = len;
     else headers["transfer-encoding"] = "chunked";
-    await proxyToNode(rest, node, nodeUploadPath(namespace, pod.metadata.name ?? ""), req, res, {
+    await proxyToNode(rest, node, path, req, res, {
       method: "POST",
       headers,
     });

@@ -10,6 +10,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
 import { nullLogger } from "../../lib/log.js";
+import { checkUploadTicket, UPLOAD_TICKET_ANNOTATION } from "../../lib/upload-ticket.js";
 import { type ApiServer, startApiServer } from "../index.js";
 import { loadOrCreateUploadKey, UploadTokens, uploadKeyPath } from "./index.js";
 
@@ -206,7 +207,19 @@ describe("upload API", () => {
     const r = await upload(await token("up2"), "disk bytes");
     assert.equal(r.status, 200, JSON.stringify(r.body));
     assert.equal(received, "disk bytes");
-    assert.equal(path, "/upload/default/cdi-upload-up2");
+    // the relay carries a one-time ticket whose hash (only) the API server put on the upload pod
+    const relayed = new URL(path, "http://agent");
+    assert.equal(relayed.pathname, "/upload/default/cdi-upload-up2");
+    const ticketOnPod = async (): Promise<string | undefined> => {
+      const p = await call("GET", "/api/v1/namespaces/default/pods/cdi-upload-up2");
+      return ((p.body.metadata as Record<string, unknown>).annotations as Record<string, string>)[
+        UPLOAD_TICKET_ANNOTATION
+      ];
+    };
+    const relayTicket = relayed.searchParams.get("ticket");
+    const record = await ticketOnPod();
+    assert.equal(checkUploadTicket(record, relayTicket), undefined);
+    assert.ok(record && relayTicket && !record.includes(relayTicket), "the pod holds the hash, not the ticket");
 
     // the upload server's refusal (answered before the body ended) reaches the client as its Status
     refuse = true;
@@ -246,11 +259,26 @@ describe("upload API", () => {
       req.on("error", reject);
       req.flushHeaders();
     });
-    assert.deepEqual(redirect, {
-      status: 307,
-      location: `http://127.0.0.1:${port}/upload/default/cdi-upload-up2`,
-      continued: false,
-    });
+    const loc = new URL(redirect.location ?? "");
+    assert.deepEqual(
+      { status: redirect.status, location: `${loc.origin}${loc.pathname}`, continued: redirect.continued },
+      { status: 307, location: `http://127.0.0.1:${port}/upload/default/cdi-upload-up2`, continued: false },
+    );
     assert.equal(path, "", "the agent saw nothing: the client goes there itself");
+    const redirectTicket = loc.searchParams.get("ticket");
+    assert.equal(checkUploadTicket(await ticketOnPod(), redirectTicket), undefined, "the redirect's ticket is open");
+    assert.match(
+      checkUploadTicket(await ticketOnPod(), relayTicket) ?? "",
+      /does not match/,
+      "only the newest ticket is good",
+    );
+
+    // no token, no ticket: nothing is redirected or relayed
+    const anon = await call("POST", "/v1beta1/upload", "disk bytes", {
+      "content-type": "application/octet-stream",
+      "x-tsvirt-upload-redirect": "allowed",
+    });
+    assert.equal(anon.status, 401);
+    assert.equal(checkUploadTicket(await ticketOnPod(), redirectTicket), undefined, "no new ticket was opened");
   });
 });
