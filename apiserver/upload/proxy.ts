@@ -5,7 +5,14 @@
 // the client is read at the pace the volume is written.
 import type { IncomingMessage, ServerResponse } from "node:http";
 import type { UnstructuredObject as KObj } from "../../api/index.js";
-import { badRequest, methodNotAllowed, notFound, statusError, unauthorized } from "../../lib/errors.js";
+import {
+  badRequest,
+  methodNotAllowed,
+  notFound,
+  type StatusError,
+  statusError,
+  unauthorized,
+} from "../../lib/errors.js";
 import { field } from "../../lib/json.js";
 import { mintUploadTicket, UPLOAD_TICKET_ANNOTATION, UPLOAD_TICKET_PARAM } from "../../lib/upload-ticket.js";
 import { nodeEndpoint, proxyToNode } from "../server/podlog.js";
@@ -91,6 +98,60 @@ export function uploadPodOf(rest: Rest, dv: KObj): KObj | undefined {
   )[0];
 }
 
+/** How long a client waiting for 100 Continue is held for its upload pod to get ready (virtctl waits 300 s). */
+const READY_WAIT_MS = 120_000;
+
+type UploadTarget = { ready: true; pod: KObj; node: string } | (StatusError & { ready: false });
+
+/** The DV's upload pod and node when it takes an upload now; throws when it never will; else a 503 "not ready". */
+function uploadTarget(rest: Rest, namespace: string, name: string): UploadTarget {
+  const dv = rest.store.get(DVS, namespace, name) as KObj | undefined;
+  if (!dv) throw notFound(DV_GR, name);
+  if (field(dv, "spec.source.upload") === undefined)
+    throw badRequest(`DataVolume "${name}" is not an upload target: its spec.source is not upload`);
+  const phase = String(field(dv, "status.phase") ?? "") || "Pending";
+  if (phase === "Succeeded" || phase === "Failed")
+    throw statusError(409, "Conflict", `DataVolume "${name}" is ${phase}: it takes no more uploads`);
+  const pod = uploadPodOf(rest, dv);
+  const node = pod ? field(pod, "spec.nodeName") : undefined;
+  if (!pod || typeof node !== "string" || !node || !podReady(pod))
+    return Object.assign(
+      statusError(503, "ServiceUnavailable", `upload pod not ready yet: ${phase}`, { retryAfterSeconds: 2 }),
+      { ready: false as const },
+    );
+  return { ready: true, pod, node };
+}
+
+/** uploadTarget once it is ready (re-read at every write to the namespace's pods and DVs), or a 503 after `ms`. */
+function whenReady(rest: Rest, namespace: string, name: string, req: IncomingMessage, ms: number) {
+  return new Promise<UploadTarget>((resolve, reject) => {
+    const check = (): void => {
+      try {
+        const t = uploadTarget(rest, namespace, name);
+        if (t.ready) done(() => resolve(t));
+      } catch (e) {
+        done(() => reject(e));
+      }
+    };
+    const unsubscribe = rest.store.subscribe((e) => {
+      if (e.namespace === namespace && (e.resource === "/pods" || e.resource === DVS)) check();
+    });
+    const timer = setTimeout(() => done(() => resolve(uploadTarget(rest, namespace, name))), ms);
+    const gone = (): void => done(() => reject(statusError(499, "ClientClosedRequest", "the client went away")));
+    req.socket.once("close", gone);
+    let settled = false;
+    const done = (fn: () => void): void => {
+      if (settled) return;
+      settled = true;
+      unsubscribe();
+      clearTimeout(timer);
+      req.socket.off("close", gone);
+      fn();
+    };
+    check();
+  });
+}
+
 export function uploadProxy(rest: Rest, tokens: UploadTokens) {
   return async (req: IncomingMessage, res: ServerResponse, pathname: string): Promise<void> => {
     const kind = UPLOAD_PATH.exec(pathname)?.[1] ?? "";
@@ -125,26 +186,22 @@ export function uploadProxy(rest: Rest, tokens: UploadTokens) {
       throw unauthorized(`${v.why}: ask for a new one (UploadTokenRequest)`);
     }
     const { namespace, name } = v.claim;
-    const dv = rest.store.get(DVS, namespace, name) as KObj | undefined;
-    if (!dv) {
+    let target: UploadTarget;
+    try {
+      target = uploadTarget(rest, namespace, name);
+      // A client that waits for the go-ahead has sent nothing yet: it is held until the pod is ready (the DV's
+      // UploadReady, without the round trips of the DV's status and the client's polling of it).
+      if (!target.ready && /100-continue/i.test(req.headers.expect ?? ""))
+        target = await whenReady(rest, namespace, name, req, READY_WAIT_MS);
+    } catch (e) {
       req.resume();
-      throw notFound(DV_GR, name);
+      throw e;
     }
-    if (field(dv, "spec.source.upload") === undefined) {
+    if (!target.ready) {
       req.resume();
-      throw badRequest(`DataVolume "${name}" is not an upload target: its spec.source is not upload`);
+      throw target;
     }
-    const phase = String(field(dv, "status.phase") ?? "") || "Pending";
-    if (phase === "Succeeded" || phase === "Failed") {
-      req.resume();
-      throw statusError(409, "Conflict", `DataVolume "${name}" is ${phase}: it takes no more uploads`);
-    }
-    const pod = uploadPodOf(rest, dv);
-    const node = pod ? field(pod, "spec.nodeName") : undefined;
-    if (!pod || typeof node !== "string" || !node || !podReady(pod)) {
-      req.resume();
-      throw statusError(503, "ServiceUnavailable", `upload pod not ready yet: ${phase}`, { retryAfterSeconds: 2 });
-    }
+    const { pod, node } = target;
     const path = nodeUploadPath(namespace, pod.metadata.name ?? "", openUploadTicket(rest, pod));
     if (req.headers[UPLOAD_REDIRECT_HEADER] === "allowed" && !(req.socket as { encrypted?: boolean }).encrypted) {
       const nodeObj = rest.store.get("/nodes", "", node) as KObj | undefined;

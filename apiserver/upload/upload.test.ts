@@ -280,5 +280,48 @@ describe("upload API", () => {
     });
     assert.equal(anon.status, 401);
     assert.equal(checkUploadTicket(await ticketOnPod(), redirectTicket), undefined, "no new ticket was opened");
+
+    // a client that waits for 100 Continue while the pod is not ready yet is held until it is (no 503, no polling)
+    const readiness = (status: "True" | "False") =>
+      call(
+        "PATCH",
+        "/api/v1/namespaces/default/pods/cdi-upload-up2/status",
+        { status: { phase: "Running", conditions: [{ type: "Ready", status }] } },
+        { "content-type": "application/merge-patch+json" },
+      );
+    await readiness("False");
+    const held = await token("up2");
+    let answered = 0;
+    const heldAnswer = new Promise<{ status: number; location?: string }>((resolve, reject) => {
+      const req = http.request(`${api.url}/v1beta1/upload`, {
+        method: "POST",
+        headers: {
+          authorization: `Bearer ${held}`,
+          "content-type": "application/octet-stream",
+          "content-length": "10",
+          expect: "100-continue",
+          "x-tsvirt-upload-redirect": "allowed",
+        },
+      });
+      req.on("response", (res) => {
+        answered = Date.now();
+        res.resume();
+        req.destroy();
+        resolve({ status: res.statusCode ?? 0, location: res.headers.location });
+      });
+      req.on("error", reject);
+      req.flushHeaders();
+    });
+    await new Promise((r) => setTimeout(r, 300));
+    assert.equal(answered, 0, "held while the pod is not ready");
+    const readyAt = Date.now();
+    await readiness("True");
+    const h = await heldAnswer;
+    assert.equal(h.status, 307);
+    assert.ok(answered >= readyAt, "answered once the pod was ready");
+    assert.equal(
+      checkUploadTicket(await ticketOnPod(), new URL(h.location ?? "").searchParams.get("ticket")),
+      undefined,
+    );
   });
 });
