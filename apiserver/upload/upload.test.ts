@@ -78,6 +78,31 @@ describe("upload API", () => {
     return { status: r.status, body: text ? (JSON.parse(text) as Record<string, unknown>) : {} };
   };
   const TOKENS = "/apis/upload.cdi.kubevirt.io/v1beta1/namespaces/default/uploadtokenrequests";
+  /** A POST that offers to follow a redirect and waits for 100 Continue before its body (as virtctl's). */
+  const offerToFollow = (tok: string) =>
+    new Promise<{ status: number; location?: string; continued: boolean }>((resolve, reject) => {
+      let continued = false;
+      const req = http.request(`${api.url}/v1beta1/upload`, {
+        method: "POST",
+        headers: {
+          authorization: `Bearer ${tok}`,
+          "content-type": "application/octet-stream",
+          "content-length": "10",
+          expect: "100-continue",
+          "x-tsvirt-upload-redirect": "allowed",
+        },
+      });
+      req.on("continue", () => {
+        continued = true;
+      });
+      req.on("response", (res) => {
+        res.resume();
+        req.destroy();
+        resolve({ status: res.statusCode ?? 0, location: res.headers.location, continued });
+      });
+      req.on("error", reject);
+      req.flushHeaders();
+    });
   const token = async (pvcName: string): Promise<string> => {
     const r = await call("POST", TOKENS, {
       apiVersion: "upload.cdi.kubevirt.io/v1beta1",
@@ -236,29 +261,7 @@ describe("upload API", () => {
     received = "";
     path = "";
     const tok = await token("up2");
-    const redirect = await new Promise<{ status: number; location?: string; continued: boolean }>((resolve, reject) => {
-      let continued = false;
-      const req = http.request(`${api.url}/v1beta1/upload`, {
-        method: "POST",
-        headers: {
-          authorization: `Bearer ${tok}`,
-          "content-type": "application/octet-stream",
-          "content-length": "10",
-          expect: "100-continue",
-          "x-tsvirt-upload-redirect": "allowed",
-        },
-      });
-      req.on("continue", () => {
-        continued = true;
-      });
-      req.on("response", (res) => {
-        res.resume();
-        req.destroy();
-        resolve({ status: res.statusCode ?? 0, location: res.headers.location, continued });
-      });
-      req.on("error", reject);
-      req.flushHeaders();
-    });
+    const redirect = await offerToFollow(tok);
     const loc = new URL(redirect.location ?? "");
     assert.deepEqual(
       { status: redirect.status, location: `${loc.origin}${loc.pathname}`, continued: redirect.continued },
@@ -292,25 +295,9 @@ describe("upload API", () => {
     await readiness("False");
     const held = await token("up2");
     let answered = 0;
-    const heldAnswer = new Promise<{ status: number; location?: string }>((resolve, reject) => {
-      const req = http.request(`${api.url}/v1beta1/upload`, {
-        method: "POST",
-        headers: {
-          authorization: `Bearer ${held}`,
-          "content-type": "application/octet-stream",
-          "content-length": "10",
-          expect: "100-continue",
-          "x-tsvirt-upload-redirect": "allowed",
-        },
-      });
-      req.on("response", (res) => {
-        answered = Date.now();
-        res.resume();
-        req.destroy();
-        resolve({ status: res.statusCode ?? 0, location: res.headers.location });
-      });
-      req.on("error", reject);
-      req.flushHeaders();
+    const heldAnswer = offerToFollow(held).then((r) => {
+      answered = Date.now();
+      return r;
     });
     await new Promise((r) => setTimeout(r, 300));
     assert.equal(answered, 0, "held while the pod is not ready");
