@@ -14,6 +14,7 @@
 // is converted through a scratch file). Uploads likewise send the raw file, then the qcow2 file.
 // A figure whose tsvirt side is not in this tree prints "n/a (needs <branch>)" and is null in the JSON.
 // BENCH_ONLY=import,upload,clone,guest (comma-separated) runs only those pairs (the others are null): quick profiles.
+// BENCH_UPLOAD_TIMELINE=1 prints each upload's timeline (virtctl's steps, DV and upload pod transitions) in ms.
 // Last line: one JSON object.
 import { existsSync } from "node:fs";
 import { mkdir, mkdtemp, readFile, rm, stat } from "node:fs/promises";
@@ -34,6 +35,7 @@ import {
   startHandQemu,
 } from "./storage-guest.js";
 import { type BenchImage, IMAGE_BYTES, makeBenchImage } from "./storage-image.js";
+import { uploadTimeline } from "./upload-timeline.js";
 
 const RUNS = Number(process.env.BENCH_RUNS ?? 3);
 const NS = "default";
@@ -48,6 +50,8 @@ const ONLY = process.env.BENCH_ONLY ? new Set(process.env.BENCH_ONLY.split(",").
 /** "skipped (BENCH_ONLY)" when BENCH_ONLY leaves this pair out, else undefined. */
 const skipped = (pair: "import" | "upload" | "clone" | "guest"): string | undefined =>
   ONLY && !ONLY.has(pair) ? "skipped (BENCH_ONLY)" : undefined;
+/** BENCH_UPLOAD_TIMELINE=1: each upload run also prints its timeline (bench/upload-timeline.ts). */
+const TIMELINE = !!process.env.BENCH_UPLOAD_TIMELINE;
 const IMMEDIATE = "cdi.kubevirt.io/storage.bind.immediate.requested";
 /** Which tsvirt sides this tree has (each helper's component directory; see /work/brief/STORAGE-CONTRACT.md). */
 const HAVE = {
@@ -224,16 +228,21 @@ async function uploadPair(c: Cluster, client: RestClient, img: BenchImage, v: Va
       const done = dvSucceeded(client, name, 600_000);
       await new Promise((r) => setTimeout(r, 200));
       const t0 = performance.now();
-      await run(
-        process.execPath,
-        [VIRTCTL, "image-upload", "dv", name, "--size", CLAIM, "--image-path", v.file, "--insecure"],
-        c.env,
-        600_000,
-      ).catch((e: unknown) => {
-        done.stop();
-        throw e;
-      });
+      const args = [VIRTCTL, "image-upload", "dv", name, "--size", CLAIM, "--image-path", v.file, "--insecure"];
+      const tl = TIMELINE ? uploadTimeline(client, NS, name, t0) : undefined;
+      await (tl ? tl.virtctl(process.execPath, args, c.env) : run(process.execPath, args, c.env, 600_000)).catch(
+        (e: unknown) => {
+          done.stop();
+          tl?.stop();
+          throw e;
+        },
+      );
       const t = (await done.at) - t0;
+      if (tl) {
+        await new Promise((r) => setTimeout(r, 300)); // the last events (pod deleted) arrive
+        tl.stop();
+        console.log(`upload ${v.format} run ${i + 1} timeline (ms): ${tl.text()}`);
+      }
       await sameData((await claimFile(c, client, name)).path, img);
       const b = await timed(() => run1("curl", ["-sS", "--fail", "-T", v.file, sink.url, "-o", "/dev/null"]));
       p.tsvirt.push(mibs(v.fileBytes, t));

@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
-import { defaultConfiguration } from "../api/index.js";
+import * as api from "../api/index.js";
 import { ClusterConfig } from "./cluster-config.js";
 import { FakeClient } from "./fake.js";
 import { resources } from "./resources.js";
@@ -8,7 +8,7 @@ import type { KObject } from "./types.js";
 
 test("ClusterConfig: defaults without the object, then the object's settings live, defaults again once deleted", async () => {
   const client = new FakeClient();
-  const cc = new ClusterConfig(client);
+  const cc = new ClusterConfig(client, api);
   const seen: string[] = [];
   cc.onChange((c) => seen.push(c.evictionStrategy ?? ""));
   cc.start();
@@ -34,7 +34,7 @@ test("ClusterConfig: defaults without the object, then the object's settings liv
     metadata: { name: "other", namespace: "kubevirt" },
   } as KObject);
   await client.delete(resources.kubevirts, "kubevirt", created.metadata.name ?? "");
-  await until(() => cc.current.evictionStrategy === defaultConfiguration().evictionStrategy);
+  await until(() => cc.current.evictionStrategy === api.defaultConfiguration().evictionStrategy);
   assert.deepEqual(seen, ["LiveMigrate", "None"]);
   await cc.stop();
 });

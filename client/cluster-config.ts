@@ -1,13 +1,7 @@
 // The cluster's KubeVirt settings as components read them: the `kubevirt/kubevirt` object through an informer,
 // merged over api/'s defaults (KubeVirt's virt-config ClusterConfig). Without the object (not created yet, or
 // deleted) the defaults are in effect.
-import {
-  effectiveConfiguration,
-  KUBEVIRT_NAME,
-  KUBEVIRT_NAMESPACE,
-  type KubeVirt,
-  type KubeVirtConfiguration,
-} from "../api/index.js";
+import type { effectiveConfiguration, KubeVirt, KubeVirtConfiguration } from "../api/index.js";
 import { type Logger, nullLogger } from "../lib/log.js";
 import { Informer } from "./informer.js";
 import type { Client } from "./interface.js";
@@ -16,14 +10,28 @@ import type { KObject } from "./types.js";
 
 type KubeVirtObject = KubeVirt & KObject;
 
+/**
+ * What ClusterConfig takes from api/, passed in by its users (which load api/ anyway): importing client/ must not
+ * load every schema (virtctl starts once per command; api/ is most of its start-up).
+ */
+export interface KubeVirtDefaults {
+  effectiveConfiguration: typeof effectiveConfiguration;
+  KUBEVIRT_NAME: string;
+  KUBEVIRT_NAMESPACE: string;
+}
+
 export class ClusterConfig {
   readonly informer: Informer<KubeVirtObject>;
   readonly #log: Logger;
   readonly #listeners: ((cfg: KubeVirtConfiguration) => void)[] = [];
   #rv: string | undefined;
-  #current: KubeVirtConfiguration = effectiveConfiguration(undefined);
+  #current: KubeVirtConfiguration;
+  readonly #api: KubeVirtDefaults;
 
-  constructor(client: Client, o: { log?: Logger } = {}) {
+  constructor(client: Client, api: KubeVirtDefaults, o: { log?: Logger } = {}) {
+    this.#api = api;
+    this.#current = api.effectiveConfiguration(undefined);
+    const { KUBEVIRT_NAME, KUBEVIRT_NAMESPACE } = api;
     this.#log = o.log ?? nullLogger;
     this.informer = new Informer<KubeVirtObject>(client, resources.kubevirts, {
       namespace: KUBEVIRT_NAMESPACE,
@@ -57,6 +65,7 @@ export class ClusterConfig {
   }
 
   #refresh(): void {
+    const { effectiveConfiguration, KUBEVIRT_NAME, KUBEVIRT_NAMESPACE } = this.#api;
     const kv = this.informer.getByName(KUBEVIRT_NAMESPACE, KUBEVIRT_NAME);
     const rv = kv?.metadata.resourceVersion;
     if (rv === this.#rv) return;

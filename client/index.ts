@@ -1,6 +1,6 @@
 export { applyJsonPatch } from "../lib/jsonpatch.js";
 export { applyMergePatch } from "../lib/mergepatch.js";
-export { ClusterConfig } from "./cluster-config.js";
+export { ClusterConfig, type KubeVirtDefaults } from "./cluster-config.js";
 export { type Action, FakeClient, type Reactor, type Verb } from "./fake.js";
 export {
   type EventHandlers,

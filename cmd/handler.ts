@@ -63,7 +63,7 @@ export function registerHandler(program: Command): void {
         userAgent: "virt-handler",
       });
       // the cluster's KubeVirt settings, live (virt-handler acts on none of them yet; admission warns about them)
-      const clusterConfig = new ClusterConfig(client, { log });
+      const clusterConfig = new ClusterConfig(client, await import("../api/index.js"), { log });
       clusterConfig.start();
       const sel = h.selectorsFor(o.node);
       // the ConfigMap kubevirt/tsvirt-registries when present (followed live), else --registries-conf

@@ -1,7 +1,15 @@
 // virt-controller's wiring: shared informers (VMs, VMIs, pods, nodes), one work queue per reconciler, event handlers
 // that map a changed object to the keys it affects, and worker loops. Nothing here decides anything; the reconcilers do.
 
-import { Evacuation, isColdMigration, Migration, RetainedDisks } from "../api/index.js";
+import {
+  Evacuation,
+  effectiveConfiguration,
+  isColdMigration,
+  KUBEVIRT_NAME,
+  KUBEVIRT_NAMESPACE,
+  Migration,
+  RetainedDisks,
+} from "../api/index.js";
 import {
   type Client,
   ClusterConfig,
@@ -132,7 +140,11 @@ export class VirtController {
     this.nodes = new Informer<Node>(client, resources.nodes, { log: this.log });
     this.namespaces = new Informer<KObject>(client, resources.namespaces, { log: this.log });
     this.replicasets = new Informer<VirtualMachineInstanceReplicaSet>(client, resources.vmirs, { log: this.log });
-    this.clusterConfig = new ClusterConfig(client, { log: this.log });
+    this.clusterConfig = new ClusterConfig(
+      client,
+      { effectiveConfiguration, KUBEVIRT_NAME, KUBEVIRT_NAMESPACE },
+      { log: this.log },
+    );
     this.dvs = new Informer<DataVolume>(client, resources.datavolumes, { log: this.log });
     this.pools = new Informer<KObject>(client, resources.vmpools, { log: this.log });
     this.vmims = new Informer<VirtualMachineInstanceMigration>(client, resources.vmims, {

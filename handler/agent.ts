@@ -33,7 +33,7 @@ import { podDirOf, readPodRecord } from "./processes.js";
 import { startServer } from "./server.js";
 import { launcherPodOf, launcherPrepared, type PhaseMapper, VmiSync } from "./vmi-sync.js";
 import { VolumeSync } from "./volumes.js";
-import { WorkerServices } from "./workers/index.js";
+import { claimUploadTicket, WorkerServices } from "./workers/index.js";
 
 /** The part of client/'s Informer the agent uses. */
 export interface CacheLike<T extends KObject> {
@@ -238,6 +238,7 @@ export async function runHandler(o: HandlerOptions): Promise<RunningHandler> {
       if (!launcherVerb) throw statusError(404, "NotFound", `unknown verb ${verb}`);
       await conn.command(launcherVerb);
     },
+    claimUploadTicket: (ns, name, ticket) => claimUploadTicket(o.api, ns, name, ticket),
     vmiPodDir: (ns, name) => {
       const podUid = podOfVmi(ns, name)?.metadata.uid;
       return podUid ? podDirOf(o.dataDir, podUid) : undefined;

@@ -6,6 +6,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, it } from "node:test";
 import { createWebSocketStream, WebSocket } from "ws";
+import { statusError } from "../lib/errors.js";
 import { fakeRfbServer, rfbHandshake } from "../tests/lib/rfb.js";
 import { startServer, streamSocket, uploadSocket } from "./server.js";
 
@@ -140,17 +141,42 @@ describe("handler HTTP endpoint", () => {
       host: "127.0.0.1",
       port: 0,
       podDir: (ns, name) => (ns === "default" && name === "cdi-upload-dv1" ? dir : undefined),
+      claimUploadTicket: async (ns, pod, ticket) => {
+        claims.push(`${ns}/${pod}?${ticket}`);
+        if (ticket !== "good") throw statusError(401, "Unauthorized", "the upload ticket does not match");
+      },
       vmiPodDir: () => undefined,
     });
     t.after(() => srv.close());
-    const r = await fetch(`http://127.0.0.1:${srv.port}/upload/default/cdi-upload-dv1`, {
+    const claims: string[] = [];
+    const noTicket = await fetch(`http://127.0.0.1:${srv.port}/upload/default/cdi-upload-dv1`, {
+      method: "POST",
+      body: "abc",
+    });
+    assert.equal(noTicket.status, 401);
+    const bad = await fetch(`http://127.0.0.1:${srv.port}/upload/default/cdi-upload-dv1?ticket=bad`, {
+      method: "POST",
+      body: "abc",
+    });
+    assert.equal(bad.status, 401);
+    assert.equal(((await bad.json()) as { reason: string }).reason, "Unauthorized");
+    assert.equal(got, "", "nothing reached the upload server without the ticket");
+    const r = await fetch(`http://127.0.0.1:${srv.port}/upload/default/cdi-upload-dv1?ticket=good`, {
       method: "POST",
       body: "abc",
     });
     assert.equal(r.status, 400);
     assert.equal(((await r.json()) as { reason: string }).reason, "NotADiskImage");
     assert.equal(got, "abc");
-    const nf = await fetch(`http://127.0.0.1:${srv.port}/upload/default/other`, { method: "POST", body: "abc" });
+    assert.deepEqual(claims, [
+      "default/cdi-upload-dv1?null",
+      "default/cdi-upload-dv1?bad",
+      "default/cdi-upload-dv1?good",
+    ]);
+    const nf = await fetch(`http://127.0.0.1:${srv.port}/upload/default/other?ticket=good`, {
+      method: "POST",
+      body: "abc",
+    });
     assert.equal(nf.status, 404);
   });
 });

@@ -3,13 +3,16 @@
 //   GET /containerLogs/{namespace}/{pod}/{container}?follow=&tailLines=&limitBytes=   (kubelet's path: pods/log)
 //   GET /v1/namespaces/{namespace}/virtualmachineinstances/{name}/{console|vnc}      (WebSocket, plain.kubevirt.io)
 //   PUT /v1/namespaces/{namespace}/virtualmachineinstances/{name}/{pause|unpause|softreboot|reset}   (virt-api's verbs)
-//   POST /upload/{namespace}/{pod}        (CDI's upload proxy → the pod's upload server on <podDir>/sockets/upload.sock)
+//   POST /upload/{namespace}/{pod}?ticket=  (CDI's upload proxy → the pod's upload server on <podDir>/sockets/upload.sock;
+//                                          only with the one-time ticket the API server opened, lib/upload-ticket.ts)
 //   GET /healthz
 import { createReadStream } from "node:fs";
 import { open, stat } from "node:fs/promises";
 import { createServer, type IncomingMessage, request, type Server, type ServerResponse } from "node:http";
 import { join } from "node:path";
+import { isStatusError, statusError } from "../lib/errors.js";
 import { type Logger, nullLogger } from "../lib/log.js";
+import { UPLOAD_TICKET_PARAM } from "../lib/upload-ticket.js";
 import { logPath } from "./processes.js";
 import { bridgeUnixSocket, refuseNotFound, streamServer } from "./stream.js";
 
@@ -20,6 +23,11 @@ export interface ServerOptions {
   podDir: (namespace: string, name: string) => string | undefined;
   /** Runs a running-VM verb on the VMI's launcher; rejects with a StatusError. */
   vmiCommand?: (namespace: string, name: string, verb: string) => Promise<void>;
+  /**
+   * Consumes the one-time upload ticket of a pod (lib/upload-ticket.ts); rejects with a StatusError when it is not
+   * good. Without it, uploads are refused.
+   */
+  claimUploadTicket?: (namespace: string, pod: string, ticket: string | null) => Promise<void>;
   /** Pod dir of the running launcher of a VMI (by namespace/name). */
   vmiPodDir: (namespace: string, name: string) => string | undefined;
   log?: Logger;
@@ -168,12 +176,25 @@ export function startServer(o: ServerOptions): Promise<{ server: Server; port: n
     }
     const upload = UPLOAD.exec(url.pathname);
     if (upload && req.method === "POST") {
-      const dir = o.podDir(upload[1] ?? "", upload[2] ?? "");
+      const [, ns = "", pod = ""] = upload;
+      const dir = o.podDir(ns, pod);
       if (!dir) {
         req.resume();
-        return status(res, 404, "NotFound", `pod "${upload[2]}" not found on this node`);
+        return status(res, 404, "NotFound", `pod "${pod}" not found on this node`);
       }
-      return bridgeUpload(req, res, dir);
+      const claim = o.claimUploadTicket
+        ? o.claimUploadTicket(ns, pod, url.searchParams.get(UPLOAD_TICKET_PARAM))
+        : Promise.reject(statusError(403, "Forbidden", "this node agent takes no uploads"));
+      claim.then(
+        () => bridgeUpload(req, res, dir),
+        (e: unknown) => {
+          req.resume();
+          const s = isStatusError(e) ? e.status : undefined;
+          log.warn("upload refused", { ns, pod, err: (e as Error).message });
+          status(res, s?.code ?? 503, s?.reason ?? "ServiceUnavailable", (e as Error).message);
+        },
+      );
+      return;
     }
     if (req.method !== "GET") return status(res, 405, "MethodNotAllowed", "only GET is served here");
     if (url.pathname === "/healthz") {

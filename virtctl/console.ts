@@ -4,7 +4,7 @@
 
 import type { Readable, Writable } from "node:stream";
 import type { Command } from "commander";
-import WebSocket from "ws";
+import type WebSocket from "ws";
 import { type ClientConfig, toStatusError } from "../client/index.js";
 import type { StatusError } from "../lib/errors.js";
 import { type Io, runVerb, type VerbContext } from "./context.js";
@@ -39,7 +39,9 @@ export function messageBytes(data: Buffer | Buffer[] | ArrayBuffer): Buffer {
  * before the upgrade completes: bytes the server sends at once (a banner, console history) can arrive in the same
  * read as the 101 response and would be lost to a listener attached after `open`.
  */
-export function dialStream(cfg: ClientConfig, url: string, onMessage?: (b: Buffer) => void): Promise<WebSocket> {
+export async function dialStream(cfg: ClientConfig, url: string, onMessage?: (b: Buffer) => void): Promise<WebSocket> {
+  // (loaded when a stream is dialled, not at every virtctl start)
+  const { default: WebSocket } = await import("ws");
   return new Promise((resolve, reject) => {
     const headers: Record<string, string> = { "User-Agent": "virtctl" };
     if (cfg.token) headers.Authorization = `Bearer ${cfg.token}`;
@@ -94,7 +96,7 @@ export async function consoleSession(
   s.io.err(`Successfully connected to ${name} console. The escape sequence is ^]\n`);
   await new Promise<void>((resolve, reject) => {
     const ping = setInterval(() => {
-      if (sock.readyState === WebSocket.OPEN) sock.ping();
+      if (sock.readyState === sock.OPEN) sock.ping();
     }, PING_INTERVAL_MS);
     const cleanup = () => {
       clearInterval(ping);

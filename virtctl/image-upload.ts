@@ -275,6 +275,10 @@ interface PostOptions {
   token?: string;
   /** Offer to follow a redirect: `Expect: 100-continue`, the file goes only after the go-ahead. */
   redirect?: boolean;
+  /** How long to wait for 100 Continue before sending anyway (default CONTINUE_WAIT_MS). */
+  continueWaitMs?: number;
+  /** Called once the server said go (100 Continue, or a redirect to where the file goes). */
+  onGo?: () => void;
 }
 
 function post(
@@ -302,6 +306,7 @@ function post(
       clearTimeout(waiting);
       const code = res.statusCode ?? 0;
       const location = res.headers.location;
+      if (code === 307 && location) o.onGo?.();
       let body = "";
       res.on("data", (c: Buffer) => {
         if (body.length < 65536) body += c.toString();
@@ -339,8 +344,11 @@ function post(
     };
     let waiting: NodeJS.Timeout | undefined;
     if (o.redirect) {
-      req.on("continue", send);
-      waiting = setTimeout(send, CONTINUE_WAIT_MS);
+      req.on("continue", () => {
+        o.onGo?.();
+        send();
+      });
+      waiting = setTimeout(send, o.continueWaitMs ?? CONTINUE_WAIT_MS);
       req.flushHeaders();
     } else send();
   });
@@ -363,9 +371,10 @@ export async function uploadFile(
   size: number,
   tls: https.RequestOptions,
   p: Progress,
+  first: Pick<PostOptions, "continueWaitMs" | "onGo"> = {},
 ): Promise<PostResult> {
   const url = new URL(`${base}/v1beta1/upload`);
-  const r = await post(url, file, size, tls, p, { token, redirect: true });
+  const r = await post(url, file, size, tls, p, { token, redirect: true, ...first });
   if (!r.location) return r;
   const direct = new URL(r.location, url);
   if (direct.protocol !== url.protocol) return post(url, file, size, tls, p, { token });
@@ -421,16 +430,18 @@ export async function imageUpload(
     io.out(`DataVolume ${ns}/${name} created\n`);
   }
   io.out(`Waiting for PVC ${name} upload pod to be ready...\n`);
-  // the proxy's URL and a first token while the upload pod starts (neither needs it): the POST follows UploadReady
-  // with no round trip in between
+  // the proxy's URL and a token while the upload pod starts (neither needs it)
   const asked = Date.now();
   const early = Promise.all([uploadProxyUrl(client, config, f.uploadproxyUrl), uploadToken(client, ns, name)]);
-  early.catch(() => {}); // awaited below, once the pod is ready
-  await waitForPhase(client, ns, name, (p) => p === "UploadReady", waitSecs * 1000, "the upload pod to be ready", 50);
-  io.out("Pod now ready\n");
-  const [base, earlyToken] = await early;
-  // a token lives a few minutes: one asked for long before the pod was ready is asked for again
-  const firstToken = Date.now() - asked < 60_000 ? earlyToken : undefined;
+  early.catch(() => {}); // awaited below
+  const deadline = Date.now() + waitSecs * 1000;
+  const waitReady = () =>
+    waitForPhase(client, ns, name, (p) => p === "UploadReady", deadline - Date.now(), "the upload pod to be ready", 50);
+  const [base, earlyToken] = await early.catch(async (e: unknown) => {
+    await waitReady(); // (a DV that never gets ready says so first)
+    throw e;
+  });
+  let firstToken: string | undefined = earlyToken;
   // tsvirt's upload proxy is the API server itself (CDIConfig names its URL): the kubeconfig's TLS settings hold for
   // it unless the user named another proxy
   const sameServer = !f.uploadproxyUrl || base === config.server.replace(/\/+$/, "");
@@ -438,19 +449,44 @@ export async function imageUpload(
     rejectUnauthorized: !(f.insecure || (sameServer && config.insecureSkipTLSVerify)),
     ...(sameServer && config.ca ? { ca: config.ca } : {}),
   };
-  io.out(`Uploading data to ${base}\n`);
-  // the upload pod may restart (a killed upload server): a 503 before any processing is retried while the wait lasts
-  const deadline = Date.now() + waitSecs * 1000;
-  for (let token: string | undefined = firstToken; ; token = undefined) {
+  // The first POST goes at once, with `Expect: 100-continue`: tsvirt's proxy holds it until the upload pod is
+  // ready and then says go (no polling of the DV in between). Anything else (an older or other proxy, not ready,
+  // not reachable) falls back to KubeVirt's way: wait for UploadReady, then upload.
+  let ready = false;
+  const said = (): void => {
+    if (ready) return;
+    ready = true;
+    io.out("Pod now ready\n");
+    io.out(`Uploading data to ${base}\n`);
+  };
+  for (let attempt = 0; ; attempt++) {
+    let token = firstToken && Date.now() - asked < 60_000 ? firstToken : undefined;
+    firstToken = undefined;
+    if (attempt > 0 || !sameServer) {
+      await waitReady();
+      said();
+    }
     token ??= await uploadToken(client, ns, name);
     const bar = progressDisplay(io, tty);
-    const r = await uploadFile(base, token, file, img.fileBytes, tls, bar);
-    bar.finish();
+    const early = attempt === 0 && sameServer;
+    const r = await uploadFile(
+      base,
+      token,
+      file,
+      img.fileBytes,
+      tls,
+      bar,
+      early ? { continueWaitMs: Math.max(0, deadline - Date.now()), onGo: said } : {},
+    ).catch((e: unknown) => {
+      if (early && !ready) return undefined; // not taken as it is: the usual way (a failure mid-way is the user's)
+      throw e;
+    });
+    if (!r) continue;
+    if (ready) bar.finish();
     if (r.status >= 200 && r.status < 300) break;
     // (only "not ready yet", answered before any byte is taken: a failure mid-way is the user's to retry)
     if (r.status === 503 && statusMessage(r).startsWith("upload pod not ready yet") && Date.now() < deadline) {
-      io.out(`${statusMessage(r)}; retrying\n`);
-      await waitForPhase(client, ns, name, (p) => p === "UploadReady", deadline - Date.now(), "the upload pod");
+      if (ready) io.out(`${statusMessage(r)}; retrying\n`);
       continue;
     }
     throw new Error(statusMessage(r));

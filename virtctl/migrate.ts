@@ -2,7 +2,6 @@
 // MigrateOptions (the API creates the VirtualMachineInstanceMigration). virtctl migrate-cancel VM: deletes the VMI's
 // migration that is not final yet, found by the label kubevirt.io/vmi-name (KubeVirt's pkg/virtctl/vm/migrate*.go).
 import type { Command } from "commander";
-import { Migration } from "../api/index.js";
 import { type Client, resources, type VirtualMachineInstanceMigration } from "../client/index.js";
 import { type Io, runVerb, type VerbContext } from "./context.js";
 import { dryRunField, SUBRESOURCE_API_VERSION } from "./options.js";
@@ -37,6 +36,8 @@ export async function migrate(client: Client, ns: string, name: string, f: Migra
 }
 
 export async function migrateCancel(client: Client, ns: string, name: string, io: Io): Promise<void> {
+  // (loaded here, not at every virtctl start: api/ is most of virtctl's start-up)
+  const { Migration } = await import("../api/index.js");
   const list = await client.list<VirtualMachineInstanceMigration>(resources.vmims, ns, {
     labelSelector: `${Migration.vmiNameLabel}=${name}`,
   });

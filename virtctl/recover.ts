@@ -2,7 +2,13 @@
 // labelled tsvirt.io/retained-from-vm=<vm> and annotated with its uid and last spec; recover creates the VM again from
 // that spec, and the VM controller adopts the DataVolumes (same names, same data, no new import).
 import type { Command } from "commander";
-import { RetainedDisks } from "../api/index.js";
+import type { RetainedDisks as Keys } from "../api/index.js";
+
+/** api/'s RetainedDisks keys, loaded when a recover verb runs (not at every virtctl start: api/ is most of it). */
+async function retainedKeys(): Promise<typeof Keys> {
+  return (await import("../api/index.js")).RetainedDisks;
+}
+
 import { type Client, type DataVolume, type KObject, resources, type VirtualMachine } from "../client/index.js";
 import { isNotFound, statusError } from "../lib/errors.js";
 import { type Io, runVerb, type VerbContext } from "./context.js";
@@ -18,7 +24,7 @@ export interface RetainedVm {
 }
 
 /** Groups retained DataVolumes by the VM (name and uid) they were retained from. Pure. */
-export function retainedVms(dvs: readonly DataVolume[]): RetainedVm[] {
+export function retainedVms(dvs: readonly DataVolume[], RetainedDisks: typeof Keys): RetainedVm[] {
   const byKey = new Map<string, RetainedVm>();
   for (const dv of dvs) {
     const name = dv.metadata.labels?.[RetainedDisks.fromVmLabel];
@@ -42,13 +48,19 @@ export function retainedVms(dvs: readonly DataVolume[]): RetainedVm[] {
   return out.sort((a, b) => a.name.localeCompare(b.name) || a.uid.localeCompare(b.uid));
 }
 
-async function listRetained(client: Client, ns: string, vm?: string): Promise<DataVolume[]> {
+async function listRetained(
+  client: Client,
+  RetainedDisks: typeof Keys,
+  ns: string,
+  vm?: string,
+): Promise<DataVolume[]> {
   const labelSelector = vm ? `${RetainedDisks.fromVmLabel}=${vm}` : RetainedDisks.fromVmLabel;
   return (await client.list<DataVolume>(resources.datavolumes, ns, { labelSelector })).items;
 }
 
 export async function recoverList(client: Client, ns: string, io: Io): Promise<void> {
-  const vms = retainedVms(await listRetained(client, ns));
+  const keys = await retainedKeys();
+  const vms = retainedVms(await listRetained(client, keys, ns), keys);
   if (vms.length === 0) {
     io.out(`No retained disks in namespace ${ns}.\n`);
     return;
@@ -75,7 +87,10 @@ export async function recover(client: Client, ns: string, name: string, f: Recov
       `a VirtualMachine named ${name} already exists in namespace ${ns}: recover brings back only a deleted VM (delete or rename the existing one first)`,
     );
   }
-  const candidates = retainedVms(await listRetained(client, ns, name)).filter((v) => !f.uid || v.uid === f.uid);
+  const RetainedDisks = await retainedKeys();
+  const candidates = retainedVms(await listRetained(client, RetainedDisks, ns, name), RetainedDisks).filter(
+    (v) => !f.uid || v.uid === f.uid,
+  );
   if (candidates.length === 0) {
     throw statusError(
       404,

@@ -9,7 +9,7 @@ import { access } from "node:fs/promises";
 import { createServer, type Server, type Socket } from "node:net";
 import { delimiter, join } from "node:path";
 import type { Command } from "commander";
-import WebSocket from "ws";
+import type WebSocket from "ws";
 import type { ClientConfig } from "../client/index.js";
 import { dialStream, PING_INTERVAL_MS, streamUrl } from "./console.js";
 import { type Io, runVerb, type VerbContext } from "./context.js";
@@ -97,15 +97,15 @@ class PendingStream {
     for (const b of this.queued.splice(0)) tcp.write(b);
     const ws = this.ws;
     const ping = setInterval(() => {
-      if (ws.readyState === WebSocket.OPEN) ws.ping();
+      if (ws.readyState === ws.OPEN) ws.ping();
     }, PING_INTERVAL_MS);
     tcp.on("data", (d: Buffer) => {
-      if (ws.readyState === WebSocket.OPEN) ws.send(d);
+      if (ws.readyState === ws.OPEN) ws.send(d);
     });
     const end = (): void => {
       clearInterval(ping);
       tcp.destroy();
-      if (ws.readyState === WebSocket.OPEN || ws.readyState === WebSocket.CONNECTING) ws.close(1000);
+      if (ws.readyState === ws.OPEN || ws.readyState === ws.CONNECTING) ws.close(1000);
     };
     tcp.on("close", end);
     tcp.on("error", end);

@@ -10,6 +10,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
 import { nullLogger } from "../../lib/log.js";
+import { checkUploadTicket, UPLOAD_TICKET_ANNOTATION } from "../../lib/upload-ticket.js";
 import { type ApiServer, startApiServer } from "../index.js";
 import { loadOrCreateUploadKey, UploadTokens, uploadKeyPath } from "./index.js";
 
@@ -77,6 +78,31 @@ describe("upload API", () => {
     return { status: r.status, body: text ? (JSON.parse(text) as Record<string, unknown>) : {} };
   };
   const TOKENS = "/apis/upload.cdi.kubevirt.io/v1beta1/namespaces/default/uploadtokenrequests";
+  /** A POST that offers to follow a redirect and waits for 100 Continue before its body (as virtctl's). */
+  const offerToFollow = (tok: string) =>
+    new Promise<{ status: number; location?: string; continued: boolean }>((resolve, reject) => {
+      let continued = false;
+      const req = http.request(`${api.url}/v1beta1/upload`, {
+        method: "POST",
+        headers: {
+          authorization: `Bearer ${tok}`,
+          "content-type": "application/octet-stream",
+          "content-length": "10",
+          expect: "100-continue",
+          "x-tsvirt-upload-redirect": "allowed",
+        },
+      });
+      req.on("continue", () => {
+        continued = true;
+      });
+      req.on("response", (res) => {
+        res.resume();
+        req.destroy();
+        resolve({ status: res.statusCode ?? 0, location: res.headers.location, continued });
+      });
+      req.on("error", reject);
+      req.flushHeaders();
+    });
   const token = async (pvcName: string): Promise<string> => {
     const r = await call("POST", TOKENS, {
       apiVersion: "upload.cdi.kubevirt.io/v1beta1",
@@ -206,7 +232,19 @@ describe("upload API", () => {
     const r = await upload(await token("up2"), "disk bytes");
     assert.equal(r.status, 200, JSON.stringify(r.body));
     assert.equal(received, "disk bytes");
-    assert.equal(path, "/upload/default/cdi-upload-up2");
+    // the relay carries a one-time ticket whose hash (only) the API server put on the upload pod
+    const relayed = new URL(path, "http://agent");
+    assert.equal(relayed.pathname, "/upload/default/cdi-upload-up2");
+    const ticketOnPod = async (): Promise<string | undefined> => {
+      const p = await call("GET", "/api/v1/namespaces/default/pods/cdi-upload-up2");
+      return ((p.body.metadata as Record<string, unknown>).annotations as Record<string, string>)[
+        UPLOAD_TICKET_ANNOTATION
+      ];
+    };
+    const relayTicket = relayed.searchParams.get("ticket");
+    const record = await ticketOnPod();
+    assert.equal(checkUploadTicket(record, relayTicket), undefined);
+    assert.ok(record && relayTicket && !record.includes(relayTicket), "the pod holds the hash, not the ticket");
 
     // the upload server's refusal (answered before the body ended) reaches the client as its Status
     refuse = true;
@@ -223,34 +261,54 @@ describe("upload API", () => {
     received = "";
     path = "";
     const tok = await token("up2");
-    const redirect = await new Promise<{ status: number; location?: string; continued: boolean }>((resolve, reject) => {
-      let continued = false;
-      const req = http.request(`${api.url}/v1beta1/upload`, {
-        method: "POST",
-        headers: {
-          authorization: `Bearer ${tok}`,
-          "content-type": "application/octet-stream",
-          "content-length": "10",
-          expect: "100-continue",
-          "x-tsvirt-upload-redirect": "allowed",
-        },
-      });
-      req.on("continue", () => {
-        continued = true;
-      });
-      req.on("response", (res) => {
-        res.resume();
-        req.destroy();
-        resolve({ status: res.statusCode ?? 0, location: res.headers.location, continued });
-      });
-      req.on("error", reject);
-      req.flushHeaders();
-    });
-    assert.deepEqual(redirect, {
-      status: 307,
-      location: `http://127.0.0.1:${port}/upload/default/cdi-upload-up2`,
-      continued: false,
-    });
+    const redirect = await offerToFollow(tok);
+    const loc = new URL(redirect.location ?? "");
+    assert.deepEqual(
+      { status: redirect.status, location: `${loc.origin}${loc.pathname}`, continued: redirect.continued },
+      { status: 307, location: `http://127.0.0.1:${port}/upload/default/cdi-upload-up2`, continued: false },
+    );
     assert.equal(path, "", "the agent saw nothing: the client goes there itself");
+    const redirectTicket = loc.searchParams.get("ticket");
+    assert.equal(checkUploadTicket(await ticketOnPod(), redirectTicket), undefined, "the redirect's ticket is open");
+    assert.match(
+      checkUploadTicket(await ticketOnPod(), relayTicket) ?? "",
+      /does not match/,
+      "only the newest ticket is good",
+    );
+
+    // no token, no ticket: nothing is redirected or relayed
+    const anon = await call("POST", "/v1beta1/upload", "disk bytes", {
+      "content-type": "application/octet-stream",
+      "x-tsvirt-upload-redirect": "allowed",
+    });
+    assert.equal(anon.status, 401);
+    assert.equal(checkUploadTicket(await ticketOnPod(), redirectTicket), undefined, "no new ticket was opened");
+
+    // a client that waits for 100 Continue while the pod is not ready yet is held until it is (no 503, no polling)
+    const readiness = (status: "True" | "False") =>
+      call(
+        "PATCH",
+        "/api/v1/namespaces/default/pods/cdi-upload-up2/status",
+        { status: { phase: "Running", conditions: [{ type: "Ready", status }] } },
+        { "content-type": "application/merge-patch+json" },
+      );
+    await readiness("False");
+    const held = await token("up2");
+    let answered = 0;
+    const heldAnswer = offerToFollow(held).then((r) => {
+      answered = Date.now();
+      return r;
+    });
+    await new Promise((r) => setTimeout(r, 300));
+    assert.equal(answered, 0, "held while the pod is not ready");
+    const readyAt = Date.now();
+    await readiness("True");
+    const h = await heldAnswer;
+    assert.equal(h.status, 307);
+    assert.ok(answered >= readyAt, "answered once the pod was ready");
+    assert.equal(
+      checkUploadTicket(await ticketOnPod(), new URL(h.location ?? "").searchParams.get("ticket")),
+      undefined,
+    );
   });
 });

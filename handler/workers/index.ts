@@ -5,4 +5,4 @@ export { connectTarget, type EgressProxy, serveEgress, serveEgressChannel } from
 export { importerShape, importSource, registryEgress, type WorkerShapeDeps, workerArgv } from "./importer.js";
 export * from "./job.js";
 export { PROGRESS_ANNOTATION, progressText, WorkerServices, withProgress } from "./services.js";
-export { probeUploadServer, UPLOAD_ROLE, uploadShape } from "./upload.js";
+export { claimUploadTicket, probeUploadServer, UPLOAD_ROLE, uploadShape } from "./upload.js";

@@ -3,8 +3,11 @@
 // `tsvirt uploadserver --job <pod dir>/job.json`. Ready once the upload server answers on its socket: the DV then
 // shows UploadReady and the upload proxy streams to it (handler/server.ts bridges to that socket).
 import { request } from "node:http";
+import { isStatusError, statusError } from "../../lib/errors.js";
+import { checkUploadTicket, UPLOAD_TICKET_ANNOTATION } from "../../lib/upload-ticket.js";
 import type { WorkerJob } from "../../storage/importer/index.js";
 import type { PodShape } from "../pod-shapes.js";
+import { type ApiClient, type Pod, refs } from "../ports.js";
 import { uploadSocket } from "../server.js";
 import type { WorkerShapeDeps } from "./importer.js";
 import { workerArgv } from "./importer.js";
@@ -31,6 +34,37 @@ export function probeUploadServer(socketPath: string, timeoutMs = 1_000): Promis
     req.on("error", () => resolve(false));
     req.end();
   });
+}
+
+/**
+ * Checks and consumes the one-time ticket the API server's upload proxy put on the upload pod: the record is removed
+ * with a resourceVersion precondition, so of two uses (or a use racing a newer ticket) only one wins, also across an
+ * agent restart. Rejects with 401 (no/bad/used/expired ticket), 404 (no such upload pod).
+ */
+export async function claimUploadTicket(
+  api: ApiClient,
+  ns: string,
+  name: string,
+  ticket: string | null,
+  now: () => number = Date.now,
+): Promise<void> {
+  for (let i = 0; ; i++) {
+    const pod = await api.get<Pod>(refs.pods, ns, name);
+    if (pod.metadata.labels?.["cdi.kubevirt.io"] !== UPLOAD_ROLE)
+      throw statusError(404, "NotFound", `pod "${name}" is not an upload server`);
+    const why = checkUploadTicket(pod.metadata.annotations?.[UPLOAD_TICKET_ANNOTATION], ticket, now());
+    if (why) throw statusError(401, "Unauthorized", `${why}: ask the API server's upload proxy again`);
+    try {
+      const annotations = { ...pod.metadata.annotations };
+      delete annotations[UPLOAD_TICKET_ANNOTATION];
+      // (a PUT carries the resourceVersion read: the precondition)
+      await api.update<Pod>(refs.pods, { ...pod, metadata: { ...pod.metadata, annotations } });
+      return;
+    } catch (e) {
+      // the pod changed meanwhile (its status, or a newer ticket): look again
+      if (!isStatusError(e) || e.status.code !== 409 || i >= 4) throw e;
+    }
+  }
 }
 
 export function uploadShape(d: WorkerShapeDeps): PodShape {
