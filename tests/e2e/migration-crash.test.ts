@@ -46,16 +46,24 @@ interface Cell {
   late?: true;
 }
 
-// Every component in the Running phase, and the moments where each one's restart has something to redo.
+// Every component at every moment, but the target launcher at the handover (past `completed` it runs the only
+// guest: killing it is a guest crash, which the VM's runStrategy handles, not a migration's) and the API server at
+// the handover (that migration ends Succeeded, but the next one can stall in PreparingTarget: the former source's
+// agent never prepares it; open, see the README).
 const CELLS: Cell[] = [
   { who: "target-agent", at: "prepare" },
   { who: "target-launcher", at: "prepare", ends: "Failed" },
+  { who: "source-agent", at: "prepare" },
+  { who: "controller", at: "prepare" },
+  { who: "api", at: "prepare" },
   { who: "source-agent", at: "running", ends: "Succeeded" },
   { who: "target-agent", at: "running", ends: "Succeeded" },
   { who: "target-launcher", at: "running", ends: "Failed" },
   { who: "controller", at: "running", ends: "Succeeded" },
   { who: "api", at: "running", ends: "Succeeded" },
   { who: "target-agent", at: "handover", ends: "Succeeded" },
+  { who: "source-agent", at: "handover", ends: "Succeeded" },
+  { who: "controller", at: "handover", ends: "Succeeded" },
   { who: "source-agent", at: "running", ends: "Succeeded", late: true },
 ];
 
@@ -287,7 +295,8 @@ describe("live migration crash cells (tsvirt up --nodes 2): kill -9 at observed 
       if (cell.who === "source-agent") {
         // The restarted source agent asked its launcher for the job and followed it: it never started another.
         assert.equal(await jobStarts(c, source, migrationUid), 1, "one MigrateStart on the source");
-        assert.equal(end.status?.migrationState?.startTimestamp, startedAt, "startTimestamp written once");
+        if (startedAt)
+          assert.equal(end.status?.migrationState?.startTimestamp, startedAt, "startTimestamp written once");
       }
       await guestContinues(t, `after ${cell.who} died at ${cell.at}`);
 
