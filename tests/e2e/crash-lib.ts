@@ -8,7 +8,7 @@ import { join } from "node:path";
 import { after, before, describe, it, type TestContext } from "node:test";
 import { VMI_PHASE_RANK } from "../../api/index.js";
 import { CLUSTER, requirePrereqs } from "../lib/prereqs.js";
-import { type Cluster, type Console, delay, qemuFor, startCluster, until } from "../lib/up.js";
+import { type Cluster, delay, qemuFor, startCluster, until } from "../lib/up.js";
 
 export type Component = "api" | "controller" | "handler" | "launcher";
 export type KillState = "bound" | "scheduled" | "running" | "stop";

@@ -10,8 +10,8 @@ import { readlink } from "node:fs/promises";
 import { describe, it } from "node:test";
 import { podNetns } from "../../handler/network/index.js";
 import { CLUSTER, requirePrereqs } from "../lib/prereqs.js";
-import { askGuest as ask, type Cluster, netnsLink, startCluster, startCounting, until } from "../lib/up.js";
-import { ApiWatch, type KObj, podProcesses, qemuOf } from "./crash-lib.js";
+import { askGuest as ask, netnsLink, startCluster, startCounting, until, vmiPods } from "../lib/up.js";
+import { ApiWatch, podProcesses, qemuOf } from "./crash-lib.js";
 
 const VM = "mcan1";
 const SELECT = { "tsvirt.io/test-migration": "capped" };
@@ -27,10 +27,6 @@ interface Vmi {
 }
 
 /** The VMI's launcher pods that are not being deleted, with their node. */
-async function launcherPods(c: Cluster, vmiUid: string): Promise<{ name: string; uid: string; node: string }[]> {
-  const list = await c.getJson<{ items: KObj[] }>("pods", "-l", `kubevirt.io/created-by=${vmiUid}`);
-  return list.items.map((p) => ({ name: p.metadata.name, uid: p.metadata.uid, node: p.spec?.nodeName ?? "" }));
-}
 
 describe("migrate-cancel under a MigrationPolicy bandwidth cap (tsvirt up --nodes 2)", async () => {
   it("the guest stays on the source, the VMIM ends Failed with abortStatus Succeeded; later migrates succeed, one in post-copy", {
@@ -47,7 +43,7 @@ describe("migrate-cancel under a MigrationPolicy bandwidth cap (tsvirt up --node
     // node01 is where the scheduler put it (the source), node02 the other one.
     const node01 = vmi0.status.nodeName;
     const node02 = c.nodes.find((n) => n !== node01) as string;
-    const [src] = await launcherPods(c, uid);
+    const [src] = await vmiPods(c, uid);
     assert.ok(src && src.node === node01, `the launcher pod runs on ${node01}`);
 
     await c.apply({
@@ -71,7 +67,7 @@ describe("migrate-cancel under a MigrationPolicy bandwidth cap (tsvirt up --node
     assert.equal(ms.migrationConfiguration?.bandwidthPerMigration, "1Mi", "the cap is the effective setting");
     assert.ok(ms.startTimestamp, "the source started the job");
     assert.equal(ms.targetNode, node02);
-    const target = (await launcherPods(c, uid)).find((p) => p.node === node02);
+    const target = (await vmiPods(c, uid)).find((p) => p.node === node02);
     assert.ok(target, "a target launcher pod on node02");
     // Let the capped stream run a moment: a cancel of a job that moves data, not of one being set up.
     await new Promise((r) => setTimeout(r, 3_000));
@@ -99,7 +95,7 @@ describe("migrate-cancel under a MigrationPolicy bandwidth cap (tsvirt up --node
 
     // Nothing of the target left on node02: no pod, no process of it, exactly one QEMU (the source's).
     await until("the target pod gone", 120_000, async () =>
-      (await launcherPods(c, uid)).some((p) => p.node === node02) ? undefined : true,
+      (await vmiPods(c, uid)).some((p) => p.node === node02) ? undefined : true,
     );
     await until("no process of the target pod", 60_000, async () =>
       (await podProcesses(target.uid)).length === 0 ? true : undefined,
@@ -108,7 +104,7 @@ describe("migrate-cancel under a MigrationPolicy bandwidth cap (tsvirt up --node
     assert.equal(qemus.length, 1, `exactly one QEMU of the VM (found ${qemus.join(", ")})`);
     assert.equal(await readlink(`/proc/${qemus[0]}/ns/net`), await netnsLink(podNetns(src.uid)), "QEMU on node01");
     assert.deepEqual(
-      (await launcherPods(c, uid)).map((p) => p.name),
+      (await vmiPods(c, uid)).map((p) => p.name),
       [src.name],
     );
 

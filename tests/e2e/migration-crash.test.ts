@@ -13,7 +13,7 @@ import { Migration } from "../../api/index.js";
 import { podNetns } from "../../handler/network/index.js";
 import { podDirOf } from "../../handler/processes.js";
 import { CLUSTER, requirePrereqs } from "../lib/prereqs.js";
-import { type Cluster, netnsLink, startCluster, until } from "../lib/up.js";
+import { type Cluster, netnsLink, startCluster, until, type VmiPod, vmiPods } from "../lib/up.js";
 import {
   ApiWatch,
   ask,
@@ -67,25 +67,6 @@ const CELLS: Cell[] = [
   { who: "source-agent", at: "running", ends: "Succeeded", late: true },
 ];
 
-interface PodInfo {
-  name: string;
-  uid: string;
-  node: string;
-  phase: string;
-  deleting: boolean;
-}
-
-async function podsOfVmi(c: Cluster, vmiUid: string): Promise<PodInfo[]> {
-  const l = await c.getJson<{ items: KObj[] }>("pods", "-l", `kubevirt.io/created-by=${vmiUid}`);
-  return l.items.map((p) => ({
-    name: p.metadata.name,
-    uid: p.metadata.uid,
-    node: p.spec?.nodeName ?? "",
-    phase: p.status?.phase ?? "",
-    deleting: Boolean(p.metadata.deletionTimestamp),
-  }));
-}
-
 const vmimObject = (name: string) => ({
   apiVersion: "kubevirt.io/v1",
   kind: "VirtualMachineInstanceMigration",
@@ -137,9 +118,9 @@ describe("live migration crash cells (tsvirt up --nodes 2): kill -9 at observed 
    * Converged on `node`: the VMI Running there (label and no target label), one launcher pod (no other, live or
    * finished), one launcher and one QEMU in that pod's netns, and no process left in the other pods' directories.
    */
-  const convergedOn = async (node: string, seenPods: PodInfo[]): Promise<PodInfo> => {
+  const convergedOn = async (node: string, seenPods: VmiPod[]): Promise<VmiPod> => {
     // Nothing of the other pods (the source after a success, the target after a failure) outlives them.
-    const leftovers = async (live: PodInfo): Promise<string> => {
+    const leftovers = async (live: VmiPod): Promise<string> => {
       const all = await processes();
       const dirs = seenPods.filter((p) => p.uid !== live.uid).map((p) => podDirOf(join(c.dir, "nodes", p.node), p.uid));
       return describeProcs(all.filter((x) => x.argv.some((a) => dirs.some((d) => a.includes(d)))));
@@ -150,7 +131,7 @@ describe("live migration crash cells (tsvirt up --nodes 2): kill -9 at observed 
       120_000,
       async () => {
         const vmi = await c.getJson<KObj>("vmi", VM);
-        const pods = await podsOfVmi(c, vmiUid);
+        const pods = await vmiPods(c, vmiUid);
         const q = await qemuOf(vmiUid);
         const l = await launcherPids(vmiUid);
         why = `VMI ${vmi.status?.phase} on ${vmi.status?.nodeName} labels ${JSON.stringify(vmi.metadata.labels)}, pods ${pods.map((p) => `${p.name}@${p.node}:${p.phase}${p.deleting ? "(deleting)" : ""}`)}, QEMU ${q}, launcher ${l}`;
@@ -290,7 +271,7 @@ describe("live migration crash cells (tsvirt up --nodes 2): kill -9 at observed 
       if (phase === "Failed") assert.notEqual(reason, "", "a failed migration says why");
       if (cell.ends) assert.equal(phase, cell.ends, `${name}: ${reason}`);
 
-      const seenPods = await podsOfVmi(c, vmiUid);
+      const seenPods = await vmiPods(c, vmiUid);
       const live = await convergedOn(phase === "Succeeded" ? target : source, [before, ...seenPods]);
       if (cell.who === "source-agent") {
         // The restarted source agent asked its launcher for the job and followed it: it never started another.
@@ -311,7 +292,7 @@ describe("live migration crash cells (tsvirt up --nodes 2): kill -9 at observed 
       });
       assert.equal(next.status.phase, "Succeeded", `the next migration: ${next.status?.migrationState?.failureReason}`);
       const from = live.node;
-      await convergedOn(c.nodes.find((x) => x !== from)!, [live, ...(await podsOfVmi(c, vmiUid))]);
+      await convergedOn(c.nodes.find((x) => x !== from)!, [live, ...(await vmiPods(c, vmiUid))]);
       t.diagnostic(`cell done in ${Date.now() - started} ms`);
     });
   }

@@ -17,7 +17,16 @@ import { podNetns } from "../../handler/network/index.js";
 import { podDirOf } from "../../handler/processes.js";
 import { CLUSTER, requirePrereqs } from "../lib/prereqs.js";
 import { volumeFile } from "../lib/storage.js";
-import { askGuest as ask, type Cluster, netnsLink, qemuFor, startCluster, startCounting, until } from "../lib/up.js";
+import {
+  askGuest as ask,
+  type Cluster,
+  netnsLink,
+  qemuFor,
+  startCluster,
+  startCounting,
+  until,
+  vmiPods,
+} from "../lib/up.js";
 
 const VM = "mig1";
 const MARK = "TSVIRT-LIVEMIG-MARK-7c41";
@@ -33,30 +42,9 @@ async function dataClaims(c: Cluster): Promise<{ vm: string; vmi: string }> {
   };
 }
 
-interface PodInfo {
-  name: string;
-  uid: string;
-  node: string;
-  ip: string;
-}
-
-async function launcherPods(c: Cluster, vmiUid: string): Promise<PodInfo[]> {
-  const list = await c.getJson<{
-    items: {
-      metadata: { name: string; uid: string; labels?: Record<string, string> };
-      spec: { nodeName?: string };
-      status?: { podIP?: string; phase?: string };
-    }[];
-  }>("pods", "-l", `kubevirt.io/created-by=${vmiUid}`);
-  return list.items
-    .filter((p) => p.status?.phase === "Running")
-    .map((p) => ({
-      name: p.metadata.name,
-      uid: p.metadata.uid,
-      node: p.spec.nodeName ?? "",
-      ip: p.status?.podIP ?? "",
-    }));
-}
+/** The VMI's Running launcher pods. */
+const launcherPods = async (c: Cluster, vmiUid: string) =>
+  (await vmiPods(c, vmiUid)).filter((p) => p.phase === "Running");
 
 async function processesMentioning(text: string): Promise<number[]> {
   const out: number[] = [];

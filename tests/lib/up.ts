@@ -159,6 +159,35 @@ export interface ClusterOptions {
   dataDirMode?: number;
 }
 
+/** A VMI's launcher pod as the migration tests look at it. */
+export interface VmiPod {
+  name: string;
+  uid: string;
+  node: string;
+  ip: string;
+  phase: string;
+  deleting: boolean;
+}
+
+/** The launcher pods of a VMI (source and target during a migration), as `kubectl get pods -l` lists them. */
+export async function vmiPods(c: Cluster, vmiUid: string): Promise<VmiPod[]> {
+  const l = await c.getJson<{
+    items: {
+      metadata: { name: string; uid: string; deletionTimestamp?: string };
+      spec?: { nodeName?: string };
+      status?: { podIP?: string; phase?: string };
+    }[];
+  }>("pods", "-l", `kubevirt.io/created-by=${vmiUid}`);
+  return l.items.map((p) => ({
+    name: p.metadata.name,
+    uid: p.metadata.uid,
+    node: p.spec?.nodeName ?? "",
+    ip: p.status?.podIP ?? "",
+    phase: p.status?.phase ?? "",
+    deleting: Boolean(p.metadata.deletionTimestamp),
+  }));
+}
+
 /** Starts a counter in the guest's memory (/dev/shm/count, +1 every 100 ms): a reset or a second guest shows. */
 export const START_COUNTER =
   "mkdir -p /dev/shm; (i=0; while :; do i=$((i+1)); echo $i > /dev/shm/count; sleep 0.1; done) >/dev/null 2>&1 &\n";
