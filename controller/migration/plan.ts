@@ -260,17 +260,25 @@ export function planMigration(input: MigrationInput): MigrationPlan {
       );
       plan.deleteDataVolumes = c.dvs;
       plan.deleteClaims = c.claims;
+      // The condition speaks for every record on the VMI: a later migration may have recorded its own move already
+      // (this one is final, the next may start): then the condition is that one's and stays.
+      const all = vmi?.status?.migratedVolumes ?? [];
+      const own = movedByMigration(all, uid).length;
+      const alone = all.length === own;
       if (c.clearRecord)
-        plan.vmi = { ...(plan.vmi ?? {}), migratedVolumes: null, volumesChange: volumesChangeCondition("cancelled") };
-      // A success: once the old disks are released the record goes, and the condition with it (KubeVirt clears
-      // both when the migration is finalized; here the record names what to release until then).
-      const recorded = movedByMigration(vmi?.status?.migratedVolumes, uid).length > 0;
-      const flagged = getCondition(vmi?.status?.conditions, VOLUMES_CHANGE) !== undefined;
-      if (vmim.status?.phase === "Succeeded" && ours && !c.pending && (recorded || flagged))
         plan.vmi = {
           ...(plan.vmi ?? {}),
-          ...(recorded ? { migratedVolumes: null } : {}),
-          ...(flagged ? { volumesChange: null } : {}),
+          migratedVolumes: null,
+          ...(alone ? { volumesChange: volumesChangeCondition("cancelled") } : {}),
+        };
+      // A success: once the old disks are released the record goes, and the condition with it (KubeVirt clears
+      // both when the migration is finalized; here the record names what to release until then).
+      const flagged = getCondition(vmi?.status?.conditions, VOLUMES_CHANGE) !== undefined;
+      if (vmim.status?.phase === "Succeeded" && !c.pending && (own > 0 || (flagged && alone)))
+        plan.vmi = {
+          ...(plan.vmi ?? {}),
+          ...(own > 0 ? { migratedVolumes: null } : {}),
+          ...(flagged && alone ? { volumesChange: null } : {}),
         };
       if (c.pending) {
         plan.removeFinalizer = false;

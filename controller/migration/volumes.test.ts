@@ -251,6 +251,28 @@ describe("live migration of node-local disks (planner)", () => {
     assertMoved(w);
   });
 
+  it("a finished migration leaves the next one's record and VolumesChange condition alone", () => {
+    const w = world();
+    run(w);
+    assertMoved(w);
+    // the next migration (another uid) recorded its move before the VMI's migrationState names it
+    const next = [
+      {
+        volumeName: "d",
+        sourcePVCInfo: { claimName: NEW },
+        destinationPVCInfo: { claimName: `disk-m${shortHash("next-uid")}` },
+      },
+    ];
+    w.vmi.status = {
+      ...w.vmi.status,
+      migratedVolumes: next,
+      conditions: setCondition(w.vmi.status?.conditions, { type: VOLUMES_CHANGE, status: "True" }, NOW),
+    };
+    const p = plan(w);
+    assert.equal(p.vmi?.volumesChange, undefined, "the condition is the next migration's");
+    assert.equal(p.vmi?.migratedVolumes, undefined, "its record too");
+  });
+
   it("a controller killed after any write of any round converges to the same end", () => {
     const ref = world();
     const rounds = run(ref).length;
