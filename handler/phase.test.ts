@@ -77,6 +77,21 @@ describe("vmiPhaseFor", () => {
   it("a booted domain makes a Scheduled VMI Running", () => {
     assert.equal(vmiPhaseFor({ state: "Running", reason: "Booted" }, vmi({}, "Scheduled")), "Running");
   });
+  it("a migration that failed in post-copy fails the VMI whatever its domain shows (KubeVirt's irrecoverable VMI)", () => {
+    const after = (mode: string, failed = true): PhaseVmi => ({
+      spec: {},
+      status: { phase: "Running", migrationState: { failed, mode } },
+    });
+    const paused: DomainState = { state: "Paused", reason: "Postcopy" };
+    assert.equal(vmiPhaseFor(paused, after("PostCopy")), "Failed");
+    assert.equal(vmiPhaseFor({ state: "Shutoff", reason: "Destroyed" }, after("PostCopy")), "Failed");
+    assert.equal(vmiPhaseFor({ state: "Paused", reason: "PostcopyFailed" }, vmi({})), "Failed");
+    // a failed pre-copy or paused migration leaves the guest whole on the source; a completed post-copy is fine
+    assert.equal(vmiPhaseFor({ state: "Running", reason: "Unpaused" }, after("Paused")), "Running");
+    assert.equal(vmiPhaseFor({ state: "Running", reason: "Booted" }, after("PreCopy")), "Running");
+    assert.equal(vmiPhaseFor({ state: "Running", reason: "Migrated" }, after("PostCopy", false)), "Running");
+    assert.equal(vmiPhaseFor(undefined, after("PostCopy")), "Running", "no domain: nothing new");
+  });
 });
 
 describe("isPaused", () => {

@@ -74,8 +74,19 @@ export function acpiShutdown(vmi: PhaseVmi): boolean {
   return features?.acpi?.enabled !== false;
 }
 
+/**
+ * A live migration that failed after its switch to post-copy: the guest's memory was split between the nodes and
+ * neither holds it whole. KubeVirt fails such a VMI whatever its domain shows ("a VMI that failed a post-copy
+ * migration should never succeed"; its paused PostcopyFailed domain is destroyed as irrecoverable).
+ */
+export function failedInPostCopy(vmi: PhaseVmi): boolean {
+  const ms = vmi.status?.migrationState as { failed?: boolean; mode?: string } | undefined;
+  return ms?.failed === true && ms.mode === "PostCopy";
+}
+
 /** The VMI's phase for the domain its launcher reports (phaseFor with the VMI's current phase and ACPI). */
 export function vmiPhaseFor(domain: DomainState | undefined, vmi: PhaseVmi): VmiPhase {
+  if (domain && failedInPostCopy(vmi)) return "Failed";
   return phaseFor({ domain, current: vmi.status?.phase ?? "", acpi: acpiShutdown(vmi) });
 }
 

@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { mkdirSync, mkdtempSync, rmSync, symlinkSync, truncateSync, writeFileSync } from "node:fs";
+import { mkdirSync, mkdtempSync, rmSync, statSync, symlinkSync, truncateSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, it } from "node:test";
@@ -388,6 +388,47 @@ describe("prepareNode: claims (persistentVolumeClaim, dataVolume)", () => {
     );
     const r = await prepareNode(v, deps);
     assert.deepEqual(r.prepared.volumePaths, { d: join(base, "volumes", "pvc-moved", "disk.img") });
+  });
+
+  it("a moved Block claim: its loop device must be there at full size and QEMU's too", async () => {
+    const me = { uid: process.getuid?.() ?? 0, gid: process.getgid?.() ?? 0 };
+    const loop = join(base, "loop7"); // stands for /dev/loop7 (a file this test owns)
+    writeFileSync(loop, "");
+    let loopBytes = 4096;
+    const { api, deps } = setup({
+      node: "node02",
+      dataDir: base,
+      volumeOwner: me,
+      loopDeviceOf: async (f) => (f.endsWith("pvc-mblk/disk.img") ? loop : undefined),
+      volumeBytes: async (p, block) => (block ? loopBytes : statSync(p).size),
+    });
+    const to = movedClaimName("oldblk", shortHash("mig-uid"));
+    mkdirSync(join(base, "volumes", "pvc-mblk"), { recursive: true });
+    writeFileSync(join(base, "volumes", "pvc-mblk", "disk.img"), "");
+    truncateSync(join(base, "volumes", "pvc-mblk", "disk.img"), 2 ** 20);
+    api.put(refs.pvs, pvOf("pvc-mblk", "node02", "Block"));
+    api.put(refs.pvcs, claim(to, "pvc-mblk"));
+    api.put(refs.datavolumes, dataVolume(to, "Succeeded"));
+    const v = vmi([{ name: "d", dataVolume: { name: "oldblk" } }], {
+      status: {
+        migrationState: { migrationUid: "mig-uid", sourceNode: "node01", targetNode: "node02" },
+        migratedVolumes: [
+          { volumeName: "d", sourcePVCInfo: { claimName: "oldblk" }, destinationPVCInfo: { claimName: to } },
+        ],
+      },
+    });
+    const field = "spec.volumes[0].dataVolume.name";
+    await assert.rejects(
+      prepareNode(v, deps),
+      refuses(field, /the loop device .*loop7 of claim .* has 4096 of 1048576/),
+    );
+    loopBytes = 2 ** 20;
+    await assert.rejects(
+      prepareNode(v, { ...deps, volumeOwner: { uid: me.uid + 1, gid: me.gid } }),
+      refuses(field, /not QEMU's/),
+    );
+    const r = await prepareNode(v, deps);
+    assert.deepEqual([r.prepared.volumePaths, r.prepared.blockVolumes], [{ d: loop }, ["d"]]);
   });
   it("cleanup", () => rmSync(base, { recursive: true, force: true }));
 });

@@ -3,7 +3,7 @@
 // the digest the VMI first booted from), ConfigMap/Secret/serviceAccount/downwardAPI contents read through the API,
 // cloud-init secrets, hostDisk paths checked against the node's root. The launcher (no API access) creates the rest:
 // overlays, emptyDisks and ISOs (launcher/converter/prepare.ts). Pure planners first, one thin I/O shell last.
-import { realpath, stat } from "node:fs/promises";
+import { readFile, realpath, stat } from "node:fs/promises";
 import { basename, dirname, join, relative, sep } from "node:path";
 import type { ConfigMap, Secret, VirtualMachineInstance, Volume } from "../api/index.js";
 import { volumesOnNode } from "../api/index.js";
@@ -50,6 +50,8 @@ export interface NodePrepareDeps {
   loopDeviceOf?: (image: string) => Promise<string | undefined>;
   /** QEMU's user: a live migration's new disk must be owned by it before the stream starts (absent: not checked). */
   volumeOwner?: { uid: number; gid: number };
+  /** A volume's size (volumeBytes; tests fake a loop device's). */
+  volumeBytes?: (path: string, block: boolean) => Promise<number>;
 }
 
 // ---- pure ------------------------------------------------------------------------------------------------------
@@ -306,25 +308,38 @@ export async function dataVolumeReady(
   refuse(`DataVolume "${dvName}" is not ready yet (phase ${phase}${progress}): the guest starts once it is Succeeded`);
 }
 
+/** A volume's size on the node: a file's length, or a block device's (sysfs counts 512-byte sectors). */
+export async function volumeBytes(path: string, block: boolean): Promise<number> {
+  if (!block) return (await stat(path)).size;
+  return Number((await readFile(`/sys/block/${basename(path)}/size`, "utf8")).trim()) * 512;
+}
+
 /**
  * A live migration's new disk, before the stream starts: the block copy writes into it, so it must be there at its
  * full size and owned by QEMU's user (the private libvirtd cannot create or chown it). A 422 the agent retries.
  */
 async function movedDiskReady(
   deps: NodePrepareDeps,
-  c: { image: string; bytes: number },
+  c: { path: string; block: boolean; image: string; bytes: number },
   claimName: string,
   field: string,
   vmiName: string,
 ): Promise<void> {
-  const st = await stat(c.image);
   const refuse = (message: string): never => {
     throw invalid(VMI, vmiName, [{ type: "FieldValueInvalid", field, message }]);
   };
-  if (st.size < c.bytes) refuse(`the new disk of claim "${claimName}" has ${st.size} of ${c.bytes} bytes yet`);
-  const o = deps.volumeOwner;
-  if (o && (st.uid !== o.uid || st.gid !== o.gid))
-    refuse(`the new disk of claim "${claimName}" is owned by ${st.uid}:${st.gid}, not QEMU's ${o.uid}:${o.gid}`);
+  // a Block claim: the loop device QEMU opens, at the full size (the mirror writes up to it) and QEMU's
+  for (const [what, path, block] of [
+    ["the new disk", c.image, false],
+    ...(c.block ? [["the loop device " + c.path, c.path, true] as const] : []),
+  ] as const) {
+    const st = await stat(path);
+    const size = await (deps.volumeBytes ?? volumeBytes)(path, block);
+    if (size < c.bytes) refuse(`${what} of claim "${claimName}" has ${size} of ${c.bytes} bytes yet`);
+    const o = deps.volumeOwner;
+    if (o && (st.uid !== o.uid || st.gid !== o.gid))
+      refuse(`${what} of claim "${claimName}" is owned by ${st.uid}:${st.gid}, not QEMU's ${o.uid}:${o.gid}`);
+  }
 }
 
 const POLICIES = new Set<string>(["Always", "IfNotPresent", "Never"]);

@@ -111,6 +111,26 @@ describe("computeVmiStatus", () => {
     nodeName: "n1",
     phaseTransitionTimestamps: [{ phase: "Scheduled" as const, phaseTransitionTimestamp: T0 }],
   };
+  it("a source guest paused by the migration monitor: Paused condition PausedByMigrationMonitor (not by user)", () => {
+    const obs = {
+      nodeName: "n1",
+      domain: { state: "Paused", reason: "Migration" } as const,
+      phase: "Running" as const,
+      podReady: true,
+      now: T1,
+    };
+    const running = { ...scheduled, phase: "Running" as const };
+    const ms = { migrationUid: "m", sourceNode: "n1", targetNode: "n2", mode: "Paused" };
+    const s = computeVmiStatus(vmi({ ...running, migrationState: ms }), obs);
+    const c = s?.conditions?.find((x) => x.type === "Paused");
+    assert.deepEqual([c?.status, c?.reason], ["True", "PausedByMigrationMonitor"]);
+    // the switch-over's own pause (mode PreCopy) is no condition
+    const plain = computeVmiStatus(vmi({ ...running, migrationState: { ...ms, mode: "PreCopy" } }), obs);
+    assert.equal(
+      plain?.conditions?.find((x) => x.type === "Paused"),
+      undefined,
+    );
+  });
   it("writes Running once with node, pod IP and Ready, then nothing while nothing changes", () => {
     const obs = {
       nodeName: "n1",

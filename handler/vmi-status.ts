@@ -71,10 +71,25 @@ export function computeVmiStatus(vmi: VirtualMachineInstance, obs: VmiObservatio
       ];
     }
     const paused = isPaused(obs.domain);
-    if (paused) {
+    const ms = old.migrationState;
+    // the source's guest paused so its live migration can finish (allowWorkloadDisruption): KubeVirt's condition
+    const byMigration =
+      obs.domain?.state === "Paused" &&
+      obs.domain.reason === "Migration" &&
+      ms?.mode === "Paused" &&
+      !ms.completed &&
+      ms.sourceNode === obs.nodeName;
+    if (paused || byMigration) {
       conditions = setCondition(
         conditions,
-        { type: "Paused", status: "True", reason: "PausedByUser", message: "VMI was paused by user" },
+        byMigration
+          ? {
+              type: "Paused",
+              status: "True",
+              reason: "PausedByMigrationMonitor",
+              message: "VMI was paused by the migration monitor",
+            }
+          : { type: "Paused", status: "True", reason: "PausedByUser", message: "VMI was paused by user" },
         obs.now,
       );
     } else {

@@ -26,7 +26,7 @@ import type {
   VirtualMachineInstance,
 } from "./ports.js";
 import { refs } from "./ports.js";
-import { type NodePreparation, prepareNode } from "./prepare.js";
+import { type NodePreparation, prepareNode, volumeBytes } from "./prepare.js";
 import { computeVmiStatus, type PullTrouble, podInterfaceName, type VmiObservation } from "./vmi-status.js";
 
 /** Domain state → VMI phase (handler/phase.ts's vmiPhaseFor; injectable for tests). */
@@ -98,12 +98,6 @@ interface VmiState {
 }
 
 type Result = { requeueAfterMs?: number } | undefined;
-
-/** A volume's size on the node: a file's length, or a block device's (sysfs counts 512-byte sectors). */
-export async function volumeBytes(path: string, block: boolean): Promise<number> {
-  if (!block) return (await stat(path)).size;
-  return Number((await readFile(`/sys/block/${basename(path)}/size`, "utf8")).trim()) * 512;
-}
 
 /** What the launcher gets from the node's preparation (with the pod network's tap): a start's and a migration's. */
 export function launcherPrepared(vmi: VirtualMachineInstance, prep: NodePreparation): PreparedVmi {

@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import { FakeHypervisor } from "./hypervisor/index.js";
-import { completionBudgetS, destinationXml, followStep, GIB, MigrationListener } from "./migration.js";
+import { completionBudgetS, destinationXml, followStep, GIB, MigrationListener, postCopyFailure } from "./migration.js";
 import type { MigrateStatusResult, PrepareMigrationTargetResult } from "./protocol.js";
 import { LauncherCore } from "./server.js";
 
@@ -41,7 +41,7 @@ describe("migration follower", () => {
   });
 
   it("past the completion budget with post-copy allowed: switches once instead of aborting, then never aborts", () => {
-    const pc = { ...limits, postCopy: true };
+    const pc = { ...limits, postCopy: true, workloadDisruption: true };
     const st = { startedAtMs: 0, progressAtMs: 0 };
     assert.deepEqual(followStep(st, { dataRemaining: 5 }, 300_000, pc), {
       state: { startedAtMs: 0, progressAtMs: 300_000, lowestRemaining: 5 },
@@ -57,12 +57,53 @@ describe("migration follower", () => {
     // In post-copy neither budget fires again: the guest already runs on the target.
     const later = followStep(sw.state, { dataRemaining: 5 }, 10_000_000, pc);
     assert.deepEqual([later.postCopy, later.abort, later.state.mode], [undefined, undefined, "PostCopy"]);
-    // Without post-copy (or with workload disruption refused: the launcher passes postCopy false) it aborts.
+    // Without workload disruption (KubeVirt: it follows allowPostCopy unless refused) it aborts.
     assert.match(followStep(st, { dataRemaining: 5 }, 300_001, limits).abort ?? "", /completion timeout/);
     // A stuck pre-copy job is aborted even with post-copy allowed (KubeVirt's progress timeout).
     const stuck = { startedAtMs: 0, progressAtMs: 0, lowestRemaining: 5 };
     const r = followStep(stuck, { dataRemaining: 9 }, 150_001, pc);
     assert.deepEqual([r.postCopy, /progressTimeout/.test(r.abort ?? "")], [undefined, true]);
+  });
+
+  it("past the completion budget with workload disruption but no post-copy: pauses once, then aborts at twice it", () => {
+    const wd = { ...limits, workloadDisruption: true };
+    const st = { startedAtMs: 0, progressAtMs: 0 };
+    // Pausing needs no memory stream (the paused guest dirties nothing, disks included).
+    const p = followStep(st, { dataRemaining: 5, memoryIteration: 0 }, 300_001, wd);
+    assert.deepEqual([p.pause, p.postCopy, p.abort, p.state.mode], [true, undefined, undefined, "Paused"]);
+    // Paused: the budget doubles (KubeVirt's acceptableCompletionTime *= 2) and the job goes on.
+    let s2 = p.state;
+    for (let t = 301; t <= 600; t += 10) {
+      const r = followStep(s2, { dataRemaining: 5 - t / 1000 }, t * 1000, wd);
+      assert.deepEqual([r.pause, r.abort], [undefined, undefined], `at ${t} s`);
+      s2 = r.state;
+    }
+    const over = followStep(s2, { dataRemaining: 1 }, 600_001, wd);
+    assert.equal(over.pause, undefined, "never paused twice");
+    assert.match(over.abort ?? "", /completion timeout of 600 s \(.*doubled once the guest was paused\)/);
+    // Post-copy allowed too: the switch wins (KubeVirt's order), and refused workload disruption aborts.
+    assert.equal(
+      followStep(st, { dataRemaining: 5, memoryIteration: 2 }, 300_001, { ...wd, postCopy: true }).postCopy,
+      true,
+    );
+    assert.match(
+      followStep(st, { dataRemaining: 5 }, 300_001, { ...limits, postCopy: true }).abort ?? "",
+      /completion/,
+    );
+  });
+
+  it("a post-copy job whose domain reports PostcopyFailed (or stopped) failed for good; pre-copy never does", () => {
+    assert.match(
+      postCopyFailure("PostCopy", { state: "Paused", reason: "PostcopyFailed" }) ?? "",
+      /post-copy migration failed after the switch-over \(domain Paused\/PostcopyFailed\): the guest is irrecoverable/,
+    );
+    assert.match(postCopyFailure("PostCopy", { state: "Running", reason: "PostcopyFailed" }) ?? "", /irrecoverable/);
+    assert.match(postCopyFailure("PostCopy", { state: "Shutoff", reason: "Crashed" }) ?? "", /Shutoff\/Crashed/);
+    assert.equal(postCopyFailure("PostCopy", { state: "Paused", reason: "Postcopy" }), undefined, "still running");
+    assert.equal(postCopyFailure("PostCopy", { state: "Shutoff", reason: "Migrated" }), undefined, "completed");
+    assert.equal(postCopyFailure("PreCopy", { state: "Paused", reason: "PostcopyFailed" }), undefined);
+    assert.equal(postCopyFailure("Paused", { state: "Shutoff", reason: "Crashed" }), undefined);
+    assert.equal(postCopyFailure("PostCopy", undefined), undefined);
   });
 
   it("completes the target's XML with the MACs and uuid libvirt generated on the source, keeps its paths", () => {
@@ -268,5 +309,69 @@ describe("launcher migration handlers (fake hypervisor)", () => {
     assert.match(failed.message ?? "", /completion timeout of 1 s/);
     assert.equal(hv.calls.includes("startPostCopy"), false);
     assert.equal(c.info().status?.state, "Running");
+  });
+  it("source: workload disruption without post-copy → the guest is paused (mode Paused) and the job completes", async (t) => {
+    const hv = new FakeHypervisor();
+    const c = core(hv, false);
+    t.after(() => c.close());
+    await c.handle("Sync", { vmi });
+    await c.handle("MigrateStart", { ...start, allowWorkloadDisruption: true, completionTimeoutPerGiB: 1 });
+    assert.equal(hv.migration?.opts.postCopy, undefined, "started without VIR_MIGRATE_POSTCOPY");
+    const paused = await until(async () => {
+      const r = (await c.handle("MigrateStatus", {})) as MigrateStatusResult;
+      return r.mode === "Paused" ? r : undefined;
+    });
+    assert.equal(paused.state, "running");
+    assert.deepEqual(c.info().status, { state: "Paused", reason: "Migration" });
+    assert.equal(hv.calls.filter((x) => x === "pause").length, 1);
+    hv.finishMigration();
+    const done = await until(async () => {
+      const r = (await c.handle("MigrateStatus", {})) as MigrateStatusResult;
+      return r.state === "running" ? undefined : r;
+    });
+    assert.deepEqual([done.state, done.mode], ["completed", "Paused"]);
+    assert.equal(hv.calls.includes("resume"), false, "the target resumes it, not the source");
+  });
+
+  it("source: a paused migration that fails (cancel) resumes the guest on the source", async (t) => {
+    const hv = new FakeHypervisor();
+    const c = core(hv, false);
+    t.after(() => c.close());
+    await c.handle("Sync", { vmi });
+    await c.handle("MigrateStart", { ...start, allowWorkloadDisruption: true, completionTimeoutPerGiB: 1 });
+    await until(async () => (c.info().status?.state === "Paused" ? true : undefined));
+    // pre-copy still (paused, not switched): an abort is honoured
+    assert.deepEqual(await c.handle("MigrateAbort", {}), { aborted: true });
+    const ended = await until(async () => {
+      const r = (await c.handle("MigrateStatus", {})) as MigrateStatusResult;
+      return r.state === "running" ? undefined : r;
+    });
+    assert.deepEqual([ended.state, ended.mode], ["cancelled", "Paused"]);
+    assert.equal(c.info().status?.state, "Running", "resumed on the source");
+    assert.equal(hv.calls.filter((x) => x === "resume").length, 1);
+  });
+
+  it("source: post-copy that breaks after the switch-over → failed at once (irrecoverable), never resumed", async (t) => {
+    const hv = new FakeHypervisor();
+    const c = core(hv, false);
+    t.after(() => c.close());
+    await c.handle("Sync", { vmi });
+    await c.handle("MigrateStart", { ...start, postCopy: true, completionTimeoutPerGiB: 1 });
+    await until(
+      async () => ((await c.handle("MigrateStatus", {})) as MigrateStatusResult).mode === "PostCopy" || undefined,
+    );
+    // libvirt keeps the job for a recovery; the domain says it failed: the follower ends the job without waiting.
+    hv.setState("default_vm1", { state: "Paused", reason: "PostcopyFailed" });
+    const failed = await until(async () => {
+      const r = (await c.handle("MigrateStatus", {})) as MigrateStatusResult;
+      return r.state === "running" ? undefined : r;
+    });
+    assert.deepEqual([failed.state, failed.mode], ["failed", "PostCopy"]);
+    assert.match(failed.message ?? "", /irrecoverable/);
+    assert.ok(hv.migration, "libvirt's call has not returned");
+    hv.finishMigration(new Error("migration failed in post-copy"));
+    await new Promise((r) => setTimeout(r, 30));
+    assert.equal(((await c.handle("MigrateStatus", {})) as MigrateStatusResult).message, failed.message);
+    assert.equal(hv.calls.includes("resume"), false);
   });
 });

@@ -14,8 +14,11 @@ export const FIRST_MIGRATION_PORT = 49152;
 
 export const GIB = 1024 ** 3;
 
-/** KubeVirt's migrationState.mode values the launcher can be in (Paused is not implemented). */
-export type MigrationMode = "PreCopy" | "PostCopy";
+/**
+ * KubeVirt's migrationState.mode values (v1.MigrationPreCopy/PostCopy/Paused): Paused once the follower suspended the
+ * guest so that the pre-copy job can finish (allowWorkloadDisruption without allowPostCopy).
+ */
+export type MigrationMode = "PreCopy" | "PostCopy" | "Paused";
 
 /** What the follower remembers between samples. */
 export interface FollowState {
@@ -23,7 +26,7 @@ export interface FollowState {
   /** The smallest remaining-data figure seen, and when it was first seen. */
   lowestRemaining?: number;
   progressAtMs: number;
-  /** PostCopy once the switch was made (unset: PreCopy). */
+  /** PostCopy or Paused once the follower assisted the job (unset: PreCopy). */
   mode?: MigrationMode;
 }
 
@@ -34,11 +37,13 @@ export interface FollowLimits {
   completionTimeoutPerGiB: number;
   /** Guest memory + copied disks, bytes. */
   dataBytes: number;
-  /**
-   * Past the completion budget, switch to post-copy instead of aborting: KubeVirt's allowPostCopy with
-   * allowWorkloadDisruption (which defaults to allowPostCopy). The job must have been started with post-copy allowed.
-   */
+  /** The job was started with post-copy allowed (KubeVirt's allowPostCopy). */
   postCopy?: boolean;
+  /**
+   * KubeVirt's allowWorkloadDisruption: past the completion budget the job is helped to finish instead of aborted:
+   * switched to post-copy when allowed, else the guest is paused (and the budget doubled, as KubeVirt's monitor).
+   */
+  workloadDisruption?: boolean;
 }
 
 /** Seconds the whole migration may take: per GiB (rounded up, at least 1), as KubeVirt's acceptableCompletionTime. */
@@ -47,18 +52,19 @@ export function completionBudgetS(l: FollowLimits): number {
 }
 
 /**
- * One sample of the running job → the follower's next state and, when a budget ran out, either why to abort (the
- * message names the timeout) or, with post-copy allowed, to switch to post-copy (once; KubeVirt's monitor then
- * never aborts: the guest already runs on the target). The switch waits for the memory stream to have begun (QEMU
- * refuses it while libvirt still mirrors the disks: memory iteration 0). Progress is the remaining data reaching a
- * new low; a sample without the figure changes nothing.
+ * One sample of the running job → the follower's next state and, when a budget ran out, what to do (KubeVirt's
+ * legacy convergence in the launcher's migrationMonitor): with workload disruption allowed, switch to post-copy
+ * (when allowed; once, then the monitor never aborts: the guest already runs on the target) or pause the guest (once;
+ * the budget doubles, then an overrun aborts and the source resumes it); otherwise abort, the message naming the
+ * timeout. The switch waits for the memory stream to have begun (QEMU refuses it while libvirt still mirrors the
+ * disks: memory iteration 0). Progress is the remaining data reaching a new low; a sample without it changes nothing.
  */
 export function followStep(
   st: FollowState,
   sample: { dataRemaining?: number | undefined; memoryIteration?: number | undefined },
   nowMs: number,
   limits: FollowLimits,
-): { state: FollowState; abort?: string; postCopy?: true } {
+): { state: FollowState; abort?: string; postCopy?: true; pause?: true } {
   const next: FollowState = { ...st };
   const rem = sample.dataRemaining;
   if (rem !== undefined && (st.lowestRemaining === undefined || rem < st.lowestRemaining)) {
@@ -66,17 +72,17 @@ export function followStep(
     next.progressAtMs = nowMs;
   }
   if (st.mode === "PostCopy") return { state: next };
-  const budget = completionBudgetS(limits);
+  const paused = st.mode === "Paused";
+  const budget = completionBudgetS(limits) * (paused ? 2 : 1);
   if (nowMs - st.startedAtMs > budget * 1000) {
-    if (limits.postCopy) {
+    if (limits.workloadDisruption && !paused) {
+      if (!limits.postCopy) return { state: { ...next, mode: "Paused" }, pause: true };
       if (sample.memoryIteration === 0) return { state: next };
       return { state: { ...next, mode: "PostCopy" }, postCopy: true };
     }
     const gib = Math.max(1, Math.ceil(limits.dataBytes / GIB));
-    return {
-      state: next,
-      abort: `migration did not complete within the completion timeout of ${budget} s (completionTimeoutPerGiB ${limits.completionTimeoutPerGiB} s × ${gib} GiB)`,
-    };
+    const why = `completionTimeoutPerGiB ${limits.completionTimeoutPerGiB} s × ${gib} GiB${paused ? ", doubled once the guest was paused" : ""}`;
+    return { state: next, abort: `migration did not complete within the completion timeout of ${budget} s (${why})` };
   }
   if (nowMs - next.progressAtMs > limits.progressTimeoutS * 1000) {
     return {
@@ -207,4 +213,23 @@ export class MigrationListener {
     for (const c of this.conns) c.destroy();
     this.conns.clear();
   }
+}
+
+/**
+ * Whether a migration in post-copy failed after the switch-over, from the source domain's state: libvirt marks it
+ * PostcopyFailed (Paused, or Running on a target whose pages stopped coming), and a domain that stopped otherwise
+ * than by migrating lost its guest too. Neither side holds the whole guest then (its memory is split between the
+ * nodes): KubeVirt fails the migration and the VMI ("VMI is irrecoverable due to failed post-copy migration"); it is
+ * never resumed or retried. Returns why, or undefined while the post-copy job may still complete.
+ */
+export function postCopyFailure(
+  mode: MigrationMode | undefined,
+  domain: { state: string; reason: string } | undefined,
+): string | undefined {
+  if (mode !== "PostCopy" || !domain) return undefined;
+  if (domain.reason === "PostcopyFailed")
+    return `post-copy migration failed after the switch-over (domain ${domain.state}/PostcopyFailed): the guest is irrecoverable`;
+  if ((domain.state === "Shutoff" || domain.state === "Crashed") && domain.reason !== "Migrated")
+    return `post-copy migration failed after the switch-over (domain ${domain.state}/${domain.reason}): the guest is irrecoverable`;
+  return undefined;
 }

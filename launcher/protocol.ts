@@ -156,8 +156,8 @@ export const MigrateStartParamsSchema = Type.Object({
   /** Enables post-copy; the follower switches to it when the completion budget runs out (KubeVirt's monitor). */
   postCopy: Type.Optional(Type.Boolean()),
   /**
-   * KubeVirt's allowWorkloadDisruption (unset: as postCopy): false keeps a post-copy-enabled job from switching
-   * (it is aborted at the budget instead).
+   * KubeVirt's allowWorkloadDisruption (unset: as postCopy): past the completion budget the job is switched to
+   * post-copy (postCopy) or the guest is paused until it completes; false: the job is aborted at the budget.
    */
   allowWorkloadDisruption: Type.Optional(Type.Boolean()),
   maxDowntimeMs: Type.Optional(Type.Integer({ minimum: 1 })),
@@ -193,8 +193,11 @@ export const MigrateStatusResultSchema = Type.Object({
   /** Why it failed or was cancelled (e.g. the timeout that fired). */
   message: Type.Optional(Type.String()),
   migrationUid: Type.Optional(Type.String()),
-  /** KubeVirt's migrationState.mode: PostCopy once the follower switched the job to post-copy. */
-  mode: Type.Optional(Type.Union([Type.Literal("PreCopy"), Type.Literal("PostCopy")])),
+  /**
+   * KubeVirt's migrationState.mode: PostCopy once the follower switched the job to post-copy, Paused once it paused
+   * the guest so the job can finish (allowWorkloadDisruption without post-copy).
+   */
+  mode: Type.Optional(Type.Union([Type.Literal("PreCopy"), Type.Literal("PostCopy"), Type.Literal("Paused")])),
 });
 export type MigrateStatusResult = Static<typeof MigrateStatusResultSchema>;
 

@@ -10,7 +10,7 @@ import type { Logger } from "../lib/log.js";
 import { nullLogger } from "../lib/log.js";
 import { domainName as convDomainName } from "./converter/index.js";
 import { type DomainStatus, type Hypervisor, isActive, type JobStats } from "./hypervisor/index.js";
-import { destinationXml, type FollowLimits, type FollowState, followStep } from "./migration.js";
+import { destinationXml, type FollowLimits, type FollowState, followStep, postCopyFailure } from "./migration.js";
 import {
   type DomainInfo,
   type MethodName,
@@ -63,8 +63,8 @@ export interface LauncherCoreOptions {
 /** KubeVirt's defaults (virt-config): progressTimeout 150 s, completionTimeoutPerGiB 150 s. */
 const DEFAULT_PROGRESS_TIMEOUT_S = 150;
 const DEFAULT_COMPLETION_TIMEOUT_PER_GIB = 150;
-/** Samples at which a refused switch to post-copy is tried again before the job is aborted. */
-const MAX_POST_COPY_ATTEMPTS = 10;
+/** Samples at which a refused switch to post-copy (or pause) is tried again before the job is aborted. */
+const MAX_ASSIST_ATTEMPTS = 10;
 
 /** The source's one migration job (libvirt runs it; the launcher follows it and keeps how it ended). */
 interface MigrationJob {
@@ -83,8 +83,8 @@ interface MigrationJob {
   downtimeSet: boolean;
   timer?: NodeJS.Timeout;
   polling: boolean;
-  /** Consecutive refusals of the switch to post-copy. */
-  postCopyFailures?: number;
+  /** Consecutive refusals of the switch to post-copy or of the pause. */
+  assistFailures?: number;
 }
 
 const MAX_LINE = 16 * 1024 * 1024;
@@ -463,7 +463,9 @@ export class LauncherCore {
           progressTimeoutS: p.progressTimeout ?? DEFAULT_PROGRESS_TIMEOUT_S,
           completionTimeoutPerGiB: p.completionTimeoutPerGiB ?? DEFAULT_COMPLETION_TIMEOUT_PER_GIB,
           dataBytes,
-          postCopy: p.postCopy === true && (p.allowWorkloadDisruption ?? true),
+          postCopy: p.postCopy === true,
+          // KubeVirt's default: allowWorkloadDisruption follows allowPostCopy
+          workloadDisruption: p.allowWorkloadDisruption ?? p.postCopy === true,
         },
         maxDowntimeMs: p.maxDowntimeMs,
         downtimeSet: false,
@@ -517,26 +519,35 @@ export class LauncherCore {
       const sample = { dataRemaining: job.stats?.dataRemaining, memoryIteration: job.stats?.memoryIteration };
       const step = followStep(job.follow, sample, Date.now(), job.limits);
       job.follow = step.state;
-      if (step.postCopy) {
-        this.log.info("the migration exceeded its completion budget: switching to post-copy", {
+      if (step.postCopy || step.pause) {
+        const what = step.postCopy ? "switching to post-copy" : "pausing the guest";
+        this.log.info(`the migration exceeded its completion budget: ${what}`, {
           domain: name,
           dataRemaining: job.stats?.dataRemaining,
         });
         try {
-          await this.opts.hv.startPostCopy(name);
-          job.postCopyFailures = 0;
+          // virDomainSuspend during the job: libvirt resumes the guest on the target when the job completes
+          if (step.postCopy) await this.opts.hv.startPostCopy(name);
+          else await this.opts.hv.pause(name);
+          job.assistFailures = 0;
         } catch (e) {
-          // Still pre-copy: tried again at the next sample (KubeVirt's monitor), a bounded number of times.
+          // Still plain pre-copy: tried again at the next sample (KubeVirt's monitor), a bounded number of times.
           job.follow = { ...job.follow, mode: "PreCopy" };
-          job.postCopyFailures = (job.postCopyFailures ?? 0) + 1;
+          job.assistFailures = (job.assistFailures ?? 0) + 1;
           const msg = e instanceof Error ? e.message : String(e);
-          this.log.warn("switching to post-copy failed", { domain: name, err: msg, attempt: job.postCopyFailures });
-          if (job.postCopyFailures >= MAX_POST_COPY_ATTEMPTS && !job.abortReason) {
-            job.abortReason = `switching to post-copy failed ${job.postCopyFailures} times: ${msg}`;
+          this.log.warn(`${what} failed`, { domain: name, err: msg, attempt: job.assistFailures });
+          if (job.assistFailures >= MAX_ASSIST_ATTEMPTS && !job.abortReason) {
+            job.abortReason = `${what} failed ${job.assistFailures} times: ${msg}`;
             this.log.warn("aborting the migration", { domain: name, reason: job.abortReason });
             await this.opts.hv.abortJob(name).catch((err: unknown) => this.log.warn("abort failed", { err }));
           }
         }
+      }
+      // Post-copy that broke after the switch-over: libvirt may keep the job for a recovery that never comes.
+      const lost = postCopyFailure(job.follow.mode, this.status);
+      if (lost) {
+        this.endJob(job, "failed", lost);
+        return;
       }
       if (step.abort && !job.abortReason) {
         job.abortReason = step.abort;
@@ -552,11 +563,12 @@ export class LauncherCore {
 
   private async migrationEnded(job: MigrationJob, name: string, err: unknown): Promise<void> {
     if (job.timer) clearInterval(job.timer);
+    if (job.state !== "running") return; // the follower ended it (a failed post-copy)
     await this.refresh().catch(() => {});
     // A failed call whose domain left anyway (e.g. an error in the confirm phase) did migrate.
     const migrated = this.status?.state === "Shutoff" && this.status.reason === "Migrated";
-    job.endedAtMs = Date.now();
     if (err === undefined || migrated) {
+      job.endedAtMs = Date.now();
       const done = await this.opts.hv.jobStats(name, true).catch(() => undefined);
       if (done) job.stats = { ...job.stats, ...done };
       job.state = "completed";
@@ -566,14 +578,35 @@ export class LauncherCore {
         downtimeMs: job.stats?.downtimeMs,
         dataTotal: job.stats?.dataTotal,
       });
-    } else {
-      job.state = job.userAbort && !job.abortReason ? "cancelled" : "failed";
-      const msg = err instanceof Error ? err.message : String(err);
-      job.message = job.abortReason ?? msg;
-      this.log.warn("migration ended without success", { domain: name, state: job.state, message: msg });
+      this.publish();
+      this.opts.migration?.onMigratedAway?.();
+      return;
     }
+    const msg = err instanceof Error ? err.message : String(err);
+    const lost = postCopyFailure(job.follow.mode, this.status);
+    if (lost || job.follow.mode === "PostCopy") {
+      this.endJob(job, "failed", lost ?? `post-copy migration failed after the switch-over: ${msg}`);
+      return;
+    }
+    if (job.follow.mode === "Paused" && this.status?.state === "Paused") {
+      // The follower paused the guest for the job; the job failed, so the guest goes on here.
+      await this.opts.hv
+        .resume(name)
+        .then(() => this.log.info("resumed the guest paused for the failed migration", { domain: name }))
+        .catch((e: unknown) => this.log.warn("resuming the guest after the failed migration failed", { err: e }));
+      await this.refresh().catch(() => {});
+    }
+    this.endJob(job, job.userAbort && !job.abortReason ? "cancelled" : "failed", job.abortReason ?? msg);
+  }
+
+  /** The job ended without success: its state and message, kept for MigrateStatus. */
+  private endJob(job: MigrationJob, state: "failed" | "cancelled", message: string): void {
+    if (job.timer) clearInterval(job.timer);
+    job.endedAtMs = Date.now();
+    job.state = state;
+    job.message = message;
+    this.log.warn("migration ended without success", { domain: this.name, state, message, mode: job.follow.mode });
     this.publish();
-    if (job.state === "completed") this.opts.migration?.onMigratedAway?.();
   }
 
   /** Cancel the running job (virDomainAbortJob); the guest keeps running here. */

@@ -726,13 +726,9 @@ export function admissionPlugins(opts: KubevirtAdmissionOptions = {}): Admission
       { group: kv, resources: ["kubevirts"], operations: ["CREATE", "UPDATE"] },
       (req) => {
         const o = req.object ?? {};
-        const warnings = [
-          ...unimplementedKubeVirtFields(o.spec, "spec").map((f) => `${f}: accepted but not acted on by tsvirt yet`),
-          ...workloadDisruptionWarnings(
-            rec(field(field(o.spec, "configuration"), "migrations")),
-            "spec.configuration.migrations",
-          ),
-        ];
+        const warnings = unimplementedKubeVirtFields(o.spec, "spec").map(
+          (f) => `${f}: accepted but not acted on by tsvirt yet`,
+        );
         if (
           field(o.metadata, "name") !== KUBEVIRT_NAME ||
           (req.namespace ?? field(o.metadata, "namespace")) !== KUBEVIRT_NAMESPACE
@@ -778,22 +774,12 @@ function canonical(v: unknown): unknown {
 }
 
 /**
- * Migration settings (a MigrationPolicy's spec, the KubeVirt object's migrations) under `prefix`: past the completion
- * budget the launcher switches to post-copy (allowPostCopy with allowWorkloadDisruption) or aborts; KubeVirt's third
- * way, pausing the guest (allowWorkloadDisruption without allowPostCopy), is not done: that answers a Warning.
+ * MigrationPolicy fields the launchers do not act on: `experimental`. (Past the completion budget the launcher
+ * switches to post-copy or pauses the guest as allowPostCopy/allowWorkloadDisruption say, as KubeVirt's monitor.)
  */
-function workloadDisruptionWarnings(settings: Rec, prefix: string): string[] {
-  if (settings.allowWorkloadDisruption !== true || settings.allowPostCopy === true) return [];
-  return [
-    `${prefix}.allowWorkloadDisruption: without allowPostCopy KubeVirt pauses the guest past the completion timeout; tsvirt does not yet (the migration is aborted)`,
-  ];
-}
-
-/** MigrationPolicy fields the launchers do not act on: pausing the guest (see above) and `experimental`. */
 export function migrationPolicyWarnings(obj: unknown): string[] {
   const spec = rec(field(obj, "spec"));
-  const out = workloadDisruptionWarnings(spec, "spec");
-  if (spec.experimental !== undefined && spec.experimental !== null)
-    out.push("spec.experimental: accepted but not acted on by tsvirt");
-  return out;
+  return spec.experimental !== undefined && spec.experimental !== null
+    ? ["spec.experimental: accepted but not acted on by tsvirt"]
+    : [];
 }

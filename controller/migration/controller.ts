@@ -24,13 +24,14 @@ import { isAlreadyExists, isConflict, isNotFound } from "../../lib/errors.js";
 import { forObject, type Logger } from "../../lib/log.js";
 import type { ReconcileResult } from "../../lib/workqueue/index.js";
 import { LIVE_UID_LABEL } from "../coldmigration/index.js";
-import { timestamp } from "../conditions.js";
+import { removeCondition, setCondition, timestamp } from "../conditions.js";
 import type { Recorder } from "../events/index.js";
 import type { Expectations } from "../expectations.js";
 import { isLauncherPodOf } from "../vmi/pod.js";
 import { OWNER_INDEX } from "../vmi/vmi.js";
 import { migratability } from "./migratable.js";
 import { planMigration } from "./plan.js";
+import { VOLUMES_CHANGE } from "./volumes.js";
 
 export interface MigrationDeps {
   client: Client;
@@ -146,6 +147,13 @@ export async function reconcileMigration(deps: MigrationDeps, key: string): Prom
         next.status = { ...next.status, migratedVolumes: rest };
         if (rest.length === 0) delete next.status.migratedVolumes;
       }
+      if (plan.vmi.volumesChange === null)
+        next.status = { ...next.status, conditions: removeCondition(next.status?.conditions, VOLUMES_CHANGE) };
+      else if (plan.vmi.volumesChange)
+        next.status = {
+          ...next.status,
+          conditions: setCondition(next.status?.conditions, plan.vmi.volumesChange, timestamp(nowDate)),
+        };
       // the controller's identity may change a VMI's volumes (admission: KubeVirt's service accounts only)
       if (plan.vmi.volumes) next.spec = { ...next.spec, volumes: plan.vmi.volumes };
       if (plan.vmi.targetNodeLabel === null) delete next.metadata.labels?.[Migration.targetNodeLabel];

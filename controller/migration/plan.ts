@@ -26,7 +26,15 @@ import { getCondition, setCondition } from "../conditions.js";
 import type { Migratability } from "./migratable.js";
 import { effectiveMigrationConfiguration, matchPolicy } from "./policy.js";
 import { isTargetPodOf, renderTargetPod } from "./target-pod.js";
-import { beforeTarget, cleanup, owningVm, swapWrites, type VolumeContext } from "./volumes.js";
+import {
+  beforeTarget,
+  cleanup,
+  owningVm,
+  swapWrites,
+  VOLUMES_CHANGE,
+  type VolumeContext,
+  volumesChangeCondition,
+} from "./volumes.js";
 
 type VmimStatus = NonNullable<VirtualMachineInstanceMigration["status"]>;
 
@@ -67,6 +75,8 @@ export interface VmiChange {
   targetNodeLabel?: string | null;
   /** status.migratedVolumes: set (a list) or cleared of this migration's moves (null). */
   migratedVolumes?: MigratedVolume[] | null;
+  /** The VolumesChange condition: set, or removed (null). */
+  volumesChange?: ReturnType<typeof volumesChangeCondition> | null;
   /** spec.volumes naming the moved disks' new claims (after the move). */
   volumes?: Volume[];
 }
@@ -250,7 +260,26 @@ export function planMigration(input: MigrationInput): MigrationPlan {
       );
       plan.deleteDataVolumes = c.dvs;
       plan.deleteClaims = c.claims;
-      if (c.clearRecord) plan.vmi = { ...(plan.vmi ?? {}), migratedVolumes: null };
+      // The condition speaks for every record on the VMI: a later migration may have recorded its own move already
+      // (this one is final, the next may start): then the condition is that one's and stays.
+      const all = vmi?.status?.migratedVolumes ?? [];
+      const own = movedByMigration(all, uid).length;
+      const alone = all.length === own;
+      if (c.clearRecord)
+        plan.vmi = {
+          ...(plan.vmi ?? {}),
+          migratedVolumes: null,
+          ...(alone ? { volumesChange: volumesChangeCondition("cancelled") } : {}),
+        };
+      // A success: once the old disks are released the record goes, and the condition with it (KubeVirt clears
+      // both when the migration is finalized; here the record names what to release until then).
+      const flagged = getCondition(vmi?.status?.conditions, VOLUMES_CHANGE) !== undefined;
+      if (vmim.status?.phase === "Succeeded" && !c.pending && (own > 0 || (flagged && alone)))
+        plan.vmi = {
+          ...(plan.vmi ?? {}),
+          ...(own > 0 ? { migratedVolumes: null } : {}),
+          ...(flagged && alone ? { volumesChange: null } : {}),
+        };
       if (c.pending) {
         plan.removeFinalizer = false;
         plan.requeueAfterMs = LIMIT_REQUEUE_MS;
@@ -400,7 +429,8 @@ export function planMigration(input: MigrationInput): MigrationPlan {
     const before = ctx ? beforeTarget(ctx) : { kind: "none" as const };
     if (before.kind === "error") return fail(`Cannot migrate the VMI's node-local disks: ${before.message}`);
     if (before.kind === "record" || before.kind === "create" || before.kind === "wait") {
-      if (before.kind === "record") plan.vmi = { migratedVolumes: before.migratedVolumes };
+      if (before.kind === "record")
+        plan.vmi = { migratedVolumes: before.migratedVolumes, volumesChange: volumesChangeCondition("recorded") };
       else if (before.kind === "create") plan.createDataVolumes = before.dvs;
       plan.requeueAfterMs = 1_000;
       return plan;

@@ -6,8 +6,10 @@ import { describe, it } from "node:test";
 import { defaultConfiguration, Migration, movedByMigration, shortHash } from "../../api/index.js";
 import type { DataVolume, PersistentVolume, PersistentVolumeClaim, VirtualMachine } from "../../client/index.js";
 import { LIVE_UID_LABEL } from "../coldmigration/index.js";
+import { getCondition, removeCondition, setCondition } from "../conditions.js";
 import { newClaim, newLocalVolume, newPod, newVm, newVmi } from "../testing/factories.js";
 import { type MigrationInput, type MigrationPlan, planMigration } from "./plan.js";
+import { VOLUMES_CHANGE } from "./volumes.js";
 
 const UID = "aaaaaaaa-bbbb-cccc-dddd-eeeeeeeeeeee";
 const NEW = `disk-m${shortHash(UID)}`;
@@ -117,6 +119,8 @@ function apply(w: World, p: MigrationPlan, limit = Number.POSITIVE_INFINITY): nu
       if (c.migrationState) st.migrationState = c.migrationState;
       if (c.migratedVolumes) st.migratedVolumes = c.migratedVolumes;
       else if (c.migratedVolumes === null) delete st.migratedVolumes;
+      if (c.volumesChange === null) st.conditions = removeCondition(st.conditions, VOLUMES_CHANGE);
+      else if (c.volumesChange) st.conditions = setCondition(st.conditions, c.volumesChange, NOW);
       w.vmi = { ...w.vmi, status: st, ...(c.volumes ? { spec: { ...w.vmi.spec, volumes: c.volumes } } : {}) };
     });
   }
@@ -203,7 +207,9 @@ function assertMoved(w: World): void {
     rec.map((m) => [m.volumeName, m.sourcePVCInfo?.claimName, m.destinationPVCInfo?.claimName]),
     [["d", "disk", NEW]],
   );
-  assert.equal(movedByMigration(w.vmi.status?.migratedVolumes, UID).length, 1, "the VMI's record stays");
+  // KubeVirt clears the VMI's record and its VolumesChange condition once the move is done
+  assert.equal(w.vmi.status?.migratedVolumes, undefined, "the VMI's record goes once the old disk is released");
+  assert.equal(getCondition(w.vmi.status?.conditions, VOLUMES_CHANGE), undefined, "VolumesChange removed");
   assert.deepEqual([...w.dvs.keys()], [NEW], "the old DataVolume released");
   assert.ok(!w.pvs.has("pvc-old"), "the old PV gone");
 }
@@ -217,6 +223,7 @@ describe("live migration of node-local disks (planner)", () => {
       p0.vmi?.migratedVolumes?.map((m) => [m.sourcePVCInfo?.claimName, m.destinationPVCInfo?.claimName]),
       [["disk", NEW]],
     );
+    assert.deepEqual(p0.vmi?.volumesChange, { type: "VolumesChange", status: "True", message: "migrate volumes" });
     assert.equal(p0.createPod, undefined);
     assert.equal(p0.createDataVolumes.length, 0);
     apply(w, p0);
@@ -244,6 +251,28 @@ describe("live migration of node-local disks (planner)", () => {
     assertMoved(w);
   });
 
+  it("a finished migration leaves the next one's record and VolumesChange condition alone", () => {
+    const w = world();
+    run(w);
+    assertMoved(w);
+    // the next migration (another uid) recorded its move before the VMI's migrationState names it
+    const next = [
+      {
+        volumeName: "d",
+        sourcePVCInfo: { claimName: NEW },
+        destinationPVCInfo: { claimName: `disk-m${shortHash("next-uid")}` },
+      },
+    ];
+    w.vmi.status = {
+      ...w.vmi.status,
+      migratedVolumes: next,
+      conditions: setCondition(w.vmi.status?.conditions, { type: VOLUMES_CHANGE, status: "True" }, NOW),
+    };
+    const p = plan(w);
+    assert.equal(p.vmi?.volumesChange, undefined, "the condition is the next migration's");
+    assert.equal(p.vmi?.migratedVolumes, undefined, "its record too");
+  });
+
   it("a controller killed after any write of any round converges to the same end", () => {
     const ref = world();
     const rounds = run(ref).length;
@@ -269,6 +298,8 @@ describe("live migration of node-local disks (planner)", () => {
     assert.equal(trail.at(-1), "Failed");
     assert.deepEqual([...w.dvs.keys()], ["disk"], "only the old DataVolume is left");
     assert.equal(w.vmi.status?.migratedVolumes, undefined, "the record is cleared");
+    const vc = getCondition(w.vmi.status?.conditions, VOLUMES_CHANGE);
+    assert.deepEqual([vc?.status, vc?.reason], ["False", "VolumesChangeCancellation"], "KubeVirt's cancellation");
     assert.deepEqual(w.vmi.spec.volumes, [{ name: "d", dataVolume: { name: "disk" } }]);
     assert.deepEqual(w.vm, vmBefore, "the VM is untouched");
     assert.ok(w.pvs.has("pvc-old"));

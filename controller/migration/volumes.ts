@@ -186,3 +186,28 @@ export function cleanup(
   }
   return out;
 }
+
+/** KubeVirt's VMI condition while its volumes move (v1.VirtualMachineInstanceVolumesChange). */
+export const VOLUMES_CHANGE = "VolumesChange";
+
+/**
+ * The VolumesChange condition as KubeVirt writes it: True ("migrate volumes") from the moment the move is recorded
+ * (status.migratedVolumes), removed with the record once the move is done (virt-handler's removeMigratedVolumes at
+ * the end of the migration), False with reason VolumesChangeCancellation when the move is abandoned (KubeVirt's
+ * cancelVolumeMigration: here a failed or cancelled migration, whose new disks are deleted).
+ */
+export function volumesChangeCondition(step: "recorded" | "cancelled"): {
+  type: string;
+  status: "True" | "False";
+  reason?: string;
+  message: string;
+} {
+  return step === "recorded"
+    ? { type: VOLUMES_CHANGE, status: "True", message: "migrate volumes" }
+    : {
+        type: VOLUMES_CHANGE,
+        status: "False",
+        reason: "VolumesChangeCancellation",
+        message: "the migration of the volumes failed or was cancelled: the VMI keeps its volumes",
+      };
+}

@@ -143,7 +143,7 @@ describe("planSource", () => {
   it("records the switch to post-copy once (mode), before an abort (which post-copy refuses) or the end", () => {
     const started = vmi({ ...published(), startTimestamp: "t", mode: "PreCopy" });
     const pc = { state: "running" as const, mode: "PostCopy" as const };
-    assert.deepEqual(planSource(started, "n1", { abortSent: false, job: pc }), { kind: "postCopy" });
+    assert.deepEqual(planSource(started, "n1", { abortSent: false, job: pc }), { kind: "mode", mode: "PostCopy" });
     const noted = vmi({ ...published(), startTimestamp: "t", mode: "PostCopy" });
     assert.equal(planSource(noted, "n1", { abortSent: false, job: pc }).kind, "follow");
     // Ended before the agent saw it running in post-copy: the end carries the mode.
@@ -156,6 +156,23 @@ describe("planSource", () => {
     assert.equal(planSource(abort, "n1", { abortSent: false, job: pc }).kind, "abort");
     const end = planSource(abort, "n1", { abortSent: true, job: { ...pc, state: "completed" } });
     assert.deepEqual(end, { kind: "finish", end: { completed: true, failed: false, abortStatus: "Failed" } });
+  });
+  it("records a paused guest (mode Paused) once; a post-copy job that failed ends failed with its mode", () => {
+    const started = vmi({ ...published(), startTimestamp: "t", mode: "PreCopy" });
+    const paused = { state: "running" as const, mode: "Paused" as const };
+    assert.deepEqual(planSource(started, "n1", { abortSent: false, job: paused }), { kind: "mode", mode: "Paused" });
+    const noted = vmi({ ...published(), startTimestamp: "t", mode: "Paused" });
+    assert.equal(planSource(noted, "n1", { abortSent: false, job: paused }).kind, "follow");
+    const lost = { state: "failed" as const, mode: "PostCopy" as const, message: "post-copy … irrecoverable" };
+    assert.deepEqual(planSource(started, "n1", { abortSent: false, job: lost }), {
+      kind: "finish",
+      end: { completed: false, failed: true, failureReason: "post-copy … irrecoverable", mode: "PostCopy" },
+    });
+    const known = vmi({ ...published(), startTimestamp: "t", mode: "PostCopy" });
+    assert.deepEqual(planSource(known, "n1", { abortSent: false, job: lost }), {
+      kind: "finish",
+      end: { completed: false, failed: true, failureReason: "post-copy … irrecoverable" },
+    });
   });
   it("after a launcher restart (no job), the domain tells where the guest went", () => {
     const started = vmi({ ...published(), startTimestamp: "t" });

@@ -155,8 +155,8 @@ export type MigrationEnd = {
   failed: boolean;
   failureReason?: string;
   abortStatus?: "Succeeded" | "Failed";
-  /** The job switched to post-copy and migrationState.mode does not say so yet. */
-  mode?: "PostCopy";
+  /** The job switched to post-copy or paused the guest and migrationState.mode does not say so yet. */
+  mode?: AssistedMode;
 };
 
 export type SourceAction =
@@ -167,12 +167,15 @@ export type SourceAction =
   /** The job runs but startTimestamp is not written (a restart between the two): write it only. */
   | { kind: "markStarted" }
   | { kind: "follow"; job: MigrationJob }
-  /** The launcher switched the job to post-copy: migrationState.mode = PostCopy. */
-  | { kind: "postCopy" }
+  /** The launcher switched the job to post-copy or paused the guest: migrationState.mode = PostCopy | Paused. */
+  | { kind: "mode"; mode: AssistedMode }
   | { kind: "abort" }
   | { kind: "finish"; end: MigrationEnd };
 
 export const ABORTED_REASON = "Live migration aborted";
+
+/** KubeVirt's migrationState.mode once the launcher helped the job past its completion budget. */
+export type AssistedMode = "PostCopy" | "Paused";
 
 export function planSource(vmi: VirtualMachineInstance, node: string, o: SourceObservation): SourceAction {
   if (roleOf(vmi, node) !== "source") return { kind: "none" };
@@ -214,18 +217,19 @@ export function planSource(vmi: VirtualMachineInstance, node: string, o: SourceO
     return { kind: "start", destXml: o.destXml, ports };
   }
   const aborted = ms.abortRequested === true;
-  const switched = job.mode === "PostCopy" && ms.mode !== "PostCopy";
-  const postCopy = switched ? ({ mode: "PostCopy" } as const) : {};
+  const assisted = job.mode === "PostCopy" || job.mode === "Paused" ? job.mode : undefined;
+  const switched = assisted !== undefined && ms.mode !== assisted;
+  const mode = switched ? { mode: assisted } : {};
   switch (job.state) {
     case "running":
-      if (switched) return { kind: "postCopy" };
+      if (switched) return { kind: "mode", mode: assisted };
       if (aborted && !o.abortSent) return { kind: "abort" };
       return { kind: "follow", job };
     case "completed":
       // An abort that came too late (or in post-copy, which is never aborted): KubeVirt reports the abort as failed.
       return {
         kind: "finish",
-        end: { completed: true, failed: false, ...(aborted ? { abortStatus: "Failed" } : {}), ...postCopy },
+        end: { completed: true, failed: false, ...(aborted ? { abortStatus: "Failed" } : {}), ...mode },
       };
     case "cancelled":
       return {
@@ -235,6 +239,7 @@ export function planSource(vmi: VirtualMachineInstance, node: string, o: SourceO
           failed: true,
           failureReason: job.message ?? ABORTED_REASON,
           ...(aborted ? { abortStatus: "Succeeded" } : {}),
+          ...mode,
         },
       };
     case "failed":
@@ -245,6 +250,8 @@ export function planSource(vmi: VirtualMachineInstance, node: string, o: SourceO
           failed: true,
           failureReason: job.message ?? "live migration failed",
           ...(aborted ? { abortStatus: o.abortSent ? "Succeeded" : "Failed" } : {}),
+          // a failed post-copy job: the mode tells the VMI's phase rules the guest is lost (KubeVirt's)
+          ...mode,
         },
       };
     case "none":

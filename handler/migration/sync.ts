@@ -354,9 +354,12 @@ export class MigrationSync {
       case "follow":
         this.progress(s, uid, action.job);
         return { requeueAfterMs: 500 };
-      case "postCopy":
-        await this.writeMigrationState(vmi, { mode: "PostCopy" });
-        this.log.info("migration switched to post-copy", ctx);
+      case "mode":
+        await this.writeMigrationState(vmi, { mode: action.mode });
+        this.log.info(
+          action.mode === "PostCopy" ? "migration switched to post-copy" : "guest paused to finish the migration",
+          ctx,
+        );
         return { requeueAfterMs: 500 };
       case "abort": {
         const r = await this.withLauncher(uid, (l) => l.migrateAbort()).catch((e: unknown) => {

@@ -76,7 +76,8 @@ export class FakeHypervisor implements Hypervisor {
   }
   async pause(name: string): Promise<void> {
     this.calls.push("pause");
-    this.setState(name, { state: "Paused", reason: "User" }, "Suspended");
+    // as libvirt: a pause during a migration job is the migration's (DOMAIN_PAUSED_MIGRATION)
+    this.setState(name, { state: "Paused", reason: this.migration ? "Migration" : "User" }, "Suspended");
   }
   async resume(name: string): Promise<void> {
     this.calls.push("resume");

@@ -1,6 +1,7 @@
 // Helpers for the launcher e2e suites: start real launcher pods (compiled JavaScript), talk to their sockets,
 // read their serial consoles, find their processes.
 import { execFile } from "node:child_process";
+import { randomUUID } from "node:crypto";
 import { existsSync, readFileSync } from "node:fs";
 import { mkdir, rm } from "node:fs/promises";
 import net from "node:net";
@@ -13,11 +14,12 @@ import {
   type DomainInfo,
   descendants,
   LauncherClient,
+  type MigrateStartParams,
   type MigrateStatusResult,
   type SpawnedPod,
   spawnLauncherPod,
 } from "../../launcher/index.js";
-import { ensureGuest, GUEST_CMDLINE, type Guest } from "../guest/index.js";
+import { ensureGuest, GUEST_CMDLINE, type Guest, HEARTBEAT } from "../guest/index.js";
 import { GUEST, LIBVIRT, requirePrereqs } from "../lib/prereqs.js";
 
 export const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..", "..");
@@ -330,4 +332,77 @@ export function jobEnd(src: Pod, timeoutMs: number): Promise<MigrateStatusResult
     },
     timeoutMs,
   );
+}
+
+/** A guest busy dirtying its memory on the source pod of a pair, the target pod prepared for it. */
+export interface BusyGuest {
+  src: Pod;
+  dst: Pod;
+  con: Console;
+  /** The md5 of the random file the guest keeps copying. */
+  sum: string;
+  /** The last heartbeat seen on the source before the migration. */
+  last: number;
+  /** MigrateStart's parameters towards the prepared target (the caller adds its settings). */
+  start: MigrateStartParams;
+  /** The target's domain Running (the incoming guest resumed there). */
+  running: Promise<DomainInfo>;
+}
+
+/**
+ * Boots migratableVmi on the source pod; the guest keeps `ramValue` in RAM and copies a random file of `mib` MiB in
+ * a loop (its memory never converges under a bandwidth cap); the target pod is prepared. Both disks are copied.
+ */
+export async function busyGuest(
+  ctx: { pair: MigrationPair; guest: Guest },
+  name: string,
+  mib: number,
+  ramValue: string,
+): Promise<BusyGuest> {
+  const { pair, guest } = ctx;
+  const uid = randomUUID();
+  const vmi = migratableVmi(uid, name);
+  const prepared = preparedFor(guest);
+  const [src, dst] = await Promise.all([pair.startPod("src", uid), pair.startPod("dst", uid)]);
+  const synced = await src.client.call("Sync", { vmi, prepared });
+  if (synced.status?.state !== "Running") throw new Error(`the source domain is ${JSON.stringify(synced.status)}`);
+  const con = await Console.connect(src.paths.consoleSocket);
+  await con.waitFor(new RegExp(guest.marker), 180_000);
+  let mark = con.text.length;
+  con.send(
+    `echo ${ramValue} > /migval; head -c ${mib * 1048576} /dev/urandom > /busy.a; echo S-$(md5sum < /busy.a | cut -c1-32)-E\n`,
+  );
+  const sum = (await con.waitFor(/S-([0-9a-f]{32})-E/, 120_000, mark))[1] ?? "";
+  mark = con.text.length;
+  con.send("(while :; do cp /busy.a /busy.b; done) >/dev/null 2>&1 & echo B-$((6*7))\n");
+  await con.waitFor(/B-42/, 30_000, mark);
+  mark = con.text.length;
+  const last = Number((await con.waitFor(new RegExp(`${HEARTBEAT} (\\d+)`), 30_000, mark))[1]);
+  const target = await dst.client.prepareMigrationTarget({ vmi, prepared, sourceNodeAddress: pair.ip.src });
+  const running = nextState(dst.client, (d) => d.status?.state === "Running", 300_000);
+  const start: MigrateStartParams = {
+    destinationUri: `qemu+tcp://${target.address}:${target.ports.libvirt}/system`,
+    migrateUri: `tcp://${target.address}:${target.ports.qemu}`,
+    disksUri: `tcp://${target.address}:${target.ports.nbd}`,
+    domainXml: target.domainXml,
+    copyStorage: ["vda", "vdb"],
+  };
+  return { src, dst, con, sum, last, start, running };
+}
+
+/** The same guest runs on the target, its memory intact: heartbeat continues and ticks, RAM value and file unchanged. */
+export async function assertSameGuest(g: BusyGuest, ramValue: string): Promise<void> {
+  const tc = await Console.connect(g.dst.paths.consoleSocket);
+  try {
+    const hb = Number((await tc.waitFor(new RegExp(`${HEARTBEAT} (\\d+)`), 30_000))[1]);
+    if (!(hb > g.last)) throw new Error(`heartbeat ${hb} does not continue after ${g.last} (not the same boot)`);
+    await tc.waitFor(new RegExp(`${HEARTBEAT} ${hb + 1}\\b`), 30_000); // it runs: its heartbeat ticks on the target
+    const m = tc.text.length;
+    tc.send("\necho R-$(cat /migval)-$(md5sum < /busy.a | cut -c1-32)-E\n");
+    const r = await tc.waitFor(/R-([a-z0-9-]+)-([0-9a-f]{32})-E/, 60_000, m);
+    if (r[1] !== ramValue || r[2] !== g.sum)
+      throw new Error(`the guest's memory changed: ${r[1]}/${r[2]}, expected ${ramValue}/${g.sum}`);
+  } finally {
+    tc.close();
+  }
 }

@@ -5,52 +5,16 @@
 // completes. The guest lives on in the target with its memory intact: same boot (the heartbeat continues), a value
 // kept in RAM and the checksum of the random data are unchanged.
 import assert from "node:assert/strict";
-import { randomUUID } from "node:crypto";
 import { it } from "node:test";
-import { HEARTBEAT } from "../guest/index.js";
-import {
-  alive,
-  Console,
-  describeMigration,
-  jobEnd,
-  migratableVmi,
-  nextState,
-  preparedFor,
-  tail,
-  waitFor,
-} from "./launcher-lib.js";
+import { alive, assertSameGuest, busyGuest, describeMigration, jobEnd, tail, waitFor } from "./launcher-lib.js";
 
 describeMigration("post-copy switch-over between two launcher pods (real libvirt + QEMU)", "pcopy", 8, (ctx) => {
   it("a busy guest past its completion budget finishes in post-copy, memory intact", async (t) => {
-    const { pair, guest } = ctx;
-    const uid = randomUUID();
-    const vmi = migratableVmi(uid, "postcopy");
-    const prepared = preparedFor(guest);
-    const [src, dst] = await Promise.all([pair.startPod("src", uid), pair.startPod("dst", uid)]);
-    assert.equal((await src.client.call("Sync", { vmi, prepared })).status?.state, "Running");
-
-    const con = await Console.connect(src.paths.consoleSocket);
-    await con.waitFor(new RegExp(guest.marker), 180_000);
-    let mark = con.text.length;
-    con.send(
-      "echo kept-in-ram-4711 > /migval; head -c 33554432 /dev/urandom > /pc.a; echo S-$(md5sum < /pc.a | cut -c1-32)-E\n",
-    );
-    const sum = (await con.waitFor(/S-([0-9a-f]{32})-E/, 120_000, mark))[1];
-    mark = con.text.length;
-    con.send("(while :; do cp /pc.a /pc.b; done) >/dev/null 2>&1 & echo B-$((6*7))\n");
-    await con.waitFor(/B-42/, 30_000, mark);
-    mark = con.text.length;
-    const last = Number((await con.waitFor(new RegExp(`${HEARTBEAT} (\\d+)`), 30_000, mark))[1]);
-
-    const target = await dst.client.prepareMigrationTarget({ vmi, prepared, sourceNodeAddress: pair.ip.src });
-    const running = nextState(dst.client, (d) => d.status?.state === "Running", 300_000);
+    const g = await busyGuest(ctx, "postcopy", 32, "kept-in-ram-4711");
+    const { src, dst } = g;
     const t0 = performance.now();
     const start = await src.client.migrateStart({
-      destinationUri: `qemu+tcp://${target.address}:${target.ports.libvirt}/system`,
-      migrateUri: `tcp://${target.address}:${target.ports.qemu}`,
-      disksUri: `tcp://${target.address}:${target.ports.nbd}`,
-      domainXml: target.domainXml,
-      copyStorage: ["vda", "vdb"],
+      ...g.start,
       // 256 MiB at 8 MiB/s takes half a minute; the budget is 1 s (1 s per started GiB).
       bandwidthMiBps: 8,
       postCopy: true,
@@ -80,21 +44,10 @@ describeMigration("post-copy switch-over between two launcher pods (real libvirt
     );
     assert.equal(final.mode, "PostCopy");
     t.diagnostic(JSON.stringify({ total_ms: Math.round(performance.now() - t0), downtime_ms: final.downtimeMs }));
-    assert.equal((await running).status?.state, "Running");
+    assert.equal((await g.running).status?.state, "Running");
     await waitFor("the source pod to end", () => !alive(src.pid) || undefined, 30_000);
-    con.close();
-
+    g.con.close();
     // The same guest on the target, its memory intact: heartbeat continues, RAM value and random data unchanged.
-    const tc = await Console.connect(dst.paths.consoleSocket);
-    try {
-      const hb = await tc.waitFor(new RegExp(`${HEARTBEAT} (\\d+)`), 30_000);
-      assert.ok(Number(hb[1]) > last, `heartbeat ${hb[1]} continues after ${last} (same boot)`);
-      const m = tc.text.length;
-      tc.send("\necho R-$(cat /migval)-$(md5sum < /pc.a | cut -c1-32)-E\n");
-      const r = await tc.waitFor(/R-([a-z0-9-]+)-([0-9a-f]{32})-E/, 60_000, m);
-      assert.deepEqual([r[1], r[2]], ["kept-in-ram-4711", sum]);
-    } finally {
-      tc.close();
-    }
+    await assertSameGuest(g, "kept-in-ram-4711");
   });
 });

@@ -8,11 +8,18 @@
 // then a line every half second. The disk moves with it (issue 12 item 4: a new claim `<claim>-m<hash>` on the target,
 // block-copied in the same libvirt job; the VM's and the VMI's volumes name it after, status.migratedVolumes records
 // old → new) and the old claim, its PV and its directory on the source node are gone; after the page cache is
-// dropped the guest reads the marker and every line back from the moved disk.
+// dropped the guest reads the marker and every line back from the moved disk. A second node-local disk in Block mode
+// (volumeMode: Block: a loop device over the volume file, owned by QEMU's user) gets the same lines and moves the
+// same way: the target agent prepares the new claim's loop device at full size before the stream, the domain's disk
+// names the target's device, the data reads back after each move, and the source node's loop device is released
+// (`losetup -a` lists none over the old volume). While the disks move, the VMI carries KubeVirt's VolumesChange
+// condition; once the old disks are released its status.migratedVolumes and the condition are gone (KubeVirt's).
 import assert from "node:assert/strict";
+import { execFile } from "node:child_process";
 import { readdir, readFile, readlink, stat } from "node:fs/promises";
 import { join } from "node:path";
 import { describe, it } from "node:test";
+import { promisify } from "node:util";
 import { podNetns } from "../../handler/network/index.js";
 import { podDirOf } from "../../handler/processes.js";
 import { CLUSTER, requirePrereqs } from "../lib/prereqs.js";
@@ -33,13 +40,27 @@ const MARK = "TSVIRT-LIVEMIG-MARK-7c41";
 /** The guest's line k lives in 16-byte block LINE0 + k of /dev/vdb (the marker is at 0). */
 const LINE0 = 16;
 
-/** The VM's `data` volume's claim, as the VM and the VMI name it. */
-async function dataClaims(c: Cluster): Promise<{ vm: string; vmi: string }> {
-  const jp = `jsonpath={.spec.template.spec.volumes[?(@.name=="data")].dataVolume.name}`;
+/** The VM's volume's claim (`data`: Filesystem, `blk`: Block), as the VM and the VMI name it. */
+async function dataClaims(c: Cluster, volume = "data"): Promise<{ vm: string; vmi: string }> {
+  const jp = `jsonpath={.spec.template.spec.volumes[?(@.name=="${volume}")].dataVolume.name}`;
   return {
     vm: await c.kubectl("get", "vm", VM, "-o", jp),
-    vmi: await c.kubectl("get", "vmi", VM, "-o", `jsonpath={.spec.volumes[?(@.name=="data")].dataVolume.name}`),
+    vmi: await c.kubectl("get", "vmi", VM, "-o", `jsonpath={.spec.volumes[?(@.name=="${volume}")].dataVolume.name}`),
   };
+}
+
+/** The host's loop devices backed by `image` (`losetup -a`: "/dev/loopN: [dev]:ino (/path/disk.img)"). */
+async function loopsOver(image: string): Promise<string[]> {
+  const { stdout } = await promisify(execFile)("losetup", ["-a"]);
+  return stdout
+    .split("\n")
+    .filter((l) => l.includes(image))
+    .map((l) => l.split(":")[0] ?? "");
+}
+
+/** The guest's check of a disk: the marker, the lines so far (a sample of them), first bad line (0: none). */
+function diskCheck(dev: string): string {
+  return `n=$(cat /dev/shm/lines); sync; echo 3 > /proc/sys/vm/drop_caches; m=$(head -c ${MARK.length} ${dev}); bad=0; s=$((n/40+1)); j=1; while [ $j -lt $n ]; do [ "$(dd if=${dev} bs=16 skip=$((j+${LINE0})) count=1 2>/dev/null | head -n1)" = "L$j" ] || { bad=$j; break; }; [ $j -lt $((n-s)) ] && j=$((j+s)) || j=$((j+1)); done; echo "$m $n $bad"`;
 }
 
 /** The VMI's Running launcher pods. */
@@ -79,9 +100,18 @@ describe("live migration (tsvirt up --nodes 2)", async () => {
         metadata: { name: `${VM}-data`, annotations: { "volume.kubernetes.io/selected-node": c.nodes[0] } },
         spec: { source: { blank: {} }, storage: { resources: { requests: { storage: "256Mi" } } } },
       },
+      {
+        metadata: { name: `${VM}-blk`, annotations: { "volume.kubernetes.io/selected-node": c.nodes[0] } },
+        spec: {
+          source: { blank: {} },
+          storage: { volumeMode: "Block", resources: { requests: { storage: "64Mi" } } },
+        },
+      },
     ];
     vm.spec.template.spec.domain.devices.disks.push({ name: "data", disk: { bus: "virtio" } });
     vm.spec.template.spec.volumes.push({ name: "data", dataVolume: { name: `${VM}-data` } });
+    vm.spec.template.spec.domain.devices.disks.push({ name: "blk", disk: { bus: "virtio" } });
+    vm.spec.template.spec.volumes.push({ name: "blk", dataVolume: { name: `${VM}-blk` } });
     await c.apply(vm);
     await c.waitFor(`vmi/${VM}`, "{.status.phase}", "Running", 300_000);
     // a VMI on a node-local disk is live-migratable, by block migration
@@ -92,10 +122,11 @@ describe("live migration (tsvirt up --nodes 2)", async () => {
     const counting = await startCounting(c, con);
     const bootId = counting.bootId;
     let last = counting.count;
-    // the disk: the marker (synced), then line k into block LINE0+k every half second (k in /dev/shm/lines)
-    assert.equal(await ask(con, `echo -n ${MARK} > /dev/vdb && sync && echo ok`), "ok");
+    // the disks (vdb: Filesystem, vdc: Block): the marker (synced), then line k into block LINE0+k every half
+    // second (k in /dev/shm/lines)
+    assert.equal(await ask(con, `echo -n ${MARK} > /dev/vdb && echo -n ${MARK} > /dev/vdc && sync && echo ok`), "ok");
     con.send(
-      `(k=0; while :; do k=$((k+1)); echo L$k | dd of=/dev/vdb bs=16 seek=$((k+${LINE0})) conv=notrunc 2>/dev/null; echo $k > /dev/shm/lines; sleep 0.5; done) >/dev/null 2>&1 &\n`,
+      `(k=0; while :; do k=$((k+1)); for d in /dev/vdb /dev/vdc; do echo L$k | dd of=$d bs=16 seek=$((k+${LINE0})) conv=notrunc 2>/dev/null; done; echo $k > /dev/shm/lines; sleep 0.5; done) >/dev/null 2>&1 &\n`,
     );
 
     for (const round of [1, 2]) {
@@ -107,9 +138,15 @@ describe("live migration (tsvirt up --nodes 2)", async () => {
       assert.equal(before.vm, before.vmi);
       const oldDisk = await volumeFile(c, before.vm);
       assert.equal(oldDisk.node, from, "the data disk is on the source node");
+      const blkBefore = await dataClaims(c, "blk");
+      const oldBlk = await volumeFile(c, blkBefore.vm);
+      assert.equal(oldBlk.node, from, "the Block disk is on the source node");
+      assert.equal((await loopsOver(oldBlk.image)).length, 1, "the Block disk's loop device on the source");
       con.close();
       const started = Date.now();
       await c.virtctl("migrate", VM);
+      // KubeVirt's condition while the volumes move (set with the record, before the target pod)
+      await c.waitFor(`vmi/${VM}`, `{.status.conditions[?(@.type=="VolumesChange")].status}`, "True", 120_000);
       await c.waitFor(`vmi/${VM}`, "{.status.migrationState.completed}", "true", 600_000);
       await c.waitFor(`vmi/${VM}`, "{.status.nodeName}", to, 120_000);
       const vmim = await until("the migration Succeeded", 120_000, async () => {
@@ -168,6 +205,12 @@ describe("live migration (tsvirt up --nodes 2)", async () => {
       assert.match(after.vm, new RegExp(`^${VM}-data-m[0-9a-f]{6}$`));
       const newDisk = await volumeFile(c, after.vm);
       assert.equal(newDisk.node, to, "the data disk is on the target node");
+      const blkAfter = await dataClaims(c, "blk");
+      assert.equal(blkAfter.vmi, blkAfter.vm, "the VMI names the new Block claim");
+      assert.match(blkAfter.vm, new RegExp(`^${VM}-blk-m[0-9a-f]{6}$`));
+      const newBlk = await volumeFile(c, blkAfter.vm);
+      assert.equal(newBlk.node, to, "the Block disk is on the target node");
+      assert.equal((await loopsOver(newBlk.image)).length, 1, "the new Block disk has its loop device on the target");
       const rec = JSON.parse(
         await c.kubectl(
           "get",
@@ -178,12 +221,11 @@ describe("live migration (tsvirt up --nodes 2)", async () => {
         ),
       ) as { volumeName: string; sourcePVCInfo: { claimName: string }; destinationPVCInfo: { claimName: string } }[];
       assert.deepEqual(
-        rec.map((m) => [m.volumeName, m.sourcePVCInfo.claimName, m.destinationPVCInfo.claimName]),
-        [["data", before.vm, after.vm]],
-      );
-      assert.equal(
-        await c.kubectl("get", "vmi", VM, "-o", "jsonpath={.status.migratedVolumes[0].destinationPVCInfo.claimName}"),
-        after.vm,
+        rec.map((m) => [m.volumeName, m.sourcePVCInfo.claimName, m.destinationPVCInfo.claimName]).sort(),
+        [
+          ["blk", blkBefore.vm, blkAfter.vm],
+          ["data", before.vm, after.vm],
+        ],
       );
       await until(`old claim ${before.vm}, PV ${oldDisk.pv} and its directory on ${from} gone`, 120_000, async () => {
         const dvs = await c.kubectl("get", "dv", "-o", "name");
@@ -194,6 +236,9 @@ describe("live migration (tsvirt up --nodes 2)", async () => {
           ...(pvcs.split("\n").includes(`persistentvolumeclaim/${before.vm}`) ? ["claim"] : []),
           ...(pvs.includes(oldDisk.pv) ? ["PV"] : []),
           ...((await exists(join(fromDir, "volumes", oldDisk.pv))) ? ["volume directory"] : []),
+          ...(pvs.includes(oldBlk.pv) ? ["Block PV"] : []),
+          ...((await exists(join(fromDir, "volumes", oldBlk.pv))) ? ["Block volume directory"] : []),
+          ...(await loopsOver(oldBlk.image)).map((d) => `loop device ${d}`),
         ];
         if (left.length) t.diagnostic(`old disk left: ${left.join(", ")}`);
         return left.length === 0 ? true : undefined;
@@ -201,6 +246,17 @@ describe("live migration (tsvirt up --nodes 2)", async () => {
       await until("the VMIMs' finalizers off", 60_000, async () =>
         (await c.kubectl("get", "vmim", "-o", "jsonpath={.items[*].metadata.finalizers}")) === "" ? true : undefined,
       );
+      // the move done: the VMI's record and its VolumesChange condition are gone (KubeVirt's)
+      await until("the VMI's migratedVolumes and VolumesChange gone", 60_000, async () => {
+        const left = await c.kubectl(
+          "get",
+          "vmi",
+          VM,
+          "-o",
+          `jsonpath={.status.migratedVolumes}{.status.conditions[?(@.type=="VolumesChange")].type}`,
+        );
+        return left === "" ? true : undefined;
+      });
       t.diagnostic(
         `round ${round}: disk ${before.vm} (${from}) → ${after.vm} (${to}), ${Date.now() - started} ms to release`,
       );
@@ -209,15 +265,13 @@ describe("live migration (tsvirt up --nodes 2)", async () => {
       con = c.console(VM);
       con.send("\n");
       assert.equal(await ask(con, "cat /proc/sys/kernel/random/boot_id"), bootId, "same boot: no reset");
-      // The disk's data, read from the moved disk (page cache dropped): the marker and every line so far.
-      const check = await ask(
-        con,
-        `n=$(cat /dev/shm/lines); sync; echo 3 > /proc/sys/vm/drop_caches; m=$(head -c ${MARK.length} /dev/vdb); bad=0; s=$((n/40+1)); j=1; while [ $j -lt $n ]; do [ "$(dd if=/dev/vdb bs=16 skip=$((j+${LINE0})) count=1 2>/dev/null | head -n1)" = "L$j" ] || { bad=$j; break; }; [ $j -lt $((n-s)) ] && j=$((j+s)) || j=$((j+1)); done; echo "$m $n $bad"`,
-      );
-      const [mark, lines, bad] = check.split(" ");
-      assert.equal(mark, MARK, "the marker reads back from the moved disk");
-      assert.ok(Number(lines) > 4, `lines were appended (${lines})`);
-      assert.equal(bad, "0", `every line checked reads back (first bad: ${bad} of ${lines})`);
+      // The disks' data, read from the moved disks (page cache dropped): the marker and every line so far.
+      for (const dev of ["/dev/vdb", "/dev/vdc"]) {
+        const [mark, lines, bad] = (await ask(con, diskCheck(dev))).split(" ");
+        assert.equal(mark, MARK, `the marker reads back from the moved disk ${dev}`);
+        assert.ok(Number(lines) > 4, `lines were appended (${lines})`);
+        assert.equal(bad, "0", `every line checked reads back from ${dev} (first bad: ${bad} of ${lines})`);
+      }
       const now = Number(await ask(con, "cat /dev/shm/count"));
       assert.ok(now > last, `the counter continues (${last} → ${now})`);
       last = await until("the counter still runs on the target", 30_000, async () => {

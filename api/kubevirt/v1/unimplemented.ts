@@ -102,8 +102,7 @@ export const IMPLEMENTED_KUBEVIRT_FIELDS: readonly string[] = [
   "configuration.evictionStrategy",
   "configuration.migrations.nodeDrainTaintKey",
   // the migration controller's limits and the settings it hands to the launchers (past the completion budget the
-  // launcher switches to post-copy; allowWorkloadDisruption without allowPostCopy, KubeVirt's pause, is warned about
-  // by the KubeVirt admission)
+  // launcher switches to post-copy, or pauses the guest with allowWorkloadDisruption alone, as KubeVirt's monitor)
   "configuration.migrations.parallelMigrationsPerCluster",
   "configuration.migrations.parallelOutboundMigrationsPerNode",
   "configuration.migrations.bandwidthPerMigration",
