@@ -302,6 +302,8 @@ describe("ReplicaSets, unschedulable VMs and two nodes through tsvirt up --nodes
         });
         const qa = await oneQemu(c, a!);
         const qb = await oneQemu(c, b!);
+        // Both guests really booted (and so handle the ACPI button: the delete below is graceful and prompt).
+        await Promise.all(["spread1", "spread2"].map((v) => guestAnswers(c, v, v)));
         // A third has nowhere to go: ErrorUnschedulable with kube-scheduler's reason.
         await c.apply(withAntiAffinity(c.vm("spread3", { runStrategy: "Always" }), "spread"));
         await c.waitFor("vm/spread3", "{.status.printableStatus}", "ErrorUnschedulable", 120_000);
@@ -338,6 +340,7 @@ describe("ReplicaSets, unschedulable VMs and two nodes through tsvirt up --nodes
         const bud = await c.getJson<Vmi>("vmi", "buddy");
         assert.equal(bud.status?.nodeName, b!.status?.nodeName, "buddy shares spread2's node");
         const qBuddy = await oneQemu(c, bud);
+        await Promise.all(["spread3", "buddy"].map((v) => guestAnswers(c, v, v)));
         await c.kubectl("delete", "vm", "spread2", "spread3", "buddy");
         for (const q of [qb, q3, qBuddy]) await qemuGone(q);
       },
