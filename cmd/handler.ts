@@ -108,7 +108,7 @@ export function registerHandler(program: Command): void {
           registries: () => registries.current(),
           tsvirtJs: fileURLToPath(new URL("./tsvirt.js", import.meta.url)),
         },
-        terminate: h.terminateLauncherPod,
+        terminate: h.terminatePodProcess,
         mapPhase: h.mapPhase,
         recorder: new EventRecorder(client, "virt-handler", log, undefined, o.node),
         address: o.address,

@@ -21,12 +21,30 @@ if [ "${SKIP_PREREQS:-0}" != 1 ] && ! why="$(node --import tsx tests/lib/prereqs
   echo "test.sh: ${why:-prerequisite check failed}" >&2
   exit 1
 fi
+# Lint, typecheck and the build (entry points run compiled JavaScript from dist/, so e2e tests need a fresh one) are
+# independent: they run side by side (CI has 2 cores), each one's output printed whole once all are done.
+out="$(mktemp -d)"
+step() {
+  local name="$1"
+  shift
+  ("$@" >"$out/$name" 2>&1; echo $? >"$out/$name.rc") &
+}
+steps=(build)
 if [ "${SKIP_CHECKS:-0}" != 1 ]; then
-  echo "== lint"; npx biome ci .
-  echo "== typecheck"; npx tsc --noEmit -p tsconfig.json
+  steps=(lint typecheck build)
+  step lint npx biome ci .
+  step typecheck npx tsc --noEmit -p tsconfig.json
 fi
-# Entry points run compiled JavaScript (dist/), so e2e tests need a fresh build.
-echo "== build"; npx tsc -p tsconfig.build.json
+step build npx tsc -p tsconfig.build.json
+wait
+failed=0
+for s in "${steps[@]}"; do
+  echo "== $s"
+  cat "$out/$s"
+  [ "$(cat "$out/$s.rc" 2>/dev/null)" = 0 ] || failed=1
+done
+rm -rf "$out"
+[ "$failed" = 0 ] || exit 1
 if [ ${#files[@]} -eq 0 ]; then
   dirs=(api apiserver client controller handler launcher virtctl images storage lib cmd bench)
   [ "$unit" = 1 ] || dirs+=(tests)

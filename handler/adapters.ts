@@ -1,6 +1,6 @@
 // The node agent's ports bound to the real parts: the launcher's socket client and pod command (launcher/). The
 // image port is images/'s nodeImagePuller.
-import { mkdirSync } from "node:fs";
+import { mkdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { commandSocketsDir, LauncherClient, podCommand, podPaths, terminatePod } from "../launcher/index.js";
 import type { LauncherConnection, LauncherDialer, MigrationDialer } from "./ports.js";
@@ -93,7 +93,31 @@ export function launcherCommand(o: LauncherCommandOptions) {
   };
 }
 
-/** Graceful stop of a launcher pod: SIGTERM to the pod's init (unshare itself ignores it). */
-export function terminateLauncherPod(pid: number): void {
-  terminatePod(pid);
+/** Pure: a pod process's command line (NUL-separated, as /proc/PID/cmdline) is a launcher pod's `unshare`. */
+export function isUnsharePod(cmdline: string): boolean {
+  return /(^|\/)unshare$/.test(cmdline.split("\0")[0] ?? "");
+}
+
+/**
+ * Graceful stop of a pod, kubelet's SIGTERM: a launcher pod runs under `unshare`, which ignores it, so its init gets
+ * it (and hands it to the launcher); a worker pod (importer, clone source, upload server) is its own process and
+ * gets it itself. (Sending a worker's SIGTERM to its first child reached nothing, or a helper it runs: the pod ran
+ * out its 30 s grace period and was killed.)
+ */
+export function terminatePodProcess(pid: number): void {
+  let cmdline = "";
+  try {
+    cmdline = readFileSync(`/proc/${pid}/cmdline`, "utf8");
+  } catch {
+    return; // gone already
+  }
+  if (isUnsharePod(cmdline)) {
+    terminatePod(pid);
+    return;
+  }
+  try {
+    process.kill(pid, "SIGTERM");
+  } catch {
+    // exited meanwhile
+  }
 }

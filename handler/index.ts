@@ -6,7 +6,7 @@ export {
   launcherDialer,
   migrationDialer,
   probeLauncher,
-  terminateLauncherPod,
+  terminatePodProcess,
 } from "./adapters.js";
 export {
   type CacheLike,

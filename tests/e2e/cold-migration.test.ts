@@ -174,6 +174,10 @@ describe("cold migration of a stopped VM", () => {
     t.diagnostic(`controller killed while ${cloneName} was ${phase || "new"}`);
     await c.waitFor("vmim/cold2", "{.status.phase}", "Succeeded", 600_000);
     const back = await dataDisk(c);
+    // where the time went: the clone's retries after the crash and its last Running condition
+    t.diagnostic(
+      `clone ${back.claim}: ${await kubectl("get", "dv", back.claim, "-o", "jsonpath={.status.restartCount} {.status.conditions}")}`,
+    );
     assert.equal(back.node, n1, "back on node01");
     assert.equal(await sha256(back.image), want2, "the bytes survived the crash");
     await until(`PV ${moved.pv} gone`, 120_000, async () =>

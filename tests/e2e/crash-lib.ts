@@ -8,7 +8,7 @@ import { join } from "node:path";
 import { after, before, describe, it, type TestContext } from "node:test";
 import { VMI_PHASE_RANK } from "../../api/index.js";
 import { CLUSTER, requirePrereqs } from "../lib/prereqs.js";
-import { type Cluster, delay, qemuFor, startCluster, until } from "../lib/up.js";
+import { type Cluster, delay, guestAnswers, qemuFor, startCluster, until } from "../lib/up.js";
 
 export type Component = "api" | "controller" | "handler" | "launcher";
 export type KillState = "bound" | "scheduled" | "running" | "stop";
@@ -484,6 +484,9 @@ async function runCell(t: TestContext, c: Cluster, w: Watches, cell: Cell): Prom
       const cur = vmisOf()[0]!.metadata.uid;
       if (cell.component === "launcher") assert.notEqual(cur, killedUid, "a new VMI replaces the failed one");
       else assert.equal(cur, killedUid, "the same VMI survives a control-plane restart");
+      // Its guest really boots and answers (and so handles the ACPI button: the teardown's delete is graceful and
+      // prompt, not the 30 s grace period a guest still booting runs out).
+      await guestAnswers(c, name, "cm");
     }
     for (const u of uidsSeen()) {
       const qemus = await qemuOf(u);

@@ -13,7 +13,7 @@ import { parse } from "yaml";
 import { podDirOf } from "../../handler/index.js";
 import { contains, NODE_BRIDGE, nodeNetns, parseCidr, podNetns, podVeth } from "../../handler/network/index.js";
 import { CLUSTER, EXAMPLES, requirePrereqs } from "../lib/prereqs.js";
-import { type Cluster, netnsLink, qemuFor, run, startCluster, until } from "../lib/up.js";
+import { type Cluster, guestAnswers, netnsLink, qemuFor, run, startCluster, until } from "../lib/up.js";
 
 requirePrereqs(...CLUSTER, "shared");
 
@@ -89,33 +89,6 @@ async function runningSet(c: Cluster, selector: string, n: number): Promise<(Vmi
     1000,
   );
   return Promise.all(set.map(async (v) => ({ ...v, qemu: await oneQemu(c, v) })));
-}
-
-/**
- * The guest booted and answers on its serial console (`virtctl console`): the ready marker (the console replays
- * what the guest printed before), then an echo round trip. A session that ends or stays silent is retried (bounded):
- * the console may not be reachable at the very moment the VMI turns Running.
- */
-async function guestAnswers(c: Cluster, vmi: string, tag: string): Promise<void> {
-  await until(
-    `${vmi}'s console answers`,
-    BOOT_MS,
-    async () => {
-      const con = c.console(vmi);
-      try {
-        const exited = new Promise<never>((_, reject) =>
-          con.child.once("exit", () => reject(new Error("virtctl console ended"))),
-        );
-        await Promise.race([con.expect(new RegExp(c.guest.marker), 60_000), exited]);
-        con.send(`\necho ${tag}-$((6*7))\n`);
-        await Promise.race([con.expect(new RegExp(`${tag}-42`), 30_000), exited]);
-        return true;
-      } finally {
-        con.close();
-      }
-    },
-    2000,
-  );
 }
 
 /** `kubectl get vmirs NAME`: KubeVirt's columns and their values. */
@@ -329,6 +302,8 @@ describe("ReplicaSets, unschedulable VMs and two nodes through tsvirt up --nodes
         });
         const qa = await oneQemu(c, a!);
         const qb = await oneQemu(c, b!);
+        // Both guests really booted (and so handle the ACPI button: the delete below is graceful and prompt).
+        await Promise.all(["spread1", "spread2"].map((v) => guestAnswers(c, v, v)));
         // A third has nowhere to go: ErrorUnschedulable with kube-scheduler's reason.
         await c.apply(withAntiAffinity(c.vm("spread3", { runStrategy: "Always" }), "spread"));
         await c.waitFor("vm/spread3", "{.status.printableStatus}", "ErrorUnschedulable", 120_000);
@@ -365,6 +340,7 @@ describe("ReplicaSets, unschedulable VMs and two nodes through tsvirt up --nodes
         const bud = await c.getJson<Vmi>("vmi", "buddy");
         assert.equal(bud.status?.nodeName, b!.status?.nodeName, "buddy shares spread2's node");
         const qBuddy = await oneQemu(c, bud);
+        await Promise.all(["spread3", "buddy"].map((v) => guestAnswers(c, v, v)));
         await c.kubectl("delete", "vm", "spread2", "spread3", "buddy");
         for (const q of [qb, q3, qBuddy]) await qemuGone(q);
       },

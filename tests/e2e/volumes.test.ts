@@ -10,7 +10,7 @@ import { describe, it } from "node:test";
 import { type FaultProxy, startFaultProxy } from "../../images/testing/fault-proxy.js";
 import { startRegistry } from "../../images/testing/registry.js";
 import { CLUSTER, requirePrereqs } from "../lib/prereqs.js";
-import { type Cluster, startCluster, TSVIRT, until } from "../lib/up.js";
+import { type Cluster, guestAnswers, startCluster, TSVIRT, until } from "../lib/up.js";
 
 const b64 = (s: string) => Buffer.from(s).toString("base64");
 
@@ -164,21 +164,26 @@ describe("volume preparation through tsvirt up", async () => {
     await deleteVmi(c, "hd-out");
 
     // --- imagePullPolicy: IfNotPresent uses the node cache, Always asks the registry again --------------------
+    // Each VMI's guest boots from what was pulled (or cached) and answers on its console before it is deleted: a
+    // booted guest handles the ACPI button, so the delete is prompt (a booting one would run out its 30 s grace).
     const P: FaultProxy = await startFaultProxy(c.registry.host);
     t.after(() => P.close());
     const viaP = `${P.host}/tsvirt/guest:e2e`;
     await c.apply(vmiObject(c, "pull1", { image: viaP }));
     await waitFor("vmi/pull1", "{.status.phase}", "Running", 300_000);
     assert.ok(P.requests > 0, "the first pull went to the registry");
+    await guestAnswers(c, "pull1", "pull1");
     await deleteVmi(c, "pull1");
     P.reset();
     await c.apply(vmiObject(c, "pull2", { image: viaP, containerDisk: { imagePullPolicy: "IfNotPresent" } }));
     await waitFor("vmi/pull2", "{.status.phase}", "Running", 300_000);
     assert.equal(P.requests, 0, "IfNotPresent: served from the node cache, no registry request");
+    await guestAnswers(c, "pull2", "pull2");
     await deleteVmi(c, "pull2");
     await c.apply(vmiObject(c, "pull3", { image: viaP, containerDisk: { imagePullPolicy: "Always" } }));
     await waitFor("vmi/pull3", "{.status.phase}", "Running", 300_000);
     assert.ok(P.requests > 0, "Always: the registry was asked again");
+    await guestAnswers(c, "pull3", "pull3");
     await deleteVmi(c, "pull3");
 
     // --- an image behind a pull secret starts only with the secret -------------------------------------------
@@ -206,6 +211,7 @@ describe("volume preparation through tsvirt up", async () => {
     await c.apply(vmiObject(c, "withsecret", { image: viaA, containerDisk: { imagePullSecret: "regcred" } }));
     await waitFor("vmi/withsecret", "{.status.phase}", "Running", 300_000);
     assert.ok(A.tokenRequests > 0, "the node authenticated with the secret's credentials");
+    await guestAnswers(c, "withsecret", "withsecret");
     await deleteVmi(c, "withsecret");
 
     // --- tsvirt image push to several registries, and verify ----------------------------------------------------

@@ -219,6 +219,40 @@ export async function startCounting(c: Cluster, con: Console): Promise<{ bootId:
   return { bootId, count };
 }
 
+/**
+ * The guest booted and answers on its serial console (`virtctl console`): the ready marker (the console replays
+ * what the guest printed before), then an echo round trip. A session that ends or stays silent is retried (bounded):
+ * the console may not be reachable at the very moment the VMI turns Running. A booted guest also handles the ACPI
+ * power button, so a delete that follows is graceful and prompt instead of running out its grace period.
+ */
+export async function guestAnswers(
+  c: Cluster,
+  vmi: string,
+  tag: string,
+  timeoutMs = 600_000,
+  namespace = "default",
+): Promise<void> {
+  await until(
+    `${vmi}'s console answers`,
+    timeoutMs,
+    async () => {
+      const con = c.console(vmi, namespace);
+      try {
+        const exited = new Promise<never>((_, reject) =>
+          con.child.once("exit", () => reject(new Error("virtctl console ended"))),
+        );
+        await Promise.race([con.expect(new RegExp(c.guest.marker), 60_000), exited]);
+        con.send(`\necho ${tag}-$((6*7))\n`);
+        await Promise.race([con.expect(new RegExp(`${tag}-42`), 30_000), exited]);
+        return true;
+      } finally {
+        con.close();
+      }
+    },
+    2000,
+  );
+}
+
 /** `virtctl stop` then `start` of a VM; resolves with a console on the booted guest (prompt reached). */
 export async function stopStart(c: Cluster, vm: string): Promise<Console> {
   await c.virtctl("stop", vm);
