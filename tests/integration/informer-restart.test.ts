@@ -6,16 +6,9 @@ import assert from "node:assert/strict";
 import { test } from "node:test";
 import { removeDir, startApiProcess, tempDir } from "../../apiserver/testutil.js";
 import { type KObject as ConfigMap, Informer, RestClient, resources } from "../../client/index.js";
+import { waitFor } from "../lib/process.js";
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
-async function until(what: string, ms: number, ok: () => boolean): Promise<void> {
-  const deadline = Date.now() + ms;
-  while (!ok()) {
-    if (Date.now() > deadline) throw new Error(`timed out after ${ms} ms waiting for ${what}`);
-    await sleep(50);
-  }
-}
 
 test("label-selector informers follow objects moving in and out of their selection across an API server kill -9", {
   timeout: 120_000,
@@ -57,8 +50,8 @@ test("label-selector informers follow objects moving in and out of their selecti
   const next = await client.get<ConfigMap>(cm, "default", "vmi");
   await client.update(cm, { ...next, metadata: { ...next.metadata, labels: { node: "node02", target: "node01" } } });
 
-  await until("node01's own cache to drop the VMI", 15_000, () => own.list().length === 0);
-  await until("node01's target cache to hold the VMI", 15_000, () => target.list().length === 1);
+  await waitFor("node01's own cache to drop the VMI", async () => own.list().length === 0 || undefined, 15_000);
+  await waitFor("node01's target cache to hold the VMI", async () => target.list().length === 1 || undefined, 15_000);
   assert.deepEqual(seen, ["node=node01 ADDED vmi", "node=node01 DELETED vmi", "target=node01 ADDED vmi"]);
   assert.equal(own.stats.relists + target.stats.relists, 0, "the resumed watches told it: no relist needed");
 });
