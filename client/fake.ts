@@ -15,7 +15,13 @@ import {
 } from "../lib/errors.js";
 import { applyJsonPatch } from "../lib/jsonpatch.js";
 import { applyMergePatch } from "../lib/mergepatch.js";
-import { type FieldTerm, type LabelSelector, parseFieldSelectorTerms, parseLabelSelector } from "../lib/selectors.js";
+import {
+  type FieldTerm,
+  type LabelSelector,
+  parseFieldSelectorTerms,
+  parseLabelSelector,
+  selectionEvent,
+} from "../lib/selectors.js";
 import type {
   Client,
   DeleteOptions,
@@ -84,6 +90,8 @@ interface LogEntry {
   resource: string;
   type: WatchEventType;
   object: KObject;
+  /** the state before a MODIFIED (a selector's watch tells coming to match and ceasing to match from it) */
+  prev?: KObject;
 }
 
 interface Watcher {
@@ -342,9 +350,9 @@ export class FakeClient implements Client {
       }
       this.watchers.add(w);
       if (from === undefined || from === 0) {
-        for (const o of this.bucket(ref).values()) this.deliver(w, "ADDED", o);
+        for (const o of this.bucket(ref).values()) this.deliver(w, { type: "ADDED", object: o });
       } else {
-        for (const e of this.log) if (e.rv > from && e.resource === ref.resource) this.deliver(w, e.type, e.object);
+        for (const e of this.log) if (e.rv > from && e.resource === ref.resource) this.deliver(w, e);
       }
     });
     return { stop: () => w.end(), done };
@@ -488,8 +496,10 @@ export class FakeClient implements Client {
   private store(ref: ResourceRef, o: KObject, type: WatchEventType): KObject {
     this.rv++;
     o.metadata.resourceVersion = String(this.rv);
-    this.bucket(ref).set(this.k(ref, o.metadata.namespace, o.metadata.name ?? ""), o);
-    this.emit(ref.resource, type, o);
+    const key = this.k(ref, o.metadata.namespace, o.metadata.name ?? "");
+    const prev = this.bucket(ref).get(key);
+    this.bucket(ref).set(key, o);
+    this.emit(ref.resource, type, o, prev);
     return o;
   }
 
@@ -503,16 +513,20 @@ export class FakeClient implements Client {
     this.emit(ref.resource, "DELETED", gone);
   }
 
-  private emit(resource: string, type: WatchEventType, o: KObject): void {
-    const snapshot = structuredClone(o);
-    this.log.push({ rv: this.rv, resource, type, object: snapshot });
-    for (const w of this.watchers) if (w.resource === resource) this.deliver(w, type, snapshot);
+  private emit(resource: string, type: WatchEventType, o: KObject, prev?: KObject): void {
+    const e: LogEntry = { rv: this.rv, resource, type, object: structuredClone(o) };
+    if (type === "MODIFIED" && prev) e.prev = structuredClone(prev);
+    this.log.push(e);
+    for (const w of this.watchers) if (w.resource === resource) this.deliver(w, e);
   }
 
-  private deliver(w: Watcher, type: WatchEventType, o: KObject): void {
-    if (w.namespace && o.metadata.namespace !== w.namespace) return;
-    if (!w.selector.matches(o.metadata.labels)) return;
-    w.onEvent({ type, object: structuredClone(o) } as WatchEvent<KObject>);
+  private deliver(w: Watcher, e: Pick<LogEntry, "type" | "object" | "prev">): void {
+    const matches = (o: KObject): boolean =>
+      (!w.namespace || o.metadata.namespace === w.namespace) && w.selector.matches(o.metadata.labels);
+    const now = matches(e.object);
+    const type =
+      e.type === "MODIFIED" && e.prev ? selectionEvent("MODIFIED", matches(e.prev), now) : now ? e.type : undefined;
+    if (type) w.onEvent({ type, object: structuredClone(e.object) } as WatchEvent<KObject>);
   }
 
   private bucket(ref: ResourceRef): Map<string, KObject> {

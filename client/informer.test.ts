@@ -70,6 +70,34 @@ describe("Informer over FakeClient", () => {
     assert.deepEqual(inf.keys().sort(), ["default/b", "default/c"]);
   });
 
+  it("with a label selector: an object whose label goes is deleted, one whose label comes is added (live and resumed)", async (t) => {
+    const c = new FakeClient();
+    c.seed(resources.pods, pod("a", { labels: { node: "n1" } }), pod("b"));
+    const inf = new Informer<Pod>(c, resources.pods, { labelSelector: "node=n1", minBackoffMs: 1 });
+    const seen: string[] = [];
+    inf.addEventHandler({
+      onAdd: (o) => seen.push(`add ${o.metadata.name}`),
+      onDelete: (o, tomb) => seen.push(`delete ${o.metadata.name}${tomb ? " (relist)" : ""}`),
+    });
+    inf.start();
+    t.after(() => inf.stop());
+    await inf.waitForSync();
+    await until(() => c.watcherCount() === 1, "watch");
+    const label = (name: string, node: string) =>
+      c.patch(resources.pods, "default", name, "merge", { metadata: { labels: { node } } });
+    await label("a", "n2");
+    await label("b", "n1");
+    await until(() => seen.length === 3, "live events");
+    // cut off (an API server restart): the watch resumes from the last resourceVersion, no relist
+    c.endWatches();
+    await label("b", "n2");
+    await label("a", "n1");
+    await until(() => seen.length === 5, "resumed events");
+    assert.deepEqual(seen, ["add a", "delete a", "add b", "delete b", "add a"]);
+    assert.deepEqual(inf.keys(), ["default/a"]);
+    assert.equal(inf.stats.relists, 0);
+  });
+
   it("asks for bookmarks and resumes the watch from the bookmark's resourceVersion", async (t) => {
     const c = new FakeClient();
     const inf = new Informer<Pod>(c, resources.pods, { minBackoffMs: 1 });

@@ -1,7 +1,9 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import { StatusError } from "./errors.js";
-import { labelSelectorFromObject, labelSelectorMatches, parseLabelSelector } from "./selectors.js";
+import { labelSelectorFromObject, labelSelectorMatches, parseLabelSelector, selectionEvent } from "./selectors.js";
+
+type Change = "ADDED" | "MODIFIED" | "DELETED";
 
 const web = { app: "web", tier: "frontend", version: "3" };
 
@@ -163,4 +165,19 @@ describe("fuzz: random selector strings parse or fail with a 400", () => {
       }
     }
   });
+});
+
+it("selectionEvent: coming to match is ADDED, leaving is DELETED, staying out is nothing", () => {
+  const cases: [Change, boolean, boolean, Change | undefined][] = [
+    ["ADDED", false, true, "ADDED"],
+    ["ADDED", false, false, undefined],
+    ["MODIFIED", true, true, "MODIFIED"],
+    ["MODIFIED", false, true, "ADDED"],
+    ["MODIFIED", true, false, "DELETED"],
+    ["MODIFIED", false, false, undefined],
+    ["DELETED", true, false, "DELETED"],
+    ["DELETED", false, false, undefined],
+  ];
+  for (const [type, before, now, want] of cases)
+    assert.equal(selectionEvent(type, before, now), want, `${type} ${before}→${now}`);
 });

@@ -576,3 +576,20 @@ export function parseFieldSelectorTerms(s: string | undefined | null): FieldTerm
   }
   return terms;
 }
+
+/**
+ * What a watch with a selector sends for one change of an object, given whether it matched before and after
+ * (Kubernetes' semantics): coming to match is ADDED, ceasing to match is DELETED, a change outside is nothing.
+ */
+export function selectionEvent(
+  type: "ADDED" | "MODIFIED" | "DELETED",
+  before: boolean,
+  now: boolean,
+): "ADDED" | "MODIFIED" | "DELETED" | undefined {
+  if (type === "ADDED") return now ? "ADDED" : undefined;
+  if (type === "DELETED") return before ? "DELETED" : undefined;
+  if (before && now) return "MODIFIED";
+  if (now) return "ADDED";
+  if (before) return "DELETED";
+  return undefined;
+}

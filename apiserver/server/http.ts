@@ -19,6 +19,7 @@ import {
 } from "../../lib/errors.js";
 import { isObject as isPlainObject } from "../../lib/json.js";
 import type { Logger } from "../../lib/log.js";
+import { selectionEvent } from "../../lib/selectors.js";
 import {
   type Authenticator,
   authorize,
@@ -45,6 +46,7 @@ import type { OpenApiCache } from "./openapi.js";
 import type { WriteOptions, WriteResult } from "./options.js";
 import { proxyPodLog } from "./podlog.js";
 import { apiVersionOf, atVersion, deleteOptionsFrom, type Rest } from "./rest.js";
+import { replaySelected } from "./watch-replay.js";
 
 export interface HttpOptions {
   rest: Rest;
@@ -752,12 +754,24 @@ export class HttpApi {
         );
         return;
       }
-      for (const e of store.eventsSince(r.key, n)) {
-        const o = e.object as KObj;
-        if (match(o)) write(line(e.type, o));
-        last = e.rv;
-      }
-      last = Math.max(last, n, store.revision);
+      const events = store.eventsSince(r.key, n);
+      if (selective) {
+        // objects may have come to match or stopped matching meanwhile: ADDED and DELETED, not a silent skip
+        const sent = replaySelected(
+          events,
+          (o) => match(o as KObj),
+          (keys) => store.statesAt(r.key, keys, n),
+        );
+        if (sent === "expired") {
+          sendStatusError(
+            statusError(410, "Expired", `too old resource version: ${n}: the log no longer tells what matched there`)
+              .status,
+          );
+          return;
+        }
+        for (const e of sent) write(line(e.type, e.object as KObj));
+      } else for (const e of events) if (match(e.object as KObj)) write(line(e.type, e.object as KObj));
+      last = Math.max(events.at(-1)?.rv ?? 0, n, store.revision);
     }
     if (closed) return;
     unsub = store.subscribe((e: StoreEvent) => {
@@ -766,10 +780,8 @@ export class HttpApi {
       const o = e.object as KObj;
       const now = match(o);
       if (selective && e.type === "MODIFIED" && e.prev) {
-        const before = match(e.prev as KObj);
-        if (before && now) write(line("MODIFIED", o));
-        else if (!before && now) write(line("ADDED", o));
-        else if (before && !now) write(line("DELETED", o));
+        const type = selectionEvent("MODIFIED", match(e.prev as KObj), now);
+        if (type) write(line(type, o));
         return;
       }
       if (now) write(line(e.type, o));

@@ -468,6 +468,40 @@ describe("watch", () => {
     );
   });
 
+  test("resumed with a label selector: an object that came to match is ADDED, one that stopped matching DELETED", async () => {
+    const path = "/api/v1/namespaces/default/configmaps";
+    const merge = { "content-type": "application/merge-patch+json" };
+    await call("POST", path, { metadata: { name: "sel-in", labels: { sel: "no" } } });
+    const out = await call("POST", path, { metadata: { name: "sel-out", labels: { sel: "yes" } } });
+    const rv = md(out.body).resourceVersion;
+    // what a client that listed at rv holds: sel-out only; then, while it is away, both flip and sel-out flips twice
+    await call("PATCH", `${path}/sel-in`, { metadata: { labels: { sel: "yes" } } }, merge);
+    await call("PATCH", `${path}/sel-out`, { metadata: { labels: { sel: "no" } } }, merge);
+    await call("PATCH", `${path}/sel-in`, { data: { k: "v" } }, merge);
+    await call("PATCH", `${path}/sel-out`, { data: { k: "v" } }, merge);
+    await call("POST", path, { metadata: { name: "sel-new", labels: { sel: "yes" } } });
+    await call("DELETE", `${path}/sel-new`);
+    const resumed = await watchEvents(
+      `${path}?watch=true&resourceVersion=${rv}&labelSelector=sel%3Dyes&timeoutSeconds=1`,
+      10,
+    );
+    const seen = (ev: Record<string, unknown>[]): string[] =>
+      ev.map((e) => `${e.type}:${md(e.object as Record<string, unknown>).name}`);
+    assert.deepEqual(seen(resumed), [
+      "ADDED:sel-in",
+      "DELETED:sel-out",
+      "MODIFIED:sel-in",
+      "ADDED:sel-new",
+      "DELETED:sel-new",
+    ]);
+    // the same changes live
+    const live = watchEvents(`${path}?watch=true&labelSelector=sel%3Dyes&timeoutSeconds=2`, 3);
+    await new Promise((r) => setTimeout(r, 200));
+    await call("PATCH", `${path}/sel-in`, { metadata: { labels: { sel: "no" } } }, merge);
+    await call("PATCH", `${path}/sel-out`, { metadata: { labels: { sel: "yes" } } }, merge);
+    assert.deepEqual(seen(await live), ["ADDED:sel-in", "DELETED:sel-in", "ADDED:sel-out"]);
+  });
+
   test("bookmarks only when asked; rv=0 sends ADDED for current objects", async () => {
     const plain = await watchEvents(`${VMS}?watch=true&timeoutSeconds=1&fieldSelector=metadata.name%3Dtbl1`, 10);
     assert.deepEqual(

@@ -207,6 +207,39 @@ test("compaction drops exactly the events written before the cutoff", async () =
   }
 });
 
+const specV = (e: { object: Obj } | undefined): unknown => (e?.object.spec as { v?: number } | undefined)?.v;
+
+test("statesAt: each object's last logged event at or before a revision; what compaction took is absent", async () => {
+  const s = new Store();
+  try {
+    const a1 = s.create(R, vm("a", { spec: { v: 1 } }));
+    const b1 = s.create(R, vm("b"));
+    s.create("other/things", vm("a", { spec: { v: "other resource" } }));
+    await new Promise((r) => setTimeout(r, 5));
+    const cutoff = Date.now();
+    await new Promise((r) => setTimeout(r, 5));
+    s.update(R, vm("a", { spec: { v: 2 } }), rv(a1));
+    const at = s.revision;
+    s.update(R, vm("a", { spec: { v: 3 } }), at);
+    s.delete(R, "ns", "b", rv(b1));
+    const c = s.create(R, vm("c"));
+    s.delete(R, "ns", "c", rv(c));
+    const states = s.statesAt(R, ["ns/a", "ns/b", "ns/c", "ns/none"], at);
+    assert.equal(specV(states.get("ns/a")), 2, "a as it was at that revision");
+    assert.equal(states.get("ns/b")?.type, "ADDED");
+    assert.ok(!states.has("ns/c"), "c did not exist yet");
+    assert.ok(!states.has("ns/none"));
+    const end = s.statesAt(R, ["ns/b", "ns/c"], s.revision);
+    assert.deepEqual([end.get("ns/b")?.type, end.get("ns/c")?.type], ["DELETED", "DELETED"]);
+    // b's creation is compacted away: its state before its delete is no longer told
+    s.compact(cutoff);
+    assert.ok(!s.statesAt(R, ["ns/b"], at).has("ns/b"));
+    assert.equal(specV(s.statesAt(R, ["ns/a"], at).get("ns/a")), 2);
+  } finally {
+    s.close();
+  }
+});
+
 test("a batch that cannot write (database locked elsewhere) stores nothing and hands out no revision", async (t) => {
   const { store } = fileStore(t);
   const base = store.revision;

@@ -113,6 +113,13 @@ interface Row {
   data: string;
 }
 
+interface KeyRow {
+  rv: number;
+  ns: string;
+  name: string;
+  type: EventType;
+}
+
 interface EventRow {
   rv: number;
   res: string;
@@ -225,6 +232,9 @@ export class Store {
       countNs: db.prepare("SELECT count(*) AS n FROM objects WHERE res = ? AND ns = ?"),
       maxEvent: db.prepare("SELECT max(rv) AS m FROM events"),
       eventsSince: db.prepare("SELECT rv, res, ns, name, type, data FROM events WHERE res = ? AND rv > ? ORDER BY rv"),
+      // newest first, keys only: a watch replay's search for objects' states at its start revision
+      keysBefore: db.prepare("SELECT rv, ns, name, type FROM events WHERE res = ? AND rv <= ? ORDER BY rv DESC"),
+      eventData: db.prepare("SELECT data FROM events WHERE rv = ?"),
       eventAtOrAfter: db.prepare("SELECT rv, ts FROM events WHERE rv >= ? ORDER BY rv LIMIT 1"),
       compactDel: db.prepare("DELETE FROM events WHERE rv <= ?"),
       count: db.prepare("SELECT count(*) AS n FROM objects WHERE res = ?"),
@@ -479,6 +489,34 @@ export class Store {
       this.#texts.set(object, r.data);
       return { type: r.type, rv: r.rv, resource: r.res, namespace: r.ns, name: r.name, object };
     });
+  }
+
+  /**
+   * The last logged event at or before revision `rv` of each of `keys` ("namespace/name"): the object's state at
+   * `rv` (gone if that event is a DELETED). A key the log no longer tells (its last write at or before `rv` was
+   * compacted away, or it had none) is absent from the answer. A watch that resumes from `rv` with a selector needs
+   * these to tell which objects its client holds.
+   */
+  statesAt(resource: string, keys: Iterable<string>, rv: number): Map<string, { type: EventType; object: Obj }> {
+    const want = new Set(keys);
+    const found = new Map<string, { rv: number; type: EventType }>();
+    if (want.size > 0 && rv > this.#compacted) {
+      // newest first over this resource's log only (its index), stopping once every key is found
+      for (const r of this.#st.keysBefore.iterate(resource, rv) as Iterable<KeyRow>) {
+        const key = `${r.ns}/${r.name}`;
+        if (!want.has(key) || found.has(key)) continue;
+        found.set(key, { rv: r.rv, type: r.type });
+        if (found.size === want.size) break;
+      }
+    }
+    const out = new Map<string, { type: EventType; object: Obj }>();
+    for (const [key, e] of found) {
+      const data = (this.#st.eventData.get(e.rv) as { data: string }).data;
+      const object = JSON.parse(data) as Obj;
+      this.#texts.set(object, data);
+      out.set(key, { type: e.type, object });
+    }
+    return out;
   }
 
   /** Drops logged events written before `beforeMs` (epoch ms). Watches from below the new floor get 410 Expired. */

@@ -47,9 +47,7 @@ interface Cell {
 }
 
 // Every component at every moment, but the target launcher at the handover (past `completed` it runs the only
-// guest: killing it is a guest crash, which the VM's runStrategy handles, not a migration's) and the API server at
-// the handover (that migration ends Succeeded, but the next one can stall in PreparingTarget: the former source's
-// agent never prepares it; open, see the README).
+// guest: killing it is a guest crash, which the VM's runStrategy handles, not a migration's).
 const CELLS: Cell[] = [
   { who: "target-agent", at: "prepare" },
   { who: "target-launcher", at: "prepare", ends: "Failed" },
@@ -64,6 +62,8 @@ const CELLS: Cell[] = [
   { who: "target-agent", at: "handover", ends: "Succeeded" },
   { who: "source-agent", at: "handover", ends: "Succeeded" },
   { who: "controller", at: "handover", ends: "Succeeded" },
+  // The handover is written while the agents' watches are away: the former source must learn the VMI left it.
+  { who: "api", at: "handover", ends: "Succeeded" },
   { who: "source-agent", at: "running", ends: "Succeeded", late: true },
 ];
 
