@@ -94,7 +94,7 @@ describe("storage crash cells: kill -9 of the worker, node agent, controller, AP
   const image = Buffer.concat([randomBytes(12 * MiB), Buffer.alloc(4 * MiB), randomBytes(4 * MiB)]);
   const IMPORT_SIZE = 64 * MiB;
   const importSha = sha256Padded(image, IMPORT_SIZE);
-  const CLONE_SIZE = 128 * MiB;
+  const CLONE_SIZE = 256 * MiB;
   let cloneSha = "";
   const upload = randomBytes(64 * MiB);
   const UPLOAD_SIZE = 128 * MiB;
@@ -118,14 +118,15 @@ describe("storage crash cells: kill -9 of the worker, node agent, controller, AP
     await writeFile(uploadPath, upload);
     cleanups.push(() => rm(uploadPath, { force: true }));
     // The clone source: a blank DV on the first node, random runs written into its volume.
-    await c.apply(withAnnotations(dv("src", { blank: {} }, "128Mi"), { [SELECTED]: n1 }));
+    await c.apply(withAnnotations(dv("src", { blank: {} }, "256Mi"), { [SELECTED]: n1 }));
     await c.waitFor("dv/src", "{.status.phase}", "Succeeded", 120_000);
     const src = await volumeFile(c, "src");
     const fh = await open(src.image, "r+");
     try {
       for (const [at, len] of [
-        [0, 80 * MiB],
-        [96 * MiB + 4096 + 17, 16 * MiB],
+        // ~180 MiB of data: a same-node cp of it runs long enough to be caught mid-copy
+        [0, 128 * MiB],
+        [160 * MiB + 4096 + 17, 48 * MiB],
         [CLONE_SIZE - 4096, 4096],
       ] as const)
         await fh.write(randomBytes(len), 0, len, at);
@@ -145,14 +146,23 @@ describe("storage crash cells: kill -9 of the worker, node agent, controller, AP
   /** The pid of the worker process running in the pod's directory (`tsvirt <role> --job <pod dir>/job.json`). */
   const workerPid = async (pod: KPod): Promise<number | undefined> => {
     const job = join(podDir(pod), "job.json");
+    const isWorker = (argv: string[]) => /tsvirt\.js$/.test(argv[1] ?? "") && argv[3] === "--job" && argv[4] === job;
+    // the pod runner's record names the process it started: read first (a copy may end within a /proc scan)
+    const rec = await readFile(join(podDir(pod), "pod.json"), "utf8").then(
+      (t) => (JSON.parse(t) as { pid?: number }).pid,
+      () => undefined,
+    );
+    if (rec) {
+      const argv = (await readFile(`/proc/${rec}/cmdline`, "utf8").catch(() => "")).split("\0");
+      if (isWorker(argv)) return rec;
+    }
     const ps = await processes();
-    // the worker itself (`node …/tsvirt.js <role> --job JOB`), not the pod's wrappers whose argv carries it too
-    const pid = ps.find((p) => /tsvirt\.js$/.test(p.argv[1] ?? "") && p.argv[3] === "--job" && p.argv[4] === job)?.pid;
+    const pid = ps.find((p) => isWorker(p.argv))?.pid;
     if (pid === undefined)
       throw new Error(
-        `no worker process with --job ${job}; workers: ${ps
+        `no worker process with --job ${job} (it ended?); workers: ${ps
           .filter((p) => p.argv.includes("--job"))
-          .map((p) => `${p.pid}:${p.argv.join(" ")}`)
+          .map((p) => `${p.pid}:${p.argv.slice(2, 5).join(" ")}`)
           .join(" | ")}`,
       );
     return pid;
@@ -256,7 +266,7 @@ describe("storage crash cells: kill -9 of the worker, node agent, controller, AP
       cleanups.push(() => srv.close());
       await c.apply(withAnnotations(dv(name, { http: { url: srv.url } }, "64Mi"), { [SELECTED]: n2 }));
     } else if (op === "clone-same" || op === "clone-cross") {
-      const m = dv(name, { pvc: { namespace: "default", name: "src" } }, "128Mi");
+      const m = dv(name, { pvc: { namespace: "default", name: "src" } }, "256Mi");
       await c.apply(withAnnotations(m, { [SELECTED]: op === "clone-same" ? n1 : n2 }));
     } else if (op === "upload") {
       const child = spawn(process.execPath, [VIRTCTL, ...uploadArgs(name)], {
@@ -451,10 +461,18 @@ describe("storage crash cells: kill -9 of the worker, node agent, controller, AP
         assert.equal(await sha256File(vol.image), want, "disk.img holds the source's bytes, zeros after");
         if (op === "clone-same") assert.equal(vol.node, n1);
         if (op === "clone-cross") assert.equal(vol.node, n2);
-        // the worker pods are gone once Succeeded
-        await until(`${d.dv}'s worker pods gone`, 60_000, async () => {
-          const pods = await c.kubectl("get", "pods", "-A", "-l", "app=containerized-data-importer", "-o", "name");
-          return pods.includes(d.dv) ? undefined : true;
+        // the worker pods (a cross clone's source pod too) and their processes are gone once Succeeded
+        const uid = await c.kubectl("get", "dv", d.dv, "-o", "jsonpath={.metadata.uid}");
+        const names = [`importer-${d.dv}`, `cdi-upload-${d.dv}`, `${uid}-source-pod`];
+        let left = "";
+        await until(`${d.dv}'s worker pods gone (left: ${left})`, 60_000, async () => {
+          const pods = (await Promise.all(names.map(getPod))).filter((p) => p !== undefined) as (KPod & {
+            metadata: { deletionTimestamp?: string };
+          })[];
+          left = pods.map((p) => `${p.metadata.name} deleting since ${p.metadata.deletionTimestamp ?? "-"}`).join(", ");
+          return pods.length === 0 ? true : undefined;
+        }).catch((e: Error) => {
+          throw new Error(`${e.message}; left: ${left}`);
         });
       }
       await oneVolumePerClaim();
@@ -557,6 +575,14 @@ describe("storage crash cells: kill -9 of the worker, node agent, controller, AP
         // whatever a failed cell left, its claims go: the next round starts clean
         for (const d of st.done.values()) await deleteCell(d.dv).catch(() => {});
         await nothingOrphaned();
+        let left = "";
+        await until("no worker process left once the round's DataVolumes are gone", 30_000, async () => {
+          const ps = (await processes()).filter((p) => p.argv[3] === "--job" && (p.argv[4] ?? "").startsWith(c.dir));
+          left = ps.map((p) => `${p.pid}:${p.argv.slice(2, 5).join(" ")}`).join(" | ");
+          return ps.length === 0 ? true : undefined;
+        }).catch((e: Error) => {
+          throw new Error(`${e.message}; left: ${left}`);
+        });
       });
       for (const op of OPS) {
         if (round === "worker" && op === "expand") continue;
