@@ -1,9 +1,10 @@
 // The node agent's ports bound to the real parts: the launcher's socket client and pod command (launcher/). The
 // image port is images/'s nodeImagePuller.
-import { mkdirSync } from "node:fs";
+import { mkdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
-import { commandSocketsDir, LauncherClient, podCommand, podPaths, terminatePod } from "../launcher/index.js";
+import { childPids, commandSocketsDir, LauncherClient, podCommand, podPaths } from "../launcher/index.js";
 import type { LauncherConnection, LauncherDialer, MigrationDialer } from "./ports.js";
+import { stopSignalTarget, trySignal } from "./processes.js";
 
 export const launcherDialer: LauncherDialer = async (socketPath) => {
   const c = await LauncherClient.connect(socketPath, 2_000);
@@ -93,7 +94,17 @@ export function launcherCommand(o: LauncherCommandOptions) {
   };
 }
 
-/** Graceful stop of a launcher pod: SIGTERM to the pod's init (unshare itself ignores it). */
+/**
+ * Graceful stop of a pod: SIGTERM to a launcher pod's init (unshare itself ignores it), or to a worker pod's own
+ * process (before, a worker got nothing and was SIGKILLed only once its grace period ran out).
+ */
 export function terminateLauncherPod(pid: number): void {
-  terminatePod(pid);
+  let argv0 = "";
+  try {
+    argv0 = readFileSync(`/proc/${pid}/cmdline`, "utf8").split("\0")[0] ?? "";
+  } catch {
+    return; // gone
+  }
+  const target = stopSignalTarget(pid, argv0, childPids(pid));
+  if (target !== undefined) trySignal(target, "SIGTERM");
 }

@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
-import { argvNamesPodDir, unwatchedExit } from "./processes.js";
+import { argvNamesPodDir, stopSignalTarget, unwatchedExit } from "./processes.js";
 
 describe("argvNamesPodDir", () => {
   const dir = "/data/pods/0b850ef8891a4e8a";
@@ -24,5 +24,16 @@ describe("unwatchedExit", () => {
     });
     assert.deepEqual(unwatchedExit("", "t"), { exitCode: 137, finishedAt: "t", reason: "Error" });
     assert.equal(unwatchedExit(" \n", "t").exitCode, 137);
+  });
+});
+
+describe("stopSignalTarget", () => {
+  it("a launcher pod's unshare passes SIGTERM to the pod's init; a worker pod's process gets it itself", () => {
+    assert.equal(stopSignalTarget(10, "unshare", [11, 12]), 11);
+    assert.equal(stopSignalTarget(10, "/usr/bin/unshare", [11]), 11);
+    assert.equal(stopSignalTarget(10, "unshare", []), undefined, "an unshare with no init left: nothing to ask");
+    // a clone source, importer or upload server: never its child (a qemu-img the worker runs), never nothing
+    assert.equal(stopSignalTarget(20, "/usr/bin/node", [21]), 20);
+    assert.equal(stopSignalTarget(20, "/usr/bin/node", []), 20);
   });
 });

@@ -182,7 +182,16 @@ const signalNumbers: Record<string, number> = {
   SIGSEGV: 11,
 };
 
-function trySignal(pid: number, sig: NodeJS.Signals): void {
+/**
+ * The process a pod's graceful stop signals (pure): a launcher pod's recorded process is `unshare`, which ignores
+ * SIGTERM, so its first child (the pod's init) gets it; a worker pod (importer, upload server, clone source) runs
+ * without that wrapper and is signalled itself. Undefined: nothing to signal.
+ */
+export function stopSignalTarget(pid: number, argv0: string, children: readonly number[]): number | undefined {
+  return argv0.split("/").pop() === "unshare" ? children[0] : pid;
+}
+
+export function trySignal(pid: number, sig: NodeJS.Signals): void {
   try {
     process.kill(pid, sig);
   } catch {
