@@ -47,7 +47,15 @@ export async function slowServer(data: Buffer, bytesPerSec: number) {
   });
   await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
   const port = (server.address() as AddressInfo).port;
-  return { state, url: `http://127.0.0.1:${port}/disk.raw`, close: () => server.close() };
+  return {
+    state,
+    url: `http://127.0.0.1:${port}/disk.raw`,
+    close: () => {
+      // a killed or held importer may leave its stream open: end it, or the test process stays up
+      server.closeAllConnections();
+      server.close();
+    },
+  };
 }
 
 /** The claim's local volume: its PV, the node it is pinned to and its disk.img in that node's data dir. */
