@@ -101,6 +101,12 @@ function rawStatus(socket: net.Socket, code: number, reason: string, message: st
   const body = statusBody(code, reason, message);
   socket.on("data", () => {}); // (the rest of the body is drained, so the client reads the answer)
   socket.resume();
+  // (reads stopped by stopReading start again here: its read() left the stream thinking one is under way)
+  const h = handleOf(socket);
+  if (h && !h.reading) {
+    h.reading = true;
+    h.readStart?.();
+  }
   socket.end(
     `HTTP/1.1 ${code} ${reason}\r\ncontent-type: application/json\r\ncontent-length: ${Buffer.byteLength(body)}\r\nconnection: close\r\n\r\n${body}`,
   );
@@ -129,18 +135,29 @@ export function uploadHead(
   return { ns: m[1] ?? "", pod: m[2] ?? "", ticket: url.searchParams.get(UPLOAD_TICKET_PARAM), headEnd: end + 4 };
 }
 
+/** The socket's libuv handle (Node's own pause/resume paths set `reading` with readStop/readStart). */
+function handleOf(
+  socket: net.Socket,
+): { reading?: boolean; readStop?: () => number; readStart?: () => number } | undefined {
+  return (socket as unknown as { _handle?: ReturnType<typeof handleOf> })._handle;
+}
+
 /**
  * Stops the socket's reads (not only its flow: a paused socket still reads into its buffer, and bytes read after a
- * handoff began would be lost with it). Node's own pause path does this once its buffer is full.
+ * handoff began would be lost with it) and returns what its buffer holds: chunks read with the head's, not yet given
+ * to a "data" listener (pause() in a listener leaves them there). Node's own pause path stops reads the same way.
  */
-function stopReading(socket: net.Socket): void {
+function stopReading(socket: net.Socket): Buffer[] {
   socket.pause();
-  // (as Node's own: `reading` false, so that a later resume() starts the reads again)
-  const h = (socket as unknown as { _handle?: { reading?: boolean; readStop?: () => number } })._handle;
+  const held: Buffer[] = [];
+  // (read() may ask the handle to read again; nothing is read before this tick ends, and the reads stop below)
+  for (let c = socket.read() as Buffer | null; c !== null; c = socket.read() as Buffer | null) held.push(c);
+  const h = handleOf(socket);
   if (h?.reading && h.readStop) {
     h.reading = false;
     h.readStop();
   }
+  return held;
 }
 
 async function tailStart(path: string, tailLines: number | undefined): Promise<number> {
@@ -307,7 +324,7 @@ export function startServer(o: ServerOptions): Promise<{ server: Server; port: n
     const dir = o.podDir(u.ns, u.pod);
     const handoff = dir ? o.uploadHandoff?.(dir) : undefined;
     if (!handoff || !o.claimUploadTicket) return toHttp(socket, head);
-    stopReading(socket);
+    head = Buffer.concat([head, ...stopReading(socket)]);
     o.claimUploadTicket(u.ns, u.pod, u.ticket)
       .then(async () => {
         if (socket.destroyed) return;

@@ -125,7 +125,7 @@ describe("upload handoff (agent → upload server over the IPC channel)", () => 
     const podDir = join(dir, "pod");
     await mkdir(podDir, { recursive: true });
     const target = join(dir, "disk.img");
-    const size = 8 << 20;
+    const size = 64 << 20;
     await writeFile(target, "");
     await truncate(target, size);
     const job = {
@@ -208,14 +208,33 @@ describe("upload handoff (agent → upload server over the IPC channel)", () => 
     assert.equal(text.status, 400);
     assert.match(text.body, /NotADiskImage/);
     assert.equal(text.connection, "close", "the upload server answered on the handed-over connection itself");
-    const image = randomBytes(3 << 20);
-    const ok = await post("good", image, true);
+    // 100-continue: the upload server says go
+    const early = await post("good", Buffer.from("not a disk either\n".repeat(100)), true);
+    assert.equal(early.status, 400);
+    // From another process, the body right behind the head: the agent reads more than the head before it stops
+    // reading (those bytes must reach the server with the head)
+    const image = Buffer.concat([randomBytes(40 << 20), Buffer.alloc(4 << 20), randomBytes(4 << 20)]);
+    const file = join(dir, "image.raw");
+    await writeFile(file, image);
+    const client = `
+      import http from "node:http"; import { createReadStream, statSync } from "node:fs";
+      const req = http.request({ host: "127.0.0.1", port: ${srv.port}, method: "POST",
+        path: "/upload/default/cdi-upload-dv1?ticket=good", headers: { "content-length": statSync(${JSON.stringify(file)}).size } },
+        (res) => { let s = ""; res.on("data", (d) => (s += d)); res.on("end", () => console.log(JSON.stringify({ status: res.statusCode, connection: res.headers.connection, body: s }))); });
+      createReadStream(${JSON.stringify(file)}).pipe(req);`;
+    const sender = spawn(process.execPath, ["--input-type=module", "-e", client], {
+      stdio: ["ignore", "pipe", "inherit"],
+    });
+    let answer = "";
+    sender.stdout?.on("data", (d) => (answer += d));
+    await new Promise((r) => sender.once("exit", r));
+    const ok = JSON.parse(answer || "{}") as { status?: number; connection?: string; body?: string };
     assert.equal(ok.status, 200, ok.body);
     assert.equal(ok.connection, "close");
     assert.equal(await exited, 0, `the upload server exits once the upload is written and verified: ${out}`);
     const disk = await readFile(target);
     assert.ok(disk.subarray(0, image.length).equals(image));
     assert.match(await readFile(job.terminationLog, "utf8"), /"outcome":"Succeeded"/);
-    assert.deepEqual(claims, ["bad", "good", "good"]);
+    assert.deepEqual(claims, ["bad", "good", "good", "good"]);
   });
 });
