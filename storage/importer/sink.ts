@@ -318,6 +318,10 @@ async function writeRaw(
   const t0 = performance.now();
   let t1 = t0;
   let t2 = t0;
+  // Two checks, each for its own failure: the read-back compare proves the volume holds what was written (a short or
+  // failed write, a target left dirty under a skipped hole, the wrong file or device); the sha256 of the stream is the
+  // digest the Succeeded line reports (the contract's; clones and later checks compare against it), which by itself
+  // proves nothing about the volume. Neither replaces the other; both stay off the receive path's critical section.
   // One batch's write, read-back and compare (libuv's threads, then a memcmp here) run while the next batch is
   // received and hashed on this thread: two staging buffers in turn, one batch in flight.
   let inflight: Promise<void> | undefined;
