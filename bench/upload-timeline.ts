@@ -10,8 +10,8 @@ interface Obj extends KObject {
 }
 
 export interface Timeline {
-  /** Spawns virtctl with `args` (stdout lines stamped); resolves with its exit, rejects on a non-zero one. */
-  virtctl(file: string, args: string[], env: NodeJS.ProcessEnv): Promise<void>;
+  /** Spawns virtctl with `args` (stdout lines stamped, and given to `onLine`); rejects on a non-zero exit. */
+  virtctl(file: string, args: string[], env: NodeJS.ProcessEnv, onLine?: (line: string) => void): Promise<void>;
   /** The stamps so far, one line, in order. */
   text(): string;
   stop(): void;
@@ -43,31 +43,14 @@ export function uploadTimeline(client: RestClient, ns: string, dv: string, t0 = 
   dvw.done.catch(() => {});
   podw.done.catch(() => {});
   return {
-    virtctl: (file, args, env) =>
-      new Promise<void>((resolve, reject) => {
-        mark("virtctl spawned");
-        const child = spawn(file, args, { env, stdio: ["ignore", "pipe", "pipe"] });
-        let err = "";
-        let buf = "";
-        child.stdout.on("data", (d: Buffer) => {
-          buf += d.toString();
-          for (let i = buf.indexOf("\n"); i >= 0; i = buf.indexOf("\n")) {
-            const line = buf.slice(0, i).replace(/\r/g, "").trim();
-            buf = buf.slice(i + 1);
-            if (line && !line.includes("Uploading  ") && !/\d+(\.\d+)? ?[KMG]i?B/.test(line))
-              mark(`virtctl: ${line.slice(0, 48)}`, false);
-          }
-        });
-        child.stderr.on("data", (d: Buffer) => {
-          err += d.toString();
-        });
-        child.on("error", reject);
-        child.on("exit", (code) => {
-          mark("virtctl exited");
-          if (code === 0) resolve();
-          else reject(new Error(`virtctl exited ${code}: ${err.trim().slice(0, 500)}`));
-        });
-      }),
+    virtctl(file, args, env, onLine) {
+      mark("virtctl spawned");
+      return runLines(file, args, env, (line) => {
+        onLine?.(line);
+        if (line && !line.includes("Uploading  ") && !/\d+(\.\d+)? ?[KMG]i?B/.test(line))
+          mark(`virtctl: ${line.slice(0, 48)}`, false);
+      }).finally(() => mark("virtctl exited"));
+    },
     text: () =>
       marks
         .sort((a, b) => a[0] - b[0])
@@ -78,4 +61,34 @@ export function uploadTimeline(client: RestClient, ns: string, dv: string, t0 = 
       podw.stop();
     },
   };
+}
+
+/** Spawns `file args`, giving each stdout line (as it arrives) to `onLine`; resolves at exit 0, else rejects. */
+export function runLines(
+  file: string,
+  args: string[],
+  env: NodeJS.ProcessEnv,
+  onLine: (line: string) => void,
+): Promise<void> {
+  return new Promise<void>((resolve, reject) => {
+    const child = spawn(file, args, { env, stdio: ["ignore", "pipe", "pipe"] });
+    let err = "";
+    let buf = "";
+    child.stdout.on("data", (d: Buffer) => {
+      buf += d.toString();
+      for (let i = buf.indexOf("\n"); i >= 0; i = buf.indexOf("\n")) {
+        const line = buf.slice(0, i).replace(/\r/g, "").trim();
+        buf = buf.slice(i + 1);
+        onLine(line);
+      }
+    });
+    child.stderr.on("data", (d: Buffer) => {
+      err += d.toString();
+    });
+    child.on("error", reject);
+    child.on("exit", (code) => {
+      if (code === 0) resolve();
+      else reject(new Error(`${args[1] ?? file} exited ${code}: ${err.trim().slice(0, 500)}`));
+    });
+  });
 }

@@ -3,9 +3,26 @@
 // service-account token and CA are used instead (cluster mode).
 
 import { existsSync, readFileSync } from "node:fs";
+import { createRequire } from "node:module";
 import { homedir } from "node:os";
 import { delimiter, dirname, isAbsolute, join } from "node:path";
-import { parse } from "yaml";
+
+const load = createRequire(import.meta.url);
+
+/**
+ * A kubeconfig's document: JSON (what tsvirt writes; JSON is YAML, kubectl reads it) parsed at once, the YAML parser
+ * loaded only for YAML (its ~70 modules were a quarter of a virtctl verb's start-up).
+ */
+function parseDocument(text: string): unknown {
+  if (text.trimStart().startsWith("{")) {
+    try {
+      return JSON.parse(text);
+    } catch {
+      // YAML's flow style: the YAML parser reads it
+    }
+  }
+  return (load("yaml") as typeof import("yaml")).parse(text);
+}
 
 export interface ClientConfig {
   /** The API server's base URL, e.g. http://127.0.0.1:6443 (no trailing slash). */
@@ -38,7 +55,7 @@ const SA_DIR = "/var/run/secrets/kubernetes.io/serviceaccount";
 
 /** Parses kubeconfig text; `baseDir` resolves relative certificate paths. */
 export function parseKubeconfig(text: string, baseDir: string, contextName?: string): ClientConfig {
-  const kc = (parse(text) ?? {}) as KubeconfigFile;
+  const kc = (parseDocument(text) ?? {}) as KubeconfigFile;
   const ctxName = contextName ?? kc["current-context"];
   const ctx = kc.contexts?.find((c) => c.name === ctxName)?.context ?? kc.contexts?.[0]?.context;
   if (!ctx) throw new Error(`kubeconfig: context ${JSON.stringify(ctxName ?? "")} not found`);

@@ -206,5 +206,14 @@ describe("kubeconfig", () => {
     assert.equal(viaEnv.namespace, "vms");
     assert.equal(loadConfig({ kubeconfig: join(dir, "config"), namespace: "other" }).namespace, "other");
     assert.throws(() => loadConfig({ env: { HOME: dir, KUBECONFIG: join(dir, "nope") } }), /no kubeconfig/);
+    // JSON (what the API server writes) reads the same, and YAML's flow style still goes to the YAML parser
+    const json = JSON.stringify({
+      "current-context": "tsvirt",
+      clusters: [{ name: "c1", cluster: { server: "http://127.0.0.1:6443/", "insecure-skip-tls-verify": true } }],
+      contexts: [{ name: "tsvirt", context: { cluster: "c1", user: "u1", namespace: "vms" } }],
+      users: [{ name: "u1", user: { token: "abc" } }],
+    });
+    assert.deepEqual(parseKubeconfig(json, dir), cfg);
+    assert.deepEqual(parseKubeconfig(json.replace(/"/g, "'"), dir), cfg);
   });
 });

@@ -136,7 +136,17 @@ export async function runHandler(o: HandlerOptions): Promise<RunningHandler> {
 
   const embedded = o.podRunner ?? true;
   const workerServices =
-    embedded && o.workers ? new WorkerServices({ api: o.api, getPod: (uid) => pods.get(uid), log }) : undefined;
+    embedded && o.workers
+      ? new WorkerServices({
+          api: o.api,
+          getPod: (uid) => pods.get(uid),
+          // an upload server that says it listens is Ready at once (the runner's probe then answers true)
+          onReady: (podDir) => {
+            for (const uid of pods.keys()) if (podDirOf(o.dataDir, uid) === podDir) void runner?.trigger(uid);
+          },
+          log,
+        })
+      : undefined;
   const runner = !embedded
     ? undefined
     : new PodRunner({
@@ -239,6 +249,7 @@ export async function runHandler(o: HandlerOptions): Promise<RunningHandler> {
       await conn.command(launcherVerb);
     },
     claimUploadTicket: (ns, name, ticket) => claimUploadTicket(o.api, ns, name, ticket),
+    ...(workerServices ? { uploadHandoff: (podDir: string) => workerServices.uploadHandoff(podDir) } : {}),
     vmiPodDir: (ns, name) => {
       const podUid = podOfVmi(ns, name)?.metadata.uid;
       return podUid ? podDirOf(o.dataDir, podUid) : undefined;

@@ -178,5 +178,32 @@ describe("handler HTTP endpoint", () => {
       body: "abc",
     });
     assert.equal(nf.status, 404);
+
+    // A channel that cannot take the connection: the ticket checked once, the body relayed to the socket after all.
+    got = "";
+    const offered: number[] = [];
+    const srv2 = await startServer({
+      host: "127.0.0.1",
+      port: 0,
+      podDir: (ns, name) => (ns === "default" && name === "cdi-upload-dv1" ? dir : undefined),
+      claimUploadTicket: async (ns, pod, ticket) => {
+        claims.push(`${ns}/${pod}?${ticket}`);
+      },
+      uploadHandoff: () => async (_socket, head) => {
+        offered.push(head.length);
+        return false;
+      },
+      vmiPodDir: () => undefined,
+    });
+    t.after(() => srv2.close());
+    claims.length = 0;
+    const relayed = await fetch(`http://127.0.0.1:${srv2.port}/upload/default/cdi-upload-dv1?ticket=good`, {
+      method: "POST",
+      body: "xyz",
+    });
+    assert.equal(relayed.status, 400);
+    assert.equal(got, "xyz");
+    assert.equal(offered.length, 1);
+    assert.deepEqual(claims, ["default/cdi-upload-dv1?good"], "the ticket is taken once");
   });
 });

@@ -3,12 +3,18 @@
 //   GET /containerLogs/{namespace}/{pod}/{container}?follow=&tailLines=&limitBytes=   (kubelet's path: pods/log)
 //   GET /v1/namespaces/{namespace}/virtualmachineinstances/{name}/{console|vnc}      (WebSocket, plain.kubevirt.io)
 //   PUT /v1/namespaces/{namespace}/virtualmachineinstances/{name}/{pause|unpause|softreboot|reset}   (virt-api's verbs)
-//   POST /upload/{namespace}/{pod}?ticket=  (CDI's upload proxy → the pod's upload server on <podDir>/sockets/upload.sock;
-//                                          only with the one-time ticket the API server opened, lib/upload-ticket.ts)
+//   POST /upload/{namespace}/{pod}?ticket=  (CDI's upload proxy → the pod's upload server; only with the one-time
+//                                          ticket the API server opened, lib/upload-ticket.ts)
 //   GET /healthz
+// An upload whose server has an IPC channel to this agent is taken off the data path: the first request of a
+// connection is read up to its head here (before Node's HTTP parser takes the socket), the ticket checked, and the
+// connection itself handed to the upload server with the bytes read so far (it serves the request, 100-continue
+// included, and closes the connection after its answer). Without a channel (an agent restarted since the worker
+// started) the body is relayed to the server's unix socket, as is an upload that is not a connection's first request.
 import { createReadStream } from "node:fs";
 import { open, stat } from "node:fs/promises";
 import { createServer, type IncomingMessage, request, type Server, type ServerResponse } from "node:http";
+import net from "node:net";
 import { join } from "node:path";
 import { isStatusError, statusError } from "../lib/errors.js";
 import { type Logger, nullLogger } from "../lib/log.js";
@@ -28,6 +34,11 @@ export interface ServerOptions {
    * good. Without it, uploads are refused.
    */
   claimUploadTicket?: (namespace: string, pod: string, ticket: string | null) => Promise<void>;
+  /**
+   * How to hand a connection to the upload server of the pod in `podDir` (its IPC channel: resolves false when it
+   * could not), or undefined when that pod has none: then the body is relayed to its unix socket.
+   */
+  uploadHandoff?: (podDir: string) => ((socket: net.Socket, head: Buffer) => Promise<boolean>) | undefined;
   /** Pod dir of the running launcher of a VMI (by namespace/name). */
   vmiPodDir: (namespace: string, name: string) => string | undefined;
   log?: Logger;
@@ -76,9 +87,77 @@ export function streamSocket(podDir: string, kind: "console" | "vnc"): string {
   return kind === "console" ? join(podDir, "sockets", "console.sock") : join(podDir, "qemu", "vnc");
 }
 
+function statusBody(code: number, reason: string, message: string): string {
+  return JSON.stringify({ kind: "Status", apiVersion: "v1", metadata: {}, status: "Failure", message, reason, code });
+}
+
 function status(res: ServerResponse, code: number, reason: string, message: string): void {
   res.writeHead(code, { "content-type": "application/json" });
-  res.end(JSON.stringify({ kind: "Status", apiVersion: "v1", metadata: {}, status: "Failure", message, reason, code }));
+  res.end(statusBody(code, reason, message));
+}
+
+/** Answers a Status on a connection no HTTP server owns, and closes it once the client's bytes stop. */
+function rawStatus(socket: net.Socket, code: number, reason: string, message: string): void {
+  const body = statusBody(code, reason, message);
+  socket.on("data", () => {}); // (the rest of the body is drained, so the client reads the answer)
+  socket.resume();
+  // (reads stopped by stopReading start again here: its read() left the stream thinking one is under way)
+  const h = handleOf(socket);
+  if (h && !h.reading) {
+    h.reading = true;
+    h.readStart?.();
+  }
+  socket.end(
+    `HTTP/1.1 ${code} ${reason}\r\ncontent-type: application/json\r\ncontent-length: ${Buffer.byteLength(body)}\r\nconnection: close\r\n\r\n${body}`,
+  );
+}
+
+const UPLOAD_PREFIX = "POST /upload/";
+/** The longest request head read before the HTTP server gets the connection (it answers 431 past its own limit). */
+const MAX_HEAD = 16 << 10;
+
+/**
+ * Pure: what the start of a connection's bytes says: "more" (cannot tell yet), "http" (not an upload: the HTTP
+ * server serves it), or an upload request's namespace, pod, ticket and where its head ends.
+ */
+export function uploadHead(
+  buf: Buffer,
+): "more" | "http" | { ns: string; pod: string; ticket: string | null; headEnd: number } {
+  const n = Math.min(buf.length, UPLOAD_PREFIX.length);
+  if (buf.toString("latin1", 0, n) !== UPLOAD_PREFIX.slice(0, n)) return "http";
+  const end = buf.indexOf("\r\n\r\n");
+  if (end < 0) return buf.length > MAX_HEAD ? "http" : "more";
+  const line = /^POST (\S+) HTTP\/1\.[01]$/.exec(buf.toString("latin1", 0, buf.indexOf("\r\n")));
+  if (!line) return "http";
+  const url = new URL(line[1] ?? "/", "http://node");
+  const m = UPLOAD.exec(url.pathname);
+  if (!m) return "http";
+  return { ns: m[1] ?? "", pod: m[2] ?? "", ticket: url.searchParams.get(UPLOAD_TICKET_PARAM), headEnd: end + 4 };
+}
+
+/** The socket's libuv handle (Node's own pause/resume paths set `reading` with readStop/readStart). */
+function handleOf(
+  socket: net.Socket,
+): { reading?: boolean; readStop?: () => number; readStart?: () => number } | undefined {
+  return (socket as unknown as { _handle?: ReturnType<typeof handleOf> })._handle;
+}
+
+/**
+ * Stops the socket's reads (not only its flow: a paused socket still reads into its buffer, and bytes read after a
+ * handoff began would be lost with it) and returns what its buffer holds: chunks read with the head's, not yet given
+ * to a "data" listener (pause() in a listener leaves them there). Node's own pause path stops reads the same way.
+ */
+function stopReading(socket: net.Socket): Buffer[] {
+  socket.pause();
+  const held: Buffer[] = [];
+  // (read() may ask the handle to read again; nothing is read before this tick ends, and the reads stop below)
+  for (let c = socket.read() as Buffer | null; c !== null; c = socket.read() as Buffer | null) held.push(c);
+  const h = handleOf(socket);
+  if (h?.reading && h.readStop) {
+    h.reading = false;
+    h.readStop();
+  }
+  return held;
 }
 
 async function tailStart(path: string, tailLines: number | undefined): Promise<number> {
@@ -157,6 +236,7 @@ async function serveLogs(req: IncomingMessage, res: ServerResponse, url: URL, di
 export function startServer(o: ServerOptions): Promise<{ server: Server; port: number; close(): Promise<void> }> {
   const log = (o.log ?? nullLogger).child({ component: "handler-server" });
   const wss = streamServer();
+  const claimed = new WeakSet<net.Socket>();
   const server = createServer((req, res) => {
     const url = new URL(req.url ?? "/", "http://node");
     const verb = VERB.exec(url.pathname);
@@ -182,9 +262,12 @@ export function startServer(o: ServerOptions): Promise<{ server: Server; port: n
         req.resume();
         return status(res, 404, "NotFound", `pod "${pod}" not found on this node`);
       }
-      const claim = o.claimUploadTicket
-        ? o.claimUploadTicket(ns, pod, url.searchParams.get(UPLOAD_TICKET_PARAM))
-        : Promise.reject(statusError(403, "Forbidden", "this node agent takes no uploads"));
+      // (a connection whose handoff failed after its ticket was taken here: relayed without asking again)
+      const claim = claimed.has(req.socket)
+        ? Promise.resolve()
+        : o.claimUploadTicket
+          ? o.claimUploadTicket(ns, pod, url.searchParams.get(UPLOAD_TICKET_PARAM))
+          : Promise.reject(statusError(403, "Forbidden", "this node agent takes no uploads"));
       claim.then(
         () => bridgeUpload(req, res, dir),
         (e: unknown) => {
@@ -227,10 +310,58 @@ export function startServer(o: ServerOptions): Promise<{ server: Server; port: n
     if (!dir) return refuseNotFound(socket, `VMI "${name}" has no running launcher on this node`);
     void bridgeUnixSocket(wss, req, socket, head, streamSocket(dir, kind), kind, log);
   });
+  // Every connection's first bytes are looked at here (see the file's head): an upload with a channel is handed over.
+  const pending = new Set<net.Socket>();
+  const toHttp = (socket: net.Socket, head: Buffer): void => {
+    if (socket.destroyed) return;
+    pending.delete(socket);
+    socket.pause();
+    if (head.length) socket.unshift(head);
+    server.emit("connection", socket);
+    socket.resume();
+  };
+  const takeUpload = (socket: net.Socket, head: Buffer, u: Exclude<ReturnType<typeof uploadHead>, "more" | "http">) => {
+    const dir = o.podDir(u.ns, u.pod);
+    const handoff = dir ? o.uploadHandoff?.(dir) : undefined;
+    if (!handoff || !o.claimUploadTicket) return toHttp(socket, head);
+    head = Buffer.concat([head, ...stopReading(socket)]);
+    o.claimUploadTicket(u.ns, u.pod, u.ticket)
+      .then(async () => {
+        if (socket.destroyed) return;
+        if (await handoff(socket, head)) return void pending.delete(socket);
+        claimed.add(socket);
+        toHttp(socket, head);
+      })
+      .catch((e: unknown) => {
+        pending.delete(socket);
+        const s = isStatusError(e) ? e.status : undefined;
+        log.warn("upload refused", { ns: u.ns, pod: u.pod, err: (e as Error).message });
+        rawStatus(socket, s?.code ?? 503, s?.reason ?? "ServiceUnavailable", (e as Error).message);
+      });
+  };
+  const front = net.createServer((socket) => {
+    pending.add(socket);
+    socket.on("error", () => socket.destroy());
+    // (the HTTP server bounds a silent client once it has the connection; until then this does)
+    const silent = setTimeout(() => pending.has(socket) && socket.destroy(), 60_000);
+    silent.unref();
+    socket.once("close", () => clearTimeout(silent));
+    socket.once("close", () => pending.delete(socket));
+    let head: Buffer = Buffer.alloc(0);
+    const onData = (d: Buffer): void => {
+      head = head.length ? Buffer.concat([head, d]) : d;
+      const u = uploadHead(head);
+      if (u === "more") return;
+      socket.off("data", onData);
+      if (u === "http") toHttp(socket, head);
+      else takeUpload(socket, head, u);
+    };
+    socket.on("data", onData);
+  });
   return new Promise((resolve, reject) => {
-    server.once("error", reject);
-    server.listen(o.port, o.host, () => {
-      const addr = server.address();
+    front.once("error", reject);
+    front.listen(o.port, o.host, () => {
+      const addr = front.address();
       const port = typeof addr === "object" && addr ? addr.port : o.port;
       resolve({
         server,
@@ -238,8 +369,9 @@ export function startServer(o: ServerOptions): Promise<{ server: Server; port: n
         close: () =>
           new Promise<void>((r) => {
             for (const c of wss.clients) c.terminate();
+            for (const c of pending) c.destroy();
             server.closeAllConnections();
-            server.close(() => r());
+            front.close(() => r());
           }),
       });
     });

@@ -6,7 +6,6 @@
 import { randomBytes } from "node:crypto";
 import { readFileSync } from "node:fs";
 import type { Command } from "commander";
-import { stringify } from "yaml";
 import type { Disk, DomainSpec, RunStrategy, VirtualMachine, Volume } from "../client/index.js";
 import type { Io, VerbContext } from "./context.js";
 
@@ -219,8 +218,10 @@ export function registerCreate(program: Command, ctx: VerbContext): void {
     .action((f: CreateVmFlags) => printVm(ctx.io, f, ctx));
 }
 
-function printVm(io: Io, f: CreateVmFlags, ctx: VerbContext): void {
+async function printVm(io: Io, f: CreateVmFlags, ctx: VerbContext): Promise<void> {
   try {
+    // (loaded here: the YAML package is most of what every other verb would load at start)
+    const { stringify } = await import("yaml");
     io.out(stringify(createVm(f)));
   } catch (err) {
     io.err(`Error: ${(err as Error).message}\n`);

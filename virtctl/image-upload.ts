@@ -479,7 +479,10 @@ export async function imageUpload(
       early ? { continueWaitMs: Math.max(0, deadline - Date.now()), onGo: said } : {},
     ).catch((e: unknown) => {
       if (early && !ready) return undefined; // not taken as it is: the usual way (a failure mid-way is the user's)
-      throw e;
+      // (the upload server serves the connection itself: killed, it leaves only a reset behind)
+      throw new Error(
+        `the upload was interrupted (${(e as Error).message}); nothing is marked: run the same command again, it starts over`,
+      );
     });
     if (!r) continue;
     if (ready) bar.finish();

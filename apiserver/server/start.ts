@@ -145,7 +145,8 @@ export function writeKubeconfig(path: string, server: string, token?: string, na
     "current-context": "tsvirt",
     users: [{ name: "tsvirt", user }],
   };
-  writeFileSync(path, YAML.stringify(cfg), { mode: 0o600 });
+  // JSON (which is YAML: kubectl reads it): clients read it without loading a YAML parser (client/kubeconfig.ts)
+  writeFileSync(path, `${JSON.stringify(cfg, null, 2)}\n`, { mode: 0o600 });
 }
 
 const KUBEVIRT_KEY = "kubevirt.io/kubevirts";

@@ -78,8 +78,11 @@ export async function resolveTarget(d: WorkerJobDeps, ns: string, claim: string,
     dvName,
     DV_KIND,
   );
-  // disk.img is made the claim's size (storage/node): that is the most an image may take.
-  const size = (await stat(c.image)).size;
+  // The most an image may take: the volume's size. Filesystem: the PV's, not disk.img's length, which is 0 for a
+  // moment while the node makes it (created, then sized); the sink sizes the target itself (cleanTarget). Block: the
+  // loop device's file, sized before the device exists.
+  const length = (await stat(c.image)).size;
+  const size = c.block ? length : Math.max(c.bytes, length);
   return { path: c.path, block: c.block, sizeBytes: size };
 }
 

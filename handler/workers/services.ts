@@ -11,6 +11,7 @@ import type { WorkerJob } from "../../storage/importer/index.js";
 import { type ApiClient, type Pod, refs } from "../ports.js";
 import { type EgressProxy, serveEgress, serveEgressChannel } from "./egress.js";
 import { workerPaths } from "./job.js";
+import { serveUploadChannel, type UploadChannel } from "./upload.js";
 
 export const PROGRESS_ANNOTATION = "cdi.kubevirt.io/storage.progress";
 
@@ -41,12 +42,16 @@ export interface WorkerServicesOptions {
   /** The latest cached pod by uid. */
   getPod: (uid: string) => Pod | undefined;
   relayEveryMs?: number;
+  /** Called when a worker pod's readiness changed by itself (an upload server said it listens), by its pod dir. */
+  onReady?: (podDir: string) => void;
   log?: Logger;
 }
 
 export class WorkerServices {
   readonly #o: WorkerServicesOptions;
   readonly #served = new Map<string, Served>();
+  /** Upload servers' channels by pod dir, while they are connected. */
+  readonly #uploads = new Map<string, UploadChannel>();
   readonly #log: Logger;
 
   constructor(o: WorkerServicesOptions) {
@@ -78,6 +83,28 @@ export class WorkerServices {
   /** The pod command's `channel`: the worker's connections handed over on its IPC channel (egress.ts). */
   egressChannel(podUid: string, allow: readonly string[]): (child: ChildProcess) => void {
     return (child) => serveEgressChannel(child, allow, (msg, f) => this.#log.warn(msg, { podUid, ...f }));
+  }
+
+  /** The upload pod command's `channel`: connections handed over to the upload server (upload.ts). */
+  uploadChannel(podDir: string): (child: ChildProcess) => void {
+    return (child) => {
+      const ch = serveUploadChannel(child, () => this.#o.onReady?.(podDir));
+      this.#uploads.set(podDir, ch);
+      child.once("disconnect", () => {
+        if (this.#uploads.get(podDir) === ch) this.#uploads.delete(podDir);
+      });
+    };
+  }
+
+  /** The upload server in `podDir` said on its channel that it listens. */
+  uploadListening(podDir: string): boolean {
+    return this.#uploads.get(podDir)?.listening ?? false;
+  }
+
+  /** How to hand a connection to the upload server in `podDir`, when it listens on a channel (handler/server.ts). */
+  uploadHandoff(podDir: string): UploadChannel["handOver"] | undefined {
+    const ch = this.#uploads.get(podDir);
+    return ch?.listening ? ch.handOver : undefined;
   }
 
   /**

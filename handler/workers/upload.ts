@@ -1,11 +1,16 @@
 // The upload pod shape (label cdi.kubevirt.io=cdi-upload-server, controller owner a DataVolume): resolves the DV's
 // target like the importer's (handler/workers/job.ts), writes job.json with an upload source, and runs
-// `tsvirt uploadserver --job <pod dir>/job.json`. Ready once the upload server answers on its socket: the DV then
-// shows UploadReady and the upload proxy streams to it (handler/server.ts bridges to that socket).
+// `tsvirt uploadserver --job <pod dir>/job.json` with an IPC channel. Ready once the upload server says on that
+// channel that it listens (else, after an agent restart, once it answers on its socket): the DV then shows
+// UploadReady; handler/server.ts hands an upload's connection to the server over the channel (or relays the body to
+// its socket when there is none).
+import type { ChildProcess } from "node:child_process";
 import { request } from "node:http";
+import type net from "node:net";
 import { isStatusError, statusError } from "../../lib/errors.js";
 import { checkUploadTicket, UPLOAD_TICKET_ANNOTATION } from "../../lib/upload-ticket.js";
 import type { WorkerJob } from "../../storage/importer/index.js";
+import { UPLOAD_CONNECTION, UPLOAD_LISTENING, type UploadConnectionMessage } from "../../storage/upload/index.js";
 import type { PodShape } from "../pod-shapes.js";
 import { type ApiClient, type Pod, refs } from "../ports.js";
 import { uploadSocket } from "../server.js";
@@ -34,6 +39,46 @@ export function probeUploadServer(socketPath: string, timeoutMs = 1_000): Promis
     req.on("error", () => resolve(false));
     req.end();
   });
+}
+
+/** One upload server's IPC channel as the agent sees it. */
+export interface UploadChannel {
+  /** The server said it listens. */
+  listening: boolean;
+  /**
+   * Hands a client's connection (and the bytes read of it) to the server: false when the channel could not take it
+   * (the connection is left as it was), true once it is no longer this process's.
+   */
+  handOver(socket: net.Socket, head: Buffer): Promise<boolean>;
+}
+
+/** Serves an upload worker's channel: notes when it listens (then calls `onListening`), and hands connections over. */
+export function serveUploadChannel(child: ChildProcess, onListening: () => void): UploadChannel {
+  child.channel?.unref(); // the agent's event loop does not wait for a worker
+  const ch: UploadChannel = {
+    listening: false,
+    handOver: (socket, head) =>
+      new Promise<boolean>((resolve) => {
+        if (!child.connected) return resolve(false);
+        const m: UploadConnectionMessage = { type: UPLOAD_CONNECTION, head: head.toString("base64") };
+        // (keepOpen false: this process drops its copy once sent; a failed send leaves the socket here)
+        // (keepOpen false: this process drops its copy once sent. No `server` on it: Node would else track it as a
+        // cluster worker's and make the agent's server wait at close for the worker to report it closed)
+        (socket as unknown as { server: unknown }).server = null;
+        child.send(m, socket, { keepOpen: false }, (err) => {
+          const gone = !(socket as unknown as { _handle: unknown })._handle;
+          // The socket object stays here without its handle: destroying it ends it for the server's count
+          if (!err || gone) socket.destroy();
+          resolve(!err || gone);
+        });
+      }),
+  };
+  child.on("message", (m: unknown) => {
+    if ((m as { type?: string })?.type !== UPLOAD_LISTENING || ch.listening) return;
+    ch.listening = true;
+    onListening();
+  });
+  return ch;
 }
 
 /**
@@ -89,12 +134,12 @@ export function uploadShape(d: WorkerShapeDeps): PodShape {
       const jobPath = await writeJob(podDir, job);
       // (no egress: the bytes come in through the node agent; the progress relay follows the pod)
       await d.services.ensure(pod.metadata?.uid ?? "", podDir, job);
-      return { argv: workerArgv(d, "uploadserver", jobPath) };
+      return { argv: workerArgv(d, "uploadserver", jobPath), channel: d.services.uploadChannel(podDir) };
     },
     // the bytes come in on the pod dir's unix socket and nothing goes out: no veth, no VM binding to make before
     // the pod is Running (what held UploadReady back most)
     isolatedNetwork: true,
-    ready: (_ownerUid, podDir) => probeUploadServer(uploadSocket(podDir)),
+    ready: async (_ownerUid, podDir) => d.services.uploadListening(podDir) || probeUploadServer(uploadSocket(podDir)),
     terminationMessagePath: (podDir) => workerPaths(podDir).terminationLog,
   };
 }

@@ -1,6 +1,7 @@
 // `tsvirt uploadserver --job FILE`: reads the job the node agent wrote, serves uploads on <pod dir>/sockets/
 // upload.sock until one is written and verified through the importer's sink, then writes the Succeeded line and
 // exits 0. Refused or interrupted uploads mark nothing; killed, it leaves no line (transient for the DV controller).
+import net from "node:net";
 import { join } from "node:path";
 import type { Readable } from "node:stream";
 import type { Logger } from "../../lib/log.js";
@@ -12,7 +13,13 @@ import {
   writeOutcome,
   writeProgress,
 } from "../importer/index.js";
-import { startUploadServer, type UploadSink } from "./server.js";
+import {
+  startUploadServer,
+  UPLOAD_CONNECTION,
+  UPLOAD_LISTENING,
+  type UploadConnectionMessage,
+  type UploadSink,
+} from "./server.js";
 
 /** The socket the node agent bridges uploads to (handler/server.ts uploadSocket names the same place). */
 export function uploadSocketPath(podDir: string): string {
@@ -47,7 +54,20 @@ export async function runUploadServer(job: WorkerJob, podDir: string, log: Logge
     },
     log,
   });
+  // The agent's channel (when it spawned this process with one): connections handed over, and the word that this
+  // server listens (the pod is Ready at once, without the agent's probe loop).
+  const onMessage = (m: unknown, handle: unknown): void => {
+    const msg = m as UploadConnectionMessage;
+    if (msg?.type !== UPLOAD_CONNECTION || !(handle instanceof net.Socket)) return;
+    srv.adopt(handle, Buffer.from(typeof msg.head === "string" ? msg.head : "", "base64"));
+  };
+  if (process.channel && process.send) {
+    process.on("message", onMessage);
+    process.send({ type: UPLOAD_LISTENING }, undefined, {}, () => {});
+  }
   await srv.done;
+  process.off("message", onMessage);
+  if (process.connected) process.disconnect?.();
   await srv.close();
   return 0;
 }

@@ -4,12 +4,22 @@
 // fsync, verify). A body that is not a disk image is refused (400) and the server keeps waiting; an interrupted upload
 // marks nothing, and the next one starts over on a clean target (the sink truncates/discards it first). Only once the
 // volume is written and verified does the termination message say Succeeded, and the process exits 0.
+// The node agent may also hand it a client's connection itself (adopt(): over the worker's IPC channel, with the
+// bytes the agent read of it): its request is then served here with no relay in between, and the connection closed
+// after the answer (it may be the API server's, whose next requests are for the agent).
 import { mkdir, rm } from "node:fs/promises";
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
+import type net from "node:net";
 import { dirname } from "node:path";
 import { PassThrough, type Readable } from "node:stream";
 import { type Logger, nullLogger } from "../../lib/log.js";
 import { ImportError } from "../importer/index.js";
+
+/** The IPC messages between the upload server and the node agent (worker → agent: listening; agent → worker: a
+ * connection, the socket as the message's handle, `head` the bytes the agent read of it, base64). */
+export const UPLOAD_LISTENING = "tsvirt.upload.listening";
+export const UPLOAD_CONNECTION = "tsvirt.upload.connection";
+export type UploadConnectionMessage = { type: typeof UPLOAD_CONNECTION; head: string };
 
 /** What a finished write reports (the contract's Succeeded line carries it). */
 export interface UploadResult {
@@ -63,6 +73,8 @@ export interface RunningUploadServer {
   server: Server;
   /** Settles once an upload succeeded and its answer was sent (the process then exits 0). */
   done: Promise<UploadResult>;
+  /** Serves a connection the node agent handed over: `head` is what it read of it (the request's head, maybe more). */
+  adopt(socket: net.Socket, head: Buffer): void;
   close(): Promise<void>;
 }
 
@@ -75,14 +87,18 @@ export async function startUploadServer(o: UploadServerOptions): Promise<Running
   const done = new Promise<UploadResult>((r) => {
     finished = r;
   });
+  const handed = new WeakSet<object>();
   const handle = (req: IncomingMessage, res: ServerResponse): void => {
     const path = new URL(req.url ?? "/", "http://upload").pathname;
+    const adopted = handed.has(req.socket);
+    if (adopted) res.shouldKeepAlive = false;
     if (path === "/healthz" && req.method === "GET") {
       res.writeHead(200, { "content-type": "text/plain" });
       res.end("ok");
       return;
     }
-    if (!UPLOAD_PATHS.has(path)) {
+    // (the agent hands over only its own /upload/{ns}/{pod} requests)
+    if (!UPLOAD_PATHS.has(path) && !(adopted && path.startsWith("/upload/"))) {
       req.resume();
       send(res, 404, "NotFound", `no handler for ${path}`);
       return;
@@ -166,6 +182,13 @@ export async function startUploadServer(o: UploadServerOptions): Promise<Running
   return {
     server,
     done,
+    adopt(socket, head) {
+      handed.add(socket);
+      socket.pause();
+      if (head.length) socket.unshift(head);
+      server.emit("connection", socket);
+      socket.resume();
+    },
     close: () =>
       new Promise<void>((r) => {
         server.closeAllConnections();
