@@ -52,9 +52,10 @@ export function registerUp(program: Command): void {
       const { existsSync } = await import("node:fs");
       const { Supervisor, alive } = await import("../lib/supervisor.js");
       const { createLogger } = await import("../lib/log.js");
-      const { killNetns, network, nodeStorageBytes, readPodRecord } = await import("../handler/index.js");
+      const { killNetns, network, nodeStorageBytes, readPodRecord, terminatePodProcess } = await import(
+        "../handler/index.js"
+      );
       const { componentKubeconfigPath } = await import("../apiserver/index.js");
-      const { terminatePod } = await import("../launcher/index.js");
       const { checkListen } = await import("../apiserver/index.js");
       const { ensureQemuCanReach } = await import("../lib/qemu-user.js");
       const { mkdir } = await import("node:fs/promises");
@@ -135,7 +136,7 @@ export function registerUp(program: Command): void {
         stopping = true;
         log.info("stopping: VMs first, then the control plane", { signal: sig });
         await sup.stop("controller");
-        // Every launcher pod of every node: graceful stop (the launcher shuts its guest down, then exits).
+        // Every pod of every node: graceful stop (a launcher shuts its guest down, then exits; a worker stops itself).
         const pods: { pid: number; podDir: string }[] = [];
         const netnses: string[] = [];
         for (const name of names) {
@@ -146,7 +147,7 @@ export function registerUp(program: Command): void {
             if (rec && alive(rec.pid)) pods.push({ pid: rec.pid, podDir: join(podsDir, d) });
           }
         }
-        for (const p of pods) terminatePod(p.pid);
+        for (const p of pods) terminatePodProcess(p.pid);
         const until = Date.now() + 120_000;
         while (pods.some((p) => alive(p.pid)) && Date.now() < until) await new Promise((r) => setTimeout(r, 200));
         log.info("VMs stopped", { count: pods.length });
