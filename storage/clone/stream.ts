@@ -12,7 +12,7 @@
 import { createHash } from "node:crypto";
 import { constants } from "node:fs";
 import { open } from "node:fs/promises";
-import { connect, createServer, type Server, type Socket } from "node:net";
+import { type AddressInfo, connect, createServer, type Socket } from "node:net";
 import { cleanTarget, fatal, type JobTarget, transient } from "../importer/index.js";
 import {
   type CopyResult,
@@ -120,23 +120,38 @@ export interface ServeOptions {
   host?: string;
   port?: number;
   log?: (msg: string, fields?: Record<string, unknown>) => void;
+  /** A client that sends no hello for this long is dropped (default 10 s). */
+  helloTimeoutMs?: number;
+  /** A transfer whose client reads nothing for this long is dropped (default 30 s: a peer gone without a word). */
+  stallTimeoutMs?: number;
+}
+
+/** A listening clone source. */
+export interface VolumeServer {
+  port: number;
+  /** Stops listening and drops every connection (a half-open one must not keep the process alive past SIGTERM). */
+  close(): Promise<void>;
 }
 
 /**
- * Serves the source to clients with the right token, one connection at a time (a second one while busy is closed):
- * a retried target simply connects again. Resolves once listening; close the server to stop.
+ * Serves the source to clients with the right token. The newest client with the right hello is served and any
+ * transfer still under way is dropped: only one target importer exists at a time, so an older connection is one
+ * whose importer is gone (killed, its pod deleted) and whose socket may never close (no FIN from a deleted network
+ * namespace). Resolves once listening.
  */
-export async function serveVolume(o: ServeOptions): Promise<Server> {
-  let busy = false;
+export async function serveVolume(o: ServeOptions): Promise<VolumeServer> {
+  let current: Socket | undefined;
+  const socks = new Set<Socket>();
   const log = o.log ?? (() => {});
   const server = createServer((sock) => {
-    if (busy) {
-      sock.destroy();
-      return;
-    }
-    busy = true;
+    socks.add(sock);
+    sock.once("close", () => {
+      socks.delete(sock);
+      if (current === sock) current = undefined;
+    });
     sock.setNoDelay(true);
     sock.on("error", () => {}); // a client gone mid-stream: send() sees the close
+    sock.setTimeout(o.helloTimeoutMs ?? 10_000, () => sock.destroy());
     const peer = `${sock.remoteAddress}:${sock.remotePort}`;
     (async () => {
       const hello = await readHello(sock);
@@ -145,16 +160,18 @@ export async function serveVolume(o: ServeOptions): Promise<Server> {
         sock.destroy();
         return;
       }
+      if (current) {
+        log("a new client: dropping the previous transfer", { peer });
+        current.destroy();
+      }
+      current = sock;
+      sock.setTimeout(o.stallTimeoutMs ?? 30_000, () => sock.destroy());
       const r = await sendVolume(sock, o.source);
       log("volume sent", { peer, bytes: r.bytes, written: r.written, sha256: r.sha256 });
-    })()
-      .catch((e: unknown) => {
-        log("sending the volume failed", { peer, err: (e as Error).message });
-        sock.destroy();
-      })
-      .finally(() => {
-        busy = false;
-      });
+    })().catch((e: unknown) => {
+      log("sending the volume failed", { peer, err: (e as Error).message });
+      sock.destroy();
+    });
   });
   await new Promise<void>((resolve, reject) => {
     server.once("error", reject);
@@ -163,7 +180,14 @@ export async function serveVolume(o: ServeOptions): Promise<Server> {
       resolve();
     });
   });
-  return server;
+  return {
+    port: (server.address() as AddressInfo).port,
+    close: () =>
+      new Promise<void>((resolve) => {
+        server.close(() => resolve());
+        for (const s of socks) s.destroy();
+      }),
+  };
 }
 
 /** Pulls exact byte counts out of a socket's chunks. */
