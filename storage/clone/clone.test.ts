@@ -217,6 +217,33 @@ describe("cross-node stream", () => {
     assert.ok(Date.now() - t0 < 2_000, `closed in ${Date.now() - t0} ms`);
   });
 
+  test("a long run of zeros sends scanned marks: the target sees progress, not silence, and still verifies", async () => {
+    const s = await serveVolume({
+      source: { path: src, block: false },
+      token,
+      host: "127.0.0.1",
+      port: 0,
+      markEveryMs: 0,
+    });
+    try {
+      const dst = await emptyTarget("stream-marks.img", 10 * MiB);
+      const seen: number[] = [];
+      const r = await receiveVolume({
+        host: "127.0.0.1",
+        port: s.port,
+        token,
+        target: { path: dst, block: false, sizeBytes: 10 * MiB },
+        onProgress: (done) => seen.push(done),
+      });
+      // chunks 3..7 hold no data (only chunk 8's last bytes do): each is marked as scanned
+      for (const at of [4, 5, 6, 7]) assert.ok(seen.includes(at * CHUNK), `a mark at ${at} MiB: ${seen}`);
+      assert.ok((await readFile(dst)).subarray(0, 8 * MiB).equals(want));
+      assert.ok(r.sha256);
+    } finally {
+      await s.close();
+    }
+  });
+
   test("a wrong token gets nothing: a transient failure", async () => {
     const dst = await emptyTarget("stream-wrong.img", 10 * MiB);
     await assert.rejects(
