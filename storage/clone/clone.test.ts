@@ -174,17 +174,16 @@ describe("cross-node stream", () => {
     return s;
   }
 
+  /** A whole clone from the shared source into a fresh 10 MiB target file. */
+  async function receiveInto(file: string) {
+    const dst = await emptyTarget(file, 10 * MiB);
+    return receiveVolume({ host: "127.0.0.1", port, token, target: { path: dst, block: false, sizeBytes: 10 * MiB } });
+  }
+
   test("a client that never says hello (an importer gone half-open) does not keep a retried target out", async () => {
     const stale = await idleClient(port);
     try {
-      const dst = await emptyTarget("stream-stale.img", 10 * MiB);
-      const r = await receiveVolume({
-        host: "127.0.0.1",
-        port,
-        token,
-        target: { path: dst, block: false, sizeBytes: 10 * MiB },
-      });
-      assert.ok(r.sha256);
+      assert.ok((await receiveInto("stream-stale.img")).sha256);
     } finally {
       stale.destroy();
     }
@@ -193,14 +192,7 @@ describe("cross-node stream", () => {
   test("a newer target takes over from a transfer that stalled: the old one is dropped", async () => {
     const stalled = await idleClient(port, `${HELLO} ${token}\n`);
     const closed = new Promise((r) => stalled.once("close", r));
-    const dst = await emptyTarget("stream-takeover.img", 10 * MiB);
-    const r = await receiveVolume({
-      host: "127.0.0.1",
-      port,
-      token,
-      target: { path: dst, block: false, sizeBytes: 10 * MiB },
-    });
-    assert.ok(r.sha256);
+    assert.ok((await receiveInto("stream-takeover.img")).sha256);
     stalled.resume(); // (a closed socket's end is read only when flowing)
     await closed;
   });
