@@ -214,8 +214,10 @@ describe("storage crash cells: kill -9 of the worker, node agent, controller, AP
         `${name}: the node agent's cp writing the target`,
         CONVERGE_MS,
         async () => {
+          // The target's blocks before the look for cp: a cp that starts between the two is not taken for one gone.
+          const before = await stat(target).catch(() => undefined);
           const cp = (await childrenOf(agent)).find((p) => p.argv[0] === "cp" && p.argv.includes(target));
-          const st = await stat(target).catch(() => undefined);
+          const st = cp ? await stat(target).catch(() => undefined) : before;
           if (!cp) {
             const why = "ended before it was seen mid-copy: make the source bigger";
             return seen === 0 && !st?.blocks
