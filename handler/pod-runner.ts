@@ -405,7 +405,8 @@ export class PodRunner {
   }
 }
 
-function linkOptions(
+/** The links a pod gets (pure): none when isolated, its IP alone when plain, else the VM binding too. */
+export function linkOptions(
   pod: Pod,
   shape: PodShape,
   isolated?: boolean,

@@ -173,6 +173,10 @@ export function importerShape(d: WorkerShapeDeps): PodShape {
         ? { argv, channel: d.services.egressChannel(podUid, job.egress.allow), isolatedNetwork }
         : { argv, isolatedNetwork };
     },
+    // Linked only as a cross-node clone's target, which dials out itself: its IP, never the VM binding, whose
+    // PREROUTING DNAT (to a guest that is not there) would take the clone stream's packets the moment it is made
+    // under the live connection (the stream went silent or was reset, and the DV retried).
+    plainNetwork: true,
     // A worker is ready while it runs (its readiness matters to no one yet).
     ready: async () => true,
     terminationMessagePath: (podDir) => workerPaths(podDir).terminationLog,

@@ -9,6 +9,7 @@ import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import { emptyRegistriesConfig } from "../../images/index.js";
 import { egressAgent, tunnel } from "../../storage/importer/index.js";
+import { linkOptions } from "../pod-runner.js";
 import type { Pod } from "../ports.js";
 import { refs } from "../ports.js";
 import { FakeApi } from "../testing.js";
@@ -107,6 +108,10 @@ describe("worker pods (node side)", () => {
     const cmd = await shape.command(DV_UID, podDir, pod());
     assert.deepEqual(cmd.argv.slice(1), ["/x/tsvirt.js", "importer", "--job", join(podDir, "job.json")]);
     assert.equal(cmd.isolatedNetwork, true, "an http import reaches its source through the egress only: no links");
+    assert.deepEqual(linkOptions(pod(), shape, cmd.isolatedNetwork), { isolated: true });
+    // A cross-node clone's target (not isolated: it dials the source pod) gets its IP alone, never the VM binding's
+    // DNAT, which would take its stream's packets when installed under the live connection.
+    assert.deepEqual(linkOptions(pod(), shape, false), { plain: true });
     const job = JSON.parse(await readFile(join(podDir, "job.json"), "utf8"));
     assert.equal(job.target.path, join(dataDir, "volumes", PV, "disk.img"));
     assert.equal(job.target.sizeBytes, 64 << 20);

@@ -2,14 +2,14 @@ import assert from "node:assert/strict";
 import { execFile } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { mkdtemp, open, readFile, rm, stat, truncate, writeFile } from "node:fs/promises";
-import { connect, createServer, type Server } from "node:net";
+import { connect, createServer, type Socket } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
 import { promisify } from "node:util";
 import { ImportError } from "../importer/index.js";
 import { BLOCK, CHUNK, cloneLocal, compareVolumes, dataRuns } from "./sparse.js";
-import { HELLO, receiveVolume, serveVolume } from "./stream.js";
+import { HELLO, receiveVolume, serveVolume, type VolumeServer } from "./stream.js";
 
 const MiB = 1 << 20;
 let dir: string;
@@ -129,18 +129,16 @@ describe("same-node clone", () => {
 describe("cross-node stream", () => {
   let src: string;
   let want: Buffer;
-  let server: Server;
+  let server: VolumeServer;
   let port: number;
   const token = "dv-uid-1";
   before(async () => {
     src = join(dir, "stream-src.img");
     want = await makeSource(src);
     server = await serveVolume({ source: { path: src, block: false }, token, host: "127.0.0.1", port: 0 });
-    port = (server.address() as { port: number }).port;
+    port = server.port;
   });
-  after(() => {
-    server.close();
-  });
+  after(() => server.close());
 
   test("the target receives the same bytes, sparse, verified", async () => {
     const dst = await emptyTarget("stream-dst.img", 10 * MiB);
@@ -163,6 +161,79 @@ describe("cross-node stream", () => {
       target: { path: dst, block: false, sizeBytes: 10 * MiB },
     });
     assert.equal(again.sha256, r.sha256);
+  });
+
+  /** A connected client, once the server has surely accepted it (it answers nothing before a hello). */
+  async function idleClient(p: number, hello?: string): Promise<Socket> {
+    const s = connect({ host: "127.0.0.1", port: p });
+    s.on("error", () => {});
+    await new Promise((r) => s.once("connect", r));
+    if (hello) s.write(hello);
+    s.pause();
+    await new Promise((r) => setTimeout(r, 50));
+    return s;
+  }
+
+  /** A whole clone from the shared source into a fresh 10 MiB target file. */
+  async function receiveInto(file: string) {
+    const dst = await emptyTarget(file, 10 * MiB);
+    return receiveVolume({ host: "127.0.0.1", port, token, target: { path: dst, block: false, sizeBytes: 10 * MiB } });
+  }
+
+  test("a client that never says hello (an importer gone half-open) does not keep a retried target out", async () => {
+    const stale = await idleClient(port);
+    try {
+      assert.ok((await receiveInto("stream-stale.img")).sha256);
+    } finally {
+      stale.destroy();
+    }
+  });
+
+  test("a newer target takes over from a transfer that stalled: the old one is dropped", async () => {
+    const stalled = await idleClient(port, `${HELLO} ${token}\n`);
+    const closed = new Promise((r) => stalled.once("close", r));
+    assert.ok((await receiveInto("stream-takeover.img")).sha256);
+    stalled.resume(); // (a closed socket's end is read only when flowing)
+    await closed;
+  });
+
+  test("close drops open connections at once (SIGTERM ends the clone source without its grace period)", async () => {
+    const s = await serveVolume({ source: { path: src, block: false }, token, host: "127.0.0.1", port: 0 });
+    const quiet = await idleClient(s.port);
+    const mid = await idleClient(s.port, `${HELLO} ${token}\n`);
+    const gone = [quiet, mid].map((c) => new Promise((r) => c.once("close", r)));
+    for (const c of [quiet, mid]) c.resume();
+    const t0 = Date.now();
+    await s.close(); // before: close waited for these clients for as long as they stayed connected
+    await Promise.all(gone);
+    assert.ok(Date.now() - t0 < 2_000, `closed in ${Date.now() - t0} ms`);
+  });
+
+  test("a long run of zeros sends scanned marks: the target sees progress, not silence, and still verifies", async () => {
+    const s = await serveVolume({
+      source: { path: src, block: false },
+      token,
+      host: "127.0.0.1",
+      port: 0,
+      markEveryMs: 0,
+    });
+    try {
+      const dst = await emptyTarget("stream-marks.img", 10 * MiB);
+      const seen: number[] = [];
+      const r = await receiveVolume({
+        host: "127.0.0.1",
+        port: s.port,
+        token,
+        target: { path: dst, block: false, sizeBytes: 10 * MiB },
+        onProgress: (done) => seen.push(done),
+      });
+      // chunks 3..7 hold no data (only chunk 8's last bytes do): each is marked as scanned
+      for (const at of [4, 5, 6, 7]) assert.ok(seen.includes(at * CHUNK), `a mark at ${at} MiB: ${seen}`);
+      assert.ok((await readFile(dst)).subarray(0, 8 * MiB).equals(want));
+      assert.ok(r.sha256);
+    } finally {
+      await s.close();
+    }
   });
 
   test("a wrong token gets nothing: a transient failure", async () => {

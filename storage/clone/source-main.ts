@@ -1,6 +1,7 @@
 // `tsvirt clonesource --job FILE`: the clone-source pod's process. Serves the source volume on the pod's IP to the
-// target DV's importer (stream.ts), one connection at a time, until the DV controller deletes the pod. Writes
-// `<pod dir>/ready` once listening (the node agent's readiness probe reads it). No API access.
+// target DV's importer (stream.ts), its newest connection, until the DV controller deletes the pod: SIGTERM drops
+// every connection and exits at once (a retry waits for this pod to be gone). Writes `<pod dir>/ready` once
+// listening (the node agent's readiness probe reads it). No API access.
 import { readFile, rm, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import type { Logger } from "../../lib/log.js";
@@ -55,10 +56,7 @@ export async function runCloneSourceCli(jobPath: string, podDir: string, log: Lo
     await writeFile(ready, "");
     l.info("serving the clone source", { source: job.source.path, port: job.port || CLONE_PORT });
     await new Promise<void>((resolve) => {
-      const stop = () => {
-        server.close();
-        resolve();
-      };
+      const stop = () => void server.close().then(resolve);
       process.once("SIGTERM", stop);
       process.once("SIGINT", stop);
     });

@@ -6,13 +6,15 @@
 //   "TSVCLN01" (8 bytes) | size u64
 // then data extents (zero blocks are never sent)
 //   0x01 | offset u64 | length u32 | length bytes
+// with, in a long run of zeros, a mark at least every second (the target's idle timeout sees a live source)
+//   0x02 | bytes scanned so far u64
 // and the trailer
 //   0x00 | sha256 of all `size` bytes (32 bytes)
 // A stream that ends before the trailer is a transient failure (the target's DV retries).
 import { createHash } from "node:crypto";
 import { constants } from "node:fs";
 import { open } from "node:fs/promises";
-import { connect, createServer, type Server, type Socket } from "node:net";
+import { type AddressInfo, connect, createServer, type Socket } from "node:net";
 import { cleanTarget, fatal, type JobTarget, transient } from "../importer/index.js";
 import {
   type CopyResult,
@@ -32,6 +34,9 @@ export const HELLO = "TSVCLONE/1";
 export const CLONE_PORT = 8444;
 const EXTENT = 1;
 const END = 0;
+const SCANNED = 2;
+/** A source silent this long (scanning zeros) sends a SCANNED mark. */
+export const MARK_EVERY_MS = 1_000;
 const MAX_HELLO = 512;
 
 function u64(n: number): Buffer {
@@ -67,18 +72,27 @@ async function send(sock: Socket, buf: Buffer): Promise<void> {
 }
 
 /** Streams the volume to one connected client (after its hello was accepted). */
-export async function sendVolume(sock: Socket, source: Volume): Promise<CopyResult> {
+export async function sendVolume(sock: Socket, source: Volume, markEveryMs = MARK_EVERY_MS): Promise<CopyResult> {
   const fh = await open(source.path, "r");
   try {
     const size = await volumeSize(source, fh);
     await send(sock, Buffer.concat([MAGIC, u64(size)]));
     const hash = createHash("sha256");
     let written = 0;
+    let sentAt = Date.now();
     await scan(fh, size, hash, async (chunk, pos) => {
       for (const [a, b] of dataRuns(chunk)) {
         // A copy: the socket may hold the buffer past this call, and scan reuses it.
         await send(sock, Buffer.concat([extentHeader(pos + a, b - a), chunk.subarray(a, b)]));
         written += b - a;
+        sentAt = Date.now();
+      }
+      if (Date.now() - sentAt >= markEveryMs) {
+        const mark = Buffer.alloc(9);
+        mark.writeUInt8(SCANNED, 0);
+        mark.writeBigUInt64BE(BigInt(pos + chunk.length), 1);
+        await send(sock, mark);
+        sentAt = Date.now();
       }
     });
     const sha256 = hash.digest("hex");
@@ -120,23 +134,40 @@ export interface ServeOptions {
   host?: string;
   port?: number;
   log?: (msg: string, fields?: Record<string, unknown>) => void;
+  /** A client that sends no hello for this long is dropped (default 10 s). */
+  helloTimeoutMs?: number;
+  /** A transfer whose client reads nothing for this long is dropped (default 30 s: a peer gone without a word). */
+  stallTimeoutMs?: number;
+  /** Silence (a run of zeros) after which a SCANNED mark goes out (default MARK_EVERY_MS). */
+  markEveryMs?: number;
+}
+
+/** A listening clone source. */
+export interface VolumeServer {
+  port: number;
+  /** Stops listening and drops every connection (a half-open one must not keep the process alive past SIGTERM). */
+  close(): Promise<void>;
 }
 
 /**
- * Serves the source to clients with the right token, one connection at a time (a second one while busy is closed):
- * a retried target simply connects again. Resolves once listening; close the server to stop.
+ * Serves the source to clients with the right token. The newest client with the right hello is served and any
+ * transfer still under way is dropped: only one target importer exists at a time, so an older connection is one
+ * whose importer is gone (killed, its pod deleted) and whose socket may never close (no FIN from a deleted network
+ * namespace). Resolves once listening.
  */
-export async function serveVolume(o: ServeOptions): Promise<Server> {
-  let busy = false;
+export async function serveVolume(o: ServeOptions): Promise<VolumeServer> {
+  let current: Socket | undefined;
+  const socks = new Set<Socket>();
   const log = o.log ?? (() => {});
   const server = createServer((sock) => {
-    if (busy) {
-      sock.destroy();
-      return;
-    }
-    busy = true;
+    socks.add(sock);
+    sock.once("close", () => {
+      socks.delete(sock);
+      if (current === sock) current = undefined;
+    });
     sock.setNoDelay(true);
     sock.on("error", () => {}); // a client gone mid-stream: send() sees the close
+    sock.setTimeout(o.helloTimeoutMs ?? 10_000, () => sock.destroy());
     const peer = `${sock.remoteAddress}:${sock.remotePort}`;
     (async () => {
       const hello = await readHello(sock);
@@ -145,16 +176,18 @@ export async function serveVolume(o: ServeOptions): Promise<Server> {
         sock.destroy();
         return;
       }
-      const r = await sendVolume(sock, o.source);
+      if (current) {
+        log("a new client: dropping the previous transfer", { peer });
+        current.destroy();
+      }
+      current = sock;
+      sock.setTimeout(o.stallTimeoutMs ?? 30_000, () => sock.destroy());
+      const r = await sendVolume(sock, o.source, o.markEveryMs);
       log("volume sent", { peer, bytes: r.bytes, written: r.written, sha256: r.sha256 });
-    })()
-      .catch((e: unknown) => {
-        log("sending the volume failed", { peer, err: (e as Error).message });
-        sock.destroy();
-      })
-      .finally(() => {
-        busy = false;
-      });
+    })().catch((e: unknown) => {
+      log("sending the volume failed", { peer, err: (e as Error).message });
+      sock.destroy();
+    });
   });
   await new Promise<void>((resolve, reject) => {
     server.once("error", reject);
@@ -163,7 +196,14 @@ export async function serveVolume(o: ServeOptions): Promise<Server> {
       resolve();
     });
   });
-  return server;
+  return {
+    port: (server.address() as AddressInfo).port,
+    close: () =>
+      new Promise<void>((resolve) => {
+        server.close(() => resolve());
+        for (const s of socks) s.destroy();
+      }),
+  };
 }
 
 /** Pulls exact byte counts out of a socket's chunks. */
@@ -276,6 +316,15 @@ export async function receiveVolume(o: ReceiveOptions): Promise<CopyResult> {
           if (!sum) throw truncated("in the trailer");
           sha256 = sum.toString("hex");
           break;
+        }
+        if (type[0] === SCANNED) {
+          const at = await r.read(8);
+          if (!at) throw truncated(`after ${written} bytes of data`);
+          const scanned = Number(at.readBigUInt64BE(0));
+          if (scanned > size)
+            throw transient("TransferCorrupt", `a mark at ${scanned} lies past the source's ${size} bytes`);
+          o.onProgress?.(scanned, size);
+          continue;
         }
         if (type[0] !== EXTENT) throw transient("TransferCorrupt", `unknown record type ${type[0]} in the stream`);
         const h = await r.read(12);
