@@ -69,6 +69,18 @@ const kill = (pid: number, sig: NodeJS.Signals) => {
   }
 };
 
+/** Whether a process is stopped (SIGSTOP took): state T in /proc/PID/stat; false once it exited (gone or zombie). */
+const isStopped = async (pid: number): Promise<boolean> => {
+  for (let i = 0; i < 50; i++) {
+    const stat = await readFile(`/proc/${pid}/stat`, "utf8").catch(() => "");
+    const state = stat.slice(stat.lastIndexOf(")") + 2, stat.lastIndexOf(")") + 3);
+    if (state === "T" || state === "t") return true;
+    if (!stat || state === "Z" || state === "X") return false;
+    await new Promise((r) => setTimeout(r, 2));
+  }
+  return false;
+};
+
 /** One round's state shared by its cells. */
 interface RoundState {
   /** Per op, what the cell's check needs. */
@@ -226,7 +238,13 @@ describe("storage crash cells: kill -9 of the worker, node agent, controller, AP
           }
           seen = cp.pid;
           if (!st?.blocks) return undefined;
-          return { copier: cp.pid, worker: cp.pid, at: `${((st.blocks * 512) / MiB).toFixed(1)} MiB written` };
+          // Held before it is handed on: a fast cp could otherwise finish between this look and the kill (a kill
+          // that lands on nothing). Stopped means alive: a cp that ended meanwhile is looked for again.
+          kill(cp.pid, "SIGSTOP");
+          if (!(await isStopped(cp.pid))) return undefined;
+          const held = await stat(target).catch(() => undefined);
+          const mib = (((held ?? st).blocks ?? 0) * 512) / MiB;
+          return { copier: cp.pid, worker: cp.pid, at: `${mib.toFixed(1)} MiB written (cp held)` };
         },
         5,
       );
