@@ -362,10 +362,23 @@ describe("storage crash cells: kill -9 of the worker, node agent, controller, AP
     const eachAtMoment = (at: (op: Op, m: Moment) => void) =>
       Promise.all(
         copies.map(async (op) => {
-          const s = await startOp(round, op);
-          st.done.set(op, { ...s, note: "" });
-          const m = await moment(op, s.dv).catch(failed(op));
-          if (m) at(op, m);
+          for (let attempt = 1; ; attempt++) {
+            const s = await startOp(round, op);
+            st.done.set(op, { ...s, note: "" });
+            const m = await moment(op, s.dv).catch((e: Error) => e);
+            if (!(m instanceof Error)) {
+              if (attempt > 1) note(op, `its moment seen at attempt ${attempt}`);
+              at(op, m);
+              return;
+            }
+            // A same-node cp (~180 MiB from the page cache) can start and end between two looks: the cell's moment
+            // was not seen, nothing was killed, so the clone is made again (bounded); other misses fail the cell.
+            if (op !== "clone-same" || attempt >= 3 || !/ended before it was seen/.test(m.message)) {
+              failed(op)(m);
+              return;
+            }
+            await deleteCell(s.dv);
+          }
         }),
       );
 
