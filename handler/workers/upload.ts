@@ -61,7 +61,6 @@ export function serveUploadChannel(child: ChildProcess, onListening: () => void)
       new Promise<boolean>((resolve) => {
         if (!child.connected) return resolve(false);
         const m: UploadConnectionMessage = { type: UPLOAD_CONNECTION, head: head.toString("base64") };
-        // (keepOpen false: this process drops its copy once sent; a failed send leaves the socket here)
         // (keepOpen false: this process drops its copy once sent. No `server` on it: Node would else track it as a
         // cluster worker's and make the agent's server wait at close for the worker to report it closed)
         (socket as unknown as { server: unknown }).server = null;
