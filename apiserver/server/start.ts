@@ -422,6 +422,7 @@ export async function startApiServer(opts: ApiServerOptions = {}): Promise<ApiSe
           server.closeAllConnections();
         });
         store.close();
+        await store.closed;
       })();
       return closing;
     },

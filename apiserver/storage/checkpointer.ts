@@ -38,11 +38,14 @@ parentPort.on("message", (m) => {
 export class Checkpointer {
   readonly #worker: Worker;
   #closed = false;
+  /** settles when the thread has closed its connection and ended (it may still touch -wal/-shm until then) */
+  readonly exited: Promise<void>;
 
   constructor(path: string, intervalMs = 250) {
     const lib = createRequire(import.meta.url).resolve("better-sqlite3");
     this.#worker = new Worker(PROGRAM, { eval: true, workerData: { path, lib, intervalMs } });
     this.#worker.unref();
+    this.exited = new Promise((resolve) => this.#worker.once("exit", () => resolve()));
     // a failing checkpointer costs only latency (the backstop checkpoints); never the process
     this.#worker.on("error", () => {});
   }
@@ -50,6 +53,8 @@ export class Checkpointer {
   close(): void {
     if (this.#closed) return;
     this.#closed = true;
+    // held until it has closed its connection, so whoever awaits `exited` is not left with an empty event loop
+    this.#worker.ref();
     this.#worker.postMessage("close");
   }
 }

@@ -25,15 +25,19 @@ function rv(o: Obj): number {
 }
 
 /** A store on a file, plus a second connection that sees only committed data. */
-function fileStore(t: { after: (fn: () => void) => void }): { store: Store; committed: (name: string) => boolean } {
+function fileStore(t: { after: (fn: () => Promise<void>) => void }): {
+  store: Store;
+  committed: (name: string) => boolean;
+} {
   const dir = tempDir("tsvirt-store-");
   const path = join(dir, "state.db");
   const store = new Store({ path });
   const reader = new Database(path, { readonly: true });
   const q = reader.prepare("SELECT 1 FROM objects WHERE res = ? AND ns = 'ns' AND name = ?");
-  t.after(() => {
+  t.after(async () => {
     reader.close();
     store.close();
+    await store.closed;
     removeDir(dir);
   });
   return { store, committed: (name) => q.get(R, name) !== undefined };
@@ -155,13 +159,14 @@ test("revisions continue above every acknowledged one after reopening; close() c
       assert.equal(rv(next), rv(c) + 1);
     } finally {
       s2.close();
+      await Promise.all([s1.closed, s2.closed]);
     }
   } finally {
     removeDir(dir);
   }
 });
 
-test("after the event log is compacted to nothing, a reopened store still continues above the last revision", () => {
+test("after the event log is compacted to nothing, a reopened store still continues above the last revision", async () => {
   const dir = tempDir("tsvirt-store-");
   try {
     const path = join(dir, "state.db");
@@ -181,6 +186,7 @@ test("after the event log is compacted to nothing, a reopened store still contin
       assert.deepEqual([...s2.countInNamespace("other")], []);
     } finally {
       s2.close();
+      await Promise.all([s1.closed, s2.closed]);
     }
   } finally {
     removeDir(dir);

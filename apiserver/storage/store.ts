@@ -566,4 +566,9 @@ export class Store {
     this.#subs.clear();
     if (this.db.open) this.db.close();
   }
+
+  /** settles once nothing of this store touches its files any more (after close(): the checkpointer has ended) */
+  get closed(): Promise<void> {
+    return this.#checkpointer?.exited ?? Promise.resolve();
+  }
 }
