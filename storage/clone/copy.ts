@@ -1,10 +1,10 @@
 // The same-node clone of a Filesystem volume, done by the node agent itself (the provisioner's node half, as a CSI
-// driver clones a volume): no worker pod. `cp --sparse=always` of the source's disk.img
-// onto the target's: a reflink where the file system has them (coreutils' default), else the data extents only
-// (SEEK_DATA/SEEK_HOLE) with zero blocks left as holes; the target grown back to its claim's size; one fsync. No
-// end-to-end hash: the bytes go from page cache to page cache on one node with no wire between (cp checks every
-// read and write); the cross-node stream keeps its sha256. Paths come from the node's own volume layout, never from
-// a user, and reach cp as argv (after "--").
+// driver clones a volume): no worker pod. `cp --sparse=always` of the source's disk.img onto the target's: a reflink
+// where the file system has them (coreutils' default), else the data extents only (SEEK_DATA/SEEK_HOLE) with zero
+// blocks left as holes; the target grown back to its claim's size; one fsync. No end-to-end hash: the bytes go from
+// page cache to page cache on one node with no wire between (cp checks every read and write); the cross-node stream
+// keeps its sha256. Paths come from the node's own volume layout, never from a user, and reach cp as argv (after
+// "--").
 //
 // cp is the one long-running process the agent starts itself (its others — losetup, blockdev, ip, iptables — end in
 // milliseconds; worker pods are the pod runner's and outlive it on purpose). A kill -9 of the agent must not leave it
