@@ -20,6 +20,7 @@ fi
 BASE_PKGS=(
   busybox-static cpio kmod xz-utils zstd dosfstools mtools syslinux syslinux-common
   xorriso iproute2 iptables docker-registry skopeo umoci libxml2-utils procps psmisc socat unzip openssl curl
+  util-linux # setpriv: the node agent's cp dies with it (--pdeathsig); Essential on Debian, named for the record
 )
 BP_PKGS=(qemu-system-x86 qemu-utils libvirt-daemon libvirt-daemon-driver-qemu libvirt-clients libvirt-daemon-system)
 

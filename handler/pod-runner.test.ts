@@ -1,6 +1,7 @@
 // The pod runner against an in-memory API, with real network namespaces and real (stand-in) launcher processes:
 // a node process that idles until SIGTERM, run as the launcher pod shape (pod-shapes.ts). Needs root.
 import assert from "node:assert/strict";
+import { spawn } from "node:child_process";
 import { randomUUID } from "node:crypto";
 import { mkdtemp, readFile, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
@@ -8,12 +9,12 @@ import { join } from "node:path";
 import { describe, it } from "node:test";
 import { requirePrereqs } from "../tests/lib/prereqs.js";
 import { COMPUTE_CONTAINER, UNPAUSED_GATE } from "./launcher-pod.js";
-import { PodNetwork, podNetns, runCommand } from "./network/index.js";
+import { inNetns, PodNetwork, podNetns, runCommand } from "./network/index.js";
 import { PodRunner, type PodRunnerOptions } from "./pod-runner.js";
 import { launcherShape } from "./pod-shapes.js";
 import type { Pod, VirtualMachineInstance } from "./ports.js";
 import { refs } from "./ports.js";
-import { isLauncherAlive, pidsInNetns, podDirOf, readPodRecord } from "./processes.js";
+import { argvNamesPodDir, isLauncherAlive, pidsInNetns, podDirOf, readPodRecord } from "./processes.js";
 import { FakeApi } from "./testing.js";
 
 const NODE = `pr${process.pid}`;
@@ -147,6 +148,45 @@ describe("pod runner", () => {
     const netns = (await runCommand(["ip", "netns", "list"])).stdout;
     assert.ok(!netns.includes(podNetns(uid)));
     assert.equal(await net.ipam.lookup(uid), undefined);
+  });
+
+  it("a start a killed agent left half done (its process in the pod's namespace, no pod.json) does not run twice", {
+    timeout: 120_000,
+  }, async (t) => {
+    const dataDir = await mkdtemp(join(tmpdir(), "tsvirt-pr-"));
+    const api = new FakeApi();
+    const net = new PodNetwork({ node: NODE, podCIDR: "10.96.7.0/24", dataDir });
+    const script = "setInterval(()=>{},1000)";
+    const runner = testRunner(dataDir, api, net, script);
+    const pod = api.put(refs.pods, launcherPod("virt-launcher-vm3-half", randomUUID()));
+    const uid = pod.metadata.uid ?? "";
+    t.after(() => teardown(runner, net, uid, dataDir));
+    // What the killed agent got done: the namespace, and its launcher running there, detached, not yet recorded.
+    const { netns } = await net.setupPodNamespace(uid);
+    const podDir = podDirOf(dataDir, uid);
+    const [file = "", ...args] = inNetns(netns, [process.execPath, "-e", script, "--", podDir]);
+    const leftover = spawn(file, args, { detached: true, stdio: "ignore" });
+    leftover.unref();
+    const deadline = Date.now() + 10_000;
+    while ((await pidsInNetns(netns)).length === 0 && Date.now() < deadline)
+      await new Promise((r) => setTimeout(r, 10));
+    assert.equal((await pidsInNetns(netns)).length, 1, "the leftover runs in the pod's namespace");
+
+    await runner.trigger(uid);
+    assert.equal(api.peek<Pod>(refs.pods, "default", pod.metadata.name ?? "")?.status?.phase, "Running");
+    const rec = await readPodRecord(podDir);
+    assert.ok(rec);
+    // (the namespace holds the pod's DHCP server too, started with its links)
+    const launchers: number[] = [];
+    for (const p of await pidsInNetns(netns)) {
+      const argv = (await readFile(`/proc/${p}/cmdline`, "utf8").catch(() => "")).split("\0");
+      if (argvNamesPodDir(argv, podDir)) launchers.push(p);
+    }
+    assert.deepEqual(
+      launchers,
+      [rec.pid],
+      `one launcher in the pod's namespace, the recorded one (${leftover.pid} left)`,
+    );
   });
 
   it("reports a launcher that exits as a failed pod and never restarts it", { timeout: 120_000 }, async (t) => {

@@ -9,7 +9,7 @@ import { isStatusError } from "../lib/errors.js";
 import { type Logger, nullLogger } from "../lib/log.js";
 import { KeyedRunner } from "./keyed.js";
 import { computePodStatus, type PodRuntime } from "./launcher-pod.js";
-import { type PodAttachment, type PodNetwork, podNetns } from "./network/index.js";
+import { type PodNetwork, podNetns } from "./network/index.js";
 import { type PodCommand, type PodShape, shapeOf, terminationMessage } from "./pod-shapes.js";
 import { type ApiClient, type Pod, refs } from "./ports.js";
 import {
@@ -292,6 +292,10 @@ export class PodRunner {
       await this.report(pod, { state: "start-failed", message: (e as Error).message });
       return undefined;
     }
+    // A start a killed agent began may have left its process here (spawned, pod.json not yet written): the namespace
+    // is this pod's alone, so whatever runs in it now is that leftover, which nobody owns; gone before the pod's
+    // process starts, or the pod would run twice (two workers writing one volume).
+    await killNetns(att.netns);
     const spawned = await spawnLauncher(
       podDir,
       {

@@ -8,7 +8,7 @@
 import { isStatusError } from "../lib/errors.js";
 import { type Logger, nullLogger } from "../lib/log.js";
 import { processNextItem, WorkQueue } from "../lib/workqueue/index.js";
-import { copyVolumeFile } from "../storage/clone/index.js";
+import { copyVolumeFile, killOrphanCopies } from "../storage/clone/index.js";
 import {
   answers,
   CloneAnnotations,
@@ -114,10 +114,17 @@ export class VolumeSync {
   }
 
   /**
-   * Agent start, once the PV cache is complete: loop devices over volume files whose PV is gone or being deleted
-   * are detached (autoclear frees them once unused), then the workers run.
+   * Agent start, once the PV cache is complete: copies a killed agent left running are killed (their clones are
+   * unanswered: copied again from the start, by one writer); loop devices over volume files whose PV is gone or being
+   * deleted are detached (autoclear frees them once unused); then the workers run.
    */
   async start(pvs: readonly PersistentVolume[], workers = 1): Promise<void> {
+    try {
+      const killed = await killOrphanCopies(this.o.dataDir);
+      if (killed.length) this.log.info("killed same-node copies a previous agent left running", { pids: killed });
+    } catch (err) {
+      this.log.warn("looking for copies a previous agent left running failed", { err });
+    }
     try {
       const detached = await reconcileLoopDevices(this.o.dataDir, liveVolumes(pvs, this.o.node), this.o.exec);
       if (detached.length) this.log.info("detached loop devices of gone volumes", { devices: detached });

@@ -6,7 +6,7 @@
 // lands mid-copy however fast the copy is, then continued; an expansion: after the PVC edit, before the PV grew), the
 // component is killed, and each cell (one `it`) checks what a user checks: the DV ends Succeeded with the right bytes
 // (sha256 of disk.img against the source), restartCount sane, exactly one PV per claim; once the cell's claims are
-// deleted, nothing of them is left on the nodes (volumes dir, `losetup`).
+// deleted, nothing of them is left on the nodes (volumes dir, `losetup`, a process naming a volume: the agent's cp).
 import assert from "node:assert/strict";
 import { type ChildProcess, spawn } from "node:child_process";
 import { createHash, randomBytes } from "node:crypto";
@@ -15,6 +15,7 @@ import { open, readdir, readFile, rm, stat, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, it, type TestContext } from "node:test";
+import { isNodeCopy } from "../../storage/clone/index.js";
 import { CLUSTER, requirePrereqs } from "../lib/prereqs.js";
 import { dv, slowServer, volumeFile } from "../lib/storage.js";
 import { type Cluster, collect, run, startCluster, until, VIRTCTL } from "../lib/up.js";
@@ -84,7 +85,10 @@ const isStopped = async (pid: number): Promise<boolean> => {
 /** One round's state shared by its cells. */
 interface RoundState {
   /** Per op, what the cell's check needs. */
-  done: Map<Op, { dv: string; pvc: string; note: string; upload?: Upload; error?: Error }>;
+  done: Map<
+    Op,
+    { dv: string; pvc: string; note: string; upload?: Upload; error?: Error; copier?: number; outlived?: boolean }
+  >;
   error?: Error;
   /** What the round did (kills, pids), shown by each cell. */
   log: string[];
@@ -400,6 +404,8 @@ describe("storage crash cells: kill -9 of the worker, node agent, controller, AP
       await eachAtMoment((op, m) => {
         kill(m.copier, "SIGSTOP");
         held.push(m.copier);
+        const d = st.done.get(op);
+        if (d) d.copier = m.copier;
         note(op, `${KILLED[round]} killed at ${m.at}`);
       });
 
@@ -431,6 +437,18 @@ describe("storage crash cells: kill -9 of the worker, node agent, controller, AP
       }
       for (const [, pid] of victims) kill(pid, "SIGKILL");
       st.log.push(`killed ${victims.map(([v, p]) => `${v} (${p})`).join(", ")}`);
+      const same = st.done.get("clone-same");
+      if (round === "agent" && same?.copier) {
+        // The agent's cp dies with it (PR_SET_PDEATHSIG), still held: an orphan would wait for its SIGCONT and then
+        // write on into the target the restarted agent copies again. (10 s: a loaded machine's slow exit; the
+        // restarted agent would kill a survivor too.)
+        const t0 = Date.now();
+        same.outlived = !(await copyGone(same.copier, 10_000));
+        note(
+          "clone-same",
+          `the killed agent's cp (pid ${same.copier}) ${same.outlived ? "outlived it" : `died with it in ${Date.now() - t0} ms`}`,
+        );
+      }
       release();
       for (const [comp, pid, node] of victims) await restarted(c, comp, pid, node);
     } finally {
@@ -504,7 +522,14 @@ describe("storage crash cells: kill -9 of the worker, node agent, controller, AP
         const size = op === "import" ? IMPORT_SIZE : op === "upload" ? UPLOAD_SIZE : CLONE_SIZE;
         assert.equal((await stat(vol.image)).size, size, "disk.img has the claim's size");
         assert.equal(await sha256File(vol.image), want, "disk.img holds the source's bytes, zeros after");
-        if (op === "clone-same") assert.equal(vol.node, n1);
+        if (op === "clone-same") {
+          assert.equal(vol.node, n1);
+          assert.ok(!d.outlived, `the killed agent's cp (pid ${d.copier}) died with it, before it was let go on`);
+          // Converged means nobody copies into the target any more: neither the cp of a killed agent (orphaned, it
+          // would go on writing a volume now in use) nor another.
+          const copies = await nodeCopies();
+          assert.deepEqual(copies, [], `no same-node cp left running once ${d.dv} is Succeeded (killed: ${d.copier})`);
+        }
         if (op === "clone-cross") assert.equal(vol.node, n2);
         // the worker pods (a cross clone's source pod too) and their processes are gone once Succeeded
         const uid = await c.kubectl("get", "dv", d.dv, "-o", "jsonpath={.metadata.uid}");
@@ -554,6 +579,26 @@ describe("storage crash cells: kill -9 of the worker, node agent, controller, AP
 
   const volumeDirs = (node: string): Promise<string[]> =>
     readdir(join(c.dir, "nodes", node, "volumes")).catch(() => [] as string[]);
+
+  /** The same-node copies (cp of one node's volumes) running on any node of the cluster, as "pid:argv". */
+  const nodeCopies = async (): Promise<string[]> =>
+    (await processes())
+      .filter((p) => c.nodes.some((n) => isNodeCopy(p.argv, join(c.dir, "nodes", n))))
+      .map((p) => `${p.pid}:${p.argv.join(" ")}`);
+
+  /** Whether the process `pid` is no longer a same-node copy within `ms` (gone, a zombie, or the pid reused). */
+  const copyGone = async (pid: number, ms: number): Promise<boolean> => {
+    const deadline = Date.now() + ms;
+    for (;;) {
+      const stat = await readFile(`/proc/${pid}/stat`, "utf8").catch(() => "");
+      const state = stat.slice(stat.lastIndexOf(")") + 2, stat.lastIndexOf(")") + 3);
+      const argv = (await readFile(`/proc/${pid}/cmdline`, "utf8").catch(() => "")).split("\0").filter(Boolean);
+      if (!stat || state === "Z" || state === "X" || !c.nodes.some((n) => isNodeCopy(argv, join(c.dir, "nodes", n))))
+        return true;
+      if (Date.now() > deadline) return false;
+      await new Promise((r) => setTimeout(r, 20));
+    }
+  };
 
   /** Every claim bound to exactly one PV, no PV handed to two claims. */
   const oneVolumePerClaim = async (): Promise<void> => {
@@ -621,9 +666,16 @@ describe("storage crash cells: kill -9 of the worker, node agent, controller, AP
         for (const d of st.done.values()) await deleteCell(d.dv).catch(() => {});
         await nothingOrphaned();
         let left = "";
-        await until("no worker process left once the round's DataVolumes are gone", 30_000, async () => {
-          const ps = (await processes()).filter((p) => p.argv[3] === "--job" && (p.argv[4] ?? "").startsWith(c.dir));
-          left = ps.map((p) => `${p.pid}:${p.argv.slice(2, 5).join(" ")}`).join(" | ");
+        // No worker, and no process at all naming a volume of a node (a worker's qemu-img, the agent's cp or
+        // losetup): the source DV's volume is all that is left, and nothing runs on it.
+        const volumes = c.nodes.map((n) => `${join(c.dir, "nodes", n, "volumes")}/`);
+        await until("no worker or volume process left once the round's DataVolumes are gone", 30_000, async () => {
+          const ps = (await processes()).filter(
+            (p) =>
+              (p.argv[3] === "--job" && (p.argv[4] ?? "").startsWith(c.dir)) ||
+              p.argv.some((a) => volumes.some((v) => a.includes(v))),
+          );
+          left = ps.map((p) => `${p.pid}:${p.argv.slice(0, 5).join(" ")}`).join(" | ");
           return ps.length === 0 ? true : undefined;
         }).catch((e: Error) => {
           throw new Error(`${e.message}; left: ${left}`);

@@ -35,6 +35,7 @@ const TOOLS = {
   ip: {},
   iptables: {},
   nsenter: {},
+  setpriv: {}, // the node agent's same-node copy runs under `setpriv --pdeathsig KILL`
   unshare: {},
   mount: {},
   busybox: {},
@@ -64,6 +65,7 @@ export const CLUSTER: Prereq[] = [
   "ip",
   "iptables",
   "nsenter",
+  "setpriv",
   "busybox",
   "xorriso",
 ];
