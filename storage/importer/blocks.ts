@@ -10,13 +10,21 @@ import { transient } from "./outcome.js";
 export const ZERO_BLOCK = 64 << 10;
 const ZEROS = Buffer.alloc(ZERO_BLOCK);
 
+/** Whether `buf` holds only zero bytes (compared a ZERO_BLOCK at a time: memcmp, not a loop here). */
+export function isZero(buf: Buffer): boolean {
+  for (let i = 0; i < buf.length; i += ZERO_BLOCK) {
+    const part = buf.subarray(i, i + ZERO_BLOCK);
+    if (!part.equals(ZEROS.subarray(0, part.length))) return false;
+  }
+  return true;
+}
+
 /** Writes `buf` at `pos`, skipping its all-zero ZERO_BLOCKs (the file/device reads zeros there already). */
 export async function writeSparse(fh: FileHandle, buf: Buffer, pos: number): Promise<void> {
   let i = 0;
   while (i < buf.length) {
     const end = Math.min(i + ZERO_BLOCK, buf.length);
-    const block = buf.subarray(i, end);
-    if (block.equals(ZEROS.subarray(0, block.length))) {
+    if (isZero(buf.subarray(i, end))) {
       i = end;
       continue;
     }
@@ -24,7 +32,7 @@ export async function writeSparse(fh: FileHandle, buf: Buffer, pos: number): Pro
     let j = end;
     while (j < buf.length) {
       const e = Math.min(j + ZERO_BLOCK, buf.length);
-      if (buf.subarray(j, e).equals(ZEROS.subarray(0, e - j))) break;
+      if (isZero(buf.subarray(j, e))) break;
       j = e;
     }
     let off = i;

@@ -14,7 +14,7 @@
 import type { FileHandle } from "node:fs/promises";
 import { inflateRawSync, constants as zlibConstants } from "node:zlib";
 import { TimerHeap } from "../../lib/workqueue/index.js";
-import { readExactly, writeSparse } from "./blocks.js";
+import { isZero, readExactly, writeSparse } from "./blocks.js";
 import { fatal, transient } from "./outcome.js";
 
 export interface Qcow2Header {
@@ -212,8 +212,7 @@ export async function streamQcow2(
     const last = spilled[spilled.length - 1];
     if (last && last[1] === at) last[1] = at + bytes.length;
     else spilled.push([at, at + bytes.length]);
-    if (bytes.every((x) => x === 0)) return; // (a hole in the scratch reads zeros)
-    if (process.env.QCOW2_DEBUG) console.error("spill", at, bytes.length);
+    if (isZero(bytes)) return; // (a hole in the scratch reads zeros)
     scratch ??= await o.openScratch();
     await writeSparse(scratch, bytes, at);
     spilledBytes += bytes.length;

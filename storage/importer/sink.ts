@@ -23,7 +23,7 @@ import { PassThrough, Readable } from "node:stream";
 import { promisify } from "node:util";
 import { createGunzip } from "node:zlib";
 import { toolDecode } from "../../images/index.js";
-import { hashPrefix, readExactly, writeSparse, ZERO_BLOCK } from "./blocks.js";
+import { hashPrefix, isZero, readExactly, writeSparse } from "./blocks.js";
 import type { JobTarget } from "./job.js";
 import { fatal, type ImportError, transient } from "./outcome.js";
 import {
@@ -78,7 +78,6 @@ export interface SinkResult {
 
 const SECTOR = 512;
 const HEAD = 4096;
-const ZEROS = Buffer.alloc(ZERO_BLOCK);
 /** The raw path's write (and read-back) unit. */
 const BATCH = 4 << 20;
 /**
@@ -380,11 +379,11 @@ async function writeQcow2(
       if ((written[b >> 3] ?? 0) & (1 << (b & 7))) continue;
       const from = Math.max(b * g, pos) - pos;
       const to = Math.min((b + 1) * g, pos + buf.length) - pos;
-      for (let i = from; i < to; i += ZERO_BLOCK) {
-        const part = buf.subarray(i, Math.min(to, i + ZERO_BLOCK));
-        if (!part.equals(ZEROS.subarray(0, part.length))) {
-          throw transient("VerifyFailed", `the volume is not zero at byte ${pos + i}, where the image has none`);
-        }
+      if (!isZero(buf.subarray(from, to))) {
+        throw transient(
+          "VerifyFailed",
+          `the volume is not zero in bytes ${pos + from}..${pos + to}, where the image has none`,
+        );
       }
     }
   });
