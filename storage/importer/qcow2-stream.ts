@@ -11,6 +11,7 @@
 // Refused like `qemu-img info` would be: a backing file or an external data file (BackingFile), a broken header
 // (NotADiskImage); left to the scratch path (qemu-img): encryption, extended L2 entries, a compression type other
 // than deflate, the corrupt bit, unknown incompatible features, versions other than 2 and 3.
+import { createHash } from "node:crypto";
 import type { FileHandle } from "node:fs/promises";
 import { inflateRawSync, constants as zlibConstants } from "node:zlib";
 import { TimerHeap } from "../../lib/workqueue/index.js";
@@ -39,6 +40,7 @@ const INCOMPAT_DIRTY = 1n;
 const INCOMPAT_DATA_FILE = 4n;
 const INCOMPAT_COMPRESSION = 8n;
 const EXT_DATA_FILE = 0x44415441;
+const ZERO_RUN = Buffer.alloc(1 << 20);
 /** The write (and read-back) batch: adjacent guest runs are coalesced up to this. */
 const BATCH = 4 << 20;
 
@@ -129,9 +131,14 @@ type Item =
 export interface Qcow2StreamResult {
   /** Bytes of the image spilled to the scratch file (0: the layout let it stream). */
   spilledBytes: number;
-  /** 64-bit blocks of the guest space written (a bit each, `granularity` bytes a block), for the hole check. */
+  /** The guest space's blocks written (a bit each, `granularity` bytes a block), for the hole check. */
   written: Uint8Array;
   granularity: number;
+  /**
+   * sha256 of the image's guest data (what was written, zeros elsewhere) when it arrived in guest order and every
+   * block is either wholly written or wholly a hole; otherwise undefined (the caller re-reads the volume).
+   */
+  sha256?: string;
 }
 
 export interface Qcow2StreamOptions {
@@ -160,8 +167,15 @@ export async function streamQcow2(
   const complete = (): boolean => l1Read && l2Pending === 0;
 
   // the guest space written, for the caller's check that the rest reads zeros
-  let granularity = Math.max(cs, 4096);
+  let granularity = cs;
   while (h.size / granularity > 2 ** 26) granularity *= 2;
+  // the digest while it streams, as long as the data comes in guest order (qemu-img's layout)
+  const hash = createHash("sha256");
+  let hashedUpTo = 0;
+  let inOrder = granularity === cs;
+  const hashZeros = (n: number): void => {
+    for (; n > 0; n -= ZERO_RUN.length) hash.update(n >= ZERO_RUN.length ? ZERO_RUN : ZERO_RUN.subarray(0, n));
+  };
   const written = new Uint8Array(Math.ceil(Math.ceil(h.size / granularity) / 8));
   const mark = (from: number, to: number): void => {
     for (let b = Math.floor(from / granularity); b * granularity < to; b++) written[b >> 3]! |= 1 << (b & 7);
@@ -193,6 +207,12 @@ export async function streamQcow2(
   const put = async (guest: number, bytes: Buffer): Promise<void> => {
     if (guest >= h.size) return;
     let b = bytes.subarray(0, Math.min(bytes.length, h.size - guest));
+    if (inOrder && guest < hashedUpTo) inOrder = false;
+    if (inOrder) {
+      hashZeros(guest - hashedUpTo);
+      hash.update(b);
+      hashedUpTo = guest + b.length;
+    }
     while (b.length > 0) {
       if (batchLen > 0 && (guest !== batchAt + batchLen || batchLen === BATCH)) await flush();
       if (batchLen === 0) batchAt = guest;
@@ -382,7 +402,8 @@ export async function streamQcow2(
     await inflight?.catch(() => {});
     await scratch?.close();
   }
-  return { spilledBytes, written, granularity };
+  if (inOrder) hashZeros(h.size - hashedUpTo);
+  return { spilledBytes, written, granularity, ...(inOrder ? { sha256: hash.digest("hex") } : {}) };
 }
 
 const sectorStart = (x: number): number => x - (x % 512);
