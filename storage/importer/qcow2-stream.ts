@@ -302,6 +302,8 @@ export async function streamQcow2(
         const csizeShift = 62n - BigInt(h.clusterBits - 8);
         const csizeMask = (1n << BigInt(h.clusterBits - 8)) - 1n;
         const coffMask = (1n << csizeShift) - 1n;
+        // adjacent clusters (host and guest) make one item, up to a batch: fewer items ahead of the stream
+        let run: { kind: "plain"; start: number; end: number; guest: number } | undefined;
         for (let j = 0; j < l2Entries; j++) {
           const guest = (it.l1Index * l2Entries + j) * cs;
           if (guest >= h.size) break;
@@ -317,8 +319,14 @@ export async function streamQcow2(
           const off = Number(e & OFFSET_MASK);
           if (off === 0) continue;
           if (off % cs !== 0) throw corrupt(`data cluster offset ${off} is not cluster-aligned`);
-          await register({ kind: "plain", start: off, end: off + cs, guest });
+          if (run && run.end === off && run.guest + (run.end - run.start) === guest && run.end - run.start < BATCH) {
+            run.end += cs;
+            continue;
+          }
+          if (run) await register(run);
+          run = { kind: "plain", start: off, end: off + cs, guest };
         }
+        if (run) await register(run);
         return;
       }
       case "comp":
