@@ -3,16 +3,20 @@
 // never by name, and then:
 // - raw: streams straight into the target, skipping all-zero blocks (the target starts clean, so they are holes) —
 //   no scratch copy, one pass;
-// - qcow2 (or another qemu-img format): a qcow2's tables may come after its data, so it cannot be converted in one
-//   sequential pass in general. The decompressed stream goes to a scratch file in the pod's own directory (sparse:
-//   zero blocks skipped there too), `qemu-img info` refuses a backing file and a virtual size larger than the
-//   claim, `qemu-img convert -n --target-is-zero -O raw` writes the target (it skips zeros), then the scratch goes.
+// - qcow2: converted as it streams (qcow2-stream.ts): each data cluster goes to its guest offset once the tables
+//   mapping it are known; only bytes arriving before the table that maps them are spilled to a scratch file;
+// - another qemu-img format, or a qcow2 the streamer leaves alone (encryption, extended L2, zstd): a qcow2's tables
+//   may come after its data, so it cannot be converted in one sequential pass in general. The decompressed stream
+//   goes to a scratch file in the pod's own directory (sparse: zero blocks skipped there too), `qemu-img info`
+//   refuses a backing file and a virtual size larger than the claim, `qemu-img convert -n --target-is-zero -O raw`
+//   writes the target (it skips zeros), then the scratch goes.
 // Write, verify, fsync: only then the caller marks Succeeded. Raw reads each 4 MiB batch back from the target right
 // after writing it, holes included, and compares it with the batch still in memory (a full second pass hashing the
 // re-read cost as much CPU as the hashing of the stream: the page cache serves the same bytes before and after the
 // fsync, so reading them back at once proves as much), then one fsync (background fdatasyncs every 32 MiB while it
 // streams leave it only the tail to wait for); the sha256 reported is the stream's, of bytes
-// each seen read back equal. qcow2 runs `qemu-img compare` (scratch vs target) before hashing the target. A source
+// each seen read back equal. The streamed qcow2 reads back each batch too (see writeQcow2); the scratch path runs
+// `qemu-img compare` (scratch vs target) before hashing the target. A source
 // checksum (CDI's `checksum`, over the bytes as served) is checked once the stream ends.
 import { execFile } from "node:child_process";
 import { createHash, type Hash } from "node:crypto";
