@@ -337,8 +337,8 @@ async function writeRaw(
 /**
  * qcow2: streamed into the target in one pass (qcow2-stream.ts; it spills to a scratch file only what arrives before
  * the table that maps it), or left to the scratch path for what the streamer does not handle. Verified like raw:
- * each batch read back as written, then one fsync, then the target re-read for the digest with every block nothing
- * was written to checked to read zeros.
+ * each batch read back as written, then one fsync, then every block nothing was written to re-read (it must read
+ * zeros); the digest is the stream's when the data came in guest order, else the re-read volume's.
  */
 async function writeQcow2(
   data: AsyncIterable<Buffer>,
