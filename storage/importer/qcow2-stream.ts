@@ -6,8 +6,9 @@
 // yet, or an L2 table still ahead) may be data of a table yet to come: they are spilled to a sparse scratch file at
 // their host offset and placed from there once their table arrives. qemu-img writes its tables before the data they
 // map, so such an image needs no scratch at all; an image whose tables follow its data spills what precedes them,
-// no more than the whole-image scratch copy of the fallback. Memory: the tables being read, one cluster per
-// compressed cluster in flight, two write batches, and one entry per mapped cluster still ahead of the stream.
+// no more than the whole-image scratch copy of the fallback. Memory: the L1 and refcount tables, the L2 tables and
+// compressed clusters the stream is inside of (a buffer each, from their first byte), two write batches, and a small
+// entry per L2 table, compressed cluster or run of adjacent data clusters (up to 4 MiB) still ahead of the stream.
 // Refused like `qemu-img info` would be: a backing file or an external data file (BackingFile), a broken header
 // (NotADiskImage); left to the scratch path (qemu-img): encryption, extended L2 entries, a compression type other
 // than deflate, the corrupt bit, unknown incompatible features, versions other than 2 and 3.
@@ -41,6 +42,12 @@ const INCOMPAT_DATA_FILE = 4n;
 const INCOMPAT_COMPRESSION = 8n;
 const EXT_DATA_FILE = 0x44415441;
 const ZERO_RUN = Buffer.alloc(1 << 20);
+/** The buffer of an L2 table or compressed cluster ahead of the stream: allocated when its first byte arrives. */
+const UNREAD = Buffer.alloc(0);
+
+function allocate(it: Item): void {
+  if ((it.kind === "l2" || it.kind === "comp") && it.buf === UNREAD) it.buf = Buffer.alloc(it.end - it.start);
+}
 /** The write (and read-back) batch: adjacent guest runs are coalesced up to this. */
 const BATCH = 4 << 20;
 
@@ -272,6 +279,7 @@ export async function streamQcow2(
       throw corrupt(`bytes ${it.start}..${upto} are mapped twice (or as data and as a table)`);
     }
     const got = await readSpilled(it.start, upto);
+    allocate(it);
     if (it.kind === "plain") await put(it.guest, got);
     else got.copy(it.buf, 0);
     if (it.end <= pos) await finish(it);
@@ -294,7 +302,7 @@ export async function streamQcow2(
           if (off === 0 || i * l2Entries * cs >= h.size) continue;
           if (off % cs !== 0) throw corrupt(`L2 table offset ${off} is not cluster-aligned`);
           l2Pending++;
-          await register({ kind: "l2", start: off, end: off + cs, buf: Buffer.alloc(cs), l1Index: i });
+          await register({ kind: "l2", start: off, end: off + cs, buf: UNREAD, l1Index: i });
         }
         return;
       case "l2": {
@@ -312,7 +320,7 @@ export async function streamQcow2(
             const start = Number(e & coffMask);
             const sectors = Number((e >> csizeShift) & csizeMask) + 1;
             const len = sectors * 512 - (start % 512);
-            await register({ kind: "comp", start, end: start + len, guest, buf: Buffer.alloc(len) });
+            await register({ kind: "comp", start, end: start + len, guest, buf: UNREAD });
             continue;
           }
           if (e & ZERO_FLAG) continue;
@@ -359,7 +367,9 @@ export async function streamQcow2(
       // in segments that end where an item ends: what a table says applies to the rest of the chunk
       while (pos < end) {
         for (let top = heap.peek(); top && top.readyAt < end; top = heap.peek()) {
-          active.push((heap.pop() as typeof top).item);
+          const it = (heap.pop() as typeof top).item;
+          allocate(it);
+          active.push(it);
         }
         let segEnd = end;
         for (const it of active) if (it.end > pos && it.end < segEnd) segEnd = it.end;
