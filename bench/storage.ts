@@ -13,7 +13,7 @@
 // The test image (bench/storage-image.ts): the test guest grown to 200 MiB, 184 MiB of it random, pushed twice to the
 // loopback docker-registry as a containerDisk (gzip layer, `tsvirt image build`'s default): raw (the issue's figures:
 // the importer streams it into the volume with no scratch copy) and qcow2 (figures beside them, *_qcow2_*: a qcow2
-// is converted through a scratch file). Uploads likewise send the raw file, then the qcow2 file.
+// is converted as it streams, storage/importer/qcow2-stream.ts, no scratch copy for qemu-img's layout). Uploads likewise send the raw file, then the qcow2 file.
 // A figure whose tsvirt side is not in this tree prints "n/a (needs <branch>)" and is null in the JSON.
 // BENCH_ONLY=import,upload,clone,guest (comma-separated) runs only those pairs (the others are null): quick profiles.
 // BENCH_UPLOAD_TIMELINE=1 prints each upload's timeline (virtctl's steps, DV and upload pod transitions) in ms.
@@ -454,7 +454,7 @@ async function main(): Promise<void> {
       upload_command_mib_s: figure(up, (x) => median(x.extra)),
       clone_ratio: ratio(cl),
       guest_write_ratio: ratio(gw),
-      // Beside the issue's figures: the qcow2 image (the importer converts through a scratch file), the upload
+      // Beside the issue's figures: the qcow2 image (the importer converts it as it streams), the upload
       // ratio, and which disk the guest wrote.
       import_qcow2_ms: figure(impQ, (x) => Math.round(median(x.tsvirt))),
       import_qcow2_baseline_ms: figure(impQ, (x) => Math.round(median(x.baseline))),

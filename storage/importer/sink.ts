@@ -3,29 +3,43 @@
 // never by name, and then:
 // - raw: streams straight into the target, skipping all-zero blocks (the target starts clean, so they are holes) —
 //   no scratch copy, one pass;
-// - qcow2 (or another qemu-img format): a qcow2's tables may come after its data, so it cannot be converted in one
-//   sequential pass in general. The decompressed stream goes to a scratch file in the pod's own directory (sparse:
-//   zero blocks skipped there too), `qemu-img info` refuses a backing file and a virtual size larger than the
-//   claim, `qemu-img convert -n --target-is-zero -O raw` writes the target (it skips zeros), then the scratch goes.
+// - qcow2: converted as it streams (qcow2-stream.ts): each data cluster goes to its guest offset once the tables
+//   mapping it are known; only bytes arriving before the table that maps them are spilled to a scratch file;
+// - another qemu-img format, or a qcow2 the streamer leaves alone (encryption, extended L2, zstd): a qcow2's tables
+//   may come after its data, so it cannot be converted in one sequential pass in general. The decompressed stream
+//   goes to a scratch file in the pod's own directory (sparse: zero blocks skipped there too), `qemu-img info`
+//   refuses a backing file and a virtual size larger than the claim, `qemu-img convert -n --target-is-zero -O raw`
+//   writes the target (it skips zeros), then the scratch goes.
 // Write, verify, fsync: only then the caller marks Succeeded. Raw reads each 4 MiB batch back from the target right
 // after writing it, holes included, and compares it with the batch still in memory (a full second pass hashing the
 // re-read cost as much CPU as the hashing of the stream: the page cache serves the same bytes before and after the
 // fsync, so reading them back at once proves as much), then one fsync (background fdatasyncs every 32 MiB while it
 // streams leave it only the tail to wait for); the sha256 reported is the stream's, of bytes
-// each seen read back equal. qcow2 runs `qemu-img compare` (scratch vs target) before hashing the target. A source
+// each seen read back equal. The streamed qcow2 reads back each batch too (see writeQcow2); the scratch path runs
+// `qemu-img compare` (scratch vs target) before hashing the target. A source
 // checksum (CDI's `checksum`, over the bytes as served) is checked once the stream ends.
 import { execFile } from "node:child_process";
 import { createHash, type Hash } from "node:crypto";
 import { constants } from "node:fs";
-import { type FileHandle, mkdir, open, rm } from "node:fs/promises";
+import { mkdir, open, rm } from "node:fs/promises";
 import { join } from "node:path";
 import { PassThrough, Readable } from "node:stream";
 import { promisify } from "node:util";
 import { createGunzip } from "node:zlib";
 import { toolDecode } from "../../images/index.js";
+import { hashPrefix, isZero, readExactly, writeSparse } from "./blocks.js";
 import type { JobTarget } from "./job.js";
 import { fatal, type ImportError, transient } from "./outcome.js";
+import {
+  parseQcow2Header,
+  QCOW2_HEADER_MIN,
+  type Qcow2StreamResult,
+  qcow2ClusterSize,
+  streamQcow2,
+} from "./qcow2-stream.js";
 import { cleanTarget, openTarget } from "./target.js";
+
+export { hashPrefix } from "./blocks.js";
 
 const run = promisify(execFile);
 
@@ -60,12 +74,13 @@ export interface SinkResult {
   sourceBytes: number;
   /** Where the sink's time went (ms): streaming+writing, fsync, verifying (for the log line). */
   timings?: { writeMs: number; syncMs: number; verifyMs: number };
+  /** qcow2: bytes that went through a scratch file (the streamer's spill, or the whole image on the fallback). */
+  scratchBytes?: number;
+  /** qcow2: why the streamer left the image to the scratch path (qemu-img), if it did. */
+  fallback?: string;
 }
 
 const SECTOR = 512;
-/** Zero detection granularity: 64 KiB runs of zeros are left as holes. */
-const ZERO_BLOCK = 64 << 10;
-const ZEROS = Buffer.alloc(ZERO_BLOCK);
 const HEAD = 4096;
 /** The raw path's write (and read-back) unit. */
 const BATCH = 4 << 20;
@@ -180,59 +195,6 @@ async function* batched(src: AsyncIterable<Buffer>, size: number, buffers = 1): 
   if (n) yield buf.subarray(0, n);
 }
 
-/** Writes `buf` at `pos`, skipping its all-zero ZERO_BLOCKs (the file/device reads zeros there already). */
-async function writeSparse(fh: FileHandle, buf: Buffer, pos: number): Promise<void> {
-  let i = 0;
-  while (i < buf.length) {
-    const end = Math.min(i + ZERO_BLOCK, buf.length);
-    const block = buf.subarray(i, end);
-    if (block.equals(ZEROS.subarray(0, block.length))) {
-      i = end;
-      continue;
-    }
-    // extend the run over following non-zero blocks: one write
-    let j = end;
-    while (j < buf.length) {
-      const e = Math.min(j + ZERO_BLOCK, buf.length);
-      if (buf.subarray(j, e).equals(ZEROS.subarray(0, e - j))) break;
-      j = e;
-    }
-    let off = i;
-    while (off < j) {
-      const { bytesWritten } = await fh.write(buf, off, j - off, pos + off);
-      off += bytesWritten;
-    }
-    i = j;
-  }
-}
-
-/** sha256 of a file's/device's first `bytes` bytes, re-read (4 MiB at a time, the next read under the hashing). */
-export async function hashPrefix(path: string, bytes: number): Promise<string> {
-  const fh = await open(path, constants.O_RDONLY);
-  const h = createHash("sha256");
-  const bufs = [Buffer.allocUnsafe(4 << 20), Buffer.allocUnsafe(4 << 20)] as const;
-  const readAt = async (i: number, pos: number): Promise<Buffer> => {
-    const buf = bufs[i % 2] as Buffer;
-    const { bytesRead } = await fh.read(buf, 0, Math.min(buf.length, bytes - pos), pos);
-    if (bytesRead === 0) throw transient("VerifyFailed", `${path} ended at ${pos} of ${bytes} bytes`);
-    return buf.subarray(0, bytesRead);
-  };
-  try {
-    let pos = 0;
-    let next = bytes > 0 ? readAt(0, 0) : undefined;
-    for (let i = 1; next; i++) {
-      const got = await next;
-      pos += got.length;
-      next = pos < bytes ? readAt(i, pos) : undefined;
-      next?.catch(() => {}); // awaited next round; a failure while hashing must not go unhandled
-      h.update(got);
-    }
-  } finally {
-    await fh.close();
-  }
-  return h.digest("hex");
-}
-
 /** Counts and hashes the source bytes as they pass. */
 function metered(
   src: AsyncIterable<Buffer>,
@@ -284,7 +246,9 @@ export async function writeImage(input: AsyncIterable<Buffer>, o: SinkOptions): 
   const result =
     format === "raw"
       ? await writeRaw(body.stream, o.target, checkSource)
-      : await writeViaScratch(body.stream, o, format, checkSource);
+      : format === "qcow2"
+        ? await writeQcow2(body.stream, o, checkSource)
+        : await writeViaScratch(body.stream, o, format, checkSource);
   return { ...result, format, compression, sourceBytes: received };
 }
 
@@ -370,16 +334,96 @@ async function writeRaw(
   };
 }
 
-/** Reads `n` bytes at `pos` into `buf` (the target holds them: fewer is a VerifyFailed). */
-async function readExactly(fh: FileHandle, buf: Buffer, n: number, pos: number): Promise<Buffer> {
-  let off = 0;
-  while (off < n) {
-    const { bytesRead } = await fh.read(buf, off, n - off, pos + off);
-    if (bytesRead === 0)
-      throw transient("VerifyFailed", `the volume ended at byte ${pos + off}, short of what was written`);
-    off += bytesRead;
+/**
+ * qcow2: streamed into the target in one pass (qcow2-stream.ts; it spills to a scratch file only what arrives before
+ * the table that maps it), or left to the scratch path for what the streamer does not handle. Verified like raw:
+ * each batch read back as written, then one fsync, then every block nothing was written to re-read (it must read
+ * zeros); the digest is the stream's when the data came in guest order, else the re-read volume's.
+ */
+async function writeQcow2(
+  data: AsyncIterable<Buffer>,
+  o: SinkOptions,
+  checkSource: () => void,
+): Promise<Omit<SinkResult, "format" | "compression" | "sourceBytes">> {
+  const fixed = await peek(data, QCOW2_HEADER_MIN);
+  const first = await peek(fixed.stream, Math.max(QCOW2_HEADER_MIN, qcow2ClusterSize(fixed.head)));
+  const parsed = parseQcow2Header(first.head);
+  if ("fallback" in parsed) {
+    const r = await writeViaScratch(first.stream, o, "qcow2", checkSource);
+    return { ...r, fallback: parsed.fallback };
   }
-  return buf.subarray(0, n);
+  const h = parsed.header;
+  if (h.size > o.target.sizeBytes) throw tooLarge(h.size, o.target.sizeBytes);
+  const scratch = join(o.scratchDir, "spill.qcow2");
+  const fh = await openTarget(o.target);
+  const t0 = performance.now();
+  let t1 = t0;
+  let t2 = t0;
+  let s: Qcow2StreamResult;
+  try {
+    s = await streamQcow2(first.stream, h, {
+      target: fh,
+      openScratch: async () => {
+        await mkdir(o.scratchDir, { recursive: true, mode: 0o700 });
+        return open(scratch, constants.O_RDWR | constants.O_CREAT | constants.O_TRUNC | constants.O_NOFOLLOW, 0o600);
+      },
+    });
+    checkSource();
+    t1 = performance.now();
+    await fh.sync();
+    t2 = performance.now();
+  } finally {
+    await fh.close();
+    await rm(scratch, { force: true });
+  }
+  // the blocks nothing was written to must read zeros (the clean target's holes); the written ones were read back
+  const { written, granularity: g } = s;
+  const unwritten = (b: number): boolean => ((written[b >> 3] ?? 0) & (1 << (b & 7))) === 0;
+  const notZero = (at: number, to: number) =>
+    transient("VerifyFailed", `the volume is not zero in bytes ${at}..${to}, where the image has none`);
+  let sha256 = s.sha256;
+  if (sha256 === undefined) {
+    // out of guest order: the digest from a re-read of the volume, checking the holes on the way
+    sha256 = await hashPrefix(o.target.path, h.size, (buf, pos) => {
+      for (let b = Math.floor(pos / g); b * g < pos + buf.length; b++) {
+        if (!unwritten(b)) continue;
+        const from = Math.max(b * g, pos) - pos;
+        const to = Math.min((b + 1) * g, pos + buf.length) - pos;
+        if (!isZero(buf.subarray(from, to))) throw notZero(pos + from, pos + to);
+      }
+    });
+  } else {
+    const rf = await open(o.target.path, constants.O_RDONLY);
+    try {
+      const buf = Buffer.allocUnsafe(4 << 20);
+      const blocks = Math.ceil(h.size / g);
+      for (let b = 0; b < blocks; ) {
+        if (!unwritten(b)) {
+          b++;
+          continue;
+        }
+        let e = b + 1;
+        while (e < blocks && unwritten(e)) e++;
+        // (a hole of a sparse file reads without touching the disk)
+        for (let at = b * g, to = Math.min(e * g, h.size); at < to; ) {
+          const got = await readExactly(rf, buf, Math.min(buf.length, to - at), at);
+          if (!isZero(got)) throw notZero(at, at + got.length);
+          at += got.length;
+        }
+        b = e;
+      }
+    } finally {
+      await rf.close();
+    }
+  }
+  const t3 = performance.now();
+  const ms = (x: number) => Math.round(x);
+  return {
+    bytes: h.size,
+    sha256,
+    scratchBytes: s.spilledBytes,
+    timings: { writeMs: ms(t1 - t0), syncMs: ms(t2 - t1), verifyMs: ms(t3 - t2) },
+  };
 }
 
 interface QemuInfo {
@@ -395,7 +439,7 @@ async function writeViaScratch(
   o: SinkOptions,
   format: SinkFormat,
   checkSource: () => void,
-): Promise<{ bytes: number; sha256: string }> {
+): Promise<{ bytes: number; sha256: string; scratchBytes: number }> {
   await mkdir(o.scratchDir, { recursive: true, mode: 0o700 });
   const scratch = join(o.scratchDir, `image.${format}`);
   try {
@@ -481,7 +525,7 @@ async function writeViaScratch(
     } catch (e) {
       throw transient("VerifyFailed", `the volume does not match the image (qemu-img compare): ${firstLine(e)}`);
     }
-    return { bytes: size, sha256: await hashPrefix(o.target.path, size) };
+    return { bytes: size, sha256: await hashPrefix(o.target.path, size), scratchBytes: pos };
   } finally {
     await rm(scratch, { force: true });
   }

@@ -132,7 +132,15 @@ export async function importHttp(
     ...(total !== undefined ? { sourceBytes: total } : {}),
     onProgress: capped(onProgress),
   });
-  log.info("http import verified", { bytes: r.bytes, format: r.format, compression: r.compression, sha256: r.sha256 });
+  log.info("http import verified", {
+    bytes: r.bytes,
+    format: r.format,
+    compression: r.compression,
+    sha256: r.sha256,
+    scratchBytes: r.scratchBytes,
+    fallback: r.fallback,
+    ...r.timings,
+  });
   return r;
 }
 
@@ -174,6 +182,8 @@ export async function importRegistry(
         bytes: r.bytes,
         format: r.format,
         sha256: r.sha256,
+        scratchBytes: r.scratchBytes,
+        fallback: r.fallback,
         ...r.timings,
       });
       return r;

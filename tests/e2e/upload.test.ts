@@ -87,21 +87,22 @@ describe("virtctl image-upload", () => {
     const first = spawn(process.execPath, [VIRTCTL, ...args], { env: c.env, stdio: ["ignore", "pipe", "pipe"] });
     const firstOut = collect(first, true);
     const firstExit = new Promise<number | null>((r) => first.once("exit", r));
-    const scratch = await until(
+    const server = await until(
       "the upload server receiving data",
       300_000,
       async () => {
         for (const pid of await uploadServers(c.dir)) {
           const job = (await readFile(`/proc/${pid}/cmdline`, "utf8")).split("\0").find((a) => a.endsWith("job.json"));
-          const f = join(job ?? "", "..", "scratch", "image.qcow2");
-          const st = await stat(f).catch(() => undefined);
-          if (st && st.size > 32 * MIB) return { pid, size: st.size };
+          // (the qcow2 streams into the volume: its progress file, written as the bytes arrive, says how far)
+          const progress = await readFile(join(job ?? "", "..", "progress"), "utf8").catch(() => "");
+          const pct = Number.parseFloat(progress);
+          if (pct > 5) return { pid, pct };
         }
         return undefined;
       },
       20,
     );
-    process.kill(scratch.pid, "SIGKILL");
+    process.kill(server.pid, "SIGKILL");
     const code = await firstExit;
     assert.notEqual(code, 0, `the interrupted upload fails: ${firstOut.text}`);
     assert.match(firstOut.text, /Error: .+/);
