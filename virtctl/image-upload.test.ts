@@ -30,6 +30,7 @@ describe("virtctl image-upload", () => {
     dir = await mkdtemp(join(tmpdir(), "virtctl-upload-"));
     await writeFile(join(dir, "notes.txt"), "hello, this is not a disk\n");
     await writeFile(join(dir, "disk.raw"), Buffer.alloc(1 << 20, 1));
+    await writeFile(join(dir, "random.bin"), Buffer.alloc(300_000, 7));
     await writeFile(join(dir, "disk.qcow2"), qcow2());
     await writeFile(join(dir, "disk.raw.gz"), gzipSync(Buffer.alloc(1 << 20, 1)));
     await writeFile(join(dir, "notes.gz"), gzipSync(Buffer.from("just some text\n".repeat(100))));
@@ -100,6 +101,14 @@ describe("virtctl image-upload", () => {
       r.client.actions.filter((a) => a.verb !== "get"),
       [],
     );
+  });
+
+  it("refuses a raw file of a partial sector (the upload server would) before creating anything", async () => {
+    await assert.rejects(checkImage(join(dir, "random.bin")), /300000 bytes, not a whole number of 512-byte sectors/);
+    const r = await runVirtctl(["image-upload", "dv", "d1", "--size", "1Gi", "--image-path", join(dir, "random.bin")]);
+    assert.equal(r.code, 1);
+    assert.match(r.err, /^Error: .*random\.bin is 300000 bytes, not a whole number of 512-byte sectors/);
+    assert.deepEqual(r.client.actions, []);
   });
 
   it("refuses an image larger than --size before creating anything", async () => {

@@ -101,6 +101,9 @@ export interface ImageCheck {
   fileBytes: number;
 }
 
+/** A raw image is whole sectors (storage/importer's sink checks the same). */
+const RAW_SECTOR = 512;
+
 /** Reads the file's head: a disk image (raw, qcow2 & co, or gz/xz/zstd of one) or a clear error. */
 export async function checkImage(path: string): Promise<ImageCheck> {
   const st = await stat(path).catch(() => {
@@ -131,7 +134,14 @@ export async function checkImage(path: string): Promise<ImageCheck> {
   if (format === "text")
     throw new Error(`${path} is not a disk image (raw, qcow2, vmdk, vhdx, vpc or vdi; optionally gz/xz/zstd)`);
   const out: ImageCheck = { format, compression, fileBytes: st.size };
-  if (compression === "none" && format === "raw") out.virtualSize = st.size;
+  if (compression === "none" && format === "raw") {
+    // the upload server's sink refuses it after the transfer; say so before anything is created
+    if (st.size % RAW_SECTOR !== 0)
+      throw new Error(
+        `${path} is ${st.size} bytes, not a whole number of ${RAW_SECTOR}-byte sectors: not a disk image`,
+      );
+    out.virtualSize = st.size;
+  }
   if (format === "qcow2" && body.length >= 32) out.virtualSize = Number(body.readBigUInt64BE(24));
   return out;
 }
