@@ -6,6 +6,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import { gzipSync } from "node:zlib";
+import { FakeClient, resources } from "../client/index.js";
 import {
   checkFlags,
   checkImage,
@@ -14,6 +15,7 @@ import {
   sizeBytes,
   uploadDataVolume,
   uploadFile,
+  warnWhileWaiting,
 } from "./image-upload.js";
 import { runVirtctl } from "./testing.js";
 
@@ -109,6 +111,39 @@ describe("virtctl image-upload", () => {
     assert.equal(r.code, 1);
     assert.match(r.err, /^Error: .*random\.bin is 300000 bytes, not a whole number of 512-byte sectors/);
     assert.deepEqual(r.client.actions, []);
+  });
+
+  it("while it waits, prints each new Warning of the DataVolume and its claim once (a claim no node can hold)", async () => {
+    const client = new FakeClient();
+    const event = (n: string, kind: string, name: string, type: string, message: string) =>
+      client.create(resources.events, "ns1", {
+        apiVersion: "v1",
+        kind: "Event",
+        metadata: { name: n, namespace: "ns1" },
+        involvedObject: { kind, name, namespace: "ns1" },
+        type,
+        reason: "ProvisioningFailed",
+        message,
+      } as never);
+    await event("e1", "PersistentVolumeClaim", "d1", "Warning", "supports ReadWriteOnce only");
+    await event("e2", "PersistentVolumeClaim", "other", "Warning", "not ours");
+    await event("e3", "PersistentVolumeClaim", "d1", "Normal", "just news");
+    let err = "";
+    const stop = warnWhileWaiting(client, "ns1", "d1", { out: () => {}, err: (s) => (err += s) }, 10);
+    // bounded waits for what a user would see, several looks each (each line is printed once)
+    const seen = async (re: RegExp) => {
+      for (let i = 0; i < 500 && !re.test(err); i++) await new Promise((r) => setTimeout(r, 10));
+      await new Promise((r) => setTimeout(r, 50));
+    };
+    await seen(/ReadWriteOnce only/);
+    await event("e4", "DataVolume", "d1", "Warning", "fits no node");
+    await seen(/fits no node/);
+    stop();
+    assert.equal(
+      err,
+      "Warning: PersistentVolumeClaim d1: ProvisioningFailed: supports ReadWriteOnce only\n" +
+        "Warning: DataVolume d1: ProvisioningFailed: fits no node\n",
+    );
   });
 
   it("refuses an image larger than --size before creating anything", async () => {
