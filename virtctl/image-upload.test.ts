@@ -221,6 +221,46 @@ describe("virtctl image-upload", () => {
       assert.deepEqual(seen, ["proxy allowed 100-continue", `agent /upload/ns/pod no token ${1 << 20}`]);
     });
 
+    it("a proxy still not ready at --wait-secs: the same timed-out message as the DataVolume wait", async (t) => {
+      // tsvirt's proxy holds the first POST (Expect: 100-continue) until the upload pod is ready or the wait is over
+      const proxy = createServer((_req, res) => {
+        setTimeout(() => {
+          res.writeHead(503, { "content-type": "application/json", connection: "close" });
+          res.end('{"kind":"Status","message":"upload pod not ready yet: Pending"}');
+        }, 1_300);
+      });
+      proxy.on("checkContinue", (req, res) => proxy.emit("request", req, res));
+      const proxyUrl = await listen(proxy);
+      t.after(() => proxy.close());
+      const client = new FakeClient();
+      await client.create(resources.cdiconfigs, undefined, {
+        apiVersion: "cdi.kubevirt.io/v1beta1",
+        kind: "CDIConfig",
+        metadata: { name: "config" },
+        status: { uploadProxyURL: proxyUrl },
+      } as never);
+      client.prependReactor("create", "uploadtokenrequests", (a) => ({
+        result: { ...(a.object as object), status: { token: "tok" } },
+      }));
+      const args = [
+        "image-upload",
+        "dv",
+        "d9",
+        "--size",
+        "1Gi",
+        "--image-path",
+        join(dir, "disk.raw"),
+        "--wait-secs",
+        "1",
+      ];
+      const r = await runVirtctl(args, client);
+      assert.equal(r.code, 1);
+      assert.match(
+        r.err,
+        /timed out waiting for the upload pod to be ready \(--wait-secs 1: upload pod not ready yet: Pending\)/,
+      );
+    });
+
     it("goes through the proxy after all when the redirect's address is not reachable from here", async (t) => {
       const closed = createServer();
       const gone = await listen(closed);

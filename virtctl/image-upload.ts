@@ -558,7 +558,11 @@ export async function imageUpload(
       if (ready) bar.finish();
       if (r.status >= 200 && r.status < 300) break;
       // (only "not ready yet", answered before any byte is taken: a failure mid-way is the user's to retry)
-      if (r.status === 503 && statusMessage(r).startsWith("upload pod not ready yet") && Date.now() < deadline) {
+      if (r.status === 503 && statusMessage(r).startsWith("upload pod not ready yet")) {
+        if (Date.now() >= deadline)
+          throw new Error(
+            `timed out waiting for the upload pod to be ready (--wait-secs ${waitSecs}: ${statusMessage(r)})`,
+          );
         if (ready) io.out(`${statusMessage(r)}; retrying\n`);
         continue;
       }
