@@ -242,18 +242,8 @@ describe("virtctl image-upload", () => {
       client.prependReactor("create", "uploadtokenrequests", (a) => ({
         result: { ...(a.object as object), status: { token: "tok" } },
       }));
-      const args = [
-        "image-upload",
-        "dv",
-        "d9",
-        "--size",
-        "1Gi",
-        "--image-path",
-        join(dir, "disk.raw"),
-        "--wait-secs",
-        "1",
-      ];
-      const r = await runVirtctl(args, client);
+      const args = "image-upload dv d9 --size 1Gi --wait-secs 1 --image-path".split(" ");
+      const r = await runVirtctl([...args, join(dir, "disk.raw")], client);
       assert.equal(r.code, 1);
       assert.match(
         r.err,
