@@ -379,7 +379,9 @@ export class VirtController {
         if (names.includes(name)) this.vmQueue.add(keyOf(vm));
       }
       for (const vmi of this.vmis.list(ns)) {
-        if ((vmi.spec.volumes ?? []).some((v) => v.dataVolume?.name === name)) this.vmiQueue.add(keyOf(vmi));
+        const names = (v: { dataVolume?: { name: string }; persistentVolumeClaim?: { claimName: string } }) =>
+          v.dataVolume?.name === name || v.persistentVolumeClaim?.claimName === name;
+        if ((vmi.spec.volumes ?? []).some(names)) this.vmiQueue.add(keyOf(vmi));
       }
     };
     const onDv = (dv: DataVolume) => {

@@ -1,6 +1,7 @@
 // virt-controller's public surface. Other components (virt-api's subresources) use the lifecycle helpers.
 export { type ControllerOptions, VirtController } from "./app.js";
 export { getCondition, removeCondition, setCondition, timestamp } from "./conditions.js";
+export { isFinishedMigration } from "./evacuation/plan.js";
 export { EventRecorder, type EventType, nullRecorder, Reasons, type Recorder } from "./events/index.js";
 export { Expectations } from "./expectations.js";
 export { type ElectorHooks, LEADER_DEFAULTS, type LeaderConfig, LeaderElector, loadIdentity } from "./leader/index.js";

@@ -221,7 +221,11 @@ describe("VmiSync: online expansion of claim disks", () => {
     await s.sync.reconcile(KEY);
     assert.deepEqual(s.launcher.resizeCalls.at(-1), [{ path: image, bytes: 4096 }]);
     assert.equal(s.launcher.guestBytes.get(image), 4096);
-    assert.ok(s.events.some((e) => e.reason === "VolumeResized"));
+    const resized = s.events.findLast((e) => e.reason === "VolumeResized");
+    assert.ok(resized);
+    // names the volume and its size, not the node's path
+    assert.doesNotMatch(resized.message, /\//);
+    assert.match(resized.message, /: data to 4Ki$/);
     // kill -9 of the agent after growing the file, before telling the launcher: the new agent compares anew.
     sizes.set(image, 8192);
     s.restart();

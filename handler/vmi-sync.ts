@@ -8,7 +8,7 @@
 // Synchronized condition (SyncFailed) and a SyncFailed event.
 import { readFile, rm, stat } from "node:fs/promises";
 import { basename } from "node:path";
-import { nowRfc3339, type VmiPhase } from "../api/index.js";
+import { formatBytes, nowRfc3339, type VmiPhase } from "../api/index.js";
 import { type DomainStatus, parseTerminationLog } from "../launcher/index.js";
 import { isStatusError } from "../lib/errors.js";
 import { type Logger, nullLogger } from "../lib/log.js";
@@ -273,11 +273,14 @@ export class VmiSync {
     const block = new Set(prepared?.blockVolumes ?? []);
     const sizeOf = this.o.volumeBytes ?? volumeBytes;
     const disks: { path: string; bytes: number }[] = [];
+    const volumeOf = new Map<string, string>();
     for (const v of vmi.spec.volumes ?? []) {
       const path = prepared?.volumePaths?.[v.name];
       if (!path || !(v.persistentVolumeClaim || v.dataVolume)) continue;
       const bytes = await sizeOf(path, block.has(v.name)).catch(() => undefined);
-      if (bytes !== undefined) disks.push({ path, bytes });
+      if (bytes === undefined) continue;
+      disks.push({ path, bytes });
+      volumeOf.set(path, v.name);
     }
     if (disks.length === 0 || disks.every((d) => s.diskBytes?.get(d.path) === d.bytes)) return undefined;
     try {
@@ -289,7 +292,12 @@ export class VmiSync {
           { apiVersion: "kubevirt.io/v1", kind: "VirtualMachineInstance", metadata: vmi.metadata },
           "Normal",
           "VolumeResized",
-          `the guest's disks on ${grown.join(", ")} grew to their volumes' new size`,
+          // the user's words (volume names and sizes), not the node's paths (those are in the log line)
+          `grew the guest's disks to their volumes' new sizes: ${grown
+            .map(
+              (p) => `${volumeOf.get(p) ?? basename(p)} to ${formatBytes(disks.find((d) => d.path === p)?.bytes ?? 0)}`,
+            )
+            .join(", ")}`,
         );
       }
       return undefined;

@@ -6,6 +6,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import { gzipSync } from "node:zlib";
+import { FakeClient, resources } from "../client/index.js";
 import {
   checkFlags,
   checkImage,
@@ -14,6 +15,7 @@ import {
   sizeBytes,
   uploadDataVolume,
   uploadFile,
+  warnWhileWaiting,
 } from "./image-upload.js";
 import { runVirtctl } from "./testing.js";
 
@@ -30,6 +32,7 @@ describe("virtctl image-upload", () => {
     dir = await mkdtemp(join(tmpdir(), "virtctl-upload-"));
     await writeFile(join(dir, "notes.txt"), "hello, this is not a disk\n");
     await writeFile(join(dir, "disk.raw"), Buffer.alloc(1 << 20, 1));
+    await writeFile(join(dir, "random.bin"), Buffer.alloc(300_000, 7));
     await writeFile(join(dir, "disk.qcow2"), qcow2());
     await writeFile(join(dir, "disk.raw.gz"), gzipSync(Buffer.alloc(1 << 20, 1)));
     await writeFile(join(dir, "notes.gz"), gzipSync(Buffer.from("just some text\n".repeat(100))));
@@ -99,6 +102,47 @@ describe("virtctl image-upload", () => {
     assert.deepEqual(
       r.client.actions.filter((a) => a.verb !== "get"),
       [],
+    );
+  });
+
+  it("refuses a raw file of a partial sector (the upload server would) before creating anything", async () => {
+    await assert.rejects(checkImage(join(dir, "random.bin")), /300000 bytes, not a whole number of 512-byte sectors/);
+    const r = await runVirtctl(["image-upload", "dv", "d1", "--size", "1Gi", "--image-path", join(dir, "random.bin")]);
+    assert.equal(r.code, 1);
+    assert.match(r.err, /^Error: .*random\.bin is 300000 bytes, not a whole number of 512-byte sectors/);
+    assert.deepEqual(r.client.actions, []);
+  });
+
+  it("while it waits, prints each new Warning of the DataVolume and its claim once (a claim no node can hold)", async () => {
+    const client = new FakeClient();
+    const event = (n: string, kind: string, name: string, type: string, message: string) =>
+      client.create(resources.events, "ns1", {
+        apiVersion: "v1",
+        kind: "Event",
+        metadata: { name: n, namespace: "ns1" },
+        involvedObject: { kind, name, namespace: "ns1" },
+        type,
+        reason: "ProvisioningFailed",
+        message,
+      } as never);
+    await event("e1", "PersistentVolumeClaim", "d1", "Warning", "supports ReadWriteOnce only");
+    await event("e2", "PersistentVolumeClaim", "other", "Warning", "not ours");
+    await event("e3", "PersistentVolumeClaim", "d1", "Normal", "just news");
+    let err = "";
+    const stop = warnWhileWaiting(client, "ns1", "d1", { out: () => {}, err: (s) => (err += s) }, 10);
+    // bounded waits for what a user would see, several looks each (each line is printed once)
+    const seen = async (re: RegExp) => {
+      for (let i = 0; i < 500 && !re.test(err); i++) await new Promise((r) => setTimeout(r, 10));
+      await new Promise((r) => setTimeout(r, 50));
+    };
+    await seen(/ReadWriteOnce only/);
+    await event("e4", "DataVolume", "d1", "Warning", "fits no node");
+    await seen(/fits no node/);
+    stop();
+    assert.equal(
+      err,
+      "Warning: PersistentVolumeClaim d1: ProvisioningFailed: supports ReadWriteOnce only\n" +
+        "Warning: DataVolume d1: ProvisioningFailed: fits no node\n",
     );
   });
 
@@ -175,6 +219,36 @@ describe("virtctl image-upload", () => {
       const r = await uploadFile(proxyUrl, "tok", join(dir, "disk.raw"), 1 << 20, {}, quiet);
       assert.equal(r.status, 200);
       assert.deepEqual(seen, ["proxy allowed 100-continue", `agent /upload/ns/pod no token ${1 << 20}`]);
+    });
+
+    it("a proxy still not ready at --wait-secs: the same timed-out message as the DataVolume wait", async (t) => {
+      // tsvirt's proxy holds the first POST (Expect: 100-continue) until the upload pod is ready or the wait is over
+      const proxy = createServer((_req, res) => {
+        setTimeout(() => {
+          res.writeHead(503, { "content-type": "application/json", connection: "close" });
+          res.end('{"kind":"Status","message":"upload pod not ready yet: Pending"}');
+        }, 1_300);
+      });
+      proxy.on("checkContinue", (req, res) => proxy.emit("request", req, res));
+      const proxyUrl = await listen(proxy);
+      t.after(() => proxy.close());
+      const client = new FakeClient();
+      await client.create(resources.cdiconfigs, undefined, {
+        apiVersion: "cdi.kubevirt.io/v1beta1",
+        kind: "CDIConfig",
+        metadata: { name: "config" },
+        status: { uploadProxyURL: proxyUrl },
+      } as never);
+      client.prependReactor("create", "uploadtokenrequests", (a) => ({
+        result: { ...(a.object as object), status: { token: "tok" } },
+      }));
+      const args = "image-upload dv d9 --size 1Gi --wait-secs 1 --image-path".split(" ");
+      const r = await runVirtctl([...args, join(dir, "disk.raw")], client);
+      assert.equal(r.code, 1);
+      assert.match(
+        r.err,
+        /timed out waiting for the upload pod to be ready \(--wait-secs 1: upload pod not ready yet: Pending\)/,
+      );
     });
 
     it("goes through the proxy after all when the redirect's address is not reachable from here", async (t) => {

@@ -101,6 +101,9 @@ export interface ImageCheck {
   fileBytes: number;
 }
 
+/** A raw image is whole sectors (storage/importer's sink checks the same). */
+const RAW_SECTOR = 512;
+
 /** Reads the file's head: a disk image (raw, qcow2 & co, or gz/xz/zstd of one) or a clear error. */
 export async function checkImage(path: string): Promise<ImageCheck> {
   const st = await stat(path).catch(() => {
@@ -131,7 +134,14 @@ export async function checkImage(path: string): Promise<ImageCheck> {
   if (format === "text")
     throw new Error(`${path} is not a disk image (raw, qcow2, vmdk, vhdx, vpc or vdi; optionally gz/xz/zstd)`);
   const out: ImageCheck = { format, compression, fileBytes: st.size };
-  if (compression === "none" && format === "raw") out.virtualSize = st.size;
+  if (compression === "none" && format === "raw") {
+    // the upload server's sink refuses it after the transfer; say so before anything is created
+    if (st.size % RAW_SECTOR !== 0)
+      throw new Error(
+        `${path} is ${st.size} bytes, not a whole number of ${RAW_SECTOR}-byte sectors: not a disk image`,
+      );
+    out.virtualSize = st.size;
+  }
   if (format === "qcow2" && body.length >= 32) out.virtualSize = Number(body.readBigUInt64BE(24));
   return out;
 }
@@ -201,6 +211,56 @@ async function waitForPhase(
       throw new Error(`timed out waiting for ${what} (DataVolume phase ${phase || "Pending"})`);
     await new Promise((r) => setTimeout(r, pollMs));
   }
+}
+
+/** How often a wait looks for Warning events on the DataVolume and its claim. */
+const WARNING_LOOK_MS = 2_000;
+
+/**
+ * The Warning events of the DataVolume and its claim (a claim no node can hold, a class that does not fit), as
+ * lines: a wait that cannot end says why while it waits, not after --wait-secs.
+ */
+async function volumeWarnings(client: Client, ns: string, name: string): Promise<string[]> {
+  const events = await client.list<{
+    metadata: { name?: string };
+    type?: string;
+    reason?: string;
+    message?: string;
+    involvedObject?: { kind?: string; name?: string };
+  }>(resources.events, ns);
+  return events.items
+    .filter(
+      (e) =>
+        e.type === "Warning" &&
+        e.involvedObject?.name === name &&
+        (e.involvedObject.kind === "PersistentVolumeClaim" || e.involvedObject.kind === "DataVolume"),
+    )
+    .map((e) => `Warning: ${e.involvedObject?.kind} ${name}: ${e.reason}: ${e.message}`);
+}
+
+/** Prints each new Warning of the DataVolume and its claim every WARNING_LOOK_MS until the returned stop is called. */
+export function warnWhileWaiting(
+  client: Client,
+  ns: string,
+  name: string,
+  io: Io,
+  everyMs = WARNING_LOOK_MS,
+): () => void {
+  const seen = new Set<string>();
+  let stopped = false;
+  let timer: NodeJS.Timeout | undefined;
+  const look = async (): Promise<void> => {
+    for (const w of await volumeWarnings(client, ns, name).catch(() => [])) {
+      if (!stopped && !seen.has(w)) io.err(`${w}\n`);
+      seen.add(w);
+    }
+    if (!stopped) timer = setTimeout(look, everyMs).unref();
+  };
+  timer = setTimeout(look, everyMs).unref();
+  return () => {
+    stopped = true;
+    clearTimeout(timer);
+  };
 }
 
 /** A fresh upload token for the DataVolume (UploadTokenRequest; it expires after a few minutes). */
@@ -430,76 +490,93 @@ export async function imageUpload(
     io.out(`DataVolume ${ns}/${name} created\n`);
   }
   io.out(`Waiting for PVC ${name} upload pod to be ready...\n`);
-  // the proxy's URL and a token while the upload pod starts (neither needs it)
-  const asked = Date.now();
-  const early = Promise.all([uploadProxyUrl(client, config, f.uploadproxyUrl), uploadToken(client, ns, name)]);
-  early.catch(() => {}); // awaited below
-  const deadline = Date.now() + waitSecs * 1000;
-  const waitReady = () =>
-    waitForPhase(client, ns, name, (p) => p === "UploadReady", deadline - Date.now(), "the upload pod to be ready", 50);
-  const [base, earlyToken] = await early.catch(async (e: unknown) => {
-    await waitReady(); // (a DV that never gets ready says so first)
-    throw e;
-  });
-  let firstToken: string | undefined = earlyToken;
-  // tsvirt's upload proxy is the API server itself (CDIConfig names its URL): the kubeconfig's TLS settings hold for
-  // it unless the user named another proxy
-  const sameServer = !f.uploadproxyUrl || base === config.server.replace(/\/+$/, "");
-  const tls: https.RequestOptions = {
-    rejectUnauthorized: !(f.insecure || (sameServer && config.insecureSkipTLSVerify)),
-    ...(sameServer && config.ca ? { ca: config.ca } : {}),
-  };
-  // The first POST goes at once, with `Expect: 100-continue`: tsvirt's proxy holds it until the upload pod is
-  // ready and then says go (no polling of the DV in between). Anything else (an older or other proxy, not ready,
-  // not reachable) falls back to KubeVirt's way: wait for UploadReady, then upload.
-  let ready = false;
-  const said = (): void => {
-    if (ready) return;
-    ready = true;
-    io.out("Pod now ready\n");
-    io.out(`Uploading data to ${base}\n`);
-  };
-  for (let attempt = 0; ; attempt++) {
-    let token = firstToken && Date.now() - asked < 60_000 ? firstToken : undefined;
-    firstToken = undefined;
-    if (attempt > 0 || !sameServer) {
-      await waitReady();
-      said();
-    }
-    token ??= await uploadToken(client, ns, name);
-    const bar = progressDisplay(io, tty);
-    const early = attempt === 0 && sameServer;
-    const r = await uploadFile(
-      base,
-      token,
-      file,
-      img.fileBytes,
-      tls,
-      bar,
-      early ? { continueWaitMs: Math.max(0, deadline - Date.now()), onGo: said } : {},
-    ).catch((e: unknown) => {
-      if (early && !ready) return undefined; // not taken as it is: the usual way (a failure mid-way is the user's)
-      // (the upload server serves the connection itself: killed, it leaves only a reset behind)
-      throw new Error(
-        `the upload was interrupted (${(e as Error).message}); nothing is marked: run the same command again, it starts over`,
+  const stopWarnings = warnWhileWaiting(client, ns, name, io);
+  try {
+    // the proxy's URL and a token while the upload pod starts (neither needs it)
+    const asked = Date.now();
+    const early = Promise.all([uploadProxyUrl(client, config, f.uploadproxyUrl), uploadToken(client, ns, name)]);
+    early.catch(() => {}); // awaited below
+    const deadline = Date.now() + waitSecs * 1000;
+    const waitReady = () =>
+      waitForPhase(
+        client,
+        ns,
+        name,
+        (p) => p === "UploadReady",
+        deadline - Date.now(),
+        "the upload pod to be ready",
+        50,
       );
+    const [base, earlyToken] = await early.catch(async (e: unknown) => {
+      await waitReady(); // (a DV that never gets ready says so first)
+      throw e;
     });
-    if (!r) continue;
-    if (ready) bar.finish();
-    if (r.status >= 200 && r.status < 300) break;
-    // (only "not ready yet", answered before any byte is taken: a failure mid-way is the user's to retry)
-    if (r.status === 503 && statusMessage(r).startsWith("upload pod not ready yet") && Date.now() < deadline) {
-      if (ready) io.out(`${statusMessage(r)}; retrying\n`);
-      continue;
+    let firstToken: string | undefined = earlyToken;
+    // tsvirt's upload proxy is the API server itself (CDIConfig names its URL): the kubeconfig's TLS settings hold for
+    // it unless the user named another proxy
+    const sameServer = !f.uploadproxyUrl || base === config.server.replace(/\/+$/, "");
+    const tls: https.RequestOptions = {
+      rejectUnauthorized: !(f.insecure || (sameServer && config.insecureSkipTLSVerify)),
+      ...(sameServer && config.ca ? { ca: config.ca } : {}),
+    };
+    // The first POST goes at once, with `Expect: 100-continue`: tsvirt's proxy holds it until the upload pod is
+    // ready and then says go (no polling of the DV in between). Anything else (an older or other proxy, not ready,
+    // not reachable) falls back to KubeVirt's way: wait for UploadReady, then upload.
+    let ready = false;
+    const said = (): void => {
+      if (ready) return;
+      ready = true;
+      io.out("Pod now ready\n");
+      io.out(`Uploading data to ${base}\n`);
+    };
+    for (let attempt = 0; ; attempt++) {
+      let token = firstToken && Date.now() - asked < 60_000 ? firstToken : undefined;
+      firstToken = undefined;
+      if (attempt > 0 || !sameServer) {
+        await waitReady();
+        said();
+      }
+      token ??= await uploadToken(client, ns, name);
+      const bar = progressDisplay(io, tty);
+      const early = attempt === 0 && sameServer;
+      const r = await uploadFile(
+        base,
+        token,
+        file,
+        img.fileBytes,
+        tls,
+        bar,
+        early ? { continueWaitMs: Math.max(0, deadline - Date.now()), onGo: said } : {},
+      ).catch((e: unknown) => {
+        if (early && !ready) return undefined; // not taken as it is: the usual way (a failure mid-way is the user's)
+        // (the upload server serves the connection itself: killed, it leaves only a reset behind)
+        throw new Error(
+          `the upload was interrupted (${(e as Error).message}); nothing is marked: run the same command again, it starts over`,
+        );
+      });
+      if (!r) continue;
+      if (ready) bar.finish();
+      if (r.status >= 200 && r.status < 300) break;
+      // (only "not ready yet", answered before any byte is taken: a failure mid-way is the user's to retry)
+      if (r.status === 503 && statusMessage(r).startsWith("upload pod not ready yet")) {
+        if (Date.now() >= deadline)
+          throw new Error(
+            `timed out waiting for the upload pod to be ready (--wait-secs ${waitSecs}: ${statusMessage(r)})`,
+          );
+        if (ready) io.out(`${statusMessage(r)}; retrying\n`);
+        continue;
+      }
+      throw new Error(statusMessage(r));
     }
-    throw new Error(statusMessage(r));
+    io.out(
+      "Uploading data completed successfully, waiting for processing to complete, you can hit ctrl-c without interrupting the progress\n",
+    );
+    await waitForPhase(client, ns, name, (p) => p === "Succeeded", 24 * 3600 * 1000, "processing to complete");
+    io.out("Processing completed successfully\n");
+    io.out(`Uploading ${file} completed successfully\n`);
+  } finally {
+    stopWarnings();
   }
-  io.out(
-    "Uploading data completed successfully, waiting for processing to complete, you can hit ctrl-c without interrupting the progress\n",
-  );
-  await waitForPhase(client, ns, name, (p) => p === "Succeeded", 24 * 3600 * 1000, "processing to complete");
-  io.out("Processing completed successfully\n");
-  io.out(`Uploading ${file} completed successfully\n`);
 }
 
 export function registerImageUpload(program: Command, ctx: VerbContext, tty: () => boolean): void {

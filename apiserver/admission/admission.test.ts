@@ -219,6 +219,49 @@ test("a migration must name an existing VMI; an accepted one is labelled, with n
   assert.equal(ok.metadata.labels[MIGRATION_VMI_LABEL], "vmi-migratable");
 });
 
+test("a migration of a VMI that cannot migrate, or with one in flight, is refused at admission (KubeVirt's)", async () => {
+  const vmis: Record<string, Obj> = {
+    bridged: {
+      metadata: { name: "bridged", namespace: "default" },
+      status: {
+        phase: "Running",
+        conditions: [
+          { type: "LiveMigratable", status: "False", reason: "InterfaceNotLiveMigratable", message: "bridge" },
+        ],
+      },
+    },
+    busy: { metadata: { name: "busy", namespace: "default" }, status: { phase: "Running" } },
+    done: { metadata: { name: "done", namespace: "default" }, status: { phase: "Running" } },
+  };
+  const vmims: Obj[] = [
+    { metadata: { name: "running" }, spec: { vmiName: "busy" }, status: { phase: "Running" } },
+    { metadata: { name: "old" }, spec: { vmiName: "done" }, status: { phase: "Succeeded" } },
+    { metadata: { name: "failed" }, spec: { vmiName: "done" }, status: { phase: "Failed" } },
+    { metadata: { name: "going", deletionTimestamp: "2026-01-01T00:00:00Z" }, spec: { vmiName: "done" } },
+  ];
+  const p = admissionPlugins({
+    getVmi: (ns, name) => (ns === "default" ? vmis[name] : undefined),
+    listMigrations: (ns) => (ns === "default" ? vmims : []),
+  });
+  const m = (vmiName: string) => ({
+    apiVersion: "kubevirt.io/v1",
+    kind: "VirtualMachineInstanceMigration",
+    metadata: { name: "mig" },
+    spec: { vmiName },
+  });
+  let err = await rejected(runAdmission(p, request(m("bridged"))));
+  assert.equal(err.status.code, 422);
+  assert.equal(err.status.details?.causes?.[0]?.field, "spec.vmiName");
+  assert.match(err.status.message, /Cannot migrate VMI, Reason: InterfaceNotLiveMigratable, Message: bridge/);
+  err = await rejected(runAdmission(p, request(m("busy"))));
+  assert.equal(err.status.code, 422);
+  assert.equal(err.status.details?.causes?.[0]?.field, "spec.vmiName");
+  assert.match(err.status.message, /in-flight migration detected\. Active migration job \(running\)/);
+  // finished migrations and one being deleted (a cancel) do not block a new one
+  const ok = (await runAdmission(p, request(m("done")))).object as any;
+  assert.equal(ok.metadata.labels[MIGRATION_VMI_LABEL], "done");
+});
+
 test("a migration of a stopped VM is a cold one (labelled); a starting VM or one with a VMI keeps the live rules", async () => {
   const vms: Record<string, Obj> = {
     stopped: { metadata: { name: "stopped" }, spec: { runStrategy: "Halted", template: { spec: {} } } },

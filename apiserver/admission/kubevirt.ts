@@ -16,8 +16,8 @@ import {
   unimplementedKubeVirtFields,
   VMI_FINALIZER,
 } from "../../api/index.js";
-import type { VirtualMachine } from "../../client/index.js";
-import { runStrategyOf, setToStart } from "../../controller/index.js";
+import type { VirtualMachine, VirtualMachineInstanceMigration } from "../../client/index.js";
+import { isFinishedMigration, runStrategyOf, setToStart } from "../../controller/index.js";
 import type { StatusCause } from "../../lib/errors.js";
 import { field, isObject, type Rec, rec } from "../../lib/json.js";
 import { type LabelSelectorObject, type Labels, labelSelectorMatches } from "../../lib/selectors.js";
@@ -82,6 +82,8 @@ export interface KubevirtAdmissionOptions {
   getVmi?: (namespace: string, name: string) => Promise<Rec | undefined> | Rec | undefined;
   /** Looks up a VM (a migration of a stopped VM is a cold migration). */
   getVm?: (namespace: string, name: string) => Promise<Rec | undefined> | Rec | undefined;
+  /** Lists a namespace's migrations (the migration validator refuses a second one in flight for a VMI). */
+  listMigrations?: (namespace: string) => Promise<Rec[]> | Rec[];
   /**
    * Binding of the pod interface added when a VMI declares no interfaces and no networks.
    * KubeVirt's cluster default is "bridge"; tsvirt's embedded mode implements masquerade.
@@ -687,6 +689,24 @@ export function admissionPlugins(opts: KubevirtAdmissionOptions = {}): Admission
         const phase = field(vmi.status, "phase");
         if (phase === "Succeeded" || phase === "Failed")
           return { causes: [invalid("spec.vmiName", `Cannot migrate VMI "${vmiName}": it is in phase ${phase}`)] };
+        // KubeVirt's migration-create-admitter: a VMI that cannot migrate, or one with a migration in flight, is
+        // refused here rather than accepted and then failed by the controller.
+        const migratable = list(field(vmi.status, "conditions")).find((c) => field(c, "type") === "LiveMigratable");
+        if (field(migratable, "status") === "False") {
+          const why = `Reason: ${field(migratable, "reason")}, Message: ${field(migratable, "message")}`;
+          return { causes: [invalid("spec.vmiName", `Cannot migrate VMI, ${why}`)] };
+        }
+        const active = (await opts.listMigrations?.(ns))?.find(
+          (o) =>
+            field(o.spec, "vmiName") === vmiName &&
+            !field(o.metadata, "deletionTimestamp") &&
+            !isFinishedMigration(o as VirtualMachineInstanceMigration),
+        );
+        if (active) {
+          const name = field(active.metadata, "name");
+          const msg = `in-flight migration detected. Active migration job (${name}) is currently already in progress for VMI ${vmiName}.`;
+          return { causes: [invalid("spec.vmiName", msg)] };
+        }
         return {};
       },
     ),

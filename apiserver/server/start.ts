@@ -224,6 +224,7 @@ export async function startApiServer(opts: ApiServerOptions = {}): Promise<ApiSe
     ...admissionPlugins({
       getVmi: (ns, name) => store.get("kubevirt.io/virtualmachineinstances", ns, name),
       getVm: (ns, name) => store.get("kubevirt.io/virtualmachines", ns, name),
+      listMigrations: (ns) => store.list("kubevirt.io/virtualmachineinstancemigrations", { namespace: ns }),
       get machineType() {
         return config().machineType;
       },

@@ -88,6 +88,17 @@ export function dataVolumesGate(
   return { podAllowed: blocking.length === 0, condition };
 }
 
+/** KubeVirt's reason (VMI controller) while a `persistentVolumeClaim` volume names a claim that does not exist. */
+export const FAILED_PVC_NOT_FOUND = "FailedPvcNotFound";
+
+/** The claims the VMI's `persistentVolumeClaim` volumes name that do not exist (`claim`: a lookup by name). */
+export function missingClaims(vmi: VirtualMachineInstance, claim: (name: string) => unknown): string[] {
+  const names = (vmi.spec.volumes ?? []).flatMap((v) =>
+    v.persistentVolumeClaim ? [v.persistentVolumeClaim.claimName] : [],
+  );
+  return [...new Set(names)].filter((n) => !claim(n));
+}
+
 /**
  * Plans one round. `pods` are the VMI's launcher pods (owner reference to its uid); `dvGate` its DataVolumes' gate
  * (dataVolumesGate), absent without dataVolume volumes; `migratable` its LiveMigratable condition and migrationMethod
@@ -99,6 +110,7 @@ export function planVmi(
   now: string,
   dvGate?: DataVolumesGate,
   migratable?: { condition: Condition; method: string },
+  missing: readonly string[] = [],
 ): VmiPlan {
   const plan: VmiPlan = {
     createPod: false,
@@ -150,12 +162,29 @@ export function planVmi(
   if (dvGate && phase !== "Running" && phase !== "Unknown") {
     plan.status.conditions = setCondition(plan.status.conditions, dvGate.condition, now);
   }
+  // KubeVirt's: no launcher pod while a claim is missing (users or CDI may still be making it); it waits, and the
+  // VM shows ErrorPvcNotFound. Once the claims exist the condition goes (the node agent owns Synchronized later).
+  const pvcMissing = !pod && (phase === "" || phase === "Pending") && missing.length > 0;
+  const prevSync = getCondition(plan.status.conditions, "Synchronized");
+  if (pvcMissing) {
+    const ns = vmi.metadata.namespace ?? "default";
+    const message = missing.map((n) => `PVC ${ns}/${n} does not exist, waiting for it to appear`).join("; ");
+    if (prevSync?.reason !== FAILED_PVC_NOT_FOUND || prevSync.message !== message)
+      plan.events.push({ type: "Normal", reason: FAILED_PVC_NOT_FOUND, message });
+    plan.status.conditions = setCondition(
+      plan.status.conditions,
+      { type: "Synchronized", status: "False", reason: FAILED_PVC_NOT_FOUND, message },
+      now,
+    );
+  } else if (prevSync?.reason === FAILED_PVC_NOT_FOUND) {
+    plan.status.conditions = (plan.status.conditions ?? []).filter((c) => c.type !== "Synchronized");
+  }
 
   switch (phase) {
     case "":
     case "Pending":
     case "Scheduling": {
-      if (!pod && dvGate && !dvGate.podAllowed && phase !== "Scheduling") {
+      if ((!pod && dvGate && !dvGate.podAllowed && phase !== "Scheduling") || pvcMissing) {
         plan.status = withPhase(plan.status, "Pending", now);
         return plan;
       }

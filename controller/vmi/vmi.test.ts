@@ -4,7 +4,7 @@ import { type DataVolume, type Pod, resources, type VirtualMachineInstance } fro
 import { bytes } from "../quantity.js";
 import { newNode, newVmi, withMemory, withNodeSelector } from "../testing/factories.js";
 import { type Harness, startHarness } from "../testing/harness.js";
-import { dataVolumesGate } from "./plan.js";
+import { dataVolumesGate, missingClaims } from "./plan.js";
 import { launcherResources, memoryOverhead, renderLauncherPod } from "./pod.js";
 
 const vmiOf = (h: Harness, name = "testvmi") => h.client.peek<VirtualMachineInstance>(resources.vmis, "default", name);
@@ -254,6 +254,46 @@ describe("VMI controller: DataVolume gate (storage contract §4)", () => {
     await h.drain();
     assert.equal(podsOf(h).length, 1);
     assert.equal(cond(h)?.status, "False");
+  });
+
+  it("a persistentVolumeClaim volume naming a missing claim: no pod, Synchronized=False FailedPvcNotFound, until it appears", async (t) => {
+    const withClaim = (vmi: VirtualMachineInstance) => {
+      vmi.spec.volumes = [{ name: "data", persistentVolumeClaim: { claimName: "missing" } }];
+    };
+    const h = await startHarness([{ ref: resources.vmis, objs: [newVmi("testvmi", withClaim)] }], undefined, PLAY);
+    t.after(() => h.stop());
+    await h.drain();
+    assert.equal(podsOf(h).length, 0);
+    assert.equal(vmiOf(h)?.status?.phase, "Pending");
+    const sync = () => vmiOf(h)?.status?.conditions?.find((c) => c.type === "Synchronized");
+    assert.equal(sync()?.status, "False");
+    assert.equal(sync()?.reason, "FailedPvcNotFound");
+    assert.equal(sync()?.message, "PVC default/missing does not exist, waiting for it to appear");
+    assert.ok((await h.eventReasons()).includes("FailedPvcNotFound"));
+    await h.client.create(resources.pvcs, "default", {
+      apiVersion: "v1",
+      kind: "PersistentVolumeClaim",
+      metadata: { name: "missing", namespace: "default" },
+      spec: { accessModes: ["ReadWriteOnce"], resources: { requests: { storage: "1Gi" } } },
+    } as never);
+    await h.drain();
+    assert.equal(podsOf(h).length, 1, "the pod once the claim exists");
+    assert.equal(sync(), undefined, "the controller's condition is gone");
+  });
+
+  it("missingClaims names each absent claim once", () => {
+    const vmi = newVmi("v", (v) => {
+      v.spec.volumes = [
+        { name: "a", persistentVolumeClaim: { claimName: "x" } },
+        { name: "b", persistentVolumeClaim: { claimName: "x" } },
+        { name: "c", persistentVolumeClaim: { claimName: "here" } },
+        { name: "d", dataVolume: { name: "dv" } },
+      ];
+    });
+    assert.deepEqual(
+      missingClaims(vmi, (n) => (n === "here" ? {} : undefined)),
+      ["x"],
+    );
   });
 
   it("dataVolumesGate is absent without dataVolume volumes", () => {

@@ -20,7 +20,7 @@ import { setCondition, timestamp } from "../conditions.js";
 import { Reasons, type Recorder } from "../events/index.js";
 import type { Expectations } from "../expectations.js";
 import { migratability } from "../migration/migratable.js";
-import { dataVolumesGate, planVmi } from "./plan.js";
+import { dataVolumesGate, missingClaims, planVmi } from "./plan.js";
 import { isLauncherPodOf, LABEL_NODE_NAME, renderLauncherPod } from "./pod.js";
 
 export const OWNER_INDEX = "owner";
@@ -54,7 +54,9 @@ export async function reconcileVmi(deps: VmiDeps, key: string): Promise<Reconcil
   const gate = dvs ? dataVolumesGate(vmi, (n) => dvs.get(`${vmi.metadata.namespace}/${n}`)) : undefined;
   const claims = deps.claims;
   const migratable = migratability(vmi, (n) => claims?.get(`${vmi.metadata.namespace}/${n}`));
-  const plan = planVmi(vmi, pods, now, gate, migratable);
+  // a claims informer that never ran (no storage, no scheduler) knows of no claim: then nothing is "missing"
+  const missing = claims?.hasSynced() ? missingClaims(vmi, (n) => claims.get(`${vmi.metadata.namespace}/${n}`)) : [];
+  const plan = planVmi(vmi, pods, now, gate, migratable, missing);
 
   for (const pod of plan.deletePods) {
     deps.expectations.expectDeletions(key);

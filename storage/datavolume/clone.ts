@@ -11,6 +11,7 @@
 // `datavolumes/source` (group cdi.kubevirt.io) in the source's namespace. That is checked when the DV is admitted
 // (apiserver/admission/datavolume.ts crossNamespaceCloneCauses); the controller acts for the DV after that.
 
+import { formatBytes } from "../../api/index.js";
 import type {
   PersistentVolumeClaim as Claim,
   DataVolume,
@@ -116,7 +117,7 @@ export function cloneGate(input: CloneInput): CloneGate {
       return {
         ok: false,
         reason: CloneReasons.targetTooSmall,
-        message: `The target claim holds ${have} bytes, less than the source pvc ${what} (${need} bytes)`,
+        message: `The target claim holds ${formatBytes(have)}, less than the source pvc ${what} (${formatBytes(need)}): give the DataVolume at least the source's size, or no size to take it`,
       };
     }
   }

@@ -235,7 +235,7 @@ export class DataVolumeController {
               dv as KObject,
               "Normal",
               "BindImmediate",
-              `PVC ${a.claim.metadata.name} bound on node ${node}`,
+              `PVC ${a.claim.metadata.name} placed on node ${node} (immediate binding)`,
             );
           }
         } catch (err) {
@@ -251,7 +251,7 @@ export class DataVolumeController {
           dv as KObject,
           "Normal",
           "BindImmediate",
-          `PVC ${pvc.metadata.name} bound on node ${a.node}`,
+          `PVC ${pvc.metadata.name} placed on node ${a.node} (immediate binding)`,
         );
         log.info("Immediate bind: selected a node for the claim", { node: a.node });
         return;

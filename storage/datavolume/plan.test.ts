@@ -670,6 +670,10 @@ describe("clone phases", () => {
     smallPv.spec.capacity = { storage: "512Mi" };
     const p = step(input(d, { pvc: small, pv: smallPv, source: { pvc: src, pv: pv("node01", "pvc-src-uid") } }));
     assert.equal(cond(p.status, "Running")?.reason, "CloneTargetTooSmall");
+    assert.match(
+      cond(p.status, "Running")?.message ?? "",
+      /holds 512Mi, less than the source pvc src\/golden \(\w+i\)/,
+    );
     const sized = dv({ pvc: { namespace: "src", name: "golden" } });
     sized.spec.storage = {};
     const plan = planClaimFor(sized, [localStorageClass()], src);
