@@ -112,9 +112,14 @@ describe("upload server", () => {
     t.after(() => rm(dir, { recursive: true, force: true }));
     const socketPath = join(dir, "upload.sock");
     let release: () => void = () => {};
+    let entered: () => void = () => {};
+    const inSink = new Promise<void>((r) => {
+      entered = r;
+    });
     const srv = await startUploadServer({
       socketPath,
       sink: async (body) => {
+        entered();
         body.resume();
         await new Promise<void>((r) => {
           release = r;
@@ -125,7 +130,8 @@ describe("upload server", () => {
     });
     t.after(() => srv.close());
     const first = post(socketPath, Buffer.from("DISK"));
-    await new Promise((r) => setTimeout(r, 100));
+    // the first upload holds the server (a fixed sleep let a slow first request arrive second, and hang)
+    await inSink;
     const second = await post(socketPath, Buffer.from("DISK"));
     assert.equal(second.status, 409);
     release();
