@@ -36,7 +36,7 @@ test("tsvirt up survives a closed output; after kill -9 the next tsvirt up adopt
       const pid = await pidOf(c).catch(() => 0);
       if (pid > 1 && alive(pid)) process.kill(-pid, "SIGKILL");
     }
-    await rm(dir, { recursive: true, force: true });
+    await rm(dir, { recursive: true, force: true, maxRetries: 10, retryDelay: 100 }); // the SIGKILLed may still exit
   });
 
   // 1. `tsvirt up 2>&1 | head -1`: read one line, close both pipes, and it keeps going

@@ -8,6 +8,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, it } from "node:test";
 import { requirePrereqs } from "../tests/lib/prereqs.js";
+import { waitFor } from "../tests/lib/process.js";
 import { COMPUTE_CONTAINER, UNPAUSED_GATE } from "./launcher-pod.js";
 import { inNetns, PodNetwork, podNetns, runCommand } from "./network/index.js";
 import { PodRunner, type PodRunnerOptions } from "./pod-runner.js";
@@ -307,19 +308,20 @@ describe("pod runner", () => {
       await runner.trigger(uid);
       const rec = await readPodRecord(podDirOf(dataDir, uid));
       assert.ok(rec);
-      // Its SIGTERM handler is installed once it says so in its log.
-      for (let i = 0; i < 200; i++) {
-        if ((await readFile(join(podDirOf(dataDir, uid), "launcher.log"), "utf8").catch(() => "")).includes("up"))
-          break;
-        await new Promise((r) => setTimeout(r, 25));
-      }
+      // Its SIGTERM handler is installed once it says so in its log (a node start on a loaded machine takes seconds:
+      // a SIGTERM before it would end the stand-in without its termination log).
+      await waitFor("the stand-in launcher's SIGTERM handler", async () =>
+        (await readFile(join(podDirOf(dataDir, uid), "launcher.log"), "utf8").catch(() => "")).includes("up")
+          ? true
+          : undefined,
+      );
       if (restart) {
         // The agent dies; the stop goes on without it (a SIGTERM it had sent), and the launcher ends.
         runner.close();
         process.kill(rec.pid, "SIGTERM");
-        for (let i = 0; i < 200 && (await isLauncherAlive(rec, podDirOf(dataDir, uid))); i++)
-          await new Promise((r) => setTimeout(r, 25));
-        assert.equal(await isLauncherAlive(rec, podDirOf(dataDir, uid)), false);
+        await waitFor("the launcher to end on SIGTERM", async () =>
+          (await isLauncherAlive(rec, podDirOf(dataDir, uid))) ? undefined : true,
+        );
         runner = mk();
       }
       const reported: Pod[] = [];

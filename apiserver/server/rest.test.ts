@@ -53,6 +53,7 @@ async function watchEvents(
   n: number,
   timeoutMs = 10_000,
   headers: Record<string, string> = {},
+  onFirst: () => void = () => {},
 ): Promise<Record<string, unknown>[]> {
   const ac = new AbortController();
   const timer = setTimeout(() => ac.abort(), timeoutMs);
@@ -68,6 +69,7 @@ async function watchEvents(
       let i = buf.indexOf("\n");
       while (i >= 0) {
         events.push(JSON.parse(buf.slice(0, i)) as Record<string, unknown>);
+        if (events.length === 1) onFirst();
         buf = buf.slice(i + 1);
         i = buf.indexOf("\n");
       }
@@ -495,8 +497,13 @@ describe("watch", () => {
       "DELETED:sel-new",
     ]);
     // the same changes live
-    const live = watchEvents(`${path}?watch=true&labelSelector=sel%3Dyes&timeoutSeconds=2`, 3);
-    await new Promise((r) => setTimeout(r, 200));
+    // the writes follow the watch's initial ADDED (a fixed sleep let a slow watch start after them)
+    let started: () => void = () => {};
+    const running = new Promise<void>((r) => {
+      started = r;
+    });
+    const live = watchEvents(`${path}?watch=true&labelSelector=sel%3Dyes&timeoutSeconds=10`, 3, 10_000, {}, started);
+    await Promise.race([running, live]);
     await call("PATCH", `${path}/sel-in`, { metadata: { labels: { sel: "no" } } }, merge);
     await call("PATCH", `${path}/sel-out`, { metadata: { labels: { sel: "yes" } } }, merge);
     assert.deepEqual(seen(await live), ["ADDED:sel-in", "DELETED:sel-in", "ADDED:sel-out"]);

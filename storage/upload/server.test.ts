@@ -107,14 +107,61 @@ describe("upload server", () => {
     assert.equal(marks.length, 1);
   });
 
+  it("an upload interrupted before the sink reads it fails that attempt only; the next one lands", async (t) => {
+    const dir = await mkdtemp(join(tmpdir(), "upload-srv-"));
+    t.after(() => rm(dir, { recursive: true, force: true }));
+    const socketPath = join(dir, "upload.sock");
+    let failed: () => void = () => {};
+    const attemptFailed = new Promise<void>((r) => {
+      failed = r;
+    });
+    const log = {
+      info() {},
+      warn: (msg: string) => msg.startsWith("upload failed") && failed(),
+      error() {},
+      debug() {},
+      child() {
+        return log;
+      },
+    };
+    let calls = 0;
+    const srv = await startUploadServer({
+      socketPath,
+      // The first attempt does not read until its client is gone (as writeImage cleans the target first): the
+      // interruption reaches a body nobody listens to yet. The server must not die of it.
+      sink: async (body) => {
+        if (++calls === 1) {
+          for (let i = 0; i < 6000 && !body.destroyed; i++) await new Promise((r) => setTimeout(r, 5));
+          assert.ok(body.destroyed, "the interrupted body is destroyed");
+        }
+        let bytes = 0;
+        for await (const c of body as AsyncIterable<Buffer>) bytes += c.length;
+        return { bytes, sha256: "" };
+      },
+      markSucceeded: async () => {},
+      log: log as never,
+    });
+    t.after(() => srv.close());
+    await assert.rejects(post(socketPath, Buffer.alloc(1 << 20), { abortAfter: 64 << 10 }));
+    await attemptFailed;
+    const ok = await post(socketPath, Buffer.from("DISK"));
+    assert.equal(ok.status, 200, JSON.stringify(ok.json));
+    assert.equal((await srv.done).bytes, 4);
+  });
+
   it("takes one upload at a time", async (t) => {
     const dir = await mkdtemp(join(tmpdir(), "upload-srv-"));
     t.after(() => rm(dir, { recursive: true, force: true }));
     const socketPath = join(dir, "upload.sock");
     let release: () => void = () => {};
+    let entered: () => void = () => {};
+    const inSink = new Promise<void>((r) => {
+      entered = r;
+    });
     const srv = await startUploadServer({
       socketPath,
       sink: async (body) => {
+        entered();
         body.resume();
         await new Promise<void>((r) => {
           release = r;
@@ -125,7 +172,8 @@ describe("upload server", () => {
     });
     t.after(() => srv.close());
     const first = post(socketPath, Buffer.from("DISK"));
-    await new Promise((r) => setTimeout(r, 100));
+    // the first upload holds the server (a fixed sleep let a slow first request arrive second, and hang)
+    await inSink;
     const second = await post(socketPath, Buffer.from("DISK"));
     assert.equal(second.status, 409);
     release();

@@ -120,6 +120,10 @@ export async function startUploadServer(o: UploadServerOptions): Promise<Running
     // The sink reads a stream of its own: a sink that gives up (and destroys its source) leaves the connection
     // alive, so the refusal still reaches the client while the rest of its body is drained.
     const body = new PassThrough({ highWaterMark: 1 << 20 });
+    // An interruption destroys it with an error, maybe before the sink reads it (writeImage cleans the target
+    // first): unheard, that error killed the process. The sink still gets it (a destroyed stream's reads throw it),
+    // and the attempt fails on ac.signal either way.
+    body.on("error", () => {});
     req.pipe(body);
     // the client (or the proxy in between) went away before the end: the write is abandoned, nothing is marked
     const abandon = (): void => {

@@ -325,7 +325,8 @@ export async function startCluster(t: TestContext, opts: ClusterOptions = {}): P
       up.kill("SIGINT");
       await upExited;
     }
-    await rm(dir, { recursive: true, force: true });
+    // (retried: a pod process killed on the way out may still close a file in it; ENOTEMPTY would fail the test)
+    await rm(dir, { recursive: true, force: true, maxRetries: 10, retryDelay: 100 });
   });
 
   const kubeconfig = join(dir, "kubeconfig");
@@ -366,14 +367,18 @@ export async function startCluster(t: TestContext, opts: ClusterOptions = {}): P
     async waitFor(obj, jsonpath, want, timeoutMs) {
       let last = "";
       return until(
-        `${obj} ${jsonpath} = ${want} (last: ${last})`,
+        `${obj} ${jsonpath} = ${want}`,
         timeoutMs,
         async () => {
           last = await kubectl("get", obj, "-o", `jsonpath=${jsonpath}`).catch((e: Error) => e.message);
           return (typeof want === "string" ? last === want : want.test(last)) ? last : undefined;
         },
         300,
-      );
+      ).catch((e: Error) => {
+        // (the message is made when the wait starts: the last value seen is added at its end)
+        e.message += ` (last: ${last})`;
+        throw e;
+      });
     },
     vm(vmName, o = {}) {
       return {
