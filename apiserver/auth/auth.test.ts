@@ -153,13 +153,16 @@ describe("identities", () => {
   });
 
   test("only the controller sets a migration's priority: the handler's request is refused by admission", async () => {
-    const vmi = await call("POST", VMI, { body: { metadata: { name: "m1" }, spec: { domain: { devices: {} } } } });
-    assert.equal(vmi.status, 201);
+    // one VMI per accepted migration: admission refuses a second one in flight for a VMI
+    for (const name of ["m1", "m2"]) {
+      const vmi = await call("POST", VMI, { body: { metadata: { name }, spec: { domain: { devices: {} } } } });
+      assert.equal(vmi.status, 201);
+    }
     const mig = (name: string, priority?: string) => ({
       apiVersion: "kubevirt.io/v1",
       kind: "VirtualMachineInstanceMigration",
       metadata: { name },
-      spec: { vmiName: "m1", ...(priority ? { priority } : {}) },
+      spec: { vmiName: name === "p-none" ? "m2" : "m1", ...(priority ? { priority } : {}) },
     });
     const byAdmin = await call("POST", VMIM, { body: mig("p-admin", "system-critical") });
     assert.equal(byAdmin.status, 422);
