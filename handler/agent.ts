@@ -418,6 +418,11 @@ export async function runHandler(o: HandlerOptions): Promise<RunningHandler> {
   } catch {
     // no pods dir yet
   }
+  // ...and those with only network state (an IP, a namespace): an agent killed after making a pod's namespace and
+  // before writing its pod.json left no record above; the runner's cleanup deletes the namespace, releases the IP.
+  for (const uid of (await network?.knownPods().catch(() => [] as string[])) ?? []) {
+    if (!pods.has(uid)) void runner?.trigger(uid);
+  }
 
   // Sockets of launchers whose VMI and pods the API no longer has (they ended while the agent was down).
   const known = new Set([...vmis.values(), ...targetVmis.values()].map((v) => v.metadata.uid));

@@ -92,6 +92,8 @@ interface RoundState {
   error?: Error;
   /** What the round did (kills, pids), shown by each cell. */
   log: string[];
+  /** Pod network namespaces before the round (the test's own: e2e files run one at a time). */
+  netnsBefore?: Set<string>;
 }
 
 interface Upload {
@@ -656,6 +658,7 @@ describe("storage crash cells: kill -9 of the worker, node agent, controller, AP
       const st: RoundState = { done: new Map(), log: [] };
       before(async () => {
         const t0 = Date.now();
+        st.netnsBefore = await podNetnses();
         await runRound(round, st).catch((e: Error) => {
           st.error = e;
         });
@@ -680,6 +683,21 @@ describe("storage crash cells: kill -9 of the worker, node agent, controller, AP
         }).catch((e: Error) => {
           throw new Error(`${e.message}; left: ${left}`);
         });
+        // No network namespace of a pod the API no longer has (an agent killed while making a worker pod's).
+        await until("no pod network namespace left of a pod that is gone", 30_000, async () => {
+          const uids = await c.kubectl("get", "pods", "-A", "-o", "jsonpath={.items[*].metadata.uid}");
+          const live = new Set(
+            uids
+              .split(/\s+/)
+              .filter(Boolean)
+              .map((u) => `tsvirt-pod-${u.replaceAll("-", "").slice(0, 12)}`),
+          );
+          const stray = [...(await podNetnses())].filter((n) => !st.netnsBefore?.has(n) && !live.has(n));
+          left = stray.join(" ");
+          return stray.length === 0 ? true : undefined;
+        }).catch((e: Error) => {
+          throw new Error(`${e.message}; left: ${left}`);
+        });
       });
       for (const op of OPS) {
         if (round === "worker" && op === "expand") continue;
@@ -691,6 +709,10 @@ describe("storage crash cells: kill -9 of the worker, node agent, controller, AP
 });
 
 /** until(), but the probe may end the wait with a failure by returning an Error (until() swallows throws). */
+async function podNetnses(): Promise<Set<string>> {
+  return new Set((await readdir("/run/netns").catch(() => [] as string[])).filter((n) => n.startsWith("tsvirt-pod-")));
+}
+
 async function untilOk<T>(
   what: string,
   timeoutMs: number,
