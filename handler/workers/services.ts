@@ -153,8 +153,11 @@ export class WorkerServices {
       await this.#o.api.update(refs.pods, next);
       s.last = text;
     } catch (e) {
-      // a newer pod is on its way through the cache; the next tick tries again
-      if (!(isStatusError(e) && (e.code === 409 || e.code === 404))) throw e;
+      // A newer pod on its way through the cache (409/404), or the API server away: the next tick tries again. Never
+      // thrown: the interval calls this unawaited, and a rejection there ended the agent whenever the API went down.
+      if (!(isStatusError(e) && (e.code === 409 || e.code === 404))) {
+        this.#log.warn("progress relay failed; retried", { podUid, err: e });
+      }
     }
   }
 }

@@ -210,4 +210,28 @@ describe("worker pods (node side)", () => {
     assert.equal(api.writes.filter((w) => w.verb === "update").length, 1);
     await services.close();
   });
+
+  it("a progress relay while the API server is away resolves, and the next tick sends the progress", async () => {
+    const api = new FakeApi();
+    const p = api.put(refs.pods, pod());
+    const podDir = join(dir, "pod3");
+    await mkdir(podDir, { recursive: true });
+    const services = new WorkerServices({
+      api,
+      getPod: () => api.peek(refs.pods, "default", "importer-dv1"),
+      relayEveryMs: 60_000,
+    });
+    await services.ensure(p.metadata.uid ?? "", podDir, { egress: undefined } as never);
+    await writeFile(join(podDir, "progress"), "12.5%");
+    const update = api.update.bind(api);
+    api.update = () => Promise.reject(new Error("socket hang up")); // not a Status: the connection dropped
+    await services.relay(p.metadata.uid ?? ""); // resolves: the interval calls it unawaited
+    api.update = update;
+    await services.relay(p.metadata.uid ?? "");
+    assert.equal(
+      api.peek<Pod>(refs.pods, "default", "importer-dv1")?.metadata.annotations?.[PROGRESS_ANNOTATION],
+      "12.5%",
+    );
+    await services.close();
+  });
 });
