@@ -189,49 +189,41 @@ describe("worker pods (node side)", () => {
     assert.match(r.refused, /refused.*403/);
   });
 
-  it("relays the progress file to the pod's annotation, only on change", async () => {
+  /** A worker pod with its progress file and relay (never on a timer here: each test calls relay itself). */
+  const relayed = async (sub: string, progress: string) => {
     const api = new FakeApi();
-    const p = api.put(refs.pods, pod());
-    const podDir = join(dir, "pod2");
+    const uid = api.put(refs.pods, pod()).metadata.uid ?? "";
+    const podDir = join(dir, sub);
     await mkdir(podDir, { recursive: true });
     const services = new WorkerServices({
       api,
       getPod: () => api.peek(refs.pods, "default", "importer-dv1"),
       relayEveryMs: 60_000,
     });
-    await services.ensure(p.metadata.uid ?? "", podDir, { egress: undefined } as never);
-    await writeFile(join(podDir, "progress"), "45.2%");
-    await services.relay(p.metadata.uid ?? "");
-    await services.relay(p.metadata.uid ?? "");
-    assert.equal(
-      api.peek<Pod>(refs.pods, "default", "importer-dv1")?.metadata.annotations?.[PROGRESS_ANNOTATION],
-      "45.2%",
-    );
+    await services.ensure(uid, podDir, { egress: undefined } as never);
+    await writeFile(join(podDir, "progress"), progress);
+    const shown = () =>
+      api.peek<Pod>(refs.pods, "default", "importer-dv1")?.metadata.annotations?.[PROGRESS_ANNOTATION];
+    return { api, services, relay: () => services.relay(uid), shown };
+  };
+
+  it("relays the progress file to the pod's annotation, only on change", async () => {
+    const { api, services, relay, shown } = await relayed("pod2", "45.2%");
+    await relay();
+    await relay();
+    assert.equal(shown(), "45.2%");
     assert.equal(api.writes.filter((w) => w.verb === "update").length, 1);
     await services.close();
   });
 
   it("a progress relay while the API server is away resolves, and the next tick sends the progress", async () => {
-    const api = new FakeApi();
-    const p = api.put(refs.pods, pod());
-    const podDir = join(dir, "pod3");
-    await mkdir(podDir, { recursive: true });
-    const services = new WorkerServices({
-      api,
-      getPod: () => api.peek(refs.pods, "default", "importer-dv1"),
-      relayEveryMs: 60_000,
-    });
-    await services.ensure(p.metadata.uid ?? "", podDir, { egress: undefined } as never);
-    await writeFile(join(podDir, "progress"), "12.5%");
+    const { api, services, relay, shown } = await relayed("pod3", "12.5%");
     const update = api.update.bind(api);
     api.update = () => Promise.reject(new Error("socket hang up")); // not a Status: the connection dropped
-    await services.relay(p.metadata.uid ?? ""); // resolves: the interval calls it unawaited
+    await relay(); // resolves: the interval calls it unawaited
     api.update = update;
-    await services.relay(p.metadata.uid ?? "");
-    assert.equal(
-      api.peek<Pod>(refs.pods, "default", "importer-dv1")?.metadata.annotations?.[PROGRESS_ANNOTATION],
-      "12.5%",
-    );
+    await relay();
+    assert.equal(shown(), "12.5%");
     await services.close();
   });
 });
