@@ -53,7 +53,9 @@ describe("nodes that reach each other (tsvirt up --nodes 2)", async () => {
 
     // Launcher-pod stand-ins on each node, in the node's own pod network state (its IPAM), each with a guest.
     const pods = [n1, n2].map((node, i) => ({
-      net: new PodNetwork({ node, podCIDR: i === 0 ? cidr1 : cidr2, dataDir: join(c.dir, "nodes", node) }),
+      // The test's own state dir, not the agent's: these pods are not in the API, and a restarted agent collects
+      // the network state of pods the API does not have.
+      net: new PodNetwork({ node, podCIDR: i === 0 ? cidr1 : cidr2, dataDir: join(c.dir, "fabric-test", node) }),
       uid: randomUUID(),
       guest: `tsvt-e2eguest${i}-${process.pid}`,
     }));
