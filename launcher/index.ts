@@ -4,6 +4,7 @@ export { LauncherClient, launcherError } from "./client.js";
 export { ConsoleProxy } from "./console.js";
 export * from "./hypervisor/index.js";
 export { runLauncher, useKvm } from "./launcher.js";
+export { MIGRATION_PORT_RANGE } from "./migration.js";
 export {
   childPids,
   commandSocketPath,

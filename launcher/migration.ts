@@ -11,6 +11,13 @@ import type { MigrationPorts } from "./protocol.js";
 export const POD_INTERFACE = "eth0";
 /** KubeVirt's first direct-migration port (LibvirtDirectMigrationPort); the next ones follow. */
 export const FIRST_MIGRATION_PORT = 49152;
+/** How far up freePorts looks. */
+export const MIGRATION_PORT_SPAN = 512;
+/**
+ * The ports a launcher pod keeps out of the kernel's choice of local ports (net.ipv4.ip_local_reserved_ports, set
+ * by the pod network): a connection the pod makes never takes one its migration listeners or their rules use.
+ */
+export const MIGRATION_PORT_RANGE = `${FIRST_MIGRATION_PORT}-${FIRST_MIGRATION_PORT + MIGRATION_PORT_SPAN - 1}`;
 
 export const GIB = 1024 ** 3;
 
@@ -136,7 +143,7 @@ function portFree(address: string, port: number): Promise<boolean> {
 /** `n` free TCP ports on `address`, from FIRST_MIGRATION_PORT up (KubeVirt's 49152/49153), skipping taken ones. */
 export async function freePorts(address: string, n: number, from = FIRST_MIGRATION_PORT): Promise<number[]> {
   const out: number[] = [];
-  for (let p = from; out.length < n && p < from + 512; p++) {
+  for (let p = from; out.length < n && p < from + MIGRATION_PORT_SPAN; p++) {
     if (await portFree(address, p)) out.push(p);
   }
   if (out.length < n) throw new Error(`no ${n} free ports from ${from} on ${address}`);

@@ -2,17 +2,19 @@
 // namespace behind each pod's k6t-eth0 that gets its address from the pod's DHCP server as a VM's NIC would.
 // All traffic stays inside namespaces this test creates.
 import assert from "node:assert/strict";
+import { type ChildProcess, spawn } from "node:child_process";
 import { randomUUID } from "node:crypto";
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, it } from "node:test";
+import { MIGRATION_PORT_RANGE } from "../../launcher/index.js";
 import { requirePrereqs } from "../../tests/lib/prereqs.js";
 import { findDhcp } from "./dhcp.js";
 import { runCommand } from "./exec.js";
 import { nodeNetns, podNetns } from "./names.js";
 import { PodNetwork } from "./pod-network.js";
-import { makeGuest, netnsList, ping, sh } from "./testing.js";
+import { makeGuest, netnsList, ping, sh, startEchoServer } from "./testing.js";
 
 requirePrereqs("root", "ip", "busybox", "nsenter", "iptables");
 
@@ -114,4 +116,65 @@ describe("pod network in real namespaces", () => {
     assert.equal((await net.ipam.list()).size, 0);
     assert.equal(await findDhcp(podDir, q.netns), undefined);
   });
+  it("a former migration target, now the source, gets the replies to its own connections", {
+    timeout: 120_000,
+  }, async (t) => {
+    const dataDir = await mkdtemp(join(tmpdir(), "tsvirt-net-"));
+    const node = `m${process.pid}`;
+    const net = new PodNetwork({ node, podCIDR: "10.99.0.0/24", dataDir });
+    const src = randomUUID();
+    const dst = randomUUID();
+    const servers: ChildProcess[] = [];
+    t.after(async () => {
+      for (const s of servers) s.kill("SIGKILL");
+      await net.teardownPod(src).catch(() => {});
+      await net.teardownPod(dst).catch(() => {});
+      await net.teardownNode().catch(() => {});
+      await rm(dataDir, { recursive: true, force: true });
+    });
+    const a = await net.setupPod(src);
+    const b = await net.setupPod(dst);
+    // The kernel never picks a migration port as a local port in a launcher pod.
+    assert.equal(
+      (await sh(["ip", "netns", "exec", a.netns, "cat", "/proc/sys/net/ipv4/ip_local_reserved_ports"])).trim(),
+      MIGRATION_PORT_RANGE,
+    );
+    // A was the target of an earlier migration from some other pod: its rules for 49152-49154 stay.
+    await net.allowMigration(src, "10.99.0.77", [49152, 49153, 49154]);
+    // Now B is the target and A the source: A's connection from local port 49153 (a reply's destination port then)
+    // gets B's answer.
+    await net.allowMigration(dst, a.ip, [49160]);
+    servers.push(await startEchoServer(b.netns, 49160));
+    const got = await connectFrom(a.netns, b.ip, 49160, 49153);
+    assert.match(got, new RegExp(`^${a.ip.replaceAll(".", "\\.")}\n`), "B answered A's connection from port 49153");
+    // Anyone else's connection attempt to A's migration ports is still dropped.
+    const refused = await connectFrom(b.netns, a.ip, 49153).catch((e: Error) => e.message);
+    assert.match(refused, /timed out/);
+  });
 });
+
+/** Connects from `netns` (from `localPort` if given) and returns the first line the server sends; 3 s at most. */
+async function connectFrom(netns: string, ip: string, port: number, localPort?: number): Promise<string> {
+  const script =
+    "const c = require('node:net').connect({ host: process.argv[1], port: Number(process.argv[2])," +
+    " ...(process.argv[3] ? { localPort: Number(process.argv[3]) } : {}) });" +
+    "c.setTimeout(3000, () => { console.error('timed out'); process.exit(2); });" +
+    "c.on('data', (d) => { process.stdout.write(d); process.exit(0); });" +
+    "c.on('error', (e) => { console.error(e.message); process.exit(1); });";
+  const args = [`--net=/run/netns/${netns}`, "--", process.execPath, "-e", script, ip, String(port)];
+  if (localPort !== undefined) args.push(String(localPort));
+  const r = await new Promise<{ code: number | null; out: string; err: string }>((resolve) => {
+    const c = spawn("nsenter", args, { stdio: ["ignore", "pipe", "pipe"] });
+    let out = "";
+    let err = "";
+    c.stdout.on("data", (d: Buffer) => {
+      out += d.toString();
+    });
+    c.stderr.on("data", (d: Buffer) => {
+      err += d.toString();
+    });
+    c.once("exit", (code) => resolve({ code, out, err }));
+  });
+  if (r.code !== 0) throw new Error(`connect to ${ip}:${port} from ${netns}: ${r.err.trim()}`);
+  return r.out;
+}

@@ -63,7 +63,7 @@ describe("masquerade", () => {
     assert.deepEqual(rules.slice(0, 3), [
       { table: "nat", chain: "PREROUTING", spec: [...match, "-s", "10.244.0.7/32", "-j", "ACCEPT"], first: true },
       { table: "filter", chain: "INPUT", spec: [...match, "-s", "10.244.0.7/32", "-j", "ACCEPT"], first: true },
-      { table: "filter", chain: "INPUT", spec: [...match, "-j", "DROP"], first: false },
+      { table: "filter", chain: "INPUT", spec: [...match, "--syn", "-j", "DROP"], first: false },
     ]);
   });
   it("renders a one-lease udhcpd config giving 10.0.2.2/24 via 10.0.2.1", () => {

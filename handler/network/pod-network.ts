@@ -8,6 +8,7 @@
 // converges, and teardown works on a half-made pod.
 import { mkdir, readdir, rm } from "node:fs/promises";
 import { join } from "node:path";
+import { MIGRATION_PORT_RANGE } from "../../launcher/index.js";
 import { type Cidr, formatCidr, formatIpv4, gatewayOf, parseCidr } from "./cidr.js";
 import { ensureDhcp, stopDhcp } from "./dhcp.js";
 import { EXISTS, inNetns, MISSING, mustRun, type RunCommand, runCommand } from "./exec.js";
@@ -90,7 +91,9 @@ export function migrationRules(sourceIp: string, ports: readonly number[]): (Nat
     return [
       { table: "nat", chain: "PREROUTING", spec: [...match, "-s", `${sourceIp}/32`, "-j", "ACCEPT"], first: true },
       { table: "filter", chain: "INPUT", spec: [...match, "-s", `${sourceIp}/32`, "-j", "ACCEPT"], first: true },
-      { table: "filter", chain: "INPUT", spec: [...match, "-j", "DROP"], first: false },
+      // --syn: only connection attempts. The pod is a migration source later, and a reply to a connection it makes
+      // from one of these ports must not be dropped.
+      { table: "filter", chain: "INPUT", spec: [...match, "--syn", "-j", "DROP"], first: false },
     ];
   });
 }
@@ -176,8 +179,11 @@ export class PodNetwork {
     }
   }
 
-  private async sysctl(netns: string, key: string, value: string): Promise<void> {
-    await this.must(inNetns(netns, [this.busybox, "sysctl", "-w", `${key}=${value}`]));
+  /** key, value, key, value… in one run. */
+  private async sysctl(netns: string, ...kv: string[]): Promise<void> {
+    const sets: string[] = [];
+    for (let i = 0; i + 1 < kv.length; i += 2) sets.push(`${kv[i]}=${kv[i + 1]}`);
+    await this.must(inNetns(netns, [this.busybox, "sysctl", "-w", ...sets]));
   }
 
   private podDir(uid: string): string {
@@ -363,7 +369,9 @@ export class PodNetwork {
     await this.must(["ip", "-n", ns, "link", "set", MASQ_BRIDGE, "up"]);
     await this.must(["ip", "-n", ns, "tuntap", "add", "dev", MASQ_TAP, "mode", "tap"], EXISTS);
     await this.must(["ip", "-n", ns, "link", "set", MASQ_TAP, "master", MASQ_BRIDGE, "up"]);
-    await this.sysctl(ns, "net.ipv4.ip_forward", "1");
+    // The migration ports are never a local port the kernel picks for an outbound connection: as a target the pod
+    // listens on them, and as a source later it still has the target's rules for them (one sysctl run for both).
+    await this.sysctl(ns, "net.ipv4.ip_forward", "1", "net.ipv4.ip_local_reserved_ports", MIGRATION_PORT_RANGE);
     for (const rule of masqueradeRules(ip)) await this.ensureRule(ns, rule);
     const dir = this.podDir(uid);
     await mkdir(dir, { recursive: true });
