@@ -116,6 +116,7 @@ export async function runLauncher(
         if (!address) throw new Error("the pod has no IPv4 address on its primary interface to migrate over");
         return listener.listen(address, source);
       },
+      arrived: () => listener.stopAccepting(),
       onMigratedAway: () => {
         migratedAway = true;
         void endAfterMigration();

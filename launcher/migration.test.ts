@@ -1,4 +1,8 @@
 import assert from "node:assert/strict";
+import { mkdtemp, rm } from "node:fs/promises";
+import net from "node:net";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { describe, it } from "node:test";
 import { FakeHypervisor } from "./hypervisor/index.js";
 import { completionBudgetS, destinationXml, followStep, GIB, MigrationListener, postCopyFailure } from "./migration.js";
@@ -131,16 +135,55 @@ describe("migration follower", () => {
     assert.deepEqual(a, b);
     assert.equal(new Set(Object.values(a.ports)).size, 3);
   });
+
+  it("once the domain arrived: the source's open connection goes on, a new one is refused", async (t) => {
+    const dir = await mkdtemp(join(tmpdir(), "tsvirt-ml-"));
+    const sock = join(dir, "libvirt.sock");
+    const libvirtd = net.createServer((c) => c.pipe(c)); // stands in for the daemon: echoes
+    await new Promise<void>((r) => libvirtd.listen(sock, r));
+    const l = new MigrationListener(sock, (await import("../lib/log.js")).nullLogger);
+    t.after(async () => {
+      l.close();
+      libvirtd.close();
+      await rm(dir, { recursive: true, force: true });
+    });
+    const { ports } = await l.listen("127.0.0.1", "127.0.0.1");
+    const open = await connect(ports.libvirt);
+    assert.equal(await echo(open, "before"), "before");
+    l.stopAccepting();
+    assert.equal(await echo(open, "after"), "after", "the source's connection still relays");
+    await assert.rejects(connect(ports.libvirt), /ECONNREFUSED/);
+    open.destroy();
+  });
 });
 
-function core(hv: FakeHypervisor, listen = true): LauncherCore {
+function connect(port: number): Promise<net.Socket> {
+  return new Promise((resolve, reject) => {
+    const c = net.connect({ host: "127.0.0.1", port }, () => resolve(c));
+    c.once("error", reject);
+  });
+}
+
+function echo(c: net.Socket, text: string): Promise<string> {
+  return new Promise((resolve) => {
+    c.once("data", (d: Buffer) => resolve(d.toString()));
+    c.write(text);
+  });
+}
+
+function core(hv: FakeHypervisor, listen = true, arrived?: () => void): LauncherCore {
   return new LauncherCore({
     uid,
     hv,
     build: async (v) => `<domain type="qemu"><name>${v.metadata?.namespace}_${v.metadata?.name}</name></domain>`,
     followIntervalMs: 10,
     ...(listen
-      ? { migration: { listen: async () => ({ address: "10.0.0.9", ports: { libvirt: 1, qemu: 2, nbd: 3 } }) } }
+      ? {
+          migration: {
+            listen: async () => ({ address: "10.0.0.9", ports: { libvirt: 1, qemu: 2, nbd: 3 } }),
+            ...(arrived ? { arrived } : {}),
+          },
+        }
       : {}),
   });
 }
@@ -166,6 +209,23 @@ describe("launcher migration handlers (fake hypervisor)", () => {
     await assert.rejects(c.handle("MigrateStart", start), /no domain|migration target/);
     await assert.rejects(c.handle("PrepareMigrationTarget", { vmi: { metadata: { uid: "x" } }, prepared: {} }), /uid/);
     await assert.rejects(c.handle("PrepareMigrationTarget", { vmi }), /prepared/);
+  });
+
+  it("target: stops listening once the incoming domain runs here, and only then", async (t) => {
+    const hv = new FakeHypervisor();
+    let arrived = 0;
+    const c = core(hv, true, () => arrived++);
+    t.after(() => c.close());
+    const r = (await c.handle("PrepareMigrationTarget", { vmi, prepared: {} })) as PrepareMigrationTargetResult;
+    const name = await hv.define(r.domainXml); // libvirt defines the incoming domain, paused
+    hv.setState(name, { state: "Paused", reason: "Migration" });
+    await new Promise((r) => setTimeout(r, 20));
+    assert.equal(arrived, 0, "not while the domain is still coming in");
+    hv.setState(name, { state: "Running", reason: "Migrated" });
+    await until(async () => (arrived > 0 ? true : undefined));
+    hv.setState(name, { state: "Running", reason: "Unpaused" });
+    await new Promise((r) => setTimeout(r, 20));
+    assert.equal(arrived, 1, "once");
   });
 
   it("source: starts once, follows, completes with QEMU's downtime; the launcher is told it migrated away", async (t) => {

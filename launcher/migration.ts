@@ -214,6 +214,17 @@ export class MigrationListener {
     u.pipe(c);
   }
 
+  /**
+   * No new connection: the domain arrived, and a port left open would hand its libvirtd to whatever pod gets the
+   * source's IP next. The source's connection stays until it ends (libvirt finishes the job over it).
+   */
+  stopAccepting(): void {
+    if (!this.server) return;
+    this.server.close();
+    this.server = undefined;
+    this.log.info("the incoming migration arrived: no longer listening", { address: this.address, ...this.ports });
+  }
+
   close(): void {
     this.server?.close();
     this.server = undefined;

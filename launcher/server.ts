@@ -44,6 +44,8 @@ export type DomainBuilder = (vmi: Vmi, prepared: SyncParams["prepared"]) => Prom
 export interface MigrationHost {
   /** Target: listen for the source's libvirt connection on the pod IP; the ports for QEMU and NBD stay free. */
   listen(sourceAddress: string | undefined): Promise<{ address: string; ports: MigrationPorts }>;
+  /** Target: the incoming domain runs here; take no new connection (the source's open one finishes the job). */
+  arrived?: () => void;
   /** Source: the domain has migrated away (the launcher then ends its pod). */
   onMigratedAway?: () => void;
 }
@@ -144,6 +146,7 @@ export class LauncherCore {
         // launcher's own domain from now on, and may migrate onwards (mighandler: the migration back was refused).
         this.started = true;
         this.migrationTarget = false;
+        this.opts.migration?.arrived?.();
         this.opts.onStarted?.();
       }
       this.log.info("domain event", { event: e.event, state: e.status.state, reason: e.status.reason });

@@ -196,6 +196,13 @@ describe("live migration (tsvirt up --nodes 2)", async () => {
       assert.equal(qemus.length, 1, `exactly one QEMU of the VM (found ${qemus.join(", ")})`);
       const qemuNs = await readlink(`/proc/${qemus[0]}/ns/net`);
       assert.equal(qemuNs, await netnsLink(podNetns(dst.uid)), "QEMU runs in the target pod's netns");
+      // The migration ports close behind the arrived domain (else the pod's libvirtd stays reachable by whatever
+      // pod gets the old source's IP next).
+      const ports = Object.keys(vmi.status.migrationState.targetDirectMigrationNodePorts ?? {});
+      assert.equal(ports.length, 3);
+      const { stdout: ss } = await promisify(execFile)("ip", ["netns", "exec", podNetns(dst.uid), "ss", "-Htln"]);
+      const open = ports.filter((p) => new RegExp(`:${p}\\s`).test(ss));
+      assert.deepEqual(open, [], `no migration port listens in the VM's pod after the migration:\n${ss}`);
 
       // The disk moved: new claim on the target named by VM and VMI, recorded old → new, the old one gone from
       // the source node (claim, PV, its directory).
