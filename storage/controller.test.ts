@@ -51,6 +51,11 @@ async function events(h: Harness, name: string): Promise<Event[]> {
   return h.client.all<Event>(resources.events).filter((e) => e.involvedObject.name === name);
 }
 
+/** Each event's reason → the component it came from (`kubectl get events`' SOURCE). */
+async function sources(h: Harness, name: string): Promise<Map<string, string>> {
+  return new Map((await events(h, name)).map((e) => [e.reason ?? "", e.source?.component ?? ""]));
+}
+
 describe("storage controller", () => {
   it("creates the default tsvirt-local class at start when absent, and leaves an existing one alone", async (t) => {
     const h = await startHarness([]);
@@ -93,6 +98,10 @@ describe("storage controller", () => {
     assert.equal(pvc.metadata.annotations?.["pv.kubernetes.io/bind-completed"], "yes");
     const pv = h.client.peek<PersistentVolume>(resources.pvs, undefined, pvc.spec.volumeName ?? "")!;
     assert.equal(pv.status?.phase, "Bound");
+    // Kubernetes' PV controller waits for the consumer; the external provisioner (`<name>_<host>_<uuid>`) provisions.
+    const from = await sources(h, "disk");
+    assert.equal(from.get("WaitForFirstConsumer"), "persistentvolume-controller");
+    assert.match(from.get("ProvisioningSucceeded") ?? "", /^tsvirt\.io\/local_[^_]+_[0-9a-f-]{36}$/);
     assert.equal(pv.spec.claimRef?.uid, pvc.metadata.uid);
     assert.deepEqual(pv.spec.nodeAffinity?.required?.nodeSelectorTerms[0]?.matchExpressions?.[0]?.values, ["node02"]);
 
@@ -224,5 +233,9 @@ describe("storage controller", () => {
     assert.equal(failed?.type, "Warning");
     assert.match(failed?.message ?? "", /needs 2Gi more on node "node01", which has 1Gi of local storage free/);
     assert.deepEqual(peekClaim(h, "g").status?.capacity, { storage: "3Gi" });
+    const from = await sources(h, "g");
+    for (const r of ["Resizing", "VolumeResizeSuccessful", "VolumeResizeFailed"]) {
+      assert.equal(from.get(r), "external-resizer tsvirt.io/local", `${r} comes from the external resizer`);
+    }
   });
 });

@@ -2,6 +2,8 @@
 // controller half): informers for claims, volumes and classes, one work queue each for claims and volumes, and one
 // key for the per-node CSIStorageCapacity objects. The decisions are plan.ts's; this file reads caches and writes.
 
+import { randomUUID } from "node:crypto";
+import { hostname } from "node:os";
 import { nowRfc3339, StorageAnnotations } from "../api/index.js";
 import {
   type Client,
@@ -44,6 +46,20 @@ import {
 /** What the controller records events with (controller/events' Recorder has this shape). */
 export interface EventSink {
   event(obj: KObject, type: "Normal" | "Warning", reason: string, message: string): void;
+  /** The same sink, its events attributed to `component` (`kubectl get events`' SOURCE). */
+  forComponent(component: string): EventSink;
+}
+
+/** Who a claim's or volume's events come from in Kubernetes: kube-controller-manager's PV binder and the
+ * external-resizer (`external-resizer <driver>`); the provisioner's is provisionerComponent(). */
+export const StorageComponents = {
+  binder: "persistentvolume-controller",
+  resizer: `external-resizer ${LOCAL_PROVISIONER}`,
+} as const;
+
+/** sig-storage-lib-external-provisioner's event source: `<provisioner>_<host>_<uuid>`, one per process. */
+export function provisionerComponent(id = `${hostname()}_${randomUUID()}`): string {
+  return `${LOCAL_PROVISIONER}_${id}`;
 }
 
 export interface StorageOptions {
@@ -53,6 +69,8 @@ export interface StorageOptions {
   recorder: EventSink;
   log: Logger;
   now?: () => Date;
+  /** The provisioner's identity in its events (default `<host>_<uuid>`, as the external provisioner's). */
+  provisionerId?: string;
 }
 
 /** Retry of a claim the provisioner could not place (besides the retries capacity changes trigger). */
@@ -69,13 +87,18 @@ export class StorageController {
   readonly volumeQueue = new WorkQueue<string>();
   readonly capacityQueue = new WorkQueue<string>();
   private readonly client: Client;
-  private readonly recorder: EventSink;
+  /** Events of the PV binder, the provisioner and the resizer, each under its Kubernetes component name. */
+  private readonly binderEvents: EventSink;
+  private readonly provisionerEvents: EventSink;
+  private readonly resizerEvents: EventSink;
   private readonly log: Logger;
   private workers: Promise<unknown>[] = [];
 
   constructor(opts: StorageOptions) {
     this.client = opts.client;
-    this.recorder = opts.recorder;
+    this.binderEvents = opts.recorder.forComponent(StorageComponents.binder);
+    this.provisionerEvents = opts.recorder.forComponent(provisionerComponent(opts.provisionerId));
+    this.resizerEvents = opts.recorder.forComponent(StorageComponents.resizer);
     this.log = opts.log.child({ controller: "storage" });
     this.nodes = opts.nodes;
     this.claims = new Informer<PersistentVolumeClaim>(opts.client, resources.pvcs, { log: this.log });
@@ -169,22 +192,22 @@ export class StorageController {
         if (pv) await this.markBound(pvc, pv);
         return {};
       }
-      case "warn":
-        this.recorder.event(pvc, "Warning", action.reason, action.message);
+      case "warn": // only planExpansion warns (a volume it cannot grow): the resizer's word
+        this.resizerEvents.event(pvc, "Warning", action.reason, action.message);
         return {};
       case "lost":
         await this.setClaimPhase(pvc, "Lost");
-        this.recorder.event(pvc, "Warning", "ClaimLost", action.message);
+        this.binderEvents.event(pvc, "Warning", "ClaimLost", action.message);
         return {};
       case "pending": {
         await this.setClaimPhase(pvc, "Pending");
-        if (action.reason) this.recorder.event(pvc, action.eventType, action.reason, action.message);
+        if (action.reason) this.binderEvents.event(pvc, action.eventType, action.reason, action.message);
         // A waiting local claim that no node could hold says so now, not only once a pod needs it.
         if (action.reason === "WaitForFirstConsumer" && cls?.provisioner === LOCAL_PROVISIONER) {
           const free = this.freeFor(pvc);
           const size = claimSize(pvc);
           if (![...free.values()].some((f) => f >= size)) {
-            this.recorder.event(pvc, "Warning", "ProvisioningFailed", noRoomMessage(size, free));
+            this.provisionerEvents.event(pvc, "Warning", "ProvisioningFailed", noRoomMessage(size, free));
           }
         }
         return {};
@@ -205,7 +228,7 @@ export class StorageController {
         const status = { ...pvc.status, capacity: { ...pvc.status?.capacity, ...pv.spec.capacity }, conditions };
         if (conditions.length === 0) delete (status as { conditions?: unknown }).conditions; // omitted when empty
         await this.client.updateStatus(resources.pvcs, { ...pvc, status });
-        this.recorder.event(pvc, "Normal", "VolumeResizeSuccessful", "Resize volume succeeded");
+        this.resizerEvents.event(pvc, "Normal", "VolumeResizeSuccessful", "Resize volume succeeded");
         log.info("Expanded claim", { volume: action.volume, capacity: pv.spec.capacity?.storage });
         return {};
       }
@@ -218,7 +241,7 @@ export class StorageController {
     if (!pv) return {};
     const noRoom = expansionRoom(pv, bytes, this.freeBytes());
     if (noRoom) {
-      this.recorder.event(pvc, "Warning", "VolumeResizeFailed", noRoom);
+      this.resizerEvents.event(pvc, "Warning", "VolumeResizeFailed", noRoom);
       forObject(this.log, pvc).info("Cannot expand claim", { volume: volumeName, message: noRoom });
       return { requeueAfterMs: PROVISION_RETRY_MS };
     }
@@ -228,7 +251,7 @@ export class StorageController {
       spec: { ...pv.spec, capacity: { ...pv.spec.capacity, storage } },
     });
     await this.setResizing(pvc);
-    this.recorder.event(pvc, "Normal", "Resizing", `External resizer is resizing volume ${volumeName}`);
+    this.resizerEvents.event(pvc, "Normal", "Resizing", `External resizer is resizing volume ${volumeName}`);
     forObject(this.log, pvc).info("Expanding volume", { volume: volumeName, storage });
     return {};
   }
@@ -255,7 +278,7 @@ export class StorageController {
     await this.setClaimPhase(pvc, "Pending");
     const plan = planProvision(pvc, cls, nodeName, node, this.freeFor(pvc));
     if (!plan.ok) {
-      this.recorder.event(pvc, "Warning", "ProvisioningFailed", plan.message);
+      this.provisionerEvents.event(pvc, "Warning", "ProvisioningFailed", plan.message);
       forObject(this.log, pvc).info("Cannot provision claim", { node: nodeName, message: plan.message });
       return { requeueAfterMs: PROVISION_RETRY_MS };
     }
@@ -265,7 +288,7 @@ export class StorageController {
       if (!isAlreadyExists(err)) throw err;
       return {};
     }
-    this.recorder.event(
+    this.provisionerEvents.event(
       pvc,
       "Normal",
       "ProvisioningSucceeded",
@@ -362,7 +385,8 @@ export class StorageController {
           ...pv,
           status: { ...pv.status, phase: action.phase, ...(action.message ? { message: action.message } : {}) },
         });
-        if (action.phase === "Failed") this.recorder.event(pv, "Warning", "VolumeFailedDelete", action.message ?? "");
+        if (action.phase === "Failed")
+          this.binderEvents.event(pv, "Warning", "VolumeFailedDelete", action.message ?? "");
         log.info("Volume phase", { phase: action.phase });
         return {};
       case "delete":

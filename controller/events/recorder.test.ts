@@ -33,6 +33,23 @@ describe("EventRecorder", () => {
     assert.equal(created.source?.component, "virt-controller");
   });
 
+  it("forComponent: the same queue and repeat cache, events attributed to the other component", async () => {
+    const c = new FakeClient();
+    const rec = new EventRecorder(c, "virt-controller", nullLogger);
+    const cdi = rec.forComponent("datavolume-import-controller");
+    const [vmi] = c.seed(resources.vmis, newVmi("v1"));
+    cdi.event(vmi!, "Normal", "ImportScheduled", "Import into v1 scheduled");
+    rec.event(vmi!, "Normal", "ImportScheduled", "Import into v1 scheduled");
+    cdi.event(vmi!, "Normal", "ImportScheduled", "Import into v1 scheduled");
+    await rec.flush(); // one queue: the parent's flush waits for its views' events too
+    const evs = c.all<Event>(resources.events);
+    const by = (comp: string) => evs.filter((e) => e.source?.component === comp);
+    assert.equal(evs.length, 2, "a repeat aggregates only within its component");
+    assert.equal(by("datavolume-import-controller")[0]?.count, 2);
+    assert.equal(by("datavolume-import-controller")[0]?.reportingComponent, "datavolume-import-controller");
+    assert.equal(by("virt-controller")[0]?.count, 1);
+  });
+
   it("never throws and never blocks: a failing API is logged", async () => {
     const c = new FakeClient();
     c.prependReactor("*", "events", () => ({ error: new Error("down") }));

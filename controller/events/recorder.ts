@@ -1,6 +1,8 @@
 // An event recorder: Kubernetes core/v1 Events with KubeVirt's reasons. A repeat of the same (object, type, reason,
 // message) within the cache's life bumps `count` and `lastTimestamp` of the existing Event instead of creating one.
 // Writes are queued and serialized; a failure is logged and never reaches the reconcile that recorded the event.
+// forComponent() gives the same queue and cache under another `source.component` (kube's one broadcaster with a
+// NewRecorder per controller): storage/ attributes its events as CDI's and Kubernetes' own controllers do.
 
 import { type Client, type Event, type KObject, resources } from "../../client/index.js";
 import { isNotFound } from "../../lib/errors.js";
@@ -24,6 +26,8 @@ export const Reasons = {
 
 export interface Recorder {
   event(obj: KObject, type: EventType, reason: string, message: string): void;
+  /** The same recorder, its events attributed to `component` (their `source.component` and `reportingComponent`). */
+  forComponent(component: string): Recorder;
 }
 
 interface Seen {
@@ -34,10 +38,15 @@ interface Seen {
 
 const MAX_CACHE = 4096;
 
+/** The write queue and the repeat cache, shared by every component view of one recorder. */
+interface Shared {
+  chain: Promise<void>;
+  seen: Map<string, Seen>;
+  seq: number;
+}
+
 export class EventRecorder implements Recorder {
-  private chain: Promise<void> = Promise.resolve();
-  private readonly seen = new Map<string, Seen>();
-  private seq = 0;
+  private shared: Shared = { chain: Promise.resolve(), seen: new Map(), seq: 0 };
 
   constructor(
     private readonly client: Client,
@@ -53,22 +62,29 @@ export class EventRecorder implements Recorder {
       .replace(/\.\d+Z$/, "Z");
     // Only the reference is kept while the event waits its turn, never the whole object (a burst queues thousands).
     const ref = refOf(obj);
-    this.chain = this.chain.then(() =>
+    this.shared.chain = this.shared.chain.then(() =>
       this.write(ref, type, reason, message, ts).catch((err) =>
         this.log.warn("could not record event", { err: String(err), reason, object: ref.name }),
       ),
     );
   }
 
-  /** Resolves once every queued event has been written (or given up on). */
+  forComponent(component: string): EventRecorder {
+    const view = new EventRecorder(this.client, component, this.log, this.now, this.host);
+    view.shared = this.shared;
+    return view;
+  }
+
+  /** Resolves once every queued event has been written (or given up on), whichever component recorded it. */
   flush(): Promise<void> {
-    return this.chain;
+    return this.shared.chain;
   }
 
   private async write(ref: ObjectRef, type: EventType, reason: string, message: string, ts: string): Promise<void> {
     const namespace = ref.namespace || "default";
-    const key = [ref.uid, ref.namespace, ref.name, type, reason, message].join("\u0000");
-    const prev = this.seen.get(key);
+    const key = [this.component, ref.uid, ref.namespace, ref.name, type, reason, message].join("\u0000");
+    const { seen } = this.shared;
+    const prev = seen.get(key);
     if (prev) {
       try {
         await this.client.patch<Event>(resources.events, prev.namespace, prev.name, "merge", {
@@ -79,10 +95,10 @@ export class EventRecorder implements Recorder {
         return;
       } catch (err) {
         if (!isNotFound(err)) throw err;
-        this.seen.delete(key);
+        seen.delete(key);
       }
     }
-    const name = `${ref.name}.${(Date.now() * 1000 + (this.seq++ % 1000)).toString(16)}`;
+    const name = `${ref.name}.${(Date.now() * 1000 + (this.shared.seq++ % 1000)).toString(16)}`;
     const ev: Event = {
       metadata: { name, namespace },
       involvedObject: ref,
@@ -97,11 +113,11 @@ export class EventRecorder implements Recorder {
       reportingInstance: this.host || this.component,
     };
     await this.client.create(resources.events, namespace, ev);
-    if (this.seen.size >= MAX_CACHE) {
-      const oldest = this.seen.keys().next().value;
-      if (oldest !== undefined) this.seen.delete(oldest);
+    if (seen.size >= MAX_CACHE) {
+      const oldest = seen.keys().next().value;
+      if (oldest !== undefined) seen.delete(oldest);
     }
-    this.seen.set(key, { name, namespace, count: 1 });
+    seen.set(key, { name, namespace, count: 1 });
   }
 }
 
@@ -119,4 +135,4 @@ function refOf(obj: KObject): ObjectRef {
 }
 
 /** Records nothing; for tests that do not look at events. */
-export const nullRecorder: Recorder = { event: () => {} };
+export const nullRecorder: Recorder = { event: () => {}, forComponent: () => nullRecorder };

@@ -1,9 +1,10 @@
 // The migration controller's shell (KubeVirt's virt-controller migration controller): reads the VMIM, its VMI, the
 // VMI's launcher pods, the settings and the other VMIMs from the shared informers, asks planMigration, and writes:
 // finalizer, target pod (with expectations: a crash or a slow cache never makes a second one), the VMI (handoff,
-// label, abortRequested) before the VMIM status that depends on it, then the finalizer's release and the GC.
+// label, abortRequested) before the VMIM status that depends on it, then the finalizer's release and the GC: the
+// oldest finished VMIMs of a VMI beyond 5, and every VMIM whose VMI is gone (KubeVirt's both).
 import { isDeepStrictEqual } from "node:util";
-import { Migration, shortHash } from "../../api/index.js";
+import { isColdMigration, Migration, shortHash } from "../../api/index.js";
 import {
   type Client,
   type ClusterConfig,
@@ -64,6 +65,9 @@ export async function reconcileMigration(deps: MigrationDeps, key: string): Prom
   const ns = vmim.metadata.namespace ?? "";
   const log = forObject(deps.log, vmim);
   const vmi = deps.vmis.get(`${ns}/${vmim.spec.vmiName}`);
+  // No VMI in the cache fails the migration and deletes it: only once the API confirms it (a cache may lag a VMI)
+  if (!vmi && !isColdMigration(vmim) && !(await vmiGone(deps, ns, vmim.spec.vmiName ?? "")))
+    return { requeueAfterMs: 1_000 };
   const pods = vmi ? deps.pods.byIndex(OWNER_INDEX, vmi.metadata.uid ?? "").filter((p) => isLauncherPodOf(p, vmi)) : [];
   const claims = deps.claims;
   const nowDate = deps.now();
@@ -192,6 +196,17 @@ export async function reconcileMigration(deps: MigrationDeps, key: string): Prom
       claims: plan.deleteClaims.map((c) => c.name),
     });
 
+  if (plan.deleteOrphan) {
+    try {
+      await deps.client.delete(resources.vmims, ns, vmim.metadata.name ?? "", {
+        preconditions: { uid: vmim.metadata.uid ?? "" },
+      });
+      log.info("Deleted the migration of a VMI that no longer exists", { vmi: vmim.spec.vmiName });
+    } catch (err) {
+      if (!isNotFound(err) && !isConflict(err)) throw err;
+    }
+  }
+
   for (const g of plan.garbage) {
     try {
       await deps.client.delete(resources.vmims, g.metadata.namespace, g.metadata.name!, {
@@ -252,6 +267,17 @@ async function writeVm(
   }
   if (change.spec) await deps.client.update(resources.vms, { ...vm, spec: change.spec });
   return true;
+}
+
+/** Whether the API has no VMI of that name (the cache's word is not enough to fail and delete a migration). */
+async function vmiGone(deps: MigrationDeps, ns: string, name: string): Promise<boolean> {
+  try {
+    await deps.client.get<VirtualMachineInstance>(resources.vmis, ns, name);
+    return false;
+  } catch (err) {
+    if (isNotFound(err)) return true;
+    throw err;
+  }
 }
 
 async function deleteQuietly(

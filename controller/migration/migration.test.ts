@@ -11,6 +11,7 @@ import {
 } from "../../client/index.js";
 import { newNode, newVmi } from "../testing/factories.js";
 import { type Harness, startHarness } from "../testing/harness.js";
+import { type MigrationDeps, reconcileMigration } from "./controller.js";
 
 const vmiOf = (h: Harness) => h.client.peek<VirtualMachineInstance>(resources.vmis, "default", "testvmi")!;
 const vmimOf = (h: Harness, name = "mig1") =>
@@ -157,6 +158,65 @@ describe("migration controller", () => {
     assert.equal(vmiOf(h).metadata.labels?.[Migration.targetNodeLabel], undefined);
     assert.equal(podsOf(h).length, 1, "target pod deleted");
     assert.equal(vmiOf(h).status?.nodeName, "node01");
+  });
+
+  it("a VMI deleted (its VM stopped): its migrations end Failed, and go once the VMI is gone", async (t) => {
+    const h = await runningVmi([]);
+    t.after(() => h.stop());
+    await migrate(h, "mig1"); // one node: stays Scheduling
+    await migrate(h, "mig2"); // another active migration of the VMI: Failed at once
+    assert.equal(vmimOf(h, "mig1")?.status?.phase, "Scheduling");
+    assert.equal(vmimOf(h, "mig2")?.status?.phase, "Failed");
+    await h.client.delete(resources.vmis, "default", "testvmi");
+    await h.drain();
+    assert.ok(vmiOf(h).metadata.deletionTimestamp, "held by its finalizer");
+    assert.equal(vmimOf(h, "mig1")?.status?.phase, "Failed", "the VMI is being deleted: the migration fails");
+    assert.match(vmimOf(h, "mig1")?.status?.migrationState?.failureReason ?? "", /being deleted/);
+    assert.ok(vmimOf(h, "mig2"), "kept while the VMI exists");
+    const v = vmiOf(h);
+    await h.client.update(resources.vmis, { ...v, metadata: { ...v.metadata, finalizers: [] } });
+    await h.drain();
+    assert.equal(h.client.peek(resources.vmis, "default", "testvmi"), undefined);
+    assert.equal(vmimOf(h, "mig1"), undefined, "deleted with its VMI");
+    assert.equal(vmimOf(h, "mig2"), undefined, "deleted with its VMI");
+  });
+
+  it("a VMIM whose VMI is gone is failed and deleted, also after a controller restart; a lagging cache deletes nothing", async (t) => {
+    const h = await startHarness([
+      { ref: resources.nodes, objs: [newNode("node01")] },
+      {
+        ref: resources.vmims,
+        objs: [
+          {
+            apiVersion: "kubevirt.io/v1",
+            kind: "VirtualMachineInstanceMigration",
+            metadata: { name: "left", namespace: "default", finalizers: [Migration.finalizer] },
+            spec: { vmiName: "gone" },
+            status: { phase: "Running" },
+          } as VirtualMachineInstanceMigration,
+          {
+            apiVersion: "kubevirt.io/v1",
+            kind: "VirtualMachineInstanceMigration",
+            metadata: { name: "done", namespace: "default" },
+            spec: { vmiName: "gone" },
+            status: { phase: "Succeeded" },
+          } as VirtualMachineInstanceMigration,
+        ],
+      },
+    ]);
+    t.after(() => h.stop());
+    // the cache misses a VMI the API has: the migration is left alone
+    await h.client.create(resources.vmis, "default", newVmi("gone"));
+    const blind = { ...h.ctrl.migrationDeps, vmis: { get: () => undefined } as unknown as MigrationDeps["vmis"] };
+    assert.deepEqual(await reconcileMigration(blind, "default/left"), { requeueAfterMs: 1_000 });
+    assert.equal(vmimOf(h, "left")?.status?.phase, "Running");
+    await h.client.delete(resources.vmis, "default", "gone");
+    const cur = h.client.peek<VirtualMachineInstance>(resources.vmis, "default", "gone")!;
+    await h.client.update(resources.vmis, { ...cur, metadata: { ...cur.metadata, finalizers: [] } });
+    await h.drain();
+    assert.equal(vmimOf(h, "left"), undefined, "failed, finalizer released, deleted");
+    assert.equal(vmimOf(h, "done"), undefined);
+    assert.ok((await h.eventReasons()).includes("FailedMigration"));
   });
 
   it("ignores cold migrations (tsvirt.io/migration-mode=Cold)", async (t) => {

@@ -168,6 +168,26 @@ describe("migration planner", () => {
     assert.equal(planMigration(input({ vmi: vmi({ phase: "Succeeded" }) })).status.phase, "Failed");
   });
 
+  it("a VMI that no longer exists: the migration ends Failed and is deleted (KubeVirt's), finished or not", () => {
+    const gone = planMigration(input({ vmi: undefined }));
+    assert.equal(gone.status.phase, "Failed");
+    assert.match(gone.status.migrationState?.failureReason ?? "", /VMI vm1 does not exist/);
+    assert.equal(gone.deleteOrphan, true);
+    for (const phase of ["Succeeded", "Failed"] as const) {
+      const p = planMigration(input({ vmim: vmim("mig1", { status: { phase } }), vmi: undefined }));
+      assert.equal(p.deleteOrphan, true, `${phase}: deleted with its VMI`);
+      assert.equal(p.status.phase, phase, "a finished migration keeps its outcome");
+    }
+    // a VMI still there (even final, or being deleted) keeps its migrations; a VMIM already being deleted is not
+    // deleted again; a cold migration (no VMI by design) is never the live controller's
+    assert.equal(planMigration(input({ vmi: vmi({ phase: "Succeeded" }) })).deleteOrphan, false);
+    assert.equal(planMigration(input({})).deleteOrphan, false);
+    const deleting = vmim("mig1", { metadata: { deletionTimestamp: NOW }, status: { phase: "Failed" } });
+    assert.equal(planMigration(input({ vmim: deleting, vmi: undefined })).deleteOrphan, false);
+    const cold = vmim("cold", { metadata: { labels: { [Migration.modeLabel]: "Cold" } } });
+    assert.equal(planMigration(input({ vmim: cold, vmi: undefined })).deleteOrphan, false);
+  });
+
   it("limits: parallelMigrationsPerCluster (5) and parallelOutboundMigrationsPerNode (2) keep it Pending", () => {
     const running = (i: number, node: string) => ({
       vmim: vmim(`other${i}`, { spec: { vmiName: `vm-o${i}` }, status: { phase: "Running" } }),

@@ -103,6 +103,12 @@ export interface MigrationPlan {
   deleteClaims: Ref[];
   /** Finished VMIMs of the same VMI beyond KubeVirt's buffer of 5. */
   garbage: VirtualMachineInstanceMigration[];
+  /**
+   * Its VMI is gone (deleted, or its VM stopped): the VMIM is deleted, after its status says Failed if it was not
+   * final (KubeVirt's migration controller deletes a migration whose VMI no longer exists). The shell confirms the
+   * VMI's absence with the API first: a lagging cache never deletes the migration of a live VMI.
+   */
+  deleteOrphan: boolean;
   requeueAfterMs?: number;
   events: { type: "Normal" | "Warning"; reason: string; message: string }[];
 }
@@ -182,9 +188,12 @@ export function planMigration(input: MigrationInput): MigrationPlan {
     deleteDataVolumes: [],
     deleteClaims: [],
     garbage: [],
+    deleteOrphan: false,
     events: [],
   };
   if (isCold(vmim)) return { ...plan, ignore: true };
+  // its finalizer (disk moves to roll back) still holds a deleted VMIM until the final round below has cleaned up
+  plan.deleteOrphan = !vmi && !vmim.metadata.deletionTimestamp;
   const vol = input.volumes;
   const ctx: VolumeContext | undefined =
     vol && vmi ? { vmim, vmi, lookup: vol.lookup, own: vol.own, ...withVm(owningVm(vmi, vol.vm)) } : undefined;

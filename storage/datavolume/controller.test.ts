@@ -48,12 +48,22 @@ async function podEnds(h: Harness, name: string, phase: "Running" | "Succeeded" 
   await h.client.updateStatus(resources.pods, { ...pod, status: workerStatus(phase, out) });
 }
 
-async function dvEvents(h: Harness, name: string): Promise<string[]> {
+async function dvEventList(h: Harness, name: string): Promise<Event[]> {
   await h.recorder.flush();
   return h.client
     .all<Event>(resources.events)
-    .filter((e) => e.involvedObject.kind === "DataVolume" && e.involvedObject.name === name)
-    .map((e) => e.reason ?? "");
+    .filter((e) => e.involvedObject.kind === "DataVolume" && e.involvedObject.name === name);
+}
+
+async function dvEvents(h: Harness, name: string): Promise<string[]> {
+  return (await dvEventList(h, name)).map((e) => e.reason ?? "");
+}
+
+/** The components a DV's events came from (source and reporting, which agree). */
+async function dvEventSources(h: Harness, name: string): Promise<string[]> {
+  const evs = await dvEventList(h, name);
+  for (const e of evs) assert.equal(e.reportingComponent, e.source?.component, `${e.reason}: reportingComponent`);
+  return [...new Set(evs.map((e) => e.source?.component ?? ""))];
 }
 
 describe("DataVolume controller", () => {
@@ -109,6 +119,26 @@ describe("DataVolume controller", () => {
     for (const r of ["ImportScheduled", "ImportInProgress", "ErrImportFailed", "ImportSucceeded"]) {
       assert.ok(reasons.includes(r), `event ${r} in ${reasons.join(",")}`);
     }
+    assert.deepEqual(await dvEventSources(h, "disk"), ["datavolume-import-controller"], "CDI's import controller");
+  });
+
+  it("an upload DV's events come from CDI's upload controller, a clone DV's from its pvc-clone controller", async (t) => {
+    const h = await startHarness([
+      { ref: resources.nodes, objs: [storageNode("node01", "10Gi")] },
+      { ref: resources.storageclasses, objs: [localStorageClass()] },
+    ]);
+    t.after(() => h.stop());
+    const up = blankDv("up");
+    up.spec.source = { upload: {} };
+    const cl = blankDv("cl");
+    cl.spec.source = { pvc: { namespace: "default", name: "nothing-here" } };
+    await h.client.create(resources.datavolumes, "default", up);
+    await h.client.create(resources.datavolumes, "default", cl);
+    await settle(h);
+    assert.ok((await dvEvents(h, "up")).includes("UploadScheduled"), (await dvEvents(h, "up")).join(","));
+    assert.deepEqual(await dvEventSources(h, "up"), ["datavolume-upload-controller"]);
+    assert.ok((await dvEvents(h, "cl")).length > 0, "the clone waiting for its source says so");
+    assert.deepEqual(await dvEventSources(h, "cl"), ["datavolume-pvc-clone-controller"]);
   });
 
   it("without immediate bind the DV waits for its first consumer; a fatal outcome fails it", async (t) => {

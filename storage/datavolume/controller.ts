@@ -19,7 +19,7 @@ import { isAlreadyExists, isConflict, isNotFound } from "../../lib/errors.js";
 import { forObject, type Logger } from "../../lib/log.js";
 import { processNextItem, type ReconcileResult, runWorkers, WorkQueue } from "../../lib/workqueue/index.js";
 import type { EventSink, StorageController } from "../controller.js";
-import { type DvAction, planDataVolume } from "./plan.js";
+import { type DvAction, DvComponents, type Operation, operationOf, planDataVolume } from "./plan.js";
 import {
   cloneSourcePodName,
   DvAnnotations,
@@ -73,7 +73,8 @@ export class DataVolumeController {
   readonly queue = new WorkQueue<string>();
   private readonly client: Client;
   private readonly storage: StorageController;
-  private readonly recorder: EventSink;
+  /** One sink per CDI controller (import, upload, clone): a DV's events come from the one of its operation. */
+  private readonly recorders: Record<Operation, EventSink>;
   private readonly log: Logger;
   private readonly now: () => Date;
   private readonly apiServerURL: string | undefined;
@@ -84,7 +85,12 @@ export class DataVolumeController {
   constructor(opts: DataVolumeOptions) {
     this.client = opts.client;
     this.storage = opts.storage;
-    this.recorder = opts.recorder;
+    const r = opts.recorder;
+    this.recorders = {
+      Import: r.forComponent(DvComponents.Import),
+      Upload: r.forComponent(DvComponents.Upload),
+      Clone: r.forComponent(DvComponents.Clone),
+    };
     this.log = opts.log.child({ controller: "datavolume" });
     this.now = opts.now ?? (() => new Date());
     this.apiServerURL = opts.apiServerURL;
@@ -219,10 +225,14 @@ export class DataVolumeController {
     return plan.requeueAfterMs !== undefined ? { requeueAfterMs: plan.requeueAfterMs } : {};
   }
 
+  private eventsOf(dv: DataVolume): EventSink {
+    return this.recorders[operationOf(dv)];
+  }
+
   private async act(dv: DataVolume, pvc: PersistentVolumeClaim | undefined, a: DvAction, log: Logger): Promise<void> {
     switch (a.kind) {
       case "event":
-        this.recorder.event(dv as KObject, a.type, a.reason, a.message);
+        this.eventsOf(dv).event(dv as KObject, a.type, a.reason, a.message);
         return;
       case "createClaim":
         try {
@@ -231,7 +241,7 @@ export class DataVolumeController {
           const node = a.claim.metadata.annotations?.[StorageAnnotations.selectedNode];
           if (node && node !== dv.metadata.annotations?.[StorageAnnotations.selectedNode]) {
             // the planner chose the node of an immediate-bind claim as it made it
-            this.recorder.event(
+            this.eventsOf(dv).event(
               dv as KObject,
               "Normal",
               "BindImmediate",
@@ -247,7 +257,7 @@ export class DataVolumeController {
         await this.client.patch(resources.pvcs, pvc.metadata.namespace, pvc.metadata.name ?? "", "merge", {
           metadata: { annotations: { [StorageAnnotations.selectedNode]: a.node } },
         });
-        this.recorder.event(
+        this.eventsOf(dv).event(
           dv as KObject,
           "Normal",
           "BindImmediate",

@@ -45,6 +45,13 @@ export function operationOf(dv: DataVolume): Operation {
   return "Import";
 }
 
+/** CDI's controller for each operation: the `source.component` of a DV's events (GetEventRecorderFor(name)). */
+export const DvComponents: Record<Operation, string> = {
+  Import: "datavolume-import-controller",
+  Upload: "datavolume-upload-controller",
+  Clone: "datavolume-pvc-clone-controller",
+};
+
 // ---- §1 the claim ----
 
 export type ClaimPlan = { ok: true; claim: Claim } | { ok: false; message: string };

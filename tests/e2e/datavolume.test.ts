@@ -113,9 +113,14 @@ describe("DataVolumes through tsvirt up", () => {
     await c.waitFor("dv/web", "{.status.restartCount}", "1", 60_000);
     await c.waitFor("dv/web", "{.status.phase}", "Succeeded", 180_000);
     assert.ok(server.state.requests >= 2, "the import started over");
-    const evs = await c.getJson<{ items: { reason?: string; message?: string; involvedObject: { name?: string } }[] }>(
-      "events",
-    );
+    const evs = await c.getJson<{
+      items: {
+        reason?: string;
+        message?: string;
+        involvedObject: { name?: string; kind?: string };
+        source?: { component?: string };
+      }[];
+    }>("events");
     const mine = evs.items.filter((e) => e.involvedObject.name === "web");
     const failures = mine.filter((e) => e.reason === "ErrImportFailed").map((e) => e.message);
     const webRow = (await kubectl("get", "dv", "web", "--no-headers")).trim().split(/\s+/);
@@ -125,6 +130,15 @@ describe("DataVolumes through tsvirt up", () => {
     for (const r of ["ImportScheduled", "ImportInProgress", "ErrImportFailed", "ImportSucceeded"]) {
       assert.ok(events.split(" ").includes(r), `event ${r} in ${events}`);
     }
+    // SOURCE as in CDI and Kubernetes: the DV's from CDI's import controller, the claim's from the provisioner
+    const from = (kind: string) => [
+      ...new Set(mine.filter((e) => e.involvedObject.kind === kind).map((e) => e.source?.component)),
+    ];
+    assert.deepEqual(from("DataVolume"), ["datavolume-import-controller"]);
+    const provisioned = mine.find(
+      (e) => e.involvedObject.kind === "PersistentVolumeClaim" && e.reason === "ProvisioningSucceeded",
+    );
+    assert.match(provisioned?.source?.component ?? "", /^tsvirt\.io\/local_/);
     const webPv = await kubectl("get", "pvc", "web", "-o", "jsonpath={.spec.volumeName}");
     const fh = await open(join(c.dir, "nodes", node, "volumes", webPv, "disk.img"));
     try {

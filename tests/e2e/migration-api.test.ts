@@ -1,7 +1,8 @@
 // The migration API on one node (no second node to go to): a running VM is LiveMigratable (BlockMigration, its
 // containerDisk is node-local); `virtctl migrate` makes a VMIM whose target pod cannot be scheduled away from the
 // source (Scheduling, `kubectl get vmim` columns), `virtctl migrate-cancel` ends it Failed and deletes it; a VMIM
-// with a short unschedulable timeout fails with the scheduler's reason. The VM keeps running on node01 throughout.
+// with a short unschedulable timeout fails with the scheduler's reason. The VM keeps running on node01 throughout;
+// once it is stopped its VMIMs are deleted with its VMI.
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import { CLUSTER, requirePrereqs } from "../lib/prereqs.js";
@@ -74,6 +75,12 @@ describe("migration API on one node", () => {
     assert.equal(
       await c.kubectl("get", "vmi", "mv", "-o", "jsonpath={.metadata.labels.kubevirt\\.io/migrationTargetNodeName}"),
       "",
+    );
+
+    // the VM stopped: its VMI is gone, and its migrations go with it (KubeVirt's)
+    await c.virtctl("stop", "mv");
+    await until("the stopped VM's VMIM deleted", 120_000, async () =>
+      (await c.kubectl("get", "vmim", "-o", "name")).trim() === "" ? true : undefined,
     );
   });
 });
