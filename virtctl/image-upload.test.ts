@@ -170,7 +170,7 @@ describe("virtctl image-upload", () => {
     ]);
     assert.equal(r.code, 1);
     assert.match(r.out, /DataVolume ns2\/d2 created\nWaiting for PVC d2 upload pod to be ready\.\.\.\n/);
-    assert.match(r.err, /timed out waiting for the upload pod to be ready/);
+    assert.match(r.err, /timed out waiting for the condition: .*--wait-secs 1 \(phase Pending\)/);
     const created = r.client.actions.find((a) => a.verb === "create");
     assert.equal(created?.resource, "datavolumes");
     assert.equal(created?.namespace, "ns2");
@@ -221,17 +221,25 @@ describe("virtctl image-upload", () => {
       assert.deepEqual(seen, ["proxy allowed 100-continue", `agent /upload/ns/pod no token ${1 << 20}`]);
     });
 
-    it("a proxy still not ready at --wait-secs: the same timed-out message as the DataVolume wait", async (t) => {
-      // tsvirt's proxy holds the first POST (Expect: 100-continue) until the upload pod is ready or the wait is over
-      const proxy = createServer((_req, res) => {
+    it("--wait-secs runs out while the proxy holds the upload: KubeVirt's timed-out error, not a byte sent, the DataVolume kept", async (t) => {
+      // tsvirt's proxy holds the first POST (Expect: 100-continue) until the upload pod is ready; this one is not
+      // ready before 1.5 s, when it takes whatever came and says "not ready" (a late go would take the rest)
+      let received = 0;
+      const proxy = createServer((req, res) => {
+        req.on("data", (c: Buffer) => {
+          received += c.length;
+        });
         setTimeout(() => {
           res.writeHead(503, { "content-type": "application/json", connection: "close" });
-          res.end('{"kind":"Status","message":"upload pod not ready yet: Pending"}');
-        }, 1_300);
+          res.end('{"kind":"Status","message":"upload pod not ready yet: UploadScheduled"}');
+        }, 1_500);
       });
       proxy.on("checkContinue", (req, res) => proxy.emit("request", req, res));
       const proxyUrl = await listen(proxy);
-      t.after(() => proxy.close());
+      t.after(() => {
+        proxy.closeAllConnections();
+        proxy.close();
+      });
       const client = new FakeClient();
       await client.create(resources.cdiconfigs, undefined, {
         apiVersion: "cdi.kubevirt.io/v1beta1",
@@ -243,11 +251,20 @@ describe("virtctl image-upload", () => {
         result: { ...(a.object as object), status: { token: "tok" } },
       }));
       const args = "image-upload dv d9 --size 1Gi --wait-secs 1 --image-path".split(" ");
+      const started = Date.now();
       const r = await runVirtctl([...args, join(dir, "disk.raw")], client);
+      const took = Date.now() - started;
       assert.equal(r.code, 1);
-      assert.match(
-        r.err,
-        /timed out waiting for the upload pod to be ready \(--wait-secs 1: upload pod not ready yet: Pending\)/,
+      assert.match(r.err, /^Error: timed out waiting for the condition: the upload pod of DataVolume default\/d9 /);
+      assert.match(r.err, /nothing was sent, the DataVolume is kept/);
+      assert.doesNotMatch(r.out, /Uploading/, "no progress bar, no 'Uploading data to'");
+      assert.ok(took < 1_450, `the command ends at the deadline, not at the proxy's answer (${took} ms)`);
+      await new Promise((res) => setTimeout(res, 200)); // (past the proxy's answer: nothing came late either)
+      assert.equal(received, 0, "not a byte of the file was sent");
+      assert.deepEqual(
+        r.client.actions.filter((a) => a.verb === "delete").map((a) => a.resource),
+        [],
+        "the DataVolume stays for a later --no-create",
       );
     });
 

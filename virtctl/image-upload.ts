@@ -192,24 +192,34 @@ function failedMessage(dv: Dv): string {
   return running?.message ? `${running.reason ?? "Failed"}: ${running.message}` : "the DataVolume failed";
 }
 
+/**
+ * What KubeVirt's virtctl says when --wait-secs runs out before the upload pod is ready (its poll's "timed out
+ * waiting for the condition"), with what tsvirt knows: nothing was sent and the DataVolume is kept.
+ */
+export function readyTimeout(ns: string, name: string, waitSecs: number, why: string): Error {
+  return new Error(
+    `timed out waiting for the condition: the upload pod of DataVolume ${ns}/${name} was not ready within ` +
+      `--wait-secs ${waitSecs} (${why}); nothing was sent, the DataVolume is kept (upload later with --no-create)`,
+  );
+}
+
+/** Polls the DV until `want(phase)`; Failed throws; past `deadline` (epoch ms) throws `timedOut(phase)`. */
 async function waitForPhase(
   client: Client,
   ns: string,
   name: string,
   want: (phase: string) => boolean,
-  timeoutMs: number,
-  what: string,
+  deadline: number,
+  timedOut: (phase: string) => Error,
   pollMs = 100,
 ): Promise<Dv> {
-  const deadline = Date.now() + timeoutMs;
   for (;;) {
     const dv = await client.get<Dv & { metadata: { name?: string } }>(resources.datavolumes, ns, name);
     const phase = dv.status?.phase ?? "";
     if (want(phase)) return dv;
     if (phase === "Failed") throw new Error(`DataVolume ${ns}/${name} failed: ${failedMessage(dv)}`);
-    if (Date.now() > deadline)
-      throw new Error(`timed out waiting for ${what} (DataVolume phase ${phase || "Pending"})`);
-    await new Promise((r) => setTimeout(r, pollMs));
+    if (Date.now() >= deadline) throw timedOut(phase || "Pending");
+    await new Promise((r) => setTimeout(r, Math.max(0, Math.min(pollMs, deadline - Date.now()))));
   }
 }
 
@@ -337,9 +347,17 @@ interface PostOptions {
   redirect?: boolean;
   /** How long to wait for 100 Continue before sending anyway (default CONTINUE_WAIT_MS). */
   continueWaitMs?: number;
+  /**
+   * With `redirect`: no go-ahead by this time (epoch ms) → the request is dropped with nothing sent, and the POST
+   * rejects with GoAheadTimeout (instead of sending anyway after continueWaitMs).
+   */
+  goBy?: number;
   /** Called once the server said go (100 Continue, or a redirect to where the file goes). */
   onGo?: () => void;
 }
+
+/** The proxy gave no go-ahead by PostOptions.goBy: not a byte of the file was sent. */
+export class GoAheadTimeout extends Error {}
 
 function post(
   url: URL,
@@ -408,7 +426,17 @@ function post(
         o.onGo?.();
         send();
       });
-      waiting = setTimeout(send, o.continueWaitMs ?? CONTINUE_WAIT_MS);
+      waiting =
+        o.goBy !== undefined
+          ? setTimeout(
+              () => {
+                if (sending) return;
+                reject(new GoAheadTimeout("no go-ahead from the upload proxy in time"));
+                req.destroy();
+              },
+              Math.max(0, o.goBy - Date.now()),
+            )
+          : setTimeout(send, o.continueWaitMs ?? CONTINUE_WAIT_MS);
       req.flushHeaders();
     } else send();
   });
@@ -431,7 +459,7 @@ export async function uploadFile(
   size: number,
   tls: https.RequestOptions,
   p: Progress,
-  first: Pick<PostOptions, "continueWaitMs" | "onGo"> = {},
+  first: Pick<PostOptions, "continueWaitMs" | "goBy" | "onGo"> = {},
 ): Promise<PostResult> {
   const url = new URL(`${base}/v1beta1/upload`);
   const r = await post(url, file, size, tls, p, { token, redirect: true, ...first });
@@ -497,14 +525,15 @@ export async function imageUpload(
     const early = Promise.all([uploadProxyUrl(client, config, f.uploadproxyUrl), uploadToken(client, ns, name)]);
     early.catch(() => {}); // awaited below
     const deadline = Date.now() + waitSecs * 1000;
+    const timedOut = (why: string) => readyTimeout(ns, name, waitSecs, why);
     const waitReady = () =>
       waitForPhase(
         client,
         ns,
         name,
         (p) => p === "UploadReady",
-        deadline - Date.now(),
-        "the upload pod to be ready",
+        deadline,
+        (p) => timedOut(`phase ${p}`),
         50,
       );
     const [base, earlyToken] = await early.catch(async (e: unknown) => {
@@ -533,6 +562,8 @@ export async function imageUpload(
       let token = firstToken && Date.now() - asked < 60_000 ? firstToken : undefined;
       firstToken = undefined;
       if (attempt > 0 || !sameServer) {
+        // (past the deadline, not even a last look: nothing goes after --wait-secs)
+        if (!ready && Date.now() >= deadline) throw timedOut("the upload proxy never said go");
         await waitReady();
         said();
       }
@@ -546,8 +577,9 @@ export async function imageUpload(
         img.fileBytes,
         tls,
         bar,
-        early ? { continueWaitMs: Math.max(0, deadline - Date.now()), onGo: said } : {},
+        early ? { goBy: deadline, onGo: said } : {},
       ).catch((e: unknown) => {
+        if (e instanceof GoAheadTimeout) throw timedOut("the upload proxy held the upload until then");
         if (early && !ready) return undefined; // not taken as it is: the usual way (a failure mid-way is the user's)
         // (the upload server serves the connection itself: killed, it leaves only a reset behind)
         throw new Error(
@@ -559,10 +591,7 @@ export async function imageUpload(
       if (r.status >= 200 && r.status < 300) break;
       // (only "not ready yet", answered before any byte is taken: a failure mid-way is the user's to retry)
       if (r.status === 503 && statusMessage(r).startsWith("upload pod not ready yet")) {
-        if (Date.now() >= deadline)
-          throw new Error(
-            `timed out waiting for the upload pod to be ready (--wait-secs ${waitSecs}: ${statusMessage(r)})`,
-          );
+        if (Date.now() >= deadline) throw timedOut(statusMessage(r));
         if (ready) io.out(`${statusMessage(r)}; retrying\n`);
         continue;
       }
@@ -571,7 +600,14 @@ export async function imageUpload(
     io.out(
       "Uploading data completed successfully, waiting for processing to complete, you can hit ctrl-c without interrupting the progress\n",
     );
-    await waitForPhase(client, ns, name, (p) => p === "Succeeded", 24 * 3600 * 1000, "processing to complete");
+    await waitForPhase(
+      client,
+      ns,
+      name,
+      (p) => p === "Succeeded",
+      Date.now() + 24 * 3600 * 1000,
+      (p) => new Error(`timed out waiting for processing to complete (DataVolume phase ${p})`),
+    );
     io.out("Processing completed successfully\n");
     io.out(`Uploading ${file} completed successfully\n`);
   } finally {
