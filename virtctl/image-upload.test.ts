@@ -113,7 +113,7 @@ describe("virtctl image-upload", () => {
     assert.deepEqual(r.client.actions, []);
   });
 
-  it("while it waits, prints each new Warning of the DataVolume and its claim once (a claim no node can hold)", async () => {
+  it("while it waits, prints each new Warning of the DataVolume and its claim once (a claim no node can hold)", async (t) => {
     const client = new FakeClient();
     const event = (n: string, kind: string, name: string, type: string, message: string) =>
       client.create(resources.events, "ns1", {
@@ -130,6 +130,8 @@ describe("virtctl image-upload", () => {
     await event("e3", "PersistentVolumeClaim", "d1", "Normal", "just news");
     let err = "";
     const stop = warnWhileWaiting(client, "ns1", "d1", { out: () => {}, err: (s) => (err += s) }, 10);
+    let stopped = false;
+    t.after(() => stopped || stop());
     // bounded waits for what a user would see, several looks each (each line is printed once)
     const seen = async (re: RegExp) => {
       for (let i = 0; i < 500 && !re.test(err); i++) await new Promise((r) => setTimeout(r, 10));
@@ -138,12 +140,33 @@ describe("virtctl image-upload", () => {
     await seen(/ReadWriteOnce only/);
     await event("e4", "DataVolume", "d1", "Warning", "fits no node");
     await seen(/fits no node/);
+    // a watch the server ends (expired, or a plain close) is opened again, and prints nothing twice
+    client.endWatches(true);
+    await event("e5", "PersistentVolumeClaim", "d1", "Warning", "still no room");
+    await seen(/still no room/);
+    client.endWatches(false);
+    await event("e6", "DataVolume", "d1", "Warning", "nor now");
+    await seen(/nor now/);
+    assert.equal(client.watcherCount(), 1, "one watch at a time");
     stop();
+    stopped = true;
     assert.equal(
       err,
       "Warning: PersistentVolumeClaim d1: ProvisioningFailed: supports ReadWriteOnce only\n" +
-        "Warning: DataVolume d1: ProvisioningFailed: fits no node\n",
+        "Warning: DataVolume d1: ProvisioningFailed: fits no node\n" +
+        "Warning: PersistentVolumeClaim d1: ProvisioningFailed: still no room\n" +
+        "Warning: DataVolume d1: ProvisioningFailed: nor now\n",
     );
+    // a watch selected by the server, not a list of the namespace's events every few seconds; nothing left open
+    const reads = client.actions.filter((a) => a.resource === "events" && a.verb !== "create");
+    assert.ok(reads.length >= 3 && reads.every((a) => a.verb === "watch"), JSON.stringify(reads.map((a) => a.verb)));
+    assert.deepEqual(
+      [...new Set(reads.map((a) => (a as { options?: { fieldSelector?: string } }).options?.fieldSelector))],
+      ["involvedObject.name=d1,type=Warning"],
+    );
+    assert.equal(client.watcherCount(), 0, "stop() ends the watch");
+    await new Promise((r) => setTimeout(r, 50));
+    assert.equal(client.watcherCount(), 0, "and none is opened again after it");
   });
 
   it("refuses an image larger than --size before creating anything", async () => {

@@ -223,53 +223,69 @@ async function waitForPhase(
   }
 }
 
-/** How often a wait looks for Warning events on the DataVolume and its claim. */
-const WARNING_LOOK_MS = 2_000;
-
-/**
- * The Warning events of the DataVolume and its claim (a claim no node can hold, a class that does not fit), as
- * lines: a wait that cannot end says why while it waits, not after --wait-secs.
- */
-async function volumeWarnings(client: Client, ns: string, name: string): Promise<string[]> {
-  const events = await client.list<{
-    metadata: { name?: string };
-    type?: string;
-    reason?: string;
-    message?: string;
-    involvedObject?: { kind?: string; name?: string };
-  }>(resources.events, ns);
-  return events.items
-    .filter(
-      (e) =>
-        e.type === "Warning" &&
-        e.involvedObject?.name === name &&
-        (e.involvedObject.kind === "PersistentVolumeClaim" || e.involvedObject.kind === "DataVolume"),
-    )
-    .map((e) => `Warning: ${e.involvedObject?.kind} ${name}: ${e.reason}: ${e.message}`);
+interface VolumeEvent {
+  metadata: { name?: string; resourceVersion?: string };
+  type?: string;
+  reason?: string;
+  message?: string;
+  involvedObject?: { kind?: string; name?: string };
 }
 
-/** Prints each new Warning of the DataVolume and its claim every WARNING_LOOK_MS until the returned stop is called. */
-export function warnWhileWaiting(
-  client: Client,
-  ns: string,
-  name: string,
-  io: Io,
-  everyMs = WARNING_LOOK_MS,
-): () => void {
+/** Pure: the line a Warning of the DataVolume or its claim prints, else undefined. */
+export function volumeWarning(e: VolumeEvent, name: string): string | undefined {
+  const o = e.involvedObject;
+  if (e.type !== "Warning" || o?.name !== name) return undefined;
+  if (o.kind !== "PersistentVolumeClaim" && o.kind !== "DataVolume") return undefined;
+  return `Warning: ${o.kind} ${name}: ${e.reason}: ${e.message}`;
+}
+
+/** How long a watch that ended waits before it is opened again (from where it was). */
+const REWATCH_MS = 1_000;
+
+/**
+ * Prints each new Warning of the DataVolume and its claim (a claim no node can hold, a class that does not fit) while
+ * the command waits, from a watch of the namespace's events selected by involvedObject.name and type (the API server
+ * selects; the line is checked here too): a wait that cannot end says why as it happens, not after --wait-secs. A
+ * watch that ends is opened again after REWATCH_MS; the returned stop ends it all (no timer or socket is left).
+ */
+export function warnWhileWaiting(client: Client, ns: string, name: string, io: Io, rewatchMs = REWATCH_MS): () => void {
   const seen = new Set<string>();
   let stopped = false;
+  let rv: string | undefined;
+  let handle: { stop(): void } | undefined;
   let timer: NodeJS.Timeout | undefined;
-  const look = async (): Promise<void> => {
-    for (const w of await volumeWarnings(client, ns, name).catch(() => [])) {
-      if (!stopped && !seen.has(w)) io.err(`${w}\n`);
-      seen.add(w);
-    }
-    if (!stopped) timer = setTimeout(look, everyMs).unref();
+  const open = (): void => {
+    if (stopped) return;
+    const w = client.watch<VolumeEvent & { metadata: { name?: string } }>(
+      resources.events,
+      ns,
+      { fieldSelector: `involvedObject.name=${name},type=Warning`, ...(rv ? { resourceVersion: rv } : {}) },
+      (ev) => {
+        if (stopped) return;
+        if (ev.type === "ERROR") {
+          rv = undefined; // (expired: from the current state again; the lines seen are not printed twice)
+          return;
+        }
+        if (ev.object?.metadata?.resourceVersion) rv = ev.object.metadata.resourceVersion;
+        if (ev.type !== "ADDED" && ev.type !== "MODIFIED") return;
+        const line = volumeWarning(ev.object, name);
+        if (line && !seen.has(line)) {
+          seen.add(line);
+          io.err(`${line}\n`);
+        }
+      },
+    );
+    handle = w;
+    const again = (): void => {
+      if (!stopped) timer = setTimeout(open, rewatchMs).unref();
+    };
+    w.done.then(again, again);
   };
-  timer = setTimeout(look, everyMs).unref();
+  open();
   return () => {
     stopped = true;
     clearTimeout(timer);
+    handle?.stop();
   };
 }
 
