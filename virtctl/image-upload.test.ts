@@ -15,6 +15,7 @@ import {
   sizeBytes,
   uploadDataVolume,
   uploadFile,
+  waitForPhase,
   warnWhileWaiting,
 } from "./image-upload.js";
 import { runVirtctl } from "./testing.js";
@@ -167,6 +168,60 @@ describe("virtctl image-upload", () => {
     assert.equal(client.watcherCount(), 0, "stop() ends the watch");
     await new Promise((r) => setTimeout(r, 50));
     assert.equal(client.watcherCount(), 0, "and none is opened again after it");
+  });
+
+  it("waits for a DataVolume phase on a watch: the change as it happens, bounded, nothing left open", async () => {
+    const client = new FakeClient();
+    const dv = (phase: string, extra: object = {}) => ({
+      apiVersion: "cdi.kubevirt.io/v1beta1",
+      kind: "DataVolume",
+      metadata: { name: "d1", namespace: "ns1" },
+      spec: { source: { upload: {} } },
+      status: { phase, ...extra },
+    });
+    await client.create(resources.datavolumes, "ns1", dv("UploadReady") as never);
+    const timedOut = (p: string) => new Error(`timed out in ${p}`);
+    const succeeded = (p: string) => p === "Succeeded";
+    const waiting = waitForPhase(client, "ns1", "d1", succeeded, Date.now() + 5_000, timedOut);
+    await new Promise((r) => setTimeout(r, 20));
+    const changed = Date.now();
+    await client.updateStatus(resources.datavolumes, dv("Succeeded") as never);
+    assert.equal((await waiting).status?.phase, "Succeeded");
+    assert.ok(Date.now() - changed < 50, "no poll interval between the change and the answer");
+    assert.deepEqual(
+      client.actions.filter((a) => a.resource === "datavolumes" && a.verb !== "updateStatus").map((a) => a.verb),
+      ["create", "watch"],
+      "one watch, no GET every few ms",
+    );
+    assert.equal(client.watcherCount(), 0);
+    // bounded: the deadline says the phase it saw last; the watch goes with it
+    await client.updateStatus(resources.datavolumes, dv("UploadScheduled") as never);
+    await assert.rejects(
+      waitForPhase(client, "ns1", "d1", succeeded, Date.now() + 30, timedOut),
+      /timed out in UploadScheduled/,
+    );
+    assert.equal(client.watcherCount(), 0);
+    // Failed (with the Running condition's reason and message), and a deleted DV, end the wait
+    const failing = assert.rejects(
+      waitForPhase(client, "ns1", "d1", succeeded, Date.now() + 5_000, timedOut),
+      /DataVolume ns1\/d1 failed: NotADiskImage: not a disk/,
+    );
+    await client.updateStatus(
+      resources.datavolumes,
+      dv("Failed", {
+        conditions: [{ type: "Running", status: "False", reason: "NotADiskImage", message: "not a disk" }],
+      }) as never,
+    );
+    await failing;
+    await client.updateStatus(resources.datavolumes, dv("UploadReady") as never);
+    const deleting = assert.rejects(
+      waitForPhase(client, "ns1", "d1", succeeded, Date.now() + 5_000, timedOut),
+      /DataVolume ns1\/d1 was deleted/,
+    );
+    await new Promise((r) => setTimeout(r, 10));
+    await client.delete(resources.datavolumes, "ns1", "d1");
+    await deleting;
+    assert.equal(client.watcherCount(), 0);
   });
 
   it("refuses an image larger than --size before creating anything", async () => {

@@ -9,8 +9,15 @@ import https from "node:https";
 import { Transform } from "node:stream";
 import { gunzipSync } from "node:zlib";
 import type { Command } from "commander";
-import { type Client, type ClientConfig, type ResourceRef, resources } from "../client/index.js";
-import { progressFigures, renderBar } from "../images/index.js";
+import {
+  type Client,
+  type ClientConfig,
+  type KObject,
+  type ResourceRef,
+  resources,
+  type WatchEvent,
+  type WatchOptions,
+} from "../client/index.js";
 import { isStatusError } from "../lib/errors.js";
 import { detectCompression, detectFormat } from "../storage/importer/index.js";
 import { type Io, runVerb, type VerbContext } from "./context.js";
@@ -203,24 +210,84 @@ export function readyTimeout(ns: string, name: string, waitSecs: number, why: st
   );
 }
 
-/** Polls the DV until `want(phase)`; Failed throws; past `deadline` (epoch ms) throws `timedOut(phase)`. */
-async function waitForPhase(
+/** How long a watch that ended waits before it is opened again. */
+const REWATCH_MS = 200;
+
+/**
+ * Follows a watch until the returned stop: one that ends (the server's timeout, a restart, 410 Expired) is opened
+ * again after `rewatchMs`, from the current state (its ADDED events). stop() ends the watch and its timer.
+ */
+export function follow<T extends KObject>(
+  client: Client,
+  ref: ResourceRef,
+  ns: string,
+  opts: WatchOptions,
+  onEvent: (ev: WatchEvent<T>) => void,
+  rewatchMs = REWATCH_MS,
+): () => void {
+  let stopped = false;
+  let handle: { stop(): void } | undefined;
+  let timer: NodeJS.Timeout | undefined;
+  const open = (): void => {
+    if (stopped) return;
+    const w = client.watch<T>(ref, ns, opts, (ev) => {
+      if (!stopped) onEvent(ev);
+    });
+    handle = w;
+    const again = (): void => {
+      if (!stopped) timer = setTimeout(open, rewatchMs).unref();
+    };
+    w.done.then(again, again);
+  };
+  open();
+  return () => {
+    stopped = true;
+    clearTimeout(timer);
+    handle?.stop();
+  };
+}
+
+/**
+ * Waits for the DV's phase to satisfy `want`, on a watch of it (each change as it happens, no poll interval);
+ * Failed or deleted rejects; at `deadline` (epoch ms) rejects with `timedOut(phase)`.
+ */
+export function waitForPhase(
   client: Client,
   ns: string,
   name: string,
   want: (phase: string) => boolean,
   deadline: number,
   timedOut: (phase: string) => Error,
-  pollMs = 100,
 ): Promise<Dv> {
-  for (;;) {
-    const dv = await client.get<Dv & { metadata: { name?: string } }>(resources.datavolumes, ns, name);
-    const phase = dv.status?.phase ?? "";
-    if (want(phase)) return dv;
-    if (phase === "Failed") throw new Error(`DataVolume ${ns}/${name} failed: ${failedMessage(dv)}`);
-    if (Date.now() >= deadline) throw timedOut(phase || "Pending");
-    await new Promise((r) => setTimeout(r, Math.max(0, Math.min(pollMs, deadline - Date.now()))));
-  }
+  return new Promise<Dv>((resolve, reject) => {
+    let last = "Pending";
+    let settled = false;
+    const settle = (fn: () => void): void => {
+      if (settled) return;
+      settled = true;
+      clearTimeout(timer);
+      stop();
+      fn();
+    };
+    const timer = setTimeout(() => settle(() => reject(timedOut(last))), Math.max(0, deadline - Date.now()));
+    const stop = follow<Dv & { metadata: { name?: string } }>(
+      client,
+      resources.datavolumes,
+      ns,
+      { fieldSelector: `metadata.name=${name}` },
+      (ev) => {
+        const dv = ev.object;
+        if (dv?.metadata?.name !== name) return;
+        if (ev.type === "DELETED") return settle(() => reject(new Error(`DataVolume ${ns}/${name} was deleted`)));
+        if (ev.type !== "ADDED" && ev.type !== "MODIFIED") return;
+        const phase = dv.status?.phase ?? "";
+        last = phase || "Pending";
+        if (want(phase)) settle(() => resolve(dv));
+        else if (phase === "Failed")
+          settle(() => reject(new Error(`DataVolume ${ns}/${name} failed: ${failedMessage(dv)}`)));
+      },
+    );
+  });
 }
 
 interface VolumeEvent {
@@ -239,54 +306,30 @@ export function volumeWarning(e: VolumeEvent, name: string): string | undefined 
   return `Warning: ${o.kind} ${name}: ${e.reason}: ${e.message}`;
 }
 
-/** How long a watch that ended waits before it is opened again (from where it was). */
-const REWATCH_MS = 1_000;
-
 /**
  * Prints each new Warning of the DataVolume and its claim (a claim no node can hold, a class that does not fit) while
  * the command waits, from a watch of the namespace's events selected by involvedObject.name and type (the API server
- * selects; the line is checked here too): a wait that cannot end says why as it happens, not after --wait-secs. A
- * watch that ends is opened again after REWATCH_MS; the returned stop ends it all (no timer or socket is left).
+ * selects; the line is checked here too): a wait that cannot end says why as it happens, not after --wait-secs. The
+ * returned stop ends the watch (none is left to keep the process alive).
  */
 export function warnWhileWaiting(client: Client, ns: string, name: string, io: Io, rewatchMs = REWATCH_MS): () => void {
   const seen = new Set<string>();
-  let stopped = false;
-  let rv: string | undefined;
-  let handle: { stop(): void } | undefined;
-  let timer: NodeJS.Timeout | undefined;
-  const open = (): void => {
-    if (stopped) return;
-    const w = client.watch<VolumeEvent & { metadata: { name?: string } }>(
-      resources.events,
-      ns,
-      { fieldSelector: `involvedObject.name=${name},type=Warning`, ...(rv ? { resourceVersion: rv } : {}) },
-      (ev) => {
-        if (stopped) return;
-        if (ev.type === "ERROR") {
-          rv = undefined; // (expired: from the current state again; the lines seen are not printed twice)
-          return;
-        }
-        if (ev.object?.metadata?.resourceVersion) rv = ev.object.metadata.resourceVersion;
-        if (ev.type !== "ADDED" && ev.type !== "MODIFIED") return;
-        const line = volumeWarning(ev.object, name);
-        if (line && !seen.has(line)) {
-          seen.add(line);
-          io.err(`${line}\n`);
-        }
-      },
-    );
-    handle = w;
-    const again = (): void => {
-      if (!stopped) timer = setTimeout(open, rewatchMs).unref();
-    };
-    w.done.then(again, again);
-  };
-  open();
-  return () => {
-    stopped = true;
-    clearTimeout(timer);
-    handle?.stop();
-  };
+  return follow<VolumeEvent & { metadata: { name?: string } }>(
+    client,
+    resources.events,
+    ns,
+    { fieldSelector: `involvedObject.name=${name},type=Warning` },
+    (ev) => {
+      if (ev.type !== "ADDED" && ev.type !== "MODIFIED") return;
+      // (a watch opened again replays what is there: each line once)
+      const line = volumeWarning(ev.object, name);
+      if (line && !seen.has(line)) {
+        seen.add(line);
+        io.err(`${line}\n`);
+      }
+    },
+    rewatchMs,
+  );
 }
 
 /** A fresh upload token for the DataVolume (UploadTokenRequest; it expires after a few minutes). */
@@ -322,8 +365,12 @@ export interface Progress {
   finish(): void;
 }
 
+/** images/'s bar (virtctl loads images/ only for an upload, while it waits for the upload pod). */
+export type BarFormat = Pick<typeof import("../images/index.js"), "progressFigures" | "renderBar">;
+
 /** A bar redrawn on a terminal, else a plain line every 2 s. */
-export function progressDisplay(io: Io, tty: boolean, now: () => number = Date.now): Progress {
+export function progressDisplay(io: Io, tty: boolean, fmt: BarFormat, now: () => number = Date.now): Progress {
+  const { progressFigures, renderBar } = fmt;
   const start = now();
   let last = 0;
   let done = 0;
@@ -515,6 +562,9 @@ export async function imageUpload(
     throw new Error(
       `the image's size (${img.virtualSize} bytes) is larger than the requested --size ${f.size} (${size} bytes)`,
     );
+  // (its code loads while the DV is made and the upload pod starts: not on the way to the first byte)
+  const barFormat = import("../images/index.js");
+  barFormat.catch(() => {}); // awaited before the upload
   const name = target.name;
   if (target.kind === "pvc") io.out(`tsvirt uploads through a DataVolume: PVC ${name} is DataVolume ${name}'s claim\n`);
   let dv: Dv | undefined;
@@ -550,7 +600,6 @@ export async function imageUpload(
         (p) => p === "UploadReady",
         deadline,
         (p) => timedOut(`phase ${p}`),
-        50,
       );
     const [base, earlyToken] = await early.catch(async (e: unknown) => {
       await waitReady(); // (a DV that never gets ready says so first)
@@ -584,7 +633,7 @@ export async function imageUpload(
         said();
       }
       token ??= await uploadToken(client, ns, name);
-      const bar = progressDisplay(io, tty);
+      const bar = progressDisplay(io, tty, await barFormat);
       const early = attempt === 0 && sameServer;
       const r = await uploadFile(
         base,
