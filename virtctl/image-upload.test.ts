@@ -1,4 +1,5 @@
 import assert from "node:assert/strict";
+import { execFile } from "node:child_process";
 import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import { createServer, type IncomingMessage, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
@@ -222,6 +223,30 @@ describe("virtctl image-upload", () => {
     await client.delete(resources.datavolumes, "ns1", "d1");
     await deleting;
     assert.equal(client.watcherCount(), 0);
+  });
+
+  it("virtctl's start loads neither storage/importer nor images/: only image-upload does, when it checks the file", async () => {
+    // a resolve hook notes each module the process loads (tsx's own resolution included)
+    const hooks = `let port; export function initialize(d) { port = d.port; }
+      export async function resolve(s, c, next) { const r = await next(s, c); port.postMessage(r.url); return r; }`;
+    const index = new URL("./index.ts", import.meta.url).href;
+    const code = `
+      import { register } from "node:module";
+      const { port1, port2 } = new MessageChannel();
+      const urls = [];
+      port1.on("message", (u) => urls.push(u));
+      register(${JSON.stringify(`data:text/javascript,${encodeURIComponent(hooks)}`)}, { data: { port: port2 }, transferList: [port2] });
+      await import(${JSON.stringify(index)});
+      setTimeout(() => {
+        console.log(JSON.stringify(urls.filter((u) => u.includes("/storage/") || u.includes("/images/"))));
+        process.exit(0);
+      }, 200);`;
+    const out = await new Promise<string>((resolve, reject) =>
+      execFile(process.execPath, ["--import", "tsx", "--input-type=module", "-e", code], (e, stdout, stderr) =>
+        e ? reject(new Error(`${e.message}: ${stderr}`)) : resolve(stdout),
+      ),
+    );
+    assert.deepEqual(JSON.parse(out), []);
   });
 
   it("refuses an image larger than --size before creating anything", async () => {

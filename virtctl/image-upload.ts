@@ -19,7 +19,6 @@ import {
   type WatchOptions,
 } from "../client/index.js";
 import { isStatusError } from "../lib/errors.js";
-import { detectCompression, detectFormat } from "../storage/importer/index.js";
 import { type Io, runVerb, type VerbContext } from "./context.js";
 
 export const IMMEDIATE_BIND = "cdi.kubevirt.io/storage.bind.immediate.requested";
@@ -118,6 +117,8 @@ export async function checkImage(path: string): Promise<ImageCheck> {
   });
   if (!st.isFile()) throw new Error(`--image-path ${path} is not a regular file`);
   if (st.size === 0) throw new Error(`${path} is empty, not a disk image`);
+  // (storage/importer, and images/ under it, load only for this verb: not at every virtctl start)
+  const { detectCompression, detectFormat } = await import("../storage/importer/index.js");
   const fh = await open(path, "r");
   const head = Buffer.alloc(Math.min(st.size, 64 << 10));
   try {
@@ -365,7 +366,7 @@ export interface Progress {
   finish(): void;
 }
 
-/** images/'s bar (virtctl loads images/ only for an upload, while it waits for the upload pod). */
+/** images/'s bar (virtctl loads images/ only for an upload). */
 export type BarFormat = Pick<typeof import("../images/index.js"), "progressFigures" | "renderBar">;
 
 /** A bar redrawn on a terminal, else a plain line every 2 s. */
@@ -562,7 +563,7 @@ export async function imageUpload(
     throw new Error(
       `the image's size (${img.virtualSize} bytes) is larger than the requested --size ${f.size} (${size} bytes)`,
     );
-  // (its code loads while the DV is made and the upload pod starts: not on the way to the first byte)
+  // (already loaded under storage/importer for checkImage; imported here for the bar's own names)
   const barFormat = import("../images/index.js");
   barFormat.catch(() => {}); // awaited before the upload
   const name = target.name;
