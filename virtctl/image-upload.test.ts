@@ -8,6 +8,7 @@ import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import { gzipSync } from "node:zlib";
 import { FakeClient, resources } from "../client/index.js";
+import { noteLoadedModules } from "../tests/lib/modules.js";
 import {
   checkFlags,
   checkImage,
@@ -227,15 +228,9 @@ describe("virtctl image-upload", () => {
 
   it("virtctl's start loads neither storage/importer nor images/: only image-upload does, when it checks the file", async () => {
     // a resolve hook notes each module the process loads (tsx's own resolution included)
-    const hooks = `let port; export function initialize(d) { port = d.port; }
-      export async function resolve(s, c, next) { const r = await next(s, c); port.postMessage(r.url); return r; }`;
     const index = new URL("./index.ts", import.meta.url).href;
     const code = `
-      import { register } from "node:module";
-      const { port1, port2 } = new MessageChannel();
-      const urls = [];
-      port1.on("message", (u) => urls.push(u));
-      register(${JSON.stringify(`data:text/javascript,${encodeURIComponent(hooks)}`)}, { data: { port: port2 }, transferList: [port2] });
+      ${noteLoadedModules()}
       await import(${JSON.stringify(index)});
       setTimeout(() => {
         console.log(JSON.stringify(urls.filter((u) => u.includes("/storage/") || u.includes("/images/"))));

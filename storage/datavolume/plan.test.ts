@@ -416,6 +416,15 @@ describe("a deleted PVC", () => {
 });
 
 describe("upload phases", () => {
+  /** The upload pod exited with the Succeeded line. */
+  const uploaded = (pod: Pod) =>
+    withPhase(
+      pod,
+      "Succeeded",
+      "pod-1",
+      formatOutcome({ outcome: "Succeeded", message: "Upload Complete", bytes: 1, sha256: "00" }),
+    );
+
   it("UploadScheduled until the upload pod is Ready, then UploadReady, then Succeeded", () => {
     const d = dv({ upload: {} });
     const i = input(d, { pvc: claimOf(d, "Bound"), pv: pv("node01") });
@@ -432,12 +441,7 @@ describe("upload phases", () => {
     p = step(i);
     assert.equal(p.status.phase, "UploadReady");
     assert.ok(events(p.actions).includes("UploadReady"));
-    i.pod = withPhase(
-      create.pod,
-      "Succeeded",
-      "pod-1",
-      formatOutcome({ outcome: "Succeeded", message: "Upload Complete", bytes: 1, sha256: "00" }),
-    );
+    i.pod = uploaded(create.pod);
     p = step(i);
     assert.equal(p.status.phase, "Succeeded");
     assert.ok(events(p.actions).includes("UploadSucceeded"));
@@ -459,12 +463,7 @@ describe("upload phases", () => {
     i.dv = { ...d, status: { ...p.status, progress: "45.2%" } };
     p = step(i);
     assert.equal(p.status.progress, "N/A");
-    i.pod = withPhase(
-      create.pod,
-      "Succeeded",
-      "pod-1",
-      formatOutcome({ outcome: "Succeeded", message: "Upload Complete", bytes: 1, sha256: "00" }),
-    );
+    i.pod = uploaded(create.pod);
     p = step(i);
     assert.equal(p.status.progress, "100.0%");
   });

@@ -8,6 +8,7 @@ import { request } from "node:http";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, it } from "node:test";
+import { noteLoadedModules } from "../../tests/lib/modules.js";
 import type { WorkerJob } from "../importer/index.js";
 import { jobSink, uploadSocketPath } from "./main.js";
 import { startUploadServer, type UploadResult } from "./server.js";
@@ -75,16 +76,9 @@ describe("upload server", () => {
     await writeFile(join(dir, "job.json"), JSON.stringify(await jobIn(dir)));
     // The process as the agent runs it, with a resolve hook noting each module it loads; at the moment it says it
     // listens, it reports whether storage/importer or images/ was among them.
-    const hooks = `let port; export function initialize(d) { port = d.port; }
-      export async function resolve(s, c, next) { const r = await next(s, c); port.postMessage(r.url); return r; }`;
     const main = new URL("./main.ts", import.meta.url).href;
     const code = `
-      import { register } from "node:module";
-      const { port1, port2 } = new MessageChannel();
-      const urls = [];
-      port1.on("message", (u) => urls.push(u));
-      port1.unref();
-      register(${JSON.stringify(`data:text/javascript,${encodeURIComponent(hooks)}`)}, { data: { port: port2 }, transferList: [port2] });
+      ${noteLoadedModules()}
       const send = process.send.bind(process);
       process.send = (m, ...rest) => {
         if (m?.type === "tsvirt.upload.listening")
