@@ -1,13 +1,18 @@
 // `tsvirt uploadserver --job FILE`: reads the job the node agent wrote, serves uploads on <pod dir>/sockets/
 // upload.sock until one is written and verified through the importer's sink, then writes the Succeeded line and
 // exits 0. Refused or interrupted uploads mark nothing; killed, it leaves no line (transient for the DV controller).
-// It listens (and says so) before it loads the importer's code (storage/importer, images/: ~40–60 ms here).
-import { readFile } from "node:fs/promises";
 import net from "node:net";
 import { join } from "node:path";
 import type { Readable } from "node:stream";
 import type { Logger } from "../../lib/log.js";
-import type { WorkerJob } from "../importer/index.js";
+import {
+  progressReporter,
+  readJob,
+  type WorkerJob,
+  writeImage,
+  writeOutcome,
+  writeProgress,
+} from "../importer/index.js";
 import {
   startUploadServer,
   UPLOAD_CONNECTION,
@@ -15,9 +20,6 @@ import {
   type UploadConnectionMessage,
   type UploadSink,
 } from "./server.js";
-
-/** storage/importer (the sink, images/ under it): loaded when first needed, after the server listens. */
-const importer = () => import("../importer/index.js");
 
 /** The socket the node agent bridges uploads to (handler/server.ts uploadSocket names the same place). */
 export function uploadSocketPath(podDir: string): string {
@@ -27,7 +29,6 @@ export function uploadSocketPath(podDir: string): string {
 /** The importer's sink over the job's target, reporting progress in the job's progress file. */
 export function jobSink(job: WorkerJob): UploadSink {
   return async (body, { expectedBytes }) => {
-    const { progressReporter, writeImage } = await importer();
     const progress = progressReporter(job.progressFile);
     try {
       const r = await writeImage(body as Readable & AsyncIterable<Buffer>, {
@@ -43,24 +44,13 @@ export function jobSink(job: WorkerJob): UploadSink {
   };
 }
 
-/**
- * Listens first, then loads the importer's code and checks the job (readJob): the pod is Ready (the client told to
- * send) without waiting for that code, which loads while the client's connection makes its way here. A job that
- * does not check out ends the process with 2 (the pod fails; the DV controller makes another).
- */
-export async function runUploadServer(jobPath: string, log: Logger): Promise<number> {
-  let loading: Promise<WorkerJob> | undefined;
-  const job = (): Promise<WorkerJob> => {
-    loading ??= importer().then((m) => m.readJob(jobPath));
-    return loading;
-  };
+export async function runUploadServer(job: WorkerJob, podDir: string, log: Logger): Promise<number> {
   const srv = await startUploadServer({
-    socketPath: uploadSocketPath(join(jobPath, "..")),
-    sink: async (body, o) => jobSink(await job())(body, o),
+    socketPath: uploadSocketPath(podDir),
+    sink: jobSink(job),
     markSucceeded: async (r) => {
-      const [{ writeOutcome, writeProgress }, j] = await Promise.all([importer(), job()]);
-      await writeProgress(j.progressFile, "100.0%").catch(() => {});
-      await writeOutcome(j.terminationLog, { outcome: "Succeeded", message: "Upload Complete", ...r });
+      await writeProgress(job.progressFile, "100.0%").catch(() => {});
+      await writeOutcome(job.terminationLog, { outcome: "Succeeded", message: "Upload Complete", ...r });
     },
     log,
   });
@@ -71,29 +61,20 @@ export async function runUploadServer(jobPath: string, log: Logger): Promise<num
     if (msg?.type !== UPLOAD_CONNECTION || !(handle instanceof net.Socket)) return;
     srv.adopt(handle, Buffer.from(typeof msg.head === "string" ? msg.head : "", "base64"));
   };
-  const said = new Promise<void>((resolve) => {
-    if (!process.channel || !process.send) return resolve();
+  if (process.channel && process.send) {
     process.on("message", onMessage);
-    process.send({ type: UPLOAD_LISTENING }, undefined, {}, () => resolve());
-  });
-  await said;
-  const bad = await job().then(
-    () => undefined,
-    (e: unknown) => e,
-  );
-  if (bad === undefined) await srv.done;
-  else log.error("cannot read the job", { err: bad });
+    process.send({ type: UPLOAD_LISTENING }, undefined, {}, () => {});
+  }
+  await srv.done;
   process.off("message", onMessage);
   if (process.connected) process.disconnect?.();
   await srv.close();
-  return bad === undefined ? 0 : 2;
+  return 0;
 }
 
 export async function runUploadServerCli(jobPath: string, log: Logger): Promise<number> {
-  // (the owner, for the log lines; readJob checks the whole job once the server listens)
-  const owner = await readFile(jobPath, "utf8")
-    .then((t) => (JSON.parse(t) as Partial<WorkerJob>).owner)
-    .catch((e: unknown) => void log.error("cannot read the job", { err: e }));
-  if (!owner) return 2;
-  return runUploadServer(jobPath, log.child({ namespace: owner.namespace, name: owner.name, uid: owner.uid }));
+  const job = await readJob(jobPath).catch((e: unknown) => void log.error("cannot read the job", { err: e }));
+  if (!job) return 2;
+  const owner = { namespace: job.owner.namespace, name: job.owner.name, uid: job.owner.uid };
+  return runUploadServer(job, join(jobPath, ".."), log.child(owner));
 }

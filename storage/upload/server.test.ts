@@ -1,14 +1,12 @@
 // The upload server over its unix socket: readiness, one upload at a time, a refused body leaves it waiting, an
 // interrupted upload marks nothing and the retry's bytes are the ones on the target.
 import assert from "node:assert/strict";
-import { spawn } from "node:child_process";
 import { createHash, randomBytes } from "node:crypto";
 import { mkdtemp, readFile, rm, truncate, writeFile } from "node:fs/promises";
 import { request } from "node:http";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, it } from "node:test";
-import { noteLoadedModules } from "../../tests/lib/modules.js";
 import type { WorkerJob } from "../importer/index.js";
 import { jobSink, uploadSocketPath } from "./main.js";
 import { startUploadServer, type UploadResult } from "./server.js";
@@ -68,45 +66,6 @@ function get(socketPath: string, path: string): Promise<number> {
 }
 
 describe("upload server", () => {
-  it("says it listens before the importer's code (the sink, images/) is loaded: the pod is Ready that much sooner", {
-    timeout: 60_000,
-  }, async (t) => {
-    const dir = await mkdtemp(join(tmpdir(), "upload-early-"));
-    t.after(() => rm(dir, { recursive: true, force: true }));
-    await writeFile(join(dir, "job.json"), JSON.stringify(await jobIn(dir)));
-    // The process as the agent runs it, with a resolve hook noting each module it loads; at the moment it says it
-    // listens, it reports whether storage/importer or images/ was among them.
-    const main = new URL("./main.ts", import.meta.url).href;
-    const code = `
-      ${noteLoadedModules()}
-      const send = process.send.bind(process);
-      process.send = (m, ...rest) => {
-        if (m?.type === "tsvirt.upload.listening")
-          send({ type: "loaded", sink: urls.filter((u) => u.includes("/storage/importer/") || u.includes("/images/")) });
-        return send(m, ...rest);
-      };
-      const { runUploadServerCli } = await import(${JSON.stringify(main)});
-      const log = { info() {}, warn() {}, error() {}, debug() {}, child() { return this; } };
-      process.exitCode = await runUploadServerCli(${JSON.stringify(join(dir, "job.json"))}, log);`;
-    const child = spawn(process.execPath, ["--import", "tsx", "--input-type=module", "-e", code], {
-      stdio: ["ignore", "ignore", "pipe", "ipc"],
-    });
-    let err = "";
-    child.stderr?.on("data", (d) => (err += d));
-    t.after(() => void child.kill("SIGKILL"));
-    const loaded = await new Promise<string[]>((resolve, reject) => {
-      child.on("message", (m: { type?: string; sink?: string[] }) => m.type === "loaded" && resolve(m.sink ?? []));
-      child.once("exit", (c) => reject(new Error(`the upload server exited ${c} before it listened: ${err}`)));
-    });
-    assert.deepEqual(loaded, [], "nothing of the sink's code before the server listens");
-    // ... and then it serves: the sink loads when the upload comes
-    const exited = new Promise<number | null>((r) => child.once("exit", r));
-    const r = await post(uploadSocketPath(dir), randomBytes(1 << 20));
-    assert.equal(r.status, 200, JSON.stringify(r.json));
-    assert.equal(await exited, 0, err);
-    assert.match(await readFile(join(dir, "termination-log"), "utf8"), /"outcome":"Succeeded"/);
-  });
-
   it("refuses a non-image and keeps waiting; an interrupted upload marks nothing; the retry's bytes land", async (t) => {
     const dir = await mkdtemp(join(tmpdir(), "upload-srv-"));
     t.after(() => rm(dir, { recursive: true, force: true }));

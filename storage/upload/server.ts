@@ -13,7 +13,7 @@ import type net from "node:net";
 import { dirname } from "node:path";
 import { PassThrough, type Readable } from "node:stream";
 import { type Logger, nullLogger } from "../../lib/log.js";
-import type { ImportError } from "../importer/index.js";
+import { ImportError } from "../importer/index.js";
 
 /** The IPC messages between the upload server and the node agent (worker → agent: listening; agent → worker: a
  * connection, the socket as the message's handle, `head` the bytes the agent read of it, base64). */
@@ -67,15 +67,6 @@ function send(res: ServerResponse, code: number, reason: string, message: string
   });
   res.writeHead(code, { "content-type": "application/json", "content-length": Buffer.byteLength(body) });
   res.end(body);
-}
-
-/**
- * The sink's fatal ImportError (content it will not write), told by its shape: this module does not load the
- * importer's code (main.ts loads it only once the server listens).
- */
-function isRefusal(e: unknown): e is ImportError {
-  const x = e as Partial<ImportError> | undefined;
-  return e instanceof Error && x?.fatal === true && typeof x.reason === "string";
 }
 
 export interface RunningUploadServer {
@@ -162,7 +153,7 @@ export async function startUploadServer(o: UploadServerOptions): Promise<Running
         busy = false;
         req.unpipe(body);
         req.resume();
-        if (isRefusal(e)) {
+        if (e instanceof ImportError && e.fatal) {
           // the content is wrong, not the server: the user may send another file
           log.warn("upload refused; waiting for another", { reason: e.reason, message: e.message });
           send(res, 400, e.reason, e.message);
