@@ -1,4 +1,5 @@
 import assert from "node:assert/strict";
+import { execFile } from "node:child_process";
 import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import { createServer, type IncomingMessage, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
@@ -7,6 +8,7 @@ import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import { gzipSync } from "node:zlib";
 import { FakeClient, resources } from "../client/index.js";
+import { noteLoadedModules } from "../tests/lib/modules.js";
 import {
   checkFlags,
   checkImage,
@@ -15,6 +17,7 @@ import {
   sizeBytes,
   uploadDataVolume,
   uploadFile,
+  waitForPhase,
   warnWhileWaiting,
 } from "./image-upload.js";
 import { runVirtctl } from "./testing.js";
@@ -113,7 +116,7 @@ describe("virtctl image-upload", () => {
     assert.deepEqual(r.client.actions, []);
   });
 
-  it("while it waits, prints each new Warning of the DataVolume and its claim once (a claim no node can hold)", async () => {
+  it("while it waits, prints each new Warning of the DataVolume and its claim once (a claim no node can hold)", async (t) => {
     const client = new FakeClient();
     const event = (n: string, kind: string, name: string, type: string, message: string) =>
       client.create(resources.events, "ns1", {
@@ -130,6 +133,8 @@ describe("virtctl image-upload", () => {
     await event("e3", "PersistentVolumeClaim", "d1", "Normal", "just news");
     let err = "";
     const stop = warnWhileWaiting(client, "ns1", "d1", { out: () => {}, err: (s) => (err += s) }, 10);
+    let stopped = false;
+    t.after(() => stopped || stop());
     // bounded waits for what a user would see, several looks each (each line is printed once)
     const seen = async (re: RegExp) => {
       for (let i = 0; i < 500 && !re.test(err); i++) await new Promise((r) => setTimeout(r, 10));
@@ -138,12 +143,105 @@ describe("virtctl image-upload", () => {
     await seen(/ReadWriteOnce only/);
     await event("e4", "DataVolume", "d1", "Warning", "fits no node");
     await seen(/fits no node/);
+    // a watch the server ends (expired, or a plain close) is opened again, and prints nothing twice
+    client.endWatches(true);
+    await event("e5", "PersistentVolumeClaim", "d1", "Warning", "still no room");
+    await seen(/still no room/);
+    client.endWatches(false);
+    await event("e6", "DataVolume", "d1", "Warning", "nor now");
+    await seen(/nor now/);
+    assert.equal(client.watcherCount(), 1, "one watch at a time");
     stop();
+    stopped = true;
     assert.equal(
       err,
       "Warning: PersistentVolumeClaim d1: ProvisioningFailed: supports ReadWriteOnce only\n" +
-        "Warning: DataVolume d1: ProvisioningFailed: fits no node\n",
+        "Warning: DataVolume d1: ProvisioningFailed: fits no node\n" +
+        "Warning: PersistentVolumeClaim d1: ProvisioningFailed: still no room\n" +
+        "Warning: DataVolume d1: ProvisioningFailed: nor now\n",
     );
+    // a watch selected by the server, not a list of the namespace's events every few seconds; nothing left open
+    const reads = client.actions.filter((a) => a.resource === "events" && a.verb !== "create");
+    assert.ok(reads.length >= 3 && reads.every((a) => a.verb === "watch"), JSON.stringify(reads.map((a) => a.verb)));
+    assert.deepEqual(
+      [...new Set(reads.map((a) => (a as { options?: { fieldSelector?: string } }).options?.fieldSelector))],
+      ["involvedObject.name=d1,type=Warning"],
+    );
+    assert.equal(client.watcherCount(), 0, "stop() ends the watch");
+    await new Promise((r) => setTimeout(r, 50));
+    assert.equal(client.watcherCount(), 0, "and none is opened again after it");
+  });
+
+  it("waits for a DataVolume phase on a watch: the change as it happens, bounded, nothing left open", async () => {
+    const client = new FakeClient();
+    const dv = (phase: string, extra: object = {}) => ({
+      apiVersion: "cdi.kubevirt.io/v1beta1",
+      kind: "DataVolume",
+      metadata: { name: "d1", namespace: "ns1" },
+      spec: { source: { upload: {} } },
+      status: { phase, ...extra },
+    });
+    await client.create(resources.datavolumes, "ns1", dv("UploadReady") as never);
+    const timedOut = (p: string) => new Error(`timed out in ${p}`);
+    const succeeded = (p: string) => p === "Succeeded";
+    const waiting = waitForPhase(client, "ns1", "d1", succeeded, Date.now() + 5_000, timedOut);
+    await new Promise((r) => setTimeout(r, 20));
+    const changed = Date.now();
+    await client.updateStatus(resources.datavolumes, dv("Succeeded") as never);
+    assert.equal((await waiting).status?.phase, "Succeeded");
+    assert.ok(Date.now() - changed < 50, "no poll interval between the change and the answer");
+    assert.deepEqual(
+      client.actions.filter((a) => a.resource === "datavolumes" && a.verb !== "updateStatus").map((a) => a.verb),
+      ["create", "watch"],
+      "one watch, no GET every few ms",
+    );
+    assert.equal(client.watcherCount(), 0);
+    // bounded: the deadline says the phase it saw last; the watch goes with it
+    await client.updateStatus(resources.datavolumes, dv("UploadScheduled") as never);
+    await assert.rejects(
+      waitForPhase(client, "ns1", "d1", succeeded, Date.now() + 30, timedOut),
+      /timed out in UploadScheduled/,
+    );
+    assert.equal(client.watcherCount(), 0);
+    // Failed (with the Running condition's reason and message), and a deleted DV, end the wait
+    const failing = assert.rejects(
+      waitForPhase(client, "ns1", "d1", succeeded, Date.now() + 5_000, timedOut),
+      /DataVolume ns1\/d1 failed: NotADiskImage: not a disk/,
+    );
+    await client.updateStatus(
+      resources.datavolumes,
+      dv("Failed", {
+        conditions: [{ type: "Running", status: "False", reason: "NotADiskImage", message: "not a disk" }],
+      }) as never,
+    );
+    await failing;
+    await client.updateStatus(resources.datavolumes, dv("UploadReady") as never);
+    const deleting = assert.rejects(
+      waitForPhase(client, "ns1", "d1", succeeded, Date.now() + 5_000, timedOut),
+      /DataVolume ns1\/d1 was deleted/,
+    );
+    await new Promise((r) => setTimeout(r, 10));
+    await client.delete(resources.datavolumes, "ns1", "d1");
+    await deleting;
+    assert.equal(client.watcherCount(), 0);
+  });
+
+  it("virtctl's start loads neither storage/importer nor images/: only image-upload does, when it checks the file", async () => {
+    // a resolve hook notes each module the process loads (tsx's own resolution included)
+    const index = new URL("./index.ts", import.meta.url).href;
+    const code = `
+      ${noteLoadedModules()}
+      await import(${JSON.stringify(index)});
+      setTimeout(() => {
+        console.log(JSON.stringify(urls.filter((u) => u.includes("/storage/") || u.includes("/images/"))));
+        process.exit(0);
+      }, 200);`;
+    const out = await new Promise<string>((resolve, reject) =>
+      execFile(process.execPath, ["--import", "tsx", "--input-type=module", "-e", code], (e, stdout, stderr) =>
+        e ? reject(new Error(`${e.message}: ${stderr}`)) : resolve(stdout),
+      ),
+    );
+    assert.deepEqual(JSON.parse(out), []);
   });
 
   it("refuses an image larger than --size before creating anything", async () => {
@@ -170,7 +268,7 @@ describe("virtctl image-upload", () => {
     ]);
     assert.equal(r.code, 1);
     assert.match(r.out, /DataVolume ns2\/d2 created\nWaiting for PVC d2 upload pod to be ready\.\.\.\n/);
-    assert.match(r.err, /timed out waiting for the upload pod to be ready/);
+    assert.match(r.err, /timed out waiting for the condition: .*--wait-secs 1 \(phase Pending\)/);
     const created = r.client.actions.find((a) => a.verb === "create");
     assert.equal(created?.resource, "datavolumes");
     assert.equal(created?.namespace, "ns2");
@@ -221,17 +319,25 @@ describe("virtctl image-upload", () => {
       assert.deepEqual(seen, ["proxy allowed 100-continue", `agent /upload/ns/pod no token ${1 << 20}`]);
     });
 
-    it("a proxy still not ready at --wait-secs: the same timed-out message as the DataVolume wait", async (t) => {
-      // tsvirt's proxy holds the first POST (Expect: 100-continue) until the upload pod is ready or the wait is over
-      const proxy = createServer((_req, res) => {
+    it("--wait-secs runs out while the proxy holds the upload: KubeVirt's timed-out error, not a byte sent, the DataVolume kept", async (t) => {
+      // tsvirt's proxy holds the first POST (Expect: 100-continue) until the upload pod is ready; this one is not
+      // ready before 1.5 s, when it takes whatever came and says "not ready" (a late go would take the rest)
+      let received = 0;
+      const proxy = createServer((req, res) => {
+        req.on("data", (c: Buffer) => {
+          received += c.length;
+        });
         setTimeout(() => {
           res.writeHead(503, { "content-type": "application/json", connection: "close" });
-          res.end('{"kind":"Status","message":"upload pod not ready yet: Pending"}');
-        }, 1_300);
+          res.end('{"kind":"Status","message":"upload pod not ready yet: UploadScheduled"}');
+        }, 1_500);
       });
       proxy.on("checkContinue", (req, res) => proxy.emit("request", req, res));
       const proxyUrl = await listen(proxy);
-      t.after(() => proxy.close());
+      t.after(() => {
+        proxy.closeAllConnections();
+        proxy.close();
+      });
       const client = new FakeClient();
       await client.create(resources.cdiconfigs, undefined, {
         apiVersion: "cdi.kubevirt.io/v1beta1",
@@ -243,11 +349,20 @@ describe("virtctl image-upload", () => {
         result: { ...(a.object as object), status: { token: "tok" } },
       }));
       const args = "image-upload dv d9 --size 1Gi --wait-secs 1 --image-path".split(" ");
+      const started = Date.now();
       const r = await runVirtctl([...args, join(dir, "disk.raw")], client);
+      const took = Date.now() - started;
       assert.equal(r.code, 1);
-      assert.match(
-        r.err,
-        /timed out waiting for the upload pod to be ready \(--wait-secs 1: upload pod not ready yet: Pending\)/,
+      assert.match(r.err, /^Error: timed out waiting for the condition: the upload pod of DataVolume default\/d9 /);
+      assert.match(r.err, /nothing was sent, the DataVolume is kept/);
+      assert.doesNotMatch(r.out, /Uploading/, "no progress bar, no 'Uploading data to'");
+      assert.ok(took < 1_450, `the command ends at the deadline, not at the proxy's answer (${took} ms)`);
+      await new Promise((res) => setTimeout(res, 200)); // (past the proxy's answer: nothing came late either)
+      assert.equal(received, 0, "not a byte of the file was sent");
+      assert.deepEqual(
+        r.client.actions.filter((a) => a.verb === "delete").map((a) => a.resource),
+        [],
+        "the DataVolume stays for a later --no-create",
       );
     });
 

@@ -9,10 +9,16 @@ import https from "node:https";
 import { Transform } from "node:stream";
 import { gunzipSync } from "node:zlib";
 import type { Command } from "commander";
-import { type Client, type ClientConfig, type ResourceRef, resources } from "../client/index.js";
-import { progressFigures, renderBar } from "../images/index.js";
+import {
+  type Client,
+  type ClientConfig,
+  type KObject,
+  type ResourceRef,
+  resources,
+  type WatchEvent,
+  type WatchOptions,
+} from "../client/index.js";
 import { isStatusError } from "../lib/errors.js";
-import { detectCompression, detectFormat } from "../storage/importer/index.js";
 import { type Io, runVerb, type VerbContext } from "./context.js";
 
 export const IMMEDIATE_BIND = "cdi.kubevirt.io/storage.bind.immediate.requested";
@@ -111,6 +117,8 @@ export async function checkImage(path: string): Promise<ImageCheck> {
   });
   if (!st.isFile()) throw new Error(`--image-path ${path} is not a regular file`);
   if (st.size === 0) throw new Error(`${path} is empty, not a disk image`);
+  // (storage/importer, and images/ under it, load only for this verb: not at every virtctl start)
+  const { detectCompression, detectFormat } = await import("../storage/importer/index.js");
   const fh = await open(path, "r");
   const head = Buffer.alloc(Math.min(st.size, 64 << 10));
   try {
@@ -192,75 +200,137 @@ function failedMessage(dv: Dv): string {
   return running?.message ? `${running.reason ?? "Failed"}: ${running.message}` : "the DataVolume failed";
 }
 
-async function waitForPhase(
+/**
+ * What KubeVirt's virtctl says when --wait-secs runs out before the upload pod is ready (its poll's "timed out
+ * waiting for the condition"), with what tsvirt knows: nothing was sent and the DataVolume is kept.
+ */
+export function readyTimeout(ns: string, name: string, waitSecs: number, why: string): Error {
+  return new Error(
+    `timed out waiting for the condition: the upload pod of DataVolume ${ns}/${name} was not ready within ` +
+      `--wait-secs ${waitSecs} (${why}); nothing was sent, the DataVolume is kept (upload later with --no-create)`,
+  );
+}
+
+/** How long a watch that ended waits before it is opened again. */
+const REWATCH_MS = 200;
+
+/**
+ * Follows a watch until the returned stop: one that ends (the server's timeout, a restart, 410 Expired) is opened
+ * again after `rewatchMs`, from the current state (its ADDED events). stop() ends the watch and its timer.
+ */
+export function follow<T extends KObject>(
+  client: Client,
+  ref: ResourceRef,
+  ns: string,
+  opts: WatchOptions,
+  onEvent: (ev: WatchEvent<T>) => void,
+  rewatchMs = REWATCH_MS,
+): () => void {
+  let stopped = false;
+  let handle: { stop(): void } | undefined;
+  let timer: NodeJS.Timeout | undefined;
+  const open = (): void => {
+    if (stopped) return;
+    const w = client.watch<T>(ref, ns, opts, (ev) => {
+      if (!stopped) onEvent(ev);
+    });
+    handle = w;
+    const again = (): void => {
+      if (!stopped) timer = setTimeout(open, rewatchMs).unref();
+    };
+    w.done.then(again, again);
+  };
+  open();
+  return () => {
+    stopped = true;
+    clearTimeout(timer);
+    handle?.stop();
+  };
+}
+
+/**
+ * Waits for the DV's phase to satisfy `want`, on a watch of it (each change as it happens, no poll interval);
+ * Failed or deleted rejects; at `deadline` (epoch ms) rejects with `timedOut(phase)`.
+ */
+export function waitForPhase(
   client: Client,
   ns: string,
   name: string,
   want: (phase: string) => boolean,
-  timeoutMs: number,
-  what: string,
-  pollMs = 100,
+  deadline: number,
+  timedOut: (phase: string) => Error,
 ): Promise<Dv> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const dv = await client.get<Dv & { metadata: { name?: string } }>(resources.datavolumes, ns, name);
-    const phase = dv.status?.phase ?? "";
-    if (want(phase)) return dv;
-    if (phase === "Failed") throw new Error(`DataVolume ${ns}/${name} failed: ${failedMessage(dv)}`);
-    if (Date.now() > deadline)
-      throw new Error(`timed out waiting for ${what} (DataVolume phase ${phase || "Pending"})`);
-    await new Promise((r) => setTimeout(r, pollMs));
-  }
+  return new Promise<Dv>((resolve, reject) => {
+    let last = "Pending";
+    let settled = false;
+    const settle = (fn: () => void): void => {
+      if (settled) return;
+      settled = true;
+      clearTimeout(timer);
+      stop();
+      fn();
+    };
+    const timer = setTimeout(() => settle(() => reject(timedOut(last))), Math.max(0, deadline - Date.now()));
+    const stop = follow<Dv & { metadata: { name?: string } }>(
+      client,
+      resources.datavolumes,
+      ns,
+      { fieldSelector: `metadata.name=${name}` },
+      (ev) => {
+        const dv = ev.object;
+        if (dv?.metadata?.name !== name) return;
+        if (ev.type === "DELETED") return settle(() => reject(new Error(`DataVolume ${ns}/${name} was deleted`)));
+        if (ev.type !== "ADDED" && ev.type !== "MODIFIED") return;
+        const phase = dv.status?.phase ?? "";
+        last = phase || "Pending";
+        if (want(phase)) settle(() => resolve(dv));
+        else if (phase === "Failed")
+          settle(() => reject(new Error(`DataVolume ${ns}/${name} failed: ${failedMessage(dv)}`)));
+      },
+    );
+  });
 }
 
-/** How often a wait looks for Warning events on the DataVolume and its claim. */
-const WARNING_LOOK_MS = 2_000;
+interface VolumeEvent {
+  metadata: { name?: string; resourceVersion?: string };
+  type?: string;
+  reason?: string;
+  message?: string;
+  involvedObject?: { kind?: string; name?: string };
+}
+
+/** Pure: the line a Warning of the DataVolume or its claim prints, else undefined. */
+export function volumeWarning(e: VolumeEvent, name: string): string | undefined {
+  const o = e.involvedObject;
+  if (e.type !== "Warning" || o?.name !== name) return undefined;
+  if (o.kind !== "PersistentVolumeClaim" && o.kind !== "DataVolume") return undefined;
+  return `Warning: ${o.kind} ${name}: ${e.reason}: ${e.message}`;
+}
 
 /**
- * The Warning events of the DataVolume and its claim (a claim no node can hold, a class that does not fit), as
- * lines: a wait that cannot end says why while it waits, not after --wait-secs.
+ * Prints each new Warning of the DataVolume and its claim (a claim no node can hold, a class that does not fit) while
+ * the command waits, from a watch of the namespace's events selected by involvedObject.name and type (the API server
+ * selects; the line is checked here too): a wait that cannot end says why as it happens, not after --wait-secs. The
+ * returned stop ends the watch (none is left to keep the process alive).
  */
-async function volumeWarnings(client: Client, ns: string, name: string): Promise<string[]> {
-  const events = await client.list<{
-    metadata: { name?: string };
-    type?: string;
-    reason?: string;
-    message?: string;
-    involvedObject?: { kind?: string; name?: string };
-  }>(resources.events, ns);
-  return events.items
-    .filter(
-      (e) =>
-        e.type === "Warning" &&
-        e.involvedObject?.name === name &&
-        (e.involvedObject.kind === "PersistentVolumeClaim" || e.involvedObject.kind === "DataVolume"),
-    )
-    .map((e) => `Warning: ${e.involvedObject?.kind} ${name}: ${e.reason}: ${e.message}`);
-}
-
-/** Prints each new Warning of the DataVolume and its claim every WARNING_LOOK_MS until the returned stop is called. */
-export function warnWhileWaiting(
-  client: Client,
-  ns: string,
-  name: string,
-  io: Io,
-  everyMs = WARNING_LOOK_MS,
-): () => void {
+export function warnWhileWaiting(client: Client, ns: string, name: string, io: Io, rewatchMs = REWATCH_MS): () => void {
   const seen = new Set<string>();
-  let stopped = false;
-  let timer: NodeJS.Timeout | undefined;
-  const look = async (): Promise<void> => {
-    for (const w of await volumeWarnings(client, ns, name).catch(() => [])) {
-      if (!stopped && !seen.has(w)) io.err(`${w}\n`);
-      seen.add(w);
-    }
-    if (!stopped) timer = setTimeout(look, everyMs).unref();
-  };
-  timer = setTimeout(look, everyMs).unref();
-  return () => {
-    stopped = true;
-    clearTimeout(timer);
-  };
+  return follow<VolumeEvent & { metadata: { name?: string } }>(
+    client,
+    resources.events,
+    ns,
+    { fieldSelector: `involvedObject.name=${name},type=Warning` },
+    (ev) => {
+      if (ev.type !== "ADDED" && ev.type !== "MODIFIED") return;
+      // (a watch opened again replays what is there: each line once)
+      const line = volumeWarning(ev.object, name);
+      if (line && !seen.has(line)) {
+        seen.add(line);
+        io.err(`${line}\n`);
+      }
+    },
+    rewatchMs,
+  );
 }
 
 /** A fresh upload token for the DataVolume (UploadTokenRequest; it expires after a few minutes). */
@@ -296,8 +366,12 @@ export interface Progress {
   finish(): void;
 }
 
+/** images/'s bar (virtctl loads images/ only for an upload). */
+export type BarFormat = Pick<typeof import("../images/index.js"), "progressFigures" | "renderBar">;
+
 /** A bar redrawn on a terminal, else a plain line every 2 s. */
-export function progressDisplay(io: Io, tty: boolean, now: () => number = Date.now): Progress {
+export function progressDisplay(io: Io, tty: boolean, fmt: BarFormat, now: () => number = Date.now): Progress {
+  const { progressFigures, renderBar } = fmt;
   const start = now();
   let last = 0;
   let done = 0;
@@ -337,9 +411,17 @@ interface PostOptions {
   redirect?: boolean;
   /** How long to wait for 100 Continue before sending anyway (default CONTINUE_WAIT_MS). */
   continueWaitMs?: number;
+  /**
+   * With `redirect`: no go-ahead by this time (epoch ms) → the request is dropped with nothing sent, and the POST
+   * rejects with GoAheadTimeout (instead of sending anyway after continueWaitMs).
+   */
+  goBy?: number;
   /** Called once the server said go (100 Continue, or a redirect to where the file goes). */
   onGo?: () => void;
 }
+
+/** The proxy gave no go-ahead by PostOptions.goBy: not a byte of the file was sent. */
+export class GoAheadTimeout extends Error {}
 
 function post(
   url: URL,
@@ -408,7 +490,17 @@ function post(
         o.onGo?.();
         send();
       });
-      waiting = setTimeout(send, o.continueWaitMs ?? CONTINUE_WAIT_MS);
+      waiting =
+        o.goBy !== undefined
+          ? setTimeout(
+              () => {
+                if (sending) return;
+                reject(new GoAheadTimeout("no go-ahead from the upload proxy in time"));
+                req.destroy();
+              },
+              Math.max(0, o.goBy - Date.now()),
+            )
+          : setTimeout(send, o.continueWaitMs ?? CONTINUE_WAIT_MS);
       req.flushHeaders();
     } else send();
   });
@@ -431,7 +523,7 @@ export async function uploadFile(
   size: number,
   tls: https.RequestOptions,
   p: Progress,
-  first: Pick<PostOptions, "continueWaitMs" | "onGo"> = {},
+  first: Pick<PostOptions, "continueWaitMs" | "goBy" | "onGo"> = {},
 ): Promise<PostResult> {
   const url = new URL(`${base}/v1beta1/upload`);
   const r = await post(url, file, size, tls, p, { token, redirect: true, ...first });
@@ -471,6 +563,9 @@ export async function imageUpload(
     throw new Error(
       `the image's size (${img.virtualSize} bytes) is larger than the requested --size ${f.size} (${size} bytes)`,
     );
+  // (already loaded under storage/importer for checkImage; imported here for the bar's own names)
+  const barFormat = import("../images/index.js");
+  barFormat.catch(() => {}); // awaited before the upload
   const name = target.name;
   if (target.kind === "pvc") io.out(`tsvirt uploads through a DataVolume: PVC ${name} is DataVolume ${name}'s claim\n`);
   let dv: Dv | undefined;
@@ -497,15 +592,15 @@ export async function imageUpload(
     const early = Promise.all([uploadProxyUrl(client, config, f.uploadproxyUrl), uploadToken(client, ns, name)]);
     early.catch(() => {}); // awaited below
     const deadline = Date.now() + waitSecs * 1000;
+    const timedOut = (why: string) => readyTimeout(ns, name, waitSecs, why);
     const waitReady = () =>
       waitForPhase(
         client,
         ns,
         name,
         (p) => p === "UploadReady",
-        deadline - Date.now(),
-        "the upload pod to be ready",
-        50,
+        deadline,
+        (p) => timedOut(`phase ${p}`),
       );
     const [base, earlyToken] = await early.catch(async (e: unknown) => {
       await waitReady(); // (a DV that never gets ready says so first)
@@ -533,11 +628,13 @@ export async function imageUpload(
       let token = firstToken && Date.now() - asked < 60_000 ? firstToken : undefined;
       firstToken = undefined;
       if (attempt > 0 || !sameServer) {
+        // (past the deadline, not even a last look: nothing goes after --wait-secs)
+        if (!ready && Date.now() >= deadline) throw timedOut("the upload proxy never said go");
         await waitReady();
         said();
       }
       token ??= await uploadToken(client, ns, name);
-      const bar = progressDisplay(io, tty);
+      const bar = progressDisplay(io, tty, await barFormat);
       const early = attempt === 0 && sameServer;
       const r = await uploadFile(
         base,
@@ -546,8 +643,9 @@ export async function imageUpload(
         img.fileBytes,
         tls,
         bar,
-        early ? { continueWaitMs: Math.max(0, deadline - Date.now()), onGo: said } : {},
+        early ? { goBy: deadline, onGo: said } : {},
       ).catch((e: unknown) => {
+        if (e instanceof GoAheadTimeout) throw timedOut("the upload proxy held the upload until then");
         if (early && !ready) return undefined; // not taken as it is: the usual way (a failure mid-way is the user's)
         // (the upload server serves the connection itself: killed, it leaves only a reset behind)
         throw new Error(
@@ -559,10 +657,7 @@ export async function imageUpload(
       if (r.status >= 200 && r.status < 300) break;
       // (only "not ready yet", answered before any byte is taken: a failure mid-way is the user's to retry)
       if (r.status === 503 && statusMessage(r).startsWith("upload pod not ready yet")) {
-        if (Date.now() >= deadline)
-          throw new Error(
-            `timed out waiting for the upload pod to be ready (--wait-secs ${waitSecs}: ${statusMessage(r)})`,
-          );
+        if (Date.now() >= deadline) throw timedOut(statusMessage(r));
         if (ready) io.out(`${statusMessage(r)}; retrying\n`);
         continue;
       }
@@ -571,7 +666,14 @@ export async function imageUpload(
     io.out(
       "Uploading data completed successfully, waiting for processing to complete, you can hit ctrl-c without interrupting the progress\n",
     );
-    await waitForPhase(client, ns, name, (p) => p === "Succeeded", 24 * 3600 * 1000, "processing to complete");
+    await waitForPhase(
+      client,
+      ns,
+      name,
+      (p) => p === "Succeeded",
+      Date.now() + 24 * 3600 * 1000,
+      (p) => new Error(`timed out waiting for processing to complete (DataVolume phase ${p})`),
+    );
     io.out("Processing completed successfully\n");
     io.out(`Uploading ${file} completed successfully\n`);
   } finally {

@@ -416,6 +416,15 @@ describe("a deleted PVC", () => {
 });
 
 describe("upload phases", () => {
+  /** The upload pod exited with the Succeeded line. */
+  const uploaded = (pod: Pod) =>
+    withPhase(
+      pod,
+      "Succeeded",
+      "pod-1",
+      formatOutcome({ outcome: "Succeeded", message: "Upload Complete", bytes: 1, sha256: "00" }),
+    );
+
   it("UploadScheduled until the upload pod is Ready, then UploadReady, then Succeeded", () => {
     const d = dv({ upload: {} });
     const i = input(d, { pvc: claimOf(d, "Bound"), pv: pv("node01") });
@@ -432,15 +441,31 @@ describe("upload phases", () => {
     p = step(i);
     assert.equal(p.status.phase, "UploadReady");
     assert.ok(events(p.actions).includes("UploadReady"));
-    i.pod = withPhase(
-      create.pod,
-      "Succeeded",
-      "pod-1",
-      formatOutcome({ outcome: "Succeeded", message: "Upload Complete", bytes: 1, sha256: "00" }),
-    );
+    i.pod = uploaded(create.pod);
     p = step(i);
     assert.equal(p.status.phase, "Succeeded");
     assert.ok(events(p.actions).includes("UploadSucceeded"));
+  });
+
+  it("progress is N/A until Succeeded (CDI's): a refused or interrupted upload leaves no 100.0% on a ready DV", () => {
+    const d = dv({ upload: {} });
+    const i = input(d, { pvc: claimOf(d, "Bound"), pv: pv("node01") });
+    const create = step(i).actions.find((a) => a.kind === "createPod");
+    assert.ok(create?.kind === "createPod");
+    i.pod = withPhase(create.pod, "Running");
+    i.pod.status = { ...i.pod.status, conditions: [{ type: "Ready", status: "True" }] };
+    // the upload server took a whole body, then refused it (not a disk image) and waits for another
+    i.pod.metadata.annotations = { [DvAnnotations.progress]: "100.0%" };
+    let p = step(i);
+    assert.equal(p.status.phase, "UploadReady");
+    assert.equal(p.status.progress, "N/A");
+    // (and a DV that showed a number before says N/A again)
+    i.dv = { ...d, status: { ...p.status, progress: "45.2%" } };
+    p = step(i);
+    assert.equal(p.status.progress, "N/A");
+    i.pod = uploaded(create.pod);
+    p = step(i);
+    assert.equal(p.status.progress, "100.0%");
   });
 });
 

@@ -555,7 +555,9 @@ export function planDataVolume(input: DvInput): DvPlan {
   }
   if (main.kind === "running") {
     running = { status: "True", reason: "Pod is running", message: "" };
-    progress = input.pod?.metadata.annotations?.[DvAnnotations.progress] ?? "N/A";
+    // An upload's is N/A until Succeeded, as CDI's (its upload controller reports none): the upload server takes
+    // attempt after attempt, and the bytes of one refused or cut short are no progress of the volume.
+    progress = op === "Upload" ? "N/A" : (input.pod?.metadata.annotations?.[DvAnnotations.progress] ?? "N/A");
     phase = op === "Upload" && !main.ready ? phases.scheduled : phases.running;
     return finish();
   }

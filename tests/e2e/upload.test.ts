@@ -83,6 +83,37 @@ describe("virtctl image-upload", () => {
     assert.match(bad, /is not a disk image/);
     assert.equal(await c.kubectl("get", "dv", "nope", "--ignore-not-found", "-o", "name"), "");
 
+    // A DataVolume no node can hold: its Warning shows while virtctl waits (a watch of its events), --wait-secs runs
+    // out with KubeVirt's error and not a byte sent, the process ends at once (no watch left open), the DV stays.
+    const stuckStart = Date.now();
+    const stuck = spawn(
+      process.execPath,
+      [
+        VIRTCTL,
+        "image-upload",
+        "dv",
+        "nofit",
+        "--size",
+        "100Gi",
+        "--wait-secs",
+        "3",
+        "--image-path",
+        qcow2,
+        "--insecure",
+      ],
+      { env: c.env, stdio: ["ignore", "pipe", "pipe"] },
+    );
+    const stuckOut = collect(stuck, true);
+    const stuckCode = await new Promise<number | null>((r) => stuck.once("exit", r));
+    const stuckSecs = (Date.now() - stuckStart) / 1000;
+    assert.equal(stuckCode, 1, stuckOut.text);
+    assert.match(stuckOut.text, /Warning: (DataVolume|PersistentVolumeClaim) nofit: ErrNoRoom: /, stuckOut.text);
+    assert.match(stuckOut.text, /Error: timed out waiting for the condition: .*nothing was sent/);
+    assert.doesNotMatch(stuckOut.text, /Uploading/, "no progress bar after the deadline");
+    assert.ok(stuckSecs < 8, `the command ends at --wait-secs (${stuckSecs.toFixed(1)} s)`);
+    assert.match(await c.kubectl("get", "dv", "nofit", "-o", "name"), /nofit/, "the DataVolume stays");
+    await c.kubectl("delete", "dv", "nofit");
+
     // First attempt: killed mid-way.
     const first = spawn(process.execPath, [VIRTCTL, ...args], { env: c.env, stdio: ["ignore", "pipe", "pipe"] });
     const firstOut = collect(first, true);
@@ -113,6 +144,8 @@ describe("virtctl image-upload", () => {
 
     // The DV controller counts the restart and brings a new upload pod; the same command again succeeds.
     await c.waitFor(`dv/${DV}`, "{.status.restartCount}", /^[1-9]/, 120_000);
+    // (the bytes of the cut-short attempt are no progress of the volume: N/A until Succeeded, as CDI's)
+    assert.equal(await c.kubectl("get", "dv", DV, "-o", "jsonpath={.status.progress}"), "N/A");
     t.diagnostic(`interrupted attempt: ${firstOut.text.trim().split("\n").pop()}`);
     const started = Date.now();
     const second = await run(process.execPath, [VIRTCTL, ...args], c.env, 600_000);
