@@ -6,6 +6,7 @@ import type { CDIConfig, DataVolume, Event, Node, PersistentVolumeClaim, Pod } f
 import { resources } from "../../client/index.js";
 import { newNode } from "../../controller/testing/factories.js";
 import { type Harness, startHarness } from "../../controller/testing/harness.js";
+import { statusError } from "../../lib/errors.js";
 import { localStorageClass, NODE_STORAGE_RESOURCE } from "../plan.js";
 import { CDI_CONFIG_NAME } from "./controller.js";
 import { DvAnnotations, type WorkerOutcome } from "./pods.js";
@@ -120,6 +121,52 @@ describe("DataVolume controller", () => {
       assert.ok(reasons.includes(r), `event ${r} in ${reasons.join(",")}`);
     }
     assert.deepEqual(await dvEventSources(h, "disk"), ["datavolume-import-controller"], "CDI's import controller");
+  });
+
+  it("a finished import is never redone: Succeeded is written before the importer goes, a stale DV makes no pod", async (t) => {
+    const h = await startHarness([
+      { ref: resources.nodes, objs: [storageNode("node01", "10Gi")] },
+      { ref: resources.storageclasses, objs: [localStorageClass()] },
+    ]);
+    t.after(() => h.stop());
+    await h.client.create(resources.datavolumes, "default", blankDv("disk"));
+    await settle(h);
+    await podEnds(h, "importer-disk", "Running");
+    await settle(h);
+    const inProgress = peekDv(h, "disk");
+    assert.equal(inProgress.status?.phase, "ImportInProgress");
+
+    // The first write of Succeeded fails (a conflict): the finished importer must still be there then.
+    let podAtFailure: Pod | undefined | null = null;
+    h.client.prependReactor("updateStatus", "datavolumes", (a) => {
+      const phase = (a.object as DataVolume).status?.phase;
+      if (phase !== "Succeeded" || podAtFailure !== null) return undefined;
+      podAtFailure = peekPod(h, "importer-disk");
+      return { error: statusError(409, "Conflict", "the object has been modified") };
+    });
+    await podEnds(h, "importer-disk", "Succeeded", {
+      outcome: "Succeeded",
+      message: "Import Complete",
+      bytes: 1,
+      sha256: "00",
+    });
+    for (let i = 0; i < 60 && peekDv(h, "disk").status?.phase !== "Succeeded"; i++) {
+      await new Promise((r) => setTimeout(r, 50));
+      await settle(h);
+    }
+    assert.equal(peekDv(h, "disk").status?.phase, "Succeeded");
+    assert.ok(podAtFailure, "the importer was not deleted before Succeeded was written");
+    assert.equal(peekPod(h, "importer-disk"), undefined, "then it goes");
+
+    // The cache still holds the DV at ImportInProgress while the pod's deletion is seen: no new importer (whose
+    // clean start would wipe the imported disk).
+    (h.ctrl.dataVolumes.dvs as unknown as { apply(e: { type: string; object: DataVolume }): void }).apply({
+      type: "MODIFIED",
+      object: inProgress,
+    });
+    const r = await h.ctrl.dataVolumes.reconcile("default/disk");
+    assert.equal(peekPod(h, "importer-disk"), undefined, "no importer made from the stale DV");
+    assert.ok(r.requeueAfterMs !== undefined, "looked at again once the cache has caught up");
   });
 
   it("an upload DV's events come from CDI's upload controller, a clone DV's from its pvc-clone controller", async (t) => {

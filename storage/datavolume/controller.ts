@@ -46,6 +46,8 @@ export interface DataVolumeOptions {
 
 export const CDI_CONFIG_NAME = "config";
 const CONFIG_KEY = "\u0000cdiconfig";
+/** When the cache is behind the API: its watch brings the newer DV (and a new reconcile) in about this much. */
+const STALE_RETRY_MS = 200;
 
 /** CDI's default worker pod resources (CDIConfig status.defaultPodResourceRequirements). */
 export const DEFAULT_POD_RESOURCES = {
@@ -215,14 +217,39 @@ export class DataVolumeController {
       now: this.now(),
     });
     const log = forObject(this.log, dv);
-    for (const a of plan.actions) await this.act(dv, pvc, a, log);
-    if (JSON.stringify(plan.status) !== JSON.stringify(dv.status ?? {})) {
+    // A worker made from a DV older than the API's could redo finished work: after Succeeded deleted the importer,
+    // a cache still at ImportInProgress saw no pod and made a new one, whose clean start wiped the imported disk.
+    if (plan.actions.some((a) => a.kind === "createPod") && !(await this.isCurrent(dv))) {
+      return { requeueAfterMs: STALE_RETRY_MS };
+    }
+    const changed = JSON.stringify(plan.status) !== JSON.stringify(dv.status ?? {});
+    const writeStatus = async (): Promise<void> => {
       await this.client.updateStatus<DataVolume>(resources.datavolumes, { ...dv, status: plan.status });
       if (plan.status.phase !== dv.status?.phase) {
         log.info("DataVolume phase", { phase: plan.status.phase, progress: plan.status.progress, name });
       }
-    }
+    };
+    // Succeeded is written before its worker pods go: if the write fails, the finished pod is still there to say so.
+    const done = changed && plan.status.phase === "Succeeded" && dv.status?.phase !== "Succeeded";
+    if (done) await writeStatus();
+    for (const a of plan.actions) await this.act(dv, pvc, a, log);
+    if (changed && !done) await writeStatus();
     return plan.requeueAfterMs !== undefined ? { requeueAfterMs: plan.requeueAfterMs } : {};
+  }
+
+  /** Whether the API holds this very version of the DV (not a newer one the cache has yet to see). */
+  private async isCurrent(dv: DataVolume): Promise<boolean> {
+    try {
+      const live = await this.client.get<DataVolume>(
+        resources.datavolumes,
+        dv.metadata.namespace,
+        dv.metadata.name ?? "",
+      );
+      return live.metadata.resourceVersion === dv.metadata.resourceVersion;
+    } catch (e) {
+      if (isNotFound(e)) return false;
+      throw e;
+    }
   }
 
   private eventsOf(dv: DataVolume): EventSink {
