@@ -1,7 +1,7 @@
 // The DataVolume controller in the controller process (harness: fake API, queues stepped), with the storage
 // controller binding its claims and fake worker pod outcomes standing in for the node agent.
 import assert from "node:assert/strict";
-import { describe, it } from "node:test";
+import { describe, it, type TestContext } from "node:test";
 import type { CDIConfig, DataVolume, Event, Node, PersistentVolumeClaim, Pod } from "../../client/index.js";
 import { resources } from "../../client/index.js";
 import { newNode } from "../../controller/testing/factories.js";
@@ -67,15 +67,21 @@ async function dvEventSources(h: Harness, name: string): Promise<string[]> {
   return [...new Set(evs.map((e) => e.source?.component ?? ""))];
 }
 
+/** One node with room, the local class, and the blank DV "disk" created and reconciled. */
+async function blankDvStarted(t: TestContext): Promise<Harness> {
+  const h = await startHarness([
+    { ref: resources.nodes, objs: [storageNode("node01", "10Gi")] },
+    { ref: resources.storageclasses, objs: [localStorageClass()] },
+  ]);
+  t.after(() => h.stop());
+  await h.client.create(resources.datavolumes, "default", blankDv("disk"));
+  await settle(h);
+  return h;
+}
+
 describe("DataVolume controller", () => {
   it("a blank DV with immediate bind: claim, node, PV, importer pod, phases to Succeeded; a kill is retried", async (t) => {
-    const h = await startHarness([
-      { ref: resources.nodes, objs: [storageNode("node01", "10Gi")] },
-      { ref: resources.storageclasses, objs: [localStorageClass()] },
-    ]);
-    t.after(() => h.stop());
-    await h.client.create(resources.datavolumes, "default", blankDv("disk"));
-    await settle(h);
+    const h = await blankDvStarted(t);
 
     const pvc = h.client.peek<PersistentVolumeClaim>(resources.pvcs, "default", "disk");
     assert.ok(pvc, "the DV's claim exists");
@@ -124,13 +130,7 @@ describe("DataVolume controller", () => {
   });
 
   it("a finished import is never redone: Succeeded is written before the importer goes, a stale DV makes no pod", async (t) => {
-    const h = await startHarness([
-      { ref: resources.nodes, objs: [storageNode("node01", "10Gi")] },
-      { ref: resources.storageclasses, objs: [localStorageClass()] },
-    ]);
-    t.after(() => h.stop());
-    await h.client.create(resources.datavolumes, "default", blankDv("disk"));
-    await settle(h);
+    const h = await blankDvStarted(t);
     await podEnds(h, "importer-disk", "Running");
     await settle(h);
     const inProgress = peekDv(h, "disk");
