@@ -7,7 +7,7 @@ import { randomUUID } from "node:crypto";
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { describe, it } from "node:test";
+import { describe, it, type TestContext } from "node:test";
 import { MIGRATION_PORT_RANGE } from "../../launcher/index.js";
 import { requirePrereqs } from "../../tests/lib/prereqs.js";
 import { findDhcp } from "./dhcp.js";
@@ -22,23 +22,15 @@ describe("pod network in real namespaces", () => {
   it("connects two pods on the node bridge; guests get 10.0.2.2 by DHCP and are reachable on the pod IP", {
     timeout: 180_000,
   }, async (t) => {
-    const dataDir = await mkdtemp(join(tmpdir(), "tsvirt-net-"));
     const node = `t${process.pid}`;
-    const net = new PodNetwork({ node, podCIDR: "10.97.0.0/24", dataDir });
-    const uidA = randomUUID();
-    const uidB = randomUUID();
     const guestA = `tsvt-guest-a-${process.pid}`;
     const guestB = `tsvt-guest-b-${process.pid}`;
     t.after(async () => {
       for (const g of [guestA, guestB]) await runCommand(["ip", "netns", "del", g]);
-      await net.teardownPod(uidA).catch(() => {});
-      await net.teardownPod(uidB).catch(() => {});
-      await net.teardownNode().catch(() => {});
-      await rm(dataDir, { recursive: true, force: true });
     });
-
-    const a = await net.setupPod(uidA);
-    const b = await net.setupPod(uidB);
+    const { net, dataDir, uids, pods } = await twoPods(t, node, "10.97.0.0/24");
+    const [uidA] = uids;
+    const [a, b] = pods;
     assert.equal(a.ip, "10.97.0.2");
     assert.equal(b.ip, "10.97.0.3");
     assert.equal(a.gateway, "10.97.0.1");
@@ -119,21 +111,13 @@ describe("pod network in real namespaces", () => {
   it("a former migration target, now the source, gets the replies to its own connections", {
     timeout: 120_000,
   }, async (t) => {
-    const dataDir = await mkdtemp(join(tmpdir(), "tsvirt-net-"));
-    const node = `m${process.pid}`;
-    const net = new PodNetwork({ node, podCIDR: "10.99.0.0/24", dataDir });
-    const src = randomUUID();
-    const dst = randomUUID();
     const servers: ChildProcess[] = [];
-    t.after(async () => {
+    t.after(() => {
       for (const s of servers) s.kill("SIGKILL");
-      await net.teardownPod(src).catch(() => {});
-      await net.teardownPod(dst).catch(() => {});
-      await net.teardownNode().catch(() => {});
-      await rm(dataDir, { recursive: true, force: true });
     });
-    const a = await net.setupPod(src);
-    const b = await net.setupPod(dst);
+    const { net, uids, pods } = await twoPods(t, `m${process.pid}`, "10.99.0.0/24");
+    const [src, dst] = uids;
+    const [a, b] = pods;
     // The kernel never picks a migration port as a local port in a launcher pod.
     assert.equal(
       (await sh(["ip", "netns", "exec", a.netns, "cat", "/proc/sys/net/ipv4/ip_local_reserved_ports"])).trim(),
@@ -152,6 +136,20 @@ describe("pod network in real namespaces", () => {
     assert.match(refused, /timed out/);
   });
 });
+
+/** A node with two masquerade pods, all of it torn down after the test. */
+async function twoPods(t: TestContext, node: string, podCIDR: string) {
+  const dataDir = await mkdtemp(join(tmpdir(), "tsvirt-net-"));
+  const net = new PodNetwork({ node, podCIDR, dataDir });
+  const uids = [randomUUID(), randomUUID()] as const;
+  t.after(async () => {
+    for (const uid of uids) await net.teardownPod(uid).catch(() => {});
+    await net.teardownNode().catch(() => {});
+    await rm(dataDir, { recursive: true, force: true });
+  });
+  const pods = [await net.setupPod(uids[0]), await net.setupPod(uids[1])] as const;
+  return { net, dataDir, uids, pods };
+}
 
 /** Connects from `netns` (from `localPort` if given) and returns the first line the server sends; 3 s at most. */
 async function connectFrom(netns: string, ip: string, port: number, localPort?: number): Promise<string> {
